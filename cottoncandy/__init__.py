@@ -1,0 +1,36 @@
+"""cottoncandy: numpy arrays in S3 (or a local directory), compatible with cottoncandy 0.4.0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import load_settings
+from .interface import CloudInterface, InterfaceObject
+from .names import pathjoin
+from .storage.factory import make_account
+
+__version__ = "0.5.0.dev0"
+
+
+def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRET_KEY: Any = False,  # noqa: N803
+                  endpoint_url: Any = False, force_bucket_creation: bool | None = None, verbose: bool = True,
+                  backend: str = "s3", **kwargs: Any) -> CloudInterface:
+    """An interface to one bucket of S3 (``backend='s3'``) or one local directory (``backend='local'``).
+
+    Credentials and endpoint: arguments first, then ``~/.config/cottoncandy/options.cfg``, then
+    boto3's chain (environment, ``~/.aws/*``, ``AWS_ENDPOINT_URL``). ``kwargs``: ``profile``, ``region``.
+    """
+    settings = load_settings(ACCESS_KEY, SECRET_KEY, endpoint_url, profile=kwargs.pop("profile", None),
+                             region=kwargs.pop("region", None))
+    if kwargs:
+        raise TypeError(f"get_interface() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+    if bucket_name is None:
+        bucket_name = settings.default_bucket
+    if force_bucket_creation is None:
+        force_bucket_creation = settings.force_bucket_creation
+    account = make_account(backend, settings)
+    return CloudInterface(bucket_name, account, settings, backend=backend, verbose=verbose,
+                          force_bucket_creation=force_bucket_creation)
+
+
+__all__ = ["CloudInterface", "InterfaceObject", "__version__", "get_interface", "pathjoin"]

@@ -1,0 +1,98 @@
+"""Raw arrays on a store: the read and write paths shared by the API, dask tasks and the mount.
+
+Reads allocate the result once and fill it in place: uncompressed bodies by parallel ranged GETs
+straight into the array's memory, gzip by streaming through a decompressor, numcodecs bodies by
+one parallel fetch of the compressed bytes and one decode into the array. Every path checks that
+the body has exactly the size the metadata implies, so a truncated or corrupt object is an error,
+never a wrong array.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+from .formats import codecs
+from .formats.raw import ArraySpec, metadata_from_spec, resolve_compression, spec_from_metadata
+from .storage.base import ObjectInfo, ObjectStore
+
+STREAM_CHUNK = 2**20
+
+
+def read_array_spec(store: ObjectStore, key: str) -> tuple[ObjectInfo, ArraySpec]:
+    """One HEAD: the object's identity and what array it holds (``ValueError`` if none)."""
+    info = store.head(key)
+    return info, spec_from_metadata(info.metadata, store.describe(key))
+
+
+def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out: memoryview) -> None:
+    """Fill ``out`` (``spec.nbytes`` long) with the array's bytes in stored order, pinned to ``info.etag``."""
+    name = store.describe(info.key)
+    try:
+        if spec.compression is None:
+            if info.size != spec.nbytes:
+                raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape "
+                                 f"{spec.shape} needs {spec.nbytes} (truncated or not this array)")
+            store.download_into(info.key, out, if_match=info.etag)
+        elif spec.compression == codecs.GZIP:
+            with store.open_read(info.key, if_match=info.etag) as stream:
+                codecs.gunzip_into(iter(lambda: stream.read(STREAM_CHUNK), b""), out)
+        else:
+            body = bytearray(info.size)
+            store.download_into(info.key, memoryview(body), if_match=info.etag)
+            codecs.decode_into(body, spec.compression, out)
+    except codecs.CorruptBodyError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+
+
+def empty_for(spec: ArraySpec) -> tuple[np.ndarray, memoryview]:
+    """An uninitialised array for ``spec`` and a flat byte view of its memory (in stored order)."""
+    flat = np.empty(spec.nbytes, dtype=np.uint8)
+    array = np.ndarray(spec.shape, dtype=spec.dtype, buffer=flat, order=spec.order)  # type: ignore[call-overload]
+    return array, memoryview(flat)
+
+
+def read_raw_array(store: ObjectStore, key: str, info: ObjectInfo | None = None,
+                   spec: ArraySpec | None = None) -> np.ndarray:
+    """Download a raw array; peak extra memory is the compressed body (zero when uncompressed)."""
+    if info is None or spec is None:
+        info, spec = read_array_spec(store, key)
+    array, view = empty_for(spec)
+    decode_body_into(store, info, spec, view)
+    return array
+
+
+def encode_array(array: np.ndarray, compression: object, *, name: str, small_array: str = "gzip",
+                 large_array: str = "Zstd", do_compression: bool = True,
+                 gzip_flag: object = None) -> tuple[ArraySpec, memoryview | bytes]:
+    """The spec to store and the body: the array's own memory when uncompressed (no copy)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"array must be a numpy.ndarray, not {type(array).__name__}")
+    if array.dtype.hasobject:
+        raise TypeError(f"{name}: arrays of Python objects (dtype {array.dtype}) cannot be stored as raw "
+                        "arrays; use upload_pickle")
+    if not array.flags.c_contiguous:
+        warnings.warn(f"{name}: array is not C-contiguous; storing a C-ordered copy (uses extra memory)",
+                      UserWarning, stacklevel=3)
+        array = np.ascontiguousarray(array)
+    codec = resolve_compression(compression, array.nbytes, small_array, large_array, do_compression, gzip_flag)
+    spec = ArraySpec(dtype=array.dtype, shape=tuple(array.shape), order="C", compression=codec)
+    raw = memoryview(array.reshape(-1).view(np.uint8)) if array.nbytes else memoryview(b"")
+    if codec is None:
+        return spec, raw
+    if codec != codecs.GZIP and array.nbytes == 0:
+        raise ValueError(f"{name}: {codec} cannot compress an empty array (0.4.0 fails too); "
+                         "use compression=False or 'gzip'")
+    return spec, codecs.encode(raw, codec)
+
+
+def write_raw_array(store: ObjectStore, key: str, array: np.ndarray, compression: object = True, *,
+                    extra: Mapping[str, str] | None = None, acl: str | None = None,
+                    **choice: object) -> ObjectInfo:
+    """Upload ``array`` with 0.4.0's four metadata keys plus ``extra``."""
+    spec, body = encode_array(array, compression, name=store.describe(key), **choice)  # type: ignore[arg-type]
+    metadata = metadata_from_spec(spec)
+    metadata.update(extra or {})
+    return store.put(key, body, metadata, acl=acl)

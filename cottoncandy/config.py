@@ -1,0 +1,203 @@
+"""Settings: cottoncandy's ``options.cfg`` merged over its defaults, and the call's own arguments.
+
+The file is the one cottoncandy 0.4.0 reads (``$XDG_CONFIG_HOME/cottoncandy/options.cfg``, by default
+``~/.config/cottoncandy/options.cfg``). Unlike 0.4.0 we read it when an interface is made (not at
+import) and never write it. Values the user did not set fall back to boto3's own chain
+(environment, ``~/.aws/*``, ``AWS_ENDPOINT_URL``). Secrets never appear in ``repr``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+MB = 2**20
+
+#: 0.4.0's defaults, section by section (sizes in MB); the file's own values override them
+DEFAULTS: dict[str, dict[str, str]] = {
+    "login": {
+        "access_key": "False",
+        "secret_key": "False",
+        "endpoint_url": "https://s3.amazonaws.com/",
+        "verbose_boto": "False",
+    },
+    "basic": {
+        "default_acl": "authenticated-read",
+        "default_bucket": "",
+        "mandatory_bucket_prefix": "",
+        "force_bucket_creation": "False",
+        "path_separator": "/",
+        "signature_version": "",
+        "threads": "4",
+    },
+    "upload_settings": {
+        "mpu_use_threshold": "200",
+        "mpu_chunksize": "100",
+        "dask_chunksize": "100",
+        "min_mpu_size": "5",
+        "max_put_size": "5000",
+        "max_mpu_size_tb": "5",
+        "max_mpu_parts": "10000",
+    },
+    "download_settings": {"mpd_use_threshold": "100", "mpd_chunksize": "100"},
+    "compression": {"do_compression": "True", "small_array": "gzip", "large_array": "Zstd"},
+}
+
+TRUE_STRINGS = frozenset({"true", "tru", "t", "y", "yes", "1"})
+
+
+def string2bool(value: object) -> bool:
+    """cottoncandy's truthiness for config and metadata strings."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in TRUE_STRINGS
+
+
+def is_unset(value: object) -> bool:
+    """0.4.0 spells 'not given' as ``False``, ``'False'``, ``None`` or an empty string."""
+    return value is None or value is False or (isinstance(value, str) and value.strip() in ("", "False"))
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "cottoncandy" / "options.cfg"
+
+
+def read_user_config(path: Path | None = None) -> configparser.ConfigParser:
+    """The user's file (if any) without the defaults, so we can tell what the user actually set."""
+    parser = configparser.ConfigParser()
+    path = path or config_path()
+    if path.is_file():
+        parser.read(path)
+    return parser
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the layers below the interface need, resolved once. Picklable, secret-free repr."""
+
+    endpoint_url: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    region: str | None = None
+    default_acl: str | None = None
+    signature_version: str | None = None
+    verbose_boto: bool = False
+    threads: int = 8
+    mpu_threshold: int = 64 * MB
+    mpu_chunksize: int = 16 * MB
+    download_part_size: int = 16 * MB
+    dask_chunksize: int = 100 * MB
+    min_mpu_size: int = 5 * MB
+    max_mpu_parts: int = 10000
+    max_mpu_size: int = 5 * 2**40
+    do_compression: bool = True
+    small_array: str = "gzip"
+    large_array: str = "Zstd"
+    mandatory_bucket_prefix: str = ""
+    path_separator: str = "/"
+    default_bucket: str = ""
+    force_bucket_creation: bool = False
+
+    def with_credentials(self, access_key: str | None, secret_key: str | None) -> Settings:
+        return replace(self, access_key=access_key, secret_key=secret_key)
+
+    def has_explicit_keys(self) -> bool:
+        return bool(self.access_key and self.secret_key)
+
+
+def _mb(parser: configparser.ConfigParser, section: str, option: str) -> int | None:
+    if parser.has_option(section, option):
+        return int(float(parser.get(section, option)) * MB)
+    return None
+
+
+def legacy_keys() -> tuple[str, str] | None:
+    """0.4.0's own key sources, used only when boto3's chain finds nothing: ``~/.passwd-s3fs``
+    (first line ``ACCESS:SECRET``) or ``AWS_ACCESS_KEY``/``AWS_SECRET_KEY``."""
+    passwd = Path(os.path.expanduser("~")) / ".passwd-s3fs"
+    if passwd.is_file():
+        line = passwd.read_text().strip().splitlines()[:1]
+        if line and ":" in line[0]:
+            access, secret = line[0].split(":", 1)
+            return access.strip(), secret.strip()
+    access, secret = os.environ.get("AWS_ACCESS_KEY"), os.environ.get("AWS_SECRET_KEY")
+    if access and secret:
+        return access, secret
+    return None
+
+
+def load_settings(
+    access_key: object = False,
+    secret_key: object = False,
+    endpoint_url: object = False,
+    *,
+    profile: str | None = None,
+    region: str | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Resolve settings: call arguments > options.cfg (what the user set) > boto3's chain > defaults.
+
+    ACLs: none is sent unless the user's options.cfg sets ``default_acl`` (new AWS buckets refuse
+    ACLs; 0.4.0 always sent ``authenticated-read``).
+    """
+    user = read_user_config(config_file)
+
+    def user_value(section: str, option: str) -> str | None:
+        if user.has_option(section, option):
+            value = user.get(section, option)
+            return None if is_unset(value) else value
+        return None
+
+    endpoint = None if is_unset(endpoint_url) else str(endpoint_url)
+    if endpoint is None:
+        from_file = user_value("login", "endpoint_url")
+        # 0.4.0 writes AWS's global endpoint as its default; treat it as "use boto3's choice"
+        if from_file and from_file.rstrip("/") != "https://s3.amazonaws.com":
+            endpoint = from_file
+    access = None if is_unset(access_key) else str(access_key)
+    secret = None if is_unset(secret_key) else str(secret_key)
+    if access is None and secret is None:
+        access, secret = user_value("login", "access_key"), user_value("login", "secret_key")
+
+    kwargs: dict[str, object] = {
+        "endpoint_url": endpoint,
+        "access_key": access,
+        "secret_key": secret,
+        "profile": profile,
+        "region": region,
+        "default_acl": user_value("basic", "default_acl"),
+        "signature_version": user_value("basic", "signature_version"),
+        "verbose_boto": string2bool(user_value("login", "verbose_boto") or False),
+        "mandatory_bucket_prefix": user_value("basic", "mandatory_bucket_prefix") or "",
+        "path_separator": user_value("basic", "path_separator") or "/",
+        "default_bucket": user_value("basic", "default_bucket") or "",
+        "force_bucket_creation": string2bool(user_value("basic", "force_bucket_creation") or False),
+    }
+    threads = user_value("basic", "threads")
+    if threads:
+        kwargs["threads"] = max(1, int(threads))
+    for option, name in (
+        ("mpu_use_threshold", "mpu_threshold"),
+        ("mpu_chunksize", "mpu_chunksize"),
+        ("dask_chunksize", "dask_chunksize"),
+        ("min_mpu_size", "min_mpu_size"),
+    ):
+        value = _mb(user, "upload_settings", option)
+        if value is not None:
+            kwargs[name] = value
+    if user.has_option("upload_settings", "max_mpu_parts"):
+        kwargs["max_mpu_parts"] = int(user.get("upload_settings", "max_mpu_parts"))
+    if user.has_option("upload_settings", "max_mpu_size_tb"):
+        kwargs["max_mpu_size"] = int(float(user.get("upload_settings", "max_mpu_size_tb")) * 2**40)
+    if user.has_option("compression", "do_compression"):
+        kwargs["do_compression"] = string2bool(user.get("compression", "do_compression"))
+    for option in ("small_array", "large_array"):
+        value = user_value("compression", option)
+        if value:
+            kwargs[option] = value
+    return Settings(**kwargs)  # type: ignore[arg-type]

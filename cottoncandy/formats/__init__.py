@@ -1,0 +1,1 @@
+"""Arrays <-> bytes: raw-array metadata, codecs, .npy headers, json/pickle. No I/O."""

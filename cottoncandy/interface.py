@@ -1,0 +1,271 @@
+"""The cottoncandy 0.4.0 API, as a thin facade over storage, formats and the array paths.
+
+Names, arguments and defaults follow 0.4.0. Where we return more (an ``ObjectInfo`` from uploads
+instead of ``None``), the extra is additive. Errors are built-ins naming the bucket and key.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .arrays import read_array_spec, read_raw_array, write_raw_array
+from .config import Settings
+from .formats import objects
+from .names import cleans_object_name, pathjoin
+from .storage.base import ObjectInfo, ObjectStore
+from .storage.factory import Account
+from .storage.local import LocalAccount
+
+
+@dataclass
+class CloudStream:
+    """What ``download_stream`` returns (0.4.0's shape): a readable ``content`` and its ``metadata``."""
+
+    content: BinaryIO
+    metadata: Mapping[str, str]
+    info: ObjectInfo
+
+
+class InterfaceObject:
+    """Base class, kept for ``isinstance`` checks written against 0.4.0."""
+
+
+class CloudInterface(InterfaceObject):
+    def __init__(self, bucket_name: str, account: Account, settings: Settings, *,
+                 backend: str = "s3", verbose: bool = True, force_bucket_creation: bool = False):
+        self.account = account
+        self.settings = settings
+        self.backend = backend
+        self.verbose = verbose
+        self._store: ObjectStore | None = None
+        self._bucket = ""
+        if bucket_name:
+            self.set_bucket(bucket_name, force_bucket_creation=force_bucket_creation)
+        if verbose and backend == "s3":
+            try:
+                print("Available buckets:")
+                self.show_buckets()
+            except PermissionError:
+                print("(not allowed to list buckets)")
+            print(f"Current bucket: {self._bucket}")
+
+    def __repr__(self) -> str:
+        if isinstance(self.account, LocalAccount):
+            return f"cottoncandy.backend_interface on local machine ({self._bucket})"
+        return f"cottoncandy.backend_interface <bucket:{self._bucket} on {self.account.endpoint}>"
+
+    # --- buckets -----------------------------------------------------------------------------
+    @property
+    def bucket_name(self) -> str:
+        return self._bucket
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            raise ValueError("no bucket selected: call set_bucket(name) first")
+        return self._store
+
+    def set_bucket(self, bucket_name: str, force_bucket_creation: bool = False) -> None:
+        """Use ``bucket_name`` from now on (creating it if asked and missing)."""
+        if not isinstance(bucket_name, str) or not bucket_name:
+            raise ValueError("bucket_name must be a non-empty string")
+        if self.settings.mandatory_bucket_prefix and not bucket_name.startswith(
+                self.settings.mandatory_bucket_prefix) and self.backend == "s3":
+            bucket_name = self.settings.mandatory_bucket_prefix + bucket_name
+        if not self.account.bucket_exists(bucket_name):
+            if force_bucket_creation or self.backend == "local":
+                self.account.create_bucket(bucket_name, self.settings.default_acl)
+            else:
+                raise FileNotFoundError(f"bucket not found: s3://{bucket_name} "
+                                        "(pass force_bucket_creation=True to create it)")
+        self._store = self.account.store(bucket_name)
+        self._bucket = self._store.bucket
+
+    def _s3_resource(self) -> Any:
+        import boto3
+
+        return boto3.resource("s3", endpoint_url=self.settings.endpoint_url,
+                              aws_access_key_id=self.settings.access_key,
+                              aws_secret_access_key=self.settings.secret_key)
+
+    def get_bucket(self) -> Any:
+        """The boto3 ``Bucket`` resource (S3), or the store (local backend)."""
+        return self._s3_resource().Bucket(self._bucket) if self.backend == "s3" else self.store
+
+    def exists_bucket(self, bucket_name: str) -> bool:
+        return self.account.bucket_exists(bucket_name)
+
+    def create_bucket(self, bucket_name: str, acl: str | None = None) -> None:
+        self.account.create_bucket(bucket_name, acl or self.settings.default_acl)
+
+    def rm_bucket(self, bucket_name: str) -> None:
+        """Remove an empty bucket (``OSError`` if it still holds objects)."""
+        self.account.delete_bucket(bucket_name)
+        if bucket_name == self._bucket:
+            self._store = None
+
+    def show_buckets(self) -> None:
+        for name in self.account.list_buckets():
+            print(name)
+
+    def pathjoin(self, a: str, *p: str) -> str:
+        return pathjoin(a, *p)
+
+    # --- objects -----------------------------------------------------------------------------
+    @cleans_object_name
+    def exists_object(self, object_name: str, bucket_name: str | None = None, raise_err: bool = False) -> bool:
+        """Whether an object (not a prefix) named ``object_name`` exists."""
+        store = self.account.store(bucket_name) if bucket_name else self.store
+        exists = store.exists(object_name)
+        if raise_err and not exists:
+            raise FileNotFoundError(f"object not found: {store.describe(object_name)}")
+        return exists
+
+    @cleans_object_name
+    def get_object(self, object_name: str, bucket_name: str | None = None) -> Any:
+        """The boto3 ``Object`` resource (S3, as 0.4.0) or the object's ``ObjectInfo`` (local)."""
+        if self.backend == "s3":
+            return self._s3_resource().Object(bucket_name or self._bucket, object_name)
+        return self.store.head(object_name)
+
+    @cleans_object_name
+    def get_object_info(self, object_name: str) -> ObjectInfo:
+        """Size, ETag, last-modified time and user metadata of an object (one HEAD)."""
+        return self.store.head(object_name)
+
+    @cleans_object_name
+    def get_metadata(self, object_name: str) -> dict[str, str]:
+        """The object's user metadata (keys lower case)."""
+        return dict(self.store.head(object_name).metadata or {})
+
+    @cleans_object_name
+    def upload_object(self, object_name: str, body: Any, acl: str | None = None, **metadata: str) -> ObjectInfo:
+        """Store a file-like object or a bytes-like buffer as-is, with user metadata."""
+        if isinstance(body, str):
+            raise TypeError("body must be bytes or a binary file object, not str")
+        return self.store.put(object_name, body, _string_metadata(metadata), acl=acl)
+
+    @cleans_object_name
+    def download_stream(self, object_name: str) -> CloudStream:
+        info = self.store.head(object_name)
+        return CloudStream(self.store.open_read(object_name, if_match=info.etag), dict(info.metadata or {}), info)
+
+    @cleans_object_name
+    def download_object(self, object_name: str) -> bytes:
+        """The object's bytes."""
+        info = self.store.head(object_name)
+        body = bytearray(info.size)
+        self.store.download_into(object_name, memoryview(body), if_match=info.etag)
+        return bytes(body)
+
+    def upload_from_file(self, flname: str, object_name: str | None = None,
+                         ExtraArgs: Mapping[str, Any] | None = None) -> ObjectInfo:  # noqa: N803
+        """Upload a local file (streamed, multipart when large). ``object_name`` defaults to ``flname``."""
+        from .names import require_key
+
+        key = require_key(object_name if object_name is not None else str(flname))
+        acl = (ExtraArgs or {}).get("ACL")
+        metadata = (ExtraArgs or {}).get("Metadata")
+        with open(flname, "rb") as fh:
+            return self.store.put(key, fh, metadata, acl=acl)
+
+    @cleans_object_name
+    def download_to_file(self, object_name: str, file_name: str) -> ObjectInfo:
+        """Download to ``file_name`` atomically (a temporary file beside it, then a rename)."""
+        info = self.store.head(object_name)
+        target = os.path.abspath(file_name)
+        folder = os.path.dirname(target)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cc-download-")
+        try:
+            with os.fdopen(fd, "wb") as fh, self.store.open_read(object_name, if_match=info.etag) as src:
+                while chunk := src.read(8 * 2**20):
+                    fh.write(chunk)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return info
+
+    # --- json / pickle -----------------------------------------------------------------------
+    @cleans_object_name
+    def upload_json(self, object_name: str, ddict: Any, acl: str | None = None, **metadata: str) -> ObjectInfo:
+        return self.store.put(object_name, objects.encode_json(ddict), _string_metadata(metadata), acl=acl)
+
+    @cleans_object_name
+    def download_json(self, object_name: str) -> Any:
+        return objects.decode_json(self.download_object(object_name), self.store.describe(object_name))
+
+    @cleans_object_name
+    def upload_pickle(self, object_name: str, data_object: Any, acl: str | None = None,
+                      **metadata: str) -> ObjectInfo:
+        return self.store.put(object_name, objects.encode_pickle(data_object), _string_metadata(metadata),
+                              acl=acl)
+
+    @cleans_object_name
+    def download_pickle(self, object_name: str) -> Any:
+        return objects.decode_pickle(self.download_object(object_name), self.store.describe(object_name))
+
+    # --- arrays ------------------------------------------------------------------------------
+    @cleans_object_name
+    def upload_npy_array(self, object_name: str, array: np.ndarray, acl: str | None = None,
+                         **metadata: str) -> ObjectInfo:
+        """Store exactly what ``np.save`` writes (no pickles)."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"array must be a numpy.ndarray, not {type(array).__name__}")
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return self.store.put(object_name, buffer.getbuffer(), _string_metadata(metadata), acl=acl)
+
+    @cleans_object_name
+    def download_npy_array(self, object_name: str) -> np.ndarray:
+        data = self.download_object(object_name)
+        try:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:
+            raise ValueError(f"{self.store.describe(object_name)} is not a readable .npy file: {exc}") from exc
+
+    @cleans_object_name
+    def upload_raw_array(self, object_name: str, array: np.ndarray, compression: object = True,
+                         acl: str | None = None, **metadata: Any) -> ObjectInfo:
+        """Upload an array's bytes with its dtype/shape/order/compression as metadata (0.4.0's format).
+
+        ``compression``: ``True`` (the config default: gzip up to 2 GB, Zstd above), ``False``/``None``
+        for none, or a codec name (``'gzip'``, ``'LZ4'``, ``'Zlib'``, ``'Zstd'``, ``'BZ2'``, ``'lzma'``...).
+        Uncompressed uploads stream from the array's own memory. Extra keyword arguments (strings)
+        become user metadata; the deprecated ``gzip=True/False`` still works.
+        """
+        from .formats.raw import validate_extra_metadata
+
+        gzip_flag = metadata.pop("gzip", None)
+        extra = validate_extra_metadata(metadata)
+        return write_raw_array(self.store, object_name, array, compression, extra=extra, acl=acl,
+                               small_array=self.settings.small_array, large_array=self.settings.large_array,
+                               do_compression=self.settings.do_compression, gzip_flag=gzip_flag)
+
+    @cleans_object_name
+    def download_raw_array(self, object_name: str, buffersize: int = 2**16, **kwargs: Any) -> np.ndarray:
+        """Download a raw array straight into a new numpy array (parallel ranged GETs, no extra copy)."""
+        return read_raw_array(self.store, object_name)
+
+    @cleans_object_name
+    def get_array_spec(self, object_name: str) -> Any:
+        """dtype, shape, order and compression of a raw array, from one HEAD."""
+        return read_array_spec(self.store, object_name)[1]
+
+
+def _string_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise TypeError(f"metadata {key!r} must be a str (S3 stores strings), not {type(value).__name__}")
+        out[key] = value
+    return out

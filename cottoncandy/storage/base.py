@@ -1,0 +1,155 @@
+"""The contract every object store fulfils, and the helpers built only on that contract.
+
+Byte ranges are half-open ``[start, end)`` everywhere (zarr's ``RangeByteRequest``); only the S3
+store writes the inclusive HTTP ``bytes=a-b`` form. Stores raise built-in exceptions only
+(see ``errors.py``): ``FileNotFoundError``, ``PermissionError``, ``OSError`` with ``ESTALE``/``EIO``,
+``ValueError`` for keys a store cannot hold.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+
+#: bytes-like things a store accepts as a body without copying them
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about one object.
+
+    ``metadata`` is ``None`` when the information came from a listing, which carries no user
+    metadata; a ``head`` always fills it (``{}`` for none). Keys of ``metadata`` are lower case,
+    as S3 returns them.
+    """
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None = None
+    metadata: Mapping[str, str] | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One folder level: sub-prefixes (with their trailing delimiter) and objects directly in it."""
+
+    prefixes: list[str] = field(default_factory=list)
+    objects: list[ObjectInfo] = field(default_factory=list)
+
+
+def check_range(start: int, end: int, size: int | None = None) -> None:
+    """Reject ranges that are not half-open, non-negative and (when the size is known) in bounds."""
+    if start < 0 or end < start:
+        raise ValueError(f"invalid byte range [{start}, {end})")
+    if size is not None and end > size:
+        raise ValueError(f"byte range [{start}, {end}) is past the end of a {size}-byte object")
+
+
+def as_byte_view(data: Buffer) -> memoryview:
+    """A flat, read-only byte view of any contiguous buffer (arrays included) without a copy."""
+    view = memoryview(data)
+    if not view.contiguous:
+        raise ValueError("upload buffers must be contiguous")
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+class ObjectStore(abc.ABC):
+    """Bytes in and out of one bucket (or one local directory used as a bucket)."""
+
+    #: the bucket's name (or the directory for the local store); used in error messages
+    bucket: str
+    #: bytes per ranged GET when a whole object is fetched in parallel
+    part_size: int = 16 * 2**20
+    #: ranged GETs in flight for one object
+    concurrency: int = 8
+
+    # --- reading -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """Size, ETag and user metadata of ``key``; ``FileNotFoundError`` when it is missing."""
+
+    @abc.abstractmethod
+    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        """Bytes ``[start, end)`` of ``key``; ``OSError(ESTALE)`` if its ETag is not ``if_match``."""
+
+    def readinto(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> None:
+        """Fill ``buffer`` with the object's bytes from ``start``; a short object is ``EIO``."""
+        data = self.get_range(key, start, start + len(buffer), if_match)
+        if len(data) != len(buffer):
+            raise OSError(errno.EIO, f"{self.describe(key)}: short read ({len(data)} of {len(buffer)} bytes)")
+        buffer[:] = data
+
+    @abc.abstractmethod
+    def open_read(self, key: str, if_match: str | None = None) -> BinaryIO:
+        """A stream of the whole object, for decoders that work incrementally (gzip)."""
+
+    def get(self, key: str) -> bytes:
+        """The whole object (small objects: json, pickles, metadata files)."""
+        with self.open_read(key) as stream:
+            return stream.read()
+
+    def download_into(self, key: str, buffer: memoryview, *, if_match: str | None = None,
+                      offset: int = 0) -> None:
+        """Fill ``buffer`` from ``offset`` with ranged reads in parallel, straight into its memory."""
+        total = len(buffer)
+        if total == 0:
+            return
+        parts = [(s, min(s + self.part_size, total)) for s in range(0, total, self.part_size)]
+        if len(parts) == 1:
+            self.readinto(key, offset, buffer, if_match)
+            return
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(parts)),
+                                thread_name_prefix="cc-get") as pool:
+            futures = [pool.submit(self.readinto, key, offset + s, buffer[s:e], if_match) for s, e in parts]
+            for fut in futures:
+                fut.result()
+
+    # --- writing -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
+            acl: str | None = None) -> ObjectInfo:
+        """Store ``data`` (a buffer, read without copying, or a binary stream) with user metadata."""
+
+    @abc.abstractmethod
+    def copy(self, src: str, dst: str) -> None:
+        """Server-side copy, keeping the user metadata."""
+
+    @abc.abstractmethod
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete keys; missing keys are not an error (as in S3)."""
+
+    def delete(self, key: str) -> None:
+        self.delete_many([key])
+
+    # --- listing -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
+        """One level under ``prefix`` (all pages): sub-prefixes and objects, in key order."""
+
+    @abc.abstractmethod
+    def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, at any depth, in key order."""
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.head(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    # --- naming ------------------------------------------------------------------------------
+    def describe(self, key: str | None = None) -> str:
+        """How errors name an object of this store."""
+        return f"s3://{self.bucket}/{key}" if key is not None else f"s3://{self.bucket}"
+
+    def spec(self) -> Mapping[str, object]:
+        """Small picklable description from which a worker process can rebuild this store."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be rebuilt in another process")

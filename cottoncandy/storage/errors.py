@@ -1,0 +1,69 @@
+"""One table from S3 error codes to Python built-in exceptions.
+
+Every layer above storage sees only built-ins: ``FileNotFoundError`` for a missing bucket or key,
+``PermissionError`` for refused credentials, ``OSError(ESTALE)`` when an object changed under a pinned
+ETag, and ``OSError(EIO)`` for everything else. The original exception is kept as ``__cause__`` so
+nothing is lost for debugging, and the messages name bucket and key but never a credential.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404", "NoSuchUpload"})
+DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "403",
+        "Forbidden",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "AllAccessDisabled",
+        "AccountProblem",
+    }
+)
+STALE_CODES = frozenset({"PreconditionFailed", "412"})
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a botocore ``ClientError`` (``''`` for anything else)."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        if code:
+            return code
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return str(status or "")
+    return ""
+
+
+def where(bucket: str, key: str | None = None) -> str:
+    """How errors name an object: ``s3://bucket/key``."""
+    return f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}"
+
+
+def translate(exc: BaseException, bucket: str, key: str | None = None, action: str = "access") -> OSError:
+    """Map a botocore failure to the built-in exception callers handle; chain it with ``from exc``."""
+    target = where(bucket, key)
+    code = error_code(exc)
+    if code in NOT_FOUND_CODES:
+        what = "bucket" if code == "NoSuchBucket" or key is None else "object"
+        return FileNotFoundError(errno.ENOENT, f"{what} not found: {target}" if what == "object"
+                                 else f"bucket not found: {where(bucket)}")
+    if code in DENIED_CODES or isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        reason = code or type(exc).__name__
+        return PermissionError(errno.EACCES, f"permission denied to {action} {target} ({reason})")
+    if code in STALE_CODES:
+        return OSError(errno.ESTALE, f"{target} changed since it was opened (ETag no longer matches)")
+    reason = code or type(exc).__name__
+    message = exc.response.get("Error", {}).get("Message") if isinstance(exc, ClientError) else None
+    detail = f" ({message})" if message else ""
+    return OSError(errno.EIO, f"failed to {action} {target}: {reason}{detail}")
+
+
+def is_translatable(exc: BaseException) -> bool:
+    return isinstance(exc, (ClientError, BotoCoreError))

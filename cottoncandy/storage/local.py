@@ -1,0 +1,249 @@
+"""A directory used as a bucket, in cottoncandy 0.4.0's local layout.
+
+Key ``a/b/c`` is the file ``ROOT/a/b/c`` with exactly the bytes S3 would hold; its user metadata is
+the JSON sidecar ``ROOT/a/b/c.meta.json`` (``indent=4``, ``{}`` when there is none), so directories
+written by either implementation read in the other. No key may reach outside ``ROOT``: ``..``,
+absolute keys and paths through symlinks are refused. Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from .base import Buffer, Listing, ObjectInfo, ObjectStore, as_byte_view, check_range
+
+META_SUFFIX = ".meta.json"
+COPY_CHUNK = 8 * 2**20
+
+
+def file_etag(st: os.stat_result) -> str:
+    """A cheap identity that changes whenever the file is replaced or rewritten."""
+    return f'"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"'
+
+
+class LocalAccount:
+    """Buckets of the local backend are directories; the 'bucket name' is the directory path."""
+
+    def store(self, bucket: str) -> LocalStore:
+        return LocalStore(bucket)
+
+    def list_buckets(self) -> list[str]:
+        return []
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return Path(bucket).expanduser().is_dir()
+
+    def create_bucket(self, bucket: str, acl: str | None = None) -> None:
+        Path(bucket).expanduser().mkdir(parents=True, exist_ok=True)
+
+    def delete_bucket(self, bucket: str) -> None:
+        path = Path(bucket).expanduser()
+        if any(path.iterdir()):
+            raise OSError(errno.ENOTEMPTY, f"local bucket {path} is not empty")
+        path.rmdir()
+
+    @property
+    def endpoint(self) -> str:
+        return "local machine"
+
+
+class LocalStore(ObjectStore):
+    part_size = 64 * 2**20
+    concurrency = 4
+
+    def __init__(self, root: str | os.PathLike[str], create: bool = True):
+        path = Path(root).expanduser()
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            raise FileNotFoundError(errno.ENOENT, f"local bucket directory not found: {path}")
+        self.root = path.resolve()
+        self.bucket = str(self.root)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def describe(self, key: str | None = None) -> str:
+        return str(self.root / key) if key else str(self.root)
+
+    def spec(self) -> Mapping[str, object]:
+        return {"kind": "local", "bucket": str(self.root)}
+
+    # --- key -> path, safely -----------------------------------------------------------------
+    def path_of(self, key: str) -> Path:
+        """The file holding ``key``; ``ValueError`` for any key that would leave the root."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"invalid object key {key!r}: keys are non-empty strings")
+        parts = key.split("/")
+        if key.startswith("/") or any(p in ("..", ".") for p in parts) or "\x00" in key:
+            raise ValueError(f"invalid object key {key!r}: '..', '.', absolute keys and NUL are not allowed")
+        path = self.root.joinpath(*[p for p in parts if p])
+        real_parent = path.parent.resolve()
+        if real_parent != self.root and self.root not in real_parent.parents:
+            raise ValueError(f"invalid object key {key!r}: it leads outside {self.root} (through a symlink)")
+        if path.is_symlink():
+            target = path.resolve()
+            if self.root not in target.parents:
+                raise ValueError(f"invalid object key {key!r}: it is a symlink leading outside {self.root}")
+        return path
+
+    def _meta_path(self, path: Path) -> Path:
+        return path.with_name(path.name + META_SUFFIX)
+
+    def _stat(self, key: str) -> tuple[Path, os.stat_result]:
+        path = self.path_of(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, f"object not found: {self.describe(key)}") from None
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, f"object not found: {self.describe(key)} (a folder)")
+        return path, st
+
+    def _check_etag(self, key: str, st: os.stat_result, if_match: str | None) -> None:
+        if if_match and file_etag(st) != if_match:
+            raise OSError(errno.ESTALE, f"{self.describe(key)} changed since it was opened")
+
+    # --- reading -----------------------------------------------------------------------------
+    def head(self, key: str) -> ObjectInfo:
+        path, st = self._stat(key)
+        meta_path = self._meta_path(path)
+        metadata: dict[str, str] = {}
+        if meta_path.is_file():
+            try:
+                raw = json.loads(meta_path.read_text())
+            except ValueError as exc:
+                raise OSError(errno.EIO, f"{meta_path}: metadata sidecar is not valid JSON") from exc
+            metadata = {str(k).lower(): str(v) for k, v in raw.items()}
+        return ObjectInfo(key=key, size=st.st_size, etag=file_etag(st),
+                          last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc), metadata=metadata)
+
+    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        check_range(start, end)
+        path, st = self._stat(key)
+        self._check_etag(key, st, if_match)
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            return fh.read(end - start)
+
+    def readinto(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> None:
+        path, st = self._stat(key)
+        self._check_etag(key, st, if_match)
+        with open(path, "rb", buffering=0) as fh:
+            fh.seek(start)
+            pos = 0
+            while pos < len(buffer):
+                n = fh.readinto(buffer[pos:])
+                if not n:
+                    raise OSError(errno.EIO, f"{self.describe(key)}: short read ({pos} of {len(buffer)} bytes)")
+                pos += n
+
+    def open_read(self, key: str, if_match: str | None = None) -> BinaryIO:
+        path, st = self._stat(key)
+        self._check_etag(key, st, if_match)
+        return open(path, "rb")
+
+    # --- writing -----------------------------------------------------------------------------
+    def _atomic_write(self, path: Path, writer) -> None:  # type: ignore[no-untyped-def]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cc-tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                writer(fh)
+            os.replace(tmp, path)
+        except BaseException:
+            with _suppress_missing():
+                os.unlink(tmp)
+            raise
+
+    def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
+            acl: str | None = None) -> ObjectInfo:
+        if key.endswith(META_SUFFIX):
+            raise ValueError(f"invalid object key {key!r}: names ending in {META_SUFFIX} hold metadata "
+                             "in the local layout")
+        path = self.path_of(key)
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, f"cannot write {self.describe(key)}: it is a folder")
+        meta = dict(metadata or {})
+
+        def write_body(fh: BinaryIO) -> None:
+            if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
+                fh.write(as_byte_view(data))  # type: ignore[arg-type]
+            else:
+                shutil.copyfileobj(data, fh, COPY_CHUNK)  # type: ignore[arg-type]
+
+        self._atomic_write(self._meta_path(path), lambda fh: fh.write(json.dumps(meta, indent=4).encode()))
+        self._atomic_write(path, write_body)
+        st = path.stat()
+        return ObjectInfo(key=key, size=st.st_size, etag=file_etag(st), metadata=meta)
+
+    def copy(self, src: str, dst: str) -> None:
+        info = self.head(src)
+        with self.open_read(src) as fh:
+            self.put(dst, fh, info.metadata)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            path = self.path_of(key)
+            for target in (path, self._meta_path(path)):
+                with _suppress_missing():
+                    target.unlink()
+            self._prune(path.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove folders left empty by a delete, up to the root (0.4.0 does the same)."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    # --- listing -----------------------------------------------------------------------------
+    def _entry(self, key: str, path: Path) -> ObjectInfo:
+        st = path.stat()
+        return ObjectInfo(key=key, size=st.st_size, etag=file_etag(st),
+                          last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+    def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
+        folder_part, _, name_start = prefix.rpartition("/")
+        folder = self.path_of(folder_part) if folder_part else self.root
+        listing = Listing()
+        if not folder.is_dir():
+            return listing
+        base = f"{folder_part}/" if folder_part else ""
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if not entry.name.startswith(name_start) or entry.name.startswith(".cc-tmp-"):
+                continue
+            key = base + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                listing.prefixes.append(key + "/")
+            elif entry.is_file(follow_symlinks=False) and not entry.name.endswith(META_SUFFIX):
+                listing.objects.append(self._entry(key, Path(entry.path)))
+        return listing
+
+    def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        listing = self.list_dir(prefix)
+        items: list[tuple[str, bool]] = [(o.key, False) for o in listing.objects]
+        items += [(p, True) for p in listing.prefixes]
+        for name, is_prefix in sorted(items):
+            if is_prefix:
+                yield from self.iter_objects(name)
+            else:
+                yield self._entry(name, self.path_of(name))
+
+
+class _suppress_missing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        return exc_type is not None and issubclass(exc_type, FileNotFoundError)

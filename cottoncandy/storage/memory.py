@@ -1,0 +1,96 @@
+"""An in-process store for unit tests of the layers above storage (never for integration tests)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import BinaryIO
+
+from .base import Buffer, Listing, ObjectInfo, ObjectStore, as_byte_view, check_range
+
+
+class MemoryStore(ObjectStore):
+    def __init__(self, bucket: str = "memory"):
+        self.bucket = bucket
+        self._objects: dict[str, tuple[bytes, ObjectInfo]] = {}
+        self._lock = threading.Lock()
+        self.requests: list[tuple[str, str]] = []  # (operation, key): lets tests count round trips
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self.bucket!r})"
+
+    def _get(self, key: str, if_match: str | None = None) -> tuple[bytes, ObjectInfo]:
+        with self._lock:
+            try:
+                data, info = self._objects[key]
+            except KeyError:
+                raise FileNotFoundError(errno.ENOENT, f"object not found: {self.describe(key)}") from None
+        if if_match and info.etag != if_match:
+            raise OSError(errno.ESTALE, f"{self.describe(key)} changed since it was opened")
+        return data, info
+
+    def head(self, key: str) -> ObjectInfo:
+        self.requests.append(("head", key))
+        return self._get(key)[1]
+
+    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        check_range(start, end)
+        self.requests.append(("get", key))
+        data, _ = self._get(key, if_match)
+        return data[start:end]
+
+    def open_read(self, key: str, if_match: str | None = None) -> BinaryIO:
+        self.requests.append(("get", key))
+        return io.BytesIO(self._get(key, if_match)[0])
+
+    def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
+            acl: str | None = None) -> ObjectInfo:
+        if not key:
+            raise ValueError("invalid object key '': keys are non-empty strings")
+        if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
+            body = bytes(as_byte_view(data))  # type: ignore[arg-type]
+        else:
+            body = data.read()  # type: ignore[union-attr]
+        info = ObjectInfo(key=key, size=len(body), etag=f'"{hashlib.md5(body).hexdigest()}"',
+                          last_modified=datetime.now(timezone.utc),
+                          metadata={k.lower(): str(v) for k, v in (metadata or {}).items()})
+        with self._lock:
+            self._objects[key] = (body, info)
+        return info
+
+    def copy(self, src: str, dst: str) -> None:
+        data, info = self._get(src)
+        self.put(dst, data, info.metadata)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._objects.pop(key, None)
+
+    def _listed(self, info: ObjectInfo) -> ObjectInfo:
+        return ObjectInfo(key=info.key, size=info.size, etag=info.etag, last_modified=info.last_modified)
+
+    def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
+        self.requests.append(("list", prefix))
+        with self._lock:
+            keys = sorted(k for k in self._objects if k.startswith(prefix))
+            infos = {k: self._objects[k][1] for k in keys}
+        listing = Listing()
+        for key in keys:
+            rest = key[len(prefix):]
+            if delimiter in rest:
+                sub = prefix + rest.split(delimiter, 1)[0] + delimiter
+                if not listing.prefixes or listing.prefixes[-1] != sub:
+                    listing.prefixes.append(sub)
+            else:
+                listing.objects.append(self._listed(infos[key]))
+        return listing
+
+    def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        with self._lock:
+            infos = [self._objects[k][1] for k in sorted(self._objects) if k.startswith(prefix)]
+        yield from (self._listed(i) for i in infos)

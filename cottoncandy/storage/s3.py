@@ -1,0 +1,482 @@
+"""S3 (and S3-compatible) object store over one shared, thread-safe boto3 client.
+
+botocore's own retries are switched off: ``retry.RetryPolicy`` is the one retry loop, so a ranged
+GET whose body breaks half-way is retried as a whole. Uploads of buffers never copy them: the body
+is a seekable reader over the caller's memory, and above the threshold parts go up in parallel.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any, BinaryIO, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..config import Settings, legacy_keys
+from .base import Buffer, Listing, ObjectInfo, ObjectStore, as_byte_view, check_range
+from .errors import translate
+from .retry import RetryPolicy, ShortReadError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: S3's own limits
+MAX_SINGLE_COPY = 5 * 2**30
+MIN_PART = 5 * 2**20
+READ_CHUNK = 2**20
+
+
+class BufferReader(io.RawIOBase):
+    """A seekable binary stream over a memoryview: botocore can sign, send and re-send it (retries)
+    without the bytes ever being copied as a whole."""
+
+    def __init__(self, view: memoryview):
+        super().__init__()
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), len(self._view) - self._pos)
+        if n <= 0:
+            return 0
+        memoryview(b).cast("B")[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        data = bytes(self._view[self._pos : end])
+        self._pos = end
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class TranslatingStream(io.RawIOBase):
+    """A whole-object body whose read errors surface as ``OSError(EIO)`` naming the object."""
+
+    def __init__(self, body: Any, name: str):
+        super().__init__()
+        self._body = body
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        try:
+            data = self._body.read(len(b))
+        except (BotoCoreError, OSError, ValueError) as exc:
+            raise OSError(errno.EIO, f"{self._name}: read failed ({type(exc).__name__})") from exc
+        n = len(data)
+        memoryview(b).cast("B")[:n] = data
+        return n
+
+    def close(self) -> None:
+        try:
+            self._body.close()
+        finally:
+            super().close()
+
+
+def make_client(settings: Settings) -> Any:
+    """One boto3 S3 client for these settings (thread-safe; share it)."""
+    session = boto3.session.Session(
+        profile_name=settings.profile,
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        aws_session_token=settings.session_token,
+        region_name=settings.region,
+    )
+    creds_kwargs: dict[str, Any] = {}
+    if session.get_credentials() is None:
+        legacy = legacy_keys()
+        if legacy:
+            creds_kwargs = {"aws_access_key_id": legacy[0], "aws_secret_access_key": legacy[1]}
+    config_kwargs: dict[str, Any] = {
+        "max_pool_connections": max(32, settings.threads * 4),
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
+        "connect_timeout": 10,
+        "read_timeout": 60,
+        "tcp_keepalive": True,
+        # S3-compatible servers (and moto) reject boto3 >= 1.36's default CRC headers on some calls
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+    }
+    if settings.signature_version:
+        config_kwargs["signature_version"] = settings.signature_version
+    if settings.endpoint_url:
+        config_kwargs["s3"] = {"addressing_style": "path"}
+    return session.client("s3", endpoint_url=settings.endpoint_url, config=Config(**config_kwargs),
+                          **creds_kwargs)
+
+
+class S3Account:
+    """Bucket-level calls, and the factory of per-bucket stores sharing one client."""
+
+    def __init__(self, settings: Settings, retry: RetryPolicy | None = None):
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3Account(endpoint={self.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.endpoint_url or "AWS S3"
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self.settings)
+            return self._client
+
+    def _call(self, fn: Callable[[], T], bucket: str, action: str) -> T:
+        try:
+            return self.retry.call(fn, f"{action} s3://{bucket}")
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, bucket, None, action) from exc
+
+    def store(self, bucket: str) -> S3Store:
+        return S3Store(bucket, self.settings, client=self.client, retry=self.retry)
+
+    def list_buckets(self) -> list[str]:
+        resp = self._call(lambda: self.client.list_buckets(), "*", "list buckets of")
+        return [b["Name"] for b in resp.get("Buckets", [])]
+
+    def bucket_exists(self, bucket: str) -> bool:
+        try:
+            self._call(lambda: self.client.head_bucket(Bucket=bucket), bucket, "check")
+        except FileNotFoundError:
+            return False
+        return True
+
+    def create_bucket(self, bucket: str, acl: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        region = self.client.meta.region_name
+        if region and region != "us-east-1" and not self.settings.endpoint_url:
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        if acl:
+            kwargs["ACL"] = acl
+        self._call(lambda: self.client.create_bucket(**kwargs), bucket, "create")
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._call(lambda: self.client.delete_bucket(Bucket=bucket), bucket, "delete")
+
+
+class S3Store(ObjectStore):
+    """One bucket of an S3 endpoint."""
+
+    def __init__(self, bucket: str, settings: Settings, client: Any = None, retry: RetryPolicy | None = None):
+        self.bucket = bucket
+        self.settings = settings
+        self.client = client if client is not None else make_client(settings)
+        self.retry = retry or RetryPolicy()
+        self.part_size = settings.download_part_size
+        self.concurrency = settings.threads
+
+    def __repr__(self) -> str:
+        return f"S3Store(bucket={self.bucket!r}, endpoint={self.settings.endpoint_url or 'AWS S3'!r})"
+
+    def spec(self) -> Mapping[str, object]:
+        """Endpoint, profile and region only: workers take credentials from their own environment."""
+        return {"kind": "s3", "bucket": self.bucket, "endpoint_url": self.settings.endpoint_url,
+                "profile": self.settings.profile, "region": self.settings.region}
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _call(self, fn: Callable[[], T], key: str | None, action: str) -> T:
+        try:
+            return self.retry.call(fn, f"{action} {self.describe(key)}")
+        except (ClientError, BotoCoreError, ShortReadError) as exc:
+            if isinstance(exc, ShortReadError):
+                raise OSError(errno.EIO, f"{self.describe(key)}: {exc.strerror or exc}") from exc
+            raise translate(exc, self.bucket, key, action) from exc
+        except (ConnectionError, TimeoutError) as exc:
+            raise OSError(errno.EIO, f"failed to {action} {self.describe(key)}: {type(exc).__name__}") from exc
+
+    @staticmethod
+    def _info(key: str, resp: Mapping[str, Any]) -> ObjectInfo:
+        meta = {str(k).lower(): v for k, v in resp.get("Metadata", {}).items()}
+        return ObjectInfo(key=key, size=int(resp["ContentLength"]), etag=resp["ETag"],
+                          last_modified=resp.get("LastModified"), metadata=meta)
+
+    # --- reading -----------------------------------------------------------------------------
+    def head(self, key: str) -> ObjectInfo:
+        resp = self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=key), key, "read")
+        return self._info(key, resp)
+
+    def _ranged(self, key: str, start: int, end: int, if_match: str | None) -> Any:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        return self.client.get_object(**kwargs)
+
+    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        check_range(start, end)
+        if end == start:
+            return b""
+
+        def fetch() -> bytes:
+            body = self._ranged(key, start, end, if_match)["Body"]
+            try:
+                data = body.read()
+            finally:
+                body.close()
+            if len(data) != end - start:
+                raise ShortReadError(errno.EIO, f"short read: {len(data)} of {end - start} bytes")
+            return data
+
+        return self._call(fetch, key, "read")
+
+    def readinto(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> None:
+        total = len(buffer)
+        if total == 0:
+            return
+
+        def fetch() -> None:
+            body = self._ranged(key, start, start + total, if_match)["Body"]
+            pos = 0
+            try:
+                while pos < total:
+                    chunk = body.read(min(READ_CHUNK, total - pos))
+                    if not chunk:
+                        break
+                    buffer[pos : pos + len(chunk)] = chunk
+                    pos += len(chunk)
+            finally:
+                body.close()
+            if pos != total:
+                raise ShortReadError(errno.EIO, f"short read: {pos} of {total} bytes")
+
+        self._call(fetch, key, "read")
+
+    def open_read(self, key: str, if_match: str | None = None) -> BinaryIO:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        resp = self._call(lambda: self.client.get_object(**kwargs), key, "read")
+        return io.BufferedReader(TranslatingStream(resp["Body"], self.describe(key)), READ_CHUNK)
+
+    # --- writing -----------------------------------------------------------------------------
+    def _extra(self, metadata: Mapping[str, str] | None, acl: str | None) -> dict[str, Any]:
+        extra: dict[str, Any] = {"Metadata": dict(metadata or {})}
+        acl = acl or self.settings.default_acl
+        if acl:
+            extra["ACL"] = acl
+        return extra
+
+    def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
+            acl: str | None = None) -> ObjectInfo:
+        extra = self._extra(metadata, acl)
+        if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
+            view = as_byte_view(data)  # type: ignore[arg-type]
+            if len(view) < self.settings.mpu_threshold:
+                return self._put_single(key, view, extra)
+            parts = self._plan_parts(len(view))
+            return self._multipart(key, extra, ((i, view[s:e]) for i, (s, e) in enumerate(parts, 1)))
+        stream = data
+        first = _read_full(stream, self.settings.mpu_threshold)
+        if len(first) < self.settings.mpu_threshold:
+            return self._put_single(key, memoryview(first), extra)
+        return self._multipart(key, extra, _stream_parts(first, stream, self.settings.mpu_chunksize))
+
+    def _put_single(self, key: str, view: memoryview, extra: dict[str, Any]) -> ObjectInfo:
+        def send() -> Any:
+            return self.client.put_object(Bucket=self.bucket, Key=key, Body=BufferReader(view),
+                                          ContentLength=len(view), **extra)
+
+        resp = self._call(send, key, "write")
+        return ObjectInfo(key=key, size=len(view), etag=resp["ETag"], metadata=extra["Metadata"])
+
+    def _plan_parts(self, size: int) -> list[tuple[int, int]]:
+        chunk = max(MIN_PART, self.settings.mpu_chunksize)
+        while -(-size // chunk) > self.settings.max_mpu_parts:
+            chunk *= 2
+        return [(s, min(s + chunk, size)) for s in range(0, size, chunk)]
+
+    def _multipart(self, key: str, extra: dict[str, Any], parts: Iterator[tuple[int, memoryview]]) -> ObjectInfo:
+        """Upload numbered parts with at most ``threads`` in flight; abort the upload on any failure."""
+        resp = self._call(lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra),
+                          key, "write")
+        upload_id = resp["UploadId"]
+        done: dict[int, str] = {}
+        size = 0
+
+        def send(number: int, view: memoryview) -> None:
+            def once() -> Any:
+                return self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                               PartNumber=number, Body=BufferReader(view),
+                                               ContentLength=len(view))
+
+            done[number] = self._call(once, key, "write")["ETag"]
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.settings.threads, thread_name_prefix="cc-put") as pool:
+                pending: set[Future[None]] = set()
+                for number, view in parts:
+                    size += len(view)
+                    pending.add(pool.submit(send, number, view))
+                    if len(pending) >= self.settings.threads:
+                        finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                        for fut in finished:
+                            fut.result()
+                for fut in pending:
+                    fut.result()
+            listing = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
+            resp = self._call(
+                lambda: self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}
+                ),
+                key,
+                "write",
+            )
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+        return ObjectInfo(key=key, size=size, etag=resp["ETag"], metadata=extra["Metadata"])
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (ClientError, BotoCoreError) as exc:  # the original failure matters more
+            log.warning("could not abort multipart upload of %s: %s", self.describe(key), type(exc).__name__)
+
+    def copy(self, src: str, dst: str) -> None:
+        source = {"Bucket": self.bucket, "Key": src}
+        info = self.head(src)
+        acl = {"ACL": self.settings.default_acl} if self.settings.default_acl else {}
+        if info.size <= MAX_SINGLE_COPY:
+            self._call(lambda: self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource=source,
+                                                       MetadataDirective="COPY", **acl), dst, "copy to")
+            return
+        extra = {"Metadata": dict(info.metadata or {}), **acl}
+        resp = self._call(lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=dst, **extra),
+                          dst, "copy to")
+        upload_id = resp["UploadId"]
+        chunk = 512 * 2**20
+        ranges = [(s, min(s + chunk, info.size)) for s in range(0, info.size, chunk)]
+
+        def part(number: int, start: int, end: int) -> dict[str, Any]:
+            r = self._call(lambda: self.client.upload_part_copy(
+                Bucket=self.bucket, Key=dst, UploadId=upload_id, PartNumber=number, CopySource=source,
+                CopySourceRange=f"bytes={start}-{end - 1}", CopySourceIfMatch=info.etag), dst, "copy to")
+            return {"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]}
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.settings.threads) as pool:
+                parts = list(pool.map(lambda a: part(*a), [(i, s, e) for i, (s, e) in enumerate(ranges, 1)]))
+            self._call(lambda: self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}), dst, "copy to")
+        except BaseException:
+            self._abort(dst, upload_id)
+            raise
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) == 1000:
+                self._delete_batch(batch)
+                batch = []
+        if batch:
+            self._delete_batch(batch)
+
+    def _delete_batch(self, keys: list[str]) -> None:
+        request = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
+        resp = self._call(lambda: self.client.delete_objects(Bucket=self.bucket, Delete=request),
+                          keys[0], "delete")
+        errors = resp.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise OSError(errno.EIO, f"could not delete {len(errors)} object(s), first "
+                                     f"{self.describe(first.get('Key'))}: {first.get('Code')}")
+
+    # --- listing -----------------------------------------------------------------------------
+    def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
+            if delimiter:
+                kwargs["Delimiter"] = delimiter
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call(lambda kw=kwargs: self.client.list_objects_v2(**kw), prefix, "list")
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+
+    @staticmethod
+    def _listed(entry: Mapping[str, Any]) -> ObjectInfo:
+        owner = entry.get("Owner", {})
+        return ObjectInfo(key=entry["Key"], size=int(entry["Size"]), etag=entry.get("ETag", ""),
+                          last_modified=entry.get("LastModified"),
+                          owner=owner.get("DisplayName") or owner.get("ID"))
+
+    def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
+        listing = Listing()
+        for page in self._pages(prefix, delimiter):
+            listing.prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+            listing.objects.extend(self._listed(o) for o in page.get("Contents", []))
+        return listing
+
+    def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for page in self._pages(prefix, None):
+            yield from (self._listed(o) for o in page.get("Contents", []))
+
+
+def _read_full(stream: BinaryIO, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = stream.read(n - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _stream_parts(first: bytes, stream: BinaryIO, chunk: int) -> Iterator[tuple[int, memoryview]]:
+    """Number the parts of a stream: the already-read head split in chunks, then the rest."""
+    chunk = max(MIN_PART, chunk)
+    number = 0
+    head = memoryview(first)
+    for s in range(0, len(head), chunk):
+        number += 1
+        piece = head[s : s + chunk]
+        if len(piece) < chunk and s + chunk >= len(head):
+            rest = _read_full(stream, chunk - len(piece))
+            if rest:
+                piece = memoryview(bytes(piece) + rest)
+        yield number, piece
+    while True:
+        data = _read_full(stream, chunk)
+        if not data:
+            return
+        number += 1
+        yield number, memoryview(data)

@@ -1,0 +1,1 @@
+"""A local S3 endpoint for tests, the demo and benchmarks (needs the ``server`` extra: moto)."""

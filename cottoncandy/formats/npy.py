@@ -8,6 +8,7 @@ versions 1.0/2.0/3.0 of the format, so we call it.
 from __future__ import annotations
 
 import io
+import warnings
 
 from numpy.lib import format as npformat
 
@@ -27,7 +28,9 @@ def npy_header(spec: ArraySpec) -> bytes:
     fields = header_fields(spec)
     writer = getattr(npformat, "_write_array_header", None)
     if writer is not None:
-        writer(out, fields, None)
+        with warnings.catch_warnings():  # numpy warns when it must use format 2.0; that is expected
+            warnings.simplefilter("ignore", UserWarning)
+            writer(out, fields, None)
     else:  # pragma: no cover - older numpy
         try:
             npformat.write_array_header_1_0(out, fields)

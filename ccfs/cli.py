@@ -1,0 +1,106 @@
+"""The ``ccfs`` command (click): mount, umount, demo. Errors are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from .filesystem import MountOptions
+from .mount import MountError, MountRequest, mount, unmount
+from .target import parse_target
+
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``512M``, ``1G``, ``1GiB``, ``4096`` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size (examples: 4096, 64M, 1G)")
+    return int(float(match.group(1)) * UNITS[match.group(2).upper()])
+
+
+class SizeType(click.ParamType):
+    name = "size"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        return value if isinstance(value, int) else parse_size(value)
+
+
+SIZE = SizeType()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cottoncandy-ccfs")
+def main() -> None:
+    """ccfs: numpy arrays in S3, mounted as .npy files, and the cottoncandy command line."""
+
+
+@main.command("mount")
+@click.argument("target")
+@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (default: AWS).")
+@click.option("--profile", envvar="AWS_PROFILE", help="Profile of ~/.aws/credentials to use.")
+@click.option("--region", help="AWS region of the bucket.")
+@click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (logs to stderr).")
+@click.option("--cache-size", type=SIZE, default="512M", show_default=True, help="Memory for cached blocks.")
+@click.option("--block-size", type=SIZE, default="1M", show_default=True, help="Bytes per cached block.")
+@click.option("--metadata-ttl", type=float, default=300.0, show_default=True,
+              help="Seconds to trust cached listings and metadata.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Where large decoded arrays spill.")
+@click.option("--cache-dir-size", type=SIZE, default="16G", show_default=True, help="Limit of --cache-dir.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Log file (background default: none).")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              default="INFO", show_default=True)
+@click.option("-o", "fuse_options", multiple=True, help="Extra FUSE options, e.g. -o allow_other.")
+def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
+                  region: str | None, foreground: bool, cache_size: int, block_size: int, metadata_ttl: float,
+                  cache_dir: str | None, cache_dir_size: int, log_file: str | None, log_level: str,
+                  fuse_options: tuple[str, ...]) -> None:
+    """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
+    import os
+
+    if block_size < 4096 or block_size > 64 * 2**20:
+        raise click.BadParameter("must be between 4K and 64M", param_hint="--block-size")
+    if cache_size < 4 * block_size:
+        raise click.BadParameter("must hold at least 4 blocks", param_hint="--cache-size")
+    try:
+        request = MountRequest(
+            target=parse_target(target), mountpoint=os.path.abspath(mountpoint),
+            options=MountOptions(cache_size=cache_size, block_size=block_size, metadata_ttl=metadata_ttl,
+                                 cache_dir=cache_dir, cache_dir_size=cache_dir_size),
+            endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
+            log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level)
+        mount(request, foreground=foreground)
+    except (MountError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not foreground:
+        click.echo(f"mounted {request.target} on {request.mountpoint}")
+
+
+@main.command("umount")
+@click.argument("mountpoint", type=click.Path(file_okay=False))
+def umount_command(mountpoint: str) -> None:
+    """Unmount a ccfs mount."""
+    try:
+        unmount(mountpoint)
+    except MountError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("demo")
+@click.option("--keep", is_flag=True, help="Leave the mount up until Enter is pressed.")
+def demo_command(keep: bool) -> None:
+    """Start a local S3 endpoint with sample arrays, mount it, read them, clean up."""
+    from .demo import run_demo
+
+    try:
+        run_demo(keep=keep)
+    except (MountError, OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Exception -> errno, in one table, and one log line per failure naming the object and reason."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+log = logging.getLogger("ccfs")
+
+TABLE: tuple[tuple[type[BaseException], int], ...] = (
+    (FileNotFoundError, errno.ENOENT),
+    (PermissionError, errno.EACCES),
+    (IsADirectoryError, errno.EISDIR),
+    (NotADirectoryError, errno.ENOTDIR),
+    (ValueError, errno.EIO),  # bad metadata, corrupt or truncated body, undecodable codec
+)
+
+
+def errno_for(exc: BaseException) -> int:
+    """The errno a failed operation returns: ENOENT, EACCES, ESTALE, EROFS... or EIO."""
+    for kind, code in TABLE:
+        if isinstance(exc, kind):
+            return code
+    if isinstance(exc, OSError) and exc.errno:
+        return int(exc.errno)
+    return errno.EIO
+
+
+def report(op: str, path: str, exc: BaseException) -> int:
+    """Log a failure once (misses quietly) and return its errno."""
+    code = errno_for(exc)
+    if code == errno.ENOENT:
+        log.debug("%s %s: not found", op, path)
+    elif code in (errno.EROFS, errno.ENOTSUP, errno.ENODATA):
+        log.debug("%s %s: %s", op, path, errno.errorcode.get(code, code))
+    else:
+        log.error("%s %s failed (%s): %s", op, path, errno.errorcode.get(code, code), exc)
+    return code

@@ -1,0 +1,194 @@
+"""The filesystem without a kernel: paths in, stat dicts and bytes out; errors are exceptions.
+
+``operations.py`` adapts this object to FUSE in a few lines per call; tests drive it directly.
+Open pins the object version (ETag): every later read of that handle is a ranged GET carrying
+``IfMatch``, so a replaced object gives ``ESTALE``, never mixed bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import stat
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cottoncandy.arrays import decode_body_into
+from cottoncandy.cache.blocks import BlockCache
+from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
+from cottoncandy.cache.prefetch import ObjectReader
+from cottoncandy.namespace.listing_cache import Namespace
+from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
+from cottoncandy.storage.base import ObjectStore
+
+MiB = 2**20
+XATTR_PREFIX = "user.cottoncandy."
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    cache_size: int = 512 * MiB
+    block_size: int = MiB
+    metadata_ttl: float = 300.0
+    max_prefetch: int = 64 * MiB
+    prefetch_run: int = 8 * MiB
+    fetch_threads: int = 16
+    cache_dir: str | None = None
+    cache_dir_size: int = 16 * 2**30
+
+
+class Handle:
+    """One open file: the pinned node and how its bytes are produced."""
+
+    def __init__(self, node: FileNode, reader: ObjectReader | None, decoded: DecodedArray | None):
+        self.node = node
+        self.reader = reader
+        self.decoded = decoded
+
+    def read(self, size: int, offset: int) -> bytes:
+        node = self.node
+        total = node.size
+        if offset >= total or size <= 0:
+            return b""
+        end = min(total, offset + size)
+        header = node.header
+        out = b""
+        if offset < len(header):
+            out = header[offset : min(end, len(header))]
+            offset = min(end, len(header))
+            if offset >= end:
+                return out
+        body_offset = offset - len(header)
+        length = end - offset
+        if self.decoded is not None:
+            body = self.decoded.read(body_offset, length)
+        else:
+            assert self.reader is not None
+            body = self.reader.read(body_offset, length)
+        if len(body) != length:
+            raise OSError(errno.EIO, f"{node.key}: short read at {body_offset} ({len(body)} of {length} bytes)")
+        return out + body if out else body
+
+
+class CcFilesystem:
+    def __init__(self, store: ObjectStore, prefix: str = "", options: MountOptions | None = None):
+        self.store = store
+        self.options = options or MountOptions()
+        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl)
+        decoded_memory = self.options.cache_size // 4
+        self.blocks = BlockCache(self.options.cache_size - decoded_memory)
+        cache_dir = self.options.cache_dir or tempfile.mkdtemp(prefix="ccfs-cache-")
+        self.decoded = DecodedArrayCache(decoded_memory, cache_dir, self.options.cache_dir_size)
+        self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
+        self._handles: dict[int, Handle] = {}
+        self._next_fh = itertools.count(1)
+        self._lock = threading.Lock()
+        self.mounted_at = time.time()
+        self.uid, self.gid = os.getuid(), os.getgid()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.namespace.close()
+        self.decoded.close()
+
+    # --- metadata ----------------------------------------------------------------------------
+    def lookup(self, path: str) -> Node:
+        return self.namespace.lookup(path)
+
+    def _stat(self, node: Node) -> dict[str, Any]:
+        """stat fields; times in integer nanoseconds (the FUSE layer runs with ``use_ns``)."""
+        base = {"st_uid": self.uid, "st_gid": self.gid, "st_blksize": self.options.block_size}
+        if isinstance(node, FolderNode):
+            t = int(self.mounted_at * 1e9)
+            return {**base, "st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, "st_size": 0,
+                    "st_mtime": t, "st_ctime": t, "st_atime": t}
+        t = int((node.info.last_modified.timestamp() if node.info.last_modified else self.mounted_at) * 1e9)
+        return {**base, "st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": node.size,
+                "st_mtime": t, "st_ctime": t, "st_atime": t, "st_blocks": (node.size + 511) // 512}
+
+    def getattr(self, path: str) -> dict[str, Any]:
+        return self._stat(self.lookup(path))
+
+    def readdir(self, path: str) -> list[tuple[str, dict[str, Any]]]:
+        node = self.lookup(path)
+        if not isinstance(node, FolderNode):
+            raise NotADirectoryError(errno.ENOTDIR, f"not a folder: {path}")
+        return [(name, self._stat(child)) for name, child in sorted(self.namespace.children(path).items())]
+
+    def statfs(self) -> dict[str, int]:
+        return {"f_bsize": self.options.block_size, "f_frsize": 4096, "f_blocks": 2**40 // 4096,
+                "f_bfree": 0, "f_bavail": 0, "f_files": 2**32, "f_ffree": 0, "f_namemax": 1024}
+
+    # --- extended attributes -----------------------------------------------------------------
+    def _xattrs(self, node: Node) -> dict[str, str]:
+        if not isinstance(node, FileNode):
+            return {}
+        attrs = {"etag": node.info.etag.strip('"'), "key": node.key}
+        if node.spec is not None:
+            attrs.update(dtype=node.spec.dtype.str, shape=",".join(map(str, node.spec.shape)),
+                         order=node.spec.order, compression=node.spec.compression or "False")
+        return {XATTR_PREFIX + k: v for k, v in attrs.items()}
+
+    def listxattr(self, path: str) -> list[str]:
+        return sorted(self._xattrs(self.lookup(path)))
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        value = self._xattrs(self.lookup(path)).get(name)
+        if value is None:
+            raise OSError(errno.ENODATA, f"{path} has no attribute {name}")
+        return value.encode()
+
+    # --- files -------------------------------------------------------------------------------
+    def open(self, path: str, flags: int = os.O_RDONLY) -> int:
+        if flags & WRITE_FLAGS:
+            raise OSError(errno.EROFS, f"read-only mount: cannot open {path} for writing")
+        node = self.lookup(path)
+        if isinstance(node, FolderNode):
+            raise IsADirectoryError(errno.EISDIR, f"{path} is a folder")
+        if node.error:
+            raise OSError(errno.EIO, node.error)
+        handle = self._make_handle(node)
+        with self._lock:
+            fh = next(self._next_fh)
+            self._handles[fh] = handle
+        return fh
+
+    def _make_handle(self, node: FileNode) -> Handle:
+        info, spec = node.info, node.spec
+        if spec is not None and spec.compression is not None:
+            decoded = self.decoded.get((info.key, info.etag), spec.nbytes,
+                                       lambda out: decode_body_into(self.store, info, spec, out))
+            return Handle(node, None, decoded)
+
+        def fetch(start: int, end: int) -> bytes:
+            return self.store.get_range(info.key, start, end, if_match=info.etag)
+
+        body_size = spec.nbytes if spec is not None else info.size
+        reader = ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), body_size,
+                              block_size=self.options.block_size, max_window=self.options.max_prefetch,
+                              run_size=self.options.prefetch_run)
+        return Handle(node, reader, None)
+
+    def read(self, fh: int, size: int, offset: int) -> bytes:
+        with self._lock:
+            handle = self._handles.get(fh)
+        if handle is None:
+            raise OSError(errno.EBADF, f"no open file {fh}")
+        return handle.read(size, offset)
+
+    def release(self, fh: int) -> None:
+        with self._lock:
+            self._handles.pop(fh, None)
+
+    def open_handles(self) -> int:
+        with self._lock:
+            return len(self._handles)
+
+    def refuse_write(self, path: str) -> None:
+        raise OSError(errno.EROFS, f"read-only mount: cannot change {path}")

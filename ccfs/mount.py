@@ -1,0 +1,231 @@
+"""Mounting: checks that fail early with a clear message, a clean daemon, readiness, unmounting.
+
+Nothing that starts threads or network clients runs before the fork: the child builds the store,
+checks the bucket, mounts, and tells the parent through a pipe when the kernel has the mount (the
+FUSE ``init`` callback) or why it failed. SIGTERM/SIGINT end the FUSE loop, which unmounts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .filesystem import MountOptions
+from .target import Target
+
+log = logging.getLogger("ccfs")
+
+
+class MountError(Exception):
+    """A mount that cannot happen, with the reason a user can act on."""
+
+
+@dataclass(frozen=True)
+class MountRequest:
+    target: Target
+    mountpoint: str
+    options: MountOptions = field(default_factory=MountOptions)
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    fuse_options: tuple[str, ...] = ()
+    log_file: str | None = None
+    log_level: str = "INFO"
+
+
+def check_mountpoint(path: str) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise MountError(f"mountpoint {path} does not exist (create it with mkdir)")
+    if not p.is_dir():
+        raise MountError(f"mountpoint {path} is not a directory")
+    if os.path.ismount(path):
+        raise MountError(f"{path} is already a mount point (unmount it first: ccfs umount {path})")
+    if any(p.iterdir()):
+        raise MountError(f"mountpoint {path} is not empty")
+
+
+def check_fuse() -> None:
+    if not os.path.exists("/dev/fuse"):
+        raise MountError("FUSE is not available: /dev/fuse is missing (install fuse3, or load the fuse module)")
+    try:
+        import mfusepy  # noqa: F401  (loads libfuse)
+    except OSError as exc:
+        raise MountError(f"FUSE library not found ({exc}); install fuse3 (apt-get install fuse3)") from exc
+
+
+def make_store(request: MountRequest):  # type: ignore[no-untyped-def]
+    """The store to serve, after checking it is reachable (clear errors for missing or refused)."""
+    from cottoncandy.config import load_settings
+    from cottoncandy.storage import LocalStore, S3Account
+
+    target = request.target
+    if target.backend == "local":
+        if not os.path.isdir(target.bucket):
+            raise MountError(f"local directory {target.bucket} does not exist")
+        return LocalStore(target.bucket, create=False)
+    settings = load_settings(endpoint_url=request.endpoint_url or False, profile=request.profile,
+                             region=request.region)
+    account = S3Account(settings)
+    try:
+        if not account.bucket_exists(target.bucket):
+            raise MountError(f"bucket not found: s3://{target.bucket} (endpoint {account.endpoint})")
+    except PermissionError as exc:
+        raise MountError(f"credentials refused for s3://{target.bucket}: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise MountError(f"cannot reach {account.endpoint}: {exc.strerror or exc}") from exc
+    return account.store(target.bucket)
+
+
+def setup_logging(request: MountRequest, foreground: bool) -> None:
+    handlers: list[logging.Handler] = []
+    if request.log_file:
+        Path(request.log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(request.log_file))
+    elif foreground:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if not handlers:
+        handlers.append(logging.NullHandler())
+    logging.basicConfig(level=getattr(logging, request.log_level.upper(), logging.INFO), handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-untyped-def]
+    """Mount and serve until unmounted (blocks)."""
+    import mfusepy
+
+    from .filesystem import CcFilesystem
+    from .operations import Operations
+
+    store = make_store(request)
+    filesystem = CcFilesystem(store, request.target.prefix, request.options)
+    operations = Operations(filesystem, request.options.metadata_ttl, on_ready=on_ready)
+    extra: dict[str, object] = {}
+    for option in request.fuse_options:
+        for item in option.split(","):
+            if not item:
+                continue
+            name, _, value = item.partition("=")
+            extra[name] = value if value else True
+    log.info("mounting %s on %s", request.target, request.mountpoint)
+    try:
+        mfusepy.FUSE(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
+                     fsname=f"ccfs:{request.target}", subtype="ccfs", **extra)
+    finally:
+        filesystem.close()
+        log.info("unmounted %s", request.mountpoint)
+
+
+def mount(request: MountRequest, foreground: bool = False, timeout: float = 60.0) -> None:
+    """Mount; in the background unless ``foreground``, returning once the mount is ready."""
+    check_mountpoint(request.mountpoint)
+    check_fuse()
+    if foreground:
+        setup_logging(request, foreground=True)
+        try:
+            serve(request)
+        except MountError:
+            raise
+        except RuntimeError as exc:
+            raise MountError(f"mount failed: {exc}") from exc
+        return
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the daemon
+        os.close(read_fd)
+        _daemon(request, write_fd)
+    os.close(write_fd)
+    message = _wait_for_child(read_fd, request.mountpoint, timeout)
+    os.waitpid(pid, 0)  # the intermediate child exits at once
+    if message != "ok":
+        raise MountError(message or "the mount daemon exited before the mount was ready")
+
+
+def _daemon(request: MountRequest, write_fd: int) -> None:  # pragma: no cover - runs in the daemon
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    reported = False
+
+    def tell(message: str) -> None:
+        nonlocal reported
+        if not reported:
+            reported = True
+            os.write(write_fd, message.encode()[:4000])
+            os.close(write_fd)
+
+    code = 0
+    try:
+        setup_logging(request, foreground=False)
+        serve(request, on_ready=lambda: tell("ok"))
+    except MountError as exc:
+        tell(str(exc))
+        code = 1
+    except BaseException as exc:
+        log.exception("ccfs daemon failed")
+        tell(f"mount failed: {exc}")
+        code = 1
+    tell("the mount daemon stopped")
+    os._exit(code)
+
+
+def _wait_for_child(read_fd: int, mountpoint: str, timeout: float) -> str:
+    import select
+
+    deadline = time.monotonic() + timeout
+    chunks = []
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([read_fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(read_fd, 4096)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if b"".join(chunks) == b"ok":
+                    break
+        else:
+            return f"timed out after {timeout:.0f}s waiting for the mount on {mountpoint}"
+    finally:
+        os.close(read_fd)
+    message = b"".join(chunks).decode(errors="replace")
+    if message == "ok":
+        for _ in range(100):  # init ran; the kernel shows the mount a moment later
+            if os.path.ismount(mountpoint):
+                break
+            time.sleep(0.05)
+    return message
+
+
+def unmount(mountpoint: str, timeout: float = 30.0) -> None:
+    """Unmount with fusermount3 (or fusermount/umount) and wait until the mount is gone."""
+    if not os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is not mounted")
+    for tool in (["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]):
+        if shutil.which(tool[0]) is None:
+            continue
+        result = subprocess.run([*tool, mountpoint], capture_output=True, text=True)
+        if result.returncode == 0:
+            break
+        last = result.stderr.strip()
+    else:
+        raise MountError(f"could not unmount {mountpoint}: {locals().get('last', 'no unmount tool found')}")
+    deadline = time.monotonic() + timeout
+    while os.path.ismount(mountpoint) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is still mounted after {timeout:.0f}s")
+
+

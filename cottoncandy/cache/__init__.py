@@ -1,0 +1,1 @@
+"""Byte caches between the mount and the store: aligned blocks with prefetch, decoded arrays."""

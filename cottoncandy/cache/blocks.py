@@ -1,0 +1,109 @@
+"""An LRU of fixed-size, aligned blocks, bounded in bytes, with one fetch in flight per block.
+
+Like fsspec's caches it is given a fetch function, not a store, and it counts hits and misses.
+Blocks are keyed by ``(key, etag, index)``: bytes of two versions of an object can never mix.
+A caller that finds a block being fetched waits for that fetch instead of issuing its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+
+from cachetools import LRUCache
+
+BlockId = Hashable
+
+
+class BlockCache:
+    def __init__(self, capacity: int):
+        self.capacity = max(0, int(capacity))
+        self._lru: LRUCache[BlockId, bytes] = LRUCache(maxsize=max(1, self.capacity), getsizeof=len)
+        self._lock = threading.Lock()
+        self._inflight: dict[BlockId, Future[bytes]] = {}
+        self.hits = 0
+        self.misses = 0
+        self.fetched_bytes = 0
+
+    @property
+    def size(self) -> int:
+        with self._lock:
+            return int(self._lru.currsize)
+
+    def get(self, ident: BlockId) -> bytes | None:
+        with self._lock:
+            data = self._lru.get(ident)
+            if data is not None:
+                self.hits += 1
+            return data
+
+    def contains(self, ident: BlockId) -> bool:
+        with self._lock:
+            return ident in self._lru or ident in self._inflight
+
+    def _store(self, ident: BlockId, data: bytes) -> None:
+        if len(data) <= self.capacity:
+            self._lru[ident] = data
+
+    def claim(self, idents: Sequence[BlockId]) -> list[Future[bytes]]:
+        """Reserve the leading blocks of ``idents`` that are neither cached nor being fetched.
+
+        Returns one future per claimed block (a contiguous prefix of ``idents``); the caller must
+        ``fulfil`` or ``fail`` them. Stops at the first block somebody else has.
+        """
+        claimed: list[Future[bytes]] = []
+        with self._lock:
+            for ident in idents:
+                if ident in self._lru or ident in self._inflight:
+                    break
+                fut: Future[bytes] = Future()
+                self._inflight[ident] = fut
+                claimed.append(fut)
+        return claimed
+
+    def fulfil(self, idents: Sequence[BlockId], blocks: Sequence[bytes], futures: Sequence[Future[bytes]]) -> None:
+        with self._lock:
+            self.misses += len(idents)
+            for ident, data in zip(idents, blocks):
+                self.fetched_bytes += len(data)
+                self._store(ident, data)
+                self._inflight.pop(ident, None)
+        for fut, data in zip(futures, blocks):
+            fut.set_result(data)
+
+    def fail(self, idents: Sequence[BlockId], futures: Sequence[Future[bytes]], exc: BaseException) -> None:
+        with self._lock:
+            for ident in idents:
+                self._inflight.pop(ident, None)
+        for fut in futures:
+            fut.set_exception(exc)
+
+    def get_or_fetch(self, ident: BlockId, fetch: Callable[[], bytes]) -> bytes:
+        """The block, from memory, from a fetch already in flight, or by calling ``fetch`` once."""
+        while True:
+            with self._lock:
+                data = self._lru.get(ident)
+                if data is not None:
+                    self.hits += 1
+                    return data
+                pending = self._inflight.get(ident)
+                if pending is None:
+                    mine: Future[bytes] = Future()
+                    self._inflight[ident] = mine
+            if pending is not None:
+                try:
+                    return pending.result()
+                except Exception:
+                    continue  # the other fetch failed: try ourselves (and raise our own error)
+            try:
+                data = fetch()
+            except BaseException as exc:
+                self.fail([ident], [mine], exc)
+                raise
+            self.fulfil([ident], [data], [mine])
+            return data
+
+    def waiting(self, ident: BlockId) -> Future[bytes] | None:
+        with self._lock:
+            return self._inflight.get(ident)

@@ -1,0 +1,123 @@
+"""Compressed arrays, decoded once per (key, ETag) into a bounded cache.
+
+A compressed body cannot be read by range, so the first read of a compressed array decodes it
+whole. Small results stay in memory (an LRU bounded in bytes); larger ones are decoded into a
+file under the cache directory (an LRU bounded in bytes on disk) and read with ``pread``. An array
+larger than both limits is refused with a clear error rather than breaking the limits.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+from cachetools import LRUCache
+
+Decoder = Callable[[memoryview], None]
+
+
+class DecodedArray:
+    """Random access to one decoded array (in memory or in a spill file)."""
+
+    def __init__(self, data: bytearray | None = None, path: Path | None = None, size: int = 0):
+        self._data = data
+        self.path = path
+        self.size = size if data is None else len(data)
+        self._fd = os.open(path, os.O_RDONLY) if path is not None else -1
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self._data is not None:
+            return bytes(self._data[offset : offset + length])
+        return os.pread(self._fd, length, offset)
+
+    def evict(self) -> None:
+        """Drop the spill file's name; open readers keep reading until the object goes away."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class _SpillLRU(LRUCache):  # type: ignore[type-arg]
+    def popitem(self):  # type: ignore[no-untyped-def]
+        key, value = super().popitem()
+        value.evict()
+        return key, value
+
+
+class DecodedArrayCache:
+    def __init__(self, memory_limit: int, spill_dir: str | os.PathLike[str] | None, spill_limit: int):
+        self.memory_limit = memory_limit
+        self.spill_limit = spill_limit if spill_dir is not None else 0
+        self.spill_dir = Path(spill_dir) if spill_dir is not None else None
+        self._memory: LRUCache = LRUCache(maxsize=max(1, memory_limit), getsizeof=lambda a: a.size)
+        self._spilled: _SpillLRU = _SpillLRU(maxsize=max(1, self.spill_limit), getsizeof=lambda a: max(1, a.size))
+        self._lock = threading.Lock()
+        self._inflight: dict[tuple[str, str], Future[DecodedArray]] = {}
+        self.decodes = 0
+
+    def get(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
+        """The decoded array for ``ident``; decodes it (once, whatever the concurrency) if needed."""
+        with self._lock:
+            found = self._memory.get(ident) or self._spilled.get(ident)
+            if found is not None:
+                return found
+            pending = self._inflight.get(ident)
+            if pending is None:
+                mine: Future[DecodedArray] = Future()
+                self._inflight[ident] = mine
+        if pending is not None:
+            return pending.result()
+        try:
+            result = self._decode(ident, nbytes, decode)
+        except BaseException as exc:
+            with self._lock:
+                self._inflight.pop(ident, None)
+            mine.set_exception(exc)
+            raise
+        with self._lock:
+            target = self._memory if result.path is None else self._spilled
+            target[ident] = result
+            self._inflight.pop(ident, None)
+        mine.set_result(result)
+        return result
+
+    def _decode(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
+        self.decodes += 1
+        if nbytes <= self.memory_limit // 2:
+            data = bytearray(nbytes)
+            decode(memoryview(data))
+            return DecodedArray(data=data)
+        if nbytes > self.spill_limit or self.spill_dir is None:
+            raise OSError(errno.EFBIG, f"{ident[0]}: decoded array of {nbytes} bytes exceeds the cache limits "
+                                       f"(memory {self.memory_limit}, cache directory {self.spill_limit})")
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.spill_dir, prefix="decoded-")
+        os.close(fd)
+        path = Path(name)
+        try:
+            if nbytes:
+                spill = np.memmap(path, dtype=np.uint8, mode="w+", shape=(nbytes,))
+                decode(memoryview(spill))
+                spill.flush()
+                del spill
+            return DecodedArray(path=path, size=nbytes)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            for item in list(self._spilled.values()):
+                item.evict()
+            self._spilled.clear()
+            self._memory.clear()

@@ -1,0 +1,114 @@
+"""Reading an object through the block cache, with a sequential prefetcher.
+
+The model is mountpoint-s3's prefetcher: the first read of a handle fetches only the blocks it
+needs (a random row costs one block-sized GET), and every read that continues where the previous
+one ended doubles a read-ahead window, up to ``max_window`` bytes, fetched as multi-block runs on
+a bounded pool so several ranged GETs are in flight. A seek resets the window. Blocks land in the
+shared ``BlockCache``, so readers of the same object version share them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+
+from .blocks import BlockCache
+
+log = logging.getLogger(__name__)
+
+#: fetch(start, end) -> exactly the object's bytes [start, end)
+RangeFetch = Callable[[int, int], bytes]
+
+
+class ObjectReader:
+    """One open object version: ``read(offset, length)`` answers from cache, fetching what is missing."""
+
+    def __init__(self, cache: BlockCache, pool: Executor, fetch: RangeFetch, ident: tuple[str, str], size: int,
+                 block_size: int = 2**20, max_window: int = 64 * 2**20, run_size: int = 8 * 2**20):
+        self.cache = cache
+        self.pool = pool
+        self.fetch = fetch
+        self.ident = ident
+        self.size = size
+        self.block_size = block_size
+        self.max_window_blocks = max(1, max_window // block_size)
+        self.run_blocks = max(1, run_size // block_size)
+        self._lock = threading.Lock()
+        self._next_offset = -1
+        self._window = 0
+        self._prefetched_to = 0  # block index up to which prefetch was scheduled (exclusive)
+
+    # --- blocks ------------------------------------------------------------------------------
+    def _block_id(self, index: int) -> tuple[str, str, int]:
+        return (*self.ident, index)
+
+    def _fetch_run(self, first: int, count: int) -> None:
+        """Fetch blocks [first, first+count) with one ranged GET, for the blocks nobody else has."""
+        ids = [self._block_id(i) for i in range(first, first + count)]
+        futures = self.cache.claim(ids)
+        if not futures:
+            return
+        ids = ids[: len(futures)]
+        start = first * self.block_size
+        end = min(self.size, (first + len(futures)) * self.block_size)
+        try:
+            data = self.fetch(start, end)
+        except BaseException as exc:
+            self.cache.fail(ids, futures, exc)
+            raise
+        blocks = [data[i : i + self.block_size] for i in range(0, len(data), self.block_size)]
+        self.cache.fulfil(ids, blocks, futures)
+
+    def _background_run(self, first: int, count: int) -> None:
+        try:
+            self._fetch_run(first, count)
+        except Exception as exc:  # the reader that needs the block will see the error itself
+            log.debug("prefetch of %s blocks %d+%d failed: %s", self.ident[0], first, count, exc)
+
+    def _block(self, index: int) -> bytes:
+        return self.cache.get_or_fetch(self._block_id(index), lambda: self.fetch(
+            index * self.block_size, min(self.size, (index + 1) * self.block_size)))
+
+    # --- prefetch ----------------------------------------------------------------------------
+    def _plan_prefetch(self, offset: int, end: int) -> list[tuple[int, int]]:
+        """Update the window for a read of [offset, end) and return the runs to fetch ahead."""
+        last_block = (end - 1) // self.block_size
+        total_blocks = -(-self.size // self.block_size)
+        with self._lock:
+            sequential = self._next_offset >= 0 and abs(offset - self._next_offset) <= 4 * self.block_size
+            if sequential:
+                self._window = min(self.max_window_blocks, max(2, self._window * 2))
+            else:
+                self._window = 0
+                self._prefetched_to = last_block + 1
+            self._next_offset = end
+            if not self._window:
+                return []
+            start = max(self._prefetched_to, last_block + 1)
+            stop = min(total_blocks, last_block + 1 + self._window)
+            self._prefetched_to = max(self._prefetched_to, stop)
+        return [(b, min(self.run_blocks, stop - b)) for b in range(start, stop, self.run_blocks)]
+
+    # --- the read ----------------------------------------------------------------------------
+    def read(self, offset: int, length: int) -> bytes:
+        end = min(self.size, offset + length)
+        if offset >= end:
+            return b""
+        first, last = offset // self.block_size, (end - 1) // self.block_size
+        for run in self._plan_prefetch(offset, end):
+            self.pool.submit(self._background_run, *run)
+        missing = [i for i in range(first, last + 1) if not self.cache.contains(self._block_id(i))]
+        if len(missing) > 1:  # several blocks needed now: fetch them concurrently
+            futures: list[Future[None]] = [self.pool.submit(self._fetch_run, i, 1) for i in missing[1:]]
+            self._fetch_run(missing[0], 1)
+            for fut in futures:
+                fut.result()
+        pieces = []
+        for index in range(first, last + 1):
+            block = self._block(index)
+            lo = max(offset, index * self.block_size) - index * self.block_size
+            hi = min(end, (index + 1) * self.block_size) - index * self.block_size
+            pieces.append(block[lo:hi] if (lo, hi) != (0, len(block)) else block)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)

@@ -1,0 +1,1 @@
+"""Flat keys <-> a directory tree: folders, .grp groups, raw arrays shown as .npy files."""

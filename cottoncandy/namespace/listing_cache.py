@@ -1,0 +1,212 @@
+"""The tree of one bucket (or prefix), cached: folder listings, object metadata, misses.
+
+A folder costs one paginated LIST with a delimiter; object metadata costs a HEAD, issued
+concurrently and only for objects whose name leaves open that they are raw arrays. Everything
+is kept for ``ttl`` seconds (changes made elsewhere show up after that), and misses are kept in a
+bounded negative cache. A listing whose ETag differs from a cached HEAD invalidates that HEAD.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from cachetools import TTLCache
+
+from ..formats.npy import npy_header
+from ..formats.raw import has_array_metadata, spec_from_metadata
+from ..storage.base import ObjectInfo, ObjectStore
+from . import tree
+from .nodes import FileNode, FolderNode, Node
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    folders: list[str]
+    objects: dict[str, ObjectInfo]
+
+    @property
+    def empty(self) -> bool:
+        return not self.folders and not self.objects
+
+
+def split(path: str) -> list[str]:
+    return [p for p in path.strip("/").split("/") if p]
+
+
+class Namespace:
+    def __init__(self, store: ObjectStore, prefix: str = "", ttl: float = 300.0, head_workers: int = 32,
+                 negative_size: int = 10_000, max_heads: int = 500_000, max_folders: int = 20_000):
+        self.store = store
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.ttl = ttl
+        self._folders: TTLCache = TTLCache(maxsize=max_folders, ttl=ttl)
+        self._heads: TTLCache = TTLCache(maxsize=max_heads, ttl=ttl)
+        self._negative: TTLCache = TTLCache(maxsize=negative_size, ttl=max(0.001, min(ttl, 30.0)))
+        self._lock = threading.Lock()
+        self._folder_locks: dict[str, threading.Lock] = {}
+        self._pool = ThreadPoolExecutor(max_workers=head_workers, thread_name_prefix="cc-head")
+        self.lists = 0
+        self.head_requests = 0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- keys --------------------------------------------------------------------------------
+    def folder_prefix(self, path: str) -> str:
+        parts = split(path)
+        return self.prefix + "".join(p + "/" for p in parts)
+
+    # --- cached reads of the store -----------------------------------------------------------
+    def listing(self, path: str) -> FolderListing:
+        path = "/".join(split(path))
+        with self._lock:
+            cached = self._folders.get(path)
+            if cached is not None:
+                return cached
+            folder_lock = self._folder_locks.setdefault(path, threading.Lock())
+        with folder_lock:  # one LIST per folder at a time
+            with self._lock:
+                cached = self._folders.get(path)
+                if cached is not None:
+                    return cached
+            prefix = self.folder_prefix(path)
+            raw = self.store.list_dir(prefix)
+            self.lists += 1
+            folders = [p[len(prefix):].rstrip("/") for p in raw.prefixes]
+            objects = {o.key[len(prefix):]: o for o in raw.objects if o.key[len(prefix):] and "/" not in
+                       o.key[len(prefix):]}
+            listing = FolderListing(folders=folders, objects=objects)
+            with self._lock:
+                self._folders[path] = listing
+                for info in objects.values():
+                    head = self._heads.get(info.key)
+                    if head is not None and head.etag != info.etag:
+                        del self._heads[info.key]
+            return listing
+
+    def head(self, key: str) -> ObjectInfo:
+        with self._lock:
+            cached = self._heads.get(key)
+        if cached is not None:
+            return cached
+        info = self.store.head(key)
+        self.head_requests += 1
+        with self._lock:
+            self._heads[key] = info
+        return info
+
+    def heads(self, keys: Iterable[str]) -> dict[str, ObjectInfo | BaseException]:
+        """HEAD many keys concurrently (cached ones are free); failures are returned, not raised."""
+        keys = list(keys)
+        out: dict[str, ObjectInfo | BaseException] = {}
+        todo = []
+        with self._lock:
+            for key in keys:
+                cached = self._heads.get(key)
+                if cached is not None:
+                    out[key] = cached
+                else:
+                    todo.append(key)
+
+        def one(key: str) -> ObjectInfo | BaseException:
+            try:
+                return self.head(key)
+            except Exception as exc:
+                return exc
+
+        if len(todo) == 1:
+            out[todo[0]] = one(todo[0])
+        elif todo:
+            for key, result in zip(todo, self._pool.map(one, todo)):
+                out[key] = result
+        return out
+
+    # --- nodes -------------------------------------------------------------------------------
+    def _file_node(self, path: str, listed: ObjectInfo, head: ObjectInfo | BaseException | None) -> FileNode:
+        if head is None or isinstance(head, BaseException) or not has_array_metadata(head.metadata):
+            info = head if isinstance(head, ObjectInfo) else listed
+            if isinstance(head, BaseException) and not isinstance(head, FileNotFoundError):
+                return FileNode(path=path, info=listed, error=f"metadata unavailable: {head}")
+            return FileNode(path=path, info=info)
+        name = self.store.describe(head.key)
+        try:
+            spec = spec_from_metadata(head.metadata, name)
+        except ValueError as exc:
+            return FileNode(path=path, info=head, error=str(exc))
+        node = FileNode(path=path, info=head, spec=spec, header=npy_header(spec))
+        if spec.compression is None and head.size != spec.nbytes:
+            return FileNode(path=path, info=head, spec=spec, header=node.header,
+                            error=f"{name}: body is {head.size} bytes but the array needs {spec.nbytes}")
+        return node
+
+    def _is_array(self, heads: dict[str, ObjectInfo | BaseException], key: str) -> bool:
+        head = heads.get(key)
+        return isinstance(head, ObjectInfo) and has_array_metadata(head.metadata)
+
+    def children(self, path: str) -> dict[str, Node]:
+        """Every entry of the folder at ``path`` (one LIST, concurrent HEADs where needed)."""
+        path = "/".join(split(path))
+        listing = self.listing(path)
+        needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
+        heads = self.heads(needs)
+        table = tree.entries(listing.folders, listing.objects,
+                             lambda name: self._is_array(heads, listing.objects[name].key))
+        out: dict[str, Node] = {}
+        for shown, entry in table.items():
+            child_path = f"{path}/{shown}" if path else shown
+            if entry.kind == "folder":
+                out[shown] = FolderNode(child_path, self.folder_prefix(child_path))
+            else:
+                listed = listing.objects[entry.child]
+                out[shown] = self._file_node(child_path, listed, heads.get(listed.key))
+        return out
+
+    def lookup(self, path: str) -> Node:
+        """The node at ``path``; ``FileNotFoundError`` naming it when there is none."""
+        parts = split(path)
+        path = "/".join(parts)
+        if not parts:
+            return FolderNode("", self.prefix)
+        with self._lock:
+            if path in self._negative:
+                raise FileNotFoundError(f"no such file or folder: {path}")
+        parent, name = "/".join(parts[:-1]), parts[-1]
+        listing = self.listing(parent)
+        if parent and listing.empty:
+            self._remember_missing(path)
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        if name in listing.folders:
+            return FolderNode(path, self.folder_prefix(path))
+        present = [c for c in tree.candidates(name) if c in listing.objects]
+        needs = [listing.objects[c].key for c in present if tree.may_be_array(c)]
+        heads = self.heads(needs)
+        # decide with the same rule as a full listing, restricted to the candidates
+        table = tree.entries([f for f in listing.folders if f in tree.candidates(name)],
+                             {c: None for c in present},
+                             lambda n: self._is_array(heads, listing.objects[n].key))
+        entry = table.get(name)
+        if entry is None or entry.kind == "folder":
+            self._remember_missing(path)
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        listed = listing.objects[entry.child]
+        return self._file_node(path, listed, heads.get(listed.key))
+
+    def _remember_missing(self, path: str) -> None:
+        with self._lock:
+            self._negative[path] = True
+
+    def forget(self, path: str = "") -> None:
+        """Drop cached state (all of it for ``''``) so the next access asks the store again."""
+        with self._lock:
+            if not path:
+                self._folders.clear()
+                self._heads.clear()
+                self._negative.clear()
+            else:
+                self._folders.pop("/".join(split(path)), None)

@@ -1,0 +1,78 @@
+"""How one folder level of keys becomes directory entries (pure functions, no I/O).
+
+Rules (README "Filesystem semantics"):
+- every common prefix is a folder (``.grp`` groups included, names kept);
+- a raw array (an object with dtype/shape metadata) named ``k`` is the file ``k.npy``: a synthesised
+  header plus the object's bytes; a raw array already named ``*.npy`` keeps its name;
+- any other object keeps its name and bytes (``.npy`` objects thus pass through unchanged);
+- directory-marker keys (ending in ``/``) and empty names are not entries;
+- clashes: folders win, then objects under their own key, then derived ``.npy`` names. A raw
+  array whose ``.npy`` name is taken is shown under its bare key; an object whose name is taken by
+  a folder is left out. Each clash is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+NPY = ".npy"
+#: object names that are never raw arrays, so listing them needs no HEAD
+NON_ARRAY_SUFFIXES = (".json", ".pkl", ".pickle", ".txt", ".csv", ".tsv", ".md", ".log", ".yaml", ".yml", ".png",
+                      ".jpg", ".jpeg", ".gif", ".pdf", ".zip", ".tar", ".gz", ".bz2", ".h5", ".hdf5", ".hdf",
+                      ".nii", ".mat", ".html", ".py", ".xml", ".tif", ".tiff")
+
+
+def may_be_array(name: str) -> bool:
+    """Whether an object's name leaves open that it is a raw array (then its metadata is needed)."""
+    return not name.lower().endswith(NON_ARRAY_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A directory entry: what it is and which child of the listing it comes from."""
+
+    kind: str  # "folder", "array" (raw array as .npy) or "object" (bytes as stored)
+    child: str  # the folder or object name within the listing (not the displayed name)
+
+
+def entries(folders: list[str], objects: Mapping[str, object], is_array: Callable[[str], bool]) -> dict[str, Entry]:
+    """Displayed name -> entry for one folder level. ``objects`` maps object names to anything."""
+    table: dict[str, Entry] = {}
+    for name in folders:
+        if name:
+            table[name] = Entry("folder", name)
+    derived: list[tuple[str, str]] = []
+    for name in objects:
+        if not name:
+            continue
+        array = is_array(name)
+        if array and not name.endswith(NPY):
+            derived.append((name + NPY, name))
+            continue
+        kind = "array" if array else "object"
+        if name in table:
+            log.info("name clash: object %r is hidden by a folder of the same name", name)
+            continue
+        table[name] = Entry(kind, name)
+    for shown, name in derived:
+        if shown not in table:
+            table[shown] = Entry("array", name)
+        elif name not in table:
+            log.info("name clash: %r exists, so raw array %r is shown under its bare name", shown, name)
+            table[name] = Entry("array", name)
+        else:
+            log.info("name clash: raw array %r has no free name and is hidden", name)
+    return table
+
+
+def candidates(name: str) -> list[str]:
+    """The object names that could be displayed as ``name`` (to HEAD only those on a lookup)."""
+    out = [name]
+    if name.endswith(NPY) and len(name) > len(NPY):
+        out.append(name[: -len(NPY)])
+    out.append(name + NPY)  # its presence decides whether a bare-named array is shown bare
+    return out

@@ -2,7 +2,7 @@
 
 The model is mountpoint-s3's prefetcher: the first read of a handle fetches only the blocks it
 needs (a random row costs one block-sized GET), and every read that continues where the previous
-one ended doubles a read-ahead window, up to ``max_window`` bytes, fetched as multi-block runs on
+one ended grows a read-ahead window (twice the bytes read in the streak), up to ``max_window`` bytes, fetched as multi-block runs on
 a bounded pool so several ranged GETs are in flight. A seek resets the window. Blocks land in the
 shared ``BlockCache``, so readers of the same object version share them.
 """
@@ -37,7 +37,7 @@ class ObjectReader:
         self.run_blocks = max(1, run_size // block_size)
         self._lock = threading.Lock()
         self._next_offset = -1
-        self._window = 0
+        self._streak = 0
         self._prefetched_to = 0  # block index up to which prefetch was scheduled (exclusive)
 
     # --- blocks ------------------------------------------------------------------------------
@@ -73,21 +73,27 @@ class ObjectReader:
 
     # --- prefetch ----------------------------------------------------------------------------
     def _plan_prefetch(self, offset: int, end: int) -> list[tuple[int, int]]:
-        """Update the window for a read of [offset, end) and return the runs to fetch ahead."""
+        """Update the streak for a read of [offset, end) and return the runs to fetch ahead.
+
+        The window is twice the bytes read sequentially so far (capped): a stream earns its
+        read-ahead, so a few kernel read-ahead requests after a random access cost little, while
+        a long sequential read soon keeps ``max_window`` bytes in flight.
+        """
         last_block = (end - 1) // self.block_size
         total_blocks = -(-self.size // self.block_size)
         with self._lock:
             sequential = self._next_offset >= 0 and abs(offset - self._next_offset) <= 4 * self.block_size
             if sequential:
-                self._window = min(self.max_window_blocks, max(2, self._window * 2))
+                self._streak += end - offset
             else:
-                self._window = 0
+                self._streak = end - offset
                 self._prefetched_to = last_block + 1
             self._next_offset = end
-            if not self._window:
+            if not sequential:
                 return []
+            window = min(self.max_window_blocks, -(-2 * self._streak // self.block_size))
             start = max(self._prefetched_to, last_block + 1)
-            stop = min(total_blocks, last_block + 1 + self._window)
+            stop = min(total_blocks, last_block + 1 + window)
             self._prefetched_to = max(self._prefetched_to, stop)
         return [(b, min(self.run_blocks, stop - b)) for b in range(start, stop, self.run_blocks)]
 

@@ -1,0 +1,52 @@
+"""Real mounts for tests: mount in the background with the real CLI, always unmount."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+HAVE_FUSE = os.path.exists("/dev/fuse")
+needs_fuse = pytest.mark.skipif(not HAVE_FUSE, reason="/dev/fuse is absent: real-mount tests need FUSE")
+
+
+def ccfs(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "ccfs", *args], capture_output=True, text=True, timeout=120)
+    if check and result.returncode:
+        raise AssertionError(f"ccfs {' '.join(args)} failed: {result.stdout}{result.stderr}")
+    return result
+
+
+def force_unmount(mountpoint: Path) -> None:
+    if os.path.ismount(mountpoint):
+        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True)
+        for _ in range(100):
+            if not os.path.ismount(mountpoint):
+                break
+            time.sleep(0.05)
+
+
+@contextmanager
+def mounted(target: str, tmp_path: Path, *extra: str, expect_errors: bool = False) -> Iterator[Path]:
+    """Mount ``target``; yield the mountpoint; unmount; fail if the daemon logged unexpected errors."""
+    mountpoint = tmp_path / f"mnt{len(list(tmp_path.glob('mnt*')))}"
+    mountpoint.mkdir()
+    log = tmp_path / f"{mountpoint.name}.log"
+    ccfs("mount", target, str(mountpoint), "--log-file", str(log), *extra)
+    try:
+        assert os.path.ismount(mountpoint)
+        yield mountpoint
+    finally:
+        result = ccfs("umount", str(mountpoint), check=False)
+        force_unmount(mountpoint)
+        assert result.returncode == 0 or not os.path.ismount(mountpoint), result.stderr
+    errors = [line for line in log.read_text().splitlines() if " ERROR " in line] if log.exists() else []
+    if not expect_errors:
+        assert errors == [], f"the daemon logged errors: {errors}"
+    mounted.last_errors = errors  # type: ignore[attr-defined]

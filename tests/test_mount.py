@@ -1,0 +1,235 @@
+"""Real FUSE mounts of the moto S3 server: np.load/np.memmap, ls/stat/find/globs, errors, concurrency."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import subprocess
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cottoncandy import mounted as mnt
+from tests.conftest import BUCKET
+from tests.mountutil import ccfs, mounted, needs_fuse
+
+pytestmark = [needs_fuse, pytest.mark.fuse]
+
+DTYPES = ["|b1", "|i1", "|u1", "<i2", ">i2", "<u4", "<i8", "<f2", "<f4", "<f8", ">f8", "<c8", "<c16", "<U3",
+          "|S4", "|V6"]
+
+
+def endpoint(cci) -> list[str]:  # type: ignore[no-untyped-def]
+    return ["--endpoint-url", cci.settings.endpoint_url]
+
+
+def test_every_dtype_and_order_loads(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for dtype in DTYPES:
+        arr = rng.integers(0, 100, (7, 5)).astype(dtype) if dtype != "|V6" else \
+            np.frombuffer(rng.bytes(7 * 6), dtype="|V6").reshape(7, 1)
+        arrays[f"dt/{dtype.replace('|', 'n').replace('<', 'l').replace('>', 'b')}"] = arr
+    for key, arr in arrays.items():
+        cci.upload_raw_array(key, arr, compression=False)
+    fortran = np.asfortranarray(rng.random((6, 9)))
+    cci.store.put("dt/fortran", fortran.tobytes(order="F"),
+                  {"dtype": "<f8", "shape": "6,9", "compression": "False", "order": "F"})
+    arrays["dt/fortran"] = fortran
+    cci.upload_raw_array("dt/zerod", np.array(3.5), compression=False)
+    arrays["dt/zerod"] = np.array(3.5)
+    cci.upload_raw_array("dt/empty", np.zeros((0, 4), "<i4"), compression=False)
+    arrays["dt/empty"] = np.zeros((0, 4), "<i4")
+    for codec in ("gzip", "Zstd", "LZ4"):
+        cci.upload_raw_array(f"dt/comp_{codec}", rng.random((50, 3)), compression=codec)
+        arrays[f"dt/comp_{codec}"] = cci.download_raw_array(f"dt/comp_{codec}")
+    with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:
+        for key, arr in arrays.items():
+            path = m / f"{key}.npy"
+            loaded = np.load(path, mmap_mode="r")
+            assert loaded.dtype == arr.dtype and loaded.shape == arr.shape, key
+            assert np.array_equal(loaded, arr), key
+            if key == "dt/fortran":
+                assert loaded.flags.f_contiguous and not loaded.flags.c_contiguous
+            if arr.size:
+                mm = np.memmap(path, dtype=arr.dtype, mode="r", offset=os.path.getsize(path) - arr.nbytes,
+                               shape=arr.shape, order="F" if key == "dt/fortran" else "C")
+                assert np.array_equal(mm, arr), key
+                del mm
+            del loaded
+
+
+def test_corpus_reads_through_the_mount(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_compat_corpus import load_corpus_into
+
+    expected = load_corpus_into(lambda k, b, m: cci.store.put(k, b, m))
+    with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:
+        checked = 0
+        for key, want in expected.items():
+            if want["kind"] == "raw_array":
+                arr = np.load(m / f"{key}.npy", mmap_mode="r")
+            elif want["kind"] == "npy_array":
+                arr = np.load(m / key, mmap_mode="r")
+            elif want["kind"] == "dask_array":
+                arr = mnt.dask_array(m / key).compute()
+            elif want["kind"] == "sparse_array":
+                arr = sparse_from_mount(m / key).toarray()
+            elif want["kind"] == "json":
+                assert json.loads((m / key).read_text()) == want["value"]
+                continue
+            else:
+                continue
+            assert arr.dtype == np.dtype(want["dtype"]) and list(arr.shape) == want["shape"], key
+            assert hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() == want["sha256_c_order"], key
+            checked += 1
+        assert checked == 41
+        lazy = mnt.dask_array(m / "dask/last_axis")
+        full = lazy.compute()  # checked against the corpus sha above
+        sliced = lazy[2:5, 10:20, 600:800].compute()
+        assert np.array_equal(sliced, full[2:5, 10:20, 600:800])
+
+
+def sparse_from_mount(folder: Path):  # type: ignore[no-untyped-def]
+    import scipy.sparse as sp
+
+    meta = json.loads((folder / "metadata.json").read_text())
+    parts = {a: np.load(folder / f"{a}.npy") for a in meta["attrs"]}
+    shape = tuple(meta["shape"])
+    if meta["type"] == "coo":
+        return sp.coo_matrix((parts["data"], (parts["row"], parts["col"])), shape=shape)
+    if meta["type"] == "dia":
+        return sp.dia_matrix((parts["data"], parts["offsets"]), shape=shape)
+    kind = {"csr": sp.csr_matrix, "csc": sp.csc_matrix, "bsr": sp.bsr_matrix}[meta["type"]]
+    return kind((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
+
+
+def test_ls_stat_find_and_globs(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for sub in ("sub01", "sub02"):
+        for name in ("x", "y"):
+            cci.upload_raw_array(f"p/{sub}.grp/{name}", np.zeros((10, 10)), compression=False)
+    cci.upload_raw_array("p/comp", np.zeros(1000), compression="gzip")
+    cci.upload_json("p/notes.json", {"a": 1})
+    cci.store.put("p/emptydir/", b"")  # a directory marker
+    with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:
+        assert sorted(os.listdir(m / "p")) == ["comp.npy", "emptydir", "notes.json", "sub01.grp", "sub02.grp"]
+        assert os.listdir(m / "p/emptydir") == []
+        npy_size = 128 + 800
+        assert os.stat(m / "p/sub01.grp/x.npy").st_size == npy_size
+        assert os.stat(m / "p/comp.npy").st_size == 128 + 8000
+        assert os.stat(m / "p/notes.json").st_size == len(b'{"a": 1}')
+        out = subprocess.run(["bash", "-c", f"ls {m}/p/*.grp/*.npy"], capture_output=True, text=True, check=True)
+        assert out.stdout.split() == [f"{m}/p/{s}.grp/{n}.npy" for s in ("sub01", "sub02") for n in ("x", "y")]
+        found = subprocess.run(["find", str(m), "-type", "f"], capture_output=True, text=True, check=True)
+        assert len(found.stdout.split()) == 6
+        lsl = subprocess.run(["ls", "-l", str(m / "p/sub02.grp")], capture_output=True, text=True, check=True)
+        assert lsl.stdout.count(f" {npy_size} ") == 2 and "-r--r--r--" in lsl.stdout
+        attrs = subprocess.run(["getfattr", "-d", str(m / "p/comp.npy")], capture_output=True, text=True,
+                               check=True).stdout
+        assert 'user.cottoncandy.compression="gzip"' in attrs and 'user.cottoncandy.shape="1000"' in attrs
+        assert 'user.cottoncandy.dtype="<f8"' in attrs and "user.cottoncandy.etag=" in attrs
+        where = mnt.locate(m / "p/sub01.grp/x.npy")
+        assert where is not None and where.bucket == BUCKET and where.key == "p/sub01.grp/x"
+        assert mnt.locate(m / "p/sub01.grp").key == "p/sub01.grp"
+        assert not mnt.is_mounted(tmp_path)
+
+
+def _sum_rows(path: str, rows: list[int]) -> float:
+    arr = np.load(path, mmap_mode="r")
+    return float(sum(arr[r].sum() for r in rows))
+
+
+def test_concurrent_readers_agree(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    arr = np.random.default_rng(1).random((2000, 512))  # 8 MB
+    cci.upload_raw_array("conc/a", arr, compression=False)
+    rows = list(range(0, 2000, 7))
+    want = float(sum(arr[r].sum() for r in rows))
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--block-size", "256K") as m:
+        path = str(m / "conc/a.npy")
+        results: list[float] = []
+        threads = [threading.Thread(target=lambda i=i: results.append(_sum_rows(path, rows[i::4]))) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert abs(sum(results) - want) < 1e-6
+        with ProcessPoolExecutor(3) as pool:
+            sums = list(pool.map(_sum_rows, [path] * 3, [rows] * 3))
+        assert all(abs(s - want) < 1e-6 for s in sums)
+        assert np.array_equal(np.load(path), arr)
+
+
+def test_overwritten_open_object_is_estale(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cci.upload_raw_array("stale/a", np.zeros(4_000_000), compression=False)  # 32 MB
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--metadata-ttl", "1", "--cache-size", "4M",
+                 expect_errors=True) as m, open(m / "stale/a.npy", "rb") as fh:
+        fh.read(4096)
+        cci.upload_raw_array("stale/a", np.ones(4_000_000), compression=False)
+        fh.seek(30_000_000)
+        with pytest.raises(OSError) as err:
+            fh.read(4096)
+        assert err.value.errno == errno.ESTALE
+
+
+def test_writes_are_erofs(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cci.upload_raw_array("w/a", np.zeros(3), compression=False)
+    with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:
+        for action in (lambda: open(m / "w/a.npy", "r+b"), lambda: open(m / "w/new.npy", "wb"),
+                       lambda: os.mkdir(m / "w/newdir"), lambda: os.unlink(m / "w/a.npy"),
+                       lambda: os.rename(m / "w/a.npy", m / "w/b.npy")):
+            with pytest.raises(OSError) as err:
+                action()
+            assert err.value.errno == errno.EROFS
+
+
+def test_corrupt_objects_are_eio_and_the_mount_keeps_serving(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cci.store.put("bad/short", b"\x00" * 100, {"dtype": "<f8", "shape": "1000", "compression": "False"})
+    cci.store.put("bad/gz", b"\x1f\x8b\x08\x00 not gzip at all", {"dtype": "<f8", "shape": "40",
+                                                                    "compression": "gzip"})
+    cci.store.put("bad/meta", b"\x00" * 8, {"dtype": "nonsense", "shape": "1", "compression": "False"})
+    cci.upload_raw_array("bad/good", np.arange(5.0), compression=False)
+    with mounted(BUCKET, tmp_path, *endpoint(cci), expect_errors=True) as m:
+        for name in ("short.npy", "gz.npy", "meta.npy"):
+            with pytest.raises(OSError) as err:
+                np.load(m / "bad" / name, mmap_mode="r")
+            assert err.value.errno == errno.EIO, name
+        assert np.array_equal(np.load(m / "bad/good.npy"), np.arange(5.0))
+    errors = mounted.last_errors  # type: ignore[attr-defined]
+    assert any("bad/short" in line for line in errors) and any("bad/gz" in line for line in errors)
+    assert any("bad/meta" in line for line in errors)
+
+
+def test_mount_refuses_clearly(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = ccfs("mount", BUCKET, str(tmp_path / "absent"), *endpoint(cci), check=False)
+    assert result.returncode != 0 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    result = ccfs("mount", BUCKET, str(full), *endpoint(cci), check=False)
+    assert result.returncode != 0 and "not empty" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = ccfs("mount", "no-such-bucket", str(empty), *endpoint(cci), check=False)
+    assert result.returncode != 0 and "bucket not found" in result.stderr
+    assert not os.path.ismount(empty)
+
+
+def test_local_directory_mount(cci_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cci_local.upload_raw_array("g.grp/a", np.arange(10), compression=False)
+    with mounted(cci_local.bucket_name, tmp_path) as m:
+        assert np.array_equal(np.load(m / "g.grp/a.npy", mmap_mode="r"), np.arange(10))
+
+
+def test_dask_over_mount_and_prefix_mount(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    arr = np.arange(10_000.0).reshape(100, 100)
+    cci.upload_raw_array("deep/prefix/arr", arr, compression=False)
+    with mounted(f"s3://{BUCKET}/deep/prefix", tmp_path, *endpoint(cci)) as m:
+        assert os.listdir(m) == ["arr.npy"]
+        lazy = mnt.dask_array(m / "arr.npy", chunks=(30, 50))
+        assert lazy.chunks == ((30, 30, 30, 10), (50, 50))
+        assert np.array_equal(lazy[10:70, 20:90].compute(), arr[10:70, 20:90])
+        assert mnt.locate(m / "arr.npy").key == "deep/prefix/arr"

@@ -1,0 +1,211 @@
+"""Core of the mount without a kernel: tree rules, listing/HEAD economy, block cache, prefetch, handles."""
+
+from __future__ import annotations
+
+import errno
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from ccfs.errors import errno_for
+from ccfs.filesystem import CcFilesystem, MountOptions
+from cottoncandy.arrays import write_raw_array
+from cottoncandy.cache.blocks import BlockCache
+from cottoncandy.cache.decoded import DecodedArrayCache
+from cottoncandy.cache.prefetch import ObjectReader
+from cottoncandy.namespace import tree
+from cottoncandy.storage import MemoryStore
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, arr)
+    return out.getvalue()
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    s = MemoryStore("bkt")
+    write_raw_array(s, "proj/a.grp/x", np.arange(12.0).reshape(3, 4), compression=False)
+    write_raw_array(s, "proj/a.grp/z", np.arange(1000, dtype="<i4"), compression="gzip")
+    s.put("proj/a.grp/plain.json", b'{"a": 1}')
+    s.put("proj/n.npy", npy_bytes(np.arange(5)))
+    s.put("proj/marker/", b"")
+    s.put("proj/b.grp/deep/k", b"data")
+    return s
+
+
+def test_tree_rules() -> None:
+    table = tree.entries(["g.grp", "clash"], {"x": 1, "y.npy": 1, "clash": 1, "t": 1, "t.npy": 1, "j.json": 1},
+                         lambda n: n in {"x", "y.npy", "t"})
+    assert table["g.grp"].kind == "folder" and table["clash"].kind == "folder"  # folder wins
+    assert table["x.npy"] == tree.Entry("array", "x")
+    assert table["y.npy"] == tree.Entry("array", "y.npy")  # already .npy: keeps its name
+    assert table["t.npy"] == tree.Entry("object", "t.npy")  # the stored name wins...
+    assert table["t"] == tree.Entry("array", "t")  # ...and the array is shown under its bare key
+    assert table["j.json"].kind == "object" and "x" not in table
+
+
+def test_tree_view_and_sizes(store: MemoryStore) -> None:
+    fs = CcFilesystem(store)
+    assert [n for n, _ in fs.readdir("/")] == ["proj"]
+    names = dict(fs.readdir("/proj"))
+    assert sorted(names) == ["a.grp", "b.grp", "marker", "n.npy"]
+    listing = dict(fs.readdir("/proj/a.grp"))
+    assert sorted(listing) == ["plain.json", "x.npy", "z.npy"]
+    assert listing["x.npy"]["st_size"] == len(npy_bytes(np.arange(12.0).reshape(3, 4)))
+    assert listing["z.npy"]["st_size"] == len(npy_bytes(np.arange(1000, dtype="<i4")))  # exact when compressed
+    assert fs.getattr("/proj/n.npy")["st_size"] == len(npy_bytes(np.arange(5)))
+    with pytest.raises(FileNotFoundError):
+        fs.getattr("/proj/a.grp/x")  # shown only as x.npy
+    with pytest.raises(FileNotFoundError):
+        fs.getattr("/nothing/here")
+
+
+def test_file_bytes_equal_np_save(store: MemoryStore) -> None:
+    fs = CcFilesystem(store, options=MountOptions(block_size=64))
+    for path, arr in (("/proj/a.grp/x.npy", np.arange(12.0).reshape(3, 4)),
+                      ("/proj/a.grp/z.npy", np.arange(1000, dtype="<i4")), ("/proj/n.npy", np.arange(5))):
+        fh = fs.open(path)
+        want = npy_bytes(arr)
+        got = b"".join(fs.read(fh, 100, off) for off in range(0, len(want) + 100, 100))
+        assert got == want
+        fs.release(fh)
+
+
+def test_listing_costs_one_list_and_heads_once(store: MemoryStore) -> None:
+    for i in range(50):
+        write_raw_array(store, f"many/a{i:03d}", np.zeros(3), compression=False)
+    fs = CcFilesystem(store)
+    store.requests.clear()
+    entries = fs.readdir("/many")
+    for name, _ in entries:
+        fs.getattr(f"/many/{name}")  # what ls -l does after readdir
+    ops = [op for op, _ in store.requests]
+    assert ops.count("list") == 2  # the folder and its parent (for the lookup of /many)
+    assert ops.count("head") == 50  # one HEAD per array, none repeated
+    fs.readdir("/many")
+    assert [op for op, _ in store.requests].count("head") == 50
+
+
+def test_negative_cache(store: MemoryStore) -> None:
+    fs = CcFilesystem(store)
+    for _ in range(3):
+        with pytest.raises(FileNotFoundError):
+            fs.getattr("/proj/missing.npy")
+    assert [op for op, _ in store.requests].count("list") <= 2
+
+
+def test_open_pins_etag_and_replacement_is_estale(store: MemoryStore) -> None:
+    fs = CcFilesystem(store, options=MountOptions(block_size=16, metadata_ttl=0.001))
+    fh = fs.open("/proj/a.grp/x.npy")
+    first = fs.read(fh, 16, 128)
+    write_raw_array(store, "proj/a.grp/x", np.ones((3, 4)), compression=False)
+    with pytest.raises(OSError) as err:
+        fs.read(fh, 16, 160)
+    assert err.value.errno == errno.ESTALE
+    assert first == np.arange(12.0).tobytes()[:16]
+    time.sleep(0.01)
+    fresh = fs.open("/proj/a.grp/x.npy")
+    assert fs.read(fresh, 8, 128) == np.ones(1).tobytes()
+
+
+def test_writes_refused_and_bad_objects_are_eio(store: MemoryStore) -> None:
+    import os
+
+    fs = CcFilesystem(store)
+    with pytest.raises(OSError) as err:
+        fs.open("/proj/a.grp/x.npy", os.O_WRONLY)
+    assert err.value.errno == errno.EROFS
+    store.put("bad/short", b"\x00" * 10, {"dtype": "<f8", "shape": "100", "compression": "False"})
+    store.put("bad/dtype", b"\x00" * 8, {"dtype": "not-a-dtype", "shape": "1", "compression": "False"})
+    store.put("bad/gz", b"\x1f\x8b garbage", {"dtype": "<f8", "shape": "4", "compression": "gzip"})
+    names = sorted(n for n, _ in fs.readdir("/bad"))
+    assert names == ["dtype.npy", "gz.npy", "short.npy"]
+    for name in names:
+        with pytest.raises((OSError, ValueError)) as err:
+            fh = fs.open(f"/bad/{name}")
+            fs.read(fh, 4096, 0)
+        assert errno_for(err.value) == errno.EIO
+    assert fs.read(fs.open("/proj/n.npy"), 6, 0) == b"\x93NUMPY"
+
+
+def test_xattrs(store: MemoryStore) -> None:
+    fs = CcFilesystem(store)
+    attrs = {a: fs.getxattr("/proj/a.grp/z.npy", a) for a in fs.listxattr("/proj/a.grp/z.npy")}
+    assert attrs["user.cottoncandy.dtype"] == b"<i4" and attrs["user.cottoncandy.shape"] == b"1000"
+    assert attrs["user.cottoncandy.compression"] == b"gzip" and attrs["user.cottoncandy.order"] == b"C"
+    assert attrs["user.cottoncandy.etag"]
+    with pytest.raises(OSError) as err:
+        fs.getxattr("/proj/a.grp/z.npy", "user.other")
+    assert err.value.errno == errno.ENODATA
+
+
+def test_block_cache_single_flight_and_bound() -> None:
+    cache = BlockCache(capacity=1000)
+    calls = []
+    gate = threading.Event()
+
+    def fetch() -> bytes:
+        calls.append(1)
+        gate.wait(1)
+        return b"x" * 100
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(cache.get_or_fetch, ("k", "e", 0), fetch) for _ in range(8)]
+        time.sleep(0.05)
+        gate.set()
+        assert all(f.result() == b"x" * 100 for f in futures)
+    assert len(calls) == 1
+    for i in range(30):
+        cache.get_or_fetch(("k", "e", i + 1), lambda: b"y" * 100)
+    assert cache.size <= 1000
+
+
+def test_prefetch_grows_on_sequential_and_random_reads_fetch_one_block() -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    fetched: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def fetch(start: int, end: int) -> bytes:
+        with lock:
+            fetched.append((start, end))
+        return data[start:end]
+
+    pool = ThreadPoolExecutor(4)
+    reader = ObjectReader(BlockCache(2**22), pool, fetch, ("k", "e"), len(data), block_size=16384,
+                          max_window=256 * 1024, run_size=64 * 1024)
+    assert reader.read(500_000, 100) == data[500_000:500_100]
+    assert fetched == [(491520, 507904)]  # one block for a random read
+    fetched.clear()
+    pos = 0
+    while pos < len(data):
+        assert reader.read(pos, 32768) == data[pos : pos + 32768]
+        pos += 32768
+    pool.shutdown(wait=True)
+    assert max(e - s for s, e in fetched) == 64 * 1024  # prefetch runs of several blocks
+    assert sum(e - s for s, e in fetched) <= len(data)  # nothing fetched twice
+
+
+def test_decoded_cache_spills_and_respects_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cache = DecodedArrayCache(memory_limit=1000, spill_dir=tmp_path, spill_limit=10_000)
+
+    def filler(value: int):  # type: ignore[no-untyped-def]
+        def decode(out: memoryview) -> None:
+            out[:] = bytes([value]) * len(out)
+        return decode
+
+    small = cache.get(("a", "1"), 100, filler(1))
+    assert small.path is None and small.read(0, 3) == b"\x01\x01\x01"
+    big = cache.get(("b", "1"), 6000, filler(2))
+    assert big.path is not None and big.read(5990, 20) == b"\x02" * 10
+    cache.get(("c", "1"), 6000, filler(3))  # evicts b from the spill directory
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= 10_000
+    assert big.read(0, 2) == b"\x02\x02"  # an open reader keeps working
+    with pytest.raises(OSError) as err:
+        cache.get(("d", "1"), 20_000, filler(4))
+    assert err.value.errno == errno.EFBIG

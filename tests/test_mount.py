@@ -178,7 +178,8 @@ def test_overwritten_open_object_is_estale(cci, tmp_path: Path) -> None:  # type
 def test_writes_are_erofs(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cci.upload_raw_array("w/a", np.zeros(3), compression=False)
     with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:
-        for action in (lambda: open(m / "w/a.npy", "r+b"), lambda: open(m / "w/new.npy", "wb"),
+        for action in (lambda: os.open(m / "w/a.npy", os.O_RDWR),
+                       lambda: os.open(m / "w/new.npy", os.O_WRONLY | os.O_CREAT),
                        lambda: os.mkdir(m / "w/newdir"), lambda: os.unlink(m / "w/a.npy"),
                        lambda: os.rename(m / "w/a.npy", m / "w/b.npy")):
             with pytest.raises(OSError) as err:

@@ -2,9 +2,9 @@
 
 The model is mountpoint-s3's prefetcher: the first read of a handle fetches only the blocks it
 needs (a random row costs one block-sized GET), and every read that continues where the previous
-one ended grows a read-ahead window (twice the bytes read in the streak), up to ``max_window`` bytes, fetched as multi-block runs on
-a bounded pool so several ranged GETs are in flight. A seek resets the window. Blocks land in the
-shared ``BlockCache``, so readers of the same object version share them.
+one ended grows a read-ahead window (twice the bytes read in the streak) up to ``max_window``
+bytes, fetched as multi-block runs on a bounded pool so several ranged GETs are in flight. A seek
+resets the window. Blocks land in the shared ``BlockCache``, so readers of one version share them.
 """
 
 from __future__ import annotations

@@ -46,7 +46,10 @@ def main() -> None:
 @click.option("--region", help="AWS region of the bucket.")
 @click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (logs to stderr).")
 @click.option("--cache-size", type=SIZE, default="512M", show_default=True, help="Memory for cached blocks.")
-@click.option("--block-size", type=SIZE, default="1M", show_default=True, help="Bytes per cached block.")
+@click.option("--block-size", type=SIZE, default="256K", show_default=True,
+              help="Bytes per cached block (the least a random read fetches).")
+@click.option("--read-ahead", type=SIZE, default="512K", show_default=True,
+              help="Largest kernel READ (kernel read-ahead of the mount; raising it needs root).")
 @click.option("--metadata-ttl", type=float, default=300.0, show_default=True,
               help="Seconds to trust cached listings and metadata.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Where large decoded arrays spill.")
@@ -56,7 +59,8 @@ def main() -> None:
               default="INFO", show_default=True)
 @click.option("-o", "fuse_options", multiple=True, help="Extra FUSE options, e.g. -o allow_other.")
 def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
-                  region: str | None, foreground: bool, cache_size: int, block_size: int, metadata_ttl: float,
+                  region: str | None, foreground: bool, cache_size: int, block_size: int, read_ahead: int,
+                  metadata_ttl: float,
                   cache_dir: str | None, cache_dir_size: int, log_file: str | None, log_level: str,
                   fuse_options: tuple[str, ...]) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
@@ -69,7 +73,8 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
     try:
         request = MountRequest(
             target=parse_target(target), mountpoint=os.path.abspath(mountpoint),
-            options=MountOptions(cache_size=cache_size, block_size=block_size, metadata_ttl=metadata_ttl,
+            options=MountOptions(cache_size=cache_size, block_size=block_size, read_ahead=read_ahead,
+                                 metadata_ttl=metadata_ttl,
                                  cache_dir=cache_dir, cache_dir_size=cache_dir_size),
             endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
             log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level)

@@ -98,8 +98,28 @@ def setup_logging(request: MountRequest, foreground: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def raise_readahead(mountpoint: str, kib: int, timeout: float = 10.0) -> None:
+    """Let the kernel send READs of up to ``kib`` KiB (FUSE's default read-ahead caps them at 128 KiB).
+
+    The limit lives in the mount's backing-device info; only root may raise it, so this is best effort.
+    """
+    deadline = time.monotonic() + timeout
+    while not os.path.ismount(mountpoint) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    dev = os.stat(mountpoint).st_dev
+    knob = f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+    try:
+        with open(knob, "w") as fh:
+            fh.write(str(kib))
+        log.info("kernel read-ahead for %s set to %d KiB", mountpoint, kib)
+    except OSError as exc:
+        log.info("kernel read-ahead left at its default (%s: %s)", knob, exc.strerror)
+
+
 def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-untyped-def]
     """Mount and serve until unmounted (blocks)."""
+    import threading
+
     import mfusepy
 
     from .filesystem import CcFilesystem
@@ -107,7 +127,14 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
 
     store = make_store(request)
     filesystem = CcFilesystem(store, request.target.prefix, request.options)
-    operations = Operations(filesystem, request.options.metadata_ttl, on_ready=on_ready)
+    readahead_kib = request.options.read_ahead // 1024
+
+    def ready() -> None:
+        threading.Thread(target=raise_readahead, args=(request.mountpoint, readahead_kib), daemon=True).start()
+        if on_ready is not None:
+            on_ready()
+
+    operations = Operations(filesystem, request.options.metadata_ttl, on_ready=ready)
     extra: dict[str, object] = {}
     for option in request.fuse_options:
         for item in option.split(","):

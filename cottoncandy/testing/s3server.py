@@ -8,6 +8,7 @@ path, status and body bytes of each response so benchmarks can report bytes move
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import urllib.request
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _local = threading.local()
+LOG_PATH = "/_local-s3/log"
 _patched = False
 
 
@@ -103,6 +105,21 @@ class _RequestLog:
         self.enabled = True
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith(LOG_PATH):
+            return self._serve_log(environ, start_response)
+        return self._logged(environ, start_response)
+
+    def _serve_log(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """``GET /_local-s3/log`` gives the log as JSON; ``POST`` clears it (for benchmarks)."""
+        with self.lock:
+            body = json.dumps([e.__dict__ for e in self.entries]).encode()
+            if environ.get("REQUEST_METHOD") == "POST":
+                self.entries.clear()
+                body = b"[]"
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _logged(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         status_holder: list[int] = []
 
         def capture(status: str, headers: Any, exc_info: Any = None) -> Any:

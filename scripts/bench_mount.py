@@ -1,0 +1,294 @@
+#!/usr/bin/env python
+"""Mount benchmark: ccfs vs direct boto3 (the upper bound) vs s3fs-fuse and rclone, in one run.
+
+All read the same bytes from one local S3 server (moto, range-aware, in its own process, with a
+request log). Every "cold" figure is taken on a fresh mount. Peers that are not installed are
+reported as such (``CCFS_PEERS=1 bash scripts/provision.sh`` installs Debian's s3fs and rclone).
+
+    python scripts/bench_mount.py [--gib 1] [--arrays 2000] [--rows 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+
+BUCKET = "bench-mount"
+KEY = "big/array"  # raw array: ccfs shows big/array.npy, peers show the raw bytes at big/array
+COLS = 4096  # float32 -> 16 KiB rows
+ACCESS, SECRET = "bench", "bench-secret"
+CACHE = "512M"
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def server_log(endpoint: str, clear: bool = False) -> list[dict]:
+    req = urllib.request.Request(f"{endpoint}/_local-s3/log", method="POST" if clear else "GET",
+                                 data=b"" if clear else None)
+    return json.loads(urllib.request.urlopen(req, timeout=30).read())
+
+
+def unmount(mnt: str) -> None:
+    for cmd in (["fusermount3", "-u", mnt], ["fusermount", "-u", mnt], ["fusermount3", "-u", "-z", mnt]):
+        if not os.path.ismount(mnt):
+            return
+        if shutil.which(cmd[0]):
+            subprocess.run(cmd, capture_output=True)
+        time.sleep(0.2)
+
+
+def wait_mounted(mnt: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while not os.path.ismount(mnt):
+        if time.time() > deadline:
+            raise RuntimeError(f"{mnt} did not mount")
+        time.sleep(0.05)
+
+
+@contextmanager
+def mount(tool: str, endpoint: str) -> Iterator[tuple[str, Callable[[str], str], int | None]]:
+    """Mount the bucket with ``tool``; yield (mountpoint, path of a key, daemon pid)."""
+    mnt = tempfile.mkdtemp(prefix=f"bench-{tool}-")
+    pid = None
+    if tool == "ccfs":
+        subprocess.run([sys.executable, "-m", "ccfs", "mount", BUCKET, mnt, "--endpoint-url", endpoint,
+                        "--cache-size", CACHE], check=True, env=env(), capture_output=True)
+
+        def path_of(key: str) -> str:  # raw arrays appear as .npy files
+            return os.path.join(mnt, key + ".npy")
+
+        out = subprocess.run(["pgrep", "-f", f"ccfs mount {BUCKET} {mnt}"], capture_output=True, text=True)
+        pid = int(out.stdout.split()[0]) if out.stdout.split() else None
+    elif tool == "s3fs":
+        passwd = os.path.join(mnt + ".passwd")
+        with open(passwd, "w") as fh:
+            fh.write(f"{ACCESS}:{SECRET}\n")
+        os.chmod(passwd, 0o600)
+        subprocess.run(["s3fs", BUCKET, mnt, "-o", f"url={endpoint}", "-o", "use_path_request_style", "-o",
+                        f"passwd_file={passwd}", "-o", "ro", "-o", "dbglevel=err"], check=True, capture_output=True)
+        path_of = lambda key: os.path.join(mnt, key)  # noqa: E731
+    elif tool == "rclone":
+        remote = f":s3,provider=Other,endpoint={endpoint},access_key_id={ACCESS},secret_access_key={SECRET}:{BUCKET}"
+        quiet_env = {k: v for k, v in env().items() if k != "AWS_CA_BUNDLE"}  # rclone rejects it on http
+        subprocess.run(["rclone", "mount", remote, mnt, "--read-only", "--daemon", "--dir-cache-time", "300s"],
+                       check=True, capture_output=True, env=quiet_env)
+        path_of = lambda key: os.path.join(mnt, key)  # noqa: E731
+    else:
+        raise ValueError(tool)
+    try:
+        wait_mounted(mnt)
+        if pid is None and tool != "ccfs":
+            out = subprocess.run(["pgrep", "-f", mnt], capture_output=True, text=True)
+            pid = int(out.stdout.split()[0]) if out.stdout.split() else None
+        yield mnt, path_of, pid
+    finally:
+        unmount(mnt)
+        shutil.rmtree(mnt, ignore_errors=True)
+
+
+def peak_rss_mib(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def read_all(path: str, chunk: int = 8 * 2**20) -> float:
+    fd = os.open(path, os.O_RDONLY)
+    start = time.perf_counter()
+    total = 0
+    try:
+        while data := os.read(fd, chunk):
+            total += len(data)
+    finally:
+        os.close(fd)
+    return time.perf_counter() - start
+
+
+def array_view(tool: str, path: str, rows: int) -> np.ndarray:
+    if tool == "ccfs":
+        return np.load(path, mmap_mode="r")
+    return np.memmap(path, dtype="<f4", mode="r", shape=(rows, COLS))
+
+
+def measure_tool(tool: str, endpoint: str, rows: int, row_sample: list[int]) -> dict[str, float]:
+    r: dict[str, float] = {}
+    with mount(tool, endpoint) as (_, path_of, pid):
+        r["seq_cold_s"] = read_all(path_of(KEY))
+        r["seq_warm_s"] = read_all(path_of(KEY))
+        rss = peak_rss_mib(pid)
+    with mount(tool, endpoint) as (_, path_of, _pid):
+        start = time.perf_counter()
+        arr = array_view(tool, path_of(KEY), rows)
+        float(arr.sum(dtype="f8"))
+        r["mmap_sum_s"] = time.perf_counter() - start
+        del arr
+    with mount(tool, endpoint) as (_, path_of, _pid):
+        arr = array_view(tool, path_of(KEY), rows)
+        float(arr[0, 0])  # open + header outside the row timings
+        server_log(endpoint, clear=True)
+        lat = []
+        for row in row_sample:
+            start = time.perf_counter()
+            float(arr[row].sum())
+            lat.append(time.perf_counter() - start)
+        time.sleep(0.5)  # let read-ahead the rows triggered land in the log
+        sent = sum(e["bytes_sent"] for e in server_log(endpoint) if e["method"] == "GET")
+        r["row_ms"] = statistics.median(lat) * 1000
+        r["row_mib"] = sent / len(row_sample) / 2**20
+        del arr
+    with mount(tool, endpoint) as (mnt, path_of, _pid):
+        start = time.perf_counter()
+        out = subprocess.run(["ls", "-l", os.path.dirname(path_of("many/a00000"))], capture_output=True, text=True)
+        r["ls_2000_s"] = time.perf_counter() - start
+        r["ls_entries"] = out.stdout.count("\n") - 1
+        start = time.perf_counter()
+        found = subprocess.run(["find", os.path.join(mnt, "tree")], capture_output=True, text=True)
+        r["find_s"] = time.perf_counter() - start
+        r["find_entries"] = len(found.stdout.split())
+        start = time.perf_counter()
+        with open(path_of("tree/d00/f00"), "rb") as fh:
+            fh.read(1)
+        r["first_byte_ms"] = (time.perf_counter() - start) * 1000
+        r["rss_mib"] = max(rss, peak_rss_mib(_pid))
+    return r
+
+
+def measure_boto(endpoint: str, size: int, row_sample: list[int], header: int) -> dict[str, float]:
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", endpoint_url=endpoint, config=Config(request_checksum_calculation="when_required",
+                                                                     max_pool_connections=16))
+    buf = bytearray(size)
+    view = memoryview(buf)
+    part = 8 * 2**20
+
+    def get(start: int) -> None:
+        end = min(size, start + part)
+        body = client.get_object(Bucket=BUCKET, Key=KEY, Range=f"bytes={start}-{end - 1}")["Body"]
+        view[start:end] = body.read()
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(get, range(0, size, part)))
+    seq = time.perf_counter() - t0
+    lat = []
+    for row in row_sample:
+        start = time.perf_counter()
+        client.get_object(Bucket=BUCKET, Key=KEY, Range=f"bytes={row * COLS * 4}-{(row + 1) * COLS * 4 - 1}"
+                          )["Body"].read()
+        lat.append(time.perf_counter() - start)
+    return {"seq_cold_s": seq, "row_ms": statistics.median(lat) * 1000, "row_mib": COLS * 4 / 2**20}
+
+
+def populate(endpoint: str, rows: int, arrays: int) -> None:
+    os.environ.update(env())
+    import cottoncandy as cc
+
+    cci = cc.get_interface(BUCKET, endpoint_url=endpoint, verbose=False, force_bucket_creation=True)
+    big = np.random.default_rng(0).random((rows, COLS), dtype=np.float32)
+    cci.upload_raw_array(KEY, big, compression=False)
+    del big
+    small = np.zeros(16)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: cci.upload_raw_array(f"many/a{i:05d}", small, compression=False), range(arrays)))
+        list(pool.map(lambda i: cci.upload_raw_array(f"tree/d{i // 20:02d}/f{i % 20:02d}", small,
+                                                     compression=False), range(400)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gib", type=float, default=1.0)
+    parser.add_argument("--arrays", type=int, default=2000)
+    parser.add_argument("--rows", type=int, default=100, help="random rows to time")
+    parser.add_argument("--peers", default="s3fs,rclone")
+    args = parser.parse_args()
+    from cottoncandy.testing.s3server import free_port
+
+    rows = int(args.gib * 2**30 // (COLS * 4))
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    endpoint = server.stdout.readline().strip()  # type: ignore[union-attr]
+    try:
+        print(f"populating {endpoint}: {rows}x{COLS} float32 ({rows * COLS * 4 / 2**30:.2f} GiB), "
+              f"{args.arrays} small arrays, a tree of 20x20", flush=True)
+        populate(endpoint, rows, args.arrays)
+        sample = random.Random(1).sample(range(rows), args.rows)
+        results = {"boto3 (bound)": measure_boto(endpoint, rows * COLS * 4, sample, 128)}
+        for tool in ["ccfs", *[p for p in args.peers.split(",") if p]]:
+            if tool != "ccfs" and shutil.which(tool) is None:
+                print(f"{tool}: not installed (CCFS_PEERS=1 bash scripts/provision.sh)")
+                continue
+            try:
+                print(f"measuring {tool}...", flush=True)
+                results[tool] = measure_tool(tool, endpoint, rows, sample)
+            except Exception as exc:  # a peer failing must not hide the others
+                print(f"{tool}: failed ({exc})")
+        report(results, rows * COLS * 4)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def report(results: dict[str, dict[str, float]], size: int) -> None:
+    gib = size / 2**30
+    rows = [("sequential read cold (s)", "seq_cold_s"), ("sequential read warm (s)", "seq_warm_s"),
+            ("np.load(mmap).sum() cold (s)", "mmap_sum_s"), ("random 16 KiB row, median (ms)", "row_ms"),
+            ("MiB sent per random row", "row_mib"), ("ls -l of 2,000 arrays cold (s)", "ls_2000_s"),
+            ("find over a 20x20 tree cold (s)", "find_s"), ("first byte after open (ms)", "first_byte_ms"),
+            ("daemon peak RSS (MiB)", "rss_mib")]
+    tools = list(results)
+    print(f"\n{gib:.2f} GiB array, local S3 server (moto) on loopback; cold = fresh mount")
+    print(f"{'':34}" + "".join(f"{t:>16}" for t in tools))
+    for label, key in rows:
+        cells = []
+        for t in tools:
+            v = results[t].get(key)
+            cells.append(f"{v:>16.3f}" if isinstance(v, float) else f"{'-':>16}")
+        print(f"{label:34}" + "".join(cells))
+    cc_ = results.get("ccfs", {})
+    bound = results["boto3 (bound)"]
+    if cc_:
+        print("\nratios")
+        print(f"  ccfs sequential cold throughput / boto3 bound: {bound['seq_cold_s'] / cc_['seq_cold_s']:.2f} "
+              f"(target >= 0.8; ccfs {gib / cc_['seq_cold_s'] * 1024:.0f} MiB/s)")
+        print(f"  ccfs random row latency / one ranged GET: {cc_['row_ms'] / bound['row_ms']:.2f} (target <= 1.5)")
+        print(f"  ccfs MiB per random row: {cc_['row_mib']:.2f} (target <= 1)")
+        print(f"  ccfs cold ls -l of 2,000 arrays: {cc_['ls_2000_s']:.2f} s (target <= 1), "
+              f"{int(cc_['ls_entries'])} entries")
+        print(f"  ccfs daemon peak RSS: {cc_['rss_mib']:.0f} MiB (target <= cache {CACHE} + 150 MB)")
+        for peer in ("s3fs", "rclone"):
+            if peer in results:
+                p = results[peer]
+                better = [label for label, key in rows[:-1] if key in p and key in cc_ and cc_[key] <= p[key]]
+                print(f"  ccfs ahead of {peer} on {len(better)} of {len(rows) - 1} rows; "
+                      + ", ".join(f"{k}: {p[k] / cc_[k]:.1f}x" for _, k in rows[:-1] if k in p and cc_.get(k)))
+
+
+if __name__ == "__main__":
+    main()

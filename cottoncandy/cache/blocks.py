@@ -46,21 +46,27 @@ class BlockCache:
         if len(data) <= self.capacity:
             self._lru[ident] = data
 
-    def claim(self, idents: Sequence[BlockId]) -> list[Future[bytes]]:
-        """Reserve the leading blocks of ``idents`` that are neither cached nor being fetched.
+    def claim(self, idents: Sequence[BlockId]) -> tuple[int, list[Future[bytes]]]:
+        """Reserve the first contiguous stretch of ``idents`` that is neither cached nor being fetched.
 
-        Returns one future per claimed block (a contiguous prefix of ``idents``); the caller must
-        ``fulfil`` or ``fail`` them. Stops at the first block somebody else has.
+        Blocks somebody else has are skipped at the front; the stretch ends at the next such block.
+        Returns (index of the stretch in ``idents``, one future per claimed block); the caller must
+        ``fulfil`` or ``fail`` them.
         """
         claimed: list[Future[bytes]] = []
+        skip = 0
         with self._lock:
             for ident in idents:
-                if ident in self._lru or ident in self._inflight:
-                    break
+                taken = ident in self._lru or ident in self._inflight
+                if taken:
+                    if claimed:
+                        break
+                    skip += 1
+                    continue
                 fut: Future[bytes] = Future()
                 self._inflight[ident] = fut
                 claimed.append(fut)
-        return claimed
+        return skip, claimed
 
     def fulfil(self, idents: Sequence[BlockId], blocks: Sequence[bytes], futures: Sequence[Future[bytes]]) -> None:
         with self._lock:

@@ -47,10 +47,11 @@ class ObjectReader:
     def _fetch_run(self, first: int, count: int) -> None:
         """Fetch blocks [first, first+count) with one ranged GET, for the blocks nobody else has."""
         ids = [self._block_id(i) for i in range(first, first + count)]
-        futures = self.cache.claim(ids)
+        skip, futures = self.cache.claim(ids)
         if not futures:
             return
-        ids = ids[: len(futures)]
+        first += skip
+        ids = ids[skip : skip + len(futures)]
         start = first * self.block_size
         end = min(self.size, (first + len(futures)) * self.block_size)
         try:
@@ -94,8 +95,11 @@ class ObjectReader:
             window = min(self.max_window_blocks, -(-2 * self._streak // self.block_size))
             start = max(self._prefetched_to, last_block + 1)
             stop = min(total_blocks, last_block + 1 + window)
+            run = min(self.run_blocks, window)
+            if stop - start < run and stop < total_blocks:
+                return []  # wait until a whole run is due: fewer, larger GETs
             self._prefetched_to = max(self._prefetched_to, stop)
-        return [(b, min(self.run_blocks, stop - b)) for b in range(start, stop, self.run_blocks)]
+        return [(b, min(run, stop - b)) for b in range(start, stop, run)]
 
     # --- the read ----------------------------------------------------------------------------
     def read(self, offset: int, length: int) -> bytes:

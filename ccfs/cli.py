@@ -48,7 +48,7 @@ def main() -> None:
 @click.option("--cache-size", type=SIZE, default="512M", show_default=True, help="Memory for cached blocks.")
 @click.option("--block-size", type=SIZE, default="256K", show_default=True,
               help="Bytes per cached block (the least a random read fetches).")
-@click.option("--read-ahead", type=SIZE, default="512K", show_default=True,
+@click.option("--read-ahead", type=SIZE, default="128K", show_default=True,
               help="Largest kernel READ (kernel read-ahead of the mount; raising it needs root).")
 @click.option("--metadata-ttl", type=float, default=300.0, show_default=True,
               help="Seconds to trust cached listings and metadata.")

@@ -35,7 +35,7 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 class MountOptions:
     cache_size: int = 512 * MiB
     block_size: int = 256 * 1024
-    read_ahead: int = 512 * 1024
+    read_ahead: int = 128 * 1024
     metadata_ttl: float = 300.0
     max_prefetch: int = 64 * MiB
     prefetch_run: int = 8 * MiB

@@ -69,7 +69,8 @@ def mount(tool: str, endpoint: str) -> Iterator[tuple[str, Callable[[str], str],
     pid = None
     if tool == "ccfs":
         subprocess.run([sys.executable, "-m", "ccfs", "mount", BUCKET, mnt, "--endpoint-url", endpoint,
-                        "--cache-size", CACHE, *os.environ.get("CCFS_BENCH_ARGS", "").split()], check=True, env=env(), capture_output=True)
+                        "--cache-size", CACHE, *os.environ.get("CCFS_BENCH_ARGS", "").split()],
+                       check=True, env=env(), capture_output=True)
 
         def path_of(key: str) -> str:  # raw arrays appear as .npy files
             return os.path.join(mnt, key + ".npy")

@@ -240,6 +240,7 @@ def unmount(mountpoint: str, timeout: float = 30.0) -> None:
     """Unmount with fusermount3 (or fusermount/umount) and wait until the mount is gone."""
     if not os.path.ismount(mountpoint):
         raise MountError(f"{mountpoint} is not mounted")
+    last = "no unmount tool found (fusermount3, fusermount, umount)"
     for tool in (["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]):
         if shutil.which(tool[0]) is None:
             continue
@@ -248,7 +249,7 @@ def unmount(mountpoint: str, timeout: float = 30.0) -> None:
             break
         last = result.stderr.strip()
     else:
-        raise MountError(f"could not unmount {mountpoint}: {locals().get('last', 'no unmount tool found')}")
+        raise MountError(f"could not unmount {mountpoint}: {last}")
     deadline = time.monotonic() + timeout
     while os.path.ismount(mountpoint) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -18,7 +18,7 @@ import numpy as np
 from .arrays import read_array_spec, read_raw_array, write_raw_array
 from .config import Settings
 from .formats import objects
-from .names import cleans_object_name, pathjoin
+from .names import cleans_object_name, pathjoin, require_key
 from .storage.base import ObjectInfo, ObjectStore
 from .storage.factory import Account
 from .storage.local import LocalAccount
@@ -168,8 +168,6 @@ class CloudInterface(InterfaceObject):
     def upload_from_file(self, flname: str, object_name: str | None = None,
                          ExtraArgs: Mapping[str, Any] | None = None) -> ObjectInfo:  # noqa: N803
         """Upload a local file (streamed, multipart when large). ``object_name`` defaults to ``flname``."""
-        from .names import require_key
-
         key = require_key(object_name if object_name is not None else str(flname))
         acl = (ExtraArgs or {}).get("ACL")
         metadata = (ExtraArgs or {}).get("Metadata")

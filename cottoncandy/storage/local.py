@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
@@ -160,7 +161,7 @@ class LocalStore(ObjectStore):
                 writer(fh)
             os.replace(tmp, path)
         except BaseException:
-            with _suppress_missing():
+            with suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
 
@@ -194,7 +195,7 @@ class LocalStore(ObjectStore):
         for key in keys:
             path = self.path_of(key)
             for target in (path, self._meta_path(path)):
-                with _suppress_missing():
+                with suppress(FileNotFoundError):
                     target.unlink()
             self._prune(path.parent)
 
@@ -240,10 +241,3 @@ class LocalStore(ObjectStore):
             else:
                 yield self._entry(name, self.path_of(name))
 
-
-class _suppress_missing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
-        return exc_type is not None and issubclass(exc_type, FileNotFoundError)

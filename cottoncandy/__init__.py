@@ -33,4 +33,11 @@ def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRE
                           force_bucket_creation=force_bucket_creation)
 
 
-__all__ = ["CloudInterface", "InterfaceObject", "__version__", "get_interface", "pathjoin"]
+def get_browser(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRET_KEY: Any = False,  # noqa: N803
+                endpoint_url: Any = False, verbose: bool = False, backend: str = "s3", **kwargs: Any) -> Any:
+    """A tab-completing browser of a bucket: ``b = cc.get_browser('my_bucket'); b.proj.<TAB>``."""
+    return get_interface(bucket_name, ACCESS_KEY, SECRET_KEY, endpoint_url, verbose=verbose, backend=backend,
+                         **kwargs).get_browser()
+
+
+__all__ = ["CloudInterface", "InterfaceObject", "__version__", "get_browser", "get_interface", "pathjoin"]

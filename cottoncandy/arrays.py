@@ -10,13 +10,13 @@ never a wrong array.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from .formats import codecs
 from .formats.raw import ArraySpec, metadata_from_spec, resolve_compression, spec_from_metadata
-from .storage.base import ObjectInfo, ObjectStore
+from .storage.base import ObjectInfo, ObjectStore, Progress
 
 STREAM_CHUNK = 2**20
 
@@ -27,24 +27,35 @@ def read_array_spec(store: ObjectStore, key: str) -> tuple[ObjectInfo, ArraySpec
     return info, spec_from_metadata(info.metadata, store.describe(key))
 
 
-def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out: memoryview) -> None:
-    """Fill ``out`` (``spec.nbytes`` long) with the array's bytes in stored order, pinned to ``info.etag``."""
+def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out: memoryview,
+                     progress: Progress | None = None) -> None:
+    """Fill ``out`` (``spec.nbytes`` long) with the array's bytes in stored order, pinned to ``info.etag``.
+
+    ``progress`` counts body bytes fetched (compressed bytes for compressed bodies).
+    """
     name = store.describe(info.key)
     try:
         if spec.compression is None:
             if info.size != spec.nbytes:
                 raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape "
                                  f"{spec.shape} needs {spec.nbytes} (truncated or not this array)")
-            store.download_into(info.key, out, if_match=info.etag)
+            store.download_into(info.key, out, if_match=info.etag, progress=progress)
         elif spec.compression == codecs.GZIP:
             with store.open_read(info.key, if_match=info.etag) as stream:
-                codecs.gunzip_into(iter(lambda: stream.read(STREAM_CHUNK), b""), out)
+                codecs.gunzip_into(_counted(iter(lambda: stream.read(STREAM_CHUNK), b""), progress), out)
         else:
             body = bytearray(info.size)
-            store.download_into(info.key, memoryview(body), if_match=info.etag)
+            store.download_into(info.key, memoryview(body), if_match=info.etag, progress=progress)
             codecs.decode_into(body, spec.compression, out)
     except codecs.CorruptBodyError as exc:
         raise ValueError(f"{name}: {exc}") from exc
+
+
+def _counted(chunks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:
+    for chunk in chunks:
+        if progress is not None:
+            progress(len(chunk))
+        yield chunk
 
 
 def empty_for(spec: ArraySpec) -> tuple[np.ndarray, memoryview]:
@@ -55,12 +66,12 @@ def empty_for(spec: ArraySpec) -> tuple[np.ndarray, memoryview]:
 
 
 def read_raw_array(store: ObjectStore, key: str, info: ObjectInfo | None = None,
-                   spec: ArraySpec | None = None) -> np.ndarray:
+                   spec: ArraySpec | None = None, progress: Progress | None = None) -> np.ndarray:
     """Download a raw array; peak extra memory is the compressed body (zero when uncompressed)."""
     if info is None or spec is None:
         info, spec = read_array_spec(store, key)
     array, view = empty_for(spec)
-    decode_body_into(store, info, spec, view)
+    decode_body_into(store, info, spec, view, progress)
     return array
 
 
@@ -90,9 +101,9 @@ def encode_array(array: np.ndarray, compression: object, *, name: str, small_arr
 
 def write_raw_array(store: ObjectStore, key: str, array: np.ndarray, compression: object = True, *,
                     extra: Mapping[str, str] | None = None, acl: str | None = None,
-                    **choice: object) -> ObjectInfo:
+                    progress: Progress | None = None, **choice: object) -> ObjectInfo:
     """Upload ``array`` with 0.4.0's four metadata keys plus ``extra``."""
     spec, body = encode_array(array, compression, name=store.describe(key), **choice)  # type: ignore[arg-type]
     metadata = metadata_from_spec(spec)
     metadata.update(extra or {})
-    return store.put(key, body, metadata, acl=acl)
+    return store.put(key, body, metadata, acl=acl, progress=progress)

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from .api_arrays import ArrayMethods
+from .api_files import FileSystemMethods
 from .arrays import read_array_spec, read_raw_array, write_raw_array
 from .config import Settings
 from .formats import objects
 from .names import cleans_object_name, pathjoin, require_key
+from .progress import MIN_BYTES, Progress
 from .storage.base import ObjectInfo, ObjectStore
 from .storage.factory import Account
 from .storage.local import LocalAccount
@@ -37,7 +39,9 @@ class InterfaceObject:
     """Base class, kept for ``isinstance`` checks written against 0.4.0."""
 
 
-class CloudInterface(InterfaceObject):
+class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
+    """One bucket (or local directory): the whole 0.4.0 API (``cc.get_interface`` builds it)."""
+
     def __init__(self, bucket_name: str, account: Account, settings: Settings, *,
                  backend: str = "s3", verbose: bool = True, force_bucket_creation: bool = False):
         self.account = account
@@ -171,26 +175,17 @@ class CloudInterface(InterfaceObject):
         key = require_key(object_name if object_name is not None else str(flname))
         acl = (ExtraArgs or {}).get("ACL")
         metadata = (ExtraArgs or {}).get("Metadata")
-        with open(flname, "rb") as fh:
-            return self.store.put(key, fh, metadata, acl=acl)
+        with open(flname, "rb") as fh, self._progress(os.fstat(fh.fileno()).st_size, f"upload {key}") as progress:
+            return self.store.put(key, fh, metadata, acl=acl, progress=progress.update)
 
     @cleans_object_name
     def download_to_file(self, object_name: str, file_name: str) -> ObjectInfo:
         """Download to ``file_name`` atomically (a temporary file beside it, then a rename)."""
+        from .transfers import write_object_to_file
+
         info = self.store.head(object_name)
-        target = os.path.abspath(file_name)
-        folder = os.path.dirname(target)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cc-download-")
-        try:
-            with os.fdopen(fd, "wb") as fh, self.store.open_read(object_name, if_match=info.etag) as src:
-                while chunk := src.read(8 * 2**20):
-                    fh.write(chunk)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with self._progress(info.size, f"download {object_name}") as progress:
+            write_object_to_file(self.store, object_name, os.path.abspath(file_name), progress.update, info)
         return info
 
     # --- json / pickle -----------------------------------------------------------------------
@@ -245,14 +240,25 @@ class CloudInterface(InterfaceObject):
 
         gzip_flag = metadata.pop("gzip", None)
         extra = validate_extra_metadata(metadata)
-        return write_raw_array(self.store, object_name, array, compression, extra=extra, acl=acl,
-                               small_array=self.settings.small_array, large_array=self.settings.large_array,
-                               do_compression=self.settings.do_compression, gzip_flag=gzip_flag)
+        with self._progress(getattr(array, "nbytes", 0), f"upload {object_name}") as progress:
+            return write_raw_array(self.store, object_name, array, compression, extra=extra, acl=acl,
+                                   gzip_flag=gzip_flag, progress=progress.update, **self._encode_choice())
+
+    def _encode_choice(self) -> dict[str, Any]:
+        """The configured codec choice (``[compression]`` of options.cfg) for default compression."""
+        return {"small_array": self.settings.small_array, "large_array": self.settings.large_array,
+                "do_compression": self.settings.do_compression}
+
+    def _progress(self, total: int, label: str) -> Progress:
+        """A progress bar for transfers big enough to wait for (off when not verbose or not a tty)."""
+        return Progress(total, label, enabled=self.verbose and total >= MIN_BYTES)
 
     @cleans_object_name
     def download_raw_array(self, object_name: str, buffersize: int = 2**16, **kwargs: Any) -> np.ndarray:
         """Download a raw array straight into a new numpy array (parallel ranged GETs, no extra copy)."""
-        return read_raw_array(self.store, object_name)
+        info, spec = read_array_spec(self.store, object_name)
+        with self._progress(info.size, f"download {object_name}") as progress:
+            return read_raw_array(self.store, object_name, info, spec, progress=progress.update)
 
     @cleans_object_name
     def get_array_spec(self, object_name: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import errno
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +18,8 @@ from typing import BinaryIO
 
 #: bytes-like things a store accepts as a body without copying them
 Buffer = bytes | bytearray | memoryview
+#: called with a byte count as a transfer makes progress (from worker threads)
+Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -97,26 +99,35 @@ class ObjectStore(abc.ABC):
             return stream.read()
 
     def download_into(self, key: str, buffer: memoryview, *, if_match: str | None = None,
-                      offset: int = 0) -> None:
+                      offset: int = 0, progress: Progress | None = None) -> None:
         """Fill ``buffer`` from ``offset`` with ranged reads in parallel, straight into its memory."""
         total = len(buffer)
         if total == 0:
             return
         parts = [(s, min(s + self.part_size, total)) for s in range(0, total, self.part_size)]
+
+        def fetch(start: int, end: int) -> None:
+            self.readinto(key, offset + start, buffer[start:end], if_match)
+            if progress is not None:
+                progress(end - start)
+
         if len(parts) == 1:
-            self.readinto(key, offset, buffer, if_match)
+            fetch(0, total)
             return
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(parts)),
                                 thread_name_prefix="cc-get") as pool:
-            futures = [pool.submit(self.readinto, key, offset + s, buffer[s:e], if_match) for s, e in parts]
+            futures = [pool.submit(fetch, s, e) for s, e in parts]
             for fut in futures:
                 fut.result()
 
     # --- writing -----------------------------------------------------------------------------
     @abc.abstractmethod
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None) -> ObjectInfo:
-        """Store ``data`` (a buffer, read without copying, or a binary stream) with user metadata."""
+            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
+        """Store ``data`` (a buffer, read without copying, or a binary stream) with user metadata.
+
+        ``progress`` is called with the number of bytes as each part is sent.
+        """
 
     @abc.abstractmethod
     def copy(self, src: str, dst: str) -> None:
@@ -125,6 +136,10 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete keys; missing keys are not an error (as in S3)."""
+
+    def owner(self, key: str) -> dict[str, str]:
+        """Who owns ``key`` (``DisplayName``/``ID`` as S3 says), where the store can tell."""
+        raise NotImplementedError(f"{type(self).__name__} does not record object owners")
 
     def delete(self, key: str) -> None:
         self.delete_many([key])

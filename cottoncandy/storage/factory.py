@@ -35,3 +35,35 @@ def store_from_spec(spec: Mapping[str, object]) -> ObjectStore:
     """The store a ``spec()`` describes; one per process and spec (each worker makes its own client)."""
     return _cached_store(str(spec["kind"]), str(spec["bucket"]), spec.get("endpoint_url"),  # type: ignore[arg-type]
                          spec.get("profile"), spec.get("region"))  # type: ignore[arg-type]
+
+
+class StoreHandle:
+    """A store that survives pickling: it travels as its ``spec()`` and is rebuilt once per process.
+
+    Dask graphs hold handles, never clients, so tasks run on workers with no shared state. A
+    store without a spec (the in-memory test store) stays usable in-process and refuses to pickle.
+    """
+
+    def __init__(self, store: ObjectStore):
+        self._store: ObjectStore | None = store
+        try:
+            self.spec: Mapping[str, object] | None = dict(store.spec())
+        except NotImplementedError:
+            self.spec = None
+
+    def get(self) -> ObjectStore:
+        if self._store is None:
+            self._store = store_from_spec(self.spec)  # type: ignore[arg-type]
+        return self._store
+
+    def __getstate__(self) -> dict[str, object]:
+        if self.spec is None:
+            raise TypeError(f"{self._store!r} cannot be sent to another process (it has no spec)")
+        return {"spec": self.spec}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.spec = state["spec"]  # type: ignore[assignment]
+        self._store = None
+
+    def __repr__(self) -> str:
+        return f"StoreHandle({self.spec or self._store!r})"

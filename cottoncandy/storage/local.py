@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from .base import Buffer, Listing, ObjectInfo, ObjectStore, as_byte_view, check_range
+from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 
 META_SUFFIX = ".meta.json"
 COPY_CHUNK = 8 * 2**20
@@ -166,7 +166,7 @@ class LocalStore(ObjectStore):
             raise
 
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None) -> ObjectInfo:
+            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
         if key.endswith(META_SUFFIX):
             raise ValueError(f"invalid object key {key!r}: names ending in {META_SUFFIX} hold metadata "
                              "in the local layout")
@@ -184,7 +184,19 @@ class LocalStore(ObjectStore):
         self._atomic_write(self._meta_path(path), lambda fh: fh.write(json.dumps(meta, indent=4).encode()))
         self._atomic_write(path, write_body)
         st = path.stat()
+        if progress is not None:
+            progress(st.st_size)
         return ObjectInfo(key=key, size=st.st_size, etag=file_etag(st), metadata=meta)
+
+    def owner(self, key: str) -> dict[str, str]:
+        import pwd
+
+        _, st = self._stat(key)
+        try:
+            name = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            name = str(st.st_uid)
+        return {"DisplayName": name, "ID": str(st.st_uid)}
 
     def copy(self, src: str, dst: str) -> None:
         info = self.head(src)

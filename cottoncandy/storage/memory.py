@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import BinaryIO
 
-from .base import Buffer, Listing, ObjectInfo, ObjectStore, as_byte_view, check_range
+from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 
 
 class MemoryStore(ObjectStore):
@@ -48,7 +48,7 @@ class MemoryStore(ObjectStore):
         return io.BytesIO(self._get(key, if_match)[0])
 
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None) -> ObjectInfo:
+            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
         if not key:
             raise ValueError("invalid object key '': keys are non-empty strings")
         if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
@@ -60,6 +60,8 @@ class MemoryStore(ObjectStore):
                           metadata={k.lower(): str(v) for k, v in (metadata or {}).items()})
         with self._lock:
             self._objects[key] = (body, info)
+        if progress is not None:
+            progress(len(body))
         return info
 
     def copy(self, src: str, dst: str) -> None:

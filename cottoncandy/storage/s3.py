@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import Settings, legacy_keys
-from .base import Buffer, Listing, ObjectInfo, ObjectStore, as_byte_view, check_range
+from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 from .errors import translate
 from .retry import RetryPolicy, ShortReadError
 
@@ -230,6 +230,10 @@ class S3Store(ObjectStore):
         resp = self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=key), key, "read")
         return self._info(key, resp)
 
+    def _head_in(self, bucket: str, key: str) -> ObjectInfo:
+        resp = self._call(lambda: self.client.head_object(Bucket=bucket, Key=key), key, "read")
+        return self._info(key, resp)
+
     def _ranged(self, key: str, start: int, end: int, if_match: str | None) -> Any:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
         if if_match:
@@ -291,26 +295,29 @@ class S3Store(ObjectStore):
         return extra
 
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None) -> ObjectInfo:
+            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
         extra = self._extra(metadata, acl)
         if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
             view = as_byte_view(data)  # type: ignore[arg-type]
             if len(view) < self.settings.mpu_threshold:
-                return self._put_single(key, view, extra)
+                return self._put_single(key, view, extra, progress)
             parts = self._plan_parts(len(view))
-            return self._multipart(key, extra, ((i, view[s:e]) for i, (s, e) in enumerate(parts, 1)))
+            return self._multipart(key, extra, ((i, view[s:e]) for i, (s, e) in enumerate(parts, 1)), progress)
         stream = data
         first = _read_full(stream, self.settings.mpu_threshold)
         if len(first) < self.settings.mpu_threshold:
-            return self._put_single(key, memoryview(first), extra)
-        return self._multipart(key, extra, _stream_parts(first, stream, self.settings.mpu_chunksize))
+            return self._put_single(key, memoryview(first), extra, progress)
+        return self._multipart(key, extra, _stream_parts(first, stream, self.settings.mpu_chunksize), progress)
 
-    def _put_single(self, key: str, view: memoryview, extra: dict[str, Any]) -> ObjectInfo:
+    def _put_single(self, key: str, view: memoryview, extra: dict[str, Any],
+                    progress: Progress | None = None) -> ObjectInfo:
         def send() -> Any:
             return self.client.put_object(Bucket=self.bucket, Key=key, Body=BufferReader(view),
                                           ContentLength=len(view), **extra)
 
         resp = self._call(send, key, "write")
+        if progress is not None:
+            progress(len(view))
         return ObjectInfo(key=key, size=len(view), etag=resp["ETag"], metadata=extra["Metadata"])
 
     def _plan_parts(self, size: int) -> list[tuple[int, int]]:
@@ -319,7 +326,8 @@ class S3Store(ObjectStore):
             chunk *= 2
         return [(s, min(s + chunk, size)) for s in range(0, size, chunk)]
 
-    def _multipart(self, key: str, extra: dict[str, Any], parts: Iterator[tuple[int, memoryview]]) -> ObjectInfo:
+    def _multipart(self, key: str, extra: dict[str, Any], parts: Iterator[tuple[int, memoryview]],
+                   progress: Progress | None = None) -> ObjectInfo:
         """Upload numbered parts with at most ``threads`` in flight; abort the upload on any failure."""
         resp = self._call(lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra),
                           key, "write")
@@ -334,6 +342,8 @@ class S3Store(ObjectStore):
                                                ContentLength=len(view))
 
             done[number] = self._call(once, key, "write")["ETag"]
+            if progress is not None:
+                progress(len(view))
 
         try:
             with ThreadPoolExecutor(max_workers=self.settings.threads, thread_name_prefix="cc-put") as pool:
@@ -366,9 +376,14 @@ class S3Store(ObjectStore):
         except (ClientError, BotoCoreError) as exc:  # the original failure matters more
             log.warning("could not abort multipart upload of %s: %s", self.describe(key), type(exc).__name__)
 
-    def copy(self, src: str, dst: str) -> None:
-        source = {"Bucket": self.bucket, "Key": src}
-        info = self.head(src)
+    def owner(self, key: str) -> dict[str, str]:
+        resp = self._call(lambda: self.client.get_object_acl(Bucket=self.bucket, Key=key), key, "read")
+        return {k: str(v) for k, v in resp.get("Owner", {}).items()}
+
+    def copy(self, src: str, dst: str, source_bucket: str | None = None) -> None:
+        """Server-side copy; ``source_bucket`` copies from another bucket of the same endpoint."""
+        source = {"Bucket": source_bucket or self.bucket, "Key": src}
+        info = self.head(src) if source_bucket in (None, self.bucket) else self._head_in(source_bucket, src)
         acl = {"ACL": self.settings.default_acl} if self.settings.default_acl else {}
         if info.size <= MAX_SINGLE_COPY:
             self._call(lambda: self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource=source,

@@ -1,0 +1,91 @@
+"""The array half of the 0.4.0 API beyond single arrays: dask arrays, sparse matrices, trees.
+
+A mixin of ``CloudInterface`` (as 0.4.0's ``ArrayInterface`` was): each method checks its
+arguments and hands the work to ``chunked``, ``sparse`` or ``groups``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import chunked, groups, sparse
+from .names import cleans_object_name
+from .storage.base import ObjectInfo
+
+
+class ArrayMethods:
+    """Needs ``store``, ``settings``, ``verbose`` and ``_encode_choice()`` from the interface."""
+
+    @cleans_object_name
+    def upload_dask_array(self, object_name: str, arr: Any, axis: int | None = -1,
+                          buffersize: int | None = None, **metakwargs: str) -> ObjectInfo:
+        """Upload ``arr`` (numpy or dask) in parts of about ``buffersize`` bytes along ``axis``.
+
+        0.4.0's layout (``NAME/pt0000``... raw arrays with the default compression, then
+        ``NAME/metadata.json``); keyword arguments become user metadata of ``metadata.json``.
+        A dask array is uploaded part by part by its own scheduler, never whole in memory.
+        """
+        return chunked.upload_dask_array(
+            self.store, object_name, arr, axis, buffersize or self.settings.dask_chunksize,  # type: ignore[attr-defined]
+            choice=self._encode_choice(), metadata=_strings(metakwargs),  # type: ignore[attr-defined]
+            threads=min(4, self.settings.threads), verbose=self.verbose)  # type: ignore[attr-defined]
+
+    @cleans_object_name
+    def download_dask_array(self, object_name: str, dask_name: str | None = None) -> Any:
+        """A lazy ``dask.array.Array`` of a chunked array; slicing it fetches only the parts it needs.
+
+        The graph holds only picklable descriptors, so it computes on a distributed cluster;
+        workers take credentials from their own environment. ``dask_name`` defaults to a
+        unique token (0.4.0 named every array ``'array'``, which collides in one graph).
+        """
+        return chunked.download_dask_array(self.store, object_name, dask_name)  # type: ignore[attr-defined]
+
+    @cleans_object_name
+    def download_raw_array_as_dask(self, object_name: str, chunks: Any = "auto", dask_name: str | None = None) -> Any:
+        """A lazy dask array over one uncompressed raw array, read by byte ranges in ``chunks``."""
+        return chunked.raw_array_as_dask(self.store, object_name, chunks, dask_name)  # type: ignore[attr-defined]
+
+    @cleans_object_name
+    def upload_sparse_array(self, object_name: str, arr: Any) -> ObjectInfo:
+        """Store a scipy.sparse matrix/array (csr, csc, coo, bsr, dia; lil and dok as csr)."""
+        return sparse.upload_sparse_array(self.store, object_name, arr, choice=self._encode_choice(),  # type: ignore[attr-defined]
+                                          threads=self.settings.threads)  # type: ignore[attr-defined]
+
+    @cleans_object_name
+    def download_sparse_array(self, object_name: str) -> Any:
+        """The scipy.sparse matrix stored at ``object_name`` (a ``*_matrix``, as 0.4.0 returns)."""
+        return sparse.download_sparse_array(self.store, object_name, self.settings.threads)  # type: ignore[attr-defined]
+
+    @cleans_object_name
+    def dict2cloud(self, object_name: str, array_dict: dict[str, Any], acl: str | None = None,
+                   verbose: bool = True, **metadata: str) -> None:
+        """Upload a nested dict of arrays: each leaf a raw array at ``NAME/key[/subkey...]``."""
+        folders = groups.upload_tree(self.store, object_name, array_dict, acl=acl,  # type: ignore[attr-defined]
+                                     metadata=_strings(metadata), choice=self._encode_choice(),  # type: ignore[attr-defined]
+                                     threads=self.settings.threads)  # type: ignore[attr-defined]
+        if verbose:
+            for folder in folders:
+                print(f'uploaded arrays in "{folder}"')
+
+    @cleans_object_name
+    def cloud2dict(self, object_root: str, verbose: bool = True, keys: Any = None, **metadata: Any) -> Any:
+        """The arrays under ``object_root`` as a nested dict (``keys=`` picks some children)."""
+        report = print if verbose else (lambda _msg: None)
+        result = groups.download_tree(self.store, object_root, keys, self.settings.threads, report)  # type: ignore[attr-defined]
+        if verbose and result is not None:
+            print(f'Downloaded arrays in "{object_root}"')
+        return result
+
+    @cleans_object_name
+    def cloud2dataset(self, object_root: str, **metadata: Any) -> Any:
+        """An h5py-like view of ``object_root`` with ``keys()`` and ``load()``."""
+        from .browser import S3Directory
+
+        return S3Directory(object_root, interface=self)
+
+
+def _strings(metadata: dict[str, Any]) -> dict[str, str]:
+    bad = [k for k, v in metadata.items() if not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"metadata {bad[0]!r} must be a str (S3 stores strings), not {type(metadata[bad[0]]).__name__}")
+    return dict(metadata)

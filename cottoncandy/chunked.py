@@ -1,0 +1,293 @@
+"""Chunked arrays on a store: 0.4.0's dask layout written and read, and raw arrays read lazily by range.
+
+Graphs built here hold only small picklable descriptors (a ``StoreHandle`` that travels as its
+spec, the key, the ETag seen when the array was opened, dtype and shape); each worker process
+rebuilds its own client, so a ``download_dask_array`` result computes on a ``dask.distributed``
+cluster with no shared filesystem. Every read is pinned to the ETag it was planned with: a part
+replaced in the meantime fails with ``ESTALE`` instead of mixing two versions.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .arrays import read_array_spec, read_raw_array, write_raw_array
+from .formats import dask as layout
+from .formats.ranges import bounding_block, plan_block
+from .formats.raw import spec_from_metadata
+from .progress import Progress
+from .storage.base import ObjectInfo, ObjectStore
+from .storage.factory import StoreHandle
+
+# --- reading a 0.4.0 dask array ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartRef:
+    """Everything a task needs to load one part, and nothing else (it is pickled into the graph)."""
+
+    handle: StoreHandle
+    key: str
+    etag: str
+    dtype: str
+    shape: tuple[int, ...]
+
+
+def load_part(ref: PartRef) -> np.ndarray:
+    """One part as a numpy array, checked against what the manifest promised."""
+    dtype = np.dtype(ref.dtype)
+    if math.prod(ref.shape) == 0:
+        return np.empty(ref.shape, dtype=dtype)
+    store = ref.handle.get()
+    name = store.describe(ref.key)
+    info = store.head(ref.key)
+    if ref.etag and info.etag != ref.etag:
+        raise OSError(errno.ESTALE, f"{name} was replaced after the dask array was opened")
+    spec = spec_from_metadata(info.metadata, name)
+    if spec.shape != ref.shape or spec.dtype != dtype:
+        raise ValueError(f"{name}: part holds {spec.dtype.str} {spec.shape}, but metadata.json says "
+                         f"{dtype.str} {ref.shape}")
+    return read_raw_array(store, ref.key, info, spec)
+
+
+def read_manifest(store: ObjectStore, object_name: str, kind: str) -> tuple[Any, dict[str, ObjectInfo]]:
+    """The parsed ``metadata.json`` of a folder-shaped value and the objects under it (one LIST)."""
+    name = store.describe(object_name)
+    listing = {info.key: info for info in store.iter_objects(object_name + "/")}
+    manifest_key = f"{object_name}/{layout.MANIFEST}"
+    if manifest_key not in listing:
+        what = "nothing is stored under it" if not listing else f"{layout.MANIFEST} is missing"
+        raise FileNotFoundError(errno.ENOENT, f"{name} is not a {kind}: {what}")
+    body = store.get(manifest_key)
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{name}: {layout.MANIFEST} is not valid JSON ({exc})") from exc
+    return doc, listing
+
+
+def resolve_part(object_name: str, written_key: str, listing: Mapping[str, ObjectInfo]) -> ObjectInfo | None:
+    """The object holding a part: the key 0.4.0 wrote, or the same part name under ``object_name``
+    (so a dask array that was copied or moved still reads)."""
+    if written_key in listing:
+        return listing[written_key]
+    return listing.get(f"{object_name}/{written_key.rsplit('/', 1)[-1]}")
+
+
+def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | None = None) -> Any:
+    """A lazy dask array over a 0.4.0 dask folder; computing it fetches only the parts it needs."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    name = store.describe(object_name)
+    doc, listing = read_manifest(store, object_name, "dask array")
+    manifest = layout.parse_manifest(doc, name)
+    handle = StoreHandle(store)
+    refs: dict[tuple[int, ...], PartRef] = {}
+    missing = []
+    for coords, written_key in manifest.blocks.items():
+        info = resolve_part(object_name, written_key, listing)
+        if info is None:
+            missing.append(written_key)
+            continue
+        refs[coords] = PartRef(handle, info.key, info.etag, manifest.dtype.str, manifest.block_shape(coords))
+    if missing:
+        raise FileNotFoundError(errno.ENOENT, f"{name}: dask array part {missing[0]} is missing "
+                                              f"({len(missing)} of {len(manifest.blocks)} parts)")
+    if dask_name is None:
+        dask_name = "cottoncandy-" + tokenize(handle.spec or id(store), object_name,
+                                              sorted((k, r.etag) for k, r in refs.items()))
+    graph = {(dask_name, *coords): (load_part, ref) for coords, ref in refs.items()}
+    return da.Array(graph, dask_name, manifest.chunks, dtype=manifest.dtype, shape=manifest.shape)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _upload_block(handle: StoreHandle, key: str, block: np.ndarray, choice: Mapping[str, Any]) -> int:
+    write_raw_array(handle.get(), key, np.ascontiguousarray(block), True, **choice)
+    return int(block.nbytes)
+
+
+def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int | None = -1,
+                      buffersize: int = 100 * 2**20, *, choice: Mapping[str, Any] | None = None,
+                      metadata: Mapping[str, str] | None = None, threads: int = 4,
+                      verbose: bool = True) -> ObjectInfo:
+    """Write ``arr`` (numpy or dask) as ``ptNNNN`` parts plus ``metadata.json``, 0.4.0's layout.
+
+    A dask array is uploaded by its own scheduler, one part per task, so it is never
+    materialized whole (and on a distributed cluster the workers upload in parallel). The
+    manifest is written last: readers never see a half-written array. If a part fails, the
+    parts already written are deleted and the error says so.
+    """
+    name = store.describe(object_name)
+    shape = tuple(int(d) for d in arr.shape)
+    dtype = np.dtype(arr.dtype)
+    if dtype.hasobject:
+        raise TypeError(f"{name}: arrays of Python objects cannot be stored as parts")
+    plan = layout.plan_split(shape, dtype.itemsize, axis, buffersize, name=name)
+    previous = {info.key for info in store.iter_objects(object_name + "/")}
+    keys = [layout.part_key(object_name, part.index) for part in plan.parts]
+    choice = dict(choice or {})
+    written: list[str] = []
+    handle = StoreHandle(store)
+    total = math.prod(shape) * dtype.itemsize
+    with Progress(total, f"upload {object_name}", enabled=verbose) as progress:
+        try:
+            if _is_dask(arr):
+                _upload_dask_parts(handle, arr, plan, keys, choice, written, progress)
+            else:
+                _upload_numpy_parts(handle, np.asarray(arr), plan, keys, choice, written, progress, threads)
+            parts = [(part.coords, key, part.shape) for part, key in zip(plan.parts, keys)]
+            body = json.dumps(layout.build_manifest(shape, dtype, parts, plan.chunks)).encode()
+            info = store.put(f"{object_name}/{layout.MANIFEST}", body, dict(metadata or {}))
+        except BaseException as exc:
+            _remove_written(store, written, exc)
+            raise
+    stale = sorted(previous - set(keys) - {f"{object_name}/{layout.MANIFEST}"})
+    stale = [k for k in stale if _is_part_name(k, object_name)]
+    if stale:  # parts of an earlier, larger upload under the same name
+        store.delete_many(stale)
+    return info
+
+
+def _is_dask(arr: Any) -> bool:
+    return type(arr).__module__.startswith("dask.") and hasattr(arr, "dask") and hasattr(arr, "chunks")
+
+
+def _is_part_name(key: str, object_name: str) -> bool:
+    rest = key[len(object_name) + 1:]
+    return len(rest) == 6 and rest.startswith("pt") and rest[2:].isdigit()
+
+
+def _upload_numpy_parts(handle: StoreHandle, arr: np.ndarray, plan: layout.SplitPlan, keys: list[str],
+                        choice: Mapping[str, Any], written: list[str], progress: Progress, threads: int) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="cc-dask-put") as pool:
+        pending: dict[Future[int], str] = {}
+        for part, key in zip(plan.parts, keys):
+            fut = pool.submit(_upload_block, handle, key, arr[part.slices], choice)
+            pending[fut] = key
+            if len(pending) >= threads:  # bounded: at most `threads` part copies in memory
+                _collect(pending, written, progress, FIRST_COMPLETED)
+        _collect(pending, written, progress, None)
+
+
+def _collect(pending: dict[Future[int], str], written: list[str], progress: Progress, until: str | None) -> None:
+    done, _ = wait(list(pending), return_when=until or "ALL_COMPLETED")
+    error: BaseException | None = None
+    for fut in done:
+        key = pending.pop(fut)
+        if fut.exception() is None:
+            written.append(key)
+            progress.update(fut.result())
+        elif error is None:
+            error = fut.exception()
+    if error is not None:
+        if pending:  # let the rest finish so cleanup sees every written part
+            _collect(pending, written, progress, None)
+        raise error
+
+
+def _upload_dask_parts(handle: StoreHandle, arr: Any, plan: layout.SplitPlan, keys: list[str],
+                       choice: Mapping[str, Any], written: list[str], progress: Progress) -> None:
+    import dask
+
+    tasks = [dask.delayed(_upload_block, pure=False)(handle, key, arr[part.slices], choice)
+             for part, key in zip(plan.parts, keys)]
+    try:
+        sizes = dask.compute(*tasks)
+    except BaseException:
+        # which parts made it is unknown: look, so cleanup removes exactly those
+        store = handle.get()
+        written.extend(k for k in keys if store.exists(k))
+        raise
+    written.extend(keys)
+    progress.update(sum(sizes))
+
+
+def _remove_written(store: ObjectStore, written: list[str], exc: BaseException) -> None:
+    if not written:
+        return
+    try:
+        store.delete_many(written)
+        exc.add_note(f"cottoncandy: removed the {len(written)} part(s) already written")
+    except OSError as cleanup:
+        exc.add_note(f"cottoncandy: could not remove {len(written)} part(s) already written "
+                     f"(first {store.describe(written[0])}): {cleanup}")
+
+
+# --- one raw array, lazily, by byte ranges ----------------------------------------------------
+
+
+class RawArrayRanges:
+    """An array-like over an uncompressed raw array: ``[slices]`` fetches just those bytes.
+
+    Picklable (a ``StoreHandle`` and a few numbers), so ``dask.array.from_array`` over it runs on
+    any worker. Reads carry the ETag seen at open (``ESTALE`` if the object was replaced).
+    """
+
+    def __init__(self, handle: StoreHandle, key: str, etag: str, dtype: str, shape: tuple[int, ...], order: str):
+        self.handle, self.key, self.etag, self.order = handle, key, etag, order
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(shape)
+        self.ndim = len(self.shape)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RawArrayRanges, (self.handle, self.key, self.etag, self.dtype.str, self.shape, self.order))
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        block, local = bounding_block(self.shape, index)
+        out = self._read_block(block)
+        for axis in range(len(local) - 1, -1, -1):  # last axis first, so axis numbers stay valid
+            if local[axis] is not None:
+                out = np.take(out, local[axis], axis=axis)
+        return out
+
+    def _read_block(self, block: tuple[slice, ...]) -> np.ndarray:
+        out = np.empty(tuple(s.stop - s.start for s in block), dtype=self.dtype)
+        groups = plan_block(self.shape, self.dtype.itemsize, self.order, block)
+        if not groups:
+            return out
+        store = self.handle.get()
+
+        def fetch(group: Any) -> None:
+            buffer = bytearray(group.end - group.start)
+            store.download_into(self.key, memoryview(buffer), if_match=self.etag, offset=group.start)
+            for span in group.spans:
+                view = np.ndarray(span.shape, dtype=self.dtype, buffer=buffer, offset=span.start - group.start,
+                                  strides=span.strides)
+                out[span.out_index] = view
+
+        if len(groups) == 1:
+            fetch(groups[0])
+        else:
+            with ThreadPoolExecutor(max_workers=min(store.concurrency, len(groups))) as pool:
+                list(pool.map(fetch, groups))
+        return out
+
+
+def raw_array_as_dask(store: ObjectStore, object_name: str, chunks: Any = "auto", dask_name: str | None = None) -> Any:
+    """A lazy dask array over one uncompressed raw array, read by byte ranges, chunked as asked."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    info, spec = read_array_spec(store, object_name)
+    name = store.describe(object_name)
+    if spec.compression is not None:
+        raise ValueError(f"{name} is {spec.compression}-compressed, so its bytes cannot be read by range; "
+                         "use download_raw_array, or store it with compression=False")
+    if info.size != spec.nbytes:
+        raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape {spec.shape} "
+                         f"needs {spec.nbytes}")
+    handle = StoreHandle(store)
+    source = RawArrayRanges(handle, object_name, info.etag, spec.dtype.str, spec.shape, spec.order)
+    token = dask_name or "cottoncandy-raw-" + tokenize(handle.spec or id(store), object_name, info.etag, chunks)
+    return da.from_array(source, chunks=chunks, name=token, meta=np.empty((0,) * len(spec.shape), spec.dtype))

@@ -1,0 +1,142 @@
+"""Chunked (dask) arrays in 0.4.0's layout: how an array is split, and the ``metadata.json`` manifest.
+
+FORMAT.md section 3. No I/O here: ``plan_split`` says which slices become which parts,
+``build_manifest``/``parse_manifest`` turn the manifest into and out of its JSON form, and
+``parse_manifest`` refuses a manifest that could not describe the array it claims (so a
+damaged ``metadata.json`` is an error naming the object, never a wrong array).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MANIFEST = "metadata.json"
+PART_FORMAT = "pt{:04d}"
+MIN_BUFFERSIZE = 5 * 2**20  # 0.4.0's min_mpu_size
+MAX_PARTS = 10_000
+MAX_TOTAL = 5 * 2**40
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """One part: its block coordinates, the slices of the whole array it holds, its shape."""
+
+    index: int
+    coords: tuple[int, ...]
+    slices: tuple[slice, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(s.stop - s.start for s in self.slices)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    parts: list[PartPlan]
+    chunks: tuple[tuple[int, ...], ...]  # dask's chunks, one tuple per axis (zero-length ones included)
+
+
+def plan_split(shape: Sequence[int], itemsize: int, axis: int | None = -1,
+               buffersize: int = 100 * 2**20, *, name: str = "array") -> SplitPlan:
+    """0.4.0's split: slabs along ``axis`` of about ``buffersize`` bytes (cubes when ``axis=None``).
+
+    0.4.0 always gives the split axis ``ceil(n / side) + 1`` blocks, so the last is empty; we
+    write the same so 0.4.0 reads ours and ours look like its own.
+    """
+    shape = tuple(int(d) for d in shape)
+    ndim = len(shape)
+    if ndim == 0:
+        raise ValueError(f"{name}: a 0-d array cannot be split into parts; use upload_raw_array")
+    nbytes = math.prod(shape) * itemsize
+    if buffersize < MIN_BUFFERSIZE:
+        raise ValueError(f"{name}: buffersize must be at least {MIN_BUFFERSIZE} bytes (5 MiB, S3's smallest "
+                         f"multipart part), got {buffersize}")
+    if nbytes >= MAX_TOTAL:
+        raise ValueError(f"{name}: {nbytes} bytes is more than S3 holds in one upload set (5 TiB)")
+    if math.ceil(nbytes / buffersize) >= MAX_PARTS:
+        raise ValueError(f"{name}: {nbytes} bytes in parts of {buffersize} would make {MAX_PARTS} parts or "
+                         "more; raise buffersize")
+    if axis is not None:
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"{name}: axis {axis} is out of range for a {ndim}-d array")
+        axis = axis % ndim
+        others = [d for i, d in enumerate(shape) if i != axis]
+        # 0.4.0 would take log(0) for an empty other axis; then one slab holds the (empty) array
+        logsum = -math.inf if 0 in others else sum(math.log(d) for d in others)
+        factor = 1
+    else:
+        logsum, factor = 0.0, ndim
+    if logsum == -math.inf:
+        side = max(1, shape[axis])  # type: ignore[index]
+    else:
+        side = max(1, math.ceil(math.exp((math.log(buffersize) - math.log(itemsize) - logsum) / factor)))
+    counts = [math.ceil(d / side) + 1 for d in shape]
+    if axis is not None:
+        counts = [c if i == axis else 1 for i, c in enumerate(counts)]
+    sides = [side if axis is None or i == axis else shape[i] for i in range(ndim)]
+    parts = []
+    for index, coords in enumerate(itertools.product(*(range(c) for c in counts))):
+        slices = tuple(slice(min(sides[d] * c, shape[d]), min(sides[d] * (c + 1), shape[d]))
+                       for d, c in enumerate(coords))
+        parts.append(PartPlan(index, tuple(coords), slices))
+    chunks = tuple(tuple(min(sides[d] * (c + 1), shape[d]) - min(sides[d] * c, shape[d]) for c in range(counts[d]))
+                   for d in range(ndim))
+    return SplitPlan(parts, chunks)
+
+
+def part_key(object_name: str, index: int) -> str:
+    return f"{object_name}/{PART_FORMAT.format(index)}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed ``metadata.json``: what the whole array is and which key holds each block."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    blocks: dict[tuple[int, ...], str]
+    chunks: tuple[tuple[int, ...], ...]
+
+    def block_shape(self, coords: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(self.chunks[d][c] for d, c in enumerate(coords))
+
+
+def build_manifest(shape: Sequence[int], dtype: np.dtype, parts: Sequence[tuple[tuple[int, ...], str,
+                   tuple[int, ...]]], chunks: Sequence[Sequence[int]]) -> dict[str, object]:
+    """The JSON object 0.4.0 writes, keys in its order: shape, dtype, dask, chunk_sizes, chunks."""
+    return {
+        "shape": [int(d) for d in shape],
+        "dtype": np.dtype(dtype).str,
+        "dask": [[list(coords), key] for coords, key, _ in parts],
+        "chunk_sizes": [list(part_shape) for _, _, part_shape in parts],
+        "chunks": [[int(c) for c in axis] for axis in chunks],
+    }
+
+
+def parse_manifest(doc: object, name: str) -> Manifest:
+    """Check and parse a ``metadata.json`` document; ``ValueError`` naming ``name`` when it cannot be."""
+    if not isinstance(doc, Mapping):
+        raise ValueError(f"{name}: metadata.json is not a JSON object")
+    missing = [k for k in ("shape", "dtype", "dask", "chunks") if k not in doc]
+    if missing:
+        raise ValueError(f"{name}: metadata.json has no {', '.join(missing)} (not a dask array manifest)")
+    try:
+        shape = tuple(int(d) for d in doc["shape"])
+        dtype = np.dtype(doc["dtype"])
+        chunks = tuple(tuple(int(c) for c in axis) for axis in doc["chunks"])
+        blocks = {tuple(int(c) for c in coords): str(key) for coords, key in doc["dask"]}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: metadata.json is malformed: {exc}") from exc
+    if len(chunks) != len(shape) or any(sum(axis) != dim for axis, dim in zip(chunks, shape)):
+        raise ValueError(f"{name}: metadata.json chunks {chunks} do not add up to shape {shape}")
+    expected = set(itertools.product(*(range(len(axis)) for axis in chunks)))
+    if set(blocks) != expected:
+        lacking = sorted(expected - set(blocks))
+        raise ValueError(f"{name}: metadata.json does not list a part for every block"
+                         + (f" (first missing block {lacking[0]})" if lacking else " (extra blocks listed)"))
+    return Manifest(shape, dtype, blocks, chunks)

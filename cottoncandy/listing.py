@@ -1,0 +1,122 @@
+"""Listing and matching keys: ``lsdir``, ``ls`` and ``glob`` with shell semantics per level.
+
+``glob`` walks the pattern one level at a time: a literal level costs nothing (it only extends
+the prefix), a level with wildcards costs one delimiter LIST narrowed by its literal start, a
+literal last level one HEAD per candidate, and ``**`` one flat LIST of the subtree it spans. So
+``glob('proj/*/sub01.grp/*')`` never lists the whole bucket, and independent LISTs run in
+parallel. Only objects match ``glob``; ``ls`` returns folders too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TypeVar
+
+from .namespace.patterns import RECURSIVE, has_magic, level_matcher, levels_regex, literal_prefix, split_levels
+from .storage.base import Listing, ObjectInfo, ObjectStore
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _parallel(fn: Callable[[T], R], items: list[T], threads: int) -> list[R]:
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="cc-list") as pool:
+        return list(pool.map(fn, items))
+
+
+def folder_prefix(path: str) -> str:
+    """``'a/b'``, ``'a/b/'``, ``'/a/b'`` -> ``'a/b/'``; ``''`` and ``'/'`` -> ``''`` (the root)."""
+    path = "/".join(split_levels(path))
+    return path + "/" if path else ""
+
+
+def lsdir(store: ObjectStore, path: str = "", limit: int | None = None) -> list[str]:
+    """The children of a folder: sub-folders first, then objects, as full paths without a trailing ``/``."""
+    if has_magic(path):
+        raise ValueError(f'Use ``ls()`` when using search patterns: "{path}"')
+    prefix = folder_prefix(path)
+    listing = store.list_dir(prefix)
+    names = [p.rstrip("/") for p in listing.prefixes] + [o.key for o in listing.objects if o.key != prefix]
+    return names[:limit] if limit is not None else names
+
+
+def _walk(store: ObjectStore, levels: list[str], threads: int, folders_too: bool) -> list[str]:
+    """Keys (and, with ``folders_too``, folder paths) matching ``levels``."""
+    frontier = [""]
+    for index, level in enumerate(levels):
+        last = index == len(levels) - 1
+        if level == RECURSIVE:
+            regex = levels_regex(levels[index:])
+
+            def subtree(prefix: str, regex: re.Pattern[str] = regex) -> list[str]:
+                return [o.key for o in store.iter_objects(prefix)
+                        if o.key != prefix and regex.fullmatch(o.key[len(prefix):])]
+
+            return sorted({key for keys in _parallel(subtree, frontier, threads) for key in keys})
+        if not has_magic(level):
+            if not last:
+                frontier = [f"{prefix}{level}/" for prefix in frontier]
+                continue
+            candidates = [prefix + level for prefix in frontier]
+            found = _parallel(lambda key: store.exists(key), candidates, threads)
+            keys = [key for key, ok in zip(candidates, found) if ok]
+            if folders_too:
+                listed = _parallel(lambda key: store.list_dir(key + "/"), candidates, threads)
+                keys += [key for key, listing in zip(candidates, listed) if _non_empty(listing, key + "/")]
+            return sorted(set(keys))
+        match = level_matcher(level)
+        start = literal_prefix(level)
+        listings = _parallel(lambda prefix, start=start: store.list_dir(prefix + start), frontier, threads)
+        if last:
+            keys = []
+            for prefix, listing in zip(frontier, listings):
+                keys += [o.key for o in listing.objects if match(o.key[len(prefix):])]
+                if folders_too:
+                    keys += [p.rstrip("/") for p in listing.prefixes if match(p[len(prefix):-1])]
+            return sorted(set(keys))
+        frontier = [p for prefix, listing in zip(frontier, listings)
+                    for p in listing.prefixes if match(p[len(prefix):-1])]
+        if not frontier:
+            return []
+    return []
+
+
+def _non_empty(listing: Listing, prefix: str) -> bool:
+    return bool(listing.prefixes) or any(o.key != prefix for o in listing.objects)
+
+
+def glob(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
+    """Keys of objects matching ``pattern`` level by level, sorted."""
+    levels = split_levels(pattern)
+    return _walk(store, levels, threads, folders_too=False) if levels else []
+
+
+def ls(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
+    """Like the shell's ``ls``: a folder's children, or every object and folder matching a pattern."""
+    levels = split_levels(pattern)
+    if not levels:
+        return lsdir(store, "")
+    if levels[-1] == "*" and not has_magic("/".join(levels[:-1])):
+        return lsdir(store, "/".join(levels[:-1]))  # 'path/*' is 'path' (0.4.0's "trivial magic")
+    if not has_magic(pattern):
+        return lsdir(store, pattern)
+    return _walk(store, levels, threads, folders_too=True)
+
+
+def format_objects(objects: Iterable[ObjectInfo]) -> str:
+    """0.4.0's listing lines: ``KEY   YYYY/MM/DD (HH:MM:SS) 0.0M`` (local time)."""
+    objects = list(objects)
+    if not objects:
+        return ""
+    width = min(max(len(o.key) for o in objects) + 3, 70)
+    lines = []
+    for o in objects:
+        when = o.last_modified.astimezone() if isinstance(o.last_modified, datetime) else None
+        date = when.strftime("%Y/%m/%d (%H:%M:%S)") if when else "-" * 21
+        lines.append(f"{o.key[-100:]:<{width}} {date} {round(o.size / 2**20, 1)}M")
+    return "\n".join(lines)

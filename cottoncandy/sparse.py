@@ -1,0 +1,61 @@
+"""scipy.sparse matrices on a store, in 0.4.0's layout (parts first, ``metadata.json`` last)."""
+
+from __future__ import annotations
+
+import errno
+import json
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .arrays import read_raw_array, write_raw_array
+from .chunked import read_manifest
+from .formats.dask import MANIFEST
+from .formats.sparse import build_sparse, parse_sparse_manifest, sparse_parts
+from .storage.base import ObjectInfo, ObjectStore
+
+
+def upload_sparse_array(store: ObjectStore, object_name: str, matrix: Any, *,
+                        choice: Mapping[str, Any] | None = None, threads: int = 4) -> ObjectInfo:
+    """Store each attribute as a raw array (default compression), then the manifest.
+
+    A failure removes the parts this call wrote, so no half-written matrix is left behind.
+    """
+    name = store.describe(object_name)
+    manifest, arrays = sparse_parts(matrix, name)
+    written: list[str] = []
+
+    def put(attr: str) -> None:
+        key = f"{object_name}/{attr}"
+        write_raw_array(store, key, arrays[attr], True, **dict(choice or {}))
+        written.append(key)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(arrays)))) as pool:
+            for fut in [pool.submit(put, attr) for attr in manifest.attrs]:
+                fut.result()
+        body = json.dumps(manifest.to_json()).encode()
+        return store.put(f"{object_name}/{MANIFEST}", body, {})
+    except BaseException as exc:
+        if written:
+            try:
+                store.delete_many(written)
+                exc.add_note(f"cottoncandy: removed the {len(written)} part(s) already written")
+            except OSError as cleanup:
+                exc.add_note(f"cottoncandy: could not remove parts already written: {cleanup}")
+        raise
+
+
+def download_sparse_array(store: ObjectStore, object_name: str, threads: int = 4) -> Any:
+    """The matrix stored at ``object_name`` (one LIST, then its parts in parallel)."""
+    name = store.describe(object_name)
+    doc, listing = read_manifest(store, object_name, "sparse array")
+    manifest = parse_sparse_manifest(doc, name)
+    keys = {attr: f"{object_name}/{attr}" for attr in manifest.attrs}
+    missing = [attr for attr, key in keys.items() if key not in listing]
+    if missing:
+        raise FileNotFoundError(errno.ENOENT, f"{name}: sparse array part {missing[0]!r} is missing "
+                                              f"(a {manifest.kind} matrix needs {', '.join(manifest.attrs)})")
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(keys)))) as pool:
+        loaded = dict(zip(keys, pool.map(lambda k: read_raw_array(store, k), keys.values())))
+    return build_sparse(manifest, loaded, name)

@@ -1,0 +1,217 @@
+"""Moving whole objects and folders: cp, mv, rm, directory upload/download, sizes.
+
+Folders are key prefixes: ``rm(..., recursive=True)`` and ``cp``/``mv`` of a folder act on the
+keys under ``name/`` only (never on ``name2``, which 0.4.0's prefix matching also hit).
+``download_directory`` never writes outside its target: keys with ``..``, ``.``, empty levels or
+a path through a symlink that leaves the target are skipped with a warning naming them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .listing import folder_prefix, glob
+from .namespace.patterns import has_magic
+from .progress import Progress
+from .storage.base import ObjectInfo, ObjectStore
+from .storage.s3 import S3Store
+
+
+@dataclass(frozen=True)
+class Copy:
+    src: str
+    dst: str
+
+
+def _same_endpoint(a: ObjectStore, b: ObjectStore) -> bool:
+    return isinstance(a, S3Store) and isinstance(b, S3Store) and a.settings.endpoint_url == b.settings.endpoint_url
+
+
+def copy_object(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str) -> None:
+    """Server-side when both keys are on one endpoint, else streamed through this process."""
+    if src_store is dst_store or (src_store.bucket == dst_store.bucket and type(src_store) is type(dst_store)):
+        dst_store.copy(src, dst)
+    elif _same_endpoint(src_store, dst_store):
+        dst_store.copy(src, dst, source_bucket=src_store.bucket)  # type: ignore[call-arg]
+    else:
+        info = src_store.head(src)
+        with src_store.open_read(src, if_match=info.etag) as stream:
+            dst_store.put(dst, stream, dict(info.metadata or {}))
+
+
+def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str, *,
+              recursive: bool, overwrite: bool) -> list[Copy]:
+    """Which keys go where: one object, or (``recursive``) every key of the folder ``src``."""
+    if dst.endswith("/") or not dst:
+        dst = folder_prefix(dst) + src.rstrip("/").rsplit("/", 1)[-1]
+    if src_store.exists(src):
+        plan = [Copy(src, dst)]
+    else:
+        prefix = folder_prefix(src)
+        keys = [o.key for o in src_store.iter_objects(prefix) if o.key != prefix]
+        if not keys:
+            raise FileNotFoundError(errno.ENOENT, f"nothing to copy: {src_store.describe(src)} is neither an "
+                                                  "object nor a folder of objects")
+        if not recursive:
+            raise IsADirectoryError(errno.EISDIR, f"{src_store.describe(src)} is a folder of {len(keys)} "
+                                                  "objects: pass recursive=True to copy it")
+        plan = [Copy(key, folder_prefix(dst) + key[len(prefix):]) for key in keys]
+    if not overwrite:
+        clashes = [c.dst for c in plan if dst_store.exists(c.dst)]
+        if clashes:
+            raise FileExistsError(errno.EEXIST, f"{dst_store.describe(clashes[0])} already exists"
+                                                f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}"
+                                                "; pass overwrite=True to replace")
+    return plan
+
+
+def run_copies(src_store: ObjectStore, dst_store: ObjectStore, plan: list[Copy], threads: int) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(plan))), thread_name_prefix="cc-copy") as pool:
+        for fut in [pool.submit(copy_object, src_store, c.src, dst_store, c.dst) for c in plan]:
+            fut.result()
+
+
+def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
+    """Delete an object, a folder's keys (``recursive``), or the objects a pattern matches."""
+    if has_magic(name):
+        keys = glob(store, name)
+        if not keys:
+            raise FileNotFoundError(errno.ENOENT, f"no objects match {name!r} in {store.describe()}")
+        store.delete_many(keys)
+        return keys
+    keys = [name] if store.exists(name) else []
+    prefix = folder_prefix(name)
+    below = [o.key for o in store.iter_objects(prefix)] if prefix else []
+    if below and not recursive:
+        if keys:  # an object and a folder share the name: remove just the object
+            store.delete_many(keys)
+            return keys
+        raise IsADirectoryError(errno.EISDIR, f"cannot remove {store.describe(name)}: it is a folder of "
+                                              f"{len(below)} objects; use recursive=True")
+    keys += below
+    if not keys:
+        raise FileNotFoundError(errno.ENOENT, f"nothing to remove: {store.describe(name)} is neither an object "
+                                              "nor a folder of objects")
+    store.delete_many(keys)
+    return keys
+
+
+def total_size(store: ObjectStore, prefix: str = "") -> int:
+    return sum(o.size for o in store.iter_objects(prefix))
+
+
+# --- directories ------------------------------------------------------------------------------
+
+
+def upload_directory(store: ObjectStore, disk_path: str, cloud_path: str, *, recursive: bool,
+                     acl: str | None, metadata: dict[str, str] | None, threads: int,
+                     verbose: bool) -> list[ObjectInfo]:
+    """Every file of ``disk_path`` (and its sub-folders when ``recursive``) under ``cloud_path``."""
+    if not os.path.isdir(disk_path):
+        raise NotADirectoryError(errno.ENOTDIR, f"not a directory: {disk_path}")
+    files: list[tuple[str, str]] = []
+    for folder, subdirs, names in os.walk(disk_path):
+        subdirs.sort()
+        if not recursive:
+            subdirs.clear()
+        relative = os.path.relpath(folder, disk_path)
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                continue
+            parts = [] if relative == "." else relative.split(os.sep)
+            files.append((path, "/".join([cloud_path.rstrip("/"), *parts, name]).lstrip("/")))
+    total = sum(os.path.getsize(path) for path, _ in files)
+
+    with Progress(total, f"upload {disk_path}", enabled=verbose) as progress:
+        def put(item: tuple[str, str]) -> ObjectInfo:
+            path, key = item
+            with open(path, "rb") as fh:
+                return store.put(key, fh, metadata, acl=acl, progress=progress.update)
+
+        if not files:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(files))), thread_name_prefix="cc-up") as pool:
+            return list(pool.map(put, files))
+
+
+def safe_local_path(root: str, relative_key: str) -> str | None:
+    """Where ``relative_key`` lands under ``root``, or ``None`` if it would land anywhere else."""
+    parts = relative_key.split("/")
+    if not relative_key or any(p in ("", ".", "..") for p in parts) or "\x00" in relative_key:
+        return None
+    if os.sep != "/" and any(os.sep in p for p in parts):  # pragma: no cover - POSIX machines
+        return None
+    target = os.path.join(root, *parts)
+    real_root = os.path.realpath(root)
+    real_parent = os.path.realpath(os.path.dirname(target))
+    if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
+        return None
+    return target
+
+
+def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Callable[[int], None] | None,
+                         info: ObjectInfo | None = None) -> None:
+    """Stream one object into ``path`` atomically (a temporary file beside it, then a rename)."""
+    info = info or store.head(key)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cc-download-")
+    try:
+        with os.fdopen(fd, "wb") as fh, store.open_read(key, if_match=info.etag) as src:
+            while chunk := src.read(8 * 2**20):
+                fh.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def download_directory(store: ObjectStore, directory: str, disk_name: str, *, threads: int,
+                       verbose: bool) -> list[str]:
+    """Every key under ``directory/`` into ``disk_name``, keeping the folder structure."""
+    if has_magic(directory):
+        raise ValueError(f"download_directory takes a folder, not a pattern: {directory!r}")
+    prefix = folder_prefix(directory)
+    objects = [o for o in store.iter_objects(prefix) if o.key != prefix]
+    if not objects:
+        raise FileNotFoundError(errno.ENOENT, f"nothing to download: no objects under {store.describe(prefix)}")
+    os.makedirs(disk_name, exist_ok=True)
+    root = os.path.abspath(disk_name)
+    jobs: list[tuple[ObjectInfo, str]] = []
+    for info in objects:
+        target = safe_local_path(root, info.key[len(prefix):])
+        if target is None:
+            warnings.warn(f"skipped {store.describe(info.key)}: its name would write outside {root}",
+                          UserWarning, stacklevel=3)
+            continue
+        jobs.append((info, target))
+    written: list[str] = []
+    with Progress(sum(i.size for i, _ in jobs), f"download {prefix or store.describe()}",
+                  enabled=verbose) as progress:
+        def fetch(job: tuple[ObjectInfo, str]) -> str | None:
+            info, target = job
+            if safe_local_path(root, info.key[len(prefix):]) is None:  # re-check: folders appear as we go
+                return None
+            try:
+                write_object_to_file(store, info.key, target, progress.update, info)
+            except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+                warnings.warn(f"skipped {store.describe(info.key)}: {target} clashes with another key "
+                              f"({type(exc).__name__})", UserWarning, stacklevel=2)
+                return None
+            return target
+
+        if jobs:
+            with ThreadPoolExecutor(max_workers=max(1, min(threads, len(jobs))),
+                                    thread_name_prefix="cc-down") as pool:
+                written = [path for path in pool.map(fetch, jobs) if path is not None]
+    return written

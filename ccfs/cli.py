@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .commands import COMMANDS
 from .filesystem import MountOptions
 from .mount import MountError, MountRequest, mount, unmount
 from .target import parse_target
@@ -105,6 +106,10 @@ def demo_command(keep: bool) -> None:
         run_demo(keep=keep)
     except (MountError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,205 @@
+"""``ccfs ls|glob|info|put|get|rm|cp``: the cottoncandy API from the shell.
+
+Arguments are ``s3://bucket/key`` URLs or local-backend paths (``cottoncandy.urls``). Every
+failure is one line on stderr and exit status 1, never a traceback. Remote keys complete in the
+shell through click's completion (``eval "$(_CCFS_COMPLETE=bash_source ccfs)"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+from click.shell_completion import CompletionItem
+
+from cottoncandy import listing, transfers
+from cottoncandy.inspect import describe
+from cottoncandy.namespace.patterns import has_magic
+from cottoncandy.npy_files import save_npy_file, upload_npy_file
+from cottoncandy.progress import Progress
+from cottoncandy.urls import S3_SCHEME, Location, open_store, parse_location, s3_account
+
+
+def complete_url(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Buckets after ``s3://``, then the keys and folders of the level being typed (one LIST)."""
+    if not incomplete.startswith(S3_SCHEME):
+        return [CompletionItem(S3_SCHEME)] if S3_SCHEME.startswith(incomplete) else []
+    options = {k: ctx.params.get(k) for k in ("endpoint_url", "profile", "region")}
+    options["endpoint_url"] = options["endpoint_url"] or os.environ.get("AWS_ENDPOINT_URL")
+    try:
+        rest = incomplete[len(S3_SCHEME):]
+        if "/" not in rest:
+            buckets = s3_account(**options).list_buckets()
+            return [CompletionItem(f"{S3_SCHEME}{b}/") for b in buckets if b.startswith(rest)]
+        bucket, _, key = rest.partition("/")
+        store = open_store(Location("s3", bucket, ""), **options)
+        found = store.list_dir(key)
+        names = [p for p in found.prefixes] + [o.key for o in found.objects]
+        return [CompletionItem(f"{S3_SCHEME}{bucket}/{name}") for name in names]
+    except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
+        return []
+
+
+def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--endpoint-url``/``--profile``/``--region`` and one-line errors for a command."""
+
+    @click.option("--region", help="AWS region of the bucket.")
+    @click.option("--profile", envvar="AWS_PROFILE", help="Profile of ~/.aws/credentials to use.")
+    @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (default: AWS).")
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise click.ClickException(_one_line(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the promise is one line, whatever went wrong
+            raise click.ClickException(f"{type(exc).__name__}: {_one_line(exc)}") from None
+
+    return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message without ``[Errno N]`` noise or line breaks."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    elif isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    else:
+        text = str(exc)
+    return " ".join(text.split())
+
+
+def _store(location: Location, options: dict[str, Any], create: bool = False) -> Any:
+    return open_store(location, endpoint_url=options.get("endpoint_url"), profile=options.get("profile"),
+                      region=options.get("region"), create=create)
+
+
+def _progress(total: int, label: str) -> Progress:
+    return Progress(total, label, enabled=total >= 64 * 2**20)
+
+
+URL = click.argument("url", shell_complete=complete_url)
+
+
+@click.command("ls")
+@URL
+@click.option("-l", "long", is_flag=True, help="Show size and date of objects.")
+@remote_options
+def ls_command(url: str, long: bool, **options: Any) -> None:
+    """List a folder (s3://bucket/prefix) or what a pattern matches (folders and objects)."""
+    location = parse_location(url)
+    store = _store(location, options)
+    names = listing.ls(store, location.key)
+    if not names:
+        raise click.ClickException(f"nothing found at {url}")
+    if long:
+        infos = {o.key: o for o in store.list_dir(listing.folder_prefix(location.key)).objects}
+        for name in names:
+            info = infos.get(name) or (store.head(name) if store.exists(name) else None)
+            if info is None:
+                click.echo(f"{'DIR':>12}  {'':19}  {location.url(name)}/")
+            else:
+                when = info.last_modified.strftime("%Y-%m-%d %H:%M:%S") if info.last_modified else "-"
+                click.echo(f"{info.size:>12}  {when:19}  {location.url(name)}")
+        return
+    for name in names:
+        click.echo(location.url(name))
+
+
+@click.command("glob")
+@URL
+@remote_options
+def glob_command(url: str, **options: Any) -> None:
+    """Print the objects a pattern matches: * and ? within a level, [..], ** for any depth."""
+    location = parse_location(url)
+    keys = listing.glob(_store(location, options), location.key)
+    if not keys:
+        raise click.ClickException(f"no objects match {url}")
+    for key in keys:
+        click.echo(location.url(key))
+
+
+@click.command("info")
+@URL
+@remote_options
+def info_command(url: str, **options: Any) -> None:
+    """dtype, shape, order, compression, size and ETag of an array (or what else is there)."""
+    location = parse_location(url)
+    fields = describe(_store(location, options), location.key)
+    width = max(len(k) for k in fields)
+    click.echo(f"{'url':<{width}}  {url}")
+    for key, value in fields.items():
+        shown = ",".join(str(d) for d in value) if isinstance(value, tuple) else value
+        click.echo(f"{key:<{width}}  {'()' if value == () else shown}")
+
+
+@click.command("put")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("url", shell_complete=complete_url)
+@click.option("--compression", default="False", show_default=True,
+              help="False (none: readable by range through the mount), gzip, or a numcodecs name (Zstd, LZ4...).")
+@remote_options
+def put_command(file: str, url: str, compression: str, **options: Any) -> None:
+    """Store FILE.npy at URL as a raw array (cottoncandy's format)."""
+    location = parse_location(url)
+    if not location.key or location.key.endswith("/"):
+        raise click.ClickException(f"{url} names no key to store the array under")
+    codec: object = False if compression.lower() in ("false", "none", "") else compression
+    store = _store(location, options, create=True)
+    with _progress(os.path.getsize(file), f"put {location.key}") as progress:
+        info = upload_npy_file(store, file, location.key, codec, progress.update)
+    click.echo(f"stored {file} at {location.url()} ({info.size} bytes)")
+
+
+@click.command("get")
+@click.argument("url", shell_complete=complete_url)
+@click.argument("file", type=click.Path(dir_okay=False))
+@remote_options
+def get_command(url: str, file: str, **options: Any) -> None:
+    """Write the array at URL (raw, .npy or dask) to FILE.npy."""
+    location = parse_location(url)
+    store = _store(location, options)
+    size = store.head(location.key).size if location.key and store.exists(location.key) else 0
+    with _progress(size, f"get {location.key}") as progress:
+        kind = save_npy_file(store, location.key, file, progress.update)
+    click.echo(f"wrote {file} ({kind})")
+
+
+@click.command("rm")
+@click.argument("url", shell_complete=complete_url)
+@click.option("-r", "--recursive", is_flag=True, help="Remove a folder and everything under it.")
+@remote_options
+def rm_command(url: str, recursive: bool, **options: Any) -> None:
+    """Remove an object, a folder (-r), or the objects a pattern matches."""
+    location = parse_location(url)
+    if not location.key:
+        raise click.ClickException(f"refusing to remove a whole bucket or folder root: {url}")
+    removed = transfers.remove(_store(location, options), location.key, recursive)
+    click.echo(f"removed {len(removed)} object{'s' if len(removed) != 1 else ''}")
+
+
+@click.command("cp")
+@click.argument("source", shell_complete=complete_url)
+@click.argument("dest", shell_complete=complete_url)
+@click.option("-r", "--recursive", is_flag=True, help="Copy a folder and everything under it.")
+@click.option("--overwrite", is_flag=True, help="Replace objects that already exist at DEST.")
+@remote_options
+def cp_command(source: str, dest: str, recursive: bool, overwrite: bool, **options: Any) -> None:
+    """Copy objects (with their metadata): server-side within an endpoint, streamed across backends."""
+    src, dst = parse_location(source), parse_location(dest)
+    if has_magic(src.key):
+        raise click.ClickException("cp takes an object or a folder, not a pattern")
+    if dest.endswith("/") and dst.key:
+        dst = Location(dst.backend, dst.bucket, dst.key + "/")
+    src_store, dst_store = _store(src, options), _store(dst, options, create=True)
+    plan = transfers.plan_copy(src_store, src.key, dst_store, dst.key, recursive=recursive, overwrite=overwrite)
+    transfers.run_copies(src_store, dst_store, plan, threads=8)
+    click.echo(f"copied {len(plan)} object{'s' if len(plan) != 1 else ''}")
+
+
+COMMANDS = [ls_command, glob_command, info_command, put_command, get_command, rm_command, cp_command]

@@ -1,0 +1,43 @@
+"""What is stored at a key, described for people (``ccfs info``): array, dask array, sparse, object."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .chunked import read_manifest
+from .formats.dask import parse_manifest
+from .formats.raw import has_array_metadata, spec_from_metadata
+from .formats.sparse import parse_sparse_manifest
+from .storage.base import ObjectStore
+
+
+def describe(store: ObjectStore, key: str) -> dict[str, Any]:
+    """Ordered fields: ``kind`` first, then what that kind has (dtype, shape, order, compression...)."""
+    name = store.describe(key)
+    if key and store.exists(key):
+        info = store.head(key)
+        fields: dict[str, Any] = {}
+        if has_array_metadata(info.metadata):
+            spec = spec_from_metadata(info.metadata, name)
+            fields = {"kind": "raw array", "dtype": spec.dtype.str, "shape": spec.shape, "order": spec.order,
+                      "compression": spec.compression or "none", "array bytes": spec.nbytes}
+        else:
+            fields = {"kind": "object"}
+        fields.update({"stored bytes": info.size, "etag": info.etag.strip('"'),
+                       "last modified": info.last_modified.isoformat() if info.last_modified else "-"})
+        extra = {k: v for k, v in (info.metadata or {}).items()
+                 if k not in ("dtype", "shape", "order", "compression", "gzip")}
+        if extra:
+            fields["metadata"] = json.dumps(extra, sort_keys=True)
+        return fields
+    doc, listing = read_manifest(store, key, "dask or sparse array")
+    stored = sum(i.size for i in listing.values())
+    if isinstance(doc, dict) and "dask" in doc:
+        manifest = parse_manifest(doc, name)
+        return {"kind": "dask array", "dtype": manifest.dtype.str, "shape": manifest.shape,
+                "chunks": tuple(len(c) for c in manifest.chunks), "parts": len(manifest.blocks),
+                "stored bytes": stored}
+    sparse = parse_sparse_manifest(doc, name)
+    return {"kind": f"sparse {sparse.kind} matrix", "shape": sparse.shape, "parts": ", ".join(sparse.attrs),
+            "stored bytes": stored}

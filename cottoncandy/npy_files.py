@@ -1,0 +1,96 @@
+"""``.npy`` files <-> stored arrays, without holding a big array in memory twice (``ccfs put/get``).
+
+``put`` memory-maps the file, so an uncompressed upload streams from the page cache. ``get``
+writes numpy's own header for the stored array and then its body: an uncompressed body streams
+straight from the object, a compressed one is decoded once, a dask folder is written chunk by
+chunk into a memory-mapped ``.npy``. Files are written beside the target and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .arrays import read_array_spec, read_raw_array, write_raw_array
+from .chunked import download_dask_array
+from .formats.npy import MAGIC, npy_header
+from .formats.raw import has_array_metadata
+from .storage.base import ObjectInfo, ObjectStore
+
+
+def upload_npy_file(store: ObjectStore, path: str, key: str, compression: object,
+                    progress: Callable[[int], None] | None = None) -> ObjectInfo:
+    """Store a ``.npy`` file as a raw array (0.4.0's format)."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{path} is not a readable .npy file: {exc}") from exc
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path} is not a single-array .npy file")
+    return write_raw_array(store, key, array, compression, progress=progress)
+
+
+def _atomic_file(path: str, write: Callable[[str], None]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cc-get-", suffix=".npy")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_npy_file(store: ObjectStore, key: str, path: str,
+                  progress: Callable[[int], None] | None = None) -> str:
+    """Write what ``key`` holds to ``path`` as ``.npy``; returns what it was ("raw array", ...)."""
+    if key and store.exists(key):
+        info = store.head(key)
+        if has_array_metadata(info.metadata):
+            info, spec = read_array_spec(store, key)
+
+            def write_array(tmp: str) -> None:
+                with open(tmp, "wb") as fh:
+                    fh.write(npy_header(spec))
+                    if spec.compression is None:
+                        with store.open_read(key, if_match=info.etag) as body:
+                            while chunk := body.read(8 * 2**20):
+                                fh.write(chunk)
+                                if progress is not None:
+                                    progress(len(chunk))
+                    else:
+                        array = read_raw_array(store, key, info, spec, progress)
+                        fh.write(np.ravel(array, order="K").view(np.uint8).data if spec.nbytes else b"")
+
+            _atomic_file(path, write_array)
+            return "raw array"
+        with store.open_read(key, if_match=info.etag) as body:
+            head = body.read(len(MAGIC))
+        if head != MAGIC:
+            raise ValueError(f"{store.describe(key)} holds neither a raw array nor .npy bytes; "
+                             "copy it with `ccfs cp` instead")
+
+        def write_bytes(tmp: str) -> None:
+            with open(tmp, "wb") as fh, store.open_read(key, if_match=info.etag) as body:
+                while chunk := body.read(8 * 2**20):
+                    fh.write(chunk)
+
+        _atomic_file(path, write_bytes)
+        return ".npy object"
+    lazy: Any = download_dask_array(store, key)
+
+    def write_dask(tmp: str) -> None:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=lazy.dtype, shape=lazy.shape)
+        lazy.store(out, lock=True)
+        out.flush()
+        del out
+
+    _atomic_file(path, write_dask)
+    return "dask array"

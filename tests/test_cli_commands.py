@@ -1,0 +1,121 @@
+"""``ccfs ls|glob|info|put|get|rm|cp`` as a user runs them: the installed command, against the S3 server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import BUCKET
+
+CCFS = [sys.executable, "-m", "ccfs"]
+
+
+def run(s3, *args: str, ok: bool = True, env: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+        command: list[str] = CCFS) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "AWS_ENDPOINT_URL": s3.endpoint_url, **(env or {})}
+    result = subprocess.run([*command, *args], capture_output=True, text=True, env=full_env, timeout=120)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 1, (result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result
+
+
+@pytest.fixture
+def bucket(cci):  # type: ignore[no-untyped-def]
+    cci.upload_raw_array("proj/sub01.grp/x", np.arange(12.0).reshape(3, 4), compression=False, subject="s1")
+    cci.upload_raw_array("proj/sub02.grp/x", np.ones(3), compression="gzip")
+    cci.upload_json("proj/notes.json", {"a": 1})
+    return cci
+
+
+def test_put_info_get_roundtrip(s3, bucket, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    arr = np.asfortranarray(np.random.default_rng(0).random((50, 7)).astype("<f4"))
+    src = tmp_path / "a.npy"
+    np.save(src, arr)
+    run(s3, "put", str(src), f"s3://{BUCKET}/up/a", "--compression", "Zstd")
+    assert bucket.get_metadata("up/a")["compression"] == "Zstd"
+    assert np.array_equal(bucket.download_raw_array("up/a"), arr)
+    info = run(s3, "info", f"s3://{BUCKET}/proj/sub01.grp/x").stdout
+    assert "raw array" in info and "<f8" in info and "3,4" in info and re.search(r"compression +none", info)
+    assert bucket.get_object_info("proj/sub01.grp/x").etag.strip('"') in info and '"subject": "s1"' in info
+    for key, want in (("proj/sub01.grp/x", np.arange(12.0).reshape(3, 4)), ("proj/sub02.grp/x", np.ones(3)),
+                      ("up/a", arr)):
+        out = tmp_path / "out.npy"
+        run(s3, "get", f"s3://{BUCKET}/{key}", str(out))
+        assert np.array_equal(np.load(out), want)
+    bucket.upload_dask_array("dask/d", np.arange(2_000_000.0).reshape(2, -1), buffersize=5 * 2**20)
+    assert "dask array" in run(s3, "info", f"s3://{BUCKET}/dask/d").stdout
+    run(s3, "get", f"s3://{BUCKET}/dask/d", str(tmp_path / "d.npy"))
+    assert np.array_equal(np.load(tmp_path / "d.npy", mmap_mode="r"), np.arange(2_000_000.0).reshape(2, -1))
+
+
+def test_ls_glob_rm_cp(s3, bucket) -> None:  # type: ignore[no-untyped-def]
+    assert run(s3, "ls", f"s3://{BUCKET}/proj").stdout.split() == [
+        f"s3://{BUCKET}/proj/sub01.grp", f"s3://{BUCKET}/proj/sub02.grp", f"s3://{BUCKET}/proj/notes.json"]
+    long = run(s3, "ls", "-l", f"s3://{BUCKET}/proj/*.grp/x").stdout.splitlines()
+    assert len(long) == 2 and long[0].split()[0] == "96"
+    assert run(s3, "glob", f"s3://{BUCKET}/**/x").stdout.split() == [
+        f"s3://{BUCKET}/proj/sub01.grp/x", f"s3://{BUCKET}/proj/sub02.grp/x"]
+    run(s3, "cp", "-r", f"s3://{BUCKET}/proj", f"s3://{BUCKET}/copy")
+    assert bucket.glob("copy/**") == ["copy/notes.json", "copy/sub01.grp/x", "copy/sub02.grp/x"]
+    assert bucket.get_metadata("copy/sub01.grp/x")["subject"] == "s1"
+    assert "removed 3 objects" in run(s3, "rm", "-r", f"s3://{BUCKET}/copy").stdout
+    assert bucket.glob("copy/**") == []
+
+
+def test_local_backend_paths(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import cottoncandy as cc
+
+    root = tmp_path / "bucketdir"
+    local = cc.get_interface(str(root), backend="local", verbose=False)
+    local.upload_raw_array("a/b/arr", np.arange(6.0), compression=False)
+    assert run(s3, "ls", str(root / "a" / "b")).stdout.split() == [str(root / "a" / "b" / "arr")]
+    assert "raw array" in run(s3, "info", str(root / "a" / "b" / "arr")).stdout
+    src = tmp_path / "n.npy"
+    np.save(src, np.eye(3))
+    run(s3, "put", str(src), str(root / "a" / "eye"))
+    assert np.array_equal(local.download_raw_array("a/eye"), np.eye(3))
+    run(s3, "cp", str(root / "a" / "eye"), f"s3://{BUCKET}/from-local/eye")
+    assert np.array_equal(cc.get_interface(BUCKET, endpoint_url=s3.endpoint_url, verbose=False)
+                          .download_raw_array("from-local/eye"), np.eye(3))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("info", f"s3://{BUCKET}/nope"), "is not a dask or sparse array: nothing is stored under it"),
+    (("glob", f"s3://{BUCKET}/nothing/*"), "no objects match"),
+    (("ls", f"s3://{BUCKET}/nothing/"), "nothing found"),
+    (("rm", f"s3://{BUCKET}/proj"), "use recursive=True"),
+    (("get", f"s3://{BUCKET}/proj/notes.json", "/tmp/x.npy"), "neither a raw array nor .npy"),
+    (("ls", "s3://no-such-bucket/"), "no-such-bucket"),
+    (("ls", "gs://bucket/x"), "only s3:// URLs"),
+    (("cp", f"s3://{BUCKET}/proj/sub01.grp/x", f"s3://{BUCKET}/proj/sub02.grp/x"), "overwrite"),
+])
+def test_errors_are_one_line(s3, bucket, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(s3, *args, ok=False)
+    assert message in result.stderr and "testing-secret" not in result.stderr
+
+
+def test_bad_npy_file_is_one_line(s3, bucket, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(b"not numpy")
+    assert "not a readable .npy file" in run(s3, "put", str(bad), f"s3://{BUCKET}/x", ok=False).stderr
+
+
+def test_shell_completion_of_remote_keys(s3, bucket) -> None:  # type: ignore[no-untyped-def]
+    def complete(word: str) -> list[str]:
+        env = {"_CCFS_COMPLETE": "bash_complete", "COMP_WORDS": f"ccfs ls {word}", "COMP_CWORD": "2"}
+        script = os.path.join(os.path.dirname(sys.executable), "ccfs")  # completion keys on the program name
+        lines = run(s3, env=env, command=[script]).stdout.splitlines()
+        return [line.split(",", 1)[1] for line in lines if "," in line]
+
+    assert f"s3://{BUCKET}/" in complete("s3://test")
+    assert complete(f"s3://{BUCKET}/proj/s") == [f"s3://{BUCKET}/proj/sub01.grp/", f"s3://{BUCKET}/proj/sub02.grp/"]
+    assert complete(f"s3://{BUCKET}/proj/sub01.grp/") == [f"s3://{BUCKET}/proj/sub01.grp/x"]

@@ -157,6 +157,12 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return self.store.put(object_name, body, _string_metadata(metadata), acl=acl)
 
     @cleans_object_name
+    def mpu_fileobject(self, object_name: str, file_object: BinaryIO, buffersize: int | None = None,
+                       verbose: bool = True, acl: str | None = None, **metadata: str) -> ObjectInfo:
+        """Upload a file-like object (multipart above the threshold, parts streamed, never whole in memory)."""
+        return self.store.put(object_name, file_object, _string_metadata(metadata), acl=acl)
+
+    @cleans_object_name
     def download_stream(self, object_name: str) -> CloudStream:
         info = self.store.head(object_name)
         return CloudStream(self.store.open_read(object_name, if_match=info.etag), dict(info.metadata or {}), info)

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from cottoncandy.arrays import decode_body_into
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
@@ -167,8 +169,12 @@ class CcFilesystem:
                                        lambda out: decode_body_into(self.store, info, spec, out))
             return Handle(node, None, decoded)
 
-        def fetch(start: int, end: int) -> bytes:
-            return self.store.get_range(info.key, start, end, if_match=info.etag)
+        def fetch(start: int, end: int) -> memoryview:
+            # uninitialised memory filled in place by the socket (bytearray(n) would zero it first);
+            # the block cache and FUSE replies share it without copies
+            buffer = memoryview(np.empty(end - start, dtype=np.uint8))
+            self.store.readinto(info.key, start, buffer, if_match=info.etag)
+            return buffer
 
         body_size = spec.nbytes if spec is not None else info.size
         reader = ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), body_size,

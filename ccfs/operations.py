@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import logging
@@ -31,6 +32,16 @@ def mapped(method: F) -> F:
             raise fuse.FuseOSError(report(method.__name__, path, exc)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def as_ctypes_source(data: bytes | bytearray | memoryview) -> Any:
+    """What mfusepy can ``memmove`` from: cached blocks are memoryviews of writable buffers,
+    lent to ctypes without a copy."""
+    if isinstance(data, memoryview):
+        if data.readonly:
+            return data.tobytes()
+        return (ctypes.c_char * len(data)).from_buffer(data)
+    return data
 
 
 class Operations(fuse.Operations):
@@ -74,8 +85,8 @@ class Operations(fuse.Operations):
 
     @overrides
     @mapped
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        return self.fs.read(fh, size, offset)
+    def read(self, path: str, size: int, offset: int, fh: int) -> Any:
+        return as_ctypes_source(self.fs.read(fh, size, offset))
 
     @overrides
     @mapped

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 
 from .blocks import BlockCache
 
@@ -44,23 +44,30 @@ class ObjectReader:
     def _block_id(self, index: int) -> tuple[str, str, int]:
         return (*self.ident, index)
 
-    def _fetch_run(self, first: int, count: int) -> None:
-        """Fetch blocks [first, first+count) with one ranged GET, for the blocks nobody else has."""
+    def _fetch_run(self, first: int, count: int, every_stretch: bool = False) -> None:
+        """Fetch blocks [first, first+count) that nobody else has: one ranged GET per unclaimed
+        stretch (only the first stretch unless ``every_stretch``)."""
         ids = [self._block_id(i) for i in range(first, first + count)]
-        skip, futures = self.cache.claim(ids)
-        if not futures:
-            return
-        first += skip
-        ids = ids[skip : skip + len(futures)]
-        start = first * self.block_size
-        end = min(self.size, (first + len(futures)) * self.block_size)
-        try:
-            data = self.fetch(start, end)
-        except BaseException as exc:
-            self.cache.fail(ids, futures, exc)
-            raise
-        blocks = [data[i : i + self.block_size] for i in range(0, len(data), self.block_size)]
-        self.cache.fulfil(ids, blocks, futures)
+        while ids:
+            skip, futures = self.cache.claim(ids)
+            if not futures:
+                return
+            first += skip
+            claimed = ids[skip : skip + len(futures)]
+            start = first * self.block_size
+            end = min(self.size, (first + len(futures)) * self.block_size)
+            try:
+                data = self.fetch(start, end)
+            except BaseException as exc:
+                self.cache.fail(claimed, futures, exc)
+                raise
+            view = memoryview(data)  # blocks share the run's buffer: no copy per block
+            blocks = [view[i : i + self.block_size] for i in range(0, len(data), self.block_size)]
+            self.cache.fulfil(claimed, blocks, futures)
+            if not every_stretch:
+                return
+            first += len(futures)
+            ids = ids[skip + len(futures):]
 
     def _background_run(self, first: int, count: int) -> None:
         try:
@@ -83,13 +90,18 @@ class ObjectReader:
         last_block = (end - 1) // self.block_size
         total_blocks = -(-self.size // self.block_size)
         with self._lock:
-            sequential = self._next_offset >= 0 and abs(offset - self._next_offset) <= 4 * self.block_size
+            # the kernel keeps several read-ahead requests in flight and they arrive out of order:
+            # anything inside the window around the stream's front continues the stream
+            slack = max(4 * self.block_size, 2 * (end - offset), min(self._streak, self.max_window_blocks
+                                                                      * self.block_size))
+            sequential = self._next_offset >= 0 and abs(offset - self._next_offset) <= slack
             if sequential:
                 self._streak += end - offset
+                self._next_offset = max(self._next_offset, end)
             else:
                 self._streak = end - offset
                 self._prefetched_to = last_block + 1
-            self._next_offset = end
+                self._next_offset = end
             if not sequential:
                 return []
             window = min(self.max_window_blocks, -(-2 * self._streak // self.block_size))
@@ -110,11 +122,8 @@ class ObjectReader:
         for run in self._plan_prefetch(offset, end):
             self.pool.submit(self._background_run, *run)
         missing = [i for i in range(first, last + 1) if not self.cache.contains(self._block_id(i))]
-        if len(missing) > 1:  # several blocks needed now: fetch them concurrently
-            futures: list[Future[None]] = [self.pool.submit(self._fetch_run, i, 1) for i in missing[1:]]
-            self._fetch_run(missing[0], 1)
-            for fut in futures:
-                fut.result()
+        if missing:  # what is needed now and nobody is fetching: one GET per stretch
+            self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)
         pieces = []
         for index in range(first, last + 1):
             block = self._block(index)

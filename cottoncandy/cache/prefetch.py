@@ -1,10 +1,13 @@
 """Reading an object through the block cache, with a sequential prefetcher.
 
-The model is mountpoint-s3's prefetcher: the first read of a handle fetches only the blocks it
-needs (a random row costs one block-sized GET), and every read that continues where the previous
-one ended grows a read-ahead window (twice the bytes read in the streak) up to ``max_window``
-bytes, fetched as multi-block runs on a bounded pool so several ranged GETs are in flight. A seek
-resets the window. Blocks land in the shared ``BlockCache``, so readers of one version share them.
+The model is mountpoint-s3's prefetcher: a read fetches only the blocks it needs, one GET per
+missing stretch (a random row costs one GET), and every read that continues the stream grows a
+read-ahead window (twice the bytes read in the streak) up to ``max_window`` bytes, fetched as
+multi-block runs on a bounded pool so several ranged GETs are in flight. The kernel keeps several
+read-ahead requests in flight and they arrive out of order, so "continues the stream" means
+"lands within the window around its front"; anything else is a seek and resets the window.
+Blocks land in the shared ``BlockCache`` as views of the run's buffer (no copy per block), so
+readers of one version share them.
 """
 
 from __future__ import annotations

@@ -154,13 +154,14 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         """Store a file-like object or a bytes-like buffer as-is, with user metadata."""
         if isinstance(body, str):
             raise TypeError("body must be bytes or a binary file object, not str")
-        return self.store.put(object_name, body, _string_metadata(metadata), acl=acl)
+        with self._progress(_body_size(body), f"upload {object_name}") as progress:
+            return self.store.put(object_name, body, _string_metadata(metadata), acl=acl, progress=progress.update)
 
     @cleans_object_name
     def mpu_fileobject(self, object_name: str, file_object: BinaryIO, buffersize: int | None = None,
                        verbose: bool = True, acl: str | None = None, **metadata: str) -> ObjectInfo:
         """Upload a file-like object (multipart above the threshold, parts streamed, never whole in memory)."""
-        return self.store.put(object_name, file_object, _string_metadata(metadata), acl=acl)
+        return self.upload_object(object_name, file_object, acl=acl, **metadata)
 
     @cleans_object_name
     def download_stream(self, object_name: str) -> CloudStream:
@@ -270,6 +271,19 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     def get_array_spec(self, object_name: str) -> Any:
         """dtype, shape, order and compression of a raw array, from one HEAD."""
         return read_array_spec(self.store, object_name)[1]
+
+
+def _body_size(body: Any) -> int:
+    """Bytes a body will send, when that can be known without reading it (0 otherwise: no bar)."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return memoryview(body).nbytes
+    try:
+        here = body.tell()
+        size = body.seek(0, os.SEEK_END) - here
+        body.seek(here)
+        return int(size)
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _string_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:

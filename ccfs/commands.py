@@ -100,7 +100,7 @@ def ls_command(url: str, long: bool, **options: Any) -> None:
     if long:
         infos = {o.key: o for o in store.list_dir(listing.folder_prefix(location.key)).objects}
         for name in names:
-            info = infos.get(name) or (store.head(name) if store.exists(name) else None)
+            info = infos.get(name) or store.head_if_exists(name)
             if info is None:
                 click.echo(f"{'DIR':>12}  {'':19}  {location.url(name)}/")
             else:
@@ -164,9 +164,9 @@ def get_command(url: str, file: str, **options: Any) -> None:
     """Write the array at URL (raw, .npy or dask) to FILE.npy."""
     location = parse_location(url)
     store = _store(location, options)
-    size = store.head(location.key).size if location.key and store.exists(location.key) else 0
-    with _progress(size, f"get {location.key}") as progress:
-        kind = save_npy_file(store, location.key, file, progress.update)
+    info = store.head_if_exists(location.key) if location.key else None
+    with _progress(info.size if info else 0, f"get {location.key}") as progress:
+        kind = save_npy_file(store, location.key, file, progress.update, info)
     click.echo(f"wrote {file} ({kind})")
 
 

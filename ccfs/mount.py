@@ -19,8 +19,6 @@ from pathlib import Path
 from .filesystem import MountOptions
 from .target import Target
 
-GIL_SWITCH_SECONDS = 0.0005
-
 log = logging.getLogger("ccfs")
 
 
@@ -127,9 +125,6 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
     from .filesystem import CcFilesystem
     from .operations import Operations
 
-    # Kernel requests wait for the GIL behind fetch threads; the default 5 ms switch interval
-    # would add up to that much to every READ (sequential streams are a chain of such waits).
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     store = make_store(request)
     filesystem = CcFilesystem(store, request.target.prefix, request.options)
     readahead_kib = request.options.read_ahead // 1024

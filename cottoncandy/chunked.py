@@ -24,7 +24,7 @@ from .formats import dask as layout
 from .formats.ranges import bounding_block, plan_block
 from .formats.raw import spec_from_metadata
 from .progress import Progress
-from .storage.base import ObjectInfo, ObjectStore
+from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
 from .storage.factory import StoreHandle
 
 # --- reading a 0.4.0 dask array ---------------------------------------------------------------
@@ -150,7 +150,7 @@ def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int 
             body = json.dumps(layout.build_manifest(shape, dtype, parts, plan.chunks)).encode()
             info = store.put(f"{object_name}/{layout.MANIFEST}", body, dict(metadata or {}))
         except BaseException as exc:
-            _remove_written(store, written, exc)
+            delete_after_failure(store, written, exc, "part(s)")
             raise
     stale = sorted(previous - set(keys) - {f"{object_name}/{layout.MANIFEST}"})
     stale = [k for k in stale if _is_part_name(k, object_name)]
@@ -211,17 +211,6 @@ def _upload_dask_parts(handle: StoreHandle, arr: Any, plan: layout.SplitPlan, ke
         raise
     written.extend(keys)
     progress.update(sum(sizes))
-
-
-def _remove_written(store: ObjectStore, written: list[str], exc: BaseException) -> None:
-    if not written:
-        return
-    try:
-        store.delete_many(written)
-        exc.add_note(f"cottoncandy: removed the {len(written)} part(s) already written")
-    except OSError as cleanup:
-        exc.add_note(f"cottoncandy: could not remove {len(written)} part(s) already written "
-                     f"(first {store.describe(written[0])}): {cleanup}")
 
 
 # --- one raw array, lazily, by byte ranges ----------------------------------------------------

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 
 from .arrays import read_array_spec, read_raw_array, write_raw_array
-from .formats.raw import ArraySpec
 from .listing import folder_prefix
-from .storage.base import ObjectInfo, ObjectStore
+from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
 
 
 def flatten_tree(object_name: str, tree: Mapping[Any, Any], name: Callable[[str], str]) -> tuple[
@@ -69,12 +68,7 @@ def upload_tree(store: ObjectStore, object_name: str, tree: Mapping[Any, Any], *
             for fut in [pool.submit(put, leaf) for leaf in leaves]:
                 fut.result()
     except BaseException as exc:
-        if written:
-            try:
-                store.delete_many(written)
-                exc.add_note(f"cottoncandy: removed the {len(written)} array(s) already written")
-            except OSError as cleanup:
-                exc.add_note(f"cottoncandy: could not remove arrays already written: {cleanup}")
+        delete_after_failure(store, written, exc, "array(s)")
         raise
     return folders
 
@@ -117,10 +111,3 @@ def download_tree(store: ObjectStore, object_root: str, keys: list[str] | None, 
     for folder in folders:
         result[folder] = download_tree(store, prefix + folder, None, threads, report)
     return result
-
-
-def array_spec_or_none(store: ObjectStore, key: str) -> ArraySpec | None:
-    try:
-        return read_array_spec(store, key)[1]
-    except (ValueError, FileNotFoundError):
-        return None

@@ -15,8 +15,8 @@ from .storage.base import ObjectStore
 def describe(store: ObjectStore, key: str) -> dict[str, Any]:
     """Ordered fields: ``kind`` first, then what that kind has (dtype, shape, order, compression...)."""
     name = store.describe(key)
-    if key and store.exists(key):
-        info = store.head(key)
+    info = store.head_if_exists(key) if key else None
+    if info is not None:
         fields: dict[str, Any] = {}
         if has_array_metadata(info.metadata):
             spec = spec_from_metadata(info.metadata, name)

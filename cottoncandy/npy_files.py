@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import read_array_spec, read_raw_array, write_raw_array
+from .arrays import read_raw_array, write_raw_array
 from .chunked import download_dask_array
 from .formats.npy import MAGIC, npy_header
-from .formats.raw import has_array_metadata
+from .formats.raw import has_array_metadata, spec_from_metadata
 from .storage.base import ObjectInfo, ObjectStore
 
 
@@ -48,13 +48,18 @@ def _atomic_file(path: str, write: Callable[[str], None]) -> None:
         raise
 
 
-def save_npy_file(store: ObjectStore, key: str, path: str,
-                  progress: Callable[[int], None] | None = None) -> str:
-    """Write what ``key`` holds to ``path`` as ``.npy``; returns what it was ("raw array", ...)."""
-    if key and store.exists(key):
-        info = store.head(key)
+def save_npy_file(store: ObjectStore, key: str, path: str, progress: Callable[[int], None] | None = None,
+                  info: ObjectInfo | None = None) -> str:
+    """Write what ``key`` holds to ``path`` as ``.npy``; returns what it was ("raw array", ...).
+
+    ``info`` is the object's HEAD when the caller already has it (``None``: looked up here; a
+    key with no object is read as a dask folder).
+    """
+    if info is None and key:
+        info = store.head_if_exists(key)
+    if info is not None:
         if has_array_metadata(info.metadata):
-            info, spec = read_array_spec(store, key)
+            spec = spec_from_metadata(info.metadata, store.describe(key))
 
             def write_array(tmp: str) -> None:
                 with open(tmp, "wb") as fh:

@@ -12,7 +12,7 @@ from .arrays import read_raw_array, write_raw_array
 from .chunked import read_manifest
 from .formats.dask import MANIFEST
 from .formats.sparse import build_sparse, parse_sparse_manifest, sparse_parts
-from .storage.base import ObjectInfo, ObjectStore
+from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
 
 
 def upload_sparse_array(store: ObjectStore, object_name: str, matrix: Any, *,
@@ -37,12 +37,7 @@ def upload_sparse_array(store: ObjectStore, object_name: str, matrix: Any, *,
         body = json.dumps(manifest.to_json()).encode()
         return store.put(f"{object_name}/{MANIFEST}", body, {})
     except BaseException as exc:
-        if written:
-            try:
-                store.delete_many(written)
-                exc.add_note(f"cottoncandy: removed the {len(written)} part(s) already written")
-            except OSError as cleanup:
-                exc.add_note(f"cottoncandy: could not remove parts already written: {cleanup}")
+        delete_after_failure(store, written, exc, "part(s)")
         raise
 
 

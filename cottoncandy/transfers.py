@@ -63,7 +63,11 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
                                                   "objects: pass recursive=True to copy it")
         plan = [Copy(key, folder_prefix(dst) + key[len(prefix):]) for key in keys]
     if not overwrite:
-        clashes = [c.dst for c in plan if dst_store.exists(c.dst)]
+        if len(plan) == 1:
+            clashes = [plan[0].dst] if dst_store.exists(plan[0].dst) else []
+        else:  # one listing of the destination folder, not a HEAD per key
+            taken = {o.key for o in dst_store.iter_objects(folder_prefix(dst))}
+            clashes = [c.dst for c in plan if c.dst in taken]
         if clashes:
             raise FileExistsError(errno.EEXIST, f"{dst_store.describe(clashes[0])} already exists"
                                                 f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}"

@@ -153,12 +153,15 @@ class ObjectStore(abc.ABC):
     def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, at any depth, in key order."""
 
-    def exists(self, key: str) -> bool:
+    def head_if_exists(self, key: str) -> ObjectInfo | None:
+        """``head(key)``, or ``None`` when there is no such object (one request either way)."""
         try:
-            self.head(key)
+            return self.head(key)
         except FileNotFoundError:
-            return False
-        return True
+            return None
+
+    def exists(self, key: str) -> bool:
+        return self.head_if_exists(key) is not None
 
     # --- naming ------------------------------------------------------------------------------
     def describe(self, key: str | None = None) -> str:
@@ -168,3 +171,19 @@ class ObjectStore(abc.ABC):
     def spec(self) -> Mapping[str, object]:
         """Small picklable description from which a worker process can rebuild this store."""
         raise NotImplementedError(f"{type(self).__name__} cannot be rebuilt in another process")
+
+
+def delete_after_failure(store: ObjectStore, written: list[str], exc: BaseException, what: str = "object(s)") -> None:
+    """Undo the objects a failed multi-object write managed to store, and say so on ``exc``.
+
+    Used by every writer of several objects (dask parts, sparse parts, dict2cloud leaves) so a
+    failure leaves nothing half-written, or names what could not be removed.
+    """
+    if not written:
+        return
+    try:
+        store.delete_many(written)
+        exc.add_note(f"cottoncandy: removed the {len(written)} {what} already written")
+    except OSError as cleanup:
+        exc.add_note(f"cottoncandy: could not remove {len(written)} {what} already written "
+                     f"(first {store.describe(written[0])}): {cleanup}")

@@ -87,10 +87,14 @@ def mount(tool: str, endpoint: str) -> Iterator[tuple[str, Callable[[str], str],
                         f"passwd_file={passwd}", "-o", "ro", "-o", "dbglevel=err"], check=True, capture_output=True)
         path_of = lambda key: os.path.join(mnt, key)  # noqa: E731
     elif tool == "rclone":
-        remote = f":s3,provider=Other,endpoint={endpoint},access_key_id={ACCESS},secret_access_key={SECRET}:{BUCKET}"
-        quiet_env = {k: v for k, v in env().items() if k != "AWS_CA_BUNDLE"}  # rclone rejects it on http
-        subprocess.run(["rclone", "mount", remote, mnt, "--read-only", "--daemon", "--dir-cache-time", "300s"],
-                       check=True, capture_output=True, env=quiet_env)
+        # the remote comes from the environment: an on-the-fly ":s3,endpoint=http://host:port:" string
+        # splits at the URL's colons (rclone then asked a host named "http" and gave EIO on every read)
+        rclone_env = {k: v for k, v in env().items() if k != "AWS_CA_BUNDLE"}  # rclone rejects it on http
+        rclone_env.update(RCLONE_CONFIG_CCBENCH_TYPE="s3", RCLONE_CONFIG_CCBENCH_PROVIDER="Other",
+                          RCLONE_CONFIG_CCBENCH_ENDPOINT=endpoint, RCLONE_CONFIG_CCBENCH_ACCESS_KEY_ID=ACCESS,
+                          RCLONE_CONFIG_CCBENCH_SECRET_ACCESS_KEY=SECRET)
+        subprocess.run(["rclone", "mount", f"ccbench:{BUCKET}", mnt, "--read-only", "--daemon",
+                        "--dir-cache-time", "300s"], check=True, capture_output=True, env=rclone_env)
         path_of = lambda key: os.path.join(mnt, key)  # noqa: E731
     else:
         raise ValueError(tool)

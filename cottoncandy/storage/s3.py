@@ -23,6 +23,7 @@ from ..config import Settings, legacy_keys
 from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 from .errors import translate
 from .retry import RetryPolicy, ShortReadError
+from .s3_head import SignedHead
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,6 +200,8 @@ class S3Store(ObjectStore):
         self.retry = retry or RetryPolicy()
         self.part_size = settings.download_part_size
         self.concurrency = settings.threads
+        self._signed_head: SignedHead | None | bool = False  # False: not built yet
+        self._signed_head_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3Store(bucket={self.bucket!r}, endpoint={self.settings.endpoint_url or 'AWS S3'!r})"
@@ -227,8 +230,21 @@ class S3Store(ObjectStore):
 
     # --- reading -----------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo:
+        fast = self._signed_heads()
+        if fast is not None:
+            info = fast.head(key)
+            if info is not None:
+                return info
         resp = self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=key), key, "read")
         return self._info(key, resp)
+
+    def _signed_heads(self) -> SignedHead | None:
+        """The cheap HEAD path (see ``s3_head``), built on first use; ``None`` where it cannot work."""
+        if self._signed_head is False:
+            with self._signed_head_lock:
+                if self._signed_head is False:
+                    self._signed_head = SignedHead.for_client(self.client, self.bucket)
+        return self._signed_head  # type: ignore[return-value]
 
     def _head_in(self, bucket: str, key: str) -> ObjectInfo:
         resp = self._call(lambda: self.client.head_object(Bucket=bucket, Key=key), key, "read")

@@ -1,0 +1,152 @@
+"""The local server (keep-alive, fast HEAD answers) and the client's signed HEAD.
+
+Both exist for folders of thousands of arrays (one HEAD each). Neither may change an answer: the
+server's fast path must send exactly the headers moto's own handler sends, and the client's signed
+HEAD must build the request boto3 builds -- same URL, same signature -- and give the same
+``ObjectInfo``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import urllib.parse
+from typing import Any
+
+import boto3
+import botocore.auth
+import pytest
+from botocore.config import Config
+
+from cottoncandy.config import Settings
+from cottoncandy.storage import S3Account
+from cottoncandy.storage.s3_head import SignedHead
+from cottoncandy.testing.s3server import LocalS3Server
+from tests.conftest import BUCKET
+
+KEYS = ["plain", "dir/a b+c%d~e", "ümlaut/ø=1&x", "k?x#y", "a//b", "trailing/", "big"]
+VOLATILE = {"date", "x-amzn-requestid", "server"}
+
+
+def _put_all(s3: LocalS3Server) -> Any:
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url)
+    for key in KEYS:
+        client.put_object(Bucket=BUCKET, Key=key, Body=b"x" * (7 if key != "big" else 70_000),
+                          Metadata={"dtype": "<f8", "shape": "3,4", "Mixed-Case": "V"},
+                          ContentType="application/x-thing")
+    return client
+
+
+AUTH = {"Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, "
+                         "SignedHeaders=host, Signature=0"}
+
+
+def _raw_head(s3: LocalS3Server, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    conn = http.client.HTTPConnection(s3.host, s3.port, timeout=10)
+    try:
+        conn.request("HEAD", path, headers={**AUTH, **(headers or {})})
+        response = conn.getresponse()
+        response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders() if k.lower() not in VOLATILE}
+    finally:
+        conn.close()
+
+
+def test_server_fast_head_sends_what_moto_sends(s3: LocalS3Server) -> None:
+    _put_all(s3)
+    for key in KEYS:
+        path = f"/{BUCKET}/{urllib.parse.quote(key)}"
+        fast = _raw_head(s3, path)
+        # a query string moto ignores sends the same request down moto's own path
+        stock = _raw_head(s3, path + "?x-id=HeadObject")
+        assert fast == stock, key
+        assert fast[0] == 200 and fast[1]["x-amz-meta-dtype"] == "<f8"
+        assert fast[1]["content-length"] == ("70000" if key == "big" else "7")
+    # conditions, missing keys and missing buckets are moto's answers
+    etag = _raw_head(s3, f"/{BUCKET}/plain")[1]["etag"]
+    assert _raw_head(s3, f"/{BUCKET}/plain", {"If-None-Match": etag})[0] == 304
+    assert _raw_head(s3, f"/{BUCKET}/plain", {"If-Match": '"other"'})[0] == 412
+    assert _raw_head(s3, f"/{BUCKET}/missing")[0] == 404
+    assert _raw_head(s3, "/no-such-bucket/plain")[0] == 404
+
+
+def test_server_keeps_connections_alive(s3: LocalS3Server) -> None:
+    _put_all(s3)
+    conn = http.client.HTTPConnection(s3.host, s3.port, timeout=10)
+    try:
+        for _ in range(5):  # five requests on one connection: werkzeug closed it after each
+            conn.request("GET", f"/{BUCKET}/plain", headers={**AUTH, "Range": "bytes=1-3"})
+            response = conn.getresponse()
+            assert response.status == 206 and response.read() == b"xxx"
+            assert response.getheader("Connection", "").lower() != "close"
+    finally:
+        conn.close()
+
+
+def test_signed_head_matches_boto3(s3: LocalS3Server, s3_settings: Settings) -> None:
+    _put_all(s3)
+    store = S3Account(s3_settings).store(BUCKET)
+    fast = store._signed_heads()
+    assert fast is not None
+    s3.clear_log()
+    for key in KEYS:
+        info = fast.head(key)
+        assert info is not None, key
+        expected = store._info(key, store.client.head_object(Bucket=BUCKET, Key=key))
+        assert info == expected, key
+        assert info.metadata == {"dtype": "<f8", "shape": "3,4", "mixed-case": "V"}
+    assert [r.method for r in s3.requests()] == ["HEAD"] * (2 * len(KEYS))  # nothing else was asked
+    # store.head takes the signed path; a miss falls back to boto3 and its wording
+    assert store.head("plain").size == 7
+    with pytest.raises(FileNotFoundError, match=f"s3://{BUCKET}/missing"):
+        store.head("missing")
+
+
+@pytest.mark.parametrize("style,endpoint,region", [
+    ("path", None, "eu-west-1"), ("virtual", None, "us-west-2"), ("path", "https://objects.example.org", "auto"),
+])
+def test_signed_head_request_is_boto3s_request(monkeypatch: pytest.MonkeyPatch, style: str,
+                                               endpoint: str | None, region: str) -> None:
+    """Same URL and byte-identical Authorization as boto3's own HEAD (clock fixed), no network."""
+    fixed = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: fixed)
+    client = boto3.client("s3", region_name=region, endpoint_url=endpoint, aws_access_key_id="AKIDEXAMPLE",
+                          aws_secret_access_key="secret", config=Config(s3={"addressing_style": style}))
+    sent: list[Any] = []
+
+    def capture(request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        sent.append(request)
+
+        class Empty:
+            def stream(self, **_: Any) -> Any:
+                return iter(())
+        return AWSResponse(request.url, 200, {}, Empty())
+
+    signed = SignedHead.for_client(client, "my-bucket")
+    assert signed is not None
+    client.meta.events.register_first("before-send.s3.HeadObject", capture)
+    for key in ["plain", "dir/a b+c%d~e", "ümlaut/ø=1&x", "k?x#y"]:
+        client.head_object(Bucket="my-bucket", Key=key)
+        ours = signed.signed_request(key)
+        assert ours.url == sent[-1].url
+        theirs = sent[-1].headers["Authorization"]
+        theirs = theirs.decode() if isinstance(theirs, bytes) else theirs
+        assert ours.headers["Authorization"] == theirs
+
+
+def test_signed_head_steps_aside_for_other_signers() -> None:
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b",
+                          config=Config(signature_version="s3"))
+    assert SignedHead.for_client(client, "my-bucket") is None
+    unsigned = boto3.client("s3", region_name="us-east-1", config=Config(signature_version=botocore.UNSIGNED))
+    assert SignedHead.for_client(unsigned, "my-bucket") is None
+
+
+def test_server_answers_an_empty_put_with_expect_continue(s3: LocalS3Server) -> None:
+    """botocore sends ``Expect: 100-continue`` with an empty body; that must not hang the request."""
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url, config=Config(read_timeout=5, connect_timeout=5,
+                                                                            retries={"total_max_attempts": 1}))
+    client.put_object(Bucket=BUCKET, Key="empty", Body=b"")
+    assert client.head_object(Bucket=BUCKET, Key="empty")["ContentLength"] == 0

@@ -150,3 +150,19 @@ def test_server_answers_an_empty_put_with_expect_continue(s3: LocalS3Server) -> 
                                                                             retries={"total_max_attempts": 1}))
     client.put_object(Bucket=BUCKET, Key="empty", Body=b"")
     assert client.head_object(Bucket=BUCKET, Key="empty")["ContentLength"] == 0
+
+
+def test_signed_head_gives_way_on_a_broken_connection(s3: LocalS3Server, s3_settings: Settings) -> None:
+    """A connection that fails is dropped and the answer left to boto3 (its retries and errors)."""
+    from cottoncandy.testing.s3server import free_port
+
+    _put_all(s3)
+    store = S3Account(s3_settings).store(BUCKET)
+    fast = store._signed_heads()
+    assert fast is not None and fast.head("plain") is not None
+    fast._local.conn.sock.close()  # the kept-alive connection breaks under it
+    assert fast.head("plain") is None
+    assert fast.head("plain") is not None  # a fresh connection next time
+    dead = SignedHead(f"http://127.0.0.1:{free_port()}/{BUCKET}/", "us-east-1", fast._credentials, fast._http,
+                      timeouts=(2.0, 2.0))
+    assert dead.head("plain") is None

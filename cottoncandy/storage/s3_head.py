@@ -6,8 +6,9 @@ response parsing -- so 2,000 arrays are 2 s of CPU before any server is asked. `
 sends the same request for about a fifth of that: the URL boto3 would use (taken once from a
 request boto3 builds and we catch before it is sent, so addressing style, region and endpoint
 rules are botocore's), signed by botocore's
-own S3 SigV4 signer with the client's credentials (refreshed as boto3 refreshes them), over the
-client's own connection pool (its TLS verification, proxies and timeouts).
+own S3 SigV4 signer with the client's credentials (refreshed as boto3 refreshes them), over one
+kept-alive connection per thread with the client's TLS verification and timeouts (through a proxy,
+over the client's own pool).
 
 Only an unambiguous answer is taken: 200 gives an ``ObjectInfo``. Anything else -- 403, 404, 5xx,
 a redirect, a connection error -- gives ``None`` and the caller asks boto3 again, so retries,
@@ -16,9 +17,13 @@ error translation and messages stay in one place.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import secrets
+import socket
+import ssl
+import threading
 import urllib.parse
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -45,11 +50,19 @@ class _EmptyBody:
 class SignedHead:
     """HEAD requests for one bucket, built and signed as boto3 would build and sign them."""
 
-    def __init__(self, base_url: str, region: str, credentials: Any, http_session: Any):
+    def __init__(self, base_url: str, region: str, credentials: Any, http_session: Any,
+                 timeouts: tuple[float, float] = (10.0, 60.0)):
         self.base_url = base_url  # ends with "/": the key's escaped form follows
         self.region = region
         self._credentials = credentials
         self._http = http_session
+        self._timeouts = timeouts
+        self._local = threading.local()  # one kept-alive connection per thread
+        parts = urllib.parse.urlsplit(base_url)
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
+        proxies = getattr(getattr(http_session, "_proxy_config", None), "proxy_url_for", None)
+        # through a proxy, botocore's own pool does the sending
+        self._direct = self._scheme in ("http", "https") and not (proxies and proxies(base_url))
 
     @classmethod
     def for_client(cls, client: Any, bucket: str) -> SignedHead | None:
@@ -87,7 +100,9 @@ class SignedHead:
         if scope is None or url.query or not url.path.endswith("/" + probe):
             return None  # SigV2, SigV4a, S3 Express or a query string: not what this signer does
         base = urllib.parse.urlunsplit((url.scheme, url.netloc, url.path[: -len(probe)], "", ""))
-        return cls(base, scope.group(1), credentials, http_session)
+        config = client.meta.config
+        timeouts = (float(config.connect_timeout or 10), float(config.read_timeout or 60))
+        return cls(base, scope.group(1), credentials, http_session, timeouts)
 
     def url_for(self, key: str) -> str:
         return self.base_url + percent_encode(key, safe="/~")
@@ -99,14 +114,18 @@ class SignedHead:
 
     def head(self, key: str) -> ObjectInfo | None:
         """The object's metadata, or ``None`` when the answer is anything but a plain 200."""
+        request = self.signed_request(key)
         try:
-            response = self._http.send(self.signed_request(key).prepare())
+            if self._direct:
+                status, headers = self._send_direct(request)
+            else:
+                response = self._http.send(request.prepare())
+                status, headers = response.status_code, response.headers
         except Exception as exc:
             log.debug("signed HEAD of %s failed (%s); asking boto3", key, type(exc).__name__)
             return None
-        if response.status_code != 200:
+        if status != 200:
             return None
-        headers = response.headers
         try:
             modified = headers.get("Last-Modified")
             return ObjectInfo(key=key, size=int(headers["Content-Length"]), etag=headers["ETag"],
@@ -115,3 +134,51 @@ class SignedHead:
                                         if name.lower().startswith(_META)})
         except (KeyError, ValueError, TypeError):
             return None
+
+    def _send_direct(self, request: AWSRequest) -> tuple[int, Any]:
+        """Send over this thread's kept-alive ``http.client`` connection (urllib3's pool costs ~0.1 ms more)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+        url = urllib.parse.urlsplit(request.url)
+        target = url.path + (f"?{url.query}" if url.query else "")
+        headers = {name: value.decode("latin-1") if isinstance(value, bytes) else value
+                   for name, value in request.headers.items()}
+        try:
+            conn.request("HEAD", target, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        except Exception:
+            conn.close()
+            self._local.conn = None
+            raise
+        if response.will_close:
+            conn.close()
+            self._local.conn = None
+        return response.status, response.headers
+
+    def _connect(self) -> http.client.HTTPConnection:
+        connect_timeout, read_timeout = self._timeouts
+        conn: http.client.HTTPConnection
+        if self._scheme == "https":
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=read_timeout,
+                                               context=self._tls_context())
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=read_timeout)
+        conn.sock = socket.create_connection((self._host, self._port or (443 if self._scheme == "https" else 80)),
+                                             timeout=connect_timeout)
+        conn.sock.settimeout(read_timeout)
+        if isinstance(conn, http.client.HTTPSConnection):
+            conn.sock = conn._context.wrap_socket(conn.sock, server_hostname=self._host)  # type: ignore[attr-defined]
+        self._local.conn = conn
+        return conn
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """TLS as botocore verifies it: its CA bundle, or no verification where boto3 was told so."""
+        verify = getattr(self._http, "_verify", True)
+        if verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)

@@ -55,7 +55,9 @@ class SignedHead:
         self.base_url = base_url  # ends with "/": the key's escaped form follows
         self.region = region
         self._credentials = credentials
+        self._signer = S3SigV4Auth(credentials, "s3", region)  # reads the credentials at each signing
         self._http = http_session
+        self._tls: ssl.SSLContext | None = None  # built once, on the first https connection
         self._timeouts = timeouts
         self._local = threading.local()  # one kept-alive connection per thread
         parts = urllib.parse.urlsplit(base_url)
@@ -109,7 +111,7 @@ class SignedHead:
 
     def signed_request(self, key: str) -> AWSRequest:
         request = AWSRequest(method="HEAD", url=self.url_for(key))
-        S3SigV4Auth(self._credentials, "s3", self.region).add_auth(request)
+        self._signer.add_auth(request)
         return request
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -158,18 +160,17 @@ class SignedHead:
         return response.status, response.headers
 
     def _connect(self) -> http.client.HTTPConnection:
+        """A connection made within the connect timeout, then reading with the read timeout (as boto3)."""
         connect_timeout, read_timeout = self._timeouts
-        conn: http.client.HTTPConnection
-        if self._scheme == "https":
-            conn = http.client.HTTPSConnection(self._host, self._port, timeout=read_timeout,
-                                               context=self._tls_context())
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=read_timeout)
-        conn.sock = socket.create_connection((self._host, self._port or (443 if self._scheme == "https" else 80)),
-                                             timeout=connect_timeout)
-        conn.sock.settimeout(read_timeout)
-        if isinstance(conn, http.client.HTTPSConnection):
-            conn.sock = conn._context.wrap_socket(conn.sock, server_hostname=self._host)  # type: ignore[attr-defined]
+        https = self._scheme == "https"
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=read_timeout)  # given its socket below
+        sock = socket.create_connection((self._host, self._port or (443 if https else 80)), timeout=connect_timeout)
+        sock.settimeout(read_timeout)
+        if https:
+            if self._tls is None:
+                self._tls = self._tls_context()
+            sock = self._tls.wrap_socket(sock, server_hostname=self._host)
+        conn.sock = sock
         self._local.conn = conn
         return conn
 

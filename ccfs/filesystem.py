@@ -18,10 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from cottoncandy.arrays import decode_body_into
 from cottoncandy.cache.blocks import BlockCache
+from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.prefetch import ObjectReader
 from cottoncandy.namespace.listing_cache import Namespace
@@ -88,6 +87,9 @@ class CcFilesystem:
         self.blocks = BlockCache(self.options.cache_size - decoded_memory)
         cache_dir = self.options.cache_dir or tempfile.mkdtemp(prefix="ccfs-cache-")
         self.decoded = DecodedArrayCache(decoded_memory, cache_dir, self.options.cache_dir_size)
+        # idle run buffers: what a full prefetch window plus the fetches in flight need
+        self.buffers = BufferPool(self.options.prefetch_run,
+                                  self.options.max_prefetch // self.options.prefetch_run + 2)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
         self._handles: dict[int, Handle] = {}
         self._next_fh = itertools.count(1)
@@ -99,6 +101,7 @@ class CcFilesystem:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.namespace.close()
         self.decoded.close()
+        self.buffers.clear()
 
     # --- metadata ----------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
@@ -170,9 +173,9 @@ class CcFilesystem:
             return Handle(node, None, decoded)
 
         def fetch(start: int, end: int) -> memoryview:
-            # uninitialised memory filled in place by the socket (bytearray(n) would zero it first);
-            # the block cache and FUSE replies share it without copies
-            buffer = memoryview(np.empty(end - start, dtype=np.uint8))
+            # uninitialised (pooled) memory filled in place by the socket; the block cache and
+            # FUSE replies share it without copies
+            buffer = self.buffers.take(end - start)
             self.store.readinto(info.key, start, buffer, if_match=info.etag)
             return buffer
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import mfusepy as fuse
 
 from .errors import report
-from .filesystem import CcFilesystem
+from .filesystem import XATTR_PREFIX, CcFilesystem
 
 log = logging.getLogger("ccfs")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,6 +97,8 @@ class Operations(fuse.Operations):
     @overrides
     @mapped
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        if not name.startswith(XATTR_PREFIX):  # ls -l asks every file for security.selinux and its ACL
+            raise fuse.FuseOSError(errno.ENODATA)
         return self.fs.getxattr(path, name)
 
     @overrides

@@ -166,3 +166,79 @@ def test_signed_head_gives_way_on_a_broken_connection(s3: LocalS3Server, s3_sett
     dead = SignedHead(f"http://127.0.0.1:{free_port()}/{BUCKET}/", "us-east-1", fast._credentials, fast._http,
                       timeouts=(2.0, 2.0))
     assert dead.head("plain") is None
+
+
+def test_head_many_matches_boto3_and_leaves_misses_to_it(s3: LocalS3Server, s3_settings: Settings) -> None:
+    _put_all(s3)
+    store = S3Account(s3_settings).store(BUCKET)
+    keys = KEYS * 3 + ["missing"]  # more keys than connections: each socket carries several requests
+    s3.clear_log()
+    answered = store.head_many(keys)
+    assert answered is not None and set(answered) == set(keys)
+    assert answered["missing"] is None  # a 404 is boto3's to word
+    for key in KEYS:
+        assert answered[key] == store._info(key, store.client.head_object(Bucket=BUCKET, Key=key)), key
+    assert [r.method for r in s3.requests()] == ["HEAD"] * (len(set(keys)) + len(KEYS))
+    fast = store._signed_heads()
+    assert fast is not None and fast._idle  # kept alive for the next folder
+    assert store.head_many(["plain", "big"]) == {"plain": answered["plain"], "big": answered["big"]}
+
+
+class _OneAnswerPerConnection:
+    """A bare HTTP server that answers one HEAD per connection and then closes it, like a server
+    dropping idle keep-alive connections; counts connections."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nETag: \"e\"\r\n"
+                             b"x-amz-meta-dtype: <f4\r\n\r\n")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_head_many_retries_once_on_a_kept_alive_connection_the_server_closed(s3_settings: Settings) -> None:
+    server = _OneAnswerPerConnection()
+    try:
+        store = S3Account(s3_settings).store(BUCKET)
+        real = store._signed_heads()
+        assert real is not None
+        fast = SignedHead(f"http://127.0.0.1:{server.port}/{BUCKET}/", "us-east-1", real._credentials,
+                          real._http, timeouts=(2.0, 2.0))
+        first = fast.head_many(["a"])["a"]
+        assert first is not None and first.size == 12 and first.metadata == {"dtype": "<f4"}
+        again = fast.head_many(["a", "b", "c"], connections=1)  # the kept socket is dead: a new one, not a miss
+        assert all(info == first.__class__(key=k, size=12, etag='"e"', metadata={"dtype": "<f4"})
+                   for k, info in again.items())
+        assert server.connections == 4
+    finally:
+        server.close()
+
+
+def test_head_many_gives_keys_back_when_nobody_answers(s3_settings: Settings) -> None:
+    from cottoncandy.testing.s3server import free_port
+
+    store = S3Account(s3_settings).store(BUCKET)
+    real = store._signed_heads()
+    assert real is not None
+    dead = SignedHead(f"http://127.0.0.1:{free_port()}/{BUCKET}/", "us-east-1", real._credentials, real._http,
+                      timeouts=(2.0, 2.0))
+    assert dead.head_many(["a", "b", "c"]) == {"a": None, "b": None, "c": None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import io
 import threading
 import time
@@ -15,6 +16,7 @@ from ccfs.errors import errno_for
 from ccfs.filesystem import CcFilesystem, MountOptions
 from cottoncandy.arrays import write_raw_array
 from cottoncandy.cache.blocks import BlockCache
+from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArrayCache
 from cottoncandy.cache.prefetch import ObjectReader
 from cottoncandy.namespace import tree
@@ -209,3 +211,45 @@ def test_decoded_cache_spills_and_respects_limits(tmp_path) -> None:  # type: ig
     with pytest.raises(OSError) as err:
         cache.get(("d", "1"), 20_000, filler(4))
     assert err.value.errno == errno.EFBIG
+
+
+def test_long_sequential_stream_lets_go_of_passed_blocks_but_random_reads_keep_theirs() -> None:
+    data = bytes(range(256)) * 8192  # 2 MiB
+    cache = BlockCache(2**24)
+    pool = ThreadPoolExecutor(4)
+    reader = ObjectReader(cache, pool, lambda s, e: data[s:e], ("k", "e"), len(data), block_size=16384,
+                          max_window=256 * 1024, run_size=64 * 1024)
+    assert reader.read(1_900_000, 10) == data[1_900_000:1_900_010]  # a random read: its block stays
+    for pos in range(0, 1_500_000, 32768):
+        assert reader.read(pos, 32768) == data[pos : pos + 32768]
+    pool.shutdown(wait=True)
+    assert not cache.contains(("k", "e", 0))  # passed long ago: the kernel's page cache has it
+    assert cache.contains(("k", "e", (1_500_000 - 32768) // 16384))  # near the front: still there
+    assert cache.contains(("k", "e", 1_900_000 // 16384))
+    assert cache.size < 1_000_000  # well under the 1.5 MB read
+
+
+def test_buffer_pool_reuses_a_buffer_once_no_view_of_it_is_left() -> None:
+    pool = BufferPool(1024, keep=1)
+
+    def address(view: memoryview) -> int:
+        return np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0]
+
+    first = pool.take(1024)
+    where = address(first)
+    block = first[512:]  # a cache entry: a view of the run's buffer
+    del first
+    gc.collect()
+    assert pool.idle == 0  # the block still needs the memory
+    other = pool.take(1024)  # so this one is new
+    assert address(other) != where
+    del block
+    gc.collect()
+    assert pool.idle == 1
+    again = pool.take(1024)
+    assert address(again) == where and pool.reused == 1
+    small = pool.take(100)  # another size is never pooled: it cannot pin a big buffer
+    assert len(small) == 100 and pool.created == 2
+    del other, again, small
+    gc.collect()
+    assert pool.idle == 1  # at most ``keep`` idle buffers are held

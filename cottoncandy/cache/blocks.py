@@ -42,6 +42,12 @@ class BlockCache:
         with self._lock:
             return ident in self._lru or ident in self._inflight
 
+    def discard(self, idents: Sequence[BlockId]) -> None:
+        """Forget these blocks (those cached; fetches in flight finish normally)."""
+        with self._lock:
+            for ident in idents:
+                self._lru.pop(ident, None)
+
     def _store(self, ident: BlockId, data: bytes) -> None:
         if len(data) <= self.capacity:
             self._lru[ident] = data

@@ -7,7 +7,9 @@ multi-block runs on a bounded pool so several ranged GETs are in flight. The ker
 read-ahead requests in flight and they arrive out of order, so "continues the stream" means
 "lands within the window around its front"; anything else is a seek and resets the window.
 Blocks land in the shared ``BlockCache`` as views of the run's buffer (no copy per block), so
-readers of one version share them.
+readers of one version share them. A long sequential stream lets go of the blocks it has passed:
+the kernel's page cache holds those bytes, and a scan larger than the cache would only push
+everything else out of an LRU for no hit (mountpoint-s3 keeps no read data at all by default).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class ObjectReader:
         self._next_offset = -1
         self._streak = 0
         self._prefetched_to = 0  # block index up to which prefetch was scheduled (exclusive)
+        self._stream_start = 0  # first block of the current sequential stream
+        #: a stream this long (bytes) releases the blocks it has passed
+        self.release_after = max_window
 
     # --- blocks ------------------------------------------------------------------------------
     def _block_id(self, index: int) -> tuple[str, str, int]:
@@ -73,6 +78,11 @@ class ObjectReader:
             ids = ids[skip + len(futures):]
 
     def _background_run(self, first: int, count: int) -> None:
+        with self._lock:  # blocks the stream has passed (and released) while this run waited
+            passed = max(0, self._stream_start - first)
+        first, count = first + passed, count - passed
+        if count <= 0:
+            return
         try:
             self._fetch_run(first, count)
         except Exception as exc:  # the reader that needs the block will see the error itself
@@ -83,8 +93,9 @@ class ObjectReader:
             index * self.block_size, min(self.size, (index + 1) * self.block_size)))
 
     # --- prefetch ----------------------------------------------------------------------------
-    def _plan_prefetch(self, offset: int, end: int) -> list[tuple[int, int]]:
-        """Update the streak for a read of [offset, end) and return the runs to fetch ahead.
+    def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int]], range]:
+        """Update the streak for a read of [offset, end); return the runs to fetch ahead and the
+        blocks the stream has passed and no longer needs cached.
 
         The window is twice the bytes read sequentially so far (capped): a stream earns its
         read-ahead, so a few kernel read-ahead requests after a random access cost little, while
@@ -105,16 +116,23 @@ class ObjectReader:
                 self._streak = end - offset
                 self._prefetched_to = last_block + 1
                 self._next_offset = end
-            if not sequential:
-                return []
+                self._stream_start = offset // self.block_size
+                return [], range(0)
+            passed = range(0)
+            if self._streak >= self.release_after:
+                # keep a margin behind the front for kernel requests still arriving out of order
+                margin = max(4 * (end - offset), self.run_blocks * self.block_size)
+                behind = max(0, offset - margin) // self.block_size
+                passed = range(self._stream_start, behind)
+                self._stream_start = max(self._stream_start, behind)
             window = min(self.max_window_blocks, -(-2 * self._streak // self.block_size))
             start = max(self._prefetched_to, last_block + 1)
             stop = min(total_blocks, last_block + 1 + window)
             run = min(self.run_blocks, window)
             if stop - start < run and stop < total_blocks:
-                return []  # wait until a whole run is due: fewer, larger GETs
+                return [], passed  # wait until a whole run is due: fewer, larger GETs
             self._prefetched_to = max(self._prefetched_to, stop)
-        return [(b, min(run, stop - b)) for b in range(start, stop, run)]
+        return [(b, min(run, stop - b)) for b in range(start, stop, run)], passed
 
     # --- the read ----------------------------------------------------------------------------
     def read(self, offset: int, length: int) -> bytes:
@@ -122,8 +140,11 @@ class ObjectReader:
         if offset >= end:
             return b""
         first, last = offset // self.block_size, (end - 1) // self.block_size
-        for run in self._plan_prefetch(offset, end):
+        runs, passed = self._plan_prefetch(offset, end)
+        for run in runs:
             self.pool.submit(self._background_run, *run)
+        if passed:
+            self.cache.discard([self._block_id(i) for i in passed])
         missing = [i for i in range(first, last + 1) if not self.cache.contains(self._block_id(i))]
         if missing:  # what is needed now and nobody is fetching: one GET per stretch
             self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)

@@ -8,6 +8,7 @@ bounded negative cache. A listing whose ETag differs from a cached HEAD invalida
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -30,6 +31,10 @@ class FolderListing:
     folders: list[str]
     objects: dict[str, ObjectInfo]
 
+    @functools.cached_property
+    def folder_names(self) -> frozenset[str]:
+        return frozenset(self.folders)
+
     @property
     def empty(self) -> bool:
         return not self.folders and not self.objects
@@ -48,6 +53,9 @@ class Namespace:
         self._folders: TTLCache = TTLCache(maxsize=max_folders, ttl=ttl)
         self._heads: TTLCache = TTLCache(maxsize=max_heads, ttl=ttl)
         self._negative: TTLCache = TTLCache(maxsize=negative_size, ttl=max(0.001, min(ttl, 30.0)))
+        # path -> (the parent's listing it was made from, node): a lookup costs a dict hit while
+        # that listing is current (``ls -l`` asks for every entry again, ``getfattr`` too)
+        self._nodes: TTLCache = TTLCache(maxsize=max_heads, ttl=ttl)
         self._lock = threading.Lock()
         self._folder_locks: dict[str, threading.Lock] = {}
         self._pool = ThreadPoolExecutor(max_workers=head_workers, thread_name_prefix="cc-head")
@@ -120,6 +128,15 @@ class Namespace:
             except Exception as exc:
                 return exc
 
+        batch = getattr(self.store, "head_many", None)  # S3: one thread, many sockets (see storage.s3_head)
+        answered = batch(todo) if batch is not None and len(todo) > 1 else None
+        if answered is not None:
+            with self._lock:
+                for key, info in answered.items():
+                    if info is not None:
+                        out[key] = self._heads[key] = info
+                        self.head_requests += 1
+            todo = [key for key in todo if key not in out]  # the rest: boto3 says what they are
         if len(todo) == 1:
             out[todo[0]] = one(todo[0])
         elif todo:
@@ -165,6 +182,9 @@ class Namespace:
             else:
                 listed = listing.objects[entry.child]
                 out[shown] = self._file_node(child_path, listed, heads.get(listed.key))
+        with self._lock:
+            for node in out.values():
+                self._nodes[node.path] = (listing, node)
         return out
 
     def lookup(self, path: str) -> Node:
@@ -178,16 +198,27 @@ class Namespace:
                 raise FileNotFoundError(f"no such file or folder: {path}")
         parent, name = "/".join(parts[:-1]), parts[-1]
         listing = self.listing(parent)
-        if parent and listing.empty:
+        with self._lock:
+            known = self._nodes.get(path)
+        if known is not None and known[0] is listing:
+            return known[1]
+        node = self._find(path, name, listing)
+        with self._lock:
+            self._nodes[path] = (listing, node)
+        return node
+
+    def _find(self, path: str, name: str, listing: FolderListing) -> Node:
+        if "/" in path and listing.empty:
             self._remember_missing(path)
             raise FileNotFoundError(f"no such file or folder: {path}")
-        if name in listing.folders:
+        if name in listing.folder_names:
             return FolderNode(path, self.folder_prefix(path))
-        present = [c for c in tree.candidates(name) if c in listing.objects]
+        candidates = tree.candidates(name)
+        present = [c for c in candidates if c in listing.objects]
         needs = [listing.objects[c].key for c in present if tree.may_be_array(c)]
         heads = self.heads(needs)
         # decide with the same rule as a full listing, restricted to the candidates
-        table = tree.entries([f for f in listing.folders if f in tree.candidates(name)],
+        table = tree.entries([c for c in candidates if c in listing.folder_names],
                              {c: None for c in present},
                              lambda n: self._is_array(heads, listing.objects[n].key))
         entry = table.get(name)
@@ -208,5 +239,6 @@ class Namespace:
                 self._folders.clear()
                 self._heads.clear()
                 self._negative.clear()
+                self._nodes.clear()
             else:
                 self._folders.pop("/".join(split(path)), None)

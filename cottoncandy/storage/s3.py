@@ -238,6 +238,16 @@ class S3Store(ObjectStore):
         resp = self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=key), key, "read")
         return self._info(key, resp)
 
+    def head_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None] | None:
+        """The plain-200 answers to HEADs of many keys, sent from this thread (see ``s3_head``).
+
+        A key maps to ``None`` when its answer was anything else (a 404, a refusal, a fault): ask
+        ``head`` for it, so boto3 says what it is and retries. ``None`` when this client cannot
+        batch at all (then callers use threads).
+        """
+        fast = self._signed_heads()
+        return None if fast is None else fast.head_many(keys)
+
     def _signed_heads(self) -> SignedHead | None:
         """The cheap HEAD path (see ``s3_head``), built on first use; ``None`` where it cannot work."""
         if self._signed_head is False:

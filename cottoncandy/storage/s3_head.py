@@ -10,6 +10,10 @@ own S3 SigV4 signer with the client's credentials (refreshed as boto3 refreshes 
 kept-alive connection per thread with the client's TLS verification and timeouts (through a proxy,
 over the client's own pool).
 
+``head_many`` does a folder's worth from the calling thread: one selector over up to 16 kept-alive
+non-blocking sockets, each carrying one request at a time. A thread per request (as a pool of
+workers calling ``head``) spent as much CPU handing the GIL and futures around as on the HEADs.
+
 Only an unambiguous answer is taken: 200 gives an ``ObjectInfo``. Anything else -- 403, 404, 5xx,
 a redirect, a connection error -- gives ``None`` and the caller asks boto3 again, so retries,
 error translation and messages stay in one place.
@@ -21,14 +25,19 @@ import http.client
 import logging
 import re
 import secrets
+import select
+import selectors
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
+from collections import deque
+from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from botocore.auth import S3SigV4Auth
+from botocore.auth import S3SigV4Auth, _host_from_url
 from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.utils import percent_encode
 
@@ -60,6 +69,8 @@ class SignedHead:
         self._tls: ssl.SSLContext | None = None  # built once, on the first https connection
         self._timeouts = timeouts
         self._local = threading.local()  # one kept-alive connection per thread
+        self._idle: list[tuple[_Exchange, float]] = []  # head_many's kept-alive sockets, with when last used
+        self._idle_lock = threading.Lock()
         parts = urllib.parse.urlsplit(base_url)
         self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
         proxies = getattr(getattr(http_session, "_proxy_config", None), "proxy_url_for", None)
@@ -128,14 +139,142 @@ class SignedHead:
             return None
         if status != 200:
             return None
+        return _object_info(key, {name.lower(): value for name, value in headers.items()})
+
+    # --- many at once, from one thread ---------------------------------------------------------
+    def head_many(self, keys: Iterable[str], connections: int = 16) -> dict[str, ObjectInfo | None]:
+        """``head`` for each key, up to ``connections`` requests in flight from this thread.
+
+        Keys whose answer is not a plain 200 (or whose connection failed) map to ``None``.
+        """
+        todo = deque(dict.fromkeys(keys))
+        results: dict[str, ObjectInfo | None] = {}
+        if not self._direct:
+            for key in todo:
+                results[key] = self.head(key)
+            return results
+        selector = selectors.DefaultSelector()
+        _, read_timeout = self._timeouts
         try:
-            modified = headers.get("Last-Modified")
-            return ObjectInfo(key=key, size=int(headers["Content-Length"]), etag=headers["ETag"],
-                              last_modified=parsedate_to_datetime(modified) if modified else None,
-                              metadata={name.lower()[len(_META):]: value for name, value in headers.items()
-                                        if name.lower().startswith(_META)})
-        except (KeyError, ValueError, TypeError):
-            return None
+            for _ in range(min(connections, len(todo))):
+                self._start(selector, self._idle_connection(), todo, results)
+            while selector.get_map():
+                events = selector.select(read_timeout)
+                if not events:  # nothing answered within the read timeout: boto3 gets those keys
+                    for item in list(selector.get_map().values()):
+                        results[item.data.key] = None
+                        self._drop(selector, item.data)
+                    break
+                for item, _ in events:
+                    self._receive(selector, item.data, todo, results)
+        finally:
+            for item in list(selector.get_map().values()):
+                self._drop(selector, item.data)
+            selector.close()
+        for key in todo:  # connections kept failing: boto3 gets the rest
+            results.setdefault(key, None)
+        return results
+
+    def _start(self, selector: selectors.BaseSelector, exchange: _Exchange | None, todo: deque[str],
+               results: dict[str, ObjectInfo | None]) -> None:
+        """Send the next key's request on ``exchange`` (a fresh connection if it is ``None``)."""
+        while todo:
+            key = todo.popleft()
+            try:
+                if exchange is None:
+                    exchange = _Exchange(self._open_socket(), fresh=True)
+                exchange.begin(key, self._request_bytes(key))
+            except Exception as exc:
+                log.debug("signed HEAD of %s not sent (%s); asking boto3", key, type(exc).__name__)
+                results[key] = None
+                if exchange is not None:
+                    exchange.close()
+                exchange = None
+                continue
+            selector.register(exchange.sock, selectors.EVENT_READ, exchange)
+            return
+        if exchange is not None:
+            self._keep(exchange)
+
+    def _receive(self, selector: selectors.BaseSelector, exchange: _Exchange, todo: deque[str],
+                 results: dict[str, ObjectInfo | None]) -> None:
+        try:
+            answer = exchange.receive()
+        except Exception as exc:
+            answer, closed = None, True
+            log.debug("signed HEAD of %s failed (%s)", exchange.key, type(exc).__name__)
+        else:
+            if answer is _PENDING:
+                return
+            closed = answer is None
+        selector.unregister(exchange.sock)
+        if closed and not exchange.fresh and not exchange.received:
+            todo.appendleft(exchange.key)  # a kept-alive connection the server had closed: once more, anew
+        elif isinstance(answer, tuple):
+            status, headers = answer
+            exchange.fresh = False  # from now on, a close before an answer may be a dropped keep-alive
+            results[exchange.key] = _object_info(exchange.key, headers) if status == 200 else None
+            closed = headers.get("connection", "").lower() == "close"
+        else:
+            results[exchange.key] = None
+        if closed:
+            exchange.close()
+            self._start(selector, None, todo, results)
+        else:
+            self._start(selector, exchange, todo, results)
+
+    def _request_bytes(self, key: str) -> bytes:
+        request = self.signed_request(key)
+        url = urllib.parse.urlsplit(request.url)
+        lines = [f"HEAD {url.path} HTTP/1.1"]
+        if "host" not in request.headers:  # the host the signature covers (no default port), as http.client sends
+            lines.append(f"Host: {_host_from_url(request.url)}")
+        for name, value in request.headers.items():
+            lines.append(f"{name}: {value.decode('latin-1') if isinstance(value, bytes) else value}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _open_socket(self) -> socket.socket:
+        connect_timeout, _ = self._timeouts
+        https = self._scheme == "https"
+        sock = socket.create_connection((self._host, self._port or (443 if https else 80)), timeout=connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if https:
+            if self._tls is None:
+                self._tls = self._tls_context()
+            sock = self._tls.wrap_socket(sock, server_hostname=self._host)  # handshake within the timeout
+        sock.setblocking(False)
+        return sock
+
+    def _idle_connection(self) -> _Exchange | None:
+        with self._idle_lock:
+            while self._idle:
+                exchange, since = self._idle.pop()
+                if time.monotonic() - since < _IDLE_SECONDS:
+                    return exchange
+                exchange.close()
+        return None
+
+    def _keep(self, exchange: _Exchange) -> None:
+        exchange.fresh = False
+        with self._idle_lock:
+            if len(self._idle) < _MAX_IDLE:
+                self._idle.append((exchange, time.monotonic()))
+                return
+        exchange.close()
+
+    def close(self) -> None:
+        """Close the kept-alive sockets (a later call opens new ones)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for exchange, _ in idle:
+            exchange.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _drop(self, selector: selectors.BaseSelector, exchange: _Exchange) -> None:
+        selector.unregister(exchange.sock)
+        exchange.close()
 
     def _send_direct(self, request: AWSRequest) -> tuple[int, Any]:
         """Send over this thread's kept-alive ``http.client`` connection (urllib3's pool costs ~0.1 ms more)."""
@@ -183,3 +322,80 @@ class SignedHead:
             context.verify_mode = ssl.CERT_NONE
             return context
         return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+
+
+_PENDING = object()
+_IDLE_SECONDS = 20.0  # servers close idle keep-alive connections (S3 after ~20 s): do not reuse older
+_MAX_IDLE = 32
+_MAX_HEADER_BYTES = 256 * 1024
+
+
+class _Exchange:
+    """One non-blocking connection carrying one HEAD at a time."""
+
+    def __init__(self, sock: socket.socket, fresh: bool):
+        self.sock = sock
+        self.fresh = fresh  # never used before: a close on it is a real failure, not a stale keep-alive
+        self.key = ""
+        self.received = False
+        self._buffer = bytearray()
+
+    def begin(self, key: str, request: bytes) -> None:
+        self.key, self.received = key, False
+        self._buffer.clear()
+        view = memoryview(request)
+        deadline = time.monotonic() + 10.0
+        while view:  # a few hundred bytes: the socket buffer takes them at once but for pathologies
+            try:
+                view = view[self.sock.send(view):]
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("request not sent") from None
+                select.select([], [self.sock], [], 0.1)
+
+    def receive(self) -> tuple[int, dict[str, str]] | object | None:
+        """The (status, lower-cased headers) once the head of the answer is in; ``_PENDING`` before;
+        ``None`` if the server closed the connection first."""
+        try:
+            chunk = self.sock.recv(65536)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return _PENDING
+        if not chunk:
+            return None
+        self.received = True
+        self._buffer += chunk
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > _MAX_HEADER_BYTES:
+                raise ValueError("answer headers too long")
+            return _PENDING
+        lines = bytes(self._buffer[:end]).decode("latin-1").split("\r\n")
+        if len(self._buffer) != end + 4:
+            raise ValueError("bytes after a HEAD answer")  # a body or a second answer: not ours to read
+        version, _, rest = lines[0].partition(" ")
+        if not version.startswith("HTTP/1."):
+            raise ValueError("not an HTTP/1.x answer")
+        status = int(rest.split(" ", 1)[0])
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
+            headers["connection"] = "close"
+        return status, headers
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _object_info(key: str, headers: Mapping[str, str]) -> ObjectInfo | None:
+    """An ``ObjectInfo`` from a 200 answer's headers (names lower-cased); ``None`` if they are not usable."""
+    try:
+        modified = headers.get("last-modified")
+        return ObjectInfo(key=key, size=int(headers["content-length"]), etag=headers["etag"],
+                          last_modified=parsedate_to_datetime(modified) if modified else None,
+                          metadata={name[len(_META):]: value for name, value in headers.items()
+                                    if name.startswith(_META)})
+    except (KeyError, ValueError, TypeError):
+        return None

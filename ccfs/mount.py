@@ -120,10 +120,8 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
     """Mount and serve until unmounted (blocks)."""
     import threading
 
-    import mfusepy
-
     from .filesystem import CcFilesystem
-    from .operations import Operations
+    from .operations import Fuse, Operations
 
     store = make_store(request)
     filesystem = CcFilesystem(store, request.target.prefix, request.options)
@@ -144,7 +142,7 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
             extra[name] = value if value else True
     log.info("mounting %s on %s", request.target, request.mountpoint)
     try:
-        mfusepy.FUSE(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
+        Fuse(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
                      fsname=f"ccfs:{request.target}", subtype="ccfs", **extra)
     finally:
         filesystem.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import itertools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -44,6 +46,60 @@ def as_ctypes_source(data: bytes | bytearray | memoryview) -> Any:
     return data
 
 
+READDIR_PLUS = 1  # fuse_readdir_flags: the kernel asked for attributes with the names
+FILL_DIR_PLUS = 2  # fuse_fill_dir_flags: this entry carries its attributes
+MAX_OPEN_PASSES = 1024
+
+
+class Fuse(fuse.FUSE):
+    """mfusepy's FUSE, with readdirplus.
+
+    mfusepy hands libfuse only each entry's mode, so after a listing the kernel still sent one
+    LOOKUP per entry to learn sizes and times (2,000 callbacks for ``ls -l`` of 2,000 arrays).
+    Here an entry carries its whole stat when the kernel asks for it (libfuse 3 only). Entries go
+    out with their offsets, as many as fit in each reply: libfuse before 3.17 drops the attributes
+    of entries given with offset 0. One listing serves all the replies of one pass over a folder.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._passes: dict[int, list[Any]] = {}  # directory handle -> the entries of its pass
+        self._passes_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
+        if not flags & READDIR_PLUS:
+            return int(super().readdir_fuse_3(path, buf, filler, offset, fip, flags))
+        handle = fip.contents.fh  # from ``Operations.opendir``: one per open folder
+        with self._passes_lock:
+            entries = self._passes.get(handle) if offset else None
+        if entries is None:
+            decoded = None if path is None else path.decode(self.encoding, self.errors)
+            entries = self.operations.readdir(decoded, handle)
+            with self._passes_lock:
+                if len(self._passes) >= MAX_OPEN_PASSES:  # folders closed halfway through
+                    self._passes.clear()
+                self._passes[handle] = entries
+        st = fuse.c_stat()
+        for index in range(offset, len(entries)):
+            item = entries[index]
+            name, attrs = (item, None) if isinstance(item, str) else item[:2]
+            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+            if attrs:
+                fuse.set_st_attrs(st, attrs, use_ns=self.use_ns)
+            if filler(buf, name.encode(self.encoding, self.errors), st if attrs else None, index + 1,
+                      FILL_DIR_PLUS if attrs else 0) != 0:
+                return 0  # the reply is full: the kernel asks again from this offset
+        if offset >= len(entries):  # the call that finds nothing left ends the pass
+            with self._passes_lock:
+                self._passes.pop(handle, None)
+        return 0
+
+    def releasedir(self, path: bytes | None, fip: Any) -> int:
+        with self._passes_lock:
+            self._passes.pop(fip.contents.fh, None)
+        return int(super().releasedir(path, fip))
+
+
 class Operations(fuse.Operations):
     use_ns = True
 
@@ -51,6 +107,7 @@ class Operations(fuse.Operations):
         self.fs = filesystem
         self.ttl = ttl
         self.on_ready = on_ready
+        self._folder_handles = itertools.count(1)
 
     @overrides
     def init_with_config(self, conn_info: Any, config_3: Any) -> None:
@@ -77,6 +134,10 @@ class Operations(fuse.Operations):
     @mapped
     def readdir(self, path: str, fh: int) -> list[Any]:
         return [".", ".."] + [(name, attrs, 0) for name, attrs in self.fs.readdir(path)]
+
+    @overrides
+    def opendir(self, path: str) -> int:
+        return next(self._folder_handles)  # lets readdirplus keep one listing per pass
 
     @overrides
     @mapped

@@ -128,7 +128,7 @@ class Namespace:
             except Exception as exc:
                 return exc
 
-        batch = getattr(self.store, "head_many", None)  # S3: one thread, many sockets (see storage.s3_head)
+        batch = getattr(self.store, "head_many", None)  # S3: one thread, many sockets (see storage.s3_signed)
         answered = batch(todo) if batch is not None and len(todo) > 1 else None
         if answered is not None:
             with self._lock:

@@ -23,7 +23,7 @@ from ..config import Settings, legacy_keys
 from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 from .errors import translate
 from .retry import RetryPolicy, ShortReadError
-from .s3_head import SignedHead
+from .s3_signed import SignedRequests
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -200,7 +200,7 @@ class S3Store(ObjectStore):
         self.retry = retry or RetryPolicy()
         self.part_size = settings.download_part_size
         self.concurrency = settings.threads
-        self._signed_head: SignedHead | None | bool = False  # False: not built yet
+        self._signed: SignedRequests | None | bool = False  # False: not built yet
         self._signed_head_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -230,7 +230,7 @@ class S3Store(ObjectStore):
 
     # --- reading -----------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo:
-        fast = self._signed_heads()
+        fast = self._signed_requests()
         if fast is not None:
             info = fast.head(key)
             if info is not None:
@@ -239,22 +239,22 @@ class S3Store(ObjectStore):
         return self._info(key, resp)
 
     def head_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None] | None:
-        """The plain-200 answers to HEADs of many keys, sent from this thread (see ``s3_head``).
+        """The plain-200 answers to HEADs of many keys, sent from this thread (see ``s3_signed``).
 
         A key maps to ``None`` when its answer was anything else (a 404, a refusal, a fault): ask
         ``head`` for it, so boto3 says what it is and retries. ``None`` when this client cannot
         batch at all (then callers use threads).
         """
-        fast = self._signed_heads()
+        fast = self._signed_requests()
         return None if fast is None else fast.head_many(keys)
 
-    def _signed_heads(self) -> SignedHead | None:
-        """The cheap HEAD path (see ``s3_head``), built on first use; ``None`` where it cannot work."""
-        if self._signed_head is False:
+    def _signed_requests(self) -> SignedRequests | None:
+        """The cheap HEAD and GET path (see ``s3_signed``), built on first use; ``None`` where it cannot work."""
+        if self._signed is False:
             with self._signed_head_lock:
-                if self._signed_head is False:
-                    self._signed_head = SignedHead.for_client(self.client, self.bucket)
-        return self._signed_head  # type: ignore[return-value]
+                if self._signed is False:
+                    self._signed = SignedRequests.for_client(self.client, self.bucket)
+        return self._signed  # type: ignore[return-value]
 
     def _head_in(self, bucket: str, key: str) -> ObjectInfo:
         resp = self._call(lambda: self.client.head_object(Bucket=bucket, Key=key), key, "read")
@@ -286,6 +286,10 @@ class S3Store(ObjectStore):
     def readinto(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> None:
         total = len(buffer)
         if total == 0:
+            return
+
+        fast = self._signed_requests()
+        if fast is not None and fast.get_into(key, start, buffer, if_match):
             return
 
         def fetch() -> None:

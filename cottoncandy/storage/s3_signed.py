@@ -1,8 +1,9 @@
-"""HEAD Object without botocore's per-call machinery, for folders of thousands of arrays.
+"""HEAD and ranged GET without botocore's per-call machinery: folders of thousands of arrays,
+and the mount's block reads.
 
 A folder listing needs one HEAD per array (its name and size come from the metadata). Through
 boto3 each HEAD costs about 1 ms of client CPU -- parameter validation, endpoint rules, event hooks,
-response parsing -- so 2,000 arrays are 2 s of CPU before any server is asked. ``SignedHead``
+response parsing -- so 2,000 arrays are 2 s of CPU before any server is asked. ``SignedRequests``
 sends the same request for about a fifth of that: the URL boto3 would use (taken once from a
 request boto3 builds and we catch before it is sent, so addressing style, region and endpoint
 rules are botocore's), signed by botocore's
@@ -14,7 +15,12 @@ over the client's own pool).
 non-blocking sockets, each carrying one request at a time. A thread per request (as a pool of
 workers calling ``head``) spent as much CPU handing the GIL and futures around as on the HEADs.
 
-Only an unambiguous answer is taken: 200 gives an ``ObjectInfo``. Anything else -- 403, 404, 5xx,
+``get_into`` is the mount's ranged GET: signed the same way (``Range`` and ``If-Match`` signed
+with the rest), its body read by the socket straight into the caller's buffer. boto3's ~0.7 ms
+of CPU per GET was half the latency of a random 16 KiB row read through the mount.
+
+Only an unambiguous answer is taken: 200 gives an ``ObjectInfo``, a 206 (or 200) of exactly the
+asked bytes fills the buffer. Anything else -- 403, 404, 5xx,
 a redirect, a connection error -- gives ``None`` and the caller asks boto3 again, so retries,
 error translation and messages stay in one place.
 """
@@ -32,6 +38,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
@@ -56,7 +63,7 @@ class _EmptyBody:
         return iter(())
 
 
-class SignedHead:
+class SignedRequests:
     """HEAD requests for one bucket, built and signed as boto3 would build and sign them."""
 
     def __init__(self, base_url: str, region: str, credentials: Any, http_session: Any,
@@ -71,6 +78,7 @@ class SignedHead:
         self._local = threading.local()  # one kept-alive connection per thread
         self._idle: list[tuple[_Exchange, float]] = []  # head_many's kept-alive sockets, with when last used
         self._idle_lock = threading.Lock()
+        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()  # every thread's
         parts = urllib.parse.urlsplit(base_url)
         self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
         proxies = getattr(getattr(http_session, "_proxy_config", None), "proxy_url_for", None)
@@ -78,8 +86,8 @@ class SignedHead:
         self._direct = self._scheme in ("http", "https") and not (proxies and proxies(base_url))
 
     @classmethod
-    def for_client(cls, client: Any, bucket: str) -> SignedHead | None:
-        """A ``SignedHead`` using ``client``'s endpoint, credentials and pool; ``None`` if it cannot.
+    def for_client(cls, client: Any, bucket: str) -> SignedRequests | None:
+        """A ``SignedRequests`` using ``client``'s endpoint, credentials and pool; ``None`` if it cannot.
 
         boto3 builds one HEAD of a probe key, which is caught before it is sent: its URL and its
         signature's scope are the ones every later HEAD must have.
@@ -120,10 +128,50 @@ class SignedHead:
     def url_for(self, key: str) -> str:
         return self.base_url + percent_encode(key, safe="/~")
 
-    def signed_request(self, key: str) -> AWSRequest:
-        request = AWSRequest(method="HEAD", url=self.url_for(key))
+    def signed_request(self, key: str, method: str = "HEAD", headers: Mapping[str, str] | None = None) -> AWSRequest:
+        request = AWSRequest(method=method, url=self.url_for(key), headers=dict(headers or {}))
         self._signer.add_auth(request)
         return request
+
+    def get_into(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> bool:
+        """Fill ``buffer`` with the object's bytes from ``start``. ``False`` (and the buffer's
+        contents undefined) when the answer was anything but exactly those bytes: a 412, a 404, a
+        short body, a fault -- the caller asks boto3, which says what it is and retries."""
+        if not self._direct or len(buffer) == 0:
+            return False
+        end = start + len(buffer) - 1
+        headers = {"Range": f"bytes={start}-{end}"}
+        if if_match:
+            headers["If-Match"] = if_match
+        request = self.signed_request(key, "GET", headers)
+        conn: http.client.HTTPConnection | None = None
+        try:
+            conn = getattr(self._local, "conn", None) or self._connect()
+            conn.request("GET", urllib.parse.urlsplit(request.url).path, headers=_header_strings(request))
+            response = conn.getresponse()
+            whole = response.status == 200 and start == 0
+            exact = response.getheader("Content-Length") == str(len(buffer)) and (
+                whole or (response.status == 206 and
+                          (response.getheader("Content-Range") or "").startswith(f"bytes {start}-{end}/")))
+            if not exact:
+                raise _Refused(response.status)
+            pos = 0
+            while pos < len(buffer):
+                got = response.readinto(buffer[pos:])
+                if not got:
+                    raise _Refused("short body")
+                pos += got
+        except Exception as exc:
+            if conn is not None:
+                conn.close()  # whatever is left of that answer must not be read as the next one's
+            self._local.conn = None
+            log.debug("signed GET of %s bytes %d-%d not taken (%s); asking boto3", key, start, end,
+                      exc if isinstance(exc, _Refused) else type(exc).__name__)
+            return False
+        if response.will_close:
+            conn.close()
+            self._local.conn = None
+        return True
 
     def head(self, key: str) -> ObjectInfo | None:
         """The object's metadata, or ``None`` when the answer is anything but a plain 200."""
@@ -263,11 +311,14 @@ class SignedHead:
         exchange.close()
 
     def close(self) -> None:
-        """Close the kept-alive sockets (a later call opens new ones)."""
+        """Close the kept-alive sockets, every thread's (a later call opens new ones)."""
         with self._idle_lock:
             idle, self._idle = self._idle, []
+            connections = list(self._connections)
         for exchange, _ in idle:
             exchange.close()
+        for conn in connections:
+            conn.close()
 
     def __del__(self) -> None:
         self.close()
@@ -283,10 +334,8 @@ class SignedHead:
             conn = self._connect()
         url = urllib.parse.urlsplit(request.url)
         target = url.path + (f"?{url.query}" if url.query else "")
-        headers = {name: value.decode("latin-1") if isinstance(value, bytes) else value
-                   for name, value in request.headers.items()}
         try:
-            conn.request("HEAD", target, headers=headers)
+            conn.request("HEAD", target, headers=_header_strings(request))
             response = conn.getresponse()
             response.read()
         except Exception:
@@ -311,6 +360,8 @@ class SignedHead:
             sock = self._tls.wrap_socket(sock, server_hostname=self._host)
         conn.sock = sock
         self._local.conn = conn
+        with self._idle_lock:
+            self._connections.add(conn)
         return conn
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -322,6 +373,15 @@ class SignedHead:
             context.verify_mode = ssl.CERT_NONE
             return context
         return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+
+
+class _Refused(Exception):
+    """An answer that is not the asked bytes."""
+
+
+def _header_strings(request: AWSRequest) -> dict[str, str]:
+    return {name: value.decode("latin-1") if isinstance(value, bytes) else value
+            for name, value in request.headers.items()}
 
 
 _PENDING = object()

@@ -9,18 +9,20 @@ HEAD must build the request boto3 builds -- same URL, same signature -- and give
 from __future__ import annotations
 
 import datetime
+import errno
 import http.client
 import urllib.parse
 from typing import Any
 
 import boto3
 import botocore.auth
+import numpy as np
 import pytest
 from botocore.config import Config
 
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
-from cottoncandy.storage.s3_head import SignedHead
+from cottoncandy.storage.s3_signed import SignedRequests
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
 
@@ -38,7 +40,7 @@ def _put_all(s3: LocalS3Server) -> Any:
 
 
 AUTH = {"Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, "
-                         "SignedHeaders=host, Signature=0"}
+                         "SignedRequestsers=host, Signature=0"}
 
 
 def _raw_head(s3: LocalS3Server, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
@@ -86,7 +88,7 @@ def test_server_keeps_connections_alive(s3: LocalS3Server) -> None:
 def test_signed_head_matches_boto3(s3: LocalS3Server, s3_settings: Settings) -> None:
     _put_all(s3)
     store = S3Account(s3_settings).store(BUCKET)
-    fast = store._signed_heads()
+    fast = store._signed_requests()
     assert fast is not None
     s3.clear_log()
     for key in KEYS:
@@ -124,7 +126,7 @@ def test_signed_head_request_is_boto3s_request(monkeypatch: pytest.MonkeyPatch, 
                 return iter(())
         return AWSResponse(request.url, 200, {}, Empty())
 
-    signed = SignedHead.for_client(client, "my-bucket")
+    signed = SignedRequests.for_client(client, "my-bucket")
     assert signed is not None
     client.meta.events.register_first("before-send.s3.HeadObject", capture)
     for key in ["plain", "dir/a b+c%d~e", "ümlaut/ø=1&x", "k?x#y"]:
@@ -139,9 +141,9 @@ def test_signed_head_request_is_boto3s_request(monkeypatch: pytest.MonkeyPatch, 
 def test_signed_head_steps_aside_for_other_signers() -> None:
     client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b",
                           config=Config(signature_version="s3"))
-    assert SignedHead.for_client(client, "my-bucket") is None
+    assert SignedRequests.for_client(client, "my-bucket") is None
     unsigned = boto3.client("s3", region_name="us-east-1", config=Config(signature_version=botocore.UNSIGNED))
-    assert SignedHead.for_client(unsigned, "my-bucket") is None
+    assert SignedRequests.for_client(unsigned, "my-bucket") is None
 
 
 def test_server_answers_an_empty_put_with_expect_continue(s3: LocalS3Server) -> None:
@@ -158,12 +160,12 @@ def test_signed_head_gives_way_on_a_broken_connection(s3: LocalS3Server, s3_sett
 
     _put_all(s3)
     store = S3Account(s3_settings).store(BUCKET)
-    fast = store._signed_heads()
+    fast = store._signed_requests()
     assert fast is not None and fast.head("plain") is not None
     fast._local.conn.sock.close()  # the kept-alive connection breaks under it
     assert fast.head("plain") is None
     assert fast.head("plain") is not None  # a fresh connection next time
-    dead = SignedHead(f"http://127.0.0.1:{free_port()}/{BUCKET}/", "us-east-1", fast._credentials, fast._http,
+    dead = SignedRequests(f"http://127.0.0.1:{free_port()}/{BUCKET}/", "us-east-1", fast._credentials, fast._http,
                       timeouts=(2.0, 2.0))
     assert dead.head("plain") is None
 
@@ -179,7 +181,7 @@ def test_head_many_matches_boto3_and_leaves_misses_to_it(s3: LocalS3Server, s3_s
     for key in KEYS:
         assert answered[key] == store._info(key, store.client.head_object(Bucket=BUCKET, Key=key)), key
     assert [r.method for r in s3.requests()] == ["HEAD"] * (len(set(keys)) + len(KEYS))
-    fast = store._signed_heads()
+    fast = store._signed_requests()
     assert fast is not None and fast._idle  # kept alive for the next folder
     assert store.head_many(["plain", "big"]) == {"plain": answered["plain"], "big": answered["big"]}
 
@@ -219,9 +221,9 @@ def test_head_many_retries_once_on_a_kept_alive_connection_the_server_closed(s3_
     server = _OneAnswerPerConnection()
     try:
         store = S3Account(s3_settings).store(BUCKET)
-        real = store._signed_heads()
+        real = store._signed_requests()
         assert real is not None
-        fast = SignedHead(f"http://127.0.0.1:{server.port}/{BUCKET}/", "us-east-1", real._credentials,
+        fast = SignedRequests(f"http://127.0.0.1:{server.port}/{BUCKET}/", "us-east-1", real._credentials,
                           real._http, timeouts=(2.0, 2.0))
         first = fast.head_many(["a"])["a"]
         assert first is not None and first.size == 12 and first.metadata == {"dtype": "<f4"}
@@ -237,8 +239,36 @@ def test_head_many_gives_keys_back_when_nobody_answers(s3_settings: Settings) ->
     from cottoncandy.testing.s3server import free_port
 
     store = S3Account(s3_settings).store(BUCKET)
-    real = store._signed_heads()
+    real = store._signed_requests()
     assert real is not None
-    dead = SignedHead(f"http://127.0.0.1:{free_port()}/{BUCKET}/", "us-east-1", real._credentials, real._http,
+    dead = SignedRequests(f"http://127.0.0.1:{free_port()}/{BUCKET}/", "us-east-1", real._credentials, real._http,
                       timeouts=(2.0, 2.0))
     assert dead.head_many(["a", "b", "c"]) == {"a": None, "b": None, "c": None}
+
+
+def test_signed_get_fills_the_buffer_or_leaves_the_answer_to_boto3(s3: LocalS3Server, s3_settings: Settings) -> None:
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url)
+    body = bytes(range(256)) * 1000
+    for key in ("dir/a b+c%d~e", "ümlaut/ø=1&x"):
+        client.put_object(Bucket=BUCKET, Key=key, Body=body)
+    store = S3Account(s3_settings).store(BUCKET)
+    fast = store._signed_requests()
+    assert fast is not None
+    etag = store.head("dir/a b+c%d~e").etag
+    for key in ("dir/a b+c%d~e", "ümlaut/ø=1&x"):
+        for start, n in ((0, len(body)), (1000, 70_000), (len(body) - 5, 5)):
+            out = memoryview(np.zeros(n, dtype=np.uint8))
+            assert fast.get_into(key, start, out, if_match=etag if key.startswith("dir") else None)
+            assert bytes(out) == body[start : start + n]
+    out = memoryview(np.zeros(10, dtype=np.uint8))
+    assert not fast.get_into("dir/a b+c%d~e", 0, out, if_match='"not-the-etag"')  # a 412: boto3's to word
+    assert not fast.get_into("missing", 0, out)
+    assert not fast.get_into("dir/a b+c%d~e", len(body) - 5, out)  # past the end: a short answer
+    assert fast.get_into("dir/a b+c%d~e", 3, out) and bytes(out) == body[3:13]  # the connection recovered
+    # the store takes it, and still says ESTALE / not found in its own words
+    store.readinto("dir/a b+c%d~e", 7, out, if_match=etag)
+    assert bytes(out) == body[7:17]
+    client.put_object(Bucket=BUCKET, Key="dir/a b+c%d~e", Body=b"replaced" * 10)
+    with pytest.raises(OSError) as err:
+        store.readinto("dir/a b+c%d~e", 0, out, if_match=etag)
+    assert err.value.errno == errno.ESTALE

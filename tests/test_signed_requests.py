@@ -272,3 +272,29 @@ def test_signed_get_fills_the_buffer_or_leaves_the_answer_to_boto3(s3: LocalS3Se
     with pytest.raises(OSError) as err:
         store.readinto("dir/a b+c%d~e", 0, out, if_match=etag)
     assert err.value.errno == errno.ESTALE
+
+
+def test_signed_listing_is_boto3s_listing(s3: LocalS3Server, s3_settings: Settings) -> None:
+    _put_all(s3)
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url)
+    for key in ("dir/sub one/x", "dir/sub+two/y", "dir/ü/z", "dir/a&b<c>.npy", "dir/tab\tkey"):
+        client.put_object(Bucket=BUCKET, Key=key, Body=b"12345")
+    store = S3Account(s3_settings).store(BUCKET)
+    fast = store._signed_requests()
+    assert fast is not None
+    for prefix in ("", "dir/", "dir/a b", "ümlaut/", "nothing/"):
+        expected_prefixes: list[str] = []
+        expected_objects = []
+        for page in store._pages(prefix, "/"):  # boto3's own pages
+            expected_prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+            expected_objects += [store._listed(o) for o in page.get("Contents", [])]
+        for page_size in (1000, 2):  # one page, and many pages with continuation tokens
+            level = fast.list_dir(prefix, "/", page_size=page_size)
+            assert level is not None, prefix
+            assert level[0] == expected_prefixes, prefix
+            assert level[1] == expected_objects, prefix
+    listing = store.list_dir("dir/")  # the store takes it
+    assert "dir/sub one/" in listing.prefixes and "dir/a b+c%d~e" in [o.key for o in listing.objects]
+    gone = SignedRequests(f"http://127.0.0.1:{s3.port}/no-such-bucket/", "us-east-1", fast._credentials,
+                          fast._http)
+    assert gone.list_dir("") is None  # a 404: boto3 words it

@@ -486,6 +486,10 @@ class S3Store(ObjectStore):
                           owner=owner.get("DisplayName") or owner.get("ID"))
 
     def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
+        fast = self._signed_requests()
+        level = fast.list_dir(prefix, delimiter) if fast is not None else None
+        if level is not None:
+            return Listing(prefixes=level[0], objects=level[1])
         listing = Listing()
         for page in self._pages(prefix, delimiter):
             listing.prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))

@@ -15,6 +15,9 @@ over the client's own pool).
 non-blocking sockets, each carrying one request at a time. A thread per request (as a pool of
 workers calling ``head``) spent as much CPU handing the GIL and futures around as on the HEADs.
 
+``list_dir`` is one folder level (ListObjectsV2 pages with a delimiter), parsed with ElementTree:
+botocore's parser spent ~45 us per listed object (2,000 arrays: 90 ms of CPU per listing).
+
 ``get_into`` is the mount's ranged GET: signed the same way (``Range`` and ``If-Match`` signed
 with the rest), its body read by the socket straight into the caller's buffer. boto3's ~0.7 ms
 of CPU per GET was half the latency of a random 16 KiB row read through the mount.
@@ -27,6 +30,7 @@ error translation and messages stay in one place.
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import logging
 import re
@@ -43,9 +47,11 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from xml.etree import ElementTree
 
 from botocore.auth import S3SigV4Auth, _host_from_url
 from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.compat import unquote_str
 from botocore.utils import percent_encode
 
 from .base import ObjectInfo
@@ -132,6 +138,51 @@ class SignedRequests:
         request = AWSRequest(method=method, url=self.url_for(key), headers=dict(headers or {}))
         self._signer.add_auth(request)
         return request
+
+    def list_dir(self, prefix: str, delimiter: str = "/",
+                 page_size: int = 1000) -> tuple[list[str], list[ObjectInfo]] | None:
+        """(sub-prefixes, objects) of one level, every page of it; ``None`` when any answer was not
+        a plain 200 that parses (the caller lists through boto3, with its retries and errors)."""
+        if not self._direct:
+            return None
+        prefixes: list[str] = []
+        objects: list[ObjectInfo] = []
+        token: str | None = None
+        try:
+            while True:
+                params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(page_size)}
+                if delimiter:
+                    params["delimiter"] = delimiter
+                if token:
+                    params["continuation-token"] = token
+                request = AWSRequest(method="GET", url=self.base_url, params=params)
+                self._signer.add_auth(request)
+                status, body = self._send_for_body(request.prepare().url, _header_strings(request))
+                if status != 200:
+                    return None
+                token = _parse_list_page(body, prefixes, objects)
+                if token is None:
+                    return prefixes, objects
+        except Exception as exc:
+            log.debug("signed LIST of %s not taken (%s); asking boto3", prefix, type(exc).__name__)
+            return None
+
+    def _send_for_body(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        """GET over this thread's kept-alive connection; the status and the whole (small) body."""
+        parts = urllib.parse.urlsplit(url)
+        conn = getattr(self._local, "conn", None) or self._connect()
+        try:
+            conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+        except Exception:
+            conn.close()
+            self._local.conn = None
+            raise
+        if response.will_close:
+            conn.close()
+            self._local.conn = None
+        return response.status, body
 
     def get_into(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> bool:
         """Fill ``buffer`` with the object's bytes from ``start``. ``False`` (and the buffer's
@@ -373,6 +424,44 @@ class SignedRequests:
             context.verify_mode = ssl.CERT_NONE
             return context
         return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+
+
+_S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def _parse_list_page(body: bytes, prefixes: list[str], objects: list[ObjectInfo]) -> str | None:
+    """Add one ListObjectsV2 page (``encoding-type=url``) to ``prefixes`` and ``objects``; the
+    continuation token, or ``None`` on the last page. Names are decoded as botocore decodes them."""
+    root = ElementTree.fromstring(body)
+    ns = _S3_XML if root.tag.startswith(_S3_XML) else ""
+    if root.tag != f"{ns}ListBucketResult":
+        raise ValueError(f"not a listing: {root.tag}")
+    url_encoded = (root.findtext(f"{ns}EncodingType") or "").lower() == "url"
+
+    def name(text: str | None) -> str:
+        if text is None:
+            raise ValueError("a listed name is missing")
+        return unquote_str(text) if url_encoded else text
+
+    for entry in root.iterfind(f"{ns}CommonPrefixes"):
+        prefixes.append(name(entry.findtext(f"{ns}Prefix")))
+    for entry in root.iterfind(f"{ns}Contents"):
+        modified = entry.findtext(f"{ns}LastModified")
+        objects.append(ObjectInfo(key=name(entry.findtext(f"{ns}Key")), size=int(entry.findtext(f"{ns}Size") or ""),
+                                  etag=entry.findtext(f"{ns}ETag") or "",
+                                  last_modified=_iso_time(modified) if modified else None))
+    if (root.findtext(f"{ns}IsTruncated") or "").lower() != "true":
+        return None
+    token = root.findtext(f"{ns}NextContinuationToken")
+    if not token:
+        raise ValueError("a truncated listing without a continuation token")
+    return token
+
+
+def _iso_time(text: str) -> datetime.datetime:
+    """S3's ``2026-01-02T03:04:05.000Z`` as an aware datetime (what botocore gives)."""
+    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 class _Refused(Exception):

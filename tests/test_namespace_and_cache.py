@@ -20,6 +20,7 @@ from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArrayCache
 from cottoncandy.cache.prefetch import ObjectReader
 from cottoncandy.namespace import tree
+from cottoncandy.namespace.listing_cache import Namespace
 from cottoncandy.storage import MemoryStore
 
 
@@ -253,3 +254,35 @@ def test_buffer_pool_reuses_a_buffer_once_no_view_of_it_is_left() -> None:
     del other, again, small
     gc.collect()
     assert pool.idle == 1  # at most ``keep`` idle buffers are held
+
+
+def _eventually(check, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for background loads to reach ``check``, then a moment more for any that should not happen."""
+    deadline = time.time() + seconds
+    while not check() and time.time() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    assert check()
+
+
+def test_listing_a_folder_loads_its_first_subfolders_ahead_one_level_only() -> None:
+    store = MemoryStore()
+    for sub in ("s1", "s2", "s3"):
+        for i in range(3):
+            write_raw_array(store, f"proj/{sub}.grp/a{i}", np.zeros(2), compression=False)
+        write_raw_array(store, f"proj/{sub}.grp/deeper/b", np.zeros(2), compression=False)
+    ns = Namespace(store, folders_ahead=2)
+    store.requests.clear()
+    assert sorted(ns.children("proj")) == ["s1.grp", "s2.grp", "s3.grp"]
+    _eventually(lambda: sorted(arg for op, arg in store.requests if op == "list")  # two ahead, not deeper
+                == ["proj/", "proj/s1.grp/", "proj/s2.grp/"]
+                and sum(op == "head" for op, _ in store.requests) == 6)  # their arrays too
+    store.requests.clear()
+    assert sorted(ns.children("proj/s1.grp")) == ["a0.npy", "a1.npy", "a2.npy", "deeper"]
+    assert [op for op, _ in store.requests if op in ("list", "head")] == []  # all there already
+    _eventually(lambda: [arg for op, arg in store.requests if op == "list"] == ["proj/s1.grp/deeper/"])
+    lean = Namespace(store, heads_ahead=0)
+    store.requests.clear()
+    lean.children("proj")
+    _eventually(lambda: sum(op == "list" for op, _ in store.requests) == 4
+                and not any(op == "head" for op, _ in store.requests))

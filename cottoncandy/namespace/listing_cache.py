@@ -4,6 +4,10 @@ A folder costs one paginated LIST with a delimiter; object metadata costs a HEAD
 concurrently and only for objects whose name leaves open that they are raw arrays. Everything
 is kept for ``ttl`` seconds (changes made elsewhere show up after that), and misses are kept in a
 bounded negative cache. A listing whose ETag differs from a cached HEAD invalidates that HEAD.
+
+Listing a folder also loads its first few subfolders in the background (one level, not further):
+``find``, ``ls -R`` and globs such as ``proj/*.grp/*.npy`` visit them next, and would otherwise
+wait for one LIST and one round of HEADs per folder, one folder after the other.
 """
 
 from __future__ import annotations
@@ -46,7 +50,10 @@ def split(path: str) -> list[str]:
 
 class Namespace:
     def __init__(self, store: ObjectStore, prefix: str = "", ttl: float = 300.0, head_workers: int = 32,
-                 negative_size: int = 10_000, max_heads: int = 500_000, max_folders: int = 20_000):
+                 negative_size: int = 10_000, max_heads: int = 500_000, max_folders: int = 20_000,
+                 folders_ahead: int = 16, heads_ahead: int = 1000):
+        """``folders_ahead``: subfolders of a listed folder loaded in the background (0: none);
+        ``heads_ahead``: a subfolder needing more HEADs than this is only listed ahead, not HEADed."""
         self.store = store
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.ttl = ttl
@@ -59,6 +66,8 @@ class Namespace:
         self._lock = threading.Lock()
         self._folder_locks: dict[str, threading.Lock] = {}
         self._pool = ThreadPoolExecutor(max_workers=head_workers, thread_name_prefix="cc-head")
+        self.folders_ahead = folders_ahead
+        self.heads_ahead = heads_ahead
         self.lists = 0
         self.head_requests = 0
 
@@ -166,12 +175,15 @@ class Namespace:
         head = heads.get(key)
         return isinstance(head, ObjectInfo) and has_array_metadata(head.metadata)
 
-    def children(self, path: str) -> dict[str, Node]:
-        """Every entry of the folder at ``path`` (one LIST, concurrent HEADs where needed)."""
+    def children(self, path: str, ahead: bool = True) -> dict[str, Node]:
+        """Every entry of the folder at ``path`` (one LIST, concurrent HEADs where needed); with
+        ``ahead``, its first subfolders start loading in the background."""
         path = "/".join(split(path))
         listing = self.listing(path)
         needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
         heads = self.heads(needs)
+        if ahead and self.folders_ahead:
+            self._load_ahead(path, listing)
         table = tree.entries(listing.folders, listing.objects,
                              lambda name: self._is_array(heads, listing.objects[name].key))
         out: dict[str, Node] = {}
@@ -186,6 +198,26 @@ class Namespace:
             for node in out.values():
                 self._nodes[node.path] = (listing, node)
         return out
+
+    def _load_ahead(self, path: str, listing: FolderListing) -> None:
+        with self._lock:
+            todo = [f"{path}/{name}" if path else name for name in listing.folders[: self.folders_ahead]]
+            todo = [sub for sub in todo if sub not in self._folders]
+        for sub in todo:
+            try:
+                self._pool.submit(self._warm, sub)
+            except RuntimeError:  # shut down: the mount is going away
+                return
+
+    def _warm(self, path: str) -> None:
+        """List one folder ahead of need, and HEAD its arrays if they are not too many."""
+        try:
+            listing = self.listing(path)
+            needs = sum(1 for name in listing.objects if tree.may_be_array(name))
+            if needs <= self.heads_ahead:
+                self.children(path, ahead=False)
+        except Exception as exc:  # the visit itself will meet (and report) the problem
+            log.debug("loading %s ahead failed: %s", path, exc)
 
     def lookup(self, path: str) -> Node:
         """The node at ``path``; ``FileNotFoundError`` naming it when there is none."""

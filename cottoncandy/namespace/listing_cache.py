@@ -16,7 +16,7 @@ import functools
 import logging
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cachetools import TTLCache
@@ -67,6 +67,7 @@ class Namespace:
         self._folder_locks: dict[str, threading.Lock] = {}
         self._pool = ThreadPoolExecutor(max_workers=head_workers, thread_name_prefix="cc-head")
         self.folders_ahead = folders_ahead
+        self._loading: dict[str, Future[None]] = {}  # folder path -> its load ahead, while it runs
         self.heads_ahead = heads_ahead
         self.lists = 0
         self.head_requests = 0
@@ -118,8 +119,9 @@ class Namespace:
             self._heads[key] = info
         return info
 
-    def heads(self, keys: Iterable[str]) -> dict[str, ObjectInfo | BaseException]:
-        """HEAD many keys concurrently (cached ones are free); failures are returned, not raised."""
+    def heads(self, keys: Iterable[str], threads: bool = True) -> dict[str, ObjectInfo | BaseException]:
+        """HEAD many keys concurrently (cached ones are free); failures are returned, not raised.
+        Without ``threads``, what the store cannot batch is asked one key after another."""
         keys = list(keys)
         out: dict[str, ObjectInfo | BaseException] = {}
         todo = []
@@ -146,8 +148,8 @@ class Namespace:
                         out[key] = self._heads[key] = info
                         self.head_requests += 1
             todo = [key for key in todo if key not in out]  # the rest: boto3 says what they are
-        if len(todo) == 1:
-            out[todo[0]] = one(todo[0])
+        if len(todo) == 1 or not threads:
+            out.update((key, one(key)) for key in todo)
         elif todo:
             for key, result in zip(todo, self._pool.map(one, todo)):
                 out[key] = result
@@ -179,9 +181,17 @@ class Namespace:
         """Every entry of the folder at ``path`` (one LIST, concurrent HEADs where needed); with
         ``ahead``, its first subfolders start loading in the background."""
         path = "/".join(split(path))
+        with self._lock:
+            loading = self._loading.get(path) if ahead else None
+        if loading is not None:
+            if loading.cancel():  # still queued: this visit does the work now
+                with self._lock:
+                    self._loading.pop(path, None)
+            else:  # running: wait for it rather than HEAD the same keys twice
+                loading.result()
         listing = self.listing(path)
         needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
-        heads = self.heads(needs)
+        heads = self.heads(needs, threads=ahead)  # a load ahead runs on the pool: it must not wait on it
         if ahead and self.folders_ahead:
             self._load_ahead(path, listing)
         table = tree.entries(listing.folders, listing.objects,
@@ -203,11 +213,12 @@ class Namespace:
         with self._lock:
             todo = [f"{path}/{name}" if path else name for name in listing.folders[: self.folders_ahead]]
             todo = [sub for sub in todo if sub not in self._folders]
-        for sub in todo:
-            try:
-                self._pool.submit(self._warm, sub)
-            except RuntimeError:  # shut down: the mount is going away
-                return
+            todo = [sub for sub in todo if sub not in self._loading]
+            for sub in todo:
+                try:
+                    self._loading[sub] = self._pool.submit(self._warm, sub)
+                except RuntimeError:  # shut down: the mount is going away
+                    return
 
     def _warm(self, path: str) -> None:
         """List one folder ahead of need, and HEAD its arrays if they are not too many."""
@@ -218,6 +229,9 @@ class Namespace:
                 self.children(path, ahead=False)
         except Exception as exc:  # the visit itself will meet (and report) the problem
             log.debug("loading %s ahead failed: %s", path, exc)
+        finally:
+            with self._lock:
+                self._loading.pop(path, None)
 
     def lookup(self, path: str) -> Node:
         """The node at ``path``; ``FileNotFoundError`` naming it when there is none."""

@@ -157,7 +157,7 @@ class SignedRequests:
                     params["continuation-token"] = token
                 request = AWSRequest(method="GET", url=self.base_url, params=params)
                 self._signer.add_auth(request)
-                status, body = self._send_for_body(request.prepare().url, _header_strings(request))
+                status, _, body = self._send_direct("GET", request.prepare().url, _header_strings(request))
                 if status != 200:
                     return None
                 token = _parse_list_page(body, prefixes, objects)
@@ -166,23 +166,6 @@ class SignedRequests:
         except Exception as exc:
             log.debug("signed LIST of %s not taken (%s); asking boto3", prefix, type(exc).__name__)
             return None
-
-    def _send_for_body(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        """GET over this thread's kept-alive connection; the status and the whole (small) body."""
-        parts = urllib.parse.urlsplit(url)
-        conn = getattr(self._local, "conn", None) or self._connect()
-        try:
-            conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
-            response = conn.getresponse()
-            body = response.read()
-        except Exception:
-            conn.close()
-            self._local.conn = None
-            raise
-        if response.will_close:
-            conn.close()
-            self._local.conn = None
-        return response.status, body
 
     def get_into(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> bool:
         """Fill ``buffer`` with the object's bytes from ``start``. ``False`` (and the buffer's
@@ -195,7 +178,6 @@ class SignedRequests:
         if if_match:
             headers["If-Match"] = if_match
         request = self.signed_request(key, "GET", headers)
-        conn: http.client.HTTPConnection | None = None
         try:
             conn = getattr(self._local, "conn", None) or self._connect()
             conn.request("GET", urllib.parse.urlsplit(request.url).path, headers=_header_strings(request))
@@ -213,15 +195,12 @@ class SignedRequests:
                     raise _Refused("short body")
                 pos += got
         except Exception as exc:
-            if conn is not None:
-                conn.close()  # whatever is left of that answer must not be read as the next one's
-            self._local.conn = None
+            self._forget_connection()
             log.debug("signed GET of %s bytes %d-%d not taken (%s); asking boto3", key, start, end,
                       exc if isinstance(exc, _Refused) else type(exc).__name__)
             return False
         if response.will_close:
-            conn.close()
-            self._local.conn = None
+            self._forget_connection()
         return True
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -229,7 +208,7 @@ class SignedRequests:
         request = self.signed_request(key)
         try:
             if self._direct:
-                status, headers = self._send_direct(request)
+                status, headers, _ = self._send_direct("HEAD", request.url, _header_strings(request))
             else:
                 response = self._http.send(request.prepare())
                 status, headers = response.status_code, response.headers
@@ -378,25 +357,28 @@ class SignedRequests:
         selector.unregister(exchange.sock)
         exchange.close()
 
-    def _send_direct(self, request: AWSRequest) -> tuple[int, Any]:
-        """Send over this thread's kept-alive ``http.client`` connection (urllib3's pool costs ~0.1 ms more)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-        url = urllib.parse.urlsplit(request.url)
-        target = url.path + (f"?{url.query}" if url.query else "")
+    def _send_direct(self, method: str, url: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        """Send over this thread's kept-alive ``http.client`` connection (urllib3's pool costs ~0.1 ms
+        more); the status, headers and whole (small) body."""
+        parts = urllib.parse.urlsplit(url)
         try:
-            conn.request("HEAD", target, headers=_header_strings(request))
+            conn = getattr(self._local, "conn", None) or self._connect()
+            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
             response = conn.getresponse()
-            response.read()
+            body = response.read()
         except Exception:
-            conn.close()
-            self._local.conn = None
+            self._forget_connection()
             raise
         if response.will_close:
+            self._forget_connection()
+        return response.status, response.headers, body
+
+    def _forget_connection(self) -> None:
+        """Close this thread's connection: what is left of an answer must not be read as the next one's."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
             conn.close()
-            self._local.conn = None
-        return response.status, response.headers
+        self._local.conn = None
 
     def _connect(self) -> http.client.HTTPConnection:
         """A connection made within the connect timeout, then reading with the read timeout (as boto3)."""

@@ -53,29 +53,36 @@ class Handle:
         self.reader = reader
         self.decoded = decoded
 
-    def read(self, size: int, offset: int) -> bytes:
+    def read_pieces(self, size: int, offset: int) -> list[memoryview | bytes]:
+        """The file's bytes [offset, offset+size) as a list of buffers (header, then cached
+        blocks), so a FUSE reply is copied once, straight from the cache."""
         node = self.node
-        total = node.size
-        if offset >= total or size <= 0:
-            return b""
-        end = min(total, offset + size)
+        end = min(node.size, offset + size)
+        if offset >= end:
+            return []
         header = node.header
-        out = b""
+        pieces: list[memoryview | bytes] = []
         if offset < len(header):
-            out = header[offset : min(end, len(header))]
+            pieces.append(header[offset : min(end, len(header))])
             offset = min(end, len(header))
             if offset >= end:
-                return out
+                return pieces
         body_offset = offset - len(header)
         length = end - offset
         if self.decoded is not None:
-            body = self.decoded.read(body_offset, length)
+            body = [self.decoded.read(body_offset, length)]
         else:
             assert self.reader is not None
-            body = self.reader.read(body_offset, length)
-        if len(body) != length:
-            raise OSError(errno.EIO, f"{node.key}: short read at {body_offset} ({len(body)} of {length} bytes)")
-        return out + body if out else body
+            body = self.reader.read_pieces(body_offset, length)
+        got = sum(len(piece) for piece in body)
+        if got != length:
+            raise OSError(errno.EIO, f"{node.key}: short read at {body_offset} ({got} of {length} bytes)")
+        pieces.extend(body)
+        return pieces
+
+    def read(self, size: int, offset: int) -> bytes:
+        pieces = self.read_pieces(size, offset)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 class CcFilesystem:
@@ -182,15 +189,22 @@ class CcFilesystem:
         body_size = spec.nbytes if spec is not None else info.size
         reader = ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), body_size,
                               block_size=self.options.block_size, max_window=self.options.max_prefetch,
-                              run_size=self.options.prefetch_run)
+                              run_size=self.options.prefetch_run,
+                              origin=len(node.header) % self.options.block_size)
         return Handle(node, reader, None)
 
-    def read(self, fh: int, size: int, offset: int) -> bytes:
-        with self._lock:
-            handle = self._handles.get(fh)
+    def _handle(self, fh: int) -> Handle:
+        handle = self._handles.get(fh)  # one dict read: atomic under the GIL, no lock per READ
         if handle is None:
             raise OSError(errno.EBADF, f"no open file {fh}")
-        return handle.read(size, offset)
+        return handle
+
+    def read(self, fh: int, size: int, offset: int) -> bytes:
+        return self._handle(fh).read(size, offset)
+
+    def read_pieces(self, fh: int, size: int, offset: int) -> list[memoryview | bytes]:
+        """``read`` as buffers to copy in order (what the FUSE reply is filled from)."""
+        return self._handle(fh).read_pieces(size, offset)
 
     def release(self, fh: int) -> None:
         with self._lock:

@@ -65,3 +65,38 @@ def test_readdirplus_gives_every_entry_its_stat_and_resumes_a_full_reply() -> No
     assert seen[0][3] == 0  # '.' and '..' carry no attributes
     assert ops.calls == 1  # one listing for the whole pass
     assert fs._passes == {}  # forgotten once the pass is over
+
+
+class Pieces:
+    def __init__(self, pieces: list[Any]):
+        self.pieces = pieces
+        self.asked: list[tuple[str, int, int, int]] = []
+
+    def read_pieces(self, path: str, size: int, offset: int, fh: int) -> list[Any]:
+        self.asked.append((path, size, offset, fh))
+        if fh == 13:
+            raise fuse.FuseOSError(9)  # EBADF, as Operations.read_pieces maps it
+        return self.pieces
+
+
+def test_read_copies_every_piece_into_the_reply_once() -> None:
+    import functools
+
+    import numpy as np
+
+    block = memoryview(np.arange(64, dtype=np.uint8))  # a cached block: writable, lent by address
+    frozen = memoryview(b"RO" * 8)  # a read-only view is copied out first
+    ops = Pieces([b"HEAD", block[8:40], frozen, b""])
+    fs = adapter(ops)
+    fs._thread_state = threading.local()
+    proto = dict((f[0], f[1]) for f in fuse.fuse_operations._fields_)["read"]
+    callback = proto(functools.partial(fs._wrapper, fs.read))  # through ctypes, as libfuse calls it
+    out = ctypes.create_string_buffer(100)
+    info = fuse.fuse_file_info()
+    info.fh = 7
+    got = callback(b"/x.npy", ctypes.cast(out, ctypes.POINTER(ctypes.c_byte)), 100, 4096, ctypes.pointer(info))
+    assert got == 4 + 32 + 16
+    assert out.raw[:got] == b"HEAD" + bytes(range(8, 40)) + b"RO" * 8
+    assert ops.asked == [("/x.npy", 100, 4096, 7)]
+    info.fh = 13
+    assert callback(b"/x.npy", ctypes.cast(out, ctypes.POINTER(ctypes.c_byte)), 100, 0, ctypes.pointer(info)) == -9

@@ -286,3 +286,49 @@ def test_listing_a_folder_loads_its_first_subfolders_ahead_one_level_only() -> N
     lean.children("proj")
     _eventually(lambda: sum(op == "list" for op, _ in store.requests) == 4
                 and not any(op == "head" for op, _ in store.requests))
+
+
+def test_blocks_are_aligned_to_the_file_so_page_aligned_reads_are_one_view() -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB of body behind a 128-byte header
+    fetched: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        fetched.append((start, end))
+        return data[start:end]
+
+    pool = ThreadPoolExecutor(2)
+    reader = ObjectReader(BlockCache(2**22), pool, fetch, ("k", "e"), len(data), block_size=16384,
+                          max_window=16384, run_size=16384, origin=128)
+    assert fetched == [] and reader.read(0, 16384 - 128) == data[: 16384 - 128]
+    assert fetched == [(0, 16384 - 128)]  # the first block holds what follows the header
+    file_offset = 5 * 16384  # a page-aligned kernel READ of one block's size...
+    pieces = reader.read_pieces(file_offset - 128, 16384)
+    assert len(pieces) == 1 and bytes(pieces[0]) == data[file_offset - 128 : file_offset - 128 + 16384]
+    assert (file_offset - 128, file_offset - 128 + 16384) in fetched  # ...is exactly one block
+    rng = np.random.default_rng(3)
+    for _ in range(200):  # any range still reads back exactly, across blocks and at the end
+        start = int(rng.integers(0, len(data)))
+        length = int(rng.integers(1, 70_000))
+        assert reader.read(start, length) == data[start : start + length]
+    assert b"".join(bytes(p) for p in reader.read_pieces(len(data) - 300, 1000)) == data[-300:]
+    assert reader.read_pieces(len(data), 10) == []
+    pool.shutdown(wait=True)
+    with pytest.raises(ValueError, match="origin"):
+        ObjectReader(BlockCache(2**20), pool, fetch, ("k", "e"), 10, block_size=4096, origin=4096)
+
+
+def test_handle_pieces_are_header_then_views_of_cached_blocks(store: MemoryStore) -> None:
+    arr = np.arange(100_000, dtype="<f8")
+    write_raw_array(store, "big", arr, compression=False)
+    fs = CcFilesystem(store, options=MountOptions(block_size=16384, cache_size=2**22))
+    fh = fs.open("/big.npy")
+    want = npy_bytes(arr)
+    pieces = fs.read_pieces(fh, 4096, 0)  # the first page: header bytes, then the body's start
+    assert [type(p) for p in pieces] == [bytes, memoryview] and b"".join(bytes(p) for p in pieces) == want[:4096]
+    pieces = fs.read_pieces(fh, 16384, 3 * 16384)  # a block-sized, block-aligned read: one view
+    assert len(pieces) == 1 and bytes(pieces[0]) == want[3 * 16384 : 4 * 16384]
+    assert fs.read(fh, 10**6, len(want) - 100) == want[-100:]
+    with pytest.raises(OSError) as err:
+        fs.read_pieces(fh + 1000, 10, 0)
+    assert err.value.errno == errno.EBADF
+    fs.close()

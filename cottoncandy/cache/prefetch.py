@@ -7,7 +7,10 @@ multi-block runs on a bounded pool so several ranged GETs are in flight. The ker
 read-ahead requests in flight and they arrive out of order, so "continues the stream" means
 "lands within the window around its front"; anything else is a seek and resets the window.
 Blocks land in the shared ``BlockCache`` as views of the run's buffer (no copy per block), so
-readers of one version share them. A long sequential stream lets go of the blocks it has passed:
+readers of one version share them. Blocks are aligned to the *file* the object is shown in
+(``origin``: where the object's byte 0 sits in it, e.g. after a ``.npy`` header): the kernel asks
+for page-aligned ranges, so a read then falls inside one block and is answered with views, never
+a join of two blocks. A long sequential stream lets go of the blocks it has passed:
 the kernel's page cache holds those bytes, and a scan larger than the cache would only push
 everything else out of an LRU for no hit (mountpoint-s3 keeps no read data at all by default).
 """
@@ -31,7 +34,11 @@ class ObjectReader:
     """One open object version: ``read(offset, length)`` answers from cache, fetching what is missing."""
 
     def __init__(self, cache: BlockCache, pool: Executor, fetch: RangeFetch, ident: tuple[str, str], size: int,
-                 block_size: int = 2**20, max_window: int = 64 * 2**20, run_size: int = 8 * 2**20):
+                 block_size: int = 2**20, max_window: int = 64 * 2**20, run_size: int = 8 * 2**20,
+                 origin: int = 0):
+        if not 0 <= origin < block_size:
+            raise ValueError(f"origin {origin} must lie within the first block ({block_size} bytes)")
+        self.origin = origin
         self.cache = cache
         self.pool = pool
         self.fetch = fetch
@@ -62,15 +69,15 @@ class ObjectReader:
                 return
             first += skip
             claimed = ids[skip : skip + len(futures)]
-            start = first * self.block_size
-            end = min(self.size, (first + len(futures)) * self.block_size)
+            start, end = self._span(first, first + len(futures))
             try:
                 data = self.fetch(start, end)
             except BaseException as exc:
                 self.cache.fail(claimed, futures, exc)
                 raise
             view = memoryview(data)  # blocks share the run's buffer: no copy per block
-            blocks = [view[i : i + self.block_size] for i in range(0, len(data), self.block_size)]
+            cuts = [self._span(i, i + 1)[1] - start for i in range(first, first + len(futures))]
+            blocks = [view[lo:hi] for lo, hi in zip([0, *cuts[:-1]], cuts)]
             self.cache.fulfil(claimed, blocks, futures)
             if not every_stretch:
                 return
@@ -88,13 +95,17 @@ class ObjectReader:
         except Exception as exc:  # the reader that needs the block will see the error itself
             log.debug("prefetch of %s blocks %d+%d failed: %s", self.ident[0], first, count, exc)
 
+    def _span(self, first: int, stop: int) -> tuple[int, int]:
+        """The object's bytes [start, end) that blocks [first, stop) hold."""
+        return (max(0, first * self.block_size - self.origin),
+                min(self.size, stop * self.block_size - self.origin))
+
     def _block(self, index: int) -> bytes:
-        return self.cache.get_or_fetch(self._block_id(index), lambda: self.fetch(
-            index * self.block_size, min(self.size, (index + 1) * self.block_size)))
+        return self.cache.get_or_fetch(self._block_id(index), lambda: self.fetch(*self._span(index, index + 1)))
 
     # --- prefetch ----------------------------------------------------------------------------
     def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int]], range]:
-        """Update the streak for a read of [offset, end); return the runs to fetch ahead and the
+        """Update the streak for a read of the file's bytes [offset, end); return the runs to fetch ahead and the
         blocks the stream has passed and no longer needs cached.
 
         The window is twice the bytes read sequentially so far (capped): a stream earns its
@@ -102,7 +113,7 @@ class ObjectReader:
         a long sequential read soon keeps ``max_window`` bytes in flight.
         """
         last_block = (end - 1) // self.block_size
-        total_blocks = -(-self.size // self.block_size)
+        total_blocks = -(-(self.size + self.origin) // self.block_size)
         with self._lock:
             # the kernel keeps several read-ahead requests in flight and they arrive out of order:
             # anything inside the window around the stream's front continues the stream
@@ -135,23 +146,37 @@ class ObjectReader:
         return [(b, min(run, stop - b)) for b in range(start, stop, run)], passed
 
     # --- the read ----------------------------------------------------------------------------
-    def read(self, offset: int, length: int) -> bytes:
+    def read_pieces(self, offset: int, length: int) -> list[memoryview | bytes]:
+        """The object's bytes [offset, offset+length) as views of cached blocks, in order (no copy)."""
         end = min(self.size, offset + length)
         if offset >= end:
-            return b""
-        first, last = offset // self.block_size, (end - 1) // self.block_size
-        runs, passed = self._plan_prefetch(offset, end)
+            return []
+        block_size, origin = self.block_size, self.origin
+        first, last = (offset + origin) // block_size, (end + origin - 1) // block_size
+        runs, passed = self._plan_prefetch(offset + origin, end + origin)
         for run in runs:
             self.pool.submit(self._background_run, *run)
         if passed:
             self.cache.discard([self._block_id(i) for i in passed])
+        if first == last:  # the usual READ: one block, already cached (one lock, no fetch logic)
+            block = self.cache.get(self._block_id(first))
+            if block is not None:
+                base = max(0, first * block_size - origin)
+                lo, hi = offset - base, end - base
+                return [block if lo == 0 and hi == len(block) else block[lo:hi]]
         missing = [i for i in range(first, last + 1) if not self.cache.contains(self._block_id(i))]
         if missing:  # what is needed now and nobody is fetching: one GET per stretch
             self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)
-        pieces = []
+        pieces: list[memoryview | bytes] = []
         for index in range(first, last + 1):
             block = self._block(index)
-            lo = max(offset, index * self.block_size) - index * self.block_size
-            hi = min(end, (index + 1) * self.block_size) - index * self.block_size
-            pieces.append(block[lo:hi] if (lo, hi) != (0, len(block)) else block)
+            base = max(0, index * block_size - origin)  # where the block starts in the object
+            lo, hi = max(offset, base) - base, min(end, base + len(block)) - base
+            pieces.append(block if lo == 0 and hi == len(block) else block[lo:hi])
+        return pieces
+
+    def read(self, offset: int, length: int) -> bytes:
+        pieces = self.read_pieces(offset, length)
+        if not pieces:
+            return b""
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -234,3 +235,41 @@ def test_dask_over_mount_and_prefix_mount(cci, tmp_path: Path) -> None:  # type:
         assert lazy.chunks == ((30, 30, 30, 10), (50, 50))
         assert np.array_equal(lazy[10:70, 20:90].compute(), arr[10:70, 20:90])
         assert mnt.locate(m / "arr.npy").key == "deep/prefix/arr"
+
+
+def test_server_outage_is_eio_and_the_mount_recovers_when_it_returns(tmp_path: Path) -> None:
+    """A dead endpoint fails the one read (EIO, after retries, logged with the key); the daemon
+    lives on and serves again once the endpoint is back."""
+    import cottoncandy as cc
+    from cottoncandy.testing.s3server import LocalS3Server
+
+    server = LocalS3Server().start()  # our own endpoint, so it can go away (moto's store outlives it)
+    try:
+        cci = cc.get_interface("outage-bucket", endpoint_url=server.endpoint_url, verbose=False,
+                               force_bucket_creation=True)
+        arr = np.random.default_rng(5).random(1_000_000)  # 8 MB: many blocks
+        cci.upload_raw_array("o/a", arr, compression=False)
+        cci.upload_json("p/q/r.json", {"r": 1})
+        with mounted("outage-bucket", tmp_path, "--endpoint-url", server.endpoint_url, "--block-size", "64K",
+                     "--cache-size", "1M", expect_errors=True) as m, open(m / "o/a.npy", "rb") as fh:
+            header = len(fh.read(128))
+            assert np.frombuffer(fh.read(8 * 10), "<f8").tolist() == arr[:10].tolist()
+            server.stop()
+            fh.seek(header + 8 * 900_000)
+            started = time.monotonic()
+            with pytest.raises(OSError) as err:
+                fh.read(8 * 10)
+            assert err.value.errno == errno.EIO and time.monotonic() - started < 60
+            with pytest.raises(OSError) as err:
+                os.listdir(m / "p/q")  # a folder not listed yet: its LIST fails
+            assert err.value.errno == errno.EIO
+            server = LocalS3Server(port=server.port).start()  # the endpoint is back
+            fh.seek(header + 8 * 900_000)
+            assert np.frombuffer(fh.read(8 * 10), "<f8").tolist() == arr[900_000:900_010].tolist()
+            assert os.listdir(m / "o") == ["a.npy"]
+            assert json.loads((m / "p/q/r.json").read_text()) == {"r": 1}  # no miss was cached for p/q
+        errors = mounted.last_errors  # type: ignore[attr-defined]
+        assert any("o/a" in line and "EIO" in line for line in errors), errors
+        assert not any("Traceback" in line for line in errors)
+    finally:
+        server.stop()

@@ -27,6 +27,8 @@ from cottoncandy.namespace.listing_cache import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.storage.base import ObjectStore
 
+from .versions import OpenVersions
+
 MiB = 2**20
 XATTR_PREFIX = "user.cottoncandy."
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -99,6 +101,7 @@ class CcFilesystem:
                                   self.options.max_prefetch // self.options.prefetch_run + 2)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
         self._handles: dict[int, Handle] = {}
+        self.versions = OpenVersions()
         self._next_fh = itertools.count(1)
         self._lock = threading.Lock()
         self.mounted_at = time.time()
@@ -159,6 +162,11 @@ class CcFilesystem:
 
     # --- files -------------------------------------------------------------------------------
     def open(self, path: str, flags: int = os.O_RDONLY) -> int:
+        return self.open_file(path, flags)[0]
+
+    def open_file(self, path: str, flags: int = os.O_RDONLY) -> tuple[int, bool]:
+        """A handle pinned to one version of the file, and whether the kernel may keep the pages
+        it has cached for this file (see ``versions``: False when the version changed)."""
         if flags & WRITE_FLAGS:
             raise OSError(errno.EROFS, f"read-only mount: cannot open {path} for writing")
         node = self.lookup(path)
@@ -166,11 +174,16 @@ class CcFilesystem:
             raise IsADirectoryError(errno.EISDIR, f"{path} is a folder")
         if node.error:
             raise OSError(errno.EIO, node.error)
-        handle = self._make_handle(node)
+        node, keep_cache = self.versions.acquire(node)
+        try:
+            handle = self._make_handle(node)
+        except BaseException:
+            self.versions.release(node)
+            raise
         with self._lock:
             fh = next(self._next_fh)
             self._handles[fh] = handle
-        return fh
+        return fh, keep_cache
 
     def _make_handle(self, node: FileNode) -> Handle:
         info, spec = node.info, node.spec
@@ -208,7 +221,9 @@ class CcFilesystem:
 
     def release(self, fh: int) -> None:
         with self._lock:
-            self._handles.pop(fh, None)
+            handle = self._handles.pop(fh, None)
+        if handle is not None:
+            self.versions.release(handle.node)
 
     def open_handles(self) -> int:
         with self._lock:

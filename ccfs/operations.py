@@ -124,6 +124,14 @@ class Fuse(fuse.FUSE):
                 self._passes.pop(handle, None)
         return 0
 
+    def open(self, path: bytes, fip: Any) -> int:
+        """OPEN, with ``keep_cache`` decided per open: the kernel keeps a file's cached pages
+        only while the version opened is the one they came from (``ccfs.versions``)."""
+        info = fip.contents
+        info.fh, keep_cache = self.operations.open_file(path.decode(self.encoding, self.errors), info.flags)
+        info.keep_cache = int(keep_cache)
+        return 0
+
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         """The READ callback, lean: it runs once per 128 KiB of a sequential read, on the critical
         path of the kernel's read-ahead. The reply is copied once, from the cached blocks straight
@@ -156,7 +164,7 @@ class Operations(fuse.Operations):
             config_3.entry_timeout = self.ttl
             config_3.attr_timeout = self.ttl
             config_3.negative_timeout = min(self.ttl, 30.0)
-            config_3.kernel_cache = 1
+            config_3.kernel_cache = 0  # not for every open: ``Fuse.open`` decides per version
         if self.on_ready is not None:
             self.on_ready()
 
@@ -182,6 +190,11 @@ class Operations(fuse.Operations):
     @mapped
     def open(self, path: str, flags: int) -> int:
         return self.fs.open(path, flags)
+
+    @mapped
+    def open_file(self, path: str, flags: int) -> tuple[int, bool]:
+        """``open`` plus whether the kernel may keep the file's cached pages (``Fuse.open``)."""
+        return self.fs.open_file(path, flags)
 
     @overrides
     @mapped

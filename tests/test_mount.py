@@ -273,3 +273,27 @@ def test_server_outage_is_eio_and_the_mount_recovers_when_it_returns(tmp_path: P
         assert not any("Traceback" in line for line in errors)
     finally:
         server.stop()
+
+
+def test_a_replaced_object_never_mixes_versions_in_the_page_cache(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Same size, same second: the attributes do not change, so only the open can tell the kernel
+    to drop the pages it cached of the old version."""
+    v1, v2 = np.zeros(131072), np.ones(131072)  # 1 MiB each
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--metadata-ttl", "1", "--block-size", "64K") as m:
+        for attempt in range(5):
+            key = f"mix/a{attempt}"
+            while time.time() % 1 > 0.2:  # start just after a second boundary: both writes in one second
+                time.sleep(0.01)
+            cci.upload_raw_array(key, v1, compression=False)
+            first = cci.store.head(key).last_modified
+            with open(m / f"{key}.npy", "rb") as fh:
+                assert np.frombuffer(fh.read(128 + 256 * 1024)[128:], "<f8").max() == 0  # pages of v1 cached
+            cci.upload_raw_array(key, v2, compression=False)
+            if cci.store.head(key).last_modified == first:  # stat cannot tell the versions apart
+                break
+        time.sleep(1.5)  # past the metadata TTL: the next open pins v2
+        assert np.array_equal(np.load(m / f"{key}.npy"), v2)
+        assert np.array_equal(np.load(m / f"{key}.npy", mmap_mode="r"), v2)
+        s3.clear_log()
+        assert np.array_equal(np.load(m / f"{key}.npy"), v2)  # an unchanged version keeps its cached pages
+        assert [r for r in s3.requests() if r.method == "GET"] == []

@@ -105,7 +105,8 @@ def test_negative_cache(store: MemoryStore) -> None:
 
 def test_open_pins_etag_and_replacement_is_estale(store: MemoryStore) -> None:
     fs = CcFilesystem(store, options=MountOptions(block_size=16, metadata_ttl=0.001))
-    fh = fs.open("/proj/a.grp/x.npy")
+    fh, keep = fs.open_file("/proj/a.grp/x.npy")
+    assert not keep  # first open of the path: nothing cached that could be kept
     first = fs.read(fh, 16, 128)
     write_raw_array(store, "proj/a.grp/x", np.ones((3, 4)), compression=False)
     with pytest.raises(OSError) as err:
@@ -113,8 +114,23 @@ def test_open_pins_etag_and_replacement_is_estale(store: MemoryStore) -> None:
     assert err.value.errno == errno.ESTALE
     assert first == np.arange(12.0).tobytes()[:16]
     time.sleep(0.01)
-    fresh = fs.open("/proj/a.grp/x.npy")
+    # while a handle of the old version is open, the kernel's pages for this file are of that
+    # version: a new open stays on it (and fails for bytes the store no longer has) rather than mix
+    during, keep = fs.open_file("/proj/a.grp/x.npy")
+    assert keep and fs.read(during, 16, 128) == first  # the block cache still has it
+    with pytest.raises(OSError) as err:
+        fs.read(during, 16, 192)
+    assert err.value.errno == errno.ESTALE
+    fs.release(fh)
+    fs.release(during)
+    fresh, keep = fs.open_file("/proj/a.grp/x.npy")
+    assert not keep  # a new version: the kernel must drop the pages it cached of the old one
     assert fs.read(fresh, 8, 128) == np.ones(1).tobytes()
+    fs.release(fresh)
+    again, keep = fs.open_file("/proj/a.grp/x.npy")
+    assert keep and fs.versions.open_paths() == 1  # same version: cached pages stay valid
+    fs.release(again)
+    assert fs.versions.open_paths() == 0
 
 
 def test_writes_refused_and_bad_objects_are_eio(store: MemoryStore) -> None:
@@ -134,6 +150,7 @@ def test_writes_refused_and_bad_objects_are_eio(store: MemoryStore) -> None:
             fh = fs.open(f"/bad/{name}")
             fs.read(fh, 4096, 0)
         assert errno_for(err.value) == errno.EIO
+    assert fs.versions.open_paths() == 0  # a failed open holds no version
     assert fs.read(fs.open("/proj/n.npy"), 6, 0) == b"\x93NUMPY"
 
 

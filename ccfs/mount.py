@@ -21,6 +21,10 @@ from .target import Target
 
 log = logging.getLogger("ccfs")
 
+#: what ``fuse_main`` returns when its loop ended with an error, which libfuse 3 sets to the signal
+#: that stopped it
+SIGNAL_STOP_STATUS = 8
+
 
 class MountError(Exception):
     """A mount that cannot happen, with the reason a user can act on."""
@@ -127,7 +131,10 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
     filesystem = CcFilesystem(store, request.target.prefix, request.options)
     readahead_kib = request.options.read_ahead // 1024
 
+    served = threading.Event()
+
     def ready() -> None:
+        served.set()
         threading.Thread(target=raise_readahead, args=(request.mountpoint, readahead_kib), daemon=True).start()
         if on_ready is not None:
             on_ready()
@@ -143,7 +150,13 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
     log.info("mounting %s on %s", request.target, request.mountpoint)
     try:
         Fuse(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
-                     fsname=f"ccfs:{request.target}", subtype="ccfs", **extra)
+             fsname=f"ccfs:{request.target}", subtype="ccfs", **extra)
+    except RuntimeError as exc:
+        # libfuse 3 ends a loop stopped by SIGTERM/SIGINT/SIGHUP with status 8 (the signal is kept
+        # as the session's error), after unmounting: that is the documented way to stop a mount
+        if not (served.is_set() and exc.args == (SIGNAL_STOP_STATUS,)):
+            raise
+        log.info("stopped by a signal (libfuse status %d)", SIGNAL_STOP_STATUS)
     finally:
         filesystem.close()
         log.info("unmounted %s", request.mountpoint)

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -297,3 +298,44 @@ def test_a_replaced_object_never_mixes_versions_in_the_page_cache(cci, s3, tmp_p
         s3.clear_log()
         assert np.array_equal(np.load(m / f"{key}.npy"), v2)  # an unchanged version keeps its cached pages
         assert [r for r in s3.requests() if r.method == "GET"] == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signals_unmount_cleanly(cci, tmp_path: Path, signum: int) -> None:  # type: ignore[no-untyped-def]
+    import psutil
+
+    cci.upload_raw_array("sig/a", np.arange(3.0), compression=False)
+    with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:
+        assert np.array_equal(np.load(m / "sig/a.npy"), np.arange(3.0))
+        daemons = [p for p in psutil.process_iter(["cmdline"])
+                   if "mount" in (p.info["cmdline"] or []) and str(m) in (p.info["cmdline"] or [])]
+        assert len(daemons) == 1, daemons
+        daemons[0].send_signal(signum)
+        daemons[0].wait(timeout=30)  # the daemon ends, having unmounted
+        assert not os.path.ismount(m)
+    log = (tmp_path / f"{m.name}.log").read_text()
+    assert "unmounted" in log and "Traceback" not in log
+
+
+def test_foreground_mount_stops_cleanly_on_ctrl_c(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    cci.upload_raw_array("fg/a", np.arange(4.0), compression=False)
+    mountpoint = tmp_path / "fg"
+    mountpoint.mkdir()
+    daemon = subprocess.Popen([sys.executable, "-m", "ccfs", "mount", "-f", BUCKET, str(mountpoint), *endpoint(cci)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(mountpoint) and time.monotonic() < deadline and daemon.poll() is None:
+            time.sleep(0.05)
+        assert os.path.ismount(mountpoint)
+        assert np.array_equal(np.load(mountpoint / "fg/a.npy"), np.arange(4.0))
+        daemon.send_signal(signal.SIGINT)
+        _, stderr = daemon.communicate(timeout=30)
+        assert daemon.returncode == 0, stderr
+        assert "Error" not in stderr and "Traceback" not in stderr and not os.path.ismount(mountpoint)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True)

@@ -339,3 +339,32 @@ def test_foreground_mount_stops_cleanly_on_ctrl_c(cci, tmp_path: Path) -> None: 
         if daemon.poll() is None:
             daemon.kill()
         subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True)
+
+
+def test_mount_refuses_clearly_when_credentials_are_refused(tmp_path: Path) -> None:
+    """A server that checks signatures (moto with authentication on) and keys it does not know."""
+    import sys
+
+    from cottoncandy.testing.s3server import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(port)],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "1"})  # then keys are checked
+    try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        import boto3
+
+        boto3.client("s3", endpoint_url=url).create_bucket(Bucket="locked")  # the one unchecked action
+        mountpoint = tmp_path / "m"
+        mountpoint.mkdir()
+        unknown = {"AWS_ACCESS_KEY_ID": "AKIDUNKNOWN", "AWS_SECRET_ACCESS_KEY": "nope-secret"}
+        result = subprocess.run([sys.executable, "-m", "ccfs", "mount", "locked", str(mountpoint),
+                                 "--endpoint-url", url], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, **unknown})
+        assert result.returncode != 0 and "credentials refused" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "nope-secret" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not os.path.ismount(mountpoint)
+    finally:
+        server.terminate()
+        server.wait()

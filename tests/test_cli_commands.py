@@ -119,3 +119,17 @@ def test_shell_completion_of_remote_keys(s3, bucket) -> None:  # type: ignore[no
     assert f"s3://{BUCKET}/" in complete("s3://test")
     assert complete(f"s3://{BUCKET}/proj/s") == [f"s3://{BUCKET}/proj/sub01.grp/", f"s3://{BUCKET}/proj/sub02.grp/"]
     assert complete(f"s3://{BUCKET}/proj/sub01.grp/") == [f"s3://{BUCKET}/proj/sub01.grp/x"]
+
+
+def test_mount_without_fuse_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Machines without /dev/fuse (containers, macOS): the one line says what to install."""
+    from ccfs import mount as mounting
+
+    real_exists = os.path.exists
+    monkeypatch.setattr(mounting.os.path, "exists", lambda p: False if p == "/dev/fuse" else real_exists(p))
+    with pytest.raises(mounting.MountError, match="FUSE is not available: /dev/fuse is missing"):
+        mounting.check_fuse()
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    with pytest.raises(mounting.MountError, match="is not a directory"):
+        mounting.check_mountpoint(str(a_file))

@@ -368,3 +368,13 @@ def test_mount_refuses_clearly_when_credentials_are_refused(tmp_path: Path) -> N
     finally:
         server.terminate()
         server.wait()
+
+
+def test_extra_fuse_options_reach_the_kernel(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cci.upload_raw_array("o/a", np.arange(2.0), compression=False)
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "-o", "allow_other") as m:
+        line = next(row for row in Path("/proc/mounts").read_text().splitlines() if f" {m} " in row)
+        source, _, kind, options = line.split()[:4]
+        assert kind == "fuse.ccfs" and source == f"ccfs:s3://{BUCKET}"
+        assert "allow_other" in options.split(",") and "ro" in options.split(",")
+        assert np.array_equal(np.load(m / "o/a.npy"), np.arange(2.0))

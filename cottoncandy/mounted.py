@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,12 @@ class MountedLocation:
     key: str  # the object key (files) or key prefix (folders) the path shows
 
 
+def _unescape(field: str) -> str:
+    """A /proc/mounts field as the path it names: the kernel writes space, tab, newline and
+    backslash as octal escapes (``\\040``) and every other character as is (UTF-8 included)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def _ccfs_mounts() -> list[tuple[str, str]]:
     """(mountpoint, target) of every ccfs mount, from /proc/self/mounts."""
     mounts = []
@@ -33,8 +40,7 @@ def _ccfs_mounts() -> list[tuple[str, str]]:
             for line in fh:
                 fields = line.split()
                 if len(fields) >= 3 and fields[2] == "fuse.ccfs" and fields[0].startswith("ccfs:"):
-                    mountpoint = fields[1].encode().decode("unicode_escape")
-                    mounts.append((mountpoint, fields[0][len("ccfs:"):]))
+                    mounts.append((_unescape(fields[1]), _unescape(fields[0][len("ccfs:"):])))
     except OSError:
         return []
     return mounts

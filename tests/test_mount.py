@@ -378,3 +378,15 @@ def test_extra_fuse_options_reach_the_kernel(cci, tmp_path: Path) -> None:  # ty
         assert kind == "fuse.ccfs" and source == f"ccfs:s3://{BUCKET}"
         assert "allow_other" in options.split(",") and "ro" in options.split(",")
         assert np.array_equal(np.load(m / "o/a.npy"), np.arange(2.0))
+
+
+def test_locate_on_a_mountpoint_with_a_space_and_accents(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cci.upload_raw_array("sub 01/séance.grp/x", np.arange(6.0), compression=False)
+    odd = tmp_path / "données brutes"
+    odd.mkdir()
+    with mounted(BUCKET, odd, *endpoint(cci)) as m:
+        path = m / "sub 01/séance.grp/x.npy"
+        assert np.array_equal(mnt.load(path), np.arange(6.0))
+        where = mnt.locate(path)
+        assert where is not None and where.mountpoint == str(m) and where.key == "sub 01/séance.grp/x"
+        assert mnt.locate(m / "sub 01").key == "sub 01" and mnt.is_mounted(m)

@@ -196,7 +196,11 @@ class CcFilesystem:
             # uninitialised (pooled) memory filled in place by the socket; the block cache and
             # FUSE replies share it without copies
             buffer = self.buffers.take(end - start)
-            self.store.readinto(info.key, start, buffer, if_match=info.etag)
+            try:
+                self.store.readinto(info.key, start, buffer, if_match=info.etag)
+            except FileNotFoundError as exc:  # an open file whose object is gone: a stale handle, as in NFS
+                raise OSError(errno.ESTALE, f"{self.store.describe(info.key)} was deleted since it was opened"
+                              ) from exc
             return buffer
 
         body_size = spec.nbytes if spec is not None else info.size

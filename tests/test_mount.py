@@ -177,6 +177,18 @@ def test_overwritten_open_object_is_estale(cci, tmp_path: Path) -> None:  # type
         assert err.value.errno == errno.ESTALE
 
 
+def test_deleted_open_object_is_estale(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cci.upload_raw_array("gone/a", np.zeros(4_000_000), compression=False)  # 32 MB
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--metadata-ttl", "1", "--cache-size", "4M",
+                 expect_errors=True) as m, open(m / "gone/a.npy", "rb") as fh:
+        fh.read(4096)
+        cci.rm("gone/a")
+        fh.seek(30_000_000)
+        with pytest.raises(OSError) as err:
+            fh.read(4096)
+        assert err.value.errno == errno.ESTALE
+
+
 def test_writes_are_erofs(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cci.upload_raw_array("w/a", np.zeros(3), compression=False)
     with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:

@@ -129,6 +129,10 @@ def test_open_pins_etag_and_replacement_is_estale(store: MemoryStore) -> None:
     fs.release(fresh)
     again, keep = fs.open_file("/proj/a.grp/x.npy")
     assert keep and fs.versions.open_paths() == 1  # same version: cached pages stay valid
+    store.delete_many(["proj/a.grp/x"])
+    with pytest.raises(OSError) as err:  # deleted while open: a stale handle, not "no such file"
+        fs.read(again, 8, 200)
+    assert err.value.errno == errno.ESTALE and "proj/a.grp/x" in str(err.value)
     fs.release(again)
     assert fs.versions.open_paths() == 0
 

@@ -22,6 +22,12 @@ from cachetools import LRUCache
 from cottoncandy.namespace.nodes import FileNode
 
 
+def version(node: FileNode) -> tuple[str, bytes]:
+    """What the file's bytes depend on: the body (ETag) and the ``.npy`` header made from the
+    metadata, which a metadata-only rewrite (copy onto itself) can change under the same ETag."""
+    return node.info.etag, node.header
+
+
 @dataclass
 class _Held:
     node: FileNode
@@ -34,7 +40,7 @@ class OpenVersions:
         cached pages dropped at its next open (the safe side)."""
         self._lock = threading.Lock()
         self._open: dict[str, _Held] = {}
-        self._last_opened: LRUCache[str, str] = LRUCache(maxsize=remember)
+        self._last_opened: LRUCache[str, tuple[str, bytes]] = LRUCache(maxsize=remember)
 
     def acquire(self, node: FileNode) -> tuple[FileNode, bool]:
         """The version to open at ``node.path`` (``node``, or the one already open there) and
@@ -44,8 +50,8 @@ class OpenVersions:
             if held is not None:
                 held.handles += 1
                 return held.node, True
-            keep = self._last_opened.get(node.path) == node.info.etag
-            self._last_opened[node.path] = node.info.etag
+            keep = self._last_opened.get(node.path) == version(node)
+            self._last_opened[node.path] = version(node)
             self._open[node.path] = _Held(node, 1)
             return node, keep
 

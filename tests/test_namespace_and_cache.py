@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import gc
 import io
@@ -129,6 +130,12 @@ def test_open_pins_etag_and_replacement_is_estale(store: MemoryStore) -> None:
     fs.release(fresh)
     again, keep = fs.open_file("/proj/a.grp/x.npy")
     assert keep and fs.versions.open_paths() == 1  # same version: cached pages stay valid
+    fs.release(again)
+    data, info = store._objects["proj/a.grp/x"]  # a metadata-only rewrite: same body, same ETag, new shape
+    store._objects["proj/a.grp/x"] = (data, dataclasses.replace(info, metadata={**info.metadata, "shape": "4,3"}))
+    time.sleep(0.01)
+    again, keep = fs.open_file("/proj/a.grp/x.npy")
+    assert not keep and b"(4, 3)" in fs.read(again, 128, 0)  # the header page changed: drop cached pages
     store.delete_many(["proj/a.grp/x"])
     with pytest.raises(OSError) as err:  # deleted while open: a stale handle, not "no such file"
         fs.read(again, 8, 200)

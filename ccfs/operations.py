@@ -189,6 +189,7 @@ class Operations(fuse.Operations):
     @overrides
     @mapped
     def open(self, path: str, flags: int) -> int:
+        """The fusepy-API open (it registers the callback); the mount's OPENs go to ``open_file``."""
         return self.fs.open(path, flags)
 
     @mapped
@@ -199,6 +200,7 @@ class Operations(fuse.Operations):
     @overrides
     @mapped
     def read(self, path: str, size: int, offset: int, fh: int) -> Any:
+        """The fusepy-API read (it registers the callback); the mount's READs go to ``read_pieces``."""
         return as_ctypes_source(self.fs.read(fh, size, offset))
 
     @mapped

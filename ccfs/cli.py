@@ -52,7 +52,9 @@ def main() -> None:
 @click.option("--read-ahead", type=SIZE, default="128K", show_default=True,
               help="Largest kernel READ (kernel read-ahead of the mount; raising it needs root).")
 @click.option("--metadata-ttl", type=float, default=300.0, show_default=True,
-              help="Seconds to trust cached listings and metadata.")
+              help="Seconds to trust cached folder listings (new and removed names).")
+@click.option("--attr-ttl", type=float, default=1.0, show_default=True,
+              help="Seconds to trust a file's size and version before the next stat/open/read asks again.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Where large decoded arrays spill.")
 @click.option("--cache-dir-size", type=SIZE, default="16G", show_default=True, help="Limit of --cache-dir.")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Log file (background default: none).")
@@ -61,7 +63,7 @@ def main() -> None:
 @click.option("-o", "fuse_options", multiple=True, help="Extra FUSE options, e.g. -o allow_other.")
 def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
                   region: str | None, foreground: bool, cache_size: int, block_size: int, read_ahead: int,
-                  metadata_ttl: float,
+                  metadata_ttl: float, attr_ttl: float,
                   cache_dir: str | None, cache_dir_size: int, log_file: str | None, log_level: str,
                   fuse_options: tuple[str, ...]) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
@@ -75,7 +77,7 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
         request = MountRequest(
             target=parse_target(target), mountpoint=os.path.abspath(mountpoint),
             options=MountOptions(cache_size=cache_size, block_size=block_size, read_ahead=read_ahead,
-                                 metadata_ttl=metadata_ttl,
+                                 metadata_ttl=metadata_ttl, attr_ttl=attr_ttl,
                                  cache_dir=cache_dir, cache_dir_size=cache_dir_size),
             endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
             log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level)

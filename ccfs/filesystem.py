@@ -40,6 +40,7 @@ class MountOptions:
     block_size: int = 256 * 1024
     read_ahead: int = 128 * 1024
     metadata_ttl: float = 300.0
+    attr_ttl: float = 1.0
     max_prefetch: int = 64 * MiB
     prefetch_run: int = 8 * MiB
     fetch_threads: int = 16
@@ -91,7 +92,7 @@ class CcFilesystem:
     def __init__(self, store: ObjectStore, prefix: str = "", options: MountOptions | None = None):
         self.store = store
         self.options = options or MountOptions()
-        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl)
+        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
         decoded_memory = self.options.cache_size // 4
         self.blocks = BlockCache(self.options.cache_size - decoded_memory)
         cache_dir = self.options.cache_dir or tempfile.mkdtemp(prefix="ccfs-cache-")

@@ -139,7 +139,8 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
         if on_ready is not None:
             on_ready()
 
-    operations = Operations(filesystem, request.options.metadata_ttl, on_ready=ready)
+    operations = Operations(filesystem, request.options.metadata_ttl, on_ready=ready,
+                            attr_ttl=request.options.attr_ttl)
     extra: dict[str, object] = {}
     for option in request.fuse_options:
         for item in option.split(","):

@@ -150,9 +150,11 @@ class Fuse(fuse.FUSE):
 class Operations(fuse.Operations):
     use_ns = True
 
-    def __init__(self, filesystem: CcFilesystem, ttl: float, on_ready: Callable[[], None] | None = None):
+    def __init__(self, filesystem: CcFilesystem, ttl: float, on_ready: Callable[[], None] | None = None,
+                 attr_ttl: float | None = None):
         self.fs = filesystem
         self.ttl = ttl
+        self.attr_ttl = ttl if attr_ttl is None else attr_ttl
         self.on_ready = on_ready
         self._folder_handles = itertools.count(1)
 
@@ -162,7 +164,9 @@ class Operations(fuse.Operations):
             conn_info.max_readahead = max(conn_info.max_readahead, 2**20)
         if config_3 is not None:  # libfuse 3: kernel-side caching of attributes and pages
             config_3.entry_timeout = self.ttl
-            config_3.attr_timeout = self.ttl
+            # a file's size and version: asked again (GETATTR, a HEAD in the daemon) by the next
+            # stat, open or read() after this long; the kernel then drops pages of an old version
+            config_3.attr_timeout = self.attr_ttl
             config_3.negative_timeout = min(self.ttl, 30.0)
             config_3.kernel_cache = 0  # not for every open: ``Fuse.open`` decides per version
         if self.on_ready is not None:

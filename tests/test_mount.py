@@ -189,6 +189,27 @@ def test_deleted_open_object_is_estale(cci, tmp_path: Path) -> None:  # type: ig
         assert err.value.errno == errno.ESTALE
 
 
+def test_a_rewritten_array_is_seen_at_once_new_shape_and_all(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite an array with the library, look at it through the mount: the new one, not the old one
+    for minutes (listings stay cached for --metadata-ttl; a file's version is asked again)."""
+    cci.upload_raw_array("re/x", np.zeros((100, 10)), compression=False)
+    cci.upload_json("re/notes.json", {"v": 1})
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--attr-ttl", "0.5") as m:
+        assert np.load(m / "re/x.npy").sum() == 0 and json.loads((m / "re/notes.json").read_text()) == {"v": 1}
+        cci.upload_raw_array("re/x", np.ones((100, 10)), compression=False)  # same shape
+        cci.upload_json("re/notes.json", {"v": 2, "longer": True})  # a plain file of another size
+        time.sleep(0.7)
+        assert np.load(m / "re/x.npy").sum() == 1000
+        assert json.loads((m / "re/notes.json").read_text()) == {"v": 2, "longer": True}
+        cci.upload_raw_array("re/x", np.arange(3000.0).reshape(100, 30), compression=False)  # new shape
+        time.sleep(0.7)
+        assert os.stat(m / "re/x.npy").st_size == 128 + 24000
+        assert np.array_equal(np.load(m / "re/x.npy", mmap_mode="r"), np.arange(3000.0).reshape(100, 30))
+        cci.rm("re/x")
+        time.sleep(0.7)
+        assert not (m / "re/x.npy").exists()
+
+
 def test_writes_are_erofs(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cci.upload_raw_array("w/a", np.zeros(3), compression=False)
     with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:

@@ -360,3 +360,26 @@ def test_handle_pieces_are_header_then_views_of_cached_blocks(store: MemoryStore
         fs.read_pieces(fh + 1000, 10, 0)
     assert err.value.errno == errno.EBADF
     fs.close()
+
+
+def test_a_file_older_than_attr_ttl_is_asked_again_but_listings_are_kept(store: MemoryStore) -> None:
+    ns = Namespace(store, ttl=300, attr_ttl=0.05, folders_ahead=0)
+    first = ns.lookup("proj/a.grp/x.npy")
+    heads = ns.head_requests
+    assert ns.lookup("proj/a.grp/x.npy") is first and ns.head_requests == heads  # fresh: no request
+    write_raw_array(store, "proj/a.grp/x", np.arange(20.0).reshape(4, 5), compression=False)  # new shape
+    time.sleep(0.06)
+    lists = [op for op, _ in store.requests].count("list")
+    now = ns.lookup("proj/a.grp/x.npy")
+    assert now.info.etag != first.info.etag and now.spec.shape == (4, 5)  # one HEAD found the new version
+    assert [op for op, _ in store.requests].count("list") == lists  # and no listing was asked again
+    assert ns.children("proj/a.grp")["x.npy"].spec.shape == (4, 5)  # readdir agrees with it
+    time.sleep(0.06)
+    heads = ns.head_requests
+    assert ns.lookup("proj/a.grp/x.npy").info.etag == now.info.etag and ns.head_requests == heads + 1
+    store.delete_many(["proj/a.grp/x"])
+    time.sleep(0.06)
+    with pytest.raises(FileNotFoundError, match="removed from the store"):
+        ns.lookup("proj/a.grp/x.npy")
+    assert "x.npy" not in ns.children("proj/a.grp")  # gone from readdir too, before the listing expires
+    ns.close()

@@ -1,9 +1,14 @@
 """The tree of one bucket (or prefix), cached: folder listings, object metadata, misses.
 
 A folder costs one paginated LIST with a delimiter; object metadata costs a HEAD, issued
-concurrently and only for objects whose name leaves open that they are raw arrays. Everything
-is kept for ``ttl`` seconds (changes made elsewhere show up after that), and misses are kept in a
+concurrently and only for objects whose name leaves open that they are raw arrays. Listings are
+kept for ``ttl`` seconds (new and removed names show up after that), and misses are kept in a
 bounded negative cache. A listing whose ETag differs from a cached HEAD invalidates that HEAD.
+
+A file is different: what a stat, an open or a read of it gets must be its current version, or a
+scientist who rewrites an array and looks at it again sees the old one for minutes. So a lookup of
+a file whose metadata was confirmed more than ``attr_ttl`` seconds ago asks the store again (one
+HEAD); what that finds (a new version, or none) overrides the cached listing until the next one.
 
 Listing a folder also loads its first few subfolders in the background (one level, not further):
 ``find``, ``ls -R`` and globs such as ``proj/*.grp/*.npy`` visit them next, and would otherwise
@@ -15,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,12 +57,18 @@ def split(path: str) -> list[str]:
 class Namespace:
     def __init__(self, store: ObjectStore, prefix: str = "", ttl: float = 300.0, head_workers: int = 32,
                  negative_size: int = 10_000, max_heads: int = 500_000, max_folders: int = 20_000,
-                 folders_ahead: int = 16, heads_ahead: int = 1000):
+                 folders_ahead: int = 16, heads_ahead: int = 1000, attr_ttl: float | None = None):
         """``folders_ahead``: subfolders of a listed folder loaded in the background (0: none);
-        ``heads_ahead``: a subfolder needing more HEADs than this is only listed ahead, not HEADed."""
+        ``heads_ahead``: a subfolder needing more HEADs than this is only listed ahead, not HEADed;
+        ``attr_ttl``: seconds a file's metadata is trusted by ``lookup`` (``None``: ``ttl``)."""
         self.store = store
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.ttl = ttl
+        self.attr_ttl = ttl if attr_ttl is None else attr_ttl
+        # key -> when its metadata was last confirmed by the store (monotonic seconds)
+        self._checked: TTLCache = TTLCache(maxsize=max_heads, ttl=ttl)
+        # key -> what a revalidation found since its folder was listed (None: the object is gone)
+        self._fresh: TTLCache = TTLCache(maxsize=max_heads, ttl=ttl)
         self._folders: TTLCache = TTLCache(maxsize=max_folders, ttl=ttl)
         self._heads: TTLCache = TTLCache(maxsize=max_heads, ttl=ttl)
         self._negative: TTLCache = TTLCache(maxsize=negative_size, ttl=max(0.001, min(ttl, 30.0)))
@@ -100,12 +112,16 @@ class Namespace:
             objects = {o.key[len(prefix):]: o for o in raw.objects if o.key[len(prefix):] and "/" not in
                        o.key[len(prefix):]}
             listing = FolderListing(folders=folders, objects=objects)
+            now = time.monotonic()
             with self._lock:
                 self._folders[path] = listing
+                for key in [k for k in self._fresh if k.startswith(prefix) and "/" not in k[len(prefix):]]:
+                    del self._fresh[key]  # this listing is newer than what revalidations found
                 for info in objects.values():
                     head = self._heads.get(info.key)
-                    if head is not None and head.etag != info.etag:
-                        del self._heads[info.key]
+                    if head is not None and (head.etag, head.last_modified) != (info.etag, info.last_modified):
+                        del self._heads[info.key]  # new body, or new metadata (a copy onto itself)
+                    self._checked[info.key] = now
             return listing
 
     def head(self, key: str) -> ObjectInfo:
@@ -117,6 +133,7 @@ class Namespace:
         self.head_requests += 1
         with self._lock:
             self._heads[key] = info
+            self._checked[key] = time.monotonic()
         return info
 
     def heads(self, keys: Iterable[str], threads: bool = True) -> dict[str, ObjectInfo | BaseException]:
@@ -142,10 +159,12 @@ class Namespace:
         batch = getattr(self.store, "head_many", None)  # S3: one thread, many sockets (see storage.s3_signed)
         answered = batch(todo) if batch is not None and len(todo) > 1 else None
         if answered is not None:
+            now = time.monotonic()
             with self._lock:
                 for key, info in answered.items():
                     if info is not None:
                         out[key] = self._heads[key] = info
+                        self._checked[key] = now
                         self.head_requests += 1
             todo = [key for key in todo if key not in out]  # the rest: boto3 says what they are
         if len(todo) == 1 or not threads:
@@ -189,7 +208,7 @@ class Namespace:
                     self._loading.pop(path, None)
             else:  # running: wait for it rather than HEAD the same keys twice
                 loading.result()
-        listing = self.listing(path)
+        listing = self._with_revalidations(self.listing(path))
         needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
         heads = self.heads(needs, threads=ahead)  # a load ahead runs on the pool: it must not wait on it
         if ahead and self.folders_ahead:
@@ -208,6 +227,19 @@ class Namespace:
             for node in out.values():
                 self._nodes[node.path] = (listing, node)
         return out
+
+    def _with_revalidations(self, listing: FolderListing) -> FolderListing:
+        """``listing`` with what revalidations found since it was made (new versions, objects gone)."""
+        with self._lock:
+            if not self._fresh:
+                return listing
+            found = {name: self._fresh.get(info.key, info) for name, info in listing.objects.items()
+                     if info.key in self._fresh}
+        if not found:
+            return listing
+        objects = {name: found.get(name, info) for name, info in listing.objects.items()}
+        return FolderListing(folders=listing.folders,
+                             objects={name: info for name, info in objects.items() if info is not None})
 
     def _load_ahead(self, path: str, listing: FolderListing) -> None:
         with self._lock:
@@ -247,11 +279,45 @@ class Namespace:
         with self._lock:
             known = self._nodes.get(path)
         if known is not None and known[0] is listing:
-            return known[1]
-        node = self._find(path, name, listing)
+            node = known[1]
+        else:
+            node = self._find(path, name, self._with_revalidations(listing))
+            with self._lock:
+                self._nodes[path] = (listing, node)
+        return self._revalidated(node, listing) if isinstance(node, FileNode) else node
+
+    def _revalidated(self, node: FileNode, listing: FolderListing) -> FileNode:
+        """``node``, or its current version when its metadata is older than ``attr_ttl`` (one HEAD)."""
+        key = node.key
         with self._lock:
-            self._nodes[path] = (listing, node)
-        return node
+            checked = self._checked.get(key, 0.0)
+        if time.monotonic() - checked < self.attr_ttl:
+            return node
+        try:
+            info = self.store.head(key)
+        except FileNotFoundError:
+            with self._lock:
+                self._fresh[key] = None
+                self._heads.pop(key, None)
+                self._nodes.pop(node.path, None)
+            self._remember_missing(node.path)
+            raise FileNotFoundError(f"no such file or folder: {node.path} (removed from the store)") from None
+        self.head_requests += 1
+        with self._lock:
+            self._checked[key] = time.monotonic()
+            if (info.etag, info.size) == (node.info.etag, node.info.size) and (
+                    node.spec is None or info.metadata == node.info.metadata):
+                return node  # unchanged
+            self._heads[key] = info
+            self._fresh[key] = info
+        fresh = self._file_node(node.path, info, info)
+        if (fresh.spec is None) != (node.spec is None):  # it became (or stopped being) a raw array: its
+            with self._lock:                          # name changes, so the next listing decides
+                self._nodes.pop(node.path, None)
+            raise FileNotFoundError(f"no such file or folder: {node.path} (changed kind in the store)")
+        with self._lock:
+            self._nodes[node.path] = (listing, fresh)
+        return fresh
 
     def _find(self, path: str, name: str, listing: FolderListing) -> Node:
         if "/" in path and listing.empty:

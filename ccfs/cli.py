@@ -71,6 +71,9 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
 
     if block_size < 4096 or block_size > 64 * 2**20:
         raise click.BadParameter("must be between 4K and 64M", param_hint="--block-size")
+    for name, seconds in (("--metadata-ttl", metadata_ttl), ("--attr-ttl", attr_ttl)):
+        if seconds < 0:
+            raise click.BadParameter("must be 0 or more seconds", param_hint=name)
     if cache_size < 4 * block_size:
         raise click.BadParameter("must hold at least 4 blocks", param_hint="--cache-size")
     try:

@@ -133,3 +133,9 @@ def test_mount_without_fuse_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     a_file.write_text("x")
     with pytest.raises(mounting.MountError, match="is not a directory"):
         mounting.check_mountpoint(str(a_file))
+
+
+def test_mount_refuses_negative_ttls(tmp_path: Path) -> None:
+    for option in ("--attr-ttl", "--metadata-ttl"):
+        result = subprocess.run([*CCFS, "mount", "b", str(tmp_path), option, "-1"], capture_output=True, text=True)
+        assert result.returncode == 2 and f"Invalid value for {option}: must be 0 or more seconds" in result.stderr

@@ -22,7 +22,7 @@ from cottoncandy.arrays import decode_body_into
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
-from cottoncandy.cache.prefetch import ObjectReader
+from cottoncandy.cache.prefetch import ObjectReader, joined
 from cottoncandy.namespace.listing_cache import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.storage.base import ObjectStore
@@ -84,8 +84,7 @@ class Handle:
         return pieces
 
     def read(self, size: int, offset: int) -> bytes:
-        pieces = self.read_pieces(size, offset)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return joined(self.read_pieces(size, offset))
 
 
 class CcFilesystem:

@@ -36,16 +36,6 @@ def mapped(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def as_ctypes_source(data: bytes | bytearray | memoryview) -> Any:
-    """What mfusepy can ``memmove`` from: cached blocks are memoryviews of writable buffers,
-    lent to ctypes without a copy."""
-    if isinstance(data, memoryview):
-        if data.readonly:
-            return data.tobytes()
-        return (ctypes.c_char * len(data)).from_buffer(data)
-    return data
-
-
 def fill(destination: int, pieces: list[memoryview | bytes]) -> int:
     """Copy ``pieces`` one after another to the address ``destination``; the bytes copied."""
     done = 0
@@ -205,7 +195,7 @@ class Operations(fuse.Operations):
     @mapped
     def read(self, path: str, size: int, offset: int, fh: int) -> Any:
         """The fusepy-API read (it registers the callback); the mount's READs go to ``read_pieces``."""
-        return as_ctypes_source(self.fs.read(fh, size, offset))
+        return bytes(self.fs.read(fh, size, offset))
 
     @mapped
     def read_pieces(self, path: str, size: int, offset: int, fh: int) -> list[memoryview | bytes]:

@@ -105,8 +105,8 @@ class ObjectReader:
 
     # --- prefetch ----------------------------------------------------------------------------
     def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int]], range]:
-        """Update the streak for a read of the file's bytes [offset, end); return the runs to fetch ahead and the
-        blocks the stream has passed and no longer needs cached.
+        """Update the streak for a read of the file's bytes [offset, end); return the runs to fetch
+        ahead and the blocks the stream has passed and no longer needs cached.
 
         The window is twice the bytes read sequentially so far (capped): a stream earns its
         read-ahead, so a few kernel read-ahead requests after a random access cost little, while
@@ -151,9 +151,8 @@ class ObjectReader:
         end = min(self.size, offset + length)
         if offset >= end:
             return []
-        block_size, origin = self.block_size, self.origin
-        first, last = (offset + origin) // block_size, (end + origin - 1) // block_size
-        runs, passed = self._plan_prefetch(offset + origin, end + origin)
+        first, last = (offset + self.origin) // self.block_size, (end + self.origin - 1) // self.block_size
+        runs, passed = self._plan_prefetch(offset + self.origin, end + self.origin)
         for run in runs:
             self.pool.submit(self._background_run, *run)
         if passed:
@@ -161,22 +160,24 @@ class ObjectReader:
         if first == last:  # the usual READ: one block, already cached (one lock, no fetch logic)
             block = self.cache.get(self._block_id(first))
             if block is not None:
-                base = max(0, first * block_size - origin)
-                lo, hi = offset - base, end - base
-                return [block if lo == 0 and hi == len(block) else block[lo:hi]]
+                return [self._piece(first, block, offset, end)]
         missing = [i for i in range(first, last + 1) if not self.cache.contains(self._block_id(i))]
         if missing:  # what is needed now and nobody is fetching: one GET per stretch
             self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)
-        pieces: list[memoryview | bytes] = []
-        for index in range(first, last + 1):
-            block = self._block(index)
-            base = max(0, index * block_size - origin)  # where the block starts in the object
-            lo, hi = max(offset, base) - base, min(end, base + len(block)) - base
-            pieces.append(block if lo == 0 and hi == len(block) else block[lo:hi])
-        return pieces
+        return [self._piece(index, self._block(index), offset, end) for index in range(first, last + 1)]
+
+    def _piece(self, index: int, block: bytes, offset: int, end: int) -> memoryview | bytes:
+        """The part of block ``index`` inside the object's bytes [offset, end), as a view."""
+        base = max(0, index * self.block_size - self.origin)  # where the block starts in the object
+        lo, hi = max(offset, base) - base, min(end, base + len(block)) - base
+        return block if lo == 0 and hi == len(block) else block[lo:hi]  # type: ignore[return-value]
 
     def read(self, offset: int, length: int) -> bytes:
-        pieces = self.read_pieces(offset, length)
-        if not pieces:
-            return b""
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return joined(self.read_pieces(offset, length))
+
+
+def joined(pieces: list[memoryview | bytes]) -> bytes:
+    """``read_pieces``' answer as one buffer (a copy only when there are several pieces)."""
+    if len(pieces) == 1:
+        return pieces[0]  # type: ignore[return-value]
+    return b"".join(pieces)

@@ -15,16 +15,17 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from .formats import codecs
-from .formats.raw import ArraySpec, metadata_from_spec, resolve_compression, spec_from_metadata
+from .formats.raw import ArraySpec, check_body_size, metadata_from_spec, resolve_compression, spec_for_body
 from .storage.base import ObjectInfo, ObjectStore, Progress
 
 STREAM_CHUNK = 2**20
 
 
 def read_array_spec(store: ObjectStore, key: str) -> tuple[ObjectInfo, ArraySpec]:
-    """One HEAD: the object's identity and what array it holds (``ValueError`` if none)."""
+    """One HEAD: the object's identity and what array it holds (``ValueError`` if none, or if its
+    metadata is malformed or does not fit its body)."""
     info = store.head(key)
-    return info, spec_from_metadata(info.metadata, store.describe(key))
+    return info, spec_for_body(info.metadata, info.size, store.describe(key))
 
 
 def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out: memoryview,
@@ -70,6 +71,7 @@ def read_raw_array(store: ObjectStore, key: str, info: ObjectInfo | None = None,
     """Download a raw array; peak extra memory is the compressed body (zero when uncompressed)."""
     if info is None or spec is None:
         info, spec = read_array_spec(store, key)
+    check_body_size(spec, info.size, store.describe(key))  # before allocating what the metadata claims
     array, view = empty_for(spec)
     decode_body_into(store, info, spec, view, progress)
     return array

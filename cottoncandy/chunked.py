@@ -21,8 +21,9 @@ import numpy as np
 
 from .arrays import read_array_spec, read_raw_array, write_raw_array
 from .formats import dask as layout
+from .formats.codecs import max_decoded_size_any
 from .formats.ranges import bounding_block, plan_block
-from .formats.raw import spec_from_metadata
+from .formats.raw import spec_for_body
 from .progress import Progress
 from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
 from .storage.factory import StoreHandle
@@ -51,7 +52,7 @@ def load_part(ref: PartRef) -> np.ndarray:
     info = store.head(ref.key)
     if ref.etag and info.etag != ref.etag:
         raise OSError(errno.ESTALE, f"{name} was replaced after the dask array was opened")
-    spec = spec_from_metadata(info.metadata, name)
+    spec = spec_for_body(info.metadata, info.size, name)
     if spec.shape != ref.shape or spec.dtype != dtype:
         raise ValueError(f"{name}: part holds {spec.dtype.str} {spec.shape}, but metadata.json says "
                          f"{dtype.str} {ref.shape}")
@@ -66,11 +67,19 @@ def read_manifest(store: ObjectStore, object_name: str, kind: str) -> tuple[Any,
     if manifest_key not in listing:
         what = "nothing is stored under it" if not listing else f"{layout.MANIFEST} is missing"
         raise FileNotFoundError(errno.ENOENT, f"{name} is not a {kind}: {what}")
+    size = listing[manifest_key].size
+    if size > layout.MAX_MANIFEST_BYTES:  # untrusted: bounded before it is fetched or parsed
+        raise ValueError(f"{name}: {layout.MANIFEST} is {size} bytes, more than a manifest can be "
+                         f"({layout.MAX_MANIFEST_BYTES})")
     body = store.get(manifest_key)
+    if len(body) > layout.MAX_MANIFEST_BYTES:
+        raise ValueError(f"{name}: {layout.MANIFEST} is {len(body)} bytes, more than a manifest can be")
     try:
         doc = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{name}: {layout.MANIFEST} is not valid JSON ({exc})") from exc
+        raise ValueError(f"{name}: {layout.MANIFEST} is not valid JSON ({exc})") from None
+    except RecursionError:  # nested deeper than the parser's stack
+        raise ValueError(f"{name}: {layout.MANIFEST} is nested too deeply to be a manifest") from None
     return doc, listing
 
 
@@ -98,7 +107,12 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
         if info is None:
             missing.append(written_key)
             continue
-        refs[coords] = PartRef(handle, info.key, info.etag, manifest.dtype.str, manifest.block_shape(coords))
+        block_shape = manifest.block_shape(coords)
+        claimed = math.prod(block_shape) * manifest.dtype.itemsize
+        if claimed > max_decoded_size_any(info.size):  # before any part is fetched or allocated
+            raise ValueError(f"{name}: metadata.json says part {info.key} holds {claimed} bytes, more than its "
+                             f"{info.size}-byte body can (forged or damaged manifest)")
+        refs[coords] = PartRef(handle, info.key, info.etag, manifest.dtype.str, block_shape)
     if missing:
         raise FileNotFoundError(errno.ENOENT, f"{name}: dask array part {missing[0]} is missing "
                                               f"({len(missing)} of {len(manifest.blocks)} parts)")

@@ -8,13 +8,15 @@ uploaded in parallel, and if one fails the leaves already written are removed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from .arrays import read_array_spec, read_raw_array, write_raw_array
+from .arrays import read_raw_array, write_raw_array
+from .formats.raw import has_array_metadata, spec_for_body
 from .listing import folder_prefix
 from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
 
@@ -77,7 +79,8 @@ def download_tree(store: ObjectStore, object_root: str, keys: list[str] | None, 
                   report: Callable[[str], None]) -> dict[str, Any] | None:
     """The arrays under ``object_root`` as nested dicts (one LIST per level, leaves in parallel).
 
-    An object that is not a raw array becomes ``None`` with a printed reason, as in 0.4.0.
+    An object that is not a raw array becomes ``None`` with a printed reason, as in 0.4.0; an array
+    whose metadata or body is bad becomes ``None`` with a ``UserWarning`` naming it.
     """
     prefix = folder_prefix(object_root)
     listing = store.list_dir(prefix)
@@ -97,12 +100,16 @@ def download_tree(store: ObjectStore, object_root: str, keys: list[str] | None, 
 
     def load(item: tuple[str, ObjectInfo]) -> Any:
         _, info = item
-        try:
-            head, spec = read_array_spec(store, info.key)
-        except ValueError as exc:
-            report(f'Could not download "{info.key}": {exc}')
+        head = store.head(info.key)
+        name = store.describe(info.key)
+        if not has_array_metadata(head.metadata):
+            report(f'Could not download "{info.key}": {name} is not a raw array')
             return None
-        return read_raw_array(store, info.key, head, spec)
+        try:  # one bad array (forged metadata, corrupt body) is skipped; the rest still load
+            return read_raw_array(store, info.key, head, spec_for_body(head.metadata, head.size, name))
+        except ValueError as exc:
+            warnings.warn(f"cloud2dict skipped {info.key}: {exc}", UserWarning, stacklevel=2)
+            return None
 
     result: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(objects) or 1))) as pool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from .chunked import read_manifest
 from .formats.dask import parse_manifest
-from .formats.raw import has_array_metadata, spec_from_metadata
+from .formats.raw import has_array_metadata, spec_for_body
 from .formats.sparse import parse_sparse_manifest
 from .storage.base import ObjectStore
 
@@ -19,7 +19,7 @@ def describe(store: ObjectStore, key: str) -> dict[str, Any]:
     if info is not None:
         fields: dict[str, Any] = {}
         if has_array_metadata(info.metadata):
-            spec = spec_from_metadata(info.metadata, name)
+            spec = spec_for_body(info.metadata, info.size, name)
             fields = {"kind": "raw array", "dtype": spec.dtype.str, "shape": spec.shape, "order": spec.order,
                       "compression": spec.compression or "none", "array bytes": spec.nbytes}
         else:

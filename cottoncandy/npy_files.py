@@ -1,9 +1,10 @@
 """``.npy`` files <-> stored arrays, without holding a big array in memory twice (``ccfs put/get``).
 
 ``put`` memory-maps the file, so an uncompressed upload streams from the page cache. ``get``
-writes numpy's own header for the stored array and then its body: an uncompressed body streams
-straight from the object, a compressed one is decoded once, a dask folder is written chunk by
-chunk into a memory-mapped ``.npy``. Files are written beside the target and renamed into place.
+writes numpy's own header for the stored array and then its body through the library's own read
+path (``arrays.decode_body_into``, straight into the memory-mapped file: the same size checks,
+the same bounded decoders); a dask folder is written chunk by chunk into a memory-mapped
+``.npy``. Files are written beside the target and renamed into place, so a failure leaves none.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import read_raw_array, write_raw_array
+from .arrays import decode_body_into, write_raw_array
 from .chunked import download_dask_array
 from .formats.npy import MAGIC, npy_header
-from .formats.raw import has_array_metadata, spec_from_metadata
+from .formats.raw import has_array_metadata, spec_for_body
 from .storage.base import ObjectInfo, ObjectStore
 
 
@@ -59,20 +60,22 @@ def save_npy_file(store: ObjectStore, key: str, path: str, progress: Callable[[i
         info = store.head_if_exists(key)
     if info is not None:
         if has_array_metadata(info.metadata):
-            spec = spec_from_metadata(info.metadata, store.describe(key))
+            spec = spec_for_body(info.metadata, info.size, store.describe(key))  # before the file grows
+            head = info
 
             def write_array(tmp: str) -> None:
+                header = npy_header(spec)
                 with open(tmp, "wb") as fh:
-                    fh.write(npy_header(spec))
-                    if spec.compression is None:
-                        with store.open_read(key, if_match=info.etag) as body:
-                            while chunk := body.read(8 * 2**20):
-                                fh.write(chunk)
-                                if progress is not None:
-                                    progress(len(chunk))
-                    else:
-                        array = read_raw_array(store, key, info, spec, progress)
-                        fh.write(np.ravel(array, order="K").view(np.uint8).data if spec.nbytes else b"")
+                    fh.write(header)
+                    fh.truncate(len(header) + spec.nbytes)
+                if not spec.nbytes:  # nothing to map; a compressed body must still decode to nothing
+                    decode_body_into(store, head, spec, memoryview(bytearray()), progress)
+                    return
+                # the body in stored order is exactly what the header's fortran_order describes
+                body = np.memmap(tmp, dtype=np.uint8, mode="r+", offset=len(header), shape=(spec.nbytes,))
+                decode_body_into(store, head, spec, memoryview(body), progress)
+                body.flush()
+                del body
 
             _atomic_file(path, write_array)
             return "raw array"

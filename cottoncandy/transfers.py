@@ -212,6 +212,9 @@ def download_directory(store: ObjectStore, directory: str, disk_name: str, *, th
                 warnings.warn(f"skipped {store.describe(info.key)}: {target} clashes with another key "
                               f"({type(exc).__name__})", UserWarning, stacklevel=2)
                 return None
+            except ValueError as exc:  # a bad object (e.g. a local symlink out of the bucket): skip it only
+                warnings.warn(f"skipped {store.describe(info.key)}: {exc}", UserWarning, stacklevel=2)
+                return None
             return target
 
         if jobs:

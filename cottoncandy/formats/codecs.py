@@ -1,85 +1,246 @@
-"""Body codecs of raw arrays: none, gzip (a gzip *file* stream), and numcodecs codecs by name.
+"""Body codecs of raw arrays: none, gzip (a gzip *file* stream), and an allowlist of byte codecs.
 
 0.4.0 stores the codec name exactly as the caller spelled it (``LZ4``, ``zstd``) and builds the codec
-with its default parameters; we accept the same names. No I/O here: decoders are fed bytes.
+with its default parameters; we accept the same names, case-insensitively.
+
+The codec name comes from object metadata, which whoever can write the bucket controls, so it
+must never choose what code runs. 0.4.0 handed it to ``numcodecs.get_codec``, which also builds
+``pickle``, ``json2``, ``msgpack2``, ``vlen-*`` and object codecs: decoding with those unpickles
+or builds Python objects from the body. Here only :data:`ALLOWED` codecs exist, on read and on
+write, whatever numcodecs version is installed. Each turns bytes into bytes and nothing else:
+
+* ``gzip`` (0.4.0's own gzip file stream), ``zlib``, ``bz2``, ``lzma``: decoded here with the
+  standard library's streaming decompressors (the same ones numcodecs calls), bounded so a body
+  can never produce more bytes than the array it claims to be (no decompression bomb).
+* ``lz4``, ``zstd``: numcodecs' C decoders, called only after the size the body declares in its
+  own header (LZ4: 4-byte prefix; zstd: frame content size) equals the array's size, and decoding
+  straight into the array's memory (the decoder is told that buffer's size and stops there).
+
+Refused: ``blosc`` (byte-to-byte, but c-blosc's decoder has open memory-safety bugs on crafted
+input, e.g. Blosc/c-blosc#405, and 0.4.0 never documented it), and every other numcodecs id.
+
+No I/O here: decoders are fed bytes.
 """
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
-import numcodecs
 import numpy as np
 
 GZIP = "gzip"
-#: the names 0.4.0 documents; any other codec id numcodecs knows also works
+#: codec ids (lower case) that may encode and decode, and the names 0.4.0 documents for them
+ALLOWED = ("gzip", "lz4", "zlib", "zstd", "bz2", "lzma")
 DOCUMENTED = ("gzip", "LZ4", "Zlib", "Zstd", "BZ2", "lzma")
+
+#: Upper bound of decoded bytes per body byte for each codec's *format* (not an observed ratio):
+#: a body claiming more is forged and refused before any memory is allocated for it.
+#: deflate (gzip, zlib): a 258-byte match costs at least 2 bits -> 1032.
+#: LZ4 block: each further 255 bytes of match length cost one length byte -> 255.
+#: zstd: a block decodes to at most 128 KiB and costs at least 4 bytes (3-byte header + 1) -> 32768.
+#: bzip2: a block holds at most 900 kB of run-length-encoded input, which expands at most 51.8x
+#:   (5 bytes -> 259), and costs at least ~32 bytes -> 2**21 (all-zero arrays reach 1.4e6).
+#: lzma: a 273-byte repeat of the last match costs ~0.3 bits at best -> 2**14 (zeros reach ~7000).
+MAX_RATIO = {"gzip": 1032, "zlib": 1032, "lz4": 255, "zstd": 2**15, "bz2": 2**21, "lzma": 2**14}
+#: a body may always claim this much, whatever its size (headers, tiny arrays; cheap to allocate)
+SMALL_CLAIM = 2**20
+#: numcodecs ids that build Python objects from the body (named as such when refused)
+OBJECT_CODECS = ("pickle", "json2", "msgpack2", "vlen-utf8", "vlen-bytes", "vlen-array", "categorize", "json")
 
 
 def supported_codecs() -> list[str]:
-    """Every name accepted as ``compression=``: gzip plus the numcodecs codecs that compress bytes."""
-    names = set(DOCUMENTED)
-    for codec_id in ("lz4", "zlib", "zstd", "bz2", "lzma", "blosc", "gzip"):
-        if _numcodecs_codec(codec_id) is not None:
-            names.add(codec_id)
-    return sorted(names, key=str.lower)
+    """Every name accepted as ``compression=`` (case-insensitive)."""
+    return sorted(set(DOCUMENTED) | set(ALLOWED), key=str.lower)
 
 
-@lru_cache(maxsize=64)
-def _numcodecs_codec(codec_id: str) -> Any:
-    try:
-        return numcodecs.get_codec({"id": codec_id})
-    except (ValueError, KeyError, TypeError, ImportError):
-        return None
+def codec_id(name: object) -> str:
+    """The lower-case id of an allowed codec; ``ValueError`` naming the allowed ones otherwise."""
+    if isinstance(name, str) and name.strip().lower() in ALLOWED:
+        return name.strip().lower()
+    shown = repr(name) if not isinstance(name, str) or len(name) <= 64 else repr(name[:64] + "...")
+    if isinstance(name, str) and (name.strip().lower() in OBJECT_CODECS or name.strip().lower().startswith("vlen")):
+        why = "it builds Python objects from the stored bytes (it could run code from the bucket)"
+    else:
+        why = "it is not a byte codec cottoncandy runs"
+    raise ValueError(f"Unknown compression scheme: {shown}: {why}; supported: False/None (no compression), "
+                     f"True (config default), {', '.join(supported_codecs())}")
 
 
 def check_codec(name: str) -> str:
-    """``name`` if it is a codec we can write and read; ``ValueError`` listing the supported ones."""
-    if name == GZIP:
-        return name
-    if not isinstance(name, str) or _numcodecs_codec(name.lower()) is None:
-        raise ValueError(f"Unknown compression scheme: {name!r}; supported: False/None (no compression), "
-                         f"True (config default), {', '.join(supported_codecs())}")
-    return name
+    """``name`` as spelled (0.4.0 stores it so) if it is an allowed codec; ``ValueError`` if not."""
+    codec_id(name)
+    return name.strip()
+
+
+def max_decoded_size(name: str, body_size: int) -> int:
+    """The most bytes a valid ``name`` body of ``body_size`` bytes can decode to (see MAX_RATIO)."""
+    return max(SMALL_CLAIM, MAX_RATIO[codec_id(name)] * int(body_size))
+
+
+def max_decoded_size_any(body_size: int) -> int:
+    """The most bytes a body of ``body_size`` bytes can hold, raw or with any allowed codec."""
+    return max(SMALL_CLAIM, max(MAX_RATIO.values()) * int(body_size))
+
+
+@lru_cache(maxsize=8)
+def _numcodecs_codec(cid: str) -> Any:
+    """The numcodecs codec for an allowed id (default parameters, as 0.4.0 builds it)."""
+    import numcodecs
+
+    if cid not in ALLOWED or cid == GZIP:
+        raise ValueError(f"no numcodecs codec is used for {cid!r}")
+    return numcodecs.get_codec({"id": cid})
 
 
 def encode(data: memoryview, name: str) -> bytes:
     """Compress an array's C-order bytes the way 0.4.0 does."""
-    if name == GZIP:
+    cid = codec_id(name)
+    if cid == GZIP:
         out = io.BytesIO()
         with gzip.GzipFile(mode="wb", fileobj=out, compresslevel=9) as gz:
             gz.write(data)
         return out.getvalue()
-    codec = _numcodecs_codec(check_codec(name).lower())
-    return bytes(codec.encode(np.frombuffer(data, dtype=np.uint8)))
+    return bytes(_numcodecs_codec(cid).encode(np.frombuffer(data, dtype=np.uint8)))
 
 
 class CorruptBodyError(ValueError):
     """A compressed body that does not decode to exactly the array's bytes."""
 
 
-def decode_into(body: bytes | memoryview, name: str, out: memoryview) -> None:
-    """Decode a whole compressed body into ``out``, which must end up exactly full."""
-    if name == GZIP:
+def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview) -> None:
+    """Decode a whole compressed body into ``out``, which must end up exactly full.
+
+    Never produces (or allocates for) more than ``len(out)`` decoded bytes, whatever the body says.
+    """
+    cid = codec_id(name)
+    if cid == GZIP:
         gunzip_into([body], out)
+    elif cid == "zlib":
+        _stream_into(lambda: _Inflater(zlib.MAX_WBITS), [body], out, "zlib", multi=False)
+    elif cid == "bz2":
+        _stream_into(bz2.BZ2Decompressor, [body], out, "bz2", multi=True)
+    elif cid == "lzma":
+        _stream_into(lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ), [body], out, "lzma", multi=True)
+    else:
+        declared = lz4_declared_size(body) if cid == "lz4" else zstd_declared_size(body)
+        if declared != len(out):
+            raise CorruptBodyError(f"{name} body declares {declared} decoded bytes, the array needs {len(out)}")
+        _numcodecs_into(cid, name, body, out)
+
+
+def _numcodecs_into(cid: str, name: str, body: bytes | bytearray | memoryview, out: memoryview) -> None:
+    if not len(out):
         return
-    codec = _numcodecs_codec(check_codec(name).lower())
+    target = np.frombuffer(out, dtype=np.uint8)
     try:
-        decoded = codec.decode(body)
+        result = _numcodecs_codec(cid).decode(bytes(body) if isinstance(body, memoryview) else body, out=target)
     except Exception as exc:  # numcodecs raises assorted errors on damaged input
         raise CorruptBodyError(f"{name} body does not decode ({type(exc).__name__}: {exc})") from exc
-    decoded_view = memoryview(decoded).cast("B")
-    if len(decoded_view) != len(out):
-        raise CorruptBodyError(f"{name} body decodes to {len(decoded_view)} bytes, the array needs {len(out)}")
-    out[:] = decoded_view
+    produced = memoryview(result).cast("B") if result is not None else None
+    if produced is None or len(produced) != len(out):
+        raise CorruptBodyError(f"{name} body does not decode to the {len(out)} bytes the array needs")
+    if not np.shares_memory(np.frombuffer(produced, dtype=np.uint8), target):  # pragma: no cover - old numcodecs
+        out[:] = produced
 
 
-def gunzip_into(chunks: Iterable[bytes | memoryview], out: memoryview) -> None:
+def lz4_declared_size(body: bytes | bytearray | memoryview) -> int:
+    """numcodecs' LZ4 body starts with the decoded size, 4 bytes little-endian."""
+    if len(body) < 4:
+        raise CorruptBodyError("LZ4 body is shorter than its 4-byte size header")
+    return int.from_bytes(bytes(body[:4]), "little", signed=True)
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def zstd_declared_size(body: bytes | bytearray | memoryview) -> int:
+    """The Frame_Content_Size of a zstd frame (RFC 8878 section 3.1.1.1); numcodecs always writes it."""
+    head = bytes(body[:18])
+    if len(head) < 6 or head[:4] != ZSTD_MAGIC:
+        raise CorruptBodyError("zstd body does not start with a zstd frame")
+    descriptor = head[4]
+    fcs_flag, single_segment, dict_flag = descriptor >> 6, (descriptor >> 5) & 1, descriptor & 3
+    fcs_size = (1 if single_segment else 0, 2, 4, 8)[fcs_flag]
+    if not fcs_size:
+        raise CorruptBodyError("zstd frame does not declare its decoded size (not written by numcodecs)")
+    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
+    field = head[start : start + fcs_size]
+    if len(field) != fcs_size:
+        raise CorruptBodyError("zstd frame header is truncated")
+    size = int.from_bytes(field, "little")
+    return size + 256 if fcs_size == 2 else size
+
+
+class _Decompressor(Protocol):
+    eof: bool
+    unused_data: bytes
+    needs_input: bool
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+class _Inflater:
+    """``zlib.decompressobj`` behind the interface of ``bz2``/``lzma`` decompressors."""
+
+    def __init__(self, wbits: int):
+        self._d = zlib.decompressobj(wbits)
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        produced = self._d.decompress(self._d.unconsumed_tail + data, max(0, max_length))
+        return produced
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._d.unused_data
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._d.unconsumed_tail
+
+
+def _stream_into(new: Callable[[], _Decompressor], chunks: Iterable[bytes | bytearray | memoryview],
+                 out: memoryview, what: str, multi: bool) -> None:
+    """Decode ``chunks`` into ``out``, asking each step for at most one byte more than fits."""
+    total, pos = len(out), 0
+    decoder = new()
+    try:
+        for chunk in chunks:
+            data = bytes(chunk)
+            while True:
+                if decoder.eof:
+                    if not multi or not data:
+                        break  # zlib.decompress ignores what follows its stream; so do we
+                    decoder = new()  # bz2/lzma: another stream follows (their decompress() read on too)
+                elif not data and decoder.needs_input:
+                    break
+                produced = decoder.decompress(data, total - pos + 1)
+                data = decoder.unused_data if decoder.eof else b""
+                if pos + len(produced) > total:
+                    raise CorruptBodyError(f"{what} body decodes to more than the {total} bytes the array needs")
+                out[pos : pos + len(produced)] = produced
+                pos += len(produced)
+    except CorruptBodyError:
+        raise
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        raise CorruptBodyError(f"{what} body is damaged ({exc})") from exc
+    if not decoder.eof:
+        raise CorruptBodyError(f"{what} body is truncated (stream ends early)")
+    if pos != total:
+        raise CorruptBodyError(f"{what} body decodes to {pos} bytes, the array needs {total}")
+
+
+def gunzip_into(chunks: Iterable[bytes | bytearray | memoryview], out: memoryview) -> None:
     """Stream-decode gzip members (RFC 1952) into ``out`` without holding the compressed body.
 
     Raises ``CorruptBodyError`` on a damaged stream, a truncated one, or one that decodes to more

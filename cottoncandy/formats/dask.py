@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .raw import MAX_NBYTES, MAX_NDIM, check_size, parse_dtype, shown
+
 MANIFEST = "metadata.json"
 PART_FORMAT = "pt{:04d}"
 MIN_BUFFERSIZE = 5 * 2**20  # 0.4.0's min_mpu_size
@@ -118,25 +120,63 @@ def build_manifest(shape: Sequence[int], dtype: np.dtype, parts: Sequence[tuple[
     }
 
 
+#: Bounds on an untrusted ``metadata.json``, far above anything 0.4.0 writes (its split makes at
+#: most ~10,000 parts; each costs < 1.1 KB of JSON even with a 1,024-character key).
+MAX_MANIFEST_BYTES = 32 * 2**20
+MAX_MANIFEST_BLOCKS = 1_000_000
+MAX_PART_KEY = 1024
+
+
+def _dims(value: object, name: str, field: str) -> tuple[int, ...]:
+    """A JSON list of non-negative integers (bools and floats refused), at most MAX_NDIM long."""
+    if not isinstance(value, list) or len(value) > MAX_MANIFEST_BLOCKS:
+        raise ValueError(f"{name}: metadata.json {field} is not a list of sizes")
+    if not all(type(d) is int and 0 <= d <= MAX_NBYTES for d in value):
+        raise ValueError(f"{name}: metadata.json {field} holds something other than sizes")
+    return tuple(value)
+
+
 def parse_manifest(doc: object, name: str) -> Manifest:
-    """Check and parse a ``metadata.json`` document; ``ValueError`` naming ``name`` when it cannot be."""
+    """Check and parse an untrusted ``metadata.json`` document; ``ValueError`` naming ``name``.
+
+    Every field is checked, and the block count bounded, before anything is built from it (a
+    2 KB manifest could otherwise name 3**30 blocks).
+    """
     if not isinstance(doc, Mapping):
         raise ValueError(f"{name}: metadata.json is not a JSON object")
     missing = [k for k in ("shape", "dtype", "dask", "chunks") if k not in doc]
     if missing:
         raise ValueError(f"{name}: metadata.json has no {', '.join(missing)} (not a dask array manifest)")
-    try:
-        shape = tuple(int(d) for d in doc["shape"])
-        dtype = np.dtype(doc["dtype"])
-        chunks = tuple(tuple(int(c) for c in axis) for axis in doc["chunks"])
-        blocks = {tuple(int(c) for c in coords): str(key) for coords, key in doc["dask"]}
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: metadata.json is malformed: {exc}") from exc
-    if len(chunks) != len(shape) or any(sum(axis) != dim for axis, dim in zip(chunks, shape)):
-        raise ValueError(f"{name}: metadata.json chunks {chunks} do not add up to shape {shape}")
-    expected = set(itertools.product(*(range(len(axis)) for axis in chunks)))
-    if set(blocks) != expected:
-        lacking = sorted(expected - set(blocks))
-        raise ValueError(f"{name}: metadata.json does not list a part for every block"
-                         + (f" (first missing block {lacking[0]})" if lacking else " (extra blocks listed)"))
+    shape = _dims(doc["shape"], name, "shape")
+    if not shape or len(shape) > MAX_NDIM:
+        raise ValueError(f"{name}: metadata.json shape has {len(shape)} dimensions (1 to {MAX_NDIM})")
+    dtype = parse_dtype(doc["dtype"], name, "dtype in metadata.json")
+    check_size(dtype, shape, name)
+    raw_chunks, listed = doc["chunks"], doc["dask"]
+    if not isinstance(raw_chunks, list) or len(raw_chunks) != len(shape):
+        raise ValueError(f"{name}: metadata.json chunks do not have one list per dimension of shape {shape}")
+    chunks = tuple(_dims(axis, name, "chunks") for axis in raw_chunks)
+    if any(sum(axis) != dim for axis, dim in zip(chunks, shape)):
+        raise ValueError(f"{name}: metadata.json chunks do not add up to shape {shape}")
+    if not isinstance(listed, list) or len(listed) > MAX_MANIFEST_BLOCKS:
+        raise ValueError(f"{name}: metadata.json dask is not a list of at most {MAX_MANIFEST_BLOCKS} parts")
+    count = 1
+    for axis in chunks:  # stops as soon as the product is too big: never builds the block grid
+        count *= len(axis)
+        if count > len(listed):
+            break
+    if count != len(listed):
+        raise ValueError(f"{name}: metadata.json lists {len(listed)} parts for a grid of "
+                         f"{' x '.join(str(len(a)) for a in chunks)} blocks")
+    blocks: dict[tuple[int, ...], str] = {}
+    for entry in listed:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)
+                and 0 < len(entry[1]) <= MAX_PART_KEY):
+            raise ValueError(f"{name}: metadata.json dask entry {shown(entry)} is not [coordinates, key]")
+        coords = _dims(entry[0], name, "dask coordinates")
+        if len(coords) != len(shape) or any(c >= len(axis) for c, axis in zip(coords, chunks)):
+            raise ValueError(f"{name}: metadata.json dask entry {shown(entry)} is outside the block grid")
+        if coords in blocks:
+            raise ValueError(f"{name}: metadata.json lists block {coords} twice")
+        blocks[coords] = entry[1]
     return Manifest(shape, dtype, blocks, chunks)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import string2bool
-from .codecs import GZIP, check_codec
+from .codecs import GZIP, check_codec, max_decoded_size
 
 RESERVED_KEYS = ("dtype", "shape", "compression", "order")
 UNCOMPRESSED_SPELLINGS = frozenset({"false", "none", ""})
@@ -44,14 +44,80 @@ def has_array_metadata(meta: Mapping[str, str] | None) -> bool:
     return bool(meta) and "dtype" in meta and "shape" in meta  # type: ignore[operator]
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    text = text.strip().strip("()[]")
-    if not text:
-        return ()
-    dims = tuple(int(d) for d in text.split(",") if d.strip())
-    if any(d < 0 for d in dims):
-        raise ValueError(f"negative dimension in shape {text!r}")
-    return dims
+# --- untrusted metadata -> ArraySpec ---------------------------------------------------------
+# Metadata is written by whoever can write the bucket. Every reader (library, mount, CLI) goes
+# through ``spec_for_body``: each field is checked and bounded before anything is allocated or
+# requested, and any problem is a ``ValueError`` naming the object and the field.
+
+#: longest dtype text accepted; 0.4.0 writes ``dtype.str`` (``<f8``, ``|V6``, ``<M8[ns]``: < 16 chars)
+MAX_DTYPE_TEXT = 64
+#: numpy 2's NPY_MAXDIMS (numpy 1 allows 32); also bounds the shape text below
+MAX_NDIM = 64
+MAX_SHAPE_TEXT = MAX_NDIM * 21
+#: numpy indexes bytes with a signed 64-bit integer
+MAX_NBYTES = 2**63 - 1
+
+
+def shown(value: object, limit: int = 64) -> str:
+    """``repr`` of an untrusted value, cut short (errors and logs stay one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...'"
+
+
+def parse_dtype(value: object, name: str, field: str = "dtype") -> np.dtype:
+    """A numpy dtype from untrusted text; ``ValueError`` naming ``name`` for anything else.
+
+    Refused: non-strings, overlong text, anything ``np.dtype`` rejects (it raises TypeError,
+    ValueError, SyntaxError, RecursionError... on hostile strings), dtypes holding Python objects
+    (also inside structured fields), sub-array dtypes (they change the shape) and empty items.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: metadata {field} {shown(value)} is not a dtype string")
+    if len(value) > MAX_DTYPE_TEXT:
+        raise ValueError(f"{name}: metadata {field} is {len(value)} characters long, not a dtype "
+                         f"(at most {MAX_DTYPE_TEXT})")
+    try:
+        dtype = np.dtype(value)
+    except Exception as exc:  # noqa: BLE001 - numpy's parser raises many kinds on hostile text
+        raise ValueError(f"{name}: metadata {field} {shown(value)} is not a numpy dtype "
+                         f"({type(exc).__name__})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{name}: metadata {field} {shown(value)} holds Python objects; arrays of objects are "
+                         "never read from a bucket")
+    if dtype.subdtype is not None:
+        raise ValueError(f"{name}: metadata {field} {shown(value)} is a sub-array dtype, not an element type")
+    if dtype.itemsize == 0:
+        raise ValueError(f"{name}: metadata {field} {shown(value)} has no size")
+    return dtype
+
+
+def parse_shape(text: object, name: str = "array", field: str = "shape") -> tuple[int, ...]:
+    """Dimensions joined by ``,`` (``()``/``[]`` around them tolerated, empty for 0-d), bounded."""
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: metadata {field} {shown(text)} is not a list of sizes")
+    if len(text) > MAX_SHAPE_TEXT:
+        raise ValueError(f"{name}: metadata {field} is {len(text)} characters long (at most {MAX_SHAPE_TEXT})")
+    body = text.strip().strip("()[]")
+    pieces = [d.strip() for d in body.split(",")] if body else []
+    if pieces and not pieces[-1]:
+        pieces.pop()  # ``(7,)``: Python's tuple spelling
+    if len(pieces) > MAX_NDIM:
+        raise ValueError(f"{name}: metadata {field} has {len(pieces)} dimensions (at most {MAX_NDIM})")
+    dims = []
+    for piece in pieces:
+        if not piece.isascii() or not piece.isdigit():
+            raise ValueError(f"{name}: metadata {field} {shown(text)} is not a list of sizes "
+                             f"({shown(piece)} is not a non-negative integer)")
+        dims.append(int(piece))
+    return tuple(dims)
+
+
+def check_size(dtype: np.dtype, shape: tuple[int, ...], name: str) -> int:
+    """The array's byte count; ``ValueError`` when numpy could not even address it."""
+    nonzero = math.prod(d for d in shape if d) * dtype.itemsize
+    if nonzero > MAX_NBYTES:
+        raise ValueError(f"{name}: metadata shape {shape} of {dtype.str} is more than numpy can address")
+    return int(math.prod(shape)) * dtype.itemsize
 
 
 def parse_compression(meta: Mapping[str, str]) -> str | None:
@@ -65,34 +131,56 @@ def parse_compression(meta: Mapping[str, str]) -> str | None:
 
 
 def spec_from_metadata(meta: Mapping[str, str] | None, name: str) -> ArraySpec:
-    """Parse an object's user metadata; ``ValueError`` naming the object and what is wrong."""
-    meta = {k.lower(): v for k, v in (meta or {}).items()}
+    """Parse an object's user metadata; ``ValueError`` naming the object and what is wrong.
+
+    Checks the fields alone; readers use ``spec_for_body``, which also checks them against the body.
+    """
+    meta = {str(k).lower(): v for k, v in (meta or {}).items()}
     missing = [k for k in ("dtype", "shape") if k not in meta]
     if "compression" not in meta and "gzip" not in meta:
         missing.append("compression")
     if missing:
         raise ValueError(f"{name} is not a raw array: its metadata lacks {', '.join(missing)} "
-                         f"(has: {', '.join(sorted(meta)) or 'nothing'})")
-    try:
-        dtype = np.dtype(meta["dtype"])
-    except TypeError as exc:
-        raise ValueError(f"{name}: metadata dtype {meta['dtype']!r} is not a numpy dtype") from exc
-    if dtype.hasobject:
-        raise ValueError(f"{name}: dtype {meta['dtype']!r} holds Python objects and cannot be read as bytes")
-    try:
-        shape = parse_shape(meta["shape"])
-    except ValueError as exc:
-        raise ValueError(f"{name}: metadata shape {meta['shape']!r} is not a list of sizes") from exc
+                         f"(has: {shown(', '.join(sorted(meta)), 200) if meta else 'nothing'})")
+    dtype = parse_dtype(meta["dtype"], name)
+    shape = parse_shape(meta["shape"], name)
+    check_size(dtype, shape, name)
     order = str(meta.get("order", "C")).strip().upper() or "C"
     if order not in ("C", "F"):
-        raise ValueError(f"{name}: metadata order {meta['order']!r} is neither C nor F")
+        raise ValueError(f"{name}: metadata order {shown(meta['order'])} is neither C nor F")
     try:
         compression = parse_compression(meta)
     except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from exc
+        raise ValueError(f"{name}: {exc}") from None
     if compression not in (None, GZIP):
         order = "C"  # 0.4.0 ignores order for numcodecs bodies
     return ArraySpec(dtype=dtype, shape=shape, order=order, compression=compression)
+
+
+def check_body_size(spec: ArraySpec, body_size: int, name: str) -> None:
+    """Refuse a body that cannot hold ``spec``'s array, before anything is allocated for it.
+
+    An uncompressed body must be exactly the array's size. A compressed body can decode to at
+    most ``codecs.MAX_RATIO`` times its size (a property of each codec's format, see there):
+    metadata claiming more is forged, and is refused instead of allocating what it claims.
+    """
+    if spec.compression is None:
+        if body_size != spec.nbytes:
+            raise ValueError(f"{name}: body is {body_size} bytes but a {spec.dtype.str} array of shape "
+                             f"{spec.shape} needs {spec.nbytes} (truncated or not this array)")
+        return
+    limit = max_decoded_size(spec.compression, body_size)
+    if spec.nbytes > limit:
+        raise ValueError(f"{name}: metadata claims a {spec.dtype.str} array of shape {spec.shape} "
+                         f"({spec.nbytes} bytes), but a {body_size}-byte {spec.compression} body decodes to "
+                         f"at most {limit} bytes (forged or damaged metadata)")
+
+
+def spec_for_body(meta: Mapping[str, str] | None, body_size: int, name: str) -> ArraySpec:
+    """The one gate from an object's untrusted metadata and body size to an ``ArraySpec``."""
+    spec = spec_from_metadata(meta, name)
+    check_body_size(spec, body_size, name)
+    return spec
 
 
 def metadata_from_spec(spec: ArraySpec) -> dict[str, str]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .raw import MAX_NBYTES, shown
+
 ATTRS: dict[str, tuple[str, ...]] = {
     "csr": ("data", "indices", "indptr"),
     "csc": ("data", "indices", "indptr"),
@@ -53,20 +55,22 @@ def sparse_parts(matrix: Any, name: str) -> tuple[SparseManifest, dict[str, np.n
 
 
 def parse_sparse_manifest(doc: object, name: str) -> SparseManifest:
+    """Check and parse an untrusted sparse ``metadata.json``; ``ValueError`` naming ``name``."""
     if not isinstance(doc, Mapping) or not {"type", "attrs", "shape"} <= set(doc):
         raise ValueError(f"{name}: metadata.json is not a sparse array manifest (needs type, attrs, shape)")
-    kind = str(doc["type"])
-    if kind not in ATTRS:
-        raise ValueError(f"{name}: unknown sparse type {kind!r} in metadata.json")
-    attrs = tuple(str(a) for a in doc["attrs"])
-    if set(attrs) != set(ATTRS[kind]):
+    kind = doc["type"]
+    if not isinstance(kind, str) or kind not in ATTRS:
+        raise ValueError(f"{name}: unknown sparse type {shown(kind)} in metadata.json")
+    attrs = doc["attrs"]
+    if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs) or \
+            sorted(attrs) != sorted(ATTRS[kind]):
         raise ValueError(f"{name}: a {kind} matrix needs parts {', '.join(ATTRS[kind])}, "
-                         f"metadata.json lists {', '.join(attrs)}")
-    try:
-        rows, cols = (int(d) for d in doc["shape"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: metadata.json shape {doc['shape']!r} is not two sizes") from exc
-    return SparseManifest(kind, attrs, (rows, cols))
+                         f"metadata.json lists {shown(attrs)}")
+    shape = doc["shape"]
+    if not (isinstance(shape, list) and len(shape) == 2
+            and all(type(d) is int and 0 <= d <= MAX_NBYTES for d in shape)):
+        raise ValueError(f"{name}: metadata.json shape {shown(shape)} is not two sizes")
+    return SparseManifest(kind, tuple(attrs), (shape[0], shape[1]))
 
 
 def build_sparse(manifest: SparseManifest, parts: Mapping[str, np.ndarray], name: str) -> Any:

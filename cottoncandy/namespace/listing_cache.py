@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 
 from ..formats.npy import npy_header
-from ..formats.raw import has_array_metadata, spec_from_metadata
+from ..formats.raw import check_body_size, has_array_metadata, spec_from_metadata
 from ..storage.base import ObjectInfo, ObjectStore
 from . import tree
 from .nodes import FileNode, FolderNode, Node
@@ -181,16 +181,20 @@ class Namespace:
             if isinstance(head, BaseException) and not isinstance(head, FileNotFoundError):
                 return FileNode(path=path, info=listed, error=f"metadata unavailable: {head}")
             return FileNode(path=path, info=info)
+        # one bad object fails only its own operations (EIO, one log line), never the listing
         name = self.store.describe(head.key)
         try:
             spec = spec_from_metadata(head.metadata, name)
-        except ValueError as exc:
-            return FileNode(path=path, info=head, error=str(exc))
-        node = FileNode(path=path, info=head, spec=spec, header=npy_header(spec))
-        if spec.compression is None and head.size != spec.nbytes:
-            return FileNode(path=path, info=head, spec=spec, header=node.header,
-                            error=f"{name}: body is {head.size} bytes but the array needs {spec.nbytes}")
-        return node
+            header = npy_header(spec)
+        except Exception as exc:  # noqa: BLE001 - spec_from_metadata raises ValueError; anything else too
+            return FileNode(path=path, info=head, error=str(exc) if isinstance(exc, ValueError) else
+                            f"{name}: unreadable metadata ({type(exc).__name__})")
+        try:
+            check_body_size(spec, head.size, name)
+        except ValueError as exc:  # a short raw body keeps its attributes (getfattr); a forged size
+            kept = spec if spec.compression is None else None  # is not shown as the file's size
+            return FileNode(path=path, info=head, spec=kept, header=header if kept else b"", error=str(exc))
+        return FileNode(path=path, info=head, spec=spec, header=header)
 
     def _is_array(self, heads: dict[str, ObjectInfo | BaseException], key: str) -> bool:
         head = heads.get(key)

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
@@ -22,6 +23,8 @@ from typing import BinaryIO
 from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 
 META_SUFFIX = ".meta.json"
+#: S3 allows 2 KB of user metadata; a sidecar holding more is not one this layout writes
+MAX_META_BYTES = 64 * 2**10
 COPY_CHUNK = 8 * 2**20
 
 
@@ -116,16 +119,41 @@ class LocalStore(ObjectStore):
     # --- reading -----------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo:
         path, st = self._stat(key)
-        meta_path = self._meta_path(path)
-        metadata: dict[str, str] = {}
-        if meta_path.is_file():
-            try:
-                raw = json.loads(meta_path.read_text())
-            except ValueError as exc:
-                raise OSError(errno.EIO, f"{meta_path}: metadata sidecar is not valid JSON") from exc
-            metadata = {str(k).lower(): str(v) for k, v in raw.items()}
+        metadata = self._read_metadata(self._meta_path(path))
         return ObjectInfo(key=key, size=st.st_size, etag=file_etag(st),
                           last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc), metadata=metadata)
+
+    def _read_metadata(self, meta_path: Path) -> dict[str, str]:
+        """The sidecar's metadata: untrusted input, so a regular file inside the root, bounded, a
+        JSON object; ``ValueError`` naming the sidecar otherwise (the object alone is unreadable)."""
+        try:
+            st = os.lstat(meta_path)
+        except FileNotFoundError:
+            return {}
+        if stat.S_ISLNK(st.st_mode):
+            target = meta_path.resolve()
+            if self.root not in target.parents:
+                raise ValueError(f"{meta_path}: metadata sidecar is a symlink leading outside {self.root}; "
+                                 "refused")
+            try:
+                st = os.stat(meta_path)
+            except FileNotFoundError:
+                return {}
+        if stat.S_ISDIR(st.st_mode):
+            return {}
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{meta_path}: metadata sidecar is not a regular file; refused")
+        if st.st_size > MAX_META_BYTES:
+            raise ValueError(f"{meta_path}: metadata sidecar is {st.st_size} bytes (at most {MAX_META_BYTES})")
+        with open(meta_path, "rb") as fh:
+            text = fh.read(MAX_META_BYTES + 1)
+        try:
+            raw = json.loads(text) if len(text) <= MAX_META_BYTES else None
+        except (ValueError, RecursionError):
+            raw = None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{meta_path}: metadata sidecar is not a JSON object")
+        return {str(k).lower(): str(v) for k, v in raw.items()}
 
     def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
         check_range(start, end)

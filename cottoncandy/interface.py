@@ -19,6 +19,7 @@ from .api_files import FileSystemMethods
 from .arrays import read_array_spec, read_raw_array, write_raw_array
 from .config import Settings
 from .formats import objects
+from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from .names import cleans_object_name, pathjoin, require_key
 from .progress import MIN_BYTES, Progress
 from .storage.base import ObjectInfo, ObjectStore
@@ -228,6 +229,12 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     @cleans_object_name
     def download_npy_array(self, object_name: str) -> np.ndarray:
         data = self.download_object(object_name)
+        name = self.store.describe(object_name)
+        parsed = parse_npy_header(bytes(data[:NPY_HEADER_LIMIT]))
+        # np.load allocates what the (untrusted) header claims before reading: check it first
+        if parsed is not None and parsed[1] + parsed[0].nbytes != len(data):
+            raise ValueError(f"{name}: its .npy header describes {parsed[0].nbytes} bytes of array data, "
+                             f"the object holds {len(data) - parsed[1]} (truncated or forged)")
         try:
             return np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, EOFError, OSError) as exc:

@@ -5,6 +5,7 @@ themselves - in the library, the CLI and a real mount."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import pickle
@@ -313,3 +314,15 @@ def test_mount_lists_a_folder_with_bad_objects_and_fails_only_them(cci, tmp_path
     errors = mounted.last_errors  # type: ignore[attr-defined]
     for key in ("mix/codec", "mix/dtype", "mix/huge"):
         assert sum(key in line for line in errors) == 1, (key, errors)
+
+
+def test_a_forged_npy_header_is_refused_before_np_load_allocates(cci) -> None:  # type: ignore[no-untyped-def]
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+    header["shape"] = (10**12,)
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    forge(cci, "npy/forged.npy", buffer.getvalue() + b"\x00" * 8, {})
+    with pytest.raises(ValueError, match="npy/forged.npy: its .npy header describes 8000000000000 bytes"):
+        cci.download_npy_array("npy/forged.npy")
+    cci.upload_npy_array("npy/good.npy", np.arange(4.0))
+    assert np.array_equal(cci.download_npy_array("npy/good.npy"), np.arange(4.0))

@@ -15,6 +15,8 @@ from numpy.lib import format as npformat
 from .raw import ArraySpec
 
 MAGIC = b"\x93NUMPY"
+#: enough bytes for any header numpy reads by default (its ``max_header_size`` is 10,000)
+NPY_HEADER_LIMIT = 2**16
 
 
 def header_fields(spec: ArraySpec) -> dict[str, object]:
@@ -56,7 +58,7 @@ def parse_npy_header(prefix: bytes) -> tuple[ArraySpec, int] | None:
             shape, fortran, dtype = npformat.read_array_header_1_0(stream)
         else:
             shape, fortran, dtype = npformat.read_array_header_2_0(stream)
-    except (ValueError, EOFError):
+    except Exception:  # noqa: BLE001 - untrusted bytes: whatever numpy's header parser raises means "not .npy"
         return None
     if dtype.hasobject:
         return None

@@ -166,3 +166,22 @@ def test_gzip_streams_in_small_chunks_and_multi_member() -> None:
     assert bytes(out) == data
     empty = gzip.compress(b"")
     codecs.gunzip_into([empty], memoryview(bytearray(0)))
+
+
+@pytest.mark.parametrize("name", ["Zlib", "BZ2", "lzma"])
+def test_stdlib_codecs_decode_like_numcodecs_and_stop_at_the_array(name: str) -> None:
+    """zlib, bz2 and lzma bodies are decoded here, bounded (numcodecs' decode is not): the same
+    bytes as numcodecs for its own bodies and for concatenated bz2/xz streams, and an error, not
+    gigabytes, when a body decodes to more than the array."""
+    arr = np.arange(5000, dtype="<i8")
+    codec = numcodecs.get_codec({"id": name.lower()})
+    body = bytes(codec.encode(arr))
+    if name != "Zlib":  # numcodecs (bz2.decompress, lzma.decompress) reads on after a stream ends
+        body += body
+        arr = np.concatenate([arr, arr])
+    out = bytearray(arr.nbytes)
+    codecs.decode_into(body, name, memoryview(out))
+    assert bytes(out) == bytes(codec.decode(body)) == arr.tobytes()
+    bomb = bytes(codec.encode(np.zeros(2**26, np.uint8)))
+    with pytest.raises(codecs.CorruptBodyError, match="more than the 4096 bytes"):
+        codecs.decode_into(bomb, name, memoryview(bytearray(4096)))

@@ -100,12 +100,12 @@ def download_tree(store: ObjectStore, object_root: str, keys: list[str] | None, 
 
     def load(item: tuple[str, ObjectInfo]) -> Any:
         _, info = item
-        head = store.head(info.key)
         name = store.describe(info.key)
-        if not has_array_metadata(head.metadata):
-            report(f'Could not download "{info.key}": {name} is not a raw array')
-            return None
-        try:  # one bad array (forged metadata, corrupt body) is skipped; the rest still load
+        try:  # one bad object (forged metadata or sidecar, corrupt body) is skipped; the rest load
+            head = store.head(info.key)
+            if not has_array_metadata(head.metadata):
+                report(f'Could not download "{info.key}": {name} is not a raw array')
+                return None
             return read_raw_array(store, info.key, head, spec_for_body(head.metadata, head.size, name))
         except ValueError as exc:
             warnings.warn(f"cloud2dict skipped {info.key}: {exc}", UserWarning, stacklevel=2)

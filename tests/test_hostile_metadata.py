@@ -326,3 +326,16 @@ def test_a_forged_npy_header_is_refused_before_np_load_allocates(cci) -> None:  
         cci.download_npy_array("npy/forged.npy")
     cci.upload_npy_array("npy/good.npy", np.arange(4.0))
     assert np.array_equal(cci.download_npy_array("npy/good.npy"), np.arange(4.0))
+
+
+def test_cloud2dict_on_a_local_bucket_skips_a_bad_sidecar(tmp_path: Path) -> None:
+    root = tmp_path / "bucket"
+    local = cc.get_interface(str(root), backend="local", verbose=False)
+    local.upload_raw_array("t/good", np.arange(3.0), compression=False)
+    local.upload_raw_array("t/bad", np.arange(3.0), compression=False)
+    (root / "t" / "bad.meta.json").write_text("[not, an, object")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = local.cloud2dict("t", verbose=False)
+    assert np.array_equal(result["good"], np.arange(3.0)) and result["bad"] is None
+    assert any("t/bad" in str(w.message) and "sidecar" in str(w.message) for w in caught)

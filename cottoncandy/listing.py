@@ -91,8 +91,14 @@ def _non_empty(listing: Listing, prefix: str) -> bool:
 
 
 def glob(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
-    """Keys of objects matching ``pattern`` level by level, sorted."""
+    """Keys of objects matching ``pattern`` level by level, sorted.
+
+    A trailing ``/`` names folders: ``glob('a/')`` is ``glob('a/**')`` (the keys under ``a/``, as
+    0.4.0 returned), never the object ``a``.
+    """
     levels = split_levels(pattern)
+    if pattern.endswith("/") and levels:
+        levels.append(RECURSIVE)
     return _walk(store, levels, threads, folders_too=False) if levels else []
 
 

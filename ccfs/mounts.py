@@ -1,9 +1,10 @@
 """The kernel's mount table: what is mounted where, and whether a FUSE mount's daemon is gone.
 
 ``os.path.ismount`` cannot answer either question: it stats the path, and a FUSE mount whose
-daemon died answers every stat with ENOTCONN, which ``ismount`` reports as "not a mount". So
-``ccfs umount`` and ``ccfs mount`` read ``/proc/self/mountinfo`` instead: a ccfs mount has the
-filesystem type ``fuse.ccfs`` (source ``ccfs:TARGET``); anything else is not ours to unmount.
+daemon died answers requests with ENOTCONN (or ECONNABORTED), which ``ismount`` reports as
+"not a mount". So ``ccfs umount`` and ``ccfs mount`` read ``/proc/self/mountinfo`` instead: a
+ccfs mount has the filesystem type ``fuse.ccfs`` (source ``ccfs:TARGET``); anything else is not
+ours to unmount.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 MOUNTINFO = "/proc/self/mountinfo"
 CCFS_FSTYPE = "fuse.ccfs"
+#: what the kernel answers on a FUSE mount whose daemon has gone
+DEAD_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED)
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 
@@ -73,9 +76,13 @@ def is_mounted(mount_id: int, mountinfo: str = MOUNTINFO) -> bool:
 
 
 def daemon_gone(path: str) -> bool:
-    """True for a FUSE mount whose daemon has died: the kernel answers ENOTCONN."""
+    """True for a FUSE mount whose daemon has died: the kernel answers ENOTCONN (or ECONNABORTED).
+
+    Asks with ``statvfs``, which always reaches the daemon; ``stat`` may be answered from the
+    kernel's attribute cache for a while after the daemon died.
+    """
     try:
-        os.stat(path)
+        os.statvfs(path)
     except OSError as exc:
-        return exc.errno == errno.ENOTCONN
+        return exc.errno in DEAD_ERRNOS
     return False

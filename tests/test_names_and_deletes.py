@@ -138,6 +138,14 @@ def test_ccfs_refuses_dot_components(s3, cci, name: str) -> None:  # type: ignor
     assert cci.glob("**") == ["a/x", "x"]
 
 
+def test_ccfs_mount_refuses_dot_components_in_the_prefix(tmp_path: Path) -> None:
+    (tmp_path / "mnt").mkdir()
+    result = subprocess.run([*CCFS, "mount", f"s3://{BUCKET}/a/../x", str(tmp_path / "mnt")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "'.' or '..' component" in result.stderr and not os.path.ismount(tmp_path / "mnt")
+
+
 CONTROL_KEYS = ["evil\x1b[2J\x1b[31mred", "cr\rfake\x07", "c1\x9bz", "bidi\u202ez", "it's \\ ok"]
 
 

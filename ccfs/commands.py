@@ -132,7 +132,7 @@ def glob_command(url: str, **options: Any) -> None:
 def info_command(url: str, **options: Any) -> None:
     """dtype, shape, order, compression, size and ETag of an array (or what else is there)."""
     location = parse_location(url)
-    fields = describe(_store(location, options), location.key)
+    fields = describe(_store(location, options), location.key.rstrip("/"), folder=location.key.endswith("/"))
     width = max(len(k) for k in fields)
     click.echo(f"{'url':<{width}}  {shown_name(url)}")
     for key, value in fields.items():
@@ -166,12 +166,13 @@ def get_command(url: str, file: str, **options: Any) -> None:
     """Write the array at URL (raw, .npy or dask) to FILE.npy."""
     location = parse_location(url)
     store = _store(location, options)
-    info = store.head_if_exists(location.key) if location.key else None
-    if info is None and has_magic(location.key) and next(iter(store.iter_objects(location.key)), None) is None:
+    key, folder = location.key.rstrip("/"), location.key.endswith("/")  # 'd/': the dask folder only
+    info = store.head_if_exists(key) if key and not folder else None
+    if info is None and has_magic(key) and next(iter(store.iter_objects(key + "/")), None) is None:
         raise click.ClickException(f"nothing stored at {url}: get takes one array, not a pattern "
                                    "(list the matches with ccfs glob)")
-    with _progress(info.size if info else 0, f"get {location.key}") as progress:
-        kind = save_npy_file(store, location.key, file, progress.update, info)
+    with _progress(info.size if info else 0, f"get {key}") as progress:
+        kind = save_npy_file(store, key, file, progress.update, info, folder=folder)
     click.echo(f"wrote {shown_name(file)} ({kind})")
 
 

@@ -99,14 +99,15 @@ def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
     if target.kind is Kind.KEY:
         store.delete_many(target.keys)
         return list(target.keys)
-    if target.kind is Kind.FOLDER and not recursive:
-        raise IsADirectoryError(errno.EISDIR, f"cannot remove {store.describe(name)}: it is a folder of "
-                                              f"{len(target.keys)} objects; use recursive=True")
     if target.kind is Kind.PATTERN and not target.keys:
         raise FileNotFoundError(errno.ENOENT, f"no objects match {name!r} in {store.describe()}")
     if target.kind is Kind.MISSING:
         raise FileNotFoundError(errno.ENOENT, f"nothing to remove: {store.describe(name)} is neither an object "
                                               "nor a folder of objects")
+    folders = target.kind is Kind.FOLDER or name.endswith("/")  # 'tmp*/' names folders too
+    if folders and not recursive:
+        raise IsADirectoryError(errno.EISDIR, f"cannot remove {store.describe(name)}: it is a folder of "
+                                              f"{len(target.keys)} objects; use recursive=True")
     store.delete_many(target.keys)
     return list(target.keys)
 

@@ -96,6 +96,15 @@ def test_trailing_slash_is_the_folder_never_the_object_beside_it(cci) -> None:  
     assert cci.exists_object("a/x")
 
 
+def test_a_pattern_ending_in_slash_names_folders_only(cci) -> None:  # type: ignore[no-untyped-def]
+    for key in ("tmp1", "tmp1/a", "tmp2/b/c", "tmq/d"):
+        _put(cci, key, 1)
+    with pytest.raises(IsADirectoryError, match="recursive=True"):
+        cci.rm("tmp*/")
+    assert cci.rm("tmp*/", recursive=True) == ["tmp1/a", "tmp2/b/c"]
+    assert cci.glob("**") == ["tmp1", "tmq/d"]
+
+
 def test_library_refuses_dot_components(cci) -> None:  # type: ignore[no-untyped-def]
     _put(cci, "x", 1)
     for name in ("../x", "a/../x", "./x", "a/./x"):
@@ -118,6 +127,28 @@ def test_ccfs_rm_cp_get_of_keys_holding_wildcards(s3, tricky, tmp_path: Path) ->
     assert "not a pattern" in result.stderr
     assert run(s3, "rm", f"s3://{BUCKET}/x[1]").stdout.strip() == "removed 1 object"
     assert tricky.exists_object("x1") and not tricky.exists_object("x[1]")
+
+
+def test_ccfs_info_and_get_of_a_folder_name_never_take_the_object_beside_it(s3, cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _put(cci, "d", 5)
+    cci.upload_dask_array("d", np.arange(6.0).reshape(2, 3))  # the dask folder d/ beside the object d
+    assert cci.exists_object("d")
+    assert "dask array" in run(s3, "info", f"s3://{BUCKET}/d/").stdout
+    assert "raw array" in run(s3, "info", f"s3://{BUCKET}/d").stdout
+    run(s3, "get", f"s3://{BUCKET}/d/", str(tmp_path / "folder.npy"))
+    assert np.array_equal(np.load(tmp_path / "folder.npy"), np.arange(6.0).reshape(2, 3))
+    run(s3, "get", f"s3://{BUCKET}/d", str(tmp_path / "object.npy"))
+    assert np.array_equal(np.load(tmp_path / "object.npy"), np.full(3, 5.0))
+
+
+def test_ccfs_rm_of_a_local_file_holding_wildcards(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import cottoncandy as cc
+
+    local = cc.get_interface(str(tmp_path / "bucket"), backend="local", verbose=False)
+    _put(local, "x[1]", 1)
+    _put(local, "x1", 2)
+    run(s3, "rm", str(tmp_path / "bucket" / "x[1]"))
+    assert local.glob("*") == ["x1"]
 
 
 def test_ccfs_rm_r_with_trailing_slash_keeps_the_object(s3, cci) -> None:  # type: ignore[no-untyped-def]

@@ -90,7 +90,11 @@ class FileSystemMethods:
         return src, dst
 
     def rm(self, object_name: str, recursive: bool = False, delete: bool = True) -> list[str]:
-        """Delete an object, a folder with ``recursive=True`` (keys under ``name/`` only), or a pattern's matches."""
+        """Delete an object, a folder with ``recursive=True`` (keys under ``name/`` only), or a pattern's matches.
+
+        A name that is a key deletes exactly that key, even with ``*?[]`` in it; ``name/`` is the
+        folder only; a name is a pattern only when no such key or folder exists (``resolve``).
+        """
         keys = transfers.remove(self.store, require_key(object_name), recursive)  # type: ignore[attr-defined]
         if self.verbose and len(keys) > 1:  # type: ignore[attr-defined]
             print(f"deleted {len(keys)} objects")

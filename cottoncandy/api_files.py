@@ -11,6 +11,7 @@ from typing import Any
 
 from . import listing, transfers
 from .names import clean_object_name, require_key
+from .printable import shown_name
 from .storage.base import ObjectInfo
 
 
@@ -27,7 +28,7 @@ class FileSystemMethods:
         names = listing.ls(self.store, clean_object_name(pattern), self.settings.threads)  # type: ignore[attr-defined]
         names = names[:limit] if limit is not None else names
         if verbose:
-            print("\n".join(names))
+            print("\n".join(shown_name(name) for name in names))
         return names
 
     def glob(self, pattern: str, **kwargs: Any) -> list[str]:

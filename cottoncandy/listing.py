@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from .namespace.patterns import RECURSIVE, has_magic, level_matcher, levels_regex, literal_prefix, split_levels
+from .printable import shown_name
 from .storage.base import Listing, ObjectInfo, ObjectStore
 
 T = TypeVar("T")
@@ -119,10 +120,11 @@ def format_objects(objects: Iterable[ObjectInfo]) -> str:
     objects = list(objects)
     if not objects:
         return ""
-    width = min(max(len(o.key) for o in objects) + 3, 70)
+    names = [shown_name(o.key) for o in objects]  # control characters escaped, never sent to the terminal
+    width = min(max(len(name) for name in names) + 3, 70)
     lines = []
-    for o in objects:
+    for o, name in zip(objects, names):
         when = o.last_modified.astimezone() if isinstance(o.last_modified, datetime) else None
         date = when.strftime("%Y/%m/%d (%H:%M:%S)") if when else "-" * 21
-        lines.append(f"{o.key[-100:]:<{width}} {date} {round(o.size / 2**20, 1)}M")
+        lines.append(f"{name[-100:]:<{width}} {date} {round(o.size / 2**20, 1)}M")
     return "\n".join(lines)

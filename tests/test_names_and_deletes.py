@@ -205,3 +205,14 @@ def test_control_characters_in_keys_are_escaped(s3, cci) -> None:  # type: ignor
                                   env={"LC_ALL": "C.UTF-8"}, check=True).stdout.decode()
         shown.add(line)
     assert shown == {f"s3://{BUCKET}/ctl/{key}" for key in CONTROL_KEYS}
+
+
+def test_library_listings_print_control_characters_escaped(cci, capfd) -> None:  # type: ignore[no-untyped-def]
+    for key in CONTROL_KEYS:
+        cci.upload_raw_array(f"ctl/{key}", np.ones(2))
+    cci.search("ctl/*")
+    cci.ls("ctl/", verbose=True)
+    cci.show_objects()
+    printed = capfd.readouterr().out
+    assert "Found 5 objects" in printed and "$'ctl/evil\\E[2J\\E[31mred'" in printed
+    assert not any(c in printed for c in "\x1b\r\x07\x9b\u202e"), repr(printed)

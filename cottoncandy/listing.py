@@ -40,6 +40,10 @@ def lsdir(store: ObjectStore, path: str = "", limit: int | None = None) -> list[
     """The children of a folder: sub-folders first, then objects, as full paths without a trailing ``/``."""
     if has_magic(path):
         raise ValueError(f'Use ``ls()`` when using search patterns: "{path}"')
+    return _children(store, path, limit)
+
+
+def _children(store: ObjectStore, path: str, limit: int | None = None) -> list[str]:
     prefix = folder_prefix(path)
     listing = store.list_dir(prefix)
     names = [p.rstrip("/") for p in listing.prefixes] + [o.key for o in listing.objects if o.key != prefix]
@@ -104,10 +108,23 @@ def glob(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
 
 
 def ls(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
-    """Like the shell's ``ls``: a folder's children, or every object and folder matching a pattern."""
+    """Like the shell's ``ls``: a folder's children, or every object and folder matching a pattern.
+
+    A name that exists is listed as itself even if it holds ``*?[]`` (the rule ``rm`` uses, see
+    ``resolve``): ``ls('x[1]')`` shows the key ``x[1]``, not ``x1``, so what ``ls`` shows is what
+    ``rm`` of the same name removes.
+    """
     levels = split_levels(pattern)
     if not levels:
         return lsdir(store, "")
+    if has_magic(pattern):
+        from .resolve import Kind, resolve  # resolve builds on this module's glob
+
+        literal = resolve(store, pattern, patterns=False)
+        if literal.kind is Kind.KEY:
+            return [literal.name]
+        if literal.kind is Kind.FOLDER:
+            return _children(store, pattern)
     if levels[-1] == "*" and not has_magic("/".join(levels[:-1])):
         return lsdir(store, "/".join(levels[:-1]))  # 'path/*' is 'path' (0.4.0's "trivial magic")
     if not has_magic(pattern):

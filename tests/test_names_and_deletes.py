@@ -57,6 +57,15 @@ def test_rm_takes_a_pattern_only_when_no_such_key_or_folder_exists(tricky) -> No
     assert tricky.exists_object("f1/a")
 
 
+def test_ls_shows_what_rm_of_the_same_name_removes(tricky, s3) -> None:  # type: ignore[no-untyped-def]
+    assert tricky.ls("x[1]") == ["x[1]"]
+    assert run(s3, "ls", f"s3://{BUCKET}/x[1]").stdout.split() == [f"s3://{BUCKET}/x[1]"]
+    _put(tricky, "f[1]/a", 1)
+    _put(tricky, "f1/b", 2)
+    assert tricky.ls("f[1]") == ["f[1]/a"]
+    assert tricky.ls("x[0-9]") == ["x1"]  # no such key: the pattern
+
+
 def test_cp_and_mv_of_keys_holding_wildcards(tricky) -> None:  # type: ignore[no-untyped-def]
     assert tricky.cp("x[1]", "copied") == ["copied"]
     assert _value(tricky, "copied") == 0.0

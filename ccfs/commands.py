@@ -19,6 +19,7 @@ from cottoncandy import listing, transfers
 from cottoncandy.inspect import describe
 from cottoncandy.namespace.patterns import has_magic
 from cottoncandy.npy_files import save_npy_file, upload_npy_file
+from cottoncandy.printable import escape_controls, shown_name
 from cottoncandy.progress import Progress
 from cottoncandy.urls import S3_SCHEME, Location, open_store, parse_location, s3_account
 
@@ -53,7 +54,8 @@ def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except click.ClickException:
+        except click.ClickException as exc:
+            exc.message = escape_controls(exc.message)
             raise
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise click.ClickException(_one_line(exc)) from None
@@ -71,7 +73,7 @@ def _one_line(exc: BaseException) -> str:
         text = str(exc.args[0])
     else:
         text = str(exc)
-    return " ".join(text.split())
+    return escape_controls(" ".join(text.split()))
 
 
 def _store(location: Location, options: dict[str, Any], create: bool = False) -> Any:
@@ -102,13 +104,13 @@ def ls_command(url: str, long: bool, **options: Any) -> None:
         for name in names:
             info = infos.get(name) or store.head_if_exists(name)
             if info is None:
-                click.echo(f"{'DIR':>12}  {'':19}  {location.url(name)}/")
+                click.echo(f"{'DIR':>12}  {'':19}  {shown_name(location.url(name) + '/')}")
             else:
                 when = info.last_modified.strftime("%Y-%m-%d %H:%M:%S") if info.last_modified else "-"
-                click.echo(f"{info.size:>12}  {when:19}  {location.url(name)}")
+                click.echo(f"{info.size:>12}  {when:19}  {shown_name(location.url(name))}")
         return
     for name in names:
-        click.echo(location.url(name))
+        click.echo(shown_name(location.url(name)))
 
 
 @click.command("glob")
@@ -121,7 +123,7 @@ def glob_command(url: str, **options: Any) -> None:
     if not keys:
         raise click.ClickException(f"no objects match {url}")
     for key in keys:
-        click.echo(location.url(key))
+        click.echo(shown_name(location.url(key)))
 
 
 @click.command("info")
@@ -130,12 +132,12 @@ def glob_command(url: str, **options: Any) -> None:
 def info_command(url: str, **options: Any) -> None:
     """dtype, shape, order, compression, size and ETag of an array (or what else is there)."""
     location = parse_location(url)
-    fields = describe(_store(location, options), location.key)
+    fields = describe(_store(location, options), location.key.rstrip("/"), folder=location.key.endswith("/"))
     width = max(len(k) for k in fields)
-    click.echo(f"{'url':<{width}}  {url}")
+    click.echo(f"{'url':<{width}}  {shown_name(url)}")
     for key, value in fields.items():
-        shown = ",".join(str(d) for d in value) if isinstance(value, tuple) else value
-        click.echo(f"{key:<{width}}  {'()' if value == () else shown}")
+        shown = ",".join(str(d) for d in value) if isinstance(value, tuple) else str(value)
+        click.echo(f"{key:<{width}}  {'()' if value == () else escape_controls(shown)}")
 
 
 @click.command("put")
@@ -153,7 +155,7 @@ def put_command(file: str, url: str, compression: str, **options: Any) -> None:
     store = _store(location, options, create=True)
     with _progress(os.path.getsize(file), f"put {location.key}") as progress:
         info = upload_npy_file(store, file, location.key, codec, progress.update)
-    click.echo(f"stored {file} at {location.url()} ({info.size} bytes)")
+    click.echo(f"stored {shown_name(file)} at {shown_name(location.url())} ({info.size} bytes)")
 
 
 @click.command("get")
@@ -164,10 +166,14 @@ def get_command(url: str, file: str, **options: Any) -> None:
     """Write the array at URL (raw, .npy or dask) to FILE.npy."""
     location = parse_location(url)
     store = _store(location, options)
-    info = store.head_if_exists(location.key) if location.key else None
-    with _progress(info.size if info else 0, f"get {location.key}") as progress:
-        kind = save_npy_file(store, location.key, file, progress.update, info)
-    click.echo(f"wrote {file} ({kind})")
+    key, folder = location.key.rstrip("/"), location.key.endswith("/")  # 'd/': the dask folder only
+    info = store.head_if_exists(key) if key and not folder else None
+    if info is None and has_magic(key) and next(iter(store.iter_objects(key + "/")), None) is None:
+        raise click.ClickException(f"nothing stored at {url}: get takes one array, not a pattern "
+                                   "(list the matches with ccfs glob)")
+    with _progress(info.size if info else 0, f"get {key}") as progress:
+        kind = save_npy_file(store, key, file, progress.update, info, folder=folder)
+    click.echo(f"wrote {shown_name(file)} ({kind})")
 
 
 @click.command("rm")
@@ -175,7 +181,11 @@ def get_command(url: str, file: str, **options: Any) -> None:
 @click.option("-r", "--recursive", is_flag=True, help="Remove a folder and everything under it.")
 @remote_options
 def rm_command(url: str, recursive: bool, **options: Any) -> None:
-    """Remove an object, a folder (-r), or the objects a pattern matches."""
+    """Remove an object, a folder (-r; a trailing / means the folder only), or the objects a pattern matches.
+
+    A key that exists is removed exactly, even if its name holds * ? [ ]; a name is a pattern only
+    when no such key or folder exists.
+    """
     location = parse_location(url)
     if not location.key:
         raise click.ClickException(f"refusing to remove a whole bucket or folder root: {url}")
@@ -192,9 +202,7 @@ def rm_command(url: str, recursive: bool, **options: Any) -> None:
 def cp_command(source: str, dest: str, recursive: bool, overwrite: bool, **options: Any) -> None:
     """Copy objects (with their metadata): server-side within an endpoint, streamed across backends."""
     src, dst = parse_location(source), parse_location(dest)
-    if has_magic(src.key):
-        raise click.ClickException("cp takes an object or a folder, not a pattern")
-    if dest.endswith("/") and dst.key:
+    if dest.endswith("/") and dst.key and not dst.key.endswith("/"):  # a local folder: copy into it
         dst = Location(dst.backend, dst.bucket, dst.key + "/")
     src_store, dst_store = _store(src, options), _store(dst, options, create=True)
     plan = transfers.plan_copy(src_store, src.key, dst_store, dst.key, recursive=recursive, overwrite=overwrite)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import mounts
 from .filesystem import MountOptions
 from .target import Target
 
@@ -44,15 +45,23 @@ class MountRequest:
 
 
 def check_mountpoint(path: str) -> None:
+    entry = mounts.mount_at(path)
+    if entry is not None and entry.is_ccfs and mounts.daemon_gone(path):
+        raise MountError(f"{path} holds a ccfs mount whose daemon has stopped (transport endpoint is not "
+                         f"connected); clean it up first: ccfs umount {path}")
+    if entry is not None or os.path.ismount(path):
+        kind = f" ({entry.fstype})" if entry is not None else ""
+        raise MountError(f"{path} is already a mount point{kind}; unmount it first")
     p = Path(path)
-    if not p.exists():
-        raise MountError(f"mountpoint {path} does not exist (create it with mkdir)")
-    if not p.is_dir():
-        raise MountError(f"mountpoint {path} is not a directory")
-    if os.path.ismount(path):
-        raise MountError(f"{path} is already a mount point (unmount it first: ccfs umount {path})")
-    if any(p.iterdir()):
-        raise MountError(f"mountpoint {path} is not empty")
+    try:
+        if not p.exists():
+            raise MountError(f"mountpoint {path} does not exist (create it with mkdir)")
+        if not p.is_dir():
+            raise MountError(f"mountpoint {path} is not a directory")
+        if any(p.iterdir()):
+            raise MountError(f"mountpoint {path} is not empty")
+    except OSError as exc:
+        raise MountError(f"mountpoint {path}: {exc.strerror or exc}") from None
 
 
 def check_fuse() -> None:
@@ -249,23 +258,34 @@ def _wait_for_child(read_fd: int, mountpoint: str, timeout: float) -> str:
 
 
 def unmount(mountpoint: str, timeout: float = 30.0) -> None:
-    """Unmount with fusermount3 (or fusermount/umount) and wait until the mount is gone."""
-    if not os.path.ismount(mountpoint):
+    """Unmount a ccfs mount (and only one: a tmpfs or a disk at ``mountpoint`` is refused).
+
+    A mount whose daemon died (every access fails with ENOTCONN) is detached lazily if a plain
+    unmount fails, so the mountpoint can be used again. Waits until the kernel's table no longer
+    has the mount.
+    """
+    entry = mounts.mount_at(mountpoint)
+    if entry is None:
         raise MountError(f"{mountpoint} is not mounted")
+    if not entry.is_ccfs:
+        raise MountError(f"{mountpoint} is not a ccfs mount (it is {entry.fstype} from {entry.source}); "
+                         "refusing to unmount it")
+    path = entry.mountpoint
+    tools = [["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]]
+    if mounts.daemon_gone(path):
+        tools += [["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]]
     last = "no unmount tool found (fusermount3, fusermount, umount)"
-    for tool in (["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]):
+    for tool in tools:
         if shutil.which(tool[0]) is None:
             continue
-        result = subprocess.run([*tool, mountpoint], capture_output=True, text=True)
+        result = subprocess.run([*tool, path], capture_output=True, text=True)
         if result.returncode == 0:
             break
-        last = result.stderr.strip()
+        last = " ".join(result.stderr.split()) or f"{tool[0]} exited with status {result.returncode}"
     else:
         raise MountError(f"could not unmount {mountpoint}: {last}")
     deadline = time.monotonic() + timeout
-    while os.path.ismount(mountpoint) and time.monotonic() < deadline:
+    while mounts.is_mounted(entry.mount_id) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if os.path.ismount(mountpoint):
+    if mounts.is_mounted(entry.mount_id):
         raise MountError(f"{mountpoint} is still mounted after {timeout:.0f}s")
-
-

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from cottoncandy.names import clean_object_name, refuse_dot_components
+
 LOCAL_STARTS = ("/", "./", "../", "~", "file://")
 
 
@@ -32,4 +34,6 @@ def parse_target(text: str) -> Target:
     bucket, _, prefix = text.partition("/")
     if not bucket:
         raise ValueError(f"no bucket name in {text!r}")
-    return Target("s3", bucket, prefix.strip("/"))
+    prefix = clean_object_name(prefix).strip("/")
+    refuse_dot_components(prefix, f"the prefix of {text!r}")
+    return Target("s3", bucket, prefix)

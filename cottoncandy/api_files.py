@@ -11,6 +11,7 @@ from typing import Any
 
 from . import listing, transfers
 from .names import clean_object_name, require_key
+from .printable import shown_name
 from .storage.base import ObjectInfo
 
 
@@ -27,7 +28,7 @@ class FileSystemMethods:
         names = listing.ls(self.store, clean_object_name(pattern), self.settings.threads)  # type: ignore[attr-defined]
         names = names[:limit] if limit is not None else names
         if verbose:
-            print("\n".join(names))
+            print("\n".join(shown_name(name) for name in names))
         return names
 
     def glob(self, pattern: str, **kwargs: Any) -> list[str]:
@@ -90,7 +91,11 @@ class FileSystemMethods:
         return src, dst
 
     def rm(self, object_name: str, recursive: bool = False, delete: bool = True) -> list[str]:
-        """Delete an object, a folder with ``recursive=True`` (keys under ``name/`` only), or a pattern's matches."""
+        """Delete an object, a folder with ``recursive=True`` (keys under ``name/`` only), or a pattern's matches.
+
+        A name that is a key deletes exactly that key, even with ``*?[]`` in it; ``name/`` is the
+        folder only; a name is a pattern only when no such key or folder exists (``resolve``).
+        """
         keys = transfers.remove(self.store, require_key(object_name), recursive)  # type: ignore[attr-defined]
         if self.verbose and len(keys) > 1:  # type: ignore[attr-defined]
             print(f"deleted {len(keys)} objects")

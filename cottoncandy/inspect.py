@@ -12,10 +12,13 @@ from .formats.sparse import parse_sparse_manifest
 from .storage.base import ObjectStore
 
 
-def describe(store: ObjectStore, key: str) -> dict[str, Any]:
-    """Ordered fields: ``kind`` first, then what that kind has (dtype, shape, order, compression...)."""
+def describe(store: ObjectStore, key: str, folder: bool = False) -> dict[str, Any]:
+    """Ordered fields: ``kind`` first, then what that kind has (dtype, shape, order, compression...).
+
+    ``folder`` (a name given as ``key/``): only the dask/sparse folder, never an object ``key``.
+    """
     name = store.describe(key)
-    info = store.head_if_exists(key) if key else None
+    info = store.head_if_exists(key) if key and not folder else None
     if info is not None:
         fields: dict[str, Any] = {}
         if has_array_metadata(info.metadata):

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from .namespace.patterns import RECURSIVE, has_magic, level_matcher, levels_regex, literal_prefix, split_levels
+from .printable import shown_name
 from .storage.base import Listing, ObjectInfo, ObjectStore
 
 T = TypeVar("T")
@@ -39,6 +40,10 @@ def lsdir(store: ObjectStore, path: str = "", limit: int | None = None) -> list[
     """The children of a folder: sub-folders first, then objects, as full paths without a trailing ``/``."""
     if has_magic(path):
         raise ValueError(f'Use ``ls()`` when using search patterns: "{path}"')
+    return _children(store, path, limit)
+
+
+def _children(store: ObjectStore, path: str, limit: int | None = None) -> list[str]:
     prefix = folder_prefix(path)
     listing = store.list_dir(prefix)
     names = [p.rstrip("/") for p in listing.prefixes] + [o.key for o in listing.objects if o.key != prefix]
@@ -91,16 +96,35 @@ def _non_empty(listing: Listing, prefix: str) -> bool:
 
 
 def glob(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
-    """Keys of objects matching ``pattern`` level by level, sorted."""
+    """Keys of objects matching ``pattern`` level by level, sorted.
+
+    A trailing ``/`` names folders: ``glob('a/')`` is ``glob('a/**')`` (the keys under ``a/``, as
+    0.4.0 returned), never the object ``a``.
+    """
     levels = split_levels(pattern)
+    if pattern.endswith("/") and levels:
+        levels.append(RECURSIVE)
     return _walk(store, levels, threads, folders_too=False) if levels else []
 
 
 def ls(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
-    """Like the shell's ``ls``: a folder's children, or every object and folder matching a pattern."""
+    """Like the shell's ``ls``: a folder's children, or every object and folder matching a pattern.
+
+    A name that exists is listed as itself even if it holds ``*?[]`` (the rule ``rm`` uses, see
+    ``resolve``): ``ls('x[1]')`` shows the key ``x[1]``, not ``x1``, so what ``ls`` shows is what
+    ``rm`` of the same name removes.
+    """
     levels = split_levels(pattern)
     if not levels:
         return lsdir(store, "")
+    if has_magic(pattern):
+        from .resolve import Kind, resolve  # resolve builds on this module's glob
+
+        literal = resolve(store, pattern, patterns=False)
+        if literal.kind is Kind.KEY:
+            return [literal.name]
+        if literal.kind is Kind.FOLDER:
+            return _children(store, pattern)
     if levels[-1] == "*" and not has_magic("/".join(levels[:-1])):
         return lsdir(store, "/".join(levels[:-1]))  # 'path/*' is 'path' (0.4.0's "trivial magic")
     if not has_magic(pattern):
@@ -113,10 +137,11 @@ def format_objects(objects: Iterable[ObjectInfo]) -> str:
     objects = list(objects)
     if not objects:
         return ""
-    width = min(max(len(o.key) for o in objects) + 3, 70)
+    names = [shown_name(o.key) for o in objects]  # control characters escaped, never sent to the terminal
+    width = min(max(len(name) for name in names) + 3, 70)
     lines = []
-    for o in objects:
+    for o, name in zip(objects, names):
         when = o.last_modified.astimezone() if isinstance(o.last_modified, datetime) else None
         date = when.strftime("%Y/%m/%d (%H:%M:%S)") if when else "-" * 21
-        lines.append(f"{o.key[-100:]:<{width}} {date} {round(o.size / 2**20, 1)}M")
+        lines.append(f"{name[-100:]:<{width}} {date} {round(o.size / 2**20, 1)}M")
     return "\n".join(lines)

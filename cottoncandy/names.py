@@ -24,9 +24,15 @@ def require_key(name: str) -> str:
     key = clean_object_name(name)
     if not key or key == "/":
         raise ValueError("object_name must not be empty")
-    if any(part in ("..", ".") for part in key.split("/")):
-        raise ValueError(f"object_name {name!r} has a '.' or '..' component; keys like that are refused")
+    refuse_dot_components(key, f"object_name {name!r}")
     return key
+
+
+def refuse_dot_components(key: str, shown: str) -> None:
+    """Refuse a ``.`` or ``..`` level: keys are not paths, and such a name means different objects
+    to S3 (literally), to the local backend and to a shell (``a/../x`` is ``x``)."""
+    if any(part in ("..", ".") for part in key.split("/")):
+        raise ValueError(f"{shown} has a '.' or '..' component; keys like that are refused")
 
 
 def cleans_object_name(method: F) -> F:

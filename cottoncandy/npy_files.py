@@ -50,13 +50,14 @@ def _atomic_file(path: str, write: Callable[[str], None]) -> None:
 
 
 def save_npy_file(store: ObjectStore, key: str, path: str, progress: Callable[[int], None] | None = None,
-                  info: ObjectInfo | None = None) -> str:
+                  info: ObjectInfo | None = None, folder: bool = False) -> str:
     """Write what ``key`` holds to ``path`` as ``.npy``; returns what it was ("raw array", ...).
 
     ``info`` is the object's HEAD when the caller already has it (``None``: looked up here; a
-    key with no object is read as a dask folder).
+    key with no object is read as a dask folder). ``folder`` (a name given as ``key/``): only the
+    dask folder ``key/``, never an object named ``key``.
     """
-    if info is None and key:
+    if info is None and key and not folder:
         info = store.head_if_exists(key)
     if info is not None:
         if has_array_metadata(info.metadata):

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .listing import folder_prefix, glob
+from .listing import folder_prefix
 from .namespace.patterns import has_magic
 from .progress import Progress
+from .resolve import Kind, resolve
 from .storage.base import ObjectInfo, ObjectStore
 from .storage.s3 import S3Store
 
@@ -47,17 +48,23 @@ def copy_object(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: s
 
 def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str, *,
               recursive: bool, overwrite: bool) -> list[Copy]:
-    """Which keys go where: one object, or (``recursive``) every key of the folder ``src``."""
+    """Which keys go where: one object, or (``recursive``) every key of the folder ``src``.
+
+    ``src`` is resolved like every name (``resolve``, no patterns): a key named ``x[1]`` is that
+    key; ``a/`` is the folder, never the object ``a``.
+    """
     if dst.endswith("/") or not dst:
         dst = folder_prefix(dst) + src.rstrip("/").rsplit("/", 1)[-1]
-    if src_store.exists(src):
+    target = resolve(src_store, src, patterns=False)
+    if target.kind is Kind.KEY:
         plan = [Copy(src, dst)]
     else:
-        prefix = folder_prefix(src)
-        keys = [o.key for o in src_store.iter_objects(prefix) if o.key != prefix]
+        prefix = target.prefix
+        keys = [key for key in target.keys if key != prefix]
         if not keys:
+            hint = " (patterns are not copied: list the keys with glob)" if target.looks_like_pattern else ""
             raise FileNotFoundError(errno.ENOENT, f"nothing to copy: {src_store.describe(src)} is neither an "
-                                                  "object nor a folder of objects")
+                                                  f"object nor a folder of objects{hint}")
         if not recursive:
             raise IsADirectoryError(errno.EISDIR, f"{src_store.describe(src)} is a folder of {len(keys)} "
                                                   "objects: pass recursive=True to copy it")
@@ -82,28 +89,27 @@ def run_copies(src_store: ObjectStore, dst_store: ObjectStore, plan: list[Copy],
 
 
 def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
-    """Delete an object, a folder's keys (``recursive``), or the objects a pattern matches."""
-    if has_magic(name):
-        keys = glob(store, name)
-        if not keys:
-            raise FileNotFoundError(errno.ENOENT, f"no objects match {name!r} in {store.describe()}")
-        store.delete_many(keys)
-        return keys
-    keys = [name] if store.exists(name) else []
-    prefix = folder_prefix(name)
-    below = [o.key for o in store.iter_objects(prefix)] if prefix else []
-    if below and not recursive:
-        if keys:  # an object and a folder share the name: remove just the object
-            store.delete_many(keys)
-            return keys
-        raise IsADirectoryError(errno.EISDIR, f"cannot remove {store.describe(name)}: it is a folder of "
-                                              f"{len(below)} objects; use recursive=True")
-    keys += below
-    if not keys:
+    """Delete what ``name`` means (``resolve``): that key, a folder's keys (``recursive``), or a pattern's matches.
+
+    A key wins over a pattern and over a folder of the same name (``rm('x[1]')`` removes the key
+    ``x[1]``, never ``x1``; ``rm('a', recursive=True)`` next to ``a/...`` removes the object ``a``);
+    ``a/`` is the folder only.
+    """
+    target = resolve(store, name, patterns=True)
+    if target.kind is Kind.KEY:
+        store.delete_many(target.keys)
+        return list(target.keys)
+    if target.kind is Kind.PATTERN and not target.keys:
+        raise FileNotFoundError(errno.ENOENT, f"no objects match {name!r} in {store.describe()}")
+    if target.kind is Kind.MISSING:
         raise FileNotFoundError(errno.ENOENT, f"nothing to remove: {store.describe(name)} is neither an object "
                                               "nor a folder of objects")
-    store.delete_many(keys)
-    return keys
+    folders = target.kind is Kind.FOLDER or name.endswith("/")  # 'tmp*/' names folders too
+    if folders and not recursive:
+        raise IsADirectoryError(errno.EISDIR, f"cannot remove {store.describe(name)}: it is a folder of "
+                                              f"{len(target.keys)} objects; use recursive=True")
+    store.delete_many(target.keys)
+    return list(target.keys)
 
 
 def total_size(store: ObjectStore, prefix: str = "") -> int:
@@ -183,10 +189,11 @@ def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Call
 def download_directory(store: ObjectStore, directory: str, disk_name: str, *, threads: int,
                        verbose: bool) -> list[str]:
     """Every key under ``directory/`` into ``disk_name``, keeping the folder structure."""
-    if has_magic(directory):
+    target = resolve(store, folder_prefix(directory), patterns=False)  # a folder 'd[1]' is taken literally
+    prefix = target.prefix
+    objects = [o for o in target.objects if o.key != prefix]
+    if not objects and has_magic(directory):
         raise ValueError(f"download_directory takes a folder, not a pattern: {directory!r}")
-    prefix = folder_prefix(directory)
-    objects = [o for o in store.iter_objects(prefix) if o.key != prefix]
     if not objects:
         raise FileNotFoundError(errno.ENOENT, f"nothing to download: no objects under {store.describe(prefix)}")
     os.makedirs(disk_name, exist_ok=True)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from .config import Settings, load_settings
+from .names import clean_object_name, refuse_dot_components
 from .namespace.patterns import has_magic
 from .storage.base import ObjectStore
 from .storage.local import LocalStore
@@ -35,16 +36,22 @@ class Location:
 
 
 def parse_location(text: str) -> Location:
-    """``s3://bucket/key`` (S3) or a filesystem path (local backend)."""
+    """``s3://bucket/key`` (S3) or a filesystem path (local backend).
+
+    S3 keys are cleaned as the library cleans names (runs of ``/`` collapse, a trailing ``/``
+    stays and means the folder); ``.`` and ``..`` levels are refused, as the library refuses them.
+    """
     if text.startswith(S3_SCHEME):
         bucket, _, key = text[len(S3_SCHEME):].partition("/")
         if not bucket:
             raise ValueError(f"no bucket name in {text!r} (expected s3://BUCKET/KEY)")
-        return Location("s3", bucket, "/".join(p for p in key.split("/") if p))
+        key = clean_object_name(key)  # as the library: 'a//b' is 'a/b'; a trailing '/' (the folder) is kept
+        refuse_dot_components(key, repr(text))
+        return Location("s3", bucket, key)
     if "://" in text:
         raise ValueError(f"{text!r}: only s3:// URLs and local paths are understood")
     path = os.path.abspath(os.path.expanduser(text.removeprefix("file:")))
-    if has_magic(path):
+    if has_magic(path) and not os.path.lexists(path):  # an existing 'x[1]' is that file, not a pattern
         levels = path.split(os.sep)
         first = next(i for i, level in enumerate(levels) if has_magic(level))
         return Location("local", os.sep.join(levels[:first]) or os.sep, "/".join(levels[first:]))

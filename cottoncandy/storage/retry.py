@@ -63,6 +63,24 @@ RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 
 
+#: answers after which a write may or may not have happened (S3 may have acted before failing)
+MAYBE_DONE_CODES = frozenset({"InternalError", "500", "502", "504", "RequestTimeout"})
+#: transport failures that happen before a request is sent: the server never saw it
+NOT_SENT_EXCEPTIONS: tuple[type[BaseException], ...] = (EndpointConnectionError, ConnectTimeoutError,
+                                                        ConnectionRefusedError)
+
+
+def may_have_taken_effect(exc: BaseException) -> bool:
+    """Whether the server may have carried out a request that failed with ``exc``: its answer was
+    lost (a reset, a timeout, a broken body) or it said it failed inside (500). A refused
+    connection or an answer such as 503 SlowDown or 4xx means it did nothing."""
+    if isinstance(exc, ClientError):
+        return error_code(exc) in MAYBE_DONE_CODES
+    if isinstance(exc, NOT_SENT_EXCEPTIONS):
+        return False
+    return isinstance(exc, RETRYABLE_EXCEPTIONS)
+
+
 class ShortReadError(OSError):
     """The server sent fewer bytes than the range asked for; retried like a dropped connection."""
 
@@ -98,3 +116,9 @@ class RetryPolicy:
                 log.debug("retrying %s after %s (attempt %d, %.2fs)", describe, type(exc).__name__,
                           attempt, pause)
                 time.sleep(pause)
+
+
+#: clean-up after a failed write (aborting a multipart upload, removing parts already stored): it
+#: runs when the endpoint has just failed, so it keeps trying for longer (about 15 s on average,
+#: 30 s at most) than a request whose caller is waiting
+CLEANUP_RETRY = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=4.0)

@@ -282,3 +282,22 @@ def test_a_failed_sparse_upload_removes_its_parts_on_a_flaky_endpoint(cci, fault
         flaky.upload_sparse_array("s/m", matrix)
     fault_proxy.clear()
     assert stored_keys(cci, "s/") == []
+
+
+def test_a_patient_policy_outlasts_its_attempts() -> None:
+    from cottoncandy.storage.retry import RetryPolicy
+
+    def flaky_until(moment: float):  # type: ignore[no-untyped-def]
+        def call() -> str:
+            if time.monotonic() < moment:
+                raise ConnectionResetError("endpoint down")
+            return "done"
+        return call
+
+    hasty = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.001)
+    with pytest.raises(ConnectionResetError):
+        hasty.call(flaky_until(time.monotonic() + 0.3), "test")
+    patient = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.01, patience=5.0)
+    assert patient.call(flaky_until(time.monotonic() + 0.3), "test") == "done"
+    with pytest.raises(ValueError):  # not retryable: patience does not apply
+        patient.call(lambda: (_ for _ in ()).throw(ValueError("bad")), "test")

@@ -92,6 +92,8 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay: float = 0.1
     max_delay: float = 5.0
+    #: seconds to keep retrying even after ``max_attempts`` (an outage must not outlast a clean-up)
+    patience: float = 0.0
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, ClientError):
@@ -105,12 +107,14 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T], describe: str) -> T:
         """Run ``fn`` until it succeeds, fails with a non-retryable error, or attempts run out."""
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
                 return fn()
             except Exception as exc:
                 attempt += 1
-                if attempt >= self.max_attempts or not self.is_retryable(exc):
+                spent = attempt >= self.max_attempts and time.monotonic() - started >= self.patience
+                if spent or not self.is_retryable(exc):
                     raise
                 pause = self.delay(attempt)
                 log.debug("retrying %s after %s (attempt %d, %.2fs)", describe, type(exc).__name__,
@@ -119,6 +123,6 @@ class RetryPolicy:
 
 
 #: clean-up after a failed write (aborting a multipart upload, removing parts already stored): it
-#: runs when the endpoint has just failed, so it keeps trying for longer (about 15 s on average,
-#: 30 s at most) than a request whose caller is waiting
-CLEANUP_RETRY = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=4.0)
+#: runs when the endpoint has just failed, so it keeps trying for 30 s, not the few seconds a
+#: request whose caller is waiting gets
+CLEANUP_RETRY = RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=4.0, patience=30.0)

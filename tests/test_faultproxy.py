@@ -165,6 +165,20 @@ def test_fraction_ranged_and_key_matching(fault_proxy: FaultProxy, stored: str) 
     assert fault_proxy.count("error500", "GET") == failures
 
 
+def test_query_matching_tells_multipart_calls_apart(fault_proxy: FaultProxy, client) -> None:  # type: ignore[no-untyped-def]
+    fault_proxy.set_rules([FaultRule("error500", methods=("POST",), query="uploads")])  # Create, not Complete
+    with pytest.raises(ClientError):
+        client.create_multipart_upload(Bucket=BUCKET, Key="mpu")
+    fault_proxy.set_rules([FaultRule("error500", methods=("POST",), query="uploadId")])
+    upload = client.create_multipart_upload(Bucket=BUCKET, Key="mpu")["UploadId"]
+    etag = client.upload_part(Bucket=BUCKET, Key="mpu", UploadId=upload, PartNumber=1, Body=b"x")["ETag"]
+    with pytest.raises(ClientError):
+        client.complete_multipart_upload(Bucket=BUCKET, Key="mpu", UploadId=upload,
+                                         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert fault_proxy.count("error500", "POST") == 2
+    client.abort_multipart_upload(Bucket=BUCKET, Key="mpu", UploadId=upload)
+
+
 def test_outage_refuses_connections_until_it_ends(fault_proxy: FaultProxy, stored: str) -> None:
     kept = http.client.HTTPConnection(fault_proxy.host, fault_proxy.port, timeout=10)
     kept.request("GET", presigned(fault_proxy, stored))
@@ -211,8 +225,9 @@ def test_control_requests_from_another_process(fault_proxy: FaultProxy, stored: 
 
 
 def test_rule_parsing() -> None:
-    rule = FaultRule.parse("mode=reset,methods=GET+HEAD,fraction=0.25,after=4096,ranged=false,key=a.grp")
-    assert rule == FaultRule("reset", methods=("GET", "HEAD"), fraction=0.25, after=4096, ranged=False, key="a.grp")
+    rule = FaultRule.parse("mode=reset,methods=GET+HEAD,fraction=0.25,after=4096,ranged=false,key=a.grp,query=x")
+    assert rule == FaultRule("reset", methods=("GET", "HEAD"), fraction=0.25, after=4096, ranged=False, key="a.grp",
+                             query="x")
     with pytest.raises(ValueError, match="unknown fault mode"):
         FaultRule.parse("mode=explode")
     with pytest.raises(ValueError, match="unknown method"):

@@ -93,6 +93,26 @@ def test_a_download_that_cannot_finish_is_eio_naming_the_object(cci, fault_proxy
     assert f"s3://{BUCKET}/z/gz" in str(caught.value)
 
 
+MODES = [FaultRule("reset", methods=("GET",), limit=2), FaultRule("truncate", methods=("GET",), limit=2),
+         FaultRule("slowdown", methods=("GET",), limit=2), FaultRule("error500", methods=("GET",), limit=2),
+         FaultRule("stall", methods=("GET",), seconds=0.3, limit=2),
+         FaultRule("delay", methods=("GET",), seconds=0.3, limit=2)]
+
+
+def test_library_reads_are_exact_in_every_mode(cci, fault_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    arrays = {"m/plain": (np.arange(50_000, dtype="<i8"), False), "m/gz": (sample(50_000, 7), "gzip"),
+              "m/zstd": (sample(50_000, 8), "Zstd")}
+    for key, (array, codec) in arrays.items():
+        cci.upload_raw_array(key, array, compression=codec)
+    flaky = flaky_interface(fault_proxy)
+    for rule in MODES:
+        for key, (array, _) in arrays.items():
+            fault_proxy.set_rules([FaultRule(**{**rule.__dict__, "fired": 0})])
+            assert wrong_bytes(flaky.download_raw_array(key), array) == 0, (rule.mode, key)
+            assert fault_proxy.count(rule.mode) > 0, (rule.mode, key)
+            fault_proxy.reset_counts()
+
+
 # --- item 4: faults never change the tree -------------------------------------------------------
 
 def test_head_failures_never_rename_or_hide_arrays(cci, fault_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
@@ -180,6 +200,37 @@ def test_mount_reads_under_resets_and_slowdowns_are_exact(cci, fault_proxy: Faul
         again = sum(wrong_bytes(np.load(m / f"{key}.npy"), array) for key, (array, _) in arrays.items())
     assert wrong == 0 and again == 0
     assert faults >= 3
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_one_mount_through_every_mode_and_an_outage(cci, fault_proxy: FaultProxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    arrays = {}
+    for i, rule in enumerate(MODES):
+        for codec in (False, "gzip"):
+            key = f"c/{rule.mode}-{codec or 'raw'}"
+            arrays[key] = (rule, sample(40_000, 10 + i) if codec else np.arange(40_000, dtype="<f8") + i, codec)
+    arrays["c/outage"] = (None, np.arange(1000.0), False)
+    for key, (_, array, codec) in arrays.items():
+        cci.upload_raw_array(key, array, compression=codec)
+    with mounted(BUCKET, tmp_path, "--endpoint-url", fault_proxy.endpoint_url, expect_errors=True) as m:
+        os.listdir(m / "c")  # metadata in: the faults below hit the reads
+        wrong = 0
+        for key, (rule, array, _) in arrays.items():
+            if rule is None:
+                continue
+            fault_proxy.set_rules([FaultRule(**{**rule.__dict__, "fired": 0})])
+            wrong += wrong_bytes(np.load(m / f"{key}.npy"), array)
+            assert fault_proxy.count(rule.mode) > 0, key
+        assert wrong == 0
+        fault_proxy.outage(30)  # longer than the retries: the read fails cleanly
+        with pytest.raises(OSError) as caught:
+            np.load(m / "c/outage.npy")
+        assert caught.value.errno == errno.EIO
+        fault_proxy.clear()  # and the same mount serves it once the endpoint is back
+        assert wrong_bytes(np.load(m / "c/outage.npy"), arrays["c/outage"][1]) == 0
+    errors = mounted.last_errors  # type: ignore[attr-defined]
+    assert len(errors) == 1 and "c/outage" in errors[0] and "EIO" in errors[0]
 
 
 # --- item 5: writes -----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ mode          what the client sees
 ECONNREFUSED), and a request arriving on an already open connection is reset.
 
 A ``FaultRule`` matches by method (``GET`` ``HEAD`` ``PUT`` ``POST`` ``DELETE``), by ranged/whole
-GET, by a substring of the decoded path (the key), and fires for a ``fraction`` of the matching
+GET, by a substring of the decoded path (the key) or of the query string, and fires for a ``fraction`` of the matching
 requests, drawn from one seeded RNG so a test run is repeatable for a given request order; ``limit``
 caps how often it fires. The first rule that matches and fires applies. Rules can be replaced at
 any time (``set_rules``, ``clear``), so a test ends a fault and then checks that the same client
@@ -83,7 +83,9 @@ class FaultRule:
 
     ``methods`` empty: every method. ``ranged`` ``True``/``False``: only ranged/whole GETs (and any
     other method is not matched); ``None``: either. ``key``: a substring of the decoded request
-    path. ``after``: body bytes sent before a reset, truncation or stall (``None``: half).
+    path; ``query``: a substring of the raw query string (``uploads`` is CreateMultipartUpload,
+    ``uploadId`` an UploadPart, CompleteMultipartUpload or AbortMultipartUpload; ``delete`` is
+    DeleteObjects). ``after``: body bytes sent before a reset, truncation or stall (``None``: half).
     ``seconds``: a stall's or delay's length. ``limit``: fire at most this often (``None``: always).
     """
 
@@ -91,6 +93,7 @@ class FaultRule:
     methods: tuple[str, ...] = ()
     fraction: float = 1.0
     key: str | None = None
+    query: str | None = None
     ranged: bool | None = None
     after: int | None = None
     seconds: float = 1.0
@@ -112,6 +115,8 @@ class FaultRule:
         if self.methods and request.method not in self.methods:
             return False
         if self.ranged is not None and (request.method != "GET" or request.ranged != self.ranged):
+            return False
+        if self.query is not None and self.query not in request.query:
             return False
         return self.key is None or self.key in request.key
 
@@ -146,6 +151,7 @@ class _Request:
     method: str
     target: str
     key: str
+    query: str
     ranged: bool
     head: bytes  # the request line and headers as sent upstream
     body: bytes
@@ -359,11 +365,11 @@ class FaultProxy:
             client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = reader.read_chunked() if chunked else reader.read_exact(length)
         kept = [line for line in lines[1:] if line and not line.lower().startswith("expect:")]
-        path = urllib.parse.urlsplit(target).path
+        parts = urllib.parse.urlsplit(target)
         connection = headers.get("connection", "").lower()
         keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-        return _Request(method=method.upper(), target=target, key=urllib.parse.unquote(path),
-                        ranged="range" in headers, body=body,
+        return _Request(method=method.upper(), target=target, key=urllib.parse.unquote(parts.path),
+                        query=parts.query, ranged="range" in headers, body=body,
                         head=("\r\n".join([lines[0], *kept]) + "\r\n\r\n").encode("latin-1"),
                         keep_alive=keep_alive)
 
@@ -629,7 +635,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual us
 
     parser = argparse.ArgumentParser(description="an HTTP fault proxy in front of an S3 endpoint",
                                      epilog="rule: mode=reset,methods=GET+HEAD,fraction=0.1[,after=N]"
-                                            "[,seconds=S][,key=SUBSTR][,ranged=true|false][,forward=false]"
+                                            "[,seconds=S][,key=SUBSTR][,query=SUBSTR][,ranged=true|false][,forward=false]"
                                             f"[,limit=N]; modes: {', '.join(MODES)}")
     parser.add_argument("--upstream", required=True, help="http://host:port of the S3 endpoint")
     parser.add_argument("--host", default="127.0.0.1")

@@ -643,8 +643,11 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual us
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rule", action="append", default=[], help="a fault rule (repeatable)")
     args = parser.parse_args(argv)
-    proxy = FaultProxy(args.upstream, host=args.host, port=args.port, seed=args.seed)
-    proxy.set_rules(FaultRule.parse(text) for text in args.rule)
+    try:
+        proxy = FaultProxy(args.upstream, host=args.host, port=args.port, seed=args.seed)
+        proxy.set_rules([FaultRule.parse(text) for text in args.rule])
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
     proxy.start()
     print(proxy.endpoint_url, flush=True)
     try:

@@ -335,6 +335,17 @@ def test_a_failed_sparse_upload_removes_its_parts_on_a_flaky_endpoint(cci, fault
     assert stored_keys(cci, "s/") == []
 
 
+def test_a_failed_dict2cloud_removes_what_it_may_have_stored(cci, fault_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    cci.upload_raw_array("t/b", np.arange(3.0))  # there before, and not part of what fails: kept
+    flaky = flaky_interface(fault_proxy)
+    fault_proxy.set_rules([FaultRule("reset", methods=("PUT",), key="t/a", after=0),
+                           FaultRule("slowdown", methods=("POST",), limit=2)])
+    with pytest.raises(OSError):
+        flaky.dict2cloud("t", {"a": np.arange(4.0), "c": {"d": np.arange(2)}}, verbose=False)
+    fault_proxy.clear()
+    assert stored_keys(cci, "t/") == ["t/b"]
+
+
 def test_a_patient_policy_outlasts_its_attempts() -> None:
     from cottoncandy.storage.retry import RetryPolicy
 

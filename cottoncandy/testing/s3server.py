@@ -12,7 +12,9 @@ machine is CPU taken from the client under test:
   package directory; this server is S3 only and routes straight to moto's S3 app;
 * a plain HEAD Object goes through Flask and moto's whole request parsing (~0.5 ms of CPU); the
   fast path answers it from moto's own store with the headers moto's handler would send, and
-  leaves anything unusual (query strings, conditions, checksums, missing keys, auth checks) to moto.
+  leaves anything unusual (query strings, conditions, checksums, missing keys, auth checks) to moto;
+* moto lists every multipart upload as initiated on 2010-11-10; ``enable_upload_times`` makes
+  ListMultipartUploads report the real time, as S3 does (a writer finds its lost uploads by it).
 
 Every answer still comes from moto's S3 backend. The request log records method, path, status and
 body bytes of each response so benchmarks can report bytes moved per read.

@@ -18,7 +18,7 @@ import numpy as np
 from .arrays import read_raw_array, write_raw_array
 from .formats.raw import has_array_metadata, spec_for_body
 from .listing import folder_prefix
-from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
+from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 
 
 def flatten_tree(object_name: str, tree: Mapping[Any, Any], name: Callable[[str], str]) -> tuple[
@@ -62,7 +62,11 @@ def upload_tree(store: ObjectStore, object_name: str, tree: Mapping[Any, Any], *
 
     def put(leaf: tuple[str, np.ndarray]) -> None:
         key, array = leaf
-        write_raw_array(store, key, array, True, extra=metadata, acl=acl, **choice)
+        try:
+            write_raw_array(store, key, array, True, extra=metadata, acl=acl, **choice)
+        except MaybeStoredError:  # its answer was lost: it may be there
+            written.append(key)
+            raise
         written.append(key)
 
     try:

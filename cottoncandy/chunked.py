@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import read_array_spec, read_raw_array, write_raw_array
+from .errors import ObjectNotFound
 from .formats import dask as layout
 from .formats.ranges import bounding_block, plan_block
 from .formats.raw import spec_from_metadata
@@ -65,7 +66,7 @@ def read_manifest(store: ObjectStore, object_name: str, kind: str) -> tuple[Any,
     manifest_key = f"{object_name}/{layout.MANIFEST}"
     if manifest_key not in listing:
         what = "nothing is stored under it" if not listing else f"{layout.MANIFEST} is missing"
-        raise FileNotFoundError(errno.ENOENT, f"{name} is not a {kind}: {what}")
+        raise ObjectNotFound(errno.ENOENT, f"{name} is not a {kind}: {what}")
     body = store.get(manifest_key)
     try:
         doc = json.loads(body.decode("utf-8"))
@@ -100,7 +101,7 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
             continue
         refs[coords] = PartRef(handle, info.key, info.etag, manifest.dtype.str, manifest.block_shape(coords))
     if missing:
-        raise FileNotFoundError(errno.ENOENT, f"{name}: dask array part {missing[0]} is missing "
+        raise ObjectNotFound(errno.ENOENT, f"{name}: dask array part {missing[0]} is missing "
                                               f"({len(missing)} of {len(manifest.blocks)} parts)")
     if dask_name is None:
         dask_name = "cottoncandy-" + tokenize(handle.spec or id(store), object_name,

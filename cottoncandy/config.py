@@ -102,12 +102,34 @@ class Settings:
     path_separator: str = "/"
     default_bucket: str = ""
     force_bucket_creation: bool = False
+    #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
+    boto_config: object = field(default=None, repr=False, compare=False)
 
     def with_credentials(self, access_key: str | None, secret_key: str | None) -> Settings:
         return replace(self, access_key=access_key, secret_key=secret_key)
 
     def has_explicit_keys(self) -> bool:
         return bool(self.access_key and self.secret_key)
+
+
+#: Settings with their credentials, by token, for stores rebuilt from a spec in this process
+_LIVE: dict[str, Settings] = {}
+
+
+def remember(settings: Settings) -> str:
+    """A token naming ``settings`` in this process (and its forked children), for ``recall``.
+
+    Pickled dask graphs carry the token, never the keys: unpickled here or in a forked worker they
+    find the interface's own credentials; in any other process the token is unknown and the
+    worker's own credential chain (environment, ``~/.aws``) is used.
+    """
+    token = f"{id(settings):x}-{os.getpid()}"
+    _LIVE.setdefault(token, settings)
+    return token
+
+
+def recall(token: object) -> Settings | None:
+    return _LIVE.get(str(token)) if token else None
 
 
 def _mb(parser: configparser.ConfigParser, section: str, option: str) -> int | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .errors import IsAFolder, ObjectExists, ObjectNotFound
 from .listing import folder_prefix, glob
 from .namespace.patterns import has_magic
 from .progress import Progress
@@ -56,11 +57,11 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
         prefix = folder_prefix(src)
         keys = [o.key for o in src_store.iter_objects(prefix) if o.key != prefix]
         if not keys:
-            raise FileNotFoundError(errno.ENOENT, f"nothing to copy: {src_store.describe(src)} is neither an "
+            raise ObjectNotFound(errno.ENOENT, f"nothing to copy: {src_store.describe(src)} is neither an "
                                                   "object nor a folder of objects")
         if not recursive:
-            raise IsADirectoryError(errno.EISDIR, f"{src_store.describe(src)} is a folder of {len(keys)} "
-                                                  "objects: pass recursive=True to copy it")
+            raise IsAFolder(errno.EISDIR, f"{src_store.describe(src)} is a folder of {len(keys)} "
+                                          "objects: pass recursive=True to copy it")
         plan = [Copy(key, folder_prefix(dst) + key[len(prefix):]) for key in keys]
     if not overwrite:
         if len(plan) == 1:
@@ -69,9 +70,9 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
             taken = {o.key for o in dst_store.iter_objects(folder_prefix(dst))}
             clashes = [c.dst for c in plan if c.dst in taken]
         if clashes:
-            raise FileExistsError(errno.EEXIST, f"{dst_store.describe(clashes[0])} already exists"
-                                                f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}"
-                                                "; pass overwrite=True to replace")
+            raise ObjectExists(errno.EEXIST, f"{dst_store.describe(clashes[0])} already exists"
+                                             f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}"
+                                             "; pass overwrite=True to replace")
     return plan
 
 
@@ -86,7 +87,9 @@ def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
     if has_magic(name):
         keys = glob(store, name)
         if not keys:
-            raise FileNotFoundError(errno.ENOENT, f"no objects match {name!r} in {store.describe()}")
+            warnings.warn(f"nothing removed: no objects match {name!r} in {store.describe()}", UserWarning,
+                          stacklevel=3)
+            return []
         store.delete_many(keys)
         return keys
     keys = [name] if store.exists(name) else []
@@ -96,12 +99,14 @@ def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
         if keys:  # an object and a folder share the name: remove just the object
             store.delete_many(keys)
             return keys
-        raise IsADirectoryError(errno.EISDIR, f"cannot remove {store.describe(name)}: it is a folder of "
-                                              f"{len(below)} objects; use recursive=True")
+        warnings.warn(f"nothing removed: {store.describe(name)} is a folder of {len(below)} objects; "
+                      "use recursive=True", UserWarning, stacklevel=3)
+        return []
     keys += below
     if not keys:
-        raise FileNotFoundError(errno.ENOENT, f"nothing to remove: {store.describe(name)} is neither an object "
-                                              "nor a folder of objects")
+        warnings.warn(f"nothing removed: {store.describe(name)} is neither an object nor a folder of objects",
+                      UserWarning, stacklevel=3)
+        return []
     store.delete_many(keys)
     return keys
 
@@ -187,9 +192,10 @@ def download_directory(store: ObjectStore, directory: str, disk_name: str, *, th
         raise ValueError(f"download_directory takes a folder, not a pattern: {directory!r}")
     prefix = folder_prefix(directory)
     objects = [o for o in store.iter_objects(prefix) if o.key != prefix]
-    if not objects:
-        raise FileNotFoundError(errno.ENOENT, f"nothing to download: no objects under {store.describe(prefix)}")
     os.makedirs(disk_name, exist_ok=True)
+    if not objects:
+        warnings.warn(f"nothing downloaded: no objects under {store.describe(prefix)}", UserWarning, stacklevel=3)
+        return []
     root = os.path.abspath(disk_name)
     jobs: list[tuple[ObjectInfo, str]] = []
     for info in objects:

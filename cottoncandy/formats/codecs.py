@@ -69,6 +69,8 @@ def decode_into(body: bytes | memoryview, name: str, out: memoryview) -> None:
         gunzip_into([body], out)
         return
     codec = _numcodecs_codec(check_codec(name).lower())
+    if len(out) == 0:  # an empty array: nothing to fill (LZ4 cannot decode its own empty frame)
+        return
     try:
         decoded = codec.decode(body)
     except Exception as exc:  # numcodecs raises assorted errors on damaged input

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import string2bool
+from ..errors import NotARawArray, ReservedMetadataKey
 from .codecs import GZIP, check_codec
 
 RESERVED_KEYS = ("dtype", "shape", "compression", "order")
@@ -71,7 +72,7 @@ def spec_from_metadata(meta: Mapping[str, str] | None, name: str) -> ArraySpec:
     if "compression" not in meta and "gzip" not in meta:
         missing.append("compression")
     if missing:
-        raise ValueError(f"{name} is not a raw array: its metadata lacks {', '.join(missing)} "
+        raise NotARawArray(f"{name} is not a raw array: its metadata lacks {', '.join(missing)} "
                          f"(has: {', '.join(sorted(meta)) or 'nothing'})")
     try:
         dtype = np.dtype(meta["dtype"])
@@ -90,8 +91,6 @@ def spec_from_metadata(meta: Mapping[str, str] | None, name: str) -> ArraySpec:
         compression = parse_compression(meta)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from exc
-    if compression not in (None, GZIP):
-        order = "C"  # 0.4.0 ignores order for numcodecs bodies
     return ArraySpec(dtype=dtype, shape=shape, order=order, compression=compression)
 
 
@@ -132,13 +131,16 @@ def resolve_compression(compression: object, nbytes: int, small_array: str = "gz
     raise TypeError(f"compression must be True, False, None or a codec name, not {type(compression).__name__}")
 
 
+def metadata_value(value: object) -> str:
+    """User metadata values are strings on the wire; others are stored as ``str(value)``, as 0.4.0 did."""
+    return value if isinstance(value, str) else str(value)
+
+
 def validate_extra_metadata(extra: Mapping[str, object]) -> dict[str, str]:
     """Extra keyword arguments become user metadata: string values, no clash with the four keys."""
     out: dict[str, str] = {}
     for key, value in extra.items():
         if key.lower() in RESERVED_KEYS or key.lower() == "gzip":
-            raise ValueError(f"metadata key {key!r} is reserved for the array's own description")
-        if not isinstance(value, str):
-            raise TypeError(f"metadata {key!r} must be a str (S3 stores strings), not {type(value).__name__}")
-        out[key] = value
+            raise ReservedMetadataKey(f"metadata key {key!r} is reserved for the array's own description")
+        out[key] = metadata_value(value)
     return out

@@ -188,8 +188,11 @@ def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Call
 def download_directory(store: ObjectStore, directory: str, disk_name: str, *, threads: int,
                        verbose: bool) -> list[str]:
     """Every key under ``directory/`` into ``disk_name``, keeping the folder structure."""
+    if directory.endswith("/*") and not has_magic(directory[:-2]):
+        directory = directory[:-2]  # 'path/*' means 'path', as in 0.4.0
     if has_magic(directory):
-        raise ValueError(f"download_directory takes a folder, not a pattern: {directory!r}")
+        raise NotImplementedError(f"download_directory takes a folder, not a pattern: {directory!r} "
+                                  "(wildcards not implemented, as in 0.4.0)")
     prefix = folder_prefix(directory)
     objects = [o for o in store.iter_objects(prefix) if o.key != prefix]
     os.makedirs(disk_name, exist_ok=True)

@@ -26,12 +26,21 @@ import numpy as np  # noqa: E402
 
 import cottoncandy as cc  # noqa: E402
 
+INTERFACES = {}
+
+
 def interface(backend, bucket, endpoint):
-    """A fresh interface per case: a case that switches buckets (0.4.0's ``rm_bucket`` does) leaks nothing."""
-    if backend == "local":
-        return cc.get_interface(bucket, backend="local", verbose=False)
-    return cc.get_interface(bucket, ACCESS_KEY="testing", SECRET_KEY="testing-secret", endpoint_url=endpoint,
-                            verbose=False)
+    """One interface per bucket, remade when a case left it on another bucket (0.4.0's ``rm_bucket``)."""
+    key = (backend, bucket)
+    cci = INTERFACES.get(key)
+    if cci is None or (backend == "s3" and cci.bucket_name != bucket):
+        if backend == "local":
+            cci = cc.get_interface(bucket, backend="local", verbose=False)
+        else:
+            cci = cc.get_interface(bucket, ACCESS_KEY="testing", SECRET_KEY="testing-secret", endpoint_url=endpoint,
+                                   verbose=False)
+        INTERFACES[key] = cci
+    return cci
 
 
 def encode(value, tmp, depth=0):

@@ -6,6 +6,7 @@ differences are declared there and listed in README's table).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from .harness import Case, compare, reset_bucket, snapshot_dir, snapshot_s3
 
 
 def run_case(case: Case, runners: Any, s3_client: Any, s3_server: Any, tmp_path: Path) -> list[str]:
-    old_runner, new_runner = runners
-    answers, stores = [], []
-    for runner, bucket, label in ((old_runner, OLD_BUCKET, "old"), (new_runner, NEW_BUCKET, "new")):
+    """Both libraries run the case at once, each on its own bucket (or directory); then compare."""
+
+    def one(runner: Any, bucket: str, label: str) -> tuple[dict[str, Any], dict[str, Any]]:
         tmp = tmp_path / label
         tmp.mkdir()
         if case.backend == "local":
@@ -27,10 +28,16 @@ def run_case(case: Case, runners: Any, s3_client: Any, s3_server: Any, tmp_path:
         else:
             reset_bucket(s3_client, bucket)
             where = bucket
-        answers.append(runner.run(backend=case.backend, bucket=where, endpoint=s3_server.endpoint_url,
-                                  tmp=str(tmp), code=case.code, expr=case.expr))
-        stores.append(snapshot_dir(Path(where)) if case.backend == "local" else snapshot_s3(s3_client, bucket))
-    return compare(case, answers[0], answers[1], stores[0], stores[1])
+        answer = runner.run(backend=case.backend, bucket=where, endpoint=s3_server.endpoint_url,
+                            tmp=str(tmp), code=case.code, expr=case.expr)
+        return answer, snapshot_dir(Path(where)) if case.backend == "local" else snapshot_s3(s3_client, bucket)
+
+    old_runner, new_runner = runners
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        old = pool.submit(one, old_runner, OLD_BUCKET, "old")
+        new = pool.submit(one, new_runner, NEW_BUCKET, "new")
+        (old_answer, old_store), (new_answer, new_store) = old.result(), new.result()
+    return compare(case, old_answer, new_answer, old_store, new_store)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -7,6 +7,7 @@ honoured when reading). The legacy ``gzip`` key wins over ``compression`` when p
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from ..errors import NotARawArray, ReservedMetadataKey
 from .codecs import GZIP, check_codec
 
 RESERVED_KEYS = ("dtype", "shape", "compression", "order")
+DESCR_KEY = "dtype-descr"  # structured dtypes: numpy's descr as JSON (0.4.0 ignores it)
 UNCOMPRESSED_SPELLINGS = frozenset({"false", "none", ""})
 GZIP_LIMIT = 2**31
 
@@ -78,6 +80,7 @@ def spec_from_metadata(meta: Mapping[str, str] | None, name: str) -> ArraySpec:
         dtype = np.dtype(meta["dtype"])
     except TypeError as exc:
         raise ValueError(f"{name}: metadata dtype {meta['dtype']!r} is not a numpy dtype") from exc
+    dtype = structured_dtype(meta, dtype, name)
     if dtype.hasobject:
         raise ValueError(f"{name}: dtype {meta['dtype']!r} holds Python objects and cannot be read as bytes")
     try:
@@ -95,13 +98,45 @@ def spec_from_metadata(meta: Mapping[str, str] | None, name: str) -> ArraySpec:
 
 
 def metadata_from_spec(spec: ArraySpec) -> dict[str, str]:
-    """The four strings 0.4.0 writes, in its key order."""
-    return {
+    """The four strings 0.4.0 writes, in its key order (plus ``dtype-descr`` for structured dtypes)."""
+    meta = {
         "dtype": spec.dtype.str,
         "shape": ",".join(str(d) for d in spec.shape),
         "compression": spec.compression if spec.compression else "False",
         "order": spec.order,
     }
+    if spec.dtype.fields is not None:
+        meta[DESCR_KEY] = json.dumps(np.lib.format.dtype_to_descr(spec.dtype), separators=(",", ":"))
+    return meta
+
+
+def _descr(obj: object) -> object:
+    """JSON's lists back into the tuples of a numpy ``descr`` (fields, titles, sub-array shapes)."""
+    if isinstance(obj, list):
+        return [tuple(_descr(part) if isinstance(part, list) and i == 1 else tuple(part) if isinstance(part, list)
+                      else part for i, part in enumerate(field)) if isinstance(field, list) else field
+                for field in obj]
+    return obj
+
+
+def structured_dtype(meta: Mapping[str, str], plain: np.dtype, name: str) -> np.dtype:
+    """The full structured dtype of ``dtype-descr`` when it matches the stored record size, else ``plain``.
+
+    0.4.0 stores a structured array's ``dtype.str`` (``|V12``): the record bytes, no fields. We keep
+    that (0.4.0 reads ours as void records) and carry the fields in ``dtype-descr``, which 0.4.0
+    ignores.
+    """
+    text = meta.get(DESCR_KEY)
+    if not text or plain.kind != "V":
+        return plain
+    try:
+        full = np.lib.format.descr_to_dtype(_descr(json.loads(text)))
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(f"{name}: metadata {DESCR_KEY} is not a numpy dtype description: {exc}") from exc
+    if full.itemsize != plain.itemsize:
+        raise ValueError(f"{name}: metadata {DESCR_KEY} describes {full.itemsize}-byte records but dtype "
+                         f"{plain.str} has {plain.itemsize}")
+    return full
 
 
 def resolve_compression(compression: object, nbytes: int, small_array: str = "gzip",

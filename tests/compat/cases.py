@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (scripted calls read best on one line)
 """The scripted calls the differential harness runs through cottoncandy 0.4.0 and through ours.
 
 Each case is the text a 0.4.0 user would write (``code`` to set up, ``expr`` the call compared).
@@ -36,7 +37,7 @@ def _cases() -> list[Case]:
         add(Case(f"raw_datetime_{comp.strip(chr(39))}", "b = np.arange(6).astype('<M8[s]')\n"
                  f"cci.upload_raw_array('r', b, compression={comp})\n", "cci.download_raw_array('r')",
                  differs="README: 0.4.0 bugs not copied (datetime arrays could not be uploaded)",
-                 expect_ours="returns", compare_store=False))
+                 expect_old="raises:ValueError", expect_ours="returns", compare_store=False))
     for comp in ["False", "True", "'gzip'", "'LZ4'", "'Zlib'", "'Zstd'", "'BZ2'", "None"]:
         add(Case(f"raw_compression_{comp.strip(chr(39))}", A + f"cci.upload_raw_array('r', a, compression={comp})\n",
                  "cci.download_raw_array('r')"))
@@ -47,7 +48,7 @@ def _cases() -> list[Case]:
     for comp in ["LZ4", "Zlib", "Zstd", "BZ2"]:
         add(Case(f"raw_empty_{comp}", f"cci.upload_raw_array('r', np.zeros((0, 3)), compression='{comp}')\n",
                  "cci.download_raw_array('r')", differs="0.4.0 bug not copied: empty arrays with a numcodecs "
-                 "codec failed (README: compatibility, 0.4.0 bugs we fix)", expect_ours="returns",
+                 "codec failed (README: compatibility, 0.4.0 bugs we fix)", expect_old="raises:ZeroDivisionError", expect_ours="returns",
                  compare_store=False))
     add(Case("raw_structured", STRUCT + "cci.upload_raw_array('r', s, compression=False)\n",
              "cci.download_raw_array('r')", differs="0.4.0 reads structured dtypes as void; ours keeps the "
@@ -58,7 +59,7 @@ def _cases() -> list[Case]:
              "cci.download_stream('r').metadata"))
     add(Case("raw_metadata_not_str", A + "cci.upload_raw_array('r', a, subject=3, run=5.5, ok=True)\n",
              "cci.download_stream('r').metadata", differs="README: metadata values that are not strings (0.4.0 on S3: AttributeError inside botocore)",
-             expect_ours="returns", compare_store=False))
+             expect_old="raises:AttributeError", expect_ours="returns", compare_store=False))
     for key in ["dtype", "shape", "order"]:
         add(Case(f"raw_metadata_conflict_{key}", A, f"cci.upload_raw_array('r', a, {key}='x')"))
     add(Case("raw_metadata_conflict_compression", A, "cci.upload_raw_array('r', a, compression='gzip')"))
@@ -83,7 +84,7 @@ def _cases() -> list[Case]:
              "cci.upload_object('r', io.BytesIO(numcodecs.Zstd().encode(f.tobytes(order='F'))), dtype='<f4', "
              "shape='3,4', order='F', compression='Zstd')\n", "cci.download_raw_array('r')",
              differs="0.4.0 bug not copied: an order=F numcodecs body was read in C order (README: compatibility)",
-             expect_ours="returns"))
+             expect_old="returns", expect_ours="returns"))
 
     # --- npy, json, pickle, objects -------------------------------------------------------------------
     add(Case("npy_roundtrip", A + "cci.upload_npy_array('n', a)\n", "cci.download_npy_array('n')"))
@@ -91,7 +92,7 @@ def _cases() -> list[Case]:
              "[cci.download_npy_array('n', threads=2), cci.download_stream('n').metadata]"))
     add(Case("npy_meta_not_str", A + "cci.upload_npy_array('n', a, subject=3)\n", "cci.download_stream('n').metadata",
              differs="README: metadata values that are not strings (0.4.0 on S3: AttributeError inside botocore)",
-             expect_ours="returns", compare_store=False))
+             expect_old="raises:AttributeError", expect_ours="returns", compare_store=False))
     add(Case("npy_missing", "", "cci.download_npy_array('nope')"))
     add(Case("json_roundtrip", "cci.upload_json('j', {'a': [1, 2], 'b': 'x'})\n", "cci.download_json('j')"))
     add(Case("json_threads_meta", "cci.upload_json('j', [1, 2], threads=1, tag='t', n='4')\n",
@@ -105,7 +106,7 @@ def _cases() -> list[Case]:
              "[cci.download_object('o'), cci.download_object('o', threads=2), cci.download_stream('o').metadata]"))
     add(Case("object_meta_not_str", "cci.upload_object('o', io.BytesIO(b'abc'), n=5)\n",
              "cci.download_stream('o').metadata", differs="README: metadata values that are not strings (0.4.0 on S3: AttributeError inside botocore)",
-             expect_ours="returns", compare_store=False))
+             expect_old="raises:AttributeError", expect_ours="returns", compare_store=False))
     add(Case("download_stream_threads", "cci.upload_object('o', io.BytesIO(b'abc'), k='v')\n",
              "cci.download_stream('o', threads=2)"))
     add(Case("download_stream_missing", "", "cci.download_stream('nope')"))
@@ -138,6 +139,8 @@ def _cases() -> list[Case]:
              "cci.get_object('/g', BUCKET).metadata"))
     add(Case("get_bucket_name", "", "cci.get_bucket().name == BUCKET"))
     add(Case("get_object_owner_missing", "", "cci.get_object_owner('nope')"))
+    add(Case("get_object_owner", "cci.upload_json('j', {})\n", "sorted(cci.get_object_owner('j'))"))
+    add(Case("set_bucket", "", "[cci.set_bucket(BUCKET), cci.bucket_name == BUCKET]"))
     add(Case("create_and_rm_bucket", "x = BUCKET + '-extra'\ncci.create_bucket(x)\n",
              "[cci.exists_bucket(x), cci.rm_bucket(x), cci.exists_bucket(x)]"))
     add(Case("set_bucket_missing", "", "cci.set_bucket('no-such-bucket-here')"))
@@ -156,6 +159,8 @@ def _cases() -> list[Case]:
     upload_dir = ("d = os.path.join(tmp, 'up')\nos.makedirs(os.path.join(d, 'sub'))\n"
                   "open(os.path.join(d, 'a.txt'), 'w').write('a')\nopen(os.path.join(d, 'sub', 'b.txt'), 'w').write('b')\n")
     add(Case("upload_from_directory", upload_dir + "cci.upload_from_directory(d, 'dir')\n",
+             "sorted(o.key for o in cci.get_objects())"))
+    add(Case("upload_from_directory_default_name", upload_dir + "os.chdir(tmp)\ncci.upload_from_directory('up')\n",
              "sorted(o.key for o in cci.get_objects())"))
     add(Case("upload_from_directory_recursive", upload_dir +
              "cci.upload_from_directory(d, 'dir', recursive=True, ExtraArgs=dict(ACL='private'), threads=2)\n",
@@ -179,7 +184,7 @@ def _cases() -> list[Case]:
         add(Case(f"ls_{name}", TREE, f"sorted(cci.ls({pattern}))"))
     add(Case("ls_kwargs", TREE, "sorted(cci.ls('t/*', page_size=10, limit=100))"))
     add(Case("ls_verbose", TREE, "sorted(cci.ls('t/*', verbose=True))", differs="README: ls(verbose=True) "
-             "returns the names it prints (0.4.0 returned [])", expect_ours="value"))
+             "returns the names it prints (0.4.0 returned [])", expect_old="value", expect_ours="value"))
     for pattern in ["'t/sub/*'", "'t/*/y'", "'t/sub/?'", "'t/sub/[yz]'", "'u/v'", "'nothing*'", "'t/sub/y'"]:
         name = pattern.strip("'").replace("/", "_S_").replace("*", "STAR").replace("?", "Q").replace("[", "").replace("]", "")
         add(Case(f"glob_{name}", TREE, f"cci.glob({pattern})"))
@@ -189,6 +194,10 @@ def _cases() -> list[Case]:
     add(Case("glob_prefix_is_not_a_match", TREE, "cci.glob('t/top')", differs="README: glob('path/top') exact match",
              expect_ours="value"))
     add(Case("search", TREE, "cci.search('t/sub/*')"))
+    add(Case("search_kwargs", TREE, "cci.search('t/sub/*', page_size=10, limit=5)"))
+    add(Case("glob_star_top_level", TREE, "cci.glob('*')", differs="README: glob('*') is the top level only",
+             expect_ours="value"))
+    add(Case("glob_quoted_name", "cci.upload_json('q/a%20b', {})\n", "cci.glob('q/*', do_unquote=False)"))
 
     # --- cp / mv / rm --------------------------------------------------------------------------------------
     add(Case("cp", A + "cci.upload_raw_array('s', a, k='v')\ncci.cp('s', 'd')\n", "cci.download_raw_array('d')"))
@@ -199,6 +208,8 @@ def _cases() -> list[Case]:
              "cci.download_raw_array('d')"))
     add(Case("cp_exists", A + "cci.upload_raw_array('s', a)\ncci.upload_raw_array('d', a)\n", "cci.cp('s', 'd')"))
     add(Case("cp_missing", "", "cci.cp('nope', 'd')"))
+    add(Case("cp_folder", TREE, "cci.cp('t/sub', 'd')"))
+    add(Case("cp_leading_slash", A + "cci.upload_raw_array('s', a)\ncci.cp('/s', 'd/e')\n", "cci.download_raw_array('d/e')"))
     add(Case("mv", A + "cci.upload_raw_array('s', a)\ncci.mv('s', 'd')\n",
              "[cci.exists_object('s'), cci.download_raw_array('d')]"))
     add(Case("mv_overwrite", A + "cci.upload_raw_array('s', a)\ncci.upload_raw_array('d', a[:1])\n"
@@ -214,6 +225,10 @@ def _cases() -> list[Case]:
     add(Case("rm_nothing", TREE, "cci.rm('nothing/here')", warns="UserWarning", additive=True))
     add(Case("rm_folder_not_recursive", TREE + "cci.rm('t/sub')\n", "sorted(o.key for o in cci.get_objects())",
              warns="UserWarning"))
+    add(Case("rm_pattern_recursive", TREE + "cci.rm('t/sub/*', recursive=True)\n",
+             "sorted(o.key for o in cci.get_objects())"))
+    add(Case("rm_pattern_not_recursive", TREE + "cci.rm('t/sub/*')\n", "sorted(o.key for o in cci.get_objects())"))
+    add(Case("rm_leading_slash", TREE + "cci.rm('/t/x')\n", "sorted(o.key for o in cci.get_objects())"))
     add(Case("rm_delete_kwarg", TREE + "cci.rm('t/x', recursive=False, delete=True)\n",
              "sorted(o.key for o in cci.get_objects())"))
 
@@ -228,7 +243,7 @@ def _cases() -> list[Case]:
     add(Case("dask_missing", "", "cci.download_dask_array('nope')"))
     add(Case("dask_pickled_graph", A + "import cloudpickle\ncci.upload_dask_array('k', a)\n"
              "d = cloudpickle.loads(cloudpickle.dumps(cci.download_dask_array('k')))\n", "d.compute()",
-             differs="README: dask graphs pickle (0.4.0's held the boto3 client: TypeError)", expect_ours="returns"))
+             differs="README: dask graphs pickle (0.4.0's held the boto3 client: TypeError)", expect_old="raises:TypeError", expect_ours="returns"))
 
     # --- sparse ------------------------------------------------------------------------------------------------
     for fmt in ["csr", "csc", "coo", "bsr", "dia", "lil", "dok"]:
@@ -246,17 +261,23 @@ def _cases() -> list[Case]:
              "cci.cloud2dict('g', verbose=False, threads=2)"))
     add(Case("dict2cloud_metadata_on_lists", tree + "cci.dict2cloud('g', dd, who='me')\n",
              "cci.download_stream('g/sub/z').metadata", differs="README: dict2cloud metadata reaches values made "
-             "with np.asarray (0.4.0 dropped it for them)", expect_ours="value", compare_store=False))
+             "with np.asarray (0.4.0 dropped it for them)", expect_old="value", expect_ours="value", compare_store=False))
     add(Case("cloud2dict_keys", tree + "cci.dict2cloud('g', dd)\n", "cci.cloud2dict('g', keys=['x'])"))
     add(Case("cloud2dict_keys_str", tree + "cci.dict2cloud('g', dd)\n", "cci.cloud2dict('g', keys='x')"))
     add(Case("cloud2dict_empty", "", "cci.cloud2dict('nothing')"))
+    add(Case("cloud2dict_missing_key", tree + "cci.dict2cloud('g', dd)\n", "cci.cloud2dict('g', keys=['nope'])",
+             differs="README: cloud2dict(keys=[missing]) raises KeyError naming it (0.4.0: {'nope': None})",
+             expect_old="value", expect_ours="raises:KeyError", compare_store=False))
+    add(Case("dict2cloud_object_dtype", "", "cci.dict2cloud('g', {'o': np.array([{}, 1], dtype=object)})",
+             differs="README: dict2cloud of an object-dtype value is refused before anything is written",
+             expect_old="returns", expect_ours="raises:TypeError", compare_store=False))
     add(Case("cloud2dict_non_array", tree + "cci.dict2cloud('g', dd)\ncci.upload_json('g/j', {'q': 1})\n",
              "cci.cloud2dict('g')"))
     add(Case("cloud2dataset_keys", tree + "cci.dict2cloud('g.grp', dd)\n", "cci.cloud2dataset('g.grp').keys()"))
     add(Case("cloud2dataset_load", tree + "cci.dict2cloud('g.grp', dd)\n", "cci.cloud2dataset('g.grp').load('x')"))
     add(Case("cloud2dataset_folder_keys", tree + "cci.dict2cloud('g', dd)\n", "cci.cloud2dataset('g').keys()",
              differs="README: browser keys()/load() on any folder (0.4.0: only under .grp, else AssertionError)",
-             expect_ours="value"))
+             expect_old="raises:AssertionError", expect_ours="value"))
 
     # --- browser ------------------------------------------------------------------------------------------------
     # 0.4.0's browser works from a folder (cloud2dataset); keys()/load() exist on .grp groups only
@@ -275,17 +296,17 @@ def _cases() -> list[Case]:
     add(Case("browser_len", names, "[len(ds), len(ds.ses_1_DOT_grp)]"))
     add(Case("browser_group_load_stored_key", names, "ds.ses_1_DOT_grp.load('run-01')",
              differs="README: browser load() takes the stored name too (0.4.0 only the attribute name)",
-             expect_ours="returns"))
+             expect_old="raises:ValueError", expect_ours="returns"))
     add(Case("browser_root", names, "sorted(dir(cci.get_browser().proj))"))
     add(Case("browser_folder_load", names, "ds.b.load()", differs="README: load() on any dataset, not only "
-             "inside a .grp group (0.4.0: AssertionError)", expect_ours="returns"))
+             "inside a .grp group (0.4.0: AssertionError)", expect_old="raises:AssertionError", expect_ours="returns"))
 
     # --- get_interface keywords ------------------------------------------------------------------------------------
     add(Case("get_interface_config", "from botocore.client import Config\n",
              "cc.get_interface(BUCKET, ACCESS_KEY='testing', SECRET_KEY='t', endpoint_url=ENDPOINT, verbose=False, "
              "config=Config(connect_timeout=5, read_timeout=60)).exists_object('nope')",
              differs="README: get_interface(config=) without a signature_version (0.4.0 set it to '' and failed)",
-             expect_ours="value"))
+             expect_old="raises:UnknownSignatureVersionError", expect_ours="value"))
     add(Case("get_interface_config_signature", "from botocore.client import Config\n",
              "cc.get_interface(BUCKET, ACCESS_KEY='testing', SECRET_KEY='t', endpoint_url=ENDPOINT, verbose=False, "
              "force_bucket_creation=False, backend='s3', config=Config(signature_version='s3v4')).bucket_name == BUCKET"))
@@ -314,7 +335,7 @@ def _cases() -> list[Case]:
              "[cci.exists_object('s'), cci.download_raw_array('e/d')]"),
         Case("local_cp_no_overwrite", A + "cci.upload_raw_array('s', a)\n", "cci.cp('s', 'd')",
              differs="README: local cp/mv without overwrite=True (0.4.0 raised NotImplementedError for every one)",
-             expect_ours="returns", compare_store=False),
+             expect_old="raises:NotImplementedError", expect_ours="returns", compare_store=False),
         Case("local_dict2cloud", A + "cci.dict2cloud('g', {'x': a, 's': {'y': a}})\n", "cci.cloud2dict('g')"),
         Case("local_sparse", SPARSE.format(fmt="csr") + "cci.upload_sparse_array('m', m)\n",
              "cci.download_sparse_array('m')"),

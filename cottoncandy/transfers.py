@@ -86,6 +86,10 @@ def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
     """Delete an object, a folder's keys (``recursive``), or the objects a pattern matches."""
     if has_magic(name):
         keys = glob(store, name)
+        if keys and not recursive:  # 0.4.0 removed a pattern's matches only with recursive=True
+            warnings.warn(f"nothing removed: {name!r} matches {len(keys)} objects in {store.describe()}; "
+                          "use recursive=True to remove them", UserWarning, stacklevel=3)
+            return []
         if not keys:
             warnings.warn(f"nothing removed: no objects match {name!r} in {store.describe()}", UserWarning,
                           stacklevel=3)

@@ -16,7 +16,7 @@ import cottoncandy as cc
 from cottoncandy.config import legacy_config_path, load_settings
 from cottoncandy.errors import NotAnArray, NotARawArray, ObjectExists, ObjectNotFound, ReservedMetadataKey
 
-from .conftest import BUCKET
+from .conftest import BUCKET, warns_about
 
 
 @pytest.mark.parametrize("call", ["download_raw_array", "download_npy_array", "download_json", "download_pickle",
@@ -96,12 +96,12 @@ def test_get_interface_takes_a_botocore_config(s3) -> None:  # type: ignore[no-u
 def test_calls_040_completed_complete_with_a_warning(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     for key in ("t/a", "t/b", "u"):
         cci.upload_json(key, {})
-    with pytest.warns(UserWarning, match="nothing removed"):
+    with warns_about("nothing removed"):
         assert cci.rm("nothing/here") == []
-    with pytest.warns(UserWarning, match="recursive=True"):
+    with warns_about("recursive=True"):
         assert cci.rm("t") == []
     assert cci.exists_object("t/a")
-    with pytest.warns(UserWarning, match="nothing downloaded"):
+    with warns_about("nothing downloaded"):
         assert cci.download_directory("empty", str(tmp_path / "d")) == []
     assert sorted(cci.lsdir("t/*")) == ["t/a", "t/b"]
 

@@ -139,7 +139,7 @@ def _cases() -> list[Case]:
              "cci.get_object('/g', BUCKET).metadata"))
     add(Case("get_bucket_name", "", "cci.get_bucket().name == BUCKET"))
     add(Case("get_object_owner_missing", "", "cci.get_object_owner('nope')"))
-    add(Case("get_object_owner", "cci.upload_json('j', {})\n", "sorted(cci.get_object_owner('j'))"))
+    add(Case("get_object_owner", "cci.upload_json('j', {})\n", "cci.get_object_owner('j')", additive=True))
     add(Case("set_bucket", "", "[cci.set_bucket(BUCKET), cci.bucket_name == BUCKET]"))
     add(Case("create_and_rm_bucket", "x = BUCKET + '-extra'\ncci.create_bucket(x)\n",
              "[cci.exists_bucket(x), cci.rm_bucket(x), cci.exists_bucket(x)]"))
@@ -209,7 +209,9 @@ def _cases() -> list[Case]:
     add(Case("cp_exists", A + "cci.upload_raw_array('s', a)\ncci.upload_raw_array('d', a)\n", "cci.cp('s', 'd')"))
     add(Case("cp_missing", "", "cci.cp('nope', 'd')"))
     add(Case("cp_folder", TREE, "cci.cp('t/sub', 'd')"))
-    add(Case("cp_leading_slash", A + "cci.upload_raw_array('s', a)\ncci.cp('/s', 'd/e')\n", "cci.download_raw_array('d/e')"))
+    add(Case("cp_leading_slash", A + "cci.upload_raw_array('s', a)\n", "[cci.cp('/s', 'd/e'), cci.download_raw_array('d/e')]",
+             differs="README: cp/mv of '/name' (0.4.0 sent CopySource 'bucket//name': server error)",
+             expect_old="raises:ClientError", expect_ours="value", compare_store=False))
     add(Case("mv", A + "cci.upload_raw_array('s', a)\ncci.mv('s', 'd')\n",
              "[cci.exists_object('s'), cci.download_raw_array('d')]"))
     add(Case("mv_overwrite", A + "cci.upload_raw_array('s', a)\ncci.upload_raw_array('d', a[:1])\n"
@@ -273,8 +275,8 @@ def _cases() -> list[Case]:
              expect_old="returns", expect_ours="raises:TypeError", compare_store=False))
     add(Case("cloud2dict_non_array", tree + "cci.dict2cloud('g', dd)\ncci.upload_json('g/j', {'q': 1})\n",
              "cci.cloud2dict('g')"))
-    add(Case("cloud2dataset_keys", tree + "cci.dict2cloud('g.grp', dd)\n", "cci.cloud2dataset('g.grp').keys()"))
-    add(Case("cloud2dataset_load", tree + "cci.dict2cloud('g.grp', dd)\n", "cci.cloud2dataset('g.grp').load('x')"))
+    add(Case("cloud2dataset_keys", tree + "cci.dict2cloud('p/g.grp', dd)\n", "cci.cloud2dataset('p').g_DOT_grp.keys()"))
+    add(Case("cloud2dataset_load", tree + "cci.dict2cloud('p/g.grp', dd)\n", "cci.cloud2dataset('p').g_DOT_grp.load('x')"))
     add(Case("cloud2dataset_folder_keys", tree + "cci.dict2cloud('g', dd)\n", "cci.cloud2dataset('g').keys()",
              differs="README: browser keys()/load() on any folder (0.4.0: only under .grp, else AssertionError)",
              expect_old="raises:AssertionError", expect_ours="value"))

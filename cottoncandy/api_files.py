@@ -50,6 +50,10 @@ class FileSystemMethods:
             keys = sorted(unquote(k) for k in keys)
         return keys
 
+    def glob_s3(self, pattern: str, **kwargs: Any) -> list[str]:
+        """0.4.0's name for ``glob`` on S3 (its ``glob`` called it); the same matching as ``glob``."""
+        return self.glob(pattern, **kwargs)
+
     def _print_matches(self, keys: list[str], pattern: str) -> None:
         infos = [self.store.head(k) for k in keys]  # type: ignore[attr-defined]
         if infos:

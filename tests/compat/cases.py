@@ -141,6 +141,8 @@ def _cases() -> list[Case]:
     add(Case("get_object_owner_missing", "", "cci.get_object_owner('nope')"))
     add(Case("get_object_owner", "cci.upload_json('j', {})\n", "cci.get_object_owner('j')", additive=True))
     add(Case("set_bucket", "", "[cci.set_bucket(BUCKET), cci.bucket_name == BUCKET]"))
+    add(Case("create_bucket_acl", "x = BUCKET + '-acl'\ncci.create_bucket(x, acl='private')\n",
+             "[cci.exists_bucket(x), cci.rm_bucket(x)]"))
     add(Case("create_and_rm_bucket", "x = BUCKET + '-extra'\ncci.create_bucket(x)\n",
              "[cci.exists_bucket(x), cci.rm_bucket(x), cci.exists_bucket(x)]"))
     add(Case("set_bucket_missing", "", "cci.set_bucket('no-such-bucket-here')"))
@@ -194,6 +196,7 @@ def _cases() -> list[Case]:
     add(Case("glob_prefix_is_not_a_match", TREE, "cci.glob('t/top')", differs="README: glob('path/top') exact match",
              expect_ours="value"))
     add(Case("search", TREE, "cci.search('t/sub/*')"))
+    add(Case("glob_s3", TREE, "cci.glob_s3('t/sub/*', page_size=10, verbose=False)"))
     add(Case("search_kwargs", TREE, "cci.search('t/sub/*', page_size=10, limit=5)"))
     add(Case("glob_star_top_level", TREE, "cci.glob('*')", differs="README: glob('*') is the top level only",
              expect_ours="value"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numcodecs
 import numpy as np
@@ -192,3 +193,38 @@ def test_version_tells_the_libraries_apart() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert cc.__version__.startswith("0.5")
+
+
+def _compute_in_child(blob: bytes, queue: Any) -> None:
+    import cloudpickle
+
+    try:
+        queue.put(("ok", cloudpickle.loads(blob).compute(scheduler="sync").tolist()))
+    except BaseException as exc:  # noqa: BLE001 - report anything to the parent
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def test_pickled_dask_graph_computes_in_a_forked_worker(s3, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A forked worker inherits this process's settings registry, so explicit keys reach it too."""
+    import multiprocessing
+
+    import cloudpickle
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("HOME", "/nonexistent")
+    cci = cc.get_interface(BUCKET, ACCESS_KEY="explicit-access", SECRET_KEY="explicit-secret-xyz",
+                           endpoint_url=s3.endpoint_url, verbose=False)
+    a = np.arange(6.0).reshape(2, 3)
+    cci.upload_dask_array("d", a)
+    blob = cloudpickle.dumps(cci.download_dask_array("d"))
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_compute_in_child, args=(blob, queue))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a multi-threaded process
+        child.start()
+    status, value = queue.get(timeout=120)
+    child.join(timeout=30)
+    assert status == "ok", value
+    assert value == a.tolist()

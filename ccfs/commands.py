@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -189,7 +190,11 @@ def rm_command(url: str, recursive: bool, **options: Any) -> None:
     location = parse_location(url)
     if not location.key:
         raise click.ClickException(f"refusing to remove a whole bucket or folder root: {url}")
-    removed = transfers.remove(_store(location, options), location.key, recursive)
+    with warnings.catch_warnings(record=True) as caught:  # the library warns (0.4.0 went on); the CLI fails
+        warnings.simplefilter("always")
+        removed = transfers.remove(_store(location, options), location.key, recursive)
+    if not removed and caught:
+        raise click.ClickException(str(caught[0].message))
     click.echo(f"removed {len(removed)} object{'s' if len(removed) != 1 else ''}")
 
 

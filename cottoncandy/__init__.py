@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .config import load_settings
@@ -17,11 +18,15 @@ def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRE
                   backend: str = "s3", **kwargs: Any) -> CloudInterface:
     """An interface to one bucket of S3 (``backend='s3'``) or one local directory (``backend='local'``).
 
-    Credentials and endpoint: arguments first, then ``~/.config/cottoncandy/options.cfg``, then
-    boto3's chain (environment, ``~/.aws/*``, ``AWS_ENDPOINT_URL``). ``kwargs``: ``profile``, ``region``.
+    Credentials and endpoint: arguments first, then ``options.cfg`` (see ``config``), then boto3's
+    chain (environment, ``~/.aws/*``, ``AWS_ENDPOINT_URL``). ``kwargs``: ``profile``, ``region``
+    (or 0.4.0's ``region_name``), ``aws_session_token``, and ``config``, a botocore ``Config`` whose
+    settings (timeouts, signature version, ...) win over ours, as 0.4.0 passed it to boto3.
     """
     settings = load_settings(ACCESS_KEY, SECRET_KEY, endpoint_url, profile=kwargs.pop("profile", None),
-                             region=kwargs.pop("region", None))
+                             region=kwargs.pop("region", None) or kwargs.pop("region_name", None))
+    extra = {"boto_config": kwargs.pop("config", None), "session_token": kwargs.pop("aws_session_token", None)}
+    settings = replace(settings, **{k: v for k, v in extra.items() if v is not None})
     if kwargs:
         raise TypeError(f"get_interface() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
     if bucket_name is None:

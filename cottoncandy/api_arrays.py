@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import chunked, groups, sparse
+from .formats.raw import metadata_value
 from .names import cleans_object_name
 from .storage.base import ObjectInfo
 
@@ -18,7 +19,8 @@ class ArrayMethods:
 
     @cleans_object_name
     def upload_dask_array(self, object_name: str, arr: Any, axis: int | None = -1,
-                          buffersize: int | None = None, **metakwargs: str) -> ObjectInfo:
+                          buffersize: int | None = None, threads: int | None = None,
+                          **metakwargs: Any) -> ObjectInfo:
         """Upload ``arr`` (numpy or dask) in parts of about ``buffersize`` bytes along ``axis``.
 
         0.4.0's layout (``NAME/pt0000``... raw arrays with the default compression, then
@@ -28,10 +30,10 @@ class ArrayMethods:
         return chunked.upload_dask_array(
             self.store, object_name, arr, axis, buffersize or self.settings.dask_chunksize,  # type: ignore[attr-defined]
             choice=self._encode_choice(), metadata=_strings(metakwargs),  # type: ignore[attr-defined]
-            threads=min(4, self.settings.threads), verbose=self.verbose)  # type: ignore[attr-defined]
+            threads=threads or min(4, self.settings.threads), verbose=self.verbose)  # type: ignore[attr-defined]
 
     @cleans_object_name
-    def download_dask_array(self, object_name: str, dask_name: str | None = None) -> Any:
+    def download_dask_array(self, object_name: str, dask_name: str | None = None, threads: int | None = None) -> Any:
         """A lazy ``dask.array.Array`` of a chunked array; slicing it fetches only the parts it needs.
 
         The graph holds only picklable descriptors, so it computes on a distributed cluster;
@@ -46,32 +48,33 @@ class ArrayMethods:
         return chunked.raw_array_as_dask(self.store, object_name, chunks, dask_name)  # type: ignore[attr-defined]
 
     @cleans_object_name
-    def upload_sparse_array(self, object_name: str, arr: Any) -> ObjectInfo:
+    def upload_sparse_array(self, object_name: str, arr: Any, threads: int | None = None) -> ObjectInfo:
         """Store a scipy.sparse matrix/array (csr, csc, coo, bsr, dia; lil and dok as csr)."""
         return sparse.upload_sparse_array(self.store, object_name, arr, choice=self._encode_choice(),  # type: ignore[attr-defined]
-                                          threads=self.settings.threads)  # type: ignore[attr-defined]
+                                          threads=threads or self.settings.threads)  # type: ignore[attr-defined]
 
     @cleans_object_name
-    def download_sparse_array(self, object_name: str) -> Any:
+    def download_sparse_array(self, object_name: str, threads: int | None = None) -> Any:
         """The scipy.sparse matrix stored at ``object_name`` (a ``*_matrix``, as 0.4.0 returns)."""
-        return sparse.download_sparse_array(self.store, object_name, self.settings.threads)  # type: ignore[attr-defined]
+        return sparse.download_sparse_array(self.store, object_name, threads or self.settings.threads)  # type: ignore[attr-defined]
 
     @cleans_object_name
     def dict2cloud(self, object_name: str, array_dict: dict[str, Any], acl: str | None = None,
-                   verbose: bool = True, **metadata: str) -> None:
+                   verbose: bool = True, threads: int | None = None, **metadata: Any) -> None:
         """Upload a nested dict of arrays: each leaf a raw array at ``NAME/key[/subkey...]``."""
         folders = groups.upload_tree(self.store, object_name, array_dict, acl=acl,  # type: ignore[attr-defined]
                                      metadata=_strings(metadata), choice=self._encode_choice(),  # type: ignore[attr-defined]
-                                     threads=self.settings.threads)  # type: ignore[attr-defined]
+                                     threads=threads or self.settings.threads)  # type: ignore[attr-defined]
         if verbose:
             for folder in folders:
                 print(f'uploaded arrays in "{folder}"')
 
     @cleans_object_name
-    def cloud2dict(self, object_root: str, verbose: bool = True, keys: Any = None, **metadata: Any) -> Any:
+    def cloud2dict(self, object_root: str, verbose: bool = True, keys: Any = None, threads: int | None = None,
+                   **metadata: Any) -> Any:
         """The arrays under ``object_root`` as a nested dict (``keys=`` picks some children)."""
         report = print if verbose else (lambda _msg: None)
-        result = groups.download_tree(self.store, object_root, keys, self.settings.threads, report)  # type: ignore[attr-defined]
+        result = groups.download_tree(self.store, object_root, keys, threads or self.settings.threads, report)  # type: ignore[attr-defined]
         if verbose and result is not None:
             print(f'Downloaded arrays in "{object_root}"')
         return result
@@ -85,7 +88,5 @@ class ArrayMethods:
 
 
 def _strings(metadata: dict[str, Any]) -> dict[str, str]:
-    bad = [k for k, v in metadata.items() if not isinstance(v, str)]
-    if bad:
-        raise TypeError(f"metadata {bad[0]!r} must be a str (S3 stores strings), not {type(metadata[bad[0]]).__name__}")
-    return dict(metadata)
+    """User metadata as S3 stores it: strings (other values as ``str(value)``, as 0.4.0 did)."""
+    return {key: metadata_value(value) for key, value in metadata.items()}

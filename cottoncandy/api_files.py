@@ -51,6 +51,10 @@ class FileSystemMethods:
             keys = sorted(unquote(k) for k in keys)
         return keys
 
+    def glob_s3(self, pattern: str, **kwargs: Any) -> list[str]:
+        """0.4.0's name for ``glob`` on S3 (its ``glob`` called it); the same matching as ``glob``."""
+        return self.glob(pattern, **kwargs)
+
     def _print_matches(self, keys: list[str], pattern: str) -> None:
         infos = [self.store.head(k) for k in keys]  # type: ignore[attr-defined]
         if infos:
@@ -102,13 +106,15 @@ class FileSystemMethods:
         return keys
 
     def upload_from_directory(self, disk_path: str, cloud_path: str | None = None, recursive: bool = False,
-                              ExtraArgs: dict[str, Any] | None = None) -> list[ObjectInfo]:  # noqa: N803
+                              ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
+                              threads: int | None = None) -> list[ObjectInfo]:
         """Upload a directory's files (and sub-directories with ``recursive=True``) under ``cloud_path``."""
         target = clean_object_name(cloud_path if cloud_path is not None else disk_path)
         extra = ExtraArgs or {}
         infos = transfers.upload_directory(self.store, disk_path, target, recursive=recursive,  # type: ignore[attr-defined]
                                            acl=extra.get("ACL"), metadata=extra.get("Metadata"),
-                                           threads=self.settings.threads, verbose=self.verbose)  # type: ignore[attr-defined]
+                                           threads=threads or self.settings.threads,  # type: ignore[attr-defined]
+                                           verbose=self.verbose)  # type: ignore[attr-defined]
         if self.verbose:  # type: ignore[attr-defined]
             print(f'Uploaded "{disk_path}" to "{target}"')
         return infos

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from .errors import NotAnArray
 from .formats import codecs
 from .formats.raw import ArraySpec, check_body_size, metadata_from_spec, resolve_compression, spec_for_body
 from .storage.base import ObjectInfo, ObjectStore, Progress
@@ -82,7 +83,7 @@ def encode_array(array: np.ndarray, compression: object, *, name: str, small_arr
                  gzip_flag: object = None) -> tuple[ArraySpec, memoryview | bytes]:
     """The spec to store and the body: the array's own memory when uncompressed (no copy)."""
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"array must be a numpy.ndarray, not {type(array).__name__}")
+        raise NotAnArray(f"array must be a numpy.ndarray, not {type(array).__name__}")
     if array.dtype.hasobject:
         raise TypeError(f"{name}: arrays of Python objects (dtype {array.dtype}) cannot be stored as raw "
                         "arrays; use upload_pickle")
@@ -95,9 +96,6 @@ def encode_array(array: np.ndarray, compression: object, *, name: str, small_arr
     raw = memoryview(array.reshape(-1).view(np.uint8)) if array.nbytes else memoryview(b"")
     if codec is None:
         return spec, raw
-    if codec != codecs.GZIP and array.nbytes == 0:
-        raise ValueError(f"{name}: {codec} cannot compress an empty array (0.4.0 fails too); "
-                         "use compression=False or 'gzip'")
     return spec, codecs.encode(raw, codec)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Any
 
 GROUP_EXTENSIONS = (".hdf", ".h5", ".hf5", ".hdf5", ".h5py", ".grp", ".arr", ".dar")
@@ -123,11 +124,14 @@ class S3Directory(BrowserObject):
             return self.interface.download_dask_array(self._fullpath)
         if kind == "sparse":
             return self.interface.download_sparse_array(self._fullpath)
-        raise ValueError(f"{self._fullpath} is a group; specify a key to load: {', '.join(self.keys())}")
+        warnings.warn(f"{self._fullpath} is a group; specify a key to load: {', '.join(self.keys())}",
+                      UserWarning, stacklevel=2)  # 0.4.0 printed this and returned None
+        return None
 
     def keys(self) -> list[str]:
-        """The stored names of the children, sorted."""
-        return sorted(self._subdirs.values())
+        """The children's attribute names (0.4.0's rule: ``-`` shown as ``_``...), sorted; ``load()``
+        and ``getattr`` take these or the stored names."""
+        return sorted(self._subdirs)
 
     def __repr__(self) -> str:
         bucket = self.interface.bucket_name

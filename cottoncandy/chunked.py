@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import read_array_spec, read_raw_array, write_raw_array
+from .errors import ObjectNotFound
 from .formats import dask as layout
 from .formats.codecs import max_decoded_size_any
 from .formats.ranges import bounding_block, plan_block
@@ -66,7 +67,7 @@ def read_manifest(store: ObjectStore, object_name: str, kind: str) -> tuple[Any,
     manifest_key = f"{object_name}/{layout.MANIFEST}"
     if manifest_key not in listing:
         what = "nothing is stored under it" if not listing else f"{layout.MANIFEST} is missing"
-        raise FileNotFoundError(errno.ENOENT, f"{name} is not a {kind}: {what}")
+        raise ObjectNotFound(errno.ENOENT, f"{name} is not a {kind}: {what}")
     size = listing[manifest_key].size
     if size > layout.MAX_MANIFEST_BYTES:  # untrusted: bounded before it is fetched or parsed
         raise ValueError(f"{name}: {layout.MANIFEST} is {size} bytes, more than a manifest can be "
@@ -114,7 +115,7 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
                              f"{info.size}-byte body can (forged or damaged manifest)")
         refs[coords] = PartRef(handle, info.key, info.etag, manifest.dtype.str, block_shape)
     if missing:
-        raise FileNotFoundError(errno.ENOENT, f"{name}: dask array part {missing[0]} is missing "
+        raise ObjectNotFound(errno.ENOENT, f"{name}: dask array part {missing[0]} is missing "
                                               f"({len(missing)} of {len(manifest.blocks)} parts)")
     if dask_name is None:
         dask_name = "cottoncandy-" + tokenize(handle.spec or id(store), object_name,

@@ -1,8 +1,10 @@
 """Settings: cottoncandy's ``options.cfg`` merged over its defaults, and the call's own arguments.
 
-The file is the one cottoncandy 0.4.0 reads (``$XDG_CONFIG_HOME/cottoncandy/options.cfg``, by default
-``~/.config/cottoncandy/options.cfg``). Unlike 0.4.0 we read it when an interface is made (not at
-import) and never write it. Values the user did not set fall back to boto3's own chain
+Two files are read, the second overriding the first: 0.4.0's own, in appdirs' ``user_data_dir``
+(``~/.local/share/cottoncandy/options.cfg`` or ``$XDG_DATA_HOME/cottoncandy``; on macOS
+``~/Library/Application Support/cottoncandy/``), then ``$XDG_CONFIG_HOME/cottoncandy/options.cfg``
+(by default ``~/.config/cottoncandy/options.cfg``). Unlike 0.4.0 we read them when an interface is
+made (not at import) and never write them. Values the user did not set fall back to boto3's own chain
 (environment, ``~/.aws/*``, ``AWS_ENDPOINT_URL``). Secrets never appear in ``repr``.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -65,12 +68,47 @@ def config_path() -> Path:
     return Path(base) / "cottoncandy" / "options.cfg"
 
 
+def legacy_config_path(platform: str = sys.platform) -> Path:
+    """Where cottoncandy 0.4.0 keeps ``options.cfg``: appdirs' ``user_data_dir('cottoncandy', 'cottoncandy')``."""
+    home = os.path.expanduser("~")
+    if platform == "darwin":
+        base = os.path.join(home, "Library", "Application Support", "cottoncandy")
+    elif platform.startswith("win"):
+        local = os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        base = os.path.join(local, "cottoncandy", "cottoncandy")
+    else:
+        base = os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "cottoncandy")
+    return Path(base) / "options.cfg"
+
+
 def read_user_config(path: Path | None = None) -> configparser.ConfigParser:
-    """The user's file (if any) without the defaults, so we can tell what the user actually set."""
+    """What the user set (no defaults): 0.4.0's file, then ours over it (or just ``path`` when given).
+
+    0.4.0 writes its file full of its defaults on first import, so there a value equal to 0.4.0's
+    default counts as not set (an ACL or endpoint is only used when the user chose it).
+    """
     parser = configparser.ConfigParser()
-    path = path or config_path()
-    if path.is_file():
-        parser.read(path)
+    if path is not None:
+        if path.is_file():
+            parser.read(path)
+        return parser
+    legacy = legacy_config_path()
+    if legacy.is_file():
+        old = configparser.ConfigParser()
+        try:
+            old.read(legacy)
+        except configparser.Error:
+            old = configparser.ConfigParser()
+        for section in old.sections():
+            for option, value in old.items(section, raw=True):
+                if DEFAULTS.get(section, {}).get(option) == value.strip():
+                    continue
+                if not parser.has_section(section):
+                    parser.add_section(section)
+                parser.set(section, option, value)
+    mine = config_path()
+    if mine.is_file():
+        parser.read(mine)
     return parser
 
 
@@ -102,12 +140,34 @@ class Settings:
     path_separator: str = "/"
     default_bucket: str = ""
     force_bucket_creation: bool = False
+    #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
+    boto_config: object = field(default=None, repr=False, compare=False)
 
     def with_credentials(self, access_key: str | None, secret_key: str | None) -> Settings:
         return replace(self, access_key=access_key, secret_key=secret_key)
 
     def has_explicit_keys(self) -> bool:
         return bool(self.access_key and self.secret_key)
+
+
+#: Settings with their credentials, by token, for stores rebuilt from a spec in this process
+_LIVE: dict[str, Settings] = {}
+
+
+def remember(settings: Settings) -> str:
+    """A token naming ``settings`` in this process (and its forked children), for ``recall``.
+
+    Pickled dask graphs carry the token, never the keys: unpickled here or in a forked worker they
+    find the interface's own credentials; in any other process the token is unknown and the
+    worker's own credential chain (environment, ``~/.aws``) is used.
+    """
+    token = f"{id(settings):x}-{os.getpid()}"
+    _LIVE.setdefault(token, settings)
+    return token
+
+
+def recall(token: object) -> Settings | None:
+    return _LIVE.get(str(token)) if token else None
 
 
 def _mb(parser: configparser.ConfigParser, section: str, option: str) -> int | None:

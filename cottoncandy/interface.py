@@ -6,6 +6,7 @@ instead of ``None``), the extra is additive. Errors are built-ins naming the buc
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from collections.abc import Mapping
@@ -18,8 +19,10 @@ from .api_arrays import ArrayMethods
 from .api_files import FileSystemMethods
 from .arrays import read_array_spec, read_raw_array, write_raw_array
 from .config import Settings
+from .errors import NotAnArray, ObjectNotFound
 from .formats import objects
 from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
+from .formats.raw import metadata_value
 from .names import cleans_object_name, pathjoin, require_key
 from .progress import MIN_BYTES, Progress
 from .storage.base import ObjectInfo, ObjectStore
@@ -41,7 +44,12 @@ class InterfaceObject:
 
 
 class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
-    """One bucket (or local directory): the whole 0.4.0 API (``cc.get_interface`` builds it)."""
+    """One bucket (or local directory): the whole 0.4.0 API (``cc.get_interface`` builds it).
+
+    Every keyword 0.4.0 took is taken. ``threads=`` (0.4.0's per-call transfer concurrency) sets the
+    concurrency of the calls that move many objects (trees, dask and sparse parts); single-object
+    transfers ignore it, as the store sizes its own ranged reads and multipart uploads.
+    """
 
     def __init__(self, bucket_name: str, account: Account, settings: Settings, *,
                  backend: str = "s3", verbose: bool = True, force_bucket_creation: bool = False):
@@ -130,7 +138,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         store = self.account.store(bucket_name) if bucket_name else self.store
         exists = store.exists(object_name)
         if raise_err and not exists:
-            raise FileNotFoundError(f"object not found: {store.describe(object_name)}")
+            raise ObjectNotFound(errno.ENOENT, f"object not found: {store.describe(object_name)}")
         return exists
 
     @cleans_object_name
@@ -151,7 +159,8 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return dict(self.store.head(object_name).metadata or {})
 
     @cleans_object_name
-    def upload_object(self, object_name: str, body: Any, acl: str | None = None, **metadata: str) -> ObjectInfo:
+    def upload_object(self, object_name: str, body: Any, acl: str | None = None, threads: int | None = None,
+                      **metadata: Any) -> ObjectInfo:
         """Store a file-like object or a bytes-like buffer as-is, with user metadata."""
         if isinstance(body, str):
             raise TypeError("body must be bytes or a binary file object, not str")
@@ -165,12 +174,12 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return self.upload_object(object_name, file_object, acl=acl, **metadata)
 
     @cleans_object_name
-    def download_stream(self, object_name: str) -> CloudStream:
+    def download_stream(self, object_name: str, threads: int | None = None) -> CloudStream:
         info = self.store.head(object_name)
         return CloudStream(self.store.open_read(object_name, if_match=info.etag), dict(info.metadata or {}), info)
 
     @cleans_object_name
-    def download_object(self, object_name: str) -> bytes:
+    def download_object(self, object_name: str, threads: int | None = None) -> bytes:
         """The object's bytes."""
         info = self.store.head(object_name)
         body = bytearray(info.size)
@@ -178,16 +187,19 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return bytes(body)
 
     def upload_from_file(self, flname: str, object_name: str | None = None,
-                         ExtraArgs: Mapping[str, Any] | None = None) -> ObjectInfo:  # noqa: N803
+                         ExtraArgs: Mapping[str, Any] | None = None,  # noqa: N803
+                         threads: int | None = None) -> ObjectInfo:
         """Upload a local file (streamed, multipart when large). ``object_name`` defaults to ``flname``."""
         key = require_key(object_name if object_name is not None else str(flname))
+        if not os.path.isfile(flname):
+            raise ObjectNotFound(errno.ENOENT, f"no such file to upload: {flname}")
         acl = (ExtraArgs or {}).get("ACL")
         metadata = (ExtraArgs or {}).get("Metadata")
         with open(flname, "rb") as fh, self._progress(os.fstat(fh.fileno()).st_size, f"upload {key}") as progress:
             return self.store.put(key, fh, metadata, acl=acl, progress=progress.update)
 
     @cleans_object_name
-    def download_to_file(self, object_name: str, file_name: str) -> ObjectInfo:
+    def download_to_file(self, object_name: str, file_name: str, threads: int | None = None) -> ObjectInfo:
         """Download to ``file_name`` atomically (a temporary file beside it, then a rename)."""
         from .transfers import write_object_to_file
 
@@ -198,36 +210,37 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
     # --- json / pickle -----------------------------------------------------------------------
     @cleans_object_name
-    def upload_json(self, object_name: str, ddict: Any, acl: str | None = None, **metadata: str) -> ObjectInfo:
+    def upload_json(self, object_name: str, ddict: Any, acl: str | None = None, threads: int | None = None,
+                    **metadata: Any) -> ObjectInfo:
         return self.store.put(object_name, objects.encode_json(ddict), _string_metadata(metadata), acl=acl)
 
     @cleans_object_name
-    def download_json(self, object_name: str) -> Any:
+    def download_json(self, object_name: str, threads: int | None = None) -> Any:
         return objects.decode_json(self.download_object(object_name), self.store.describe(object_name))
 
     @cleans_object_name
     def upload_pickle(self, object_name: str, data_object: Any, acl: str | None = None,
-                      **metadata: str) -> ObjectInfo:
+                      threads: int | None = None, **metadata: Any) -> ObjectInfo:
         return self.store.put(object_name, objects.encode_pickle(data_object), _string_metadata(metadata),
                               acl=acl)
 
     @cleans_object_name
-    def download_pickle(self, object_name: str) -> Any:
+    def download_pickle(self, object_name: str, threads: int | None = None) -> Any:
         return objects.decode_pickle(self.download_object(object_name), self.store.describe(object_name))
 
     # --- arrays ------------------------------------------------------------------------------
     @cleans_object_name
     def upload_npy_array(self, object_name: str, array: np.ndarray, acl: str | None = None,
-                         **metadata: str) -> ObjectInfo:
+                         threads: int | None = None, **metadata: Any) -> ObjectInfo:
         """Store exactly what ``np.save`` writes (no pickles)."""
         if not isinstance(array, np.ndarray):
-            raise TypeError(f"array must be a numpy.ndarray, not {type(array).__name__}")
+            raise NotAnArray(f"array must be a numpy.ndarray, not {type(array).__name__}")
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
         return self.store.put(object_name, buffer.getbuffer(), _string_metadata(metadata), acl=acl)
 
     @cleans_object_name
-    def download_npy_array(self, object_name: str) -> np.ndarray:
+    def download_npy_array(self, object_name: str, threads: int | None = None) -> np.ndarray:
         data = self.download_object(object_name)
         name = self.store.describe(object_name)
         parsed = parse_npy_header(bytes(data[:NPY_HEADER_LIMIT]))
@@ -242,7 +255,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
     @cleans_object_name
     def upload_raw_array(self, object_name: str, array: np.ndarray, compression: object = True,
-                         acl: str | None = None, **metadata: Any) -> ObjectInfo:
+                         acl: str | None = None, threads: int | None = None, **metadata: Any) -> ObjectInfo:
         """Upload an array's bytes with its dtype/shape/order/compression as metadata (0.4.0's format).
 
         ``compression``: ``True`` (the config default: gzip up to 2 GB, Zstd above), ``False``/``None``
@@ -268,8 +281,13 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return Progress(total, label, enabled=self.verbose and total >= MIN_BYTES)
 
     @cleans_object_name
-    def download_raw_array(self, object_name: str, buffersize: int = 2**16, **kwargs: Any) -> np.ndarray:
-        """Download a raw array straight into a new numpy array (parallel ranged GETs, no extra copy)."""
+    def download_raw_array(self, object_name: str, buffersize: int = 2**16, threads: int | None = None,
+                           **kwargs: Any) -> np.ndarray:
+        """Download a raw array straight into a new numpy array (parallel ranged GETs, no extra copy).
+
+        ``buffersize``, ``threads`` and other keywords are accepted as 0.4.0 did and have no effect:
+        the store sizes its own ranged reads and their concurrency.
+        """
         info, spec = read_array_spec(self.store, object_name)
         with self._progress(info.size, f"download {object_name}") as progress:
             return read_raw_array(self.store, object_name, info, spec, progress=progress.update)
@@ -294,9 +312,5 @@ def _body_size(body: Any) -> int:
 
 
 def _string_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    out = {}
-    for key, value in metadata.items():
-        if not isinstance(value, str):
-            raise TypeError(f"metadata {key!r} must be a str (S3 stores strings), not {type(value).__name__}")
-        out[key] = value
-    return out
+    """User metadata as S3 stores it: strings (other values as ``str(value)``, as 0.4.0 did)."""
+    return {key: metadata_value(value) for key, value in metadata.items()}

@@ -37,7 +37,12 @@ def folder_prefix(path: str) -> str:
 
 
 def lsdir(store: ObjectStore, path: str = "", limit: int | None = None) -> list[str]:
-    """The children of a folder: sub-folders first, then objects, as full paths without a trailing ``/``."""
+    """The children of a folder: sub-folders first, then objects, as full paths without a trailing ``/``.
+
+    ``'path/*'`` means ``'path'`` (0.4.0's "trivial magic"); any other pattern is refused.
+    """
+    if path.endswith("/*") and not has_magic(path[:-2]):
+        path = path[:-2]
     if has_magic(path):
         raise ValueError(f'Use ``ls()`` when using search patterns: "{path}"')
     return _children(store, path, limit)

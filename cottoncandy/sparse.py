@@ -10,6 +10,7 @@ from typing import Any
 
 from .arrays import read_raw_array, write_raw_array
 from .chunked import read_manifest
+from .errors import ObjectNotFound
 from .formats.dask import MANIFEST
 from .formats.sparse import build_sparse, parse_sparse_manifest, sparse_parts
 from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
@@ -57,7 +58,7 @@ def download_sparse_array(store: ObjectStore, object_name: str, threads: int = 4
     keys = {attr: f"{object_name}/{attr}" for attr in manifest.attrs}
     missing = [attr for attr, key in keys.items() if key not in listing]
     if missing:
-        raise FileNotFoundError(errno.ENOENT, f"{name}: sparse array part {missing[0]!r} is missing "
+        raise ObjectNotFound(errno.ENOENT, f"{name}: sparse array part {missing[0]!r} is missing "
                                               f"(a {manifest.kind} matrix needs {', '.join(manifest.attrs)})")
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(keys)))) as pool:
         loaded = dict(zip(keys, pool.map(lambda k: read_raw_array(store, k), keys.values())))

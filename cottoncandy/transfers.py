@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .errors import IsAFolder, ObjectExists, ObjectNotFound
 from .listing import folder_prefix
 from .namespace.patterns import has_magic
 from .progress import Progress
@@ -63,11 +64,11 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
         keys = [key for key in target.keys if key != prefix]
         if not keys:
             hint = " (patterns are not copied: list the keys with glob)" if target.looks_like_pattern else ""
-            raise FileNotFoundError(errno.ENOENT, f"nothing to copy: {src_store.describe(src)} is neither an "
+            raise ObjectNotFound(errno.ENOENT, f"nothing to copy: {src_store.describe(src)} is neither an "
                                                   f"object nor a folder of objects{hint}")
         if not recursive:
-            raise IsADirectoryError(errno.EISDIR, f"{src_store.describe(src)} is a folder of {len(keys)} "
-                                                  "objects: pass recursive=True to copy it")
+            raise IsAFolder(errno.EISDIR, f"{src_store.describe(src)} is a folder of {len(keys)} "
+                                          "objects: pass recursive=True to copy it")
         plan = [Copy(key, folder_prefix(dst) + key[len(prefix):]) for key in keys]
     if not overwrite:
         if len(plan) == 1:
@@ -76,9 +77,9 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
             taken = {o.key for o in dst_store.iter_objects(folder_prefix(dst))}
             clashes = [c.dst for c in plan if c.dst in taken]
         if clashes:
-            raise FileExistsError(errno.EEXIST, f"{dst_store.describe(clashes[0])} already exists"
-                                                f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}"
-                                                "; pass overwrite=True to replace")
+            raise ObjectExists(errno.EEXIST, f"{dst_store.describe(clashes[0])} already exists"
+                                             f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}"
+                                             "; pass overwrite=True to replace")
     return plan
 
 
@@ -89,25 +90,27 @@ def run_copies(src_store: ObjectStore, dst_store: ObjectStore, plan: list[Copy],
 
 
 def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
-    """Delete what ``name`` means (``resolve``): that key, a folder's keys (``recursive``), or a pattern's matches.
+    """Delete what ``name`` means (``resolve``): that key, a folder's keys or a pattern's matches (``recursive``).
 
     A key wins over a pattern and over a folder of the same name (``rm('x[1]')`` removes the key
     ``x[1]``, never ``x1``; ``rm('a', recursive=True)`` next to ``a/...`` removes the object ``a``);
-    ``a/`` is the folder only.
+    ``a/`` is the folder only. As in 0.4.0, a folder or a pattern's matches are removed only with
+    ``recursive=True``, and removing nothing warns and returns ``[]`` instead of raising.
     """
     target = resolve(store, name, patterns=True)
     if target.kind is Kind.KEY:
         store.delete_many(target.keys)
         return list(target.keys)
-    if target.kind is Kind.PATTERN and not target.keys:
-        raise FileNotFoundError(errno.ENOENT, f"no objects match {name!r} in {store.describe()}")
-    if target.kind is Kind.MISSING:
-        raise FileNotFoundError(errno.ENOENT, f"nothing to remove: {store.describe(name)} is neither an object "
-                                              "nor a folder of objects")
-    folders = target.kind is Kind.FOLDER or name.endswith("/")  # 'tmp*/' names folders too
-    if folders and not recursive:
-        raise IsADirectoryError(errno.EISDIR, f"cannot remove {store.describe(name)}: it is a folder of "
-                                              f"{len(target.keys)} objects; use recursive=True")
+    if not target.keys:
+        what = (f"no objects match {name!r} in {store.describe()}" if target.kind is Kind.PATTERN
+                else f"{store.describe(name)} is neither an object nor a folder of objects")
+        warnings.warn(f"nothing removed: {what}", UserWarning, stacklevel=3)
+        return []
+    if not recursive:
+        what = (f"{name!r} matches {len(target.keys)} objects in {store.describe()}" if target.kind is Kind.PATTERN
+                else f"{store.describe(name)} is a folder of {len(target.keys)} objects")
+        warnings.warn(f"nothing removed: {what}; use recursive=True", UserWarning, stacklevel=3)
+        return []
     store.delete_many(target.keys)
     return list(target.keys)
 
@@ -189,14 +192,18 @@ def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Call
 def download_directory(store: ObjectStore, directory: str, disk_name: str, *, threads: int,
                        verbose: bool) -> list[str]:
     """Every key under ``directory/`` into ``disk_name``, keeping the folder structure."""
+    if directory.endswith("/*") and not has_magic(directory[:-2]):
+        directory = directory[:-2]  # 'path/*' means 'path', as in 0.4.0
     target = resolve(store, folder_prefix(directory), patterns=False)  # a folder 'd[1]' is taken literally
     prefix = target.prefix
     objects = [o for o in target.objects if o.key != prefix]
     if not objects and has_magic(directory):
-        raise ValueError(f"download_directory takes a folder, not a pattern: {directory!r}")
-    if not objects:
-        raise FileNotFoundError(errno.ENOENT, f"nothing to download: no objects under {store.describe(prefix)}")
+        raise NotImplementedError(f"download_directory takes a folder, not a pattern: {directory!r} "
+                                  "(wildcards are not implemented, as in 0.4.0)")
     os.makedirs(disk_name, exist_ok=True)
+    if not objects:
+        warnings.warn(f"nothing downloaded: no objects under {store.describe(prefix)}", UserWarning, stacklevel=3)
+        return []
     root = os.path.abspath(disk_name)
     jobs: list[tuple[ObjectInfo, str]] = []
     for info in objects:

@@ -7,8 +7,11 @@ to dummy keys and an empty config directory before anything imports boto3.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,14 @@ def require_corpus() -> Path:
     if not (CORPUS / "manifest.json").is_file():
         pytest.skip(f"the cottoncandy 0.4.0 corpus is not at {CORPUS} (set CC_CORPUS_DIR)")
     return CORPUS
+
+
+@contextmanager
+def warns_about(pattern: str) -> Iterator[list[warnings.WarningMessage]]:
+    """Like ``pytest.warns(UserWarning, match=...)``, but a ``ResourceWarning`` that garbage collection
+    happens to emit inside the block (sockets of earlier clients) is not re-raised as a failure."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert any(re.search(pattern, m) for m in messages), f"no UserWarning matching {pattern!r} in {messages}"

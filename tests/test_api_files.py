@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cottoncandy.namespace.patterns import level_matcher, levels_regex, split_levels
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, warns_about
 
 KEYS = ["path/to/my/file01a.grp/image_data", "path/to/my/file01b.grp/image_data",
         "path/to/your/file01a.grp/image_data", "path/to/my/file02a.grp/image_data",
@@ -150,17 +150,20 @@ def test_cp_between_buckets(cci, s3) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_rm_objects_folders_patterns(tree) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(IsADirectoryError, match="recursive=True"):
-        tree.rm("path/to/my")
+    with warns_about("recursive=True"):  # 0.4.0 printed this and went on
+        assert tree.rm("path/to/my") == []
+    assert tree.exists_object("path/to/my/file01a.grp/image_data")
     assert tree.rm("path/top") == ["path/top"]  # never touches path/topper (0.4.0's prefix match did)
     assert tree.exists_object("path/topper/y")
     assert len(tree.rm("path/to/my", recursive=True)) == 5
     assert tree.glob("path/to/my/**") == [] and tree.glob("path/to/your/**")
-    assert tree.rm("path/*/y") == ["path/topper/y"]
-    with pytest.raises(FileNotFoundError, match="no objects match"):
-        tree.rm("nothing/*")
-    with pytest.raises(FileNotFoundError, match="nothing to remove"):
-        tree.rm("nothing")
+    with warns_about("use recursive=True"):  # 0.4.0 removed matches only with it
+        assert tree.rm("path/*/y") == []
+    assert tree.rm("path/*/y", recursive=True) == ["path/topper/y"]
+    with warns_about("no objects match"):
+        assert tree.rm("nothing/*") == []
+    with warns_about("neither an object nor a folder"):
+        assert tree.rm("nothing") == []
 
 
 # --- directories ------------------------------------------------------------------------------
@@ -181,8 +184,8 @@ def test_directory_roundtrip(any_cci, tmp_path: Path) -> None:  # type: ignore[n
     assert len(written) == 3
     for rel in ("a.txt", "sub/b.bin", "sub/deeper/c"):
         assert (out / rel).read_bytes() == (src / rel).read_bytes()
-    with pytest.raises(FileNotFoundError, match="nothing to download"):
-        any_cci.download_directory("up/none", str(tmp_path / "none"))
+    with warns_about("nothing downloaded"):
+        assert any_cci.download_directory("up/none", str(tmp_path / "none")) == []
 
 
 def test_download_directory_never_writes_outside(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -31,11 +31,7 @@ def test_raw_array_roundtrip_dtypes(any_cci, dtype: str, compression: object) ->
 @pytest.mark.parametrize("compression", [False, "gzip", "Zlib", "BZ2", "lzma"])
 @pytest.mark.parametrize("shape", [(), (0, 4), (1,), (3, 1, 4), (10_000,)])
 def test_raw_array_shapes(cci, shape: tuple[int, ...], compression: object) -> None:  # type: ignore[no-untyped-def]
-    arr = np.random.default_rng(0).random(shape)
-    if arr.size == 0 and compression not in (False, "gzip"):
-        with pytest.raises(ValueError, match="empty"):
-            cci.upload_raw_array("s", arr, compression=compression)
-        return
+    arr = np.random.default_rng(0).random(shape)  # empty arrays too, with every codec (0.4.0 failed there)
     cci.upload_raw_array("s", arr, compression=compression)
     assert np.array_equal(cci.download_raw_array("s"), arr)
 
@@ -106,8 +102,9 @@ def test_bad_input_errors(cci) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FileNotFoundError) as err:
         cci.download_raw_array("no/such/array")
     assert BUCKET in str(err.value) and "no/such/array" in str(err.value)
+    assert isinstance(err.value, RuntimeError)  # 0.4.0's type
     cci.upload_json("plain.json", {"a": 1})
-    with pytest.raises(ValueError, match="plain.json is not a raw array: its metadata lacks dtype, shape"):
+    with pytest.raises((ValueError, KeyError), match="plain.json is not a raw array: its metadata lacks dtype, shape"):
         cci.download_raw_array("plain.json")
     with pytest.raises(ValueError, match="Unknown compression scheme.*supported"):
         cci.upload_raw_array("x", np.zeros(3), compression="snappy9")
@@ -118,8 +115,6 @@ def test_bad_input_errors(cci) -> None:  # type: ignore[no-untyped-def]
         cci.upload_raw_array(3, np.zeros(3))
     with pytest.raises(ValueError, match="object_name"):
         cci.upload_raw_array("a/../b", np.zeros(3))
-    with pytest.raises(TypeError, match="'run' must be a str"):
-        cci.upload_raw_array("x", np.zeros(3), run=3)
     with pytest.raises(ValueError, match="reserved"):
         cci.upload_raw_array("x", np.zeros(3), dtype="<f4")
     with pytest.raises(TypeError, match="Python objects"):

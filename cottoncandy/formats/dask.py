@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import BadPartSize
 from .raw import MAX_NBYTES, MAX_NDIM, check_size, parse_dtype, shown
 
 MANIFEST = "metadata.json"
@@ -56,12 +57,12 @@ def plan_split(shape: Sequence[int], itemsize: int, axis: int | None = -1,
         raise ValueError(f"{name}: a 0-d array cannot be split into parts; use upload_raw_array")
     nbytes = math.prod(shape) * itemsize
     if buffersize < MIN_BUFFERSIZE:
-        raise ValueError(f"{name}: buffersize must be at least {MIN_BUFFERSIZE} bytes (5 MiB, S3's smallest "
+        raise BadPartSize(f"{name}: buffersize must be at least {MIN_BUFFERSIZE} bytes (5 MiB, S3's smallest "
                          f"multipart part), got {buffersize}")
     if nbytes >= MAX_TOTAL:
         raise ValueError(f"{name}: {nbytes} bytes is more than S3 holds in one upload set (5 TiB)")
     if math.ceil(nbytes / buffersize) >= MAX_PARTS:
-        raise ValueError(f"{name}: {nbytes} bytes in parts of {buffersize} would make {MAX_PARTS} parts or "
+        raise BadPartSize(f"{name}: {nbytes} bytes in parts of {buffersize} would make {MAX_PARTS} parts or "
                          "more; raise buffersize")
     if axis is not None:
         if not -ndim <= axis < ndim:

@@ -7,6 +7,7 @@ honoured when reading). The legacy ``gzip`` key wins over ``compression`` when p
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,9 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import string2bool
+from ..errors import NotARawArray, ReservedMetadataKey
 from .codecs import GZIP, check_codec, max_decoded_size
 
 RESERVED_KEYS = ("dtype", "shape", "compression", "order")
+DESCR_KEY = "dtype-descr"  # structured dtypes: numpy's descr as JSON (0.4.0 ignores it)
+MAX_DESCR_TEXT = 8192  # S3 caps all user metadata at 2 KB; the local backend's sidecars are larger
 UNCOMPRESSED_SPELLINGS = frozenset({"false", "none", ""})
 GZIP_LIMIT = 2**31
 
@@ -140,9 +144,9 @@ def spec_from_metadata(meta: Mapping[str, str] | None, name: str) -> ArraySpec:
     if "compression" not in meta and "gzip" not in meta:
         missing.append("compression")
     if missing:
-        raise ValueError(f"{name} is not a raw array: its metadata lacks {', '.join(missing)} "
+        raise NotARawArray(f"{name} is not a raw array: its metadata lacks {', '.join(missing)} "
                          f"(has: {shown(', '.join(sorted(meta)), 200) if meta else 'nothing'})")
-    dtype = parse_dtype(meta["dtype"], name)
+    dtype = structured_dtype(meta, parse_dtype(meta["dtype"], name), name)
     shape = parse_shape(meta["shape"], name)
     check_size(dtype, shape, name)
     order = str(meta.get("order", "C")).strip().upper() or "C"
@@ -151,9 +155,7 @@ def spec_from_metadata(meta: Mapping[str, str] | None, name: str) -> ArraySpec:
     try:
         compression = parse_compression(meta)
     except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
-    if compression not in (None, GZIP):
-        order = "C"  # 0.4.0 ignores order for numcodecs bodies
+        raise ValueError(f"{name}: {exc}") from exc
     return ArraySpec(dtype=dtype, shape=shape, order=order, compression=compression)
 
 
@@ -184,13 +186,52 @@ def spec_for_body(meta: Mapping[str, str] | None, body_size: int, name: str) -> 
 
 
 def metadata_from_spec(spec: ArraySpec) -> dict[str, str]:
-    """The four strings 0.4.0 writes, in its key order."""
-    return {
+    """The four strings 0.4.0 writes, in its key order (plus ``dtype-descr`` for structured dtypes)."""
+    meta = {
         "dtype": spec.dtype.str,
         "shape": ",".join(str(d) for d in spec.shape),
         "compression": spec.compression if spec.compression else "False",
         "order": spec.order,
     }
+    if spec.dtype.fields is not None:
+        meta[DESCR_KEY] = json.dumps(np.lib.format.dtype_to_descr(spec.dtype), separators=(",", ":"))
+    return meta
+
+
+def _descr(obj: object) -> object:
+    """JSON's lists back into the tuples of a numpy ``descr`` (fields, titles, sub-array shapes)."""
+    if isinstance(obj, list):
+        return [tuple(_descr(part) if isinstance(part, list) and i == 1 else tuple(part) if isinstance(part, list)
+                      else part for i, part in enumerate(field)) if isinstance(field, list) else field
+                for field in obj]
+    return obj
+
+
+def structured_dtype(meta: Mapping[str, str], plain: np.dtype, name: str) -> np.dtype:
+    """The full structured dtype of ``dtype-descr`` when it matches the stored record size, else ``plain``.
+
+    0.4.0 stores a structured array's ``dtype.str`` (``|V12``): the record bytes, no fields. We keep
+    that (0.4.0 reads ours as void records) and carry the fields in ``dtype-descr``, which 0.4.0
+    ignores.
+    """
+    text = meta.get(DESCR_KEY)
+    if not text or plain.kind != "V":
+        return plain
+    if not isinstance(text, str) or len(text) > MAX_DESCR_TEXT:
+        raise ValueError(f"{name}: metadata {DESCR_KEY} is not a dtype description of at most "
+                         f"{MAX_DESCR_TEXT} characters")
+    try:
+        full = np.lib.format.descr_to_dtype(_descr(json.loads(text)))
+    except Exception as exc:  # noqa: BLE001 - untrusted: json/numpy raise many kinds (RecursionError too)
+        raise ValueError(f"{name}: metadata {DESCR_KEY} is not a numpy dtype description "
+                         f"({type(exc).__name__})") from None
+    if full.hasobject or full.itemsize == 0:
+        raise ValueError(f"{name}: metadata {DESCR_KEY} describes Python objects or empty records; "
+                         "arrays of objects are never read from a bucket")
+    if full.itemsize != plain.itemsize:
+        raise ValueError(f"{name}: metadata {DESCR_KEY} describes {full.itemsize}-byte records but dtype "
+                         f"{plain.str} has {plain.itemsize}")
+    return full
 
 
 def resolve_compression(compression: object, nbytes: int, small_array: str = "gzip",
@@ -220,13 +261,16 @@ def resolve_compression(compression: object, nbytes: int, small_array: str = "gz
     raise TypeError(f"compression must be True, False, None or a codec name, not {type(compression).__name__}")
 
 
+def metadata_value(value: object) -> str:
+    """User metadata values are strings on the wire; others are stored as ``str(value)``, as 0.4.0 did."""
+    return value if isinstance(value, str) else str(value)
+
+
 def validate_extra_metadata(extra: Mapping[str, object]) -> dict[str, str]:
     """Extra keyword arguments become user metadata: string values, no clash with the four keys."""
     out: dict[str, str] = {}
     for key, value in extra.items():
         if key.lower() in RESERVED_KEYS or key.lower() == "gzip":
-            raise ValueError(f"metadata key {key!r} is reserved for the array's own description")
-        if not isinstance(value, str):
-            raise TypeError(f"metadata {key!r} must be a str (S3 stores strings), not {type(value).__name__}")
-        out[key] = value
+            raise ReservedMetadataKey(f"metadata key {key!r} is reserved for the array's own description")
+        out[key] = metadata_value(value)
     return out

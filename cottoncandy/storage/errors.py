@@ -1,6 +1,7 @@
 """One table from S3 error codes to Python built-in exceptions.
 
-Every layer above storage sees only built-ins: ``FileNotFoundError`` for a missing bucket or key,
+Every layer above storage sees only built-ins: ``FileNotFoundError`` for a missing bucket or key (an
+``ObjectNotFound``, also 0.4.0's ``RuntimeError``/``AssertionError``),
 ``PermissionError`` for refused credentials, ``OSError(ESTALE)`` when an object changed under a pinned
 ETag, and ``OSError(EIO)`` for everything else. The original exception is kept as ``__cause__`` so
 nothing is lost for debugging, and the messages name bucket and key but never a credential.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import errno
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+
+from ..errors import ObjectNotFound
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404", "NoSuchUpload"})
 DENIED_CODES = frozenset(
@@ -52,7 +55,7 @@ def translate(exc: BaseException, bucket: str, key: str | None = None, action: s
     code = error_code(exc)
     if code in NOT_FOUND_CODES:
         what = "bucket" if code == "NoSuchBucket" or key is None else "object"
-        return FileNotFoundError(errno.ENOENT, f"{what} not found: {target}" if what == "object"
+        return ObjectNotFound(errno.ENOENT, f"{what} not found: {target}" if what == "object"
                                  else f"bucket not found: {where(bucket)}")
     if code in DENIED_CODES or isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         reason = code or type(exc).__name__

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from ..config import Settings
+from ..config import Settings, recall
 from .base import ObjectStore
 from .local import LocalAccount, LocalStore
 from .s3 import S3Account
@@ -24,17 +24,17 @@ def make_account(backend: str, settings: Settings) -> Account:
 
 @lru_cache(maxsize=16)
 def _cached_store(kind: str, bucket: str, endpoint_url: str | None, profile: str | None,
-                  region: str | None) -> ObjectStore:
+                  region: str | None, token: str | None = None) -> ObjectStore:
     if kind == "local":
         return LocalStore(bucket, create=False)
-    settings = Settings(endpoint_url=endpoint_url, profile=profile, region=region)
+    settings = recall(token) or Settings(endpoint_url=endpoint_url, profile=profile, region=region)
     return S3Account(settings).store(bucket)
 
 
 def store_from_spec(spec: Mapping[str, object]) -> ObjectStore:
     """The store a ``spec()`` describes; one per process and spec (each worker makes its own client)."""
     return _cached_store(str(spec["kind"]), str(spec["bucket"]), spec.get("endpoint_url"),  # type: ignore[arg-type]
-                         spec.get("profile"), spec.get("region"))  # type: ignore[arg-type]
+                         spec.get("profile"), spec.get("region"), spec.get("settings"))  # type: ignore[arg-type]
 
 
 class StoreHandle:

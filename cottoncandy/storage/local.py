@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import ObjectNotFound
 from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 
 META_SUFFIX = ".meta.json"
@@ -107,9 +108,9 @@ class LocalStore(ObjectStore):
         try:
             st = path.stat()
         except FileNotFoundError:
-            raise FileNotFoundError(errno.ENOENT, f"object not found: {self.describe(key)}") from None
+            raise ObjectNotFound(errno.ENOENT, f"object not found: {self.describe(key)}") from None
         if not path.is_file():
-            raise FileNotFoundError(errno.ENOENT, f"object not found: {self.describe(key)} (a folder)")
+            raise ObjectNotFound(errno.ENOENT, f"object not found: {self.describe(key)} (a folder)")
         return path, st
 
     def _check_etag(self, key: str, st: os.stat_result, if_match: str | None) -> None:

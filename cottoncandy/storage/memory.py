@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import BinaryIO
 
+from ..errors import ObjectNotFound
 from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 
 
@@ -28,7 +29,7 @@ class MemoryStore(ObjectStore):
             try:
                 data, info = self._objects[key]
             except KeyError:
-                raise FileNotFoundError(errno.ENOENT, f"object not found: {self.describe(key)}") from None
+                raise ObjectNotFound(errno.ENOENT, f"object not found: {self.describe(key)}") from None
         if if_match and info.etag != if_match:
             raise OSError(errno.ESTALE, f"{self.describe(key)} changed since it was opened")
         return data, info

@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..config import Settings, legacy_keys
+from ..config import Settings, legacy_keys, remember
 from .base import Buffer, Listing, MaybeStoredError, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 from .errors import translate
 from .retry import CLEANUP_RETRY, RetryPolicy, ShortReadError, may_have_taken_effect
@@ -179,8 +179,10 @@ def make_client(settings: Settings) -> Any:
         config_kwargs["signature_version"] = settings.signature_version
     if settings.endpoint_url:
         config_kwargs["s3"] = {"addressing_style": "path"}
-    return session.client("s3", endpoint_url=settings.endpoint_url, config=Config(**config_kwargs),
-                          **creds_kwargs)
+    config = Config(**config_kwargs)
+    if settings.boto_config is not None:  # get_interface(config=...): the user's choices win
+        config = config.merge(settings.boto_config)  # type: ignore[arg-type]
+    return session.client("s3", endpoint_url=settings.endpoint_url, config=config, **creds_kwargs)
 
 
 class S3Account:
@@ -256,9 +258,14 @@ class S3Store(ObjectStore):
         return f"S3Store(bucket={self.bucket!r}, endpoint={self.settings.endpoint_url or 'AWS S3'!r})"
 
     def spec(self) -> Mapping[str, object]:
-        """Endpoint, profile and region only: workers take credentials from their own environment."""
+        """Endpoint, profile, region and a token for this process's credentials (``config.remember``).
+
+        No secret travels: in this process or a forked worker the token finds the credentials the
+        interface was made with; elsewhere workers use their own environment.
+        """
         return {"kind": "s3", "bucket": self.bucket, "endpoint_url": self.settings.endpoint_url,
-                "profile": self.settings.profile, "region": self.settings.region}
+                "profile": self.settings.profile, "region": self.settings.region,
+                "settings": remember(self.settings)}
 
     # --- plumbing ----------------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], key: str | None, action: str, *, writes: bool = False,

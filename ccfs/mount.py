@@ -87,10 +87,21 @@ def make_store(request: MountRequest):  # type: ignore[no-untyped-def]
     return account.store(target.bucket)
 
 
+def private_file(path: str) -> None:
+    """Create ``path`` readable by its owner only (0600), or make it so: the log names keys,
+    folders and endpoints, which other users of the machine need not see."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def setup_logging(request: MountRequest, foreground: bool) -> None:
     handlers: list[logging.Handler] = []
     if request.log_file:
         Path(request.log_file).parent.mkdir(parents=True, exist_ok=True)
+        private_file(request.log_file)
         handlers.append(logging.FileHandler(request.log_file))
     elif foreground:
         handlers.append(logging.StreamHandler(sys.stderr))

@@ -9,7 +9,6 @@ chunk into a memory-mapped ``.npy``. Files are written beside the target and ren
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from .chunked import download_dask_array
 from .formats.npy import MAGIC, npy_header
 from .formats.raw import has_array_metadata, spec_from_metadata
 from .storage.base import ObjectInfo, ObjectStore
+from .storage.tempfiles import create_temp
 
 
 def upload_npy_file(store: ObjectStore, path: str, key: str, compression: object,
@@ -37,7 +37,7 @@ def upload_npy_file(store: ObjectStore, path: str, key: str, compression: object
 def _atomic_file(path: str, write: Callable[[str], None]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cc-get-", suffix=".npy")
+    fd, tmp = create_temp(folder, prefix=".cc-get-", suffix=".npy")
     os.close(fd)
     try:
         write(tmp)

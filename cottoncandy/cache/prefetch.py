@@ -13,6 +13,9 @@ for page-aligned ranges, so a read then falls inside one block and is answered w
 a join of two blocks. A long sequential stream lets go of the blocks it has passed:
 the kernel's page cache holds those bytes, and a scan larger than the cache would only push
 everything else out of an LRU for no hit (mountpoint-s3 keeps no read data at all by default).
+Read-ahead is reserved in the shared ``MemoryBudget`` before it is fetched and held until the
+stream passes it (or seeks away, or the file is closed): a run that does not fit is not started,
+so all readers together never fetch ahead more than the cache can keep until they arrive.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from .blocks import BlockCache
+from .budget import MemoryBudget
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +39,12 @@ class ObjectReader:
 
     def __init__(self, cache: BlockCache, pool: Executor, fetch: RangeFetch, ident: tuple[str, str], size: int,
                  block_size: int = 2**20, max_window: int = 64 * 2**20, run_size: int = 8 * 2**20,
-                 origin: int = 0):
+                 origin: int = 0, budget: MemoryBudget | None = None):
         if not 0 <= origin < block_size:
             raise ValueError(f"origin {origin} must lie within the first block ({block_size} bytes)")
         self.origin = origin
+        self.budget = budget
+        self._held = 0  # bytes reserved ahead in ``budget`` for blocks this stream has not reached
         self.cache = cache
         self.pool = pool
         self.fetch = fetch
@@ -128,6 +134,7 @@ class ObjectReader:
                 self._prefetched_to = last_block + 1
                 self._next_offset = end
                 self._stream_start = offset // self.block_size
+                self._hold_ahead(0)
                 return [], range(0)
             passed = range(0)
             if self._streak >= self.release_after:
@@ -140,10 +147,30 @@ class ObjectReader:
             start = max(self._prefetched_to, last_block + 1)
             stop = min(total_blocks, last_block + 1 + window)
             run = min(self.run_blocks, window)
+            front = (self._next_offset - 1) // self.block_size + 1  # first block the stream has not read
+            self._hold_ahead(max(0, self._prefetched_to - front) * self.block_size)
             if stop - start < run and stop < total_blocks:
                 return [], passed  # wait until a whole run is due: fewer, larger GETs
-            self._prefetched_to = max(self._prefetched_to, stop)
-        return [(b, min(run, stop - b)) for b in range(start, stop, run)], passed
+            runs = []
+            for first in range(start, stop, run):
+                count = min(run, stop - first)
+                if self.budget is not None and not self.budget.reserve_ahead(count * self.block_size):
+                    break  # no room until use: read on demand beyond this point
+                self._held += count * self.block_size if self.budget is not None else 0
+                runs.append((first, count))
+                self._prefetched_to = max(self._prefetched_to, first + count)
+        return runs, passed
+
+    def _hold_ahead(self, nbytes: int) -> None:
+        """Keep ``nbytes`` reserved ahead (fewer once the stream passed blocks); lock held."""
+        if self.budget is not None and nbytes < self._held:
+            self.budget.release_ahead(self._held - nbytes)
+            self._held = nbytes
+
+    def close(self) -> None:
+        """The file is closed: what was reserved ahead for it is free for other readers."""
+        with self._lock:
+            self._hold_ahead(0)
 
     # --- the read ----------------------------------------------------------------------------
     def read_pieces(self, offset: int, length: int) -> list[memoryview | bytes]:

@@ -19,6 +19,9 @@ import numpy as np
 GZIP = "gzip"
 #: the names 0.4.0 documents; any other codec id numcodecs knows also works
 DOCUMENTED = ("gzip", "LZ4", "Zlib", "Zstd", "BZ2", "lzma")
+#: decoded bytes made at once by ``gunzip_into``: a 1 MiB chunk of a very compressible body may
+#: decode to the whole array, which would then sit in memory as one ``bytes`` beside ``out``
+GUNZIP_STEP = 4 * 2**20
 
 
 def supported_codecs() -> list[str]:
@@ -102,7 +105,7 @@ def gunzip_into(chunks: Iterable[bytes | memoryview], out: memoryview) -> None:
             data = bytes(chunk)
             while data:
                 started = True
-                emit(decoder.decompress(data, max(1, total - pos + 1)))
+                emit(decoder.decompress(data, max(1, min(GUNZIP_STEP, total - pos + 1))))
                 data = decoder.unconsumed_tail
                 if decoder.eof:
                     data = decoder.unused_data + data

@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
+from .tempfiles import create_temp
 
 META_SUFFIX = ".meta.json"
 COPY_CHUNK = 8 * 2**20
@@ -155,7 +155,7 @@ class LocalStore(ObjectStore):
     # --- writing -----------------------------------------------------------------------------
     def _atomic_write(self, path: Path, writer) -> None:  # type: ignore[no-untyped-def]
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cc-tmp-")
+        fd, tmp = create_temp(path.parent, prefix=".cc-tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 writer(fh)

@@ -24,7 +24,7 @@ from .formats import dask as layout
 from .formats.ranges import bounding_block, plan_block
 from .formats.raw import spec_from_metadata
 from .progress import Progress
-from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
+from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 from .storage.factory import StoreHandle
 
 # --- reading a 0.4.0 dask array ---------------------------------------------------------------
@@ -148,7 +148,12 @@ def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int 
                 _upload_numpy_parts(handle, np.asarray(arr), plan, keys, choice, written, progress, threads)
             parts = [(part.coords, key, part.shape) for part, key in zip(plan.parts, keys)]
             body = json.dumps(layout.build_manifest(shape, dtype, parts, plan.chunks)).encode()
-            info = store.put(f"{object_name}/{layout.MANIFEST}", body, dict(metadata or {}))
+            manifest_key = f"{object_name}/{layout.MANIFEST}"
+            try:
+                info = store.put(manifest_key, body, dict(metadata or {}))
+            except MaybeStoredError:  # a manifest naming parts about to be removed must go too
+                written.append(manifest_key)
+                raise
         except BaseException as exc:
             delete_after_failure(store, written, exc, "part(s)")
             raise
@@ -188,12 +193,22 @@ def _collect(pending: dict[Future[int], str], written: list[str], progress: Prog
         if fut.exception() is None:
             written.append(key)
             progress.update(fut.result())
-        elif error is None:
-            error = fut.exception()
+        else:
+            if isinstance(fut.exception(), MaybeStoredError):  # its answer was lost: it may be there
+                written.append(key)
+            if error is None:
+                error = fut.exception()
     if error is not None:
         if pending:  # let the rest finish so cleanup sees every written part
             _collect(pending, written, progress, None)
         raise error
+
+
+def _may_exist(store: ObjectStore, key: str) -> bool:
+    try:
+        return store.exists(key)
+    except OSError:
+        return True
 
 
 def _upload_dask_parts(handle: StoreHandle, arr: Any, plan: layout.SplitPlan, keys: list[str],
@@ -205,9 +220,10 @@ def _upload_dask_parts(handle: StoreHandle, arr: Any, plan: layout.SplitPlan, ke
     try:
         sizes = dask.compute(*tasks)
     except BaseException:
-        # which parts made it is unknown: look, so cleanup removes exactly those
+        # which parts made it is unknown: look, so cleanup removes exactly those (and, where the
+        # store cannot say, the part too: it may be there)
         store = handle.get()
-        written.extend(k for k in keys if store.exists(k))
+        written.extend(k for k in keys if _may_exist(store, k))
         raise
     written.extend(keys)
     progress.update(sum(sizes))

@@ -16,7 +16,7 @@ import numpy as np
 
 from .arrays import read_array_spec, read_raw_array, write_raw_array
 from .listing import folder_prefix
-from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
+from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 
 
 def flatten_tree(object_name: str, tree: Mapping[Any, Any], name: Callable[[str], str]) -> tuple[
@@ -60,7 +60,11 @@ def upload_tree(store: ObjectStore, object_name: str, tree: Mapping[Any, Any], *
 
     def put(leaf: tuple[str, np.ndarray]) -> None:
         key, array = leaf
-        write_raw_array(store, key, array, True, extra=metadata, acl=acl, **choice)
+        try:
+            write_raw_array(store, key, array, True, extra=metadata, acl=acl, **choice)
+        except MaybeStoredError:  # its answer was lost: it may be there
+            written.append(key)
+            raise
         written.append(key)
 
     try:

@@ -12,7 +12,7 @@ from .arrays import read_raw_array, write_raw_array
 from .chunked import read_manifest
 from .formats.dask import MANIFEST
 from .formats.sparse import build_sparse, parse_sparse_manifest, sparse_parts
-from .storage.base import ObjectInfo, ObjectStore, delete_after_failure
+from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 
 
 def upload_sparse_array(store: ObjectStore, object_name: str, matrix: Any, *,
@@ -27,7 +27,11 @@ def upload_sparse_array(store: ObjectStore, object_name: str, matrix: Any, *,
 
     def put(attr: str) -> None:
         key = f"{object_name}/{attr}"
-        write_raw_array(store, key, arrays[attr], True, **dict(choice or {}))
+        try:
+            write_raw_array(store, key, arrays[attr], True, **dict(choice or {}))
+        except MaybeStoredError:  # its answer was lost: it may be there
+            written.append(key)
+            raise
         written.append(key)
 
     try:
@@ -35,7 +39,11 @@ def upload_sparse_array(store: ObjectStore, object_name: str, matrix: Any, *,
             for fut in [pool.submit(put, attr) for attr in manifest.attrs]:
                 fut.result()
         body = json.dumps(manifest.to_json()).encode()
-        return store.put(f"{object_name}/{MANIFEST}", body, {})
+        try:
+            return store.put(f"{object_name}/{MANIFEST}", body, {})
+        except MaybeStoredError:
+            written.append(f"{object_name}/{MANIFEST}")
+            raise
     except BaseException as exc:
         delete_after_failure(store, written, exc, "part(s)")
         raise

@@ -27,6 +27,7 @@ for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_ACCES
 
 from cottoncandy.config import Settings  # noqa: E402
 from cottoncandy.storage import LocalStore, MemoryStore, ObjectStore, S3Account  # noqa: E402
+from cottoncandy.testing.faultproxy import FaultProxy  # noqa: E402
 from cottoncandy.testing.s3server import LocalS3Server  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -47,6 +48,18 @@ def s3(s3_server: LocalS3Server) -> LocalS3Server:
     s3_server.reset()
     S3Account(Settings(endpoint_url=s3_server.endpoint_url)).create_bucket(BUCKET)
     return s3_server
+
+
+@pytest.fixture
+def fault_proxy(s3: LocalS3Server) -> Iterator[FaultProxy]:
+    """A ``FaultProxy`` in front of the emptied server (no rules yet: it forwards everything).
+
+    Point a client at ``fault_proxy.endpoint_url``; ``set_rules``/``outage``/``clear`` change what
+    it does while the test runs. Fixed seed: the same request order draws the same faults.
+    """
+    proxy = FaultProxy(s3.endpoint_url, seed=1234).start()
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture

@@ -10,6 +10,13 @@ scientist who rewrites an array and looks at it again sees the old one for minut
 a file whose metadata was confirmed more than ``attr_ttl`` seconds ago asks the store again (one
 HEAD); what that finds (a new version, or none) overrides the cached listing until the next one.
 
+A HEAD that fails for a passing reason (a 5xx, a reset, a timeout: the store's retries ran out)
+decides nothing: an object whose metadata is unknown could be a raw array (shown as ``k.npy``) or
+not (shown as ``k``), so guessing would rename it or make it vanish. The listing or lookup that
+needed it fails with EIO naming the object, and nothing about it is cached, so the next access asks
+again. Only a HEAD's 404 (the object went away after the LIST) or 403 (its metadata may not be
+read: it is shown as a plain object that fails to open) is an answer.
+
 Listing a folder also loads its first few subfolders in the background (one level, not further):
 ``find``, ``ls -R`` and globs such as ``proj/*.grp/*.npy`` visit them next, and would otherwise
 wait for one LIST and one round of HEADs per folder, one folder after the other.
@@ -17,6 +24,7 @@ wait for one LIST and one round of HEADs per folder, one folder after the other.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import threading
@@ -34,6 +42,12 @@ from . import tree
 from .nodes import FileNode, FolderNode, Node
 
 log = logging.getLogger(__name__)
+
+
+def is_answer(exc: BaseException) -> bool:
+    """Whether a failed HEAD says something about the object (it is gone, or its metadata is
+    refused) rather than about the way to it (a 5xx, a reset, a timeout after retries)."""
+    return isinstance(exc, (FileNotFoundError, PermissionError))
 
 
 @dataclass(frozen=True)
@@ -196,6 +210,15 @@ class Namespace:
         head = heads.get(key)
         return isinstance(head, ObjectInfo) and has_array_metadata(head.metadata)
 
+    def _undecided(self, heads: dict[str, ObjectInfo | BaseException], keys: Iterable[str], what: str) -> None:
+        """Raise ``OSError(EIO)`` if the HEAD of one of ``keys`` failed for a passing reason: its
+        name and kind are unknown, and guessing them would change the tree (see the docstring)."""
+        for key in keys:
+            failure = heads.get(key)
+            if isinstance(failure, BaseException) and not is_answer(failure):
+                raise OSError(errno.EIO, f"{what}: metadata of {self.store.describe(key)} unavailable "
+                                         f"({failure})") from failure
+
     def children(self, path: str, ahead: bool = True) -> dict[str, Node]:
         """Every entry of the folder at ``path`` (one LIST, concurrent HEADs where needed); with
         ``ahead``, its first subfolders start loading in the background."""
@@ -211,6 +234,7 @@ class Namespace:
         listing = self._with_revalidations(self.listing(path))
         needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
         heads = self.heads(needs, threads=ahead)  # a load ahead runs on the pool: it must not wait on it
+        self._undecided(heads, needs, f"cannot list {path or '/'}")
         if ahead and self.folders_ahead:
             self._load_ahead(path, listing)
         table = tree.entries(listing.folders, listing.objects,
@@ -329,6 +353,7 @@ class Namespace:
         present = [c for c in candidates if c in listing.objects]
         needs = [listing.objects[c].key for c in present if tree.may_be_array(c)]
         heads = self.heads(needs)
+        self._undecided(heads, needs, f"cannot look up {path}")
         # decide with the same rule as a full listing, restricted to the candidates
         table = tree.entries([c for c in candidates if c in listing.folder_names],
                              {c: None for c in present},

@@ -134,8 +134,9 @@ class ObjectStore(abc.ABC):
         """Server-side copy, keeping the user metadata."""
 
     @abc.abstractmethod
-    def delete_many(self, keys: Iterable[str]) -> None:
-        """Delete keys; missing keys are not an error (as in S3)."""
+    def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
+        """Delete keys; missing keys are not an error (as in S3). ``cleanup``: this undoes a failed
+        write, so a remote store retries for longer (the endpoint has just failed)."""
 
     def owner(self, key: str) -> dict[str, str]:
         """Who owns ``key`` (``DisplayName``/``ID`` as S3 says), where the store can tell."""
@@ -173,17 +174,26 @@ class ObjectStore(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot be rebuilt in another process")
 
 
+class MaybeStoredError(OSError):
+    """A write failed (``EIO``) after the server may have carried it out: an answer was lost.
+
+    Writers of several objects undo such a key too when they clean up, since it may be there.
+    """
+
+
 def delete_after_failure(store: ObjectStore, written: list[str], exc: BaseException, what: str = "object(s)") -> None:
     """Undo the objects a failed multi-object write managed to store, and say so on ``exc``.
 
     Used by every writer of several objects (dask parts, sparse parts, dict2cloud leaves) so a
-    failure leaves nothing half-written, or names what could not be removed.
+    failure leaves nothing half-written, or names what could not be removed. ``written`` holds every
+    key a write was *started* for, not only those acknowledged: a write whose answer was lost may
+    have stored its object (deleting a key that is not there is no error).
     """
     if not written:
         return
     try:
-        store.delete_many(written)
-        exc.add_note(f"cottoncandy: removed the {len(written)} {what} already written")
+        store.delete_many(written, cleanup=True)
+        exc.add_note(f"cottoncandy: removed the {len(written)} {what} this write stored or may have stored")
     except OSError as cleanup:
         exc.add_note(f"cottoncandy: could not remove {len(written)} {what} already written "
                      f"(first {store.describe(written[0])}): {cleanup}")

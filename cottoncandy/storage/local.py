@@ -203,7 +203,7 @@ class LocalStore(ObjectStore):
         with self.open_read(src) as fh:
             self.put(dst, fh, info.metadata)
 
-    def delete_many(self, keys: Iterable[str]) -> None:
+    def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         for key in keys:
             path = self.path_of(key)
             for target in (path, self._meta_path(path)):

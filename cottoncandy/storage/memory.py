@@ -68,7 +68,7 @@ class MemoryStore(ObjectStore):
         data, info = self._get(src)
         self.put(dst, data, info.metadata)
 
-    def delete_many(self, keys: Iterable[str]) -> None:
+    def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         with self._lock:
             for key in keys:
                 self._objects.pop(key, None)

@@ -63,6 +63,24 @@ RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 
 
+#: answers after which a write may or may not have happened (S3 may have acted before failing)
+MAYBE_DONE_CODES = frozenset({"InternalError", "500", "502", "504", "RequestTimeout"})
+#: transport failures that happen before a request is sent: the server never saw it
+NOT_SENT_EXCEPTIONS: tuple[type[BaseException], ...] = (EndpointConnectionError, ConnectTimeoutError,
+                                                        ConnectionRefusedError)
+
+
+def may_have_taken_effect(exc: BaseException) -> bool:
+    """Whether the server may have carried out a request that failed with ``exc``: its answer was
+    lost (a reset, a timeout, a broken body) or it said it failed inside (500). A refused
+    connection or an answer such as 503 SlowDown or 4xx means it did nothing."""
+    if isinstance(exc, ClientError):
+        return error_code(exc) in MAYBE_DONE_CODES
+    if isinstance(exc, NOT_SENT_EXCEPTIONS):
+        return False
+    return isinstance(exc, RETRYABLE_EXCEPTIONS)
+
+
 class ShortReadError(OSError):
     """The server sent fewer bytes than the range asked for; retried like a dropped connection."""
 
@@ -74,6 +92,8 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay: float = 0.1
     max_delay: float = 5.0
+    #: seconds to keep retrying even after ``max_attempts`` (an outage must not outlast a clean-up)
+    patience: float = 0.0
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, ClientError):
@@ -87,14 +107,22 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T], describe: str) -> T:
         """Run ``fn`` until it succeeds, fails with a non-retryable error, or attempts run out."""
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
                 return fn()
             except Exception as exc:
                 attempt += 1
-                if attempt >= self.max_attempts or not self.is_retryable(exc):
+                spent = attempt >= self.max_attempts and time.monotonic() - started >= self.patience
+                if spent or not self.is_retryable(exc):
                     raise
                 pause = self.delay(attempt)
                 log.debug("retrying %s after %s (attempt %d, %.2fs)", describe, type(exc).__name__,
                           attempt, pause)
                 time.sleep(pause)
+
+
+#: clean-up after a failed write (aborting a multipart upload, removing parts already stored): it
+#: runs when the endpoint has just failed, so it keeps trying for 30 s, not the few seconds a
+#: request whose caller is waiting gets
+CLEANUP_RETRY = RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=4.0, patience=30.0)

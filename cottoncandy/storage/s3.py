@@ -7,12 +7,17 @@ is a seekable reader over the caller's memory, and above the threshold parts go 
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import errno
+import hashlib
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, TypeVar
 
 import boto3
@@ -20,9 +25,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import Settings, legacy_keys
-from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
+from .base import Buffer, Listing, MaybeStoredError, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 from .errors import translate
-from .retry import RetryPolicy, ShortReadError
+from .retry import CLEANUP_RETRY, RetryPolicy, ShortReadError, may_have_taken_effect
 from .s3_signed import SignedRequests
 
 log = logging.getLogger(__name__)
@@ -75,25 +80,69 @@ class BufferReader(io.RawIOBase):
         return self._pos
 
 
-class TranslatingStream(io.RawIOBase):
-    """A whole-object body whose read errors surface as ``OSError(EIO)`` naming the object."""
+class ResumingStream(io.RawIOBase):
+    """A whole-object body that survives a broken download: a read that fails for a passing reason
+    (a reset, a truncated body, a timeout) asks again from the first byte not yet read (``Range``,
+    pinned to the object's ETag so two versions never mix), with the store's retry policy. What
+    cannot be resumed surfaces as ``OSError`` naming the object: ``ESTALE`` if the object changed,
+    ``EIO`` otherwise.
 
-    def __init__(self, body: Any, name: str):
+    Why here: gzip bodies are decoded as they stream (the compressed body is never held whole), and
+    the mount decodes compressed arrays the same way; a 10% reset rate used to fail one gzip read
+    in five, where ranged reads retried.
+    """
+
+    def __init__(self, store: S3Store, key: str, response: Mapping[str, Any], if_match: str | None):
         super().__init__()
-        self._body = body
-        self._name = name
+        self._store = store
+        self._key = key
+        self._body = response["Body"]
+        self._etag = if_match or response.get("ETag")
+        self._size = int(response.get("ContentLength", -1))
+        self._pos = 0
+        self._failures = 0  # consecutive failures without a byte of progress
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        try:
-            data = self._body.read(len(b))
-        except (BotoCoreError, OSError, ValueError) as exc:
-            raise OSError(errno.EIO, f"{self._name}: read failed ({type(exc).__name__})") from exc
-        n = len(data)
-        memoryview(b).cast("B")[:n] = data
-        return n
+        want = len(b)
+        while True:
+            try:
+                data = self._body.read(want) if want else b""
+                if not data and want and self._size >= 0 and self._pos < self._size:
+                    raise ShortReadError(errno.EIO, f"body ended at byte {self._pos} of {self._size}")
+            except Exception as exc:
+                self._resume(exc)
+                continue
+            n = len(data)
+            memoryview(b).cast("B")[:n] = data
+            self._pos += n
+            if n:
+                self._failures = 0
+            return n
+
+    def _resume(self, exc: Exception) -> None:
+        """Reopen the body at the current position, or raise ``exc`` as the final ``OSError``."""
+        policy = self._store.retry
+        name = self._store.describe(self._key)
+        self._failures += 1
+        if not policy.is_retryable(exc) or self._failures >= policy.max_attempts or self._size < 0:
+            raise OSError(errno.EIO, f"{name}: read failed at byte {self._pos} ({type(exc).__name__}: "
+                                     f"{exc})") from exc
+        log.debug("resuming the body of %s at byte %d after %s", name, self._pos, type(exc).__name__)
+        with contextlib.suppress(Exception):  # the connection is broken anyway
+            self._body.close()
+        time.sleep(policy.delay(self._failures))
+        kwargs: dict[str, Any] = {"Bucket": self._store.bucket, "Key": self._key, "Range": f"bytes={self._pos}-"}
+        if self._etag:
+            kwargs["IfMatch"] = self._etag
+        response = self._store._call(lambda: self._store.client.get_object(**kwargs), self._key, "read")
+        self._body = response["Body"]
+        answered = str(response.get("ContentRange") or "")
+        if not answered.startswith(f"bytes {self._pos}-") and not (self._pos == 0 and not answered):
+            raise OSError(errno.EIO, f"{name}: asked to resume at byte {self._pos}, the server answered "
+                                     f"{answered or 'the whole object'}")
 
     def close(self) -> None:
         try:
@@ -212,15 +261,36 @@ class S3Store(ObjectStore):
                 "profile": self.settings.profile, "region": self.settings.region}
 
     # --- plumbing ----------------------------------------------------------------------------
-    def _call(self, fn: Callable[[], T], key: str | None, action: str) -> T:
+    def _call(self, fn: Callable[[], T], key: str | None, action: str, *, writes: bool = False,
+              retry: RetryPolicy | None = None) -> T:
+        """``fn`` under the retry policy; failures as built-in exceptions naming the object.
+
+        ``writes``: ``fn`` changes the store. If any attempt may have been carried out before it
+        failed (its answer was lost), the final error says that the server may have stored it.
+        """
+        maybe_done = False
+
+        def attempt() -> T:
+            nonlocal maybe_done
+            try:
+                return fn()
+            except Exception as exc:
+                maybe_done = maybe_done or (writes and may_have_taken_effect(exc))
+                raise
+
         try:
-            return self.retry.call(fn, f"{action} {self.describe(key)}")
-        except (ClientError, BotoCoreError, ShortReadError) as exc:
+            return (retry or self.retry).call(attempt, f"{action} {self.describe(key)}")
+        except (ClientError, BotoCoreError, ShortReadError, ConnectionError, TimeoutError) as exc:
             if isinstance(exc, ShortReadError):
-                raise OSError(errno.EIO, f"{self.describe(key)}: {exc.strerror or exc}") from exc
-            raise translate(exc, self.bucket, key, action) from exc
-        except (ConnectionError, TimeoutError) as exc:
-            raise OSError(errno.EIO, f"failed to {action} {self.describe(key)}: {type(exc).__name__}") from exc
+                error = OSError(errno.EIO, f"{self.describe(key)}: {exc.strerror or exc}")
+            elif isinstance(exc, (ClientError, BotoCoreError)):
+                error = translate(exc, self.bucket, key, action)
+            else:
+                error = OSError(errno.EIO, f"failed to {action} {self.describe(key)}: {type(exc).__name__}")
+            if maybe_done and error.errno == errno.EIO:
+                error = MaybeStoredError(errno.EIO, f"{error.strerror}; the server may have stored it before "
+                                                    "its answer was lost")
+            raise error from exc
 
     @staticmethod
     def _info(key: str, resp: Mapping[str, Any]) -> ObjectInfo:
@@ -316,7 +386,7 @@ class S3Store(ObjectStore):
         if if_match:
             kwargs["IfMatch"] = if_match
         resp = self._call(lambda: self.client.get_object(**kwargs), key, "read")
-        return io.BufferedReader(TranslatingStream(resp["Body"], self.describe(key)), READ_CHUNK)
+        return io.BufferedReader(ResumingStream(self, key, resp, if_match), READ_CHUNK)
 
     # --- writing -----------------------------------------------------------------------------
     def _extra(self, metadata: Mapping[str, str] | None, acl: str | None) -> dict[str, Any]:
@@ -347,7 +417,7 @@ class S3Store(ObjectStore):
             return self.client.put_object(Bucket=self.bucket, Key=key, Body=BufferReader(view),
                                           ContentLength=len(view), **extra)
 
-        resp = self._call(send, key, "write")
+        resp = self._call(send, key, "write", writes=True)
         if progress is not None:
             progress(len(view))
         return ObjectInfo(key=key, size=len(view), etag=resp["ETag"], metadata=extra["Metadata"])
@@ -361,9 +431,7 @@ class S3Store(ObjectStore):
     def _multipart(self, key: str, extra: dict[str, Any], parts: Iterator[tuple[int, memoryview]],
                    progress: Progress | None = None) -> ObjectInfo:
         """Upload numbered parts with at most ``threads`` in flight; abort the upload on any failure."""
-        resp = self._call(lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra),
-                          key, "write")
-        upload_id = resp["UploadId"]
+        upload_id = self._create_upload(key, extra, "write")
         done: dict[int, str] = {}
         size = 0
 
@@ -390,23 +458,96 @@ class S3Store(ObjectStore):
                 for fut in pending:
                     fut.result()
             listing = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
-            resp = self._call(
-                lambda: self.client.complete_multipart_upload(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}
-                ),
-                key,
-                "write",
-            )
-        except BaseException:
-            self._abort(key, upload_id)
+            etag = self._complete(key, upload_id, listing)
+        except BaseException as exc:
+            self._abort(key, upload_id, exc)
             raise
-        return ObjectInfo(key=key, size=size, etag=resp["ETag"], metadata=extra["Metadata"])
+        return ObjectInfo(key=key, size=size, etag=etag, metadata=extra["Metadata"])
 
-    def _abort(self, key: str, upload_id: str) -> None:
+    def _create_upload(self, key: str, extra: dict[str, Any], action: str) -> str:
+        """``CreateMultipartUpload``; when an attempt's answer was lost, the server may have started
+        an upload nobody knows the id of: find this writer's (same key, initiated since its first
+        attempt) and abort them, so no invisible in-progress upload keeps its parts (and its bill)."""
+        started = time.monotonic()
+        lost = False
+
+        def create() -> Any:
+            nonlocal lost
+            try:
+                return self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)
+            except Exception as exc:
+                lost = lost or may_have_taken_effect(exc)
+                raise
+
         try:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except (ClientError, BotoCoreError) as exc:  # the original failure matters more
-            log.warning("could not abort multipart upload of %s: %s", self.describe(key), type(exc).__name__)
+            upload_id = str(self._call(create, key, action)["UploadId"])
+        except BaseException as exc:
+            if lost:
+                self._abort_orphans(key, started, keep=None, failure=exc)
+            raise
+        if lost:
+            self._abort_orphans(key, started, keep=upload_id, failure=None)
+        return upload_id
+
+    def _complete(self, key: str, upload_id: str, listing: list[dict[str, Any]]) -> str:
+        """``CompleteMultipartUpload``; its ETag. If an attempt's answer was lost and the next finds
+        the upload gone, the object is looked at: its multipart ETag says whether it was this one."""
+        lost = False
+
+        def complete() -> Any:
+            nonlocal lost
+            try:
+                return self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                             MultipartUpload={"Parts": listing})
+            except Exception as exc:
+                lost = lost or may_have_taken_effect(exc)
+                raise
+
+        try:
+            return str(self._call(complete, key, "write", writes=True)["ETag"])
+        except FileNotFoundError:  # NoSuchUpload: completed by an attempt whose answer was lost?
+            expected = multipart_etag(part["ETag"] for part in listing)
+            if lost and self.head(key).etag.strip('"') == expected:
+                return f'"{expected}"'
+            raise
+
+    def _abort(self, key: str, upload_id: str, failure: BaseException | None = None) -> None:
+        """Abort an upload, retrying patiently (the endpoint has just failed); an abort that cannot be
+        done is logged and noted on ``failure`` (the original error matters more)."""
+        try:
+            self._call(lambda: self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id),
+                       key, "abort the upload of", retry=CLEANUP_RETRY)
+        except FileNotFoundError:  # already gone (an earlier attempt's answer was lost)
+            return
+        except OSError as exc:
+            log.warning("could not abort multipart upload %s of %s: %s", upload_id, self.describe(key), exc)
+            if failure is not None:
+                failure.add_note(f"cottoncandy: the in-progress multipart upload {upload_id} of "
+                                 f"{self.describe(key)} could not be aborted ({exc})")
+
+    def _abort_orphans(self, key: str, started: float, keep: str | None, failure: BaseException | None) -> None:
+        """Abort the in-progress uploads of ``key`` initiated since ``started`` (this writer's, whose
+        ids were lost), except ``keep``. The window is reckoned on the server's clock (its ``Date``
+        header), so the client's clock does not matter."""
+        try:
+            resp = self._call(lambda: self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key), key,
+                              "list the uploads of", retry=CLEANUP_RETRY)
+        except OSError as exc:
+            log.warning("could not look for lost multipart uploads of %s: %s", self.describe(key), exc)
+            if failure is not None:
+                failure.add_note(f"cottoncandy: an in-progress multipart upload of {self.describe(key)} may be "
+                                 f"left behind (its start was not acknowledged; listing uploads failed: {exc})")
+            return
+        date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        now = parsedate_to_datetime(date) if date else datetime.datetime.now(datetime.timezone.utc)
+        since = now - datetime.timedelta(seconds=time.monotonic() - started + 2.0)  # Date has 1 s resolution
+        for upload in resp.get("Uploads", []):
+            initiated = upload.get("Initiated")
+            if upload.get("Key") != key or upload.get("UploadId") == keep or initiated is None or initiated < since:
+                continue
+            log.info("aborting multipart upload %s of %s (its start was not acknowledged)",
+                     upload["UploadId"], self.describe(key))
+            self._abort(key, upload["UploadId"], failure)
 
     def owner(self, key: str) -> dict[str, str]:
         resp = self._call(lambda: self.client.get_object_acl(Bucket=self.bucket, Key=key), key, "read")
@@ -419,12 +560,10 @@ class S3Store(ObjectStore):
         acl = {"ACL": self.settings.default_acl} if self.settings.default_acl else {}
         if info.size <= MAX_SINGLE_COPY:
             self._call(lambda: self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource=source,
-                                                       MetadataDirective="COPY", **acl), dst, "copy to")
+                                                       MetadataDirective="COPY", **acl), dst, "copy to", writes=True)
             return
         extra = {"Metadata": dict(info.metadata or {}), **acl}
-        resp = self._call(lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=dst, **extra),
-                          dst, "copy to")
-        upload_id = resp["UploadId"]
+        upload_id = self._create_upload(dst, extra, "copy to")
         chunk = 512 * 2**20
         ranges = [(s, min(s + chunk, info.size)) for s in range(0, info.size, chunk)]
 
@@ -437,26 +576,27 @@ class S3Store(ObjectStore):
         try:
             with ThreadPoolExecutor(max_workers=self.settings.threads) as pool:
                 parts = list(pool.map(lambda a: part(*a), [(i, s, e) for i, (s, e) in enumerate(ranges, 1)]))
-            self._call(lambda: self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}), dst, "copy to")
-        except BaseException:
-            self._abort(dst, upload_id)
+            self._complete(dst, upload_id, parts)
+        except BaseException as exc:
+            self._abort(dst, upload_id, exc)
             raise
 
-    def delete_many(self, keys: Iterable[str]) -> None:
+    def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
+        """Delete ``keys`` in batches of 1,000; ``cleanup``: undoing a failed write, so retry as
+        patiently as an abort (the endpoint has just failed)."""
         batch: list[str] = []
         for key in keys:
             batch.append(key)
             if len(batch) == 1000:
-                self._delete_batch(batch)
+                self._delete_batch(batch, cleanup)
                 batch = []
         if batch:
-            self._delete_batch(batch)
+            self._delete_batch(batch, cleanup)
 
-    def _delete_batch(self, keys: list[str]) -> None:
+    def _delete_batch(self, keys: list[str], cleanup: bool = False) -> None:
         request = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
         resp = self._call(lambda: self.client.delete_objects(Bucket=self.bucket, Delete=request),
-                          keys[0], "delete")
+                          keys[0], "delete", retry=CLEANUP_RETRY if cleanup else None)
         errors = resp.get("Errors") or []
         if errors:
             first = errors[0]
@@ -499,6 +639,12 @@ class S3Store(ObjectStore):
     def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for page in self._pages(prefix, None):
             yield from (self._listed(o) for o in page.get("Contents", []))
+
+
+def multipart_etag(part_etags: Iterable[str]) -> str:
+    """The ETag S3 gives an object completed from parts with these ETags: the MD5 of their MD5s, "-N"."""
+    digests = [bytes.fromhex(etag.strip('"')) for etag in part_etags]
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
 
 
 def _socket_readinto(body: Any, buffer: memoryview) -> int | None:

@@ -36,6 +36,7 @@ from typing import Any
 _local = threading.local()
 LOG_PATH = "/_local-s3/log"
 _patched = False
+_times_patched = False
 
 
 class _SliceableValue:
@@ -100,6 +101,50 @@ def enable_range_reads() -> None:
     responses.S3Response.get_object = get_object  # type: ignore[method-assign]
     responses.S3Response._handle_range_header = handle_range  # type: ignore[method-assign]
     _patched = True
+
+
+def enable_upload_times() -> None:
+    """Patch moto (once per process) so ListMultipartUploads reports when each upload was initiated.
+
+    moto answers a fixed ``2010-11-10T20:48:33Z`` for every upload; S3 gives the real time, which is
+    how a writer whose ``CreateMultipartUpload`` answer was lost finds the upload it started.
+    """
+    global _times_patched
+    if _times_patched:
+        return
+    import datetime
+
+    from moto.s3 import models, responses
+
+    original_init = models.FakeMultipart.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.cc_initiated = datetime.datetime.now(datetime.timezone.utc)
+
+    original_list = responses.S3Response.list_multipart_uploads
+
+    def list_uploads(self: Any) -> Any:
+        serialize = self.serialized
+        multiparts = self.backend.list_multipart_uploads(self.bucket_name)
+
+        def with_times(result: Any) -> Any:
+            body = getattr(result, "result", None)
+            for upload in body.get("Uploads", []) if isinstance(body, dict) else []:
+                started = getattr(multiparts.get(upload.get("UploadId")), "cc_initiated", None)
+                if started is not None:
+                    upload["Initiated"] = started.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            return serialize(result)
+
+        self.serialized = with_times
+        try:
+            return original_list(self)
+        finally:
+            del self.serialized
+
+    models.FakeMultipart.__init__ = init  # type: ignore[method-assign]
+    responses.S3Response.list_multipart_uploads = list_uploads  # type: ignore[method-assign]
+    _times_patched = True
 
 
 _PLAIN_KEY_PATH = re.compile(r"/([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/([A-Za-z0-9._\-~/]+)")
@@ -285,6 +330,7 @@ class LocalS3Server:
 
         if self.range_reads:
             enable_range_reads()
+        enable_upload_times()
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" under load
         self.log = _RequestLog(_FastHead(_s3_only_app()))
         self._server = create_server(

@@ -16,6 +16,7 @@ import stat
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,9 @@ class MountOptions:
     fetch_threads: int = 16
     cache_dir: str | None = None
     cache_dir_size: int = 16 * 2**30
+    #: READs as synchronous requests, so any signal to a reader interrupts its read (at a cost in
+    #: sequential throughput: the kernel keeps one READ in flight per reader instead of several)
+    interruptible_reads: bool = False
 
 
 class Handle:
@@ -110,6 +114,10 @@ class CcFilesystem:
         self.buffers = BufferPool(self.options.prefetch_run,
                                   min(4, self.budget.ahead_limit // self.options.prefetch_run), self.budget)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
+        # fetches a READ waits for, so that the waiting thread can give up when the reader is
+        # signalled (``interrupted``: set by the FUSE layer; the default never interrupts)
+        self.demand = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-demand")
+        self.interrupted: Callable[[], bool] | None = None
         self._handles: dict[int, Handle] = {}
         self.versions = OpenVersions()
         self._next_fh = itertools.count(1)
@@ -126,6 +134,7 @@ class CcFilesystem:
         log.info("memory: at most %d MiB of fetched data held (budget %d MiB); %d read-ahead runs not started "
                  "for want of room", self.budget.peak >> 20, self.budget.limit >> 20, self.budget.refused_ahead)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.demand.shutdown(wait=False, cancel_futures=True)
         self.namespace.close()
         self.decoded.close()
         self.buffers.clear()
@@ -226,7 +235,8 @@ class CcFilesystem:
         reader = ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), body_size,
                               block_size=self.options.block_size, max_window=self.options.max_prefetch,
                               run_size=self.options.prefetch_run,
-                              origin=len(node.header) % self.options.block_size, budget=self.budget)
+                              origin=len(node.header) % self.options.block_size, budget=self.budget,
+                              interrupted=self.interrupted, demand=self.demand)
         return Handle(node, reader, None)
 
     def _handle(self, fh: int) -> Handle:

@@ -136,10 +136,11 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
     import threading
 
     from .filesystem import CcFilesystem
-    from .operations import Fuse, Operations
+    from .operations import Fuse, Operations, fuse_interrupted
 
     store = make_store(request)
     filesystem = CcFilesystem(store, request.target.prefix, request.options)
+    filesystem.interrupted = fuse_interrupted  # a read waiting on a slow server ends when its reader is signalled
     readahead_kib = request.options.read_ahead // 1024
 
     served = threading.Event()
@@ -151,7 +152,7 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
             on_ready()
 
     operations = Operations(filesystem, request.options.metadata_ttl, on_ready=ready,
-                            attr_ttl=request.options.attr_ttl)
+                            attr_ttl=request.options.attr_ttl, sync_reads=request.options.interruptible_reads)
     extra: dict[str, object] = {}
     for option in request.fuse_options:
         for item in option.split(","):

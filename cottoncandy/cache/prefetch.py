@@ -16,14 +16,19 @@ everything else out of an LRU for no hit (mountpoint-s3 keeps no read data at al
 Read-ahead is reserved in the shared ``MemoryBudget`` before it is fetched and held until the
 stream passes it (or seeks away, or the file is closed): a run that does not fit is not started,
 so all readers together never fetch ahead more than the cache can keep until they arrive.
+A reader given an ``interrupted`` check (the mount gives libfuse's) never blocks in a fetch
+itself: what it must wait for is fetched on the ``demand`` pool, and it waits in short slices,
+giving up with ``EINTR`` once the check says its caller was signalled -- a process killed while
+its read waited on a slow server otherwise stays unkillable until the fetch ends.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, wait
 
 from .blocks import BlockCache
 from .budget import MemoryBudget
@@ -32,6 +37,16 @@ log = logging.getLogger(__name__)
 
 #: fetch(start, end) -> exactly the object's bytes [start, end)
 RangeFetch = Callable[[int, int], bytes]
+#: how often a waiting read checks whether it was interrupted (seconds)
+WAIT_SLICE = 0.1
+
+
+def wait_interruptibly(future: Future, interrupted: Callable[[], bool]):  # type: ignore[type-arg,no-untyped-def]
+    """``future.result()``, or ``InterruptedError`` (EINTR) as soon as ``interrupted()`` says so."""
+    while not wait([future], timeout=WAIT_SLICE).done:
+        if interrupted():
+            raise InterruptedError(errno.EINTR, "read interrupted by a signal")
+    return future.result()
 
 
 class ObjectReader:
@@ -39,11 +54,14 @@ class ObjectReader:
 
     def __init__(self, cache: BlockCache, pool: Executor, fetch: RangeFetch, ident: tuple[str, str], size: int,
                  block_size: int = 2**20, max_window: int = 64 * 2**20, run_size: int = 8 * 2**20,
-                 origin: int = 0, budget: MemoryBudget | None = None):
+                 origin: int = 0, budget: MemoryBudget | None = None,
+                 interrupted: Callable[[], bool] | None = None, demand: Executor | None = None):
         if not 0 <= origin < block_size:
             raise ValueError(f"origin {origin} must lie within the first block ({block_size} bytes)")
         self.origin = origin
         self.budget = budget
+        self.interrupted = interrupted if demand is not None else None
+        self.demand = demand
         self._held = 0  # bytes reserved ahead in ``budget`` for blocks this stream has not reached
         self.cache = cache
         self.pool = pool
@@ -107,7 +125,30 @@ class ObjectReader:
                 min(self.size, stop * self.block_size - self.origin))
 
     def _block(self, index: int) -> bytes:
-        return self.cache.get_or_fetch(self._block_id(index), lambda: self.fetch(*self._span(index, index + 1)))
+        ident = self._block_id(index)
+
+        def fetch() -> bytes:
+            return self.fetch(*self._span(index, index + 1))
+
+        if self.interrupted is None:
+            return self.cache.get_or_fetch(ident, fetch)
+        block = self.cache.get(ident)
+        if block is not None:
+            return block
+        pending = self.cache.waiting(ident)
+        if pending is not None:
+            try:
+                return wait_interruptibly(pending, self.interrupted)
+            except InterruptedError:
+                raise
+            except Exception:
+                pass  # that fetch failed: ask ourselves (and raise our own error)
+        return self._wait(self.cache.get_or_fetch, ident, fetch)
+
+    def _wait(self, fn: Callable, *args: object):  # type: ignore[type-arg,no-untyped-def]
+        """``fn(*args)`` on the demand pool, waited for interruptibly."""
+        assert self.demand is not None and self.interrupted is not None
+        return wait_interruptibly(self.demand.submit(fn, *args), self.interrupted)
 
     # --- prefetch ----------------------------------------------------------------------------
     def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int]], range]:
@@ -190,7 +231,10 @@ class ObjectReader:
                 return [self._piece(first, block, offset, end)]
         missing = [i for i in range(first, last + 1) if not self.cache.contains(self._block_id(i))]
         if missing:  # what is needed now and nobody is fetching: one GET per stretch
-            self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)
+            if self.interrupted is None:
+                self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)
+            else:
+                self._wait(self._fetch_run, missing[0], missing[-1] - missing[0] + 1, True)
         return [self._piece(index, self._block(index), offset, end) for index in range(first, last + 1)]
 
     def _piece(self, index: int, block: bytes, offset: int, end: int) -> memoryview | bytes:

@@ -237,6 +237,12 @@ def main() -> None:
                            env=env(), timeout=60)
             if os.path.ismount(mountpoint):
                 subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True)
+            time.sleep(0.5)  # the daemon's last lines: what it held at most
+            log_file = work / "ccfs.log"
+            if log_file.exists():
+                for line in log_file.read_text().splitlines():
+                    if "memory:" in line:
+                        print("daemon:", line.split("ccfs: ", 1)[-1])
         for proc in helpers:
             proc.send_signal(signal.SIGINT)
             try:

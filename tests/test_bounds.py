@@ -22,7 +22,8 @@ from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.prefetch import ObjectReader
-from cottoncandy.storage import LocalStore
+from cottoncandy.storage import LocalStore, latency
+from cottoncandy.storage.latency import LatencyTracker
 from cottoncandy.testing.faultproxy import FaultProxy, FaultRule
 from tests.conftest import BUCKET
 from tests.mountutil import mounted, needs_fuse
@@ -196,6 +197,20 @@ def timed_reads(path: Path, chunk: int = MiB) -> tuple[bytes, float]:
             if not part:
                 return b"".join(parts), longest
             parts.append(part)
+
+
+def test_late_means_a_multiple_of_recent_latencies_within_limits() -> None:
+    tracker = LatencyTracker()
+    assert tracker.hedge_after() == latency.DEFAULT  # nothing seen yet
+    for _ in range(64):
+        tracker.record(0.001)  # loopback: hedging after 4 ms would hedge every hiccup
+    assert tracker.hedge_after() == latency.FLOOR
+    for _ in range(256):
+        tracker.record(0.3)
+    assert tracker.hedge_after() == pytest.approx(min(latency.CAP, latency.FACTOR * 0.3))
+    for _ in range(256):
+        tracker.record(30.0)  # a slow network does not hedge everything
+    assert tracker.hedge_after() == latency.CAP
 
 
 def test_a_late_get_is_hedged_and_the_first_answer_taken(fault_proxy: FaultProxy) -> None:

@@ -228,6 +228,9 @@ def main() -> None:
                 reader.kill()
             reader.wait()
         report(args, cache_size, outs, peak_rss, hung, daemon is not None, time.time() - began, log_file)
+        if proxy:
+            counts = json.loads(urllib.request.urlopen(f"{proxy}/_fault-proxy/counts", timeout=10).read())
+            print(f"fault proxy: {counts}")
     finally:
         for reader in readers:
             if reader.poll() is None:

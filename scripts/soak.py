@@ -130,6 +130,15 @@ def worker(spec_file: str, index: int, deadline: float, max_ops: int, out_file: 
             errors[type(exc).__name__] += 1
         else:
             latencies[kind].append(time.monotonic() - began)
+        if spec["drop_pages"]:  # forget this file's pages in the kernel: the next read asks the daemon again
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
         ops += 1
         save()
     save()
@@ -161,6 +170,9 @@ def main() -> None:
     parser.add_argument("--file-share", type=float, default=0.2, help="share of whole-file reads")
     parser.add_argument("--faults", choices=["none", "mixed"], default="none")
     parser.add_argument("--fault-share", type=float, default=0.4, help="faults on for this last share of the run")
+    parser.add_argument("--keep-pages", action="store_true",
+                        help="let the kernel keep what was read (by default each reader drops a file's cached "
+                             "pages after each operation, so reads reach the daemon and the store)")
     parser.add_argument("--max-ops", type=int, default=200_000, help="operations per reader at most")
     parser.add_argument("--worker", nargs=5, metavar=("SPEC", "INDEX", "DEADLINE", "MAX_OPS", "OUT"),
                         help=argparse.SUPPRESS)
@@ -197,7 +209,7 @@ def main() -> None:
         pid = daemon_pid(str(mountpoint))
         spec_file = work / "spec.json"
         spec_file.write_text(json.dumps({"mountpoint": str(mountpoint), "arrays": arrays,
-                                         "file_share": args.file_share}))
+                                         "file_share": args.file_share, "drop_pages": not args.keep_pages}))
         began = time.time()
         deadline = began + args.minutes * 60
         faults_at = deadline - args.fault_share * args.minutes * 60 if proxy else float("inf")

@@ -57,13 +57,15 @@ def main() -> None:
               help="Seconds to trust a file's size and version before the next stat/open/read asks again.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Where large decoded arrays spill.")
 @click.option("--cache-dir-size", type=SIZE, default="16G", show_default=True, help="Limit of --cache-dir.")
+@click.option("--interruptible-reads", is_flag=True,
+              help="Any signal ends a read waiting on S3 at once (not only a fatal one); slower sequential reads.")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Log file (background default: none).")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               default="INFO", show_default=True)
 @click.option("-o", "fuse_options", multiple=True, help="Extra FUSE options, e.g. -o allow_other.")
 def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
                   region: str | None, foreground: bool, cache_size: int, block_size: int, read_ahead: int,
-                  metadata_ttl: float, attr_ttl: float,
+                  metadata_ttl: float, attr_ttl: float, interruptible_reads: bool,
                   cache_dir: str | None, cache_dir_size: int, log_file: str | None, log_level: str,
                   fuse_options: tuple[str, ...]) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
@@ -81,7 +83,8 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
             target=parse_target(target), mountpoint=os.path.abspath(mountpoint),
             options=MountOptions(cache_size=cache_size, block_size=block_size, read_ahead=read_ahead,
                                  metadata_ttl=metadata_ttl, attr_ttl=attr_ttl,
-                                 cache_dir=cache_dir, cache_dir_size=cache_dir_size),
+                                 interruptible_reads=interruptible_reads, cache_dir=cache_dir,
+                                 cache_dir_size=cache_dir_size),
             endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
             log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level)
         mount(request, foreground=foreground)

@@ -33,6 +33,8 @@ def report(op: str, path: str, exc: BaseException) -> int:
         log.debug("%s %s: not found", op, path)
     elif code in (errno.EROFS, errno.ENOTSUP, errno.ENODATA):
         log.debug("%s %s: %s", op, path, errno.errorcode.get(code, code))
+    elif code == errno.EINTR:  # the reader was signalled (FUSE INTERRUPT): not a failure of ours
+        log.info("%s %s: interrupted", op, path)
     else:
         log.error("%s %s failed (%s): %s", op, path, errno.errorcode.get(code, code), exc)
     return code

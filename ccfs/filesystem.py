@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import errno
 import itertools
+import logging
 import os
+import shutil
 import stat
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from cottoncandy.arrays import decode_body_into
 from cottoncandy.cache.blocks import BlockCache
+from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.prefetch import ObjectReader, joined
@@ -29,6 +33,7 @@ from cottoncandy.storage.base import ObjectStore
 
 from .versions import OpenVersions
 
+log = logging.getLogger("ccfs")
 MiB = 2**20
 XATTR_PREFIX = "user.cottoncandy."
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -46,6 +51,9 @@ class MountOptions:
     fetch_threads: int = 16
     cache_dir: str | None = None
     cache_dir_size: int = 16 * 2**30
+    #: READs as synchronous requests, so any signal to a reader interrupts its read (at a cost in
+    #: sequential throughput: the kernel keeps one READ in flight per reader instead of several)
+    interruptible_reads: bool = False
 
 
 class Handle:
@@ -92,26 +100,46 @@ class CcFilesystem:
         self.store = store
         self.options = options or MountOptions()
         self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
+        # --cache-size is every buffer of data the daemon holds: a quarter for decoded (compressed)
+        # arrays, the rest for fetched bytes -- cached blocks, runs in flight or fetched ahead, idle
+        # pooled buffers -- all charged to one budget (see ``cottoncandy.cache.budget``)
         decoded_memory = self.options.cache_size // 4
-        self.blocks = BlockCache(self.options.cache_size - decoded_memory)
-        cache_dir = self.options.cache_dir or tempfile.mkdtemp(prefix="ccfs-cache-")
+        self.budget = MemoryBudget(self.options.cache_size - decoded_memory)
+        self.blocks = BlockCache(self.options.cache_size - decoded_memory, self.budget)
+        # a folder of our own (removed at unmount, with what is in it) unless --cache-dir names one
+        self._own_cache_dir = None if self.options.cache_dir else tempfile.mkdtemp(prefix="ccfs-cache-")
+        cache_dir = self.options.cache_dir or self._own_cache_dir
         self.decoded = DecodedArrayCache(decoded_memory, cache_dir, self.options.cache_dir_size)
-        # idle run buffers: what a full prefetch window plus the fetches in flight need
+        # idle run buffers (charged to the budget while idle): a few, for the runs in flight
         self.buffers = BufferPool(self.options.prefetch_run,
-                                  self.options.max_prefetch // self.options.prefetch_run + 2)
+                                  min(4, self.budget.ahead_limit // self.options.prefetch_run), self.budget)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
+        # fetches a READ waits for, so that the waiting thread can give up when the reader is
+        # signalled (``interrupted``: set by the FUSE layer; the default never interrupts)
+        self.demand = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-demand")
+        self.interrupted: Callable[[], bool] | None = None
         self._handles: dict[int, Handle] = {}
         self.versions = OpenVersions()
         self._next_fh = itertools.count(1)
         self._lock = threading.Lock()
         self.mounted_at = time.time()
         self.uid, self.gid = os.getuid(), os.getgid()
+        self._closed = False
 
     def close(self) -> None:
+        """Stop fetching, drop the caches, remove the cache folder made at mount (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        log.info("memory: at most %d MiB of fetched data held (budget %d MiB); %d read-ahead runs not started "
+                 "for want of room", self.budget.peak >> 20, self.budget.limit >> 20, self.budget.refused_ahead)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.demand.shutdown(wait=False, cancel_futures=True)
         self.namespace.close()
         self.decoded.close()
         self.buffers.clear()
+        if self._own_cache_dir is not None:
+            shutil.rmtree(self._own_cache_dir, ignore_errors=True)
 
     # --- metadata ----------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
@@ -207,7 +235,8 @@ class CcFilesystem:
         reader = ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), body_size,
                               block_size=self.options.block_size, max_window=self.options.max_prefetch,
                               run_size=self.options.prefetch_run,
-                              origin=len(node.header) % self.options.block_size)
+                              origin=len(node.header) % self.options.block_size, budget=self.budget,
+                              interrupted=self.interrupted, demand=self.demand)
         return Handle(node, reader, None)
 
     def _handle(self, fh: int) -> Handle:
@@ -227,6 +256,8 @@ class CcFilesystem:
         with self._lock:
             handle = self._handles.pop(fh, None)
         if handle is not None:
+            if handle.reader is not None:
+                handle.reader.close()
             self.versions.release(handle.node)
 
     def open_handles(self) -> int:

@@ -96,10 +96,21 @@ def make_store(request: MountRequest):  # type: ignore[no-untyped-def]
     return account.store(target.bucket)
 
 
+def private_file(path: str) -> None:
+    """Create ``path`` readable by its owner only (0600), or make it so: the log names keys,
+    folders and endpoints, which other users of the machine need not see."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def setup_logging(request: MountRequest, foreground: bool) -> None:
     handlers: list[logging.Handler] = []
     if request.log_file:
         Path(request.log_file).parent.mkdir(parents=True, exist_ok=True)
+        private_file(request.log_file)
         handlers.append(logging.FileHandler(request.log_file))
     elif foreground:
         handlers.append(logging.StreamHandler(sys.stderr))
@@ -134,10 +145,11 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
     import threading
 
     from .filesystem import CcFilesystem
-    from .operations import Fuse, Operations
+    from .operations import Fuse, Operations, fuse_interrupted
 
     store = make_store(request)
     filesystem = CcFilesystem(store, request.target.prefix, request.options)
+    filesystem.interrupted = fuse_interrupted  # a read waiting on a slow server ends when its reader is signalled
     readahead_kib = request.options.read_ahead // 1024
 
     served = threading.Event()
@@ -149,7 +161,7 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
             on_ready()
 
     operations = Operations(filesystem, request.options.metadata_ttl, on_ready=ready,
-                            attr_ttl=request.options.attr_ttl)
+                            attr_ttl=request.options.attr_ttl, sync_reads=request.options.interruptible_reads)
     extra: dict[str, object] = {}
     for option in request.fuse_options:
         for item in option.split(","):

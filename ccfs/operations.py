@@ -51,6 +51,25 @@ def fill(destination: int, pieces: list[memoryview | bytes]) -> int:
     return done
 
 
+def _libfuse_interrupted() -> Callable[[], bool] | None:
+    """libfuse's ``fuse_interrupted()``: whether the kernel sent INTERRUPT for the request this
+    thread serves (the reader got a signal). ``None`` where the loaded libfuse lacks it."""
+    library = getattr(fuse, "_libfuse", None)
+    check = getattr(library, "fuse_interrupted", None)
+    if check is None:
+        return None
+    check.restype = ctypes.c_int
+    check.argtypes = []
+    return lambda: bool(check())
+
+
+fuse_interrupted = _libfuse_interrupted()
+
+#: libfuse 3's capability bits: the kernel may send READs (buffered read-ahead, O_DIRECT) as
+#: background requests, which it never interrupts: the reader then waits in the kernel until the
+#: answer, and only a fatal signal frees it
+FUSE_CAP_ASYNC_READ = 1 << 0
+FUSE_CAP_ASYNC_DIO = 1 << 15
 READDIR_PLUS = 1  # fuse_readdir_flags: the kernel asked for attributes with the names
 FILL_DIR_PLUS = 2  # fuse_fill_dir_flags: this entry carries its attributes
 MAX_OPEN_PASSES = 1024
@@ -141,8 +160,9 @@ class Operations(fuse.Operations):
     use_ns = True
 
     def __init__(self, filesystem: CcFilesystem, ttl: float, on_ready: Callable[[], None] | None = None,
-                 attr_ttl: float | None = None):
+                 attr_ttl: float | None = None, sync_reads: bool = False):
         self.fs = filesystem
+        self.sync_reads = sync_reads
         self.ttl = ttl
         self.attr_ttl = ttl if attr_ttl is None else attr_ttl
         self.on_ready = on_ready
@@ -152,6 +172,11 @@ class Operations(fuse.Operations):
     def init_with_config(self, conn_info: Any, config_3: Any) -> None:
         if conn_info is not None:
             conn_info.max_readahead = max(conn_info.max_readahead, 2**20)
+            # O_DIRECT READs as requests their reader waits for: sent in the background, a reader
+            # could not be freed even by SIGKILL until the fetch ended; now a signal sends INTERRUPT
+            conn_info.want &= ~FUSE_CAP_ASYNC_DIO
+            if self.sync_reads:  # the same for buffered reads and mmap faults (read-ahead)
+                conn_info.want &= ~FUSE_CAP_ASYNC_READ
         if config_3 is not None:  # libfuse 3: kernel-side caching of attributes and pages
             config_3.entry_timeout = self.ttl
             # a file's size and version: asked again (GETATTR, a HEAD in the daemon) by the next

@@ -10,7 +10,6 @@ the same bounded decoders); a dask folder is written chunk by chunk into a memor
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from .chunked import download_dask_array
 from .formats.npy import MAGIC, npy_header
 from .formats.raw import has_array_metadata, spec_for_body
 from .storage.base import ObjectInfo, ObjectStore
+from .storage.tempfiles import create_temp
 
 
 def upload_npy_file(store: ObjectStore, path: str, key: str, compression: object,
@@ -38,7 +38,7 @@ def upload_npy_file(store: ObjectStore, path: str, key: str, compression: object
 def _atomic_file(path: str, write: Callable[[str], None]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cc-get-", suffix=".npy")
+    fd, tmp = create_temp(folder, prefix=".cc-get-", suffix=".npy")
     os.close(fd)
     try:
         write(tmp)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from .progress import Progress
 from .resolve import Kind, resolve
 from .storage.base import ObjectInfo, ObjectStore
 from .storage.s3 import S3Store
+from .storage.tempfiles import create_temp
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Call
     info = info or store.head(key)
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cc-download-")
+    fd, tmp = create_temp(folder, prefix=".cc-download-")
     try:
         with os.fdopen(fd, "wb") as fh, store.open_read(key, if_match=info.etag) as src:
             while chunk := src.read(8 * 2**20):

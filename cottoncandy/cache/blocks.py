@@ -3,6 +3,8 @@
 Like fsspec's caches it is given a fetch function, not a store, and it counts hits and misses.
 Blocks are keyed by ``(key, etag, index)``: bytes of two versions of an object can never mix.
 A caller that finds a block being fetched waits for that fetch instead of issuing its own.
+With a ``MemoryBudget`` it also evicts, oldest first, while the memory really held (blocks are
+views of whole runs, and runs in flight count too) is over the budget, not only its own count.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from concurrent.futures import Future
 
 from cachetools import LRUCache
 
+from .budget import MemoryBudget
+
 BlockId = Hashable
 
 
 class BlockCache:
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, budget: MemoryBudget | None = None):
         self.capacity = max(0, int(capacity))
+        self.budget = budget
         self._lru: LRUCache[BlockId, bytes] = LRUCache(maxsize=max(1, self.capacity), getsizeof=len)
         self._lock = threading.Lock()
         self._inflight: dict[BlockId, Future[bytes]] = {}
@@ -52,6 +57,14 @@ class BlockCache:
         if len(data) <= self.capacity:
             self._lru[ident] = data
 
+    def _fit_budget(self) -> None:
+        """Evict oldest blocks while the budget is exceeded (a run's buffer is freed, and credited,
+        when its last block goes). Called with the lock held."""
+        if self.budget is None:
+            return
+        while self.budget.over() and self._lru:
+            self._lru.popitem()
+
     def claim(self, idents: Sequence[BlockId]) -> tuple[int, list[Future[bytes]]]:
         """Reserve the first contiguous stretch of ``idents`` that is neither cached nor being fetched.
 
@@ -81,6 +94,7 @@ class BlockCache:
                 self.fetched_bytes += len(data)
                 self._store(ident, data)
                 self._inflight.pop(ident, None)
+            self._fit_budget()
         for fut, data in zip(futures, blocks):
             fut.set_result(data)
 

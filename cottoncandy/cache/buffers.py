@@ -6,6 +6,8 @@ with TLB shootdowns: profiled at about a fifth of the daemon's CPU on a cold seq
 A buffer handed out here is a numpy view of a pooled base array; when the last view of it (block
 cache entries, a FUSE reply in progress) is gone, a ``weakref.finalize`` puts the base back.
 Only buffers of exactly the pool's size are pooled, so a small fetch never pins a large buffer.
+Every buffer handed out, pooled or not, and every idle one is charged to the ``MemoryBudget``
+from its allocation until it is freed: that is what the block cache's eviction looks at.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import weakref
 
 import numpy as np
 
+from .budget import MemoryBudget
+
 
 class BufferPool:
-    def __init__(self, size: int, keep: int):
-        """``size``: bytes per pooled buffer; ``keep``: how many idle buffers to hold at most
-        (memory the block cache does not count, so keep it to what is in flight)."""
+    def __init__(self, size: int, keep: int, budget: MemoryBudget | None = None):
+        """``size``: bytes per pooled buffer; ``keep``: how many idle buffers to hold at most;
+        ``budget``: charged for every buffer alive (handed out or idle)."""
         self.size = int(size)
+        self.budget = budget
         self.keep = max(0, int(keep))
         self._idle: list[np.ndarray] = []
         self._lock = threading.Lock()
@@ -35,7 +40,11 @@ class BufferPool:
     def take(self, nbytes: int) -> memoryview:
         """A writable buffer of ``nbytes`` (contents undefined; the caller fills it)."""
         if nbytes != self.size or self.keep == 0:
-            return memoryview(np.empty(nbytes, dtype=np.uint8))
+            array = np.empty(nbytes, dtype=np.uint8)
+            if self.budget is not None:
+                self.budget.charge(nbytes)
+                weakref.finalize(array, self.budget.credit, nbytes)
+            return memoryview(array)
         with self._lock:
             base = self._idle.pop() if self._idle else None
             if base is None:
@@ -44,6 +53,9 @@ class BufferPool:
                 self.reused += 1
         if base is None:
             base = np.empty(self.size, dtype=np.uint8)
+            if self.budget is not None:  # credited when the base is freed, not when it idles here
+                self.budget.charge(self.size)
+                weakref.finalize(base, self.budget.credit, self.size)
         view = base[:]  # its own object: it dies when the last memoryview of it does
         weakref.finalize(view, self._give_back, base)
         return memoryview(view)

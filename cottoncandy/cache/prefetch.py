@@ -13,21 +13,40 @@ for page-aligned ranges, so a read then falls inside one block and is answered w
 a join of two blocks. A long sequential stream lets go of the blocks it has passed:
 the kernel's page cache holds those bytes, and a scan larger than the cache would only push
 everything else out of an LRU for no hit (mountpoint-s3 keeps no read data at all by default).
+Read-ahead is reserved in the shared ``MemoryBudget`` before it is fetched and held until the
+stream passes it (or seeks away, or the file is closed): a run that does not fit is not started,
+so all readers together never fetch ahead more than the cache can keep until they arrive.
+A reader given an ``interrupted`` check (the mount gives libfuse's) never blocks in a fetch
+itself: what it must wait for is fetched on the ``demand`` pool, and it waits in short slices,
+giving up with ``EINTR`` once the check says its caller was signalled -- a process killed while
+its read waited on a slow server otherwise stays unkillable until the fetch ends.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, wait
 
 from .blocks import BlockCache
+from .budget import MemoryBudget
 
 log = logging.getLogger(__name__)
 
 #: fetch(start, end) -> exactly the object's bytes [start, end)
 RangeFetch = Callable[[int, int], bytes]
+#: how often a waiting read checks whether it was interrupted (seconds)
+WAIT_SLICE = 0.1
+
+
+def wait_interruptibly(future: Future, interrupted: Callable[[], bool]):  # type: ignore[type-arg,no-untyped-def]
+    """``future.result()``, or ``InterruptedError`` (EINTR) as soon as ``interrupted()`` says so."""
+    while not wait([future], timeout=WAIT_SLICE).done:
+        if interrupted():
+            raise InterruptedError(errno.EINTR, "read interrupted by a signal")
+    return future.result()
 
 
 class ObjectReader:
@@ -35,10 +54,15 @@ class ObjectReader:
 
     def __init__(self, cache: BlockCache, pool: Executor, fetch: RangeFetch, ident: tuple[str, str], size: int,
                  block_size: int = 2**20, max_window: int = 64 * 2**20, run_size: int = 8 * 2**20,
-                 origin: int = 0):
+                 origin: int = 0, budget: MemoryBudget | None = None,
+                 interrupted: Callable[[], bool] | None = None, demand: Executor | None = None):
         if not 0 <= origin < block_size:
             raise ValueError(f"origin {origin} must lie within the first block ({block_size} bytes)")
         self.origin = origin
+        self.budget = budget
+        self.interrupted = interrupted if demand is not None else None
+        self.demand = demand
+        self._held = 0  # bytes reserved ahead in ``budget`` for blocks this stream has not reached
         self.cache = cache
         self.pool = pool
         self.fetch = fetch
@@ -101,7 +125,30 @@ class ObjectReader:
                 min(self.size, stop * self.block_size - self.origin))
 
     def _block(self, index: int) -> bytes:
-        return self.cache.get_or_fetch(self._block_id(index), lambda: self.fetch(*self._span(index, index + 1)))
+        ident = self._block_id(index)
+
+        def fetch() -> bytes:
+            return self.fetch(*self._span(index, index + 1))
+
+        if self.interrupted is None:
+            return self.cache.get_or_fetch(ident, fetch)
+        block = self.cache.get(ident)
+        if block is not None:
+            return block
+        pending = self.cache.waiting(ident)
+        if pending is not None:
+            try:
+                return wait_interruptibly(pending, self.interrupted)
+            except InterruptedError:
+                raise
+            except Exception:
+                pass  # that fetch failed: ask ourselves (and raise our own error)
+        return self._wait(self.cache.get_or_fetch, ident, fetch)
+
+    def _wait(self, fn: Callable, *args: object):  # type: ignore[type-arg,no-untyped-def]
+        """``fn(*args)`` on the demand pool, waited for interruptibly."""
+        assert self.demand is not None and self.interrupted is not None
+        return wait_interruptibly(self.demand.submit(fn, *args), self.interrupted)
 
     # --- prefetch ----------------------------------------------------------------------------
     def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int]], range]:
@@ -128,6 +175,7 @@ class ObjectReader:
                 self._prefetched_to = last_block + 1
                 self._next_offset = end
                 self._stream_start = offset // self.block_size
+                self._hold_ahead(0)
                 return [], range(0)
             passed = range(0)
             if self._streak >= self.release_after:
@@ -140,10 +188,30 @@ class ObjectReader:
             start = max(self._prefetched_to, last_block + 1)
             stop = min(total_blocks, last_block + 1 + window)
             run = min(self.run_blocks, window)
+            front = (self._next_offset - 1) // self.block_size + 1  # first block the stream has not read
+            self._hold_ahead(max(0, self._prefetched_to - front) * self.block_size)
             if stop - start < run and stop < total_blocks:
                 return [], passed  # wait until a whole run is due: fewer, larger GETs
-            self._prefetched_to = max(self._prefetched_to, stop)
-        return [(b, min(run, stop - b)) for b in range(start, stop, run)], passed
+            runs = []
+            for first in range(start, stop, run):
+                count = min(run, stop - first)
+                if self.budget is not None and not self.budget.reserve_ahead(count * self.block_size):
+                    break  # no room until use: read on demand beyond this point
+                self._held += count * self.block_size if self.budget is not None else 0
+                runs.append((first, count))
+                self._prefetched_to = max(self._prefetched_to, first + count)
+        return runs, passed
+
+    def _hold_ahead(self, nbytes: int) -> None:
+        """Keep ``nbytes`` reserved ahead (fewer once the stream passed blocks); lock held."""
+        if self.budget is not None and nbytes < self._held:
+            self.budget.release_ahead(self._held - nbytes)
+            self._held = nbytes
+
+    def close(self) -> None:
+        """The file is closed: what was reserved ahead for it is free for other readers."""
+        with self._lock:
+            self._hold_ahead(0)
 
     # --- the read ----------------------------------------------------------------------------
     def read_pieces(self, offset: int, length: int) -> list[memoryview | bytes]:
@@ -163,7 +231,10 @@ class ObjectReader:
                 return [self._piece(first, block, offset, end)]
         missing = [i for i in range(first, last + 1) if not self.cache.contains(self._block_id(i))]
         if missing:  # what is needed now and nobody is fetching: one GET per stretch
-            self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)
+            if self.interrupted is None:
+                self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)
+            else:
+                self._wait(self._fetch_run, missing[0], missing[-1] - missing[0] + 1, True)
         return [self._piece(index, self._block(index), offset, end) for index in range(first, last + 1)]
 
     def _piece(self, index: int, block: bytes, offset: int, end: int) -> memoryview | bytes:

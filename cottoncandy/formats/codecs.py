@@ -39,6 +39,9 @@ GZIP = "gzip"
 #: codec ids (lower case) that may encode and decode, and the names 0.4.0 documents for them
 ALLOWED = ("gzip", "lz4", "zlib", "zstd", "bz2", "lzma")
 DOCUMENTED = ("gzip", "LZ4", "Zlib", "Zstd", "BZ2", "lzma")
+#: decoded bytes made at once by ``gunzip_into``: a 1 MiB chunk of a very compressible body may
+#: decode to the whole array, which would then sit in memory as one ``bytes`` beside ``out``
+GUNZIP_STEP = 4 * 2**20
 
 #: Upper bound of decoded bytes per body byte for each codec's *format* (not an observed ratio):
 #: a body claiming more is forged and refused before any memory is allocated for it.
@@ -263,7 +266,7 @@ def gunzip_into(chunks: Iterable[bytes | bytearray | memoryview], out: memoryvie
             data = bytes(chunk)
             while data:
                 started = True
-                emit(decoder.decompress(data, max(1, total - pos + 1)))
+                emit(decoder.decompress(data, max(1, min(GUNZIP_STEP, total - pos + 1))))
                 data = decoder.unconsumed_tail
                 if decoder.eof:
                     data = decoder.unused_data + data

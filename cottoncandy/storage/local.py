@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ from typing import BinaryIO
 
 from ..errors import ObjectNotFound
 from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
+from .tempfiles import create_temp
 
 META_SUFFIX = ".meta.json"
 #: S3 allows 2 KB of user metadata; a sidecar holding more is not one this layout writes
@@ -184,7 +184,7 @@ class LocalStore(ObjectStore):
     # --- writing -----------------------------------------------------------------------------
     def _atomic_write(self, path: Path, writer) -> None:  # type: ignore[no-untyped-def]
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cc-tmp-")
+        fd, tmp = create_temp(path.parent, prefix=".cc-tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 writer(fh)

@@ -168,8 +168,9 @@ def make_client(settings: Settings) -> Any:
     config_kwargs: dict[str, Any] = {
         "max_pool_connections": max(32, settings.threads * 4),
         "retries": {"total_max_attempts": 1, "mode": "standard"},
-        "connect_timeout": 10,
-        "read_timeout": 60,
+        # a stalled answer is abandoned (and retried by ``RetryPolicy``) after this long without a byte
+        "connect_timeout": 5,
+        "read_timeout": 10,
         "tcp_keepalive": True,
         # S3-compatible servers (and moto) reject boto3 >= 1.36's default CRC headers on some calls
         "request_checksum_calculation": "when_required",
@@ -366,8 +367,12 @@ class S3Store(ObjectStore):
             return
 
         fast = self._signed_requests()
-        if fast is not None and fast.get_into(key, start, buffer, if_match):
-            return
+        try:
+            if fast is not None and fast.get_into(key, start, buffer, if_match):
+                return
+        except TimeoutError as exc:  # slow answers were abandoned and asked again: give up, do not wait on
+            raise OSError(errno.EIO, f"failed to read {self.describe(key)} bytes {start}-{start + total - 1}: "
+                                     f"{exc}") from exc
 
         def fetch() -> None:
             body = self._ranged(key, start, start + total, if_match)["Body"]

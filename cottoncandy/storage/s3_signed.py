@@ -55,6 +55,7 @@ from botocore.compat import unquote_str
 from botocore.utils import percent_encode
 
 from .base import ObjectInfo
+from .latency import LatencyTracker
 
 log = logging.getLogger(__name__)
 _PROBE_KEY = "cottoncandy-probe"
@@ -90,6 +91,9 @@ class SignedRequests:
         proxies = getattr(getattr(http_session, "_proxy_config", None), "proxy_url_for", None)
         # through a proxy, botocore's own pool does the sending
         self._direct = self._scheme in ("http", "https") and not (proxies and proxies(base_url))
+        self.latency = LatencyTracker()  # first-byte latencies of GETs: when is an answer late
+        self.hedged = 0  # GETs that got a second request
+        self.abandoned = 0  # GET attempts given up (no answer in time, or a body that stalled)
 
     @classmethod
     def for_client(cls, client: Any, bucket: str) -> SignedRequests | None:
@@ -170,17 +174,41 @@ class SignedRequests:
     def get_into(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> bool:
         """Fill ``buffer`` with the object's bytes from ``start``. ``False`` (and the buffer's
         contents undefined) when the answer was anything but exactly those bytes: a 412, a 404, a
-        short body, a fault -- the caller asks boto3, which says what it is and retries."""
+        short body, a fault -- the caller asks boto3, which says what it is and retries.
+
+        Slow answers are bounded here: an answer whose head is later than ``hedge_after`` (a
+        multiple of the first-byte latencies seen so far) gets a second, hedged request on another
+        connection and the first answer to arrive is read; no answer within ``GET_FIRST_BYTE``
+        seconds, or a body that stops for ``GET_BETWEEN_CHUNKS`` seconds, is abandoned and asked
+        again, ``GET_ATTEMPTS`` times in all; then ``TimeoutError``.
+        """
         if not self._direct or len(buffer) == 0:
             return False
+        for attempt in range(1, GET_ATTEMPTS + 1):
+            try:
+                return self._get_once(key, start, buffer, if_match)
+            except TimeoutError as exc:
+                self._forget_connection()
+                self.abandoned += 1
+                log.debug("GET of %s bytes %d+%d abandoned (%s, attempt %d)", key, start, len(buffer), exc, attempt)
+        raise TimeoutError(f"no timely answer in {GET_ATTEMPTS} attempts "
+                           f"({GET_FIRST_BYTE:.0f} s to the first byte, {GET_BETWEEN_CHUNKS:.0f} s between chunks)")
+
+    def _get_once(self, key: str, start: int, buffer: memoryview, if_match: str | None) -> bool:
         end = start + len(buffer) - 1
         headers = {"Range": f"bytes={start}-{end}"}
         if if_match:
             headers["If-Match"] = if_match
         request = self.signed_request(key, "GET", headers)
+        path, sent = urllib.parse.urlsplit(request.url).path, _header_strings(request)
         try:
             conn = getattr(self._local, "conn", None) or self._connect()
-            conn.request("GET", urllib.parse.urlsplit(request.url).path, headers=_header_strings(request))
+            conn.request("GET", path, headers=sent)
+            began = time.monotonic()
+            conn = self._first_answer(conn, path, sent, began)
+            self.latency.record(time.monotonic() - began)
+            assert conn.sock is not None
+            conn.sock.settimeout(GET_BETWEEN_CHUNKS)  # each recv of the body: a stall is a timeout
             response = conn.getresponse()
             whole = response.status == 200 and start == 0
             exact = response.getheader("Content-Length") == str(len(buffer)) and (
@@ -194,6 +222,8 @@ class SignedRequests:
                 if not got:
                     raise _Refused("short body")
                 pos += got
+        except TimeoutError:
+            raise
         except Exception as exc:
             self._forget_connection()
             log.debug("signed GET of %s bytes %d-%d not taken (%s); asking boto3", key, start, end,
@@ -201,7 +231,38 @@ class SignedRequests:
             return False
         if response.will_close:
             self._forget_connection()
+        else:
+            conn.sock.settimeout(self._timeouts[1])
         return True
+
+    def _first_answer(self, conn: http.client.HTTPConnection, path: str, headers: dict[str, str],
+                      began: float) -> http.client.HTTPConnection:
+        """The connection whose answer starts first: ``conn``, or a hedged copy of the request sent
+        on a new connection once ``conn`` is late (at most one hedge; the loser is closed)."""
+        assert conn.sock is not None
+        if _readable([conn.sock], self.latency.hedge_after()):
+            return conn
+        try:
+            spare = self._connect(keep=False)
+            spare.request("GET", path, headers=headers)
+        except OSError:  # no hedge to be had: wait for the first request alone
+            spare = None
+        self.hedged += spare is not None
+        socks = [conn.sock] + ([spare.sock] if spare is not None and spare.sock is not None else [])
+        ready = _readable(socks, max(0.0, GET_FIRST_BYTE - (time.monotonic() - began)))
+        if not ready:
+            if spare is not None:
+                spare.close()
+            raise TimeoutError(f"no answer within {GET_FIRST_BYTE:.0f} s")
+        if spare is None or ready[0] is conn.sock:
+            if spare is not None:
+                spare.close()
+            return conn
+        conn.close()  # the hedge won: it becomes this thread's connection
+        self._local.conn = spare
+        with self._idle_lock:
+            self._connections.add(spare)
+        return spare
 
     def head(self, key: str) -> ObjectInfo | None:
         """The object's metadata, or ``None`` when the answer is anything but a plain 200."""
@@ -380,8 +441,9 @@ class SignedRequests:
             conn.close()
         self._local.conn = None
 
-    def _connect(self) -> http.client.HTTPConnection:
-        """A connection made within the connect timeout, then reading with the read timeout (as boto3)."""
+    def _connect(self, keep: bool = True) -> http.client.HTTPConnection:
+        """A connection made within the connect timeout, then reading with the read timeout (as boto3);
+        this thread's kept-alive connection unless ``keep`` is false."""
         connect_timeout, read_timeout = self._timeouts
         https = self._scheme == "https"
         conn = http.client.HTTPConnection(self._host, self._port, timeout=read_timeout)  # given its socket below
@@ -392,9 +454,10 @@ class SignedRequests:
                 self._tls = self._tls_context()
             sock = self._tls.wrap_socket(sock, server_hostname=self._host)
         conn.sock = sock
-        self._local.conn = conn
-        with self._idle_lock:
-            self._connections.add(conn)
+        if keep:
+            self._local.conn = conn
+            with self._idle_lock:
+                self._connections.add(conn)
         return conn
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -444,6 +507,20 @@ def _iso_time(text: str) -> datetime.datetime:
     """S3's ``2026-01-02T03:04:05.000Z`` as an aware datetime (what botocore gives)."""
     value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+
+#: bounds on one ranged GET (seconds; attempts): see ``SignedRequests.get_into``
+GET_FIRST_BYTE = 4.0
+GET_BETWEEN_CHUNKS = 4.0
+GET_ATTEMPTS = 3
+
+
+def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]:
+    """The sockets of ``socks`` with bytes to read (or closed) within ``timeout`` seconds."""
+    pending = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
+    if pending:
+        return pending
+    return select.select(socks, [], [], timeout)[0]
 
 
 class _Refused(Exception):

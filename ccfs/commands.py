@@ -193,8 +193,9 @@ def rm_command(url: str, recursive: bool, **options: Any) -> None:
     with warnings.catch_warnings(record=True) as caught:  # the library warns (0.4.0 went on); the CLI fails
         warnings.simplefilter("always")
         removed = transfers.remove(_store(location, options), location.key, recursive)
-    if not removed and caught:
-        raise click.ClickException(str(caught[0].message))
+    reasons = [str(w.message).replace("recursive=True", "-r") for w in caught if issubclass(w.category, UserWarning)]
+    if not removed and reasons:
+        raise click.ClickException(reasons[0])
     click.echo(f"removed {len(removed)} object{'s' if len(removed) != 1 else ''}")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -161,13 +162,25 @@ def remember(settings: Settings) -> str:
     find the interface's own credentials; in any other process the token is unknown and the
     worker's own credential chain (environment, ``~/.aws``) is used.
     """
-    token = f"{id(settings):x}-{os.getpid()}"
-    _LIVE.setdefault(token, settings)
+    for token, known in _LIVE.items():
+        if known is settings:
+            return token
+    # random, not id()/pid: another process (a container's pid 1, a reused id) must never find
+    # unrelated settings under a token it happens to share
+    token = secrets.token_hex(16)
+    _LIVE[token] = settings
     return token
 
 
-def recall(token: object) -> Settings | None:
-    return _LIVE.get(str(token)) if token else None
+def recall(token: object, endpoint_url: str | None = None, profile: str | None = None,
+           region: str | None = None) -> Settings | None:
+    """The settings ``token`` names in this process, only if they are for the same endpoint,
+    profile and region as the spec that carried it (else ``None``: the worker's own chain)."""
+    settings = _LIVE.get(str(token)) if token else None
+    if settings is None or (settings.endpoint_url, settings.profile, settings.region) != (
+            endpoint_url, profile, region):
+        return None
+    return settings
 
 
 def _mb(parser: configparser.ConfigParser, section: str, option: str) -> int | None:

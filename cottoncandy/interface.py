@@ -245,7 +245,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         name = self.store.describe(object_name)
         parsed = parse_npy_header(bytes(data[:NPY_HEADER_LIMIT]))
         # np.load allocates what the (untrusted) header claims before reading: check it first
-        if parsed is not None and parsed[1] + parsed[0].nbytes != len(data):
+        if parsed is not None and parsed[1] + parsed[0].nbytes > len(data):  # trailing bytes: np.load takes them
             raise ValueError(f"{name}: its .npy header describes {parsed[0].nbytes} bytes of array data, "
                              f"the object holds {len(data) - parsed[1]} (truncated or forged)")
         try:

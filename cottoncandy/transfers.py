@@ -192,10 +192,10 @@ def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Call
 def download_directory(store: ObjectStore, directory: str, disk_name: str, *, threads: int,
                        verbose: bool) -> list[str]:
     """Every key under ``directory/`` into ``disk_name``, keeping the folder structure."""
-    if directory.endswith("/*") and not has_magic(directory[:-2]):
-        directory = directory[:-2]  # 'path/*' means 'path', as in 0.4.0
-    target = resolve(store, folder_prefix(directory), patterns=False)  # a folder 'd[1]' is taken literally
-    prefix = target.prefix
+    if directory.endswith("/*"):
+        directory = directory[:-2]  # 'path/*' means 'path', as in 0.4.0 (and 'run[1]/*' the folder 'run[1]')
+    prefix = folder_prefix(directory)
+    target = resolve(store, prefix, patterns=False)  # a folder 'd[1]' is taken literally
     objects = [o for o in target.objects if o.key != prefix]
     if not objects and has_magic(directory):
         raise NotImplementedError(f"download_directory takes a folder, not a pattern: {directory!r} "

@@ -228,3 +228,14 @@ def test_pickled_dask_graph_computes_in_a_forked_worker(s3, monkeypatch: pytest.
     child.join(timeout=30)
     assert status == "ok", value
     assert value == a.tolist()
+
+
+def test_a_settings_token_is_random_and_recalled_only_for_the_same_endpoint() -> None:
+    from cottoncandy.config import Settings, recall, remember
+
+    settings = Settings(endpoint_url="http://127.0.0.1:1")
+    token = remember(settings)
+    assert remember(settings) == token and len(token) == 32  # one token per settings, no id()/pid in it
+    assert recall(token, "http://127.0.0.1:1", None, None) is settings
+    assert recall(token, "http://elsewhere:1", None, None) is None  # another endpoint: the worker's own chain
+    assert recall("0-1", "http://127.0.0.1:1", None, None) is None

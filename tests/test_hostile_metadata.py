@@ -339,3 +339,29 @@ def test_cloud2dict_on_a_local_bucket_skips_a_bad_sidecar(tmp_path: Path) -> Non
         result = local.cloud2dict("t", verbose=False)
     assert np.array_equal(result["good"], np.arange(3.0)) and result["bad"] is None
     assert any("t/bad" in str(w.message) and "sidecar" in str(w.message) for w in caught)
+
+
+def test_an_object_with_a_bad_local_sidecar_can_still_be_named_and_removed(tmp_path: Path) -> None:
+    root = tmp_path / "bucket"
+    local = cc.get_interface(str(root), backend="local", verbose=False)
+    local.upload_raw_array("t/bad", np.arange(3.0), compression=False)
+    local.upload_raw_array("t/good", np.arange(3.0), compression=False)
+    (root / "t" / "bad.meta.json").write_text("[not, an, object")
+    assert local.exists_object("t/bad")
+    assert local.rm("t/bad") == ["t/bad"]  # the hostile object can be deleted; nothing else goes
+    assert not (root / "t" / "bad").exists() and not (root / "t" / "bad.meta.json").exists()
+    assert np.array_equal(local.download_raw_array("t/good"), np.arange(3.0))
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_mount_of_a_local_bucket_lists_a_folder_with_a_bad_sidecar(tmp_path: Path) -> None:
+    root = tmp_path / "bucket"
+    local = cc.get_interface(str(root), backend="local", verbose=False)
+    local.upload_raw_array("t/bad", np.arange(3.0), compression=False)
+    local.upload_raw_array("t/good", np.arange(4.0), compression=False)
+    (root / "t" / "bad.meta.json").write_text("[not, an, object")
+    with mounted(str(root), tmp_path, expect_errors=True) as m:
+        names = sorted(os.listdir(m / "t"))
+        assert "good.npy" in names and any(n.startswith("bad") for n in names), names
+        assert np.array_equal(np.load(m / "t/good.npy"), np.arange(4.0))

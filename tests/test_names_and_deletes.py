@@ -85,6 +85,10 @@ def test_download_directory_of_a_folder_named_like_a_pattern(cci, tmp_path: Path
     assert b"true" in (tmp_path / "out" / "a.json").read_bytes()
     with pytest.raises(NotImplementedError, match="not a pattern"):
         cci.download_directory("run[2]", str(tmp_path / "out2"))
+    written = cci.download_directory("run[1]/*", str(tmp_path / "out3"))  # 'p/*' means 'p' (0.4.0)
+    assert written == [str(tmp_path / "out3" / "a.json")]
+    with warns_about(r"no objects under s3://test-bucket/nothing/"):  # names the folder asked for
+        assert cci.download_directory("nothing", str(tmp_path / "out4")) == []
 
 
 def test_recursive_rm_of_a_folder_never_touches_a_sibling_sharing_its_start(cci) -> None:  # type: ignore[no-untyped-def]

@@ -46,8 +46,11 @@ log = logging.getLogger(__name__)
 
 def is_answer(exc: BaseException) -> bool:
     """Whether a failed HEAD says something about the object (it is gone, or its metadata is
-    refused) rather than about the way to it (a 5xx, a reset, a timeout after retries)."""
-    return isinstance(exc, (FileNotFoundError, PermissionError))
+    refused) rather than about the way to it (a 5xx, a reset, a timeout after retries).
+
+    ``ValueError``: the store refused the object's own metadata (a hostile local sidecar): an
+    answer about that one object, which then fails alone instead of its whole folder."""
+    return isinstance(exc, (FileNotFoundError, PermissionError, ValueError))
 
 
 @dataclass(frozen=True)

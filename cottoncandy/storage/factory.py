@@ -27,7 +27,9 @@ def _cached_store(kind: str, bucket: str, endpoint_url: str | None, profile: str
                   region: str | None, token: str | None = None) -> ObjectStore:
     if kind == "local":
         return LocalStore(bucket, create=False)
-    settings = recall(token) or Settings(endpoint_url=endpoint_url, profile=profile, region=region)
+    settings = recall(token, endpoint_url, profile, region)
+    if settings is None:
+        settings = Settings(endpoint_url=endpoint_url, profile=profile, region=region)
     return S3Account(settings).store(bucket)
 
 

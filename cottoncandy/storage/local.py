@@ -124,6 +124,15 @@ class LocalStore(ObjectStore):
         return ObjectInfo(key=key, size=st.st_size, etag=file_etag(st),
                           last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc), metadata=metadata)
 
+    def exists(self, key: str) -> bool:
+        """Whether the object's file is there, without reading its (untrusted) sidecar: an object
+        whose sidecar is refused still exists, so it can be named, removed and listed."""
+        try:
+            self._stat(key)
+        except FileNotFoundError:
+            return False
+        return True
+
     def _read_metadata(self, meta_path: Path) -> dict[str, str]:
         """The sidecar's metadata: untrusted input, so a regular file inside the root, bounded, a
         JSON object; ``ValueError`` naming the sidecar otherwise (the object alone is unreadable)."""

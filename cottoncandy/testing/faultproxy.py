@@ -52,7 +52,6 @@ import contextlib
 import json
 import logging
 import random
-import select
 import socket
 import struct
 import threading
@@ -259,6 +258,7 @@ class FaultProxy:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         sock.listen(256)
+        sock.settimeout(0.05)
         return sock
 
     def _client_sockets(self) -> list[socket.socket]:
@@ -279,13 +279,11 @@ class FaultProxy:
                 except OSError:  # the port is in TIME_WAIT trouble: try again shortly
                     time.sleep(0.05)
                     continue
-            ready, _, _ = select.select([self._listener], [], [], 0.05)
-            if not ready:
-                continue
             try:
-                client, _ = self._listener.accept()
-            except OSError:
+                client, _ = self._listener.accept()  # the listener's timeout bounds the wait
+            except OSError:  # a timeout (then look at the outage and stop flags again)
                 continue
+            client.settimeout(None)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._clients.add(client)
@@ -319,7 +317,7 @@ class FaultProxy:
                     _reset(client)
                     return
                 if rule is not None and rule.mode in _ERRORS:
-                    client.sendall(_error_answer(rule.mode, request.key))
+                    client.sendall(_error_answer(rule.mode, request.key, head=request.method == "HEAD"))
                     if not request.keep_alive:
                         return
                     continue
@@ -610,12 +608,14 @@ def _headers(lines: Iterable[str]) -> dict[str, str]:
     return headers
 
 
-def _error_answer(mode: str, key: str) -> bytes:
+def _error_answer(mode: str, key: str, head: bool = False) -> bytes:
+    """S3's error answer; for a HEAD, the status and headers only (a HEAD answer has no body, and
+    bytes after it would be read as the next answer on the connection)."""
     status, reason, code, message = _ERRORS[mode]
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
             f"<Resource>{key}</Resource><RequestId>fault-proxy</RequestId></Error>").encode()
     return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n"
-            f"x-amz-request-id: fault-proxy\r\n\r\n").encode() + body
+            f"x-amz-request-id: fault-proxy\r\n\r\n").encode() + (b"" if head else body)
 
 
 def _reset(sock: socket.socket) -> None:

@@ -7,16 +7,30 @@ larger than both limits is refused with a clear error rather than breaking the l
 array is written with ``pwrite`` as it is decoded, not through a memory map: every page written
 through a map stays in the daemon's resident set until it is unmapped (four 128 MiB arrays being
 decoded at once took a daemon with ``--cache-size 256M`` past 550 MB).
+
+LZ4 and zstd are the exception: numcodecs decodes them in one C call into one contiguous buffer,
+so they cannot stream through ``pwrite``. Decoding them into anonymous memory first would hold the
+whole array in the daemon's memory (and then copy it); instead ``SpillWriter.writable_view`` maps
+the spill file (``MAP_SHARED``) for the one call and unmaps it straight after. Its pages are file
+pages: the kernel can write them back and reclaim them under pressure (no swap needed), and once
+unmapped they leave the daemon's resident set and are the same page cache that ``pwrite`` leaves.
+Only one array is mapped at a time (a lock), so the transient resident file pages are at most one
+array, not the sum of concurrent decodes (the 550 MB case above). The pages are not dropped from
+the page cache after unmapping (no ``posix_fadvise(DONTNEED)``): the array is read next, and the
+``pwrite`` path leaves its pages cached too. A corrupt body leaves nothing mapped: the decoder
+keeps no view alive when it fails.
 """
 
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 
 from cachetools import LRUCache
@@ -58,6 +72,25 @@ class SpillWriter:
 
     def __len__(self) -> int:
         return self._size
+
+    #: one mapped decode at a time in the process (see the module docstring)
+    _mapping = threading.Lock()
+
+    @contextmanager
+    def writable_view(self) -> Iterator[memoryview]:
+        """The whole spill file as one writable buffer, for decoders that need one (LZ4, zstd).
+
+        Unmapped when the block ends; the caller must not keep the view (or arrays over it).
+        """
+        with self._mapping:
+            mapping = mmap.mmap(self._fd, self._size, flags=mmap.MAP_SHARED,
+                                prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            view = memoryview(mapping)
+            try:
+                yield view
+            finally:
+                view.release()
+                mapping.close()
 
     def __setitem__(self, where: slice, data: bytes | memoryview) -> None:
         offset = where.start or 0
@@ -128,7 +161,7 @@ class DecodedArrayCache:
         try:
             try:
                 os.ftruncate(fd, nbytes)
-                decode(SpillWriter(fd, nbytes))  # type: ignore[arg-type]  (a writable buffer, by duck typing)
+                decode(SpillWriter(fd, nbytes))  # type: ignore[arg-type]  (a codecs.MappableSink)
             finally:
                 os.close(fd)
             return DecodedArray(path=path, size=nbytes)

@@ -194,7 +194,7 @@ def metadata_from_spec(spec: ArraySpec) -> dict[str, str]:
         "order": spec.order,
     }
     if spec.dtype.fields is not None:
-        meta[DESCR_KEY] = json.dumps(np.lib.format.dtype_to_descr(spec.dtype), separators=(",", ":"))
+        meta[DESCR_KEY] = descr_text(spec.dtype)
     return meta
 
 
@@ -207,6 +207,35 @@ def _descr(obj: object) -> object:
     return obj
 
 
+def descr_text(dtype: np.dtype) -> str:
+    """A structured dtype's full description (numpy's ``descr``) as compact JSON."""
+    return json.dumps(np.lib.format.dtype_to_descr(dtype), separators=(",", ":"))
+
+
+def parse_descr(text: object, name: str, field: str = DESCR_KEY) -> np.dtype:
+    """A structured dtype from an untrusted ``descr`` in JSON; ``ValueError`` naming ``name`` and ``field``.
+
+    Refused: non-strings, text over MAX_DESCR_TEXT, anything json/numpy reject, and anything but a
+    record type: a top-level sub-array (``"(2,)<f8"`` is 16 bytes too, but would turn each element
+    into two and change the array's shape), a plain scalar, Python objects (also inside fields),
+    empty records.
+    """
+    if not isinstance(text, str) or len(text) > MAX_DESCR_TEXT:
+        raise ValueError(f"{name}: metadata {field} is not a dtype description of at most "
+                         f"{MAX_DESCR_TEXT} characters")
+    try:
+        full = np.lib.format.descr_to_dtype(_descr(json.loads(text)))
+    except Exception as exc:  # noqa: BLE001 - untrusted: json/numpy raise many kinds (RecursionError too)
+        raise ValueError(f"{name}: metadata {field} is not a numpy dtype description "
+                         f"({type(exc).__name__})") from None
+    if full.hasobject or full.itemsize == 0:
+        raise ValueError(f"{name}: metadata {field} describes Python objects or empty records; "
+                         "arrays of objects are never read from a bucket")
+    if full.fields is None or full.subdtype is not None:
+        raise ValueError(f"{name}: metadata {field} {shown(text)} is not a structured (record) dtype")
+    return full
+
+
 def structured_dtype(meta: Mapping[str, str], plain: np.dtype, name: str) -> np.dtype:
     """The full structured dtype of ``dtype-descr`` when it matches the stored record size, else ``plain``.
 
@@ -217,17 +246,7 @@ def structured_dtype(meta: Mapping[str, str], plain: np.dtype, name: str) -> np.
     text = meta.get(DESCR_KEY)
     if not text or plain.kind != "V":
         return plain
-    if not isinstance(text, str) or len(text) > MAX_DESCR_TEXT:
-        raise ValueError(f"{name}: metadata {DESCR_KEY} is not a dtype description of at most "
-                         f"{MAX_DESCR_TEXT} characters")
-    try:
-        full = np.lib.format.descr_to_dtype(_descr(json.loads(text)))
-    except Exception as exc:  # noqa: BLE001 - untrusted: json/numpy raise many kinds (RecursionError too)
-        raise ValueError(f"{name}: metadata {DESCR_KEY} is not a numpy dtype description "
-                         f"({type(exc).__name__})") from None
-    if full.hasobject or full.itemsize == 0:
-        raise ValueError(f"{name}: metadata {DESCR_KEY} describes Python objects or empty records; "
-                         "arrays of objects are never read from a bucket")
+    full = parse_descr(text, name)
     if full.itemsize != plain.itemsize:
         raise ValueError(f"{name}: metadata {DESCR_KEY} describes {full.itemsize}-byte records but dtype "
                          f"{plain.str} has {plain.itemsize}")

@@ -236,21 +236,44 @@ def parse_descr(text: object, name: str, field: str = DESCR_KEY) -> np.dtype:
     return full
 
 
-def structured_dtype(meta: Mapping[str, str], plain: np.dtype, name: str) -> np.dtype:
+def structured_dtype(meta: Mapping[str, object], plain: np.dtype, name: str, field: str = DESCR_KEY) -> np.dtype:
     """The full structured dtype of ``dtype-descr`` when it matches the stored record size, else ``plain``.
 
     0.4.0 stores a structured array's ``dtype.str`` (``|V12``): the record bytes, no fields. We keep
     that (0.4.0 reads ours as void records) and carry the fields in ``dtype-descr``, which 0.4.0
-    ignores.
+    ignores. Dask manifests carry the same key (``field`` names where it was found).
     """
     text = meta.get(DESCR_KEY)
     if not text or plain.kind != "V":
         return plain
-    full = parse_descr(text, name)
+    full = parse_descr(text, name, field)
     if full.itemsize != plain.itemsize:
-        raise ValueError(f"{name}: metadata {DESCR_KEY} describes {full.itemsize}-byte records but dtype "
+        raise ValueError(f"{name}: metadata {field} describes {full.itemsize}-byte records but dtype "
                          f"{plain.str} has {plain.itemsize}")
     return full
+
+
+def dtype_token(dtype: np.dtype) -> str:
+    """A dtype as text that keeps everything: ``dtype.str``, or for record types their full ``descr``
+    as JSON (``dtype.str`` is ``|V12`` for those: the fields would be lost). For picklable
+    descriptors (dask graphs), read back with :func:`parse_dtype_token`."""
+    return descr_text(dtype) if dtype.fields is not None else dtype.str
+
+
+def parse_dtype_token(text: object, name: str, field: str = "dtype") -> np.dtype:
+    """The dtype of a :func:`dtype_token`, through the same checks as metadata (it travels in graphs)."""
+    if isinstance(text, str) and text.startswith("["):
+        return parse_descr(text, name, field)
+    return parse_dtype(text, name, field)
+
+
+def same_records(stored: np.dtype, expected: np.dtype) -> bool:
+    """Whether bytes stored as ``stored`` read as ``expected``: equal dtypes, or the same record size
+    where one side is a plain void (what 0.4.0 wrote for a structured array, fields lost)."""
+    if stored == expected:
+        return True
+    plain_void = (stored.kind == "V" and stored.fields is None) or (expected.kind == "V" and expected.fields is None)
+    return plain_void and stored.kind == expected.kind == "V" and stored.itemsize == expected.itemsize
 
 
 def resolve_compression(compression: object, nbytes: int, small_array: str = "gzip",

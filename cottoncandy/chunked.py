@@ -24,7 +24,7 @@ from .errors import ObjectNotFound
 from .formats import dask as layout
 from .formats.codecs import max_decoded_size_any
 from .formats.ranges import bounding_block, plan_block
-from .formats.raw import spec_for_body
+from .formats.raw import dtype_token, parse_dtype_token, same_records, spec_for_body
 from .progress import Progress
 from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 from .storage.factory import StoreHandle
@@ -39,13 +39,17 @@ class PartRef:
     handle: StoreHandle
     key: str
     etag: str
-    dtype: str
+    dtype: str  # a ``dtype_token``: ``dtype.str``, or a record type's full descr (``|V12`` loses fields)
     shape: tuple[int, ...]
 
 
 def load_part(ref: PartRef) -> np.ndarray:
-    """One part as a numpy array, checked against what the manifest promised."""
-    dtype = np.dtype(ref.dtype)
+    """One part as a numpy array of the manifest's dtype, checked against what the manifest promised.
+
+    A part stored as plain void records (0.4.0 wrote structured parts so) reads as the manifest's
+    record type of the same size, and the other way round.
+    """
+    dtype = parse_dtype_token(ref.dtype, ref.key)
     if math.prod(ref.shape) == 0:
         return np.empty(ref.shape, dtype=dtype)
     store = ref.handle.get()
@@ -54,10 +58,11 @@ def load_part(ref: PartRef) -> np.ndarray:
     if ref.etag and info.etag != ref.etag:
         raise OSError(errno.ESTALE, f"{name} was replaced after the dask array was opened")
     spec = spec_for_body(info.metadata, info.size, name)
-    if spec.shape != ref.shape or spec.dtype != dtype:
-        raise ValueError(f"{name}: part holds {spec.dtype.str} {spec.shape}, but metadata.json says "
-                         f"{dtype.str} {ref.shape}")
-    return read_raw_array(store, ref.key, info, spec)
+    if spec.shape != ref.shape or not same_records(spec.dtype, dtype):
+        raise ValueError(f"{name}: part holds {dtype_token(spec.dtype)} {spec.shape}, but metadata.json says "
+                         f"{dtype_token(dtype)} {ref.shape}")
+    part = read_raw_array(store, ref.key, info, spec)
+    return part if part.dtype == dtype else part.view(dtype)
 
 
 def read_manifest(store: ObjectStore, object_name: str, kind: str) -> tuple[Any, dict[str, ObjectInfo]]:
@@ -113,7 +118,7 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
         if claimed > max_decoded_size_any(info.size):  # before any part is fetched or allocated
             raise ValueError(f"{name}: metadata.json says part {info.key} holds {claimed} bytes, more than its "
                              f"{info.size}-byte body can (forged or damaged manifest)")
-        refs[coords] = PartRef(handle, info.key, info.etag, manifest.dtype.str, block_shape)
+        refs[coords] = PartRef(handle, info.key, info.etag, dtype_token(manifest.dtype), block_shape)
     if missing:
         raise ObjectNotFound(errno.ENOENT, f"{name}: dask array part {missing[0]} is missing "
                                               f"({len(missing)} of {len(manifest.blocks)} parts)")
@@ -256,12 +261,12 @@ class RawArrayRanges:
 
     def __init__(self, handle: StoreHandle, key: str, etag: str, dtype: str, shape: tuple[int, ...], order: str):
         self.handle, self.key, self.etag, self.order = handle, key, etag, order
-        self.dtype = np.dtype(dtype)
+        self.dtype = parse_dtype_token(dtype, key)  # a ``dtype_token``: record types keep their fields
         self.shape = tuple(shape)
         self.ndim = len(self.shape)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (RawArrayRanges, (self.handle, self.key, self.etag, self.dtype.str, self.shape, self.order))
+        return (RawArrayRanges, (self.handle, self.key, self.etag, dtype_token(self.dtype), self.shape, self.order))
 
     def __getitem__(self, index: Any) -> np.ndarray:
         block, local = bounding_block(self.shape, index)
@@ -308,6 +313,6 @@ def raw_array_as_dask(store: ObjectStore, object_name: str, chunks: Any = "auto"
         raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape {spec.shape} "
                          f"needs {spec.nbytes}")
     handle = StoreHandle(store)
-    source = RawArrayRanges(handle, object_name, info.etag, spec.dtype.str, spec.shape, spec.order)
+    source = RawArrayRanges(handle, object_name, info.etag, dtype_token(spec.dtype), spec.shape, spec.order)
     token = dask_name or "cottoncandy-raw-" + tokenize(handle.spec or id(store), object_name, info.etag, chunks)
     return da.from_array(source, chunks=chunks, name=token, meta=np.empty((0,) * len(spec.shape), spec.dtype))

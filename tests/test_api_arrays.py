@@ -356,3 +356,68 @@ def test_progress_bar_only_on_a_terminal(cci, capsys) -> None:  # type: ignore[n
     cci.upload_raw_array("p", np.zeros(10))  # not a terminal under pytest: nothing on stderr
     assert capsys.readouterr().err == ""
 
+
+
+# --- structured dtypes through the chunked paths ----------------------------------------------
+
+RECORD = np.dtype([("t", "<f8"), ("id", "<i4"), ("flag", "|b1"), ("code", "|S3")])
+
+
+def records(n: int) -> np.ndarray:
+    arr = np.zeros(n, dtype=RECORD)
+    arr["t"] = np.linspace(0, 1, n)
+    arr["id"] = np.arange(n)
+    arr["flag"] = np.arange(n) % 3 == 0
+    arr["code"] = [b"abc", b"de", b"f"] * (n // 3) + [b"x"] * (n % 3)
+    return arr
+
+
+def test_structured_dask_array_roundtrip_keeps_its_fields(cci) -> None:  # type: ignore[no-untyped-def]
+    arr = records(700_000).reshape(1000, 700)  # 16-byte records, 11.2 MB: three parts of 5 MB
+    cci.upload_dask_array("dask/rec", arr, axis=0, buffersize=5 * MB)
+    meta = cci.download_json("dask/rec/metadata.json")
+    assert list(meta)[:5] == ["shape", "dtype", "dask", "chunk_sizes", "chunks"]  # 0.4.0's keys first
+    assert meta["dtype"] == "|V16"  # what 0.4.0 writes (and reads: it ignores the extra key)
+    lazy = cci.download_dask_array("dask/rec")
+    assert lazy.dtype == RECORD and lazy.dtype.names == RECORD.names
+    back = lazy.compute()
+    assert back.dtype == RECORD and back.tobytes() == arr.tobytes()
+    assert np.array_equal(lazy[500:600, 3]["id"].compute(), arr[500:600, 3]["id"])
+    graph = pickle.loads(pickle.dumps(dict(lazy.__dask_graph__())))  # descriptors carry the fields
+    assert len(graph) == len(lazy.__dask_graph__())
+
+
+def test_structured_raw_array_as_dask_keeps_its_fields(cci) -> None:  # type: ignore[no-untyped-def]
+    arr = records(3000).reshape(30, 100)
+    cci.upload_raw_array("raw/rec", arr, compression=False)
+    lazy = cci.download_raw_array_as_dask("raw/rec", chunks=(7, 40))
+    assert lazy.dtype == RECORD
+    back = lazy.compute()
+    assert back.dtype == RECORD and back.tobytes() == arr.tobytes()
+    assert back[12, 55]["code"] == arr[12, 55]["code"]
+    source = pickle.loads(pickle.dumps(lazy))  # RawArrayRanges travels with the full description
+    assert source.compute().tobytes() == arr.tobytes()
+
+
+def test_dask_manifest_dtype_descr_is_checked_like_metadata(cci) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    arr = records(30)
+    cci.upload_dask_array("dask/forged", arr, buffersize=5 * MB)
+    meta = cci.download_json("dask/forged/metadata.json")
+    meta["dtype-descr"] = json.dumps("(2,)<f8")  # 16 bytes, but a sub-array: would change the shape
+    cci.upload_json("dask/forged/metadata.json", meta)
+    with pytest.raises(ValueError) as err:
+        cci.download_dask_array("dask/forged")
+    assert "dask/forged" in str(err.value) and "dtype-descr in metadata.json" in str(err.value)
+
+
+def test_a_plain_void_dask_array_reads_parts_that_carry_fields(cci) -> None:  # type: ignore[no-untyped-def]
+    """A manifest without dtype-descr (0.4.0 rewrote it, say) still reads our parts, as void records."""
+    arr = records(30)
+    cci.upload_dask_array("dask/void", arr, buffersize=5 * MB)
+    meta = cci.download_json("dask/void/metadata.json")
+    del meta["dtype-descr"]
+    cci.upload_json("dask/void/metadata.json", meta)
+    back = cci.download_dask_array("dask/void").compute()
+    assert back.dtype == np.dtype("|V16") and back.tobytes() == arr.tobytes()

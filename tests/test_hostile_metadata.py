@@ -365,3 +365,21 @@ def test_mount_of_a_local_bucket_lists_a_folder_with_a_bad_sidecar(tmp_path: Pat
         names = sorted(os.listdir(m / "t"))
         assert "good.npy" in names and any(n.startswith("bad") for n in names), names
         assert np.array_equal(np.load(m / "t/good.npy"), np.arange(4.0))
+
+
+@pytest.mark.parametrize("descr", ['"(2,)<f8"', '"<c16"', '[["a", "<f8"], ["b", "<f8"], ["c", "|O"]]'])
+def test_a_dtype_descr_that_is_not_a_record_type_is_refused(cci, descr: str) -> None:  # type: ignore[no-untyped-def]
+    """``"(2,)<f8"`` is 16 bytes like ``|V16``, but a sub-array dtype would make a shape-2 array (2, 2)."""
+    forge(cci, "evil/descr", np.arange(4, dtype="<f8").tobytes(),
+          {"dtype": "|V16", "shape": "2", **RAW, "dtype-descr": descr})
+    with pytest.raises(ValueError) as err:
+        cci.download_raw_array("evil/descr")
+    assert "evil/descr" in str(err.value) and "dtype-descr" in str(err.value)
+
+
+def test_a_dtype_descr_with_sub_array_fields_still_reads(cci) -> None:  # type: ignore[no-untyped-def]
+    arr = np.zeros(3, dtype=[("a", "<f8", (2,)), ("b", "<i4")])
+    arr["a"] = [[1, 2], [3, 4], [5, 6]]
+    cci.upload_raw_array("ok/descr", arr, compression=False)
+    got = cci.download_raw_array("ok/descr")
+    assert got.dtype == arr.dtype and got.shape == (3,) and got.tobytes() == arr.tobytes()

@@ -423,3 +423,14 @@ def test_locate_on_a_mountpoint_with_a_space_and_accents(cci, tmp_path: Path) ->
         where = mnt.locate(path)
         assert where is not None and where.mountpoint == str(m) and where.key == "sub 01/séance.grp/x"
         assert mnt.locate(m / "sub 01").key == "sub 01" and mnt.is_mounted(m)
+
+
+@pytest.mark.parametrize("codec", ["LZ4", "Zstd"])
+def test_large_lz4_and_zstd_arrays_spill_and_read_exactly(cci, tmp_path: Path, codec: str) -> None:  # type: ignore[no-untyped-def]
+    """--cache-size 1M leaves 256 KiB for decoded arrays; anything over half of that is decoded into
+    a spill file, which LZ4 and zstd (one-shot C decoders) used to refuse with a TypeError."""
+    arr = np.random.default_rng(1).integers(0, 1000, (300, 1000)).astype(np.int32)  # 1.2 MB decoded
+    cci.upload_raw_array(f"spill/{codec}", arr, compression=codec)
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-size", "1M") as m:
+        loaded = np.load(m / f"spill/{codec}.npy")
+        assert loaded.dtype == arr.dtype and loaded.tobytes() == arr.tobytes()

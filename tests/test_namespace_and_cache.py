@@ -383,3 +383,45 @@ def test_a_file_older_than_attr_ttl_is_asked_again_but_listings_are_kept(store: 
         ns.lookup("proj/a.grp/x.npy")
     assert "x.npy" not in ns.children("proj/a.grp")  # gone from readdir too, before the listing expires
     ns.close()
+
+
+@pytest.mark.parametrize("codec", ["LZ4", "Zstd", "gzip", "Zlib", "BZ2", "lzma"])
+def test_every_codec_decodes_into_a_spill_file(tmp_path, codec: str) -> None:  # type: ignore[no-untyped-def]
+    """Arrays too big for the decoded cache's memory are decoded into a spill file (a SpillWriter,
+    not a buffer): LZ4 and zstd, which decode in one C call, get the file mapped for that call."""
+    from cottoncandy.formats import codecs
+
+    data = np.arange(200_000, dtype=np.float64).tobytes()
+    body = codecs.encode(memoryview(data), codec)
+    cache = DecodedArrayCache(memory_limit=1000, spill_dir=tmp_path, spill_limit=10 * len(data))
+    got = cache.get((codec, "1"), len(data), lambda out: codecs.decode_into(body, codec, out))
+    assert got.path is not None
+    assert got.read(0, len(data)) == data
+
+
+@pytest.mark.parametrize("codec", ["LZ4", "Zstd"])
+def test_a_corrupt_body_decoding_into_a_spill_file_fails_cleanly(tmp_path, codec: str) -> None:  # type: ignore[no-untyped-def]
+    from cottoncandy.formats import codecs
+
+    data = np.arange(200_000, dtype=np.float64).tobytes()
+    body = codecs.encode(memoryview(data), codec)
+    body = body[: len(body) // 2]  # truncated: its header still declares the whole array
+    cache = DecodedArrayCache(memory_limit=1000, spill_dir=tmp_path, spill_limit=10 * len(data))
+    with pytest.raises(codecs.CorruptBodyError):  # not a BufferError from unmapping a view still in use
+        cache.get((codec, "1"), len(data), lambda out: codecs.decode_into(body, codec, out))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("codec", ["LZ4", "Zstd"])
+def test_trimming_the_mapping_during_a_decode_loses_nothing(tmp_path, monkeypatch, codec: str) -> None:  # type: ignore[no-untyped-def]
+    """The spill mapping's pages are dropped from the process (MADV_DONTNEED) while LZ4/zstd write
+    into it, here without pause: every byte still reaches the file (back-references fault pages in)."""
+    from cottoncandy.cache.decoded import SpillWriter
+    from cottoncandy.formats import codecs
+
+    monkeypatch.setattr(SpillWriter, "TRIM_INTERVAL", 0)
+    data = (np.random.default_rng(2).integers(0, 40, 4_000_000) // 3).astype(np.float32).tobytes()  # 16 MB
+    body = codecs.encode(memoryview(data), codec)
+    cache = DecodedArrayCache(memory_limit=1000, spill_dir=tmp_path, spill_limit=10 * len(data))
+    got = cache.get((codec, "1"), len(data), lambda out: codecs.decode_into(body, codec, out))
+    assert got.path is not None and got.read(0, len(data)) == data

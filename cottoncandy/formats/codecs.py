@@ -16,6 +16,12 @@ write, whatever numcodecs version is installed. Each turns bytes into bytes and 
   own header (LZ4: 4-byte prefix; zstd: frame content size) equals the array's size, and decoding
   straight into the array's memory (the decoder is told that buffer's size and stops there).
 
+Decoders write into a :class:`Sink`: a writable ``memoryview`` or a spill file's writer
+(``cache.decoded.SpillWriter``). The streaming decoders only ever assign slices (``out[a:b] =
+data``), which a spill writer turns into ``pwrite``; LZ4 and zstd blocks decode in one C call that
+needs the whole output as one contiguous buffer, so a sink that is not a ``memoryview`` must lend
+one for the duration of the call (:class:`MappableSink`, see ``SpillWriter.writable_view``).
+
 Refused: ``blosc`` (byte-to-byte, but c-blosc's decoder has open memory-safety bugs on crafted
 input, e.g. Blosc/c-blosc#405, and 0.4.0 never documented it), and every other numcodecs id.
 
@@ -30,8 +36,9 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -117,7 +124,30 @@ class CorruptBodyError(ValueError):
     """A compressed body that does not decode to exactly the array's bytes."""
 
 
-def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview) -> None:
+class Sink(Protocol):
+    """Where decoded bytes go: ``len(out)`` bytes, written by slice assignment (``out[a:b] = data``)."""
+
+    def __len__(self) -> int: ...
+
+    def __setitem__(self, where: slice, data: bytes | memoryview) -> None: ...
+
+
+@runtime_checkable
+class MappableSink(Protocol):
+    """A sink that can lend its whole extent as one writable, contiguous ``memoryview``.
+
+    The view is valid only inside the ``with`` block; whoever lends it decides how long its pages
+    stay resident (a spill file unmaps them when the block ends).
+    """
+
+    def __len__(self) -> int: ...
+
+    def __setitem__(self, where: slice, data: bytes | memoryview) -> None: ...
+
+    def writable_view(self) -> AbstractContextManager[memoryview]: ...
+
+
+def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview | MappableSink) -> None:
     """Decode a whole compressed body into ``out``, which must end up exactly full.
 
     Never produces (or allocates for) more than ``len(out)`` decoded bytes, whatever the body says.
@@ -138,19 +168,45 @@ def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview
         _numcodecs_into(cid, name, body, out)
 
 
-def _numcodecs_into(cid: str, name: str, body: bytes | bytearray | memoryview, out: memoryview) -> None:
+def _numcodecs_into(cid: str, name: str, body: bytes | bytearray | memoryview,
+                    out: memoryview | MappableSink) -> None:
+    """One-shot C decode into ``out``, or into the contiguous view a non-buffer sink lends."""
     if not len(out):
         return
+    if isinstance(out, memoryview):
+        problem = _numcodecs_decode(cid, name, body, out)
+    elif isinstance(out, MappableSink):
+        with out.writable_view() as view:
+            problem = _numcodecs_decode(cid, name, body, view)
+    else:
+        raise TypeError(f"{name} bodies decode into a memoryview or a sink lending one (writable_view), "
+                        f"not {type(out).__name__}")
+    if problem:
+        raise CorruptBodyError(problem)
+
+
+def _numcodecs_decode(cid: str, name: str, body: bytes | bytearray | memoryview, out: memoryview) -> str | None:
+    """Decode into ``out``; the problem as text, or ``None``.
+
+    Returns rather than raises, and keeps no array over ``out`` alive when it returns: a lent view
+    (a memory map) can only be released once nothing exports its buffer, and an exception's
+    traceback would keep this frame's arrays alive past the lender's ``with`` block.
+    """
     target = np.frombuffer(out, dtype=np.uint8)
+    problem = None
     try:
         result = _numcodecs_codec(cid).decode(bytes(body) if isinstance(body, memoryview) else body, out=target)
     except Exception as exc:  # numcodecs raises assorted errors on damaged input
-        raise CorruptBodyError(f"{name} body does not decode ({type(exc).__name__}: {exc})") from exc
-    produced = memoryview(result).cast("B") if result is not None else None
-    if produced is None or len(produced) != len(out):
-        raise CorruptBodyError(f"{name} body does not decode to the {len(out)} bytes the array needs")
-    if not np.shares_memory(np.frombuffer(produced, dtype=np.uint8), target):  # pragma: no cover - old numcodecs
-        out[:] = produced
+        problem, result = f"{name} body does not decode ({type(exc).__name__}: {exc})", None
+    if problem is None:
+        produced = np.frombuffer(memoryview(result).cast("B"), dtype=np.uint8) if result is not None else None
+        if produced is None or len(produced) != len(out):
+            problem = f"{name} body does not decode to the {len(out)} bytes the array needs"
+        elif not np.shares_memory(produced, target):  # pragma: no cover - old numcodecs
+            target[:] = produced
+        del produced
+    del target, result
+    return problem
 
 
 def lz4_declared_size(body: bytes | bytearray | memoryview) -> int:
@@ -213,7 +269,7 @@ class _Inflater:
 
 
 def _stream_into(new: Callable[[], _Decompressor], chunks: Iterable[bytes | bytearray | memoryview],
-                 out: memoryview, what: str, multi: bool) -> None:
+                 out: memoryview | Sink, what: str, multi: bool) -> None:
     """Decode ``chunks`` into ``out``, asking each step for at most one byte more than fits."""
     total, pos = len(out), 0
     decoder = new()
@@ -243,7 +299,7 @@ def _stream_into(new: Callable[[], _Decompressor], chunks: Iterable[bytes | byte
         raise CorruptBodyError(f"{what} body decodes to {pos} bytes, the array needs {total}")
 
 
-def gunzip_into(chunks: Iterable[bytes | bytearray | memoryview], out: memoryview) -> None:
+def gunzip_into(chunks: Iterable[bytes | bytearray | memoryview], out: memoryview | Sink) -> None:
     """Stream-decode gzip members (RFC 1952) into ``out`` without holding the compressed body.
 
     Raises ``CorruptBodyError`` on a damaged stream, a truncated one, or one that decodes to more

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BadPartSize
-from .raw import MAX_NBYTES, MAX_NDIM, check_size, parse_dtype, shown
+from .raw import DESCR_KEY, MAX_NBYTES, MAX_NDIM, check_size, descr_text, parse_dtype, shown, structured_dtype
 
 MANIFEST = "metadata.json"
 PART_FORMAT = "pt{:04d}"
@@ -111,14 +111,23 @@ class Manifest:
 
 def build_manifest(shape: Sequence[int], dtype: np.dtype, parts: Sequence[tuple[tuple[int, ...], str,
                    tuple[int, ...]]], chunks: Sequence[Sequence[int]]) -> dict[str, object]:
-    """The JSON object 0.4.0 writes, keys in its order: shape, dtype, dask, chunk_sizes, chunks."""
-    return {
+    """The JSON object 0.4.0 writes, keys in its order: shape, dtype, dask, chunk_sizes, chunks.
+
+    A structured dtype's ``dtype`` is ``|V12`` as 0.4.0 writes it; its fields follow last in
+    ``dtype-descr`` (the raw-array metadata key, same JSON text), which 0.4.0's reader never looks
+    at (it reads ``dask``, ``chunks``, ``shape`` and ``dtype`` only).
+    """
+    dtype = np.dtype(dtype)
+    doc: dict[str, object] = {
         "shape": [int(d) for d in shape],
-        "dtype": np.dtype(dtype).str,
+        "dtype": dtype.str,
         "dask": [[list(coords), key] for coords, key, _ in parts],
         "chunk_sizes": [list(part_shape) for _, _, part_shape in parts],
         "chunks": [[int(c) for c in axis] for axis in chunks],
     }
+    if dtype.fields is not None:
+        doc[DESCR_KEY] = descr_text(dtype)
+    return doc
 
 
 #: Bounds on an untrusted ``metadata.json``, far above anything 0.4.0 writes (its split makes at
@@ -152,6 +161,8 @@ def parse_manifest(doc: object, name: str) -> Manifest:
     if not shape or len(shape) > MAX_NDIM:
         raise ValueError(f"{name}: metadata.json shape has {len(shape)} dimensions (1 to {MAX_NDIM})")
     dtype = parse_dtype(doc["dtype"], name, "dtype in metadata.json")
+    if DESCR_KEY in doc:  # bounded and checked like the raw-array key: a record type, no objects
+        dtype = structured_dtype({DESCR_KEY: doc[DESCR_KEY]}, dtype, name, f"{DESCR_KEY} in metadata.json")
     check_size(dtype, shape, name)
     raw_chunks, listed = doc["chunks"], doc["dask"]
     if not isinstance(raw_chunks, list) or len(raw_chunks) != len(shape):

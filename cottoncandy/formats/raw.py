@@ -194,7 +194,7 @@ def metadata_from_spec(spec: ArraySpec) -> dict[str, str]:
         "order": spec.order,
     }
     if spec.dtype.fields is not None:
-        meta[DESCR_KEY] = json.dumps(np.lib.format.dtype_to_descr(spec.dtype), separators=(",", ":"))
+        meta[DESCR_KEY] = descr_text(spec.dtype)
     return meta
 
 
@@ -207,31 +207,73 @@ def _descr(obj: object) -> object:
     return obj
 
 
-def structured_dtype(meta: Mapping[str, str], plain: np.dtype, name: str) -> np.dtype:
-    """The full structured dtype of ``dtype-descr`` when it matches the stored record size, else ``plain``.
+def descr_text(dtype: np.dtype) -> str:
+    """A structured dtype's full description (numpy's ``descr``) as compact JSON."""
+    return json.dumps(np.lib.format.dtype_to_descr(dtype), separators=(",", ":"))
 
-    0.4.0 stores a structured array's ``dtype.str`` (``|V12``): the record bytes, no fields. We keep
-    that (0.4.0 reads ours as void records) and carry the fields in ``dtype-descr``, which 0.4.0
-    ignores.
+
+def parse_descr(text: object, name: str, field: str = DESCR_KEY) -> np.dtype:
+    """A structured dtype from an untrusted ``descr`` in JSON; ``ValueError`` naming ``name`` and ``field``.
+
+    Refused: non-strings, text over MAX_DESCR_TEXT, anything json/numpy reject, and anything but a
+    record type: a top-level sub-array (``"(2,)<f8"`` is 16 bytes too, but would turn each element
+    into two and change the array's shape), a plain scalar, Python objects (also inside fields),
+    empty records.
     """
-    text = meta.get(DESCR_KEY)
-    if not text or plain.kind != "V":
-        return plain
     if not isinstance(text, str) or len(text) > MAX_DESCR_TEXT:
-        raise ValueError(f"{name}: metadata {DESCR_KEY} is not a dtype description of at most "
+        raise ValueError(f"{name}: metadata {field} is not a dtype description of at most "
                          f"{MAX_DESCR_TEXT} characters")
     try:
         full = np.lib.format.descr_to_dtype(_descr(json.loads(text)))
     except Exception as exc:  # noqa: BLE001 - untrusted: json/numpy raise many kinds (RecursionError too)
-        raise ValueError(f"{name}: metadata {DESCR_KEY} is not a numpy dtype description "
+        raise ValueError(f"{name}: metadata {field} is not a numpy dtype description "
                          f"({type(exc).__name__})") from None
     if full.hasobject or full.itemsize == 0:
-        raise ValueError(f"{name}: metadata {DESCR_KEY} describes Python objects or empty records; "
+        raise ValueError(f"{name}: metadata {field} describes Python objects or empty records; "
                          "arrays of objects are never read from a bucket")
+    if full.fields is None or full.subdtype is not None:
+        raise ValueError(f"{name}: metadata {field} {shown(text)} is not a structured (record) dtype")
+    return full
+
+
+def structured_dtype(meta: Mapping[str, object], plain: np.dtype, name: str, field: str = DESCR_KEY) -> np.dtype:
+    """The full structured dtype of ``dtype-descr`` when it matches the stored record size, else ``plain``.
+
+    0.4.0 stores a structured array's ``dtype.str`` (``|V12``): the record bytes, no fields. We keep
+    that (0.4.0 reads ours as void records) and carry the fields in ``dtype-descr``, which 0.4.0
+    ignores. Dask manifests carry the same key (``field`` names where it was found).
+    """
+    text = meta.get(DESCR_KEY)
+    if not text or plain.kind != "V":
+        return plain
+    full = parse_descr(text, name, field)
     if full.itemsize != plain.itemsize:
-        raise ValueError(f"{name}: metadata {DESCR_KEY} describes {full.itemsize}-byte records but dtype "
+        raise ValueError(f"{name}: metadata {field} describes {full.itemsize}-byte records but dtype "
                          f"{plain.str} has {plain.itemsize}")
     return full
+
+
+def dtype_token(dtype: np.dtype) -> str:
+    """A dtype as text that keeps everything: ``dtype.str``, or for record types their full ``descr``
+    as JSON (``dtype.str`` is ``|V12`` for those: the fields would be lost). For picklable
+    descriptors (dask graphs), read back with :func:`parse_dtype_token`."""
+    return descr_text(dtype) if dtype.fields is not None else dtype.str
+
+
+def parse_dtype_token(text: object, name: str, field: str = "dtype") -> np.dtype:
+    """The dtype of a :func:`dtype_token`, through the same checks as metadata (it travels in graphs)."""
+    if isinstance(text, str) and text.startswith("["):
+        return parse_descr(text, name, field)
+    return parse_dtype(text, name, field)
+
+
+def same_records(stored: np.dtype, expected: np.dtype) -> bool:
+    """Whether bytes stored as ``stored`` read as ``expected``: equal dtypes, or the same record size
+    where one side is a plain void (what 0.4.0 wrote for a structured array, fields lost)."""
+    if stored == expected:
+        return True
+    plain_void = (stored.kind == "V" and stored.fields is None) or (expected.kind == "V" and expected.fields is None)
+    return plain_void and stored.kind == expected.kind == "V" and stored.itemsize == expected.itemsize
 
 
 def resolve_compression(compression: object, nbytes: int, small_array: str = "gzip",

@@ -41,7 +41,7 @@ def main() -> None:
 
 @main.command("mount")
 @click.argument("target")
-@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.argument("mountpoint", type=click.Path(file_okay=False, readable=False))  # a dead mount: our own check says so
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (default: AWS).")
 @click.option("--profile", envvar="AWS_PROFILE", help="Profile of ~/.aws/credentials to use.")
 @click.option("--region", help="AWS region of the bucket.")
@@ -95,7 +95,7 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
 
 
 @main.command("umount")
-@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.argument("mountpoint", type=click.Path(file_okay=False, readable=False))  # a dead mount: our own check says so
 def umount_command(mountpoint: str) -> None:
     """Unmount a ccfs mount."""
     try:

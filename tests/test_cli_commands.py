@@ -92,7 +92,7 @@ def test_local_backend_paths(s3, tmp_path: Path) -> None:  # type: ignore[no-unt
     (("info", f"s3://{BUCKET}/nope"), "is not a dask or sparse array: nothing is stored under it"),
     (("glob", f"s3://{BUCKET}/nothing/*"), "no objects match"),
     (("ls", f"s3://{BUCKET}/nothing/"), "nothing found"),
-    (("rm", f"s3://{BUCKET}/proj"), "use recursive=True"),
+    (("rm", f"s3://{BUCKET}/proj"), "use -r"),
     (("get", f"s3://{BUCKET}/proj/notes.json", "/tmp/x.npy"), "neither a raw array nor .npy"),
     (("ls", "s3://no-such-bucket/"), "no-such-bucket"),
     (("ls", "gs://bucket/x"), "only s3:// URLs"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import chunked, groups, sparse
-from .formats.raw import metadata_value
+from .formats.raw import string_metadata
 from .names import cleans_object_name
 from .storage.base import ObjectInfo
 
@@ -29,7 +29,7 @@ class ArrayMethods:
         """
         return chunked.upload_dask_array(
             self.store, object_name, arr, axis, buffersize or self.settings.dask_chunksize,  # type: ignore[attr-defined]
-            choice=self._encode_choice(), metadata=_strings(metakwargs),  # type: ignore[attr-defined]
+            choice=self._encode_choice(), metadata=string_metadata(metakwargs),  # type: ignore[attr-defined]
             threads=threads or min(4, self.settings.threads), verbose=self.verbose)  # type: ignore[attr-defined]
 
     @cleans_object_name
@@ -63,7 +63,7 @@ class ArrayMethods:
                    verbose: bool = True, threads: int | None = None, **metadata: Any) -> None:
         """Upload a nested dict of arrays: each leaf a raw array at ``NAME/key[/subkey...]``."""
         folders = groups.upload_tree(self.store, object_name, array_dict, acl=acl,  # type: ignore[attr-defined]
-                                     metadata=_strings(metadata), choice=self._encode_choice(),  # type: ignore[attr-defined]
+                                     metadata=string_metadata(metadata), choice=self._encode_choice(),  # type: ignore[attr-defined]
                                      threads=threads or self.settings.threads)  # type: ignore[attr-defined]
         if verbose:
             for folder in folders:
@@ -86,7 +86,3 @@ class ArrayMethods:
 
         return S3Directory(object_root, interface=self)
 
-
-def _strings(metadata: dict[str, Any]) -> dict[str, str]:
-    """User metadata as S3 stores it: strings (other values as ``str(value)``, as 0.4.0 did)."""
-    return {key: metadata_value(value) for key, value in metadata.items()}

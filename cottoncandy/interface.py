@@ -22,7 +22,7 @@ from .config import Settings
 from .errors import NotAnArray, ObjectNotFound
 from .formats import objects
 from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
-from .formats.raw import metadata_value
+from .formats.raw import string_metadata
 from .names import cleans_object_name, pathjoin, require_key
 from .progress import MIN_BYTES, Progress
 from .storage.base import ObjectInfo, ObjectStore
@@ -165,7 +165,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         if isinstance(body, str):
             raise TypeError("body must be bytes or a binary file object, not str")
         with self._progress(_body_size(body), f"upload {object_name}") as progress:
-            return self.store.put(object_name, body, _string_metadata(metadata), acl=acl, progress=progress.update)
+            return self.store.put(object_name, body, string_metadata(metadata), acl=acl, progress=progress.update)
 
     @cleans_object_name
     def mpu_fileobject(self, object_name: str, file_object: BinaryIO, buffersize: int | None = None,
@@ -212,7 +212,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     @cleans_object_name
     def upload_json(self, object_name: str, ddict: Any, acl: str | None = None, threads: int | None = None,
                     **metadata: Any) -> ObjectInfo:
-        return self.store.put(object_name, objects.encode_json(ddict), _string_metadata(metadata), acl=acl)
+        return self.store.put(object_name, objects.encode_json(ddict), string_metadata(metadata), acl=acl)
 
     @cleans_object_name
     def download_json(self, object_name: str, threads: int | None = None) -> Any:
@@ -221,7 +221,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     @cleans_object_name
     def upload_pickle(self, object_name: str, data_object: Any, acl: str | None = None,
                       threads: int | None = None, **metadata: Any) -> ObjectInfo:
-        return self.store.put(object_name, objects.encode_pickle(data_object), _string_metadata(metadata),
+        return self.store.put(object_name, objects.encode_pickle(data_object), string_metadata(metadata),
                               acl=acl)
 
     @cleans_object_name
@@ -237,7 +237,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
             raise NotAnArray(f"array must be a numpy.ndarray, not {type(array).__name__}")
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
-        return self.store.put(object_name, buffer.getbuffer(), _string_metadata(metadata), acl=acl)
+        return self.store.put(object_name, buffer.getbuffer(), string_metadata(metadata), acl=acl)
 
     @cleans_object_name
     def download_npy_array(self, object_name: str, threads: int | None = None) -> np.ndarray:
@@ -310,7 +310,3 @@ def _body_size(body: Any) -> int:
     except (AttributeError, OSError, ValueError):
         return 0
 
-
-def _string_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """User metadata as S3 stores it: strings (other values as ``str(value)``, as 0.4.0 did)."""
-    return {key: metadata_value(value) for key, value in metadata.items()}

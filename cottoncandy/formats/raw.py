@@ -308,6 +308,11 @@ def metadata_value(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def string_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
+    """User metadata as S3 stores it: every value a string (``metadata_value``)."""
+    return {key: metadata_value(value) for key, value in metadata.items()}
+
+
 def validate_extra_metadata(extra: Mapping[str, object]) -> dict[str, str]:
     """Extra keyword arguments become user metadata: string values, no clash with the four keys."""
     out: dict[str, str] = {}

@@ -16,13 +16,13 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
-from cottoncandy import listing, transfers
-from cottoncandy.inspect import describe
+from cottoncandy.arrays.inspect import describe
+from cottoncandy.arrays.npy_files import save_npy_file, upload_npy_file
+from cottoncandy.files import listing, transfers
+from cottoncandy.files.urls import S3_SCHEME, Location, open_store, parse_location, s3_account
 from cottoncandy.namespace.patterns import has_magic
-from cottoncandy.npy_files import save_npy_file, upload_npy_file
 from cottoncandy.printable import escape_controls, shown_name
 from cottoncandy.progress import Progress
-from cottoncandy.urls import S3_SCHEME, Location, open_store, parse_location, s3_account
 
 
 def complete_url(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:

@@ -21,13 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cottoncandy.arrays import decode_body_into
+from cottoncandy.arrays.raw import decode_body_into
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.prefetch import ObjectReader, joined
-from cottoncandy.namespace.listing_cache import Namespace
+from cottoncandy.namespace.metadata_cache import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.storage.base import ObjectStore
 

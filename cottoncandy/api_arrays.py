@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import chunked, groups, sparse
+from .arrays import chunked, groups, sparse
 from .formats.raw import string_metadata
 from .names import cleans_object_name
 from .storage.base import ObjectInfo

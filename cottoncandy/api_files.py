@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from . import listing, transfers
+from .files import listing, transfers
 from .names import clean_object_name, require_key
 from .printable import shown_name
 from .storage.base import ObjectInfo

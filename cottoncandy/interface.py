@@ -17,7 +17,7 @@ import numpy as np
 
 from .api_arrays import ArrayMethods
 from .api_files import FileSystemMethods
-from .arrays import read_array_spec, read_raw_array, write_raw_array
+from .arrays.raw import read_array_spec, read_raw_array, write_raw_array
 from .config import Settings
 from .errors import NotAnArray, ObjectNotFound
 from .formats import objects
@@ -201,7 +201,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     @cleans_object_name
     def download_to_file(self, object_name: str, file_name: str, threads: int | None = None) -> ObjectInfo:
         """Download to ``file_name`` atomically (a temporary file beside it, then a rename)."""
-        from .transfers import write_object_to_file
+        from .files.transfers import write_object_to_file
 
         info = self.store.head(object_name)
         with self._progress(info.size, f"download {object_name}") as progress:

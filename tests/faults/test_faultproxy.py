@@ -17,8 +17,7 @@ from botocore.exceptions import ClientError
 from cottoncandy.config import Settings
 from cottoncandy.storage.s3 import make_client
 from cottoncandy.testing.faultproxy import FaultProxy, FaultRule
-
-from .conftest import BUCKET
+from tests.conftest import BUCKET
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
 

@@ -23,9 +23,9 @@ from cottoncandy.formats import codecs
 from cottoncandy.formats.dask import MAX_MANIFEST_BYTES
 from cottoncandy.formats.raw import spec_for_body, spec_from_metadata
 from cottoncandy.storage.local import LocalStore
+from tests.cliutil import run
 from tests.conftest import BUCKET
 from tests.mountutil import mounted, needs_fuse
-from tests.test_cli_commands import run
 
 
 def forge(cci, key: str, body: bytes, metadata: dict[str, str]) -> None:  # type: ignore[no-untyped-def]

@@ -14,10 +14,10 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from .errors import NotAnArray
-from .formats import codecs
-from .formats.raw import ArraySpec, check_body_size, metadata_from_spec, resolve_compression, spec_for_body
-from .storage.base import ObjectInfo, ObjectStore, Progress
+from ..errors import NotAnArray
+from ..formats import codecs
+from ..formats.raw import ArraySpec, check_body_size, metadata_from_spec, resolve_compression, spec_for_body
+from ..storage.base import ObjectInfo, ObjectStore, Progress
 
 STREAM_CHUNK = 2**20
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cliutil import CCFS, run
 from tests.conftest import BUCKET, warns_about
-from tests.test_cli_commands import CCFS, run
 
 # (a key holding wildcard characters, a key its pattern reading would hit)
 TRICKY = [("x[1]", "x1"), ("star*", "starfish"), ("q?", "qa"), ("d[ab]c", "dac"), ("we]ird[", "we]ird[")]

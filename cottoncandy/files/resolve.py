@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ..namespace.patterns import has_magic
+from ..storage.base import ObjectInfo, ObjectStore
 from .listing import folder_prefix, glob
-from .namespace.patterns import has_magic
-from .storage.base import ObjectInfo, ObjectStore
 
 
 class Kind(Enum):

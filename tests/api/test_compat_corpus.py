@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -10,18 +9,9 @@ import pytest
 from botocore.config import Config
 
 from tests.conftest import BUCKET, require_corpus
+from tests.corpusutil import c_order_sha, load_corpus_into
 
 SINGLE_KINDS = {"raw_array", "npy_array", "json", "pickle"}
-
-
-def load_corpus_into(store_put) -> dict:  # type: ignore[no-untyped-def]
-    corpus = require_corpus()
-    manifest = json.loads((corpus / "manifest.json").read_text())
-    for key, entry in manifest.items():
-        body = (corpus / entry["file"]).read_bytes()
-        assert hashlib.sha256(body).hexdigest() == entry["sha256"]
-        store_put(key, body, entry["metadata"])
-    return json.loads((corpus / "expected.json").read_text())
 
 
 @pytest.fixture
@@ -35,10 +25,6 @@ def corpus_cci(cci):  # type: ignore[no-untyped-def]
         client.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=metadata)
 
     return cci, load_corpus_into(put)
-
-
-def c_order_sha(arr: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
 def check_value(cci, key: str, want: dict) -> None:  # type: ignore[no-untyped-def]

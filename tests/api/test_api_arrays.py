@@ -9,7 +9,7 @@ import pytest
 
 from cottoncandy.formats.dask import plan_split
 from tests.conftest import BUCKET
-from tests.test_compat_corpus import c_order_sha, load_corpus_into
+from tests.corpusutil import c_order_sha, load_corpus_into
 
 MB = 2**20
 
@@ -130,7 +130,7 @@ def test_replaced_part_after_open_is_estale(cci) -> None:  # type: ignore[no-unt
 
 
 def test_failed_dask_upload_leaves_nothing_behind(cci, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import cottoncandy.chunked as chunked
+    import cottoncandy.arrays.chunked as chunked
 
     calls = {"n": 0}
     real = chunked.write_raw_array

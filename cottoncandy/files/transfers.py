@@ -15,14 +15,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .errors import IsAFolder, ObjectExists, ObjectNotFound
+from ..errors import IsAFolder, ObjectExists, ObjectNotFound
+from ..namespace.patterns import has_magic
+from ..progress import Progress
+from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.s3 import S3Store
+from ..storage.tempfiles import create_temp
 from .listing import folder_prefix
-from .namespace.patterns import has_magic
-from .progress import Progress
 from .resolve import Kind, resolve
-from .storage.base import ObjectInfo, ObjectStore
-from .storage.s3 import S3Store
-from .storage.tempfiles import create_temp
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .config import Settings, load_settings
-from .names import clean_object_name, refuse_dot_components
-from .namespace.patterns import has_magic
-from .storage.base import ObjectStore
-from .storage.local import LocalStore
-from .storage.s3 import S3Account
+from ..config import Settings, load_settings
+from ..names import clean_object_name, refuse_dot_components
+from ..namespace.patterns import has_magic
+from ..storage.base import ObjectStore
+from ..storage.local import LocalStore
+from ..storage.s3 import S3Account
 
 S3_SCHEME = "s3://"
 

@@ -67,7 +67,7 @@ def test_every_dtype_and_order_loads(cci, tmp_path: Path) -> None:  # type: igno
 
 
 def test_corpus_reads_through_the_mount(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from tests.test_compat_corpus import load_corpus_into
+    from tests.api.test_compat_corpus import load_corpus_into
 
     expected = load_corpus_into(lambda k, b, m: cci.store.put(k, b, m))
     with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import read_raw_array, write_raw_array
-from .formats.raw import has_array_metadata, spec_for_body
-from .listing import folder_prefix
-from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
+from ..files.listing import folder_prefix
+from ..formats.raw import has_array_metadata, spec_for_body
+from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
+from .raw import read_raw_array, write_raw_array
 
 
 def flatten_tree(object_name: str, tree: Mapping[Any, Any], name: Callable[[str], str]) -> tuple[

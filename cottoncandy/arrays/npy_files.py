@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import decode_body_into, write_raw_array
+from ..formats.npy import MAGIC, npy_header
+from ..formats.raw import has_array_metadata, spec_for_body
+from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.tempfiles import create_temp
 from .chunked import download_dask_array
-from .formats.npy import MAGIC, npy_header
-from .formats.raw import has_array_metadata, spec_for_body
-from .storage.base import ObjectInfo, ObjectStore
-from .storage.tempfiles import create_temp
+from .raw import decode_body_into, write_raw_array
 
 
 def upload_npy_file(store: ObjectStore, path: str, key: str, compression: object,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..formats.dask import parse_manifest
+from ..formats.raw import has_array_metadata, spec_for_body
+from ..formats.sparse import parse_sparse_manifest
+from ..storage.base import ObjectStore
 from .chunked import read_manifest
-from .formats.dask import parse_manifest
-from .formats.raw import has_array_metadata, spec_for_body
-from .formats.sparse import parse_sparse_manifest
-from .storage.base import ObjectStore
 
 
 def describe(store: ObjectStore, key: str, folder: bool = False) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .arrays import read_raw_array, write_raw_array
+from ..errors import ObjectNotFound
+from ..formats.dask import MANIFEST
+from ..formats.sparse import build_sparse, parse_sparse_manifest, sparse_parts
+from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 from .chunked import read_manifest
-from .errors import ObjectNotFound
-from .formats.dask import MANIFEST
-from .formats.sparse import build_sparse, parse_sparse_manifest, sparse_parts
-from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
+from .raw import read_raw_array, write_raw_array
 
 
 def upload_sparse_array(store: ObjectStore, object_name: str, matrix: Any, *,

@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import read_array_spec, read_raw_array, write_raw_array
-from .errors import ObjectNotFound
-from .formats import dask as layout
-from .formats.codecs import max_decoded_size_any
-from .formats.ranges import bounding_block, plan_block
-from .formats.raw import dtype_token, parse_dtype_token, same_records, spec_for_body
-from .progress import Progress
-from .storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
-from .storage.factory import StoreHandle
+from ..errors import ObjectNotFound
+from ..formats import dask as layout
+from ..formats.codecs import max_decoded_size_any
+from ..formats.ranges import bounding_block, plan_block
+from ..formats.raw import dtype_token, parse_dtype_token, same_records, spec_for_body
+from ..progress import Progress
+from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
+from ..storage.factory import StoreHandle
+from .raw import read_array_spec, read_raw_array, write_raw_array
 
 # --- reading a 0.4.0 dask array ---------------------------------------------------------------
 

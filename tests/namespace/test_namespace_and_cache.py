@@ -15,13 +15,13 @@ import pytest
 
 from ccfs.errors import errno_for
 from ccfs.filesystem import CcFilesystem, MountOptions
-from cottoncandy.arrays import write_raw_array
+from cottoncandy.arrays.raw import write_raw_array
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArrayCache
 from cottoncandy.cache.prefetch import ObjectReader
 from cottoncandy.namespace import tree
-from cottoncandy.namespace.listing_cache import Namespace
+from cottoncandy.namespace.metadata_cache import Namespace
 from cottoncandy.storage import MemoryStore
 
 

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
-from .namespace.patterns import RECURSIVE, has_magic, level_matcher, levels_regex, literal_prefix, split_levels
-from .printable import shown_name
-from .storage.base import Listing, ObjectInfo, ObjectStore
+from ..namespace.patterns import RECURSIVE, has_magic, level_matcher, levels_regex, literal_prefix, split_levels
+from ..printable import shown_name
+from ..storage.base import Listing, ObjectInfo, ObjectStore
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -16,8 +16,7 @@ import pytest
 import cottoncandy as cc
 from cottoncandy.config import legacy_config_path, load_settings
 from cottoncandy.errors import NotAnArray, NotARawArray, ObjectExists, ObjectNotFound, ReservedMetadataKey
-
-from .conftest import BUCKET, warns_about
+from tests.conftest import BUCKET, warns_about
 
 
 @pytest.mark.parametrize("call", ["download_raw_array", "download_npy_array", "download_json", "download_pickle",

@@ -1,0 +1,77 @@
+"""The local S3 server made to answer like a remote one: first-byte latency and a per-connection cap.
+
+Only lower bounds are asserted on elapsed time (a sleep guarantees them); overlap is checked with a
+margin of several latencies, so a loaded machine does not make these fail.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from cottoncandy.testing.s3server import LocalS3Server
+
+
+def client(server: LocalS3Server):  # type: ignore[no-untyped-def]
+    return boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(max_pool_connections=16, retries={"max_attempts": 1},
+                                      request_checksum_calculation="when_required"))
+
+
+@pytest.fixture(scope="module")
+def remote() -> LocalS3Server:  # type: ignore[misc]
+    with LocalS3Server(latency_ms=400, mbps=8) as server:
+        s3 = client(server)
+        s3.create_bucket(Bucket="far")
+        s3.put_object(Bucket="far", Key="small", Body=b"x" * 1000)
+        yield server
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    result = fn()
+    return result, time.monotonic() - start
+
+
+def test_every_response_waits_for_its_first_byte(remote: LocalS3Server) -> None:
+    s3 = client(remote)
+    _, head = timed(lambda: s3.head_object(Bucket="far", Key="small"))
+    body, get = timed(lambda: s3.get_object(Bucket="far", Key="small", Range="bytes=10-19")["Body"].read())
+    assert body == b"x" * 10
+    assert head >= 0.4 and get >= 0.4
+
+
+def test_concurrent_requests_overlap_as_on_a_network(remote: LocalS3Server) -> None:
+    s3 = client(remote)
+    s3.head_object(Bucket="far", Key="small")  # connections warm
+    with ThreadPoolExecutor(8) as pool:
+        _, elapsed = timed(lambda: list(pool.map(
+            lambda i: s3.get_object(Bucket="far", Key="small", Range=f"bytes={i}-{i}")["Body"].read(), range(8))))
+    assert 0.4 <= elapsed < 8 * 0.4 / 2, elapsed  # serialised, they would take 3.2 s
+
+
+def test_bandwidth_is_capped_per_connection_both_ways(remote: LocalS3Server) -> None:
+    s3 = client(remote)
+    payload = bytes(range(256)) * (16 * 1024)  # 4 MiB: 0.52 s at 8 MB/s
+    _, put = timed(lambda: s3.put_object(Bucket="far", Key="big", Body=payload))
+    body, get = timed(lambda: s3.get_object(Bucket="far", Key="big")["Body"].read())
+    assert body == payload
+    assert put >= len(payload) / 8e6 and get >= 0.4 + len(payload) / 8e6 * 0.95
+
+
+def test_the_request_log_still_counts_bytes(remote: LocalS3Server) -> None:
+    remote.clear_log()
+    client(remote).get_object(Bucket="far", Key="small", Range="bytes=0-99")["Body"].read()
+    gets = [r for r in remote.requests() if r.method == "GET" and r.path == "/far/small"]
+    assert [(r.bytes_sent, r.range) for r in gets] == [(100, "bytes=0-99")]
+
+
+@pytest.mark.parametrize("kwargs", [{"latency_ms": -1}, {"mbps": 0}])
+def test_nonsense_settings_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="latency_ms must be"):
+        LocalS3Server(**kwargs)  # type: ignore[arg-type]

@@ -75,3 +75,23 @@ def test_the_request_log_still_counts_bytes(remote: LocalS3Server) -> None:
 def test_nonsense_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="latency_ms must be"):
         LocalS3Server(**kwargs)  # type: ignore[arg-type]
+
+
+def test_fill_creates_many_listed_objects_with_metadata(s3) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import urllib.request
+
+    s3c = client(s3)
+    s3c.create_bucket(Bucket="bulk")
+    spec = {"bucket": "bulk", "prefix": "huge/a", "count": 1500, "body": "\x00" * 128,
+            "metadata": {"dtype": "<f8", "shape": "16"}, "access_key": "testing"}
+    urllib.request.urlopen(urllib.request.Request(f"{s3.endpoint_url}/_local-s3/fill", method="POST",
+                                                  data=json.dumps(spec).encode()), timeout=60).read()
+    pages = s3c.get_paginator("list_objects_v2").paginate(Bucket="bulk", Prefix="huge/")
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    assert keys == [f"huge/a{i:06d}" for i in range(1500)]
+    s3c.put_object(Bucket="bulk", Key="put", Body=b"\x00" * 128, Metadata={"dtype": "<f8", "shape": "16"})
+    filled, put = (s3c.head_object(Bucket="bulk", Key=k) for k in ("huge/a001499", "put"))
+    assert filled["ContentLength"] == 128 and filled["ETag"] == put["ETag"]
+    assert {k.lower(): v for k, v in filled["Metadata"].items()} == {"dtype": "<f8", "shape": "16"}
+    assert filled["Metadata"] == put["Metadata"]  # stored as a PUT stores it

@@ -174,7 +174,7 @@ def interrupted_check() -> Callable[[], bool] | None:
     try:
         library = fastpaths.private(fuse, "_libfuse")
     except fastpaths.Unavailable as exc:
-        fastpaths.fell_back("libfuse", str(exc), "reads that a signal does not interrupt")
+        fastpaths.fell_back("libfuse", str(exc), "reads that wait for their fetch (no fuse_interrupted)")
         return None
     check = getattr(library, "fuse_interrupted", None)
     if check is None:

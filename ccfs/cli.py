@@ -63,11 +63,13 @@ def main() -> None:
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               default="INFO", show_default=True)
 @click.option("-o", "fuse_options", multiple=True, help="Extra FUSE options, e.g. -o allow_other.")
+@click.option("--no-fast-paths", "no_fast_paths", is_flag=True,
+              help="Only public boto3/mfusepy APIs (as CCFS_FAST_PATHS=0): slower listings and reads.")
 def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
                   region: str | None, foreground: bool, cache_size: int, block_size: int, read_ahead: int,
                   metadata_ttl: float, attr_ttl: float, interruptible_reads: bool,
                   cache_dir: str | None, cache_dir_size: int, log_file: str | None, log_level: str,
-                  fuse_options: tuple[str, ...]) -> None:
+                  fuse_options: tuple[str, ...], no_fast_paths: bool) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
     import os
 
@@ -86,7 +88,8 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
                                  interruptible_reads=interruptible_reads, cache_dir=cache_dir,
                                  cache_dir_size=cache_dir_size),
             endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
-            log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level)
+            log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level,
+            fast_paths=not no_fast_paths)
         mount(request, foreground=foreground)
     except (MountError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

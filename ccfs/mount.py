@@ -42,6 +42,7 @@ class MountRequest:
     fuse_options: tuple[str, ...] = ()
     log_file: str | None = None
     log_level: str = "INFO"
+    fast_paths: bool = True  # False: ``--no-fast-paths`` (see ``cottoncandy.fastpaths``)
 
 
 def check_mountpoint(path: str) -> None:
@@ -144,12 +145,19 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
     """Mount and serve until unmounted (blocks)."""
     import threading
 
-    from .filesystem import CcFilesystem
-    from .operations import Fuse, Operations, fuse_interrupted
+    from cottoncandy import fastpaths
 
+    from .filesystem import CcFilesystem
+    from .libfuse import fuse_class, interrupted_check
+    from .operations import Operations
+
+    if not request.fast_paths:
+        fastpaths.disable()
+    if not fastpaths.enabled():
+        log.info("fast paths off: plain boto3 calls and mfusepy's stock FUSE")
     store = make_store(request)
     filesystem = CcFilesystem(store, request.target.prefix, request.options)
-    filesystem.interrupted = fuse_interrupted  # a read waiting on a slow server ends when its reader is signalled
+    filesystem.interrupted = interrupted_check()  # a read waiting on a slow server ends when its reader is signalled
     readahead_kib = request.options.read_ahead // 1024
 
     served = threading.Event()
@@ -171,7 +179,7 @@ def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-unty
             extra[name] = value if value else True
     log.info("mounting %s on %s", request.target, request.mountpoint)
     try:
-        Fuse(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
+        fuse_class()(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
              fsname=f"ccfs:{request.target}", subtype="ccfs", **extra)
     except RuntimeError as exc:
         # libfuse 3 ends a loop stopped by SIGTERM/SIGINT/SIGHUP with status 8 (the signal is kept

@@ -141,6 +141,8 @@ class Settings:
     path_separator: str = "/"
     default_bucket: str = ""
     force_bucket_creation: bool = False
+    #: take the fast paths of ``cottoncandy.fastpaths`` (signed HEAD/GET/LIST); also off with ``CCFS_FAST_PATHS=0``
+    fast_paths: bool = True
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: layer of every unit (a sub-package of cottoncandy, or a top-level module), lowest first
 RANKS = {
     # leaf modules: shared by every layer, import nothing of the project
-    "config": 0, "errors": 0, "names": 0, "printable": 0, "progress": 0, "concurrency": 0,
+    "config": 0, "errors": 0, "names": 0, "printable": 0, "progress": 0, "concurrency": 0, "fastpaths": 0,
     # the core
     "storage": 1, "formats": 2, "namespace": 3, "cache": 4,
     # services over the core
@@ -58,11 +58,12 @@ def imports_of(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            found.append((node.lineno, target))
-            # ``from . import tree`` imports the module ``tree``, which may sit in another unit
-            found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names
-                      if (root / f"{target}.{alias.name}".replace(".", "/")).with_suffix(".py").exists()
-                      or (root / f"{target}.{alias.name}".replace(".", "/")).is_dir()]
+            # ``from .. import fastpaths`` imports the module ``fastpaths``, not the package above it
+            modules = [f"{target}.{alias.name}" for alias in node.names
+                       if (root / f"{target}.{alias.name}".replace(".", "/")).with_suffix(".py").exists()
+                       or (root / f"{target}.{alias.name}".replace(".", "/")).is_dir()]
+            names_only = len(modules) < len(node.names)
+            found += [(node.lineno, m) for m in modules] + ([(node.lineno, target)] if names_only else [])
     return found
 
 

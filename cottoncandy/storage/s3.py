@@ -18,17 +18,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .. import fastpaths
 from ..config import Settings, legacy_keys, remember
 from .base import Buffer, Listing, MaybeStoredError, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 from .errors import translate
 from .retry import CLEANUP_RETRY, RetryPolicy, ShortReadError, may_have_taken_effect
-from .s3_signed import SignedRequests
+
+if TYPE_CHECKING:  # imported lazily: the fast path's botocore internals must never break this import
+    from .s3_signed import SignedRequests
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -327,12 +330,23 @@ class S3Store(ObjectStore):
         return None if fast is None else fast.head_many(keys)
 
     def _signed_requests(self) -> SignedRequests | None:
-        """The cheap HEAD and GET path (see ``s3_signed``), built on first use; ``None`` where it cannot work."""
+        """The cheap HEAD and GET path (see ``s3_signed``), built on first use; ``None`` where it cannot
+        work, or is switched off (``Settings.fast_paths``, ``CCFS_FAST_PATHS=0``): then plain boto3 calls."""
         if self._signed is False:
             with self._signed_head_lock:
                 if self._signed is False:
-                    self._signed = SignedRequests.for_client(self.client, self.bucket)
+                    self._signed = self._build_signed_requests()
         return self._signed  # type: ignore[return-value]
+
+    def _build_signed_requests(self) -> SignedRequests | None:
+        if not (self.settings.fast_paths and fastpaths.enabled()):
+            return None
+        try:
+            from .s3_signed import SignedRequests
+        except ImportError as exc:  # a botocore release moved a name it imports
+            fastpaths.fell_back("botocore", f"{type(exc).__name__}: {exc}", "plain boto3 calls")
+            return None
+        return SignedRequests.for_client(self.client, self.bucket)
 
     def _head_in(self, bucket: str, key: str) -> ObjectInfo:
         resp = self._call(lambda: self.client.head_object(Bucket=bucket, Key=key), key, "read")

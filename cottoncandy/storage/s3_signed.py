@@ -26,6 +26,11 @@ Only an unambiguous answer is taken: 200 gives an ``ObjectInfo``, a 206 (or 200)
 asked bytes fills the buffer. Anything else -- 403, 404, 5xx,
 a redirect, a connection error -- gives ``None`` and the caller asks boto3 again, so retries,
 error translation and messages stay in one place.
+
+The private botocore names this takes (the client's signer credentials and endpoint session, the
+session's proxy and TLS settings, ``botocore.auth._host_from_url``) are looked up in ``for_client``
+through ``cottoncandy.fastpaths``: if a botocore release renamed one, ``for_client`` gives ``None``
+(the store uses plain boto3 calls) and one warning says so. ``s3.py`` imports this module lazily.
 """
 
 from __future__ import annotations
@@ -49,11 +54,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from xml.etree import ElementTree
 
-from botocore.auth import S3SigV4Auth, _host_from_url
+from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.compat import unquote_str
 from botocore.utils import percent_encode
 
+from .. import fastpaths
 from .base import ObjectInfo
 from .latency import LatencyTracker
 
@@ -76,6 +82,8 @@ class SignedRequests:
     def __init__(self, base_url: str, region: str, credentials: Any, http_session: Any,
                  timeouts: tuple[float, float] = (10.0, 60.0)):
         self.base_url = base_url  # ends with "/": the key's escaped form follows
+        # the Host the signature covers (no default port), as botocore derives it: the same for every key
+        self._host_header = fastpaths.private("botocore.auth", "_host_from_url")(base_url)
         self.region = region
         self._credentials = credentials
         self._signer = S3SigV4Auth(credentials, "s3", region)  # reads the credentials at each signing
@@ -88,7 +96,7 @@ class SignedRequests:
         self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()  # every thread's
         parts = urllib.parse.urlsplit(base_url)
         self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
-        proxies = getattr(getattr(http_session, "_proxy_config", None), "proxy_url_for", None)
+        proxies = getattr(fastpaths.private(http_session, "_proxy_config"), "proxy_url_for", None)
         # through a proxy, botocore's own pool does the sending
         self._direct = self._scheme in ("http", "https") and not (proxies and proxies(base_url))
         self.latency = LatencyTracker()  # first-byte latencies of GETs: when is an answer late
@@ -114,8 +122,15 @@ class SignedRequests:
             return AWSResponse(request.url, 200, {}, _EmptyBody())
 
         try:
-            credentials = client._request_signer._credentials
-            http_session = client._endpoint.http_session
+            credentials = fastpaths.private(client, "_request_signer", "_credentials")
+            http_session = fastpaths.private(client, "_endpoint", "http_session")
+            for name in ("_verify", "_proxy_config"):  # read by ``_tls_context`` and ``__init__``
+                fastpaths.private(http_session, name)
+            fastpaths.private("botocore.auth", "_host_from_url")
+        except fastpaths.Unavailable as exc:  # a botocore release renamed it: plain boto3 calls
+            fastpaths.fell_back("botocore", str(exc), "plain boto3 calls")
+            return None
+        try:
             if credentials is None or not hasattr(http_session, "send"):
                 return None
             client.meta.events.register_first("before-send.s3.HeadObject", catch)
@@ -367,7 +382,7 @@ class SignedRequests:
         url = urllib.parse.urlsplit(request.url)
         lines = [f"HEAD {url.path} HTTP/1.1"]
         if "host" not in request.headers:  # the host the signature covers (no default port), as http.client sends
-            lines.append(f"Host: {_host_from_url(request.url)}")
+            lines.append(f"Host: {self._host_header}")
         for name, value in request.headers.items():
             lines.append(f"{name}: {value.decode('latin-1') if isinstance(value, bytes) else value}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -462,7 +477,7 @@ class SignedRequests:
 
     def _tls_context(self) -> ssl.SSLContext:
         """TLS as botocore verifies it: its CA bundle, or no verification where boto3 was told so."""
-        verify = getattr(self._http, "_verify", True)
+        verify = fastpaths.private(self._http, "_verify")  # present: ``for_client`` checked
         if verify is False:
             context = ssl.create_default_context()
             context.check_hostname = False

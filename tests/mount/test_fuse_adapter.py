@@ -11,7 +11,7 @@ import pytest
 
 fuse = pytest.importorskip("mfusepy", reason="mfusepy needs libfuse (apt-get install fuse3)")
 
-from ccfs.operations import FILL_DIR_PLUS, READDIR_PLUS, Fuse  # noqa: E402
+from ccfs.libfuse import FILL_DIR_PLUS, READDIR_PLUS, Fuse  # noqa: E402
 
 
 class Listing:

@@ -27,7 +27,7 @@ from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.prefetch import ObjectReader, joined
-from cottoncandy.namespace.metadata_cache import Namespace
+from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.storage.base import ObjectStore
 

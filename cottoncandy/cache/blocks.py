@@ -2,7 +2,8 @@
 
 Like fsspec's caches it is given a fetch function, not a store, and it counts hits and misses.
 Blocks are keyed by ``(key, etag, index)``: bytes of two versions of an object can never mix.
-A caller that finds a block being fetched waits for that fetch instead of issuing its own.
+A caller that finds a block being fetched waits for that fetch instead of issuing its own
+(``singleflight``; a waiter whose fetch failed fetches again itself).
 With a ``MemoryBudget`` it also evicts, oldest first, while the memory really held (blocks are
 views of whole runs, and runs in flight count too) is over the budget, not only its own count.
 """
@@ -15,6 +16,7 @@ from concurrent.futures import Future
 
 from cachetools import LRUCache
 
+from ..singleflight import SingleFlight
 from .budget import MemoryBudget
 
 BlockId = Hashable
@@ -26,7 +28,7 @@ class BlockCache:
         self.budget = budget
         self._lru: LRUCache[BlockId, bytes] = LRUCache(maxsize=max(1, self.capacity), getsizeof=len)
         self._lock = threading.Lock()
-        self._inflight: dict[BlockId, Future[bytes]] = {}
+        self._inflight: SingleFlight[BlockId, bytes] = SingleFlight(self._lock)
         self.hits = 0
         self.misses = 0
         self.fetched_bytes = 0
@@ -45,7 +47,7 @@ class BlockCache:
 
     def contains(self, ident: BlockId) -> bool:
         with self._lock:
-            return ident in self._lru or ident in self._inflight
+            return ident in self._lru or self._inflight.waiting(ident) is not None
 
     def discard(self, idents: Sequence[BlockId]) -> None:
         """Forget these blocks (those cached; fetches in flight finish normally)."""
@@ -76,24 +78,21 @@ class BlockCache:
         skip = 0
         with self._lock:
             for ident in idents:
-                taken = ident in self._lru or ident in self._inflight
+                taken = ident in self._lru or self._inflight.waiting(ident) is not None
                 if taken:
                     if claimed:
                         break
                     skip += 1
                     continue
-                fut: Future[bytes] = Future()
-                self._inflight[ident] = fut
-                claimed.append(fut)
+                claimed.append(self._inflight.claim(ident))
         return skip, claimed
 
     def fulfil(self, idents: Sequence[BlockId], blocks: Sequence[bytes], futures: Sequence[Future[bytes]]) -> None:
         with self._lock:
             self.misses += len(idents)
             for ident, data in zip(idents, blocks):
-                self.fetched_bytes += len(data)
-                self._store(ident, data)
-                self._inflight.pop(ident, None)
+                self._keep(ident, data)
+                self._inflight.release(ident)
             self._fit_budget()
         for fut, data in zip(futures, blocks):
             fut.set_result(data)
@@ -101,35 +100,32 @@ class BlockCache:
     def fail(self, idents: Sequence[BlockId], futures: Sequence[Future[bytes]], exc: BaseException) -> None:
         with self._lock:
             for ident in idents:
-                self._inflight.pop(ident, None)
+                self._inflight.release(ident)
         for fut in futures:
             fut.set_exception(exc)
 
+    def _keep(self, ident: BlockId, data: bytes) -> None:
+        """Count a fetched block's bytes and cache it (lock held)."""
+        self.fetched_bytes += len(data)
+        self._store(ident, data)
+
     def get_or_fetch(self, ident: BlockId, fetch: Callable[[], bytes]) -> bytes:
-        """The block, from memory, from a fetch already in flight, or by calling ``fetch`` once."""
-        while True:
-            with self._lock:
-                data = self._lru.get(ident)
-                if data is not None:
-                    self.hits += 1
-                    return data
-                pending = self._inflight.get(ident)
-                if pending is None:
-                    mine: Future[bytes] = Future()
-                    self._inflight[ident] = mine
-            if pending is not None:
-                try:
-                    return pending.result()
-                except Exception:
-                    continue  # the other fetch failed: try ourselves (and raise our own error)
-            try:
-                data = fetch()
-            except BaseException as exc:
-                self.fail([ident], [mine], exc)
-                raise
-            self.fulfil([ident], [data], [mine])
+        """The block, from memory, from a fetch already in flight, or by calling ``fetch`` once.
+        A fetch in flight that fails (a prefetch, say) makes this caller fetch for itself."""
+
+        def cached() -> bytes | None:
+            data = self._lru.get(ident)
+            if data is not None:
+                self.hits += 1
             return data
+
+        def keep(data: bytes) -> None:
+            self.misses += 1
+            self._keep(ident, data)
+            self._fit_budget()
+
+        return self._inflight.run(ident, fetch, cached=cached, keep=keep, share_failure=False)
 
     def waiting(self, ident: BlockId) -> Future[bytes] | None:
         with self._lock:
-            return self._inflight.get(ident)
+            return self._inflight.waiting(ident)

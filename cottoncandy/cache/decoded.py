@@ -38,11 +38,12 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
 from cachetools import LRUCache
+
+from ..singleflight import SingleFlight
 
 Decoder = Callable[[memoryview], None]
 
@@ -138,34 +139,21 @@ class DecodedArrayCache:
         self._memory: LRUCache = LRUCache(maxsize=max(1, memory_limit), getsizeof=lambda a: a.size)
         self._spilled: _SpillLRU = _SpillLRU(maxsize=max(1, self.spill_limit), getsizeof=lambda a: max(1, a.size))
         self._lock = threading.Lock()
-        self._inflight: dict[tuple[str, str], Future[DecodedArray]] = {}
+        self._inflight: SingleFlight[tuple[str, str], DecodedArray] = SingleFlight(self._lock)
         self.decodes = 0
 
     def get(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
-        """The decoded array for ``ident``; decodes it (once, whatever the concurrency) if needed."""
-        with self._lock:
-            found = self._memory.get(ident) or self._spilled.get(ident)
-            if found is not None:
-                return found
-            pending = self._inflight.get(ident)
-            if pending is None:
-                mine: Future[DecodedArray] = Future()
-                self._inflight[ident] = mine
-        if pending is not None:
-            return pending.result()
-        try:
-            result = self._decode(ident, nbytes, decode)
-        except BaseException as exc:
-            with self._lock:
-                self._inflight.pop(ident, None)
-            mine.set_exception(exc)
-            raise
-        with self._lock:
+        """The decoded array for ``ident``; decodes it (once, whatever the concurrency) if needed.
+        A failed decode fails every caller waiting for it (the body is bad for all of them)."""
+
+        def cached() -> DecodedArray | None:
+            return self._memory.get(ident) or self._spilled.get(ident)
+
+        def keep(result: DecodedArray) -> None:
             target = self._memory if result.path is None else self._spilled
             target[ident] = result
-            self._inflight.pop(ident, None)
-        mine.set_result(result)
-        return result
+
+        return self._inflight.run(ident, lambda: self._decode(ident, nbytes, decode), cached=cached, keep=keep)
 
     def _decode(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
         self.decodes += 1

@@ -1,7 +1,7 @@
 """The contract every object store fulfils, and the helpers built only on that contract.
 
-Byte ranges are half-open ``[start, end)`` everywhere (zarr's ``RangeByteRequest``); only the S3
-store writes the inclusive HTTP ``bytes=a-b`` form. Stores raise built-in exceptions only
+Byte ranges are half-open ``[start, end)`` everywhere (zarr's ``RangeByteRequest``); only
+``http_ranges`` writes the inclusive HTTP ``bytes=a-b`` form. Stores raise built-in exceptions only
 (see ``errors.py``): ``FileNotFoundError``, ``PermissionError``, ``OSError`` with ``ESTALE``/``EIO``,
 ``ValueError`` for keys a store cannot hold.
 """

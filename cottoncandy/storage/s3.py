@@ -28,6 +28,7 @@ from .. import fastpaths
 from ..config import Settings, legacy_keys, remember
 from .base import Buffer, Listing, MaybeStoredError, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
 from .errors import translate
+from .http_ranges import content_range_prefix, http_range
 from .retry import CLEANUP_RETRY, RetryPolicy, ShortReadError, may_have_taken_effect
 
 if TYPE_CHECKING:  # imported lazily: the fast path's botocore internals must never break this import
@@ -39,6 +40,8 @@ T = TypeVar("T")
 #: S3's own limits
 MAX_SINGLE_COPY = 5 * 2**30
 MIN_PART = 5 * 2**20
+#: the part size of a server-side copy too large for one request
+COPY_PART_SIZE = 512 * 2**20
 READ_CHUNK = 2**20
 
 
@@ -137,13 +140,13 @@ class ResumingStream(io.RawIOBase):
         with contextlib.suppress(Exception):  # the connection is broken anyway
             self._body.close()
         time.sleep(policy.delay(self._failures))
-        kwargs: dict[str, Any] = {"Bucket": self._store.bucket, "Key": self._key, "Range": f"bytes={self._pos}-"}
+        kwargs: dict[str, Any] = {"Bucket": self._store.bucket, "Key": self._key, "Range": http_range(self._pos)}
         if self._etag:
             kwargs["IfMatch"] = self._etag
         response = self._store._call(lambda: self._store.client.get_object(**kwargs), self._key, "read")
         self._body = response["Body"]
         answered = str(response.get("ContentRange") or "")
-        if not answered.startswith(f"bytes {self._pos}-") and not (self._pos == 0 and not answered):
+        if not answered.startswith(content_range_prefix(self._pos)) and not (self._pos == 0 and not answered):
             raise OSError(errno.EIO, f"{name}: asked to resume at byte {self._pos}, the server answered "
                                      f"{answered or 'the whole object'}")
 
@@ -353,7 +356,7 @@ class S3Store(ObjectStore):
         return self._info(key, resp)
 
     def _ranged(self, key: str, start: int, end: int, if_match: str | None) -> Any:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": http_range(start, end)}
         if if_match:
             kwargs["IfMatch"] = if_match
         return self.client.get_object(**kwargs)
@@ -590,13 +593,13 @@ class S3Store(ObjectStore):
             return
         extra = {"Metadata": dict(info.metadata or {}), **acl}
         upload_id = self._create_upload(dst, extra, "copy to")
-        chunk = 512 * 2**20
+        chunk = COPY_PART_SIZE
         ranges = [(s, min(s + chunk, info.size)) for s in range(0, info.size, chunk)]
 
         def part(number: int, start: int, end: int) -> dict[str, Any]:
             r = self._call(lambda: self.client.upload_part_copy(
                 Bucket=self.bucket, Key=dst, UploadId=upload_id, PartNumber=number, CopySource=source,
-                CopySourceRange=f"bytes={start}-{end - 1}", CopySourceIfMatch=info.etag), dst, "copy to")
+                CopySourceRange=http_range(start, end), CopySourceIfMatch=info.etag), dst, "copy to")
             return {"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]}
 
         try:

@@ -61,6 +61,7 @@ from botocore.utils import percent_encode
 
 from .. import fastpaths
 from .base import ObjectInfo
+from .http_ranges import content_range_prefix, http_range
 from .latency import LatencyTracker
 
 log = logging.getLogger(__name__)
@@ -210,8 +211,8 @@ class SignedRequests:
                            f"({GET_FIRST_BYTE:.0f} s to the first byte, {GET_BETWEEN_CHUNKS:.0f} s between chunks)")
 
     def _get_once(self, key: str, start: int, buffer: memoryview, if_match: str | None) -> bool:
-        end = start + len(buffer) - 1
-        headers = {"Range": f"bytes={start}-{end}"}
+        end = start + len(buffer)
+        headers = {"Range": http_range(start, end)}
         if if_match:
             headers["If-Match"] = if_match
         request = self.signed_request(key, "GET", headers)
@@ -228,7 +229,7 @@ class SignedRequests:
             whole = response.status == 200 and start == 0
             exact = response.getheader("Content-Length") == str(len(buffer)) and (
                 whole or (response.status == 206 and
-                          (response.getheader("Content-Range") or "").startswith(f"bytes {start}-{end}/")))
+                          (response.getheader("Content-Range") or "").startswith(content_range_prefix(start, end))))
             if not exact:
                 raise _Refused(response.status)
             pos = 0
@@ -241,7 +242,7 @@ class SignedRequests:
             raise
         except Exception as exc:
             self._forget_connection()
-            log.debug("signed GET of %s bytes %d-%d not taken (%s); asking boto3", key, start, end,
+            log.debug("signed GET of %s bytes [%d, %d) not taken (%s); asking boto3", key, start, end,
                       exc if isinstance(exc, _Refused) else type(exc).__name__)
             return False
         if response.will_close:

@@ -19,7 +19,7 @@ import scipy.sparse
 
 import cottoncandy as cc
 from cottoncandy.config import Settings
-from cottoncandy.namespace.metadata_cache import Namespace
+from cottoncandy.namespace.facade import Namespace
 from cottoncandy.storage import S3Account
 from cottoncandy.storage.s3 import MIN_PART
 from cottoncandy.testing.faultproxy import FaultProxy, FaultRule

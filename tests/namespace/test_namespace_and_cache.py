@@ -21,7 +21,7 @@ from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArrayCache
 from cottoncandy.cache.prefetch import ObjectReader
 from cottoncandy.namespace import tree
-from cottoncandy.namespace.metadata_cache import Namespace
+from cottoncandy.namespace.facade import Namespace
 from cottoncandy.storage import MemoryStore
 
 

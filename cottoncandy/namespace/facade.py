@@ -1,0 +1,69 @@
+"""The tree of one bucket (or prefix) as the mount sees it: ``Namespace``, one object wiring
+three parts that each hold one kind of state.
+
+- ``listings.ListingCache``: folder listings (one LIST per folder per ``ttl``);
+- ``attributes.AttributeCache``: object metadata (HEADs, trusted ``attr_ttl`` for a file), misses,
+  and the rule that a failed HEAD decides nothing;
+- ``resolver.Resolver``: paths -> nodes, with ``tree``'s naming rules, and the loads ahead.
+
+The mount (``ccfs.filesystem``) uses only this class; the parts are reachable as attributes for
+tests and tools that need one of them.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ..storage.base import ObjectStore
+from .attributes import AttributeCache
+from .listings import ListingCache
+from .nodes import Node
+from .resolver import Resolver
+
+
+class Namespace:
+    def __init__(self, store: ObjectStore, prefix: str = "", ttl: float = 300.0, head_workers: int = 32,
+                 negative_size: int = 10_000, max_heads: int = 500_000, max_folders: int = 20_000,
+                 folders_ahead: int = 16, heads_ahead: int = 1000, attr_ttl: float | None = None):
+        """``folders_ahead``: subfolders of a listed folder loaded in the background (0: none);
+        ``heads_ahead``: a subfolder needing more HEADs than this is only listed ahead, not HEADed;
+        ``attr_ttl``: seconds a file's metadata is trusted by ``lookup`` (``None``: ``ttl``)."""
+        self.store = store
+        self.ttl = ttl
+        # one pool for HEADs and loads ahead, as many threads as concurrent HEADs
+        self._pool = ThreadPoolExecutor(max_workers=head_workers, thread_name_prefix="cc-head")
+        self.attributes = AttributeCache(store, self._pool, ttl=ttl, attr_ttl=attr_ttl, max_heads=max_heads,
+                                         negative_size=negative_size)
+        self.listings = ListingCache(store, prefix, ttl=ttl, max_folders=max_folders,
+                                     on_listed=self.attributes.listed)
+        self.resolver = Resolver(store, self.listings, self.attributes, self._pool, folders_ahead=folders_ahead,
+                                 heads_ahead=heads_ahead, max_nodes=max_heads, ttl=ttl)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def lists(self) -> int:
+        """LISTs sent so far."""
+        return self.listings.lists
+
+    @property
+    def head_requests(self) -> int:
+        """HEADs answered by the store so far."""
+        return self.attributes.head_requests
+
+    # --- paths -------------------------------------------------------------------------------
+    def lookup(self, path: str) -> Node:
+        """The node at ``path``; ``FileNotFoundError`` naming it when there is none."""
+        return self.resolver.lookup(path)
+
+    def children(self, path: str, ahead: bool = True) -> dict[str, Node]:
+        """Every entry of the folder at ``path``; with ``ahead``, its first subfolders start loading."""
+        return self.resolver.children(path, ahead)
+
+    def forget(self, path: str = "") -> None:
+        """Drop cached state (all of it for ``''``) so the next access asks the store again."""
+        self.listings.forget(path)
+        if not path:
+            self.attributes.clear()
+            self.resolver.forget()

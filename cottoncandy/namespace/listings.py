@@ -1,0 +1,101 @@
+"""Folder listings of one bucket (or prefix), cached: one paginated LIST per folder per ``ttl``.
+
+A folder costs one LIST with a delimiter; its listing is kept for ``ttl`` seconds, so new and
+removed names show up after that. Threads visiting the same folder at once (``ls -l``, a glob, a
+load ahead) share one LIST (``singleflight``); a LIST that fails is not remembered, and each of
+its waiters then asks for itself. Only folders being listed are in that table, so it stays as
+small as the number of LISTs running, however many folders a walk visits.
+
+A new listing is announced (``on_listed``) before it is served: what is cached about its objects
+(their HEADs, see ``attributes``) is brought up to date with it first, so no reader sees a new
+listing next to an old object's metadata.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cachetools import TTLCache
+
+from ..singleflight import SingleFlight
+from ..storage.base import ObjectInfo, ObjectStore
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    folders: list[str]
+    objects: dict[str, ObjectInfo]
+
+    @functools.cached_property
+    def folder_names(self) -> frozenset[str]:
+        return frozenset(self.folders)
+
+    @property
+    def empty(self) -> bool:
+        return not self.folders and not self.objects
+
+
+def split(path: str) -> list[str]:
+    return [p for p in path.strip("/").split("/") if p]
+
+
+class ListingCache:
+    """``get(path)``: the listing of one folder, from memory or from one LIST."""
+
+    def __init__(self, store: ObjectStore, prefix: str = "", ttl: float = 300.0, max_folders: int = 20_000,
+                 on_listed: Callable[[str, FolderListing], None] | None = None):
+        """``prefix``: the key prefix of the tree's root; ``on_listed(folder key prefix, listing)``
+        is called with each new listing before anyone is given it."""
+        self.store = store
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.on_listed = on_listed
+        self._folders: TTLCache[str, FolderListing] = TTLCache(maxsize=max_folders, ttl=ttl)
+        self._lock = threading.Lock()
+        self._listing: SingleFlight[str, FolderListing] = SingleFlight(self._lock)  # folder -> its LIST
+        self.lists = 0
+
+    def folder_prefix(self, path: str) -> str:
+        """The key prefix of the folder at ``path`` (relative to the root)."""
+        return self.prefix + "".join(p + "/" for p in split(path))
+
+    def get(self, path: str) -> FolderListing:
+        path = "/".join(split(path))
+
+        def keep(listing: FolderListing) -> None:
+            self._folders[path] = listing
+
+        return self._listing.run(path, lambda: self._list(path), cached=lambda: self._folders.get(path),
+                                 keep=keep, share_failure=False)
+
+    def _list(self, path: str) -> FolderListing:
+        prefix = self.folder_prefix(path)
+        raw = self.store.list_dir(prefix)
+        self.lists += 1
+        folders = [p[len(prefix):].rstrip("/") for p in raw.prefixes]
+        objects = {o.key[len(prefix):]: o for o in raw.objects if o.key[len(prefix):] and "/" not in
+                   o.key[len(prefix):]}
+        listing = FolderListing(folders=folders, objects=objects)
+        if self.on_listed is not None:
+            self.on_listed(prefix, listing)
+        return listing
+
+    def cached(self, path: str) -> bool:
+        """Whether the folder at ``path`` has a current listing in memory (no LIST needed)."""
+        with self._lock:
+            return "/".join(split(path)) in self._folders
+
+    def in_flight(self) -> int:
+        """How many folders are being listed right now (what the single-flight table holds)."""
+        with self._lock:
+            return len(self._listing)
+
+    def forget(self, path: str = "") -> None:
+        """Drop one folder's listing (all of them for ``''``): the next visit LISTs again."""
+        with self._lock:
+            if path:
+                self._folders.pop("/".join(split(path)), None)
+            else:
+                self._folders.clear()

@@ -1,0 +1,203 @@
+"""Paths of the tree -> nodes: a folder's entries (``children``) and one path (``lookup``).
+
+It asks ``listings`` for folders and ``attributes`` for object metadata, and applies ``tree``'s
+naming rules to them; what it keeps itself is the node made for each path, reused while the
+parent's listing it was made from is current (``ls -l`` and ``getfattr`` ask for every entry
+again), and the loads ahead running.
+
+Listing a folder also loads its first few subfolders in the background (one level, not further):
+``find``, ``ls -R`` and globs such as ``proj/*.grp/*.npy`` visit them next, and would otherwise
+wait for one LIST and one round of HEADs per folder, one folder after the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Executor, Future
+
+from cachetools import TTLCache
+
+from ..formats.npy import npy_header
+from ..formats.raw import check_body_size, has_array_metadata, spec_from_metadata
+from ..storage.base import ObjectInfo, ObjectStore
+from . import tree
+from .attributes import AttributeCache, HeadResult
+from .listings import FolderListing, ListingCache, split
+from .nodes import FileNode, FolderNode, Node
+
+log = logging.getLogger(__name__)
+
+
+class Resolver:
+    def __init__(self, store: ObjectStore, listings: ListingCache, attributes: AttributeCache, pool: Executor,
+                 folders_ahead: int = 16, heads_ahead: int = 1000, max_nodes: int = 500_000, ttl: float = 300.0):
+        """``pool``: where loads ahead run (the HEADs' pool: a load ahead must not wait on it);
+        ``folders_ahead``: subfolders of a listed folder loaded in the background (0: none);
+        ``heads_ahead``: a subfolder needing more HEADs than this is only listed ahead, not HEADed."""
+        self.store = store
+        self.listings = listings
+        self.attributes = attributes
+        self._pool = pool
+        self.folders_ahead = folders_ahead
+        self.heads_ahead = heads_ahead
+        self._lock = threading.Lock()
+        # path -> (the parent's listing it was made from, node): a lookup costs a dict hit while
+        # that listing is current
+        self._nodes: TTLCache[str, tuple[FolderListing, Node]] = TTLCache(maxsize=max_nodes, ttl=ttl)
+        self._loading: dict[str, Future[None]] = {}  # folder path -> its load ahead, while it runs
+
+    # --- nodes -------------------------------------------------------------------------------
+    def _file_node(self, path: str, listed: ObjectInfo, head: HeadResult | None) -> FileNode:
+        if head is None or isinstance(head, BaseException) or not has_array_metadata(head.metadata):
+            info = head if isinstance(head, ObjectInfo) else listed
+            if isinstance(head, BaseException) and not isinstance(head, FileNotFoundError):
+                return FileNode(path=path, info=listed, error=f"metadata unavailable: {head}")
+            return FileNode(path=path, info=info)
+        # one bad object fails only its own operations (EIO, one log line), never the listing
+        name = self.store.describe(head.key)
+        try:
+            spec = spec_from_metadata(head.metadata, name)
+            header = npy_header(spec)
+        except Exception as exc:  # noqa: BLE001 - spec_from_metadata raises ValueError; anything else too
+            return FileNode(path=path, info=head, error=str(exc) if isinstance(exc, ValueError) else
+                            f"{name}: unreadable metadata ({type(exc).__name__})")
+        try:
+            check_body_size(spec, head.size, name)
+        except ValueError as exc:  # a short raw body keeps its attributes (getfattr); a forged size
+            kept = spec if spec.compression is None else None  # is not shown as the file's size
+            return FileNode(path=path, info=head, spec=kept, header=header if kept else b"", error=str(exc))
+        return FileNode(path=path, info=head, spec=spec, header=header)
+
+    @staticmethod
+    def _is_array(heads: dict[str, HeadResult], key: str) -> bool:
+        head = heads.get(key)
+        return isinstance(head, ObjectInfo) and has_array_metadata(head.metadata)
+
+    def children(self, path: str, ahead: bool = True) -> dict[str, Node]:
+        """Every entry of the folder at ``path`` (one LIST, concurrent HEADs where needed); with
+        ``ahead``, its first subfolders start loading in the background."""
+        path = "/".join(split(path))
+        with self._lock:
+            loading = self._loading.get(path) if ahead else None
+        if loading is not None:
+            if loading.cancel():  # still queued: this visit does the work now
+                with self._lock:
+                    self._loading.pop(path, None)
+            else:  # running: wait for it rather than HEAD the same keys twice
+                loading.result()
+        listing = self.attributes.with_revalidations(self.listings.get(path))
+        needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
+        heads = self.attributes.heads(needs, threads=ahead)  # a load ahead runs on the pool: it must not wait on it
+        self.attributes.undecided(heads, needs, f"cannot list {path or '/'}")
+        if ahead and self.folders_ahead:
+            self._load_ahead(path, listing)
+        table = tree.entries(listing.folders, listing.objects,
+                             lambda name: self._is_array(heads, listing.objects[name].key))
+        out: dict[str, Node] = {}
+        for shown, entry in table.items():
+            child_path = f"{path}/{shown}" if path else shown
+            if entry.kind == "folder":
+                out[shown] = FolderNode(child_path, self.listings.folder_prefix(child_path))
+            else:
+                listed = listing.objects[entry.child]
+                out[shown] = self._file_node(child_path, listed, heads.get(listed.key))
+        with self._lock:
+            for node in out.values():
+                self._nodes[node.path] = (listing, node)
+        return out
+
+    def _load_ahead(self, path: str, listing: FolderListing) -> None:
+        todo = [f"{path}/{name}" if path else name for name in listing.folders[: self.folders_ahead]]
+        todo = [sub for sub in todo if not self.listings.cached(sub)]
+        with self._lock:
+            todo = [sub for sub in todo if sub not in self._loading]
+            for sub in todo:
+                try:
+                    self._loading[sub] = self._pool.submit(self._warm, sub)
+                except RuntimeError:  # shut down: the mount is going away
+                    return
+
+    def _warm(self, path: str) -> None:
+        """List one folder ahead of need, and HEAD its arrays if they are not too many."""
+        try:
+            listing = self.listings.get(path)
+            needs = sum(1 for name in listing.objects if tree.may_be_array(name))
+            if needs <= self.heads_ahead:
+                self.children(path, ahead=False)
+        except Exception as exc:  # the visit itself will meet (and report) the problem
+            log.debug("loading %s ahead failed: %s", path, exc)
+        finally:
+            with self._lock:
+                self._loading.pop(path, None)
+
+    def lookup(self, path: str) -> Node:
+        """The node at ``path``; ``FileNotFoundError`` naming it when there is none."""
+        parts = split(path)
+        path = "/".join(parts)
+        if not parts:
+            return FolderNode("", self.listings.prefix)
+        if self.attributes.missing(path):
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        parent, name = "/".join(parts[:-1]), parts[-1]
+        listing = self.listings.get(parent)
+        with self._lock:
+            known = self._nodes.get(path)
+        if known is not None and known[0] is listing:
+            node = known[1]
+        else:
+            node = self._find(path, name, self.attributes.with_revalidations(listing))
+            with self._lock:
+                self._nodes[path] = (listing, node)
+        return self._revalidated(node, listing) if isinstance(node, FileNode) else node
+
+    def _revalidated(self, node: FileNode, listing: FolderListing) -> FileNode:
+        """``node``, or its current version when its metadata is older than ``attr_ttl`` (one HEAD)."""
+        if not self.attributes.stale(node.key):
+            return node
+        try:
+            info = self.attributes.revalidate(node.key)
+        except FileNotFoundError:
+            with self._lock:
+                self._nodes.pop(node.path, None)
+            self.attributes.remember_missing(node.path)
+            raise FileNotFoundError(f"no such file or folder: {node.path} (removed from the store)") from None
+        if (info.etag, info.size) == (node.info.etag, node.info.size) and (
+                node.spec is None or info.metadata == node.info.metadata):
+            return node  # unchanged
+        self.attributes.new_version(info)
+        fresh = self._file_node(node.path, info, info)
+        if (fresh.spec is None) != (node.spec is None):  # it became (or stopped being) a raw array: its
+            with self._lock:                          # name changes, so the next listing decides
+                self._nodes.pop(node.path, None)
+            raise FileNotFoundError(f"no such file or folder: {node.path} (changed kind in the store)")
+        with self._lock:
+            self._nodes[node.path] = (listing, fresh)
+        return fresh
+
+    def _find(self, path: str, name: str, listing: FolderListing) -> Node:
+        if "/" in path and listing.empty:
+            self.attributes.remember_missing(path)
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        if name in listing.folder_names:
+            return FolderNode(path, self.listings.folder_prefix(path))
+        candidates = tree.candidates(name)
+        present = [c for c in candidates if c in listing.objects]
+        needs = [listing.objects[c].key for c in present if tree.may_be_array(c)]
+        heads = self.attributes.heads(needs)
+        self.attributes.undecided(heads, needs, f"cannot look up {path}")
+        # decide with the same rule as a full listing, restricted to the candidates
+        table = tree.entries([c for c in candidates if c in listing.folder_names],
+                             {c: None for c in present},
+                             lambda n: self._is_array(heads, listing.objects[n].key))
+        entry = table.get(name)
+        if entry is None or entry.kind == "folder":
+            self.attributes.remember_missing(path)
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        listed = listing.objects[entry.child]
+        return self._file_node(path, listed, heads.get(listed.key))
+
+    def forget(self) -> None:
+        """Drop every node made (the next lookup decides again)."""
+        with self._lock:
+            self._nodes.clear()

@@ -109,7 +109,7 @@ def backend_kind(backend: str) -> StoreKind:
     for kind in map(kind_of, KINDS):
         if backend == kind.scheme or backend in kind.backend_names:
             return kind
-    names = [name for kind in map(kind_of, KINDS) for name in (kind.scheme, *kind.backend_names)]
+    names = [name for kind in map(kind_of, KINDS) for name in (*kind.backend_names, kind.scheme)]
     raise ValueError(f"backend must be one of {', '.join(names)}, not {backend!r}")
 
 

@@ -101,7 +101,9 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
     def get_bucket(self) -> Any:
         """The boto3 ``Bucket`` resource (S3), or the store (local backend)."""
-        return self.account.native_bucket(self.store)
+        if self.account.named_buckets:  # by name: works even after rm_bucket of the current bucket
+            return self.account.native_bucket(self._bucket)
+        return self.store
 
     def exists_bucket(self, bucket_name: str) -> bool:
         return self.account.bucket_exists(bucket_name)
@@ -135,9 +137,9 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     @cleans_object_name
     def get_object(self, object_name: str, bucket_name: str | None = None) -> Any:
         """The boto3 ``Object`` resource (S3, as 0.4.0) or the object's ``ObjectInfo`` (local)."""
-        # as 0.4.0: a bucket name picks another bucket of a named-bucket backend; the local backend ignored it
-        named = bool(bucket_name) and self.account.named_buckets
-        return self.account.native_object(self.account.store(bucket_name) if named else self.store, object_name)
+        if self.account.named_buckets:
+            return self.account.native_object(bucket_name or self._bucket, object_name)
+        return self.store.head(object_name)  # bucket_name is ignored here, as the local backend always did
 
     @cleans_object_name
     def get_object_info(self, object_name: str) -> ObjectInfo:

@@ -264,13 +264,13 @@ class Account(abc.ABC):
     @abc.abstractmethod
     def delete_bucket(self, bucket: str) -> None: ...
 
-    def native_bucket(self, store: ObjectStore) -> Any:
-        """What 0.4.0's ``get_bucket()`` returned for this backend (S3: a boto3 ``Bucket``); here the store."""
-        return store
+    def native_bucket(self, bucket: str) -> Any:
+        """What 0.4.0's ``get_bucket()`` returned for a bucket of this backend (S3: a boto3 ``Bucket``)."""
+        return self.store(bucket)
 
-    def native_object(self, store: ObjectStore, key: str) -> Any:
+    def native_object(self, bucket: str, key: str) -> Any:
         """What 0.4.0's ``get_object()`` returned (S3: a boto3 ``Object``); here the key's ``ObjectInfo``."""
-        return store.head(key)
+        return self.store(bucket).head(key)
 
 
 class MaybeStoredError(OSError):

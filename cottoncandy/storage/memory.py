@@ -13,7 +13,7 @@ import io
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from ..config import Settings
 from ..errors import ObjectNotFound
@@ -110,8 +110,8 @@ class MemoryAccount(Account):
     """The named in-memory buckets of this process (made on first use, as local folders are)."""
 
     named_buckets = False
-    _buckets: dict[str, MemoryStore] = {}
-    _lock = threading.Lock()
+    _buckets: ClassVar[dict[str, MemoryStore]] = {}  # one table per process, shared by every account
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     @property
     def endpoint(self) -> str:

@@ -259,13 +259,13 @@ class S3Account(Account):
                               aws_access_key_id=self.settings.access_key,
                               aws_secret_access_key=self.settings.secret_key)
 
-    def native_bucket(self, store: ObjectStore) -> Any:
+    def native_bucket(self, bucket: str) -> Any:
         """The boto3 ``Bucket`` resource, as 0.4.0's ``get_bucket()`` returned."""
-        return self._resource().Bucket(store.bucket)
+        return self._resource().Bucket(bucket)
 
-    def native_object(self, store: ObjectStore, key: str) -> Any:
+    def native_object(self, bucket: str, key: str) -> Any:
         """The boto3 ``Object`` resource, as 0.4.0's ``get_object()`` returned."""
-        return self._resource().Object(store.bucket, key)
+        return self._resource().Object(bucket, key)
 
 
 class S3Store(ObjectStore):

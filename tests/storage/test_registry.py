@@ -323,27 +323,25 @@ def test_memory_stores_refuse_to_travel() -> None:
 
 def test_a_dask_worker_process_gets_the_settings(s3: LocalS3Server, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real ``dask.distributed`` LocalCluster: spawned worker processes rebuild the store from its spec."""
+    """A real ``dask.distributed`` LocalCluster: a worker process rebuilds the store from its spec."""
     distributed = pytest.importorskip("distributed")
     config_home = tmp_path / "config"
     (config_home / "cottoncandy").mkdir(parents=True)
     (config_home / "cottoncandy" / "options.cfg").write_text(OPTIONS_CFG)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
     cci = cc.get_interface(BUCKET, endpoint_url=s3.endpoint_url, verbose=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # the workers cannot read options.cfg themselves
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # the worker cannot read options.cfg itself
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
-    arr = np.arange(24.0).reshape(4, 6)
-    cci.upload_dask_array("d", arr)
-    lazy = cci.download_dask_array("d")
+    cci.upload_object("k", b"read in the worker")
     handle = StoreHandle(cci.store)
-    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0", worker_dashboard_address=None)
     with cluster, distributed.Client(cluster) as client:
-        pid, threads, signature = client.submit(_worker_view, handle).result(timeout=120)
-        assert np.array_equal(client.compute(lazy).result(timeout=120), arr)
+        pid, threads, signature, body = client.submit(_worker_view, handle).result(timeout=120)
     assert pid != os.getpid()
-    assert (threads, signature) == (3, "s3v4")
+    assert (threads, signature, body) == (3, "s3v4", b"read in the worker")
 
 
-def _worker_view(handle: StoreHandle) -> tuple[int, int, str | None]:
+def _worker_view(handle: StoreHandle) -> tuple[int, int, str | None, bytes]:
     store = handle.get()
-    return os.getpid(), store.concurrency, store.settings.signature_version  # type: ignore[attr-defined]
+    return os.getpid(), store.concurrency, store.settings.signature_version, store.get("k")  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from click.shell_completion import CompletionItem
 from cottoncandy.arrays.inspect import describe
 from cottoncandy.arrays.npy_files import save_npy_file, upload_npy_file
 from cottoncandy.files import listing, transfers
-from cottoncandy.files.urls import S3_SCHEME, Location, open_store, parse_location, s3_account
+from cottoncandy.files.urls import S3_SCHEME, Location, account, open_store, parse_location
 from cottoncandy.namespace.patterns import has_magic
 from cottoncandy.printable import escape_controls, shown_name
 from cottoncandy.progress import Progress
@@ -34,7 +34,7 @@ def complete_url(ctx: click.Context, param: click.Parameter, incomplete: str) ->
     try:
         rest = incomplete[len(S3_SCHEME):]
         if "/" not in rest:
-            buckets = s3_account(**options).list_buckets()
+            buckets = account("s3", **options).list_buckets()
             return [CompletionItem(f"{S3_SCHEME}{b}/") for b in buckets if b.startswith(rest)]
         bucket, _, key = rest.partition("/")
         store = open_store(Location("s3", bucket, ""), **options)
@@ -209,7 +209,7 @@ def cp_command(source: str, dest: str, recursive: bool, overwrite: bool, **optio
     """Copy objects (with their metadata): server-side within an endpoint, streamed across backends."""
     src, dst = parse_location(source), parse_location(dest)
     if dest.endswith("/") and dst.key and not dst.key.endswith("/"):  # a local folder: copy into it
-        dst = Location(dst.backend, dst.bucket, dst.key + "/")
+        dst = Location(dst.scheme, dst.bucket, dst.key + "/")
     src_store, dst_store = _store(src, options), _store(dst, options, create=True)
     plan = transfers.plan_copy(src_store, src.key, dst_store, dst.key, recursive=recursive, overwrite=overwrite)
     transfers.run_copies(src_store, dst_store, plan, threads=8)

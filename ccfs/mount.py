@@ -76,22 +76,20 @@ def check_fuse() -> None:
 
 def make_store(request: MountRequest):  # type: ignore[no-untyped-def]
     """The store to serve, after checking it is reachable (clear errors for missing or refused)."""
-    from cottoncandy.config import load_settings
-    from cottoncandy.storage import LocalStore, S3Account
+    from cottoncandy.storage import registry
 
     target = request.target
-    if target.backend == "local":
-        if not os.path.isdir(target.bucket):
-            raise MountError(f"local directory {target.bucket} does not exist")
-        return LocalStore(target.bucket, create=False)
-    settings = load_settings(endpoint_url=request.endpoint_url or False, profile=request.profile,
-                             region=request.region)
-    account = S3Account(settings)
+    kind = registry.kind_of(target.scheme)
+    options = registry.StoreOptions(endpoint_url=request.endpoint_url, profile=request.profile,
+                                    region=request.region)
+    account = kind.account(options.resolved_settings())
     try:
         if not account.bucket_exists(target.bucket):
-            raise MountError(f"bucket not found: s3://{target.bucket} (endpoint {account.endpoint})")
+            if kind.paths:
+                raise MountError(f"local directory {target.bucket} does not exist")
+            raise MountError(f"bucket not found: {target.store_url()} (endpoint {account.endpoint})")
     except PermissionError as exc:
-        raise MountError(f"credentials refused for s3://{target.bucket}: {exc.strerror or exc}") from exc
+        raise MountError(f"credentials refused for {target.store_url()}: {exc.strerror or exc}") from exc
     except OSError as exc:
         raise MountError(f"cannot reach {account.endpoint}: {exc.strerror or exc}") from exc
     return account.store(target.bucket)

@@ -8,7 +8,7 @@ from typing import Any
 from .config import load_settings
 from .interface import CloudInterface, InterfaceObject
 from .names import pathjoin
-from .storage.factory import make_account
+from .storage.registry import open_account
 
 __version__ = "0.5.0.dev0"
 
@@ -16,7 +16,8 @@ __version__ = "0.5.0.dev0"
 def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRET_KEY: Any = False,  # noqa: N803
                   endpoint_url: Any = False, force_bucket_creation: bool | None = None, verbose: bool = True,
                   backend: str = "s3", **kwargs: Any) -> CloudInterface:
-    """An interface to one bucket of S3 (``backend='s3'``) or one local directory (``backend='local'``).
+    """An interface to one bucket of S3 (``backend='s3'``), one local directory (``backend='local'``)
+    or one in-memory bucket of this process (``backend='memory'``; see ``storage.registry``).
 
     Credentials and endpoint: arguments first, then ``options.cfg`` (see ``config``), then boto3's
     chain (environment, ``~/.aws/*``, ``AWS_ENDPOINT_URL``). ``kwargs``: ``profile``, ``region``
@@ -33,7 +34,7 @@ def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRE
         bucket_name = settings.default_bucket
     if force_bucket_creation is None:
         force_bucket_creation = settings.force_bucket_creation
-    account = make_account(backend, settings)
+    account = open_account(backend, settings)
     return CloudInterface(bucket_name, account, settings, backend=backend, verbose=verbose,
                           force_bucket_creation=force_bucket_creation)
 

@@ -14,7 +14,7 @@ import configparser
 import os
 import secrets
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 MB = 2**20
@@ -183,6 +183,23 @@ def recall(token: object, endpoint_url: str | None = None, profile: str | None =
             endpoint_url, profile, region):
         return None
     return settings
+
+
+#: Settings that never leave this process: credentials, and a botocore ``Config`` (its proxy URLs
+#: may hold passwords); a worker gets them only through ``recall``
+PRIVATE_SETTINGS = frozenset({"access_key", "secret_key", "session_token", "boto_config"})
+
+
+def shareable(settings: Settings) -> tuple[tuple[str, object], ...]:
+    """Every non-secret setting, as hashable pairs, for a store spec sent to worker processes."""
+    return tuple((f.name, getattr(settings, f.name)) for f in fields(Settings) if f.name not in PRIVATE_SETTINGS)
+
+
+def from_shareable(pairs: tuple[tuple[str, object], ...]) -> Settings:
+    """The settings ``shareable`` described, with no credentials (the worker's own chain finds them).
+    Names this version does not know (a client of another version) are ignored."""
+    known = {f.name for f in fields(Settings)} - PRIVATE_SETTINGS
+    return Settings(**{name: value for name, value in pairs if name in known})  # type: ignore[arg-type]
 
 
 def _mb(parser: configparser.ConfigParser, section: str, option: str) -> int | None:

@@ -25,9 +25,7 @@ from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from .formats.raw import string_metadata
 from .names import cleans_object_name, pathjoin, require_key
 from .progress import MIN_BYTES, Progress
-from .storage.base import ObjectInfo, ObjectStore
-from .storage.factory import Account
-from .storage.local import LocalAccount
+from .storage.base import Account, ObjectInfo, ObjectStore
 
 
 @dataclass
@@ -61,7 +59,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         self._bucket = ""
         if bucket_name:
             self.set_bucket(bucket_name, force_bucket_creation=force_bucket_creation)
-        if verbose and backend == "s3":
+        if verbose and account.named_buckets:
             try:
                 print("Available buckets:")
                 self.show_buckets()
@@ -70,8 +68,8 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
             print(f"Current bucket: {self._bucket}")
 
     def __repr__(self) -> str:
-        if isinstance(self.account, LocalAccount):
-            return f"cottoncandy.backend_interface on local machine ({self._bucket})"
+        if not self.account.named_buckets:
+            return f"cottoncandy.backend_interface on {self.account.endpoint} ({self._bucket})"
         return f"cottoncandy.backend_interface <bucket:{self._bucket} on {self.account.endpoint}>"
 
     # --- buckets -----------------------------------------------------------------------------
@@ -90,10 +88,10 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         if not isinstance(bucket_name, str) or not bucket_name:
             raise ValueError("bucket_name must be a non-empty string")
         if self.settings.mandatory_bucket_prefix and not bucket_name.startswith(
-                self.settings.mandatory_bucket_prefix) and self.backend == "s3":
+                self.settings.mandatory_bucket_prefix) and self.account.named_buckets:
             bucket_name = self.settings.mandatory_bucket_prefix + bucket_name
         if not self.account.bucket_exists(bucket_name):
-            if force_bucket_creation or self.backend == "local":
+            if force_bucket_creation or not self.account.named_buckets:
                 self.account.create_bucket(bucket_name, self.settings.default_acl)
             else:
                 raise FileNotFoundError(f"bucket not found: s3://{bucket_name} "
@@ -101,16 +99,11 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         self._store = self.account.store(bucket_name)
         self._bucket = self._store.bucket
 
-    def _s3_resource(self) -> Any:
-        import boto3
-
-        return boto3.resource("s3", endpoint_url=self.settings.endpoint_url,
-                              aws_access_key_id=self.settings.access_key,
-                              aws_secret_access_key=self.settings.secret_key)
-
     def get_bucket(self) -> Any:
         """The boto3 ``Bucket`` resource (S3), or the store (local backend)."""
-        return self._s3_resource().Bucket(self._bucket) if self.backend == "s3" else self.store
+        if self.account.named_buckets:  # by name: works even after rm_bucket of the current bucket
+            return self.account.native_bucket(self._bucket)
+        return self.store
 
     def exists_bucket(self, bucket_name: str) -> bool:
         return self.account.bucket_exists(bucket_name)
@@ -144,9 +137,9 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     @cleans_object_name
     def get_object(self, object_name: str, bucket_name: str | None = None) -> Any:
         """The boto3 ``Object`` resource (S3, as 0.4.0) or the object's ``ObjectInfo`` (local)."""
-        if self.backend == "s3":
-            return self._s3_resource().Object(bucket_name or self._bucket, object_name)
-        return self.store.head(object_name)
+        if self.account.named_buckets:
+            return self.account.native_object(bucket_name or self._bucket, object_name)
+        return self.store.head(object_name)  # bucket_name is ignored here, as the local backend always did
 
     @cleans_object_name
     def get_object_info(self, object_name: str) -> ObjectInfo:

@@ -26,7 +26,7 @@ from ..formats.ranges import bounding_block, plan_block
 from ..formats.raw import dtype_token, parse_dtype_token, same_records, spec_for_body
 from ..progress import Progress
 from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
-from ..storage.factory import StoreHandle
+from ..storage.registry import StoreHandle
 from .raw import read_array_spec, read_raw_array, write_raw_array
 
 # --- reading a 0.4.0 dask array ---------------------------------------------------------------

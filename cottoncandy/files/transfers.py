@@ -19,7 +19,6 @@ from ..errors import IsAFolder, ObjectExists, ObjectNotFound
 from ..namespace.patterns import has_magic
 from ..progress import Progress
 from ..storage.base import ObjectInfo, ObjectStore
-from ..storage.s3 import S3Store
 from ..storage.tempfiles import create_temp
 from .listing import folder_prefix
 from .resolve import Kind, resolve
@@ -31,20 +30,9 @@ class Copy:
     dst: str
 
 
-def _same_endpoint(a: ObjectStore, b: ObjectStore) -> bool:
-    return isinstance(a, S3Store) and isinstance(b, S3Store) and a.settings.endpoint_url == b.settings.endpoint_url
-
-
 def copy_object(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str) -> None:
-    """Server-side when both keys are on one endpoint, else streamed through this process."""
-    if src_store is dst_store or (src_store.bucket == dst_store.bucket and type(src_store) is type(dst_store)):
-        dst_store.copy(src, dst)
-    elif _same_endpoint(src_store, dst_store):
-        dst_store.copy(src, dst, source_bucket=src_store.bucket)  # type: ignore[call-arg]
-    else:
-        info = src_store.head(src)
-        with src_store.open_read(src, if_match=info.etag) as stream:
-            dst_store.put(dst, stream, dict(info.metadata or {}))
+    """Server-side when the destination store reaches the source (``ObjectStore.copy_from``), else streamed."""
+    dst_store.copy_from(src_store, src, dst)
 
 
 def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str, *,

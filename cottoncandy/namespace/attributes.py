@@ -95,8 +95,8 @@ class AttributeCache:
             except Exception as exc:
                 return exc
 
-        batch = getattr(self.store, "head_many", None)  # S3: one thread, many sockets (see storage.s3_signed)
-        answered = batch(todo) if batch is not None and len(todo) > 1 else None
+        batched = self.store.capabilities.batched_head and len(todo) > 1  # S3: one thread, many sockets
+        answered = self.store.head_many(todo) if batched else None
         if answered is not None:
             now = time.monotonic()
             with self._lock:

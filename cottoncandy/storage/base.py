@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 #: bytes-like things a store accepts as a body without copying them
 Buffer = bytes | bytearray | memoryview
@@ -47,6 +47,35 @@ class Listing:
     objects: list[ObjectInfo] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can do beyond the contract's minimum, declared by the store (callers ask this,
+    never the store's type)."""
+
+    #: ``head_many`` answers many keys more cheaply than ``head`` from threads (S3: one thread, many sockets)
+    batched_head: bool = False
+    #: ``copy_from`` copies server-side from another bucket of the same account (S3: one endpoint)
+    cross_bucket_copy: bool = False
+    #: ``spec()`` rebuilds the store in another process (dask workers); never for in-memory stores
+    other_processes: bool = False
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """A store as a worker process rebuilds it (``registry.store_from_spec``): small, picklable,
+    hashable, secret-free.
+
+    ``settings`` holds every non-secret setting (``config.shareable``); ``token`` names this
+    process's full settings, credentials included, so a worker here or forked from here uses
+    them (``config.recall``); any other process uses ``settings`` and its own credential chain.
+    """
+
+    scheme: str
+    bucket: str
+    settings: tuple[tuple[str, Any], ...] = ()
+    token: str | None = None
+
+
 def check_range(start: int, end: int, size: int | None = None) -> None:
     """Reject ranges that are not half-open, non-negative and (when the size is known) in bounds."""
     if start < 0 or end < start:
@@ -72,6 +101,8 @@ class ObjectStore(abc.ABC):
     part_size: int = 16 * 2**20
     #: ranged GETs in flight for one object
     concurrency: int = 8
+    #: what this kind of store can do beyond the minimum (see ``Capabilities``)
+    capabilities: Capabilities = Capabilities()
 
     # --- reading -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -133,6 +164,24 @@ class ObjectStore(abc.ABC):
     def copy(self, src: str, dst: str) -> None:
         """Server-side copy, keeping the user metadata."""
 
+    def copy_from(self, source: ObjectStore, src: str, dst: str) -> None:
+        """Copy ``src`` of ``source`` (any store) to ``dst`` here, keeping the user metadata.
+
+        Within one bucket this is ``copy``; a store whose ``capabilities.cross_bucket_copy`` is set
+        overrides this to copy server-side from other buckets of its account. Otherwise the bytes
+        stream through this process (pinned to the ETag seen, so a replaced source is ``ESTALE``).
+        """
+        if self.same_bucket(source):
+            self.copy(src, dst)
+            return
+        info = source.head(src)
+        with source.open_read(src, if_match=info.etag) as stream:
+            self.put(dst, stream, dict(info.metadata or {}))
+
+    def same_bucket(self, other: ObjectStore) -> bool:
+        """Whether ``other`` serves the same bucket as this store (so ``copy`` reaches its keys)."""
+        return other is self or (type(other) is type(self) and other.bucket == self.bucket)
+
     @abc.abstractmethod
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         """Delete keys; missing keys are not an error (as in S3). ``cleanup``: this undoes a failed
@@ -164,14 +213,64 @@ class ObjectStore(abc.ABC):
     def exists(self, key: str) -> bool:
         return self.head_if_exists(key) is not None
 
+    def head_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
+        """``head`` of many keys. A key maps to ``None`` when its answer was anything but the
+        object's info (missing, refused, a fault): ask ``head`` for it to learn what it is.
+
+        This fallback asks one key after another; a store with ``capabilities.batched_head``
+        answers many at once, and only then is this cheaper than ``head`` from threads.
+        """
+        answers: dict[str, ObjectInfo | None] = {}
+        for key in dict.fromkeys(keys):
+            try:
+                answers[key] = self.head(key)
+            except OSError:
+                answers[key] = None
+        return answers
+
     # --- naming ------------------------------------------------------------------------------
     def describe(self, key: str | None = None) -> str:
         """How errors name an object of this store."""
         return f"s3://{self.bucket}/{key}" if key is not None else f"s3://{self.bucket}"
 
-    def spec(self) -> Mapping[str, object]:
+    def spec(self) -> StoreSpec:
         """Small picklable description from which a worker process can rebuild this store."""
         raise NotImplementedError(f"{type(self).__name__} cannot be rebuilt in another process")
+
+
+class Account(abc.ABC):
+    """The buckets of one backend (``get_interface`` holds one): bucket-level calls and per-bucket stores."""
+
+    #: buckets are names the account lists (S3), not folders made on first use (local directories)
+    named_buckets: bool = True
+
+    @property
+    @abc.abstractmethod
+    def endpoint(self) -> str:
+        """How messages and ``repr`` name where the buckets live."""
+
+    @abc.abstractmethod
+    def store(self, bucket: str) -> ObjectStore: ...
+
+    @abc.abstractmethod
+    def list_buckets(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def bucket_exists(self, bucket: str) -> bool: ...
+
+    @abc.abstractmethod
+    def create_bucket(self, bucket: str, acl: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def delete_bucket(self, bucket: str) -> None: ...
+
+    def native_bucket(self, bucket: str) -> Any:
+        """What 0.4.0's ``get_bucket()`` returned for a bucket of this backend (S3: a boto3 ``Bucket``)."""
+        return self.store(bucket)
+
+    def native_object(self, bucket: str, key: str) -> Any:
+        """What 0.4.0's ``get_object()`` returned (S3: a boto3 ``Object``); here the key's ``ObjectInfo``."""
+        return self.store(bucket).head(key)
 
 
 class MaybeStoredError(OSError):

@@ -19,8 +19,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from ..config import Settings
 from ..errors import ObjectNotFound
-from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
+from .base import (
+    Account,
+    Buffer,
+    Capabilities,
+    Listing,
+    ObjectInfo,
+    ObjectStore,
+    Progress,
+    StoreSpec,
+    as_byte_view,
+    check_range,
+)
+from .registry import StoreKind, StoreOptions
 from .tempfiles import create_temp
 
 META_SUFFIX = ".meta.json"
@@ -34,8 +47,10 @@ def file_etag(st: os.stat_result) -> str:
     return f'"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"'
 
 
-class LocalAccount:
+class LocalAccount(Account):
     """Buckets of the local backend are directories; the 'bucket name' is the directory path."""
+
+    named_buckets = False
 
     def store(self, bucket: str) -> LocalStore:
         return LocalStore(bucket)
@@ -63,6 +78,7 @@ class LocalAccount:
 class LocalStore(ObjectStore):
     part_size = 64 * 2**20
     concurrency = 4
+    capabilities = Capabilities(other_processes=True)
 
     def __init__(self, root: str | os.PathLike[str], create: bool = True):
         path = Path(root).expanduser()
@@ -79,8 +95,8 @@ class LocalStore(ObjectStore):
     def describe(self, key: str | None = None) -> str:
         return str(self.root / key) if key else str(self.root)
 
-    def spec(self) -> Mapping[str, object]:
-        return {"kind": "local", "bucket": str(self.root)}
+    def spec(self) -> StoreSpec:
+        return StoreSpec(KIND.scheme, str(self.root))
 
     # --- key -> path, safely -----------------------------------------------------------------
     def path_of(self, key: str) -> Path:
@@ -291,3 +307,19 @@ class LocalStore(ObjectStore):
             else:
                 yield self._entry(name, self.path_of(name))
 
+
+
+def _open(path: str, options: StoreOptions) -> LocalStore:
+    return LocalStore(path, create=options.create)
+
+
+def _account(settings: Settings) -> LocalAccount:
+    return LocalAccount()
+
+
+def _from_spec(spec: StoreSpec) -> LocalStore:
+    return LocalStore(spec.bucket, create=False)
+
+
+KIND = StoreKind(scheme="file", open_bucket=_open, account=_account, from_spec=_from_spec,
+                 backend_names=("local",), paths=True)

@@ -1,4 +1,9 @@
-"""An in-process store for unit tests of the layers above storage (never for integration tests)."""
+"""An in-process store: unit tests of the layers above storage, and ``memory://NAME`` in one process.
+
+Stores opened through the registry (``open_store('memory://NAME')``, ``get_interface(NAME,
+backend='memory')``) are shared by name within this process; they cannot travel to another one.
+This module is also the smallest complete backend (``docs/BACKENDS.md``).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ import io
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
+from ..config import Settings
 from ..errors import ObjectNotFound
-from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
+from .base import Account, Buffer, Listing, ObjectInfo, ObjectStore, Progress, StoreSpec, as_byte_view, check_range
+from .registry import StoreKind, StoreOptions
 
 
 class MemoryStore(ObjectStore):
@@ -97,3 +104,56 @@ class MemoryStore(ObjectStore):
         with self._lock:
             infos = [self._objects[k][1] for k in sorted(self._objects) if k.startswith(prefix)]
         yield from (self._listed(i) for i in infos)
+
+
+class MemoryAccount(Account):
+    """The named in-memory buckets of this process (made on first use, as local folders are)."""
+
+    named_buckets = False
+    _buckets: ClassVar[dict[str, MemoryStore]] = {}  # one table per process, shared by every account
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return "memory of this process"
+
+    def store(self, bucket: str) -> MemoryStore:
+        with self._lock:
+            if bucket not in self._buckets:
+                self._buckets[bucket] = MemoryStore(bucket)
+            return self._buckets[bucket]
+
+    def list_buckets(self) -> list[str]:
+        with self._lock:
+            return sorted(self._buckets)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        with self._lock:
+            return bucket in self._buckets
+
+    def create_bucket(self, bucket: str, acl: str | None = None) -> None:
+        self.store(bucket)
+
+    def delete_bucket(self, bucket: str) -> None:
+        with self._lock:
+            store = self._buckets.get(bucket)
+            if store is None:
+                raise ObjectNotFound(errno.ENOENT, f"bucket not found: memory://{bucket}")
+            if next(store.iter_objects(), None) is not None:
+                raise OSError(errno.ENOTEMPTY, f"memory://{bucket} is not empty")
+            del self._buckets[bucket]
+
+
+def _open(bucket: str, options: StoreOptions) -> MemoryStore:
+    return MemoryAccount().store(bucket)
+
+
+def _account(settings: Settings) -> MemoryAccount:
+    return MemoryAccount()
+
+
+def _from_spec(spec: StoreSpec) -> MemoryStore:
+    raise ValueError(f"memory://{spec.bucket} lives in one process and cannot be rebuilt in another")
+
+
+KIND = StoreKind(scheme="memory", open_bucket=_open, account=_account, from_spec=_from_spec)

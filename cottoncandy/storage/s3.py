@@ -25,10 +25,23 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import fastpaths
-from ..config import Settings, legacy_keys, remember
-from .base import Buffer, Listing, MaybeStoredError, ObjectInfo, ObjectStore, Progress, as_byte_view, check_range
+from ..config import Settings, from_shareable, legacy_keys, recall, remember, shareable
+from .base import (
+    Account,
+    Buffer,
+    Capabilities,
+    Listing,
+    MaybeStoredError,
+    ObjectInfo,
+    ObjectStore,
+    Progress,
+    StoreSpec,
+    as_byte_view,
+    check_range,
+)
 from .errors import translate
 from .http_ranges import content_range_prefix, http_range
+from .registry import StoreKind, StoreOptions
 from .retry import CLEANUP_RETRY, RetryPolicy, ShortReadError, may_have_taken_effect
 
 if TYPE_CHECKING:  # imported lazily: the fast path's botocore internals must never break this import
@@ -192,7 +205,7 @@ def make_client(settings: Settings) -> Any:
     return session.client("s3", endpoint_url=settings.endpoint_url, config=config, **creds_kwargs)
 
 
-class S3Account:
+class S3Account(Account):
     """Bucket-level calls, and the factory of per-bucket stores sharing one client."""
 
     def __init__(self, settings: Settings, retry: RetryPolicy | None = None):
@@ -247,9 +260,24 @@ class S3Account:
     def delete_bucket(self, bucket: str) -> None:
         self._call(lambda: self.client.delete_bucket(Bucket=bucket), bucket, "delete")
 
+    def _resource(self) -> Any:
+        return boto3.resource("s3", endpoint_url=self.settings.endpoint_url,
+                              aws_access_key_id=self.settings.access_key,
+                              aws_secret_access_key=self.settings.secret_key)
+
+    def native_bucket(self, bucket: str) -> Any:
+        """The boto3 ``Bucket`` resource, as 0.4.0's ``get_bucket()`` returned."""
+        return self._resource().Bucket(bucket)
+
+    def native_object(self, bucket: str, key: str) -> Any:
+        """The boto3 ``Object`` resource, as 0.4.0's ``get_object()`` returned."""
+        return self._resource().Object(bucket, key)
+
 
 class S3Store(ObjectStore):
     """One bucket of an S3 endpoint."""
+
+    capabilities = Capabilities(batched_head=True, cross_bucket_copy=True, other_processes=True)
 
     def __init__(self, bucket: str, settings: Settings, client: Any = None, retry: RetryPolicy | None = None):
         self.bucket = bucket
@@ -264,15 +292,14 @@ class S3Store(ObjectStore):
     def __repr__(self) -> str:
         return f"S3Store(bucket={self.bucket!r}, endpoint={self.settings.endpoint_url or 'AWS S3'!r})"
 
-    def spec(self) -> Mapping[str, object]:
-        """Endpoint, profile, region and a token for this process's credentials (``config.remember``).
+    def spec(self) -> StoreSpec:
+        """Every non-secret setting (``config.shareable``) and a token for this process's credentials
+        (``config.remember``).
 
-        No secret travels: in this process or a forked worker the token finds the credentials the
-        interface was made with; elsewhere workers use their own environment.
+        No secret travels: in this process or a forked worker the token finds the settings the
+        interface was made with; elsewhere workers use the spec's settings with their own credentials.
         """
-        return {"kind": "s3", "bucket": self.bucket, "endpoint_url": self.settings.endpoint_url,
-                "profile": self.settings.profile, "region": self.settings.region,
-                "settings": remember(self.settings)}
+        return StoreSpec(KIND.scheme, self.bucket, shareable(self.settings), remember(self.settings))
 
     # --- plumbing ----------------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], key: str | None, action: str, *, writes: bool = False,
@@ -322,15 +349,15 @@ class S3Store(ObjectStore):
         resp = self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=key), key, "read")
         return self._info(key, resp)
 
-    def head_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None] | None:
+    def head_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
         """The plain-200 answers to HEADs of many keys, sent from this thread (see ``s3_signed``).
 
         A key maps to ``None`` when its answer was anything else (a 404, a refusal, a fault): ask
-        ``head`` for it, so boto3 says what it is and retries. ``None`` when this client cannot
-        batch at all (then callers use threads).
+        ``head`` for it, so boto3 says what it is and retries. Every key maps to ``None`` at once
+        when this client cannot batch at all (then callers use threads).
         """
         fast = self._signed_requests()
-        return None if fast is None else fast.head_many(keys)
+        return dict.fromkeys(keys) if fast is None else fast.head_many(keys)
 
     def _signed_requests(self) -> SignedRequests | None:
         """The cheap HEAD and GET path (see ``s3_signed``), built on first use; ``None`` where it cannot
@@ -582,7 +609,19 @@ class S3Store(ObjectStore):
         resp = self._call(lambda: self.client.get_object_acl(Bucket=self.bucket, Key=key), key, "read")
         return {k: str(v) for k, v in resp.get("Owner", {}).items()}
 
-    def copy(self, src: str, dst: str, source_bucket: str | None = None) -> None:
+    def copy(self, src: str, dst: str) -> None:
+        """Server-side copy within this bucket."""
+        self._copy(src, dst, None)
+
+    def copy_from(self, source: ObjectStore, src: str, dst: str) -> None:
+        """Server-side from any bucket of this endpoint; streamed through this process otherwise."""
+        if isinstance(source, S3Store) and not self.same_bucket(source) and (
+                source.settings.endpoint_url == self.settings.endpoint_url):
+            self._copy(src, dst, source.bucket)
+        else:
+            super().copy_from(source, src, dst)
+
+    def _copy(self, src: str, dst: str, source_bucket: str | None) -> None:
         """Server-side copy; ``source_bucket`` copies from another bucket of the same endpoint."""
         source = {"Bucket": source_bucket or self.bucket, "Key": src}
         info = self.head(src) if source_bucket in (None, self.bucket) else self._head_in(source_bucket, src)
@@ -727,3 +766,18 @@ def _stream_parts(first: bytes, stream: BinaryIO, chunk: int) -> Iterator[tuple[
             return
         number += 1
         yield number, memoryview(data)
+
+
+def _open(bucket: str, options: StoreOptions) -> S3Store:
+    return S3Account(options.resolved_settings()).store(bucket)
+
+
+def _from_spec(spec: StoreSpec) -> S3Store:
+    """In this process (or a fork) the token recalls the full settings, keys included, for the same
+    endpoint, profile and region only; elsewhere the spec's settings and the worker's own keys."""
+    shared = from_shareable(spec.settings)
+    settings = recall(spec.token, shared.endpoint_url, shared.profile, shared.region) or shared
+    return S3Account(settings).store(spec.bucket)
+
+
+KIND = StoreKind(scheme="s3", open_bucket=_open, account=S3Account, from_spec=_from_spec)

@@ -147,7 +147,7 @@ def test_pickled_dask_graph_computes_with_explicit_keys(s3, monkeypatch: pytest.
     """The graph carries a token, not the keys; unpickled in this process it finds the interface's keys."""
     import cloudpickle
 
-    from cottoncandy.storage import factory
+    from cottoncandy.storage import registry
 
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -158,7 +158,7 @@ def test_pickled_dask_graph_computes_with_explicit_keys(s3, monkeypatch: pytest.
     cci.upload_dask_array("d", a)
     blob = cloudpickle.dumps(cci.download_dask_array("d"))
     assert b"explicit-secret-xyz" not in blob and b"explicit-access" not in blob
-    factory._cached_store.cache_clear()  # as in a fresh worker: stores are rebuilt from their spec
+    registry._cached_store.cache_clear()  # as in a fresh worker: stores are rebuilt from their spec
     graph = cloudpickle.loads(blob)
     assert np.array_equal(graph.compute(scheduler="sync"), a)
 

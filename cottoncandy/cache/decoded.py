@@ -141,6 +141,11 @@ class DecodedArrayCache:
         self._inflight: dict[tuple[str, str], Future[DecodedArray]] = {}
         self.decodes = 0
 
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes of spill files held (the block tier sharing the folder leaves room for them)."""
+        return int(self._spilled.currsize)
+
     def get(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
         """The decoded array for ``ident``; decodes it (once, whatever the concurrency) if needed."""
         with self._lock:

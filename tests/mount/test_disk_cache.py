@@ -122,3 +122,12 @@ def test_compressed_arrays_still_spill_under_the_folder(cci, s3, tmp_path: Path)
         (spill,) = cache.glob("spill-*")
         assert [p for p in spill.iterdir()], "the decoded array did not spill"
     assert not list(cache.glob("spill-*"))
+
+
+def test_a_relative_cache_dir_is_the_callers(cci, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The daemon runs in ``/``: a relative ``--cache-dir`` must still mean the caller's folder."""
+    cci.upload_raw_array("dc/r", np.arange(1000.0), compression=False)
+    monkeypatch.chdir(tmp_path)
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", "rel-cache") as m:
+        assert np.array_equal(np.load(m / "dc/r.npy"), np.arange(1000.0))
+    assert cached_bytes(tmp_path / "rel-cache") == 8000

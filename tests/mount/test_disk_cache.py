@@ -33,13 +33,24 @@ def cached_bytes(cache: Path) -> int:
     return sum(p.stat().st_size - HEADER.size for p in block_files(cache))
 
 
+def wait_cached(cache: Path, nbytes: int) -> None:
+    """Blocks are written in the background, and a daemon finishes writing them as it exits, which
+    may be just after ``ccfs umount`` returned: wait for them (a condition, not a timing)."""
+    for _ in range(600):
+        if cached_bytes(cache) >= nbytes:
+            return
+        time.sleep(0.05)
+    assert cached_bytes(cache) >= nbytes
+
+
 def test_a_remount_rereads_with_no_get(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     arr = np.random.default_rng(0).standard_normal(2**19)  # 4 MiB: 16 blocks
     cci.upload_raw_array("dc/a", arr, compression=False)
     cache = tmp_path / "cache"
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
         assert np.array_equal(np.load(m / "dc/a.npy"), arr)
-    assert data_gets(s3, "dc/a") and cached_bytes(cache) == arr.nbytes  # written through before unmount ended
+    wait_cached(cache, arr.nbytes)
+    assert data_gets(s3, "dc/a") and cached_bytes(cache) == arr.nbytes
     s3.clear_log()
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
         assert np.array_equal(np.load(m / "dc/a.npy"), arr)
@@ -55,10 +66,7 @@ def test_a_second_mount_sharing_the_folder_reads_with_no_get(cci, s3, tmp_path: 
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as one, \
             mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as two:
         assert np.array_equal(np.load(one / "dc/b.npy"), arr)
-        for _ in range(600):  # the first mount writes its blocks through in the background
-            if cached_bytes(cache) == arr.nbytes:
-                break
-            time.sleep(0.05)
+        wait_cached(cache, arr.nbytes)  # the first mount writes its blocks through in the background
         s3.clear_log()
         assert np.array_equal(np.load(two / "dc/b.npy"), arr)
         assert data_gets(s3, "dc/b") == []
@@ -70,6 +78,7 @@ def test_a_rewritten_object_is_never_served_from_old_blocks(cci, s3, tmp_path: P
     cache = tmp_path / "cache"
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
         assert np.array_equal(np.load(m / "dc/c.npy"), old)
+    wait_cached(cache, old.nbytes)
     cci.upload_raw_array("dc/c", new, compression=False)
     s3.clear_log()
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
@@ -89,6 +98,7 @@ def test_the_folder_stays_within_its_size(cci, s3, tmp_path: Path) -> None:  # t
             for key, arr in arrays.items():
                 assert np.array_equal(np.load(m / f"{key}.npy"), arr)
                 assert sum(p.stat().st_size for p in block_files(cache)) <= limit
+    wait_cached(cache, limit - 2**17 - 64 * HEADER.size)
     sizes = [p.stat().st_size for p in block_files(cache)]
     assert limit - 2**17 < sum(sizes) <= limit and len(sizes) > 16  # full, never over
 
@@ -99,6 +109,7 @@ def test_a_corrupt_block_file_is_discarded_and_fetched_again(cci, s3, tmp_path: 
     cache = tmp_path / "cache"
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
         assert np.array_equal(np.load(m / "dc/d.npy"), arr)
+    wait_cached(cache, arr.nbytes)
     victim, truncated = sorted(block_files(cache))[:2]
     raw = bytearray(victim.read_bytes())
     raw[HEADER.size + 4321] ^= 0x40  # one flipped bit
@@ -110,6 +121,7 @@ def test_a_corrupt_block_file_is_discarded_and_fetched_again(cci, s3, tmp_path: 
     assert 1 <= len(data_gets(s3, "dc/d")) <= 2  # the two damaged blocks only
     log = (tmp_path / f"{m.name}.log").read_text()
     assert log.count("corrupt block file") == 2, log
+    wait_cached(cache, arr.nbytes)
     assert cached_bytes(cache) == arr.nbytes  # written again, whole
 
 
@@ -130,4 +142,5 @@ def test_a_relative_cache_dir_is_the_callers(cci, s3, tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", "rel-cache") as m:
         assert np.array_equal(np.load(m / "dc/r.npy"), np.arange(1000.0))
+    wait_cached(tmp_path / "rel-cache", 8000)
     assert cached_bytes(tmp_path / "rel-cache") == 8000

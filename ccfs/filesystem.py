@@ -26,7 +26,7 @@ from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.disk import DiskBackedFetch
 from cottoncandy.cache.folder import CacheFolder
-from cottoncandy.cache.prefetch import ObjectReader, joined
+from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.namespace.metadata_cache import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.storage.base import ObjectInfo, ObjectStore
@@ -230,11 +230,12 @@ class CcFilesystem:
 
         body_size = spec.nbytes if spec is not None else info.size
         origin = len(node.header) % self.options.block_size
+        range_fetch: RangeFetch = fetch
         if self.disk is not None:  # blocks on disk first; only the missing stretches are fetched
-            fetch = DiskBackedFetch(self.disk, self.store.describe(info.key), info.etag,  # type: ignore[assignment]
-                                    lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
-                                    self.options.block_size, origin)
-        reader = ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), body_size,
+            range_fetch = DiskBackedFetch(self.disk, self.store.describe(info.key), info.etag,
+                                          lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
+                                          self.options.block_size, origin)
+        reader = ObjectReader(self.blocks, self.pool, range_fetch, (info.key, info.etag), body_size,
                               block_size=self.options.block_size, max_window=self.options.max_prefetch,
                               run_size=self.options.prefetch_run,
                               origin=origin, budget=self.budget,

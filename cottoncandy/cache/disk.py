@@ -14,12 +14,13 @@ Layout of the folder (``DiskBlockStore.root``):
   with the same block geometry share files. Each file is a 20-byte header (magic, XXH3-64 digest of
   the data, data length) then the data; a file whose length or digest does not match (truncated, torn by a crash,
   a flipped bit) is discarded with one log line and its block fetched again.
-* ``index.sqlite``: one row per file (size, last use) and the total, in SQLite's WAL mode. Every
-  change of the folder's contents -- renaming a finished file into place, evicting, discarding --
-  happens inside one ``BEGIN IMMEDIATE`` transaction, so the database's write lock is the folder's
-  lock across processes and the total stays exact: the block files never exceed ``limit`` (the index
-  adds about 100 bytes per block). Last use is tracked here (atime may be ``noatime``); hits are
-  recorded in memory and written in batches by the writer thread.
+* ``index.sqlite``: one row per file (size, last use) and the total, in SQLite's WAL mode. Changes of
+  the folder's contents happen inside ``BEGIN IMMEDIATE`` transactions, so the database's write lock
+  is the folder's lock across processes. A block is stored in three steps: reserve (evict least
+  recently used files until it fits, then count its row), write a temporary file, rename it into
+  place if the row is still there. So block files and temporaries together never exceed ``limit``,
+  not even for a moment (the index adds about 100 bytes per block). Last use is tracked here (atime
+  may be ``noatime``); hits are recorded in memory and written in batches by the writer thread.
 
 Files are written to a temporary name in their final folder and renamed into place, so a reader
 sees a whole file or none. No fsync: a file torn by a power loss fails its check and is refetched,
@@ -41,6 +42,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import xxhash
@@ -225,37 +227,68 @@ class DiskBlockStore:
                     self._cond.notify_all()
 
     def _apply(self, batch: list[tuple[str, str, memoryview | None]], touch: bool) -> None:
-        """Write the batch's files under temporary names, then, in one transaction, rename them into
-        place, forget discarded files, record hits and evict down to the limit."""
-        written: list[tuple[str, Path, int]] = []
+        """Forget discarded files and record hits (one transaction), then store each written block."""
+        touched: dict[str, float] = {}
+        if touch:
+            with self._touched_lock:
+                touched, self._touched = self._touched, {}
+        discards = [name for op, name, _ in batch if op == "discard"]
+        if discards or touched:
+            with self._transaction():
+                for name in discards:
+                    self._forget(name)
+                self._db.executemany("UPDATE entries SET used = ? WHERE name = ?",
+                                     [(used, name) for name, used in touched.items()])
+        for op, name, data in batch:
+            if op == "write" and data is not None:
+                self._store(name, data)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE``: the index's write lock, held by one process at a time, is the folder's lock."""
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _store(self, name: str, data: memoryview) -> None:
+        """Reserve room (evicting), write a temporary file, rename it into place if still reserved.
+
+        The reservation is a row counted in the total before any byte is written, so block files and
+        temporaries together never exceed the limit; a reservation another mount evicted before the
+        rename is dropped (its temporary removed) rather than left as an uncounted file.
+        """
+        size = HEADER.size + len(data)
+        final = self.path(name)
+        with self._transaction():
+            row = self._db.execute("SELECT size FROM entries WHERE name = ?", (name,)).fetchone()
+            if row is not None and final.exists():  # another mount (or an earlier fetch) wrote it
+                self._db.execute("UPDATE entries SET used = ? WHERE name = ?", (time.time(), name))
+                return
+            if row is not None:  # reserved by a writer that is still at it or died; or removed by hand
+                self._forget(name)
+            self._evict(size)
+            self._db.execute("INSERT INTO entries VALUES (?, ?, ?)", (name, size, time.time()))
+            self._db.execute("UPDATE totals SET bytes = bytes + ? WHERE id = 0", (size,))
+        temporary: Path | None = None
         try:
-            for op, name, data in batch:
-                if op == "write" and data is not None:
-                    written.append((name, self._write_temporary(name, data), HEADER.size + len(data)))
-            touched: dict[str, float] = {}
-            if touch:
-                with self._touched_lock:
-                    touched, self._touched = self._touched, {}
-            now = time.time()
-            with self._db_lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for op, name, _ in batch:
-                        if op == "discard":
-                            self._forget(name)
-                    for name, temporary, size in written:
-                        self._install(name, temporary, size, now)
-                    self._db.executemany("UPDATE entries SET used = ? WHERE name = ?",
-                                         [(used, name) for name, used in touched.items()])
-                    self._evict(0)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            self.written += len(written)
+            temporary = self._write_temporary(name, data)
+            with self._transaction():
+                if self._db.execute("SELECT 1 FROM entries WHERE name = ?", (name,)).fetchone() is not None:
+                    os.replace(temporary, final)
+                    temporary = None
+                    self.written += 1
+        except BaseException:
+            with self._transaction():
+                self._forget(name)
+            raise
         finally:
-            for _, temporary, _ in written:
-                temporary.unlink(missing_ok=True)  # installed ones were renamed away
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
 
     def _write_temporary(self, name: str, data: memoryview) -> Path:
         folder = self.path(name).parent
@@ -270,17 +303,6 @@ class DiskBlockStore:
         finally:
             os.close(fd)
         return temporary
-
-    def _install(self, name: str, temporary: Path, size: int, now: float) -> None:
-        """Rename a finished file into place and account for it (transaction open)."""
-        final = self.path(name)
-        row = self._db.execute("SELECT size FROM entries WHERE name = ?", (name,)).fetchone()
-        if row is not None and final.exists():  # another mount wrote it meanwhile: keep theirs
-            self._db.execute("UPDATE entries SET used = ? WHERE name = ?", (now, name))
-            return
-        os.replace(temporary, final)
-        self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (name, size, now))
-        self._db.execute("UPDATE totals SET bytes = bytes + ? WHERE id = 0", (size - (row[0] if row else 0),))
 
     def _forget(self, name: str) -> None:
         """Remove one file and its row (transaction open)."""

@@ -18,8 +18,9 @@ Layout of the folder (``DiskBlockStore.root``):
   the folder's contents happen inside ``BEGIN IMMEDIATE`` transactions, so the database's write lock
   is the folder's lock across processes. A block is stored in three steps: reserve (evict least
   recently used files until it fits, then count its row), write a temporary file, rename it into
-  place if the row is still there. So block files and temporaries together never exceed ``limit``,
-  not even for a moment (the index adds about 100 bytes per block). Last use is tracked here (atime
+  place if the row is still there (a group of blocks per transaction). So block files and
+  temporaries together never exceed ``limit``, not even for a moment (the index adds about 100
+  bytes per block). Last use is tracked here (atime
   may be ``noatime``); hits are recorded in memory and written in batches by the writer thread.
 
 Files are written to a temporary name in their final folder and renamed into place, so a reader
@@ -112,6 +113,7 @@ class DiskBlockStore:
         self._closed = False
         self._touched: dict[str, float] = {}
         self._touched_lock = threading.Lock()
+        self._folders: set[str] = set()  # fan-out folders known to exist
         self._writer = threading.Thread(target=self._run, name="cc-disk-writer", daemon=True)
         self._writer.start()
 
@@ -239,9 +241,7 @@ class DiskBlockStore:
                     self._forget(name)
                 self._db.executemany("UPDATE entries SET used = ? WHERE name = ?",
                                      [(used, name) for name, used in touched.items()])
-        for op, name, data in batch:
-            if op == "write" and data is not None:
-                self._store(name, data)
+        self._store([(name, data) for op, name, data in batch if op == "write" and data is not None])
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -255,44 +255,66 @@ class DiskBlockStore:
                 raise
             self._db.execute("COMMIT")
 
-    def _store(self, name: str, data: memoryview) -> None:
-        """Reserve room (evicting), write a temporary file, rename it into place if still reserved.
+    def _store(self, blocks: list[tuple[str, memoryview]]) -> None:
+        """Reserve room (evicting), write temporary files, rename each into place if still reserved.
 
         The reservation is a row counted in the total before any byte is written, so block files and
         temporaries together never exceed the limit; a reservation another mount evicted before the
-        rename is dropped (its temporary removed) rather than left as an uncounted file.
+        rename is dropped (its temporary removed) rather than left as an uncounted file. Blocks go in
+        groups (two transactions per group, not per block) of at most 8 MiB and an eighth of the limit.
         """
-        size = HEADER.size + len(data)
-        final = self.path(name)
+        cap = min(self.limit // 8, 8 * 2**20)
+        group: list[tuple[str, memoryview]] = []
+        size = 0
+        for name, data in blocks:
+            if group and size + HEADER.size + len(data) > cap:
+                self._store_group(group)
+                group, size = [], 0
+            group.append((name, data))
+            size += HEADER.size + len(data)
+        if group:
+            self._store_group(group)
+
+    def _store_group(self, group: list[tuple[str, memoryview]]) -> None:
+        reserved: list[tuple[str, memoryview]] = []
         with self._transaction():
-            row = self._db.execute("SELECT size FROM entries WHERE name = ?", (name,)).fetchone()
-            if row is not None and final.exists():  # another mount (or an earlier fetch) wrote it
-                self._db.execute("UPDATE entries SET used = ? WHERE name = ?", (time.time(), name))
-                return
-            if row is not None:  # reserved by a writer that is still at it or died; or removed by hand
-                self._forget(name)
-            self._evict(size)
-            self._db.execute("INSERT INTO entries VALUES (?, ?, ?)", (name, size, time.time()))
-            self._db.execute("UPDATE totals SET bytes = bytes + ? WHERE id = 0", (size,))
-        temporary: Path | None = None
+            for name, data in group:
+                size = HEADER.size + len(data)
+                row = self._db.execute("SELECT size FROM entries WHERE name = ?", (name,)).fetchone()
+                if row is not None and self.path(name).exists():  # another mount (or an earlier fetch) wrote it
+                    self._db.execute("UPDATE entries SET used = ? WHERE name = ?", (time.time(), name))
+                    continue
+                if row is not None:  # reserved by a writer still at it or dead; or removed by hand
+                    self._forget(name)
+                self._evict(size)
+                self._db.execute("INSERT INTO entries VALUES (?, ?, ?)", (name, size, time.time()))
+                self._db.execute("UPDATE totals SET bytes = bytes + ? WHERE id = 0", (size,))
+                reserved.append((name, data))
+        temporaries: dict[str, Path] = {}
         try:
-            temporary = self._write_temporary(name, data)
+            for name, data in reserved:
+                temporaries[name] = self._write_temporary(name, data)
             with self._transaction():
-                if self._db.execute("SELECT 1 FROM entries WHERE name = ?", (name,)).fetchone() is not None:
-                    os.replace(temporary, final)
-                    temporary = None
-                    self.written += 1
+                for name, temporary in list(temporaries.items()):
+                    if self._db.execute("SELECT 1 FROM entries WHERE name = ?", (name,)).fetchone() is not None:
+                        os.replace(temporary, self.path(name))
+                        del temporaries[name]
+                        self.written += 1
         except BaseException:
             with self._transaction():
-                self._forget(name)
+                for name, _ in reserved:
+                    if name in temporaries or not self.path(name).exists():
+                        self._forget(name)
             raise
         finally:
-            if temporary is not None:
+            for temporary in temporaries.values():
                 temporary.unlink(missing_ok=True)
 
     def _write_temporary(self, name: str, data: memoryview) -> Path:
-        folder = self.path(name).parent
-        folder.mkdir(exist_ok=True)
+        folder = self.root / name[:2]
+        if name[:2] not in self._folders:
+            folder.mkdir(exist_ok=True)
+            self._folders.add(name[:2])
         temporary = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{name[2:10]}"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:

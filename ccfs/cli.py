@@ -55,8 +55,11 @@ def main() -> None:
               help="Seconds to trust cached folder listings (new and removed names).")
 @click.option("--attr-ttl", type=float, default=1.0, show_default=True,
               help="Seconds to trust a file's size and version before the next stat/open/read asks again.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), help="Where large decoded arrays spill.")
-@click.option("--cache-dir-size", type=SIZE, default="16G", show_default=True, help="Limit of --cache-dir.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, resolve_path=True),
+              help="Keep fetched blocks on disk here, across mounts and shared by mounts (default: no disk "
+                   "block cache; large decoded arrays spill to a temporary folder).")
+@click.option("--cache-dir-size", type=SIZE, default="16G", show_default=True,
+              help="Limit of --cache-dir (blocks, least recently used evicted, plus this mount's spills).")
 @click.option("--interruptible-reads", is_flag=True,
               help="Any signal ends a read waiting on S3 at once (not only a fatal one); slower sequential reads.")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Log file (background default: none).")

@@ -11,9 +11,7 @@ import errno
 import itertools
 import logging
 import os
-import shutil
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,10 +24,12 @@ from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
-from cottoncandy.cache.prefetch import ObjectReader, joined
+from cottoncandy.cache.disk import DiskBackedFetch
+from cottoncandy.cache.folder import CacheFolder
+from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
-from cottoncandy.storage.base import ObjectStore
+from cottoncandy.storage.base import ObjectInfo, ObjectStore
 
 from .versions import OpenVersions
 
@@ -106,10 +106,12 @@ class CcFilesystem:
         decoded_memory = self.options.cache_size // 4
         self.budget = MemoryBudget(self.options.cache_size - decoded_memory)
         self.blocks = BlockCache(self.options.cache_size - decoded_memory, self.budget)
-        # a folder of our own (removed at unmount, with what is in it) unless --cache-dir names one
-        self._own_cache_dir = None if self.options.cache_dir else tempfile.mkdtemp(prefix="ccfs-cache-")
-        cache_dir = self.options.cache_dir or self._own_cache_dir
-        self.decoded = DecodedArrayCache(decoded_memory, cache_dir, self.options.cache_dir_size)
+        # --cache-dir: blocks kept across mounts, and this mount's spills (removed at unmount); without
+        # it, a temporary folder for the spills only (see ``cottoncandy.cache.folder``)
+        self.cache_folder = CacheFolder(self.options.cache_dir)
+        self.decoded = DecodedArrayCache(decoded_memory, self.cache_folder.spill_dir, self.options.cache_dir_size)
+        self.disk = self.cache_folder.open_blocks(self.options.cache_dir_size, lambda: self.decoded.spilled_bytes,
+                                                  queue_bytes=min(32 * MiB, self.budget.limit // 4))
         # idle run buffers (charged to the budget while idle): a few, for the runs in flight
         self.buffers = BufferPool(self.options.prefetch_run,
                                   min(4, self.budget.ahead_limit // self.options.prefetch_run), self.budget)
@@ -138,8 +140,7 @@ class CcFilesystem:
         self.namespace.close()
         self.decoded.close()
         self.buffers.clear()
-        if self._own_cache_dir is not None:
-            shutil.rmtree(self._own_cache_dir, ignore_errors=True)
+        self.cache_folder.close()
 
     # --- metadata ----------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
@@ -224,20 +225,29 @@ class CcFilesystem:
             # uninitialised (pooled) memory filled in place by the socket; the block cache and
             # FUSE replies share it without copies
             buffer = self.buffers.take(end - start)
-            try:
-                self.store.readinto(info.key, start, buffer, if_match=info.etag)
-            except FileNotFoundError as exc:  # an open file whose object is gone: a stale handle, as in NFS
-                raise OSError(errno.ESTALE, f"{self.store.describe(info.key)} was deleted since it was opened"
-                              ) from exc
+            self._fill(info, start, buffer)
             return buffer
 
         body_size = spec.nbytes if spec is not None else info.size
-        reader = ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), body_size,
+        origin = len(node.header) % self.options.block_size
+        range_fetch: RangeFetch = fetch
+        if self.disk is not None:  # blocks on disk first; only the missing stretches are fetched
+            range_fetch = DiskBackedFetch(self.disk, self.store.describe(info.key), info.etag,
+                                          lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
+                                          self.options.block_size, origin)
+        reader = ObjectReader(self.blocks, self.pool, range_fetch, (info.key, info.etag), body_size,
                               block_size=self.options.block_size, max_window=self.options.max_prefetch,
                               run_size=self.options.prefetch_run,
-                              origin=len(node.header) % self.options.block_size, budget=self.budget,
+                              origin=origin, budget=self.budget,
                               interrupted=self.interrupted, demand=self.demand)
         return Handle(node, reader, None)
+
+    def _fill(self, info: ObjectInfo, start: int, buffer: memoryview) -> None:
+        """The pinned version's bytes from ``start`` into ``buffer``: one ranged GET with ``If-Match``."""
+        try:
+            self.store.readinto(info.key, start, buffer, if_match=info.etag)
+        except FileNotFoundError as exc:  # an open file whose object is gone: a stale handle, as in NFS
+            raise OSError(errno.ESTALE, f"{self.store.describe(info.key)} was deleted since it was opened") from exc
 
     def _handle(self, fh: int) -> Handle:
         handle = self._handles.get(fh)  # one dict read: atomic under the GIL, no lock per READ

@@ -73,13 +73,15 @@ def wait_mounted(mnt: str, timeout: float = 30) -> None:
 
 
 @contextmanager
-def mount(tool: str, endpoint: str) -> Iterator[tuple[str, Callable[[str], str], int | None]]:
-    """Mount the bucket with ``tool``; yield (mountpoint, path of a key, daemon pid)."""
+def mount(tool: str, endpoint: str,
+          extra: tuple[str, ...] = ()) -> Iterator[tuple[str, Callable[[str], str], int | None]]:
+    """Mount the bucket with ``tool`` (ccfs: with ``extra`` options); yield (mountpoint, path of a key, daemon pid)."""
     mnt = tempfile.mkdtemp(prefix=f"bench-{tool.replace(' ', '-').replace('=', '')}-")
     pid = None
     if tool in CCFS_VARIANTS:
         subprocess.run([sys.executable, "-m", "ccfs", "mount", BUCKET, mnt, "--endpoint-url", endpoint,
-                        "--cache-size", CACHE, *CCFS_VARIANTS[tool], *os.environ.get("CCFS_BENCH_ARGS", "").split()],
+                        "--cache-size", CACHE, *CCFS_VARIANTS[tool], *extra,
+                        *os.environ.get("CCFS_BENCH_ARGS", "").split()],
                        check=True, env=env(), capture_output=True)
 
         def path_of(key: str) -> str:  # raw arrays appear as .npy files
@@ -299,6 +301,21 @@ def measure_big_folder(tool: str, endpoint: str, count: int) -> dict[str, float]
     return r
 
 
+def measure_disk_cache(endpoint: str) -> dict[str, float]:
+    """Whole-file read on a fresh mount sharing a ``--cache-dir`` with the mount that read it first."""
+    cache = tempfile.mkdtemp(prefix="bench-ccfs-cache-")
+    try:
+        with mount("ccfs", endpoint, ("--cache-dir", cache)) as (_, path_of, _pid):
+            read_all(path_of(KEY))
+        with mount("ccfs", endpoint, ("--cache-dir", cache)) as (_, path_of, _pid):
+            server_log(endpoint, clear=True)
+            seconds = read_all(path_of(KEY))
+            gets = sum(1 for e in server_log(endpoint) if e["method"] == "GET" and e["path"].endswith(KEY))
+        return {"disk_reread_s": seconds, "disk_reread_gets": float(gets)}
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def populate(endpoint: str, rows: int, arrays: int, big_folder: int) -> None:
     os.environ.update(env())
     import cottoncandy as cc
@@ -367,6 +384,8 @@ def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> 
             try:
                 print(f"measuring {tool}...", flush=True)
                 results[tool] = measure_tool(tool, endpoint, rows, sample, bound)
+                if tool == "ccfs":
+                    results[tool].update(measure_disk_cache(endpoint))
                 if args.big_folder and tool in args.big_folder_tools.split(","):
                     results[tool].update(measure_big_folder(tool, endpoint, args.big_folder))
             except Exception as exc:  # a peer failing must not hide the others
@@ -385,7 +404,8 @@ def report(network: str, results: dict[str, dict[str, float]], size: int, big_fo
             ("find over a 20x20 tree cold (s)", "find_s"), ("first byte after open (ms)", "first_byte_ms"),
             ("daemon peak RSS (MiB)", "rss_mib"), ("daemon CPU s per GiB read cold", "cpu_s_per_gib"),
             ("  ls -l 2,000: LISTs", "ls_lists"), ("  ls -l 2,000: HEADs", "ls_heads"),
-            ("  requests per open + first byte", "first_byte_requests")]
+            ("  requests per open + first byte", "first_byte_requests"),
+            ("re-read after remount, --cache-dir (s)", "disk_reread_s"), ("  GETs", "disk_reread_gets")]
     if big_folder:
         rows += [(f"ls -l of {big_folder:,} arrays cold (s)", "big_cold_s"), ("  LISTs", "big_cold_lists"),
                  ("  HEADs", "big_cold_heads"), (f"ls -l of {big_folder:,} after remount (s)", "big_remount_s"),

@@ -142,6 +142,11 @@ class DecodedArrayCache:
         self._inflight: SingleFlight[tuple[str, str], DecodedArray] = SingleFlight(self._lock)
         self.decodes = 0
 
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes of spill files held (the block tier sharing the folder leaves room for them)."""
+        return int(self._spilled.currsize)
+
     def get(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
         """The decoded array for ``ident``; decodes it (once, whatever the concurrency) if needed.
         A failed decode fails every caller waiting for it (the body is bad for all of them)."""

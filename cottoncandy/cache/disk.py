@@ -1,0 +1,424 @@
+"""A persistent block tier on local disk, shared by every mount that names the same folder.
+
+Why: the memory cache dies with the daemon, so a remount (or a second mount of the bucket) fetched
+every byte again; mountpoint-s3's disk cache re-reads hot data with no GET. Like the rest of
+``cache/`` this tier is given a fetch function, not a store: ``DiskBackedFetch`` wraps the fetch an
+``ObjectReader`` uses, answers each block of a requested stretch from disk when it can, fetches only
+the missing stretches (one fill, i.e. one ranged GET, per stretch), and writes fetched blocks
+through on a background thread. The memory ``BlockCache`` above it is untouched.
+
+Layout of the folder (``DiskBlockStore.root``):
+
+* one file per block, ``<2 hex>/<62 hex>``: the name is a SHA-256 of (object identity, ETag, byte
+  range), so a rewritten object (new ETag) can never be answered with its old blocks, and two mounts
+  with the same block geometry share files. Each file is a 20-byte header (magic, XXH3-64 digest of
+  the data, data length) then the data; a file whose length or digest does not match (truncated, torn by a crash,
+  a flipped bit) is discarded with one log line and its block fetched again.
+* ``index.sqlite``: one row per file (size, last use) and the total, in SQLite's WAL mode. Changes of
+  the folder's contents happen inside ``BEGIN IMMEDIATE`` transactions, so the database's write lock
+  is the folder's lock across processes. A block is stored in three steps: reserve (evict least
+  recently used files until it fits, then count its row), write a temporary file, rename it into
+  place if the row is still there (a group of blocks per transaction). So block files and
+  temporaries together never exceed ``limit``, not even for a moment (the index adds about 100
+  bytes per block). Last use is tracked here (atime
+  may be ``noatime``); hits are recorded in memory and written in batches by the writer thread.
+
+Files are written to a temporary name in their final folder and renamed into place, so a reader
+sees a whole file or none. No fsync: a file torn by a power loss fails its check and is refetched,
+which is cheaper than a flush per block. A reader that opened a file keeps reading it even if
+another mount evicts (unlinks) it meanwhile (POSIX); a file gone before the open is a miss.
+Write-through is asynchronous with a bounded queue (``queue_bytes``): a reader waits only when the
+disk falls that far behind the network. Queued blocks are views of fetch buffers, so they stay
+charged to the ``MemoryBudget`` until written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import xxhash
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"CCB1"
+#: magic, XXH3-64 of the data, data length. XXH3 rather than CRC32: zlib's CRC32 ran at 0.6-1 GB/s
+#: here and was most of the CPU of a re-read from disk; XXH3 runs at several GB/s
+HEADER = struct.Struct("<4sQQ")
+#: temporary files older than this (seconds) were left by a writer that died
+STALE_TEMP_AGE = 3600.0
+#: how often the writer thread records hits even when nothing is written (seconds)
+TOUCH_INTERVAL = 1.0
+
+Fill = Callable[[int, memoryview], None]  # fill(start, buffer): the object's bytes [start, start+len(buffer))
+Allocate = Callable[[int], memoryview]
+
+
+def block_name(identity: str, etag: str, start: int, end: int) -> str:
+    """The file name of the object's bytes [start, end) in version ``etag``."""
+    return hashlib.sha256(f"{identity}\0{etag}\0{start}\0{end}".encode()).hexdigest()
+
+
+class DiskBlockStore:
+    """Blocks on disk under ``root``, bounded to ``limit`` bytes (LRU by last use), shared by processes.
+
+    ``reserved()`` (optional) is bytes this process keeps in the same folder by other means (the
+    decoded-array spill files): blocks are evicted so that blocks + reserved stay within ``limit``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], limit: int,
+                 reserved: Callable[[], int] | None = None, queue_bytes: int = 32 * 2**20):
+        self.root = Path(root)
+        self.limit = max(0, int(limit))
+        self.reserved = reserved or (lambda: 0)
+        self.queue_bytes = max(1, int(queue_bytes))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+        self.written = 0
+        self.corrupt = 0
+        self.evicted = 0
+        self._db = sqlite3.connect(self.root / "index.sqlite", timeout=60, isolation_level=None,
+                                   check_same_thread=False)
+        self._db_lock = threading.Lock()
+        with self._db_lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("CREATE TABLE IF NOT EXISTS entries "
+                                 "(name TEXT PRIMARY KEY, size INTEGER NOT NULL, used REAL NOT NULL)")
+                self._db.execute("CREATE INDEX IF NOT EXISTS entries_used ON entries (used)")
+                self._db.execute("CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL)")
+                self._db.execute("INSERT OR IGNORE INTO totals VALUES (0, 0)")
+                self._evict(0)  # a smaller limit than the last mount's: shrink now
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        self._remove_stale_temporaries()
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[str, str, memoryview | None]] = deque()  # (op, name, data)
+        self._queued = 0  # bytes of data queued
+        self._busy = False
+        self._closed = False
+        self._touched: dict[str, float] = {}
+        self._touched_lock = threading.Lock()
+        self._folders: set[str] = set()  # fan-out folders known to exist
+        self._writer = threading.Thread(target=self._run, name="cc-disk-writer", daemon=True)
+        self._writer.start()
+
+    # --- reading -----------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        return self.root / name[:2] / name[2:]
+
+    def read_into(self, name: str, buffer: memoryview) -> bool:
+        """Fill ``buffer`` from the block file ``name``: True on a hit; False if it is absent or was
+        corrupt (then it is discarded; ``buffer``'s contents are undefined)."""
+        try:
+            fd = os.open(self.path(name), os.O_RDONLY)
+        except FileNotFoundError:
+            self.misses += 1
+            return False
+        try:
+            problem = self._read_checked(fd, buffer)
+        finally:
+            os.close(fd)
+        if problem is None:
+            self.hits += 1
+            with self._touched_lock:
+                self._touched[name] = time.time()
+            return True
+        self.corrupt += 1
+        self.misses += 1
+        log.warning("disk cache: discarded corrupt block file %s (%s); fetching it again", self.path(name), problem)
+        self._enqueue("discard", name, None)
+        return False
+
+    @staticmethod
+    def _read_checked(fd: int, buffer: memoryview) -> str | None:
+        """What is wrong with the block file open as ``fd`` for a block of ``len(buffer)`` bytes, or None."""
+        size = os.fstat(fd).st_size
+        if size != HEADER.size + len(buffer):
+            return f"{size} bytes, expected {HEADER.size + len(buffer)}"
+        magic, digest, length = HEADER.unpack(os.pread(fd, HEADER.size, 0))
+        if magic != MAGIC or length != len(buffer):
+            return "bad header"
+        done = 0
+        while done < len(buffer):
+            n = os.preadv(fd, [buffer[done:]], HEADER.size + done)
+            if n <= 0:
+                return f"short read ({done} of {len(buffer)} bytes)"
+            done += n
+        if xxhash.xxh3_64_intdigest(buffer) != digest:
+            return "checksum mismatch"
+        return None
+
+    # --- writing -----------------------------------------------------------------------------
+    def write(self, name: str, data: memoryview | bytes) -> None:
+        """Store ``data`` as block ``name`` (asynchronously; waits only while the queue is full)."""
+        if HEADER.size + len(data) > self.limit:
+            return
+        self._enqueue("write", name, memoryview(data))
+
+    def _enqueue(self, op: str, name: str, data: memoryview | None) -> None:
+        nbytes = len(data) if data is not None else 0
+        with self._cond:
+            while self._queued and self._queued + nbytes > self.queue_bytes and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return
+            self._queue.append((op, name, data))
+            self._queued += nbytes
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Wait until everything queued is on disk and in the index, hits included."""
+        with self._cond:
+            if self._closed:
+                return
+            self._queue.append(("touch", "", None))
+            self._cond.notify_all()
+            while self._queue or self._busy:
+                self._cond.wait()
+
+    def close(self) -> None:
+        """Write what is queued, record hits, stop the writer (idempotent)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._queue.append(("touch", "", None))
+            self._closed = True
+            self._cond.notify_all()
+        self._writer.join()
+        with self._db_lock:
+            self._db.close()
+
+    def _run(self) -> None:
+        last_touch = time.monotonic()
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    if not self._cond.wait(TOUCH_INTERVAL) and self._touched:
+                        break
+                if not self._queue and self._closed:
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+                self._busy = True
+            try:
+                due = time.monotonic() - last_touch >= TOUCH_INTERVAL or any(op == "touch" for op, _, _ in batch)
+                self._apply(batch, touch=due)
+                if due:
+                    last_touch = time.monotonic()
+            except Exception as exc:  # a full or broken disk must not stop reads: log once per batch
+                log.warning("disk cache: could not update %s: %s", self.root, exc)
+            finally:
+                with self._cond:
+                    self._queued -= sum(len(data) for _, _, data in batch if data is not None)
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _apply(self, batch: list[tuple[str, str, memoryview | None]], touch: bool) -> None:
+        """Forget discarded files and record hits (one transaction), then store each written block."""
+        touched: dict[str, float] = {}
+        if touch:
+            with self._touched_lock:
+                touched, self._touched = self._touched, {}
+        discards = [name for op, name, _ in batch if op == "discard"]
+        if discards or touched:
+            with self._transaction():
+                for name in discards:
+                    self._forget(name)
+                self._db.executemany("UPDATE entries SET used = ? WHERE name = ?",
+                                     [(used, name) for name, used in touched.items()])
+        self._store([(name, data) for op, name, data in batch if op == "write" and data is not None])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE``: the index's write lock, held by one process at a time, is the folder's lock."""
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _store(self, blocks: list[tuple[str, memoryview]]) -> None:
+        """Reserve room (evicting), write temporary files, rename each into place if still reserved.
+
+        The reservation is a row counted in the total before any byte is written, so block files and
+        temporaries together never exceed the limit; a reservation another mount evicted before the
+        rename is dropped (its temporary removed) rather than left as an uncounted file. Blocks go in
+        groups (two transactions per group, not per block) of at most 8 MiB and an eighth of the limit.
+        """
+        cap = min(self.limit // 8, 8 * 2**20)
+        group: list[tuple[str, memoryview]] = []
+        size = 0
+        for name, data in blocks:
+            if group and size + HEADER.size + len(data) > cap:
+                self._store_group(group)
+                group, size = [], 0
+            group.append((name, data))
+            size += HEADER.size + len(data)
+        if group:
+            self._store_group(group)
+
+    def _store_group(self, group: list[tuple[str, memoryview]]) -> None:
+        reserved: list[tuple[str, memoryview]] = []
+        with self._transaction():
+            for name, data in group:
+                size = HEADER.size + len(data)
+                row = self._db.execute("SELECT size FROM entries WHERE name = ?", (name,)).fetchone()
+                if row is not None and self.path(name).exists():  # another mount (or an earlier fetch) wrote it
+                    self._db.execute("UPDATE entries SET used = ? WHERE name = ?", (time.time(), name))
+                    continue
+                if row is not None:  # reserved by a writer still at it or dead; or removed by hand
+                    self._forget(name)
+                self._evict(size)
+                self._db.execute("INSERT INTO entries VALUES (?, ?, ?)", (name, size, time.time()))
+                self._db.execute("UPDATE totals SET bytes = bytes + ? WHERE id = 0", (size,))
+                reserved.append((name, data))
+        temporaries: dict[str, Path] = {}
+        try:
+            for name, data in reserved:
+                temporaries[name] = self._write_temporary(name, data)
+            with self._transaction():
+                for name, temporary in list(temporaries.items()):
+                    if self._db.execute("SELECT 1 FROM entries WHERE name = ?", (name,)).fetchone() is not None:
+                        os.replace(temporary, self.path(name))
+                        del temporaries[name]
+                        self.written += 1
+        except BaseException:
+            with self._transaction():
+                for name, _ in reserved:
+                    if name in temporaries or not self.path(name).exists():
+                        self._forget(name)
+            raise
+        finally:
+            for temporary in temporaries.values():
+                temporary.unlink(missing_ok=True)
+
+    def _write_temporary(self, name: str, data: memoryview) -> Path:
+        folder = self.root / name[:2]
+        if name[:2] not in self._folders:
+            folder.mkdir(exist_ok=True)
+            self._folders.add(name[:2])
+        temporary = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{name[2:10]}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, HEADER.pack(MAGIC, xxhash.xxh3_64_intdigest(data), len(data)))
+            view = data.cast("B") if data.format != "B" else data
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        return temporary
+
+    def _forget(self, name: str) -> None:
+        """Remove one file and its row (transaction open)."""
+        row = self._db.execute("SELECT size FROM entries WHERE name = ?", (name,)).fetchone()
+        self.path(name).unlink(missing_ok=True)
+        if row is not None:
+            self._db.execute("DELETE FROM entries WHERE name = ?", (name,))
+            self._db.execute("UPDATE totals SET bytes = bytes - ? WHERE id = 0", (row[0],))
+
+    def _evict(self, extra: int) -> None:
+        """Remove least recently used files until the total (+ ``extra``) fits (transaction open)."""
+        limit = self.limit - self.reserved()
+        while self._total() + extra > limit:
+            oldest = self._db.execute("SELECT name FROM entries ORDER BY used LIMIT 256").fetchall()
+            if not oldest:
+                break
+            for (name,) in oldest:
+                self._forget(name)
+                self.evicted += 1
+                if self._total() + extra <= limit:
+                    break
+
+    def _total(self) -> int:
+        return int(self._db.execute("SELECT bytes FROM totals WHERE id = 0").fetchone()[0])
+
+    @property
+    def usage(self) -> int:
+        """Bytes of block files the index accounts for (all processes)."""
+        with self._db_lock:
+            return self._total()
+
+    def _remove_stale_temporaries(self) -> None:
+        cutoff = time.time() - STALE_TEMP_AGE
+        for temporary in self._temporaries():
+            try:
+                if temporary.stat().st_mtime < cutoff:
+                    temporary.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _temporaries(self) -> Iterator[Path]:
+        for folder in self.root.iterdir():
+            if folder.is_dir() and len(folder.name) == 2:
+                yield from folder.glob(".tmp-*")
+
+
+class DiskBackedFetch:
+    """A range fetch that answers blocks from a ``DiskBlockStore`` and fills only the missing stretches.
+
+    ``fill(start, buffer)`` fetches the object's bytes into ``buffer`` (one ranged GET);
+    ``allocate(n)`` gives the buffer a fetch returns (the reader's pool, charged to its budget).
+    Blocks are aligned as the ``ObjectReader`` aligns them (``block_size``, ``origin``), so each block
+    of a stretch is one file, shared with any mount of the same geometry.
+    """
+
+    def __init__(self, store: DiskBlockStore, identity: str, etag: str, fill: Fill, allocate: Allocate,
+                 block_size: int, origin: int = 0):
+        self.store = store
+        self.identity = identity
+        self.etag = etag
+        self.fill = fill
+        self.allocate = allocate
+        self.block_size = block_size
+        self.origin = origin
+
+    def spans(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The block pieces [lo, hi) of the object's bytes [start, end)."""
+        cuts = []
+        edge = (start + self.origin) // self.block_size * self.block_size - self.origin + self.block_size
+        while edge < end:
+            cuts.append(edge)
+            edge += self.block_size
+        bounds = [start, *cuts, end]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def __call__(self, start: int, end: int) -> memoryview:
+        buffer = self.allocate(end - start)
+        missing = [(lo, hi) for lo, hi in self.spans(start, end)
+                   if not self.store.read_into(block_name(self.identity, self.etag, lo, hi),
+                                               buffer[lo - start : hi - start])]
+        for stretch in _stretches(missing):
+            first, last = stretch[0][0], stretch[-1][1]
+            self.fill(first, buffer[first - start : last - start])
+            for lo, hi in stretch:
+                self.store.write(block_name(self.identity, self.etag, lo, hi), buffer[lo - start : hi - start])
+        return buffer
+
+
+def _stretches(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Contiguous runs of the (sorted) spans."""
+    runs: list[list[tuple[int, int]]] = []
+    for span in spans:
+        if runs and runs[-1][-1][1] == span[0]:
+            runs[-1].append(span)
+        else:
+            runs.append([span])
+    return runs

@@ -1,0 +1,73 @@
+"""The layout of a cache folder: persistent blocks, and per-mount spill folders removed at the end.
+
+Why: ``--cache-dir`` used to hold only decoded arrays spilled by one mount (a temporary folder by
+default, removed at unmount). It now also holds the persistent block tier (``disk.py``), which
+several mounts share and which outlives them, so the two uses get their own places:
+
+* ``<folder>/blocks/``: the ``DiskBlockStore`` (kept across mounts);
+* ``<folder>/spill-<pid>-<random>/``: this mount's decoded arrays, removed when it closes; one left
+  by a daemon that died (its pid is gone) is removed by the next mount that opens the folder.
+
+With no folder named, a temporary folder is made for the spills and removed at the end, and there
+is no disk block tier (nothing would outlive the mount to share).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from .disk import DiskBlockStore
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class CacheFolder:
+    def __init__(self, folder: str | os.PathLike[str] | None):
+        self.persistent = folder is not None
+        try:
+            if folder is None:
+                self.root = Path(tempfile.mkdtemp(prefix="ccfs-cache-"))
+                self.spill_dir = self.root
+            else:
+                self.root = Path(folder)
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._remove_dead_spills()
+                self.spill_dir = Path(tempfile.mkdtemp(prefix=f"spill-{os.getpid()}-", dir=self.root))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot use the cache folder {folder}: {exc.strerror or exc}") from exc
+        self.blocks: DiskBlockStore | None = None
+
+    def open_blocks(self, limit: int, reserved: Callable[[], int] | None = None,
+                    queue_bytes: int = 32 * 2**20) -> DiskBlockStore | None:
+        """The shared block tier under a named folder (None for a temporary one)."""
+        if self.persistent and self.blocks is None:
+            try:
+                self.blocks = DiskBlockStore(self.root / "blocks", limit, reserved, queue_bytes)
+            except (OSError, sqlite3.Error) as exc:
+                raise OSError(getattr(exc, "errno", None), f"cannot use the cache folder {self.root}: {exc}") from exc
+        return self.blocks
+
+    def _remove_dead_spills(self) -> None:
+        for entry in self.root.glob("spill-*-*"):
+            pid = entry.name.split("-")[1]
+            if entry.is_dir() and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def close(self) -> None:
+        """Finish writing blocks; remove this mount's spills (idempotent)."""
+        if self.blocks is not None:
+            self.blocks.close()
+        shutil.rmtree(self.spill_dir if self.persistent else self.root, ignore_errors=True)

@@ -198,9 +198,9 @@ def legacy_keys() -> tuple[str, str] | None:
         if line and ":" in line[0]:
             access, secret = line[0].split(":", 1)
             return access.strip(), secret.strip()
-    access, secret = os.environ.get("AWS_ACCESS_KEY"), os.environ.get("AWS_SECRET_KEY")
-    if access and secret:
-        return access, secret
+    env_access, env_secret = os.environ.get("AWS_ACCESS_KEY"), os.environ.get("AWS_SECRET_KEY")
+    if env_access and env_secret:
+        return env_access, env_secret
     return None
 
 
@@ -270,7 +270,7 @@ def load_settings(
     if user.has_option("compression", "do_compression"):
         kwargs["do_compression"] = string2bool(user.get("compression", "do_compression"))
     for option in ("small_array", "large_array"):
-        value = user_value("compression", option)
-        if value:
-            kwargs[option] = value
+        codec = user_value("compression", option)
+        if codec:
+            kwargs[option] = codec
     return Settings(**kwargs)  # type: ignore[arg-type]

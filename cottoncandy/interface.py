@@ -51,6 +51,8 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     transfers ignore it, as the store sizes its own ranged reads and multipart uploads.
     """
 
+    account: Account  # more than the mixins' ``InterfaceHost.account``: buckets too
+
     def __init__(self, bucket_name: str, account: Account, settings: Settings, *,
                  backend: str = "s3", verbose: bool = True, force_bucket_creation: bool = False):
         self.account = account
@@ -169,7 +171,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
     @cleans_object_name
     def mpu_fileobject(self, object_name: str, file_object: BinaryIO, buffersize: int | None = None,
-                       verbose: bool = True, acl: str | None = None, **metadata: str) -> ObjectInfo:
+                       verbose: bool = True, acl: str | None = None, **metadata: Any) -> ObjectInfo:
         """Upload a file-like object (multipart above the threshold, parts streamed, never whole in memory)."""
         return self.upload_object(object_name, file_object, acl=acl, **metadata)
 

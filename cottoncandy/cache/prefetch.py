@@ -241,7 +241,7 @@ class ObjectReader:
         """The part of block ``index`` inside the object's bytes [offset, end), as a view."""
         base = max(0, index * self.block_size - self.origin)  # where the block starts in the object
         lo, hi = max(offset, base) - base, min(end, base + len(block)) - base
-        return block if lo == 0 and hi == len(block) else block[lo:hi]  # type: ignore[return-value]
+        return block if lo == 0 and hi == len(block) else block[lo:hi]
 
     def read(self, offset: int, length: int) -> bytes:
         return joined(self.read_pieces(offset, length))
@@ -250,5 +250,5 @@ class ObjectReader:
 def joined(pieces: list[memoryview | bytes]) -> bytes:
     """``read_pieces``' answer as one buffer (a copy only when there are several pieces)."""
     if len(pieces) == 1:
-        return pieces[0]  # type: ignore[return-value]
+        return pieces[0]
     return b"".join(pieces)

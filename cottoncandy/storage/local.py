@@ -217,7 +217,7 @@ class LocalStore(ObjectStore):
             if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
                 fh.write(as_byte_view(data))  # type: ignore[arg-type]
             else:
-                shutil.copyfileobj(data, fh, COPY_CHUNK)  # type: ignore[arg-type]
+                shutil.copyfileobj(data, fh, COPY_CHUNK)
 
         self._atomic_write(self._meta_path(path), lambda fh: fh.write(json.dumps(meta, indent=4).encode()))
         self._atomic_write(path, write_body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -23,7 +24,7 @@ from .errors import NotAnArray, ObjectNotFound
 from .formats import objects
 from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from .formats.raw import string_metadata
-from .names import cleans_object_name, pathjoin, require_key
+from .names import cleans_object_name, require_key
 from .progress import MIN_BYTES, Progress
 from .storage.base import ObjectInfo, ObjectStore
 from .storage.factory import Account
@@ -131,7 +132,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
             print(name)
 
     def pathjoin(self, a: str, *p: str) -> str:
-        return pathjoin(a, *p)
+        return posixpath.join(a, *p)
 
     # --- objects -----------------------------------------------------------------------------
     @cleans_object_name

@@ -1,6 +1,6 @@
 """An LRU of fixed-size, aligned blocks, bounded in bytes, with one fetch in flight per block.
 
-Like fsspec's caches it is given a fetch function, not a store, and it counts hits and misses.
+Like fsspec's caches it is given a fetch function, not a store.
 Blocks are keyed by ``(key, etag, index)``: bytes of two versions of an object can never mix.
 A caller that finds a block being fetched waits for that fetch instead of issuing its own.
 With a ``MemoryBudget`` it also evicts, oldest first, while the memory really held (blocks are
@@ -27,9 +27,6 @@ class BlockCache:
         self._lru: LRUCache[BlockId, bytes] = LRUCache(maxsize=max(1, self.capacity), getsizeof=len)
         self._lock = threading.Lock()
         self._inflight: dict[BlockId, Future[bytes]] = {}
-        self.hits = 0
-        self.misses = 0
-        self.fetched_bytes = 0
 
     @property
     def size(self) -> int:
@@ -38,10 +35,7 @@ class BlockCache:
 
     def get(self, ident: BlockId) -> bytes | None:
         with self._lock:
-            data = self._lru.get(ident)
-            if data is not None:
-                self.hits += 1
-            return data
+            return self._lru.get(ident)
 
     def contains(self, ident: BlockId) -> bool:
         with self._lock:
@@ -89,9 +83,7 @@ class BlockCache:
 
     def fulfil(self, idents: Sequence[BlockId], blocks: Sequence[bytes], futures: Sequence[Future[bytes]]) -> None:
         with self._lock:
-            self.misses += len(idents)
             for ident, data in zip(idents, blocks):
-                self.fetched_bytes += len(data)
                 self._store(ident, data)
                 self._inflight.pop(ident, None)
             self._fit_budget()
@@ -111,7 +103,6 @@ class BlockCache:
             with self._lock:
                 data = self._lru.get(ident)
                 if data is not None:
-                    self.hits += 1
                     return data
                 pending = self._inflight.get(ident)
                 if pending is None:

@@ -140,7 +140,6 @@ class DecodedArrayCache:
         self._spilled: _SpillLRU = _SpillLRU(maxsize=max(1, self.spill_limit), getsizeof=lambda a: max(1, a.size))
         self._lock = threading.Lock()
         self._inflight: dict[tuple[str, str], Future[DecodedArray]] = {}
-        self.decodes = 0
 
     def get(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
         """The decoded array for ``ident``; decodes it (once, whatever the concurrency) if needed."""
@@ -169,7 +168,6 @@ class DecodedArrayCache:
         return result
 
     def _decode(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
-        self.decodes += 1
         if nbytes <= self.memory_limit // 2:
             data = bytearray(nbytes)
             decode(memoryview(data))

@@ -188,10 +188,6 @@ class FaultProxy:
             self._rules = list(rules)
             self._outage_until = 0.0
 
-    def add_rule(self, rule: FaultRule) -> None:
-        with self._lock:
-            self._rules.append(rule)
-
     def clear(self) -> None:
         """No more faults: every request is forwarded as it is."""
         self.set_rules(())

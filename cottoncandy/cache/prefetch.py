@@ -29,6 +29,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
+from typing import TypeVar
 
 from .blocks import BlockCache
 from .budget import MemoryBudget
@@ -37,11 +38,12 @@ log = logging.getLogger(__name__)
 
 #: fetch(start, end) -> exactly the object's bytes [start, end)
 RangeFetch = Callable[[int, int], bytes]
+T = TypeVar("T")
 #: how often a waiting read checks whether it was interrupted (seconds)
 WAIT_SLICE = 0.1
 
 
-def wait_interruptibly(future: Future, interrupted: Callable[[], bool]):  # type: ignore[type-arg,no-untyped-def]
+def wait_interruptibly(future: Future[T], interrupted: Callable[[], bool]) -> T:
     """``future.result()``, or ``InterruptedError`` (EINTR) as soon as ``interrupted()`` says so."""
     while not wait([future], timeout=WAIT_SLICE).done:
         if interrupted():
@@ -145,7 +147,7 @@ class ObjectReader:
                 pass  # that fetch failed: ask ourselves (and raise our own error)
         return self._wait(self.cache.get_or_fetch, ident, fetch)
 
-    def _wait(self, fn: Callable, *args: object):  # type: ignore[type-arg,no-untyped-def]
+    def _wait(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on the demand pool, waited for interruptibly."""
         assert self.demand is not None and self.interrupted is not None
         return wait_interruptibly(self.demand.submit(fn, *args), self.interrupted)

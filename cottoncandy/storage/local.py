@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -191,7 +191,7 @@ class LocalStore(ObjectStore):
         return open(path, "rb")
 
     # --- writing -----------------------------------------------------------------------------
-    def _atomic_write(self, path: Path, writer) -> None:  # type: ignore[no-untyped-def]
+    def _atomic_write(self, path: Path, writer: Callable[[BinaryIO], object]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = create_temp(path.parent, prefix=".cc-tmp-")
         try:

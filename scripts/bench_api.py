@@ -3,9 +3,11 @@
 
 Uploads and downloads a 512 MiB float64 array with ``upload_raw_array``/``download_raw_array`` and
 with boto3's ``upload_fileobj``/``download_fileobj``. The S3 server runs in its own process; each
-measurement runs in a fresh child process so its peak RSS is its own. Prints medians and ratios.
+measurement runs in a fresh child process so its peak RSS is its own. Prints medians and ratios,
+once on loopback and once with the server answering like a remote S3 (first-byte latency and a
+bandwidth cap per connection: ``--latency-ms``, ``--mbps``), in one run.
 
-    python scripts/bench_api.py [--mib 512] [--repeats 3]
+    python scripts/bench_api.py [--mib 512] [--repeats 3] [--networks loopback,remote]
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child")
     parser.add_argument("--endpoint")
+    parser.add_argument("--networks", default="loopback,remote")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="remote-like: first-byte delay")
+    parser.add_argument("--mbps", type=float, default=100.0, help="remote-like: MB/s per connection")
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
@@ -85,11 +90,19 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_op(args.child, args.endpoint, args.mib)))
         return
+    for network in args.networks.split(","):
+        shaping = [] if network == "loopback" else ["--latency-ms", str(args.latency_ms), "--mbps", str(args.mbps)]
+        label = ("loopback" if network == "loopback"
+                 else f"remote-like ({args.latency_ms:g} ms to first byte, {args.mbps:g} MB/s per connection)")
+        measure_network(args, label, shaping)
+
+
+def measure_network(args: argparse.Namespace, label: str, shaping: list[str]) -> None:
     from cottoncandy.testing.s3server import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(port)],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(port),
+                               *shaping], stdout=subprocess.PIPE, text=True)
     endpoint = server.stdout.readline().strip()  # type: ignore[union-attr]
     try:
         import boto3
@@ -103,7 +116,7 @@ def main() -> None:
                 results.setdefault(op, []).append(child(op, endpoint, args.mib))
         med = {op: {k: statistics.median(r[k] for r in runs) for k in ("seconds", "extra_mib")}
                for op, runs in results.items()}
-        print(f"\n{args.mib} MiB float64 array, local S3 server (moto) in its own process, "
+        print(f"\n{args.mib} MiB float64 array, local S3 server (moto) in its own process, {label}, "
               f"median of {args.repeats}; extra = peak RSS above the process before the call")
         print(f"{'operation':<26}{'cottoncandy':>22}{'boto3':>22}{'ratio (cc/boto3)':>20}")
         for what, cc_op, boto_op in (("upload", "upload_cc", "upload_boto"), ("download", "download_cc",

@@ -1,6 +1,6 @@
 """Chunked (dask) arrays in 0.4.0's layout: how an array is split, and the ``metadata.json`` manifest.
 
-FORMAT.md section 3. No I/O here: ``plan_split`` says which slices become which parts,
+docs/FORMAT.md section 3. No I/O here: ``plan_split`` says which slices become which parts,
 ``build_manifest``/``parse_manifest`` turn the manifest into and out of its JSON form, and
 ``parse_manifest`` refuses a manifest that could not describe the array it claims (so a
 damaged ``metadata.json`` is an error naming the object, never a wrong array).

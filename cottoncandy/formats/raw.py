@@ -1,6 +1,6 @@
 """Raw-array metadata (the four ``x-amz-meta-*`` strings of 0.4.0) <-> an ``ArraySpec``.
 
-Rules from FORMAT.md section 1: ``dtype`` is ``dtype.str``; ``shape`` joins dims with ``,`` (empty
+Rules from docs/FORMAT.md section 1: ``dtype`` is ``dtype.str``; ``shape`` joins dims with ``,`` (empty
 for 0-d); ``compression`` is ``False``, ``gzip`` or a numcodecs name; ``order`` is ``C`` (``F`` is
 honoured when reading). The legacy ``gzip`` key wins over ``compression`` when present.
 """

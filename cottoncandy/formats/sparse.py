@@ -1,6 +1,6 @@
 """Sparse matrices in 0.4.0's layout: which attributes each scipy.sparse format stores (no I/O).
 
-FORMAT.md section 4: one raw array per attribute plus ``metadata.json`` =
+docs/FORMAT.md section 4: one raw array per attribute plus ``metadata.json`` =
 ``{"type": T, "attrs": [...], "shape": [rows, cols]}``. lil and dok have no array form and are
 stored as csr (as 0.4.0 does); ``*_array`` inputs are accepted and come back as ``*_matrix``.
 """

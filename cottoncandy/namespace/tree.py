@@ -1,6 +1,6 @@
 """How one folder level of keys becomes directory entries (pure functions, no I/O).
 
-Rules (README "Filesystem semantics"):
+Rules (docs/SEMANTICS.md, "What the mount shows"):
 - every common prefix is a folder (``.grp`` groups included, names kept);
 - a raw array (an object with dtype/shape metadata) named ``k`` is the file ``k.npy``: a synthesised
   header plus the object's bytes; a raw array already named ``*.npy`` keeps its name;

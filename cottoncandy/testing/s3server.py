@@ -18,6 +18,12 @@ machine is CPU taken from the client under test:
 
 Every answer still comes from moto's S3 backend. The request log records method, path, status and
 body bytes of each response so benchmarks can report bytes moved per read.
+
+**Loopback is not a network.** ``latency_ms`` and ``mbps`` (``--latency-ms``/``--mbps``) make the server
+answer like a remote S3: every response waits ``latency_ms`` before its first byte, and every
+connection moves at most ``mbps`` megabytes (10**6 bytes) per second each way. Both are applied on the
+server's worker threads, one request per connection at a time, so concurrent requests overlap as they
+would on a network: eight ranged GETs in flight take one latency, not eight.
 """
 
 from __future__ import annotations
@@ -30,13 +36,15 @@ import re
 import secrets
 import socket
 import threading
+import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 _local = threading.local()
 LOG_PATH = "/_local-s3/log"
+FILL_PATH = "/_local-s3/fill"
 _patched = False
 _times_patched = False
 
@@ -270,6 +278,8 @@ class _RequestLog:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith(LOG_PATH):
             return self._serve_log(environ, start_response)
+        if environ.get("PATH_INFO", "") == FILL_PATH and environ.get("REQUEST_METHOD") == "POST":
+            return _fill(environ, start_response)
         return self._logged(environ, start_response)
 
     def _serve_log(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -306,6 +316,106 @@ class _RequestLog:
                     self.entries.append(entry)
 
 
+class _Throttle:
+    """At most ``rate`` bytes per second through one request, counted from its first byte."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.start = time.monotonic()
+        self.moved = 0
+
+    def take(self, n: int) -> None:
+        self.moved += n
+        ahead = self.moved / self.rate - (time.monotonic() - self.start)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+class _ThrottledInput:
+    """A request body read no faster than the connection's bandwidth (uploads feel the cap too)."""
+
+    def __init__(self, stream: Any, throttle: _Throttle):
+        self._stream = stream
+        self._throttle = throttle
+
+    def read(self, *args: Any) -> bytes:
+        data: bytes = self._stream.read(*args)
+        self._throttle.take(len(data))
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        data: bytes = self._stream.readline(*args)
+        self._throttle.take(len(data))
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._stream:
+            self._throttle.take(len(line))
+            yield line
+
+
+class _RemoteLike:
+    """WSGI middleware: a first-byte delay per response and a bandwidth cap per connection.
+
+    It runs in the worker thread that serves the request, so the delay and the cap cost that
+    request's own time only; other connections proceed meanwhile, as on a network. Bodies are
+    passed on in slices of at most 64 KiB so the cap holds within a large GET as well."""
+
+    SLICE = 64 * 1024
+
+    def __init__(self, app: Any, latency_ms: float, mbps: float | None):
+        self.app = app
+        self.latency = latency_ms / 1000
+        self.rate = mbps * 1e6 if mbps else None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith((LOG_PATH, FILL_PATH)):
+            return self.app(environ, start_response)  # control requests are not traffic
+        return self._shaped(environ, start_response)
+
+    def _shaped(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        if self.rate:
+            environ["wsgi.input"] = _ThrottledInput(environ["wsgi.input"], _Throttle(self.rate))
+        body = self.app(environ, start_response)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            throttle = _Throttle(self.rate) if self.rate else None
+            for chunk in body:
+                if throttle is None:
+                    yield chunk
+                    continue
+                view = memoryview(chunk)
+                for at in range(0, len(view), self.SLICE):
+                    piece = bytes(view[at:at + self.SLICE])
+                    throttle.take(len(piece))
+                    yield piece
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+
+def _fill(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """``POST /_local-s3/fill``: many identical objects at once, straight into moto's store.
+
+    Benchmarks need folders of 100,000 arrays; PUT by PUT that costs minutes of both cores. The
+    JSON body names ``bucket``, ``prefix``, ``count``, ``body`` (latin-1 text), ``metadata`` and the
+    ``access_key`` whose account owns the bucket; keys are ``prefix`` + a six-digit number."""
+    from moto.iam.models import get_account_id_from
+    from moto.s3.models import s3_backends
+    from moto.s3.utils import metadata_from_headers
+
+    spec = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+    backend = s3_backends[get_account_id_from(spec["access_key"])]["aws"]
+    body = spec["body"].encode("latin-1")
+    headers = {f"x-amz-meta-{name}": value for name, value in spec.get("metadata", {}).items()}
+    for i in range(int(spec["count"])):  # metadata stored as moto's PUT stores it
+        backend.put_object(spec["bucket"], f"{spec['prefix']}{i:06d}", body).set_metadata(
+            metadata_from_headers(headers))
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+    return [b"{}"]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -315,10 +425,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 class LocalS3Server:
     """A moto S3 endpoint on ``host:port`` (a free port by default), in a daemon thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, range_reads: bool = True):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, range_reads: bool = True,
+                 latency_ms: float = 0.0, mbps: float | None = None):
+        if latency_ms < 0 or (mbps is not None and mbps <= 0):
+            raise ValueError(f"latency_ms must be >= 0 and mbps > 0, not {latency_ms!r} and {mbps!r}")
         self.host = host
         self.port = port or free_port(host)
         self.range_reads = range_reads
+        self.latency_ms = latency_ms
+        self.mbps = mbps
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.log: _RequestLog | None = None
@@ -335,8 +450,11 @@ class LocalS3Server:
         enable_upload_times()
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" under load
         self.log = _RequestLog(_FastHead(_s3_only_app()))
+        app: Any = self.log
+        if self.latency_ms or self.mbps:
+            app = _RemoteLike(self.log, self.latency_ms, self.mbps)
         self._server = create_server(
-            self.log, host=self.host, port=self.port, threads=64, connection_limit=2000, backlog=1024,
+            app, host=self.host, port=self.port, threads=64, connection_limit=2000, backlog=1024,
             outbuf_overflow=64 * 2**20, inbuf_overflow=64 * 2**20, asyncore_use_poll=True, ident="local-s3",
             expose_tracebacks=False)
         self._server.channel_class = _channel_class()
@@ -390,12 +508,15 @@ class LocalS3Server:
 
 def main() -> None:  # pragma: no cover - manual use: python -m cottoncandy.testing.s3server
     import argparse
-    import time
 
     parser = argparse.ArgumentParser(description="a local S3 endpoint (moto) on loopback")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="wait this long before the first byte of every response (remote-like)")
+    parser.add_argument("--mbps", type=float, default=None,
+                        help="at most this many MB (10**6 bytes) per second per connection (remote-like)")
     args = parser.parse_args()
-    server = LocalS3Server(port=args.port).start()
+    server = LocalS3Server(port=args.port, latency_ms=args.latency_ms, mbps=args.mbps).start()
     print(server.endpoint_url, flush=True)
     try:
         while True:

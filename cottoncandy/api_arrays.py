@@ -16,7 +16,7 @@ from .storage.base import ObjectInfo
 
 
 class ArrayMethods(MixinBase):
-    """Needs ``store``, ``settings``, ``verbose`` and ``_encode_choice()`` from the interface."""
+    """Needs ``store``, ``settings``, ``verbose``, ``_encode_choice()`` of the interface (api_host.InterfaceHost)."""
 
     @cleans_object_name
     def upload_dask_array(self, object_name: str, arr: Any, axis: int | None = -1,

@@ -17,7 +17,7 @@ from .storage.base import ObjectInfo
 
 
 class FileSystemMethods(MixinBase):
-    """Needs ``store``, ``account``, ``settings``, ``verbose`` and ``bucket_name`` from the interface."""
+    """Needs ``store``, ``account``, ``settings`` and ``verbose`` of the interface (``api_host.InterfaceHost``)."""
 
     def lsdir(self, path: str = "/", limit: int | None = None) -> list[str]:
         """Children of a folder: sub-folders first, then objects, full paths (every page, not just 1,000)."""

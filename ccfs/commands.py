@@ -29,7 +29,7 @@ def complete_url(ctx: click.Context, param: click.Parameter, incomplete: str) ->
     """Buckets after ``s3://``, then the keys and folders of the level being typed (one LIST)."""
     if not incomplete.startswith(S3_SCHEME):
         return [CompletionItem(S3_SCHEME)] if S3_SCHEME.startswith(incomplete) else []
-    options = {k: ctx.params.get(k) for k in ("endpoint_url", "profile", "region")}
+    options: dict[str, Any] = {k: ctx.params.get(k) for k in ("endpoint_url", "profile", "region")}
     options["endpoint_url"] = options["endpoint_url"] or os.environ.get("AWS_ENDPOINT_URL")
     try:
         rest = incomplete[len(S3_SCHEME):]
@@ -56,7 +56,7 @@ def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except click.ClickException as exc:
-            exc.message = escape_controls(exc.message)
+            exc.message = escape_controls(exc.message)  # type: ignore[misc]  # Final in click's stubs
             raise
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise click.ClickException(_one_line(exc)) from None

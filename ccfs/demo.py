@@ -13,8 +13,12 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from cottoncandy.interface import CloudInterface
 
 BUCKET = "demo-bucket"
 
@@ -31,7 +35,7 @@ def shell(command: str) -> None:
         raise OSError(f"demo command failed: {command}")
 
 
-def write_samples(cci) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+def write_samples(cci: CloudInterface) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     arrays = {
         "proj/sub01_awesome_analysis.grp/model01": np.arange(20.0).reshape(4, 5),

@@ -269,10 +269,3 @@ class CcFilesystem:
             if handle.reader is not None:
                 handle.reader.close()
             self.versions.release(handle.node)
-
-    def open_handles(self) -> int:
-        with self._lock:
-            return len(self._handles)
-
-    def refuse_write(self, path: str) -> None:
-        raise OSError(errno.EROFS, f"read-only mount: cannot change {path}")

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def raise_readahead(mountpoint: str, kib: int, timeout: float = 10.0) -> None:
         log.info("kernel read-ahead left at its default (%s: %s)", knob, exc.strerror)
 
 
-def serve(request: MountRequest, on_ready=None) -> None:  # type: ignore[no-untyped-def]
+def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -> None:
     """Mount and serve until unmounted (blocks)."""
     import threading
 

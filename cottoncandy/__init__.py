@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from posixpath import join as pathjoin  # 0.4.0's utils.pathjoin: '/'-joining whatever the platform
 from typing import Any
 
 from .config import load_settings
 from .interface import CloudInterface, InterfaceObject
-from .names import pathjoin
 from .storage.registry import open_account
 
 __version__ = "0.5.0.dev0"

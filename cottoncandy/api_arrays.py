@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .api_host import MixinBase
 from .arrays import chunked, groups, sparse
 from .formats.raw import string_metadata
 from .names import cleans_object_name
 from .storage.base import ObjectInfo
 
 
-class ArrayMethods:
-    """Needs ``store``, ``settings``, ``verbose`` and ``_encode_choice()`` from the interface."""
+class ArrayMethods(MixinBase):
+    """Needs ``store``, ``settings``, ``verbose``, ``_encode_choice()`` of the interface (api_host.InterfaceHost)."""
 
     @cleans_object_name
     def upload_dask_array(self, object_name: str, arr: Any, axis: int | None = -1,
@@ -28,9 +29,9 @@ class ArrayMethods:
         A dask array is uploaded part by part by its own scheduler, never whole in memory.
         """
         return chunked.upload_dask_array(
-            self.store, object_name, arr, axis, buffersize or self.settings.dask_chunksize,  # type: ignore[attr-defined]
-            choice=self._encode_choice(), metadata=string_metadata(metakwargs),  # type: ignore[attr-defined]
-            threads=threads or min(4, self.settings.threads), verbose=self.verbose)  # type: ignore[attr-defined]
+            self.store, object_name, arr, axis, buffersize or self.settings.dask_chunksize,
+            choice=self._encode_choice(), metadata=string_metadata(metakwargs),
+            threads=threads or min(4, self.settings.threads), verbose=self.verbose)
 
     @cleans_object_name
     def download_dask_array(self, object_name: str, dask_name: str | None = None, threads: int | None = None) -> Any:
@@ -40,31 +41,31 @@ class ArrayMethods:
         workers take credentials from their own environment. ``dask_name`` defaults to a
         unique token (0.4.0 named every array ``'array'``, which collides in one graph).
         """
-        return chunked.download_dask_array(self.store, object_name, dask_name)  # type: ignore[attr-defined]
+        return chunked.download_dask_array(self.store, object_name, dask_name)
 
     @cleans_object_name
     def download_raw_array_as_dask(self, object_name: str, chunks: Any = "auto", dask_name: str | None = None) -> Any:
         """A lazy dask array over one uncompressed raw array, read by byte ranges in ``chunks``."""
-        return chunked.raw_array_as_dask(self.store, object_name, chunks, dask_name)  # type: ignore[attr-defined]
+        return chunked.raw_array_as_dask(self.store, object_name, chunks, dask_name)
 
     @cleans_object_name
     def upload_sparse_array(self, object_name: str, arr: Any, threads: int | None = None) -> ObjectInfo:
         """Store a scipy.sparse matrix/array (csr, csc, coo, bsr, dia; lil and dok as csr)."""
-        return sparse.upload_sparse_array(self.store, object_name, arr, choice=self._encode_choice(),  # type: ignore[attr-defined]
-                                          threads=threads or self.settings.threads)  # type: ignore[attr-defined]
+        return sparse.upload_sparse_array(self.store, object_name, arr, choice=self._encode_choice(),
+                                          threads=threads or self.settings.threads)
 
     @cleans_object_name
     def download_sparse_array(self, object_name: str, threads: int | None = None) -> Any:
         """The scipy.sparse matrix stored at ``object_name`` (a ``*_matrix``, as 0.4.0 returns)."""
-        return sparse.download_sparse_array(self.store, object_name, threads or self.settings.threads)  # type: ignore[attr-defined]
+        return sparse.download_sparse_array(self.store, object_name, threads or self.settings.threads)
 
     @cleans_object_name
     def dict2cloud(self, object_name: str, array_dict: dict[str, Any], acl: str | None = None,
                    verbose: bool = True, threads: int | None = None, **metadata: Any) -> None:
         """Upload a nested dict of arrays: each leaf a raw array at ``NAME/key[/subkey...]``."""
-        folders = groups.upload_tree(self.store, object_name, array_dict, acl=acl,  # type: ignore[attr-defined]
-                                     metadata=string_metadata(metadata), choice=self._encode_choice(),  # type: ignore[attr-defined]
-                                     threads=threads or self.settings.threads)  # type: ignore[attr-defined]
+        folders = groups.upload_tree(self.store, object_name, array_dict, acl=acl,
+                                     metadata=string_metadata(metadata), choice=self._encode_choice(),
+                                     threads=threads or self.settings.threads)
         if verbose:
             for folder in folders:
                 print(f'uploaded arrays in "{folder}"')
@@ -74,7 +75,7 @@ class ArrayMethods:
                    **metadata: Any) -> Any:
         """The arrays under ``object_root`` as a nested dict (``keys=`` picks some children)."""
         report = print if verbose else (lambda _msg: None)
-        result = groups.download_tree(self.store, object_root, keys, threads or self.settings.threads, report)  # type: ignore[attr-defined]
+        result = groups.download_tree(self.store, object_root, keys, threads or self.settings.threads, report)
         if verbose and result is not None:
             print(f'Downloaded arrays in "{object_root}"')
         return result

@@ -9,23 +9,24 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from .api_host import MixinBase
 from .files import listing, transfers
 from .names import clean_object_name, require_key
 from .printable import shown_name
 from .storage.base import ObjectInfo
 
 
-class FileSystemMethods:
-    """Needs ``store``, ``account``, ``settings``, ``verbose`` and ``bucket_name`` from the interface."""
+class FileSystemMethods(MixinBase):
+    """Needs ``store``, ``account``, ``settings`` and ``verbose`` of the interface (``api_host.InterfaceHost``)."""
 
     def lsdir(self, path: str = "/", limit: int | None = None) -> list[str]:
         """Children of a folder: sub-folders first, then objects, full paths (every page, not just 1,000)."""
-        return listing.lsdir(self.store, clean_object_name(path), limit)  # type: ignore[attr-defined]
+        return listing.lsdir(self.store, clean_object_name(path), limit)
 
     def ls(self, pattern: str = "", page_size: int = 10**3, limit: int | None = None,
            verbose: bool = False) -> list[str]:
         """Folders and objects matching a shell pattern (or a folder's children), sorted."""
-        names = listing.ls(self.store, clean_object_name(pattern), self.settings.threads)  # type: ignore[attr-defined]
+        names = listing.ls(self.store, clean_object_name(pattern), self.settings.threads)
         names = names[:limit] if limit is not None else names
         if verbose:
             print("\n".join(shown_name(name) for name in names))
@@ -40,7 +41,7 @@ class FileSystemMethods:
         unknown = set(kwargs) - {"verbose", "limit", "page_size", "do_unquote"}
         if unknown:
             raise TypeError(f"glob() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-        keys = listing.glob(self.store, clean_object_name(pattern), self.settings.threads)  # type: ignore[attr-defined]
+        keys = listing.glob(self.store, clean_object_name(pattern), self.settings.threads)
         if kwargs.get("limit") is not None:
             keys = keys[: kwargs["limit"]]
         if kwargs.get("verbose"):
@@ -56,7 +57,7 @@ class FileSystemMethods:
         return self.glob(pattern, **kwargs)
 
     def _print_matches(self, keys: list[str], pattern: str) -> None:
-        infos = [self.store.head(k) for k in keys]  # type: ignore[attr-defined]
+        infos = [self.store.head(k) for k in keys]
         if infos:
             print(listing.format_objects(infos))
         print(f'Found {len(infos)} objects matching "{pattern}"')
@@ -75,7 +76,7 @@ class FileSystemMethods:
         src_store, dst_store = self._stores(source_bucket, dest_bucket)
         plan = transfers.plan_copy(src_store, require_key(source_name), dst_store, clean_object_name(dest_name),
                                    recursive=recursive, overwrite=overwrite)
-        transfers.run_copies(src_store, dst_store, plan, self.settings.threads)  # type: ignore[attr-defined]
+        transfers.run_copies(src_store, dst_store, plan, self.settings.threads)
         return [c.dst for c in plan]
 
     def mv(self, source_name: str, dest_name: str, source_bucket: str | None = None,
@@ -84,14 +85,14 @@ class FileSystemMethods:
         src_store, dst_store = self._stores(source_bucket, dest_bucket)
         plan = transfers.plan_copy(src_store, require_key(source_name), dst_store, clean_object_name(dest_name),
                                    recursive=recursive, overwrite=overwrite)
-        transfers.run_copies(src_store, dst_store, plan, self.settings.threads)  # type: ignore[attr-defined]
+        transfers.run_copies(src_store, dst_store, plan, self.settings.threads)
         moved_onto_itself = {c.src for c in plan if c.src == c.dst and src_store is dst_store}
         src_store.delete_many([c.src for c in plan if c.src not in moved_onto_itself])
         return [c.dst for c in plan]
 
     def _stores(self, source_bucket: str | None, dest_bucket: str | None) -> tuple[Any, Any]:
-        src = self.account.store(source_bucket) if source_bucket else self.store  # type: ignore[attr-defined]
-        dst = self.account.store(dest_bucket) if dest_bucket else src  # type: ignore[attr-defined]
+        src = self.account.store(source_bucket) if source_bucket else self.store
+        dst = self.account.store(dest_bucket) if dest_bucket else src
         return src, dst
 
     def rm(self, object_name: str, recursive: bool = False, delete: bool = True) -> list[str]:
@@ -100,8 +101,8 @@ class FileSystemMethods:
         A name that is a key deletes exactly that key, even with ``*?[]`` in it; ``name/`` is the
         folder only; a name is a pattern only when no such key or folder exists (``resolve``).
         """
-        keys = transfers.remove(self.store, require_key(object_name), recursive)  # type: ignore[attr-defined]
-        if self.verbose and len(keys) > 1:  # type: ignore[attr-defined]
+        keys = transfers.remove(self.store, require_key(object_name), recursive)
+        if self.verbose and len(keys) > 1:
             print(f"deleted {len(keys)} objects")
         return keys
 
@@ -111,22 +112,22 @@ class FileSystemMethods:
         """Upload a directory's files (and sub-directories with ``recursive=True``) under ``cloud_path``."""
         target = clean_object_name(cloud_path if cloud_path is not None else disk_path)
         extra = ExtraArgs or {}
-        infos = transfers.upload_directory(self.store, disk_path, target, recursive=recursive,  # type: ignore[attr-defined]
+        infos = transfers.upload_directory(self.store, disk_path, target, recursive=recursive,
                                            acl=extra.get("ACL"), metadata=extra.get("Metadata"),
-                                           threads=threads or self.settings.threads,  # type: ignore[attr-defined]
-                                           verbose=self.verbose)  # type: ignore[attr-defined]
-        if self.verbose:  # type: ignore[attr-defined]
+                                           threads=threads or self.settings.threads,
+                                           verbose=self.verbose)
+        if self.verbose:
             print(f'Uploaded "{disk_path}" to "{target}"')
         return infos
 
     def download_directory(self, directory: str, disk_name: str) -> list[str]:
         """Download every object under ``directory/`` into ``disk_name``; never writes outside it."""
-        return transfers.download_directory(self.store, clean_object_name(directory), disk_name,  # type: ignore[attr-defined]
-                                            threads=self.settings.threads, verbose=self.verbose)  # type: ignore[attr-defined]
+        return transfers.download_directory(self.store, clean_object_name(directory), disk_name,
+                                            threads=self.settings.threads, verbose=self.verbose)
 
     def get_size(self) -> int:
         """Bytes held by every object of the bucket (one flat listing)."""
-        return transfers.total_size(self.store)  # type: ignore[attr-defined]
+        return transfers.total_size(self.store)
 
     def get_bucket_size(self, limit: int = 10**6, page_size: int = 10**6) -> int:
         warnings.warn("Deprecated, use get_size() instead", DeprecationWarning, stacklevel=2)
@@ -136,8 +137,8 @@ class FileSystemMethods:
                     filter: dict[str, str] | None = None, **kwargs: Any) -> list[ObjectInfo]:  # noqa: A002
         """Objects of the bucket (``filter=dict(Prefix=...)``), each with key, size, etag, last_modified."""
         prefix = (filter or {}).get("Prefix", "")
-        objects = []
-        for info in self.store.iter_objects(clean_object_name(prefix)):  # type: ignore[attr-defined]
+        objects: list[ObjectInfo] = []
+        for info in self.store.iter_objects(clean_object_name(prefix)):
             if limit is not None and len(objects) >= limit:
                 break
             objects.append(info)
@@ -155,9 +156,9 @@ class FileSystemMethods:
 
     def get_object_owner(self, object_name: str) -> dict[str, str]:
         """The object's owner (``DisplayName``, ``ID``); printed, as in 0.4.0, and returned."""
-        owner = self.store.owner(require_key(object_name))  # type: ignore[attr-defined]
+        owner = self.store.owner(require_key(object_name))
         print(owner)
-        return owner  # type: ignore[no-any-return]
+        return owner
 
     def get_browser(self) -> Any:
         """A tab-completing browser of the bucket (see ``cottoncandy.get_browser``)."""

@@ -45,6 +45,13 @@ class BrowserObject:
 class S3Directory(BrowserObject):
     """A folder (or object) of the bucket; children are attributes."""
 
+    # set through ``__dict__`` (``__setattr__`` refuses: read-only), declared for the type checker
+    interface: Any
+    _fullpath: str
+    _parent: str
+    _curdir: str
+    _children: dict[str, str] | None
+
     def __init__(self, path: str, interface: Any):
         path = "/".join(p for p in path.split("/") if p)
         self.__dict__["interface"] = interface
@@ -55,10 +62,11 @@ class S3Directory(BrowserObject):
     # --- the folder's contents (one LIST, on first use) --------------------------------------
     @property
     def _subdirs(self) -> dict[str, str]:
-        if self._children is None:
+        children = self._children
+        if children is None:
             names = [p.rsplit("/", 1)[-1] for p in self.interface.lsdir(self._fullpath, limit=None)]
-            self.__dict__["_children"] = {attribute_name(n): n for n in names if n}
-        return self._children  # type: ignore[no-any-return]
+            children = self.__dict__["_children"] = {attribute_name(n): n for n in names if n}
+        return children
 
     def _ls(self) -> list[str]:
         """Attribute names of the children."""

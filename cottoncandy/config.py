@@ -14,13 +14,14 @@ import configparser
 import os
 import secrets
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 MB = 2**20
 
-#: 0.4.0's defaults, section by section (sizes in MB); the file's own values override them
-DEFAULTS: dict[str, dict[str, str]] = {
+#: What 0.4.0 writes into its options.cfg on first import (its defaults; sizes in MB). Not ours
+#: (those are ``Settings``' fields): a value in 0.4.0's file equal to these counts as not set.
+DEFAULTS_0_4_0: dict[str, dict[str, str]] = {
     "login": {
         "access_key": "False",
         "secret_key": "False",
@@ -102,7 +103,7 @@ def read_user_config(path: Path | None = None) -> configparser.ConfigParser:
             old = configparser.ConfigParser()
         for section in old.sections():
             for option, value in old.items(section, raw=True):
-                if DEFAULTS.get(section, {}).get(option) == value.strip():
+                if DEFAULTS_0_4_0.get(section, {}).get(option) == value.strip():
                     continue
                 if not parser.has_section(section):
                     parser.add_section(section)
@@ -146,11 +147,6 @@ class Settings:
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
 
-    def with_credentials(self, access_key: str | None, secret_key: str | None) -> Settings:
-        return replace(self, access_key=access_key, secret_key=secret_key)
-
-    def has_explicit_keys(self) -> bool:
-        return bool(self.access_key and self.secret_key)
 
 
 #: Settings with their credentials, by token, for stores rebuilt from a spec in this process
@@ -217,9 +213,9 @@ def legacy_keys() -> tuple[str, str] | None:
         if line and ":" in line[0]:
             access, secret = line[0].split(":", 1)
             return access.strip(), secret.strip()
-    access, secret = os.environ.get("AWS_ACCESS_KEY"), os.environ.get("AWS_SECRET_KEY")
-    if access and secret:
-        return access, secret
+    env_access, env_secret = os.environ.get("AWS_ACCESS_KEY"), os.environ.get("AWS_SECRET_KEY")
+    if env_access and env_secret:
+        return env_access, env_secret
     return None
 
 
@@ -289,7 +285,7 @@ def load_settings(
     if user.has_option("compression", "do_compression"):
         kwargs["do_compression"] = string2bool(user.get("compression", "do_compression"))
     for option in ("small_array", "large_array"):
-        value = user_value("compression", option)
-        if value:
-            kwargs[option] = value
+        codec = user_value("compression", option)
+        if codec:
+            kwargs[option] = codec
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -23,7 +24,7 @@ from .errors import NotAnArray, ObjectNotFound
 from .formats import objects
 from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from .formats.raw import string_metadata
-from .names import cleans_object_name, pathjoin, require_key
+from .names import cleans_object_name, require_key
 from .progress import MIN_BYTES, Progress
 from .storage.base import Account, ObjectInfo, ObjectStore
 
@@ -48,6 +49,8 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     concurrency of the calls that move many objects (trees, dask and sparse parts); single-object
     transfers ignore it, as the store sizes its own ranged reads and multipart uploads.
     """
+
+    account: Account  # more than the mixins' ``InterfaceHost.account``: buckets too
 
     def __init__(self, bucket_name: str, account: Account, settings: Settings, *,
                  backend: str = "s3", verbose: bool = True, force_bucket_creation: bool = False):
@@ -122,7 +125,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
             print(name)
 
     def pathjoin(self, a: str, *p: str) -> str:
-        return pathjoin(a, *p)
+        return posixpath.join(a, *p)
 
     # --- objects -----------------------------------------------------------------------------
     @cleans_object_name
@@ -162,7 +165,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
     @cleans_object_name
     def mpu_fileobject(self, object_name: str, file_object: BinaryIO, buffersize: int | None = None,
-                       verbose: bool = True, acl: str | None = None, **metadata: str) -> ObjectInfo:
+                       verbose: bool = True, acl: str | None = None, **metadata: Any) -> ObjectInfo:
         """Upload a file-like object (multipart above the threshold, parts streamed, never whole in memory)."""
         return self.upload_object(object_name, file_object, acl=acl, **metadata)
 

@@ -1,4 +1,4 @@
-"""Object names as 0.4.0 normalises them, and path joining with ``/``."""
+"""Object names as 0.4.0 normalises them."""
 
 from __future__ import annotations
 
@@ -43,16 +43,3 @@ def cleans_object_name(method: F) -> F:
         return method(self, require_key(object_name), *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def pathjoin(a: str, *p: str) -> str:
-    """Join with ``/`` like ``os.path.join`` on POSIX, whatever the platform."""
-    path = a
-    for part in p:
-        if part.startswith("/"):
-            path = part
-        elif not path or path.endswith("/"):
-            path += part
-        else:
-            path += "/" + part
-    return path

@@ -272,8 +272,9 @@ class RawArrayRanges:
         block, local = bounding_block(self.shape, index)
         out = self._read_block(block)
         for axis in range(len(local) - 1, -1, -1):  # last axis first, so axis numbers stay valid
-            if local[axis] is not None:
-                out = np.take(out, local[axis], axis=axis)
+            take = local[axis]
+            if take is not None:
+                out = np.take(out, take, axis=axis)
         return out
 
     def _read_block(self, block: tuple[slice, ...]) -> np.ndarray:

@@ -74,15 +74,15 @@ def save_npy_file(store: ObjectStore, key: str, path: str, progress: Callable[[i
                     return
                 # the body in stored order is exactly what the header's fortran_order describes
                 body = np.memmap(tmp, dtype=np.uint8, mode="r+", offset=len(header), shape=(spec.nbytes,))
-                decode_body_into(store, head, spec, memoryview(body), progress)
+                decode_body_into(store, head, spec, memoryview(body), progress)  # type: ignore[arg-type]
                 body.flush()
                 del body
 
             _atomic_file(path, write_array)
             return "raw array"
         with store.open_read(key, if_match=info.etag) as body:
-            head = body.read(len(MAGIC))
-        if head != MAGIC:
+            magic = body.read(len(MAGIC))
+        if magic != MAGIC:
             raise ValueError(f"{store.describe(key)} holds neither a raw array nor .npy bytes; "
                              "copy it with `ccfs cp` instead")
 

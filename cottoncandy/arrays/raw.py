@@ -63,8 +63,8 @@ def _counted(chunks: Iterator[bytes], progress: Progress | None) -> Iterator[byt
 def empty_for(spec: ArraySpec) -> tuple[np.ndarray, memoryview]:
     """An uninitialised array for ``spec`` and a flat byte view of its memory (in stored order)."""
     flat = np.empty(spec.nbytes, dtype=np.uint8)
-    array = np.ndarray(spec.shape, dtype=spec.dtype, buffer=flat, order=spec.order)  # type: ignore[call-overload]
-    return array, memoryview(flat)
+    array = np.ndarray(spec.shape, dtype=spec.dtype, buffer=flat, order=spec.order)  # type: ignore[arg-type]
+    return array, memoryview(flat)  # type: ignore[arg-type]  # numpy's stubs: a Buffer on 3.12+ only
 
 
 def read_raw_array(store: ObjectStore, key: str, info: ObjectInfo | None = None,
@@ -93,7 +93,7 @@ def encode_array(array: np.ndarray, compression: object, *, name: str, small_arr
         array = np.ascontiguousarray(array)
     codec = resolve_compression(compression, array.nbytes, small_array, large_array, do_compression, gzip_flag)
     spec = ArraySpec(dtype=array.dtype, shape=tuple(array.shape), order="C", compression=codec)
-    raw = memoryview(array.reshape(-1).view(np.uint8)) if array.nbytes else memoryview(b"")
+    raw = memoryview(array.reshape(-1).view(np.uint8)) if array.nbytes else memoryview(b"")  # type: ignore[arg-type]
     if codec is None:
         return spec, raw
     return spec, codecs.encode(raw, codec)

@@ -44,7 +44,7 @@ class BufferPool:
             if self.budget is not None:
                 self.budget.charge(nbytes)
                 weakref.finalize(array, self.budget.credit, nbytes)
-            return memoryview(array)
+            return memoryview(array)  # type: ignore[arg-type]  # numpy's stubs: a Buffer on 3.12+ only
         with self._lock:
             base = self._idle.pop() if self._idle else None
             if base is None:
@@ -58,7 +58,7 @@ class BufferPool:
                 weakref.finalize(base, self.budget.credit, self.size)
         view = base[:]  # its own object: it dies when the last memoryview of it does
         weakref.finalize(view, self._give_back, base)
-        return memoryview(view)
+        return memoryview(view)  # type: ignore[arg-type]  # numpy's stubs: a Buffer on 3.12+ only
 
     def _give_back(self, base: np.ndarray) -> None:
         with self._lock:

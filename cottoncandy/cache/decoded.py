@@ -136,7 +136,8 @@ class DecodedArrayCache:
         self.memory_limit = memory_limit
         self.spill_limit = spill_limit if spill_dir is not None else 0
         self.spill_dir = Path(spill_dir) if spill_dir is not None else None
-        self._memory: LRUCache = LRUCache(maxsize=max(1, memory_limit), getsizeof=lambda a: a.size)
+        self._memory: LRUCache[tuple[str, str], DecodedArray] = LRUCache(maxsize=max(1, memory_limit),
+                                                                         getsizeof=lambda a: a.size)
         self._spilled: _SpillLRU = _SpillLRU(maxsize=max(1, self.spill_limit), getsizeof=lambda a: max(1, a.size))
         self._lock = threading.Lock()
         self._inflight: SingleFlight[tuple[str, str], DecodedArray] = SingleFlight(self._lock)
@@ -175,7 +176,7 @@ class DecodedArrayCache:
         try:
             try:
                 os.ftruncate(fd, nbytes)
-                decode(SpillWriter(fd, nbytes))  # type: ignore[arg-type]  (a codecs.MappableSink)
+                decode(SpillWriter(fd, nbytes))  # type: ignore[arg-type]  # a codecs.MappableSink
             finally:
                 os.close(fd)
             return DecodedArray(path=path, size=nbytes)

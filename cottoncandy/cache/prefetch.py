@@ -29,6 +29,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
+from typing import TypeVar
 
 from .blocks import BlockCache
 from .budget import MemoryBudget
@@ -37,11 +38,12 @@ log = logging.getLogger(__name__)
 
 #: fetch(start, end) -> exactly the object's bytes [start, end)
 RangeFetch = Callable[[int, int], bytes]
+T = TypeVar("T")
 #: how often a waiting read checks whether it was interrupted (seconds)
 WAIT_SLICE = 0.1
 
 
-def wait_interruptibly(future: Future, interrupted: Callable[[], bool]):  # type: ignore[type-arg,no-untyped-def]
+def wait_interruptibly(future: Future[T], interrupted: Callable[[], bool]) -> T:
     """``future.result()``, or ``InterruptedError`` (EINTR) as soon as ``interrupted()`` says so."""
     while not wait([future], timeout=WAIT_SLICE).done:
         if interrupted():
@@ -145,7 +147,7 @@ class ObjectReader:
                 pass  # that fetch failed: ask ourselves (and raise our own error)
         return self._wait(self.cache.get_or_fetch, ident, fetch)
 
-    def _wait(self, fn: Callable, *args: object):  # type: ignore[type-arg,no-untyped-def]
+    def _wait(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on the demand pool, waited for interruptibly."""
         assert self.demand is not None and self.interrupted is not None
         return wait_interruptibly(self.demand.submit(fn, *args), self.interrupted)
@@ -241,7 +243,7 @@ class ObjectReader:
         """The part of block ``index`` inside the object's bytes [offset, end), as a view."""
         base = max(0, index * self.block_size - self.origin)  # where the block starts in the object
         lo, hi = max(offset, base) - base, min(end, base + len(block)) - base
-        return block if lo == 0 and hi == len(block) else block[lo:hi]  # type: ignore[return-value]
+        return block if lo == 0 and hi == len(block) else block[lo:hi]
 
     def read(self, offset: int, length: int) -> bytes:
         return joined(self.read_pieces(offset, length))
@@ -250,5 +252,5 @@ class ObjectReader:
 def joined(pieces: list[memoryview | bytes]) -> bytes:
     """``read_pieces``' answer as one buffer (a copy only when there are several pieces)."""
     if len(pieces) == 1:
-        return pieces[0]  # type: ignore[return-value]
+        return pieces[0]
     return b"".join(pieces)

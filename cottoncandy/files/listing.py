@@ -81,7 +81,10 @@ def _walk(store: ObjectStore, levels: list[str], threads: int, folders_too: bool
             return sorted(set(keys))
         match = level_matcher(level)
         start = literal_prefix(level)
-        listings = _parallel(lambda prefix, start=start: store.list_dir(prefix + start), frontier, threads)
+        def list_level(prefix: str, start: str = start) -> Listing:
+            return store.list_dir(prefix + start)
+
+        listings = _parallel(list_level, frontier, threads)
         if last:
             keys = []
             for prefix, listing in zip(frontier, listings):

@@ -183,8 +183,8 @@ def download_directory(store: ObjectStore, directory: str, disk_name: str, *, th
     if directory.endswith("/*"):
         directory = directory[:-2]  # 'path/*' means 'path', as in 0.4.0 (and 'run[1]/*' the folder 'run[1]')
     prefix = folder_prefix(directory)
-    target = resolve(store, prefix, patterns=False)  # a folder 'd[1]' is taken literally
-    objects = [o for o in target.objects if o.key != prefix]
+    resolved = resolve(store, prefix, patterns=False)  # a folder 'd[1]' is taken literally
+    objects = [o for o in resolved.objects if o.key != prefix]
     if not objects and has_magic(directory):
         raise NotImplementedError(f"download_directory takes a folder, not a pattern: {directory!r} "
                                   "(wildcards are not implemented, as in 0.4.0)")

@@ -238,9 +238,14 @@ def zstd_declared_size(body: bytes | bytearray | memoryview) -> int:
 
 
 class _Decompressor(Protocol):
-    eof: bool
-    unused_data: bytes
-    needs_input: bool
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    @property
+    def needs_input(self) -> bool: ...
 
     def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 

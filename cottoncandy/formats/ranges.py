@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def body_strides(shape: Sequence[int], itemsize: int, order: str = "C") -> tuple
 def bounding_block(shape: Sequence[int], index: object) -> tuple[tuple[slice, ...], list[np.ndarray | int | None]]:
     """The step-1 block enclosing ``index`` (ints, slices of any step, 1-d integer arrays,
     ``...``), and per axis what to take from that block afterwards (``None``: all of it)."""
-    items = list(index) if isinstance(index, tuple) else [index]
+    items: list[Any] = list(index) if isinstance(index, tuple) else [index]
     if any(item is Ellipsis for item in items):
         at = next(i for i, item in enumerate(items) if item is Ellipsis)
         items[at:at + 1] = [slice(None)] * (len(shape) - len(items) + 1)

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -198,7 +199,7 @@ def metadata_from_spec(spec: ArraySpec) -> dict[str, str]:
     return meta
 
 
-def _descr(obj: object) -> object:
+def _descr(obj: Any) -> Any:
     """JSON's lists back into the tuples of a numpy ``descr`` (fields, titles, sub-array shapes)."""
     if isinstance(obj, list):
         return [tuple(_descr(part) if isinstance(part, list) and i == 1 else tuple(part) if isinstance(part, list)

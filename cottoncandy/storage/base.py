@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import errno
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -280,6 +281,15 @@ class MaybeStoredError(OSError):
     """
 
 
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``; Python 3.10 has no ``add_note``, so there the note is kept in
+    ``__notes__`` by hand (where 3.11+ keeps it), rather than the cleanup raising AttributeError."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]  # 3.10 has none
+
+
 def delete_after_failure(store: ObjectStore, written: list[str], exc: BaseException, what: str = "object(s)") -> None:
     """Undo the objects a failed multi-object write managed to store, and say so on ``exc``.
 
@@ -292,7 +302,7 @@ def delete_after_failure(store: ObjectStore, written: list[str], exc: BaseExcept
         return
     try:
         store.delete_many(written, cleanup=True)
-        exc.add_note(f"cottoncandy: removed the {len(written)} {what} this write stored or may have stored")
+        add_note(exc, f"cottoncandy: removed the {len(written)} {what} this write stored or may have stored")
     except OSError as cleanup:
-        exc.add_note(f"cottoncandy: could not remove {len(written)} {what} already written "
-                     f"(first {store.describe(written[0])}): {cleanup}")
+        add_note(exc, f"cottoncandy: could not remove {len(written)} {what} already written "
+                      f"(first {store.describe(written[0])}): {cleanup}")

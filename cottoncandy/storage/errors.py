@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
 from ..errors import ObjectNotFound
 
@@ -66,7 +66,3 @@ def translate(exc: BaseException, bucket: str, key: str | None = None, action: s
     message = exc.response.get("Error", {}).get("Message") if isinstance(exc, ClientError) else None
     detail = f" ({message})" if message else ""
     return OSError(errno.EIO, f"failed to {action} {target}: {reason}{detail}")
-
-
-def is_translatable(exc: BaseException) -> bool:
-    return isinstance(exc, (ClientError, BotoCoreError))

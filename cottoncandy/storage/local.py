@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -207,7 +207,7 @@ class LocalStore(ObjectStore):
         return open(path, "rb")
 
     # --- writing -----------------------------------------------------------------------------
-    def _atomic_write(self, path: Path, writer) -> None:  # type: ignore[no-untyped-def]
+    def _atomic_write(self, path: Path, writer: Callable[[BinaryIO], object]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = create_temp(path.parent, prefix=".cc-tmp-")
         try:
@@ -233,7 +233,7 @@ class LocalStore(ObjectStore):
             if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
                 fh.write(as_byte_view(data))  # type: ignore[arg-type]
             else:
-                shutil.copyfileobj(data, fh, COPY_CHUNK)  # type: ignore[arg-type]
+                shutil.copyfileobj(data, fh, COPY_CHUNK)
 
         self._atomic_write(self._meta_path(path), lambda fh: fh.write(json.dumps(meta, indent=4).encode()))
         self._atomic_write(path, write_body)

@@ -62,7 +62,7 @@ class MemoryStore(ObjectStore):
         if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
             body = bytes(as_byte_view(data))  # type: ignore[arg-type]
         else:
-            body = data.read()  # type: ignore[union-attr]
+            body = data.read()
         info = ObjectInfo(key=key, size=len(body), etag=f'"{hashlib.md5(body).hexdigest()}"',
                           last_modified=datetime.now(timezone.utc),
                           metadata={k.lower(): str(v) for k, v in (metadata or {}).items()})

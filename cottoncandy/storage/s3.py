@@ -36,6 +36,7 @@ from .base import (
     ObjectStore,
     Progress,
     StoreSpec,
+    add_note,
     as_byte_view,
     check_range,
 )
@@ -201,7 +202,7 @@ def make_client(settings: Settings) -> Any:
         config_kwargs["s3"] = {"addressing_style": "path"}
     config = Config(**config_kwargs)
     if settings.boto_config is not None:  # get_interface(config=...): the user's choices win
-        config = config.merge(settings.boto_config)  # type: ignore[arg-type]
+        config = config.merge(settings.boto_config)
     return session.client("s3", endpoint_url=settings.endpoint_url, config=config, **creds_kwargs)
 
 
@@ -578,8 +579,8 @@ class S3Store(ObjectStore):
         except OSError as exc:
             log.warning("could not abort multipart upload %s of %s: %s", upload_id, self.describe(key), exc)
             if failure is not None:
-                failure.add_note(f"cottoncandy: the in-progress multipart upload {upload_id} of "
-                                 f"{self.describe(key)} could not be aborted ({exc})")
+                add_note(failure, f"cottoncandy: the in-progress multipart upload {upload_id} of "
+                                  f"{self.describe(key)} could not be aborted ({exc})")
 
     def _abort_orphans(self, key: str, started: float, keep: str | None, failure: BaseException | None) -> None:
         """Abort the in-progress uploads of ``key`` initiated since ``started`` (this writer's, whose
@@ -591,8 +592,8 @@ class S3Store(ObjectStore):
         except OSError as exc:
             log.warning("could not look for lost multipart uploads of %s: %s", self.describe(key), exc)
             if failure is not None:
-                failure.add_note(f"cottoncandy: an in-progress multipart upload of {self.describe(key)} may be "
-                                 f"left behind (its start was not acknowledged; listing uploads failed: {exc})")
+                add_note(failure, f"cottoncandy: an in-progress multipart upload of {self.describe(key)} may be "
+                                  f"left behind (its start was not acknowledged; listing uploads failed: {exc})")
             return
         date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         now = parsedate_to_datetime(date) if date else datetime.datetime.now(datetime.timezone.utc)
@@ -680,7 +681,10 @@ class S3Store(ObjectStore):
                 kwargs["Delimiter"] = delimiter
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call(lambda kw=kwargs: self.client.list_objects_v2(**kw), prefix, "list")
+            def list_page(kw: dict[str, Any] = kwargs) -> dict[str, Any]:
+                return self.client.list_objects_v2(**kw)
+
+            page = self._call(list_page, prefix, "list")
             yield page
             if not page.get("IsTruncated"):
                 return
@@ -720,7 +724,7 @@ def _socket_readinto(body: Any, buffer: memoryview) -> int | None:
     http.client response reads into it in C. Returns the bytes read, or ``None`` when that path
     is not there (another botocore/urllib3 layout, a content encoding) and the caller must read
     the portable way. Saves about a tenth of the daemon's CPU on sequential reads."""
-    stream = getattr(body, "_raw_stream", None)
+    stream: Any = getattr(body, "_raw_stream", None)
     raw = getattr(stream, "_fp", None)
     if raw is None or not hasattr(raw, "readinto") or getattr(stream, "_decoder", None) is not None \
             or stream.headers.get("content-encoding"):

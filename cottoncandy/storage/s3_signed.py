@@ -533,7 +533,7 @@ GET_ATTEMPTS = 3
 
 def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]:
     """The sockets of ``socks`` with bytes to read (or closed) within ``timeout`` seconds."""
-    pending = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
+    pending: list[socket.socket] = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
     if pending:
         return pending
     return select.select(socks, [], [], timeout)[0]

@@ -58,7 +58,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -136,7 +136,7 @@ class FaultRule:
             if not sep:
                 raise ValueError(f"{item!r} is not name=value")
             values[name.strip()] = value.strip()
-        types = {"fraction": float, "seconds": float, "after": int, "limit": int,
+        types: dict[str, Callable[[str], object]] = {"fraction": float, "seconds": float, "after": int, "limit": int,
                  "forward": lambda v: v.lower() in ("1", "true", "yes"),
                  "ranged": lambda v: None if v.lower() in ("", "any", "none") else v.lower() in ("1", "true", "yes")}
         for name, convert in types.items():
@@ -187,10 +187,6 @@ class FaultProxy:
         with self._lock:
             self._rules = list(rules)
             self._outage_until = 0.0
-
-    def add_rule(self, rule: FaultRule) -> None:
-        with self._lock:
-            self._rules.append(rule)
 
     def clear(self) -> None:
         """No more faults: every request is forwarded as it is."""
@@ -425,6 +421,7 @@ class FaultProxy:
         """The control requests of a proxy run as a separate process (see the module's docstring)."""
         parts = urllib.parse.urlsplit(request.target)
         action = parts.path[len(CONTROL_PATH):].strip("/")
+        answer: dict[str, Any]
         status, answer = 200, {}
         try:
             if action == "counts":
@@ -553,6 +550,7 @@ class _Upstream:
                 self.close()
                 if fresh or attempt:  # a dropped keep-alive is worth one more try; a fresh failure is not
                     raise
+        assert head is not None  # the second attempt returns or raises
         lines = head.decode("latin-1").split("\r\n")
         version, status = lines[0].split(" ", 2)[:2]
         headers = _headers(lines[1:])

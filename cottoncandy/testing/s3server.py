@@ -79,12 +79,12 @@ def enable_range_reads() -> None:
         return
     from moto.s3 import models, responses
 
-    value_property = models.FakeKey.value
+    value_property: Any = models.FakeKey.value  # a property: the class attribute, not a value
 
     def value_getter(self: Any) -> Any:
         if getattr(_local, "lazy", False):
             return _SliceableValue(self)
-        return value_property.fget(self)  # type: ignore[misc]
+        return value_property.fget(self)
 
     models.FakeKey.value = property(value_getter, value_property.fset)  # type: ignore[assignment]
 
@@ -109,7 +109,7 @@ def enable_range_reads() -> None:
         return status, headers, body
 
     responses.S3Response.get_object = get_object  # type: ignore[method-assign]
-    responses.S3Response._handle_range_header = handle_range  # type: ignore[method-assign]
+    responses.S3Response._handle_range_header = handle_range  # type: ignore[method-assign,assignment]
     _patched = True
 
 
@@ -250,8 +250,8 @@ def _s3_only_app() -> Any:
         # server calls it RAW_URI, waitress REQUEST_URI
         environ.setdefault("RAW_URI", environ.get("REQUEST_URI", ""))
         if environ.get("PATH_INFO", "").startswith("/moto-api"):
-            return api_app(environ, start_response)  # type: ignore[no-any-return]
-        return s3_app(environ, start_response)  # type: ignore[no-any-return]
+            return api_app(environ, start_response)
+        return s3_app(environ, start_response)
 
     return app
 

@@ -148,6 +148,24 @@ def test_failed_dask_upload_leaves_nothing_behind(cci, monkeypatch) -> None:  # 
     assert cci.glob("dask/failed/**") == []
 
 
+@pytest.mark.parametrize("version", [(3, 10, 14), (3, 11, 0)])
+def test_cleanup_notes_work_on_every_supported_python(monkeypatch, version) -> None:  # type: ignore[no-untyped-def]
+    """Python 3.10 has no ``BaseException.add_note``: the cleanup must still say what it removed
+    (kept in ``__notes__``, where 3.11+ keeps notes) instead of raising AttributeError."""
+    import types
+
+    import cottoncandy.storage.base as base
+    from cottoncandy.storage import MemoryStore
+
+    monkeypatch.setattr(base, "sys", types.SimpleNamespace(version_info=version))
+    store = MemoryStore()
+    store.put("part0", b"x")
+    failure = OSError(5, "network down")
+    base.delete_after_failure(store, ["part0", "part1"], failure, "parts")
+    assert failure.__notes__ == ["cottoncandy: removed the 2 parts this write stored or may have stored"]
+    assert not store.exists("part0")
+
+
 def test_reupload_with_fewer_parts_removes_stale_parts(cci) -> None:  # type: ignore[no-untyped-def]
     cci.upload_dask_array("dask/re", np.zeros((4, 1_000_000)), buffersize=5 * MB)
     many = len(cci.glob("dask/re/pt*"))

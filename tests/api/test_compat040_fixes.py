@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import cottoncandy as cc
-from cottoncandy.config import legacy_config_path, load_settings
+from cottoncandy.config import Settings, legacy_config_path, load_settings
 from cottoncandy.errors import NotAnArray, NotARawArray, ObjectExists, ObjectNotFound, ReservedMetadataKey
 from tests.conftest import BUCKET, warns_about
 
@@ -180,6 +181,68 @@ def test_040_options_cfg_is_read_from_its_data_dir(tmp_path: Path, monkeypatch: 
     mine.parent.mkdir(parents=True)
     mine.write_text("[basic]\ndefault_bucket = other\n")
     assert load_settings().default_bucket == "other"  # ours overrides 0.4.0's
+
+
+def test_040_default_options_cfg_leaves_our_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.4.0 writes its whole defaults.cfg on first import; none of it is a user choice, so none of
+    it may replace our defaults (``config.DEFAULTS_0_4_0`` must hold exactly what 0.4.0 writes)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    legacy = legacy_config_path()
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(DEFAULTS_CFG_0_4_0)
+    assert load_settings() == Settings()
+    legacy.write_text(DEFAULTS_CFG_0_4_0.replace("threads = 4", "threads = 6"))
+    assert load_settings() == replace(Settings(), threads=6)  # a value the user changed is taken
+
+
+#: cottoncandy 0.4.0's defaults.cfg, verbatim
+DEFAULTS_CFG_0_4_0 = """[login]
+access_key = False
+secret_key = False
+endpoint_url = https://s3.amazonaws.com/
+verbose_boto = False
+
+[basic]
+# default ACL (permissions) for objects and buckets
+default_acl = authenticated-read
+default_bucket =
+mandatory_bucket_prefix =
+force_bucket_creation = False
+path_separator = /
+signature_version =
+threads = 4
+
+[upload_settings]
+# in MB, except max_mpu_size_TB, and max_mpu_parts
+mpu_use_threshold = 200
+mpu_chunksize = 100
+dask_chunksize = 100
+min_mpu_size = 5
+max_put_size = 5000
+max_mpu_size_TB = 5
+max_mpu_parts = 10000
+
+[download_settings]
+# in MB
+mpd_use_threshold = 100
+mpd_chunksize = 100
+
+[extensions]
+ccgroup = grp, ccg
+ccdataset = arr, dar, rarr, ccd
+
+[gdrive]
+secrets = client_secrets.json
+credentials = credentials.txt
+
+[compression]
+do_compression = True
+# < 2 GB arrays
+small_array = gzip
+# >= 2 GB arrays
+large_array = Zstd
+"""
 
 
 def test_040_options_cfg_location_on_macos() -> None:

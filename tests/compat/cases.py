@@ -123,6 +123,8 @@ def _cases() -> list[Case]:
     add(Case("bucket_name", "", "cci.bucket_name == BUCKET"))
     add(Case("pathjoin", "", "[cci.pathjoin('a', 'b'), cci.pathjoin('a/', 'b'), cci.pathjoin('a', '/b'), "
              "cci.pathjoin('', 'b'), cci.pathjoin('a', 'b', '')]"))
+    add(Case("pathjoin_not_str", "", "cci.pathjoin('a', 1)", differs="README: pathjoin('a', 1) (a part that is not a str)",
+             expect_old="raises:AttributeError", expect_ours="raises:TypeError", compare_store=False))
     add(Case("get_size", TREE, "cci.get_size()"))
     add(Case("get_bucket_size", TREE, "cci.get_bucket_size()"))
     add(Case("get_bucket_size_kwargs", TREE, "cci.get_bucket_size(limit=10, page_size=10)"))

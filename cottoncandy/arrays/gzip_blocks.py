@@ -32,8 +32,13 @@ def compress_workers(store: ObjectStore) -> int:
 
 def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview, metadata: Mapping[str, str], *,
                       acl: str | None = None, progress: Progress | None = None,
-                      level: int = pgzip.DEFAULT_LEVEL, block_size: int = pgzip.DEFAULT_BLOCK) -> ObjectInfo:
-    """Upload ``raw`` as one gzip member compressed in parallel, with its block index."""
+                      level: int | None = None, block_size: int | None = None) -> ObjectInfo:
+    """Upload ``raw`` as one gzip member compressed in parallel, with its block index.
+
+    ``level``/``block_size`` default to ``pgzip.DEFAULT_LEVEL``/``DEFAULT_BLOCK`` (read at call time).
+    """
+    level = pgzip.DEFAULT_LEVEL if level is None else level
+    block_size = block_size or pgzip.DEFAULT_BLOCK
     workers = compress_workers(store)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cc-gzip") as pool:
         body = pgzip.ParallelGzip(raw, pool, level=level, block_size=block_size, ahead=workers + 1)

@@ -51,6 +51,8 @@ _FIXED = struct.Struct("<BQI")
 MAX_BLOCKS = (0xFFFF - 4 - _FIXED.size) // 4
 HEADER_FIXED = 10 + 2 + 4 + _FIXED.size
 TRAILER = 8
+#: how every block but the last ends: the empty stored block a full flush writes
+SYNC_MARKER = b"\x00\x00\xff\xff"
 
 
 class BlockIndexError(ValueError):
@@ -260,6 +262,8 @@ def parse_index(head: bytes, block_size: int, count: int, nbytes: int, body_size
 
 def inflate_block_into(data: bytes | memoryview, out: memoryview, last: bool) -> int:
     """Inflate one block into ``out`` (exactly filled); its CRC-32. ``ValueError`` if it does not fit."""
+    if not last and bytes(data[-4:]) != SYNC_MARKER:
+        raise ValueError("deflate block does not end with a full flush")
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         produced = inflater.decompress(data, len(out) + 1)

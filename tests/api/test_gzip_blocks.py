@@ -265,3 +265,28 @@ def test_compress_workers_bounded_by_store(tmp_path: Any) -> None:
     store = LocalStore(tmp_path / "b")
     store.concurrency = 1
     assert gzip_blocks.compress_workers(store) == 1
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [10, 0, 5], [3 * 2**20, 2**20, 5 * 2**20 + 3, 7]],
+                         ids=["nothing", "empty-chunk", "small", "several-parts"])
+def test_put_chunks_stores_head_then_chunks(store: Any, sizes: list[int]) -> None:
+    """Every store: the body is ``head()`` (asked for only after the chunks) followed by the chunks."""
+    if isinstance(store, S3Store):
+        store.settings = Settings(endpoint_url=store.settings.endpoint_url, mpu_chunksize=5 * 2**20)
+    data = [np.random.default_rng(n).integers(0, 255, n, dtype=np.uint8).tobytes() for n in sizes]
+    consumed = []
+
+    def chunks() -> Any:
+        for chunk in data:
+            yield chunk
+            consumed.append(len(chunk))
+
+    def head() -> bytes:
+        assert len(consumed) == len(data), "head() asked for before the chunks were all consumed"
+        return b"HEAD:" + str(len(data)).encode()
+
+    info = store.put_chunks("k/obj", chunks(), {"a": "1"}, head=head, size_hint=sum(sizes))
+    expected = head() + b"".join(data)
+    assert info.size == len(expected)
+    assert store.get("k/obj") == expected
+    assert store.head("k/obj").metadata == {"a": "1"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,16 +33,19 @@ def compress_workers(store: ObjectStore) -> int:
 
 def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview, metadata: Mapping[str, str], *,
                       acl: str | None = None, progress: Progress | None = None,
-                      level: int | None = None, block_size: int | None = None) -> ObjectInfo:
+                      level: int | None = None, block_size: int | None = None,
+                      strategy: int | None = None) -> ObjectInfo:
     """Upload ``raw`` as one gzip member compressed in parallel, with its block index.
 
-    ``level``/``block_size`` default to ``pgzip.DEFAULT_LEVEL``/``DEFAULT_BLOCK`` (read at call time).
+    ``level``/``block_size`` default to ``pgzip.DEFAULT_LEVEL``/``DEFAULT_BLOCK`` (read at call time);
+    ``strategy`` is zlib's (``pgzip.strategy_for(dtype)`` picks one).
     """
     level = pgzip.DEFAULT_LEVEL if level is None else level
     block_size = block_size or pgzip.DEFAULT_BLOCK
     workers = compress_workers(store)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cc-gzip") as pool:
-        body = pgzip.ParallelGzip(raw, pool, level=level, block_size=block_size, ahead=workers + 1)
+        body = pgzip.ParallelGzip(raw, pool, level=level, block_size=block_size, ahead=workers + 1,
+                                  strategy=zlib.Z_DEFAULT_STRATEGY if strategy is None else strategy)
         meta = dict(metadata)
         meta[pgzip.INDEX_KEY] = body.metadata_value()
         return store.put_chunks(key, body.chunks(), meta, acl=acl, progress=progress, head=body.header,

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from ..errors import NotAnArray
-from ..formats import codecs
+from ..formats import codecs, pgzip
 from ..formats.raw import ArraySpec, check_body_size, metadata_from_spec, resolve_compression, spec_for_body
 from ..storage.base import ObjectInfo, ObjectStore, Progress
 from .gzip_blocks import read_gzip_blocks, write_gzip_blocks
@@ -124,6 +124,7 @@ def write_raw_array(store: ObjectStore, key: str, array: np.ndarray, compression
     metadata = metadata_from_spec(spec)
     metadata.update(extra or {})
     if spec.compression is not None and codecs.codec_id(spec.compression) == codecs.GZIP:
-        return write_gzip_blocks(store, key, raw, metadata, acl=acl, progress=progress)
+        return write_gzip_blocks(store, key, raw, metadata, acl=acl, progress=progress,
+                                 strategy=pgzip.strategy_for(spec.dtype))
     body = raw if spec.compression is None else codecs.encode(raw, spec.compression)
     return store.put(key, body, metadata, acl=acl, progress=progress)

@@ -43,9 +43,23 @@ INDEX_VERSION = 1
 #: input bytes per block: big enough that ranged GETs and thread hand-offs are cheap, small enough
 #: that a few blocks in flight stay far below the 64 MiB memory target
 DEFAULT_BLOCK = 4 * 2**20
-#: speed over size: level 1 compresses random float64 about 4x faster than 0.4.0's level 9 for a
-#: body about 1% larger; smooth data compresses less well than level 6 (see README)
+#: speed over size: level 1 (any level reads back). Measured per core on this project's machine
+#: against 0.4.0's level 9: small integers 46 vs 1 MiB/s (size 0.35 vs 0.30 of the array), arange
+#: int64 92 vs 1 (0.19 both), smooth float32 28 vs 15 (0.76 both)
 DEFAULT_LEVEL = 1
+
+
+def strategy_for(dtype: object) -> int:
+    """``Z_RLE`` for floating-point and complex arrays, zlib's default strategy otherwise.
+
+    Float mantissas are noise, so the LZ77 match search finds little but runs: Z_RLE (matches at
+    distance 1 only, plain deflate every reader inflates) measured about twice level 1's speed on
+    float data at about the same size (random float64: 50 vs 23 MiB/s per core, 0.940 vs 0.949 of
+    the array; smooth float32: 54 vs 28, 0.79 vs 0.76), while on integers it lost size (arange int64:
+    0.38 vs 0.19), so integers keep the default strategy.
+    """
+    kind = getattr(dtype, "kind", "")
+    return zlib.Z_RLE if kind in ("f", "c") else zlib.Z_DEFAULT_STRATEGY
 SUBFIELD_ID = b"Cc"
 _FIXED = struct.Struct("<BQI")
 MAX_BLOCKS = (0xFFFF - 4 - _FIXED.size) // 4
@@ -132,9 +146,10 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def _deflate_block(data: memoryview, level: int, last: bool) -> tuple[bytes, int]:
+def _deflate_block(data: memoryview, level: int, last: bool,
+                   strategy: int = zlib.Z_DEFAULT_STRATEGY) -> tuple[bytes, int]:
     """One block's raw deflate bytes (ended by a full flush, or by the final block) and its CRC."""
-    comp = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    comp = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, strategy)
     body = comp.compress(data) + comp.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
     return body, zlib.crc32(data)
 
@@ -148,10 +163,11 @@ class ParallelGzip:
     """
 
     def __init__(self, data: memoryview, pool: Executor, *, level: int = DEFAULT_LEVEL,
-                 block_size: int = DEFAULT_BLOCK, ahead: int = 3):
+                 block_size: int = DEFAULT_BLOCK, ahead: int = 3, strategy: int = zlib.Z_DEFAULT_STRATEGY):
         self.data = data.cast("B") if data.format != "B" or data.ndim != 1 else data
         self.pool = pool
         self.level = level
+        self.strategy = strategy
         self.block_size = block_size_for(len(self.data), block_size)
         self.count = block_count(len(self.data), self.block_size)
         self.ahead = max(1, ahead)
@@ -170,7 +186,8 @@ class ParallelGzip:
                 while submitted < self.count and len(pending) < self.ahead:
                     start = submitted * self.block_size
                     block = self.data[start : start + self.block_size]
-                    pending.append(self.pool.submit(_deflate_block, block, self.level, submitted == self.count - 1))
+                    last = submitted == self.count - 1
+                    pending.append(self.pool.submit(_deflate_block, block, self.level, last, self.strategy))
                     submitted += 1
                 body, block_crc = pending.pop(0).result()
                 index = len(self.lengths)

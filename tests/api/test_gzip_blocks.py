@@ -197,11 +197,11 @@ def test_failure_while_compressing_aborts_the_upload(s3: Any, monkeypatch: pytes
     calls = {"n": 0}
     real = pgzip._deflate_block
 
-    def failing(data: memoryview, level: int, last: bool) -> tuple[bytes, int]:
+    def failing(data: memoryview, level: int, last: bool, strategy: int) -> tuple[bytes, int]:
         calls["n"] += 1
         if calls["n"] == 6:
             raise MemoryError("simulated failure while compressing")
-        return real(data, level, last)
+        return real(data, level, last, strategy)
 
     monkeypatch.setattr(pgzip, "_deflate_block", failing)
     monkeypatch.setattr(pgzip, "DEFAULT_BLOCK", 2**20)

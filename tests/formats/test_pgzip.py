@@ -23,9 +23,11 @@ from cottoncandy.formats import codecs, pgzip
 BLOCK = 4096
 
 
-def build(data: bytes, block: int = BLOCK, level: int = pgzip.DEFAULT_LEVEL) -> tuple[bytes, pgzip.ParallelGzip]:
+def build(data: bytes, block: int = BLOCK, level: int = pgzip.DEFAULT_LEVEL,
+          strategy: int = zlib.Z_DEFAULT_STRATEGY) -> tuple[bytes, pgzip.ParallelGzip]:
     with ThreadPoolExecutor(max_workers=2) as pool:
-        writer = pgzip.ParallelGzip(memoryview(data), pool, level=level, block_size=block, ahead=3)
+        writer = pgzip.ParallelGzip(memoryview(data), pool, level=level, block_size=block, ahead=3,
+                                    strategy=strategy)
         chunks = list(writer.chunks())
     return writer.header() + b"".join(chunks), writer
 
@@ -70,10 +72,11 @@ def test_one_member_every_reader_agrees(size: int) -> None:
     assert parallel_read(body, writer.metadata_value(), size) == data
 
 
+@pytest.mark.parametrize("strategy", [zlib.Z_DEFAULT_STRATEGY, zlib.Z_RLE, zlib.Z_HUFFMAN_ONLY])
 @pytest.mark.parametrize("level", [1, 6, 9])
-def test_any_level_reads_back(level: int) -> None:
-    data = np.cumsum(np.random.default_rng(0).standard_normal(5000)).astype("<f4").tobytes()
-    body, writer = build(data, level=level)
+def test_any_level_reads_back(level: int, strategy: int) -> None:
+    data = np.cumsum(np.random.default_rng(0).standard_normal(5000)).astype("<f4").tobytes() + bytes(3000)
+    body, writer = build(data, level=level, strategy=strategy)
     assert gzip.decompress(body) == data and inflate_040(body) == data
     assert parallel_read(body, writer.metadata_value(), len(data)) == data
 
@@ -215,3 +218,8 @@ def test_visible_metadata_hides_only_the_index_key() -> None:
     meta = {"dtype": "<f8", "shape": "3", pgzip.INDEX_KEY: "1:4:1", "subject": "s1"}
     assert pgzip.visible_metadata(meta) == {"dtype": "<f8", "shape": "3", "subject": "s1"}
     assert pgzip.visible_metadata(None) == {}
+
+
+def test_strategy_by_dtype() -> None:
+    assert pgzip.strategy_for(np.dtype("<f4")) == pgzip.strategy_for(np.dtype("<c16")) == zlib.Z_RLE
+    assert pgzip.strategy_for(np.dtype("<i8")) == pgzip.strategy_for(np.dtype("|S3")) == zlib.Z_DEFAULT_STRATEGY

@@ -44,7 +44,7 @@ def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview, metadata: M
     block_size = block_size or pgzip.DEFAULT_BLOCK
     workers = compress_workers(store)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cc-gzip") as pool:
-        body = pgzip.ParallelGzip(raw, pool, level=level, block_size=block_size, ahead=workers + 1,
+        body = pgzip.ParallelGzip(raw, pool, level=level, block_size=block_size, ahead=workers,
                                   strategy=zlib.Z_DEFAULT_STRATEGY if strategy is None else strategy)
         meta = dict(metadata)
         meta[pgzip.INDEX_KEY] = body.metadata_value()

@@ -147,11 +147,14 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
 
 # --- writing ---------------------------------------------------------------------------------
 def _deflate_block(data: memoryview, level: int, last: bool,
-                   strategy: int = zlib.Z_DEFAULT_STRATEGY) -> tuple[bytes, int]:
-    """One block's raw deflate bytes (ended by a full flush, or by the final block) and its CRC."""
+                   strategy: int = zlib.Z_DEFAULT_STRATEGY) -> tuple[list[bytes], int]:
+    """One block's raw deflate bytes (ended by a full flush, or by the final block) and its CRC.
+
+    The bytes come in the pieces zlib made them in (joining them would copy the block once more).
+    """
     comp = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, strategy)
-    body = comp.compress(data) + comp.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
-    return body, zlib.crc32(data)
+    pieces = [comp.compress(data), comp.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)]
+    return pieces, zlib.crc32(data)
 
 
 class ParallelGzip:
@@ -178,8 +181,8 @@ class ParallelGzip:
         return metadata_value(self.block_size, self.count)
 
     def chunks(self) -> Iterator[bytes]:
-        """Compressed blocks in order, then the 8-byte trailer."""
-        pending: list[Future[tuple[bytes, int]]] = []
+        """Compressed blocks in order (each in one or more pieces), then the 8-byte trailer."""
+        pending: list[Future[tuple[list[bytes], int]]] = []
         crc, submitted = 0, 0
         try:
             while submitted < self.count or pending:
@@ -189,12 +192,12 @@ class ParallelGzip:
                     last = submitted == self.count - 1
                     pending.append(self.pool.submit(_deflate_block, block, self.level, last, self.strategy))
                     submitted += 1
-                body, block_crc = pending.pop(0).result()
+                pieces, block_crc = pending.pop(0).result()
                 index = len(self.lengths)
                 crc = crc32_combine(crc, block_crc, min(self.block_size, len(self.data) - index * self.block_size))
-                self.lengths.append(len(body))
-                yield body
-                del body
+                self.lengths.append(sum(len(piece) for piece in pieces))
+                while pieces:
+                    yield pieces.pop(0)
         finally:
             for fut in pending:
                 fut.cancel()

@@ -732,18 +732,21 @@ def _read_full(stream: BinaryIO, n: int) -> bytes:
 
 def _cut_parts(chunks: Iterable[Buffer], size: int) -> Iterator[bytearray]:
     """Regroup ``chunks`` into parts of exactly ``size`` bytes (the last may be shorter, never empty
-    unless the whole stream is)."""
-    part = bytearray()
+    unless the whole stream is). Each part is allocated once at its full size and filled in place."""
+    part, filled = bytearray(size), 0
     for chunk in chunks:
         view = memoryview(chunk).cast("B")
         while view:
-            take = min(size - len(part), len(view))
-            part += view[:take]
+            take = min(size - filled, len(view))
+            part[filled : filled + take] = view[:take]
+            filled += take
             view = view[take:]
-            if len(part) == size:
+            if filled == size:
                 yield part
-                part = bytearray()
-    if part:
+                part, filled = bytearray(size), 0
+        del view
+    if filled:
+        del part[filled:]
         yield part
 
 

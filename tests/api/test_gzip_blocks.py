@@ -197,7 +197,7 @@ def test_failure_while_compressing_aborts_the_upload(s3: Any, monkeypatch: pytes
     calls = {"n": 0}
     real = pgzip._deflate_block
 
-    def failing(data: memoryview, level: int, last: bool, strategy: int) -> tuple[bytes, int]:
+    def failing(data: memoryview, level: int, last: bool, strategy: int) -> tuple[list[bytes], int]:
         calls["n"] += 1
         if calls["n"] == 6:
             raise MemoryError("simulated failure while compressing")

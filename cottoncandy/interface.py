@@ -23,6 +23,7 @@ from .config import Settings
 from .errors import NotAnArray, ObjectNotFound
 from .formats import objects
 from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
+from .formats.pgzip import visible_metadata
 from .formats.raw import string_metadata
 from .names import cleans_object_name, require_key
 from .progress import MIN_BYTES, Progress
@@ -152,7 +153,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     @cleans_object_name
     def get_metadata(self, object_name: str) -> dict[str, str]:
         """The object's user metadata (keys lower case)."""
-        return dict(self.store.head(object_name).metadata or {})
+        return visible_metadata(self.store.head(object_name).metadata)
 
     @cleans_object_name
     def upload_object(self, object_name: str, body: Any, acl: str | None = None, threads: int | None = None,
@@ -172,7 +173,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     @cleans_object_name
     def download_stream(self, object_name: str, threads: int | None = None) -> CloudStream:
         info = self.store.head(object_name)
-        return CloudStream(self.store.open_read(object_name, if_match=info.etag), dict(info.metadata or {}), info)
+        return CloudStream(self.store.open_read(object_name, if_match=info.etag), visible_metadata(info.metadata), info)
 
     @cleans_object_name
     def download_object(self, object_name: str, threads: int | None = None) -> bytes:

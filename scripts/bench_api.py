@@ -2,7 +2,9 @@
 """Library transfer benchmark: cottoncandy vs plain boto3, side by side against the local S3 server.
 
 Uploads and downloads a 512 MiB float64 array with ``upload_raw_array``/``download_raw_array`` and
-with boto3's ``upload_fileobj``/``download_fileobj``. The S3 server runs in its own process; each
+with boto3's ``upload_fileobj``/``download_fileobj``: uncompressed, and with the default compression
+(gzip: ours compressed in parallel blocks as it streams; boto3 with ``gzip.compress`` at level 9 as
+0.4.0 did, the whole body in memory). The S3 server runs in its own process; each
 measurement runs in a fresh child process so its peak RSS is its own. Prints medians and ratios,
 once on loopback and once with the server answering like a remote S3 (first-byte latency and a
 bandwidth cap per connection: ``--latency-ms``, ``--mbps``), in one run.
@@ -24,6 +26,9 @@ import time
 
 BUCKET = "bench-api"
 KEY_CC, KEY_BOTO = "bench/cc", "bench/boto"
+KEY_CC_GZ, KEY_BOTO_GZ = "bench/cc-gz", "bench/boto-gz"
+OPS = ("upload_cc", "upload_boto", "download_cc", "download_boto",
+       "upload_cc_gz", "upload_boto_gz", "download_cc_gz", "download_boto_gz")
 
 
 def rss_peak_mib() -> float:
@@ -54,6 +59,23 @@ def run_op(op: str, endpoint: str, mib: int) -> dict[str, float]:
     start = time.perf_counter()
     if op == "upload_cc":
         cci.upload_raw_array(KEY_CC, arr, compression=False)
+    elif op == "upload_cc_gz":
+        cci.upload_raw_array(KEY_CC_GZ, arr)  # the default: gzip below 2 GB
+    elif op == "upload_boto_gz":
+        import gzip
+
+        body = gzip.compress(memoryview(arr).cast("B"), 9)
+        client.upload_fileobj(io.BytesIO(body), BUCKET, KEY_BOTO_GZ, Config=transfer)
+    elif op == "download_cc_gz":
+        out = cci.download_raw_array(KEY_CC_GZ)
+        assert out.shape == (n,)
+    elif op == "download_boto_gz":
+        import gzip
+
+        buf = io.BytesIO()
+        client.download_fileobj(BUCKET, KEY_BOTO_GZ, buf, Config=transfer)
+        out = np.frombuffer(gzip.decompress(buf.getbuffer()), dtype="<f8")
+        assert out.shape == (n,)
     elif op == "upload_boto":
         client.upload_fileobj(BufferReader(memoryview(arr).cast("B")), BUCKET, KEY_BOTO, Config=transfer)
     elif op == "download_cc":
@@ -112,22 +134,28 @@ def measure_network(args: argparse.Namespace, label: str, shaping: list[str]) ->
                      ).create_bucket(Bucket=BUCKET)
         results: dict[str, list[dict[str, float]]] = {}
         for _ in range(args.repeats):
-            for op in ("upload_cc", "upload_boto", "download_cc", "download_boto"):
+            for op in OPS:
                 results.setdefault(op, []).append(child(op, endpoint, args.mib))
         med = {op: {k: statistics.median(r[k] for r in runs) for k in ("seconds", "extra_mib")}
                for op, runs in results.items()}
         print(f"\n{args.mib} MiB float64 array, local S3 server (moto) in its own process, {label}, "
               f"median of {args.repeats}; extra = peak RSS above the process before the call")
         print(f"{'operation':<26}{'cottoncandy':>22}{'boto3':>22}{'ratio (cc/boto3)':>20}")
-        for what, cc_op, boto_op in (("upload", "upload_cc", "upload_boto"), ("download", "download_cc",
-                                                                               "download_boto")):
+        rows = (("upload", "upload_cc", "upload_boto"), ("download", "download_cc", "download_boto"),
+                ("gzip upload", "upload_cc_gz", "upload_boto_gz"),
+                ("gzip download", "download_cc_gz", "download_boto_gz"))
+        for what, cc_op, boto_op in rows:
             c, b = med[cc_op], med[boto_op]
             print(f"{what + ' time':<26}{c['seconds']:>20.2f} s{b['seconds']:>20.2f} s"
                   f"{c['seconds'] / b['seconds']:>20.2f}")
             print(f"{what + ' peak extra memory':<26}{c['extra_mib']:>18.0f} MiB{b['extra_mib']:>18.0f} MiB"
                   f"{(c['extra_mib'] + 1) / (b['extra_mib'] + 1):>20.2f}")
+        print("gzip rows: cottoncandy's default upload (one gzip member compressed in parallel level-1 blocks, "
+              "streamed) against boto3 + gzip.compress(level 9), 0.4.0's way")
         print(f"throughput: cottoncandy download {args.mib / med['download_cc']['seconds']:.0f} MiB/s, "
-              f"upload {args.mib / med['upload_cc']['seconds']:.0f} MiB/s")
+              f"upload {args.mib / med['upload_cc']['seconds']:.0f} MiB/s; default (gzip) download "
+              f"{args.mib / med['download_cc_gz']['seconds']:.0f} MiB/s, upload "
+              f"{args.mib / med['upload_cc_gz']['seconds']:.0f} MiB/s")
     finally:
         server.terminate()
         server.wait()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import errno
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -93,6 +94,30 @@ def as_byte_view(data: Buffer) -> memoryview:
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
+#: bytes of a streamed body ``put_chunks`` keeps in memory before spilling to a temporary file
+SPOOL_IN_MEMORY = 8 * 2**20
+
+
+class PrefixedStream:
+    """A read-only stream of ``first`` followed by the rest of ``rest`` (no copy of either)."""
+
+    def __init__(self, first: bytes, rest: BinaryIO):
+        self._first = memoryview(first)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            head, self._first = bytes(self._first), memoryview(b"")
+            return head + self._rest.read()
+        if self._first:
+            head, self._first = bytes(self._first[:size]), self._first[size:]
+            return head
+        return self._rest.read(size)
+
+
 class ObjectStore(abc.ABC):
     """Bytes in and out of one bucket (or one local directory used as a bucket)."""
 
@@ -160,6 +185,22 @@ class ObjectStore(abc.ABC):
 
         ``progress`` is called with the number of bytes as each part is sent.
         """
+
+    def put_chunks(self, key: str, chunks: Iterable[Buffer], metadata: Mapping[str, str] | None = None,
+                   acl: str | None = None, progress: Progress | None = None, *,
+                   head: Callable[[], bytes] | None = None, size_hint: int | None = None) -> ObjectInfo:
+        """Store ``head() + b"".join(chunks)``, where ``head`` is known only once ``chunks`` is exhausted.
+
+        For bodies produced as they are uploaded (parallel gzip, whose header holds the block index).
+        Stores that can, hold only a few parts at once (S3: the first part is sent last); this
+        default spools the chunks to a temporary file. ``size_hint``: about how long the body is.
+        """
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            for chunk in chunks:
+                spool.write(chunk)
+            first = head() if head is not None else b""
+            spool.seek(0)
+            return self.put(key, PrefixedStream(first, spool), metadata, acl, progress)  # type: ignore[arg-type]
 
     @abc.abstractmethod
     def copy(self, src: str, dst: str) -> None:

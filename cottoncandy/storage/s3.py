@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -56,6 +56,10 @@ MAX_SINGLE_COPY = 5 * 2**30
 MIN_PART = 5 * 2**20
 #: the part size of a server-side copy too large for one request
 COPY_PART_SIZE = 512 * 2**20
+#: part size and parts being sent at once for streamed bodies (``put_chunks``): memory is about
+#: (2 + STREAM_IN_FLIGHT) parts, the held first part and the one being filled included
+STREAM_PART = 8 * 2**20
+STREAM_IN_FLIGHT = 2
 READ_CHUNK = 2**20
 
 
@@ -468,6 +472,38 @@ class S3Store(ObjectStore):
             return self._put_single(key, memoryview(first), extra, progress)
         return self._multipart(key, extra, _stream_parts(first, stream, self.settings.mpu_chunksize), progress)
 
+    def put_chunks(self, key: str, chunks: Iterable[Buffer], metadata: Mapping[str, str] | None = None,
+                   acl: str | None = None, progress: Progress | None = None, *,
+                   head: Callable[[], bytes] | None = None, size_hint: int | None = None) -> ObjectInfo:
+        """Stream ``head() + chunks`` in parts of :meth:`_stream_part_size`: the first part is held
+        back and sent last (its head is known only at the end), at most :data:`STREAM_IN_FLIGHT`
+        others are being sent, one is being filled. A body that fits one part is one PUT."""
+        extra = self._extra(metadata, acl)
+        parts = _cut_parts(chunks, self._stream_part_size(size_hint))
+        held = next(parts, bytearray())
+        second = next(parts, None)
+        if second is None:
+            held[:0] = head() if head is not None else b""
+            return self._put_single(key, memoryview(held), extra, progress)
+
+        def numbered() -> Iterator[tuple[int, memoryview]]:
+            yield 2, memoryview(second)
+            for number, part in enumerate(parts, 3):
+                yield number, memoryview(part)
+            held[:0] = head() if head is not None else b""
+            yield 1, memoryview(held)
+
+        return self._multipart(key, extra, numbered(), progress, in_flight=min(self.settings.threads,
+                                                                                 STREAM_IN_FLIGHT))
+
+    def _stream_part_size(self, size_hint: int | None) -> int:
+        """Parts of a streamed body: small (memory is a few parts), grown to stay under the part limit."""
+        part = max(MIN_PART, min(self.settings.mpu_chunksize, STREAM_PART))
+        most = None if size_hint is None else size_hint + size_hint // 100 + 2**20  # incompressible data grows
+        while most is not None and -(-most // part) > self.settings.max_mpu_parts:
+            part *= 2
+        return part
+
     def _put_single(self, key: str, view: memoryview, extra: dict[str, Any],
                     progress: Progress | None = None) -> ObjectInfo:
         def send() -> Any:
@@ -486,8 +522,10 @@ class S3Store(ObjectStore):
         return [(s, min(s + chunk, size)) for s in range(0, size, chunk)]
 
     def _multipart(self, key: str, extra: dict[str, Any], parts: Iterator[tuple[int, memoryview]],
-                   progress: Progress | None = None) -> ObjectInfo:
-        """Upload numbered parts with at most ``threads`` in flight; abort the upload on any failure."""
+                   progress: Progress | None = None, in_flight: int | None = None) -> ObjectInfo:
+        """Upload numbered parts with at most ``in_flight`` (default ``threads``) being sent; abort
+        the upload on any failure (also one raised by ``parts`` itself)."""
+        in_flight = max(1, in_flight or self.settings.threads)
         upload_id = self._create_upload(key, extra, "write")
         done: dict[int, str] = {}
         size = 0
@@ -503,13 +541,14 @@ class S3Store(ObjectStore):
                 progress(len(view))
 
         try:
-            with ThreadPoolExecutor(max_workers=self.settings.threads, thread_name_prefix="cc-put") as pool:
+            with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="cc-put") as pool:
                 pending: set[Future[None]] = set()
                 for number, view in parts:
                     size += len(view)
                     pending.add(pool.submit(send, number, view))
-                    if len(pending) >= self.settings.threads:
-                        finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    del view  # the future holds the part until it is sent
+                    if len(pending) >= in_flight:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in finished:
                             fut.result()
                 for fut in pending:
@@ -749,6 +788,26 @@ def _read_full(stream: BinaryIO, n: int) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
+
+
+def _cut_parts(chunks: Iterable[Buffer], size: int) -> Iterator[bytearray]:
+    """Regroup ``chunks`` into parts of exactly ``size`` bytes (the last may be shorter, never empty
+    unless the whole stream is). Each part is allocated once at its full size and filled in place."""
+    part, filled = bytearray(size), 0
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        while view:
+            take = min(size - filled, len(view))
+            part[filled : filled + take] = view[:take]
+            filled += take
+            view = view[take:]
+            if filled == size:
+                yield part
+                part, filled = bytearray(size), 0
+        del view
+    if filled:
+        del part[filled:]
+        yield part
 
 
 def _stream_parts(first: bytes, stream: BinaryIO, chunk: int) -> Iterator[tuple[int, memoryview]]:

@@ -248,8 +248,9 @@ def compare(case: Case, old: dict[str, Any], new: dict[str, Any], old_store: Any
     return problems
 
 
-#: metadata keys we add and 0.4.0 ignores (README table: structured dtypes travel in ``dtype-descr``)
-DELIBERATE_EXTRA_METADATA = frozenset({"dtype-descr"})
+#: metadata keys we add and 0.4.0 ignores (README table: structured dtypes travel in ``dtype-descr``;
+#: gzip bodies compressed in parallel carry ``cc-gzip-blocks``, their block count and size)
+DELIBERATE_EXTRA_METADATA = frozenset({"dtype-descr", "cc-gzip-blocks"})
 
 
 def without_deliberate_keys(metadata: Any) -> Any:

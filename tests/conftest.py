@@ -161,10 +161,11 @@ def warns_about(pattern: str) -> Iterator[list[warnings.WarningMessage]]:
 
 # --- running on several workers (pytest-xdist, scripts/test.sh) --------------------------------------------------
 #: Tests that measure time (bounded reads, hedging, a signal releasing a reader, outages longer than the retries)
-#: or run real mounts: each folder's tests run one after another on one worker (``--dist loadgroup``), so two
-#: mounts or two stalled fault proxies never compete with each other. Every worker has its own S3 server (the
-#: session fixture), so request counts and resets are per worker whatever the grouping.
-SERIAL_GROUPS = {"faults": "faults", "mount": "mount"}
+#: or run real mounts: they all run one after another on one worker (``--dist loadgroup``), so two mounts or two
+#: stalled fault proxies never compete with each other (under heavy load they then still see the other workers'
+#: CPU use). Every worker has its own S3 server (the session fixture), so request counts and resets are per
+#: worker whatever the grouping.
+SERIAL_GROUPS = {"faults": "real-io", "mount": "real-io"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,4 +6,4 @@ cd "$root"
 bash scripts/provision.sh
 source scripts/venv.sh test
 "$PY" -m ruff check .
-exec "$PY" -m pytest -q -p no:cacheprovider -rfEs -n "${CCFS_TEST_WORKERS:-3}" --dist loadgroup "$@"
+exec "$PY" -m pytest -q -p no:cacheprovider -rfEs -n "${CCFS_TEST_WORKERS:-0}" --dist loadgroup "$@"

@@ -10,6 +10,7 @@ import pytest
 from cottoncandy.formats.dask import plan_split
 from tests.conftest import BUCKET
 from tests.corpusutil import c_order_sha, load_corpus_into
+from tests.datautil import SPREAD, distinct_int64
 
 MB = 2**20
 
@@ -49,7 +50,7 @@ def test_plan_split_refuses_what_0_4_0_asserts() -> None:
 
 @pytest.mark.parametrize("axis", [-1, 0, None])
 def test_dask_array_roundtrip_in_0_4_0_layout(any_cci, axis) -> None:  # type: ignore[no-untyped-def]
-    arr = np.arange(8 * 120 * 1500, dtype=np.int64).reshape(8, 120, 1500)
+    arr = distinct_int64(8 * 120 * 1500).reshape(8, 120, 1500)
     any_cci.upload_dask_array("dask/x", arr, axis=axis, buffersize=5 * MB, subject="s01")
     meta = any_cci.download_json("dask/x/metadata.json")
     assert list(meta) == ["shape", "dtype", "dask", "chunk_sizes", "chunks"]
@@ -64,7 +65,7 @@ def test_dask_array_roundtrip_in_0_4_0_layout(any_cci, axis) -> None:  # type: i
 def test_dask_input_is_uploaded_part_by_part(cci) -> None:  # type: ignore[no-untyped-def]
     import dask.array as da
 
-    source = da.arange(6 * 400 * 700, dtype=np.float64, chunks=100_000).reshape(6, 400, 700)
+    source = (da.arange(6 * 400 * 700, dtype=np.int64, chunks=100_000) * SPREAD).reshape(6, 400, 700)
     cci.upload_dask_array("dask/from_dask", source, axis=1, buffersize=5 * MB)
     back = cci.download_dask_array("dask/from_dask")
     assert back.chunks[1][-1] == 0  # the trailing empty part 0.4.0 writes
@@ -72,7 +73,7 @@ def test_dask_input_is_uploaded_part_by_part(cci) -> None:  # type: ignore[no-un
 
 
 def test_slicing_fetches_only_the_parts_it_touches(cci, s3) -> None:  # type: ignore[no-untyped-def]
-    arr = np.arange(8 * 120 * 1500, dtype=np.int64).reshape(8, 120, 1500)
+    arr = distinct_int64(8 * 120 * 1500).reshape(8, 120, 1500)
     cci.upload_dask_array("dask/sliced", arr, axis=-1, buffersize=5 * MB)
     lazy = cci.download_dask_array("dask/sliced")
     s3.clear_log()
@@ -175,7 +176,7 @@ def test_reupload_with_fewer_parts_removes_stale_parts(cci) -> None:  # type: ig
 
 
 def test_moved_dask_array_still_reads(cci) -> None:  # type: ignore[no-untyped-def]
-    arr = np.arange(2_000_000.0).reshape(2, -1)
+    arr = distinct_int64(2_000_000).reshape(2, -1)
     cci.upload_dask_array("dask/old", arr, buffersize=5 * MB)
     cci.mv("dask/old", "dask/new", recursive=True)
     assert np.array_equal(cci.download_dask_array("dask/new").compute(), arr)

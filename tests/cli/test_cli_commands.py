@@ -13,6 +13,7 @@ import pytest
 
 from tests.cliutil import CCFS, run
 from tests.conftest import BUCKET
+from tests.datautil import distinct_int64
 
 
 @pytest.fixture
@@ -38,10 +39,11 @@ def test_put_info_get_roundtrip(s3, bucket, tmp_path: Path) -> None:  # type: ig
         out = tmp_path / "out.npy"
         run(s3, "get", f"s3://{BUCKET}/{key}", str(out))
         assert np.array_equal(np.load(out), want)
-    bucket.upload_dask_array("dask/d", np.arange(2_000_000.0).reshape(2, -1), buffersize=5 * 2**20)
+    dask_arr = distinct_int64(2_000_000).reshape(2, -1)  # 16 MB: four parts (gzip level 9, cheap on these bytes)
+    bucket.upload_dask_array("dask/d", dask_arr, buffersize=5 * 2**20)
     assert "dask array" in run(s3, "info", f"s3://{BUCKET}/dask/d").stdout
     run(s3, "get", f"s3://{BUCKET}/dask/d", str(tmp_path / "d.npy"))
-    assert np.array_equal(np.load(tmp_path / "d.npy", mmap_mode="r"), np.arange(2_000_000.0).reshape(2, -1))
+    assert np.array_equal(np.load(tmp_path / "d.npy", mmap_mode="r"), dask_arr)
 
 
 def test_ls_glob_rm_cp(s3, bucket) -> None:  # type: ignore[no-untyped-def]

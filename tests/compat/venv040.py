@@ -4,10 +4,15 @@ Where: ``$CCFS_COMPAT_VENV``, else ``~/.cache/ccfs-compat/venv040``. A stamp fil
 ``requirements-040.txt`` (and the Python version), so the environment is rebuilt only when they
 change. Building needs the package registry (CI has it); a failure is an error, never a skip: the
 differential tests are the proof of drop-in compatibility and must not silently vanish.
+
+The suite runs on several pytest-xdist workers, each of which may ask for the environment at once:
+an exclusive ``flock`` on a file beside the environment makes one build it while the others wait,
+then find it built (the stamp is checked again under the lock).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -35,12 +40,28 @@ def python_of(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def ensure_venv(log=print) -> Path:  # type: ignore[no-untyped-def]
-    """The 0.4.0 environment's python, building the environment first if it is missing or stale."""
-    venv = venv_dir()
+def is_built(venv: Path) -> bool:
     stamp = venv / STAMP
-    if stamp.is_file() and stamp.read_text().strip() == wanted_stamp() and python_of(venv).exists():
+    return stamp.is_file() and stamp.read_text().strip() == wanted_stamp() and python_of(venv).exists()
+
+
+def ensure_venv(log=print) -> Path:  # type: ignore[no-untyped-def]
+    """The 0.4.0 environment's python, building the environment first if it is missing or stale.
+
+    Safe to call from several processes at once: the build happens under an exclusive lock."""
+    venv = venv_dir()
+    if is_built(venv):
         return python_of(venv)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if is_built(venv):  # another worker built it while this one waited
+            return python_of(venv)
+        return _build(venv, log)
+
+
+def _build(venv: Path, log) -> Path:  # type: ignore[no-untyped-def]
+    stamp = venv / STAMP
     started = time.monotonic()
     if venv.exists():
         shutil.rmtree(venv)

@@ -285,8 +285,12 @@ def test_delayed_answers_keep_every_read_bounded(fault_proxy: FaultProxy, tmp_pa
 #: a reader that waits in a READ: buffered (the kernel's read-ahead requests: a fatal signal ends
 #: the wait) or O_DIRECT (a synchronous request: any signal makes the kernel send INTERRUPT, which
 #: the daemon must answer, or the reader waits for the fetch whatever the signal)
+#: a reader as a user runs it from a terminal: Ctrl-C raises KeyboardInterrupt. A process started in the
+#: background by a shell without job control (``cmd &``, nohup, some CI runners) inherits SIGINT *ignored*,
+#: and Python then leaves it ignored, so the reader would never see the signal: set the handler explicitly.
 BLOCKED_READER = """
-import mmap, os, sys
+import mmap, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 fd = os.open(sys.argv[1], os.O_RDONLY | (os.O_DIRECT if sys.argv[2] == "direct" else 0))
 buffer = mmap.mmap(-1, 1 << 20)
 try:

@@ -23,21 +23,11 @@ fuse = pytest.importorskip("mfusepy", reason="mfusepy needs libfuse (apt-get ins
 from ccfs import libfuse  # noqa: E402
 from cottoncandy import fastpaths  # noqa: E402
 from tests.conftest import BUCKET  # noqa: E402
+from tests.fastpathutil import fresh_counts, warnings_logged  # noqa: E402, F401 - fresh_counts: an autouse fixture
 from tests.mountutil import ccfs, force_unmount, mounted, needs_fuse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(autouse=True)
-def fresh_counts() -> Iterator[None]:
-    fastpaths.reset()
-    yield
-    fastpaths.reset()
-
-
-def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == "cottoncandy.fastpaths" and r.levelno == logging.WARNING]
 
 
 def test_the_fast_class_when_mfusepy_has_what_it_overrides() -> None:

@@ -28,20 +28,10 @@ from cottoncandy.storage import S3Account
 from cottoncandy.storage.s3_signed import SignedRequests
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
+from tests.fastpathutil import fresh_counts, warnings_logged  # noqa: F401 - fresh_counts is an autouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(autouse=True)
-def fresh_counts() -> Any:
-    fastpaths.reset()
-    yield
-    fastpaths.reset()
-
-
-def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == "cottoncandy.fastpaths" and r.levelno == logging.WARNING]
 
 
 def rename_away(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:

@@ -67,7 +67,11 @@ def test_bandwidth_is_capped_per_connection_both_ways(remote: LocalS3Server) -> 
 def test_the_request_log_still_counts_bytes(remote: LocalS3Server) -> None:
     remote.clear_log()
     client(remote).get_object(Bucket="far", Key="small", Range="bytes=0-99")["Body"].read()
-    gets = [r for r in remote.requests() if r.method == "GET" and r.path == "/far/small"]
+    deadline = time.monotonic() + 10  # the server logs a response once its last byte is written: wait for it
+    while not (gets := [r for r in remote.requests() if r.method == "GET" and r.path == "/far/small"]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert [(r.bytes_sent, r.range) for r in gets] == [(100, "bytes=0-99")]
 
 

@@ -202,6 +202,7 @@ def test_mount_reads_under_resets_and_slowdowns_are_exact(cci, fault_proxy: Faul
     assert faults >= 3
 
 
+@pytest.mark.alone  # CPU starvation by parallel workers made its HEADs time out (2 of 4 clean-clone runs)
 @needs_fuse
 @pytest.mark.fuse
 def test_one_mount_through_every_mode_and_an_outage(cci, fault_proxy: FaultProxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

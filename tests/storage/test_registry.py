@@ -217,7 +217,7 @@ def test_head_many_is_in_the_contract_of_every_store(store: ObjectStore) -> None
     store.put("a", b"1")
     store.put("b", b"22", {"k": "v"})
     answers = store.head_many(["a", "missing", "b", "a"])
-    assert list(answers) == ["a", "missing", "b"]
+    assert sorted(answers) == ["a", "b", "missing"]  # one answer per distinct key; in no promised order
     assert answers["missing"] is None
     assert answers["b"] is not None and answers["b"].size == 2 and answers["b"].metadata == {"k": "v"}
 

@@ -46,4 +46,32 @@ def get_browser(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRET_
                          **kwargs).get_browser()
 
 
+#: 0.4.0's module-level names, read from its options.cfg on first access (0.4.0 read them at import)
+_LEGACY_CONFIG = {
+    "ACCESS_KEY": ("login", "access_key"),
+    "SECRET_KEY": ("login", "secret_key"),
+    "ENDPOINT_URL": ("login", "endpoint_url"),
+    "DEFAULT_SIGNATURE_VERSION": ("basic", "signature_version"),
+    "default_bucket": ("basic", "default_bucket"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """0.4.0's ``cc.options``, ``cc.utils``, ``cc.get_keys``, ``cc.string2bool`` and config constants,
+    loaded when a script first asks for them, so ``import cottoncandy`` reads no file."""
+    import importlib
+
+    if name in ("options", "utils"):
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in ("get_keys", "string2bool"):
+        return getattr(importlib.import_module(f"{__name__}.utils"), name)
+    if name in _LEGACY_CONFIG:
+        return importlib.import_module(f"{__name__}.options").config.get(*_LEGACY_CONFIG[name])
+    if name == "force_bucket_creation":
+        utils = importlib.import_module(f"{__name__}.utils")
+        return utils.string2bool(importlib.import_module(f"{__name__}.options").config.get(
+            "basic", "force_bucket_creation"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["CloudInterface", "InterfaceObject", "__version__", "get_browser", "get_interface", "pathjoin"]

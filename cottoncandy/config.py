@@ -204,19 +204,29 @@ def _mb(parser: configparser.ConfigParser, section: str, option: str) -> int | N
     return None
 
 
-def legacy_keys() -> tuple[str, str] | None:
-    """0.4.0's own key sources, used only when boto3's chain finds nothing: ``~/.passwd-s3fs``
-    (first line ``ACCESS:SECRET``) or ``AWS_ACCESS_KEY``/``AWS_SECRET_KEY``."""
+def passwd_s3fs_keys() -> tuple[str, str] | None:
+    """The keys of ``~/.passwd-s3fs`` (its first line, ``ACCESS:SECRET``), if present."""
     passwd = Path(os.path.expanduser("~")) / ".passwd-s3fs"
     if passwd.is_file():
         line = passwd.read_text().strip().splitlines()[:1]
         if line and ":" in line[0]:
             access, secret = line[0].split(":", 1)
             return access.strip(), secret.strip()
+    return None
+
+
+def environ_keys() -> tuple[str, str] | None:
+    """0.4.0's variables ``AWS_ACCESS_KEY``/``AWS_SECRET_KEY`` (not boto3's ``AWS_ACCESS_KEY_ID``), if both are set."""
     env_access, env_secret = os.environ.get("AWS_ACCESS_KEY"), os.environ.get("AWS_SECRET_KEY")
     if env_access and env_secret:
         return env_access, env_secret
     return None
+
+
+def legacy_keys() -> tuple[str, str] | None:
+    """0.4.0's own key sources, used only when boto3's chain finds nothing: ``~/.passwd-s3fs``, then
+    ``AWS_ACCESS_KEY``/``AWS_SECRET_KEY``."""
+    return passwd_s3fs_keys() or environ_keys()
 
 
 def load_settings(

@@ -24,6 +24,7 @@ RANKS = {
     "files": 5, "arrays": 6,
     # the library's face (0.4.0's API) and the test rig
     "api_arrays": 7, "api_files": 7, "api_host": 7, "browser": 7, "interface": 7, "mounted": 7,
+    "options": 7, "utils": 7,
     "__init__": 8, "testing": 8,
     # the daemon and CLI's face
     "ccfs": 9,

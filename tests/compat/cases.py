@@ -322,6 +322,25 @@ def _cases() -> list[Case]:
              "libraries apart (README: install)", expect_ours="value"))
 
     # --- local backend: the same calls on a directory ------------------------------------------------------------
+    # --- 0.4.0's module-level names: cc.options, cc.utils, config constants -------------------------
+    modules = {
+        "module_constants": "[cc.ENDPOINT_URL, cc.DEFAULT_SIGNATURE_VERSION, cc.default_bucket, cc.force_bucket_creation]",
+        "module_options_config": "[cc.options.config.get('basic', 'threads'), cc.options.config.get('compression', 'large_array'), sorted(cc.options.config.sections())]",
+        "module_utils_sizes": "[cc.utils.MB, cc.utils.MIN_MPU_SIZE, cc.utils.MAX_PUT_SIZE, cc.utils.MAX_MPU_SIZE, cc.utils.MAX_MPU_PARTS, cc.utils.MPU_THRESHOLD, cc.utils.MPU_CHUNKSIZE, cc.utils.DASK_CHUNKSIZE, cc.utils.THREADS, cc.utils.SEPARATOR, cc.utils.DEFAULT_ACL]",
+        "module_string2bool": "[cc.string2bool(v) for v in ['True', 'yes', 'tru', 'None', 'no', 'TRUE', '']]",
+        "module_bytes2human": "[cc.utils.bytes2human(n) for n in [0, 1, 1000, 1024, 123456789, 2**40 + 5]]",
+        "module_path_helpers": "[cc.utils.pathjoin('a', 'b', '/c', 'd'), cc.utils.split_uri('s3://b/p/q'), cc.utils.mk_aws_path('x'), cc.utils.mk_aws_path('/'), cc.utils.remove_root('/a/b'), cc.utils.sanitize_metadata({'Ab': 1})]",
+        "module_magic": "[[f(s) for f in (cc.utils.has_magic, cc.utils.has_trivial_magic, cc.utils.has_real_magic, cc.utils.remove_trivial_magic)] for s in ['a/*', 'a/*/b', 'a?', 'plain', 'a/b/']]",
+        "module_ndarray_chunks": "[(c, x.shape) for c, x in cc.utils.generate_ndarray_chunks(np.zeros((300, 40, 7)), axis=0, buffersize=5 * 2**20)] + [(c, x.shape) for c, x in cc.utils.generate_ndarray_chunks(np.zeros((3000, 500)), axis=1, buffersize=5 * 2**20)]",
+        "module_read_buffered": "[cc.utils.read_buffered(io.BytesIO(np.arange(12, dtype='<i4').tobytes()), z := np.empty((3, 4), '<i4', order=o), buffersize=7) or z for o in 'CF']",
+        "module_gzip_stream": "[(g := cc.utils.GzipInputStream(io.BytesIO(__import__('gzip').compress(b'abcdef' * 1000)), block_size=64)).read(5), g.tell(), g.seek(100), g.read(4), g.tell(), len(g.read())]",
+        "module_get_fileobject_size": "[cc.utils.get_fileobject_size(f := io.BytesIO(b'12345')), f.tell()]",
+    }
+    for name, expr in modules.items():
+        add(Case(name, "", expr, compare_store=True))
+    add(Case("module_get_keys_environ", "os.environ['AWS_ACCESS_KEY'] = 'ak'\nos.environ['AWS_SECRET_KEY'] = 'sk'\n",
+             "[cc.get_keys(), cc.utils.get_key_from_environ(), os.environ.pop('AWS_ACCESS_KEY'), os.environ.pop('AWS_SECRET_KEY')]"))
+
     local = [
         Case("local_raw", A + "cci.upload_raw_array('r', a)\n", "cci.download_raw_array('r')"),
         Case("local_raw_Zstd_meta", A + "cci.upload_raw_array('d/r', a, compression='Zstd', subject='3')\n",

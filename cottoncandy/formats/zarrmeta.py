@@ -110,17 +110,17 @@ def plan_body(spec: ArraySpec, body_size: int, body_offset: int = 0,
     compressor = compressor_for(spec.compression)
     if spec.compression is not None or not shape or spec.nbytes == 0:
         whole = ChunkRange(chunk_key([0] * len(shape)), body_offset, body_size - body_offset)
-        ranges = () if spec.nbytes == 0 else (whole,)
-        return ChunkPlan(grid_chunks(shape), order, compressor, ranges)
+        return ChunkPlan(grid_chunks(shape), order, compressor, () if spec.nbytes == 0 else (whole,))
     axis = len(shape) - 1 if order == "F" else 0
     n = shape[axis]
     slab = spec.nbytes // n
     count = divisor_at_most(n, max(1, chunk_bytes // slab))
-    if count * slab * SMALL_CHUNK_FACTOR < min(chunk_bytes, spec.nbytes) and spec.nbytes <= SMALL_CHUNK_FACTOR * chunk_bytes:
+    tiny = count * slab * SMALL_CHUNK_FACTOR < min(chunk_bytes, spec.nbytes)
+    if tiny and spec.nbytes <= SMALL_CHUNK_FACTOR * chunk_bytes:
         count = n
     chunks = list(shape)
     chunks[axis] = count
-    ranges = []
+    ranges: list[ChunkRange] = []
     for i in range(n // count):
         coords = [0] * len(shape)
         coords[axis] = i

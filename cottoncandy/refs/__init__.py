@@ -113,3 +113,10 @@ def open_dataset(source: Any, prefix: str = "", *, group: str | None = None,
     if _zarr3():
         kwargs.setdefault("zarr_format", 2)
     return xr.open_zarr(store, group=group, **kwargs)
+
+
+def refs_text(refs: RefSet) -> str:
+    """The reference document as JSON text (what ``ccfs refs -o`` writes)."""
+    import json
+
+    return json.dumps(refs.document(), separators=(",", ":"), sort_keys=True)

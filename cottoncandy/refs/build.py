@@ -43,8 +43,15 @@ from ..errors import ObjectNotFound
 from ..formats import codecs, pgzip, zarrmeta
 from ..formats.dask import MANIFEST, parse_manifest
 from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
-from ..formats.raw import DESCR_KEY, RESERVED_KEYS, ArraySpec, dtype_token, has_array_metadata, same_records, \
-    spec_for_body
+from ..formats.raw import (
+    DESCR_KEY,
+    RESERVED_KEYS,
+    ArraySpec,
+    dtype_token,
+    has_array_metadata,
+    same_records,
+    spec_for_body,
+)
 from ..formats.sparse import parse_sparse_manifest
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.registry import StoreHandle

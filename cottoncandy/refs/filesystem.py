@@ -24,7 +24,7 @@ from ..arrays.chunked import PartRef, load_part
 from ..storage.registry import StoreHandle
 
 
-class ObjectStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is untyped
+class ObjectStoreFileSystem(AbstractFileSystem):
     """Read-only: ``cat_file`` of the URLs a ``RefSet`` names, and nothing else."""
 
     protocol = ("cottoncandy",)

@@ -89,14 +89,16 @@ def test_every_kind_our_writers_make(cci, monkeypatch: pytest.MonkeyPatch) -> No
     rng = np.random.default_rng(7)
     arr = rng.random((60, 40))
     ints = np.arange(8 * 120 * 1500, dtype="<i8").reshape(8, 120, 1500)
-    monkeypatch.setattr(pgzip, "DEFAULT_BLOCK", 4096)  # our block-indexed gzip bodies, many blocks
-    for codec in (False, "gzip", "LZ4", "Zstd", "Zlib", "BZ2", "lzma"):
-        cci.upload_raw_array(f"ours/raw/{codec}", arr, compression=codec)
-    assert pgzip.INDEX_KEY in cci.store.head("ours/raw/gzip").metadata
+    small = (np.arange(20 * 2**19) % 251).astype(np.uint8).reshape(20, 2**19)  # 10 MiB: parts [10, 10, 0]
+    with monkeypatch.context() as patch:
+        patch.setattr(pgzip, "DEFAULT_BLOCK", 4096)  # our block-indexed gzip body, in several blocks
+        for codec in (False, "gzip", "LZ4", "Zstd", "Zlib", "BZ2", "lzma"):
+            cci.upload_raw_array(f"ours/raw/{codec}", arr, compression=codec)
+    assert pgzip.parse_metadata_value(cci.store.head("ours/raw/gzip").metadata[pgzip.INDEX_KEY], arr.nbytes)[1] > 1
     cci.upload_raw_array("ours/raw/strings", np.array(["ab", "cde"]), compression=False)
     cci.upload_raw_array("ours/raw/records", np.zeros(3, dtype=[("x", "<f4"), ("n", "<i2")]), compression=False)
     cci.upload_npy_array("ours/npy/a.npy", arr)
-    cci.upload_dask_array("ours/dask/first", ints, axis=0, buffersize=5 * 2**20)
+    cci.upload_dask_array("ours/dask/first", small, axis=0, buffersize=5 * 2**20)
     cci.upload_dask_array("ours/dask/last", ints, axis=-1, buffersize=5 * 2**20)
     cci.dict2cloud("ours/tree.grp", {"w": np.eye(3), "sub": {"labels": np.arange(4)}})
     fortran = np.asfortranarray(arr[:10, :6])  # 0.4.0 reads ``order: F`` bodies; describe them as such

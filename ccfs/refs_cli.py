@@ -60,7 +60,9 @@ def refs_command(url: str, output: str, chunk_size: int, **options: Any) -> None
         warnings.simplefilter("ignore", UserWarning)
         refs = build_refs(store, location.key, chunk_bytes=chunk_size, portable=True)
     for skipped in refs.skipped:
-        click.echo(f"left out {shown_name(location.url(skipped.key))}: {escape_controls(skipped.reason)}", err=True)
+        where, reason = location.url(skipped.key), skipped.reason
+        line = reason if reason.startswith(where) else f"{where}: {reason}"  # reasons usually name it already
+        click.echo(f"left out {escape_controls(line)}", err=True)
     if not refs.arrays:
         raise click.ClickException(f"no arrays under {url}")
     text = refs_text(refs)

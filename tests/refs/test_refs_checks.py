@@ -121,3 +121,19 @@ def test_ccfs_refs_errors_are_one_line(s3, bad_prefix, tmp_path: Path) -> None: 
     assert "nothing is stored" in run(s3, "refs", f"s3://{BUCKET}/missing", ok=False).stderr
     assert "bad/short: body is 40 bytes" in run(s3, "refs", f"s3://{BUCKET}/bad/short", ok=False).stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_local_backend_refs_are_paths_any_fsspec_reads(cci_local) -> None:  # type: ignore[no-untyped-def]
+    """The local backend's objects are files holding exactly the body: its references are plain paths."""
+    import zarr
+    from fsspec.implementations.reference import ReferenceFileSystem
+
+    arr = np.arange(300.0).reshape(30, 10)
+    cci_local.upload_raw_array("loc/x", arr, compression=False)
+    cci_local.upload_raw_array("loc/z", arr, compression="Zstd")
+    assert np.array_equal(ccrefs.open_group(cci_local, "loc")["x"][...], arr)  # through our store
+    refs = ccrefs.build_refs(cci_local.store, "loc", chunk_bytes=800)
+    assert refs.refs["x/1.0"] == [cci_local.store.describe("loc/x"), 800, 800]
+    fs = ReferenceFileSystem(fo=json.loads(ccrefs.refs_text(refs)))  # fsspec's own local filesystem
+    group = zarr.open_group(fs.get_mapper(""), mode="r", zarr_format=2, use_consolidated=True)
+    assert np.array_equal(group["x"][...], arr) and np.array_equal(group["z"][...], arr)

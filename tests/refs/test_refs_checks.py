@@ -40,7 +40,7 @@ def bad_prefix(cci):  # type: ignore[no-untyped-def]
     store.put("bad/clash", b"\0" * 8, {**F8, "shape": "", "compression": "False"})
     cci.upload_raw_array("bad/clash/inner", good, compression=False)
     cci.upload_json("bad/notes.json", {"a": 1})
-    cci.upload_dask_array("bad/dask", np.arange(2 * 2**20, dtype=np.uint8).reshape(2, -1), axis=0,
+    cci.upload_dask_array("bad/dask", np.arange(200, dtype=np.uint8).reshape(2, -1), axis=0,
                           buffersize=5 * 2**20)
     cci.upload_raw_array("bad/dask/pt0000", np.zeros((1, 3)), compression=False)  # not the part metadata.json says
     return cci

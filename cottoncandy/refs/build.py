@@ -261,7 +261,7 @@ class _Builder:
         manifests = sorted((k for k in listing if posixpath.basename(k) == MANIFEST), key=len)
         for manifest_key in manifests:
             folder = posixpath.dirname(manifest_key)
-            if manifest_key in consumed or not folder or len(folder) < len(prefix):
+            if manifest_key in consumed or not folder:
                 continue
             rel = folder[len(base):] if folder != prefix else ""
             try:

@@ -13,7 +13,6 @@ graph over ``xr.open_zarr`` computes on ``dask.distributed`` worker processes.
 from __future__ import annotations
 
 import errno
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,9 +62,8 @@ class ObjectStoreFileSystem(AbstractFileSystem):
         part = load_part(ref)
         if part.shape == chunk:
             return np.ascontiguousarray(part).tobytes()
-        out = np.zeros(chunk, dtype=part.dtype)
+        out = np.zeros(chunk, dtype=part.dtype)  # zarr ignores what lies past the array's edge
         out[tuple(slice(0, d) for d in part.shape)] = part
-        assert math.prod(chunk) * part.dtype.itemsize == out.nbytes
         return out.tobytes()
 
     def cat_ranges(self, paths: list[str], starts: list[int | None], ends: list[int | None],

@@ -137,3 +137,14 @@ def test_local_backend_refs_are_paths_any_fsspec_reads(cci_local) -> None:  # ty
     fs = ReferenceFileSystem(fo=json.loads(ccrefs.refs_text(refs)))  # fsspec's own local filesystem
     group = zarr.open_group(fs.get_mapper(""), mode="r", zarr_format=2, use_consolidated=True)
     assert np.array_equal(group["x"][...], arr) and np.array_equal(group["z"][...], arr)
+
+
+def test_without_the_extra_opening_says_what_to_install(cci, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Building references needs none of zarr/xarray/fsspec; opening names the extra when one is missing."""
+    import sys
+
+    cci.upload_raw_array("x", np.arange(3.0), compression=False)
+    monkeypatch.setitem(sys.modules, "xarray", None)  # what an import of a missing package does
+    assert ccrefs.build_refs(cci.store, "x").arrays == ["x"]
+    with pytest.raises(ImportError, match=r"cottoncandy-ccfs\[zarr\]"):
+        ccrefs.open_dataset(cci, "x")

@@ -11,6 +11,7 @@ import click
 from .commands import COMMANDS
 from .filesystem import MountOptions
 from .mount import MountError, MountRequest, mount, unmount
+from .refs_cli import refs_command
 from .target import parse_target
 
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -125,6 +126,7 @@ def demo_command(keep: bool) -> None:
 
 for _command in COMMANDS:
     main.add_command(_command)
+main.add_command(refs_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,367 @@
+"""A bucket prefix as a zarr group: fsspec reference entries over the objects as they are stored.
+
+The result is kerchunk's reference format, version 1: ``{"version": 1, "refs": {path: value}}``
+where a value is a zarr metadata document (inline JSON text) or ``[url, offset, length]``, a
+byte range of an existing object. Nothing is copied or rewritten in the bucket.
+
+What becomes what (docs/FORMAT.md for the layouts):
+
+* a raw array object -> an array. Uncompressed: slabs of the body by byte range
+  (``formats.zarrmeta.plan_body``); compressed: one chunk and the numcodecs codec 0.4.0 used.
+* an object named ``*.npy`` holding ``.npy`` bytes -> an array whose chunks start past the header.
+* a dask folder (``NAME/metadata.json`` + parts) -> an array whose chunks are the parts.
+* a sparse folder -> a group of its part arrays, the matrix type and shape in its attributes.
+* any other folder (``.grp`` groups included) -> a subgroup; other objects (json, pickles) are left out.
+
+Everything read from the bucket is untrusted (README's trust section): each object's metadata
+goes through ``formats.raw.spec_for_body`` (dtype, shape, size against the body), LZ4/zstd bodies
+must declare the array's size in their own header, dask manifests through
+``formats.dask.parse_manifest`` and every part against it. When a whole prefix is read, an object
+that fails a check is left out with a ``UserWarning`` naming it and why (and listed in
+``RefSet.skipped``); when the prefix names one array, the same problem raises ``ValueError``.
+
+Zarr's chunk grid is regular and edge chunks are stored full size, so a dask array whose last
+part is shorter than the others (0.4.0's usual split) has no portable reference: ``portable=True``
+(what ``ccfs refs`` writes) leaves it out with a warning; ``portable=False`` (what
+``cottoncandy.refs.open_group`` uses) points its chunks at ``cottoncandy-part://`` URLs that the
+in-process filesystem (``refs.filesystem``) serves by decoding the part and padding it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import posixpath
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..arrays.chunked import PartRef, read_manifest, resolve_part
+from ..errors import ObjectNotFound
+from ..formats import codecs, pgzip, zarrmeta
+from ..formats.dask import MANIFEST, parse_manifest
+from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
+from ..formats.raw import (
+    DESCR_KEY,
+    RESERVED_KEYS,
+    ArraySpec,
+    dtype_token,
+    has_array_metadata,
+    same_records,
+    spec_for_body,
+)
+from ..formats.sparse import parse_sparse_manifest
+from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.registry import StoreHandle
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+#: protocol of the in-process URLs of decoded dask parts (``portable=False`` only)
+PART_PROTOCOL = "cottoncandy-part"
+#: metadata keys that describe the body, not the data: not copied into an array's attributes
+BODY_KEYS = frozenset({*RESERVED_KEYS, "gzip", DESCR_KEY, pgzip.INDEX_KEY})
+#: bytes read first from a ``*.npy`` object to parse its header (most headers are 128 bytes)
+NPY_PROBE = 4096
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An object or folder left out, and why (the same text as its warning)."""
+
+    key: str
+    reason: str
+
+
+@dataclass
+class RefSet:
+    """A reference set and what the in-process filesystem needs to serve it."""
+
+    #: zarr path -> inline metadata text or ``[url, offset, length]``
+    refs: dict[str, Any] = field(default_factory=dict)
+    #: url -> (key, ETag seen): reads through cottoncandy are pinned to the version described
+    objects: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: ``cottoncandy-part://`` url -> (part, zarr chunk shape): parts decoded and padded in-process
+    parts: dict[str, tuple[PartRef, tuple[int, ...]]] = field(default_factory=dict)
+    #: zarr path of every array, and every group
+    arrays: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    #: objects that are not arrays (json, pickles, other files): left out without a warning
+    ignored: list[str] = field(default_factory=list)
+
+    def document(self) -> dict[str, Any]:
+        """kerchunk's version 1 document: what ``ccfs refs`` writes and fsspec's ``reference://`` reads."""
+        return {"version": VERSION, "refs": dict(self.refs)}
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
+
+
+def _check_names(path: str, what: str) -> None:
+    for part in path.split("/"):
+        if not part or part in (".", "..") or part in zarrmeta.RESERVED_NAMES:
+            raise ValueError(f"{what}: the name component {part!r} cannot be a zarr node name")
+
+
+class _Builder:
+    def __init__(self, store: ObjectStore, chunk_bytes: int, portable: bool):
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be positive, not {chunk_bytes}")
+        self.store, self.chunk_bytes, self.portable = store, chunk_bytes, portable
+        self.out = RefSet()
+        self.nodes: dict[str, dict[str, Any]] = {}  # zarr path -> {".zarray": ..., ".zattrs": ...}
+        self.group_attrs: dict[str, dict[str, Any]] = {}
+        self._handle: StoreHandle | None = None
+
+    @property
+    def handle(self) -> StoreHandle:
+        if self._handle is None:
+            self._handle = StoreHandle(self.store)
+        return self._handle
+
+    # --- one node each -------------------------------------------------------------------------
+    def url(self, info: ObjectInfo) -> str:
+        url = self.store.describe(info.key)
+        self.out.objects[url] = (info.key, info.etag)
+        return url
+
+    def raw_array(self, path: str, info: ObjectInfo) -> None:
+        """A raw array object (its HEAD in ``info``) as the array ``path``."""
+        name = self.store.describe(info.key)
+        spec = spec_for_body(info.metadata, info.size, name)
+        self.check_declared_size(info, spec)
+        plan = zarrmeta.plan_body(spec, info.size, 0, self.chunk_bytes)
+        extra = {k: v for k, v in (info.metadata or {}).items() if k.lower() not in BODY_KEYS}
+        self.add_array(path, spec, plan, info, extra)
+
+    def npy_object(self, path: str, info: ObjectInfo) -> bool:
+        """A ``.npy`` object as an array past its header; ``False`` if it holds no ``.npy`` bytes."""
+        name = self.store.describe(info.key)
+        head = self.store.get_range(info.key, 0, min(info.size, NPY_PROBE), if_match=info.etag)
+        if not head.startswith(MAGIC):
+            return False
+        parsed = parse_npy_header(head)
+        if parsed is None and len(head) < min(info.size, NPY_HEADER_LIMIT):
+            head = self.store.get_range(info.key, 0, min(info.size, NPY_HEADER_LIMIT), if_match=info.etag)
+            parsed = parse_npy_header(head)
+        if parsed is None:
+            raise ValueError(f"{name}: starts like a .npy file but its header does not parse (or holds objects)")
+        spec, header = parsed
+        if info.size != header + spec.nbytes:
+            raise ValueError(f"{name}: .npy header says {spec.dtype.str} {spec.shape} ({spec.nbytes} bytes after a "
+                             f"{header}-byte header) but the object is {info.size} bytes")
+        plan = zarrmeta.plan_body(spec, info.size, header, self.chunk_bytes)
+        self.add_array(path, spec, plan, info, {})
+        return True
+
+    def check_declared_size(self, info: ObjectInfo, spec: ArraySpec) -> None:
+        """LZ4 and zstd bodies say in their first bytes how much they decode to, and numcodecs
+        allocates that much: it must be the array's size (a forged header could claim gigabytes)."""
+        if spec.compression is None or not spec.nbytes:
+            return
+        cid = codecs.codec_id(spec.compression)
+        if cid not in ("lz4", "zstd"):
+            return
+        name = self.store.describe(info.key)
+        head = self.store.get_range(info.key, 0, min(info.size, 18), if_match=info.etag)
+        try:
+            declared = codecs.lz4_declared_size(head) if cid == "lz4" else codecs.zstd_declared_size(head)
+        except codecs.CorruptBodyError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if declared != spec.nbytes:
+            raise ValueError(f"{name}: {spec.compression} body declares {declared} decoded bytes, "
+                             f"the array needs {spec.nbytes}")
+
+    def add_array(self, path: str, spec: ArraySpec, plan: zarrmeta.ChunkPlan, info: ObjectInfo,
+                  extra: Mapping[str, str]) -> None:
+        url = self.url(info) if plan.ranges else ""
+        leaf = posixpath.basename(path)
+        self.nodes[path] = {
+            "key": info.key,
+            ".zarray": zarrmeta.zarray(spec.shape, spec.dtype, plan),
+            ".zattrs": zarrmeta.array_attrs(leaf, len(spec.shape), extra),
+            "chunks": {c.key: [url, c.offset, c.length] for c in plan.ranges},
+        }
+
+    def dask_folder(self, path: str, folder: str, doc: Any, listing: Mapping[str, ObjectInfo]) -> None:
+        """The dask folder ``folder`` (its parsed ``metadata.json`` in ``doc``) as the array ``path``."""
+        name = self.store.describe(folder)
+        manifest = parse_manifest(doc, name)
+        grid = zarrmeta.block_grid(manifest.chunks, manifest.shape)
+        if grid is None:
+            raise ValueError(f"{name}: its parts do not form a regular grid (chunks {manifest.chunks}), "
+                             "which zarr cannot address; read it with download_dask_array")
+        lengths, exact = grid
+        blocks: dict[tuple[int, ...], ObjectInfo] = {}
+        for coords, written in manifest.blocks.items():
+            if math.prod(manifest.block_shape(coords)) == 0:
+                continue
+            found = resolve_part(folder, written, listing)
+            if found is None:
+                raise ObjectNotFound(errno.ENOENT, f"{name}: dask array part {written} is missing")
+            blocks[coords] = found
+        heads = self.store.head_many(info.key for info in blocks.values())
+        compression: set[str | None] = set()
+        fortran = False
+        specs: dict[tuple[int, ...], tuple[ObjectInfo, ArraySpec]] = {}
+        for coords, listed in blocks.items():
+            part_name = self.store.describe(listed.key)
+            info = heads.get(listed.key) or self.store.head(listed.key)
+            spec = spec_for_body(info.metadata, info.size, part_name)
+            expected = manifest.block_shape(coords)
+            if spec.shape != expected or not same_records(spec.dtype, manifest.dtype):
+                raise ValueError(f"{part_name}: part holds {spec.dtype.str} {spec.shape}, but {MANIFEST} says "
+                                 f"{manifest.dtype.str} {expected}")
+            self.check_declared_size(info, spec)
+            compression.add(codecs.codec_id(spec.compression) if spec.compression else None)
+            fortran = fortran or spec.fortran
+            specs[coords] = (info, spec)
+        whole = ArraySpec(manifest.dtype, manifest.shape)
+        if exact and len(compression) <= 1 and not fortran:
+            codec = next(iter(compression), None)
+            plan = zarrmeta.ChunkPlan(lengths, "C", zarrmeta.compressor_for(codec), ())
+            chunks = {zarrmeta.chunk_key(c): [self.url(info), 0, info.size] for c, (info, _) in specs.items()}
+        elif self.portable:
+            why = ("its last part along an axis is shorter than the others (zarr stores edge chunks full size)"
+                   if not exact else "its parts use different codecs or memory orders")
+            raise ValueError(f"{name}: no portable zarr reference: {why}; cottoncandy.refs.open_group reads it "
+                             "(it decodes such parts itself), or read it with download_dask_array")
+        else:
+            plan = zarrmeta.ChunkPlan(lengths, "C", None, ())
+            chunks = {}
+            token = dtype_token(manifest.dtype)
+            for coords, (info, spec) in specs.items():
+                url = f"{PART_PROTOCOL}://{len(self.out.parts)}/{info.key}"
+                self.out.parts[url] = (PartRef(self.handle, info.key, info.etag, token, spec.shape), lengths)
+                chunks[zarrmeta.chunk_key(coords)] = [url]
+        self.nodes[path] = {
+            "key": folder,
+            ".zarray": zarrmeta.zarray(whole.shape, whole.dtype, plan),
+            ".zattrs": zarrmeta.array_attrs(posixpath.basename(path), len(whole.shape)),
+            "chunks": chunks,
+        }
+
+    # --- whole prefixes ------------------------------------------------------------------------
+    def skip(self, key: str, exc: Exception) -> None:
+        reason = str(exc)
+        self.out.skipped.append(Skipped(key, reason))
+        warnings.warn(f"left out of the zarr references: {reason}", UserWarning, stacklevel=4)
+
+    def folder(self, prefix: str) -> None:
+        """Every array under ``prefix`` (a folder; ``""`` is the bucket)."""
+        base = prefix + "/" if prefix else ""
+        listing = {info.key: info for info in self.store.iter_objects(base)}
+        if not listing:
+            raise ObjectNotFound(errno.ENOENT, f"{self.store.describe(prefix or None)}: nothing is stored there")
+        consumed: set[str] = set()
+        manifests = sorted((k for k in listing if posixpath.basename(k) == MANIFEST), key=len)
+        for manifest_key in manifests:
+            folder = posixpath.dirname(manifest_key)
+            if manifest_key in consumed or not folder:
+                continue
+            rel = folder[len(base):] if folder != prefix else ""
+            try:
+                doc, parts = read_manifest(self.store, folder, "dask or sparse array")
+            except ValueError as exc:
+                self.skip(manifest_key, exc)
+                continue
+            if isinstance(doc, dict) and "dask" in doc:
+                consumed.update(k for k in listing if k.startswith(folder + "/"))
+                try:
+                    if not rel:
+                        raise ValueError(f"{self.store.describe(folder)} is one dask array; name it to open it")
+                    _check_names(rel, self.store.describe(folder))
+                    self.dask_folder(rel, folder, doc, parts)
+                except (ValueError, OSError) as exc:
+                    self.skip(folder, exc)
+                continue
+            try:
+                sparse = parse_sparse_manifest(doc, self.store.describe(folder))
+            except ValueError:
+                continue  # a metadata.json of the user's own: just an object
+            consumed.add(manifest_key)
+            self.group_attrs[rel] = {"cottoncandy_sparse": sparse.kind, "shape": list(sparse.shape)}
+        rest = [info for key, info in listing.items() if key not in consumed and key != base]
+        heads = self.store.head_many(info.key for info in rest)
+        for listed in rest:
+            rel = listed.key[len(base):]
+            try:
+                _check_names(rel, self.store.describe(listed.key))
+                info = heads.get(listed.key) or self.store.head(listed.key)
+                self.one_object(rel, info)
+            except (ValueError, OSError) as exc:
+                self.skip(listed.key, exc)
+
+    def one_object(self, path: str, info: ObjectInfo) -> None:
+        if has_array_metadata(info.metadata):
+            self.raw_array(path, info)
+        elif not (path.lower().endswith(".npy") and self.npy_object(path, info)):
+            self.out.ignored.append(info.key)
+
+    def finish(self) -> RefSet:
+        """Groups for every folder that holds an array, then the consolidated metadata."""
+        refs = self.out.refs
+        groups: set[str] = {""}
+        for path in self.nodes:
+            parts = path.split("/")
+            groups.update("/".join(parts[:i]) for i in range(len(parts)))
+        groups.update(p for p in self.group_attrs if any(n.startswith(p + "/") for n in self.nodes))
+        for path in sorted(self.nodes):
+            if path in groups:  # an object and a folder of one name: the folder wins
+                key = self.nodes.pop(path)["key"]
+                self.skip(key, ValueError(f"{self.store.describe(key)}: an object and a folder share this name "
+                                          "and zarr cannot hold both; the folder is kept"))
+        consolidated: dict[str, Any] = {}
+        for group in sorted(groups):
+            consolidated[_join(group, ".zgroup")] = {"zarr_format": 2}
+            consolidated[_join(group, ".zattrs")] = self.group_attrs.get(group, {})
+        for path, node in sorted(self.nodes.items()):
+            consolidated[_join(path, ".zarray")] = node[".zarray"]
+            consolidated[_join(path, ".zattrs")] = node[".zattrs"]
+            for key, value in node["chunks"].items():
+                refs[_join(path, key)] = value
+        for key, doc in consolidated.items():
+            refs[key] = zarrmeta.dumps(doc)
+        refs[".zmetadata"] = zarrmeta.dumps({"zarr_consolidated_format": 1, "metadata": consolidated})
+        self.out.arrays = sorted(self.nodes)
+        self.out.groups = sorted(groups)
+        used = {c[0] for node in self.nodes.values() for c in node["chunks"].values()}
+        self.out.objects = {u: v for u, v in self.out.objects.items() if u in used}
+        return self.out
+
+
+def build_refs(store: ObjectStore, prefix: str = "", *, chunk_bytes: int = zarrmeta.DEFAULT_CHUNK_BYTES,
+               portable: bool = True) -> RefSet:
+    """References to every array under ``prefix`` as one zarr group (see the module's docstring).
+
+    ``prefix`` names a folder (``""``: the whole bucket), or one array: a raw array or ``.npy``
+    object, or a dask folder; then the group holds that one array under its last name component,
+    and a problem with it raises ``ValueError`` instead of a warning.
+    ``chunk_bytes``: largest chunk cut from an uncompressed body. ``portable``: only references any
+    fsspec user can read (False: also dask arrays whose parts only cottoncandy can serve).
+    """
+    prefix = prefix.strip("/")
+    builder = _Builder(store, chunk_bytes, portable)
+    info = store.head_if_exists(prefix) if prefix else None
+    leaf = posixpath.basename(prefix)
+    if info is not None:
+        name = store.describe(prefix)
+        _check_names(leaf, name)
+        if has_array_metadata(info.metadata):
+            builder.raw_array(leaf, info)
+        elif not builder.npy_object(leaf, info):
+            raise ValueError(f"{name} is not an array (no array metadata, not a .npy file)")
+        return builder.finish()
+    manifest = store.head_if_exists(f"{prefix}/{MANIFEST}") if prefix else None
+    if manifest is not None:
+        doc, parts = read_manifest(store, prefix, "dask array")
+        if isinstance(doc, dict) and "dask" in doc:
+            _check_names(leaf, store.describe(prefix))
+            builder.dask_folder(leaf, prefix, doc, parts)
+            return builder.finish()
+    builder.folder(prefix)
+    return builder.finish()

@@ -1,0 +1,150 @@
+"""Untrusted objects (rule 2) and the portable references ``ccfs refs`` writes.
+
+A bad object under a prefix is left out with one warning naming it and what is wrong, and the
+rest still opens; named alone, it raises ``ValueError``. The JSON file opens with fsspec, zarr
+and a plain boto3 reader (no cottoncandy), and equals what cottoncandy downloads.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("zarr")
+
+from cottoncandy import refs as ccrefs  # noqa: E402
+from cottoncandy.formats.codecs import encode  # noqa: E402
+from tests.cliutil import run  # noqa: E402
+from tests.conftest import BUCKET, warns_about  # noqa: E402
+from tests.corpusutil import load_corpus_into  # noqa: E402
+from tests.refs.plainfs import open_reference_file  # noqa: E402
+
+F8 = {"dtype": "<f8", "order": "C"}
+
+
+@pytest.fixture
+def bad_prefix(cci):  # type: ignore[no-untyped-def]
+    store = cci.store
+    good = np.arange(10.0)
+    cci.upload_raw_array("bad/good", good, compression=False)
+    store.put("bad/short", b"\0" * 40, {**F8, "shape": "10", "compression": "False"})
+    store.put("bad/objects", b"\0" * 16, {"dtype": "|O", "shape": "2", "compression": "False", "order": "C"})
+    forged = bytearray(encode(memoryview(np.arange(100.0).tobytes()), "LZ4"))
+    forged[:4] = (10**9).to_bytes(4, "little")
+    store.put("bad/lz4", bytes(forged), {**F8, "shape": "100", "compression": "LZ4"})
+    store.put("bad/rows.npy", _npy_bytes(np.arange(6).reshape(2, 3))[:-8], {})  # header says more than is there
+    store.put("bad/clash", b"\0" * 8, {**F8, "shape": "", "compression": "False"})
+    cci.upload_raw_array("bad/clash/inner", good, compression=False)
+    cci.upload_json("bad/notes.json", {"a": 1})
+    cci.upload_dask_array("bad/dask", np.arange(200, dtype=np.uint8).reshape(2, -1), axis=0,
+                          buffersize=5 * 2**20)
+    cci.upload_raw_array("bad/dask/pt0000", np.zeros((1, 3)), compression=False)  # not the part metadata.json says
+    return cci
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    np.save(out, arr)
+    return out.getvalue()
+
+
+def test_bad_objects_are_left_out_one_warning_each(bad_prefix) -> None:  # type: ignore[no-untyped-def]
+    cci = bad_prefix
+    with warns_about("bad/short") as caught:
+        refs = ccrefs.build_refs(cci.store, "bad")
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    want = {"bad/short": "body is 40 bytes", "bad/objects": "Python objects", "bad/lz4": "declares 1000000000",
+            "bad/rows.npy": "object is", "bad/clash": "share this name", "bad/dask": "part holds"}
+    assert {s.key for s in refs.skipped} == set(want)
+    for key, words in want.items():
+        assert sum(key in m and words in m for m in messages) == 1, (key, messages)
+    assert len(messages) == len(want)
+    assert refs.arrays == ["clash/inner", "good"] and refs.ignored == ["bad/notes.json"]
+    with warnings.catch_warnings():  # the same warnings again: the rest opens
+        warnings.simplefilter("ignore", UserWarning)
+        group = ccrefs.open_group(cci, "bad")
+    assert np.array_equal(group["good"][...], np.arange(10.0))
+
+
+@pytest.mark.parametrize(("key", "words"), [("bad/short", "body is 40 bytes"), ("bad/lz4", "declares"),
+                                            ("bad/rows.npy", "object is"), ("bad/notes.json", "not an array"),
+                                            ("bad/dask", "part holds")])
+def test_one_bad_object_named_alone_raises(bad_prefix, key: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=words) as caught:
+        ccrefs.build_refs(bad_prefix.store, key)
+    assert key in str(caught.value)
+
+
+def test_nothing_there_is_an_error(cci) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FileNotFoundError, match="nothing is stored"):
+        ccrefs.build_refs(cci.store, "missing")
+
+
+def test_portable_refs_leave_out_only_irregular_dask_arrays(cci) -> None:  # type: ignore[no-untyped-def]
+    load_corpus_into(lambda key, body, meta: cci.store.put(key, body, meta))
+    with warns_about("dask/last_axis: no portable zarr reference"):
+        refs = ccrefs.build_refs(cci.store, "dask")
+    assert refs.arrays == ["first_axis"] and [s.key for s in refs.skipped] == ["dask/last_axis"]
+    doc = json.loads(ccrefs.refs_text(refs))
+    assert doc["version"] == 1
+    assert doc["refs"]["first_axis/0.0.0"] == [f"s3://{BUCKET}/dask/first_axis/pt0000", 0, 78587]
+    assert json.loads(doc["refs"]["first_axis/.zarray"])["compressor"]["id"] == "gzip"
+    inner = ccrefs.build_refs(cci.store, "dask", portable=False)  # in-process: decoded, padded parts
+    assert inner.arrays == ["first_axis", "last_axis"] and len(inner.parts) == 3
+
+
+def test_ccfs_refs_file_opens_without_cottoncandy(s3, cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    load_corpus_into(lambda key, body, meta: cci.store.put(key, body, meta))
+    out = tmp_path / "refs.json"
+    result = run(s3, "refs", f"s3://{BUCKET}/", "-o", str(out), "--chunk-size", "4K")
+    assert result.stderr.splitlines() == [
+        f"left out s3://{BUCKET}/dask/last_axis: no portable zarr reference: its last "
+        "part along an axis is shorter than the others (zarr stores edge chunks full size); "
+        "cottoncandy.refs.open_group reads it (it decodes such parts itself), or read it with download_dask_array"]
+    assert result.stdout.strip() == (f"wrote {out}: 53 arrays in 18 groups; 1 left out, 2 other objects (not arrays)")
+    group = open_reference_file(str(out), s3.endpoint_url)
+    for path in ("raw/compression/Zstd", "raw/default_compression", "raw/dtypes/be_i4", "raw/layout/zerod",
+                 "proj/sub01_analysis.grp/sub/weights", "sparse/csr/indptr"):
+        assert np.array_equal(group[path][...], cci.download_raw_array(path)), path
+    assert np.array_equal(group["npy/ints.npy"][...], cci.download_npy_array("npy/ints.npy"))
+    assert np.array_equal(group["dask/first_axis"][...], cci.download_dask_array("dask/first_axis").compute())
+    assert "last_axis" not in group["dask"]
+
+
+def test_ccfs_refs_errors_are_one_line(s3, bad_prefix, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert "nothing is stored" in run(s3, "refs", f"s3://{BUCKET}/missing", ok=False).stderr
+    assert "bad/short: body is 40 bytes" in run(s3, "refs", f"s3://{BUCKET}/bad/short", ok=False).stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_local_backend_refs_are_paths_any_fsspec_reads(cci_local) -> None:  # type: ignore[no-untyped-def]
+    """The local backend's objects are files holding exactly the body: its references are plain paths."""
+    import zarr
+    from fsspec.implementations.reference import ReferenceFileSystem
+
+    arr = np.arange(300.0).reshape(30, 10)
+    cci_local.upload_raw_array("loc/x", arr, compression=False)
+    cci_local.upload_raw_array("loc/z", arr, compression="Zstd")
+    assert np.array_equal(ccrefs.open_group(cci_local, "loc")["x"][...], arr)  # through our store
+    refs = ccrefs.build_refs(cci_local.store, "loc", chunk_bytes=800)
+    assert refs.refs["x/1.0"] == [cci_local.store.describe("loc/x"), 800, 800]
+    fs = ReferenceFileSystem(fo=json.loads(ccrefs.refs_text(refs)))  # fsspec's own local filesystem
+    group = zarr.open_group(fs.get_mapper(""), mode="r", zarr_format=2, use_consolidated=True)
+    assert np.array_equal(group["x"][...], arr) and np.array_equal(group["z"][...], arr)
+
+
+def test_without_the_extra_opening_says_what_to_install(cci, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Building references needs none of zarr/xarray/fsspec; opening names the extra when one is missing."""
+    import sys
+
+    cci.upload_raw_array("x", np.arange(3.0), compression=False)
+    monkeypatch.setitem(sys.modules, "xarray", None)  # what an import of a missing package does
+    assert ccrefs.build_refs(cci.store, "x").arrays == ["x"]
+    with pytest.raises(ImportError, match=r"cottoncandy-ccfs\[zarr\]"):
+        ccrefs.open_dataset(cci, "x")

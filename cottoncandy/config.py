@@ -144,6 +144,11 @@ class Settings:
     force_bucket_creation: bool = False
     #: take the fast paths of ``cottoncandy.fastpaths`` (signed HEAD/GET/LIST); also off with ``CCFS_FAST_PATHS=0``
     fast_paths: bool = True
+    #: attempts per request (the first included) and botocore's retry mode (``standard``,
+    #: ``adaptive``, ``legacy``); ``None``: ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE``, the profile's
+    #: ``max_attempts``/``retry_mode`` in ``~/.aws/config``, else botocore's standard mode
+    max_attempts: int | None = None
+    retry_mode: str | None = None
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
 
@@ -266,6 +271,10 @@ def load_settings(
         "default_bucket": user_value("basic", "default_bucket") or "",
         "force_bucket_creation": string2bool(user_value("basic", "force_bucket_creation") or False),
     }
+    attempts = user_value("basic", "max_attempts")
+    if attempts:
+        kwargs["max_attempts"] = max(1, int(attempts))
+    kwargs["retry_mode"] = user_value("basic", "retry_mode")
     threads = user_value("basic", "threads")
     if threads:
         kwargs["threads"] = max(1, int(threads))

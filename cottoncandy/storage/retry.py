@@ -140,8 +140,8 @@ class AttemptLog:
         watchers.append(seen)
         try:
             yield seen
-        finally:
-            watchers.remove(seen)
+        finally:  # by identity: two watchers' lists may be equal
+            del watchers[next(i for i, w in enumerate(watchers) if w is seen)]
 
 
 class BrokenBody(OSError):

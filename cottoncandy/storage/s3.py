@@ -195,8 +195,9 @@ class ResumingStream(io.RawIOBase):
 
 #: where ``is_aws_endpoint`` recognises AWS's own S3 endpoints
 AWS_HOST_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
-#: botocore's default number of attempts in its standard mode (for bodies, when no setting says)
-DEFAULT_MAX_ATTEMPTS = 3
+#: attempts per request (the first included) when neither the settings, the environment nor the
+#: profile choose: more than botocore's 3, as cottoncandy always had (a mount outlives short faults)
+DEFAULT_MAX_ATTEMPTS = 5
 
 
 def is_aws_endpoint(endpoint_url: str | None) -> bool:
@@ -220,11 +221,13 @@ def _chain_sets(core: Any, name: str) -> bool:
 def retry_config(settings: Settings, core: Any) -> dict[str, Any]:
     """botocore's ``retries``: what the settings (options.cfg, ``Settings``) say wins; else nothing,
     so botocore reads ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE`` and the profile's ``max_attempts``/
-    ``retry_mode``; the mode is ``standard`` when none of them names one (old botocores default to
-    ``legacy``)."""
+    ``retry_mode``; when none of them names one, ``DEFAULT_MAX_ATTEMPTS`` and the ``standard`` mode
+    (old botocores default to ``legacy``)."""
     retries: dict[str, Any] = {}
     if settings.max_attempts:
         retries["total_max_attempts"] = max(1, int(settings.max_attempts))
+    elif not _chain_sets(core, "max_attempts"):
+        retries["total_max_attempts"] = DEFAULT_MAX_ATTEMPTS
     if settings.retry_mode:
         retries["mode"] = settings.retry_mode
     elif not _chain_sets(core, "retry_mode"):

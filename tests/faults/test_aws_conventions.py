@@ -88,9 +88,9 @@ def test_a_body_broken_midway_is_retried_by_our_loop(fault_proxy: FaultProxy, mo
 
 # --- integrity checks -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("endpoint", "relaxed"), [(None, False), ("https://s3.us-west-2.amazonaws.com", False),
-                                                   ("https://s3.amazonaws.com.cn", False),
-                                                   ("http://127.0.0.1:9000", True), ("https://minio.example.org", True)])
+@pytest.mark.parametrize(("endpoint", "relaxed"), [
+    (None, False), ("https://s3.us-west-2.amazonaws.com", False), ("https://s3.amazonaws.com.cn", False),
+    ("http://127.0.0.1:9000", True), ("https://minio.example.org", True)])
 def test_checksums_relaxed_only_off_aws(endpoint: str | None, relaxed: bool) -> None:
     config = make_client(Settings(endpoint_url=endpoint)).meta.config
     expected = "when_required" if relaxed else "when_supported"

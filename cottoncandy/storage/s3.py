@@ -497,6 +497,10 @@ class S3Store(ObjectStore):
             return None
         return SignedRequests.for_client(self.client, self.bucket)
 
+    def _fast_bodies(self) -> bool:
+        """Whether a GET's body may be read by its socket straight into the buffer (``_socket_readinto``)."""
+        return self.settings.fast_paths and fastpaths.enabled()
+
     def _head_in(self, bucket: str, key: str) -> ObjectInfo:
         resp = self._call(lambda: self.client.head_object(Bucket=bucket, Key=key), key, "read")
         return self._info(key, resp)
@@ -538,7 +542,7 @@ class S3Store(ObjectStore):
                                      f"{exc}") from exc
 
         def fill(body: Any) -> int:
-            direct = _socket_readinto(body, buffer)
+            direct = _socket_readinto(body, buffer) if self._fast_bodies() else None
             pos = direct or 0
             while direct is None and pos < total:
                 chunk = body.read(min(READ_CHUNK, total - pos))
@@ -869,8 +873,12 @@ def _socket_readinto(body: Any, buffer: memoryview) -> int | None:
     the portable way. Saves about a tenth of the daemon's CPU on sequential reads."""
     if type(body) is not StreamingBody:  # e.g. botocore's checksum-validating body: read it the portable way
         return None
-    stream: Any = getattr(body, "_raw_stream", None)
-    raw = getattr(stream, "_fp", None)
+    try:  # private names of botocore and urllib3: fenced (``cottoncandy.fastpaths``)
+        stream: Any = fastpaths.private(body, "_raw_stream")
+        raw = fastpaths.private(stream, "_fp")
+    except fastpaths.Unavailable as exc:
+        fastpaths.fell_back("botocore-body", str(exc), "the body's read()")
+        return None
     if raw is None or not hasattr(raw, "readinto") or getattr(stream, "_decoder", None) is not None \
             or stream.headers.get("content-encoding"):
         return None

@@ -50,6 +50,9 @@ DEFAULTS_0_4_0: dict[str, dict[str, str]] = {
     "compression": {"do_compression": "True", "small_array": "gzip", "large_array": "Zstd"},
 }
 
+#: botocore's retry modes (``[basic] retry_mode`` of options.cfg)
+RETRY_MODES = frozenset({"standard", "adaptive", "legacy"})
+
 TRUE_STRINGS = frozenset({"true", "tru", "t", "y", "yes", "1"})
 
 
@@ -273,8 +276,14 @@ def load_settings(
     }
     attempts = user_value("basic", "max_attempts")
     if attempts:
-        kwargs["max_attempts"] = max(1, int(attempts))
-    kwargs["retry_mode"] = user_value("basic", "retry_mode")
+        if not attempts.strip().isdigit() or int(attempts) < 1:
+            raise ValueError(f"options.cfg [basic] max_attempts = {attempts!r}: give a whole number of attempts, "
+                             "1 or more")
+        kwargs["max_attempts"] = int(attempts)
+    mode = user_value("basic", "retry_mode")
+    if mode and mode.strip() not in RETRY_MODES:
+        raise ValueError(f"options.cfg [basic] retry_mode = {mode!r}: give one of {', '.join(sorted(RETRY_MODES))}")
+    kwargs["retry_mode"] = mode.strip() if mode else None
     threads = user_value("basic", "threads")
     if threads:
         kwargs["threads"] = max(1, int(threads))

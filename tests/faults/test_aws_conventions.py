@@ -192,3 +192,13 @@ def test_a_credential_process_profile_through_ccfs_ls_and_mount(s3: LocalS3Serve
     with mounted(BUCKET, tmp_path, "--endpoint-url", s3.endpoint_url, "--profile", "viaprocess") as m:
         assert np.array_equal(np.load(m / "a.npy"), np.arange(6.0))
     assert len(process_profile.read_text()) >= 3  # the library, ccfs ls and the daemon each ran it
+
+
+@pytest.mark.parametrize(("line", "message"), [("max_attempts = many", "max_attempts = 'many'"),
+                                               ("max_attempts = 0", "1 or more"),
+                                               ("retry_mode = eager", "adaptive, legacy, standard")])
+def test_a_bad_retry_setting_in_options_cfg_is_named(tmp_path: Path, line: str, message: str) -> None:
+    cfg = tmp_path / "options.cfg"
+    cfg.write_text(f"[basic]\n{line}\n")
+    with pytest.raises(ValueError, match=message):
+        load_settings(config_file=cfg)

@@ -1,7 +1,8 @@
-"""The ``ccfs`` command (click): mount, umount, demo. Errors are one line and a non-zero exit."""
+"""The ``ccfs`` command (click): mount, umount, refresh, demo. Errors are one line and a non-zero exit."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Any
@@ -33,6 +34,20 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic from click
 
 
 SIZE = SizeType()
+
+
+class OctalType(click.ParamType):  # type: ignore[type-arg]
+    name = "octal"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        if not re.fullmatch(r"0?[0-7]{1,3}", str(value).strip()):
+            self.fail(f"{value!r} is not an octal mode such as 022 or 027", param, ctx)
+        return int(str(value).strip(), 8)
+
+
+OCTAL = OctalType()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,14 +85,17 @@ def main() -> None:
 @click.option("-o", "fuse_options", multiple=True, help="Extra FUSE options, e.g. -o allow_other.")
 @click.option("--no-fast-paths", "no_fast_paths", is_flag=True,
               help="Only public boto3/mfusepy APIs (as CCFS_FAST_PATHS=0): slower listings and reads.")
+@click.option("--uid", type=click.IntRange(min=0), help="Owner shown for every file and folder (default: yours).")
+@click.option("--gid", type=click.IntRange(min=0), help="Group shown for every file and folder (default: yours).")
+@click.option("--umask", type=OCTAL, default="0", show_default=True,
+              help="Permission bits taken from 0555 (folders) and 0444 (files), in octal, e.g. 027.")
 def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
                   region: str | None, foreground: bool, cache_size: int, block_size: int, read_ahead: int,
                   metadata_ttl: float, attr_ttl: float, interruptible_reads: bool,
                   cache_dir: str | None, cache_dir_size: int, log_file: str | None, log_level: str,
-                  fuse_options: tuple[str, ...], no_fast_paths: bool) -> None:
+                  fuse_options: tuple[str, ...], no_fast_paths: bool, uid: int | None, gid: int | None,
+                  umask: int) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
-    import os
-
     if block_size < 4096 or block_size > 64 * 2**20:
         raise click.BadParameter("must be between 4K and 64M", param_hint="--block-size")
     for name, seconds in (("--metadata-ttl", metadata_ttl), ("--attr-ttl", attr_ttl)):
@@ -91,7 +109,7 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
             options=MountOptions(cache_size=cache_size, block_size=block_size, read_ahead=read_ahead,
                                  metadata_ttl=metadata_ttl, attr_ttl=attr_ttl,
                                  interruptible_reads=interruptible_reads, cache_dir=cache_dir,
-                                 cache_dir_size=cache_dir_size),
+                                 cache_dir_size=cache_dir_size, uid=uid, gid=gid, umask=umask),
             endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
             log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level,
             fast_paths=not no_fast_paths)
@@ -110,6 +128,21 @@ def umount_command(mountpoint: str) -> None:
         unmount(mountpoint)
     except MountError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command("refresh")
+@click.argument("mountpoint", type=click.Path(file_okay=False, readable=False))
+@click.argument("path", required=False, default="")
+def refresh_command(mountpoint: str, path: str) -> None:
+    """Show new uploads at once: drop the cached listings and attributes of PATH (a folder, or the
+    folder holding a file) in the ccfs mount at MOUNTPOINT; of everything without PATH (as SIGHUP)."""
+    from .control import RefreshError, refresh
+
+    try:
+        done = refresh(mountpoint, path)
+    except RefreshError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"refreshed {os.path.join(mountpoint, done) if done else mountpoint}")
 
 
 @main.command("demo")

@@ -36,6 +36,8 @@ from .versions import OpenVersions
 log = logging.getLogger("ccfs")
 MiB = 2**20
 XATTR_PREFIX = "user.cottoncandy."
+#: reading this attribute of a path refreshes it (not listed by ``listxattr``; see ``refresh``)
+REFRESH_XATTR = XATTR_PREFIX + "refresh"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
@@ -54,6 +56,11 @@ class MountOptions:
     #: READs as synchronous requests, so any signal to a reader interrupts its read (at a cost in
     #: sequential throughput: the kernel keeps one READ in flight per reader instead of several)
     interruptible_reads: bool = False
+    #: owner and group shown for every file and folder (``None``: the daemon's), and permission
+    #: bits taken away from 0555 (folders) and 0444 (files)
+    uid: int | None = None
+    gid: int | None = None
+    umask: int = 0
 
 
 class Handle:
@@ -125,7 +132,10 @@ class CcFilesystem:
         self._next_fh = itertools.count(1)
         self._lock = threading.Lock()
         self.mounted_at = time.time()
-        self.uid, self.gid = os.getuid(), os.getgid()
+        self.uid = os.getuid() if self.options.uid is None else self.options.uid
+        self.gid = os.getgid() if self.options.gid is None else self.options.gid
+        self.folder_mode = stat.S_IFDIR | (0o555 & ~self.options.umask)
+        self.file_mode = stat.S_IFREG | (0o444 & ~self.options.umask)
         self._closed = False
 
     def close(self) -> None:
@@ -151,10 +161,10 @@ class CcFilesystem:
         base = {"st_uid": self.uid, "st_gid": self.gid, "st_blksize": self.options.block_size}
         if isinstance(node, FolderNode):
             t = int(self.mounted_at * 1e9)
-            return {**base, "st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, "st_size": 0,
+            return {**base, "st_mode": self.folder_mode, "st_nlink": 2, "st_size": 0,
                     "st_mtime": t, "st_ctime": t, "st_atime": t}
         t = int((node.info.last_modified.timestamp() if node.info.last_modified else self.mounted_at) * 1e9)
-        return {**base, "st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": node.size,
+        return {**base, "st_mode": self.file_mode, "st_nlink": 1, "st_size": node.size,
                 "st_mtime": t, "st_ctime": t, "st_atime": t, "st_blocks": (node.size + 511) // 512}
 
     def getattr(self, path: str) -> dict[str, Any]:
@@ -183,7 +193,16 @@ class CcFilesystem:
     def listxattr(self, path: str) -> list[str]:
         return sorted(self._xattrs(self.lookup(path)))
 
+    def refresh(self, path: str = "") -> None:
+        """Drop cached listings and attributes (of the folder ``path`` and the one holding it;
+        all for ``''``): the next access asks the store."""
+        self.namespace.refresh(path)
+        log.info("refreshed %s", f"/{path.strip('/')}" if path.strip("/") else "every folder")
+
     def getxattr(self, path: str, name: str) -> bytes:
+        if name == REFRESH_XATTR:  # ``ccfs refresh``'s channel: a read-only mount refuses setxattr
+            self.refresh(path)
+            return b"refreshed"
         value = self._xattrs(self.lookup(path)).get(name)
         if value is None:
             raise OSError(errno.ENODATA, f"{path} has no attribute {name}")

@@ -2,7 +2,8 @@
 
 Nothing that starts threads or network clients runs before the fork: the child builds the store,
 checks the bucket, mounts, and tells the parent through a pipe when the kernel has the mount (the
-FUSE ``init`` callback) or why it failed. SIGTERM/SIGINT end the FUSE loop, which unmounts.
+FUSE ``init`` callback) or why it failed. SIGTERM/SIGINT end the FUSE loop, which unmounts; SIGHUP
+drops the cached listings and attributes (``control.sighup_refresh``).
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
 
     from cottoncandy import fastpaths
 
+    from .control import sighup_refresh
     from .filesystem import CcFilesystem
     from .libfuse import fuse_class, interrupted_check
     from .operations import Operations
@@ -176,12 +178,15 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
                 continue
             name, _, value = item.partition("=")
             extra[name] = value if value else True
+    if request.options.uid is not None or request.options.gid is not None or request.options.umask:
+        extra.setdefault("default_permissions", True)  # the kernel enforces the modes shown
     log.info("mounting %s on %s", request.target, request.mountpoint)
     try:
-        fuse_class()(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
-             fsname=f"ccfs:{request.target}", subtype="ccfs", **extra)
+        with sighup_refresh(filesystem.refresh):
+            fuse_class()(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
+                         fsname=f"ccfs:{request.target}", subtype="ccfs", **extra)
     except RuntimeError as exc:
-        # libfuse 3 ends a loop stopped by SIGTERM/SIGINT/SIGHUP with status 8 (the signal is kept
+        # libfuse 3 ends a loop stopped by SIGTERM/SIGINT with status 8 (the signal is kept
         # as the session's error), after unmounting: that is the documented way to stop a mount
         if not (served.is_set() and exc.args == (SIGNAL_STOP_STATUS,)):
             raise

@@ -50,6 +50,9 @@ DEFAULTS_0_4_0: dict[str, dict[str, str]] = {
     "compression": {"do_compression": "True", "small_array": "gzip", "large_array": "Zstd"},
 }
 
+#: botocore's retry modes (``[basic] retry_mode`` of options.cfg)
+RETRY_MODES = frozenset({"standard", "adaptive", "legacy"})
+
 TRUE_STRINGS = frozenset({"true", "tru", "t", "y", "yes", "1"})
 
 
@@ -144,6 +147,11 @@ class Settings:
     force_bucket_creation: bool = False
     #: take the fast paths of ``cottoncandy.fastpaths`` (signed HEAD/GET/LIST); also off with ``CCFS_FAST_PATHS=0``
     fast_paths: bool = True
+    #: attempts per request (the first included) and botocore's retry mode (``standard``,
+    #: ``adaptive``, ``legacy``); ``None``: ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE``, the profile's
+    #: ``max_attempts``/``retry_mode`` in ``~/.aws/config``, else botocore's standard mode
+    max_attempts: int | None = None
+    retry_mode: str | None = None
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
 
@@ -276,6 +284,16 @@ def load_settings(
         "default_bucket": user_value("basic", "default_bucket") or "",
         "force_bucket_creation": string2bool(user_value("basic", "force_bucket_creation") or False),
     }
+    attempts = user_value("basic", "max_attempts")
+    if attempts:
+        if not attempts.strip().isdigit() or int(attempts) < 1:
+            raise ValueError(f"options.cfg [basic] max_attempts = {attempts!r}: give a whole number of attempts, "
+                             "1 or more")
+        kwargs["max_attempts"] = int(attempts)
+    mode = user_value("basic", "retry_mode")
+    if mode and mode.strip() not in RETRY_MODES:
+        raise ValueError(f"options.cfg [basic] retry_mode = {mode!r}: give one of {', '.join(sorted(RETRY_MODES))}")
+    kwargs["retry_mode"] = mode.strip() if mode else None
     threads = user_value("basic", "threads")
     if threads:
         kwargs["threads"] = max(1, int(threads))

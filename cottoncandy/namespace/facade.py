@@ -67,3 +67,16 @@ class Namespace:
         if not path:
             self.attributes.clear()
             self.resolver.forget()
+
+    def refresh(self, path: str = "") -> None:
+        """Forget what is cached so that a new upload shows at once (``ccfs refresh``, SIGHUP):
+        everything for ``''``; else the listings of the folder ``path`` and of the folder holding it
+        (so ``path`` may name a folder, a file, or something not seen yet), and every remembered
+        HEAD and miss."""
+        parts = [part for part in path.split("/") if part]
+        if not parts:
+            self.forget("")
+            return
+        self.listings.forget("/".join(parts))
+        self.listings.forget("/".join(parts[:-1]))  # '' (a top-level name): every listing
+        self.attributes.clear()

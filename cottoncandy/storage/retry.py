@@ -1,18 +1,32 @@
-"""Retry policy as data, applied by one loop.
+"""What is retried where: botocore retries requests; this module retries what botocore cannot.
 
-Throttling, 5xx answers, timeouts and dropped connections are retried with capped, jittered
-exponential backoff; everything else fails at once. Errors are matched on S3 error codes and
-exception types, never on message text (s3fs's approach).
+Requests are retried by botocore itself, in its ``standard`` (or ``adaptive``) mode, as many times
+as ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE``, the profile's ``max_attempts``/``retry_mode`` in
+``~/.aws/config`` or cottoncandy's own settings say (``s3.retry_config``). Two things are left to
+the loop here (``RetryPolicy.call``), because botocore has returned before they fail:
+
+- a body that breaks midway (a reset, a truncated or stalled body after the answer's head came):
+  ``BrokenBody``; the whole ranged GET is asked again (or the stream resumes where it broke);
+- clean-up after a failed write (aborting a multipart upload, deleting what was stored), which
+  keeps asking for ``CLEANUP_RETRY.patience`` seconds after botocore's attempts ran out: the
+  endpoint has just failed, and an upload left behind is billed.
+
+``AttemptLog`` lets a caller see each attempt botocore made out of sight (its ``needs-retry``
+event), so "the server may have stored it before its answer was lost" is still known. Errors are
+matched on S3 error codes and exception types, never on message text (s3fs's approach).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from botocore.exceptions import (
     ClientError,
@@ -81,8 +95,78 @@ def may_have_taken_effect(exc: BaseException) -> bool:
     return isinstance(exc, RETRYABLE_EXCEPTIONS)
 
 
-class ShortReadError(OSError):
+def attempt_may_have_taken_effect(response: Any = None, caught_exception: BaseException | None = None) -> bool:
+    """``may_have_taken_effect`` for one attempt as botocore's ``needs-retry`` event describes it:
+    ``response`` is ``(http_response, parsed)``, or ``caught_exception`` what the transport raised."""
+    if caught_exception is not None:
+        return may_have_taken_effect(caught_exception)
+    if not response:
+        return False
+    http, parsed = response
+    status = int(getattr(http, "status_code", 200) or 200)
+    if status < 300:
+        return False
+    code = str((parsed or {}).get("Error", {}).get("Code") or "")
+    return code in MAYBE_DONE_CODES or str(status) in MAYBE_DONE_CODES
+
+
+class AttemptLog:
+    """Whether each attempt of the botocore calls made on this thread may have taken effect.
+
+    ``install`` registers one observer on a client's ``needs-retry`` event (emitted after every
+    attempt, the last one included; it returns nothing, so botocore's own retry decision stands);
+    ``watching()`` collects, for the calls made inside it, one boolean per attempt.
+    """
+
+    _local = threading.local()
+
+    @classmethod
+    def install(cls, client: Any) -> None:
+        client.meta.events.register("needs-retry.s3", cls._observe, unique_id="cottoncandy-attempt-log")
+
+    @classmethod
+    def _observe(cls, response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
+        watchers: list[list[bool]] = getattr(cls._local, "watchers", [])
+        if watchers:
+            outcome = attempt_may_have_taken_effect(response, caught_exception)
+            for seen in watchers:
+                seen.append(outcome)
+
+    @classmethod
+    @contextlib.contextmanager
+    def watching(cls) -> Iterator[list[bool]]:
+        seen: list[bool] = []
+        watchers = cls._local.__dict__.setdefault("watchers", [])
+        watchers.append(seen)
+        try:
+            yield seen
+        finally:  # by identity: two watchers' lists may be equal
+            del watchers[next(i for i, w in enumerate(watchers) if w is seen)]
+
+
+class BrokenBody(OSError):
+    """An answer's body failed after botocore returned the answer (a reset, a stall, a truncation):
+    botocore cannot retry that, so ``RetryPolicy`` asks again."""
+
+
+class ShortReadError(BrokenBody):
     """The server sent fewer bytes than the range asked for; retried like a dropped connection."""
+
+
+def is_body_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while reading a body, is a passing transport failure."""
+    return isinstance(exc, (BrokenBody, *RETRYABLE_EXCEPTIONS))
+
+
+def reading_body(read: Callable[[], T]) -> T:
+    """Run ``read`` (it reads an answer's body); a transport failure becomes ``BrokenBody``, which
+    ``RetryPolicy`` retries even when it retries bodies only."""
+    try:
+        return read()
+    except BrokenBody:
+        raise
+    except RETRYABLE_EXCEPTIONS as exc:
+        raise BrokenBody(errno.EIO, f"the body broke ({type(exc).__name__}: {exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -94,11 +178,17 @@ class RetryPolicy:
     max_delay: float = 5.0
     #: seconds to keep retrying even after ``max_attempts`` (an outage must not outlast a clean-up)
     patience: float = 0.0
+    #: retry ``BrokenBody`` only: the requests themselves were retried by botocore
+    bodies_only: bool = False
 
     def is_retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, BrokenBody):
+            return True
+        if self.bodies_only:
+            return False
         if isinstance(exc, ClientError):
             return error_code(exc) in RETRYABLE_CODES
-        return isinstance(exc, (*RETRYABLE_EXCEPTIONS, ShortReadError))
+        return isinstance(exc, RETRYABLE_EXCEPTIONS)
 
     def delay(self, attempt: int) -> float:
         """Full-jitter backoff: uniform in [0, min(cap, base * 2**attempt)]."""
@@ -122,7 +212,13 @@ class RetryPolicy:
                 time.sleep(pause)
 
 
+def body_policy(max_attempts: int) -> RetryPolicy:
+    """How often a broken body is asked again: as often as botocore tries a request, with its
+    standard mode's backoff (50 ms doubling, capped at 20 s)."""
+    return RetryPolicy(max_attempts=max(1, max_attempts), base_delay=0.05, max_delay=20.0, bodies_only=True)
+
+
 #: clean-up after a failed write (aborting a multipart upload, removing parts already stored): it
-#: runs when the endpoint has just failed, so it keeps trying for 30 s, not the few seconds a
-#: request whose caller is waiting gets
+#: runs when the endpoint has just failed, so it keeps trying for 30 s (around botocore's own
+#: attempts), not the few seconds a request whose caller is waiting gets
 CLEANUP_RETRY = RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=4.0, patience=30.0)

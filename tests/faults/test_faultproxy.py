@@ -24,8 +24,8 @@ BODY = bytes(range(256)) * 4096  # 1 MiB
 
 @pytest.fixture
 def client(fault_proxy: FaultProxy):  # type: ignore[no-untyped-def]
-    """A boto3 client through the proxy, botocore's retries off (as the library configures it)."""
-    return make_client(Settings(endpoint_url=fault_proxy.endpoint_url))
+    """A boto3 client through the proxy, one attempt per request (each fault is seen as it is)."""
+    return make_client(Settings(endpoint_url=fault_proxy.endpoint_url, max_attempts=1))
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def stored(client) -> str:  # type: ignore[no-untyped-def]
 
 @functools.lru_cache(maxsize=4)
 def _client_for(endpoint_url: str):  # type: ignore[no-untyped-def]
-    return make_client(Settings(endpoint_url=endpoint_url))  # ~0.5 s to build: once per proxy
+    return make_client(Settings(endpoint_url=endpoint_url, max_attempts=1))  # ~0.5 s to build: once per proxy
 
 
 def presigned(proxy: FaultProxy, key: str, method: str = "get_object") -> str:

@@ -158,3 +158,36 @@ def test_private_names_the_lookup() -> None:
         fastpaths.private("cottoncandy.no_such_module", "x")
     with pytest.raises(fastpaths.Unavailable, match=r"SimpleNamespace.a has no attribute 'c'"):
         fastpaths.private(SimpleNamespace(a=SimpleNamespace(b=1)), "a", "c")
+
+
+def test_a_body_without_the_private_socket_path_is_read_the_portable_way(caplog: pytest.LogCaptureFixture) -> None:
+    """``_socket_readinto`` (a GET's body read by its socket into the buffer) is fenced too: a body
+    whose raw stream lacks urllib3's private ``_fp`` falls back, with one warning."""
+    import io
+
+    from botocore.response import StreamingBody
+
+    from cottoncandy.storage.s3 import _socket_readinto
+
+    for _ in range(2):
+        body = StreamingBody(io.BytesIO(b"abc"), 3)  # a raw stream that is not urllib3's response
+        assert _socket_readinto(body, memoryview(bytearray(3))) is None and body.read() == b"abc"
+    assert fastpaths.fallbacks() == {"botocore-body": 2}
+    assert len(warnings_logged(caplog)) == 1 and "_fp" in warnings_logged(caplog)[0]
+
+
+def test_switched_off_the_store_reads_bodies_the_portable_way(s3_settings: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from cottoncandy.storage import s3 as s3_module
+
+    used: list[int] = []
+    real = s3_module._socket_readinto
+    monkeypatch.setattr(s3_module, "_socket_readinto", lambda body, buf: used.append(1) or real(body, buf))
+    for fast, expected in ((False, 0), (True, 1)):
+        store = S3Account(Settings(endpoint_url=s3_settings.endpoint_url, fast_paths=fast)).store(BUCKET)
+        store.put("k", b"x" * 100)
+        store._signed = None  # not the signed GET: the boto3 path, whose body is read here
+        used.clear()
+        buffer = bytearray(100)
+        store.readinto("k", 0, memoryview(buffer))
+        assert bytes(buffer) == b"x" * 100 and len(used) == expected

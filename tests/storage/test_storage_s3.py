@@ -82,7 +82,7 @@ def test_missing_bucket_and_wrong_endpoint(s3_settings: Settings) -> None:
     assert not account.bucket_exists("no-such-bucket")
     with pytest.raises(FileNotFoundError, match="no-such-bucket"):
         account.store("no-such-bucket").head("k")
-    dead = S3Account(Settings(endpoint_url="http://127.0.0.1:9", threads=1), RetryPolicy(max_attempts=2, base_delay=0))
+    dead = S3Account(Settings(endpoint_url="http://127.0.0.1:9", threads=1, max_attempts=2))
     with pytest.raises(OSError) as err:
         dead.store("b").head("k")
     assert err.value.errno == errno.EIO and "s3://b/k" in str(err.value)

@@ -1,0 +1,120 @@
+"""``mount.fuse.ccfs``: mount(8)'s helper, so ``mount -t fuse.ccfs BUCKET /mnt -o OPTIONS`` and
+/etc/fstab lines (``BUCKET /mnt fuse.ccfs endpoint_url=...,cache_size=1G,_netdev 0 0``) work.
+
+mount(8) runs ``mount.fuse.ccfs SOURCE MOUNTPOINT [-sfnv] [-N NS] [-o OPTIONS] [-t fuse.ccfs]``
+and waits for it: the helper is ``ccfs mount`` (which returns once the kernel has the mount, the
+daemon in the background), its options translated here. mount(8)'s own options (``rw``,
+``noauto``, ``_netdev``, ``nofail``, ``x-systemd.*``, ...) are dropped: they are for mount(8) and
+systemd, not for us. ``ccfs mount``'s flags are written with underscores or dashes
+(``endpoint_url=URL``, ``cache-size=1G``, ``no_fast_paths``); anything else is a FUSE option
+(``allow_other``, ``default_permissions``).
+"""
+
+from __future__ import annotations
+
+import grp
+import pwd
+import sys
+
+#: options for mount(8), the kernel's generic mount flags, or systemd: not passed on
+GENERIC = frozenset({
+    "rw", "ro", "auto", "noauto", "_netdev", "user", "users", "nouser", "owner", "group", "nofail", "defaults",
+    "exec", "noexec", "suid", "nosuid", "dev", "nodev", "sync", "async", "atime", "noatime", "relatime",
+    "norelatime", "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime", "nolazytime", "silent",
+    "loud", "mand", "nomand", "iversion", "noiversion", "dirsync", "bind", "remount",
+})
+GENERIC_PREFIXES = ("x-", "comment=", "helper=")
+#: ``ccfs mount`` flags that take a value
+VALUED = frozenset({"endpoint_url", "profile", "region", "cache_size", "block_size", "read_ahead", "metadata_ttl",
+                    "attr_ttl", "cache_dir", "cache_dir_size", "log_file", "log_level", "uid", "gid", "umask"})
+#: ``ccfs mount`` flags that take none
+FLAGS = frozenset({"interruptible_reads", "no_fast_paths"})
+
+
+class UsageError(ValueError):
+    """Arguments mount(8) would not have given, or an option that cannot be used."""
+
+
+def _owner(kind: str, value: str) -> str:
+    """``uid=``/``gid=`` as a number; a user or group name is looked up."""
+    if value.isdigit():
+        return value
+    try:
+        return str(pwd.getpwnam(value).pw_uid if kind == "uid" else grp.getgrnam(value).gr_gid)
+    except KeyError:
+        raise UsageError(f"{kind}={value}: no such {'user' if kind == 'uid' else 'group'}") from None
+
+
+def translate_options(options: str) -> list[str]:
+    """``-o`` options of mount(8) as ``ccfs mount`` arguments (FUSE ones as one ``-o``)."""
+    args: list[str] = []
+    fuse: list[str] = []
+    for item in (part.strip() for part in options.split(",")):
+        if not item or item in GENERIC or item.startswith(GENERIC_PREFIXES):
+            continue
+        name, has_value, value = item.partition("=")
+        flag = name.replace("-", "_")
+        if flag in VALUED:
+            if not has_value or not value:
+                raise UsageError(f"option {name} needs a value ({name}=...)")
+            if flag in ("uid", "gid"):
+                value = _owner(flag, value)
+            args += ["--" + flag.replace("_", "-"), value]
+        elif flag in FLAGS:
+            if has_value:
+                raise UsageError(f"option {name} takes no value")
+            args.append("--" + flag.replace("_", "-"))
+        else:
+            fuse.append(item)
+    if fuse:
+        args += ["-o", ",".join(fuse)]
+    return args
+
+
+def parse_argv(argv: list[str]) -> tuple[str, str, str, bool]:
+    """(source, mountpoint, options, fake) from mount(8)'s calling convention."""
+    positional: list[str] = []
+    options: list[str] = []
+    fake = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-o", "-t", "-N"):
+            if i + 1 >= len(argv):
+                raise UsageError(f"{arg} needs a value")
+            if arg == "-o":
+                options.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("-o") and len(arg) > 2:
+            options.append(arg[2:])
+        elif arg.startswith("-") and len(arg) > 1:
+            letters = arg[1:]
+            if set(letters) - set("sfnvi"):
+                raise UsageError(f"unknown flag {arg}")
+            fake = fake or "f" in letters
+        else:
+            positional.append(arg)
+        i += 1
+    if len(positional) != 2:
+        raise UsageError("usage: mount.fuse.ccfs SOURCE MOUNTPOINT [-o OPTIONS]")
+    return positional[0], positional[1], ",".join(options), fake
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: translate, then run ``ccfs mount`` (which returns once mounted)."""
+    from .cli import main as ccfs
+
+    try:
+        source, mountpoint, options, fake = parse_argv(sys.argv[1:] if argv is None else argv)
+        args = ["mount", source, mountpoint, *translate_options(options)]
+    except UsageError as exc:
+        print(f"mount.fuse.ccfs: {exc}", file=sys.stderr)
+        sys.exit(1)
+    if fake:  # mount -f: do everything but the mount
+        return
+    ccfs.main(args=args, prog_name="mount.fuse.ccfs")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -20,7 +20,7 @@ from .api_arrays import ArrayMethods
 from .api_files import FileSystemMethods
 from .arrays.raw import read_array_spec, read_raw_array, write_raw_array
 from .config import Settings
-from .errors import NotAnArray, ObjectNotFound
+from .errors import NotAnArray, ObjectNotFound, OptionAdvice, advised
 from .formats import objects
 from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from .formats.pgzip import visible_metadata
@@ -98,8 +98,9 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
             if force_bucket_creation or not self.account.named_buckets:
                 self.account.create_bucket(bucket_name, self.settings.default_acl)
             else:
-                raise FileNotFoundError(f"bucket not found: s3://{bucket_name} "
-                                        "(pass force_bucket_creation=True to create it)")
+                advice = OptionAdvice(f"bucket not found: s3://{bucket_name}", "force_bucket_creation",
+                                      "to create it")
+                raise advised(FileNotFoundError(advice.render()), advice)
         self._store = self.account.store(bucket_name)
         self._bucket = self._store.bucket
 

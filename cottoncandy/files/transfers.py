@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..errors import IsAFolder, ObjectExists, ObjectNotFound
+from ..errors import IsAFolder, NeedsOptionWarning, ObjectExists, ObjectNotFound, OptionAdvice, advised
 from ..namespace.patterns import has_magic
 from ..progress import Progress
 from ..storage.base import ObjectInfo, ObjectStore
@@ -55,8 +55,9 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
             raise ObjectNotFound(errno.ENOENT, f"nothing to copy: {src_store.describe(src)} is neither an "
                                                   f"object nor a folder of objects{hint}")
         if not recursive:
-            raise IsAFolder(errno.EISDIR, f"{src_store.describe(src)} is a folder of {len(keys)} "
-                                          "objects: pass recursive=True to copy it")
+            advice = OptionAdvice(f"{src_store.describe(src)} is a folder of {len(keys)} objects",
+                                  "recursive", "to copy it")
+            raise advised(IsAFolder(errno.EISDIR, advice.render()), advice)
         plan = [Copy(key, folder_prefix(dst) + key[len(prefix):]) for key in keys]
     if not overwrite:
         if len(plan) == 1:
@@ -65,9 +66,9 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
             taken = {o.key for o in dst_store.iter_objects(folder_prefix(dst))}
             clashes = [c.dst for c in plan if c.dst in taken]
         if clashes:
-            raise ObjectExists(errno.EEXIST, f"{dst_store.describe(clashes[0])} already exists"
-                                             f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}"
-                                             "; pass overwrite=True to replace")
+            more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+            advice = OptionAdvice(f"{dst_store.describe(clashes[0])} already exists{more}", "overwrite", "to replace")
+            raise advised(ObjectExists(errno.EEXIST, advice.render()), advice)
     return plan
 
 
@@ -97,7 +98,8 @@ def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
     if not recursive:
         what = (f"{name!r} matches {len(target.keys)} objects in {store.describe()}" if target.kind is Kind.PATTERN
                 else f"{store.describe(name)} is a folder of {len(target.keys)} objects")
-        warnings.warn(f"nothing removed: {what}; use recursive=True", UserWarning, stacklevel=3)
+        warnings.warn(NeedsOptionWarning(OptionAdvice(f"nothing removed: {what}", "recursive", "to remove them")),
+                      stacklevel=3)
         return []
     store.delete_many(target.keys)
     return list(target.keys)

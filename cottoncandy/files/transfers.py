@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import IsAFolder, NeedsOptionWarning, ObjectExists, ObjectNotFound, OptionAdvice, advised
 from ..namespace.patterns import has_magic
-from ..progress import Progress
+from ..progress import Progress, ProgressCallback
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.tempfiles import create_temp
 from .listing import folder_prefix
@@ -114,7 +114,7 @@ def total_size(store: ObjectStore, prefix: str = "") -> int:
 
 def upload_directory(store: ObjectStore, disk_path: str, cloud_path: str, *, recursive: bool,
                      acl: str | None, metadata: dict[str, str] | None, threads: int,
-                     verbose: bool) -> list[ObjectInfo]:
+                     verbose: bool, callback: ProgressCallback | None = None) -> list[ObjectInfo]:
     """Every file of ``disk_path`` (and its sub-folders when ``recursive``) under ``cloud_path``."""
     if not os.path.isdir(disk_path):
         raise NotADirectoryError(errno.ENOTDIR, f"not a directory: {disk_path}")
@@ -132,7 +132,7 @@ def upload_directory(store: ObjectStore, disk_path: str, cloud_path: str, *, rec
             files.append((path, "/".join([cloud_path.rstrip("/"), *parts, name]).lstrip("/")))
     total = sum(os.path.getsize(path) for path, _ in files)
 
-    with Progress(total, f"upload {disk_path}", enabled=verbose) as progress:
+    with Progress(total, f"upload {disk_path}", enabled=verbose, callback=callback) as progress:
         def put(item: tuple[str, str]) -> ObjectInfo:
             path, key = item
             with open(path, "rb") as fh:
@@ -180,7 +180,7 @@ def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Call
 
 
 def download_directory(store: ObjectStore, directory: str, disk_name: str, *, threads: int,
-                       verbose: bool) -> list[str]:
+                       verbose: bool, callback: ProgressCallback | None = None) -> list[str]:
     """Every key under ``directory/`` into ``disk_name``, keeping the folder structure."""
     if directory.endswith("/*"):
         directory = directory[:-2]  # 'path/*' means 'path', as in 0.4.0 (and 'run[1]/*' the folder 'run[1]')
@@ -205,7 +205,7 @@ def download_directory(store: ObjectStore, directory: str, disk_name: str, *, th
         jobs.append((info, target))
     written: list[str] = []
     with Progress(sum(i.size for i, _ in jobs), f"download {prefix or store.describe()}",
-                  enabled=verbose) as progress:
+                  enabled=verbose, callback=callback) as progress:
         def fetch(job: tuple[ObjectInfo, str]) -> str | None:
             info, target = job
             if safe_local_path(root, info.key[len(prefix):]) is None:  # re-check: folders appear as we go

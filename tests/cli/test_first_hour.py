@@ -58,3 +58,13 @@ def test_demo_and_server_without_the_server_extra_give_a_one_line_hint() -> None
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "waitress is not installed" in result.stderr and "pip install -e '.[server]'" in result.stderr
+
+
+def test_python_m_s3server_without_the_server_extra_gives_the_hint() -> None:
+    code = ("import runpy, sys; sys.modules['waitress'] = None; sys.modules['waitress.server'] = None\n"
+            "runpy.run_module('cottoncandy.testing.s3server', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code, "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: waitress is not installed; the local S3 endpoint needs the 'server' extra: "
+        "pip install 'cottoncandy-ccfs[server]' (from a clone: pip install -e '.[server]')"]

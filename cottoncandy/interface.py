@@ -307,9 +307,10 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return {"small_array": self.settings.small_array, "large_array": self.settings.large_array,
                 "do_compression": self.settings.do_compression}
 
-    def _progress(self, total: int, label: str, callback: ProgressCallback | None = None) -> Progress:
-        """A bar for transfers big enough to wait for (when verbose and seen), and the caller's callback."""
-        return Progress(total, label, enabled=self.verbose and big_enough(total), callback=callback)
+    def _progress(self, total: int | None, label: str, callback: ProgressCallback | None = None) -> Progress:
+        """A bar for transfers big enough to wait for (when verbose and seen), and the caller's callback.
+        ``total`` is ``None`` when unknown (a stream that cannot seek): the callback gets no size."""
+        return Progress(total, label, enabled=self.verbose and big_enough(total or 0), callback=callback)
 
     @cleans_object_name
     def download_raw_array(self, object_name: str, buffersize: int = 2**16, threads: int | None = None, *,
@@ -329,8 +330,8 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return read_array_spec(self.store, object_name)[1]
 
 
-def _body_size(body: Any) -> int:
-    """Bytes a body will send, when that can be known without reading it (0 otherwise: no bar)."""
+def _body_size(body: Any) -> int | None:
+    """Bytes a body will send, when that can be known without reading it (``None`` otherwise: no bar)."""
     if isinstance(body, (bytes, bytearray, memoryview)):
         return memoryview(body).nbytes
     try:
@@ -339,7 +340,7 @@ def _body_size(body: Any) -> int:
         body.seek(here)
         return int(size)
     except (AttributeError, OSError, ValueError):
-        return 0
+        return None
 
 
 

@@ -77,6 +77,28 @@ def test_every_transfer_reports_to_an_fsspec_callback_and_a_plain_callable(any_c
         assert (real.size, real.value) == (total, total), name
 
 
+def test_a_stream_of_unknown_length_reports_bytes_without_a_size(cci) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self, data: bytes):
+            self.data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            chunk = self.data.read(len(buffer))
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
+    recorder, calls = Recorder(), []
+    cci.upload_object("u", Unseekable(b"z" * 70_000), callback=recorder)
+    cci.upload_object("u", Unseekable(b"z" * 70_000), callback=lambda done, total: calls.append((done, total)))
+    assert (recorder.size, recorder.value) == (None, 70_000) and calls[-1] == (70_000, None)
+    assert cci.download_object("u") == b"z" * 70_000
+
+
 def test_a_callback_of_the_wrong_kind_is_refused_before_any_request(cci) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TypeError, match="set_size.*relative_update.*fn\\(done, total\\)"):
         cci.upload_raw_array("never", np.ones(3), callback=42)

@@ -1,4 +1,4 @@
-"""The ``ccfs`` command (click): mount, umount, refresh, demo. Errors are one line and a non-zero exit."""
+"""The ``ccfs`` command (click): mount, umount, refresh, refs, demo, server. Errors are one line and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -153,7 +153,20 @@ def demo_command(keep: bool) -> None:
 
     try:
         run_demo(keep=keep)
-    except (MountError, OSError, ValueError) as exc:
+    except (MountError, OSError, ValueError, ImportError) as exc:  # ImportError: no [server] extra (one line)
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=9000, show_default=True, help="Port to listen on (0: any free one).")
+def server_command(host: str, port: int) -> None:
+    """Run a local S3 endpoint (moto, in memory) in the foreground, to try the library and the mount."""
+    from .demo import serve
+
+    try:
+        serve(host, port)
+    except (OSError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

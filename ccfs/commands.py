@@ -18,6 +18,7 @@ from click.shell_completion import CompletionItem
 
 from cottoncandy.arrays.inspect import describe
 from cottoncandy.arrays.npy_files import save_npy_file, upload_npy_file
+from cottoncandy.errors import NeedsOptionWarning, OptionAdvice
 from cottoncandy.files import listing, transfers
 from cottoncandy.files.urls import S3_SCHEME, Location, account, open_store, parse_location
 from cottoncandy.namespace.patterns import has_magic
@@ -66,9 +67,21 @@ def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+#: the command line's names for the library's options, where an error advises one
+FLAGS = {"overwrite": "--overwrite", "recursive": "-r"}
+
+
+def cli_flag(option: str) -> str:
+    """``overwrite`` -> ``--overwrite``: how an error's advice names an option here."""
+    return FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
 def _one_line(exc: BaseException) -> str:
-    """The message without ``[Errno N]`` noise or line breaks."""
-    if isinstance(exc, OSError) and exc.strerror:
+    """The message without ``[Errno N]`` noise or line breaks; advice names CLI flags, not keywords."""
+    advice = getattr(exc, "advice", None)
+    if isinstance(advice, OptionAdvice):
+        text = advice.render(cli_flag)
+    elif isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     elif isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])
@@ -193,7 +206,8 @@ def rm_command(url: str, recursive: bool, **options: Any) -> None:
     with warnings.catch_warnings(record=True) as caught:  # the library warns (0.4.0 went on); the CLI fails
         warnings.simplefilter("always")
         removed = transfers.remove(_store(location, options), location.key, recursive)
-    reasons = [str(w.message).replace("recursive=True", "-r") for w in caught if issubclass(w.category, UserWarning)]
+    reasons = [w.message.advice.render(cli_flag) if isinstance(w.message, NeedsOptionWarning) else str(w.message)
+               for w in caught if issubclass(w.category, UserWarning)]
     if not removed and reasons:
         raise click.ClickException(reasons[0])
     click.echo(f"removed {len(removed)} object{'s' if len(removed) != 1 else ''}")

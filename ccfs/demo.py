@@ -65,6 +65,26 @@ def write_samples(cci: CloudInterface) -> dict[str, np.ndarray]:
     return arrays
 
 
+def serve(host: str, port: int) -> None:
+    """``ccfs server``: the local S3 endpoint in the foreground until Ctrl-C (or SIGTERM)."""
+    import signal
+    import threading
+
+    from cottoncandy.testing.s3server import LocalS3Server
+
+    server = LocalS3Server(host=host, port=port).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"local S3 endpoint on {server.endpoint_url} (in memory; any access key and secret are accepted; "
+          "Ctrl-C stops it)", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 def run_demo(keep: bool = False) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo-secret")

@@ -23,9 +23,13 @@ def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRE
     chain (environment, ``~/.aws/*``, ``AWS_ENDPOINT_URL``). ``kwargs``: ``profile``, ``region``
     (or 0.4.0's ``region_name``), ``aws_session_token``, and ``config``, a botocore ``Config`` whose
     settings (timeouts, signature version, ...) win over ours, as 0.4.0 passed it to boto3.
+    ``show_buckets=True`` prints every bucket of the account, as 0.4.0 did whenever ``verbose`` (one
+    ListBuckets call, which many accounts deny or answer with thousands of names); ``verbose`` alone
+    prints the current bucket.
     """
     settings = load_settings(ACCESS_KEY, SECRET_KEY, endpoint_url, profile=kwargs.pop("profile", None),
                              region=kwargs.pop("region", None) or kwargs.pop("region_name", None))
+    show_buckets = bool(kwargs.pop("show_buckets", False))
     extra = {"boto_config": kwargs.pop("config", None), "session_token": kwargs.pop("aws_session_token", None)}
     settings = replace(settings, **{k: v for k, v in extra.items() if v is not None})
     if kwargs:
@@ -36,7 +40,7 @@ def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRE
         force_bucket_creation = settings.force_bucket_creation
     account = open_account(backend, settings)
     return CloudInterface(bucket_name, account, settings, backend=backend, verbose=verbose,
-                          force_bucket_creation=force_bucket_creation)
+                          force_bucket_creation=force_bucket_creation, show_buckets=show_buckets)
 
 
 def get_browser(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRET_KEY: Any = False,  # noqa: N803

@@ -6,13 +6,18 @@ arguments and hands the work to ``chunked``, ``sparse`` or ``groups``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .api_host import MixinBase
 from .arrays import chunked, groups, sparse
 from .formats.raw import string_metadata
+from .messages import say
 from .names import cleans_object_name
+from .progress import ProgressCallback
 from .storage.base import ObjectInfo
+
+log = logging.getLogger(__name__)
 
 
 class ArrayMethods(MixinBase):
@@ -20,8 +25,8 @@ class ArrayMethods(MixinBase):
 
     @cleans_object_name
     def upload_dask_array(self, object_name: str, arr: Any, axis: int | None = -1,
-                          buffersize: int | None = None, threads: int | None = None,
-                          **metakwargs: Any) -> ObjectInfo:
+                          buffersize: int | None = None, threads: int | None = None, *,
+                          callback: ProgressCallback | None = None, **metakwargs: Any) -> ObjectInfo:
         """Upload ``arr`` (numpy or dask) in parts of about ``buffersize`` bytes along ``axis``.
 
         0.4.0's layout (``NAME/pt0000``... raw arrays with the default compression, then
@@ -31,7 +36,7 @@ class ArrayMethods(MixinBase):
         return chunked.upload_dask_array(
             self.store, object_name, arr, axis, buffersize or self.settings.dask_chunksize,
             choice=self._encode_choice(), metadata=string_metadata(metakwargs),
-            threads=threads or min(4, self.settings.threads), verbose=self.verbose)
+            threads=threads or min(4, self.settings.threads), verbose=self.verbose, callback=callback)
 
     @cleans_object_name
     def download_dask_array(self, object_name: str, dask_name: str | None = None, threads: int | None = None) -> Any:
@@ -66,18 +71,19 @@ class ArrayMethods(MixinBase):
         folders = groups.upload_tree(self.store, object_name, array_dict, acl=acl,
                                      metadata=string_metadata(metadata), choice=self._encode_choice(),
                                      threads=threads or self.settings.threads)
-        if verbose:
-            for folder in folders:
-                print(f'uploaded arrays in "{folder}"')
+        for folder in folders:
+            say(log, f'uploaded arrays in "{folder}"', verbose)
 
     @cleans_object_name
     def cloud2dict(self, object_root: str, verbose: bool = True, keys: Any = None, threads: int | None = None,
                    **metadata: Any) -> Any:
         """The arrays under ``object_root`` as a nested dict (``keys=`` picks some children)."""
-        report = print if verbose else (lambda _msg: None)
+        def report(message: str) -> None:
+            say(log, message, verbose)
+
         result = groups.download_tree(self.store, object_root, keys, threads or self.settings.threads, report)
-        if verbose and result is not None:
-            print(f'Downloaded arrays in "{object_root}"')
+        if result is not None:
+            report(f'Downloaded arrays in "{object_root}"')
         return result
 
     @cleans_object_name

@@ -6,14 +6,19 @@ A mixin of ``CloudInterface`` (as 0.4.0's ``FileSystemInterface`` was); the work
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
 from .api_host import MixinBase
 from .files import listing, transfers
+from .messages import say
 from .names import clean_object_name, require_key
 from .printable import shown_name
+from .progress import ProgressCallback
 from .storage.base import ObjectInfo
+
+log = logging.getLogger(__name__)
 
 
 class FileSystemMethods(MixinBase):
@@ -102,28 +107,29 @@ class FileSystemMethods(MixinBase):
         folder only; a name is a pattern only when no such key or folder exists (``resolve``).
         """
         keys = transfers.remove(self.store, require_key(object_name), recursive)
-        if self.verbose and len(keys) > 1:
-            print(f"deleted {len(keys)} objects")
+        if len(keys) > 1:
+            say(log, f"deleted {len(keys)} objects", self.verbose)
         return keys
 
     def upload_from_directory(self, disk_path: str, cloud_path: str | None = None, recursive: bool = False,
                               ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
-                              threads: int | None = None) -> list[ObjectInfo]:
+                              threads: int | None = None, *,
+                              callback: ProgressCallback | None = None) -> list[ObjectInfo]:
         """Upload a directory's files (and sub-directories with ``recursive=True``) under ``cloud_path``."""
         target = clean_object_name(cloud_path if cloud_path is not None else disk_path)
         extra = ExtraArgs or {}
         infos = transfers.upload_directory(self.store, disk_path, target, recursive=recursive,
                                            acl=extra.get("ACL"), metadata=extra.get("Metadata"),
                                            threads=threads or self.settings.threads,
-                                           verbose=self.verbose)
-        if self.verbose:
-            print(f'Uploaded "{disk_path}" to "{target}"')
+                                           verbose=self.verbose, callback=callback)
+        say(log, f'Uploaded "{disk_path}" to "{target}"', self.verbose)
         return infos
 
-    def download_directory(self, directory: str, disk_name: str) -> list[str]:
+    def download_directory(self, directory: str, disk_name: str, *,
+                           callback: ProgressCallback | None = None) -> list[str]:
         """Download every object under ``directory/`` into ``disk_name``; never writes outside it."""
         return transfers.download_directory(self.store, clean_object_name(directory), disk_name,
-                                            threads=self.settings.threads, verbose=self.verbose)
+                                            threads=self.settings.threads, verbose=self.verbose, callback=callback)
 
     def get_size(self) -> int:
         """Bytes held by every object of the bucket (one flat listing)."""

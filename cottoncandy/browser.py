@@ -6,17 +6,31 @@ their folder lazily (one LIST, on first use) so walking a long attribute chain c
 level, not per node created. A child under a ``.grp`` (or ``.hdf``/``.h5``/``.arr``/``.dar``...)
 path is a group node with ``keys()`` and ``load()``; an object holding a raw array is a dataset,
 and calling a dataset loads it.
+
+In Jupyter every node shows a table (``_repr_html_``): a dataset its shape, dtype, order, compression
+and sizes (one HEAD), a folder or group its first ``HTML_ROWS`` children with the same columns (one
+LIST and one batched HEAD). ``b['raw-name']`` takes stored names (and ``a/b`` paths), and completes
+them in IPython (``_ipython_key_completions_``).
 """
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import warnings
 from typing import Any
 
+from .formats.raw import ArraySpec, has_array_metadata, spec_for_body
+from .printable import shown_name
+from .progress import human_bytes
+
 GROUP_EXTENSIONS = (".hdf", ".h5", ".hf5", ".hdf5", ".h5py", ".grp", ".arr", ".dar")
 PACKAGE = "cottoncandy"
+#: children a folder's HTML view shows (and HEADs); the rest are counted
+HTML_ROWS = 50
+#: IPython and Jupyter probe these on every display: never a child, never a request
+_PROBES = ("_repr_", "_ipython_", "_canary_")
 
 
 class BrowserNameError(AttributeError, AssertionError):
@@ -95,10 +109,26 @@ class S3Directory(BrowserObject):
         return f"{self._fullpath}/{name}" if self._fullpath else name
 
     def __getattr__(self, attr: str) -> S3Directory:
-        if attr.startswith("__") or attr in ("_ipython_canary_method_should_not_exist_", "_repr_mimebundle_"):
+        if attr.startswith("__") or attr.startswith(_PROBES):
             raise AttributeError(attr)
         path = self._child_path(attr)
         return S3HDF5(path, self.interface) if _is_group_path(path) else S3Directory(path, self.interface)
+
+    def __getitem__(self, name: str) -> S3Directory:
+        """``b['sub-01.grp']`` or ``b['proj/sub-01.grp/x']``: stored names (attribute names work too)."""
+        if not isinstance(name, str) or not name.strip("/"):
+            raise KeyError(name)
+        node: S3Directory = self
+        try:
+            for part in (p for p in name.split("/") if p):
+                node = node.__getattr__(part)
+        except BrowserNameError as exc:
+            raise KeyError(str(exc)) from None
+        return node
+
+    def _ipython_key_completions_(self) -> list[str]:
+        """What IPython offers after ``b['``: the stored names of the children (one LIST, cached)."""
+        return sorted(self._subdirs.values())
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("cottoncandy browser objects are read-only")
@@ -151,6 +181,66 @@ class S3Directory(BrowserObject):
                     return f"<{PACKAGE}-dataset <bucket:{bucket} [{info.size / 2**20:.2f}MB:shape=({shape})]>"
                 return f"{PACKAGE}-file <bucket:{bucket}> [{info.size / 2**20:.1f}MB]"
         return f"{PACKAGE}-path <bucket:{bucket}> {self._curdir}"
+
+
+    # --- Jupyter ------------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        bucket = self.interface.bucket_name
+        where = html.escape(shown_name(f"{bucket}:{self._fullpath or '/'}"))
+        if self._fullpath and not self._subdirs:
+            info = self._object_info()
+            if info is not None:
+                return _table(f"{PACKAGE} {'dataset' if has_array_metadata(info.metadata) else 'file'} {where}",
+                              [_row(self._curdir, info)])
+        return self._folder_html(where)
+
+    def _folder_html(self, where: str) -> str:
+        store = self.interface.store
+        prefix = f"{self._fullpath}/" if self._fullpath else ""
+        found = store.list_dir(prefix)
+        names: list[tuple[str, Any]] = [(p[len(prefix):].rstrip("/"), None) for p in found.prefixes]
+        names += [(o.key[len(prefix):], o) for o in found.objects]
+        names.sort(key=lambda item: item[0])
+        shown = names[:HTML_ROWS]
+        heads = store.head_many([o.key for _, o in shown if o is not None])
+        rows = [_row(name, None if o is None else heads.get(o.key) or o) for name, o in shown]
+        kind = "group" if isinstance(self, S3HDF5) else "folder"
+        more = f"<p>... and {len(names) - len(shown)} more</p>" if len(names) > len(shown) else ""
+        return _table(f"{PACKAGE} {kind} {where} ({len(names)} entries)", rows) + more
+
+
+def _spec(info: Any) -> ArraySpec | None:
+    if not has_array_metadata(info.metadata):
+        return None
+    try:
+        return spec_for_body(info.metadata, info.size, info.key)
+    except ValueError:
+        return None
+
+
+def _row(name: str, info: Any) -> dict[str, str]:
+    """One child as the HTML view shows it: a folder (``info`` None), a dataset, or another object."""
+    if info is None:
+        return {"name": name + "/", "kind": "folder"}
+    row = {"name": name, "kind": "object", "size": human_bytes(info.size)}
+    spec = _spec(info)
+    if spec is not None:
+        row.update(kind="dataset", shape=str(spec.shape), dtype=str(spec.dtype), order=spec.order,
+                   compression=spec.compression or "none", size=human_bytes(info.size),
+                   array=human_bytes(spec.nbytes))
+    elif has_array_metadata(info.metadata):
+        row.update(kind="dataset (bad metadata)")
+    return row
+
+
+_COLUMNS = ("name", "kind", "shape", "dtype", "order", "compression", "size", "array")
+
+
+def _table(caption: str, rows: list[dict[str, str]]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(shown_name(r.get(c, '')))}</td>" for c in _COLUMNS) + "</tr>"
+                   for r in rows)
+    return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 class S3HDF5(S3Directory):

@@ -7,7 +7,9 @@ instead of ``None``), the extra is additive. Errors are built-ins naming the buc
 from __future__ import annotations
 
 import errno
+import html
 import io
+import logging
 import os
 import posixpath
 from collections.abc import Mapping
@@ -20,14 +22,17 @@ from .api_arrays import ArrayMethods
 from .api_files import FileSystemMethods
 from .arrays.raw import read_array_spec, read_raw_array, write_raw_array
 from .config import Settings
-from .errors import NotAnArray, ObjectNotFound
+from .errors import NotAnArray, ObjectNotFound, OptionAdvice, advised
 from .formats import objects
 from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from .formats.pgzip import visible_metadata
 from .formats.raw import string_metadata
+from .messages import say
 from .names import cleans_object_name, require_key
-from .progress import MIN_BYTES, Progress
+from .progress import Progress, ProgressCallback, big_enough
 from .storage.base import Account, ObjectInfo, ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,7 +59,8 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     account: Account  # more than the mixins' ``InterfaceHost.account``: buckets too
 
     def __init__(self, bucket_name: str, account: Account, settings: Settings, *,
-                 backend: str = "s3", verbose: bool = True, force_bucket_creation: bool = False):
+                 backend: str = "s3", verbose: bool = True, force_bucket_creation: bool = False,
+                 show_buckets: bool = False):
         self.account = account
         self.settings = settings
         self.backend = backend
@@ -63,18 +69,32 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         self._bucket = ""
         if bucket_name:
             self.set_bucket(bucket_name, force_bucket_creation=force_bucket_creation)
-        if verbose and account.named_buckets:
+        if verbose and show_buckets and account.named_buckets:  # 0.4.0 listed them whenever verbose
             try:
+                names = self.account.list_buckets()
                 print("Available buckets:")
-                self.show_buckets()
+                for name in names:
+                    print(name)
             except PermissionError:
                 print("(not allowed to list buckets)")
-            print(f"Current bucket: {self._bucket}")
+        if account.named_buckets:
+            say(log, f"Current bucket: {self._bucket}", verbose)
 
     def __repr__(self) -> str:
+        endpoint = _without_userinfo(self.account.endpoint)
         if not self.account.named_buckets:
-            return f"cottoncandy.backend_interface on {self.account.endpoint} ({self._bucket})"
-        return f"cottoncandy.backend_interface <bucket:{self._bucket} on {self.account.endpoint}>"
+            return f"cottoncandy.backend_interface on {endpoint} ({self._bucket})"
+        return f"cottoncandy.backend_interface <bucket:{self._bucket} on {endpoint}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: bucket, endpoint, backend and the settings that shape transfers (never a secret)."""
+        rows = {"bucket": self._bucket or "(none selected)", "backend": self.backend,
+                "endpoint": _without_userinfo(self.account.endpoint), "profile": self.settings.profile or "",
+                "region": self.settings.region or "", "verbose": str(self.verbose),
+                "threads": str(self.settings.threads)}
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in rows.items() if v != "")
+        return f"<table><caption>cottoncandy interface</caption>{body}</table>"
 
     # --- buckets -----------------------------------------------------------------------------
     @property
@@ -98,8 +118,9 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
             if force_bucket_creation or not self.account.named_buckets:
                 self.account.create_bucket(bucket_name, self.settings.default_acl)
             else:
-                raise FileNotFoundError(f"bucket not found: s3://{bucket_name} "
-                                        "(pass force_bucket_creation=True to create it)")
+                advice = OptionAdvice(f"bucket not found: s3://{bucket_name}", "force_bucket_creation",
+                                      "to create it")
+                raise advised(FileNotFoundError(advice.render()), advice)
         self._store = self.account.store(bucket_name)
         self._bucket = self._store.bucket
 
@@ -156,19 +177,23 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return visible_metadata(self.store.head(object_name).metadata)
 
     @cleans_object_name
-    def upload_object(self, object_name: str, body: Any, acl: str | None = None, threads: int | None = None,
-                      **metadata: Any) -> ObjectInfo:
-        """Store a file-like object or a bytes-like buffer as-is, with user metadata."""
+    def upload_object(self, object_name: str, body: Any, acl: str | None = None, threads: int | None = None, *,
+                      callback: ProgressCallback | None = None, **metadata: Any) -> ObjectInfo:
+        """Store a file-like object or a bytes-like buffer as-is, with user metadata.
+
+        ``callback``: progress in bytes, fsspec's convention (``cottoncandy.progress``), as for every transfer.
+        """
         if isinstance(body, str):
             raise TypeError("body must be bytes or a binary file object, not str")
-        with self._progress(_body_size(body), f"upload {object_name}") as progress:
+        with self._progress(_body_size(body), f"upload {object_name}", callback) as progress:
             return self.store.put(object_name, body, string_metadata(metadata), acl=acl, progress=progress.update)
 
     @cleans_object_name
     def mpu_fileobject(self, object_name: str, file_object: BinaryIO, buffersize: int | None = None,
-                       verbose: bool = True, acl: str | None = None, **metadata: Any) -> ObjectInfo:
+                       verbose: bool = True, acl: str | None = None, *, callback: ProgressCallback | None = None,
+                       **metadata: Any) -> ObjectInfo:
         """Upload a file-like object (multipart above the threshold, parts streamed, never whole in memory)."""
-        return self.upload_object(object_name, file_object, acl=acl, **metadata)
+        return self.upload_object(object_name, file_object, acl=acl, callback=callback, **metadata)
 
     @cleans_object_name
     def download_stream(self, object_name: str, threads: int | None = None) -> CloudStream:
@@ -176,32 +201,36 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return CloudStream(self.store.open_read(object_name, if_match=info.etag), visible_metadata(info.metadata), info)
 
     @cleans_object_name
-    def download_object(self, object_name: str, threads: int | None = None) -> bytes:
+    def download_object(self, object_name: str, threads: int | None = None, *,
+                        callback: ProgressCallback | None = None) -> bytes:
         """The object's bytes."""
         info = self.store.head(object_name)
         body = bytearray(info.size)
-        self.store.download_into(object_name, memoryview(body), if_match=info.etag)
+        with self._progress(info.size, f"download {object_name}", callback) as progress:
+            self.store.download_into(object_name, memoryview(body), if_match=info.etag, progress=progress.update)
         return bytes(body)
 
     def upload_from_file(self, flname: str, object_name: str | None = None,
                          ExtraArgs: Mapping[str, Any] | None = None,  # noqa: N803
-                         threads: int | None = None) -> ObjectInfo:
+                         threads: int | None = None, *, callback: ProgressCallback | None = None) -> ObjectInfo:
         """Upload a local file (streamed, multipart when large). ``object_name`` defaults to ``flname``."""
         key = require_key(object_name if object_name is not None else str(flname))
         if not os.path.isfile(flname):
             raise ObjectNotFound(errno.ENOENT, f"no such file to upload: {flname}")
         acl = (ExtraArgs or {}).get("ACL")
         metadata = (ExtraArgs or {}).get("Metadata")
-        with open(flname, "rb") as fh, self._progress(os.fstat(fh.fileno()).st_size, f"upload {key}") as progress:
+        with open(flname, "rb") as fh, \
+                self._progress(os.fstat(fh.fileno()).st_size, f"upload {key}", callback) as progress:
             return self.store.put(key, fh, metadata, acl=acl, progress=progress.update)
 
     @cleans_object_name
-    def download_to_file(self, object_name: str, file_name: str, threads: int | None = None) -> ObjectInfo:
+    def download_to_file(self, object_name: str, file_name: str, threads: int | None = None, *,
+                         callback: ProgressCallback | None = None) -> ObjectInfo:
         """Download to ``file_name`` atomically (a temporary file beside it, then a rename)."""
         from .files.transfers import write_object_to_file
 
         info = self.store.head(object_name)
-        with self._progress(info.size, f"download {object_name}") as progress:
+        with self._progress(info.size, f"download {object_name}", callback) as progress:
             write_object_to_file(self.store, object_name, os.path.abspath(file_name), progress.update, info)
         return info
 
@@ -228,17 +257,21 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     # --- arrays ------------------------------------------------------------------------------
     @cleans_object_name
     def upload_npy_array(self, object_name: str, array: np.ndarray, acl: str | None = None,
-                         threads: int | None = None, **metadata: Any) -> ObjectInfo:
+                         threads: int | None = None, *, callback: ProgressCallback | None = None,
+                         **metadata: Any) -> ObjectInfo:
         """Store exactly what ``np.save`` writes (no pickles)."""
         if not isinstance(array, np.ndarray):
             raise NotAnArray(f"array must be a numpy.ndarray, not {type(array).__name__}")
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
-        return self.store.put(object_name, buffer.getbuffer(), string_metadata(metadata), acl=acl)
+        body = buffer.getbuffer()
+        with self._progress(body.nbytes, f"upload {object_name}", callback) as progress:
+            return self.store.put(object_name, body, string_metadata(metadata), acl=acl, progress=progress.update)
 
     @cleans_object_name
-    def download_npy_array(self, object_name: str, threads: int | None = None) -> np.ndarray:
-        data = self.download_object(object_name)
+    def download_npy_array(self, object_name: str, threads: int | None = None, *,
+                           callback: ProgressCallback | None = None) -> np.ndarray:
+        data = self.download_object(object_name, callback=callback)
         name = self.store.describe(object_name)
         parsed = parse_npy_header(bytes(data[:NPY_HEADER_LIMIT]))
         # np.load allocates what the (untrusted) header claims before reading: check it first
@@ -252,7 +285,8 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
     @cleans_object_name
     def upload_raw_array(self, object_name: str, array: np.ndarray, compression: object = True,
-                         acl: str | None = None, threads: int | None = None, **metadata: Any) -> ObjectInfo:
+                         acl: str | None = None, threads: int | None = None, *,
+                         callback: ProgressCallback | None = None, **metadata: Any) -> ObjectInfo:
         """Upload an array's bytes with its dtype/shape/order/compression as metadata (0.4.0's format).
 
         ``compression``: ``True`` (the config default: gzip up to 2 GB, Zstd above), ``False``/``None``
@@ -264,7 +298,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
         gzip_flag = metadata.pop("gzip", None)
         extra = validate_extra_metadata(metadata)
-        with self._progress(getattr(array, "nbytes", 0), f"upload {object_name}") as progress:
+        with self._progress(getattr(array, "nbytes", 0), f"upload {object_name}", callback) as progress:
             return write_raw_array(self.store, object_name, array, compression, extra=extra, acl=acl,
                                    gzip_flag=gzip_flag, progress=progress.update, **self._encode_choice())
 
@@ -273,20 +307,21 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return {"small_array": self.settings.small_array, "large_array": self.settings.large_array,
                 "do_compression": self.settings.do_compression}
 
-    def _progress(self, total: int, label: str) -> Progress:
-        """A progress bar for transfers big enough to wait for (off when not verbose or not a tty)."""
-        return Progress(total, label, enabled=self.verbose and total >= MIN_BYTES)
+    def _progress(self, total: int | None, label: str, callback: ProgressCallback | None = None) -> Progress:
+        """A bar for transfers big enough to wait for (when verbose and seen), and the caller's callback.
+        ``total`` is ``None`` when unknown (a stream that cannot seek): the callback gets no size."""
+        return Progress(total, label, enabled=self.verbose and big_enough(total or 0), callback=callback)
 
     @cleans_object_name
-    def download_raw_array(self, object_name: str, buffersize: int = 2**16, threads: int | None = None,
-                           **kwargs: Any) -> np.ndarray:
+    def download_raw_array(self, object_name: str, buffersize: int = 2**16, threads: int | None = None, *,
+                           callback: ProgressCallback | None = None, **kwargs: Any) -> np.ndarray:
         """Download a raw array straight into a new numpy array (parallel ranged GETs, no extra copy).
 
         ``buffersize``, ``threads`` and other keywords are accepted as 0.4.0 did and have no effect:
         the store sizes its own ranged reads and their concurrency.
         """
         info, spec = read_array_spec(self.store, object_name)
-        with self._progress(info.size, f"download {object_name}") as progress:
+        with self._progress(info.size, f"download {object_name}", callback) as progress:
             return read_raw_array(self.store, object_name, info, spec, progress=progress.update)
 
     @cleans_object_name
@@ -295,8 +330,8 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         return read_array_spec(self.store, object_name)[1]
 
 
-def _body_size(body: Any) -> int:
-    """Bytes a body will send, when that can be known without reading it (0 otherwise: no bar)."""
+def _body_size(body: Any) -> int | None:
+    """Bytes a body will send, when that can be known without reading it (``None`` otherwise: no bar)."""
     if isinstance(body, (bytes, bytearray, memoryview)):
         return memoryview(body).nbytes
     try:
@@ -305,5 +340,18 @@ def _body_size(body: Any) -> int:
         body.seek(here)
         return int(size)
     except (AttributeError, OSError, ValueError):
-        return 0
+        return None
 
+
+
+def _without_userinfo(endpoint: str) -> str:
+    """``http://user:secret@host:9000`` -> ``http://host:9000``: a repr never shows a password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:
+        return "(unparseable endpoint)"
+    if "@" not in parts.netloc:
+        return endpoint
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: layer of every unit (a sub-package of cottoncandy, or a top-level module), lowest first
 RANKS = {
     # leaf modules: shared by every layer, import nothing of the project
-    "config": 0, "errors": 0, "names": 0, "printable": 0, "progress": 0, "singleflight": 0, "fastpaths": 0,
+    "config": 0, "errors": 0, "names": 0, "printable": 0, "progress": 0, "messages": 0, "singleflight": 0,
+    "fastpaths": 0,
     # the core
     "storage": 1, "formats": 2, "namespace": 3, "cache": 4,
     # services over the core

@@ -24,7 +24,7 @@ from ..formats import dask as layout
 from ..formats.codecs import max_decoded_size_any
 from ..formats.ranges import bounding_block, plan_block
 from ..formats.raw import dtype_token, parse_dtype_token, same_records, spec_for_body
-from ..progress import Progress
+from ..progress import Progress, ProgressCallback
 from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 from ..storage.registry import StoreHandle
 from .raw import read_array_spec, read_raw_array, write_raw_array
@@ -140,7 +140,7 @@ def _upload_block(handle: StoreHandle, key: str, block: np.ndarray, choice: Mapp
 def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int | None = -1,
                       buffersize: int = 100 * 2**20, *, choice: Mapping[str, Any] | None = None,
                       metadata: Mapping[str, str] | None = None, threads: int = 4,
-                      verbose: bool = True) -> ObjectInfo:
+                      verbose: bool = True, callback: ProgressCallback | None = None) -> ObjectInfo:
     """Write ``arr`` (numpy or dask) as ``ptNNNN`` parts plus ``metadata.json``, 0.4.0's layout.
 
     A dask array is uploaded by its own scheduler, one part per task, so it is never
@@ -160,7 +160,7 @@ def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int 
     written: list[str] = []
     handle = StoreHandle(store)
     total = math.prod(shape) * dtype.itemsize
-    with Progress(total, f"upload {object_name}", enabled=verbose) as progress:
+    with Progress(total, f"upload {object_name}", enabled=verbose, callback=callback) as progress:
         try:
             if _is_dask(arr):
                 _upload_dask_parts(handle, arr, plan, keys, choice, written, progress)

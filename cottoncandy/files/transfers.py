@@ -15,9 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..errors import IsAFolder, ObjectExists, ObjectNotFound
+from ..errors import IsAFolder, NeedsOptionWarning, ObjectExists, ObjectNotFound, OptionAdvice, advised
 from ..namespace.patterns import has_magic
-from ..progress import Progress
+from ..progress import Progress, ProgressCallback
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.tempfiles import create_temp
 from .listing import folder_prefix
@@ -55,8 +55,9 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
             raise ObjectNotFound(errno.ENOENT, f"nothing to copy: {src_store.describe(src)} is neither an "
                                                   f"object nor a folder of objects{hint}")
         if not recursive:
-            raise IsAFolder(errno.EISDIR, f"{src_store.describe(src)} is a folder of {len(keys)} "
-                                          "objects: pass recursive=True to copy it")
+            advice = OptionAdvice(f"{src_store.describe(src)} is a folder of {len(keys)} objects",
+                                  "recursive", "to copy it")
+            raise advised(IsAFolder(errno.EISDIR, advice.render()), advice)
         plan = [Copy(key, folder_prefix(dst) + key[len(prefix):]) for key in keys]
     if not overwrite:
         if len(plan) == 1:
@@ -65,9 +66,9 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
             taken = {o.key for o in dst_store.iter_objects(folder_prefix(dst))}
             clashes = [c.dst for c in plan if c.dst in taken]
         if clashes:
-            raise ObjectExists(errno.EEXIST, f"{dst_store.describe(clashes[0])} already exists"
-                                             f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}"
-                                             "; pass overwrite=True to replace")
+            more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+            advice = OptionAdvice(f"{dst_store.describe(clashes[0])} already exists{more}", "overwrite", "to replace")
+            raise advised(ObjectExists(errno.EEXIST, advice.render()), advice)
     return plan
 
 
@@ -97,7 +98,8 @@ def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
     if not recursive:
         what = (f"{name!r} matches {len(target.keys)} objects in {store.describe()}" if target.kind is Kind.PATTERN
                 else f"{store.describe(name)} is a folder of {len(target.keys)} objects")
-        warnings.warn(f"nothing removed: {what}; use recursive=True", UserWarning, stacklevel=3)
+        warnings.warn(NeedsOptionWarning(OptionAdvice(f"nothing removed: {what}", "recursive", "to remove them")),
+                      stacklevel=3)
         return []
     store.delete_many(target.keys)
     return list(target.keys)
@@ -112,7 +114,7 @@ def total_size(store: ObjectStore, prefix: str = "") -> int:
 
 def upload_directory(store: ObjectStore, disk_path: str, cloud_path: str, *, recursive: bool,
                      acl: str | None, metadata: dict[str, str] | None, threads: int,
-                     verbose: bool) -> list[ObjectInfo]:
+                     verbose: bool, callback: ProgressCallback | None = None) -> list[ObjectInfo]:
     """Every file of ``disk_path`` (and its sub-folders when ``recursive``) under ``cloud_path``."""
     if not os.path.isdir(disk_path):
         raise NotADirectoryError(errno.ENOTDIR, f"not a directory: {disk_path}")
@@ -130,7 +132,7 @@ def upload_directory(store: ObjectStore, disk_path: str, cloud_path: str, *, rec
             files.append((path, "/".join([cloud_path.rstrip("/"), *parts, name]).lstrip("/")))
     total = sum(os.path.getsize(path) for path, _ in files)
 
-    with Progress(total, f"upload {disk_path}", enabled=verbose) as progress:
+    with Progress(total, f"upload {disk_path}", enabled=verbose, callback=callback) as progress:
         def put(item: tuple[str, str]) -> ObjectInfo:
             path, key = item
             with open(path, "rb") as fh:
@@ -178,7 +180,7 @@ def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Call
 
 
 def download_directory(store: ObjectStore, directory: str, disk_name: str, *, threads: int,
-                       verbose: bool) -> list[str]:
+                       verbose: bool, callback: ProgressCallback | None = None) -> list[str]:
     """Every key under ``directory/`` into ``disk_name``, keeping the folder structure."""
     if directory.endswith("/*"):
         directory = directory[:-2]  # 'path/*' means 'path', as in 0.4.0 (and 'run[1]/*' the folder 'run[1]')
@@ -203,7 +205,7 @@ def download_directory(store: ObjectStore, directory: str, disk_name: str, *, th
         jobs.append((info, target))
     written: list[str] = []
     with Progress(sum(i.size for i, _ in jobs), f"download {prefix or store.describe()}",
-                  enabled=verbose) as progress:
+                  enabled=verbose, callback=callback) as progress:
         def fetch(job: tuple[ObjectInfo, str]) -> str | None:
             info, target = job
             if safe_local_path(root, info.key[len(prefix):]) is None:  # re-check: folders appear as we go

@@ -416,6 +416,25 @@ def _fill(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [b"{}"]
 
 
+#: what to do when moto or waitress is missing (``pip install`` of the library alone does not bring them)
+SERVER_EXTRA_HINT = ("the local S3 endpoint needs the 'server' extra: pip install 'cottoncandy-ccfs[server]' "
+                     "(from a clone: pip install -e '.[server]')")
+
+
+class ServerExtraMissing(ImportError):
+    """moto or waitress is not installed: the message says which, and how to install them."""
+
+
+def require_server_extra() -> None:
+    """Fail with one actionable line, before any work, when the server's packages are missing."""
+    try:
+        import moto.moto_server.werkzeug_app  # noqa: F401
+        import waitress.server  # noqa: F401
+    except ImportError as exc:
+        missing = (exc.name or "moto/waitress").split(".")[0]
+        raise ServerExtraMissing(f"{missing} is not installed; {SERVER_EXTRA_HINT}", name=exc.name) from None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -443,6 +462,7 @@ class LocalS3Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> LocalS3Server:
+        require_server_extra()
         from waitress.server import create_server
 
         if self.range_reads:
@@ -516,7 +536,10 @@ def main() -> None:  # pragma: no cover - manual use: python -m cottoncandy.test
     parser.add_argument("--mbps", type=float, default=None,
                         help="at most this many MB (10**6 bytes) per second per connection (remote-like)")
     args = parser.parse_args()
-    server = LocalS3Server(port=args.port, latency_ms=args.latency_ms, mbps=args.mbps).start()
+    try:
+        server = LocalS3Server(port=args.port, latency_ms=args.latency_ms, mbps=args.mbps).start()
+    except ServerExtraMissing as exc:
+        raise SystemExit(f"error: {exc}") from None
     print(server.endpoint_url, flush=True)
     try:
         while True:

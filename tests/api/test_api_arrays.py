@@ -366,9 +366,15 @@ def test_progress_bar_only_on_a_terminal(cci, capsys) -> None:  # type: ignore[n
 
     tty, pipe = Tty(), io.StringIO()
     for stream in (tty, pipe):
-        with Progress(100, "upload x", stream=stream) as progress:
+        with Progress(100, "upload x", stream=stream, bar="line") as progress:
             progress.update(100)
     assert "upload x: 100.0% 100 B / 100 B" in tty.getvalue() and pipe.getvalue() == ""
+    tqdm_tty, tqdm_pipe = Tty(), io.StringIO()  # tqdm (installed with the test extra) by the same rule
+    for stream in (tqdm_tty, tqdm_pipe):
+        with Progress(2048, "upload t", stream=stream) as progress:
+            progress.update(2048)
+    assert "upload t: 100%" in tqdm_tty.getvalue() and "2.00k/2.00k" in tqdm_tty.getvalue()
+    assert tqdm_pipe.getvalue() == ""
     with Progress(100, "quiet", stream=tty, enabled=False) as progress:
         progress.update(50)
     assert "quiet" not in tty.getvalue()

@@ -157,7 +157,7 @@ def test_rm_objects_folders_patterns(tree) -> None:  # type: ignore[no-untyped-d
     assert tree.exists_object("path/topper/y")
     assert len(tree.rm("path/to/my", recursive=True)) == 5
     assert tree.glob("path/to/my/**") == [] and tree.glob("path/to/your/**")
-    with warns_about("use recursive=True"):  # 0.4.0 removed matches only with it
+    with warns_about("pass recursive=True to remove them"):  # 0.4.0 removed matches only with it
         assert tree.rm("path/*/y") == []
     assert tree.rm("path/*/y", recursive=True) == ["path/topper/y"]
     with warns_about("no objects match"):

@@ -154,9 +154,13 @@ def test_legacy_objects_read(cci) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_buckets_and_verbose_output(s3, capsys) -> None:  # type: ignore[no-untyped-def]
+    s3.clear_log()
     cci = cc.get_interface(BUCKET, endpoint_url=s3.endpoint_url)
     out = capsys.readouterr().out
-    assert "Available buckets:" in out and f"Current bucket: {BUCKET}" in out
+    assert "Available buckets:" not in out and out == f"Current bucket: {BUCKET}\n"
+    assert not [r for r in s3.requests() if r.method == "GET" and r.path == "/"]  # no ListBuckets
+    cc.get_interface(BUCKET, endpoint_url=s3.endpoint_url, show_buckets=True)  # 0.4.0's listing, when asked
+    assert capsys.readouterr().out == f"Available buckets:\n{BUCKET}\nCurrent bucket: {BUCKET}\n"
     assert repr(cci) == f"cottoncandy.backend_interface <bucket:{BUCKET} on {s3.endpoint_url}>"
     assert cci.exists_bucket(BUCKET) and not cci.exists_bucket("other-bucket")
     cci.create_bucket("other-bucket")

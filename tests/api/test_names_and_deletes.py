@@ -102,7 +102,7 @@ def test_trailing_slash_is_the_folder_never_the_object_beside_it(cci) -> None:  
     _put(cci, "a", 1)
     _put(cci, "a/x", 2)
     assert cci.glob("a/") == ["a/x"]
-    with warns_about("is a folder of 1 objects; use recursive=True"):  # 0.4.0 went on too
+    with warns_about("is a folder of 1 objects; pass recursive=True to remove them"):  # 0.4.0 went on too
         assert cci.rm("a/") == []
     assert cci.rm("a/", recursive=True) == ["a/x"]
     assert cci.exists_object("a")

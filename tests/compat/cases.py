@@ -231,7 +231,7 @@ def _cases() -> list[Case]:
              compare_store=False))
     add(Case("rm_nothing", TREE, "cci.rm('nothing/here')", warns="UserWarning", additive=True))
     add(Case("rm_folder_not_recursive", TREE + "cci.rm('t/sub')\n", "sorted(o.key for o in cci.get_objects())",
-             warns="UserWarning"))
+             warns="NeedsOptionWarning"))  # a UserWarning carrying its remedy (recursive=True)
     add(Case("rm_pattern_recursive", TREE + "cci.rm('t/sub/*', recursive=True)\n",
              "sorted(o.key for o in cci.get_objects())"))
     add(Case("rm_pattern_not_recursive", TREE + "cci.rm('t/sub/*')\n", "sorted(o.key for o in cci.get_objects())"))

@@ -25,6 +25,7 @@ from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.disk import DiskBackedFetch
+from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.namespace.facade import Namespace
@@ -99,7 +100,6 @@ class CcFilesystem:
     def __init__(self, store: ObjectStore, prefix: str = "", options: MountOptions | None = None):
         self.store = store
         self.options = options or MountOptions()
-        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
         # --cache-size is every buffer of data the daemon holds: a quarter for decoded (compressed)
         # arrays, the rest for fetched bytes -- cached blocks, runs in flight or fetched ahead, idle
         # pooled buffers -- all charged to one budget (see ``cottoncandy.cache.budget``)
@@ -115,6 +115,12 @@ class CcFilesystem:
         # idle run buffers (charged to the budget while idle): a few, for the runs in flight
         self.buffers = BufferPool(self.options.prefetch_run,
                                   min(4, self.budget.ahead_limit // self.options.prefetch_run), self.budget)
+        # a lookup's HEAD is a GET of the first block, kept for the open that follows (one round trip
+        # instead of two, see ``first_blocks``); with a disk tier, which may hold that block, a HEAD
+        self.first_blocks = FirstBlocks(min(16 * MiB, self.budget.limit // 16))
+        meta_store = store if self.disk is not None else ProbingStore(store, self.first_blocks,
+                                                                       self.options.block_size, self.buffers.take)
+        self.namespace = Namespace(meta_store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
         # fetches a READ waits for, so that the waiting thread can give up when the reader is
         # signalled (``interrupted``: set by the FUSE layer; the default never interrupts)
@@ -216,6 +222,7 @@ class CcFilesystem:
 
     def _make_handle(self, node: FileNode) -> Handle:
         info, spec = node.info, node.spec
+        first = self.first_blocks.take(info.key, info.etag)  # fetched by the lookup, with the metadata
         if spec is not None and spec.compression is not None:
             decoded = self.decoded.get((info.key, info.etag), spec.nbytes,
                                        lambda out: decode_body_into(self.store, info, spec, out))
@@ -240,6 +247,8 @@ class CcFilesystem:
                               run_size=self.options.prefetch_run,
                               origin=origin, budget=self.budget,
                               interrupted=self.interrupted, demand=self.demand)
+        if first is not None:
+            reader.seed(first)
         return Handle(node, reader, None)
 
     def _fill(self, info: ObjectInfo, start: int, buffer: memoryview) -> None:

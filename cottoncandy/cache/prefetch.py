@@ -152,6 +152,19 @@ class ObjectReader:
         assert self.demand is not None and self.interrupted is not None
         return wait_interruptibly(self.demand.submit(fn, *args), self.interrupted)
 
+    def seed(self, data: memoryview | bytes) -> bool:
+        """Take ``data``, the object's first bytes fetched by someone else (a lookup, with the
+        metadata), as block 0 if it covers that block; True if the block is now cached from it."""
+        start, end = self._span(0, 1)
+        if len(data) < end or end <= start:
+            return False
+        ident = self._block_id(0)
+        skip, futures = self.cache.claim([ident])
+        if skip or not futures:
+            return False  # cached or being fetched already
+        self.cache.fulfil([ident], [memoryview(data)[:end]], futures)
+        return True
+
     # --- prefetch ----------------------------------------------------------------------------
     def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int]], range]:
         """Update the streak for a read of the file's bytes [offset, end); return the runs to fetch

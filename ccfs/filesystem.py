@@ -37,6 +37,11 @@ from .versions import OpenVersions
 log = logging.getLogger("ccfs")
 MiB = 2**20
 XATTR_PREFIX = "user.cottoncandy."
+#: the daemon's process id, asked of the mount's root by ``ccfs umount`` (which then waits for the
+#: daemon to finish writing its disk cache); not listed by ``listxattr``
+PID_XATTR = XATTR_PREFIX + "daemon-pid"
+#: at most this long is spent at unmount writing blocks still queued for the disk cache (seconds)
+DISK_DRAIN_SECONDS = 20.0
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
@@ -146,7 +151,7 @@ class CcFilesystem:
         self.namespace.close()
         self.decoded.close()
         self.buffers.clear()
-        self.cache_folder.close()
+        self.cache_folder.close(timeout=DISK_DRAIN_SECONDS)
 
     # --- metadata ----------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
@@ -190,7 +195,10 @@ class CcFilesystem:
         return sorted(self._xattrs(self.lookup(path)))
 
     def getxattr(self, path: str, name: str) -> bytes:
-        value = self._xattrs(self.lookup(path)).get(name)
+        node = self.lookup(path)
+        if name == PID_XATTR and isinstance(node, FolderNode) and node.path == "":
+            return str(os.getpid()).encode()
+        value = self._xattrs(node).get(name)
         if value is None:
             raise OSError(errno.ENODATA, f"{path} has no attribute {name}")
         return value.encode()

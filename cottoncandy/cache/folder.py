@@ -66,8 +66,11 @@ class CacheFolder:
             if entry.is_dir() and pid.isdigit() and not _alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
 
-    def close(self) -> None:
-        """Finish writing blocks; remove this mount's spills (idempotent)."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Finish writing blocks (within ``timeout`` seconds, if given: False if that was not
+        enough); remove this mount's spills (idempotent)."""
+        done = True
         if self.blocks is not None:
-            self.blocks.close()
+            done = self.blocks.close(timeout)
         shutil.rmtree(self.spill_dir if self.persistent else self.root, ignore_errors=True)
+        return done

@@ -28,6 +28,7 @@ from cottoncandy.cache.disk import DiskBackedFetch
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
+from cottoncandy.cache.tuning import StreamTuning
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.storage.base import ObjectInfo, ObjectStore
@@ -52,8 +53,12 @@ class MountOptions:
     read_ahead: int = 128 * 1024
     metadata_ttl: float = 300.0
     attr_ttl: float = 1.0
-    max_prefetch: int = 64 * MiB
+    #: read-ahead of one stream: at most this much, as its tuning decides from its fetches
+    #: (``cottoncandy.cache.tuning``), starting from ``first_prefetch`` in runs of ``prefetch_run``
+    max_prefetch: int = 128 * MiB
+    first_prefetch: int = 64 * MiB
     prefetch_run: int = 8 * MiB
+    adaptive_prefetch: bool = True
     fetch_threads: int = 16
     cache_dir: str | None = None
     cache_dir_size: int = 16 * 2**30
@@ -119,7 +124,8 @@ class CcFilesystem:
                                                   queue_bytes=min(32 * MiB, self.budget.limit // 4))
         # idle run buffers (charged to the budget while idle): a few, for the runs in flight
         self.buffers = BufferPool(self.options.prefetch_run,
-                                  min(4, self.budget.ahead_limit // self.options.prefetch_run), self.budget)
+                                  min(4, self.budget.ahead_limit // self.options.prefetch_run), self.budget,
+                                  sizes=[MiB << i for i in range(6)])  # the run sizes tuning may pick
         # a lookup's HEAD is a GET of the first block, kept for the open that follows (one round trip
         # instead of two, see ``first_blocks``); with a disk tier, which may hold that block, a HEAD
         self.first_blocks = FirstBlocks(min(16 * MiB, self.budget.limit // 16))
@@ -250,11 +256,15 @@ class CcFilesystem:
             range_fetch = DiskBackedFetch(self.disk, self.store.describe(info.key), info.etag,
                                           lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
                                           self.options.block_size, origin)
+        options = self.options
+        tuning = StreamTuning(run_size=options.prefetch_run, max_window=options.max_prefetch,
+                              block_size=options.block_size, connections=options.fetch_threads,
+                              initial_window=options.first_prefetch) if options.adaptive_prefetch else None
         reader = ObjectReader(self.blocks, self.pool, range_fetch, (info.key, info.etag), body_size,
-                              block_size=self.options.block_size, max_window=self.options.max_prefetch,
-                              run_size=self.options.prefetch_run,
-                              origin=origin, budget=self.budget,
-                              interrupted=self.interrupted, demand=self.demand)
+                              block_size=options.block_size,
+                              max_window=options.max_prefetch if tuning else options.first_prefetch,
+                              run_size=options.prefetch_run, origin=origin, budget=self.budget,
+                              interrupted=self.interrupted, demand=self.demand, tuning=tuning)
         if first is not None:
             reader.seed(first)
         return Handle(node, reader, None)

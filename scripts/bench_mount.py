@@ -453,11 +453,11 @@ def report(network: str, results: dict[str, dict[str, float]], size: int, big_fo
             ("daemon peak RSS (MiB)", "rss_mib"), ("daemon CPU s per GiB read cold", "cpu_s_per_gib"),
             ("  ls -l 2,000: LISTs", "ls_lists"), ("  ls -l 2,000: HEADs", "ls_heads"),
             ("  requests per open + first byte", "first_byte_requests"),
-            ("np.load(mmap_mode='r'), folder listed (ms)", "np_load_ms"), ("  requests waited for", "np_load_requests"),
-            ("np.load(mmap_mode='r'), fresh mount (ms)", "np_load_cold_ms"),
+            ("np.load(mmap), folder listed (ms)", "np_load_ms"), ("  requests waited for", "np_load_requests"),
+            ("np.load(mmap), fresh mount (ms)", "np_load_cold_ms"),
             ("  requests waited for", "np_load_cold_requests"),
             ("  read-ahead run (MiB)", "plan_run_mib"), ("  read-ahead window (MiB)", "plan_window_mib"),
-            ("sequential read cold, --cache-dir (s)", "disk_cold_s"),
+            ("seq. read cold, --cache-dir (s)", "disk_cold_s"),
             ("re-read after remount, --cache-dir (s)", "disk_reread_s"), ("  GETs", "disk_reread_gets")]
     if big_folder:
         rows += [(f"ls -l of {big_folder:,} arrays cold (s)", "big_cold_s"), ("  LISTs", "big_cold_lists"),

@@ -144,6 +144,11 @@ class Settings:
     force_bucket_creation: bool = False
     #: take the fast paths of ``cottoncandy.fastpaths`` (signed HEAD/GET/LIST); also off with ``CCFS_FAST_PATHS=0``
     fast_paths: bool = True
+    #: opt-in: downloads of uncompressed raw arrays go through this folder's disk block cache, the one
+    #: ``ccfs mount --cache-dir`` keeps (``[download_settings] block_cache_dir`` in options.cfg, or
+    #: ``get_interface(block_cache_dir=...)``); at most ``block_cache_size`` bytes of blocks
+    block_cache_dir: str | None = None
+    block_cache_size: int = 16 * 2**30
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
 
@@ -288,4 +293,10 @@ def load_settings(
         codec = user_value("compression", option)
         if codec:
             kwargs[option] = codec
+    block_cache_dir = user_value("download_settings", "block_cache_dir")
+    if block_cache_dir:
+        kwargs["block_cache_dir"] = os.path.expanduser(block_cache_dir)
+    size = _mb(user, "download_settings", "block_cache_size_mb")
+    if size is not None:
+        kwargs["block_cache_size"] = size
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -152,3 +152,21 @@ def test_a_relative_cache_dir_is_the_callers(cci, s3, tmp_path: Path, monkeypatc
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", "rel-cache") as m:
         assert np.array_equal(np.load(m / "dc/r.npy"), np.arange(1000.0))
     assert cached_bytes(tmp_path / "rel-cache") == 8000
+
+
+def test_a_mount_reads_what_a_download_cached(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Opt-in sharing: ``get_interface(block_cache_dir=...)`` and ``--cache-dir`` name the same blocks."""
+    import cottoncandy as cc
+    from cottoncandy.cache.folder import shared_blocks
+
+    arr = np.random.default_rng(2).standard_normal(2**18)  # 2 MiB: 9 blocks after the header
+    cci.upload_raw_array("dc/s", arr, compression=False)
+    cache = tmp_path / "cache"
+    sharing = cc.get_interface(BUCKET, endpoint_url=cci.settings.endpoint_url, verbose=False,
+                               block_cache_dir=str(cache))
+    assert np.array_equal(sharing.download_raw_array("dc/s"), arr)
+    shared_blocks(cache, sharing.settings.block_cache_size).flush()
+    s3.clear_log()
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
+        assert np.array_equal(np.load(m / "dc/s.npy"), arr)
+    assert data_gets(s3, "dc/s") == []

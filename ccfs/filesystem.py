@@ -129,8 +129,9 @@ class CcFilesystem:
         # a lookup's HEAD is a GET of the first block, kept for the open that follows (one round trip
         # instead of two, see ``first_blocks``); with a disk tier, which may hold that block, a HEAD
         self.first_blocks = FirstBlocks(min(16 * MiB, self.budget.limit // 16))
-        meta_store = store if self.disk is not None else ProbingStore(store, self.first_blocks,
-                                                                       self.options.block_size, self.buffers.take)
+        probe = min(self.options.block_size, MiB)  # a large --block-size is not fetched at every stat
+        meta_store = store if self.disk is not None else ProbingStore(store, self.first_blocks, probe,
+                                                                       self.buffers.take)
         self.namespace = Namespace(meta_store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
         # fetches a READ waits for, so that the waiting thread can give up when the reader is

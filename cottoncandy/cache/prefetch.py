@@ -13,6 +13,8 @@ for page-aligned ranges, so a read then falls inside one block and is answered w
 a join of two blocks. A long sequential stream lets go of the blocks it has passed:
 the kernel's page cache holds those bytes, and a scan larger than the cache would only push
 everything else out of an LRU for no hit (mountpoint-s3 keeps no read data at all by default).
+How large the runs and the window are is the stream's ``StreamTuning`` (``tuning.py``: from the
+latency and throughput its own fetches show), or fixed sizes without one.
 Read-ahead is reserved in the shared ``MemoryBudget`` before it is fetched and held until the
 stream passes it (or seeks away, or the file is closed): a run that does not fit is not started,
 so all readers together never fetch ahead more than the cache can keep until they arrive.

@@ -448,6 +448,13 @@ class S3Store(ObjectStore):
         range over (S3 answers ``InvalidRange``): a HEAD then says what it is."""
         if len(buffer) == 0:
             return self.head(key), 0
+        fast = self._signed_requests()
+        try:
+            probed = fast.get_start(key, buffer) if fast is not None else None
+        except TimeoutError as exc:  # slow answers were abandoned and asked again: give up, do not wait on
+            raise OSError(errno.EIO, f"failed to read {self.describe(key)}: {exc}") from exc
+        if probed is not None:
+            return probed
 
         def fetch() -> tuple[ObjectInfo, int] | None:
             try:

@@ -56,3 +56,19 @@ def test_first_blocks_are_bounded() -> None:
     assert blocks.take("big", "e") is not None and len(blocks) == 0
     blocks.keep("huge", "e", memoryview(b"." * 4000))  # larger than the bound: not kept
     assert blocks.take("huge", "e") is None
+
+
+def test_the_signed_fast_path_answers_read_start(s3, s3_store) -> None:  # type: ignore[no-untyped-def]
+    """The mount's probe goes the way its block reads go (bounded, hedged), not through boto3."""
+    s3_store.put("rs/f", b"y" * 3000, {"dtype": "<f8"})
+    fast = s3_store._signed_requests()
+    assert fast is not None
+    buffer = memoryview(bytearray(1000))
+    info, n = fast.get_start("rs/f", buffer)
+    head = s3_store.head("rs/f")
+    assert (info.size, info.etag, info.metadata, n) == (3000, head.etag, head.metadata, 1000)
+    short = memoryview(bytearray(5000))
+    info, n = fast.get_start("rs/f", short)
+    assert (info.size, n, bytes(short[:n])) == (3000, 3000, b"y" * 3000)
+    s3_store.put("rs/empty", b"")
+    assert fast.get_start("rs/empty", buffer) is None  # S3 refuses the range: the store asks boto3

@@ -25,8 +25,10 @@ from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.disk import DiskBackedFetch
+from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
+from cottoncandy.cache.tuning import StreamTuning
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.storage.base import ObjectInfo, ObjectStore
@@ -38,6 +40,11 @@ MiB = 2**20
 XATTR_PREFIX = "user.cottoncandy."
 #: reading this attribute of a path refreshes it (not listed by ``listxattr``; see ``refresh``)
 REFRESH_XATTR = XATTR_PREFIX + "refresh"
+#: the daemon's process id, asked of the mount's root by ``ccfs umount`` (which then waits for the
+#: daemon to finish writing its disk cache); not listed by ``listxattr``
+PID_XATTR = XATTR_PREFIX + "daemon-pid"
+#: at most this long is spent at unmount writing blocks still queued for the disk cache (seconds)
+DISK_DRAIN_SECONDS = 20.0
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
@@ -48,8 +55,12 @@ class MountOptions:
     read_ahead: int = 128 * 1024
     metadata_ttl: float = 300.0
     attr_ttl: float = 1.0
-    max_prefetch: int = 64 * MiB
+    #: read-ahead of one stream: at most this much, as its tuning decides from its fetches
+    #: (``cottoncandy.cache.tuning``), starting from ``first_prefetch`` in runs of ``prefetch_run``
+    max_prefetch: int = 128 * MiB
+    first_prefetch: int = 64 * MiB
     prefetch_run: int = 8 * MiB
+    adaptive_prefetch: bool = True
     fetch_threads: int = 16
     cache_dir: str | None = None
     cache_dir_size: int = 16 * 2**30
@@ -106,7 +117,6 @@ class CcFilesystem:
     def __init__(self, store: ObjectStore, prefix: str = "", options: MountOptions | None = None):
         self.store = store
         self.options = options or MountOptions()
-        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
         # --cache-size is every buffer of data the daemon holds: a quarter for decoded (compressed)
         # arrays, the rest for fetched bytes -- cached blocks, runs in flight or fetched ahead, idle
         # pooled buffers -- all charged to one budget (see ``cottoncandy.cache.budget``)
@@ -121,7 +131,15 @@ class CcFilesystem:
                                                   queue_bytes=min(32 * MiB, self.budget.limit // 4))
         # idle run buffers (charged to the budget while idle): a few, for the runs in flight
         self.buffers = BufferPool(self.options.prefetch_run,
-                                  min(4, self.budget.ahead_limit // self.options.prefetch_run), self.budget)
+                                  min(4, self.budget.ahead_limit // self.options.prefetch_run), self.budget,
+                                  sizes=[MiB << i for i in range(6)])  # the run sizes tuning may pick
+        # a lookup's HEAD is a GET of the first block, kept for the open that follows (one round trip
+        # instead of two, see ``first_blocks``); with a disk tier, which may hold that block, a HEAD
+        self.first_blocks = FirstBlocks(min(16 * MiB, self.budget.limit // 16))
+        probe = min(self.options.block_size, MiB)  # a large --block-size is not fetched at every stat
+        meta_store = store if self.disk is not None else ProbingStore(store, self.first_blocks, probe,
+                                                                       self.buffers.take)
+        self.namespace = Namespace(meta_store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
         # fetches a READ waits for, so that the waiting thread can give up when the reader is
         # signalled (``interrupted``: set by the FUSE layer; the default never interrupts)
@@ -150,7 +168,7 @@ class CcFilesystem:
         self.namespace.close()
         self.decoded.close()
         self.buffers.clear()
-        self.cache_folder.close()
+        self.cache_folder.close(timeout=DISK_DRAIN_SECONDS)
 
     # --- metadata ----------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
@@ -203,7 +221,10 @@ class CcFilesystem:
         if name == REFRESH_XATTR:  # ``ccfs refresh``'s channel: a read-only mount refuses setxattr
             self.refresh(path)
             return b"refreshed"
-        value = self._xattrs(self.lookup(path)).get(name)
+        node = self.lookup(path)
+        if name == PID_XATTR and isinstance(node, FolderNode) and node.path == "":
+            return str(os.getpid()).encode()
+        value = self._xattrs(node).get(name)
         if value is None:
             raise OSError(errno.ENODATA, f"{path} has no attribute {name}")
         return value.encode()
@@ -235,6 +256,7 @@ class CcFilesystem:
 
     def _make_handle(self, node: FileNode) -> Handle:
         info, spec = node.info, node.spec
+        first = self.first_blocks.take(info.key, info.etag)  # fetched by the lookup, with the metadata
         if spec is not None and spec.compression is not None:
             decoded = self.decoded.get((info.key, info.etag), spec.nbytes,
                                        lambda out: decode_body_into(self.store, info, spec, out))
@@ -254,11 +276,17 @@ class CcFilesystem:
             range_fetch = DiskBackedFetch(self.disk, self.store.describe(info.key), info.etag,
                                           lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
                                           self.options.block_size, origin)
+        options = self.options
+        tuning = StreamTuning(run_size=options.prefetch_run, max_window=options.max_prefetch,
+                              block_size=options.block_size, connections=options.fetch_threads,
+                              initial_window=options.first_prefetch) if options.adaptive_prefetch else None
         reader = ObjectReader(self.blocks, self.pool, range_fetch, (info.key, info.etag), body_size,
-                              block_size=self.options.block_size, max_window=self.options.max_prefetch,
-                              run_size=self.options.prefetch_run,
-                              origin=origin, budget=self.budget,
-                              interrupted=self.interrupted, demand=self.demand)
+                              block_size=options.block_size,
+                              max_window=options.max_prefetch if tuning else options.first_prefetch,
+                              run_size=options.prefetch_run, origin=origin, budget=self.budget,
+                              interrupted=self.interrupted, demand=self.demand, tuning=tuning)
+        if first is not None:
+            reader.seed(first)
         return Handle(node, reader, None)
 
     def _fill(self, info: ObjectInfo, start: int, buffer: memoryview) -> None:

@@ -286,7 +286,8 @@ def unmount(mountpoint: str, timeout: float = 30.0) -> None:
 
     A mount whose daemon died (every access fails with ENOTCONN) is detached lazily if a plain
     unmount fails, so the mountpoint can be used again. Waits until the kernel's table no longer
-    has the mount.
+    has the mount, and then (within the same ``timeout``) until the daemon has exited: it finishes
+    writing the blocks its ``--cache-dir`` has queued first, so a remount right after finds them.
     """
     entry = mounts.mount_at(mountpoint)
     if entry is None:
@@ -296,8 +297,11 @@ def unmount(mountpoint: str, timeout: float = 30.0) -> None:
                          "refusing to unmount it")
     path = entry.mountpoint
     tools = [["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]]
+    daemon = None
     if mounts.daemon_gone(path):
         tools += [["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]]
+    else:
+        daemon = daemon_pid(path)
     last = "no unmount tool found (fusermount3, fusermount, umount)"
     for tool in tools:
         if shutil.which(tool[0]) is None:
@@ -313,3 +317,18 @@ def unmount(mountpoint: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
     if mounts.is_mounted(entry.mount_id):
         raise MountError(f"{mountpoint} is still mounted after {timeout:.0f}s")
+    if daemon is not None:  # it writes what its disk cache has queued, then exits: a remount finds it
+        while mounts.process_alive(daemon) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def daemon_pid(mountpoint: str) -> int | None:
+    """The process id of the daemon serving ``mountpoint`` (it answers an attribute of the root),
+    or None when it does not say (an older daemon)."""
+    from .filesystem import PID_XATTR
+
+    try:
+        value = os.getxattr(mountpoint, PID_XATTR)
+    except OSError:
+        return None
+    return int(value) if value.isdigit() else None

@@ -21,8 +21,9 @@ def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRE
 
     Credentials and endpoint: arguments first, then ``options.cfg`` (see ``config``), then boto3's
     chain (environment, ``~/.aws/*``, ``AWS_ENDPOINT_URL``). ``kwargs``: ``profile``, ``region``
-    (or 0.4.0's ``region_name``), ``aws_session_token``, and ``config``, a botocore ``Config`` whose
-    settings (timeouts, signature version, ...) win over ours, as 0.4.0 passed it to boto3.
+    (or 0.4.0's ``region_name``), ``aws_session_token``, ``config``, a botocore ``Config`` whose
+    settings (timeouts, signature version, ...) win over ours, as 0.4.0 passed it to boto3, and
+    ``block_cache_dir`` (downloads share ``ccfs mount --cache-dir``'s disk block cache; opt-in).
     ``show_buckets=True`` prints every bucket of the account, as 0.4.0 did whenever ``verbose`` (one
     ListBuckets call, which many accounts deny or answer with thousands of names); ``verbose`` alone
     prints the current bucket.
@@ -30,7 +31,8 @@ def get_interface(bucket_name: str | None = None, ACCESS_KEY: Any = False, SECRE
     settings = load_settings(ACCESS_KEY, SECRET_KEY, endpoint_url, profile=kwargs.pop("profile", None),
                              region=kwargs.pop("region", None) or kwargs.pop("region_name", None))
     show_buckets = bool(kwargs.pop("show_buckets", False))
-    extra = {"boto_config": kwargs.pop("config", None), "session_token": kwargs.pop("aws_session_token", None)}
+    extra = {"boto_config": kwargs.pop("config", None), "session_token": kwargs.pop("aws_session_token", None),
+             "block_cache_dir": kwargs.pop("block_cache_dir", None)}
     settings = replace(settings, **{k: v for k, v in extra.items() if v is not None})
     if kwargs:
         raise TypeError(f"get_interface() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")

@@ -152,6 +152,11 @@ class Settings:
     #: ``max_attempts``/``retry_mode`` in ``~/.aws/config``, else botocore's standard mode
     max_attempts: int | None = None
     retry_mode: str | None = None
+    #: opt-in: downloads of uncompressed raw arrays go through this folder's disk block cache, the one
+    #: ``ccfs mount --cache-dir`` keeps (``[download_settings] block_cache_dir`` in options.cfg, or
+    #: ``get_interface(block_cache_dir=...)``); at most ``block_cache_size`` bytes of blocks
+    block_cache_dir: str | None = None
+    block_cache_size: int = 16 * 2**30
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
 
@@ -316,4 +321,10 @@ def load_settings(
         codec = user_value("compression", option)
         if codec:
             kwargs[option] = codec
+    block_cache_dir = user_value("download_settings", "block_cache_dir")
+    if block_cache_dir:
+        kwargs["block_cache_dir"] = os.path.expanduser(block_cache_dir)
+    size = _mb(user, "download_settings", "block_cache_size_mb")
+    if size is not None:
+        kwargs["block_cache_size"] = size
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ operation come from the server's log, daemon CPU from ``/proc/PID/stat``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import random
@@ -55,7 +56,9 @@ def server_log(endpoint: str, clear: bool = False) -> list[dict]:
     return json.loads(urllib.request.urlopen(req, timeout=30).read())
 
 
-def unmount(mnt: str) -> None:
+def unmount(mnt: str, ccfs: bool = False) -> None:
+    if ccfs:  # waits for the daemon, which writes its --cache-dir queue before it exits
+        subprocess.run([sys.executable, "-m", "ccfs", "umount", mnt], capture_output=True)
     for cmd in (["fusermount3", "-u", mnt], ["fusermount", "-u", mnt], ["fusermount3", "-u", "-z", mnt]):
         if not os.path.ismount(mnt):
             return
@@ -80,7 +83,8 @@ def mount(tool: str, endpoint: str,
     pid = None
     if tool in CCFS_VARIANTS:
         subprocess.run([sys.executable, "-m", "ccfs", "mount", BUCKET, mnt, "--endpoint-url", endpoint,
-                        "--cache-size", CACHE, *CCFS_VARIANTS[tool], *extra,
+                        "--cache-size", CACHE, "--log-file", mnt + ".log", "--log-level", "DEBUG",
+                        *CCFS_VARIANTS[tool], *extra,
                         *os.environ.get("CCFS_BENCH_ARGS", "").split()],
                        check=True, env=env(), capture_output=True)
 
@@ -116,8 +120,10 @@ def mount(tool: str, endpoint: str,
             pid = int(out.stdout.split()[0]) if out.stdout.split() else None
         yield mnt, path_of, pid
     finally:
-        unmount(mnt)
+        unmount(mnt, ccfs=tool in CCFS_VARIANTS)
         shutil.rmtree(mnt, ignore_errors=True)
+        if tool in CCFS_VARIANTS:  # the daemon exits once its log is read (``read_ahead_plan``)
+            atexit.register(lambda: os.path.exists(mnt + ".log") and os.remove(mnt + ".log"))
 
 
 def peak_rss_mib(pid: int | None) -> float:
@@ -154,6 +160,26 @@ def request_counts(endpoint: str) -> dict[str, int]:
         elif e["method"] == "GET":
             counts["LIST" if e["path"].rstrip("/").count("/") <= 1 else "GET"] += 1
     return counts
+
+
+def waited_requests(endpoint: str) -> int:
+    """Requests an open waits for: LISTs, HEADs and GETs from byte 0 (not the read-ahead of later
+    blocks the kernel starts in the background)."""
+    return sum(1 for e in server_log(endpoint) if e["method"] == "HEAD" or (
+        e["method"] == "GET" and (e.get("range") or "bytes=0-").startswith("bytes=0-")))
+
+
+def read_ahead_plan(log_path: str) -> tuple[float, float]:
+    """(run MiB, window MiB) the daemon's read-ahead tuning settled on for the last stream it closed."""
+    try:
+        with open(log_path) as fh:
+            lines = [line for line in fh if "per connection: runs of" in line]
+    except OSError:
+        return float("nan"), float("nan")
+    if not lines:
+        return float("nan"), float("nan")
+    words = lines[-1].split()
+    return float(words[words.index("runs") + 2]), float(words[words.index("ahead") - 2])
 
 
 def read_all(path: str, chunk: int = 8 * 2**20) -> float:
@@ -225,8 +251,11 @@ def measure_tool(tool: str, endpoint: str, rows: int, row_sample: list[int], bou
     peaks: list[float] = []
     seq_ratios: list[float] = []
     cpu_per_gib: list[float] = []
+    plans: list[tuple[float, float]] = []
+    loads: list[float] = []
+    load_requests: list[float] = []
     for _ in range(REPEATS):  # whole-file rows are medians of fresh mounts: this machine is shared and noisy
-        with mount(tool, endpoint) as (_, path_of, pid):
+        with mount(tool, endpoint) as (mnt, path_of, pid):
             paired = bound.sequential()
             cpu_before = cpu_seconds(pid)
             cold.append(read_all(path_of(KEY)))
@@ -234,12 +263,19 @@ def measure_tool(tool: str, endpoint: str, rows: int, row_sample: list[int], bou
             seq_ratios.append(paired / cold[-1])
             warm.append(read_all(path_of(KEY)))
             peaks.append(peak_rss_mib(pid))
+        plans.append(read_ahead_plan(mnt + ".log"))
         with mount(tool, endpoint) as (_, path_of, _pid):
+            server_log(endpoint, clear=True)
             start = time.perf_counter()
             arr = array_view(tool, path_of(KEY), rows)
+            loads.append(time.perf_counter() - start)
+            load_requests.append(float(waited_requests(endpoint)))
             float(arr.sum(dtype="f8"))
             sums.append(time.perf_counter() - start)
             del arr
+    r["np_load_cold_ms"] = statistics.median(loads) * 1000
+    r["np_load_cold_requests"] = statistics.median(load_requests)
+    r["plan_run_mib"], r["plan_window_mib"] = (statistics.median(x) for x in zip(*plans))
     r["seq_cold_s"], r["seq_warm_s"], r["mmap_sum_s"] = (statistics.median(x) for x in (cold, warm, sums))
     r["seq_vs_bound"] = statistics.median(seq_ratios)
     r["cpu_s_per_gib"] = statistics.median(cpu_per_gib)
@@ -281,6 +317,18 @@ def measure_tool(tool: str, endpoint: str, rows: int, row_sample: list[int], bou
             firsts.append(time.perf_counter() - start)
         r["first_byte_ms"] = statistics.median(firsts) * 1000
         r["first_byte_requests"] = sum(request_counts(endpoint).values()) / 20
+        time.sleep(1.2)  # older than --attr-ttl: each open confirms its file's version with the store
+        loads, sent = [], 0
+        server_log(endpoint, clear=True)
+        for i in range(20):  # np.load of .npy files whose folder was listed (by find above)
+            start = time.perf_counter()
+            arr = array_view(tool, path_of(f"tree/d06/f{i:02d}"), 1) if tool in CCFS_VARIANTS else \
+                np.memmap(path_of(f"tree/d06/f{i:02d}"), dtype="<f8", mode="r")
+            loads.append(time.perf_counter() - start)
+            del arr
+        sent = waited_requests(endpoint)
+        r["np_load_ms"] = statistics.median(loads) * 1000
+        r["np_load_requests"] = sent / 20
         r["rss_mib"] = max(rss, peak_rss_mib(_pid))
     return r
 
@@ -306,12 +354,12 @@ def measure_disk_cache(endpoint: str) -> dict[str, float]:
     cache = tempfile.mkdtemp(prefix="bench-ccfs-cache-")
     try:
         with mount("ccfs", endpoint, ("--cache-dir", cache)) as (_, path_of, _pid):
-            read_all(path_of(KEY))
+            first = read_all(path_of(KEY))
         with mount("ccfs", endpoint, ("--cache-dir", cache)) as (_, path_of, _pid):
             server_log(endpoint, clear=True)
             seconds = read_all(path_of(KEY))
             gets = sum(1 for e in server_log(endpoint) if e["method"] == "GET" and e["path"].endswith(KEY))
-        return {"disk_reread_s": seconds, "disk_reread_gets": float(gets)}
+        return {"disk_cold_s": first, "disk_reread_s": seconds, "disk_reread_gets": float(gets)}
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
@@ -405,6 +453,11 @@ def report(network: str, results: dict[str, dict[str, float]], size: int, big_fo
             ("daemon peak RSS (MiB)", "rss_mib"), ("daemon CPU s per GiB read cold", "cpu_s_per_gib"),
             ("  ls -l 2,000: LISTs", "ls_lists"), ("  ls -l 2,000: HEADs", "ls_heads"),
             ("  requests per open + first byte", "first_byte_requests"),
+            ("np.load(mmap), folder listed (ms)", "np_load_ms"), ("  requests waited for", "np_load_requests"),
+            ("np.load(mmap), fresh mount (ms)", "np_load_cold_ms"),
+            ("  requests waited for", "np_load_cold_requests"),
+            ("  read-ahead run (MiB)", "plan_run_mib"), ("  read-ahead window (MiB)", "plan_window_mib"),
+            ("seq. read cold, --cache-dir (s)", "disk_cold_s"),
             ("re-read after remount, --cache-dir (s)", "disk_reread_s"), ("  GETs", "disk_reread_gets")]
     if big_folder:
         rows += [(f"ls -l of {big_folder:,} arrays cold (s)", "big_cold_s"), ("  LISTs", "big_cold_lists"),

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..cache.disk import DiskBackedFetch, DiskBlockStore
+from ..cache.folder import shared_blocks
+from ..config import Settings
 from ..errors import NotAnArray
 from ..formats import codecs, pgzip
+from ..formats.npy import npy_header
 from ..formats.raw import ArraySpec, check_body_size, metadata_from_spec, resolve_compression, spec_for_body
 from ..storage.base import ObjectInfo, ObjectStore, Progress
 from .gzip_blocks import read_gzip_blocks, write_gzip_blocks
@@ -43,7 +48,11 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
             if info.size != spec.nbytes:
                 raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape "
                                  f"{spec.shape} needs {spec.nbytes} (truncated or not this array)")
-            store.download_into(info.key, out, if_match=info.etag, progress=progress)
+            disk = disk_cache_of(store)
+            if disk is not None:
+                download_through_disk(store, disk, info, spec, out, progress)
+            else:
+                store.download_into(info.key, out, if_match=info.etag, progress=progress)
         elif spec.compression == codecs.GZIP:
             if isinstance(out, memoryview) and read_gzip_blocks(store, info, spec.nbytes, out, progress):
                 return
@@ -55,6 +64,52 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
             codecs.decode_into(body, spec.compression, out)
     except codecs.CorruptBodyError as exc:
         raise ValueError(f"{name}: {exc}") from exc
+
+
+#: the block geometry of ``ccfs mount``'s default ``--block-size``: blocks line up with the file the
+#: mount shows (``.npy`` header, then the body), so a download and a mount share block files
+MOUNT_BLOCK_SIZE = 256 * 1024
+
+
+def disk_cache_of(store: ObjectStore) -> DiskBlockStore | None:
+    """The disk block cache the store's settings name (``Settings.block_cache_dir``: opt-in), or None."""
+    settings = getattr(store, "settings", None)
+    if not isinstance(settings, Settings) or not settings.block_cache_dir:
+        return None
+    return shared_blocks(settings.block_cache_dir, settings.block_cache_size)
+
+
+def download_through_disk(store: ObjectStore, disk: DiskBlockStore, info: ObjectInfo, spec: ArraySpec,
+                          out: memoryview, progress: Progress | None = None) -> None:
+    """``store.download_into`` for a raw body, answering blocks from ``disk`` and fetching only the
+    missing stretches (one ranged GET each, pinned to the ETag), in parallel parts cut at block edges;
+    fetched blocks are written to ``disk`` behind the download."""
+    block = MOUNT_BLOCK_SIZE
+    origin = len(npy_header(spec)) % block  # where the body starts in the mount's file, within a block
+    total = len(out)
+    per_part = max(1, store.part_size // block) * block
+    edges = sorted({0, total, *range(per_part - origin, total, per_part)})
+    parts = [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+
+    def fill(start: int, buffer: memoryview) -> None:
+        store.readinto(info.key, start, buffer, if_match=info.etag)
+
+    def part(lo: int, hi: int) -> None:
+        # fetched into a buffer of its own, then copied: the disk writes it later, and the caller may
+        # change the array before that
+        got = DiskBackedFetch(disk, store.describe(info.key), info.etag, fill, lambda n: memoryview(bytearray(n)),
+                              block, origin)(lo, hi)
+        out[lo:hi] = got
+        if progress is not None:
+            progress(hi - lo)
+
+    if len(parts) <= 1:
+        for lo, hi in parts:
+            part(lo, hi)
+        return
+    with ThreadPoolExecutor(max_workers=min(store.concurrency, len(parts)), thread_name_prefix="cc-get") as pool:
+        for fut in [pool.submit(part, lo, hi) for lo, hi in parts]:
+            fut.result()
 
 
 def _counted(chunks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:

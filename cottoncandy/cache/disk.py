@@ -27,9 +27,12 @@ Files are written to a temporary name in their final folder and renamed into pla
 sees a whole file or none. No fsync: a file torn by a power loss fails its check and is refetched,
 which is cheaper than a flush per block. A reader that opened a file keeps reading it even if
 another mount evicts (unlinks) it meanwhile (POSIX); a file gone before the open is a miss.
-Write-through is asynchronous with a bounded queue (``queue_bytes``): a reader waits only when the
-disk falls that far behind the network. Queued blocks are views of fetch buffers, so they stay
-charged to the ``MemoryBudget`` until written.
+Writes are behind the reader, on one thread, through a bounded queue (``queue_bytes``): when the
+disk falls that far behind the network, a fetched block is dropped (counted in ``dropped``) rather
+than the reader made to wait -- it used to wait, and a cold read with a cache folder was slower than
+one without. A dropped block is only a miss next time. Queued blocks are views of fetch buffers, so
+they stay charged to the ``MemoryBudget`` until written. ``close`` writes what is queued, within a
+time bound (``ccfs umount`` waits for the daemon to finish this, so a remount finds the blocks).
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class DiskBlockStore:
         self.written = 0
         self.corrupt = 0
         self.evicted = 0
+        self.dropped = 0  # blocks not written because the queue was full
         self._db = sqlite3.connect(self.root / "index.sqlite", timeout=60, isolation_level=None,
                                    check_same_thread=False)
         self._db_lock = threading.Lock()
@@ -164,22 +168,27 @@ class DiskBlockStore:
         return None
 
     # --- writing -----------------------------------------------------------------------------
-    def write(self, name: str, data: memoryview | bytes) -> None:
-        """Store ``data`` as block ``name`` (asynchronously; waits only while the queue is full)."""
+    def write(self, name: str, data: memoryview | bytes) -> bool:
+        """Store ``data`` as block ``name`` in the background; never waits. False when it was not
+        queued: too large for the folder, the store closed, or the queue full (the block is dropped)."""
         if HEADER.size + len(data) > self.limit:
-            return
-        self._enqueue("write", name, memoryview(data))
+            return False
+        return self._enqueue("write", name, memoryview(data))
 
-    def _enqueue(self, op: str, name: str, data: memoryview | None) -> None:
+    def _enqueue(self, op: str, name: str, data: memoryview | None) -> bool:
         nbytes = len(data) if data is not None else 0
         with self._cond:
-            while self._queued and self._queued + nbytes > self.queue_bytes and not self._closed:
-                self._cond.wait()
             if self._closed:
-                return
+                return False
+            if nbytes and self._queued and self._queued + nbytes > self.queue_bytes:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.info("disk cache: writing falls behind reading; %d block(s) not kept so far", self.dropped)
+                return False
             self._queue.append((op, name, data))
             self._queued += nbytes
             self._cond.notify_all()
+            return True
 
     def flush(self) -> None:
         """Wait until everything queued is on disk and in the index, hits included."""
@@ -191,17 +200,25 @@ class DiskBlockStore:
             while self._queue or self._busy:
                 self._cond.wait()
 
-    def close(self) -> None:
-        """Write what is queued, record hits, stop the writer (idempotent)."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Write what is queued, record hits, stop the writer (idempotent). With ``timeout``, wait
+        at most that long: False if the writer had not finished then (what is left is lost with the
+        process; a block half-stored is a reserved row without a file, which the next write of that
+        block or eviction clears, and a temporary file, removed by a later store once stale)."""
         with self._cond:
-            if self._closed:
-                return
-            self._queue.append(("touch", "", None))
-            self._closed = True
-            self._cond.notify_all()
-        self._writer.join()
+            if not self._closed:
+                self._queue.append(("touch", "", None))
+                self._closed = True
+                self._cond.notify_all()
+            left = len(self._queue)
+        self._writer.join(timeout)
+        if self._writer.is_alive():
+            log.warning("disk cache: %d queued change(s) of %s not written within %.0f s", left, self.root,
+                        timeout or 0)
+            return False
         with self._db_lock:
-            self._db.close()
+            self._db.close()  # idempotent
+        return True
 
     def _run(self) -> None:
         last_touch = time.monotonic()

@@ -14,10 +14,12 @@ is no disk block tier (nothing would outlive the mount to share).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,8 +68,43 @@ class CacheFolder:
             if entry.is_dir() and pid.isdigit() and not _alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
 
-    def close(self) -> None:
-        """Finish writing blocks; remove this mount's spills (idempotent)."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Finish writing blocks (within ``timeout`` seconds, if given: False if that was not
+        enough); remove this mount's spills (idempotent)."""
+        done = True
         if self.blocks is not None:
-            self.blocks.close()
+            done = self.blocks.close(timeout)
         shutil.rmtree(self.spill_dir if self.persistent else self.root, ignore_errors=True)
+        return done
+
+
+#: seconds the library spends at interpreter exit writing blocks still queued
+EXIT_DRAIN_SECONDS = 10.0
+_shared: dict[str, DiskBlockStore] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_blocks(folder: str | os.PathLike[str], limit: int) -> DiskBlockStore:
+    """The block tier of a cache folder for the library's downloads: the ``blocks/`` a mount with
+    ``--cache-dir`` of that folder uses, one store per folder per process, written out at exit."""
+    root = Path(os.path.abspath(os.fspath(folder)))
+    with _shared_lock:
+        store = _shared.get(str(root))
+        if store is None:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                store = DiskBlockStore(root / "blocks", limit)
+            except (OSError, sqlite3.Error) as exc:
+                raise OSError(getattr(exc, "errno", None), f"cannot use the cache folder {root}: {exc}") from exc
+            if not _shared:
+                atexit.register(_close_shared)
+            _shared[str(root)] = store
+        return store
+
+
+def _close_shared() -> None:
+    with _shared_lock:
+        stores = list(_shared.values())
+        _shared.clear()
+    for store in stores:
+        store.close(timeout=EXIT_DRAIN_SECONDS)

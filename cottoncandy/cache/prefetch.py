@@ -13,6 +13,8 @@ for page-aligned ranges, so a read then falls inside one block and is answered w
 a join of two blocks. A long sequential stream lets go of the blocks it has passed:
 the kernel's page cache holds those bytes, and a scan larger than the cache would only push
 everything else out of an LRU for no hit (mountpoint-s3 keeps no read data at all by default).
+How large the runs and the window are is the stream's ``StreamTuning`` (``tuning.py``: from the
+latency and throughput its own fetches show), or fixed sizes without one.
 Read-ahead is reserved in the shared ``MemoryBudget`` before it is fetched and held until the
 stream passes it (or seeks away, or the file is closed): a run that does not fit is not started,
 so all readers together never fetch ahead more than the cache can keep until they arrive.
@@ -27,12 +29,14 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
 from typing import TypeVar
 
 from .blocks import BlockCache
 from .budget import MemoryBudget
+from .tuning import StreamTuning
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,8 @@ class ObjectReader:
     def __init__(self, cache: BlockCache, pool: Executor, fetch: RangeFetch, ident: tuple[str, str], size: int,
                  block_size: int = 2**20, max_window: int = 64 * 2**20, run_size: int = 8 * 2**20,
                  origin: int = 0, budget: MemoryBudget | None = None,
-                 interrupted: Callable[[], bool] | None = None, demand: Executor | None = None):
+                 interrupted: Callable[[], bool] | None = None, demand: Executor | None = None,
+                 tuning: StreamTuning | None = None):
         if not 0 <= origin < block_size:
             raise ValueError(f"origin {origin} must lie within the first block ({block_size} bytes)")
         self.origin = origin
@@ -73,6 +78,8 @@ class ObjectReader:
         self.block_size = block_size
         self.max_window_blocks = max(1, max_window // block_size)
         self.run_blocks = max(1, run_size // block_size)
+        #: sizes runs and the window from this stream's fetches (``tuning``); None: the fixed sizes above
+        self.tuning = tuning
         self._lock = threading.Lock()
         self._next_offset = -1
         self._streak = 0
@@ -96,11 +103,14 @@ class ObjectReader:
             first += skip
             claimed = ids[skip : skip + len(futures)]
             start, end = self._span(first, first + len(futures))
+            began = time.monotonic()
             try:
                 data = self.fetch(start, end)
             except BaseException as exc:
                 self.cache.fail(claimed, futures, exc)
                 raise
+            if self.tuning is not None:
+                self.tuning.observe(end - start, time.monotonic() - began)
             view = memoryview(data)  # blocks share the run's buffer: no copy per block
             cuts = [self._span(i, i + 1)[1] - start for i in range(first, first + len(futures))]
             blocks = [view[lo:hi] for lo, hi in zip([0, *cuts[:-1]], cuts)]
@@ -152,6 +162,19 @@ class ObjectReader:
         assert self.demand is not None and self.interrupted is not None
         return wait_interruptibly(self.demand.submit(fn, *args), self.interrupted)
 
+    def seed(self, data: memoryview | bytes) -> bool:
+        """Take ``data``, the object's first bytes fetched by someone else (a lookup, with the
+        metadata), as block 0 if it covers that block; True if the block is now cached from it."""
+        start, end = self._span(0, 1)
+        if len(data) < end or end <= start:
+            return False
+        ident = self._block_id(0)
+        skip, futures = self.cache.claim([ident])
+        if skip or not futures:
+            return False  # cached or being fetched already
+        self.cache.fulfil([ident], [memoryview(data)[:end]], futures)
+        return True
+
     # --- prefetch ----------------------------------------------------------------------------
     def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int]], range]:
         """Update the streak for a read of the file's bytes [offset, end); return the runs to fetch
@@ -163,10 +186,11 @@ class ObjectReader:
         """
         last_block = (end - 1) // self.block_size
         total_blocks = -(-(self.size + self.origin) // self.block_size)
+        max_window_blocks, run_blocks = self._geometry()
         with self._lock:
             # the kernel keeps several read-ahead requests in flight and they arrive out of order:
             # anything inside the window around the stream's front continues the stream
-            slack = max(4 * self.block_size, 2 * (end - offset), min(self._streak, self.max_window_blocks
+            slack = max(4 * self.block_size, 2 * (end - offset), min(self._streak, max_window_blocks
                                                                       * self.block_size))
             sequential = self._next_offset >= 0 and abs(offset - self._next_offset) <= slack
             if sequential:
@@ -182,14 +206,14 @@ class ObjectReader:
             passed = range(0)
             if self._streak >= self.release_after:
                 # keep a margin behind the front for kernel requests still arriving out of order
-                margin = max(4 * (end - offset), self.run_blocks * self.block_size)
+                margin = max(4 * (end - offset), run_blocks * self.block_size)
                 behind = max(0, offset - margin) // self.block_size
                 passed = range(self._stream_start, behind)
                 self._stream_start = max(self._stream_start, behind)
-            window = min(self.max_window_blocks, -(-2 * self._streak // self.block_size))
+            window = min(max_window_blocks, -(-2 * self._streak // self.block_size))
             start = max(self._prefetched_to, last_block + 1)
             stop = min(total_blocks, last_block + 1 + window)
-            run = min(self.run_blocks, window)
+            run = min(run_blocks, window)
             front = (self._next_offset - 1) // self.block_size + 1  # first block the stream has not read
             self._hold_ahead(max(0, self._prefetched_to - front) * self.block_size)
             if stop - start < run and stop < total_blocks:
@@ -204,6 +228,13 @@ class ObjectReader:
                 self._prefetched_to = max(self._prefetched_to, first + count)
         return runs, passed
 
+    def _geometry(self) -> tuple[int, int]:
+        """(window, run) in blocks: the tuning's plan, or the fixed sizes."""
+        if self.tuning is None:
+            return self.max_window_blocks, self.run_blocks
+        plan = self.tuning.plan
+        return max(1, plan.window // self.block_size), max(1, plan.run // self.block_size)
+
     def _hold_ahead(self, nbytes: int) -> None:
         """Keep ``nbytes`` reserved ahead (fewer once the stream passed blocks); lock held."""
         if self.budget is not None and nbytes < self._held:
@@ -214,6 +245,10 @@ class ObjectReader:
         """The file is closed: what was reserved ahead for it is free for other readers."""
         with self._lock:
             self._hold_ahead(0)
+        plan = self.tuning.plan if self.tuning is not None else None
+        if plan is not None and plan.latency is not None and plan.throughput is not None:
+            log.debug("%s: first byte %.1f ms, %.0f MB/s per connection: runs of %d MiB, %d MiB ahead",
+                      self.ident[0], plan.latency * 1000, plan.throughput / 1e6, plan.run >> 20, plan.window >> 20)
 
     # --- the read ----------------------------------------------------------------------------
     def read_pieces(self, offset: int, length: int) -> list[memoryview | bytes]:

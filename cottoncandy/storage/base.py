@@ -146,6 +146,21 @@ class ObjectStore(abc.ABC):
             raise OSError(errno.EIO, f"{self.describe(key)}: short read ({len(data)} of {len(buffer)} bytes)")
         buffer[:] = data
 
+    def read_start(self, key: str, buffer: memoryview) -> tuple[ObjectInfo, int]:
+        """The object's info (as ``head`` gives it) and its first bytes into ``buffer`` (fewer when it
+        is shorter): ``(info, bytes filled)``, both of one version.
+
+        Why: a remote store answers a GET with the same headers as a HEAD (ETag, size, user
+        metadata), so where a HEAD would be followed by a read of the first bytes (a lookup, then an
+        open), one ranged GET does both. This default is a ``head`` and a read pinned to its ETag
+        (two requests: for stores where a request costs nothing); ``S3Store`` sends one GET.
+        """
+        info = self.head(key)
+        n = min(info.size, len(buffer))
+        if n:
+            self.readinto(key, 0, buffer[:n], if_match=info.etag)
+        return info, n
+
     @abc.abstractmethod
     def open_read(self, key: str, if_match: str | None = None) -> BinaryIO:
         """A stream of the whole object, for decoders that work incrementally (gzip)."""

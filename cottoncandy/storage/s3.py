@@ -563,6 +563,53 @@ class S3Store(ObjectStore):
 
         self._call(fetch, key, "read")
 
+    def read_start(self, key: str, buffer: memoryview) -> tuple[ObjectInfo, int]:
+        """One ranged GET of the first ``len(buffer)`` bytes; its headers give what a HEAD would
+        (ETag, user metadata, the size from ``Content-Range``). An empty object has no first byte to
+        range over (S3 answers ``InvalidRange``): a HEAD then says what it is."""
+        if len(buffer) == 0:
+            return self.head(key), 0
+        fast = self._signed_requests()
+        try:
+            probed = fast.get_start(key, buffer) if fast is not None else None
+        except TimeoutError as exc:  # slow answers were abandoned and asked again: give up, do not wait on
+            raise OSError(errno.EIO, f"failed to read {self.describe(key)}: {exc}") from exc
+        if probed is not None:
+            return probed
+
+        def fetch() -> tuple[ObjectInfo, int] | None:
+            try:
+                resp = self._ranged(key, 0, len(buffer), None)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return None
+                raise
+            body = resp["Body"]
+            length = int(resp["ContentLength"])
+            total = str(resp.get("ContentRange") or "").rpartition("/")[2]
+            size = int(total) if total.isdigit() else length
+            if length != min(size, len(buffer)):
+                body.close()
+                raise ShortReadError(errno.EIO, f"answer of {length} bytes to a range of {len(buffer)}")
+            pos = 0
+            try:
+                while pos < length:
+                    chunk = body.read(min(READ_CHUNK, length - pos))
+                    if not chunk:
+                        break
+                    buffer[pos : pos + len(chunk)] = chunk
+                    pos += len(chunk)
+            finally:
+                body.close()
+            if pos != length:
+                raise ShortReadError(errno.EIO, f"short read: {pos} of {length} bytes")
+            meta = {str(k).lower(): v for k, v in resp.get("Metadata", {}).items()}
+            return ObjectInfo(key=key, size=size, etag=resp["ETag"], last_modified=resp.get("LastModified"),
+                              metadata=meta), length
+
+        answer = self._call(fetch, key, "read")
+        return answer if answer is not None else (self.head(key), 0)
+
     def open_read(self, key: str, if_match: str | None = None) -> BinaryIO:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if if_match:

@@ -187,7 +187,18 @@ class SignedRequests:
             log.debug("signed LIST of %s not taken (%s); asking boto3", prefix, type(exc).__name__)
             return None
 
-    def get_into(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> bool:
+    def get_start(self, key: str, buffer: memoryview) -> tuple[ObjectInfo, int] | None:
+        """The object's first bytes into ``buffer`` (fewer when it is shorter) and its info from the
+        same answer's headers (``Content-Range`` gives the size); ``None`` as ``get_into`` gives False
+        (an empty object, whose range S3 refuses, is one). Bounded and hedged as ``get_into``."""
+        answer: dict[str, str] = {}
+        if not self.get_into(key, 0, buffer, None, answer=answer):
+            return None
+        info = _object_info(key, answer)
+        return (info, int(answer["bytes-read"])) if info is not None else None
+
+    def get_into(self, key: str, start: int, buffer: memoryview, if_match: str | None = None,
+                 answer: dict[str, str] | None = None) -> bool:
         """Fill ``buffer`` with the object's bytes from ``start``. ``False`` (and the buffer's
         contents undefined) when the answer was anything but exactly those bytes: a 412, a 404, a
         short body, a fault -- the caller asks boto3, which says what it is and retries.
@@ -202,7 +213,7 @@ class SignedRequests:
             return False
         for attempt in range(1, GET_ATTEMPTS + 1):
             try:
-                return self._get_once(key, start, buffer, if_match)
+                return self._get_once(key, start, buffer, if_match, answer)
             except TimeoutError as exc:
                 self._forget_connection()
                 self.abandoned += 1
@@ -210,7 +221,11 @@ class SignedRequests:
         raise TimeoutError(f"no timely answer in {GET_ATTEMPTS} attempts "
                            f"({GET_FIRST_BYTE:.0f} s to the first byte, {GET_BETWEEN_CHUNKS:.0f} s between chunks)")
 
-    def _get_once(self, key: str, start: int, buffer: memoryview, if_match: str | None) -> bool:
+    def _get_once(self, key: str, start: int, buffer: memoryview, if_match: str | None,
+                  answer: dict[str, str] | None = None) -> bool:
+        """One attempt of ``get_into``. With ``answer`` (a probe from byte 0): an object shorter than
+        the buffer is taken too, and ``answer`` gets the headers (lower-cased; ``content-length`` set to
+        the object's size, the bytes read being its own length)."""
         end = start + len(buffer)
         headers = {"Range": http_range(start, end)}
         if if_match:
@@ -227,9 +242,12 @@ class SignedRequests:
             conn.sock.settimeout(GET_BETWEEN_CHUNKS)  # each recv of the body: a stall is a timeout
             response = conn.getresponse()
             whole = response.status == 200 and start == 0
+            if answer is not None:
+                buffer, size = _probe_answer(response, len(buffer), buffer)
             exact = response.getheader("Content-Length") == str(len(buffer)) and (
                 whole or (response.status == 206 and
-                          (response.getheader("Content-Range") or "").startswith(content_range_prefix(start, end))))
+                          (response.getheader("Content-Range") or "").startswith(
+                              content_range_prefix(start, start + len(buffer)))))
             if not exact:
                 raise _Refused(response.status)
             pos = 0
@@ -249,6 +267,11 @@ class SignedRequests:
             self._forget_connection()
         else:
             conn.sock.settimeout(self._timeouts[1])
+        if answer is not None:
+            answer.clear()
+            answer.update({name.lower(): value for name, value in response.getheaders()})
+            answer["content-length"] = str(size)
+            answer["bytes-read"] = str(len(buffer))
         return True
 
     def _first_answer(self, conn: http.client.HTTPConnection, path: str, headers: dict[str, str],
@@ -537,6 +560,23 @@ def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]
     if pending:
         return pending
     return select.select(socks, [], [], timeout)[0]
+
+
+def _probe_answer(response: http.client.HTTPResponse, asked: int, buffer: memoryview) -> tuple[memoryview, int]:
+    """(the part of ``buffer`` a probe's answer fills, the object's size): a 206's ``Content-Range``
+    total, or a 200's length (a whole object no longer than asked)."""
+    if response.status == 206:
+        total = (response.getheader("Content-Range") or "").rpartition("/")[2]
+        if not total.isdigit():
+            raise _Refused("no size in Content-Range")
+        size = int(total)
+    elif response.status == 200:
+        size = int(response.getheader("Content-Length") or -1)
+        if not 0 <= size <= asked:
+            raise _Refused("a whole answer longer than asked")
+    else:
+        raise _Refused(response.status)
+    return buffer[: min(size, asked)], size
 
 
 class _Refused(Exception):

@@ -181,3 +181,32 @@ def test_a_failing_fill_leaves_nothing_on_disk(tmp_path: Path) -> None:
     store.flush()
     assert block_files(tmp_path) == [] and store.usage == 0
     store.close()
+
+
+def test_a_reader_never_waits_for_the_disk_a_full_queue_drops_blocks(tmp_path: Path) -> None:
+    import threading
+
+    store = DiskBlockStore(tmp_path, 2**20, queue_bytes=2 * BLOCK)
+    names = [block_name("s3://b/k", "e1", i * BLOCK, (i + 1) * BLOCK) for i in range(10)]
+    with store._db_lock:  # the writer is stuck on the index, as behind a slow disk
+        results: list[bool] = []
+        writer = threading.Thread(target=lambda: results.extend(store.write(n, DATA[:BLOCK]) for n in names))
+        writer.start()
+        writer.join(30)  # a bound for a broken build only: the writes return at once
+        assert not writer.is_alive(), "a write waited for the disk"
+    assert results == [True, True] + [False] * 8 and store.dropped == 8
+    store.flush()
+    assert len(block_files(tmp_path)) == 2  # the queued ones were written
+    store.close()
+
+
+def test_close_writes_what_is_queued_within_its_bound(tmp_path: Path) -> None:
+    store = DiskBlockStore(tmp_path, 2**20)
+    with store._db_lock:
+        assert store.write(block_name("s3://b/k", "e1", 0, BLOCK), DATA[:BLOCK])
+        assert store.close(timeout=0.05) is False  # the writer is stuck: close gives up, not hangs
+    store._writer.join(30)
+    assert not store._writer.is_alive() and len(block_files(tmp_path)) == 1  # it finished once free
+    again = DiskBlockStore(tmp_path, 2**20)
+    assert again.write(block_name("s3://b/k", "e1", BLOCK, 2 * BLOCK), DATA[:BLOCK])
+    assert again.close(timeout=30) is True and len(block_files(tmp_path)) == 2

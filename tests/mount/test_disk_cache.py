@@ -45,9 +45,8 @@ def cached_bytes(cache: Path) -> int:
     return sum(size - HEADER.size for size in block_sizes(cache))
 
 
-def wait_cached(cache: Path, nbytes: int) -> None:
-    """Blocks are written in the background, and a daemon finishes writing them as it exits, which
-    may be just after ``ccfs umount`` returned: wait for them (a condition, not a timing)."""
+def wait_written(cache: Path, nbytes: int) -> None:
+    """A mount still running writes its blocks behind its readers: wait for them (a condition)."""
     for _ in range(600):
         if cached_bytes(cache) >= nbytes:
             return
@@ -61,7 +60,7 @@ def test_a_remount_rereads_with_no_get(cci, s3, tmp_path: Path) -> None:  # type
     cache = tmp_path / "cache"
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
         assert np.array_equal(np.load(m / "dc/a.npy"), arr)
-    wait_cached(cache, arr.nbytes)
+    # ``ccfs umount`` returned after the daemon wrote what it had queued: every block is there
     assert data_gets(s3, "dc/a") and cached_bytes(cache) == arr.nbytes
     s3.clear_log()
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
@@ -78,7 +77,7 @@ def test_a_second_mount_sharing_the_folder_reads_with_no_get(cci, s3, tmp_path: 
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as one, \
             mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as two:
         assert np.array_equal(np.load(one / "dc/b.npy"), arr)
-        wait_cached(cache, arr.nbytes)  # the first mount writes its blocks through in the background
+        wait_written(cache, arr.nbytes)  # the first mount writes its blocks behind the reader
         s3.clear_log()
         assert np.array_equal(np.load(two / "dc/b.npy"), arr)
         assert data_gets(s3, "dc/b") == []
@@ -90,7 +89,7 @@ def test_a_rewritten_object_is_never_served_from_old_blocks(cci, s3, tmp_path: P
     cache = tmp_path / "cache"
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
         assert np.array_equal(np.load(m / "dc/c.npy"), old)
-    wait_cached(cache, old.nbytes)
+    assert cached_bytes(cache) == old.nbytes
     cci.upload_raw_array("dc/c", new, compression=False)
     s3.clear_log()
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
@@ -110,7 +109,6 @@ def test_the_folder_stays_within_its_size(cci, s3, tmp_path: Path) -> None:  # t
             for key, arr in arrays.items():
                 assert np.array_equal(np.load(m / f"{key}.npy"), arr)
                 assert sum(block_sizes(cache)) <= limit
-    wait_cached(cache, limit - 2**17 - 64 * HEADER.size)
     sizes = block_sizes(cache)
     assert limit - 2**17 < sum(sizes) <= limit and len(sizes) > 16  # full, never over
 
@@ -121,7 +119,7 @@ def test_a_corrupt_block_file_is_discarded_and_fetched_again(cci, s3, tmp_path: 
     cache = tmp_path / "cache"
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
         assert np.array_equal(np.load(m / "dc/d.npy"), arr)
-    wait_cached(cache, arr.nbytes)
+    assert cached_bytes(cache) == arr.nbytes
     victim, truncated = sorted(block_files(cache))[:2]
     raw = bytearray(victim.read_bytes())
     raw[HEADER.size + 4321] ^= 0x40  # one flipped bit
@@ -133,7 +131,6 @@ def test_a_corrupt_block_file_is_discarded_and_fetched_again(cci, s3, tmp_path: 
     assert 1 <= len(data_gets(s3, "dc/d")) <= 2  # the two damaged blocks only
     log = (tmp_path / f"{m.name}.log").read_text()
     assert log.count("corrupt block file") == 2, log
-    wait_cached(cache, arr.nbytes)
     assert cached_bytes(cache) == arr.nbytes  # written again, whole
 
 
@@ -154,5 +151,22 @@ def test_a_relative_cache_dir_is_the_callers(cci, s3, tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", "rel-cache") as m:
         assert np.array_equal(np.load(m / "dc/r.npy"), np.arange(1000.0))
-    wait_cached(tmp_path / "rel-cache", 8000)
     assert cached_bytes(tmp_path / "rel-cache") == 8000
+
+
+def test_a_mount_reads_what_a_download_cached(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Opt-in sharing: ``get_interface(block_cache_dir=...)`` and ``--cache-dir`` name the same blocks."""
+    import cottoncandy as cc
+    from cottoncandy.cache.folder import shared_blocks
+
+    arr = np.random.default_rng(2).standard_normal(2**18)  # 2 MiB: 9 blocks after the header
+    cci.upload_raw_array("dc/s", arr, compression=False)
+    cache = tmp_path / "cache"
+    sharing = cc.get_interface(BUCKET, endpoint_url=cci.settings.endpoint_url, verbose=False,
+                               block_cache_dir=str(cache))
+    assert np.array_equal(sharing.download_raw_array("dc/s"), arr)
+    shared_blocks(cache, sharing.settings.block_cache_size).flush()
+    s3.clear_log()
+    with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache)) as m:
+        assert np.array_equal(np.load(m / "dc/s.npy"), arr)
+    assert data_gets(s3, "dc/s") == []

@@ -121,3 +121,24 @@ def test_mountinfo_parsing_unescapes_and_takes_the_topmost_mount() -> None:
     assert [(e.mount_id, e.mountpoint, e.fstype, e.source) for e in entries][1:] == [
         (40, "/mnt/with space", "tmpfs", "none"), (41, "/mnt/with space", "fuse.ccfs", "ccfs:s3://b/p")]
     assert entries[2].is_ccfs and not entries[1].is_ccfs
+
+
+def test_umount_returns_once_the_daemon_has_finished(tmp_path: Path) -> None:
+    """The daemon writes the blocks its ``--cache-dir`` still has queued as it exits; ``ccfs umount``
+    waits for that, so a remount right after finds them (the daemon says its pid at the root)."""
+    import cottoncandy as cc
+
+    data = tmp_path / "data"
+    cc.get_interface(str(data), backend="local", verbose=False).upload_raw_array("a", np.arange(2.0**16))
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    ccfs("mount", str(data), str(mountpoint), "--cache-dir", str(tmp_path / "cache"))
+    try:
+        pid = int(os.getxattr(mountpoint, "user.cottoncandy.daemon-pid"))
+        assert pid == _daemon_pid(mountpoint)
+        assert "user.cottoncandy.daemon-pid" not in os.listxattr(mountpoint)
+        assert np.array_equal(np.load(mountpoint / "a.npy"), np.arange(2.0**16))
+        ccfs("umount", str(mountpoint))
+        assert not mounts.process_alive(pid)
+    finally:
+        force_unmount(mountpoint)

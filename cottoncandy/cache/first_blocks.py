@@ -1,0 +1,134 @@
+"""One request where a HEAD and the first block's GET were two: lookups that keep the first block.
+
+Why: opening a file whose metadata is not cached (or older than ``--attr-ttl``) cost a HEAD (its
+name, size and version come from the metadata) and then a ranged GET of its first block: two round
+trips, 44 ms on a remote-like endpoint. A GET's answer carries the same headers as a HEAD's (ETag,
+size in ``Content-Range``, user metadata), so ``ProbingStore.head`` asks for the object's first
+block instead (``ObjectStore.read_start``) and keeps those bytes in ``FirstBlocks``, keyed by
+(key, ETag); the open that follows takes them as its reader's first block, so its first read sends
+nothing. The ``.npy`` header of a stored ``.npy`` object is in those bytes, and a raw array's
+header is made from the metadata: ``np.load(path, mmap_mode='r')`` needs no second request.
+
+Only single-object HEADs go this way (a lookup, the revalidation of a stale file): a folder's
+HEADs (``head_many``, a listing) stay HEADs, so ``ls -l`` of thousands of files moves no data.
+Kept blocks are bounded in count and bytes; one not taken by an open is dropped oldest first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO
+
+from ..storage.base import Buffer, Capabilities, Listing, ObjectInfo, ObjectStore, Progress, StoreSpec
+
+Allocate = Callable[[int], memoryview]
+
+
+class FirstBlocks:
+    """First blocks fetched with an object's metadata, waiting for the open that follows (bounded)."""
+
+    def __init__(self, max_bytes: int, max_count: int = 64):
+        self.max_bytes = max(0, int(max_bytes))
+        self.max_count = max(1, int(max_count))
+        self._lock = threading.Lock()
+        self._blocks: OrderedDict[tuple[str, str], memoryview] = OrderedDict()
+        self._bytes = 0
+        self.kept = 0
+        self.taken = 0
+
+    def keep(self, key: str, etag: str, data: memoryview) -> None:
+        if len(data) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._blocks.pop((key, etag), None)
+            self._bytes -= len(old) if old is not None else 0
+            self._blocks[(key, etag)] = data
+            self._bytes += len(data)
+            self.kept += 1
+            while self._blocks and (self._bytes > self.max_bytes or len(self._blocks) > self.max_count):
+                _, dropped = self._blocks.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def take(self, key: str, etag: str) -> memoryview | None:
+        """The kept first bytes of that version (once: they go to the caller's cache)."""
+        with self._lock:
+            data = self._blocks.pop((key, etag), None)
+            if data is not None:
+                self._bytes -= len(data)
+                self.taken += 1
+            return data
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._blocks)
+
+
+class ProbingStore(ObjectStore):
+    """``store``, whose single-object ``head`` is a GET of the first ``probe_size`` bytes kept in
+    ``blocks``; every other call goes to ``store`` unchanged."""
+
+    def __init__(self, store: ObjectStore, blocks: FirstBlocks, probe_size: int, allocate: Allocate | None = None):
+        self.inner = store
+        self.blocks = blocks
+        self.probe_size = int(probe_size)
+        self.allocate = allocate or (lambda n: memoryview(bytearray(n)))
+        self.bucket = store.bucket
+        self.part_size = store.part_size
+        self.concurrency = store.concurrency
+        self.capabilities: Capabilities = store.capabilities
+
+    def head(self, key: str) -> ObjectInfo:
+        buffer = self.allocate(self.probe_size)
+        info, n = self.inner.read_start(key, buffer)
+        if n:  # a small object's bytes are copied out: its view would pin the whole probe buffer
+            self.blocks.keep(key, info.etag, buffer[:n] if 2 * n >= len(buffer) else memoryview(bytes(buffer[:n])))
+        return info
+
+    # --- everything else is the wrapped store's ------------------------------------------------
+    def head_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
+        return self.inner.head_many(keys)
+
+    def read_start(self, key: str, buffer: memoryview) -> tuple[ObjectInfo, int]:
+        return self.inner.read_start(key, buffer)
+
+    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        return self.inner.get_range(key, start, end, if_match)
+
+    def readinto(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> None:
+        self.inner.readinto(key, start, buffer, if_match)
+
+    def open_read(self, key: str, if_match: str | None = None) -> BinaryIO:
+        return self.inner.open_read(key, if_match)
+
+    def download_into(self, key: str, buffer: memoryview, *, if_match: str | None = None,
+                      offset: int = 0, progress: Progress | None = None) -> None:
+        self.inner.download_into(key, buffer, if_match=if_match, offset=offset, progress=progress)
+
+    def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
+            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
+        return self.inner.put(key, data, metadata, acl, progress)
+
+    def copy(self, src: str, dst: str) -> None:
+        self.inner.copy(src, dst)
+
+    def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
+        self.inner.delete_many(keys, cleanup=cleanup)
+
+    def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
+        return self.inner.list_dir(prefix, delimiter)
+
+    def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        return self.inner.iter_objects(prefix)
+
+    def describe(self, key: str | None = None) -> str:
+        return self.inner.describe(key)
+
+    def spec(self) -> StoreSpec:
+        return self.inner.spec()
+
+    def __getattr__(self, name: str) -> Any:  # anything a particular store adds
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)

@@ -132,9 +132,24 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
 # --- writing ----------------------------------------------------------------------------------
 
 
+#: memory the parts of one numpy upload may hold at once beyond the array (issue 15: <= 64 MiB)
+UPLOAD_BUDGET = 48 * 2**20
+#: what one part being streamed holds at most: the store's streamed-upload parts (the held first
+#: part, the one being filled, two being sent: 4 x 8 MiB) and the gzip blocks being compressed
+STREAMED_PART_COST = 48 * 2**20
+
+
 def _upload_block(handle: StoreHandle, key: str, block: np.ndarray, choice: Mapping[str, Any]) -> int:
-    write_raw_array(handle.get(), key, np.ascontiguousarray(block), True, **choice)
+    """One part: a slab of the caller's array, streamed from its memory (never copied whole)."""
+    write_raw_array(handle.get(), key, block, True, strided=True, **choice)
     return int(block.nbytes)
+
+
+def parts_in_flight(part_nbytes: int, threads: int) -> int:
+    """How many parts upload at once: ``threads`` at most, fewer when their streams would hold more
+    than :data:`UPLOAD_BUDGET` together (a part holds about its size, up to STREAMED_PART_COST)."""
+    cost = max(1, min(part_nbytes, STREAMED_PART_COST))
+    return max(1, min(threads, UPLOAD_BUDGET // cost))
 
 
 def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int | None = -1,
@@ -195,12 +210,14 @@ def _is_part_name(key: str, object_name: str) -> bool:
 
 def _upload_numpy_parts(handle: StoreHandle, arr: np.ndarray, plan: layout.SplitPlan, keys: list[str],
                         choice: Mapping[str, Any], written: list[str], progress: Progress, threads: int) -> None:
-    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="cc-dask-put") as pool:
+    largest = max((math.prod(part.shape) * arr.dtype.itemsize for part in plan.parts), default=0)
+    limit = parts_in_flight(largest, max(1, threads))
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="cc-dask-put") as pool:
         pending: dict[Future[int], str] = {}
         for part, key in zip(plan.parts, keys):
             fut = pool.submit(_upload_block, handle, key, arr[part.slices], choice)
             pending[fut] = key
-            if len(pending) >= threads:  # bounded: at most `threads` part copies in memory
+            if len(pending) >= limit:  # bounded: each part streams a few MiB at a time
                 _collect(pending, written, progress, FIRST_COMPLETED)
         _collect(pending, written, progress, None)
 

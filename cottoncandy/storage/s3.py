@@ -479,7 +479,8 @@ class S3Store(ObjectStore):
         back and sent last (its head is known only at the end), at most :data:`STREAM_IN_FLIGHT`
         others are being sent, one is being filled. A body that fits one part is one PUT."""
         extra = self._extra(metadata, acl)
-        parts = _cut_parts(chunks, self._stream_part_size(size_hint))
+        expected = None if size_hint is None else size_hint + size_hint // 100 + 1024  # incompressible + headers
+        parts = _cut_parts(chunks, self._stream_part_size(size_hint), expected)
         held = next(parts, bytearray())
         second = next(parts, None)
         if second is None:
@@ -790,14 +791,20 @@ def _read_full(stream: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _cut_parts(chunks: Iterable[Buffer], size: int) -> Iterator[bytearray]:
+def _cut_parts(chunks: Iterable[Buffer], size: int, expected: int | None = None) -> Iterator[bytearray]:
     """Regroup ``chunks`` into parts of exactly ``size`` bytes (the last may be shorter, never empty
-    unless the whole stream is). Each part is allocated once at its full size and filled in place."""
-    part, filled = bytearray(size), 0
+    unless the whole stream is). Each part is filled in place; it is allocated at its full size,
+    except while the stream is expected (``expected`` bytes, a hint) to be shorter: then at the
+    hint, doubled if the stream is longer (zero-filling 8 MiB per tiny body cost more than its upload).
+    """
+    start = size if expected is None else max(1, min(size, expected))
+    part, filled = bytearray(start), 0
     for chunk in chunks:
         view = memoryview(chunk).cast("B")
         while view:
-            take = min(size - filled, len(view))
+            if filled == len(part):  # only a part started below ``size`` is ever full before it
+                part.extend(bytes(min(size, 2 * len(part)) - len(part)))
+            take = min(len(part) - filled, len(view))
             part[filled : filled + take] = view[:take]
             filled += take
             view = view[take:]
@@ -805,8 +812,9 @@ def _cut_parts(chunks: Iterable[Buffer], size: int) -> Iterator[bytearray]:
                 yield part
                 part, filled = bytearray(size), 0
         del view
-    if filled:
+    if filled or len(part) != size:
         del part[filled:]
+    if filled:
         yield part
 
 

@@ -555,7 +555,7 @@ class S3Store(ObjectStore):
                 for fut in pending:
                     fut.result()
             listing = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
-            etag = self._complete(key, upload_id, listing)
+            etag = self._complete(key, upload_id, listing, size)
         except BaseException as exc:
             self._abort(key, upload_id, exc)
             raise
@@ -586,9 +586,14 @@ class S3Store(ObjectStore):
             self._abort_orphans(key, started, keep=upload_id, failure=None)
         return upload_id
 
-    def _complete(self, key: str, upload_id: str, listing: list[dict[str, Any]]) -> str:
-        """``CompleteMultipartUpload``; its ETag. If an attempt's answer was lost and the next finds
-        the upload gone, the object is looked at: its multipart ETag says whether it was this one."""
+    def _complete(self, key: str, upload_id: str, listing: list[dict[str, Any]], size: int | None = None) -> str:
+        """``CompleteMultipartUpload``; its ETag.
+
+        S3 documents that Complete may fail (a 500, a lost answer, a timeout) after it succeeded. So
+        when an attempt's answer may have been lost and the call then fails (the retry finds the
+        upload gone, or every retry fails too), the object is looked at: if it has this upload's
+        multipart ETag (and ``size``, when known), the upload is done and that ETag is returned.
+        """
         lost = False
 
         def complete() -> Any:
@@ -602,11 +607,25 @@ class S3Store(ObjectStore):
 
         try:
             return str(self._call(complete, key, "write", writes=True)["ETag"])
-        except FileNotFoundError:  # NoSuchUpload: completed by an attempt whose answer was lost?
-            expected = multipart_etag(part["ETag"] for part in listing)
-            if lost and self.head(key).etag.strip('"') == expected:
-                return f'"{expected}"'
+        except OSError as exc:
+            if lost and (isinstance(exc, FileNotFoundError) or exc.errno == errno.EIO):
+                etag = self._completed_etag(key, listing, size)
+                if etag is not None:
+                    log.info("%s: completing the upload failed (%s), but the object is there with this upload's "
+                             "ETag; taken as done", self.describe(key), exc.strerror or exc)
+                    return etag
             raise
+
+    def _completed_etag(self, key: str, listing: list[dict[str, Any]], size: int | None) -> str | None:
+        """The ETag of ``key`` if it is the object these parts make (``None`` if not, or if unknown)."""
+        expected = multipart_etag(part["ETag"] for part in listing)
+        try:
+            info = self.head(key)
+        except OSError:
+            return None
+        if info.etag.strip('"') != expected or (size is not None and info.size != size):
+            return None
+        return f'"{expected}"'
 
     def _abort(self, key: str, upload_id: str, failure: BaseException | None = None) -> None:
         """Abort an upload, retrying patiently (the endpoint has just failed); an abort that cannot be
@@ -685,7 +704,7 @@ class S3Store(ObjectStore):
         try:
             with ThreadPoolExecutor(max_workers=self.settings.threads) as pool:
                 parts = list(pool.map(lambda a: part(*a), [(i, s, e) for i, (s, e) in enumerate(ranges, 1)]))
-            self._complete(dst, upload_id, parts)
+            self._complete(dst, upload_id, parts, info.size)
         except BaseException as exc:
             self._abort(dst, upload_id, exc)
             raise

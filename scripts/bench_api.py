@@ -93,6 +93,11 @@ def run_child(lib: str, kind: str, op: str, endpoint: str, mib: int) -> dict[str
     return {"seconds": seconds, "extra_mib": max(0.0, (peak - base) / 1024 - held / 2**20)}
 
 
+def dask_buffersize(nbytes: int) -> int:
+    """Parts as a 256 MiB array has with the default 100 MiB buffersize (3 slabs), at any --mib."""
+    return max(5 * 2**20, nbytes * 100 // 256)
+
+
 def cc_call(kind: str, op: str, key: str, endpoint: str, arr):  # type: ignore[no-untyped-def]
     """The call through cottoncandy's API (the same text for 0.4.0 and ours)."""
     import numpy as np
@@ -109,7 +114,7 @@ def cc_call(kind: str, op: str, key: str, endpoint: str, arr):  # type: ignore[n
             "raw": lambda: cci.upload_raw_array(key, arr, compression=False),
             "gzip": lambda: cci.upload_raw_array(key, arr),
             "npy": lambda: cci.upload_npy_array(key, arr),
-            "dask": lambda: cci.upload_dask_array(key, arr),
+            "dask": lambda: cci.upload_dask_array(key, arr, buffersize=dask_buffersize(arr.nbytes)),
             "small": lambda: [cci.upload_raw_array(f"{key}/{i}", a) for i, a in enumerate(arr)],
         }[kind]
     return {
@@ -216,6 +221,7 @@ def measure_network(args: argparse.Namespace, label: str, shaping: list[str]) ->
     kinds = args.kinds.split(",")
     libs = args.libs.split(",")
     results: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    short = label.split(" (")[0]  # for the progress lines
     try:
         import boto3
         from botocore.config import Config
@@ -230,6 +236,7 @@ def measure_network(args: argparse.Namespace, label: str, shaping: list[str]) ->
                         continue
                     for op in ("upload", "download"):
                         got = child(lib, kind, op, endpoint, args.mib)
+                        print(f"{short}: {lib} {kind} {op}: {got}", file=sys.stderr, flush=True)
                         if got is not None:
                             results.setdefault((lib, kind, op), []).append(got)
     finally:

@@ -135,8 +135,10 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
 #: memory the parts of one numpy upload may hold at once beyond the array (issue 15: <= 64 MiB)
 UPLOAD_BUDGET = 48 * 2**20
 #: what one part being streamed holds at most: the store's streamed-upload parts (the held first
-#: part, the one being filled, two being sent: 4 x 8 MiB) and the gzip blocks being compressed
-STREAMED_PART_COST = 48 * 2**20
+#: part, the one being filled, two being sent: 4 x 5 MiB) and the gzip blocks being compressed
+STREAMED_PART_COST = 40 * 2**20
+#: the gzip blocks of one stream being copied and compressed at once
+BLOCKS_COST = 8 * 2**20
 
 
 def _upload_block(handle: StoreHandle, key: str, block: np.ndarray, choice: Mapping[str, Any]) -> int:
@@ -147,8 +149,11 @@ def _upload_block(handle: StoreHandle, key: str, block: np.ndarray, choice: Mapp
 
 def parts_in_flight(part_nbytes: int, threads: int) -> int:
     """How many parts upload at once: ``threads`` at most, fewer when their streams would hold more
-    than :data:`UPLOAD_BUDGET` together (a part holds about its size, up to STREAMED_PART_COST)."""
-    cost = max(1, min(part_nbytes, STREAMED_PART_COST))
+    than :data:`UPLOAD_BUDGET` together (a part's stream holds about its size plus the blocks
+    being compressed, up to STREAMED_PART_COST)."""
+    if part_nbytes <= 0:
+        return max(1, threads)
+    cost = min(part_nbytes + BLOCKS_COST, STREAMED_PART_COST)
     return max(1, min(threads, UPLOAD_BUDGET // cost))
 
 

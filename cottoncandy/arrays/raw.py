@@ -147,7 +147,7 @@ def _write_strided(store: ObjectStore, key: str, array: np.ndarray, compression:
     codec = resolve_compression(compression, array.nbytes, **choice)  # type: ignore[arg-type]
     if codec is not None and codecs.codec_id(codec) != codecs.GZIP:
         return write_raw_array(store, key, np.ascontiguousarray(array), compression, extra=extra, acl=acl,
-                               progress=progress, **choice)
+                               progress=progress, **choice)  # type: ignore[arg-type]
     spec = ArraySpec(dtype=array.dtype, shape=tuple(array.shape), order="C", compression=codec)
     metadata = metadata_from_spec(spec)
     metadata.update(extra or {})

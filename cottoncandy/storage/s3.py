@@ -57,8 +57,10 @@ MIN_PART = 5 * 2**20
 #: the part size of a server-side copy too large for one request
 COPY_PART_SIZE = 512 * 2**20
 #: part size and parts being sent at once for streamed bodies (``put_chunks``): memory is about
-#: (2 + STREAM_IN_FLIGHT) parts, the held first part and the one being filled included
-STREAM_PART = 8 * 2**20
+#: (2 + STREAM_IN_FLIGHT) parts, the held first part and the one being filled included. S3's
+#: smallest part: 20 MiB for the parts, which leaves room for the blocks being compressed within
+#: the 64 MiB a transfer may hold (issue 15); two 5 MiB parts in flight still outpace compression
+STREAM_PART = MIN_PART
 STREAM_IN_FLIGHT = 2
 READ_CHUNK = 2**20
 

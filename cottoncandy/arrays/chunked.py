@@ -132,9 +132,30 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
 # --- writing ----------------------------------------------------------------------------------
 
 
+#: memory the parts of one numpy upload may hold at once beyond the array (issue 15: <= 64 MiB)
+UPLOAD_BUDGET = 48 * 2**20
+#: what one part being streamed holds at most: the store's streamed-upload parts (the held first
+#: part, the one being filled, two being sent: 4 x 5 MiB) and the gzip blocks being compressed
+STREAMED_PART_COST = 40 * 2**20
+#: the gzip blocks of one stream being copied and compressed at once
+BLOCKS_COST = 8 * 2**20
+
+
 def _upload_block(handle: StoreHandle, key: str, block: np.ndarray, choice: Mapping[str, Any]) -> int:
-    write_raw_array(handle.get(), key, np.ascontiguousarray(block), True, **choice)
+    """One part: a slab of the caller's array, streamed from its memory (never copied whole)."""
+    write_raw_array(handle.get(), key, block, True, strided=True, **choice)
     return int(block.nbytes)
+
+
+def parts_in_flight(part_nbytes: int, threads: int) -> int:
+    """How many parts upload at once: ``threads`` at most, fewer when their streams would hold more
+    than :data:`UPLOAD_BUDGET` together. A part's stream holds up to about twice its size (its
+    upload parts and the compressed blocks waiting for them) plus the blocks being compressed, at
+    most STREAMED_PART_COST (measured: ~40 MiB for one large gzip stream)."""
+    if part_nbytes <= 0:
+        return max(1, threads)
+    cost = min(2 * part_nbytes + BLOCKS_COST, STREAMED_PART_COST)
+    return max(1, min(threads, UPLOAD_BUDGET // cost))
 
 
 def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int | None = -1,
@@ -195,12 +216,14 @@ def _is_part_name(key: str, object_name: str) -> bool:
 
 def _upload_numpy_parts(handle: StoreHandle, arr: np.ndarray, plan: layout.SplitPlan, keys: list[str],
                         choice: Mapping[str, Any], written: list[str], progress: Progress, threads: int) -> None:
-    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="cc-dask-put") as pool:
+    largest = max((math.prod(part.shape) * arr.dtype.itemsize for part in plan.parts), default=0)
+    limit = parts_in_flight(largest, max(1, threads))
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="cc-dask-put") as pool:
         pending: dict[Future[int], str] = {}
         for part, key in zip(plan.parts, keys):
             fut = pool.submit(_upload_block, handle, key, arr[part.slices], choice)
             pending[fut] = key
-            if len(pending) >= threads:  # bounded: at most `threads` part copies in memory
+            if len(pending) >= limit:  # bounded: each part streams a few MiB at a time
                 _collect(pending, written, progress, FIRST_COMPLETED)
         _collect(pending, written, progress, None)
 

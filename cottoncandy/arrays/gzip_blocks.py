@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from ..formats import pgzip
+from ..formats.flat import ByteSource
 from ..storage.base import ObjectInfo, ObjectStore, Progress
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,15 @@ def compress_workers(store: ObjectStore) -> int:
     return max(1, min(os.cpu_count() or 1, store.concurrency))
 
 
-def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview, metadata: Mapping[str, str], *,
+def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview | ByteSource, metadata: Mapping[str, str], *,
                       acl: str | None = None, progress: Progress | None = None,
                       level: int | None = None, block_size: int | None = None,
                       strategy: int | None = None) -> ObjectInfo:
     """Upload ``raw`` as one gzip member compressed in parallel, with its block index.
 
     ``level``/``block_size`` default to ``pgzip.DEFAULT_LEVEL``/``DEFAULT_BLOCK`` (read at call time);
-    ``strategy`` is zlib's (``pgzip.strategy_for(dtype)`` picks one).
+    ``strategy`` is zlib's (``pgzip.strategy_for(dtype)`` picks one). ``raw`` may be a
+    ``ByteSource`` (a strided array's bytes, copied a block at a time as they are compressed).
     """
     level = pgzip.DEFAULT_LEVEL if level is None else level
     block_size = block_size or pgzip.DEFAULT_BLOCK

@@ -37,6 +37,8 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .flat import BufferSource, ByteSource
+
 #: user-metadata key marking a body written by :class:`ParallelGzip` (0.4.0 ignores unknown keys)
 INDEX_KEY = "cc-gzip-blocks"
 INDEX_VERSION = 1
@@ -157,6 +159,13 @@ def _deflate_block(data: memoryview, level: int, last: bool,
     return pieces, zlib.crc32(data)
 
 
+def _deflate_range(source: ByteSource, start: int, stop: int, level: int, last: bool,
+                   strategy: int) -> tuple[list[bytes], int]:
+    """:func:`_deflate_block` of bytes read here, on the compressing thread (a strided source copies
+    its range out now, so copies run in parallel and only blocks in flight are in memory)."""
+    return _deflate_block(source.read(start, stop), level, last, strategy)
+
+
 class ParallelGzip:
     """The body of one gzip member, compressed on ``pool`` a few blocks ahead of the reader.
 
@@ -165,9 +174,9 @@ class ParallelGzip:
     header that must come *before* them (it holds the block lengths).
     """
 
-    def __init__(self, data: memoryview, pool: Executor, *, level: int = DEFAULT_LEVEL,
+    def __init__(self, data: memoryview | ByteSource, pool: Executor, *, level: int = DEFAULT_LEVEL,
                  block_size: int = DEFAULT_BLOCK, ahead: int = 3, strategy: int = zlib.Z_DEFAULT_STRATEGY):
-        self.data = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        self.data: ByteSource = BufferSource(data) if isinstance(data, memoryview) else data
         self.pool = pool
         self.level = level
         self.strategy = strategy
@@ -188,9 +197,10 @@ class ParallelGzip:
             while submitted < self.count or pending:
                 while submitted < self.count and len(pending) < self.ahead:
                     start = submitted * self.block_size
-                    block = self.data[start : start + self.block_size]
+                    stop = min(len(self.data), start + self.block_size)
                     last = submitted == self.count - 1
-                    pending.append(self.pool.submit(_deflate_block, block, self.level, last, self.strategy))
+                    pending.append(self.pool.submit(_deflate_range, self.data, start, stop, self.level, last,
+                                                    self.strategy))
                     submitted += 1
                 pieces, block_crc = pending.pop(0).result()
                 index = len(self.lengths)

@@ -75,8 +75,10 @@ MIN_PART = 5 * 2**20
 #: the part size of a server-side copy too large for one request
 COPY_PART_SIZE = 512 * 2**20
 #: part size and parts being sent at once for streamed bodies (``put_chunks``): memory is about
-#: (2 + STREAM_IN_FLIGHT) parts, the held first part and the one being filled included
-STREAM_PART = 8 * 2**20
+#: (2 + STREAM_IN_FLIGHT) parts, the held first part and the one being filled included. S3's
+#: smallest part: 20 MiB for the parts, which leaves room for the blocks being compressed within
+#: the 64 MiB a transfer may hold (issue 15); two 5 MiB parts in flight still outpace compression
+STREAM_PART = MIN_PART
 STREAM_IN_FLIGHT = 2
 READ_CHUNK = 2**20
 
@@ -647,7 +649,8 @@ class S3Store(ObjectStore):
         back and sent last (its head is known only at the end), at most :data:`STREAM_IN_FLIGHT`
         others are being sent, one is being filled. A body that fits one part is one PUT."""
         extra = self._extra(metadata, acl)
-        parts = _cut_parts(chunks, self._stream_part_size(size_hint))
+        expected = None if size_hint is None else size_hint + size_hint // 100 + 1024  # incompressible + headers
+        parts = _cut_parts(chunks, self._stream_part_size(size_hint), expected)
         held = next(parts, bytearray())
         second = next(parts, None)
         if second is None:
@@ -722,7 +725,7 @@ class S3Store(ObjectStore):
                 for fut in pending:
                     fut.result()
             listing = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
-            etag = self._complete(key, upload_id, listing)
+            etag = self._complete(key, upload_id, listing, size)
         except BaseException as exc:
             self._abort(key, upload_id, exc)
             raise
@@ -746,9 +749,14 @@ class S3Store(ObjectStore):
             self._abort_orphans(key, started, keep=upload_id, failure=None)
         return upload_id
 
-    def _complete(self, key: str, upload_id: str, listing: list[dict[str, Any]]) -> str:
-        """``CompleteMultipartUpload``; its ETag. If an attempt's answer was lost and the next finds
-        the upload gone, the object is looked at: its multipart ETag says whether it was this one."""
+    def _complete(self, key: str, upload_id: str, listing: list[dict[str, Any]], size: int | None = None) -> str:
+        """``CompleteMultipartUpload``; its ETag.
+
+        S3 documents that Complete may fail (a 500, a lost answer, a timeout) after it succeeded. So
+        when an attempt's answer may have been lost and the call then fails (the retry finds the
+        upload gone, or every retry fails too), the object is looked at: if it has this upload's
+        multipart ETag (and ``size``, when known), the upload is done and that ETag is returned.
+        """
         def complete() -> Any:
             return self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                                          MultipartUpload={"Parts": listing})
@@ -756,11 +764,26 @@ class S3Store(ObjectStore):
         with AttemptLog.watching() as attempts:  # botocore's attempts: was one answer lost?
             try:
                 return str(self._call(complete, key, "write", writes=True)["ETag"])
-            except FileNotFoundError:  # NoSuchUpload: completed by an attempt whose answer was lost?
-                expected = multipart_etag(part["ETag"] for part in listing)
-                if any(attempts) and self.head(key).etag.strip('"') == expected:
-                    return f'"{expected}"'
+            except OSError as exc:
+                lost = any(attempts) or isinstance(exc, MaybeStoredError)
+                if lost and (isinstance(exc, FileNotFoundError) or exc.errno == errno.EIO):
+                    etag = self._completed_etag(key, listing, size)
+                    if etag is not None:
+                        log.info("%s: completing the upload failed (%s), but the object is there with this "
+                                 "upload's ETag; taken as done", self.describe(key), exc.strerror or exc)
+                        return etag
                 raise
+
+    def _completed_etag(self, key: str, listing: list[dict[str, Any]], size: int | None) -> str | None:
+        """The ETag of ``key`` if it is the object these parts make (``None`` if not, or if unknown)."""
+        expected = multipart_etag(part["ETag"] for part in listing)
+        try:
+            info = self.head(key)
+        except OSError:
+            return None
+        if info.etag.strip('"') != expected or (size is not None and info.size != size):
+            return None
+        return f'"{expected}"'
 
     def _abort(self, key: str, upload_id: str, failure: BaseException | None = None) -> None:
         """Abort an upload, retrying patiently (the endpoint has just failed); an abort that cannot be
@@ -839,7 +862,7 @@ class S3Store(ObjectStore):
         try:
             with ThreadPoolExecutor(max_workers=self.settings.threads) as pool:
                 parts = list(pool.map(lambda a: part(*a), [(i, s, e) for i, (s, e) in enumerate(ranges, 1)]))
-            self._complete(dst, upload_id, parts)
+            self._complete(dst, upload_id, parts, info.size)
         except BaseException as exc:
             self._abort(dst, upload_id, exc)
             raise
@@ -951,14 +974,20 @@ def _read_full(stream: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _cut_parts(chunks: Iterable[Buffer], size: int) -> Iterator[bytearray]:
+def _cut_parts(chunks: Iterable[Buffer], size: int, expected: int | None = None) -> Iterator[bytearray]:
     """Regroup ``chunks`` into parts of exactly ``size`` bytes (the last may be shorter, never empty
-    unless the whole stream is). Each part is allocated once at its full size and filled in place."""
-    part, filled = bytearray(size), 0
+    unless the whole stream is). Each part is filled in place; it is allocated at its full size,
+    except while the stream is expected (``expected`` bytes, a hint) to be shorter: then at the
+    hint, doubled if the stream is longer (zero-filling 8 MiB per tiny body cost more than its upload).
+    """
+    start = size if expected is None else max(1, min(size, expected))
+    part, filled = bytearray(start), 0
     for chunk in chunks:
         view = memoryview(chunk).cast("B")
         while view:
-            take = min(size - filled, len(view))
+            if filled == len(part):  # only a part started below ``size`` is ever full before it
+                part.extend(bytes(min(size, 2 * len(part)) - len(part)))
+            take = min(len(part) - filled, len(view))
             part[filled : filled + take] = view[:take]
             filled += take
             view = view[take:]
@@ -966,8 +995,9 @@ def _cut_parts(chunks: Iterable[Buffer], size: int) -> Iterator[bytearray]:
                 yield part
                 part, filled = bytearray(size), 0
         del view
-    if filled:
+    if filled or len(part) != size:
         del part[filled:]
+    if filled:
         yield part
 
 

@@ -18,6 +18,8 @@ mode          what the client sees
 ``delay``     nothing for ``seconds``, then the whole answer.
 ``slowdown``  ``503 SlowDown`` (S3's XML error body); the server never sees the request.
 ``error500``  ``500 InternalError``; the server never sees the request.
+``lost500``   the server handles the request, the client gets ``500 InternalError`` instead of
+              its answer (S3's "Complete failed after it succeeded").
 ============  ============================================================================
 
 ``outage(seconds)`` refuses connections for a period: the listening socket is closed (clients get
@@ -64,7 +66,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500")
+MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500", "lost500")
 METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 CONTROL_PATH = "/_fault-proxy/"
 _MAX_HEAD = 256 * 1024
@@ -371,6 +373,12 @@ class FaultProxy:
         """Forward ``request``, send the answer back with ``rule``'s fault; whether to keep the connection."""
         status_head, body_length, chunked, upstream_closes = upstream.exchange(request)
         mode = rule.mode if rule is not None else None
+        if mode == "lost500":
+            upstream.drain_body(body_length, chunked)
+            if upstream_closes:
+                upstream.close()
+            client.sendall(_error_answer("error500", request.key, head=request.method == "HEAD"))
+            return request.keep_alive and not upstream_closes
         if mode == "delay":
             time.sleep(rule.seconds)  # type: ignore[union-attr]
         has_body = body_length != 0 or chunked

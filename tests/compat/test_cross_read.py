@@ -77,3 +77,53 @@ def test_ours_reads_040_default_uploads(runners: Any, s3_server: Any, s3_client:
     assert mine.download_raw_array("e").shape == (0, 2)
     meta = {k.lower(): v for k, v in s3_client.head_object(Bucket=OLD_BUCKET, Key="d")["Metadata"].items()}
     assert meta["compression"] == "gzip" and pgzip.INDEX_KEY not in meta  # 0.4.0's own single stream
+
+
+# --- every codec, both ways -------------------------------------------------------------------
+
+CODECS = ["gzip", "LZ4", "Zlib", "Zstd", "BZ2", "lzma"]
+CODEC_ARRAY = np.cumsum(np.random.default_rng(12).standard_normal((300, 257)), axis=1).astype("<f4")
+
+
+@pytest.mark.filterwarnings("ignore:.*not C-contiguous:UserWarning")
+def test_every_codec_round_trips_through_both_libraries(runners: Any, ours: Any, s3_server: Any, s3_client: Any,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ours writes every codec and 0.4.0 reads it; 0.4.0 writes every codec and ours reads it.
+
+    The 2 GB switch to ``large_array`` (Zstd) is lowered for our side (``formats.raw.GZIP_LIMIT``),
+    so the default compression of a "large" array is exercised without writing 2 GB.
+    """
+    from cottoncandy.formats import raw as raw_format
+
+    monkeypatch.setattr(pgzip, "DEFAULT_BLOCK", BLOCK)
+    old, _ = runners
+    arrays = {f"ours-{codec}": (codec, CODEC_ARRAY) for codec in CODECS}
+    arrays["ours-noncontiguous-Zstd"] = ("Zstd", CODEC_ARRAY[:, ::3])
+    for name, (codec, arr) in arrays.items():
+        ours.upload_raw_array(name, arr, compression=codec)
+    monkeypatch.setattr(raw_format, "GZIP_LIMIT", CODEC_ARRAY.nbytes - 1)
+    ours.upload_raw_array("ours-large-default", CODEC_ARRAY)  # above the (lowered) limit: Zstd
+    monkeypatch.undo()
+    head = s3_client.head_object(Bucket=NEW_BUCKET, Key="ours-large-default")
+    assert {k.lower(): v for k, v in head["Metadata"].items()}["compression"] == "Zstd"
+    arrays["ours-large-default"] = ("Zstd", CODEC_ARRAY)
+    problems = []
+    for name, (_, arr) in arrays.items():
+        answer = old.run(backend="s3", bucket=NEW_BUCKET, endpoint=s3_server.endpoint_url, tmp=str(tmp_path),
+                         code="", expr=f"cci.download_raw_array({name!r})")
+        if "exc" in answer:
+            problems.append(f"0.4.0 reading our {name}: {answer['exc']['mro'][0]}: {answer['exc']['msg']}")
+        elif not np.array_equal(np.load(answer["value"]["path"]), arr):
+            problems.append(f"0.4.0 read our {name} wrong")
+    reset_bucket(s3_client, OLD_BUCKET)
+    script = "a = np.cumsum(np.random.default_rng(12).standard_normal((300, 257)), axis=1).astype('<f4')\n"
+    script += "".join(f"cci.upload_raw_array('old-{codec}', a, compression={codec!r})\n" for codec in CODECS)
+    answer = old.run(backend="s3", bucket=OLD_BUCKET, endpoint=s3_server.endpoint_url, tmp=str(tmp_path),
+                     code=script, expr="None")
+    assert "exc" not in answer, answer
+    mine = cc.get_interface(OLD_BUCKET, endpoint_url=s3_server.endpoint_url, verbose=False)
+    for codec in CODECS:
+        back = mine.download_raw_array(f"old-{codec}")
+        if not np.array_equal(back, CODEC_ARRAY):
+            problems.append(f"ours read 0.4.0's {codec} wrong")
+    assert not problems, "\n".join(problems)

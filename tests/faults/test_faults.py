@@ -377,3 +377,32 @@ def test_a_patient_policy_outlasts_its_attempts() -> None:
     assert patient.call(flaky_until(time.monotonic() + 0.3), "test") == "done"
     with pytest.raises(ValueError):  # not retryable: patience does not apply
         patient.call(lambda: (_ for _ in ()).throw(ValueError("bad")), "test")
+
+
+@pytest.mark.parametrize("rule", [FaultRule("lost500", methods=("POST",), query="uploadId"),
+                                  FaultRule("reset", methods=("POST",), query="uploadId", after=0)],
+                         ids=["500", "answer-lost"])
+def test_a_complete_that_fails_after_it_succeeded_is_done(s3, fault_proxy: FaultProxy, rule: FaultRule) -> None:  # type: ignore[no-untyped-def]
+    """Every CompleteMultipartUpload reaches the server but its answer is a 500 or lost, retries
+    included: the object is there with the upload's ETag and size, so the upload succeeded."""
+    store = small_part_store(fault_proxy)
+    body = np.arange(12 * 2**20 // 8, dtype="<f8")
+    fault_proxy.set_rules([rule])
+    info = store.put("mpu/done", body)
+    assert fault_proxy.count(rule.mode, "POST") >= 2  # the first one completed it; the retries failed too
+    direct = S3Account(Settings(endpoint_url=s3.endpoint_url)).store(BUCKET)
+    assert direct.head("mpu/done").etag == info.etag and info.size == body.nbytes
+    got = np.empty_like(body)
+    direct.download_into("mpu/done", memoryview(got).cast("B"))
+    assert wrong_bytes(got, body) == 0 and in_progress_uploads(s3) == []
+
+
+def test_a_complete_that_failed_is_still_an_error(s3, fault_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    """The check looks at the object: a 500 the server meant (nothing completed) stays an error."""
+    store = small_part_store(fault_proxy)
+    fault_proxy.set_rules([FaultRule("error500", methods=("POST",), query="uploadId")])
+    with pytest.raises(OSError) as caught:
+        store.put("mpu/failed", bytes(11 * 2**20))
+    assert caught.value.errno == errno.EIO and "mpu/failed" in str(caught.value)
+    fault_proxy.clear()
+    assert stored_keys(cc.get_interface(BUCKET, endpoint_url=s3.endpoint_url, verbose=False), "mpu/") == []

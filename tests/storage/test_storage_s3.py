@@ -142,3 +142,33 @@ def test_retry_policy_retries_only_transient_errors() -> None:
         policy.call(down, "x")
     assert len(calls) == 4
     assert all(policy.delay(a) <= policy.max_delay for a in range(20))
+
+
+# --- regrouping a streamed body into parts ----------------------------------------------------
+
+
+@pytest.mark.parametrize("expected", [None, 1, 7, 100, 10**6])
+def test_cut_parts_regroups_exactly_whatever_the_hint(expected: int | None) -> None:
+    from cottoncandy.storage.s3 import _cut_parts
+
+    data = bytes(range(256)) * 3
+    chunks = [data[i : i + 37] for i in range(0, len(data), 37)]
+    parts = list(_cut_parts(chunks, 100, expected))
+    assert b"".join(parts) == data
+    assert [len(p) for p in parts] == [100] * 7 + [68]
+    assert list(_cut_parts([], 100, expected)) == []
+
+
+def test_a_small_streamed_body_is_not_given_a_whole_part_of_memory() -> None:
+    """A 3-byte gzip body once zero-filled an 8 MiB part (most of a tiny array's upload time)."""
+    import tracemalloc
+
+    from cottoncandy.storage.s3 import _cut_parts
+
+    tracemalloc.start()
+    try:
+        (part,) = _cut_parts([b"abc"], 8 * 2**20, 1100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert part == b"abc" and peak < 64 * 2**10

@@ -26,6 +26,7 @@ from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.disk import DiskBackedFetch
 from cottoncandy.cache.folder import CacheFolder
+from cottoncandy.cache.metadata import DEFAULT_LIMIT as DEFAULT_METADATA_LIMIT
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
@@ -51,6 +52,9 @@ class MountOptions:
     fetch_threads: int = 16
     cache_dir: str | None = None
     cache_dir_size: int = 16 * 2**30
+    #: HEAD answers kept on disk (``cache.metadata``): under ``cache_dir``, else the user's cache folder
+    metadata_cache: bool = True
+    metadata_cache_size: int = DEFAULT_METADATA_LIMIT
     #: READs as synchronous requests, so any signal to a reader interrupts its read (at a cost in
     #: sequential throughput: the kernel keeps one READ in flight per reader instead of several)
     interruptible_reads: bool = False
@@ -99,7 +103,6 @@ class CcFilesystem:
     def __init__(self, store: ObjectStore, prefix: str = "", options: MountOptions | None = None):
         self.store = store
         self.options = options or MountOptions()
-        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
         # --cache-size is every buffer of data the daemon holds: a quarter for decoded (compressed)
         # arrays, the rest for fetched bytes -- cached blocks, runs in flight or fetched ahead, idle
         # pooled buffers -- all charged to one budget (see ``cottoncandy.cache.budget``)
@@ -109,6 +112,10 @@ class CcFilesystem:
         # --cache-dir: blocks kept across mounts, and this mount's spills (removed at unmount); without
         # it, a temporary folder for the spills only (see ``cottoncandy.cache.folder``)
         self.cache_folder = CacheFolder(self.options.cache_dir)
+        self.metadata = self.cache_folder.open_metadata(self.options.metadata_cache_size) \
+            if self.options.metadata_cache else None
+        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl,
+                                   shelf=self.metadata.scoped(store) if self.metadata is not None else None)
         self.decoded = DecodedArrayCache(decoded_memory, self.cache_folder.spill_dir, self.options.cache_dir_size)
         self.disk = self.cache_folder.open_blocks(self.options.cache_dir_size, lambda: self.decoded.spilled_bytes,
                                                   queue_bytes=min(32 * MiB, self.budget.limit // 4))
@@ -138,6 +145,8 @@ class CcFilesystem:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.demand.shutdown(wait=False, cancel_futures=True)
         self.namespace.close()
+        if self.metadata is not None:
+            self.metadata.close()
         self.decoded.close()
         self.buffers.clear()
         self.cache_folder.close()

@@ -88,7 +88,9 @@ class Resolver:
                 loading.result()
         listing = self.attributes.with_revalidations(self.listings.get(path))
         needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
-        heads = self.attributes.heads(needs, threads=ahead)  # a load ahead runs on the pool: it must not wait on it
+        by_key = {info.key: info for info in listing.objects.values()}
+        # a load ahead runs on the pool: it must not wait on it
+        heads = self.attributes.heads(needs, threads=ahead, listed=by_key)
         self.attributes.undecided(heads, needs, f"cannot list {path or '/'}")
         if ahead and self.folders_ahead:
             self._load_ahead(path, listing)
@@ -184,7 +186,7 @@ class Resolver:
         candidates = tree.candidates(name)
         present = [c for c in candidates if c in listing.objects]
         needs = [listing.objects[c].key for c in present if tree.may_be_array(c)]
-        heads = self.attributes.heads(needs)
+        heads = self.attributes.heads(needs, listed={listing.objects[c].key: listing.objects[c] for c in present})
         self.attributes.undecided(heads, needs, f"cannot look up {path}")
         # decide with the same rule as a full listing, restricted to the candidates
         table = tree.entries([c for c in candidates if c in listing.folder_names],

@@ -144,6 +144,9 @@ class Settings:
     force_bucket_creation: bool = False
     #: take the fast paths of ``cottoncandy.fastpaths`` (signed HEAD/GET/LIST); also off with ``CCFS_FAST_PATHS=0``
     fast_paths: bool = True
+    #: keep HEAD answers on local disk and reuse them while a LIST shows the same version
+    #: (``cache.metadata``; the mount's and ``ccfs ls -l``'s); also off with ``CCFS_METADATA_CACHE=0``
+    metadata_cache: bool = True
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .disk import DiskBlockStore
-from .metadata import MetadataStore, default_folder
+from .metadata import MetadataStore, default_folder, enabled_by_environment
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class CacheFolder:
         """The shared shelf of HEAD answers (``<folder>/metadata``, else the user's cache folder);
         ``None``, with one warning, when it cannot be used: the mount then HEADs as before."""
         folder = self.root / "metadata" if self.persistent else default_folder()
+        if not enabled_by_environment():
+            return None
         try:
             return MetadataStore(folder, limit)
         except (OSError, sqlite3.Error) as exc:

@@ -58,6 +58,11 @@ def default_folder() -> Path:
     return Path(base) / "ccfs" / "metadata"
 
 
+def enabled_by_environment() -> bool:
+    """False with ``CCFS_METADATA_CACHE=0`` (or ``false``/``no``/``off``)."""
+    return os.environ.get("CCFS_METADATA_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def row_bytes(key: str, etag: str, metadata: str) -> int:
     return ROW_OVERHEAD + len(key.encode()) + len(etag) + len(metadata)
 
@@ -283,6 +288,30 @@ class MetadataStore:
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM heads").fetchone()[0])
+
+
+_SHARED: dict[Path, MetadataStore | None] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_shelf(store: ObjectStore, folder: str | os.PathLike[str] | None = None,
+                 limit: int = DEFAULT_LIMIT) -> ScopedShelf | None:
+    """This process's shelf for ``store`` (one ``MetadataStore`` per folder, opened on first use,
+    ``default_folder()`` unless named): what the library and ``ccfs ls -l`` share with mounts.
+    ``None`` when the store's metadata is not kept (``Settings(metadata_cache=False)``, a memory
+    store), with ``CCFS_METADATA_CACHE=0``, or when the folder cannot be used (one warning)."""
+    if not enabled_by_environment() or store.cache_scope() is None:
+        return None
+    path = Path(folder) if folder is not None else default_folder()
+    with _SHARED_LOCK:
+        if path not in _SHARED:
+            try:
+                _SHARED[path] = MetadataStore(path, limit)
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("metadata cache: cannot use %s (%s); HEAD answers are not kept", path, exc)
+                _SHARED[path] = None
+        shared = _SHARED[path]
+    return shared.scoped(store) if shared is not None else None
 
 
 class ScopedShelf:

@@ -299,7 +299,10 @@ class S3Store(ObjectStore):
         return f"S3Store(bucket={self.bucket!r}, endpoint={self.settings.endpoint_url or 'AWS S3'!r})"
 
     def cache_scope(self) -> str | None:
-        """``s3 <endpoint> <bucket>``: the endpoint without any user part, query or fragment."""
+        """``s3 <endpoint> <bucket>``: the endpoint without any user part, query or fragment
+        (``None`` with ``Settings(metadata_cache=False)``)."""
+        if not self.settings.metadata_cache:
+            return None
         endpoint = self.settings.endpoint_url
         if endpoint:
             parts = urllib.parse.urlsplit(endpoint)

@@ -158,6 +158,10 @@ class Resolver:
         if self.attributes.missing(path):
             raise FileNotFoundError(f"no such file or folder: {path}")
         parent, name = "/".join(parts[:-1]), parts[-1]
+        # the folder's own listing, which a visit needs next, instead of its parent's: folders win
+        # every clash, so a non-empty one decides the name (``ls -l p/big`` costs its LISTs only)
+        if not self.listings.cached(parent) and tree.may_be_folder(name) and not self.listings.get(path).empty:
+            return FolderNode(path, self.listings.folder_prefix(path))
         listing = self.listings.get(parent)
         node = self._node(path, name, listing)
         if isinstance(node, FileNode) and self.attributes.stale(node.key) and self._many_stale(parent, listing):

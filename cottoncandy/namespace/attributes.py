@@ -108,12 +108,10 @@ class AttributeCache:
                     todo.append(key)
         if todo and self.shelf is not None and listed:
             kept = self.shelf.recall([listed[key] for key in todo if key in listed])
-            if kept:
-                now = time.monotonic()
+            if kept:  # confirmed when the listing that shows this version was made (``listed``), not now
                 with self._lock:
                     for key, info in kept.items():
                         out[key] = self._heads[key] = info
-                        self._checked.setdefault(key, now)  # the listing that showed this version confirmed it
                 self.shelf_hits += len(kept)
                 todo = [key for key in todo if key not in kept]
 

@@ -176,7 +176,7 @@ class AttributeCache:
         objects = {name: found.get(name, info) for name, info in listing.objects.items()}
         return FolderListing(folders=listing.folders,
                              objects={name: info for name, info in objects.items() if info is not None},
-                             listed_at=listing.listed_at)
+                             listed_at=listing.listed_at, list_seconds=listing.list_seconds)
 
     def stale(self, key: str) -> bool:
         """Whether ``key``'s metadata was confirmed more than ``attr_ttl`` seconds ago."""

@@ -31,6 +31,8 @@ class FolderListing:
     objects: dict[str, ObjectInfo]
     #: when the LIST that made it began (monotonic seconds): what it says was true then
     listed_at: float = field(default=0.0, compare=False)
+    #: how long that LIST took (all its pages), seconds
+    list_seconds: float = field(default=0.0, compare=False)
 
     @functools.cached_property
     def folder_names(self) -> frozenset[str]:
@@ -91,7 +93,8 @@ class ListingCache:
         folders = [p[len(prefix):].rstrip("/") for p in raw.prefixes]
         objects = {o.key[len(prefix):]: o for o in raw.objects if o.key[len(prefix):] and "/" not in
                    o.key[len(prefix):]}
-        listing = FolderListing(folders=folders, objects=objects, listed_at=began)
+        listing = FolderListing(folders=folders, objects=objects, listed_at=began,
+                                list_seconds=time.monotonic() - began)
         if self.on_listed is not None:
             self.on_listed(prefix, listing)
         return listing

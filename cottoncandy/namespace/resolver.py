@@ -15,7 +15,9 @@ when the listing took longer than ``attr_ttl`` every stat found its entry stale:
 again (1.75 HEADs per array for a 3,000-array folder). So once ``RELIST_AFTER`` stale lookups (and
 at least one per page of the folder's LIST) hit one folder within a few ``attr_ttl``, the folder is
 LISTed again instead: a LIST entry showing the version already known confirms it (1,000 entries
-per request), and only entries whose version changed are HEADed.
+per request), and only entries whose version changed are HEADed. Not when the folder's LIST takes
+more than half of ``attr_ttl`` (a slow server, a huge folder): stats would then wait for LIST after
+LIST, each confirming entries only until the next burst; they HEAD one by one as before.
 """
 
 from __future__ import annotations
@@ -182,8 +184,10 @@ class Resolver:
     def _many_stale(self, folder: str, listing: FolderListing) -> bool:
         """Count a stale lookup in ``folder``; whether it is one of a burst (``RELIST_AFTER``, and
         at least as many as the LIST has pages, within a few ``attr_ttl``), which one LIST of the
-        folder answers more cheaply than HEADs. Never with ``attr_ttl`` 0 (every stat asks)."""
-        if self.attributes.attr_ttl <= 0:
+        folder answers more cheaply than HEADs. Never with ``attr_ttl`` 0 (every stat asks), nor
+        when the folder's last LIST took more than half of ``attr_ttl``: what it confirms would be
+        stale again before the stats waiting for it got far, and they would wait LIST after LIST."""
+        if self.attributes.attr_ttl <= 0 or listing.list_seconds > self.attributes.attr_ttl / 2:
             return False
         now = time.monotonic()
         window = max(1.0, 4 * self.attributes.attr_ttl)

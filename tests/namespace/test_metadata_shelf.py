@@ -108,3 +108,25 @@ def test_another_process_lists_an_unchanged_folder_with_no_head(s3, s3_store, tm
     assert [r.path for r in s3.requests() if r.method == "HEAD"] == [f"/{BUCKET}/f/a03"]  # only the new ETag
     assert after == {**before, "a03.npy": 128 + 7 * 2}
     assert ns.attributes.shelf_hits == 11
+
+
+def test_a_folder_whose_list_outlasts_attr_ttl_is_not_listed_again(s3, s3_store, clock: Clock,  # type: ignore[no-untyped-def]
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(s3_store, 12)
+    plain_list = s3_store.list_dir
+
+    def slow_list(prefix: str, delimiter: str = "/"):  # type: ignore[no-untyped-def]
+        clock.now += 3  # a LIST that takes longer than attr_ttl: relisting would never catch up
+        return plain_list(prefix, delimiter)
+
+    monkeypatch.setattr(s3_store, "list_dir", slow_list)
+    ns = Namespace(s3_store, attr_ttl=1.0, folders_ahead=0)
+    try:
+        shown = ns.children("f")
+        clock.now += 5
+        s3.clear_log()
+        for name in shown:
+            ns.lookup(f"f/{name}")
+        assert logged(lambda: heads(s3), 12) == 12 and lists(s3) == 0  # one HEAD per stale entry, as before
+    finally:
+        ns.close()

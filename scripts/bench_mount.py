@@ -360,6 +360,7 @@ def main() -> None:
     parser.add_argument("--big-folder", type=int, default=100_000, help="arrays in one folder (0: skip)")
     parser.add_argument("--big-folder-tools", default="ccfs", help="tools that list the big folder")
     parser.add_argument("--networks", default="loopback,remote")
+    parser.add_argument("--variants", default="all", help=f"ccfs variants to measure ({', '.join(CCFS_VARIANTS)})")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="remote-like: first-byte delay")
     parser.add_argument("--mbps", type=float, default=100.0, help="remote-like: MB/s per connection")
     args = parser.parse_args()
@@ -391,7 +392,8 @@ def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> 
         bound = Bound(endpoint, rows * COLS * 4)
         bound.sequential()  # warm the client and the server's buffers once
         results: dict[str, dict[str, float]] = {}
-        for tool in [*CCFS_VARIANTS, *[p for p in args.peers.split(",") if p]]:
+        variants = [v for v in CCFS_VARIANTS if args.variants == "all" or v in args.variants.split(",")]
+        for tool in [*variants, *[p for p in args.peers.split(",") if p]]:
             if tool not in CCFS_VARIANTS and shutil.which(tool) is None:
                 print(f"{tool}: not installed (CCFS_PEERS=1 bash scripts/provision.sh)")
                 continue
@@ -402,6 +404,8 @@ def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> 
                     results[tool].update(measure_disk_cache(endpoint))
                 if args.big_folder and tool in args.big_folder_tools.split(","):
                     results[tool].update(measure_big_folder(tool, endpoint, args.big_folder))
+                    print("  big folder: " + ", ".join(f"{k} {v:.1f}" for k, v in results[tool].items()
+                                                       if k.startswith("big_")), flush=True)
             except Exception as exc:  # a peer failing must not hide the others
                 print(f"{tool}: failed ({exc})")
         return {"boto3 (bound)": bound.results(), **results}

@@ -145,11 +145,11 @@ class CcFilesystem:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.demand.shutdown(wait=False, cancel_futures=True)
         self.namespace.close()
-        if self.metadata is not None:
-            self.metadata.close()
         self.decoded.close()
         self.buffers.clear()
         self.cache_folder.close()
+        if self.metadata is not None:
+            self.metadata.close()
 
     # --- metadata ----------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:

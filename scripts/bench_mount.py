@@ -374,6 +374,7 @@ def main() -> None:
         report(label, tables[label], rows * COLS * 4, args.big_folder)
     if len(tables) > 1:
         print("\n(both tables above come from this one run)")
+    shutil.rmtree(CACHE_HOME, ignore_errors=True)
 
 
 def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> dict[str, dict[str, float]]:

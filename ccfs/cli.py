@@ -77,6 +77,10 @@ def main() -> None:
                    "block cache; large decoded arrays spill to a temporary folder).")
 @click.option("--cache-dir-size", type=SIZE, default="16G", show_default=True,
               help="Limit of --cache-dir (blocks, least recently used evicted, plus this mount's spills).")
+@click.option("--metadata-cache-size", type=SIZE, default="256M", show_default=True,
+              help="Limit of the HEAD answers kept on disk (in --cache-dir/metadata, else "
+                   "$XDG_CACHE_HOME/ccfs/metadata): a remount lists unchanged folders with no HEAD.")
+@click.option("--no-metadata-cache", is_flag=True, help="Keep no HEAD answers on disk.")
 @click.option("--interruptible-reads", is_flag=True,
               help="Any signal ends a read waiting on S3 at once (not only a fatal one); slower sequential reads.")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Log file (background default: none).")
@@ -92,9 +96,9 @@ def main() -> None:
 def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
                   region: str | None, foreground: bool, cache_size: int, block_size: int, read_ahead: int,
                   metadata_ttl: float, attr_ttl: float, interruptible_reads: bool,
-                  cache_dir: str | None, cache_dir_size: int, log_file: str | None, log_level: str,
-                  fuse_options: tuple[str, ...], no_fast_paths: bool, uid: int | None, gid: int | None,
-                  umask: int) -> None:
+                  cache_dir: str | None, cache_dir_size: int, metadata_cache_size: int, no_metadata_cache: bool,
+                  log_file: str | None, log_level: str, fuse_options: tuple[str, ...], no_fast_paths: bool,
+                  uid: int | None, gid: int | None, umask: int) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
     if block_size < 4096 or block_size > 64 * 2**20:
         raise click.BadParameter("must be between 4K and 64M", param_hint="--block-size")
@@ -109,7 +113,8 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
             options=MountOptions(cache_size=cache_size, block_size=block_size, read_ahead=read_ahead,
                                  metadata_ttl=metadata_ttl, attr_ttl=attr_ttl,
                                  interruptible_reads=interruptible_reads, cache_dir=cache_dir,
-                                 cache_dir_size=cache_dir_size, uid=uid, gid=gid, umask=umask),
+                                 cache_dir_size=cache_dir_size, metadata_cache=not no_metadata_cache,
+                                 metadata_cache_size=metadata_cache_size, uid=uid, gid=gid, umask=umask),
             endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
             log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level,
             fast_paths=not no_fast_paths)

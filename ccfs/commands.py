@@ -18,12 +18,15 @@ from click.shell_completion import CompletionItem
 
 from cottoncandy.arrays.inspect import describe
 from cottoncandy.arrays.npy_files import save_npy_file, upload_npy_file
+from cottoncandy.cache.metadata import shared_shelf
 from cottoncandy.errors import NeedsOptionWarning, OptionAdvice
 from cottoncandy.files import listing, transfers
 from cottoncandy.files.urls import S3_SCHEME, Location, account, open_store, parse_location
+from cottoncandy.formats.raw import has_array_metadata, spec_from_metadata
 from cottoncandy.namespace.patterns import has_magic
 from cottoncandy.printable import escape_controls, shown_name
 from cottoncandy.progress import Progress
+from cottoncandy.storage.base import ObjectInfo
 
 
 def complete_url(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
@@ -115,16 +118,29 @@ def ls_command(url: str, long: bool, **options: Any) -> None:
         raise click.ClickException(f"nothing found at {url}")
     if long:
         infos = {o.key: o for o in store.list_dir(listing.folder_prefix(location.key)).objects}
+        # raw arrays' dtype and shape: HEADs, answered by the metadata cache mounts share
+        heads = listing.described(store, [infos[name] for name in names if name in infos], shared_shelf(store))
         for name in names:
-            info = infos.get(name) or store.head_if_exists(name)
+            info = heads.get(name) or infos.get(name) or store.head_if_exists(name)
             if info is None:
                 click.echo(f"{'DIR':>12}  {'':19}  {shown_name(location.url(name) + '/')}")
             else:
                 when = info.last_modified.strftime("%Y-%m-%d %H:%M:%S") if info.last_modified else "-"
-                click.echo(f"{info.size:>12}  {when:19}  {shown_name(location.url(name))}")
+                click.echo(f"{info.size:>12}  {when:19}  {shown_name(location.url(name))}{_array_note(info)}")
         return
     for name in names:
         click.echo(shown_name(location.url(name)))
+
+
+def _array_note(info: ObjectInfo) -> str:
+    """``  float64 (10, 20)`` for a raw array (``  gzip`` after it when compressed); ``''`` otherwise."""
+    if not has_array_metadata(info.metadata):
+        return ""
+    try:
+        spec = spec_from_metadata(info.metadata, info.key)
+    except ValueError:
+        return "  (unreadable array metadata)"
+    return f"  {spec.dtype} {spec.shape}" + (f" {spec.compression}" if spec.compression else "")
 
 
 @click.command("glob")

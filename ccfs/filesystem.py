@@ -27,6 +27,7 @@ from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.disk import DiskBackedFetch
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
+from cottoncandy.cache.metadata import DEFAULT_LIMIT as DEFAULT_METADATA_LIMIT
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.cache.tuning import StreamTuning
 from cottoncandy.namespace.facade import Namespace
@@ -64,6 +65,9 @@ class MountOptions:
     fetch_threads: int = 16
     cache_dir: str | None = None
     cache_dir_size: int = 16 * 2**30
+    #: HEAD answers kept on disk (``cache.metadata``): under ``cache_dir``, else the user's cache folder
+    metadata_cache: bool = True
+    metadata_cache_size: int = DEFAULT_METADATA_LIMIT
     #: READs as synchronous requests, so any signal to a reader interrupts its read (at a cost in
     #: sequential throughput: the kernel keeps one READ in flight per reader instead of several)
     interruptible_reads: bool = False
@@ -126,6 +130,10 @@ class CcFilesystem:
         # --cache-dir: blocks kept across mounts, and this mount's spills (removed at unmount); without
         # it, a temporary folder for the spills only (see ``cottoncandy.cache.folder``)
         self.cache_folder = CacheFolder(self.options.cache_dir)
+        self.metadata = self.cache_folder.open_metadata(self.options.metadata_cache_size) \
+            if self.options.metadata_cache else None
+        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl,
+                                   shelf=self.metadata.scoped(store) if self.metadata is not None else None)
         self.decoded = DecodedArrayCache(decoded_memory, self.cache_folder.spill_dir, self.options.cache_dir_size)
         self.disk = self.cache_folder.open_blocks(self.options.cache_dir_size, lambda: self.decoded.spilled_bytes,
                                                   queue_bytes=min(32 * MiB, self.budget.limit // 4))
@@ -169,6 +177,8 @@ class CcFilesystem:
         self.decoded.close()
         self.buffers.clear()
         self.cache_folder.close(timeout=DISK_DRAIN_SECONDS)
+        if self.metadata is not None:
+            self.metadata.close()
 
     # --- metadata ----------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:

@@ -157,6 +157,9 @@ class Settings:
     #: ``get_interface(block_cache_dir=...)``); at most ``block_cache_size`` bytes of blocks
     block_cache_dir: str | None = None
     block_cache_size: int = 16 * 2**30
+    #: keep HEAD answers on local disk and reuse them while a LIST shows the same version
+    #: (``cache.metadata``; the mount's and ``ccfs ls -l``'s); also off with ``CCFS_METADATA_CACHE=0``
+    metadata_cache: bool = True
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
 

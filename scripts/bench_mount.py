@@ -45,9 +45,19 @@ CACHE = "512M"
 CCFS_VARIANTS = {"ccfs": [], "ccfs ra=1M": ["--read-ahead", "1M"]}
 
 
+#: ccfs's metadata cache (``$XDG_CACHE_HOME/ccfs/metadata``) for this run only: never the user's,
+#: and emptied before each cold row (``forget_metadata``), kept for the remount rows
+CACHE_HOME = tempfile.mkdtemp(prefix="bench-ccfs-xdg-")
+
+
 def env() -> dict[str, str]:
     return {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET,
-            "AWS_DEFAULT_REGION": "us-east-1"}
+            "AWS_DEFAULT_REGION": "us-east-1", "XDG_CACHE_HOME": CACHE_HOME}
+
+
+def forget_metadata() -> None:
+    """Empty ccfs's persistent metadata cache: the next ccfs mount starts cold."""
+    shutil.rmtree(os.path.join(CACHE_HOME, "ccfs"), ignore_errors=True)
 
 
 def server_log(endpoint: str, clear: bool = False) -> list[dict]:
@@ -296,12 +306,14 @@ def measure_tool(tool: str, endpoint: str, rows: int, row_sample: list[int], bou
         r["row_vs_get"] = statistics.median(lat) / paired_row
         r["row_mib"] = sent / len(row_sample) / 2**20
         del arr
+    forget_metadata()
     with mount(tool, endpoint) as (mnt, path_of, _pid):
         server_log(endpoint, clear=True)
         start = time.perf_counter()
         out = subprocess.run(["ls", "-l", os.path.dirname(path_of("many/a00000"))], capture_output=True, text=True)
         r["ls_2000_s"] = time.perf_counter() - start
         r["ls_entries"] = out.stdout.count("\n") - 1
+        time.sleep(0.5)  # the server logs a request once answered: let the last ones land
         counts = request_counts(endpoint)
         r["ls_lists"], r["ls_heads"] = float(counts["LIST"]), float(counts["HEAD"])
         start = time.perf_counter()
@@ -336,16 +348,18 @@ def measure_tool(tool: str, endpoint: str, rows: int, row_sample: list[int], bou
 def measure_big_folder(tool: str, endpoint: str, count: int) -> dict[str, float]:
     """``ls -l`` of one folder of ``count`` arrays: cold, then again on a remount (what a second visit costs)."""
     r: dict[str, float] = {}
-    for label in ("cold", "remount"):
+    forget_metadata()
+    for label in ("cold", "remount"):  # the remount keeps the metadata cache the cold visit filled
         with mount(tool, endpoint) as (_, path_of, _pid):
             server_log(endpoint, clear=True)
             start = time.perf_counter()
             out = subprocess.run(["ls", "-l", os.path.dirname(path_of("huge/a000000"))], capture_output=True,
                                  text=True)
             r[f"big_{label}_s"] = time.perf_counter() - start
+            r["big_entries"] = out.stdout.count("\n") - 1
+            time.sleep(0.5)  # the server logs a request once answered: let the last ones land
             counts = request_counts(endpoint)
             r[f"big_{label}_lists"], r[f"big_{label}_heads"] = float(counts["LIST"]), float(counts["HEAD"])
-            r["big_entries"] = out.stdout.count("\n") - 1
     return r
 
 
@@ -394,6 +408,7 @@ def main() -> None:
     parser.add_argument("--big-folder", type=int, default=100_000, help="arrays in one folder (0: skip)")
     parser.add_argument("--big-folder-tools", default="ccfs", help="tools that list the big folder")
     parser.add_argument("--networks", default="loopback,remote")
+    parser.add_argument("--variants", default="all", help=f"ccfs variants to measure ({', '.join(CCFS_VARIANTS)})")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="remote-like: first-byte delay")
     parser.add_argument("--mbps", type=float, default=100.0, help="remote-like: MB/s per connection")
     args = parser.parse_args()
@@ -407,6 +422,7 @@ def main() -> None:
         report(label, tables[label], rows * COLS * 4, args.big_folder)
     if len(tables) > 1:
         print("\n(both tables above come from this one run)")
+    shutil.rmtree(CACHE_HOME, ignore_errors=True)
 
 
 def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> dict[str, dict[str, float]]:
@@ -425,7 +441,8 @@ def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> 
         bound = Bound(endpoint, rows * COLS * 4)
         bound.sequential()  # warm the client and the server's buffers once
         results: dict[str, dict[str, float]] = {}
-        for tool in [*CCFS_VARIANTS, *[p for p in args.peers.split(",") if p]]:
+        variants = [v for v in CCFS_VARIANTS if args.variants == "all" or v in args.variants.split(",")]
+        for tool in [*variants, *[p for p in args.peers.split(",") if p]]:
             if tool not in CCFS_VARIANTS and shutil.which(tool) is None:
                 print(f"{tool}: not installed (CCFS_PEERS=1 bash scripts/provision.sh)")
                 continue
@@ -436,12 +453,15 @@ def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> 
                     results[tool].update(measure_disk_cache(endpoint))
                 if args.big_folder and tool in args.big_folder_tools.split(","):
                     results[tool].update(measure_big_folder(tool, endpoint, args.big_folder))
+                    print("  big folder: " + ", ".join(f"{k} {v:.1f}" for k, v in results[tool].items()
+                                                       if k.startswith("big_")), flush=True)
             except Exception as exc:  # a peer failing must not hide the others
                 print(f"{tool}: failed ({exc})")
         return {"boto3 (bound)": bound.results(), **results}
     finally:
         server.terminate()
         server.wait()
+        forget_metadata()
 
 
 def report(network: str, results: dict[str, dict[str, float]], size: int, big_folder: int) -> None:

@@ -76,6 +76,14 @@ CORPUS = Path(os.environ.get("CC_CORPUS_DIR", SHARED / "corpus-0.4.0"))
 BUCKET = "test-bucket"
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test its own ``XDG_CACHE_HOME``: the mount's metadata cache (``cache.metadata``) is never
+    the user's, and a test cannot see HEAD answers another test left for a same-named object (the
+    server is reset between tests, so two tests' objects can share key, ETag, size and second)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[LocalS3Server]:
     server = LocalS3Server().start()

@@ -46,10 +46,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import xxhash
+
+from .sqlite_index import open_index, transaction
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +93,15 @@ class DiskBlockStore:
         self.corrupt = 0
         self.evicted = 0
         self.dropped = 0  # blocks not written because the queue was full
-        self._db = sqlite3.connect(self.root / "index.sqlite", timeout=60, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = open_index(self.root / "index.sqlite")
         self._db_lock = threading.Lock()
-        with self._db_lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("CREATE TABLE IF NOT EXISTS entries "
-                                 "(name TEXT PRIMARY KEY, size INTEGER NOT NULL, used REAL NOT NULL)")
-                self._db.execute("CREATE INDEX IF NOT EXISTS entries_used ON entries (used)")
-                self._db.execute("CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL)")
-                self._db.execute("INSERT OR IGNORE INTO totals VALUES (0, 0)")
-                self._evict(0)  # a smaller limit than the last mount's: shrink now
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            self._db.execute("CREATE TABLE IF NOT EXISTS entries "
+                             "(name TEXT PRIMARY KEY, size INTEGER NOT NULL, used REAL NOT NULL)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS entries_used ON entries (used)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL)")
+            self._db.execute("INSERT OR IGNORE INTO totals VALUES (0, 0)")
+            self._evict(0)  # a smaller limit than the last mount's: shrink now
         self._remove_stale_temporaries()
         self._cond = threading.Condition()
         self._queue: deque[tuple[str, str, memoryview | None]] = deque()  # (op, name, data)
@@ -260,17 +253,9 @@ class DiskBlockStore:
                                      [(used, name) for name, used in touched.items()])
         self._store([(name, data) for op, name, data in batch if op == "write" and data is not None])
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """``BEGIN IMMEDIATE``: the index's write lock, held by one process at a time, is the folder's lock."""
-        with self._db_lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return transaction(self._db, self._db_lock)
 
     def _store(self, blocks: list[tuple[str, memoryview]]) -> None:
         """Reserve room (evicting), write temporary files, rename each into place if still reserved.

@@ -5,6 +5,8 @@ default, removed at unmount). It now also holds the persistent block tier (``dis
 several mounts share and which outlives them, so the two uses get their own places:
 
 * ``<folder>/blocks/``: the ``DiskBlockStore`` (kept across mounts);
+* ``<folder>/metadata/``: the ``MetadataStore`` of HEAD answers (kept across mounts; without a
+  named folder it lives in the user's cache folder, ``metadata.default_folder``, since it is small);
 * ``<folder>/spill-<pid>-<random>/``: this mount's decoded arrays, removed when it closes; one left
   by a daemon that died (its pid is gone) is removed by the next mount that opens the folder.
 
@@ -15,6 +17,7 @@ is no disk block tier (nothing would outlive the mount to share).
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import sqlite3
@@ -24,6 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .disk import DiskBlockStore
+from .metadata import MetadataStore, default_folder, enabled_by_environment
+
+log = logging.getLogger(__name__)
 
 
 def _alive(pid: int) -> bool:
@@ -61,6 +67,18 @@ class CacheFolder:
             except (OSError, sqlite3.Error) as exc:
                 raise OSError(getattr(exc, "errno", None), f"cannot use the cache folder {self.root}: {exc}") from exc
         return self.blocks
+
+    def open_metadata(self, limit: int) -> MetadataStore | None:
+        """The shared shelf of HEAD answers (``<folder>/metadata``, else the user's cache folder);
+        ``None``, with one warning, when it cannot be used: the mount then HEADs as before."""
+        folder = self.root / "metadata" if self.persistent else default_folder()
+        if not enabled_by_environment():
+            return None
+        try:
+            return MetadataStore(folder, limit)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("metadata cache: cannot use %s (%s); HEAD answers are not kept", folder, exc)
+            return None
 
     def _remove_dead_spills(self) -> None:
         for entry in self.root.glob("spill-*-*"):

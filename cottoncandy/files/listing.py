@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
+from ..cache.metadata import ScopedShelf
 from ..namespace.patterns import RECURSIVE, has_magic, level_matcher, levels_regex, literal_prefix, split_levels
+from ..namespace.tree import may_be_array
 from ..printable import shown_name
 from ..storage.base import Listing, ObjectInfo, ObjectStore
 
@@ -138,6 +140,33 @@ def ls(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
     if not has_magic(pattern):
         return lsdir(store, pattern)
     return _walk(store, levels, threads, folders_too=True)
+
+
+def described(store: ObjectStore, listed: Iterable[ObjectInfo], shelf: ScopedShelf | None) -> dict[str, ObjectInfo]:
+    """What a HEAD says of each listed object whose name leaves open that it is a raw array (its
+    metadata: dtype, shape...), key -> info; objects gone or refused since the LIST are left out.
+
+    The shelf (``cache.metadata``, shared with mounts) answers each object whose listed version
+    it holds; the rest are HEADed (many at once where the store can) and put on the shelf, so
+    ``ccfs ls -l`` of an unchanged folder costs its LIST and no HEAD, as a mount's visit does.
+    """
+    wanted = {info.key: info for info in listed if may_be_array(info.key.rsplit("/", 1)[-1])}
+    out = shelf.recall(wanted.values()) if shelf is not None and wanted else {}
+    todo = [key for key in wanted if key not in out]
+    answered: dict[str, ObjectInfo] = {}
+    if len(todo) > 1 and store.capabilities.batched_head:
+        answered = {key: info for key, info in store.head_many(todo).items() if info is not None}
+    for key in todo:
+        if key not in answered:
+            try:
+                info = store.head_if_exists(key)
+            except PermissionError:  # its metadata may not be read: shown as a plain object
+                continue
+            if info is not None:
+                answered[key] = info
+    if shelf is not None and answered:
+        shelf.remember(answered.values())
+    return {**out, **answered}
 
 
 def format_objects(objects: Iterable[ObjectInfo]) -> str:

@@ -4,7 +4,9 @@ paths are known not to exist.
 Object metadata costs a HEAD, issued concurrently and only for objects whose name leaves open
 that they are raw arrays (the caller decides which). HEADs are kept for ``ttl`` seconds, and a
 listing whose ETag differs from a cached HEAD invalidates that HEAD (``listed``). Misses (paths
-that resolved to nothing) are kept in a bounded negative cache.
+that resolved to nothing) are kept in a bounded negative cache. With a ``shelf`` (the persistent
+metadata cache), a listed object whose version the shelf holds needs no HEAD at all, and every
+HEAD answer is put on the shelf for the next process.
 
 A file is different: what a stat, an open or a read of it gets must be its current version, or a
 scientist who rewrites an array and looks at it again sees the old one for minutes. So metadata
@@ -25,15 +27,25 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
+from typing import Protocol
 
 from cachetools import TTLCache
 
-from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.base import ObjectInfo, ObjectStore, same_version
 from .listings import FolderListing
 
 HeadResult = ObjectInfo | BaseException
+
+
+class Shelf(Protocol):
+    """HEAD answers kept outside this process (``cache.metadata.ScopedShelf``: on local disk,
+    shared by mounts and library processes), answered only for the version a listing shows."""
+
+    def recall(self, listed: Iterable[ObjectInfo]) -> dict[str, ObjectInfo]: ...
+
+    def remember(self, infos: Iterable[ObjectInfo]) -> None: ...
 
 
 def is_answer(exc: BaseException) -> bool:
@@ -47,10 +59,11 @@ def is_answer(exc: BaseException) -> bool:
 
 class AttributeCache:
     def __init__(self, store: ObjectStore, pool: Executor, ttl: float = 300.0, attr_ttl: float | None = None,
-                 max_heads: int = 500_000, negative_size: int = 10_000):
+                 max_heads: int = 500_000, negative_size: int = 10_000, shelf: Shelf | None = None):
         """``pool``: where HEADs the store cannot batch run concurrently; ``attr_ttl``: seconds a
-        file's metadata is trusted (``None``: ``ttl``)."""
+        file's metadata is trusted (``None``: ``ttl``); ``shelf``: HEAD answers kept across processes."""
         self.store = store
+        self.shelf = shelf
         self.attr_ttl = ttl if attr_ttl is None else attr_ttl
         self._pool = pool
         self._lock = threading.Lock()
@@ -61,6 +74,7 @@ class AttributeCache:
         self._heads: TTLCache[str, ObjectInfo] = TTLCache(maxsize=max_heads, ttl=ttl)
         self._negative: TTLCache[str, bool] = TTLCache(maxsize=negative_size, ttl=max(0.001, min(ttl, 30.0)))
         self.head_requests = 0
+        self.shelf_hits = 0
 
     # --- HEADs -------------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo:
@@ -73,11 +87,15 @@ class AttributeCache:
         with self._lock:
             self._heads[key] = info
             self._checked[key] = time.monotonic()
+        if self.shelf is not None:
+            self.shelf.remember([info])
         return info
 
-    def heads(self, keys: Iterable[str], threads: bool = True) -> dict[str, HeadResult]:
+    def heads(self, keys: Iterable[str], threads: bool = True,
+              listed: Mapping[str, ObjectInfo] | None = None) -> dict[str, HeadResult]:
         """HEAD many keys concurrently (cached ones are free); failures are returned, not raised.
-        Without ``threads``, what the store cannot batch is asked one key after another."""
+        Without ``threads``, what the store cannot batch is asked one key after another.
+        ``listed``: key -> its listing entry, for the shelf (which answers only that version)."""
         keys = list(keys)
         out: dict[str, HeadResult] = {}
         todo = []
@@ -88,6 +106,14 @@ class AttributeCache:
                     out[key] = cached
                 else:
                     todo.append(key)
+        if todo and self.shelf is not None and listed:
+            kept = self.shelf.recall([listed[key] for key in todo if key in listed])
+            if kept:  # confirmed when the listing that shows this version was made (``listed``), not now
+                with self._lock:
+                    for key, info in kept.items():
+                        out[key] = self._heads[key] = info
+                self.shelf_hits += len(kept)
+                todo = [key for key in todo if key not in kept]
 
         def one(key: str) -> HeadResult:
             try:
@@ -100,11 +126,13 @@ class AttributeCache:
         if answered is not None:
             now = time.monotonic()
             with self._lock:
-                for key, info in answered.items():
-                    if info is not None:
-                        out[key] = self._heads[key] = info
+                for key, answer in answered.items():
+                    if answer is not None:
+                        out[key] = self._heads[key] = answer
                         self._checked[key] = now
                         self.head_requests += 1
+            if self.shelf is not None:
+                self.shelf.remember(found for found in answered.values() if found is not None)
             todo = [key for key in todo if key not in out]  # the rest: boto3 says what they are
         if len(todo) == 1 or not threads:
             out.update((key, one(key)) for key in todo)
@@ -132,9 +160,9 @@ class AttributeCache:
                 del self._fresh[key]
             for info in listing.objects.values():
                 head = self._heads.get(info.key)
-                if head is not None and (head.etag, head.last_modified) != (info.etag, info.last_modified):
+                if head is not None and not same_version(info, head):
                     del self._heads[info.key]  # new body, or new metadata (a copy onto itself)
-                self._checked[info.key] = now
+                self._checked[info.key] = now  # the same version: this LIST confirms its HEAD now
 
     def with_revalidations(self, listing: FolderListing) -> FolderListing:
         """``listing`` with what revalidations found since it was made (new versions, objects gone)."""
@@ -147,7 +175,8 @@ class AttributeCache:
             return listing
         objects = {name: found.get(name, info) for name, info in listing.objects.items()}
         return FolderListing(folders=listing.folders,
-                             objects={name: info for name, info in objects.items() if info is not None})
+                             objects={name: info for name, info in objects.items() if info is not None},
+                             listed_at=listing.listed_at, list_seconds=listing.list_seconds)
 
     def stale(self, key: str) -> bool:
         """Whether ``key``'s metadata was confirmed more than ``attr_ttl`` seconds ago."""
@@ -168,6 +197,8 @@ class AttributeCache:
         self.head_requests += 1
         with self._lock:
             self._checked[key] = time.monotonic()
+        if self.shelf is not None:
+            self.shelf.remember([info])
         return info
 
     def new_version(self, info: ObjectInfo) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from ..storage.base import ObjectStore
-from .attributes import AttributeCache
+from .attributes import AttributeCache, Shelf
 from .listings import ListingCache
 from .nodes import Node
 from .resolver import Resolver
@@ -24,16 +24,18 @@ from .resolver import Resolver
 class Namespace:
     def __init__(self, store: ObjectStore, prefix: str = "", ttl: float = 300.0, head_workers: int = 32,
                  negative_size: int = 10_000, max_heads: int = 500_000, max_folders: int = 20_000,
-                 folders_ahead: int = 16, heads_ahead: int = 1000, attr_ttl: float | None = None):
+                 folders_ahead: int = 16, heads_ahead: int = 1000, attr_ttl: float | None = None,
+                 shelf: Shelf | None = None):
         """``folders_ahead``: subfolders of a listed folder loaded in the background (0: none);
         ``heads_ahead``: a subfolder needing more HEADs than this is only listed ahead, not HEADed;
-        ``attr_ttl``: seconds a file's metadata is trusted by ``lookup`` (``None``: ``ttl``)."""
+        ``attr_ttl``: seconds a file's metadata is trusted by ``lookup`` (``None``: ``ttl``);
+        ``shelf``: HEAD answers kept on disk across processes (``cache.metadata``)."""
         self.store = store
         self.ttl = ttl
         # one pool for HEADs and loads ahead, as many threads as concurrent HEADs
         self._pool = ThreadPoolExecutor(max_workers=head_workers, thread_name_prefix="cc-head")
         self.attributes = AttributeCache(store, self._pool, ttl=ttl, attr_ttl=attr_ttl, max_heads=max_heads,
-                                         negative_size=negative_size)
+                                         negative_size=negative_size, shelf=shelf)
         self.listings = ListingCache(store, prefix, ttl=ttl, max_folders=max_folders,
                                      on_listed=self.attributes.listed)
         self.resolver = Resolver(store, self.listings, self.attributes, self._pool, folders_ahead=folders_ahead,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
@@ -28,6 +29,10 @@ from ..storage.base import ObjectInfo, ObjectStore
 class FolderListing:
     folders: list[str]
     objects: dict[str, ObjectInfo]
+    #: when the LIST that made it began (monotonic seconds): what it says was true then
+    listed_at: float = field(default=0.0, compare=False)
+    #: how long that LIST took (all its pages), seconds
+    list_seconds: float = field(default=0.0, compare=False)
 
     @functools.cached_property
     def folder_names(self) -> frozenset[str]:
@@ -70,14 +75,26 @@ class ListingCache:
         return self._listing.run(path, lambda: self._list(path), cached=lambda: self._folders.get(path),
                                  keep=keep, share_failure=False)
 
+    def refresh(self, path: str, max_age: float) -> FolderListing:
+        """The folder's listing, LISTed again unless the one in memory began less than ``max_age``
+        seconds ago. Callers asking at once share one LIST (the first one drops the old listing)."""
+        path = "/".join(split(path))
+        with self._lock:
+            current = self._folders.get(path)
+            if current is not None and time.monotonic() - current.listed_at >= max_age:
+                self._folders.pop(path, None)
+        return self.get(path)
+
     def _list(self, path: str) -> FolderListing:
         prefix = self.folder_prefix(path)
+        began = time.monotonic()
         raw = self.store.list_dir(prefix)
         self.lists += 1
         folders = [p[len(prefix):].rstrip("/") for p in raw.prefixes]
         objects = {o.key[len(prefix):]: o for o in raw.objects if o.key[len(prefix):] and "/" not in
                    o.key[len(prefix):]}
-        listing = FolderListing(folders=folders, objects=objects)
+        listing = FolderListing(folders=folders, objects=objects, listed_at=began,
+                                list_seconds=time.monotonic() - began)
         if self.on_listed is not None:
             self.on_listed(prefix, listing)
         return listing

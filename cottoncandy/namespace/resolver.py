@@ -8,12 +8,23 @@ again), and the loads ahead running.
 Listing a folder also loads its first few subfolders in the background (one level, not further):
 ``find``, ``ls -R`` and globs such as ``proj/*.grp/*.npy`` visit them next, and would otherwise
 wait for one LIST and one round of HEADs per folder, one folder after the other.
+
+A file whose metadata is older than ``attr_ttl`` is asked for again before a stat shows it. One
+stale file costs one HEAD; but ``ls -l`` of a big folder stats every entry after the listing, and
+when the listing took longer than ``attr_ttl`` every stat found its entry stale: a HEAD per entry,
+again (1.75 HEADs per array for a 3,000-array folder). So once ``RELIST_AFTER`` stale lookups (and
+at least one per page of the folder's LIST) hit one folder within a few ``attr_ttl``, the folder is
+LISTed again instead: a LIST entry showing the version already known confirms it (1,000 entries
+per request), and only entries whose version changed are HEADed. Not when the folder's LIST takes
+more than half of ``attr_ttl`` (a slow server, a huge folder): stats would then wait for LIST after
+LIST, each confirming entries only until the next burst; they HEAD one by one as before.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Executor, Future
 
 from cachetools import TTLCache
@@ -27,6 +38,11 @@ from .listings import FolderListing, ListingCache, split
 from .nodes import FileNode, FolderNode, Node
 
 log = logging.getLogger(__name__)
+
+#: stale lookups in one folder after which it is LISTed again rather than HEADed entry by entry
+RELIST_AFTER = 8
+#: keys per LIST request (S3's page)
+LIST_PAGE = 1000
 
 
 class Resolver:
@@ -46,6 +62,8 @@ class Resolver:
         # that listing is current
         self._nodes: TTLCache[str, tuple[FolderListing, Node]] = TTLCache(maxsize=max_nodes, ttl=ttl)
         self._loading: dict[str, Future[None]] = {}  # folder path -> its load ahead, while it runs
+        # folder path -> (when its first recent stale lookup came, how many came since)
+        self._stale_lookups: TTLCache[str, tuple[float, int]] = TTLCache(maxsize=4096, ttl=600.0)
 
     # --- nodes -------------------------------------------------------------------------------
     def _file_node(self, path: str, listed: ObjectInfo, head: HeadResult | None) -> FileNode:
@@ -88,7 +106,9 @@ class Resolver:
                 loading.result()
         listing = self.attributes.with_revalidations(self.listings.get(path))
         needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
-        heads = self.attributes.heads(needs, threads=ahead)  # a load ahead runs on the pool: it must not wait on it
+        by_key = {info.key: info for info in listing.objects.values()}
+        # a load ahead runs on the pool: it must not wait on it
+        heads = self.attributes.heads(needs, threads=ahead, listed=by_key)
         self.attributes.undecided(heads, needs, f"cannot list {path or '/'}")
         if ahead and self.folders_ahead:
             self._load_ahead(path, listing)
@@ -140,16 +160,43 @@ class Resolver:
         if self.attributes.missing(path):
             raise FileNotFoundError(f"no such file or folder: {path}")
         parent, name = "/".join(parts[:-1]), parts[-1]
+        # the folder's own listing, which a visit needs next, instead of its parent's: folders win
+        # every clash, so a non-empty one decides the name (``ls -l p/big`` costs its LISTs only)
+        if not self.listings.cached(parent) and tree.may_be_folder(name) and not self.listings.get(path).empty:
+            return FolderNode(path, self.listings.folder_prefix(path))
         listing = self.listings.get(parent)
+        node = self._node(path, name, listing)
+        if isinstance(node, FileNode) and self.attributes.stale(node.key) and self._many_stale(parent, listing):
+            listing = self.listings.refresh(parent, self.attributes.attr_ttl)  # confirms what is unchanged
+            node = self._node(path, name, listing)
+        return self._revalidated(node, listing) if isinstance(node, FileNode) else node
+
+    def _node(self, path: str, name: str, listing: FolderListing) -> Node:
         with self._lock:
             known = self._nodes.get(path)
         if known is not None and known[0] is listing:
-            node = known[1]
-        else:
-            node = self._find(path, name, self.attributes.with_revalidations(listing))
-            with self._lock:
-                self._nodes[path] = (listing, node)
-        return self._revalidated(node, listing) if isinstance(node, FileNode) else node
+            return known[1]
+        node = self._find(path, name, self.attributes.with_revalidations(listing))
+        with self._lock:
+            self._nodes[path] = (listing, node)
+        return node
+
+    def _many_stale(self, folder: str, listing: FolderListing) -> bool:
+        """Count a stale lookup in ``folder``; whether it is one of a burst (``RELIST_AFTER``, and
+        at least as many as the LIST has pages, within a few ``attr_ttl``), which one LIST of the
+        folder answers more cheaply than HEADs. Never with ``attr_ttl`` 0 (every stat asks), nor
+        when the folder's last LIST took more than half of ``attr_ttl``: what it confirms would be
+        stale again before the stats waiting for it got far, and they would wait LIST after LIST."""
+        if self.attributes.attr_ttl <= 0 or listing.list_seconds > self.attributes.attr_ttl / 2:
+            return False
+        now = time.monotonic()
+        window = max(1.0, 4 * self.attributes.attr_ttl)
+        with self._lock:
+            first, count = self._stale_lookups.get(folder, (now, 0))
+            if now - first > window:
+                first, count = now, 0
+            self._stale_lookups[folder] = (first, count + 1)
+        return count + 1 >= max(RELIST_AFTER, len(listing.objects) // LIST_PAGE + 1)
 
     def _revalidated(self, node: FileNode, listing: FolderListing) -> FileNode:
         """``node``, or its current version when its metadata is older than ``attr_ttl`` (one HEAD)."""
@@ -184,7 +231,7 @@ class Resolver:
         candidates = tree.candidates(name)
         present = [c for c in candidates if c in listing.objects]
         needs = [listing.objects[c].key for c in present if tree.may_be_array(c)]
-        heads = self.attributes.heads(needs)
+        heads = self.attributes.heads(needs, listed={listing.objects[c].key: listing.objects[c] for c in present})
         self.attributes.undecided(heads, needs, f"cannot look up {path}")
         # decide with the same rule as a full listing, restricted to the candidates
         table = tree.entries([c for c in candidates if c in listing.folder_names],

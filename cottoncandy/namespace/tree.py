@@ -31,6 +31,12 @@ def may_be_array(name: str) -> bool:
     return not name.lower().endswith(NON_ARRAY_SUFFIXES)
 
 
+def may_be_folder(name: str) -> bool:
+    """Whether a looked-up name is worth trying as a folder first: not a ``.npy`` file or a name
+    with a suffix of files (a folder may still have one: it is then found in its parent's listing)."""
+    return not name.lower().endswith((NPY, *NON_ARRAY_SUFFIXES))
+
+
 @dataclass(frozen=True)
 class Entry:
     """A directory entry: what it is and which child of the listing it comes from."""

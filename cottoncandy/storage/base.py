@@ -41,6 +41,20 @@ class ObjectInfo:
     owner: str | None = None
 
 
+def same_version(listed: ObjectInfo, known: ObjectInfo) -> bool:
+    """Whether ``known`` (a HEAD, or a cached one) describes the version ``listed`` (a LIST entry) shows.
+
+    ETag and size must match, and the modification time to the second when both carry one: a copy
+    of an object onto itself with new metadata keeps its ETag but not its time, and LIST gives
+    milliseconds where a HEAD's ``Last-Modified`` gives seconds.
+    """
+    if listed.etag != known.etag or listed.size != known.size:
+        return False
+    if listed.last_modified is None or known.last_modified is None:
+        return True
+    return int(listed.last_modified.timestamp()) == int(known.last_modified.timestamp())
+
+
 @dataclass(frozen=True)
 class Listing:
     """One folder level: sub-prefixes (with their trailing delimiter) and objects directly in it."""
@@ -289,6 +303,12 @@ class ObjectStore(abc.ABC):
     def describe(self, key: str | None = None) -> str:
         """How errors name an object of this store."""
         return f"s3://{self.bucket}/{key}" if key is not None else f"s3://{self.bucket}"
+
+    def cache_scope(self) -> str | None:
+        """What names this bucket across processes in a persistent cache (endpoint and bucket, no
+        secret), or ``None`` when metadata of this store must not outlive the process (memory) or
+        costs nothing to ask again (local files)."""
+        return None
 
     def spec(self) -> StoreSpec:
         """Small picklable description from which a worker process can rebuild this store."""

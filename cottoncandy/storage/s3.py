@@ -417,6 +417,17 @@ class S3Store(ObjectStore):
     def __repr__(self) -> str:
         return f"S3Store(bucket={self.bucket!r}, endpoint={self.settings.endpoint_url or 'AWS S3'!r})"
 
+    def cache_scope(self) -> str | None:
+        """``s3 <endpoint> <bucket>``: the endpoint without any user part, query or fragment
+        (``None`` with ``Settings(metadata_cache=False)``)."""
+        if not self.settings.metadata_cache:
+            return None
+        endpoint = self.settings.endpoint_url
+        if endpoint:
+            parts = urllib.parse.urlsplit(endpoint)
+            endpoint = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        return f"s3 {endpoint or 'aws'} {self.bucket}"
+
     def spec(self) -> StoreSpec:
         """Every non-secret setting (``config.shareable``) and a token for this process's credentials
         (``config.remember``).

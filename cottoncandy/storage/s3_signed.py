@@ -62,6 +62,7 @@ from botocore.utils import percent_encode
 from .. import fastpaths
 from .base import ObjectInfo
 from .http_ranges import content_range_prefix, http_range
+from .inflight import InFlightWindow
 from .latency import LatencyTracker
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class SignedRequests:
         # through a proxy, botocore's own pool does the sending
         self._direct = self._scheme in ("http", "https") and not (proxies and proxies(base_url))
         self.latency = LatencyTracker()  # first-byte latencies of GETs: when is an answer late
+        self.head_window = HEAD_WINDOW_START  # HEADs in flight a batch starts with (what the last one learnt)
         self.hedged = 0  # GETs that got a second request
         self.abandoned = 0  # GET attempts given up (no answer in time, or a body that stalled)
 
@@ -320,8 +322,10 @@ class SignedRequests:
         return _object_info(key, {name.lower(): value for name, value in headers.items()})
 
     # --- many at once, from one thread ---------------------------------------------------------
-    def head_many(self, keys: Iterable[str], connections: int = 16) -> dict[str, ObjectInfo | None]:
-        """``head`` for each key, up to ``connections`` requests in flight from this thread.
+    def head_many(self, keys: Iterable[str], connections: int | None = None) -> dict[str, ObjectInfo | None]:
+        """``head`` for each key, up to ``connections`` requests in flight from this thread
+        (``None``: as many as make answers come faster, see ``inflight``; a far endpoint gets many
+        more than loopback, up to ``HEAD_WINDOW_LIMIT``).
 
         Keys whose answer is not a plain 200 (or whose connection failed) map to ``None``.
         """
@@ -331,10 +335,11 @@ class SignedRequests:
             for key in todo:
                 results[key] = self.head(key)
             return results
+        window = InFlightWindow(connections or self.head_window, connections or HEAD_WINDOW_LIMIT)
         selector = selectors.DefaultSelector()
         _, read_timeout = self._timeouts
         try:
-            for _ in range(min(connections, len(todo))):
+            while todo and len(selector.get_map()) < window.size:
                 self._start(selector, self._idle_connection(), todo, results)
             while selector.get_map():
                 events = selector.select(read_timeout)
@@ -343,8 +348,15 @@ class SignedRequests:
                         results[item.data.key] = None
                         self._drop(selector, item.data)
                     break
+                before = len(results)
                 for item, _ in events:
                     self._receive(selector, item.data, todo, results)
+                for _ in range(len(results) - before):
+                    window.answered()
+                while todo and len(selector.get_map()) < window.size:  # the window grew: more sockets
+                    self._start(selector, self._idle_connection(), todo, results)
+            if connections is None and window.settled:
+                self.head_window = max(HEAD_WINDOW_START, window.size)
         finally:
             for item in list(selector.get_map().values()):
                 self._drop(selector, item.data)
@@ -590,7 +602,10 @@ def _header_strings(request: AWSRequest) -> dict[str, str]:
 
 _PENDING = object()
 _IDLE_SECONDS = 20.0  # servers close idle keep-alive connections (S3 after ~20 s): do not reuse older
-_MAX_IDLE = 32
+_MAX_IDLE = 128  # head_many's window may reach HEAD_WINDOW_LIMIT sockets; the next folder reuses them
+#: HEADs in flight at the start of a batch, and at most (``inflight.InFlightWindow``)
+HEAD_WINDOW_START = 16
+HEAD_WINDOW_LIMIT = 128
 _MAX_HEADER_BYTES = 256 * 1024
 
 

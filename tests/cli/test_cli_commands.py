@@ -130,3 +130,26 @@ def test_mount_refuses_negative_ttls(tmp_path: Path) -> None:
     for option in ("--attr-ttl", "--metadata-ttl"):
         result = subprocess.run([*CCFS, "mount", "b", str(tmp_path), option, "-1"], capture_output=True, text=True)
         assert result.returncode == 2 and f"Invalid value for {option}: must be 0 or more seconds" in result.stderr
+
+
+def test_ls_long_shows_arrays_and_shares_the_metadata_cache(s3, bucket) -> None:  # type: ignore[no-untyped-def]
+    def heads() -> int:
+        return sum(1 for r in s3.requests() if r.method == "HEAD")
+
+    url = f"s3://{BUCKET}/proj/sub01.grp"
+    bucket.upload_raw_array("proj/sub01.grp/y", np.zeros((2, 5), dtype="<i4"), compression=False)
+    bucket.upload_json("proj/sub01.grp/meta.json", {"a": 1})
+    s3.clear_log()
+    lines = run(s3, "ls", "-l", url).stdout.splitlines()
+    assert [line.split("  ")[-1] for line in lines] == [f"{url}/meta.json", "float64 (3, 4)", "int32 (2, 5)"]
+    assert heads() == 2  # the arrays only (a .json name needs none)
+    s3.clear_log()
+    assert run(s3, "ls", "-l", url).stdout.splitlines() == lines
+    assert heads() == 0  # the second process found them in the metadata cache
+    bucket.upload_raw_array("proj/sub01.grp/y", np.zeros(3, dtype="<u1"), compression=False)  # a new ETag
+    s3.clear_log()
+    assert run(s3, "ls", "-l", url).stdout.splitlines()[2].endswith("uint8 (3,)")
+    assert heads() == 1
+    s3.clear_log()
+    run(s3, "ls", "-l", url, env={"CCFS_METADATA_CACHE": "0"})
+    assert heads() == 2

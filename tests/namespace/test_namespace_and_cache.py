@@ -90,10 +90,26 @@ def test_listing_costs_one_list_and_heads_once(store: MemoryStore) -> None:
     for name, _ in entries:
         fs.getattr(f"/many/{name}")  # what ls -l does after readdir
     ops = [op for op, _ in store.requests]
-    assert ops.count("list") == 2  # the folder and its parent (for the lookup of /many)
+    assert ops.count("list") == 1  # the folder alone: its own listing says /many is a folder (no parent LIST)
     assert ops.count("head") == 50  # one HEAD per array, none repeated
     fs.readdir("/many")
     assert [op for op, _ in store.requests].count("head") == 50
+
+
+def test_a_cold_lookup_tries_a_folder_first_and_files_in_the_parent(store: MemoryStore) -> None:
+    write_raw_array(store, "p/x", np.zeros(3), compression=False)
+    store.put("p/x.json", b"{}")
+    store.put("p/x/inner", b"folder wins")
+    store.put("top", b"plain")
+    fs = CcFilesystem(store)
+    store.requests.clear()
+    assert fs.getattr("/p/x")["st_mode"] & 0o170000 == 0o040000  # a folder: it wins the clash
+    assert [op for op, _ in store.requests] == ["list"]  # p/x/ alone, no parent LIST
+    assert fs.getattr("/p/x.npy")["st_size"] == 128 + 24  # /p's listing is cached now: no probe
+    assert fs.getattr("/p/x.json")["st_size"] == 2
+    assert fs.getattr("/top")["st_size"] == 5  # no such folder: found in the root's listing
+    with pytest.raises(FileNotFoundError):
+        fs.getattr("/p/nothing")
 
 
 def test_negative_cache(store: MemoryStore) -> None:

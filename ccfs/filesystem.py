@@ -132,8 +132,6 @@ class CcFilesystem:
         self.cache_folder = CacheFolder(self.options.cache_dir)
         self.metadata = self.cache_folder.open_metadata(self.options.metadata_cache_size) \
             if self.options.metadata_cache else None
-        self.namespace = Namespace(store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl,
-                                   shelf=self.metadata.scoped(store) if self.metadata is not None else None)
         self.decoded = DecodedArrayCache(decoded_memory, self.cache_folder.spill_dir, self.options.cache_dir_size)
         self.disk = self.cache_folder.open_blocks(self.options.cache_dir_size, lambda: self.decoded.spilled_bytes,
                                                   queue_bytes=min(32 * MiB, self.budget.limit // 4))
@@ -147,7 +145,8 @@ class CcFilesystem:
         probe = min(self.options.block_size, MiB)  # a large --block-size is not fetched at every stat
         meta_store = store if self.disk is not None else ProbingStore(store, self.first_blocks, probe,
                                                                        self.buffers.take)
-        self.namespace = Namespace(meta_store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl)
+        self.namespace = Namespace(meta_store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl,
+                                   shelf=self.metadata.scoped(store) if self.metadata is not None else None)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
         # fetches a READ waits for, so that the waiting thread can give up when the reader is
         # signalled (``interrupted``: set by the FUSE layer; the default never interrupts)

@@ -16,6 +16,7 @@ Kept blocks are bounded in count and bytes; one not taken by an open is dropped 
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -132,3 +133,18 @@ class ProbingStore(ObjectStore):
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+def _forwarder(name: str) -> Callable[..., Any]:
+    def forward(self: ProbingStore, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, name)(*args, **kwargs)
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = f"The wrapped store's ``{name}``."
+    return forward
+
+
+# Every other method of the contract goes to the wrapped store too: a method the contract gains
+# later (``cache_scope`` was one) must not fall back to ``ObjectStore``'s generic default here.
+for _name, _value in list(vars(ObjectStore).items()):
+    if inspect.isfunction(_value) and not _name.startswith("_") and _name not in vars(ProbingStore):
+        setattr(ProbingStore, _name, _forwarder(_name))

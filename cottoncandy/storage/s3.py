@@ -323,8 +323,10 @@ def make_client(settings: Settings) -> Any:
 
 
 def attempts_of(client: Any) -> int:
-    """How many times botocore tries one request with this client (its resolved setting)."""
-    retries = getattr(client.meta.config, "retries", None) or {}
+    """How many times botocore tries one request with this client (its resolved setting; the
+    default for a client that is not botocore's, such as a test's stand-in)."""
+    config = getattr(getattr(client, "meta", None), "config", None)
+    retries = getattr(config, "retries", None) or {}
     return int(retries.get("total_max_attempts") or DEFAULT_MAX_ATTEMPTS)
 
 

@@ -509,10 +509,17 @@ class LocalS3Server:
             with self.log.lock:
                 self.log.entries.clear()
 
-    def requests(self) -> list[LoggedRequest]:
+    def requests(self, at_least: int = 0, timeout: float = 10.0) -> list[LoggedRequest]:
+        """The log. A response is logged once its last byte is written, which may be just after the
+        client got it: ``at_least`` waits (up to ``timeout`` seconds) until that many entries are in."""
         assert self.log is not None
-        with self.log.lock:
-            return list(self.log.entries)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.log.lock:
+                entries = list(self.log.entries)
+            if len(entries) >= at_least or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.02)
 
     def clear_log(self) -> None:
         assert self.log is not None

@@ -26,9 +26,10 @@ GENERIC = frozenset({
 GENERIC_PREFIXES = ("x-", "comment=", "helper=")
 #: ``ccfs mount`` flags that take a value
 VALUED = frozenset({"endpoint_url", "profile", "region", "cache_size", "block_size", "read_ahead", "metadata_ttl",
-                    "attr_ttl", "cache_dir", "cache_dir_size", "log_file", "log_level", "uid", "gid", "umask"})
+                    "attr_ttl", "cache_dir", "cache_dir_size", "metadata_cache_size", "log_file", "log_level",
+                    "uid", "gid", "umask"})
 #: ``ccfs mount`` flags that take none
-FLAGS = frozenset({"interruptible_reads", "no_fast_paths"})
+FLAGS = frozenset({"interruptible_reads", "no_fast_paths", "no_metadata_cache"})
 
 
 class UsageError(ValueError):

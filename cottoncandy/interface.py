@@ -29,6 +29,7 @@ from .formats.pgzip import visible_metadata
 from .formats.raw import string_metadata
 from .messages import say
 from .names import cleans_object_name, require_key
+from .printable import without_userinfo
 from .progress import Progress, ProgressCallback, big_enough
 from .storage.base import Account, ObjectInfo, ObjectStore
 
@@ -81,7 +82,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
             say(log, f"Current bucket: {self._bucket}", verbose)
 
     def __repr__(self) -> str:
-        endpoint = _without_userinfo(self.account.endpoint)
+        endpoint = without_userinfo(self.account.endpoint)
         if not self.account.named_buckets:
             return f"cottoncandy.backend_interface on {endpoint} ({self._bucket})"
         return f"cottoncandy.backend_interface <bucket:{self._bucket} on {endpoint}>"
@@ -89,7 +90,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     def _repr_html_(self) -> str:
         """Jupyter's view: bucket, endpoint, backend and the settings that shape transfers (never a secret)."""
         rows = {"bucket": self._bucket or "(none selected)", "backend": self.backend,
-                "endpoint": _without_userinfo(self.account.endpoint), "profile": self.settings.profile or "",
+                "endpoint": without_userinfo(self.account.endpoint), "profile": self.settings.profile or "",
                 "region": self.settings.region or "", "verbose": str(self.verbose),
                 "threads": str(self.settings.threads)}
         body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
@@ -341,17 +342,3 @@ def _body_size(body: Any) -> int | None:
         return int(size)
     except (AttributeError, OSError, ValueError):
         return None
-
-
-
-def _without_userinfo(endpoint: str) -> str:
-    """``http://user:secret@host:9000`` -> ``http://host:9000``: a repr never shows a password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(endpoint)
-    except ValueError:
-        return "(unparseable endpoint)"
-    if "@" not in parts.netloc:
-        return endpoint
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

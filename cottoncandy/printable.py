@@ -41,3 +41,16 @@ def shown_name(text: str) -> str:
 def escape_controls(text: str) -> str:
     """For free text naming keys (error messages): each unsafe character as a visible escape."""
     return _UNSAFE.sub(_escape, text)
+
+
+def without_userinfo(endpoint: str) -> str:
+    """``http://user:secret@host:9000`` -> ``http://host:9000``: a repr never shows a password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:
+        return "(unparseable endpoint)"
+    if "@" not in parts.netloc:
+        return endpoint
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

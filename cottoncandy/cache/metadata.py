@@ -23,6 +23,7 @@ once: every change is one ``BEGIN IMMEDIATE`` transaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -46,6 +47,8 @@ DEFAULT_LIMIT = 256 * 2**20
 ROW_OVERHEAD = 96
 #: user metadata larger than this is not kept (S3 allows 2 KiB; a local sidecar more)
 MAX_METADATA = 16 * 2**10
+#: how long a read or write of the shelf waits for another process's transaction (seconds)
+BUSY_SECONDS = 1.0
 #: a row used more recently than this is not written again just to record its use
 TOUCH_AFTER = 3600.0
 #: keys per SQL statement (SQLite's default variable limit is 32,766)
@@ -82,7 +85,8 @@ class MetadataStore:
         self.rebuilt = 0  # times the file was discarded as unreadable
         self._lock = threading.Lock()
         self._broken = False  # a rebuild failed too: the shelf is off for this process
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # it holds keys and user metadata of the user's buckets: private to the user when we create it
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = self._open()
 
     # --- the file ----------------------------------------------------------------------------
@@ -97,7 +101,13 @@ class MetadataStore:
             return self._open_checked()
 
     def _open_checked(self) -> sqlite3.Connection:
-        db = open_index(self.path)
+        new = not self.path.exists()
+        # a lookup waits on this shelf: another process's transaction is waited for briefly, then
+        # the one read or write is skipped (``_failed``), never a 60 s stall in a FUSE callback
+        db = open_index(self.path, timeout=BUSY_SECONDS)
+        if new:  # SQLite gives its -wal and -shm files the database file's mode
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o600)
         try:
             row = db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
@@ -127,9 +137,16 @@ class MetadataStore:
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     def _failed(self, exc: sqlite3.Error, doing: str) -> None:
-        """An error of SQLite while in use: rebuild once (one warning); if that fails, turn off."""
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) \
-                and not self._broken:
+        """An error of SQLite while in use. Another process holding the file for longer than
+        ``BUSY_SECONDS``: this one read or write is skipped. A damaged file (SQLite's plain
+        ``DatabaseError``: "malformed", "not a database"): rebuilt once, with one warning; other
+        errors (a closed connection, a constraint) never delete a file other processes use. If the
+        rebuild fails, or for any other error, the shelf is off for this process."""
+        if isinstance(exc, sqlite3.OperationalError) and any(
+                word in str(exc).lower() for word in ("locked", "busy")):
+            log.debug("metadata cache: %s skipped, %s is busy (%s)", doing, self.path, exc)
+            return
+        if type(exc) is sqlite3.DatabaseError and not self._broken:
             log.warning("metadata cache: %s failed (%s); discarding %s and rebuilding it", doing, exc, self.path)
             self.rebuilt += 1
             with self._lock:
@@ -219,7 +236,13 @@ class MetadataStore:
             size = row_bytes(info.key, info.etag, text)
             if size > self.limit:
                 continue
-            modified = info.last_modified.timestamp() if info.last_modified is not None else None
+            if not 0 <= info.size < 2**63:  # a size from the bucket that SQLite cannot hold: not kept
+                continue
+            try:
+                modified = info.last_modified.timestamp() if info.last_modified is not None else None
+                (info.key + info.etag + text).encode()  # SQLite stores UTF-8: no lone surrogates
+            except (OverflowError, ValueError, OSError):
+                continue
             rows.append((info.key, info.etag, info.size, modified, text, size, now))
         if not rows:
             return
@@ -236,6 +259,9 @@ class MetadataStore:
             self.written += len(rows)
         except sqlite3.Error as exc:
             self._failed(exc, "writing")
+        except (OverflowError, ValueError) as exc:  # a value from the bucket SQLite refuses: not kept
+            self.discarded += len(rows)
+            log.warning("metadata cache: answers for %s not kept (%s)", scope, exc)
 
     # --- inside a transaction (or under the lock) ----------------------------------------------
     def _scope_id(self, scope: str, create: bool) -> int | None:

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-def open_index(path: str | os.PathLike[str]) -> sqlite3.Connection:
+def open_index(path: str | os.PathLike[str], timeout: float = 60.0) -> sqlite3.Connection:
     """A connection to the index at ``path`` (created if absent), in WAL mode, usable from any thread
-    (callers serialise their use with one lock)."""
-    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    (callers serialise their use with one lock). ``timeout``: how long a change waits for another
+    process's transaction before failing with "database is locked"."""
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

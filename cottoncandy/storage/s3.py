@@ -34,6 +34,7 @@ from botocore.response import StreamingBody
 
 from .. import fastpaths
 from ..config import Settings, from_shareable, legacy_keys, recall, remember, shareable
+from ..printable import without_userinfo
 from .base import (
     Account,
     Buffer,
@@ -339,7 +340,7 @@ class S3Account(Account):
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"S3Account(endpoint={self.endpoint!r})"
+        return f"S3Account(endpoint={without_userinfo(self.endpoint)!r})"
 
     @property
     def endpoint(self) -> str:
@@ -417,7 +418,8 @@ class S3Store(ObjectStore):
         self._signed_head_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"S3Store(bucket={self.bucket!r}, endpoint={self.settings.endpoint_url or 'AWS S3'!r})"
+        endpoint = without_userinfo(self.settings.endpoint_url) if self.settings.endpoint_url else "AWS S3"
+        return f"S3Store(bucket={self.bucket!r}, endpoint={endpoint!r})"
 
     def cache_scope(self) -> str | None:
         """``s3 <endpoint> <bucket>``: the endpoint without any user part, query or fragment
@@ -601,26 +603,36 @@ class S3Store(ObjectStore):
                 raise
             body = resp["Body"]
             length = int(resp["ContentLength"])
-            total = str(resp.get("ContentRange") or "").rpartition("/")[2]
-            size = int(total) if total.isdigit() else length
-            if length != min(size, len(buffer)):
-                body.close()
-                raise ShortReadError(errno.EIO, f"answer of {length} bytes to a range of {len(buffer)}")
-            pos = 0
-            try:
-                while pos < length:
-                    chunk = body.read(min(READ_CHUNK, length - pos))
+            content_range = str(resp.get("ContentRange") or "")
+            if content_range:
+                total = content_range.rpartition("/")[2]
+                size = int(total) if total.isdigit() else length
+                want = length
+                if length != min(size, len(buffer)):
+                    body.close()
+                    raise ShortReadError(errno.EIO, f"answer of {length} bytes to a range of {len(buffer)}")
+            else:  # an endpoint that ignores Range answers the whole object: its first bytes will do
+                size, want = length, min(length, len(buffer))
+
+            def fill() -> int:
+                pos = 0
+                while pos < want:
+                    chunk = body.read(min(READ_CHUNK, want - pos))
                     if not chunk:
                         break
                     buffer[pos : pos + len(chunk)] = chunk
                     pos += len(chunk)
+                return pos
+
+            try:  # a body broken midway is asked again, as every read's (botocore cannot retry it)
+                pos = reading_body(fill)
             finally:
                 body.close()
-            if pos != length:
-                raise ShortReadError(errno.EIO, f"short read: {pos} of {length} bytes")
+            if pos != want:
+                raise ShortReadError(errno.EIO, f"short read: {pos} of {want} bytes")
             meta = {str(k).lower(): v for k, v in resp.get("Metadata", {}).items()}
             return ObjectInfo(key=key, size=size, etag=resp["ETag"], last_modified=resp.get("LastModified"),
-                              metadata=meta), length
+                              metadata=meta), want
 
         answer = self._call(fetch, key, "read")
         return answer if answer is not None else (self.head(key), 0)

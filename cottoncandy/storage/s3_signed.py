@@ -338,9 +338,17 @@ class SignedRequests:
         window = InFlightWindow(connections or self.head_window, connections or HEAD_WINDOW_LIMIT)
         selector = selectors.DefaultSelector()
         _, read_timeout = self._timeouts
-        try:
-            while todo and len(selector.get_map()) < window.size:
+        counted = 0  # this call's sockets in ``HEAD_SOCKETS``
+
+        def fill() -> None:
+            nonlocal counted
+            while todo and len(selector.get_map()) < window.size and HEAD_SOCKETS.take(len(selector.get_map())):
+                counted += 1
                 self._start(selector, self._idle_connection(), todo, results)
+            counted = HEAD_SOCKETS.settle(counted, len(selector.get_map()))
+
+        try:
+            fill()
             while selector.get_map():
                 events = selector.select(read_timeout)
                 if not events:  # nothing answered within the read timeout: boto3 gets those keys
@@ -353,14 +361,14 @@ class SignedRequests:
                     self._receive(selector, item.data, todo, results)
                 for _ in range(len(results) - before):
                     window.answered()
-                while todo and len(selector.get_map()) < window.size:  # the window grew: more sockets
-                    self._start(selector, self._idle_connection(), todo, results)
+                fill()  # the window grew, or sockets were freed: more in flight
             if connections is None and window.settled:
                 self.head_window = max(HEAD_WINDOW_START, window.size)
         finally:
             for item in list(selector.get_map().values()):
                 self._drop(selector, item.data)
             selector.close()
+            HEAD_SOCKETS.settle(counted, 0)
         for key in todo:  # connections kept failing: boto3 gets the rest
             results.setdefault(key, None)
         return results
@@ -606,6 +614,33 @@ _MAX_IDLE = 128  # head_many's window may reach HEAD_WINDOW_LIMIT sockets; the n
 #: HEADs in flight at the start of a batch, and at most (``inflight.InFlightWindow``)
 HEAD_WINDOW_START = 16
 HEAD_WINDOW_LIMIT = 128
+
+
+class _SocketBudget:
+    """HEAD sockets open at once in this process, across concurrent ``head_many`` calls (a mount
+    loads many folders ahead at once: each call's own window alone could pass the descriptor limit,
+    and then every open of the daemon fails). A call with nothing in flight may always open one."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, held: int) -> bool:
+        with self._lock:
+            if held and self.used >= self.limit:
+                return False
+            self.used += 1
+            return True
+
+    def settle(self, counted: int, actual: int) -> int:
+        """A call counted ``counted`` sockets and holds ``actual``: the budget learns; ``actual``."""
+        with self._lock:
+            self.used += actual - counted
+        return actual
+
+
+HEAD_SOCKETS = _SocketBudget(2 * HEAD_WINDOW_LIMIT)
 _MAX_HEADER_BYTES = 256 * 1024
 
 

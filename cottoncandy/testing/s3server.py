@@ -293,27 +293,43 @@ class _RequestLog:
         return [body]
 
     def _logged(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """Pass the answer through and log it. The entry is in the log before the answer's last
+        bytes leave (once its ``Content-Length`` is reached), so a client that has its whole answer
+        always finds it logged; an answer without a length is logged when its body ends."""
         status_holder: list[int] = []
+        length_holder: list[int] = []
 
         def capture(status: str, headers: Any, exc_info: Any = None) -> Any:
             status_holder.append(int(status.split()[0]))
+            for name, value in headers:
+                if name.lower() == "content-length" and str(value).isdigit():
+                    length_holder.append(int(value))
             return start_response(status, headers, exc_info)
 
-        body = self.app(environ, capture)
         sent = 0
-        try:
-            for chunk in body:
-                sent += len(chunk)
-                yield chunk
-        finally:
-            if hasattr(body, "close"):
-                body.close()
-            if self.enabled:
+        logged = False
+
+        def record() -> None:
+            nonlocal logged
+            if self.enabled and not logged:
+                logged = True
                 entry = LoggedRequest(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
                                       environ.get("QUERY_STRING", ""), status_holder[0] if status_holder else 0,
                                       sent, environ.get("HTTP_RANGE"))
                 with self.lock:
                     self.entries.append(entry)
+
+        body = self.app(environ, capture)
+        try:
+            for chunk in body:
+                sent += len(chunk)
+                if length_holder and sent >= length_holder[0]:
+                    record()
+                yield chunk
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+            record()
 
 
 class _Throttle:

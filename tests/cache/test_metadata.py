@@ -138,3 +138,21 @@ def test_scopes_carry_no_secret_and_memory_stores_none() -> None:
     assert store.cache_scope() == "s3 http://example.test:9000/base bkt"
     assert S3Store("bkt", Settings(), client=object()).cache_scope() == "s3 aws bkt"
     assert MemoryStore().cache_scope() is None
+
+
+def test_answers_sqlite_cannot_hold_are_left_out_one_by_one(tmp_path: Path) -> None:
+    """A size or a metadata value from the bucket that SQLite refuses (beyond 64 bits, a lone
+    surrogate) must not raise into a listing nor cost the good answers of the same batch."""
+    shelf = MetadataStore(tmp_path / "meta")
+    shelf.remember("s3 e b", [ObjectInfo(key="huge", size=2**64, etag='"e"', metadata={}),
+                              ObjectInfo(key="odd", size=5, etag='"e"', metadata={"a": "\udc80"}),
+                              ObjectInfo(key="fine", size=5, etag='"e"', metadata={"a": "b"})])
+    assert shelf.written == 1
+    listed = [ObjectInfo(key=k, size=s, etag='"e"') for k, s in (("huge", 2**64), ("odd", 5), ("fine", 5))]
+    assert set(shelf.recall("s3 e b", listed)) == {"fine"}
+
+
+def test_the_shelf_is_private_to_its_user(tmp_path: Path) -> None:
+    shelf = MetadataStore(tmp_path / "meta")
+    assert (tmp_path / "meta").stat().st_mode & 0o777 == 0o700
+    assert shelf.path.stat().st_mode & 0o777 == 0o600

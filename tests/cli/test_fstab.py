@@ -50,3 +50,22 @@ def test_the_helper_reports_a_bad_option_in_one_line(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as exit_:
         main(["bkt", "/mnt", "-o", "uid"])
     assert exit_.value.code == 1 and capsys.readouterr().err == "mount.fuse.ccfs: option uid needs a value (uid=...)\n"
+
+
+def test_every_ccfs_mount_option_is_known_to_the_helper() -> None:
+    """``-o`` takes every ``ccfs mount`` option (README): an option added to the command and not here
+    would be passed to libfuse, which refuses it and fails the mount."""
+    import click
+
+    from ccfs.cli import mount_command
+    from ccfs.fstab import FLAGS, VALUED
+
+    # --foreground: the helper decides (mount(8) waits for it); -o: FUSE's own options pass through
+    left_to_the_helper = {"foreground"}
+    for param in mount_command.params:
+        names = [opt[2:].replace("-", "_") for opt in getattr(param, "opts", []) if opt.startswith("--")]
+        if not isinstance(param, click.Option) or not names or names[0] in left_to_the_helper:
+            continue
+        assert names[0] in (FLAGS if param.is_flag else VALUED), names[0]
+    assert translate_options("no_metadata_cache,metadata_cache_size=64M") == [
+        "--no-metadata-cache", "--metadata-cache-size", "64M"]

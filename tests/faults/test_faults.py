@@ -114,6 +114,22 @@ def test_library_reads_are_exact_in_every_mode(cci, fault_proxy: FaultProxy) -> 
             fault_proxy.reset_counts()
 
 
+@pytest.mark.parametrize("mode", ["reset", "truncate"])
+def test_a_first_block_probe_broken_midway_is_asked_again(cci, fault_proxy: FaultProxy, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """A mount's lookup is a ranged GET of the first block (``read_start``): a body that breaks
+    midway is asked again like every read's, not turned into EIO (boto3's path; the signed path
+    has its own retry)."""
+    array = np.arange(200_000, dtype="<f8")
+    cci.upload_raw_array("p/a", array, compression=False)
+    store = S3Account(Settings(endpoint_url=fault_proxy.endpoint_url, fast_paths=False)).store(BUCKET)
+    fault_proxy.set_rules([FaultRule(mode, methods=("GET",), limit=1)])
+    buffer = memoryview(bytearray(2**20))
+    info, n = store.read_start("p/a", buffer)
+    assert (info.size, n) == (array.nbytes, 2**20)
+    assert bytes(buffer) == array.tobytes()[: 2**20]
+    assert fault_proxy.count(mode) == 1
+
+
 # --- item 4: faults never change the tree -------------------------------------------------------
 
 def test_head_failures_never_rename_or_hide_arrays(cci, fault_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
@@ -237,7 +253,8 @@ def test_one_mount_through_every_mode_and_an_outage(cci, fault_proxy: FaultProxy
         assert wrong_bytes(np.load(m / "c/outage.npy"), arrays["c/outage"][1]) == 0
     errors = mounted.last_errors  # type: ignore[attr-defined]
     outage = [line for line in errors if "c/outage" in line]
-    assert len(outage) == 1 and "EIO" in outage[0]
+    # one READ failed (the kernel may have sent its read-ahead of the same file too: one line each)
+    assert 1 <= len(outage) <= 2 and all(" read_pieces /c/outage.npy failed (EIO): " in line for line in outage), outage
     # Under CPU starvation (a loaded machine) a faulted answer can outlast the 10 s read timeout and
     # its retries, so one READ or GETATTR of a faulted file may fail while the reader's own retry got
     # exact bytes (asserted above). Such a line must still be one clean line: an operation of the

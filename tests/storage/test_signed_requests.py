@@ -298,3 +298,36 @@ def test_signed_listing_is_boto3s_listing(s3: LocalS3Server, s3_settings: Settin
     gone = SignedRequests(f"http://127.0.0.1:{s3.port}/no-such-bucket/", "us-east-1", fast._credentials,
                           fast._http)
     assert gone.list_dir("") is None  # a 404: boto3 words it
+
+
+def test_concurrent_head_many_calls_share_one_socket_budget(s3: LocalS3Server, s3_settings: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount loads many folders at once: their ``head_many`` calls together stay within the
+    process's HEAD socket budget (each call may always keep one), and all answer every key."""
+    import threading
+
+    from cottoncandy.storage import s3_signed
+
+    _put_all(s3)
+    budget = s3_signed._SocketBudget(3)
+    monkeypatch.setattr(s3_signed, "HEAD_SOCKETS", budget)
+    store = S3Account(s3_settings).store(BUCKET)
+    peak = 0
+    real_take = budget.take
+
+    def take(held: int) -> bool:
+        nonlocal peak
+        granted = real_take(held)
+        peak = max(peak, budget.used)
+        return granted
+
+    monkeypatch.setattr(budget, "take", take)
+    answers: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda: answers.append(store.head_many(KEYS * 4))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == 4 and all(set(a) == set(KEYS) and all(a.values()) for a in answers)
+    assert peak <= 3 + 4  # the budget, plus at most one per call that held none
+    assert budget.used == 0

@@ -88,8 +88,10 @@ class SideVenv:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
             subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
                             "-r", str(self.requirements)], check=True, capture_output=True, text=True)
+            # run from inside the venv: from the repo's root (the tests' cwd) ``-c`` would put the
+            # checkout first on sys.path and ``import cottoncandy`` would check ours, not 0.4.0
             subprocess.run([python, "-c", self.check], check=True, capture_output=True, text=True,
-                           env=quiet_env(venv / "home"))
+                           env=quiet_env(venv / "home"), cwd=str(venv))
         except subprocess.CalledProcessError as exc:
             shutil.rmtree(venv, ignore_errors=True)
             raise RuntimeError(f"could not build the {self.what} environment in {venv} "

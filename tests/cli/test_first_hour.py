@@ -20,6 +20,12 @@ def _readme_block(after_heading: str, language: str) -> str:
     return match.group(1)
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C's default, as a shell at a terminal leaves it. A test run started in the background by a
+    shell without job control (nohup, CI runners) inherits SIGINT ignored, and Python keeps it so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_readme_local_endpoint_example_runs_as_written(tmp_path: Path) -> None:
     shell = _readme_block("## Try it locally", "bash")
     assert "ccfs server --port 9000" in shell and "AWS_ACCESS_KEY_ID=test" in shell
@@ -28,7 +34,8 @@ def test_readme_local_endpoint_example_runs_as_written(tmp_path: Path) -> None:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
     env.pop("AWS_ENDPOINT_URL", None)
     server = subprocess.Popen([sys.executable, "-m", "ccfs", "server", "--port", "0"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env)
+                              stderr=subprocess.PIPE, text=True, env=env,
+                              preexec_fn=_as_from_a_terminal)
     try:
         assert server.stdout is not None
         first = server.stdout.readline()

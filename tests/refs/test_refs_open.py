@@ -139,6 +139,20 @@ def test_a_slice_reads_only_its_chunk(s3, cci) -> None:  # type: ignore[no-untyp
     assert moved * 25 == arr.nbytes
 
 
+def test_a_whole_object_chunk_is_one_get(s3, cci) -> None:  # type: ignore[no-untyped-def]
+    arr = np.arange(30_000, dtype="<f8").reshape(300, 100)
+    cci.upload_raw_array("whole/z", arr, compression="Zstd")  # a compressed array is one chunk: its whole body
+    ds = ccrefs.open_dataset(cci, "whole")
+    s3.clear_log()
+    assert np.array_equal(ds["z"][5].values, arr[5])
+    sent = [r for r in s3.requests(at_least=1) if "/whole/z" in r.path]
+    assert [r.method for r in sent] == ["GET"], sent  # the size described: no HEAD before it
+    assert sent[0].bytes_sent == cci.store.head("whole/z").size
+    cci.upload_raw_array("whole/z", arr + 1, compression="Zstd")  # same size, another version
+    with pytest.raises(Exception, match="whole/z"):
+        ds["z"][5].values
+
+
 def test_reads_are_pinned_to_the_version_described(cci) -> None:  # type: ignore[no-untyped-def]
     cci.upload_raw_array("pin/x", np.arange(10.0), compression=False)
     group = ccrefs.open_group(cci, "pin")

@@ -74,6 +74,10 @@ def make_array(mib: int):  # type: ignore[no-untyped-def]
 def run_child(lib: str, kind: str, op: str, endpoint: str, mib: int) -> dict[str, float]:
     import numpy as np
 
+    if lib != "boto3":  # the library measured is the one named: 0.4.0 from its side venv, ours from ROOT
+        import cottoncandy
+
+        assert (cottoncandy.__version__ == "0.4.0") == (lib == "040"), (lib, cottoncandy.__file__)
     key = f"{lib}/{kind}"
     arr = None
     if op == "upload":
@@ -189,7 +193,8 @@ def python_for(lib: str) -> tuple[str, dict[str, str]]:
     """The interpreter and environment of a child: 0.4.0's side environment, or this one."""
     if lib == "040":
         sys.path.insert(0, str(ROOT))
-        from tests.compat.venv040 import ensure_venv, quiet_env
+        from tests.compat.venv040 import ensure_venv
+        from tests.sidevenv import quiet_env
 
         python = str(ensure_venv(log=lambda msg: print(msg, file=sys.stderr)))
         env = quiet_env(Path(tempfile.gettempdir()) / "bench-api-040-home")

@@ -178,6 +178,20 @@ class AttributeCache:
                              objects={name: info for name, info in objects.items() if info is not None},
                              listed_at=listing.listed_at, list_seconds=listing.list_seconds)
 
+    def confirm_listed(self, page: Iterable[ObjectInfo], shown: Mapping[str, ObjectInfo]) -> int:
+        """A page of a LIST made just now: each object in it whose version is the one the tree shows
+        (what a revalidation found since, else ``shown``: key -> its listing entry) is confirmed
+        now, as a HEAD of it would. How many were."""
+        now = time.monotonic()
+        confirmed = 0
+        with self._lock:
+            for info in page:
+                known = self._fresh[info.key] if info.key in self._fresh else shown.get(info.key)
+                if known is not None and same_version(info, known):
+                    self._checked[info.key] = now
+                    confirmed += 1
+        return confirmed
+
     def stale(self, key: str) -> bool:
         """Whether ``key``'s metadata was confirmed more than ``attr_ttl`` seconds ago."""
         with self._lock:

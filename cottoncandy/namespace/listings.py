@@ -38,6 +38,11 @@ class FolderListing:
     def folder_names(self) -> frozenset[str]:
         return frozenset(self.folders)
 
+    @functools.cached_property
+    def keys_in_order(self) -> list[str]:
+        """The objects' keys in the store's order (for the key just before a given one)."""
+        return sorted(info.key for info in self.objects.values())
+
     @property
     def empty(self) -> bool:
         return not self.folders and not self.objects

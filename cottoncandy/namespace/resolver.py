@@ -15,17 +15,22 @@ when the listing took longer than ``attr_ttl`` every stat found its entry stale:
 again (1.75 HEADs per array for a 3,000-array folder). So once ``RELIST_AFTER`` stale lookups (and
 at least one per page of the folder's LIST) hit one folder within a few ``attr_ttl``, the folder is
 LISTed again instead: a LIST entry showing the version already known confirms it (1,000 entries
-per request), and only entries whose version changed are HEADed. Not when the folder's LIST takes
-more than half of ``attr_ttl`` (a slow server, a huge folder): stats would then wait for LIST after
-LIST, each confirming entries only until the next burst; they HEAD one by one as before.
+per request), and only entries whose version changed are HEADed. Not the whole folder when its
+LIST takes more than half of ``attr_ttl`` (a slow server, a huge folder): stats would then wait for
+LIST after LIST, each confirming entries only until the next burst. There one LIST page starting
+at the stale entry (``list_page_after``) confirms it and the up to 999 entries after it, which
+``ls -l`` (stats in name order) asks for next: ``ls -l`` of 100,000 arrays re-asks with about 100
+LIST requests, not 100,000 HEADs. An entry the page shows changed, or does not show, is HEADed.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 from concurrent.futures import Executor, Future
+from typing import Literal
 
 from cachetools import TTLCache
 
@@ -64,6 +69,8 @@ class Resolver:
         self._loading: dict[str, Future[None]] = {}  # folder path -> its load ahead, while it runs
         # folder path -> (when its first recent stale lookup came, how many came since)
         self._stale_lookups: TTLCache[str, tuple[float, int]] = TTLCache(maxsize=4096, ttl=600.0)
+        self._paging: set[str] = set()  # folders whose entries a LIST page is confirming right now
+        self.page_lists = 0  # LIST pages sent to confirm stale entries (``_confirm_page``)
 
     # --- nodes -------------------------------------------------------------------------------
     def _file_node(self, path: str, listed: ObjectInfo, head: HeadResult | None) -> FileNode:
@@ -166,9 +173,13 @@ class Resolver:
             return FolderNode(path, self.listings.folder_prefix(path))
         listing = self.listings.get(parent)
         node = self._node(path, name, listing)
-        if isinstance(node, FileNode) and self.attributes.stale(node.key) and self._many_stale(parent, listing):
-            listing = self.listings.refresh(parent, self.attributes.attr_ttl)  # confirms what is unchanged
-            node = self._node(path, name, listing)
+        if isinstance(node, FileNode) and self.attributes.stale(node.key):
+            way = self._many_stale(parent, listing)
+            if way == "folder":
+                listing = self.listings.refresh(parent, self.attributes.attr_ttl)  # confirms what is unchanged
+                node = self._node(path, name, listing)
+            elif way == "page":
+                self._confirm_page(parent, listing, node.key)  # this entry and the next ones, if unchanged
         return self._revalidated(node, listing) if isinstance(node, FileNode) else node
 
     def _node(self, path: str, name: str, listing: FolderListing) -> Node:
@@ -181,14 +192,15 @@ class Resolver:
             self._nodes[path] = (listing, node)
         return node
 
-    def _many_stale(self, folder: str, listing: FolderListing) -> bool:
-        """Count a stale lookup in ``folder``; whether it is one of a burst (``RELIST_AFTER``, and
-        at least as many as the LIST has pages, within a few ``attr_ttl``), which one LIST of the
-        folder answers more cheaply than HEADs. Never with ``attr_ttl`` 0 (every stat asks), nor
-        when the folder's last LIST took more than half of ``attr_ttl``: what it confirms would be
-        stale again before the stats waiting for it got far, and they would wait LIST after LIST."""
-        if self.attributes.attr_ttl <= 0 or listing.list_seconds > self.attributes.attr_ttl / 2:
-            return False
+    def _many_stale(self, folder: str, listing: FolderListing) -> Literal["folder", "page"] | None:
+        """Count a stale lookup in ``folder``; whether it is one of a burst (``RELIST_AFTER`` within a
+        few ``attr_ttl``), which LISTs answer more cheaply than HEADs: the whole folder again
+        (``"folder"``, when it has at most as many pages as the burst has lookups), or one page from
+        the stale entry on (``"page"``: when the folder's last LIST took more than half of
+        ``attr_ttl``, what a whole LIST confirms would be stale again before the stats waiting for
+        it got far, and they would wait LIST after LIST). Never with ``attr_ttl`` 0 (every stat asks)."""
+        if self.attributes.attr_ttl <= 0:
+            return None
         now = time.monotonic()
         window = max(1.0, 4 * self.attributes.attr_ttl)
         with self._lock:
@@ -196,7 +208,34 @@ class Resolver:
             if now - first > window:
                 first, count = now, 0
             self._stale_lookups[folder] = (first, count + 1)
-        return count + 1 >= max(RELIST_AFTER, len(listing.objects) // LIST_PAGE + 1)
+        if count + 1 < RELIST_AFTER:
+            return None
+        if listing.list_seconds > self.attributes.attr_ttl / 2:
+            return "page"
+        return "folder" if count + 1 >= len(listing.objects) // LIST_PAGE + 1 else "page"
+
+    def _confirm_page(self, folder: str, listing: FolderListing, key: str) -> None:
+        """One LIST page of ``folder`` from ``key`` on: confirms the entries it shows unchanged (a
+        failure confirms nothing: each stale entry is then HEADed as before)."""
+        keys = listing.keys_in_order
+        at = bisect.bisect_left(keys, key)
+        start_after = keys[at - 1] if at > 0 else ""
+        with self._lock:
+            if folder in self._paging:  # another thread is confirming this folder's entries
+                return
+            self._paging.add(folder)
+        try:
+            prefix = self.listings.folder_prefix(folder)
+            page = self.store.list_page_after(prefix, start_after, LIST_PAGE)
+            shown = {info.key: listed for info in page
+                     if (listed := listing.objects.get(info.key[len(prefix):])) is not None}
+            self.attributes.confirm_listed(page, shown)
+            self.page_lists += 1
+        except OSError as exc:
+            log.debug("LIST page of %s after %r failed: %s", folder or "/", start_after, exc)
+        finally:
+            with self._lock:
+                self._paging.discard(folder)
 
     def _revalidated(self, node: FileNode, listing: FolderListing) -> FileNode:
         """``node``, or its current version when its metadata is older than ``attr_ttl`` (one HEAD)."""

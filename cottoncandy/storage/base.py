@@ -274,6 +274,18 @@ class ObjectStore(abc.ABC):
     def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, at any depth, in key order."""
 
+    def list_page_after(self, prefix: str, start_after: str, max_keys: int = 1000) -> list[ObjectInfo]:
+        """The objects one level under ``prefix`` whose keys sort after ``start_after``, in key
+        order, at most ``max_keys`` (fewer: a sub-prefix on the way counts against the page too).
+
+        Why: one page of a folder confirms the current version of up to ``max_keys`` neighbouring
+        objects in one request (S3's ``StartAfter``), where a folder too big to LIST again whole
+        would otherwise re-ask them one HEAD each. This default lists the whole level (stores where a
+        request costs nothing); ``S3Store`` sends one LIST request.
+        """
+        objects = [info for info in self.list_dir(prefix).objects if info.key > start_after]
+        return objects[:max_keys]
+
     def head_if_exists(self, key: str) -> ObjectInfo | None:
         """``head(key)``, or ``None`` when there is no such object (one request either way)."""
         try:

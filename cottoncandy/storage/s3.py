@@ -950,6 +950,17 @@ class S3Store(ObjectStore):
             listing.objects.extend(self._listed(o) for o in page.get("Contents", []))
         return listing
 
+    def list_page_after(self, prefix: str, start_after: str, max_keys: int = 1000) -> list[ObjectInfo]:
+        fast = self._signed_requests()
+        page = fast.list_page_after(prefix, start_after, max_keys) if fast is not None else None
+        if page is not None:
+            return page
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/", "MaxKeys": max_keys}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        answer = self._call(lambda: self.client.list_objects_v2(**kwargs), prefix, "list")
+        return [self._listed(o) for o in answer.get("Contents", [])]
+
     def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for page in self._pages(prefix, None):
             yield from (self._listed(o) for o in page.get("Contents", []))

@@ -189,6 +189,28 @@ class SignedRequests:
             log.debug("signed LIST of %s not taken (%s); asking boto3", prefix, type(exc).__name__)
             return None
 
+    def list_page_after(self, prefix: str, start_after: str, max_keys: int) -> list[ObjectInfo] | None:
+        """One page of one level's objects after ``start_after`` (one request); ``None`` as ``list_dir``."""
+        if not self._direct:
+            return None
+        params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(max_keys),
+                  "delimiter": "/"}
+        if start_after:
+            params["start-after"] = start_after
+        try:
+            request = AWSRequest(method="GET", url=self.base_url, params=params)
+            self._signer.add_auth(request)
+            status, _, body = self._send_direct("GET", request.prepare().url, _header_strings(request))
+            if status != 200:
+                return None
+            objects: list[ObjectInfo] = []
+            _parse_list_page(body, [], objects)
+            return objects
+        except Exception as exc:
+            log.debug("signed LIST of %s after %r not taken (%s); asking boto3", prefix, start_after,
+                      type(exc).__name__)
+            return None
+
     def get_start(self, key: str, buffer: memoryview) -> tuple[ObjectInfo, int] | None:
         """The object's first bytes into ``buffer`` (fewer when it is shorter) and its info from the
         same answer's headers (``Content-Range`` gives the size); ``None`` as ``get_into`` gives False

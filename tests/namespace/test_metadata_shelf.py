@@ -86,6 +86,40 @@ def test_stats_after_a_slow_listing_send_no_head_per_entry(s3, s3_store, clock: 
         ns.close()
 
 
+def test_stats_after_a_listing_too_slow_to_repeat_confirm_a_page_at_a_time(s3, s3_store, clock: Clock,  # type: ignore[no-untyped-def]
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(30):
+        write_raw_array(s3_store, f"f/a{i:02d}", np.arange(4, dtype="<f8") + i, compression=None)
+    monkeypatch.setattr(resolver, "LIST_PAGE", 10)  # pages of 10 keys stand for S3's 1,000
+    whole_list = s3_store.list_dir
+
+    def slow_list(prefix: str, delimiter: str = "/"):  # type: ignore[no-untyped-def]
+        clock.now += 2  # the folder's LIST takes longer than attr_ttl: listing it again would not help
+        return whole_list(prefix, delimiter)
+
+    monkeypatch.setattr(s3_store, "list_dir", slow_list)
+    ns = Namespace(s3_store, attr_ttl=1.0, folders_ahead=0)
+    try:
+        shown = ns.children("f")
+        clock.now += 5  # every entry is stale now
+        write_raw_array(s3_store, "f/a15", np.zeros((3, 3), dtype="<f4"), compression=None)  # a new version
+        s3.clear_log()
+        nodes = {name: ns.lookup(f"f/{name}") for name in sorted(shown)}  # what ls -l stats, in name order
+        pages = [r for r in s3.requests(at_least=resolver.RELIST_AFTER + 3) if r.method == "GET"]
+        # 7 stale entries HEADed before the burst; then a page from a07 (a07-a16: a15 is not confirmed,
+        # it changed), one from a15 (a16-a24; a15 itself is HEADed: its new version) and one from a25
+        assert heads(s3) == resolver.RELIST_AFTER, [r.path for r in s3.requests() if r.method == "HEAD"]
+        assert len(pages) == 3 and ns.resolver.page_lists == 3, pages
+        assert [q for r in pages for q in r.query.split("&") if q.startswith("start-after=")] == [
+            "start-after=f%2Fa06", "start-after=f%2Fa14", "start-after=f%2Fa24"]
+        assert nodes["a15.npy"].spec.shape == (3, 3)  # type: ignore[union-attr]  # never shown stale
+        assert [nodes[f"a{i:02d}.npy"].size for i in range(30) if i != 15] == [128 + 32] * 29
+        s3.clear_log()
+        assert ns.lookup("f/a20.npy").size == 128 + 32 and heads(s3) == 0  # confirmed by its page
+    finally:
+        ns.close()
+
+
 def test_another_process_lists_an_unchanged_folder_with_no_head(s3, s3_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     fill(s3_store, 12)
     first = MetadataStore(tmp_path)

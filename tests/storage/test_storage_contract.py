@@ -100,6 +100,22 @@ class StoreContract:
         assert [o.key for o in store.iter_objects("p/")] == ["p/a", "p/b/c", "p/b/d", "p/e/f/g"]
         assert store.list_dir("nothing/").prefixes == [] and store.list_dir("nothing/").objects == []
 
+    def test_list_page_after_is_one_level_in_key_order(self, store: ObjectStore) -> None:
+        for key in ["p/a0", "p/a1", "p/a 2", "p/a3", "p/sub/x", "p/z", "p2/a9"]:
+            store.put(key, b"12")
+        listed = {o.key: o for o in store.list_dir("p/").objects}
+
+        def page(start_after: str, max_keys: int = 1000) -> list[str]:
+            found = store.list_page_after("p/", start_after, max_keys)
+            assert all(o.size == 2 and o.etag == listed[o.key].etag for o in found)
+            return [o.key for o in found]
+
+        assert page("") == ["p/a 2", "p/a0", "p/a1", "p/a3", "p/z"]  # no sub-prefix, nothing of p2/
+        assert page("p/a0") == ["p/a1", "p/a3", "p/z"]  # strictly after
+        assert page("p/a05") == ["p/a1", "p/a3", "p/z"]  # a key that is not there
+        assert page("p/a0", max_keys=2) == ["p/a1", "p/a3"]
+        assert page("p/z") == []
+
     def test_copy_keeps_metadata_and_delete_many(self, store: ObjectStore) -> None:
         store.put("src", b"payload", {"k": "v"})
         store.copy("src", "dst/copy")

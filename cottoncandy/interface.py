@@ -20,11 +20,12 @@ import numpy as np
 
 from .api_arrays import ArrayMethods
 from .api_files import FileSystemMethods
-from .arrays.raw import read_array_spec, read_raw_array, write_raw_array
+from .arrays.npy_files import npy_bytes, open_npy_object, read_npy_body, write_npy_object
+from .arrays.raw import first_look, read_array_spec, read_looked_array, write_raw_array
 from .config import Settings
 from .errors import NotAnArray, ObjectNotFound, OptionAdvice, advised
 from .formats import objects
-from .formats.npy import NPY_HEADER_LIMIT, parse_npy_header
+from .formats.npy import NPY_HEADER_LIMIT
 from .formats.pgzip import visible_metadata
 from .formats.raw import string_metadata
 from .messages import say
@@ -263,26 +264,30 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         """Store exactly what ``np.save`` writes (no pickles)."""
         if not isinstance(array, np.ndarray):
             raise NotAnArray(f"array must be a numpy.ndarray, not {type(array).__name__}")
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        body = buffer.getbuffer()
-        with self._progress(body.nbytes, f"upload {object_name}", callback) as progress:
-            return self.store.put(object_name, body, string_metadata(metadata), acl=acl, progress=progress.update)
+        if array.dtype.hasobject:  # np.save(allow_pickle=False) refuses these too
+            raise ValueError(f"{object_name}: arrays of Python objects (dtype {array.dtype}) cannot be saved "
+                             "without pickles; use upload_pickle")
+        saved = npy_bytes(array)
+        with self._progress(len(saved[0]) + len(saved[1]), f"upload {object_name}", callback) as progress:
+            return write_npy_object(self.store, object_name, saved, string_metadata(metadata), acl=acl,
+                                    progress=progress.update)
 
     @cleans_object_name
     def download_npy_array(self, object_name: str, threads: int | None = None, *,
                            callback: ProgressCallback | None = None) -> np.ndarray:
-        data = self.download_object(object_name, callback=callback)
-        name = self.store.describe(object_name)
-        parsed = parse_npy_header(bytes(data[:NPY_HEADER_LIMIT]))
-        # np.load allocates what the (untrusted) header claims before reading: check it first
-        if parsed is not None and parsed[1] + parsed[0].nbytes > len(data):  # trailing bytes: np.load takes them
-            raise ValueError(f"{name}: its .npy header describes {parsed[0].nbytes} bytes of array data, "
-                             f"the object holds {len(data) - parsed[1]} (truncated or forged)")
+        found = open_npy_object(self.store, object_name)
+        if found is not None:
+            with self._progress(found.start + found.spec.nbytes, f"download {object_name}", callback) as progress:
+                return read_npy_body(self.store, found, progress=progress.update)
+        # not a header numpy reads without pickles: numpy's own words for what its first bytes are
+        # (never the whole object: it may be anything, of any size)
+        info = self.store.head(object_name)
+        first = self.store.get_range(object_name, 0, min(info.size, NPY_HEADER_LIMIT), if_match=info.etag)
         try:
-            return np.load(io.BytesIO(data), allow_pickle=False)
+            np.load(io.BytesIO(first), allow_pickle=False)
         except (ValueError, EOFError, OSError) as exc:
             raise ValueError(f"{self.store.describe(object_name)} is not a readable .npy file: {exc}") from exc
+        raise ValueError(f"{self.store.describe(object_name)} is not a readable .npy file")
 
     @cleans_object_name
     def upload_raw_array(self, object_name: str, array: np.ndarray, compression: object = True,
@@ -321,9 +326,9 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         ``buffersize``, ``threads`` and other keywords are accepted as 0.4.0 did and have no effect:
         the store sizes its own ranged reads and their concurrency.
         """
-        info, spec = read_array_spec(self.store, object_name)
-        with self._progress(info.size, f"download {object_name}", callback) as progress:
-            return read_raw_array(self.store, object_name, info, spec, progress=progress.update)
+        look = first_look(self.store, object_name)  # one request: metadata, and a small body whole
+        with self._progress(look.info.size, f"download {object_name}", callback) as progress:
+            return read_looked_array(self.store, look, progress=progress.update)
 
     @cleans_object_name
     def get_array_spec(self, object_name: str) -> Any:

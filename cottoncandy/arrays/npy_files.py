@@ -1,4 +1,9 @@
-"""``.npy`` files <-> stored arrays, without holding a big array in memory twice (``ccfs put/get``).
+"""``.npy`` files and objects <-> stored arrays, without holding a big array in memory twice.
+
+``upload_npy_array``/``download_npy_array`` store and read exactly the bytes ``np.save`` writes:
+the header, then the array's own memory streamed in parts (no second copy of the array); the
+download reads the header with the object's first bytes (one request, which also gives its
+version), checks it against the object's size, then fills a new array straight from ranged GETs.
 
 ``put`` memory-maps the file, so an uncompressed upload streams from the page cache. ``get``
 writes numpy's own header for the stored array and then its body through the library's own read
@@ -11,16 +16,84 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..formats.npy import MAGIC, npy_header
-from ..formats.raw import has_array_metadata, spec_for_body
+from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, npy_header, parse_npy_header
+from ..formats.raw import ArraySpec, has_array_metadata, spec_for_body
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.tempfiles import create_temp
 from .chunked import download_dask_array
-from .raw import decode_body_into, write_raw_array
+from .raw import decode_body_into, empty_for, write_raw_array
+
+
+def npy_bytes(array: np.ndarray) -> tuple[bytes, memoryview]:
+    """What ``np.save(f, array)`` writes, as its header and a view of the data that follows it: the
+    array's own memory when it is C- or Fortran-contiguous (numpy then writes exactly that), else a
+    C-ordered copy (numpy writes non-contiguous arrays in C order)."""
+    if array.flags.c_contiguous:
+        body, order = array, "C"
+    elif array.flags.f_contiguous:
+        body, order = array.T, "F"  # the transpose of a Fortran array is C-contiguous: same memory
+    else:
+        body, order = np.ascontiguousarray(array), "C"
+    header = npy_header(ArraySpec(dtype=array.dtype, shape=tuple(array.shape), order=order))
+    data = memoryview(body.reshape(-1).view(np.uint8)) if array.nbytes else memoryview(b"")  # type: ignore[arg-type]
+    return header, data
+
+
+def write_npy_object(store: ObjectStore, key: str, saved: tuple[bytes, memoryview],
+                     metadata: dict[str, str] | None = None, acl: str | None = None,
+                     progress: Callable[[int], None] | None = None) -> ObjectInfo:
+    """Store ``saved`` (``npy_bytes`` of an array) at ``key``, streamed in parts (memory: a few parts)."""
+    header, data = saved
+    return store.put_chunks(key, [header, data], metadata, acl=acl, progress=progress,
+                            size_hint=len(header) + len(data))
+
+
+@dataclass(frozen=True)
+class NpyObject:
+    """A stored ``.npy`` object as its first request found it: version, array spec, where the
+    data starts, and the first bytes (the header, and the start of the data or all of it)."""
+
+    info: ObjectInfo
+    spec: ArraySpec
+    start: int
+    first: bytes
+
+
+def open_npy_object(store: ObjectStore, key: str) -> NpyObject | None:
+    """One request for the object's first bytes and version; ``None`` when they are not a ``.npy``
+    header numpy reads without pickles (the caller says what it is). The header is untrusted: what
+    it claims must be in the object (``ValueError`` naming it), checked before anything is allocated."""
+    first = bytearray(NPY_HEADER_LIMIT)
+    info, filled = store.read_start(key, memoryview(first))
+    del first[filled:]
+    parsed = parse_npy_header(bytes(first))
+    if parsed is None:
+        return None
+    spec, start = parsed
+    if start + spec.nbytes > info.size:
+        raise ValueError(f"{store.describe(key)}: its .npy header describes {spec.nbytes} bytes of array data, "
+                         f"the object holds {info.size - start} (truncated or forged)")
+    return NpyObject(info=info, spec=spec, start=start, first=bytes(first))
+
+
+def read_npy_body(store: ObjectStore, found: NpyObject, progress: Callable[[int], None] | None = None
+                  ) -> np.ndarray:
+    """The array of ``found``, filled straight from ranged GETs pinned to its version (bytes after
+    the array, which ``np.load`` also ignores, are not fetched)."""
+    array, view = empty_for(found.spec)
+    have = max(0, min(len(found.first) - found.start, found.spec.nbytes))
+    view[:have] = found.first[found.start:found.start + have]
+    if progress is not None:
+        progress(len(found.first))
+    if have < found.spec.nbytes:
+        store.download_into(found.info.key, view[have:], if_match=found.info.etag, offset=found.start + have,
+                            progress=progress)
+    return array
 
 
 def upload_npy_file(store: ObjectStore, path: str, key: str, compression: object,

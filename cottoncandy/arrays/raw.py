@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +31,53 @@ from .gzip_blocks import read_gzip_blocks, write_gzip_blocks
 STREAM_CHUNK = 2**20
 #: bytes of a strided array copied at once when it is uploaded uncompressed
 STRIDED_PIECE = 4 * 2**20
+
+
+#: bytes a download asks for together with the object's metadata (one ranged GET, which answers
+#: with the same headers as a HEAD): an array whose body fits comes in one round trip
+FIRST_READ = 256 * 1024
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    """What the first request of a download found: the version, the array it holds, and the
+    whole body when it fitted in that request (``None``: fetched by ``read_raw_array``)."""
+
+    info: ObjectInfo
+    spec: ArraySpec
+    body: bytes | None
+
+
+def first_look(store: ObjectStore, key: str) -> FirstLook:
+    """The object's metadata and, for a small body, the body itself, in one request (``read_start``)
+    where a HEAD would have been sent; a download through a disk block cache keeps its HEAD (its
+    blocks come from the cache)."""
+    if disk_cache_of(store) is not None:
+        info, spec = read_array_spec(store, key)
+        return FirstLook(info, spec, None)
+    first = bytearray(FIRST_READ)
+    info, filled = store.read_start(key, memoryview(first))
+    spec = spec_for_body(info.metadata, info.size, store.describe(key))
+    return FirstLook(info, spec, bytes(first[:filled]) if 0 < filled == info.size else None)
+
+
+def read_looked_array(store: ObjectStore, look: FirstLook, progress: Progress | None = None) -> np.ndarray:
+    """The array ``look`` describes: decoded from the body it already holds, else downloaded."""
+    if look.body is None:
+        return read_raw_array(store, look.info.key, look.info, look.spec, progress)
+    name = store.describe(look.info.key)
+    check_body_size(look.spec, len(look.body), name)
+    array, view = empty_for(look.spec)
+    try:
+        if look.spec.compression is None:
+            view[:] = look.body  # check_body_size: exactly the array's size
+        else:
+            codecs.decode_into(look.body, look.spec.compression, view)
+    except codecs.CorruptBodyError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+    if progress is not None:
+        progress(len(look.body))
+    return array
 
 
 def read_array_spec(store: ObjectStore, key: str) -> tuple[ObjectInfo, ArraySpec]:

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .printable import without_userinfo
+
 MB = 2**20
 
 #: What 0.4.0 writes into its options.cfg on first import (its defaults; sizes in MB). Not ours
@@ -162,6 +164,18 @@ class Settings:
     metadata_cache: bool = True
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        """The dataclass's repr without credentials, and without a password in the endpoint's URL."""
+        shown = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "endpoint_url" and isinstance(value, str):
+                value = without_userinfo(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
 
 

@@ -19,6 +19,8 @@ import pytest
 import scipy.sparse
 
 import cottoncandy as cc
+import cottoncandy.arrays.raw as raw
+import cottoncandy.interface as interface_module
 from cottoncandy.config import Settings
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.storage import S3Account
@@ -73,15 +75,32 @@ def test_compressed_downloads_under_resets_are_exact(cci, fault_proxy: FaultProx
     assert fault_proxy.count("reset", "GET") >= 3  # the faults did happen
 
 
-def test_a_broken_gzip_body_resumes_where_it_broke(cci, fault_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_gzip_body_resumes_where_it_broke(cci, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     array = sample(300_000, 3)
     cci.upload_raw_array("z/gz", array, compression="gzip")
     flaky = flaky_interface(fault_proxy)
+    # the download's first request (metadata and first bytes, a ranged GET) is a HEAD here, so that
+    # both faults hit the gzip stream; the first request's own retries: test_a_first_request_*
+    monkeypatch.setattr(interface_module, "first_look",
+                        lambda store, key: raw.FirstLook(*raw.read_array_spec(store, key), None))
     fault_proxy.set_rules([FaultRule("reset", methods=("GET",), ranged=False, limit=1),
                            FaultRule("truncate", methods=("GET",), limit=1)])
     assert wrong_bytes(flaky.download_raw_array("z/gz"), array) == 0
     assert fault_proxy.count("reset") == 1 and fault_proxy.count("truncate") == 1
     assert fault_proxy.counts["GET"] == 3  # the whole GET, then two resumptions from where it broke
+
+
+@pytest.mark.parametrize("mode", ["reset", "truncate", "error500"])
+def test_a_first_request_broken_midway_is_asked_again(cci, fault_proxy: FaultProxy, mode: str) -> None:  # type: ignore[no-untyped-def]
+    small, large = sample(20_000, 5), sample(400_000, 6)
+    cci.upload_raw_array("z/small", small, compression="gzip")  # its body comes whole with the first request
+    cci.upload_raw_array("z/large", large, compression=False)
+    flaky = flaky_interface(fault_proxy)
+    for fired, (key, array) in enumerate((("z/small", small), ("z/large", large)), 1):
+        fault_proxy.set_rules([FaultRule(mode, methods=("GET",), limit=1)])  # the first GET: the first request
+        assert wrong_bytes(flaky.download_raw_array(key), array) == 0, key
+        assert fault_proxy.count(mode) == fired, key  # (counts add up over the test)
 
 
 def test_a_download_that_cannot_finish_is_eio_naming_the_object(cci, fault_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]

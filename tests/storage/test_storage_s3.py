@@ -95,6 +95,11 @@ def test_secrets_never_in_repr_or_errors(s3_settings: Settings) -> None:
     with pytest.raises(FileNotFoundError) as err:
         store.head("missing")
     assert "s3cr3t" not in str(err.value)
+    # a password written into the endpoint's URL is never shown either
+    with_userinfo = s3_settings.endpoint_url.replace("://", "://user:pa55word@")  # type: ignore[union-attr]
+    shown = Settings(endpoint_url=with_userinfo)
+    assert "pa55word" not in repr(shown) and "endpoint_url='http://127.0.0.1" in repr(shown)
+    assert "pa55word" not in repr(S3Account(shown).store(BUCKET))
 
 
 def client_error(code: str, status: int = 400) -> ClientError:

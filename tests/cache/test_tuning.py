@@ -47,9 +47,12 @@ def test_a_longer_first_byte_keeps_more_in_flight() -> None:
     assert far.window <= 128 * MiB
 
 
-def test_loopback_holds_less_memory() -> None:
+def test_loopback_keeps_the_floors() -> None:
+    """A fast link asks for little by the model, but each GET's own work then bounds the stream:
+    runs stay at least 4 MiB and the window at least the configured one (measured; module docstring)."""
     plan = fed(0.0005, 1.5e9).plan
-    assert plan.run == 4 * MiB and plan.window == 32 * MiB
+    assert plan.run == 4 * MiB and plan.window == 64 * MiB
+    assert fed(0.0001, 300e6).plan.run == 4 * MiB  # 1 MiB by the model alone
 
 
 @pytest.mark.parametrize("latency", [0.0001, 0.005, 0.02, 0.1, 0.5, 2.0])
@@ -57,8 +60,9 @@ def test_loopback_holds_less_memory() -> None:
 def test_the_plan_stays_within_its_bounds(latency: float, throughput: float) -> None:
     tuning = StreamTuning(max_window=128 * MiB, block_size=256 * 1024, connections=16)
     plan = tuning.plan_for(latency, throughput)
-    assert MiB <= plan.run <= 32 * MiB and plan.run % (256 * 1024) == 0
+    assert 4 * MiB <= plan.run <= 32 * MiB and plan.run % (256 * 1024) == 0
     assert plan.run <= plan.window <= 128 * MiB and plan.window // plan.run <= 16
+    assert plan.window >= min(tuning.min_window, 16 * plan.run)
 
 
 def test_fetches_of_one_size_refresh_the_throughput() -> None:

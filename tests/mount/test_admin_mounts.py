@@ -44,11 +44,17 @@ def mount_helper() -> Iterator[Path]:
             pytest.skip(f"another {SBIN_HELPER} is installed; not replacing it")
         yield SBIN_HELPER
         return
-    SBIN_HELPER.symlink_to(script)
+    # made under a private name and renamed into place: a link that appeared meanwhile (another run
+    # of these tests) is replaced by an equal one instead of failing with EEXIST
+    private = SBIN_HELPER.with_name(f".{SBIN_HELPER.name}.{os.getpid()}")
+    private.unlink(missing_ok=True)
+    private.symlink_to(script)
+    os.replace(private, SBIN_HELPER)
     try:
         yield SBIN_HELPER
     finally:
-        SBIN_HELPER.unlink()
+        if SBIN_HELPER.is_symlink() and SBIN_HELPER.resolve() == script.resolve():
+            SBIN_HELPER.unlink(missing_ok=True)
 
 
 def system(*args: str) -> subprocess.CompletedProcess[str]:

@@ -91,32 +91,39 @@ def legacy_config_path(platform: str = sys.platform) -> Path:
 def read_user_config(path: Path | None = None) -> configparser.ConfigParser:
     """What the user set (no defaults): 0.4.0's file, then ours over it (or just ``path`` when given).
 
-    0.4.0 writes its file full of its defaults on first import, so there a value equal to 0.4.0's
-    default counts as not set (an ACL or endpoint is only used when the user chose it).
+    0.4.0 writes its file full of its defaults on first import, and its bundled ``appdirs`` puts it
+    at ``~/.config/cottoncandy/options.cfg`` on Linux: the path of ours. So in every file a value
+    equal to 0.4.0's written default counts as not set (an ACL, an endpoint, 4 threads or 100 MB
+    parts are only used when the user chose them; a user who wants exactly those values spells them
+    differently, e.g. ``threads = 04``).
     """
     parser = configparser.ConfigParser()
     if path is not None:
         if path.is_file():
             parser.read(path)
         return parser
-    legacy = legacy_config_path()
-    if legacy.is_file():
-        old = configparser.ConfigParser()
-        try:
-            old.read(legacy)
-        except configparser.Error:
-            old = configparser.ConfigParser()
-        for section in old.sections():
-            for option, value in old.items(section, raw=True):
-                if DEFAULTS_0_4_0.get(section, {}).get(option) == value.strip():
-                    continue
-                if not parser.has_section(section):
-                    parser.add_section(section)
-                parser.set(section, option, value)
-    mine = config_path()
-    if mine.is_file():
-        parser.read(mine)
+    for found in (legacy_config_path(), config_path()):
+        if found.is_file():
+            _merge_user_choices(parser, found)
     return parser
+
+
+def _merge_user_choices(parser: configparser.ConfigParser, path: Path) -> None:
+    """The options of ``path`` that are not 0.4.0's written defaults, over what ``parser`` holds."""
+    read = configparser.ConfigParser()
+    try:
+        read.read(path)
+    except configparser.Error:
+        if path != config_path():
+            return  # 0.4.0's file, unreadable: nothing of it is used
+        raise
+    for section in read.sections():
+        for option, value in read.items(section, raw=True):
+            if DEFAULTS_0_4_0.get(section, {}).get(option) == value.strip():
+                continue
+            if not parser.has_section(section):
+                parser.add_section(section)
+            parser.set(section, option, value)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import cottoncandy as cc
-from cottoncandy.config import Settings, legacy_config_path, load_settings
+from cottoncandy.config import Settings, config_path, legacy_config_path, load_settings
 from cottoncandy.errors import NotAnArray, NotARawArray, ObjectExists, ObjectNotFound, ReservedMetadataKey
 from tests.conftest import BUCKET, warns_about
 
@@ -194,6 +194,23 @@ def test_040_default_options_cfg_leaves_our_defaults(tmp_path: Path, monkeypatch
     assert load_settings() == Settings()
     legacy.write_text(DEFAULTS_CFG_0_4_0.replace("threads = 4", "threads = 6"))
     assert load_settings() == replace(Settings(), threads=6)  # a value the user changed is taken
+
+
+def test_040_defaults_at_the_path_040_really_uses_leave_our_defaults(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0.4.0's bundled appdirs puts its file at ~/.config/cottoncandy/options.cfg on Linux: our path.
+    # Read as the user's choices, its defaults sent an ACL with every upload (refused by buckets
+    # without ACLs) and uploaded in 4 threads of 100 MB parts, a single PUT below 200 MB.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    ours = config_path()
+    assert ours == tmp_path / "config" / "cottoncandy" / "options.cfg"
+    ours.parent.mkdir(parents=True)
+    ours.write_text(DEFAULTS_CFG_0_4_0)
+    assert load_settings() == Settings()
+    ours.write_text(DEFAULTS_CFG_0_4_0.replace("threads = 4", "threads = 6").replace("mpu_chunksize = 100",
+                                                                                    "mpu_chunksize = 32"))
+    assert load_settings() == replace(Settings(), threads=6, mpu_chunksize=32 * 2**20)  # the user's changes
 
 
 #: cottoncandy 0.4.0's defaults.cfg, verbatim

@@ -40,12 +40,17 @@ FIRST_READ = 256 * 1024
 
 @dataclass(frozen=True)
 class FirstLook:
-    """What the first request of a download found: the version, the array it holds, and the
-    whole body when it fitted in that request (``None``: fetched by ``read_raw_array``)."""
+    """What the first request of a download found: the version, the array it holds, and the body's
+    first bytes (all of it when it fitted in that request; empty when the request was a HEAD)."""
 
     info: ObjectInfo
     spec: ArraySpec
-    body: bytes | None
+    first: bytes
+
+    @property
+    def body(self) -> bytes | None:
+        """The whole body, when the first request brought it all."""
+        return self.first if 0 < len(self.first) == self.info.size else None
 
 
 def first_look(store: ObjectStore, key: str) -> FirstLook:
@@ -54,17 +59,28 @@ def first_look(store: ObjectStore, key: str) -> FirstLook:
     blocks come from the cache)."""
     if disk_cache_of(store) is not None:
         info, spec = read_array_spec(store, key)
-        return FirstLook(info, spec, None)
+        return FirstLook(info, spec, b"")
     first = bytearray(FIRST_READ)
     info, filled = store.read_start(key, memoryview(first))
     spec = spec_for_body(info.metadata, info.size, store.describe(key))
-    return FirstLook(info, spec, bytes(first[:filled]) if 0 < filled == info.size else None)
+    del first[filled:]
+    return FirstLook(info, spec, bytes(first))
 
 
 def read_looked_array(store: ObjectStore, look: FirstLook, progress: Progress | None = None) -> np.ndarray:
-    """The array ``look`` describes: decoded from the body it already holds, else downloaded."""
+    """The array ``look`` describes: decoded from the body it already holds, else downloaded (an
+    uncompressed one from where its first bytes end: those are not fetched twice)."""
     if look.body is None:
-        return read_raw_array(store, look.info.key, look.info, look.spec, progress)
+        if look.spec.compression is not None or not look.first:
+            return read_raw_array(store, look.info.key, look.info, look.spec, progress)
+        check_body_size(look.spec, look.info.size, store.describe(look.info.key))
+        array, view = empty_for(look.spec)
+        have = len(look.first)
+        view[:have] = look.first
+        if progress is not None:
+            progress(have)
+        store.download_into(look.info.key, view[have:], if_match=look.info.etag, offset=have, progress=progress)
+        return array
     name = store.describe(look.info.key)
     check_body_size(look.spec, len(look.body), name)
     array, view = empty_for(look.spec)

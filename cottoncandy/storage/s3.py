@@ -560,14 +560,7 @@ class S3Store(ObjectStore):
 
         def fill(body: Any) -> int:
             direct = _socket_readinto(body, buffer) if self._fast_bodies() else None
-            pos = direct or 0
-            while direct is None and pos < total:
-                chunk = body.read(min(READ_CHUNK, total - pos))
-                if not chunk:
-                    break
-                buffer[pos : pos + len(chunk)] = chunk
-                pos += len(chunk)
-            return pos
+            return direct if direct is not None else _copy_body(body, buffer, total)
 
         def fetch() -> None:
             body = self._ranged(key, start, start + total, if_match)["Body"]
@@ -614,18 +607,8 @@ class S3Store(ObjectStore):
             else:  # an endpoint that ignores Range answers the whole object: its first bytes will do
                 size, want = length, min(length, len(buffer))
 
-            def fill() -> int:
-                pos = 0
-                while pos < want:
-                    chunk = body.read(min(READ_CHUNK, want - pos))
-                    if not chunk:
-                        break
-                    buffer[pos : pos + len(chunk)] = chunk
-                    pos += len(chunk)
-                return pos
-
             try:  # a body broken midway is asked again, as every read's (botocore cannot retry it)
-                pos = reading_body(fill)
+                pos = reading_body(lambda: _copy_body(body, buffer, want))
             finally:
                 body.close()
             if pos != want:
@@ -1008,6 +991,18 @@ def _read_full(stream: BinaryIO, n: int) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
+
+
+def _copy_body(body: Any, buffer: memoryview, want: int) -> int:
+    """Read up to ``want`` bytes of a response body into ``buffer``, a chunk at a time; how many came."""
+    pos = 0
+    while pos < want:
+        chunk = body.read(min(READ_CHUNK, want - pos))
+        if not chunk:
+            break
+        buffer[pos : pos + len(chunk)] = chunk
+        pos += len(chunk)
+    return pos
 
 
 def _cut_parts(chunks: Iterable[Buffer], size: int, expected: int | None = None) -> Iterator[bytearray]:

@@ -104,3 +104,13 @@ def test_what_is_not_npy_is_named(cci, body: bytes) -> None:  # type: ignore[no-
     cci.upload_object("npy/other", io.BytesIO(body))
     with pytest.raises(ValueError, match="npy/other"):
         cci.download_npy_array("npy/other")
+
+
+def test_a_raw_download_fetches_each_byte_once(s3, cci) -> None:  # type: ignore[no-untyped-def]
+    array = np.arange(300_000, dtype="<f8")  # 2.4 MB: more than the first request brings
+    cci.upload_raw_array("raw/big", array, compression=False)
+    s3.clear_log()
+    assert np.array_equal(cci.download_raw_array("raw/big"), array)
+    sent = [r for r in s3.requests(at_least=2) if "/raw/big" in r.path]
+    assert all(r.method == "GET" for r in sent), sent  # the first GET brought the metadata: no HEAD
+    assert sum(r.bytes_sent for r in sent) == array.nbytes, sent  # its first bytes are not fetched again

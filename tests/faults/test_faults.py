@@ -83,7 +83,7 @@ def test_a_broken_gzip_body_resumes_where_it_broke(cci, fault_proxy: FaultProxy,
     # the download's first request (metadata and first bytes, a ranged GET) is a HEAD here, so that
     # both faults hit the gzip stream; the first request's own retries: test_a_first_request_*
     monkeypatch.setattr(interface_module, "first_look",
-                        lambda store, key: raw.FirstLook(*raw.read_array_spec(store, key), None))
+                        lambda store, key: raw.FirstLook(*raw.read_array_spec(store, key), b""))
     fault_proxy.set_rules([FaultRule("reset", methods=("GET",), ranged=False, limit=1),
                            FaultRule("truncate", methods=("GET",), limit=1)])
     assert wrong_bytes(flaky.download_raw_array("z/gz"), array) == 0

@@ -32,6 +32,7 @@ from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.cache.tuning import StreamTuning
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
+from cottoncandy.namespace.streams import FolderStream
 from cottoncandy.storage.base import ObjectInfo, ObjectStore
 
 from .versions import OpenVersions
@@ -115,6 +116,29 @@ class Handle:
 
     def read(self, size: int, offset: int) -> bytes:
         return joined(self.read_pieces(size, offset))
+
+
+class DirectoryEntries:
+    """``.``, ``..``, then a folder's entries in the order they are settled, each with its stat."""
+
+    def __init__(self, stream: FolderStream, stat: Callable[[Node], dict[str, Any]]):
+        self.stream = stream
+        self.stat = stat
+
+    def wait(self, index: int) -> bool:
+        """Whether entry ``index`` exists, waiting while the folder is being listed (raises what
+        made its listing fail)."""
+        return index < 2 or self.stream.wait(index - 2)
+
+    def ready(self, index: int) -> bool:
+        """Whether entry ``index`` can be given without waiting."""
+        return index < 2 or index - 2 < len(self.stream.entries)
+
+    def __getitem__(self, index: int) -> tuple[str, dict[str, Any] | None]:
+        if index < 2:
+            return (".", "..")[index], None
+        name, node = self.stream.entries[index - 2]
+        return name, self.stat(node)
 
 
 class CcFilesystem:
@@ -202,6 +226,14 @@ class CcFilesystem:
         if not isinstance(node, FolderNode):
             raise NotADirectoryError(errno.ENOTDIR, f"not a folder: {path}")
         return [(name, self._stat(child)) for name, child in sorted(self.namespace.children(path).items())]
+
+    def readdir_stream(self, path: str) -> DirectoryEntries:
+        """``readdir`` as the folder's LIST pages arrive (``namespace.streams``): a reader of a big
+        folder gets its first entries after one page and its HEADs, not after all of them."""
+        node = self.lookup(path)
+        if not isinstance(node, FolderNode):
+            raise NotADirectoryError(errno.ENOTDIR, f"not a folder: {path}")
+        return DirectoryEntries(self.namespace.stream(path), self._stat)
 
     def statfs(self) -> dict[str, int]:
         return {"f_bsize": self.options.block_size, "f_frsize": 4096, "f_blocks": 2**40 // 4096,

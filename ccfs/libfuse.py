@@ -24,6 +24,8 @@ import mfusepy as fuse
 
 from cottoncandy import fastpaths
 
+from .errors import report
+
 
 def fill(destination: int, pieces: list[memoryview | bytes]) -> int:
     """Copy ``pieces`` one after another to the address ``destination``; the bytes copied."""
@@ -57,7 +59,7 @@ class Fuse(fuse.FUSE):
 
     def __init__(self, *args: Any, **kwargs: Any):
         self._thread_state = threading.local()
-        self._passes: dict[int, list[Any]] = {}  # directory handle -> the entries of its pass
+        self._passes: dict[int, Any] = {}  # directory handle -> the entries of its pass (DirectoryEntries)
         self._passes_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
@@ -76,31 +78,41 @@ class Fuse(fuse.FUSE):
         return super()._wrapper(func, *args, **kwargs)
 
     def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
-        if not flags & READDIR_PLUS:
-            return int(super().readdir_fuse_3(path, buf, filler, offset, fip, flags))
+        """READDIR and READDIRPLUS, a reply at a time, from the folder's entries as they are listed:
+        a reply waits only for its first entry, then takes what is there, so a reader of a big
+        folder gets names while the rest is still being listed (an empty reply ends the pass)."""
         handle = fip.contents.fh  # from ``Operations.opendir``: one per open folder
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
         with self._passes_lock:
             entries = self._passes.get(handle) if offset else None
         if entries is None:
-            decoded = None if path is None else path.decode(self.encoding, self.errors)
-            entries = self.operations.readdir(decoded, handle)
+            entries = self.operations.readdir_entries(decoded, handle)
             with self._passes_lock:
                 if len(self._passes) >= MAX_OPEN_PASSES:  # folders closed halfway through
                     self._passes.clear()
                 self._passes[handle] = entries
+        plus = bool(flags & READDIR_PLUS)
         st = fuse.c_stat()
-        for index in range(offset, len(entries)):
-            item = entries[index]
-            name, attrs = (item, None) if isinstance(item, str) else item[:2]
+        index = offset
+        try:
+            if not entries.wait(index):  # the call that finds nothing left ends the pass
+                with self._passes_lock:
+                    self._passes.pop(handle, None)
+                return 0
+        except BaseException as exc:  # the listing failed: this call fails, with one log line
+            with self._passes_lock:
+                self._passes.pop(handle, None)
+            raise fuse.FuseOSError(report("readdir", decoded or "", exc)) from exc
+        while entries.ready(index):
+            name, attrs = entries[index]
             ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
             if attrs:
                 fuse.set_st_attrs(st, attrs, use_ns=self.use_ns)
+            # without PLUS the stat still gives the entry's type (``find`` needs no LOOKUP for it)
             if filler(buf, name.encode(self.encoding, self.errors), st if attrs else None, index + 1,
-                      FILL_DIR_PLUS if attrs else 0) != 0:
-                return 0  # the reply is full: the kernel asks again from this offset
-        if offset >= len(entries):  # the call that finds nothing left ends the pass
-            with self._passes_lock:
-                self._passes.pop(handle, None)
+                      FILL_DIR_PLUS if plus and attrs else 0) != 0:
+                break  # the reply is full: the kernel asks again from this offset
+            index += 1
         return 0
 
     def open(self, path: bytes, fip: Any) -> int:

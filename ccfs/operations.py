@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import mfusepy as fuse
 
 from .errors import report
-from .filesystem import XATTR_PREFIX, CcFilesystem
+from .filesystem import XATTR_PREFIX, CcFilesystem, DirectoryEntries
 
 log = logging.getLogger("ccfs")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,6 +89,11 @@ class Operations(fuse.Operations):
     @mapped
     def readdir(self, path: str, fh: int) -> list[Any]:
         return [".", ".."] + [(name, attrs, 0) for name, attrs in self.fs.readdir(path)]
+
+    @mapped
+    def readdir_entries(self, path: str, fh: int) -> DirectoryEntries:
+        """The entries as they are listed (``libfuse.Fuse`` hands them out a reply at a time)."""
+        return self.fs.readdir_stream(path)
 
     @overrides
     def opendir(self, path: str) -> int:

@@ -141,6 +141,11 @@ class AttributeCache:
                 out[key] = result
         return out
 
+    def unknown(self, keys: Iterable[str]) -> int:
+        """How many of ``keys`` have no HEAD answer in memory."""
+        with self._lock:
+            return sum(1 for key in keys if key not in self._heads)
+
     def undecided(self, heads: dict[str, HeadResult], keys: Iterable[str], what: str) -> None:
         """Raise ``OSError(EIO)`` if the HEAD of one of ``keys`` failed for a passing reason: its
         name and kind are unknown, and guessing them would change the tree (see the docstring)."""

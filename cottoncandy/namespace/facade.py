@@ -19,6 +19,7 @@ from .attributes import AttributeCache, Shelf
 from .listings import ListingCache
 from .nodes import Node
 from .resolver import Resolver
+from .streams import FolderStream
 
 
 class Namespace:
@@ -62,6 +63,10 @@ class Namespace:
     def children(self, path: str, ahead: bool = True) -> dict[str, Node]:
         """Every entry of the folder at ``path``; with ``ahead``, its first subfolders start loading."""
         return self.resolver.children(path, ahead)
+
+    def stream(self, path: str) -> FolderStream:
+        """The folder's entries as its LIST pages arrive, each page's HEADs beside the next LIST."""
+        return self.resolver.stream(path)
 
     def forget(self, path: str = "") -> None:
         """Drop cached state (all of it for ``''``) so the next access asks the store again."""

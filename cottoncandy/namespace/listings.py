@@ -48,6 +48,10 @@ class FolderListing:
         return not self.folders and not self.objects
 
 
+#: what ``ListingCache.get`` calls with each page of a LIST (names relative to the folder)
+PageCallback = Callable[["FolderListing"], None]
+
+
 def split(path: str) -> list[str]:
     return [p for p in path.strip("/").split("/") if p]
 
@@ -71,13 +75,16 @@ class ListingCache:
         """The key prefix of the folder at ``path`` (relative to the root)."""
         return self.prefix + "".join(p + "/" for p in split(path))
 
-    def get(self, path: str) -> FolderListing:
+    def get(self, path: str, on_page: PageCallback | None = None) -> FolderListing:
+        """The folder's listing. ``on_page(page)``: called with each LIST page as it arrives when
+        this call is the one LISTing (not when the listing is in memory or another caller's LIST is
+        shared), so a caller can work on a big folder's first entries while the rest is listed."""
         path = "/".join(split(path))
 
         def keep(listing: FolderListing) -> None:
             self._folders[path] = listing
 
-        return self._listing.run(path, lambda: self._list(path), cached=lambda: self._folders.get(path),
+        return self._listing.run(path, lambda: self._list(path, on_page), cached=lambda: self._folders.get(path),
                                  keep=keep, share_failure=False)
 
     def refresh(self, path: str, max_age: float) -> FolderListing:
@@ -90,19 +97,30 @@ class ListingCache:
                 self._folders.pop(path, None)
         return self.get(path)
 
-    def _list(self, path: str) -> FolderListing:
+    def _list(self, path: str, on_page: PageCallback | None = None) -> FolderListing:
         prefix = self.folder_prefix(path)
         began = time.monotonic()
-        raw = self.store.list_dir(prefix)
+        folders: list[str] = []
+        objects: dict[str, ObjectInfo] = {}
+        for raw in self.store.list_dir_pages(prefix):
+            page = FolderListing(folders=[p[len(prefix):].rstrip("/") for p in raw.prefixes],
+                                 objects={o.key[len(prefix):]: o for o in raw.objects
+                                          if o.key[len(prefix):] and "/" not in o.key[len(prefix):]})
+            folders += page.folders
+            objects.update(page.objects)
+            if on_page is not None:
+                on_page(page)
         self.lists += 1
-        folders = [p[len(prefix):].rstrip("/") for p in raw.prefixes]
-        objects = {o.key[len(prefix):]: o for o in raw.objects if o.key[len(prefix):] and "/" not in
-                   o.key[len(prefix):]}
         listing = FolderListing(folders=folders, objects=objects, listed_at=began,
                                 list_seconds=time.monotonic() - began)
         if self.on_listed is not None:
             self.on_listed(prefix, listing)
         return listing
+
+    def peek(self, path: str) -> FolderListing | None:
+        """The folder's listing if it is in memory (no LIST)."""
+        with self._lock:
+            return self._folders.get("/".join(split(path)))
 
     def cached(self, path: str) -> bool:
         """Whether the folder at ``path`` has a current listing in memory (no LIST needed)."""

@@ -41,6 +41,7 @@ from . import tree
 from .attributes import AttributeCache, HeadResult
 from .listings import FolderListing, ListingCache, split
 from .nodes import FileNode, FolderNode, Node
+from .streams import FolderStream
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,12 @@ class Resolver:
         self._loading: dict[str, Future[None]] = {}  # folder path -> its load ahead, while it runs
         # folder path -> (when its first recent stale lookup came, how many came since)
         self._stale_lookups: TTLCache[str, tuple[float, int]] = TTLCache(maxsize=4096, ttl=600.0)
+        self._streams: dict[str, FolderStream] = {}  # folder path -> its visit, while it runs
         self._paging: set[str] = set()  # folders whose entries a LIST page is confirming right now
         self.page_lists = 0  # LIST pages sent to confirm stale entries (``_confirm_page``)
 
     # --- nodes -------------------------------------------------------------------------------
-    def _file_node(self, path: str, listed: ObjectInfo, head: HeadResult | None) -> FileNode:
+    def file_node(self, path: str, listed: ObjectInfo, head: HeadResult | None) -> FileNode:
         if head is None or isinstance(head, BaseException) or not has_array_metadata(head.metadata):
             info = head if isinstance(head, ObjectInfo) else listed
             if isinstance(head, BaseException) and not isinstance(head, FileNotFoundError):
@@ -95,7 +97,7 @@ class Resolver:
         return FileNode(path=path, info=head, spec=spec, header=header)
 
     @staticmethod
-    def _is_array(heads: dict[str, HeadResult], key: str) -> bool:
+    def is_array(heads: dict[str, HeadResult], key: str) -> bool:
         head = heads.get(key)
         return isinstance(head, ObjectInfo) and has_array_metadata(head.metadata)
 
@@ -103,24 +105,18 @@ class Resolver:
         """Every entry of the folder at ``path`` (one LIST, concurrent HEADs where needed); with
         ``ahead``, its first subfolders start loading in the background."""
         path = "/".join(split(path))
-        with self._lock:
-            loading = self._loading.get(path) if ahead else None
-        if loading is not None:
-            if loading.cancel():  # still queued: this visit does the work now
-                with self._lock:
-                    self._loading.pop(path, None)
-            else:  # running: wait for it rather than HEAD the same keys twice
-                loading.result()
+        if ahead:
+            self.join_load_ahead(path)
         listing = self.attributes.with_revalidations(self.listings.get(path))
         needs = [info.key for name, info in listing.objects.items() if tree.may_be_array(name)]
         by_key = {info.key: info for info in listing.objects.values()}
         # a load ahead runs on the pool: it must not wait on it
         heads = self.attributes.heads(needs, threads=ahead, listed=by_key)
         self.attributes.undecided(heads, needs, f"cannot list {path or '/'}")
-        if ahead and self.folders_ahead:
-            self._load_ahead(path, listing)
+        if ahead:
+            self.load_ahead(path, listing)
         table = tree.entries(listing.folders, listing.objects,
-                             lambda name: self._is_array(heads, listing.objects[name].key))
+                             lambda name: self.is_array(heads, listing.objects[name].key))
         out: dict[str, Node] = {}
         for shown, entry in table.items():
             child_path = f"{path}/{shown}" if path else shown
@@ -128,13 +124,53 @@ class Resolver:
                 out[shown] = FolderNode(child_path, self.listings.folder_prefix(child_path))
             else:
                 listed = listing.objects[entry.child]
-                out[shown] = self._file_node(child_path, listed, heads.get(listed.key))
+                out[shown] = self.file_node(child_path, listed, heads.get(listed.key))
         with self._lock:
             for node in out.values():
                 self._nodes[node.path] = (listing, node)
         return out
 
-    def _load_ahead(self, path: str, listing: FolderListing) -> None:
+    def join_load_ahead(self, path: str) -> None:
+        """Take over the folder's load ahead: cancel it if still queued (the caller does the work
+        now), else wait for it rather than HEAD the same keys twice."""
+        with self._lock:
+            loading = self._loading.get(path)
+        if loading is None:
+            return
+        if loading.cancel():
+            with self._lock:
+                self._loading.pop(path, None)
+        else:
+            loading.result()
+
+    def stream(self, path: str, wanted: bool = True) -> FolderStream:
+        """The folder's entries as its LIST pages arrive (``streams``): the visit running now, or a
+        new one. ``wanted``: a directory read (HEADs and entries); else a lookup (the LIST only)."""
+        path = "/".join(split(path))
+        with self._lock:
+            running = self._streams.get(path)
+            if running is not None and not running.done:
+                if wanted:
+                    running.want()
+                return running
+            stream = self._streams[path] = FolderStream(self, path, wanted)
+        stream.start()
+        return stream
+
+    def stream_ended(self, stream: FolderStream) -> None:
+        with self._lock:
+            if self._streams.get(stream.path) is stream:
+                del self._streams[stream.path]
+
+    def adopt(self, listing: FolderListing, entries: list[tuple[str, Node]]) -> None:
+        """Keep the nodes a stream made from ``listing`` (as ``children`` keeps its own)."""
+        with self._lock:
+            for _, node in entries:
+                self._nodes[node.path] = (listing, node)
+
+    def load_ahead(self, path: str, listing: FolderListing) -> None:
+        if not self.folders_ahead:
+            return
         todo = [f"{path}/{name}" if path else name for name in listing.folders[: self.folders_ahead]]
         todo = [sub for sub in todo if not self.listings.cached(sub)]
         with self._lock:
@@ -169,7 +205,9 @@ class Resolver:
         parent, name = "/".join(parts[:-1]), parts[-1]
         # the folder's own listing, which a visit needs next, instead of its parent's: folders win
         # every clash, so a non-empty one decides the name (``ls -l p/big`` costs its LISTs only)
-        if not self.listings.cached(parent) and tree.may_be_folder(name) and not self.listings.get(path).empty:
+        if not self.listings.cached(parent) and tree.may_be_folder(name) and (
+                self.listings.cached(path) and not self.listings.get(path).empty
+                or not self.listings.cached(path) and self.stream(path, wanted=False).not_empty()):
             return FolderNode(path, self.listings.folder_prefix(path))
         listing = self.listings.get(parent)
         node = self._node(path, name, listing)
@@ -252,7 +290,7 @@ class Resolver:
                 node.spec is None or info.metadata == node.info.metadata):
             return node  # unchanged
         self.attributes.new_version(info)
-        fresh = self._file_node(node.path, info, info)
+        fresh = self.file_node(node.path, info, info)
         if (fresh.spec is None) != (node.spec is None):  # it became (or stopped being) a raw array: its
             with self._lock:                          # name changes, so the next listing decides
                 self._nodes.pop(node.path, None)
@@ -275,13 +313,13 @@ class Resolver:
         # decide with the same rule as a full listing, restricted to the candidates
         table = tree.entries([c for c in candidates if c in listing.folder_names],
                              {c: None for c in present},
-                             lambda n: self._is_array(heads, listing.objects[n].key))
+                             lambda n: self.is_array(heads, listing.objects[n].key))
         entry = table.get(name)
         if entry is None or entry.kind == "folder":
             self.attributes.remember_missing(path)
             raise FileNotFoundError(f"no such file or folder: {path}")
         listed = listing.objects[entry.child]
-        return self._file_node(path, listed, heads.get(listed.key))
+        return self.file_node(path, listed, heads.get(listed.key))
 
     def forget(self) -> None:
         """Drop every node made (the next lookup decides again)."""

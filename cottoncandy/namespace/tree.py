@@ -45,9 +45,13 @@ class Entry:
     child: str  # the folder or object name within the listing (not the displayed name)
 
 
-def entries(folders: list[str], objects: Mapping[str, object], is_array: Callable[[str], bool]) -> dict[str, Entry]:
-    """Displayed name -> entry for one folder level. ``objects`` maps object names to anything."""
-    table: dict[str, Entry] = {}
+def entries(folders: list[str], objects: Mapping[str, object], is_array: Callable[[str], bool],
+            table: dict[str, Entry] | None = None) -> dict[str, Entry]:
+    """Displayed name -> entry for one folder level. ``objects`` maps object names to anything.
+
+    ``table``: the entries already decided (a folder listed a page at a time, see ``settled``),
+    added to in place; only names settled on the pages so far may be passed in."""
+    table = {} if table is None else table
     for name in folders:
         if name:
             table[name] = Entry("folder", name)
@@ -73,6 +77,19 @@ def entries(folders: list[str], objects: Mapping[str, object], is_array: Callabl
         else:
             log.info("name clash: raw array %r has no free name and is hidden", name)
     return table
+
+
+def settled(name: str, listed_up_to: str | None) -> bool:
+    """Whether the object ``name`` can be given its entry before its folder is listed to the end.
+
+    Every name that could clash with it (the folder ``name/``, the object ``name.npy``, the folder
+    ``name.npy/``) sorts after ``name`` and no later than ``name/`` in S3's key order, and folders
+    win every clash. So once the LIST has come past ``name/`` (``listed_up_to``: the greatest
+    object name or folder name + ``/`` seen; ``None``: the whole folder is listed), what clashes
+    with ``name`` is known: its entry is the one the whole listing gives it. Folders are always
+    settled (they win), and an object's own-key rival ``name.npy`` settles before it does.
+    """
+    return listed_up_to is None or name + "/" <= listed_up_to
 
 
 def candidates(name: str) -> list[str]:

@@ -270,6 +270,15 @@ class ObjectStore(abc.ABC):
     def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
         """One level under ``prefix`` (all pages): sub-prefixes and objects, in key order."""
 
+    def list_dir_pages(self, prefix: str, delimiter: str = "/") -> Iterator[Listing]:
+        """``list_dir`` a page at a time, as the pages arrive, in key order: a caller can start on
+        the first thousand entries of a big folder while the rest is being listed (the mount's
+        ``ls`` of 100,000 arrays HEADs page 1 while page 2 is on its way). Across pages, prefixes
+        and objects are each in key order and every entry of a page sorts after every entry of the
+        pages before it (S3's order), so what is known is complete up to the last entry seen.
+        This default is one page, the whole level (stores where a request costs nothing)."""
+        yield self.list_dir(prefix, delimiter)
+
     @abc.abstractmethod
     def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, at any depth, in key order."""

@@ -901,19 +901,24 @@ class S3Store(ObjectStore):
     def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
-            if delimiter:
-                kwargs["Delimiter"] = delimiter
-            if token:
-                kwargs["ContinuationToken"] = token
-            def list_page(kw: dict[str, Any] = kwargs) -> dict[str, Any]:
-                return self.client.list_objects_v2(**kw)
-
-            page = self._call(list_page, prefix, "list")
+            page = self._page(prefix, delimiter, token)
             yield page
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")
+
+    def _page(self, prefix: str, delimiter: str | None, token: str | None) -> dict[str, Any]:
+        """One ListObjectsV2 page through boto3 (its retries and error words)."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        if token:
+            kwargs["ContinuationToken"] = token
+
+        def list_page() -> dict[str, Any]:
+            return self.client.list_objects_v2(**kwargs)
+
+        return self._call(list_page, prefix, "list")
 
     @staticmethod
     def _listed(entry: Mapping[str, Any]) -> ObjectInfo:
@@ -923,15 +928,29 @@ class S3Store(ObjectStore):
                           owner=owner.get("DisplayName") or owner.get("ID"))
 
     def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
-        fast = self._signed_requests()
-        level = fast.list_dir(prefix, delimiter) if fast is not None else None
-        if level is not None:
-            return Listing(prefixes=level[0], objects=level[1])
         listing = Listing()
-        for page in self._pages(prefix, delimiter):
-            listing.prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-            listing.objects.extend(self._listed(o) for o in page.get("Contents", []))
+        for page in self.list_dir_pages(prefix, delimiter):
+            listing.prefixes.extend(page.prefixes)
+            listing.objects.extend(page.objects)
         return listing
+
+    def list_dir_pages(self, prefix: str, delimiter: str = "/") -> Iterator[Listing]:
+        """Each LIST page as it arrives: signed directly where possible; a page that path does not
+        take is asked of boto3 with the same continuation token, so the listing goes on from there."""
+        fast = self._signed_requests()
+        token: str | None = None
+        while True:
+            answer = fast.list_page(prefix, delimiter, token) if fast is not None else None
+            if answer is not None:
+                prefixes, objects, token = answer
+            else:
+                page = self._page(prefix, delimiter, token)
+                prefixes = [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+                objects = [self._listed(o) for o in page.get("Contents", [])]
+                token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            yield Listing(prefixes=prefixes, objects=objects)
+            if not token:
+                return
 
     def list_page_after(self, prefix: str, start_after: str, max_keys: int = 1000) -> list[ObjectInfo]:
         fast = self._signed_requests()

@@ -165,26 +165,41 @@ class SignedRequests:
                  page_size: int = 1000) -> tuple[list[str], list[ObjectInfo]] | None:
         """(sub-prefixes, objects) of one level, every page of it; ``None`` when any answer was not
         a plain 200 that parses (the caller lists through boto3, with its retries and errors)."""
-        if not self._direct:
-            return None
         prefixes: list[str] = []
         objects: list[ObjectInfo] = []
         token: str | None = None
+        while True:
+            page = self.list_page(prefix, delimiter, token, page_size)
+            if page is None:
+                return None
+            prefixes += page[0]
+            objects += page[1]
+            token = page[2]
+            if token is None:
+                return prefixes, objects
+
+    def list_page(self, prefix: str, delimiter: str | None, token: str | None,
+                  page_size: int = 1000) -> tuple[list[str], list[ObjectInfo], str | None] | None:
+        """One ListObjectsV2 page: (sub-prefixes, objects, the next page's continuation token or
+        ``None`` after the last); ``None`` when the answer was not a plain 200 that parses (the
+        caller asks boto3 for the same page, with the same token: S3's tokens are the server's)."""
+        if not self._direct:
+            return None
+        params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(page_size)}
+        if delimiter:
+            params["delimiter"] = delimiter
+        if token:
+            params["continuation-token"] = token
         try:
-            while True:
-                params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(page_size)}
-                if delimiter:
-                    params["delimiter"] = delimiter
-                if token:
-                    params["continuation-token"] = token
-                request = AWSRequest(method="GET", url=self.base_url, params=params)
-                self._signer.add_auth(request)
-                status, _, body = self._send_direct("GET", request.prepare().url, _header_strings(request))
-                if status != 200:
-                    return None
-                token = _parse_list_page(body, prefixes, objects)
-                if token is None:
-                    return prefixes, objects
+            request = AWSRequest(method="GET", url=self.base_url, params=params)
+            self._signer.add_auth(request)
+            status, _, body = self._send_direct("GET", request.prepare().url, _header_strings(request))
+            if status != 200:
+                return None
+            prefixes: list[str] = []
+            objects: list[ObjectInfo] = []
+            following = _parse_list_page(body, prefixes, objects)
+            return prefixes, objects, following
         except Exception as exc:
             log.debug("signed LIST of %s not taken (%s); asking boto3", prefix, type(exc).__name__)
             return None

@@ -14,15 +14,48 @@ fuse = pytest.importorskip("mfusepy", reason="mfusepy needs libfuse (apt-get ins
 from ccfs.libfuse import FILL_DIR_PLUS, READDIR_PLUS, Fuse  # noqa: E402
 
 
+class Entries:
+    """What ``Operations.readdir_entries`` gives: entries that may still be arriving."""
+
+    def __init__(self, items: list[tuple[str, Any]], done: bool = True):
+        self.items = items
+        self.done = done
+        self.error: BaseException | None = None
+        self.arrived = threading.Condition()
+
+    def add(self, more: list[tuple[str, Any]], done: bool = False, error: BaseException | None = None) -> None:
+        with self.arrived:
+            self.items += more
+            self.done, self.error = done, error
+            self.arrived.notify_all()
+
+    def wait(self, index: int) -> bool:
+        with self.arrived:
+            while index >= len(self.items) and not self.done:
+                self.arrived.wait()
+            if index >= len(self.items) and self.error is not None:
+                raise self.error
+            return index < len(self.items)
+
+    def ready(self, index: int) -> bool:
+        return index < len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str, Any]:
+        return self.items[index]
+
+
+def stat_of(i: int) -> dict[str, int]:
+    return {"st_mode": 0o100444, "st_size": 1000 + i, "st_mtime": 5 * 10**9}
+
+
 class Listing:
     def __init__(self, n: int):
         self.calls = 0
         self.n = n
 
-    def readdir(self, path: str, fh: int) -> list[Any]:
+    def readdir_entries(self, path: str, fh: int) -> Entries:
         self.calls += 1
-        return [".", ".."] + [(f"a{i}.npy", {"st_mode": 0o100444, "st_size": 1000 + i, "st_mtime": 5 * 10**9},
-                               0) for i in range(self.n)]
+        return Entries([(".", None), ("..", None)] + [(f"a{i}.npy", stat_of(i)) for i in range(self.n)])
 
 
 def adapter(operations: Any) -> Fuse:
@@ -65,6 +98,40 @@ def test_readdirplus_gives_every_entry_its_stat_and_resumes_a_full_reply() -> No
     assert seen[0][3] == 0  # '.' and '..' carry no attributes
     assert ops.calls == 1  # one listing for the whole pass
     assert fs._passes == {}  # forgotten once the pass is over
+
+
+def test_a_reply_waits_for_its_first_entry_only_and_a_failed_listing_fails_the_call() -> None:
+    """Entries still being listed: a reply gives what has arrived (never waits to fill up), the
+    next one waits for more; a listing that fails midway fails that READDIR with its errno."""
+    entries = Entries([(".", None), ("..", None), ("a0.npy", stat_of(0))], done=False)
+
+    class Growing:
+        def readdir_entries(self, path: str, fh: int) -> Entries:
+            return entries
+
+    fs = adapter(Growing())
+    info = fuse.fuse_file_info()
+    info.fh = 3
+    seen: list[str] = []
+
+    def filler(buf: Any, name: bytes, st: Any, offset: int, flags: int) -> int:
+        seen.append(name.decode())
+        return 0
+
+    filler_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(fuse.c_stat),
+                                ctypes.c_int64, ctypes.c_int)
+    c_filler = filler_t(filler)
+    assert fs.readdir_fuse_3(b"/d", None, c_filler, 0, ctypes.pointer(info), READDIR_PLUS) == 0
+    assert seen == [".", "..", "a0.npy"]  # what had arrived, at once
+    later = threading.Timer(0.2, lambda: entries.add([("a1.npy", stat_of(1))]))
+    later.start()
+    assert fs.readdir_fuse_3(b"/d", None, c_filler, 3, ctypes.pointer(info), READDIR_PLUS) == 0
+    assert seen[3:] == ["a1.npy"]  # this reply waited for its first entry
+    entries.add([], done=True, error=OSError(5, "metadata of s3://b/d/a2 unavailable"))
+    with pytest.raises(fuse.FuseOSError) as failed:
+        fs.readdir_fuse_3(b"/d", None, c_filler, 4, ctypes.pointer(info), READDIR_PLUS)
+    assert failed.value.errno == 5
+    assert fs._passes == {}  # a failed pass is forgotten
 
 
 class Pieces:

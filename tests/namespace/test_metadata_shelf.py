@@ -91,13 +91,13 @@ def test_stats_after_a_listing_too_slow_to_repeat_confirm_a_page_at_a_time(s3, s
     for i in range(30):
         write_raw_array(s3_store, f"f/a{i:02d}", np.arange(4, dtype="<f8") + i, compression=None)
     monkeypatch.setattr(resolver, "LIST_PAGE", 10)  # pages of 10 keys stand for S3's 1,000
-    whole_list = s3_store.list_dir
+    whole_list = s3_store.list_dir_pages
 
     def slow_list(prefix: str, delimiter: str = "/"):  # type: ignore[no-untyped-def]
         clock.now += 2  # the folder's LIST takes longer than attr_ttl: listing it again would not help
         return whole_list(prefix, delimiter)
 
-    monkeypatch.setattr(s3_store, "list_dir", slow_list)
+    monkeypatch.setattr(s3_store, "list_dir_pages", slow_list)
     ns = Namespace(s3_store, attr_ttl=1.0, folders_ahead=0)
     try:
         shown = ns.children("f")
@@ -147,13 +147,13 @@ def test_another_process_lists_an_unchanged_folder_with_no_head(s3, s3_store, tm
 def test_a_folder_whose_list_outlasts_attr_ttl_is_not_listed_again(s3, s3_store, clock: Clock,  # type: ignore[no-untyped-def]
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     fill(s3_store, 12)
-    plain_list = s3_store.list_dir
+    plain_list = s3_store.list_dir_pages
 
     def slow_list(prefix: str, delimiter: str = "/"):  # type: ignore[no-untyped-def]
         clock.now += 3  # a LIST that takes longer than attr_ttl: relisting would never catch up
         return plain_list(prefix, delimiter)
 
-    monkeypatch.setattr(s3_store, "list_dir", slow_list)
+    monkeypatch.setattr(s3_store, "list_dir_pages", slow_list)
     ns = Namespace(s3_store, attr_ttl=1.0, folders_ahead=0)
     try:
         shown = ns.children("f")

@@ -144,15 +144,17 @@ class FolderStream:
         """HEAD each page's arrays (once a reader wants them) and publish what is settled; at the
         end, the whole listing decides what is left (and every entry, when deciding early stopped)."""
         try:
-            while (page := self._pages.get()) is not None:
+            ended = False
+            while not ended:
+                pages, ended = self._next_pages()
                 with self._changed:
-                    while not self._wanted and not self._listed:
+                    while pages and not self._wanted and not self._listed:
                         self._changed.wait()
                     if self.error is not None or not self._wanted:
                         self._early = False  # the LIST failed, or nobody reads the folder: drain
                         continue
-                if self._early:
-                    self._page(page)
+                if self._early and pages:
+                    self._page(pages)
             if self.error is not None:
                 return
             with self._changed:  # a lookup's stream that nobody read: the listing is kept, no HEADs
@@ -161,7 +163,7 @@ class FolderStream:
                     return
             if self._early:  # the folder is listed: what is held settles now
                 self._listed_up_to = None
-                self._page(FolderListing(folders=[], objects={}))
+                self._page([])
                 listing = self.resolver.listings.get(self.path)
                 self.resolver.adopt(listing, self.entries)
                 self.resolver.load_ahead(self.path, listing)
@@ -172,13 +174,34 @@ class FolderStream:
         except BaseException as exc:  # noqa: BLE001 - handed to every reader of the stream
             self._finish(exc)
 
-    def _page(self, page: FolderListing) -> None:
-        names = [name + "/" for name in page.folders] + list(page.objects)
-        if names and self._listed_up_to is not None:
-            if min(names) <= self._listed_up_to:  # not S3's order: settle nothing early
-                self._early = False
-                return
-            self._listed_up_to = max(names)
+    def _next_pages(self) -> tuple[list[FolderListing], bool]:
+        """The next page and every page queued behind it (their HEADs go out as one batch: a
+        batch ends with fewer requests in flight, so fewer, bigger batches keep the window full
+        when the LIST runs ahead of the HEADs); and whether the LIST's end came with them."""
+        pages: list[FolderListing] = []
+        page = self._pages.get()
+        while page is not None:
+            pages.append(page)
+            try:
+                page = self._pages.get_nowait()
+            except queue.Empty:
+                return pages, False
+        return pages, True
+
+    def _page(self, pages: list[FolderListing]) -> None:
+        """HEAD the arrays of ``pages`` (in the store's order) and publish what they settle."""
+        folders: list[str] = []
+        objects: dict[str, ObjectInfo] = {}
+        for page in pages:
+            names = [name + "/" for name in page.folders] + list(page.objects)
+            if names and self._listed_up_to is not None:
+                if min(names) <= self._listed_up_to:  # not S3's order: settle nothing early
+                    self._early = False
+                    return
+                self._listed_up_to = max(names)
+            folders += page.folders
+            objects.update(page.objects)
+        page = FolderListing(folders=folders, objects=objects)
         attributes = self.resolver.attributes
         needs = [info.key for name, info in page.objects.items() if tree.may_be_array(name)]
         heads = attributes.heads(needs, listed={info.key: info for info in page.objects.values()})

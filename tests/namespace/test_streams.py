@@ -145,9 +145,13 @@ def test_a_head_failing_for_a_passing_reason_fails_the_visit_as_a_whole_listing_
     for i in range(6):
         write_raw_array(store, f"f/a{i}", np.arange(2, dtype="<i4"), compression=None)
     store.failing.add("f/a3")
+    release = threading.Event()
+    store.before_page = lambda n: n == 1 and release.wait(10)  # page 2 once page 1 is handed out
     ns = Namespace(store, folders_ahead=0)
     try:
         stream = ns.stream("f")
+        assert stream.wait(0)
+        release.set()
         with pytest.raises(OSError) as failed:
             index = 0
             while stream.wait(index):
@@ -158,6 +162,7 @@ def test_a_head_failing_for_a_passing_reason_fails_the_visit_as_a_whole_listing_
         store.failing.clear()
         assert sorted(name for name, _ in streamed(ns, "f")) == [f"a{i}.npy" for i in range(6)]
     finally:
+        release.set()
         ns.close()
 
 

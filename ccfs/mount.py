@@ -119,7 +119,10 @@ def setup_logging(request: MountRequest, foreground: bool) -> None:
         handlers.append(logging.NullHandler())
     logging.basicConfig(level=getattr(logging, request.log_level.upper(), logging.INFO), handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("botocore", "boto3", "urllib3"):
+    # mfusepy ("fuse") logs every errno a callback returns at DEBUG, the expected ones too (ENODATA for
+    # each of ``ls -l``'s two xattr probes per entry: a tenth of the daemon's CPU listing a big folder
+    # at --log-level DEBUG); the failures that matter are logged by ``ccfs.errors.report``, once
+    for noisy in ("botocore", "boto3", "urllib3", "fuse"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -23,11 +23,11 @@ from ..errors import ObjectNotFound
 from ..formats import dask as layout
 from ..formats.codecs import max_decoded_size_any
 from ..formats.ranges import bounding_block, plan_block
-from ..formats.raw import dtype_token, parse_dtype_token, same_records, spec_for_body
+from ..formats.raw import dtype_token, parse_dtype_token, same_records
 from ..progress import Progress, ProgressCallback
 from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 from ..storage.registry import StoreHandle
-from .raw import read_array_spec, read_raw_array, write_raw_array
+from .raw import first_look, read_array_spec, read_looked_array, write_raw_array
 
 # --- reading a 0.4.0 dask array ---------------------------------------------------------------
 
@@ -54,14 +54,14 @@ def load_part(ref: PartRef) -> np.ndarray:
         return np.empty(ref.shape, dtype=dtype)
     store = ref.handle.get()
     name = store.describe(ref.key)
-    info = store.head(ref.key)
-    if ref.etag and info.etag != ref.etag:
+    look = first_look(store, ref.key)  # the metadata and a small part's whole body: one request
+    if ref.etag and look.info.etag != ref.etag:
         raise OSError(errno.ESTALE, f"{name} was replaced after the dask array was opened")
-    spec = spec_for_body(info.metadata, info.size, name)
+    spec = look.spec
     if spec.shape != ref.shape or not same_records(spec.dtype, dtype):
         raise ValueError(f"{name}: part holds {dtype_token(spec.dtype)} {spec.shape}, but metadata.json says "
                          f"{dtype_token(dtype)} {ref.shape}")
-    part = read_raw_array(store, ref.key, info, spec)
+    part = read_looked_array(store, look)
     return part if part.dtype == dtype else part.view(dtype)
 
 

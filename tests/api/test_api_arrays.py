@@ -82,6 +82,19 @@ def test_slicing_fetches_only_the_parts_it_touches(cci, s3) -> None:  # type: ig
     assert part_gets == {f"/{BUCKET}/dask/sliced/pt0000"}
 
 
+def test_a_part_is_fetched_without_a_head(cci, s3) -> None:  # type: ignore[no-untyped-def]
+    """Computing a dask array sends no HEAD: each part's first GET brings its metadata (and the
+    whole body of a part that fits in it)."""
+    arr = distinct_int64(8 * 120 * 1500).reshape(8, 120, 1500)
+    cci.upload_dask_array("dask/nohead", arr, axis=-1, buffersize=5 * MB)
+    lazy = cci.download_dask_array("dask/nohead")
+    parts = {f"/{BUCKET}/dask/nohead/pt{i:04d}" for i, width in enumerate(lazy.chunks[-1]) if width}
+    s3.clear_log()
+    assert np.array_equal(lazy.compute(), arr)
+    assert {r.path for r in settled_requests(s3) if "/pt" in r.path} == parts  # (an empty part: no request)
+    assert len(parts) >= 2 and settled_requests(s3, "HEAD", settle=0) == []
+
+
 def test_two_dask_arrays_in_one_graph_do_not_collide(cci) -> None:  # type: ignore[no-untyped-def]
     a = np.ones((10, 700_000))
     cci.upload_dask_array("dask/a", a, buffersize=5 * MB)

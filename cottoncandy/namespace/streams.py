@@ -25,6 +25,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: entries per page when a listing already in memory is handed out (S3's page)
 PAGE = 1000
+#: the longest entries are held back at the start of a visit (see ``FolderStream.__init__``)
+HOLD_SECONDS = 2.0
 
 
 def pages_of(listing: FolderListing, size: int = PAGE) -> Iterator[FolderListing]:
@@ -65,6 +68,15 @@ class FolderStream:
         self._names: set[str] = set()
         self._seen_any = False
         self._listed = False  # the LIST ended (or failed)
+        # Entries settled in the first moments are held back until ``_hold_until`` (or the end):
+        # the kernel keeps an entry's attributes for --attr-ttl from when it gets them, and ``ls -l``
+        # stats its entries only after reading them all. A folder listed within the hold reaches the
+        # kernel whole, so those stats find every entry fresh (sent out one page at a time, the first
+        # pages' entries had expired: 8 HEADs and a LIST more for 2,000 arrays, measured); a longer
+        # visit's first entries would be stale by then anyway, and are sent as they settle.
+        ttl = resolver.attributes.attr_ttl
+        self._hold_until = time.monotonic() + min(2 * ttl, HOLD_SECONDS)
+        self._held_back: list[tuple[str, Node]] = []
         self._wanted = wanted
         self._changed = threading.Condition()
         self._pages: queue.SimpleQueue[FolderListing | None] = queue.SimpleQueue()
@@ -86,8 +98,11 @@ class FolderStream:
         """Whether entry ``index`` exists, waiting for it while the folder is being listed; the
         visit's error when it failed before getting that far."""
         with self._changed:
-            while index >= len(self.entries) and not self.done:
-                self._changed.wait()
+            while True:
+                timeout = self._release_held()
+                if index < len(self.entries) or self.done:
+                    break
+                self._changed.wait(timeout)
             if index < len(self.entries):
                 return True
             if self.error is not None:
@@ -226,18 +241,32 @@ class FolderStream:
                 batch.append((shown, self.resolver.file_node(child_path, info, self._heads.get(info.key))))
         self._publish(batch)
 
+    def _release_held(self) -> float | None:
+        """Hand out the entries held back once the hold is over (``_changed`` held); how long to
+        wait before asking again (``None``: nothing held)."""
+        if not self._held_back:
+            return None
+        left = self._hold_until - time.monotonic()
+        if left > 0:
+            return left
+        self.entries.extend(self._held_back)
+        self._held_back = []
+        self._changed.notify_all()
+        return None
+
     def _publish(self, batch: list[tuple[str, Node]]) -> None:
-        if not batch:
-            return
         with self._changed:
-            self.entries.extend(batch)
             self._names.update(name for name, _ in batch)
-            self._changed.notify_all()
+            self._held_back.extend(batch)
+            if self._release_held() is not None:
+                self._changed.notify_all()  # a reader waits with the hold's deadline
 
     def _finish(self, error: BaseException | None) -> None:
         with self._changed:
             if self.done:
                 return
+            self.entries.extend(self._held_back)  # the end: nothing is held back any longer
+            self._held_back = []
             self.error = error
             self.done = True
             self._changed.notify_all()

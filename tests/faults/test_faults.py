@@ -451,10 +451,11 @@ def test_a_complete_that_failed_is_still_an_error(s3, fault_proxy: FaultProxy) -
 @pytest.mark.fuse
 def test_a_big_folder_is_read_while_its_later_pages_are_still_being_listed(s3, cci, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
                                                                            tmp_path: Path) -> None:
-    """2,500 arrays (3 LIST pages) through a real mount, every page after the first held back 3 s
+    """2,500 arrays (3 LIST pages) through a real mount, every page after the first held back 4 s
     by the proxy: a reader of the folder gets its first names while page 2 is held (they were
-    published as page 1 and its HEADs came in), and in the end every name exactly once, each with
-    the size of its array. (Before, the first name came after the last page and every HEAD.)"""
+    published as page 1 and its HEADs came in, after the 2 s a visit's first entries are held
+    back), and in the end every name exactly once, each with the size of its array. (Before, the
+    first name came after the last page and every HEAD.)"""
     import json
     import urllib.request
 
@@ -464,7 +465,7 @@ def test_a_big_folder_is_read_while_its_later_pages_are_still_being_listed(s3, c
     urllib.request.urlopen(urllib.request.Request(f"{s3.endpoint_url}/_local-s3/fill", method="POST",
                                                   data=json.dumps(spec).encode()), timeout=60).read()
     with mounted(BUCKET, tmp_path, "--endpoint-url", fault_proxy.endpoint_url) as m:
-        fault_proxy.set_rules([FaultRule("delay", methods=("GET",), query="continuation-token", seconds=3.0)])
+        fault_proxy.set_rules([FaultRule("delay", methods=("GET",), query="continuation-token", seconds=4.0)])
         began = time.monotonic()
         first_at = None
         sizes = {}
@@ -474,6 +475,6 @@ def test_a_big_folder_is_read_while_its_later_pages_are_still_being_listed(s3, c
                     first_at = time.monotonic() - began
                 sizes[entry.name] = entry.stat().st_size
         took = time.monotonic() - began
-        assert fault_proxy.count("delay") == 2  # pages 2 and 3, each held 3 s
+        assert fault_proxy.count("delay") == 2  # pages 2 and 3, each held 4 s
         assert first_at is not None and took - first_at >= 5.0, (first_at, took)  # first names before page 2
         assert sizes == {f"a{i:06d}.npy": 128 + 16 for i in range(2500)}

@@ -105,7 +105,7 @@ def test_page_one_is_out_while_page_two_is_being_listed() -> None:
         write_raw_array(store, f"big/a{i:02d}", np.arange(4, dtype="<f4") + i, compression=None)
     release = threading.Event()
     store.before_page = lambda n: n == 1 and release.wait(10)  # page 2 waits for the test
-    ns = Namespace(store, folders_ahead=0)
+    ns = Namespace(store, folders_ahead=0, attr_ttl=0.2)  # entries held back 0.4 s at most
     try:
         stream = ns.stream("big")
         assert stream.wait(0)  # returns while page 2 is held
@@ -119,6 +119,30 @@ def test_page_one_is_out_while_page_two_is_being_listed() -> None:
         assert sorted(heads(store)) == [f"big/a{i:02d}" for i in range(25)]  # one HEAD each
         store.requests.clear()
         assert ns.lookup("big/a24.npy").size == 128 + 16 and heads(store) == []  # the stream's nodes are kept
+    finally:
+        release.set()
+        ns.close()
+
+
+def test_a_folder_listed_within_the_hold_reaches_its_reader_whole() -> None:
+    """With --attr-ttl 1, a folder whose visit ends within 2 s is handed out in one go (the kernel
+    then keeps every entry's attributes for the same second, and ``ls -l``'s stats find them fresh);
+    one whose pages keep coming is streamed after the hold."""
+    store = PagedStore(page=10)
+    for i in range(30):
+        write_raw_array(store, f"quick/a{i:02d}", np.arange(2, dtype="<i4"), compression=None)
+        write_raw_array(store, f"slow/a{i:02d}", np.arange(2, dtype="<i4"), compression=None)
+    release = threading.Event()
+    store.before_page = lambda n: n == 2 and release.wait(10)
+    ns = Namespace(store, folders_ahead=0, attr_ttl=1.0)
+    try:
+        release.set()
+        quick = ns.stream("quick")
+        assert quick.wait(0) and quick.done and len(quick.entries) == 30
+        release.clear()
+        slow = ns.stream("slow")
+        assert slow.wait(0) and not slow.done  # after the 2 s hold, while page 3 is held
+        assert 10 <= len(slow.entries) < 30
     finally:
         release.set()
         ns.close()
@@ -147,7 +171,7 @@ def test_a_head_failing_for_a_passing_reason_fails_the_visit_as_a_whole_listing_
     store.failing.add("f/a3")
     release = threading.Event()
     store.before_page = lambda n: n == 1 and release.wait(10)  # page 2 once page 1 is handed out
-    ns = Namespace(store, folders_ahead=0)
+    ns = Namespace(store, folders_ahead=0, attr_ttl=0.2)
     try:
         stream = ns.stream("f")
         assert stream.wait(0)

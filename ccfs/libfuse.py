@@ -95,7 +95,10 @@ class Fuse(fuse.FUSE):
         st = fuse.c_stat()
         index = offset
         try:
-            if not entries.wait(index):  # the call that finds nothing left ends the pass
+            # a reply waits for one real entry, the first reply too: in its default ("auto") mode the
+            # kernel asks for attributes (READDIRPLUS) in a pass's first reply only, so a first reply
+            # of '.' and '..' alone left every entry without its stat (a LOOKUP each for ``ls -l``)
+            if not entries.wait(max(index, 2)) and index >= 2:  # nothing left: the pass ends
                 with self._passes_lock:
                     self._passes.pop(handle, None)
                 return 0

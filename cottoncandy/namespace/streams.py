@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 #: entries per page when a listing already in memory is handed out (S3's page)
 PAGE = 1000
 #: the longest entries are held back at the start of a visit (see ``FolderStream.__init__``)
-HOLD_SECONDS = 2.0
+HOLD_SECONDS = 5.0
 
 
 def pages_of(listing: FolderListing, size: int = PAGE) -> Iterator[FolderListing]:
@@ -75,7 +75,7 @@ class FolderStream:
         # pages' entries had expired: 8 HEADs and a LIST more for 2,000 arrays, measured); a longer
         # visit's first entries would be stale by then anyway, and are sent as they settle.
         ttl = resolver.attributes.attr_ttl
-        self._hold_until = time.monotonic() + min(2 * ttl, HOLD_SECONDS)
+        self._hold_until = time.monotonic() + min(5 * ttl, HOLD_SECONDS)
         self._held_back: list[tuple[str, Node]] = []
         self._wanted = wanted
         self._changed = threading.Condition()
@@ -180,7 +180,9 @@ class FolderStream:
                 self._listed_up_to = None
                 self._page([])
                 listing = self.resolver.listings.get(self.path)
-                self.resolver.adopt(listing, self.entries)
+                with self._changed:
+                    published = self.entries + self._held_back  # held back ones too
+                self.resolver.adopt(listing, published)
                 self.resolver.load_ahead(self.path, listing)
             else:
                 every = self.resolver.children(self.path)

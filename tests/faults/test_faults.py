@@ -453,8 +453,8 @@ def test_a_big_folder_is_read_while_its_later_pages_are_still_being_listed(s3, c
                                                                            tmp_path: Path) -> None:
     """2,500 arrays (3 LIST pages) through a real mount, every page after the first held back 4 s
     by the proxy: a reader of the folder gets its first names while page 2 is held (they were
-    published as page 1 and its HEADs came in, after the 2 s a visit's first entries are held
-    back), and in the end every name exactly once, each with the size of its array. (Before, the
+    published as page 1 and its HEADs came in, once the visit's hold is over: 5 x --attr-ttl,
+    2 s here), and in the end every name exactly once, each with the size of its array. (Before, the
     first name came after the last page and every HEAD.)"""
     import json
     import urllib.request
@@ -464,7 +464,7 @@ def test_a_big_folder_is_read_while_its_later_pages_are_still_being_listed(s3, c
             "access_key": "testing"}
     urllib.request.urlopen(urllib.request.Request(f"{s3.endpoint_url}/_local-s3/fill", method="POST",
                                                   data=json.dumps(spec).encode()), timeout=60).read()
-    with mounted(BUCKET, tmp_path, "--endpoint-url", fault_proxy.endpoint_url) as m:
+    with mounted(BUCKET, tmp_path, "--endpoint-url", fault_proxy.endpoint_url, "--attr-ttl", "0.4") as m:
         fault_proxy.set_rules([FaultRule("delay", methods=("GET",), query="continuation-token", seconds=4.0)])
         began = time.monotonic()
         first_at = None

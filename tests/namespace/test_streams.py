@@ -105,7 +105,7 @@ def test_page_one_is_out_while_page_two_is_being_listed() -> None:
         write_raw_array(store, f"big/a{i:02d}", np.arange(4, dtype="<f4") + i, compression=None)
     release = threading.Event()
     store.before_page = lambda n: n == 1 and release.wait(10)  # page 2 waits for the test
-    ns = Namespace(store, folders_ahead=0, attr_ttl=0.2)  # entries held back 0.4 s at most
+    ns = Namespace(store, folders_ahead=0, attr_ttl=0.2)  # entries held back 1 s at most
     try:
         stream = ns.stream("big")
         assert stream.wait(0)  # returns while page 2 is held
@@ -125,16 +125,16 @@ def test_page_one_is_out_while_page_two_is_being_listed() -> None:
 
 
 def test_a_folder_listed_within_the_hold_reaches_its_reader_whole() -> None:
-    """With --attr-ttl 1, a folder whose visit ends within 2 s is handed out in one go (the kernel
-    then keeps every entry's attributes for the same second, and ``ls -l``'s stats find them fresh);
-    one whose pages keep coming is streamed after the hold."""
+    """A folder whose visit ends within the hold (5 x --attr-ttl, at most 5 s: 2 s here) is handed
+    out in one go (the kernel then keeps every entry's attributes from the same moment, and
+    ``ls -l``'s stats find them fresh); one whose pages keep coming is streamed after the hold."""
     store = PagedStore(page=10)
     for i in range(30):
         write_raw_array(store, f"quick/a{i:02d}", np.arange(2, dtype="<i4"), compression=None)
         write_raw_array(store, f"slow/a{i:02d}", np.arange(2, dtype="<i4"), compression=None)
     release = threading.Event()
     store.before_page = lambda n: n == 2 and release.wait(10)
-    ns = Namespace(store, folders_ahead=0, attr_ttl=1.0)
+    ns = Namespace(store, folders_ahead=0, attr_ttl=0.4)
     try:
         release.set()
         quick = ns.stream("quick")

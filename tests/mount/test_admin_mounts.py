@@ -33,9 +33,11 @@ def our_helper() -> Path:
     return found
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def mount_helper() -> Iterator[Path]:
-    """``/sbin/mount.fuse.ccfs`` pointing at this environment's script for the test, then removed."""
+    """``/sbin/mount.fuse.ccfs`` pointing at this environment's script for this module's tests, then
+    removed. Made once for the module: a full run twice saw the link gone while a test's mount(8) ran
+    it (not explained; only this fixture removes it), so it is no longer removed and made between tests."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("needs root and util-linux mount(8)")
     script = our_helper()

@@ -148,10 +148,8 @@ class Resolver:
         new one. ``wanted``: a directory read (HEADs and entries); else a lookup (the LIST only)."""
         path = "/".join(split(path))
         with self._lock:
-            running = self._streams.get(path)
-            if running is not None and not running.done:
-                if wanted:
-                    running.want()
+            running = self._streams.get(path)  # lock order: this lock, then a stream's own
+            if running is not None and not running.done and (not wanted or running.want()):
                 return running
             stream = self._streams[path] = FolderStream(self, path, wanted)
         stream.start()

@@ -68,6 +68,8 @@ class FolderStream:
         self._names: set[str] = set()
         self._seen_any = False
         self._listed = False  # the LIST ended (or failed)
+        self._arrivals = 0  # pages handed to ``_settle`` (by the LIST thread only)
+        self._closing = False  # ending without HEADs: nobody joined
         # Entries settled in the first moments are held back until ``_hold_until`` (or the end):
         # the kernel keeps an entry's attributes for --attr-ttl from when it gets them, and ``ls -l``
         # stats its entries only after reading them all. A folder listed within the hold reaches the
@@ -88,11 +90,15 @@ class FolderStream:
         self._early = True  # whether entries may still be published before the listing ends
 
     # --- for readers -------------------------------------------------------------------------
-    def want(self) -> None:
-        """A directory read joined: HEAD and publish (a lookup's stream only LISTs until then)."""
+    def want(self) -> bool:
+        """A directory read joins: HEAD and publish (a lookup's stream only LISTs until then).
+        False when this visit already decided to end without HEADs (the reader starts another)."""
         with self._changed:
+            if self._closing or self.done:
+                return False
             self._wanted = True
             self._changed.notify_all()
+            return True
 
     def wait(self, index: int) -> bool:
         """Whether entry ``index`` exists, waiting for it while the folder is being listed; the
@@ -123,8 +129,15 @@ class FolderStream:
 
     # --- the visit ---------------------------------------------------------------------------
     def start(self) -> None:
-        threading.Thread(target=self._list, name="cc-list", daemon=True).start()
-        threading.Thread(target=self._settle, name="cc-pages", daemon=True).start()
+        try:
+            threading.Thread(target=self._list, name="cc-list", daemon=True).start()
+        except BaseException as exc:  # no thread to be had: the readers get the error, never a hang
+            self._finish(exc)
+            return
+        try:
+            threading.Thread(target=self._settle, name="cc-pages", daemon=True).start()
+        except BaseException as exc:  # noqa: BLE001 - the LIST thread drains into a queue nobody reads
+            self._finish(exc)
 
     def _list(self) -> None:
         """Feed pages: from the LIST as they arrive, or from the listing already in memory."""
@@ -133,13 +146,17 @@ class FolderStream:
             listings = self.resolver.listings
             held = listings.peek(self.path)
             if held is None:
-                listings.get(self.path, on_page=self._arrived)
+                held = listings.get(self.path, on_page=self._arrived)
+                if not self._arrivals:  # another caller's LIST served it (or one kept meanwhile):
+                    self._early = False  # no page came here, the whole listing decides
             elif self.resolver.attributes.unknown(info.key for name, info in held.objects.items()
                                                   if tree.may_be_array(name)) > PAGE:
                 for page in pages_of(self.resolver.attributes.with_revalidations(held)):
                     self._arrived(page)
             else:  # one page's HEADs or fewer: the whole listing decides at once
                 self._early = False
+            with self._changed:
+                self._seen_any = self._seen_any or not held.empty
         except BaseException as exc:  # noqa: BLE001 - handed to every reader of the stream
             self._finish(exc)
         finally:
@@ -149,6 +166,7 @@ class FolderStream:
             self._pages.put(None)
 
     def _arrived(self, page: FolderListing) -> None:
+        self._arrivals += 1
         with self._changed:
             if not page.empty and not self._seen_any:
                 self._seen_any = True
@@ -173,9 +191,10 @@ class FolderStream:
             if self.error is not None:
                 return
             with self._changed:  # a lookup's stream that nobody read: the listing is kept, no HEADs
-                if not self._wanted:
-                    self._finish(None)
-                    return
+                self._closing = not self._wanted  # from here ``want`` is refused
+            if self._closing:  # (never finished under ``_changed``: ``_finish`` takes the resolver's
+                self._finish(None)  # lock, which ``Resolver.stream`` holds while calling ``want``)
+                return
             if self._early:  # the folder is listed: what is held settles now
                 self._listed_up_to = None
                 self._page([])

@@ -97,6 +97,10 @@ def test_a_reader_fetches_ahead_in_the_plans_runs_and_window() -> None:
     reader = ObjectReader(BlockCache(2**23), pool, fetch, ("k", "e"), len(data), block_size=16384,
                           max_window=4 * MiB, run_size=64 * 1024,
                           tuning=Fixed(Plan(run=128 * 1024, window=512 * 1024)))
+    # blocks the stream has passed stay cached here: a read-ahead run delayed on a loaded machine
+    # until the stream had passed (and released) its blocks fetched them again (a clean-clone CI run
+    # saw 128 KiB more than the data); releasing is another test's subject
+    reader.release_after = 2 * len(data)
     pos = 0
     while pos < len(data):
         assert reader.read(pos, 32768) == data[pos : pos + 32768]

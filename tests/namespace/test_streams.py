@@ -240,3 +240,76 @@ def test_a_big_folder_on_the_server_costs_its_pages_and_one_head_per_array(s3, s
     finally:
         ns.close()
         want.close()
+
+
+def test_a_read_while_another_caller_lists_the_folder_gets_every_entry() -> None:
+    """The folder's LIST is already running for someone else (a lookup of a file in it): the stream
+    gets no page of its own and must still give the whole folder, not an empty one."""
+    store = PagedStore(page=4)
+    for i in range(10):
+        write_raw_array(store, f"s/a{i}", np.arange(2, dtype="<i4"), compression=None)
+    release, listing = threading.Event(), threading.Event()
+    store.before_page = lambda n: n == 0 and (listing.set(), release.wait(10))
+    ns = Namespace(store, folders_ahead=0, attr_ttl=0.2)
+    try:
+        other = threading.Thread(target=ns.listings.get, args=("s",))
+        other.start()
+        assert listing.wait(10)  # the other caller's LIST is under way
+        stream = ns.stream("s")
+        release.set()
+        index = 0
+        while stream.wait(index):
+            index += 1
+        assert sorted(name for name, _ in stream.entries) == [f"a{i}.npy" for i in range(10)]
+        other.join()
+    finally:
+        release.set()
+        ns.close()
+
+
+def test_a_read_joining_a_lookup_stream_as_it_ends_is_never_lost_or_stuck() -> None:
+    """A lookup's stream (LIST only) ending just as a read joins: the read gets a visit that gives
+    every entry, and nothing deadlocks (the stream's end took the resolver's lock under its own
+    while a joining read held the resolver's and waited for the stream's)."""
+    store = PagedStore(page=3)
+    for i in range(5):
+        write_raw_array(store, f"r/a{i}", np.arange(2, dtype="<i4"), compression=None)
+    for round_ in range(30):
+        ns = Namespace(store, folders_ahead=0, attr_ttl=0.05)
+        try:
+            ns.resolver.stream("r", wanted=False)
+            done = threading.Event()
+            got: list[list[str]] = []
+
+            def read() -> None:
+                stream = ns.stream("r")
+                index = 0
+                while stream.wait(index):
+                    index += 1
+                got.append(sorted(name for name, _ in stream.entries))
+                done.set()
+
+            threading.Thread(target=read, daemon=True).start()
+            assert done.wait(10), f"round {round_}: stuck"
+            assert got == [[f"a{i}.npy" for i in range(5)]], round_
+        finally:
+            ns.close()
+
+
+def test_no_thread_to_start_fails_the_visit_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = PagedStore()
+    write_raw_array(store, "t/a", np.arange(2, dtype="<i4"), compression=None)
+    ns = Namespace(store, folders_ahead=0)
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    try:
+        monkeypatch.setattr(threading.Thread, "start", no_thread)
+        stream = ns.stream("t")
+        with pytest.raises(RuntimeError, match="new thread"):
+            stream.wait(0)
+        monkeypatch.undo()
+        assert [name for name, _ in streamed(ns, "t")] == ["a.npy"]  # the next visit is a new one
+    finally:
+        ns.close()

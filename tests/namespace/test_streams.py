@@ -281,7 +281,7 @@ def test_a_read_joining_a_lookup_stream_as_it_ends_is_never_lost_or_stuck() -> N
             done = threading.Event()
             got: list[list[str]] = []
 
-            def read() -> None:
+            def read(ns: Namespace = ns, got: list[list[str]] = got, done: threading.Event = done) -> None:
                 stream = ns.stream("r")
                 index = 0
                 while stream.wait(index):

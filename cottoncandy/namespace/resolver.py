@@ -203,10 +203,10 @@ class Resolver:
         parent, name = "/".join(parts[:-1]), parts[-1]
         # the folder's own listing, which a visit needs next, instead of its parent's: folders win
         # every clash, so a non-empty one decides the name (``ls -l p/big`` costs its LISTs only)
-        if not self.listings.cached(parent) and tree.may_be_folder(name) and (
-                self.listings.cached(path) and not self.listings.get(path).empty
-                or not self.listings.cached(path) and self.stream(path, wanted=False).not_empty()):
-            return FolderNode(path, self.listings.folder_prefix(path))
+        if not self.listings.cached(parent) and tree.may_be_folder(name):
+            held = self.listings.peek(path)  # else its LIST starts (no HEADs): the first page decides
+            if not held.empty if held is not None else self.stream(path, wanted=False).not_empty():
+                return FolderNode(path, self.listings.folder_prefix(path))
         listing = self.listings.get(parent)
         node = self._node(path, name, listing)
         if isinstance(node, FileNode) and self.attributes.stale(node.key):

@@ -202,13 +202,28 @@ class SignedRequests:
         """One ListObjectsV2 page: (sub-prefixes, objects, the next page's continuation token or
         ``None`` after the last); ``None`` when the answer was not a plain 200 that parses (the
         caller asks boto3 for the same page, with the same token: S3's tokens are the server's)."""
-        if not self._direct:
-            return None
         params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(page_size)}
         if delimiter:
             params["delimiter"] = delimiter
         if token:
             params["continuation-token"] = token
+        return self._signed_list(params, prefix)
+
+    def list_page_after(self, prefix: str, start_after: str, max_keys: int) -> list[ObjectInfo] | None:
+        """One page of one level's objects after ``start_after`` (one request); ``None`` as ``list_dir``."""
+        params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(max_keys),
+                  "delimiter": "/"}
+        if start_after:
+            params["start-after"] = start_after
+        page = self._signed_list(params, prefix)
+        return None if page is None else page[1]
+
+    def _signed_list(self, params: dict[str, str],
+                     prefix: str) -> tuple[list[str], list[ObjectInfo], str | None] | None:
+        """One ListObjectsV2 request: (sub-prefixes, objects, next token); ``None`` when the answer
+        was not a plain 200 that parses (the caller asks boto3)."""
+        if not self._direct:
+            return None
         try:
             request = AWSRequest(method="GET", url=self.base_url, params=params)
             self._signer.add_auth(request)
@@ -220,28 +235,7 @@ class SignedRequests:
             following = _parse_list_page(body, prefixes, objects)
             return prefixes, objects, following
         except Exception as exc:
-            log.debug("signed LIST of %s not taken (%s); asking boto3", prefix, type(exc).__name__)
-            return None
-
-    def list_page_after(self, prefix: str, start_after: str, max_keys: int) -> list[ObjectInfo] | None:
-        """One page of one level's objects after ``start_after`` (one request); ``None`` as ``list_dir``."""
-        if not self._direct:
-            return None
-        params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(max_keys),
-                  "delimiter": "/"}
-        if start_after:
-            params["start-after"] = start_after
-        try:
-            request = AWSRequest(method="GET", url=self.base_url, params=params)
-            self._signer.add_auth(request)
-            status, _, body = self._send_direct("GET", request.prepare().url, _header_strings(request))
-            if status != 200:
-                return None
-            objects: list[ObjectInfo] = []
-            _parse_list_page(body, [], objects)
-            return objects
-        except Exception as exc:
-            log.debug("signed LIST of %s after %r not taken (%s); asking boto3", prefix, start_after,
+            log.debug("signed LIST of %s (%s) not taken (%s); asking boto3", prefix, params.get("start-after", ""),
                       type(exc).__name__)
             return None
 

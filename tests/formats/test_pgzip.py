@@ -3,7 +3,8 @@
 Every body is checked with three independent readers: ``gzip.decompress`` (what gzip(1) accepts),
 one ``zlib.decompressobj(16 + MAX_WBITS)`` (exactly 0.4.0's ``GzipInputStream``, which stops at the
 end of the first member) and our own serial ``codecs.gunzip_into``. The index is untrusted input:
-every forged field must be refused before it is used.
+every forged field must be refused before it is used. Every test runs with both deflaters
+(``formats/deflate``: ISA-L, the default, and zlib, the fallback where ``isal`` does not import).
 """
 
 from __future__ import annotations
@@ -18,9 +19,20 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from cottoncandy.formats import codecs, pgzip
+from cottoncandy.formats import codecs, deflate, pgzip
 
 BLOCK = 4096
+
+
+@pytest.fixture(autouse=True, params=["isal", "zlib"])
+def deflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test once with ISA-L (a required dependency: it must import here) and once with zlib."""
+    if request.param == "zlib":
+        monkeypatch.setattr(deflate, "_isal", None)
+        assert not deflate.accelerated()
+    else:
+        assert deflate.accelerated(), "isal is a required dependency and must import"
+    return str(request.param)
 
 
 def build(data: bytes, block: int = BLOCK, level: int = pgzip.DEFAULT_LEVEL,
@@ -79,6 +91,22 @@ def test_any_level_reads_back(level: int, strategy: int) -> None:
     body, writer = build(data, level=level, strategy=strategy)
     assert gzip.decompress(body) == data and inflate_040(body) == data
     assert parallel_read(body, writer.metadata_value(), len(data)) == data
+
+
+@pytest.mark.parametrize("level", [0, 1, 3, 4, 7, 9])
+def test_incompressible_blocks_stay_within_the_bound(level: int) -> None:
+    """Random bytes expand a little under any deflater; the reader's bound must still accept them
+    (ISA-L measured ~190 bytes over zlib's deflateBound at some sizes)."""
+    rng = np.random.default_rng(level)
+    for size in [0, 1, 2, 100, 4095, 65535, 65536, 65537, 300_001, 736_753, 2**20 + 3]:
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        for last in (False, True):
+            pieces, crc = pgzip._deflate_block(memoryview(data), level, last)
+            block = b"".join(pieces)
+            assert len(block) <= pgzip.deflate_bound(size), (size, last, len(block))
+            out = bytearray(size)
+            assert pgzip.inflate_block_into(block, memoryview(out), last) == crc == zlib.crc32(data)
+            assert bytes(out) == data
 
 
 def test_every_block_inflates_alone() -> None:

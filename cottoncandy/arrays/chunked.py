@@ -14,7 +14,6 @@ import json
 import math
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,46 +22,14 @@ from ..errors import ObjectNotFound
 from ..formats import dask as layout
 from ..formats.codecs import max_decoded_size_any
 from ..formats.ranges import bounding_block, plan_block
-from ..formats.raw import dtype_token, parse_dtype_token, same_records
+from ..formats.raw import dtype_token, parse_dtype_token
 from ..progress import Progress, ProgressCallback
 from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 from ..storage.registry import StoreHandle
-from .raw import first_look, read_array_spec, read_looked_array, write_raw_array
+from .dask_parts import PartRef, load_part, stored_dask_array
+from .raw import read_array_spec, write_raw_array
 
 # --- reading a 0.4.0 dask array ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PartRef:
-    """Everything a task needs to load one part, and nothing else (it is pickled into the graph)."""
-
-    handle: StoreHandle
-    key: str
-    etag: str
-    dtype: str  # a ``dtype_token``: ``dtype.str``, or a record type's full descr (``|V12`` loses fields)
-    shape: tuple[int, ...]
-
-
-def load_part(ref: PartRef) -> np.ndarray:
-    """One part as a numpy array of the manifest's dtype, checked against what the manifest promised.
-
-    A part stored as plain void records (0.4.0 wrote structured parts so) reads as the manifest's
-    record type of the same size, and the other way round.
-    """
-    dtype = parse_dtype_token(ref.dtype, ref.key)
-    if math.prod(ref.shape) == 0:
-        return np.empty(ref.shape, dtype=dtype)
-    store = ref.handle.get()
-    name = store.describe(ref.key)
-    look = first_look(store, ref.key)  # the metadata and a small part's whole body: one request
-    if ref.etag and look.info.etag != ref.etag:
-        raise OSError(errno.ESTALE, f"{name} was replaced after the dask array was opened")
-    spec = look.spec
-    if spec.shape != ref.shape or not same_records(spec.dtype, dtype):
-        raise ValueError(f"{name}: part holds {dtype_token(spec.dtype)} {spec.shape}, but metadata.json says "
-                         f"{dtype_token(dtype)} {ref.shape}")
-    part = read_looked_array(store, look)
-    return part if part.dtype == dtype else part.view(dtype)
 
 
 def read_manifest(store: ObjectStore, object_name: str, kind: str) -> tuple[Any, dict[str, ObjectInfo]]:
@@ -99,7 +66,6 @@ def resolve_part(object_name: str, written_key: str, listing: Mapping[str, Objec
 
 def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | None = None) -> Any:
     """A lazy dask array over a 0.4.0 dask folder; computing it fetches only the parts it needs."""
-    import dask.array as da
     from dask.base import tokenize
 
     name = store.describe(object_name)
@@ -126,7 +92,7 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
         dask_name = "cottoncandy-" + tokenize(handle.spec or id(store), object_name,
                                               sorted((k, r.etag) for k, r in refs.items()))
     graph = {(dask_name, *coords): (load_part, ref) for coords, ref in refs.items()}
-    return da.Array(graph, dask_name, manifest.chunks, dtype=manifest.dtype, shape=manifest.shape)
+    return stored_dask_array(graph, dask_name, manifest.chunks, manifest.dtype, manifest.shape, refs)
 
 
 # --- writing ----------------------------------------------------------------------------------

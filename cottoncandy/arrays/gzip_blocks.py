@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from ..formats import pgzip
+from ..formats.codecs import Sink
 from ..formats.flat import ByteSource
 from ..storage.base import ObjectInfo, ObjectStore, Progress
 
@@ -54,10 +55,29 @@ def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview | ByteSource
                                 size_hint=len(raw))
 
 
-def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: memoryview,
+class _Window:
+    """Bytes ``[start, stop)`` of a sink, written whole as ``window[:] = data`` (a block's place)."""
+
+    def __init__(self, sink: Sink, start: int, stop: int):
+        self.sink, self.start, self.stop = sink, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __setitem__(self, where: slice, data: bytes | memoryview) -> None:
+        start, stop, _ = where.indices(len(self))
+        self.sink[self.start + start : self.start + stop] = data
+
+
+def _place(out: memoryview | Sink, start: int, stop: int) -> memoryview | Sink:
+    return out[start:stop] if isinstance(out, memoryview) else _Window(out, start, stop)
+
+
+def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: memoryview | Sink,
                      progress: Progress | None = None) -> bool:
-    """Fill ``out`` from an indexed gzip body in parallel; ``False`` (``out`` undefined) when the body
-    has no usable index and must be read serially. Store errors (``OSError``) propagate."""
+    """Fill ``out`` (a byte view, or a sink such as a strided slot's ``FlatSink``) from an indexed gzip
+    body in parallel; ``False`` (``out`` undefined) when the body has no usable index and must be read
+    serially. Store errors (``OSError``) propagate."""
     value = (info.metadata or {}).get(pgzip.INDEX_KEY)
     if value is None or len(out) != nbytes:
         return False
@@ -88,7 +108,7 @@ def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: mem
         if i == last:
             trailer[:] = data[block.end - block.start :]
             del data[block.end - block.start :]
-        crc = pgzip.inflate_block_into(data, out[block.out_start : block.out_end], i == last)
+        crc = pgzip.inflate_block_into(data, _place(out, block.out_start, block.out_end), i == last)
         if progress is not None:
             progress(end - block.start)
         return crc

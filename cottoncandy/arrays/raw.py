@@ -70,30 +70,46 @@ def first_look(store: ObjectStore, key: str) -> FirstLook:
 def read_looked_array(store: ObjectStore, look: FirstLook, progress: Progress | None = None) -> np.ndarray:
     """The array ``look`` describes: decoded from the body it already holds, else downloaded (an
     uncompressed one from where its first bytes end: those are not fetched twice)."""
+    check_body_size(look.spec, look.info.size, store.describe(look.info.key))  # before allocating
+    array, view = empty_for(look.spec)
+    read_looked_into(store, look, view, progress)
+    return array
+
+
+def read_looked_into(store: ObjectStore, look: FirstLook, out: memoryview | codecs.Sink,
+                     progress: Progress | None = None) -> None:
+    """Fill ``out`` (``look.spec.nbytes`` long) with the array's bytes in stored order.
+
+    ``out`` is a byte view, or a sink (``formats.flat.FlatSink``: a strided slot of a larger array).
+    A sink is filled straight from a gzip body or from the body the first request brought; any other
+    body goes through one temporary copy of the array (see :func:`decode_body_into`).
+    """
+    info, spec = look.info, look.spec
+    name = store.describe(info.key)
+    check_body_size(spec, info.size, name)
     if look.body is None:
-        if look.spec.compression is not None or not look.first:
-            return read_raw_array(store, look.info.key, look.info, look.spec, progress)
-        check_body_size(look.spec, look.info.size, store.describe(look.info.key))
-        array, view = empty_for(look.spec)
+        if spec.compression is not None or not look.first or not isinstance(out, memoryview):
+            decode_body_into(store, info, spec, out, progress)
+            return
         have = len(look.first)
-        view[:have] = look.first
+        out[:have] = look.first
         if progress is not None:
             progress(have)
-        store.download_into(look.info.key, view[have:], if_match=look.info.etag, offset=have, progress=progress)
-        return array
-    name = store.describe(look.info.key)
-    check_body_size(look.spec, len(look.body), name)
-    array, view = empty_for(look.spec)
+        store.download_into(info.key, out[have:], if_match=info.etag, offset=have, progress=progress)
+        return
     try:
-        if look.spec.compression is None:
-            view[:] = look.body  # check_body_size: exactly the array's size
+        if spec.compression is None:
+            out[0 : len(look.body)] = look.body  # check_body_size: exactly the array's size
+        elif isinstance(out, memoryview):
+            codecs.decode_into(look.body, spec.compression, out)
         else:
-            codecs.decode_into(look.body, look.spec.compression, view)
+            decoded = bytearray(spec.nbytes)
+            codecs.decode_into(look.body, spec.compression, memoryview(decoded))
+            out[0 : len(decoded)] = decoded
     except codecs.CorruptBodyError as exc:
         raise ValueError(f"{name}: {exc}") from exc
     if progress is not None:
         progress(len(look.body))
-    return array
 
 
 def read_array_spec(store: ObjectStore, key: str) -> tuple[ObjectInfo, ArraySpec]:
@@ -103,15 +119,26 @@ def read_array_spec(store: ObjectStore, key: str) -> tuple[ObjectInfo, ArraySpec
     return info, spec_for_body(info.metadata, info.size, store.describe(key))
 
 
-def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out: memoryview,
+def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out: memoryview | codecs.Sink,
                      progress: Progress | None = None) -> None:
     """Fill ``out`` (``spec.nbytes`` long) with the array's bytes in stored order, pinned to ``info.etag``.
 
-    ``progress`` counts body bytes fetched (compressed bytes for compressed bodies).
+    ``progress`` counts body bytes fetched (compressed bytes for compressed bodies). A sink that is not
+    a byte view is decoded into straight from a gzip body; other bodies are read into one temporary
+    byte buffer first (ranged parallel downloads and whole-body codecs need contiguous memory).
     """
     name = store.describe(info.key)
     try:
-        if spec.compression is None:
+        if spec.compression == codecs.GZIP:
+            if read_gzip_blocks(store, info, spec.nbytes, out, progress):
+                return
+            with store.open_read(info.key, if_match=info.etag) as stream:
+                codecs.gunzip_into(_counted(iter(lambda: stream.read(STREAM_CHUNK), b""), progress), out)
+        elif not isinstance(out, memoryview):
+            staged = bytearray(spec.nbytes)
+            decode_body_into(store, info, spec, memoryview(staged), progress)
+            out[0 : len(staged)] = staged
+        elif spec.compression is None:
             if info.size != spec.nbytes:
                 raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape "
                                  f"{spec.shape} needs {spec.nbytes} (truncated or not this array)")
@@ -120,11 +147,6 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
                 download_through_disk(store, disk, info, spec, out, progress)
             else:
                 store.download_into(info.key, out, if_match=info.etag, progress=progress)
-        elif spec.compression == codecs.GZIP:
-            if isinstance(out, memoryview) and read_gzip_blocks(store, info, spec.nbytes, out, progress):
-                return
-            with store.open_read(info.key, if_match=info.etag) as stream:
-                codecs.gunzip_into(_counted(iter(lambda: stream.read(STREAM_CHUNK), b""), progress), out)
         else:
             body = bytearray(info.size)
             store.download_into(info.key, memoryview(body), if_match=info.etag, progress=progress)

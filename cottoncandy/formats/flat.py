@@ -112,3 +112,72 @@ def copy_flat_range(array: np.ndarray, start: int, stop: int, out: np.ndarray) -
         pos += count
     if r1:
         copy_flat_range(array[i1], 0, r1, out[pos:])
+
+
+class FlatSink:
+    """Where ``np.ascontiguousarray(array).tobytes()`` would be written back, by byte range.
+
+    The reverse of :class:`FlatBytes`. Why: a part of a stored dask array has a slot in the whole
+    result (``result[:, a:b]``) that is strided; decoding the part straight into its slot saves a
+    whole part's temporary copy per part in flight. Ranges may split elements (a gzip block ends
+    where its input bytes end) and disjoint ranges may be written from several threads.
+
+    Needs the array's last axis to be contiguous (any slice of a C-ordered array with step 1 is):
+    :func:`flat_sink` answers None otherwise.
+    """
+
+    def __init__(self, array: np.ndarray):
+        if array.dtype.hasobject or not array.flags.writeable:
+            raise ValueError("only a writable array of plain values can take bytes")
+        self.nbytes = math.prod(array.shape) * array.dtype.itemsize
+        shaped = array.reshape(1) if array.ndim == 0 else array
+        self._bytes = shaped.view(np.uint8)  # (..., last * itemsize); ValueError unless the last axis is contiguous
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def __setitem__(self, where: slice, data: bytes | memoryview) -> None:
+        start, stop, step = where.indices(self.nbytes)
+        if step != 1 or stop - start != len(data):
+            raise ValueError(f"bytes [{start}, {stop}) cannot take {len(data)} bytes")
+        if stop > start:
+            write_flat_range(self._bytes, start, stop, np.frombuffer(data, dtype=np.uint8))
+
+
+def flat_sink(array: np.ndarray) -> memoryview | FlatSink | None:
+    """The fastest target for ``array``'s C-order bytes: its own memory when it is C-contiguous, a
+    :class:`FlatSink` when its last axis is contiguous, else None (the caller copies)."""
+    if array.dtype.hasobject or not array.flags.writeable:
+        return None
+    if array.flags.c_contiguous:
+        return memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+    try:
+        return FlatSink(array)
+    except ValueError:
+        return None
+
+
+def write_flat_range(array: np.ndarray, start: int, stop: int, src: np.ndarray) -> None:
+    """Write the 1-d ``src`` over elements ``[start, stop)`` of ``array`` in C order (the reverse of
+    :func:`copy_flat_range`: a partial first row, whole rows in one numpy copy, a partial last row)."""
+    if array.ndim <= 1:
+        array.reshape(-1)[start:stop] = src
+        return
+    row = math.prod(array.shape[1:])
+    if row == 0 or stop <= start:
+        return
+    i0, r0 = divmod(start, row)
+    i1, r1 = divmod(stop, row)
+    if i0 == i1:
+        write_flat_range(array[i0], r0, r1, src)
+        return
+    pos = 0
+    if r0:
+        write_flat_range(array[i0], r0, row, src[: row - r0])
+        pos, i0 = row - r0, i0 + 1
+    if i1 > i0:
+        count = (i1 - i0) * row
+        array[i0:i1] = src[pos : pos + count].reshape((i1 - i0, *array.shape[1:]))
+        pos += count
+    if r1:
+        write_flat_range(array[i1], 0, r1, src[pos:])

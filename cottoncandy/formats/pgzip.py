@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import deflate
+from .codecs import Sink
 from .flat import BufferSource, ByteSource
 
 #: user-metadata key marking a body written by :class:`ParallelGzip` (0.4.0 ignores unknown keys)
@@ -298,8 +299,9 @@ def parse_index(head: bytes, block_size: int, count: int, nbytes: int, body_size
     return Index(blocks, pos)
 
 
-def inflate_block_into(data: bytes | memoryview, out: memoryview, last: bool) -> int:
-    """Inflate one block into ``out`` (exactly filled); its CRC-32. ``ValueError`` if it does not fit."""
+def inflate_block_into(data: bytes | memoryview, out: memoryview | Sink, last: bool) -> int:
+    """Inflate one block into ``out`` (exactly filled; a memoryview, or a sink taking ``out[:] = bytes``);
+    its CRC-32. ``ValueError`` if it does not fit."""
     if not last and bytes(data[-4:]) != SYNC_MARKER:
         raise ValueError("deflate block does not end with a full flush")
     inflater = deflate.inflater()

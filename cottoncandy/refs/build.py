@@ -38,7 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..arrays.chunked import PartRef, read_manifest, resolve_part
+from ..arrays.chunked import read_manifest, resolve_part
+from ..arrays.dask_parts import PartRef
 from ..errors import ObjectNotFound
 from ..formats import codecs, pgzip, zarrmeta
 from ..formats.dask import MANIFEST, parse_manifest

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from fsspec import AbstractFileSystem
 
-from ..arrays.chunked import PartRef, load_part
+from ..arrays.dask_parts import PartRef, load_part
 from ..storage.registry import StoreHandle
 
 

@@ -1,0 +1,150 @@
+"""The parts of a stored dask array: loading one, and computing the whole array into one result.
+
+Why the whole-array path: dask computes a many-chunk array by holding every part's result and then
+concatenating them into a new array, so ``download_dask_array(...).compute()`` (and ``np.asarray``)
+peaked at the parts *plus* the result (~165 MiB beyond a 128 MiB array; 0.4.0 the same, 180). When
+the whole array is computed on a local scheduler (dask's threads or its synchronous scheduler), the
+array returned by ``download_dask_array`` instead allocates the result once and decodes each part
+straight into its slot (a strided slot through ``formats.flat.FlatSink``), a few parts at a time:
+the extra memory is what a single download holds, and no concatenation runs. Anything else - a
+``dask.distributed`` client, ``dask.compute(x, y)``, ``persist``, any expression built on the array -
+is dask's own graph of :func:`load_part` tasks, unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..formats.flat import flat_sink
+from ..formats.raw import dtype_token, parse_dtype_token, same_records
+from ..storage.registry import StoreHandle
+from .raw import FirstLook, first_look, read_looked_array, read_looked_into
+
+#: parts decoded at once by the whole-array path; each part's own download already runs in parallel
+#: (ranged GETs, gzip blocks), so two keep the network and the cores busy while bounding memory
+PARTS_AT_ONCE = 2
+
+
+@dataclass(frozen=True)
+class PartRef:
+    """Everything a task needs to load one part, and nothing else (it is pickled into the graph)."""
+
+    handle: StoreHandle
+    key: str
+    etag: str
+    dtype: str  # a ``dtype_token``: ``dtype.str``, or a record type's full descr (``|V12`` loses fields)
+    shape: tuple[int, ...]
+
+
+def _look(ref: PartRef, dtype: np.dtype[Any]) -> FirstLook:
+    """The part's first request, checked against what the manifest promised (version, shape, dtype)."""
+    store = ref.handle.get()
+    name = store.describe(ref.key)
+    look = first_look(store, ref.key)  # the metadata and a small part's whole body: one request
+    if ref.etag and look.info.etag != ref.etag:
+        raise OSError(errno.ESTALE, f"{name} was replaced after the dask array was opened")
+    spec = look.spec
+    if spec.shape != ref.shape or not same_records(spec.dtype, dtype):
+        raise ValueError(f"{name}: part holds {dtype_token(spec.dtype)} {spec.shape}, but metadata.json says "
+                         f"{dtype_token(dtype)} {ref.shape}")
+    return look
+
+
+def load_part(ref: PartRef) -> np.ndarray:
+    """One part as a numpy array of the manifest's dtype, checked against what the manifest promised.
+
+    A part stored as plain void records (0.4.0 wrote structured parts so) reads as the manifest's
+    record type of the same size, and the other way round.
+    """
+    dtype = parse_dtype_token(ref.dtype, ref.key)
+    if math.prod(ref.shape) == 0:
+        return np.empty(ref.shape, dtype=dtype)
+    look = _look(ref, dtype)
+    part = read_looked_array(ref.handle.get(), look)
+    return part if part.dtype == dtype else part.view(dtype)
+
+
+def load_part_into(ref: PartRef, slot: np.ndarray) -> None:
+    """:func:`load_part` written into ``slot`` (a view of the whole result, the part's shape), without
+    a copy of the part when its stored order allows: a C-ordered part is decoded into the slot's own
+    memory or through a ``FlatSink``; an F-ordered one goes through one temporary part."""
+    dtype = parse_dtype_token(ref.dtype, ref.key)
+    if math.prod(ref.shape) == 0:
+        return
+    look = _look(ref, dtype)
+    sink = flat_sink(slot) if look.spec.order == "C" else None
+    if sink is None:
+        part = read_looked_array(ref.handle.get(), look)
+        slot[...] = part if part.dtype == slot.dtype else part.view(slot.dtype)
+        return
+    read_looked_into(ref.handle.get(), look, sink)
+
+
+def fill_parts(parts: Mapping[tuple[int, ...], PartRef], chunks: tuple[tuple[int, ...], ...],
+               dtype: np.dtype[Any], workers: int = PARTS_AT_ONCE) -> np.ndarray:
+    """The whole array: one C-ordered result, each part decoded into its slot, ``workers`` at a time."""
+    shape = tuple(sum(c) for c in chunks)
+    result = np.empty(shape, dtype=dtype)
+    starts = [np.concatenate(([0], np.cumsum(c))).tolist() for c in chunks]
+
+    def load(item: tuple[tuple[int, ...], PartRef]) -> None:
+        coords, ref = item
+        where = tuple(slice(starts[axis][i], starts[axis][i + 1]) for axis, i in enumerate(coords))
+        load_part_into(ref, result[where])
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(parts))), thread_name_prefix="cc-dask") as pool:
+        for _ in pool.map(load, parts.items()):
+            pass
+    return result
+
+
+def _local_scheduler(kwargs: Mapping[str, Any], collection: Any) -> bool:
+    """Whether ``compute(**kwargs)`` would run on dask's threads or its synchronous scheduler (the
+    result is then in this process anyway), with no keyword we would not honour."""
+    if set(kwargs) - {"scheduler", "num_workers", "optimize_graph"}:
+        return False
+    try:
+        import dask.local
+        import dask.threaded
+        from dask.base import get_scheduler
+
+        chosen = get_scheduler(scheduler=kwargs.get("scheduler"), collections=[collection])
+    except Exception:  # noqa: BLE001 - an unknown dask: its own compute decides
+        return False
+    return chosen in (dask.threaded.get, dask.local.get_sync)
+
+
+@lru_cache(maxsize=1)
+def _array_class() -> type:
+    """The ``dask.array.Array`` subclass, made at first use (``import cottoncandy`` stays free of
+    ``dask.array``'s import time)."""
+    import dask.array as da
+
+    class StoredDaskArray(da.Array):
+        """A dask array over a stored dask folder (``download_dask_array``); see ``dask_parts``."""
+
+        def compute(self, **kwargs: Any) -> Any:
+            parts = self.__dict__.get("_cc_parts")
+            if parts is not None and _local_scheduler(kwargs, self):
+                workers = min(int(kwargs.get("num_workers") or PARTS_AT_ONCE), PARTS_AT_ONCE)
+                return fill_parts(parts, self.chunks, self.dtype, workers)
+            return super().compute(**kwargs)  # type: ignore[no-untyped-call]
+
+    return StoredDaskArray
+
+
+def stored_dask_array(graph: dict[Any, Any], name: str, chunks: tuple[tuple[int, ...], ...], dtype: np.dtype[Any],
+                      shape: tuple[int, ...], parts: Mapping[tuple[int, ...], PartRef]) -> Any:
+    """A ``dask.array.Array`` of :func:`load_part` tasks whose own ``compute()`` on a local scheduler
+    fills one result (see the module's docstring). It pickles as a plain ``dask.array.Array``."""
+    array = _array_class()(graph, name, chunks, dtype=dtype, shape=shape)
+    array.__dict__["_cc_parts"] = dict(parts)
+    return array

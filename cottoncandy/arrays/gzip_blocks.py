@@ -36,7 +36,7 @@ def compress_workers(store: ObjectStore) -> int:
 def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview | ByteSource, metadata: Mapping[str, str], *,
                       acl: str | None = None, progress: Progress | None = None,
                       level: int | None = None, block_size: int | None = None,
-                      strategy: int | None = None) -> ObjectInfo:
+                      strategy: int | None = None, in_flight: int | None = None) -> ObjectInfo:
     """Upload ``raw`` as one gzip member compressed in parallel, with its block index.
 
     ``level``/``block_size`` default to ``pgzip.DEFAULT_LEVEL``/``DEFAULT_BLOCK`` (read at call time);
@@ -52,7 +52,7 @@ def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview | ByteSource
         meta = dict(metadata)
         meta[pgzip.INDEX_KEY] = body.metadata_value()
         return store.put_chunks(key, body.chunks(), meta, acl=acl, progress=progress, head=body.header,
-                                size_hint=len(raw))
+                                size_hint=len(raw), in_flight=in_flight)
 
 
 class _Window:

@@ -77,10 +77,12 @@ MIN_PART = 5 * 2**20
 COPY_PART_SIZE = 512 * 2**20
 #: part size and parts being sent at once for streamed bodies (``put_chunks``): memory is about
 #: (2 + STREAM_IN_FLIGHT) parts, the held first part and the one being filled included. S3's
-#: smallest part: 20 MiB for the parts, which leaves room for the blocks being compressed within
-#: the 64 MiB a transfer may hold (issue 15); two 5 MiB parts in flight still outpace compression
+#: smallest part: 30 MiB for the parts, which leaves room for the blocks being compressed within
+#: the 64 MiB a transfer may hold (issue 15). Four in flight since ISA-L compresses faster than two
+#: parts upload: 128 MiB of float32, default gzip, medians of 4: 1.51 -> 1.32 s on loopback,
+#: 2.12 -> 1.67 s remote-like (20 ms, 100 MB/s per connection)
 STREAM_PART = MIN_PART
-STREAM_IN_FLIGHT = 2
+STREAM_IN_FLIGHT = 4
 READ_CHUNK = 2**20
 
 
@@ -652,10 +654,12 @@ class S3Store(ObjectStore):
 
     def put_chunks(self, key: str, chunks: Iterable[Buffer], metadata: Mapping[str, str] | None = None,
                    acl: str | None = None, progress: Progress | None = None, *,
-                   head: Callable[[], bytes] | None = None, size_hint: int | None = None) -> ObjectInfo:
+                   head: Callable[[], bytes] | None = None, size_hint: int | None = None,
+                   in_flight: int | None = None) -> ObjectInfo:
         """Stream ``head() + chunks`` in parts of :meth:`_stream_part_size`: the first part is held
-        back and sent last (its head is known only at the end), at most :data:`STREAM_IN_FLIGHT`
-        others are being sent, one is being filled. A body that fits one part is one PUT."""
+        back and sent last (its head is known only at the end), at most ``in_flight`` (default
+        :data:`STREAM_IN_FLIGHT`) others are being sent, one is being filled. A body that fits one
+        part is one PUT."""
         extra = self._extra(metadata, acl)
         expected = None if size_hint is None else size_hint + size_hint // 100 + 1024  # incompressible + headers
         parts = _cut_parts(chunks, self._stream_part_size(size_hint), expected)
@@ -672,8 +676,8 @@ class S3Store(ObjectStore):
             held[:0] = head() if head is not None else b""
             yield 1, memoryview(held)
 
-        return self._multipart(key, extra, numbered(), progress, in_flight=min(self.settings.threads,
-                                                                                 STREAM_IN_FLIGHT))
+        sending = STREAM_IN_FLIGHT if in_flight is None else max(1, in_flight)
+        return self._multipart(key, extra, numbered(), progress, in_flight=min(self.settings.threads, sending))
 
     def _stream_part_size(self, size_hint: int | None) -> int:
         """Parts of a streamed body: small (memory is a few parts), grown to stay under the part limit."""

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..formats.flat import flat_sink
 from ..formats.raw import dtype_token, parse_dtype_token, same_records
+from ..storage.base import ObjectStore
 from ..storage.registry import StoreHandle
 from .raw import FirstLook, first_look, read_looked_array, read_looked_into
 
@@ -44,9 +45,8 @@ class PartRef:
     shape: tuple[int, ...]
 
 
-def _look(ref: PartRef, dtype: np.dtype[Any]) -> FirstLook:
+def _look(store: ObjectStore, ref: PartRef, dtype: np.dtype[Any]) -> FirstLook:
     """The part's first request, checked against what the manifest promised (version, shape, dtype)."""
-    store = ref.handle.get()
     name = store.describe(ref.key)
     look = first_look(store, ref.key)  # the metadata and a small part's whole body: one request
     if ref.etag and look.info.etag != ref.etag:
@@ -67,8 +67,8 @@ def load_part(ref: PartRef) -> np.ndarray:
     dtype = parse_dtype_token(ref.dtype, ref.key)
     if math.prod(ref.shape) == 0:
         return np.empty(ref.shape, dtype=dtype)
-    look = _look(ref, dtype)
-    part = read_looked_array(ref.handle.get(), look)
+    store = ref.handle.get()
+    part = read_looked_array(store, _look(store, ref, dtype))
     return part if part.dtype == dtype else part.view(dtype)
 
 
@@ -79,47 +79,63 @@ def load_part_into(ref: PartRef, slot: np.ndarray) -> None:
     dtype = parse_dtype_token(ref.dtype, ref.key)
     if math.prod(ref.shape) == 0:
         return
-    look = _look(ref, dtype)
+    store = ref.handle.get()
+    look = _look(store, ref, dtype)
     sink = flat_sink(slot) if look.spec.order == "C" else None
     if sink is None:
-        part = read_looked_array(ref.handle.get(), look)
+        part = read_looked_array(store, look)
         slot[...] = part if part.dtype == slot.dtype else part.view(slot.dtype)
         return
-    read_looked_into(ref.handle.get(), look, sink)
+    read_looked_into(store, look, sink)
 
 
 def fill_parts(parts: Mapping[tuple[int, ...], PartRef], chunks: tuple[tuple[int, ...], ...],
                dtype: np.dtype[Any], workers: int = PARTS_AT_ONCE) -> np.ndarray:
-    """The whole array: one C-ordered result, each part decoded into its slot, ``workers`` at a time."""
+    """The whole array: one C-ordered result, each part decoded into its slot, ``workers`` at a time
+    (0: one after another on the calling thread, as dask's synchronous scheduler runs)."""
     shape = tuple(sum(c) for c in chunks)
     result = np.empty(shape, dtype=dtype)
     starts = [np.concatenate(([0], np.cumsum(c))).tolist() for c in chunks]
 
     def load(item: tuple[tuple[int, ...], PartRef]) -> None:
         coords, ref = item
-        where = tuple(slice(starts[axis][i], starts[axis][i + 1]) for axis, i in enumerate(coords))
+        where: tuple[Any, ...] = (*(slice(starts[axis][i], starts[axis][i + 1]) for axis, i in enumerate(coords)),
+                                  Ellipsis)  # the Ellipsis keeps a 0-d slot an array, not a scalar
         load_part_into(ref, result[where])
 
+    if workers <= 0:
+        for item in parts.items():
+            load(item)
+        return result
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(parts))), thread_name_prefix="cc-dask") as pool:
         for _ in pool.map(load, parts.items()):
             pass
     return result
 
 
-def _local_scheduler(kwargs: Mapping[str, Any], collection: Any) -> bool:
-    """Whether ``compute(**kwargs)`` would run on dask's threads or its synchronous scheduler (the
-    result is then in this process anyway), with no keyword we would not honour."""
+def _fill_workers(kwargs: Mapping[str, Any], collection: Any) -> int | None:
+    """Parts at once for ``compute(**kwargs)`` filled here (0: on the calling thread), or None when
+    dask must run it: not its threads or synchronous scheduler, a keyword we would not honour, a
+    diagnostic callback (``ProgressBar``, ``Profiler``: they watch dask's tasks) or a configured pool."""
     if set(kwargs) - {"scheduler", "num_workers", "optimize_graph"}:
-        return False
+        return None
     try:
+        import dask
+        import dask.callbacks
         import dask.local
         import dask.threaded
         from dask.base import get_scheduler
 
+        if getattr(dask.callbacks.Callback, "active", None) or dask.config.get("pool", None) is not None:
+            return None
         chosen = get_scheduler(scheduler=kwargs.get("scheduler"), collections=[collection])
     except Exception:  # noqa: BLE001 - an unknown dask: its own compute decides
-        return False
-    return chosen in (dask.threaded.get, dask.local.get_sync)
+        return None
+    if chosen is dask.local.get_sync:
+        return 0
+    if chosen is dask.threaded.get:
+        return max(1, min(int(kwargs.get("num_workers") or PARTS_AT_ONCE), PARTS_AT_ONCE))
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -132,10 +148,12 @@ def _array_class() -> type:
         """A dask array over a stored dask folder (``download_dask_array``); see ``dask_parts``."""
 
         def compute(self, **kwargs: Any) -> Any:
-            parts = self.__dict__.get("_cc_parts")
-            if parts is not None and _local_scheduler(kwargs, self):
-                workers = min(int(kwargs.get("num_workers") or PARTS_AT_ONCE), PARTS_AT_ONCE)
-                return fill_parts(parts, self.chunks, self.dtype, workers)
+            made = self.__dict__.get("_cc_parts")
+            # item assignment (``x[0] = 5``) rewrites the array in place: a new name, so the graph decides
+            if made is not None and made[0] == (self.name, self.chunks):
+                workers = _fill_workers(kwargs, self)
+                if workers is not None:
+                    return fill_parts(made[1], self.chunks, self.dtype, workers)
             return super().compute(**kwargs)  # type: ignore[no-untyped-call]
 
     return StoredDaskArray
@@ -146,5 +164,5 @@ def stored_dask_array(graph: dict[Any, Any], name: str, chunks: tuple[tuple[int,
     """A ``dask.array.Array`` of :func:`load_part` tasks whose own ``compute()`` on a local scheduler
     fills one result (see the module's docstring). It pickles as a plain ``dask.array.Array``."""
     array = _array_class()(graph, name, chunks, dtype=dtype, shape=shape)
-    array.__dict__["_cc_parts"] = dict(parts)
+    array.__dict__["_cc_parts"] = ((array.name, array.chunks), dict(parts))
     return array

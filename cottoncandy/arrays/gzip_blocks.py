@@ -65,11 +65,14 @@ class _Window:
         return self.stop - self.start
 
     def __setitem__(self, where: slice, data: bytes | memoryview) -> None:
-        start, stop, _ = where.indices(len(self))
+        start, stop, step = where.indices(len(self))
+        if step != 1:
+            raise ValueError("a block's place is written in one contiguous range")
         self.sink[self.start + start : self.start + stop] = data
 
 
 def _place(out: memoryview | Sink, start: int, stop: int) -> memoryview | Sink:
+    """Where block bytes ``[start, stop)`` of the array go: a slice of a view, a window of a sink."""
     return out[start:stop] if isinstance(out, memoryview) else _Window(out, start, stop)
 
 

@@ -76,7 +76,7 @@ def read_looked_array(store: ObjectStore, look: FirstLook, progress: Progress | 
     uncompressed one from where its first bytes end: those are not fetched twice)."""
     check_body_size(look.spec, look.info.size, store.describe(look.info.key))  # before allocating
     array, view = empty_for(look.spec)
-    read_looked_into(store, look, view, progress)
+    _read_looked(store, look, view, progress)
     return array
 
 
@@ -84,36 +84,62 @@ def read_looked_into(store: ObjectStore, look: FirstLook, out: memoryview | code
                      progress: Progress | None = None) -> None:
     """Fill ``out`` (``look.spec.nbytes`` long) with the array's bytes in stored order.
 
-    ``out`` is a byte view, or a sink (``formats.flat.FlatSink``: a strided slot of a larger array).
-    A sink is filled straight from a gzip body or from the body the first request brought; any other
-    body goes through one temporary copy of the array (see :func:`decode_body_into`).
+    ``out`` is a byte view, or a sink (``formats.flat.FlatSink``: a strided slot of a larger array),
+    filled as :func:`decode_body_into` fills one: straight from the body, except where a codec needs
+    contiguous memory.
     """
+    check_body_size(look.spec, look.info.size, store.describe(look.info.key))
+    _read_looked(store, look, out, progress)
+
+
+def _read_looked(store: ObjectStore, look: FirstLook, out: memoryview | codecs.Sink,
+                 progress: Progress | None) -> None:
     info, spec = look.info, look.spec
-    name = store.describe(info.key)
-    check_body_size(spec, info.size, name)
     if look.body is None:
-        if spec.compression is not None or not look.first or not isinstance(out, memoryview):
+        if spec.compression is not None or not look.first:
             decode_body_into(store, info, spec, out, progress)
             return
         have = len(look.first)
-        out[:have] = look.first
+        out[0:have] = look.first
         if progress is not None:
             progress(have)
-        store.download_into(info.key, out[have:], if_match=info.etag, offset=have, progress=progress)
+        if isinstance(out, memoryview):
+            store.download_into(info.key, out[have:], if_match=info.etag, offset=have, progress=progress)
+        else:
+            download_into_sink(store, info, out, have, progress)
         return
     try:
         if spec.compression is None:
             out[0 : len(look.body)] = look.body  # check_body_size: exactly the array's size
-        elif isinstance(out, memoryview):
-            codecs.decode_into(look.body, spec.compression, out)
         else:
-            decoded = bytearray(spec.nbytes)
-            codecs.decode_into(look.body, spec.compression, memoryview(decoded))
-            out[0 : len(decoded)] = decoded
+            codecs.decode_into(look.body, spec.compression, out)
     except codecs.CorruptBodyError as exc:
-        raise ValueError(f"{name}: {exc}") from exc
+        raise ValueError(f"{store.describe(info.key)}: {exc}") from exc
     if progress is not None:
         progress(len(look.body))
+
+
+#: a sink that is not one contiguous buffer takes an uncompressed body in pieces of this size, a few
+#: at a time: memory stays a few pieces, whatever the array's size
+SINK_PIECE = 8 * 2**20
+SINK_PIECES_AT_ONCE = 4
+
+
+def download_into_sink(store: ObjectStore, info: ObjectInfo, out: codecs.Sink, start: int = 0,
+                       progress: Progress | None = None) -> None:
+    """Bytes ``[start, len(out))`` of an uncompressed body into ``out``, by ranged GETs of
+    :data:`SINK_PIECE` bytes (pinned to the ETag), :data:`SINK_PIECES_AT_ONCE` in flight."""
+
+    def piece(offset: int) -> None:
+        buffer = bytearray(min(SINK_PIECE, len(out) - offset))
+        store.download_into(info.key, memoryview(buffer), if_match=info.etag, offset=offset, progress=progress)
+        out[offset : offset + len(buffer)] = buffer
+
+    offsets = range(start, len(out), SINK_PIECE)
+    with ThreadPoolExecutor(max_workers=max(1, min(SINK_PIECES_AT_ONCE, store.concurrency, len(offsets))),
+                            thread_name_prefix="cc-sink") as pool:
+        for _ in pool.map(piece, offsets):
+            pass
 
 
 def read_array_spec(store: ObjectStore, key: str) -> tuple[ObjectInfo, ArraySpec]:
@@ -127,9 +153,10 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
                      progress: Progress | None = None) -> None:
     """Fill ``out`` (``spec.nbytes`` long) with the array's bytes in stored order, pinned to ``info.etag``.
 
-    ``progress`` counts body bytes fetched (compressed bytes for compressed bodies). A sink that is not
-    a byte view is decoded into straight from a gzip body; other bodies are read into one temporary
-    byte buffer first (ranged parallel downloads and whole-body codecs need contiguous memory).
+    ``progress`` counts body bytes fetched (compressed bytes for compressed bodies). ``out`` may be a
+    sink instead of a byte view (the mount's spill file, a strided slot): gzip, zlib, bz2 and lzma
+    bodies stream into it, LZ4/Zstd decode into the contiguous view a ``MappableSink`` lends (else
+    into one temporary copy), an uncompressed body arrives in pieces (:func:`download_into_sink`).
     """
     name = store.describe(info.key)
     try:
@@ -138,16 +165,14 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
                 return
             with store.open_read(info.key, if_match=info.etag) as stream:
                 codecs.gunzip_into(_counted(iter(lambda: stream.read(STREAM_CHUNK), b""), progress), out)
-        elif not isinstance(out, memoryview):
-            staged = bytearray(spec.nbytes)
-            decode_body_into(store, info, spec, memoryview(staged), progress)
-            out[0 : len(staged)] = staged
         elif spec.compression is None:
             if info.size != spec.nbytes:
                 raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape "
                                  f"{spec.shape} needs {spec.nbytes} (truncated or not this array)")
             disk = disk_cache_of(store)
-            if disk is not None:
+            if not isinstance(out, memoryview):
+                download_into_sink(store, info, out, 0, progress)
+            elif disk is not None:
                 download_through_disk(store, disk, info, spec, out, progress)
             else:
                 store.download_into(info.key, out, if_match=info.etag, progress=progress)

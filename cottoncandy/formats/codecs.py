@@ -147,10 +147,11 @@ class MappableSink(Protocol):
     def writable_view(self) -> AbstractContextManager[memoryview]: ...
 
 
-def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview | MappableSink) -> None:
+def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview | Sink) -> None:
     """Decode a whole compressed body into ``out``, which must end up exactly full.
 
     Never produces (or allocates for) more than ``len(out)`` decoded bytes, whatever the body says.
+    Streaming codecs write into any sink; LZ4/Zstd need contiguous memory (see :func:`_numcodecs_into`).
     """
     cid = codec_id(name)
     if cid == GZIP:
@@ -169,8 +170,9 @@ def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview
 
 
 def _numcodecs_into(cid: str, name: str, body: bytes | bytearray | memoryview,
-                    out: memoryview | MappableSink) -> None:
-    """One-shot C decode into ``out``, or into the contiguous view a non-buffer sink lends."""
+                    out: memoryview | Sink) -> None:
+    """One-shot C decode into ``out``, into the contiguous view a ``MappableSink`` lends, or (any other
+    sink: a strided slot) into one temporary buffer that is then written into it."""
     if not len(out):
         return
     if isinstance(out, memoryview):
@@ -179,8 +181,10 @@ def _numcodecs_into(cid: str, name: str, body: bytes | bytearray | memoryview,
         with out.writable_view() as view:
             problem = _numcodecs_decode(cid, name, body, view)
     else:
-        raise TypeError(f"{name} bodies decode into a memoryview or a sink lending one (writable_view), "
-                        f"not {type(out).__name__}")
+        staged = bytearray(len(out))
+        problem = _numcodecs_decode(cid, name, body, memoryview(staged))
+        if not problem:
+            out[0 : len(staged)] = staged
     if problem:
         raise CorruptBodyError(problem)
 
@@ -275,7 +279,8 @@ class _Inflater:
 
 def _stream_into(new: Callable[[], _Decompressor], chunks: Iterable[bytes | bytearray | memoryview],
                  out: memoryview | Sink, what: str, multi: bool) -> None:
-    """Decode ``chunks`` into ``out``, asking each step for at most one byte more than fits."""
+    """Decode ``chunks`` into ``out``, asking each step for at most a few MiB and never more than one
+    byte beyond what fits (so a decoder never holds the whole array: ``out`` may be a spill file)."""
     total, pos = len(out), 0
     decoder = new()
     try:
@@ -288,7 +293,7 @@ def _stream_into(new: Callable[[], _Decompressor], chunks: Iterable[bytes | byte
                     decoder = new()  # bz2/lzma: another stream follows (their decompress() read on too)
                 elif not data and decoder.needs_input:
                     break
-                produced = decoder.decompress(data, total - pos + 1)
+                produced = decoder.decompress(data, min(GUNZIP_STEP, total - pos + 1))  # a few MiB at a time
                 data = decoder.unused_data if decoder.eof else b""
                 if pos + len(produced) > total:
                     raise CorruptBodyError(f"{what} body decodes to more than the {total} bytes the array needs")

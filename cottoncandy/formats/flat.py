@@ -127,7 +127,7 @@ class FlatSink:
     """
 
     def __init__(self, array: np.ndarray):
-        if array.dtype.hasobject or not array.flags.writeable:
+        if array.dtype.hasobject or not array.flags.writeable:  # also checked by flat_sink, for direct use
             raise ValueError("only a writable array of plain values can take bytes")
         self.nbytes = math.prod(array.shape) * array.dtype.itemsize
         shaped = array.reshape(1) if array.ndim == 0 else array
@@ -147,9 +147,7 @@ class FlatSink:
 def flat_sink(array: np.ndarray) -> memoryview | FlatSink | None:
     """The fastest target for ``array``'s C-order bytes: its own memory when it is C-contiguous, a
     :class:`FlatSink` when its last axis is contiguous, else None (the caller copies)."""
-    if array.dtype.hasobject or not array.flags.writeable:
-        return None
-    if array.flags.c_contiguous:
+    if array.flags.c_contiguous and array.flags.writeable and not array.dtype.hasobject:
         return memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     try:
         return FlatSink(array)

@@ -307,9 +307,14 @@ def inflate_block_into(data: bytes | memoryview, out: memoryview | Sink, last: b
     inflater = deflate.inflater()
     try:
         produced = inflater.decompress(data, len(out) + 1)
+        while len(produced) <= len(out) and not inflater.unconsumed_tail and not inflater.eof:
+            # output the inflater may still hold once all input is in, asked for with the same bound
+            # (``flush()`` would inflate whatever is left, however much a forged block makes)
+            more = inflater.decompress(b"", len(out) + 1 - len(produced))
+            if not more:
+                break
+            produced += more
         ended = inflater.eof
-        if not last:
-            produced += inflater.flush()  # the full flush's empty stored block: nothing more to give
     except deflate.ERRORS as exc:
         raise ValueError(f"damaged deflate block ({exc})") from exc
     if len(produced) != len(out) or inflater.unconsumed_tail or inflater.unused_data or ended != last:

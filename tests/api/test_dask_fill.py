@@ -10,8 +10,10 @@ not a whole compute on a local scheduler still runs dask's graph; (4) the ETag p
 from __future__ import annotations
 
 import errno
+import io
 import subprocess
 import sys
+import threading
 import tracemalloc
 from collections.abc import Iterator
 
@@ -158,3 +160,53 @@ def test_peak_memory_is_about_one_part_beyond_the_result(outside_endpoint: str, 
     finally:
         tracemalloc.stop()
     assert graph_peak - arr.nbytes > 40 * MB  # measured 48; what the fill saves: dask held the parts beside the result
+
+
+def test_item_assignment_then_compute_runs_the_graph(cci, fills: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """``x[0] = 5`` rewrites the array in place (a new name): the fill would return the stored values."""
+    arr = sample((3000, 1024), seed=4)
+    cci.upload_dask_array("d/set", arr, axis=0, buffersize=5 * MB)
+    x = cci.download_dask_array("d/set")
+    x[0] = 5
+    expected = arr.copy()
+    expected[0] = 5
+    assert np.array_equal(x.compute(), expected) and fills == []
+
+
+def test_diagnostics_and_the_sync_scheduler(cci, fills: list[int], monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A ProgressBar watches dask's tasks: dask runs them. The synchronous scheduler (chosen to debug on
+    one thread) fills on the calling thread."""
+    from dask.diagnostics import ProgressBar
+
+    arr = sample((3000, 1024), seed=5)
+    cci.upload_dask_array("d/diag", arr, axis=0, buffersize=5 * MB)
+    x = cci.download_dask_array("d/diag")
+    with ProgressBar(out=io.StringIO()):
+        assert np.array_equal(x.compute(), arr)
+    assert fills == []
+    threads: list[str] = []
+    real = dask_parts.load_part_into
+
+    def recorded(ref, slot):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return real(ref, slot)
+
+    monkeypatch.setattr(dask_parts, "load_part_into", recorded)
+    assert np.array_equal(x.compute(scheduler="sync"), arr) and fills == [1]
+    assert len(threads) == len(x.dask) and set(threads) == {threading.current_thread().name}
+
+
+@pytest.mark.parametrize("compression", [True, False, "Zstd"])
+def test_a_damaged_part_fails_naming_it(cci, compression: object) -> None:  # type: ignore[no-untyped-def]
+    arr = sample((3000, 1024), seed=6)
+    cci.upload_dask_array("d/bad", arr, axis=1, buffersize=5 * MB, compression=compression)
+    part = sorted(k for k in cci.glob("d/bad/*") if not k.endswith("metadata.json"))[1]
+    info = cci.store.head(part)
+    body = bytearray(cci.store.get(part))
+    body[len(body) // 2 : len(body) // 2 + 64] = b"\xff" * 64  # same size, damaged middle
+    if compression is False:
+        del body[-8:]  # an uncompressed body can only be damaged detectably by its size
+    cci.store.put(part, bytes(body), info.metadata)
+    x = cci.download_dask_array("d/bad")
+    with pytest.raises(ValueError, match=part):
+        x.compute()

@@ -13,6 +13,7 @@ import gzip
 import os
 import random
 import struct
+import tracemalloc
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -107,6 +108,22 @@ def test_incompressible_blocks_stay_within_the_bound(level: int) -> None:
             out = bytearray(size)
             assert pgzip.inflate_block_into(block, memoryview(out), last) == crc == zlib.crc32(data)
             assert bytes(out) == data
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_a_block_that_inflates_to_far_more_is_refused_without_inflating_it(last: bool) -> None:
+    """A forged block of zeros (~1,000:1) claiming a 64 KiB place: refused after at most one byte more
+    than the place, never inflated whole (``flush()`` once did, with either deflater)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = comp.compress(bytes(64 * 2**20)) + comp.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="does not decode to its"):
+            pgzip.inflate_block_into(block, memoryview(bytearray(2**16)), last)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"inflating the refused block held {peak / 2**20:.1f} MiB"
 
 
 def test_every_block_inflates_alone() -> None:

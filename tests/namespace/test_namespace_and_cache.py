@@ -441,3 +441,28 @@ def test_trimming_the_mapping_during_a_decode_loses_nothing(tmp_path, monkeypatc
     cache = DecodedArrayCache(memory_limit=1000, spill_dir=tmp_path, spill_limit=10 * len(data))
     got = cache.get((codec, "1"), len(data), lambda out: codecs.decode_into(body, codec, out))
     assert got.path is not None and got.read(0, len(data)) == data
+
+
+@pytest.mark.parametrize("codec", ["LZ4", "Zstd", "gzip", "Zlib", "BZ2", "lzma"])
+def test_a_stored_array_decodes_into_a_spill_file_without_a_copy_in_memory(tmp_path, codec: str) -> None:  # type: ignore[no-untyped-def]
+    """The mount's path for a compressed array too big for its memory (``decode_body_into`` with the
+    spill file's SpillWriter, ccfs/filesystem.py): the body streams or is decoded into the mapped
+    file, never into a whole array in memory first."""
+    import tracemalloc
+
+    from cottoncandy.arrays.raw import decode_body_into, read_array_spec
+
+    store = MemoryStore()
+    data = np.tile(np.arange(4096, dtype=np.float32) % 97, 4096)  # 64 MiB that every codec shrinks a lot
+    write_raw_array(store, "big", data, codec)
+    info, spec = read_array_spec(store, "big")
+    cache = DecodedArrayCache(memory_limit=1000, spill_dir=tmp_path, spill_limit=2 * data.nbytes)
+    tracemalloc.start()
+    try:
+        got = cache.get(("big", info.etag), spec.nbytes, lambda out: decode_body_into(store, info, spec, out))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got.path is not None and got.read(0, data.nbytes) == data.tobytes()
+    # a few MiB (gzip: its blocks inflating in parallel, ~16 MiB), not the array (a copy held 64-128)
+    assert peak < 24 * 2**20, f"decoding held {peak / 2**20:.1f} MiB"

@@ -85,14 +85,14 @@ class FlatBytes:
             yield self.read(start, start + piece)
 
 
-def copy_flat_range(array: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
-    """Copy elements ``[start, stop)`` of ``array`` in C order into the 1-d contiguous ``out``.
+def flat_pieces(array: np.ndarray, start: int, stop: int) -> Iterator[np.ndarray]:
+    """Views of ``array`` that cover its elements ``[start, stop)`` in C order, in that order.
 
-    Splits the range along the first axis: a partial first row, whole rows in one numpy copy, a
-    partial last row (recursing into the rows), so the work is a few numpy calls per range.
+    Splits the range along the first axis: a partial first row, whole rows as one view, a partial
+    last row (recursing into the rows), so a range is a few numpy calls whatever its length.
     """
     if array.ndim <= 1:
-        out[...] = array.reshape(-1)[start:stop]
+        yield array.reshape(-1)[start:stop]
         return
     row = math.prod(array.shape[1:])
     if row == 0 or stop <= start:
@@ -100,18 +100,23 @@ def copy_flat_range(array: np.ndarray, start: int, stop: int, out: np.ndarray) -
     i0, r0 = divmod(start, row)
     i1, r1 = divmod(stop, row)
     if i0 == i1:
-        copy_flat_range(array[i0], r0, r1, out)
+        yield from flat_pieces(array[i0], r0, r1)
         return
-    pos = 0
     if r0:
-        copy_flat_range(array[i0], r0, row, out[: row - r0])
-        pos, i0 = row - r0, i0 + 1
+        yield from flat_pieces(array[i0], r0, row)
+        i0 += 1
     if i1 > i0:
-        count = (i1 - i0) * row
-        out[pos : pos + count].reshape((i1 - i0, *array.shape[1:]))[...] = array[i0:i1]
-        pos += count
+        yield array[i0:i1]
     if r1:
-        copy_flat_range(array[i1], 0, r1, out[pos:])
+        yield from flat_pieces(array[i1], 0, r1)
+
+
+def copy_flat_range(array: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
+    """Copy elements ``[start, stop)`` of ``array`` in C order into the 1-d contiguous ``out``."""
+    pos = 0
+    for piece in flat_pieces(array, start, stop):
+        out[pos : pos + piece.size].reshape(piece.shape)[...] = piece
+        pos += piece.size
 
 
 class FlatSink:
@@ -157,25 +162,8 @@ def flat_sink(array: np.ndarray) -> memoryview | FlatSink | None:
 
 def write_flat_range(array: np.ndarray, start: int, stop: int, src: np.ndarray) -> None:
     """Write the 1-d ``src`` over elements ``[start, stop)`` of ``array`` in C order (the reverse of
-    :func:`copy_flat_range`: a partial first row, whole rows in one numpy copy, a partial last row)."""
-    if array.ndim <= 1:
-        array.reshape(-1)[start:stop] = src
-        return
-    row = math.prod(array.shape[1:])
-    if row == 0 or stop <= start:
-        return
-    i0, r0 = divmod(start, row)
-    i1, r1 = divmod(stop, row)
-    if i0 == i1:
-        write_flat_range(array[i0], r0, r1, src)
-        return
+    :func:`copy_flat_range`)."""
     pos = 0
-    if r0:
-        write_flat_range(array[i0], r0, row, src[: row - r0])
-        pos, i0 = row - r0, i0 + 1
-    if i1 > i0:
-        count = (i1 - i0) * row
-        array[i0:i1] = src[pos : pos + count].reshape((i1 - i0, *array.shape[1:]))
-        pos += count
-    if r1:
-        write_flat_range(array[i1], 0, r1, src[pos:])
+    for piece in flat_pieces(array, start, stop):
+        piece[...] = src[pos : pos + piece.size].reshape(piece.shape)
+        pos += piece.size

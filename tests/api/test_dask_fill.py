@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import errno
 import io
-import subprocess
-import sys
 import threading
 import tracemalloc
-from collections.abc import Iterator
 
-import boto3
 import dask
 import dask.array as da
 import numpy as np
@@ -26,7 +22,7 @@ import pytest
 import cottoncandy as cc
 from cottoncandy.arrays import dask_parts
 from cottoncandy.formats.raw import ArraySpec, metadata_from_spec
-from cottoncandy.testing.s3server import free_port
+from tests.api.test_dask_streaming import outside_endpoint  # noqa: F401 - the fixture
 
 MB = 2**20
 
@@ -118,26 +114,11 @@ def test_a_part_replaced_after_opening_fails_stale(cci) -> None:  # type: ignore
     assert info.value.errno == errno.ESTALE and part in str(info.value)
 
 
-@pytest.fixture(scope="module")
-def outside_endpoint() -> Iterator[str]:
-    """A local S3 server in its own process: tracemalloc then counts the client's memory only."""
-    server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(free_port())],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        endpoint = server.stdout.readline().strip()  # type: ignore[union-attr]
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket="filling")
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait()
-
-
 @pytest.mark.parametrize("axis", [0, -1])
-def test_peak_memory_is_about_one_part_beyond_the_result(outside_endpoint: str, axis: int) -> None:
+def test_peak_memory_is_about_one_part_beyond_the_result(outside_endpoint: str, axis: int) -> None:  # noqa: F811
     """48 MiB in 8 parts: dask's concatenation held every part beside the result (twice the array at
     its peak); the fill holds the result plus what a part's download holds."""
-    cci = cc.get_interface("filling", endpoint_url=outside_endpoint, ACCESS_KEY="testing", SECRET_KEY="testing",
+    cci = cc.get_interface("streaming", endpoint_url=outside_endpoint, ACCESS_KEY="testing", SECRET_KEY="testing",
                            verbose=False)
     arr = np.tile(np.arange(1024, dtype="<f4") % 97, (12288, 1))  # 48 MiB that gzip shrinks a lot
     cci.upload_dask_array("m/x", arr, axis=axis, buffersize=6 * MB)

@@ -42,3 +42,31 @@ def test_a_strided_read_copies_only_its_range() -> None:
     arr = BASE[..., 1:12]
     view = FlatBytes(arr).read(800, 900)
     assert view.obj.nbytes < 200  # type: ignore[union-attr]  # the elements covering 100 bytes, not the array
+
+
+def test_flat_sink_writes_ranges_into_strided_slots() -> None:
+    """Bytes written by range in any order (ranges splitting elements) land exactly in the slot, in C
+    order, and nowhere else in the array holding it (the dask fill's strided slots)."""
+    import random
+
+    from cottoncandy.formats.flat import flat_sink
+
+    rng, order = np.random.default_rng(0), random.Random(0)
+    dtypes = [np.dtype("<f4"), np.dtype("i1"), np.dtype([("a", "<i4"), ("b", "<f8")]), np.dtype("<c16")]
+    for _ in range(300):
+        shape = tuple(int(x) for x in rng.integers(0, 6, int(rng.integers(0, 4))))
+        dtype = order.choice(dtypes)
+        whole = np.zeros(tuple(n + 3 for n in shape), dtype=dtype)
+        where = tuple(slice(1, 1 + n) for n in shape) if shape else ...
+        slot = whole[where]
+        raw = rng.integers(0, 256, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, dtype=np.uint8).tobytes()
+        sink = flat_sink(slot)
+        assert sink is not None
+        cuts = sorted({0, len(raw), *(int(x) for x in rng.integers(0, len(raw) + 1, 5))})
+        pieces = list(zip(cuts, cuts[1:]))
+        order.shuffle(pieces)
+        for a, b in pieces:
+            sink[a:b] = memoryview(raw)[a:b]
+        assert np.ascontiguousarray(slot).tobytes() == raw
+        whole[where] = np.zeros((), dtype)
+        assert not whole.reshape(-1).view(np.uint8).any()

@@ -37,6 +37,7 @@ from cachetools import TTLCache
 from ..formats.npy import npy_header
 from ..formats.raw import check_body_size, has_array_metadata, spec_from_metadata
 from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.errors import unreachable
 from . import tree
 from .attributes import AttributeCache, HeadResult
 from .listings import FolderListing, ListingCache, split
@@ -73,6 +74,7 @@ class Resolver:
         self._streams: dict[str, FolderStream] = {}  # folder path -> its visit, while it runs
         self._paging: set[str] = set()  # folders whose entries a LIST page is confirming right now
         self.page_lists = 0  # LIST pages sent to confirm stale entries (``_confirm_page``)
+        self.stale_served = 0  # stale entries served because their revalidation met no answer
 
     # --- nodes -------------------------------------------------------------------------------
     def file_node(self, path: str, listed: ObjectInfo, head: HeadResult | None) -> FileNode:
@@ -284,6 +286,15 @@ class Resolver:
                 self._nodes.pop(node.path, None)
             self.attributes.remember_missing(node.path)
             raise FileNotFoundError(f"no such file or folder: {node.path} (removed from the store)") from None
+        except OSError as exc:
+            if not unreachable(exc):
+                raise
+            # the store did not answer (after its retries): what is cached keeps being served
+            # (docs/SEMANTICS.md, Errors). Reads pin this version (If-Match), so a file replaced
+            # meanwhile fails them with ESTALE; the next stat asks again.
+            self.stale_served += 1
+            log.info("%s: metadata not confirmed (%s); serving what was confirmed before", node.path, exc)
+            return node
         if (info.etag, info.size) == (node.info.etag, node.info.size) and (
                 node.spec is None or info.metadata == node.info.metadata):
             return node  # unchanged

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 
-from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from ..errors import ObjectNotFound
 
@@ -66,3 +66,23 @@ def translate(exc: BaseException, bucket: str, key: str | None = None, action: s
     message = exc.response.get("Error", {}).get("Message") if isinstance(exc, ClientError) else None
     detail = f" ({message})" if message else ""
     return OSError(errno.EIO, f"failed to {action} {target}: {reason}{detail}")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store gave no answer (after the retries): a timeout, a refused or
+    broken connection, a 5xx or throttling answer -- rather than an answer about the object (missing,
+    denied, replaced, a 4xx refusal). What a cache holds may stand in for the former, never the latter."""
+    if isinstance(exc, (FileNotFoundError, PermissionError)):
+        return False
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EIO, errno.ETIMEDOUT, errno.ECONNREFUSED,
+                                                         errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, ClientError):
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error_code(cause)
+        return (isinstance(status, int) and status >= 500) or code in ("SlowDown", "Throttling", "RequestTimeout",
+                                                                      "ServiceUnavailable", "InternalError")
+    return isinstance(cause, (OSError, BotoCoreError))

@@ -626,7 +626,13 @@ def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]
     pending: list[socket.socket] = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
     if pending:
         return pending
-    return select.select(socks, [], [], timeout)[0]
+    # poll, not select: a daemon holding more than 1,024 descriptors (cache files, connections) made
+    # select() refuse every wait with ValueError, and each GET quietly went the slower boto3 way
+    poller = select.poll()
+    for sock in socks:
+        poller.register(sock, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    ready = {fd for fd, _ in poller.poll(max(0, int(timeout * 1000 + 0.999)))}
+    return [sock for sock in socks if sock.fileno() in ready]
 
 
 def _probe_answer(response: http.client.HTTPResponse, asked: int, buffer: memoryview) -> tuple[memoryview, int]:
@@ -712,7 +718,9 @@ class _Exchange:
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 if time.monotonic() > deadline:
                     raise TimeoutError("request not sent") from None
-                select.select([], [self.sock], [], 0.1)
+                poller = select.poll()  # not select(): descriptors above 1,024 are refused there
+                poller.register(self.sock, select.POLLOUT)
+                poller.poll(100)
 
     def receive(self) -> tuple[int, dict[str, str]] | object | None:
         """The (status, lower-cased headers) once the head of the answer is in; ``_PENDING`` before;

@@ -219,7 +219,8 @@ def test_mount_under_a_head_storm_then_recovers(cci, fault_proxy: FaultProxy, tm
     assert all("h/a" in line or "h/b" in line for line in errors)  # each names the object
 
 
-@needs_fuse
+@pytest.mark.alone  # a clean-clone CI run (1 of ~10) saw its GETs find no answer for 12 s, three times
+@needs_fuse         # over, beside two busy workers: the timeouts are what it would measure, not faults
 @pytest.mark.fuse
 def test_mount_reads_under_resets_and_slowdowns_are_exact(cci, fault_proxy: FaultProxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     arrays = {"r/plain": (np.arange(2_000_000, dtype="<f8"), False), "r/gz": (sample(150_000, 5), "gzip"),

@@ -401,6 +401,78 @@ def test_a_file_older_than_attr_ttl_is_asked_again_but_listings_are_kept(store: 
     ns.close()
 
 
+class FailingHeads(MemoryStore):
+    """A memory store whose HEADs raise ``failure`` while it is set."""
+
+    failure: OSError | None = None
+
+    def head(self, key: str):  # type: ignore[no-untyped-def]
+        if self.failure is not None:
+            raise self.failure
+        return super().head(key)
+
+
+def _timed_out() -> OSError:
+    try:
+        raise TimeoutError("no timely answer in 3 attempts")
+    except TimeoutError as exc:
+        try:
+            raise OSError(errno.EIO, "failed to read s3://bkt/proj/x: no timely answer") from exc
+        except OSError as wrapped:
+            return wrapped
+
+
+def _refused(status: int, code: str) -> OSError:
+    from botocore.exceptions import ClientError
+
+    cause = ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "HeadObject")
+    try:
+        raise OSError(errno.EIO, f"failed to access s3://bkt/proj/x: {code}") from cause
+    except OSError as wrapped:
+        return wrapped
+
+
+@pytest.mark.parametrize("failure", [_timed_out(), _refused(503, "SlowDown"), _refused(500, "InternalError"),
+                                     ConnectionResetError(errno.ECONNRESET, "reset")],
+                         ids=["timeout", "503", "500", "reset"])
+def test_a_stale_file_whose_revalidation_meets_no_answer_is_served_as_confirmed_before(failure: OSError) -> None:
+    """docs/SEMANTICS.md: while the endpoint does not answer, what is cached keeps being served. A
+    stat of a known file whose ``--attr-ttl`` ran out failed with EIO when its revalidation timed out
+    (a CI run of the fault tests logged it), though reads pinned to that version went on."""
+    store = FailingHeads("bkt")
+    write_raw_array(store, "proj/x", np.arange(10.0), compression=False)
+    ns = Namespace(store, ttl=300, attr_ttl=0.05, folders_ahead=0)
+    try:
+        first = ns.lookup("proj/x.npy")
+        store.failure = failure
+        time.sleep(0.06)
+        assert ns.lookup("proj/x.npy") is first and ns.resolver.stale_served == 1
+        assert ns.lookup("proj/x.npy") is first and ns.resolver.stale_served == 2  # asked again each time
+        store.failure = None
+        write_raw_array(store, "proj/x", np.arange(12.0), compression=False)  # back: the new version shows
+        assert ns.lookup("proj/x.npy").spec.shape == (12,)
+    finally:
+        ns.close()
+
+
+@pytest.mark.parametrize("failure", [_refused(400, "InvalidRequest"), PermissionError(errno.EACCES, "denied"),
+                                     OSError(errno.EIO, "corrupt answer")], ids=["400", "403", "no-cause"])
+def test_a_stale_file_whose_revalidation_is_refused_fails(failure: OSError) -> None:
+    """An answer about the object (a refusal, a denial, a bad answer) is not stood in for by the cache."""
+    store = FailingHeads("bkt")
+    write_raw_array(store, "proj/x", np.arange(10.0), compression=False)
+    ns = Namespace(store, ttl=300, attr_ttl=0.05, folders_ahead=0)
+    try:
+        ns.lookup("proj/x.npy")
+        store.failure = failure
+        time.sleep(0.06)
+        with pytest.raises(OSError) as caught:
+            ns.lookup("proj/x.npy")
+        assert caught.value is failure and ns.resolver.stale_served == 0
+    finally:
+        ns.close()
+
+
 @pytest.mark.parametrize("codec", ["LZ4", "Zstd", "gzip", "Zlib", "BZ2", "lzma"])
 def test_every_codec_decodes_into_a_spill_file(tmp_path, codec: str) -> None:  # type: ignore[no-untyped-def]
     """Arrays too big for the decoded cache's memory are decoded into a spill file (a SpillWriter,

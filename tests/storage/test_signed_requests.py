@@ -274,6 +274,35 @@ def test_signed_get_fills_the_buffer_or_leaves_the_answer_to_boto3(s3: LocalS3Se
     assert err.value.errno == errno.ESTALE
 
 
+def test_signed_get_and_head_many_work_past_1024_descriptors(s3: LocalS3Server, s3_settings: Settings) -> None:
+    """A daemon with many cache files and connections has descriptors above FD_SETSIZE (1,024):
+    select() refused to wait on them (ValueError), so every signed GET quietly fell back to boto3."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1400:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        client = boto3.client("s3", endpoint_url=s3.endpoint_url)
+        body = bytes(range(256)) * 400
+        for i in range(3):
+            client.put_object(Bucket=BUCKET, Key=f"fds/{i}", Body=body)
+        fast = S3Account(s3_settings).store(BUCKET)._signed_requests()
+        assert fast is not None
+        out = memoryview(np.zeros(len(body), dtype=np.uint8))
+        assert fast.get_into("fds/0", 0, out) and bytes(out) == body
+        assert fast.get_into("fds/1", 100, out[:1000]) and bytes(out[:1000]) == body[100:1100]
+        assert fast.abandoned == 0
+        heads = fast.head_many([f"fds/{i}" for i in range(3)])
+        assert all(info is not None and info.size == len(body) for info in heads.values())
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_signed_listing_is_boto3s_listing(s3: LocalS3Server, s3_settings: Settings) -> None:
     _put_all(s3)
     client = boto3.client("s3", endpoint_url=s3.endpoint_url)

@@ -27,10 +27,16 @@ Files are written to a temporary name in their final folder and renamed into pla
 sees a whole file or none. No fsync: a file torn by a power loss fails its check and is refetched,
 which is cheaper than a flush per block. A reader that opened a file keeps reading it even if
 another mount evicts (unlinks) it meanwhile (POSIX); a file gone before the open is a miss.
-Writes are behind the reader, on one thread, through a bounded queue (``queue_bytes``): when the
-disk falls that far behind the network, a fetched block is dropped (counted in ``dropped``) rather
-than the reader made to wait -- it used to wait, and a cold read with a cache folder was slower than
-one without. A dropped block is only a miss next time. Queued blocks are views of fetch buffers, so
+Writes are behind the reader, on one thread, through a bounded queue (``queue_bytes``). When the
+disk falls that far behind the network, the fetch that brought a block waits for room, at most
+``wait_for_room`` seconds (1 s), then drops the block (counted in ``dropped``): a dropped block is
+only a miss next time. Why wait at all: the writer is one Python thread, and while every fetch
+thread ran on, each of its many GIL hand-overs per block (open, write, close, the index) queued
+behind them; it fell behind on any full-speed cold read, and a remount re-read 16-97 of 512 blocks
+from the network. Waiting fetchers hold no GIL, so the writer catches up at disk speed; a cold read
+runs at most at the disk's pace, never slower than that, and never stalls more than
+``wait_for_room`` per block on a disk that stopped. (Waiting without a bound, as a first version
+did, made a cold read with a cache folder far slower than one without.) Queued blocks are views of fetch buffers, so
 they stay charged to the ``MemoryBudget`` until written. ``close`` writes what is queued, within a
 time bound (``ccfs umount`` waits for the daemon to finish this, so a remount finds the blocks).
 """
@@ -81,8 +87,10 @@ class DiskBlockStore:
     """
 
     def __init__(self, root: str | os.PathLike[str], limit: int,
-                 reserved: Callable[[], int] | None = None, queue_bytes: int = 32 * 2**20):
+                 reserved: Callable[[], int] | None = None, queue_bytes: int = 32 * 2**20,
+                 wait_for_room: float = 1.0):
         self.root = Path(root)
+        self.wait_for_room = max(0.0, float(wait_for_room))
         self.limit = max(0, int(limit))
         self.reserved = reserved or (lambda: 0)
         self.queue_bytes = max(1, int(queue_bytes))
@@ -92,7 +100,8 @@ class DiskBlockStore:
         self.written = 0
         self.corrupt = 0
         self.evicted = 0
-        self.dropped = 0  # blocks not written because the queue was full
+        self.dropped = 0  # blocks not written because the queue stayed full for ``wait_for_room``
+        self.waited = 0  # waits of a fetch for room in the queue
         self._db = open_index(self.root / "index.sqlite")
         self._db_lock = threading.Lock()
         with self._transaction():
@@ -162,8 +171,9 @@ class DiskBlockStore:
 
     # --- writing -----------------------------------------------------------------------------
     def write(self, name: str, data: memoryview | bytes) -> bool:
-        """Store ``data`` as block ``name`` in the background; never waits. False when it was not
-        queued: too large for the folder, the store closed, or the queue full (the block is dropped)."""
+        """Store ``data`` as block ``name`` in the background; waits only while the queue is full (at
+        most ``wait_for_room``). False when it was not queued: too large for the folder, the store
+        closed, or the queue still full (the block is dropped)."""
         if HEADER.size + len(data) > self.limit:
             return False
         return self._enqueue("write", name, memoryview(data))
@@ -171,6 +181,15 @@ class DiskBlockStore:
     def _enqueue(self, op: str, name: str, data: memoryview | None) -> bool:
         nbytes = len(data) if data is not None else 0
         with self._cond:
+            if self._closed:
+                return False
+            deadline = time.monotonic() + self.wait_for_room
+            while nbytes and not self._closed and self._queued and self._queued + nbytes > self.queue_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.waited += 1
+                self._cond.wait(left)
             if self._closed:
                 return False
             if nbytes and self._queued and self._queued + nbytes > self.queue_bytes:

@@ -1,0 +1,125 @@
+"""The local server's ListObjectsV2 index answers exactly what moto's own listing answers.
+
+``cottoncandy.testing.s3listing`` replaces moto's walk-and-sort of every key per page with a sorted
+name index (the 100,000-array benchmarks measured moto's O(N) pages, not the client). It is only
+worth having if no answer changes: every page here is compared entry for entry, token for token,
+with moto's own function on the same backend, and a listing over HTTP sees puts and deletes at once.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import boto3
+import pytest
+
+from cottoncandy.testing import s3listing
+from cottoncandy.testing.s3server import LocalS3Server
+from tests.conftest import BUCKET
+
+NAMES = ["a", "a/", "a/b", "a/b/c", "a/b/d", "a/bc", "a.b", "a0", "a//x", "b", "b/ü", "b/ø/x", "b/z",
+         "c/d/e/f", "c/d/e/g", "c/dd", "c/d", "e/😀", "e/~", "e/x/", "f/" + "x" * 300]
+
+
+def _backend_and_bucket() -> tuple[Any, Any]:
+    from moto.s3.models import s3_backends
+
+    for per_partition in s3_backends.values():
+        for backend in per_partition.values():
+            bucket = backend.buckets.get(BUCKET)
+            if bucket is not None:
+                return backend, bucket
+    raise AssertionError("no test bucket in moto")
+
+
+def _names(entries: list[Any]) -> list[str]:
+    return [entry if isinstance(entry, str) else entry.name for entry in entries]
+
+
+def _walk(listing: Any, backend: Any, bucket: Any, prefix: str | None, delimiter: str | None, max_keys: int,
+          start_after: str | None) -> list[tuple[list[str], bool]]:
+    """Every page of one listing, following the continuation tokens it hands out."""
+    pages, token = [], None
+    for _ in range(1000):
+        entries, truncated, token = listing(backend, bucket, prefix, delimiter, token, start_after, max_keys)
+        pages.append((_names(entries), truncated))
+        if not truncated:
+            return pages
+    raise AssertionError("the listing never ended")
+
+
+def test_every_page_is_moto_s_page(s3: LocalS3Server) -> None:
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url)
+    extra = [f"many/{i:03d}" for i in range(150)] + [f"many/sub{i % 7}/{i}" for i in range(60)]
+    for name in NAMES + extra:
+        client.put_object(Bucket=BUCKET, Key=name, Body=b"x")
+    client.delete_object(Bucket=BUCKET, Key="a/bc")
+    backend, bucket = _backend_and_bucket()
+    moto = s3listing.moto_list_objects_v2
+    assert moto is not None  # the server patched moto
+    rng = random.Random(7)
+    prefixes = [None, "", "a", "a/", "a/b", "b/", "c/d", "c/d/", "e/", "many/", "many/sub", "zz", "many/0"]
+    starts = [None, "a", "a/b", "a/b/", "b/ø", "c/d/e/f", "many/050", "many/sub3/", "zzz"]
+    compared = 0
+    for prefix in prefixes:
+        for delimiter in (None, "/", "b", "d/"):
+            for max_keys in (1, 2, 7, 1000):
+                start_after = rng.choice(starts)
+                ours = _walk(s3listing.list_page, backend, bucket, prefix, delimiter, max_keys, start_after)
+                theirs = _walk(moto, backend, bucket, prefix, delimiter, max_keys, start_after)
+                assert ours == theirs, (prefix, delimiter, max_keys, start_after)
+                compared += len(ours)
+    assert compared > 500
+    entries, truncated, token = s3listing.list_page(backend, bucket, "", "/", None, None, 0)
+    assert (entries, truncated, token) == ([], False, None)
+
+
+def test_a_listing_over_http_sees_every_change_at_once(s3: LocalS3Server) -> None:
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url)
+    for i in range(30):
+        client.put_object(Bucket=BUCKET, Key=f"d/{i:02d}", Body=b"x")
+
+    def listed() -> list[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="d/",
+                                                                  PaginationConfig={"PageSize": 7})
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    assert listed() == [f"d/{i:02d}" for i in range(30)]
+    client.delete_object(Bucket=BUCKET, Key="d/05")
+    client.put_object(Bucket=BUCKET, Key="d/055", Body=b"yy")
+    client.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "d/20"}, {"Key": "d/21"}]})
+    expected = sorted({f"d/{i:02d}" for i in range(30)} - {"d/05", "d/20", "d/21"} | {"d/055"})
+    assert listed() == expected
+    sizes = {item["Key"]: item["Size"] for item in client.list_objects_v2(Bucket=BUCKET, Prefix="d/05")["Contents"]}
+    assert sizes == {"d/055": 2}
+
+
+@pytest.mark.parametrize("count", [20_000])
+def test_a_page_costs_its_own_entries_not_the_bucket_s(s3: LocalS3Server, count: int) -> None:
+    """Pages of a big folder: the index is built once, then each page bisects to its start (moto's
+    own walk sorts every key per page). Counted in key-store reads, not timed."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        s3.endpoint_url + "/_local-s3/fill", method="POST",
+        data=json.dumps({"bucket": BUCKET, "prefix": "big/", "count": count, "body": "x",
+                         "access_key": "testing"}).encode())
+    urllib.request.urlopen(request, timeout=120).read()
+    backend, bucket = _backend_and_bucket()
+    reads = 0
+    original_get = type(bucket.keys).get
+
+    def counting_get(self: Any, key: str, default: Any = None) -> Any:
+        nonlocal reads
+        reads += 1
+        return original_get(self, key, default)
+
+    type(bucket.keys).get = counting_get  # type: ignore[method-assign]
+    try:
+        pages = _walk(s3listing.list_page, backend, bucket, "big/", "/", 1000, None)
+    finally:
+        type(bucket.keys).get = original_get  # type: ignore[method-assign]
+    assert sum(len(names) for names, _ in pages) == count and len(pages) == count // 1000
+    assert reads <= count + len(pages)  # an entry read per entry listed (and one to see a page is not the last)

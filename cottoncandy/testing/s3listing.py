@@ -11,18 +11,28 @@ bucket's key names, rebuilt only after the bucket's keys changed (puts and delet
 the key store), then bisected to the page's start: a page costs its own 1,000 entries. Answers are
 moto's, entry for entry: the same keys and common prefixes, in the same order, with the same
 truncation and continuation tokens (checked against moto's own listing in tests/storage).
+
+The page's XML is then written directly (``page_xml``) rather than by moto's generic serializer,
+which took ~0.3 s of CPU per 1,000 entries (half of it parsing and re-printing each timestamp): the
+same bytes, checked byte for byte against moto's serializer in tests/storage. Requests the direct
+writer does not cover (``fetch-owner``, an ``encoding-type`` other than ``url``) go to moto as before.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+import urllib.parse
 from typing import Any
+from xml.sax.saxutils import escape
 
 _patched = False
 _lock = threading.Lock()
 #: moto's own ``S3Backend.list_objects_v2`` (set once patched: what the index is checked against)
 moto_list_objects_v2: Any = None
+#: whether ListObjectsV2 answers are written by ``page_xml`` (tests turn it off to compare with moto's)
+direct_xml = True
+_XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
 
 
 def _count_changes(store_class: Any) -> None:
@@ -111,12 +121,83 @@ def list_page(backend: Any, bucket: Any, prefix: str | None, delimiter: str | No
     return out, truncated, token
 
 
+def _element(name: str, text: str) -> str:
+    return f"<{name}>{escape(text)}</{name}>" if text else f"<{name}/>"
+
+
+def page_xml(bucket_name: str, entries: list[Any], truncated: bool, token: str | None, *, prefix: str | None,
+             delimiter: str | None, max_keys: int, encoding_type: str | None, continuation_token: str | None,
+             start_after: str | None) -> bytes:
+    """The ListObjectsV2 answer moto's serializer writes for this page, written directly."""
+    url = encoding_type == "url"
+    out = [_XML_HEAD, f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"]
+    folders: list[str] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            folders.append(urllib.parse.quote(entry) if url else entry)
+            continue
+        checksum = f"<ChecksumAlgorithm>{escape(entry.checksum_algorithm)}</ChecksumAlgorithm>" \
+            if entry.checksum_algorithm else ""
+        out.append(f"<Contents>{_element('Key', entry.safe_name(encoding_type))}"
+                   f"<LastModified>{entry.last_modified_ISO8601}</LastModified>{_element('ETag', entry.etag)}"
+                   f"{checksum}<Size>{int(entry.size)}</Size>"
+                   f"{_element('StorageClass', entry.storage_class)}</Contents>")
+    shown_prefix = (urllib.parse.quote(prefix) if url else prefix) if prefix else ""
+    out.append(f"{_element('Name', bucket_name)}{_element('Prefix', shown_prefix)}")
+    if delimiter:
+        out.append(_element("Delimiter", delimiter))
+    out.append(f"<MaxKeys>{max_keys}</MaxKeys>")
+    if delimiter:
+        out.extend(f"<CommonPrefixes>{_element('Prefix', folder)}</CommonPrefixes>" for folder in folders)
+    if encoding_type:
+        out.append(_element("EncodingType", encoding_type))
+    out.append(f"<KeyCount>{len(entries)}</KeyCount>")
+    if token:
+        out.append(_element("NextContinuationToken", token))
+    if not continuation_token and start_after:
+        out.append(_element("StartAfter", start_after))
+    out.append("</ListBucketResult>")
+    return "".join(out).encode("utf-8")
+
+
+def _list_response(original: Any) -> Any:
+    """``S3Response.list_objects_v2`` answering plain requests with ``page_xml``; the rest as moto."""
+
+    def list_objects_v2(self: Any) -> Any:
+        query = self.querystring
+        fetch_owner = query.get("fetch-owner", [False])[0]
+        encoding_type = query.get("encoding-type", [None])[0]
+        token = query.get("continuation-token", [None])[0]
+        if not direct_xml or fetch_owner or encoding_type not in (None, "url") or token == "":
+            return original(self)
+        bucket = self.backend.get_bucket(self.bucket_name)
+        prefix = self._get_querystring(self.request, self.uri).get("prefix", [None])[0]
+        if isinstance(prefix, bytes):
+            prefix = prefix.decode("utf-8")
+        delimiter = query.get("delimiter", [None])[0]
+        from moto import settings
+
+        max_keys = int(query.get("max-keys", [settings.get_s3_default_max_keys()])[0])
+        start_after = query.get("start-after", [None])[0]
+        entries, truncated, next_token = self.backend.list_objects_v2(
+            bucket=bucket, prefix=prefix, delimiter=delimiter, continuation_token=token, start_after=start_after,
+            max_keys=max_keys)
+        self.data["Action"] = "ListObjectsV2"
+        body = page_xml(bucket.name, entries, truncated, next_token, prefix=prefix, delimiter=delimiter,
+                        max_keys=max_keys, encoding_type=encoding_type, continuation_token=token,
+                        start_after=start_after)
+        headers = {"Content-Type": "application/xml", **self.response_headers}
+        return 200, headers, body
+
+    return list_objects_v2
+
+
 def enable_fast_listing() -> None:
     """Patch moto (once per process) so ListObjectsV2 pages come from the sorted name index."""
     global _patched, moto_list_objects_v2
     if _patched:
         return
-    from moto.s3 import models, utils
+    from moto.s3 import models, responses, utils
 
     moto_list_objects_v2 = models.S3Backend.list_objects_v2
 
@@ -128,4 +209,6 @@ def enable_fast_listing() -> None:
         return list_page(self, bucket, prefix, delimiter, continuation_token, start_after, max_keys)
 
     models.S3Backend.list_objects_v2 = list_objects_v2  # type: ignore[method-assign,assignment]
+    responses.S3Response.list_objects_v2 = _list_response(  # type: ignore[method-assign]
+        responses.S3Response.list_objects_v2)
     _patched = True

@@ -18,7 +18,8 @@ from cottoncandy.testing import s3listing
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
 
-NAMES = ["q/it's \"quoted\" & <tagged>", "q/+plus=eq?x#y", "q/sp ace/", "a", "a/", "a/b", "a/b/c", "a/b/d", "a/bc", "a.b", "a0", "a//x", "b", "b/ü", "b/ø/x", "b/z",
+NAMES = ["q/it's \"quoted\" & <tagged>", "q/+plus=eq?x#y", "q/sp ace/",
+         "a", "a/", "a/b", "a/b/c", "a/b/d", "a/bc", "a.b", "a0", "a//x", "b", "b/ü", "b/ø/x", "b/z",
          "c/d/e/f", "c/d/e/g", "c/dd", "c/d", "e/😀", "e/~", "e/x/", "f/" + "x" * 300]
 
 

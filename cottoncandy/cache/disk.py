@@ -29,14 +29,15 @@ which is cheaper than a flush per block. A reader that opened a file keeps readi
 another mount evicts (unlinks) it meanwhile (POSIX); a file gone before the open is a miss.
 Writes are behind the reader, on one thread, through a bounded queue (``queue_bytes``). When the
 disk falls that far behind the network, the fetch that brought a block waits for room, at most
-``wait_for_room`` seconds (1 s), then drops the block (counted in ``dropped``): a dropped block is
-only a miss next time. Why wait at all: the writer is one Python thread, and while every fetch
-thread ran on, each of its many GIL hand-overs per block (open, write, close, the index) queued
-behind them; it fell behind on any full-speed cold read, and a remount re-read 16-97 of 512 blocks
-from the network. Waiting fetchers hold no GIL, so the writer catches up at disk speed; a cold read
-runs at most at the disk's pace, never slower than that, and never stalls more than
-``wait_for_room`` per block on a disk that stopped. (Waiting without a bound, as a first version
-did, made a cold read with a cache folder far slower than one without.) Queued blocks are views of fetch buffers, so
+``wait_for_room`` seconds (1 s), then drops the block (counted in ``dropped``), and so does every
+fetch after it until the writer finishes a batch: a disk (or a shared index another mount holds)
+that stopped costs a reader one such wait, not one per block. A dropped block is only a miss next
+time. Why wait at all: the writer is one Python thread, and while every fetch thread ran on, each
+of its many GIL hand-overs per block (open, write, close, the index) queued behind them; it fell
+behind on any full-speed cold read, and a remount re-read 16-97 of 512 blocks from the network.
+Waiting fetchers hold no GIL, so the writer catches up at disk speed: a cold read goes at the pace
+of the slower of the disk and the network. (Waiting without a bound, as a first version did, made a
+cold read with a cache folder far slower than one without.) Queued blocks are views of fetch buffers, so
 they stay charged to the ``MemoryBudget`` until written. ``close`` writes what is queued, within a
 time bound (``ccfs umount`` waits for the daemon to finish this, so a remount finds the blocks).
 """
@@ -117,6 +118,7 @@ class DiskBlockStore:
         self._queued = 0  # bytes of data queued
         self._busy = False
         self._closed = False
+        self._stalled = False  # a wait for room timed out: fetches drop blocks until a batch is written
         self._touched: dict[str, float] = {}
         self._touched_lock = threading.Lock()
         self._folders: set[str] = set()  # fan-out folders known to exist
@@ -184,9 +186,11 @@ class DiskBlockStore:
             if self._closed:
                 return False
             deadline = time.monotonic() + self.wait_for_room
-            while nbytes and not self._closed and self._queued and self._queued + nbytes > self.queue_bytes:
+            while (nbytes and not self._stalled and not self._closed and self._queued
+                   and self._queued + nbytes > self.queue_bytes):
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0:  # the writer finished no batch in that time: drop at once until it does
+                    self._stalled = True
                     break
                 self.waited += 1
                 self._cond.wait(left)
@@ -255,6 +259,7 @@ class DiskBlockStore:
                 with self._cond:
                     self._queued -= sum(len(data) for _, _, data in batch if data is not None)
                     self._busy = False
+                    self._stalled = False
                     self._cond.notify_all()
 
     def _apply(self, batch: list[tuple[str, str, memoryview | None]], touch: bool) -> None:

@@ -23,6 +23,7 @@ from cachetools import TTLCache
 
 from ..singleflight import SingleFlight
 from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.errors import unreachable
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,22 @@ class ListingCache:
 
     def refresh(self, path: str, max_age: float) -> FolderListing:
         """The folder's listing, LISTed again unless the one in memory began less than ``max_age``
-        seconds ago. Callers asking at once share one LIST (the first one drops the old listing)."""
+        seconds ago. Callers asking at once share one LIST (the first one drops the old listing). A
+        LIST that meets no answer (``errors.unreachable``) puts the old listing back, then raises."""
         path = "/".join(split(path))
         with self._lock:
             current = self._folders.get(path)
             if current is not None and time.monotonic() - current.listed_at >= max_age:
                 self._folders.pop(path, None)
-        return self.get(path)
+            else:
+                current = None  # nothing dropped
+        try:
+            return self.get(path)
+        except OSError as exc:
+            if current is not None and unreachable(exc):  # what is cached keeps being served
+                with self._lock:
+                    self._folders.setdefault(path, current)
+            raise
 
     def _list(self, path: str, on_page: PageCallback | None = None) -> FolderListing:
         prefix = self.folder_prefix(path)

@@ -214,8 +214,14 @@ class Resolver:
         if isinstance(node, FileNode) and self.attributes.stale(node.key):
             way = self._many_stale(parent, listing)
             if way == "folder":
-                listing = self.listings.refresh(parent, self.attributes.attr_ttl)  # confirms what is unchanged
-                node = self._node(path, name, listing)
+                try:
+                    listing = self.listings.refresh(parent, self.attributes.attr_ttl)  # confirms what is unchanged
+                except OSError as exc:
+                    if not unreachable(exc):
+                        raise
+                    log.debug("LIST of %s to confirm %s met no answer: %s", parent or "/", path, exc)
+                else:
+                    node = self._node(path, name, listing)
             elif way == "page":
                 self._confirm_page(parent, listing, node.key)  # this entry and the next ones, if unchanged
         return self._revalidated(node, listing) if isinstance(node, FileNode) else node

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ..errors import ObjectNotFound
 
@@ -30,6 +31,9 @@ DENIED_CODES = frozenset(
     }
 )
 STALE_CODES = frozenset({"PreconditionFailed", "412"})
+#: error codes that are the store's way of not answering now (throttled, busy, timed out)
+NO_ANSWER_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "429",
+                             "RequestTimeout", "ServiceUnavailable", "InternalError", "503", "500"})
 
 
 def error_code(exc: BaseException) -> str:
@@ -71,18 +75,21 @@ def translate(exc: BaseException, bucket: str, key: str | None = None, action: s
 def unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says the store gave no answer (after the retries): a timeout, a refused or
     broken connection, a 5xx or throttling answer -- rather than an answer about the object (missing,
-    denied, replaced, a 4xx refusal). What a cache holds may stand in for the former, never the latter."""
+    denied, replaced, a 4xx refusal, 501) or a failure of this client (credentials it could not get,
+    a bad parameter). What a cache holds may stand in for the former, never the latter."""
     if isinstance(exc, (FileNotFoundError, PermissionError)):
         return False
-    if isinstance(exc, (TimeoutError, ConnectionError)):
+    from .retry import BrokenBody  # a body that broke after its answer began (reset, stall, truncation)
+
+    if isinstance(exc, (TimeoutError, ConnectionError, BotoConnectionError, HTTPClientError, BrokenBody)):
         return True
-    if not isinstance(exc, OSError) or exc.errno not in (errno.EIO, errno.ETIMEDOUT, errno.ECONNREFUSED,
-                                                         errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH):
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error_code(exc)
+        return (isinstance(status, int) and status >= 500 and status != 501) or status == 429 or \
+            code in NO_ANSWER_CODES
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EIO, errno.ETIMEDOUT, errno.EHOSTUNREACH,
+                                                         errno.ENETUNREACH):
         return False
     cause = exc.__cause__
-    if isinstance(cause, ClientError):
-        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = error_code(cause)
-        return (isinstance(status, int) and status >= 500) or code in ("SlowDown", "Throttling", "RequestTimeout",
-                                                                      "ServiceUnavailable", "InternalError")
-    return isinstance(cause, (OSError, BotoCoreError))
+    return cause is not None and cause is not exc and unreachable(cause)

@@ -628,6 +628,8 @@ def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]
         return pending
     # poll, not select: a daemon holding more than 1,024 descriptors (cache files, connections) made
     # select() refuse every wait with ValueError, and each GET quietly went the slower boto3 way
+    if not hasattr(select, "poll"):  # Windows: select() is what there is
+        return select.select(socks, [], [], timeout)[0]
     poller = select.poll()
     for sock in socks:
         poller.register(sock, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
@@ -718,9 +720,12 @@ class _Exchange:
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 if time.monotonic() > deadline:
                     raise TimeoutError("request not sent") from None
-                poller = select.poll()  # not select(): descriptors above 1,024 are refused there
-                poller.register(self.sock, select.POLLOUT)
-                poller.poll(100)
+                if hasattr(select, "poll"):  # not select(): descriptors above 1,024 are refused there
+                    poller = select.poll()
+                    poller.register(self.sock, select.POLLOUT)
+                    poller.poll(100)
+                else:  # Windows
+                    select.select([], [self.sock], [], 0.1)
 
     def receive(self) -> tuple[int, dict[str, str]] | object | None:
         """The (status, lower-cased headers) once the head of the answer is in; ``_PENDING`` before;

@@ -21,6 +21,7 @@ writer does not cover (``fetch-owner``, an ``encoding-type`` other than ``url``)
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import urllib.parse
 from typing import Any
@@ -28,6 +29,7 @@ from xml.sax.saxutils import escape
 
 _patched = False
 _lock = threading.Lock()
+_stamps = itertools.count(1)  # next() is atomic: concurrent changes never share or reuse a stamp
 #: moto's own ``S3Backend.list_objects_v2`` (set once patched: what the index is checked against)
 moto_list_objects_v2: Any = None
 #: whether ListObjectsV2 answers are written by ``page_xml`` (tests turn it off to compare with moto's)
@@ -36,18 +38,19 @@ _XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<ListBucketResult xmlns="ht
 
 
 def _count_changes(store_class: Any) -> None:
-    """Make each change of a key store bump its ``cc_changes`` counter (the index's validity)."""
+    """Make each change of a key store give it a new ``cc_changes`` stamp, before and after (the
+    index's validity: an index is kept with the stamp it was built under)."""
     for name in ("__setitem__", "__delitem__", "pop", "setlist", "clear", "update", "popitem", "setdefault"):
         original = getattr(store_class, name, None)
         if original is None:
             continue
 
         def counted(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            self.cc_changes = getattr(self, "cc_changes", 0) + 1
+            self.cc_changes = next(_stamps)  # one process-wide sequence: a stamp is never seen twice
             try:
                 return _original(self, *args, **kwargs)
             finally:
-                self.cc_changes += 1  # a listing that read the store meanwhile is not kept
+                self.cc_changes = next(_stamps)  # a listing that read the store meanwhile is not kept
 
         setattr(store_class, name, counted)
 

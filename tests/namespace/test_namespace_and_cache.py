@@ -402,14 +402,20 @@ def test_a_file_older_than_attr_ttl_is_asked_again_but_listings_are_kept(store: 
 
 
 class FailingHeads(MemoryStore):
-    """A memory store whose HEADs raise ``failure`` while it is set."""
+    """A memory store whose HEADs (and LISTs, with ``lists_fail``) raise ``failure`` while it is set."""
 
     failure: OSError | None = None
+    lists_fail = False
 
     def head(self, key: str):  # type: ignore[no-untyped-def]
         if self.failure is not None:
             raise self.failure
         return super().head(key)
+
+    def list_dir(self, prefix: str, delimiter: str = "/"):  # type: ignore[no-untyped-def]
+        if self.failure is not None and self.lists_fail:
+            raise self.failure
+        return super().list_dir(prefix, delimiter)
 
 
 def _timed_out() -> OSError:
@@ -451,6 +457,30 @@ def test_a_stale_file_whose_revalidation_meets_no_answer_is_served_as_confirmed_
         store.failure = None
         write_raw_array(store, "proj/x", np.arange(12.0), compression=False)  # back: the new version shows
         assert ns.lookup("proj/x.npy").spec.shape == (12,)
+    finally:
+        ns.close()
+
+
+def test_a_burst_of_stale_lookups_while_nothing_answers_keeps_serving_the_folder() -> None:
+    """Eight stale lookups in a folder within a few ``attr_ttl`` re-LIST it instead of HEADing each
+    (``RELIST_AFTER``). That LIST dropped the folder's listing before asking, so when it met no answer
+    every later lookup in the folder failed with EIO (a review found it: lookups 8-12 failed)."""
+    store = FailingHeads("bkt")
+    for i in range(12):
+        write_raw_array(store, f"proj/x{i:02d}", np.arange(10.0 + i), compression=False)
+    ns = Namespace(store, ttl=300, attr_ttl=0.05, folders_ahead=0)
+    try:
+        first = {i: ns.lookup(f"proj/x{i:02d}.npy") for i in range(12)}
+        store.failure, store.lists_fail = _timed_out(), True
+        time.sleep(0.06)
+        for _ in range(3):
+            for i in range(12):
+                assert ns.lookup(f"proj/x{i:02d}.npy") is first[i]
+        assert ns.resolver.stale_served == 36
+        store.failure = None  # back: the folder is listed again and the new version shows
+        write_raw_array(store, "proj/x03", np.arange(5.0), compression=False)
+        time.sleep(0.06)
+        assert all(ns.lookup(f"proj/x{i:02d}.npy").spec.shape == ((5,) if i == 3 else (10 + i,)) for i in range(12))
     finally:
         ns.close()
 
@@ -538,3 +568,31 @@ def test_a_stored_array_decodes_into_a_spill_file_without_a_copy_in_memory(tmp_p
     assert got.path is not None and got.read(0, data.nbytes) == data.tobytes()
     # a few MiB (gzip: its blocks inflating in parallel, ~16 MiB), not the array (a copy held 64-128)
     assert peak < 24 * 2**20, f"decoding held {peak / 2**20:.1f} MiB"
+
+
+def test_what_counts_as_no_answer() -> None:
+    """``unreachable``: the store did not answer (cache may stand in) vs it answered (it may not)."""
+    from botocore.exceptions import ClientError, CredentialRetrievalError, EndpointConnectionError, ReadTimeoutError
+
+    from cottoncandy.storage.errors import unreachable
+    from cottoncandy.storage.retry import ShortReadError
+
+    def wrapped(cause: BaseException) -> OSError:
+        try:
+            raise OSError(errno.EIO, "failed") from cause
+        except OSError as exc:
+            return exc
+
+    def answer(status: int, code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "HeadObject")
+
+    no_answer = [TimeoutError(), ConnectionRefusedError(), wrapped(EndpointConnectionError(endpoint_url="http://x")),
+                 wrapped(ReadTimeoutError(endpoint_url="http://x")), wrapped(answer(503, "SlowDown")),
+                 wrapped(answer(429, "429")), wrapped(answer(500, "InternalError")),
+                 wrapped(ShortReadError(errno.EIO, "short read")), wrapped(wrapped(TimeoutError()))]
+    answered = [FileNotFoundError(), PermissionError(), wrapped(answer(400, "InvalidRequest")),
+                wrapped(answer(501, "NotImplemented")), wrapped(answer(403, "AccessDenied")),
+                wrapped(CredentialRetrievalError(provider="sso", error_msg="expired")), OSError(errno.EIO, "bad"),
+                wrapped(PermissionError()), ValueError("bad metadata")]
+    assert [unreachable(e) for e in no_answer] == [True] * len(no_answer)
+    assert [unreachable(e) for e in answered] == [False] * len(answered)

@@ -117,11 +117,20 @@ def test_a_page_costs_its_own_entries_not_the_bucket_s(s3: LocalS3Server, count:
         reads += 1
         return original_get(self, key, default)
 
+    indexes = []
+    original_page = s3listing.list_page
+
+    def watched_page(*args: Any) -> Any:
+        answer = original_page(*args)
+        indexes.append(bucket.keys.cc_index[1])
+        return answer
+
     type(bucket.keys).get = counting_get  # type: ignore[method-assign]
     try:
-        pages = _walk(s3listing.list_page, backend, bucket, "big/", "/", 1000, None)
+        pages = _walk(watched_page, backend, bucket, "big/", "/", 1000, None)
     finally:
         type(bucket.keys).get = original_get  # type: ignore[method-assign]
+    assert all(index is indexes[0] for index in indexes)  # sorted once, not per page
     assert sum(len(names) for names, _ in pages) == count and len(pages) == count // 1000
     assert reads <= count + len(pages)  # an entry read per entry listed (and one to see a page is not the last)
 

@@ -36,6 +36,7 @@ through ``cottoncandy.fastpaths``: if a botocore release renamed one, ``for_clie
 from __future__ import annotations
 
 import datetime
+import functools
 import http.client
 import logging
 import re
@@ -85,6 +86,7 @@ class SignedRequests:
     def __init__(self, base_url: str, region: str, credentials: Any, http_session: Any,
                  timeouts: tuple[float, float] = (10.0, 60.0)):
         self.base_url = base_url  # ends with "/": the key's escaped form follows
+        self._base_path = urllib.parse.urlsplit(base_url).path  # what a request line's path starts with
         # the Host the signature covers (no default port), as botocore derives it: the same for every key
         self._host_header = fastpaths.private("botocore.auth", "_host_from_url")(base_url)
         self.region = region
@@ -169,8 +171,7 @@ class SignedRequests:
     def signed_headers(self, key: str, method: str = "HEAD",
                        headers: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
         """The escaped path and the signed headers of a bodiless request for ``key`` (to send directly)."""
-        url = self.url_for(key)
-        path = urllib.parse.urlsplit(url).path
+        path = self._base_path + percent_encode(key, safe="/~")  # the path of url_for(key): "?" and "#" are escaped
         if self._lean is not None:
             return path, self._lean.sign(method, path, headers or {})
         return path, _header_strings(self.signed_request(key, method, headers))
@@ -763,12 +764,19 @@ class _Exchange:
         self.sock.close()
 
 
+@functools.lru_cache(maxsize=256)
+def _http_date(text: str) -> datetime.datetime:
+    """``Last-Modified`` parsed (cached: the objects of a folder written together share a few seconds,
+    and parsing was a tenth of a folder HEAD's client time)."""
+    return parsedate_to_datetime(text)
+
+
 def _object_info(key: str, headers: Mapping[str, str]) -> ObjectInfo | None:
     """An ``ObjectInfo`` from a 200 answer's headers (names lower-cased); ``None`` if they are not usable."""
     try:
         modified = headers.get("last-modified")
         return ObjectInfo(key=key, size=int(headers["content-length"]), etag=headers["etag"],
-                          last_modified=parsedate_to_datetime(modified) if modified else None,
+                          last_modified=_http_date(modified) if modified else None,
                           metadata={name[len(_META):]: value for name, value in headers.items()
                                     if name.startswith(_META)})
     except (KeyError, ValueError, TypeError):

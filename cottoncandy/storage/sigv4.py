@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import hmac
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,7 @@ class LeanSigner:
         self.host = host
         self._lock = threading.Lock()
         self._key: tuple[str, str, bytes] | None = None  # (secret, date, signing key)
+        self._stamp: tuple[int, str] = (-1, "")  # (second, its X-Amz-Date): one tuple, swapped whole
 
     def _signing_key(self, secret: str, date: str) -> bytes:
         with self._lock:
@@ -51,12 +53,21 @@ class LeanSigner:
             self._key = (secret, date, key)
         return key
 
+    def _timestamp(self) -> str:
+        """This second's ``X-Amz-Date`` (formatted once per second, not once per request)."""
+        second = int(time.time())
+        stamp = self._stamp
+        if stamp[0] != second:
+            stamp = self._stamp = (second, datetime.datetime.fromtimestamp(second, datetime.timezone.utc)
+                                   .strftime(TIMESTAMP))
+        return stamp[1]
+
     def sign(self, method: str, path: str, headers: Mapping[str, str], timestamp: str | None = None) -> dict[str, str]:
         """``headers`` plus X-Amz-Date, X-Amz-Security-Token (temporary credentials),
         X-Amz-Content-SHA256 and Authorization, in botocore's order and spelling."""
         frozen = self.credentials.get_frozen_credentials()
         if timestamp is None:
-            timestamp = datetime.datetime.now(datetime.timezone.utc).strftime(TIMESTAMP)
+            timestamp = self._timestamp()
         out = dict(headers)
         out["X-Amz-Date"] = timestamp
         if frozen.token:

@@ -93,3 +93,25 @@ def test_the_store_signs_leanly(s3, s3_settings, monkeypatch: pytest.MonkeyPatch
     fast.get_into("a key/ä+b", 2, buffer, None)
     assert bytes(buffer) == b"234"
     assert lean_calls == ["HEAD", "HEAD", "HEAD", "GET"]
+
+
+def test_the_request_date_follows_the_clock_second_by_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """X-Amz-Date is formatted once per second (not per request) and never lags the clock: a
+    request signed in a new second carries that second, and the signature matches botocore's."""
+    import datetime
+
+    from cottoncandy.storage import sigv4
+
+    signer = LeanSigner(Credentials("AKIDEXAMPLE", "secret"), "us-east-1", "h.example")
+    clock = [1_767_225_599.2]  # 2025-12-31T23:59:59.2Z, a new day one second later
+    monkeypatch.setattr(sigv4.time, "time", lambda: clock[0])
+    dates = []
+    for now in (1_767_225_599.2, 1_767_225_599.9, 1_767_225_600.0, 1_767_225_600.7, 1_767_225_661.0):
+        clock[0] = now
+        signed = signer.sign("HEAD", "/b/k", {})
+        expected = datetime.datetime.fromtimestamp(int(now), datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        assert signed["X-Amz-Date"] == expected
+        assert signed == signer.sign("HEAD", "/b/k", {}, timestamp=expected)  # the same as given that date
+        dates.append(signed["X-Amz-Date"])
+    assert dates == ["20251231T235959Z", "20251231T235959Z", "20260101T000000Z", "20260101T000000Z",
+                     "20260101T000101Z"]

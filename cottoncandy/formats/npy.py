@@ -22,11 +22,6 @@ MAGIC = b"\x93NUMPY"
 NPY_HEADER_LIMIT = 2**16
 
 
-def header_fields(spec: ArraySpec) -> dict[str, object]:
-    return {"descr": npformat.dtype_to_descr(spec.dtype), "fortran_order": spec.fortran,
-            "shape": tuple(spec.shape)}
-
-
 def npy_header(spec: ArraySpec) -> bytes:
     """The exact bytes ``np.save`` writes before the data of an array described by ``spec``."""
     return _header_bytes(spec.dtype, bool(spec.fortran), tuple(spec.shape))

@@ -166,12 +166,12 @@ class SignedRequests:
         return cls(base, scope.group(1), credentials, http_session, timeouts)
 
     def url_for(self, key: str) -> str:
-        return self.base_url + percent_encode(key, safe="/~")
+        return self.base_url + _escaped(key)
 
     def signed_headers(self, key: str, method: str = "HEAD",
                        headers: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
         """The escaped path and the signed headers of a bodiless request for ``key`` (to send directly)."""
-        path = self._base_path + percent_encode(key, safe="/~")  # the path of url_for(key): "?" and "#" are escaped
+        path = self._base_path + _escaped(key)  # the path of url_for(key), without parsing it
         if self._lean is not None:
             return path, self._lean.sign(method, path, headers or {})
         return path, _header_strings(self.signed_request(key, method, headers))
@@ -627,15 +627,28 @@ def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]
     pending: list[socket.socket] = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
     if pending:
         return pending
-    # poll, not select: a daemon holding more than 1,024 descriptors (cache files, connections) made
-    # select() refuse every wait with ValueError, and each GET quietly went the slower boto3 way
+    return _wait(socks, timeout)
+
+
+def _wait(socks: list[socket.socket], timeout: float, writable: bool = False) -> list[socket.socket]:
+    """The sockets of ``socks`` ready to read (or closed; to write with ``writable``) within ``timeout``
+    seconds. poll, not select: a daemon holding more than 1,024 descriptors (cache files, connections)
+    made select() refuse every wait with ValueError, and each GET quietly went the slower boto3 way."""
     if not hasattr(select, "poll"):  # Windows: select() is what there is
-        return select.select(socks, [], [], timeout)[0]
+        if writable:
+            return list(select.select([], socks, [], timeout)[1])
+        return list(select.select(socks, [], [], timeout)[0])
     poller = select.poll()
+    events = select.POLLOUT if writable else select.POLLIN | select.POLLPRI
     for sock in socks:
-        poller.register(sock, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+        poller.register(sock, events | select.POLLERR | select.POLLHUP)
     ready = {fd for fd, _ in poller.poll(max(0, int(timeout * 1000 + 0.999)))}
     return [sock for sock in socks if sock.fileno() in ready]
+
+
+def _escaped(key: str) -> str:
+    """``key`` as it follows the bucket's base URL (``/`` and ``~`` kept; ``?`` and ``#`` escaped)."""
+    return percent_encode(key, safe="/~")
 
 
 def _probe_answer(response: http.client.HTTPResponse, asked: int, buffer: memoryview) -> tuple[memoryview, int]:
@@ -721,12 +734,7 @@ class _Exchange:
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 if time.monotonic() > deadline:
                     raise TimeoutError("request not sent") from None
-                if hasattr(select, "poll"):  # not select(): descriptors above 1,024 are refused there
-                    poller = select.poll()
-                    poller.register(self.sock, select.POLLOUT)
-                    poller.poll(100)
-                else:  # Windows
-                    select.select([], [self.sock], [], 0.1)
+                _wait([self.sock], 0.1, writable=True)
 
     def receive(self) -> tuple[int, dict[str, str]] | object | None:
         """The (status, lower-cased headers) once the head of the answer is in; ``_PENDING`` before;

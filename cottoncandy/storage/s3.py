@@ -670,9 +670,18 @@ class S3Store(ObjectStore):
             return self._put_single(key, memoryview(held), extra, progress)
 
         def numbered() -> Iterator[tuple[int, memoryview]]:
-            yield 2, memoryview(second)
+            # no reference to a part outlives its yield: the closure's ``second`` held part 2 for the
+            # whole upload, and the loop variable held each sent part while the next one was filled
+            nonlocal second
+            view = memoryview(second)  # type: ignore[arg-type]
+            second = None
+            yield 2, view
+            del view
             for number, part in enumerate(parts, 3):
-                yield number, memoryview(part)
+                view = memoryview(part)
+                del part
+                yield number, view
+                del view
             held[:0] = head() if head is not None else b""
             yield 1, memoryview(held)
 
@@ -713,7 +722,10 @@ class S3Store(ObjectStore):
         done: dict[int, str] = {}
         size = 0
 
-        def send(number: int, view: memoryview) -> None:
+        def send(number: int, holder: list[memoryview]) -> None:
+            view = holder.pop()  # the pool's work item keeps its arguments until the worker moves on:
+            # the part goes with this frame, before the caller, woken by its result, fills the next
+
             def once() -> Any:
                 return self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                                PartNumber=number, Body=BufferReader(view),
@@ -728,7 +740,7 @@ class S3Store(ObjectStore):
                 pending: set[Future[None]] = set()
                 for number, view in parts:
                     size += len(view)
-                    pending.add(pool.submit(send, number, view))
+                    pending.add(pool.submit(send, number, [view]))
                     del view  # the future holds the part until it is sent
                     if len(pending) >= in_flight:
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)

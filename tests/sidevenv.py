@@ -2,8 +2,11 @@
 
 Used for cottoncandy 0.4.0 (its own pins; ``tests/compat``) and for s3fs (it pins aiobotocore, which pins
 botocore: kept out of the main venv so boto3 keeps its own pins; ``tests/refs``). Where: the
-environment variable named by ``env_var``, else ``~/.cache/ccfs-compat/NAME``. A stamp file holds the hash
-of the requirements file (and the Python version), so an environment is rebuilt only when they change.
+environment variable named by ``env_var``, else ``~/.cache/ccfs-compat/NAME``. The install takes the
+versions of ``requirements/LOCK-py3.X.txt`` for the running Python (scripts/lock.sh writes them) as pip
+constraints, as the main venv does, so a fresh machine builds what the suite last passed with. A stamp file
+holds the hash of the requirements and lock files (and the Python version), so an environment is rebuilt
+only when they change.
 Building needs the package registry (CI has it); a failure is an error, never a skip: the tests that
 need one are proofs that must not silently vanish.
 
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STAMP = ".ccfs-compat-stamp"
+LOCKS = Path(__file__).resolve().parent.parent / "requirements"
 
 
 def quiet_env(home: Path) -> dict[str, str]:
@@ -47,13 +51,22 @@ class SideVenv:
     env_var: str
     #: Python code run in it after the install: the build fails unless it succeeds
     check: str
+    #: the lock's name in requirements/ (``{lock}-py3.X.txt``), written by scripts/lock.sh
+    lock: str
+
+    def lock_file(self) -> Path | None:
+        """This Python's lock, or None where scripts/lock.sh writes none (the newest releases are taken)."""
+        path = LOCKS / f"{self.lock}-py{sys.version_info[0]}.{sys.version_info[1]}.txt"
+        return path if path.is_file() else None
 
     def venv_dir(self) -> Path:
         env = os.environ.get(self.env_var)
         return Path(env) if env else Path.home() / ".cache" / "ccfs-compat" / self.name
 
     def wanted_stamp(self) -> str:
-        text = self.requirements.read_bytes() + f"{sys.version_info[:2]}".encode()
+        lock = self.lock_file()
+        text = self.requirements.read_bytes() + (lock.read_bytes() if lock else b"")
+        text += f"{sys.version_info[:2]}".encode()
         return hashlib.sha256(text).hexdigest()
 
     def python(self) -> Path:
@@ -86,8 +99,10 @@ class SideVenv:
         python = str(self.python())
         try:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
+            lock = self.lock_file()
             subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                            "-r", str(self.requirements)], check=True, capture_output=True, text=True)
+                            "-r", str(self.requirements), *(["-c", str(lock)] if lock else [])],
+                           check=True, capture_output=True, text=True)
             # run from inside the venv: from the repo's root (the tests' cwd) ``-c`` would put the
             # checkout first on sys.path and ``import cottoncandy`` would check ours, not 0.4.0
             subprocess.run([python, "-c", self.check], check=True, capture_output=True, text=True,

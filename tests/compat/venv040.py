@@ -13,6 +13,7 @@ from tests.sidevenv import SideVenv
 
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements-040.txt"
 VENV040 = SideVenv(what="cottoncandy 0.4.0", requirements=REQUIREMENTS, name="venv040", env_var="CCFS_COMPAT_VENV",
+                   lock="compat040",
                    check="import cottoncandy, numpy, scipy, dask.array; "
                          "assert 'site-packages' in cottoncandy.__file__, cottoncandy.__file__")
 

@@ -20,7 +20,7 @@ from tests.sidevenv import SideVenv, quiet_env
 
 HERE = Path(__file__).resolve().parent
 S3FS_VENV = SideVenv(what="s3fs reader", requirements=HERE / "requirements-s3fs.txt", name="venv-s3fs",
-                     env_var="CCFS_S3FS_VENV", check="import s3fs, zarr, xarray, dask.array")
+                     env_var="CCFS_S3FS_VENV", lock="s3fs", check="import s3fs, zarr, xarray, dask.array")
 GROUPS = ["raw/compression", "raw/dtypes", "raw/layout", "npy", "dask", "proj/sub01_analysis.grp/sub", "sparse/csr"]
 
 

@@ -136,18 +136,24 @@ def test_a_page_costs_its_own_entries_not_the_bucket_s(s3: LocalS3Server, count:
 
 
 def test_every_answer_is_moto_s_answer_byte_for_byte(s3: LocalS3Server) -> None:
-    """The directly written ListObjectsV2 XML is moto's serializer's, byte for byte, headers too."""
+    """The directly written ListObjectsV2 XML is moto's serializer's, byte for byte, and so are the headers a
+    client reads (content type, x-amz-*). Other headers are moto's own business: a patch release of moto
+    once added ``status``, which no S3 client reads, and the suite must not pin moto's extras."""
     import requests
 
     client = boto3.client("s3", endpoint_url=s3.endpoint_url)
     for name in NAMES:
         client.put_object(Bucket=BUCKET, Key=name, Body=b"x" * len(name))
     client.put_object(Bucket=BUCKET, Key="a/sum", Body=b"y", ChecksumAlgorithm="SHA256")
-    volatile = {"date", "x-amzn-requestid", "content-length"}
+
+    def relied_on(header: str) -> bool:
+        return header == "content-type" or (header.startswith("x-amz-") and header != "x-amz-request-id")
 
     def answer(query: str) -> tuple[int, dict[str, str], bytes]:
         got = requests.get(f"{s3.endpoint_url}/{BUCKET}?{query}", timeout=30)
-        return got.status_code, {k.lower(): v for k, v in got.headers.items() if k.lower() not in volatile}, got.content
+        headers = {k.lower(): v for k, v in got.headers.items() if relied_on(k.lower())}
+        assert "content-type" in headers, (query, got.headers)
+        return got.status_code, headers, got.content
 
     queries = []
     for prefix in ("", "a%2F", "q%2F", "c%2Fd", "e%2F", "zz", "a"):

@@ -27,6 +27,7 @@ from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
 from cottoncandy.cache.disk import DiskBackedFetch
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
+from cottoncandy.cache.identity import object_identity
 from cottoncandy.cache.metadata import DEFAULT_LIMIT as DEFAULT_METADATA_LIMIT
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.cache.tuning import StreamTuning
@@ -314,7 +315,7 @@ class CcFilesystem:
         origin = len(node.header) % self.options.block_size
         range_fetch: RangeFetch = fetch
         if self.disk is not None:  # blocks on disk first; only the missing stretches are fetched
-            range_fetch = DiskBackedFetch(self.disk, self.store.describe(info.key), info.etag,
+            range_fetch = DiskBackedFetch(self.disk, object_identity(self.store, info.key), info.etag,
                                           lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
                                           self.options.block_size, origin)
         options = self.options

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..cache.disk import DiskBackedFetch, DiskBlockStore
 from ..cache.folder import shared_blocks
+from ..cache.identity import object_identity
 from ..config import Settings
 from ..errors import NotAnArray
 from ..formats import codecs, pgzip
@@ -215,8 +216,8 @@ def download_through_disk(store: ObjectStore, disk: DiskBlockStore, info: Object
     def part(lo: int, hi: int) -> None:
         # fetched into a buffer of its own, then copied: the disk writes it later, and the caller may
         # change the array before that
-        got = DiskBackedFetch(disk, store.describe(info.key), info.etag, fill, lambda n: memoryview(bytearray(n)),
-                              block, origin)(lo, hi)
+        got = DiskBackedFetch(disk, object_identity(store, info.key), info.etag, fill,
+                              lambda n: memoryview(bytearray(n)), block, origin)(lo, hi)
         out[lo:hi] = got
         if progress is not None:
             progress(hi - lo)

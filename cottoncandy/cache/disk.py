@@ -11,9 +11,12 @@ Layout of the folder (``DiskBlockStore.root``):
 
 * one file per block, ``<2 hex>/<62 hex>``: the name is a SHA-256 of (object identity, ETag, byte
   range), so a rewritten object (new ETag) can never be answered with its old blocks, and two mounts
-  with the same block geometry share files. Each file is a 20-byte header (magic, XXH3-64 digest of
-  the data, data length) then the data; a file whose length or digest does not match (truncated, torn by a crash,
-  a flipped bit) is discarded with one log line and its block fetched again.
+  with the same block geometry share files. The object identity (``identity.object_identity``) names
+  the endpoint, the account where bucket names are not global, the bucket and the key: an object of
+  the same name and ETag on another endpoint is another object. Each file is a 20-byte header
+  (magic, XXH3-64 digest of the data, data length) then the data; a file whose length or digest
+  does not match (truncated, torn by a crash, a flipped bit) is discarded with one log line and its
+  block fetched again.
 * ``index.sqlite``: one row per file (size, last use) and the total, in SQLite's WAL mode. Changes of
   the folder's contents happen inside ``BEGIN IMMEDIATE`` transactions, so the database's write lock
   is the folder's lock across processes. A block is stored in three steps: reserve (evict least
@@ -22,6 +25,11 @@ Layout of the folder (``DiskBlockStore.root``):
   temporaries together never exceed ``limit``, not even for a moment (the index adds about 100
   bytes per block). Last use is tracked here (atime
   may be ``noatime``); hits are recorded in memory and written in batches by the writer thread.
+
+The folder is private (``private.py``): made 0700 with every level checked as ssh checks ``~/.ssh``
+(refused, with one line saying why, when another local user could change it), subfolders 0700, files
+0600 created and opened with ``O_NOFOLLOW`` (a link or a file of another user is not read). Files of an
+older layout (``VERSION``, kept in the index) are removed when the folder is opened.
 
 Files are written to a temporary name in their final folder and renamed into place, so a reader
 sees a whole file or none. No fsync: a file torn by a power loss fails its check and is refetched,
@@ -44,6 +52,7 @@ time bound (``ccfs umount`` waits for the daemon to finish this, so a remount fi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -58,11 +67,22 @@ from pathlib import Path
 
 import xxhash
 
+from .private import (
+    UnsafeCacheFolder,
+    create_private_file,
+    open_private_file,
+    prepare_database,
+    private_folder,
+    private_subfolder,
+)
 from .sqlite_index import open_index, transaction
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"CCB1"
+#: the layout's version, kept in the index (``PRAGMA user_version``): a folder of another version is
+#: emptied when opened. 2: names include the endpoint and account (``identity.py``); files 0600
+VERSION = 2
+MAGIC = b"CCB2"
 #: magic, XXH3-64 of the data, data length. XXH3 rather than CRC32: zlib's CRC32 ran at 0.6-1 GB/s
 #: here and was most of the CPU of a re-read from disk; XXH3 runs at several GB/s
 HEADER = struct.Struct("<4sQQ")
@@ -90,12 +110,11 @@ class DiskBlockStore:
     def __init__(self, root: str | os.PathLike[str], limit: int,
                  reserved: Callable[[], int] | None = None, queue_bytes: int = 32 * 2**20,
                  wait_for_room: float = 1.0):
-        self.root = Path(root)
+        self.root = private_folder(root)
         self.wait_for_room = max(0.0, float(wait_for_room))
         self.limit = max(0, int(limit))
         self.reserved = reserved or (lambda: 0)
         self.queue_bytes = max(1, int(queue_bytes))
-        self.root.mkdir(parents=True, exist_ok=True)
         self.hits = 0
         self.misses = 0
         self.written = 0
@@ -103,9 +122,12 @@ class DiskBlockStore:
         self.evicted = 0
         self.dropped = 0  # blocks not written because the queue stayed full for ``wait_for_room``
         self.waited = 0  # waits of a fetch for room in the queue
+        prepare_database(self.root / "index.sqlite")
         self._db = open_index(self.root / "index.sqlite")
         self._db_lock = threading.Lock()
         with self._transaction():
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != VERSION:
+                self._start_afresh()
             self._db.execute("CREATE TABLE IF NOT EXISTS entries "
                              "(name TEXT PRIMARY KEY, size INTEGER NOT NULL, used REAL NOT NULL)")
             self._db.execute("CREATE INDEX IF NOT EXISTS entries_used ON entries (used)")
@@ -125,6 +147,28 @@ class DiskBlockStore:
         self._writer = threading.Thread(target=self._run, name="cc-disk-writer", daemon=True)
         self._writer.start()
 
+    def _start_afresh(self) -> None:
+        """Forget an older layout (transaction open): its rows, and its files (they may be readable by
+        other users, and are named without the endpoint)."""
+        self._db.execute("DROP TABLE IF EXISTS entries")
+        self._db.execute("DROP TABLE IF EXISTS totals")
+        removed = 0
+        for folder in self._fanout_folders():
+            for entry in os.scandir(folder):
+                if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+        if removed:
+            log.info("disk cache: removed %d block file(s) of an older layout from %s", removed, self.root)
+        self._db.execute(f"PRAGMA user_version = {VERSION}")
+
+    def _fanout_folders(self) -> Iterator[str]:
+        """The ``<2 hex>`` folders (real folders only: a link there is never followed)."""
+        for entry in os.scandir(self.root):
+            if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False):
+                yield entry.path
+
     # --- reading -----------------------------------------------------------------------------
     def path(self, name: str) -> Path:
         return self.root / name[:2] / name[2:]
@@ -133,14 +177,18 @@ class DiskBlockStore:
         """Fill ``buffer`` from the block file ``name``: True on a hit; False if it is absent or was
         corrupt (then it is discarded; ``buffer``'s contents are undefined)."""
         try:
-            fd = os.open(self.path(name), os.O_RDONLY)
+            fd = open_private_file(self.path(name))
         except FileNotFoundError:
             self.misses += 1
             return False
-        try:
-            problem = self._read_checked(fd, buffer)
-        finally:
-            os.close(fd)
+        except OSError as exc:  # a link (ELOOP), not a regular file, another user's file
+            problem: str | None = exc.strerror if not isinstance(exc, UnsafeCacheFolder) else str(exc)
+            problem = problem or str(exc)
+        else:
+            try:
+                problem = self._read_checked(fd, buffer)
+            finally:
+                os.close(fd)
         if problem is None:
             self.hits += 1
             with self._touched_lock:
@@ -339,10 +387,10 @@ class DiskBlockStore:
     def _write_temporary(self, name: str, data: memoryview) -> Path:
         folder = self.root / name[:2]
         if name[:2] not in self._folders:
-            folder.mkdir(exist_ok=True)
+            private_subfolder(self.root, name[:2])
             self._folders.add(name[:2])
         temporary = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{name[2:10]}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = create_private_file(temporary)
         try:
             os.write(fd, HEADER.pack(MAGIC, xxhash.xxh3_64_intdigest(data), len(data)))
             view = data.cast("B") if data.format != "B" else data
@@ -386,15 +434,14 @@ class DiskBlockStore:
         cutoff = time.time() - STALE_TEMP_AGE
         for temporary in self._temporaries():
             try:
-                if temporary.stat().st_mtime < cutoff:
+                if temporary.lstat().st_mtime < cutoff:
                     temporary.unlink()
             except FileNotFoundError:
                 pass
 
     def _temporaries(self) -> Iterator[Path]:
-        for folder in self.root.iterdir():
-            if folder.is_dir() and len(folder.name) == 2:
-                yield from folder.glob(".tmp-*")
+        for folder in self._fanout_folders():
+            yield from Path(folder).glob(".tmp-*")
 
 
 class DiskBackedFetch:

@@ -12,6 +12,11 @@ several mounts share and which outlives them, so the two uses get their own plac
 
 With no folder named, a temporary folder is made for the spills and removed at the end, and there
 is no disk block tier (nothing would outlive the mount to share).
+
+A named folder must be private (``private.py``): it and every folder above it belong to the user or
+root and others cannot write to it (sticky folders such as ``/tmp`` excepted above it); missing levels
+are made 0700. Otherwise it is refused with one line saying why and what to do
+(``UnsafeCacheFolder``). Its ``blocks``, ``metadata`` and spill folders are 0700, files 0600.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 from .disk import DiskBlockStore
 from .metadata import MetadataStore, default_folder, enabled_by_environment
+from .private import UnsafeCacheFolder, private_folder, private_subfolder
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +56,11 @@ class CacheFolder:
                 self.root = Path(tempfile.mkdtemp(prefix="ccfs-cache-"))
                 self.spill_dir = self.root
             else:
-                self.root = Path(folder)
-                self.root.mkdir(parents=True, exist_ok=True)
+                self.root = private_folder(folder)
                 self._remove_dead_spills()
                 self.spill_dir = Path(tempfile.mkdtemp(prefix=f"spill-{os.getpid()}-", dir=self.root))
+        except UnsafeCacheFolder:
+            raise  # its one line says which folder, why, and what to do
         except OSError as exc:
             raise OSError(exc.errno, f"cannot use the cache folder {folder}: {exc.strerror or exc}") from exc
         self.blocks: DiskBlockStore | None = None
@@ -63,7 +70,9 @@ class CacheFolder:
         """The shared block tier under a named folder (None for a temporary one)."""
         if self.persistent and self.blocks is None:
             try:
-                self.blocks = DiskBlockStore(self.root / "blocks", limit, reserved, queue_bytes)
+                self.blocks = DiskBlockStore(private_subfolder(self.root, "blocks"), limit, reserved, queue_bytes)
+            except UnsafeCacheFolder:
+                raise
             except (OSError, sqlite3.Error) as exc:
                 raise OSError(getattr(exc, "errno", None), f"cannot use the cache folder {self.root}: {exc}") from exc
         return self.blocks
@@ -75,16 +84,20 @@ class CacheFolder:
         if not enabled_by_environment():
             return None
         try:
+            if self.persistent:
+                private_subfolder(self.root, "metadata")
             return MetadataStore(folder, limit)
         except (OSError, sqlite3.Error) as exc:
             log.warning("metadata cache: cannot use %s (%s); HEAD answers are not kept", folder, exc)
             return None
 
     def _remove_dead_spills(self) -> None:
-        for entry in self.root.glob("spill-*-*"):
+        for entry in os.scandir(self.root):
+            if not entry.name.startswith("spill-") or entry.name.count("-") < 2:
+                continue
             pid = entry.name.split("-")[1]
-            if entry.is_dir() and pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(entry, ignore_errors=True)
+            if entry.is_dir(follow_symlinks=False) and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
     def close(self, timeout: float | None = None) -> bool:
         """Finish writing blocks (within ``timeout`` seconds, if given: False if that was not
@@ -110,8 +123,9 @@ def shared_blocks(folder: str | os.PathLike[str], limit: int) -> DiskBlockStore:
         store = _shared.get(str(root))
         if store is None:
             try:
-                root.mkdir(parents=True, exist_ok=True)
-                store = DiskBlockStore(root / "blocks", limit)
+                store = DiskBlockStore(private_subfolder(private_folder(root), "blocks"), limit)
+            except UnsafeCacheFolder:
+                raise
             except (OSError, sqlite3.Error) as exc:
                 raise OSError(getattr(exc, "errno", None), f"cannot use the cache folder {root}: {exc}") from exc
             if not _shared:

@@ -13,7 +13,12 @@ SQLite columns and JSON (never pickles), each is checked as it is read (types, s
 object of strings) and a bad row is deleted and counted as a miss; a file SQLite cannot read
 (not a database, a failed ``quick_check``) is discarded and rebuilt with one warning. A row is
 only ever returned for the version a current LIST shows. No credential enters it: rows hold the
-store's ``cache_scope`` (endpoint and bucket), keys, ETags, sizes, times and user metadata.
+store's identity (``identity.store_identity``: endpoint, account where bucket names are not global,
+bucket), keys, ETags, sizes, times and user metadata. The folder is private (``private.py``: 0700,
+every level checked, refused with one warning when another user could change it) and the file is
+created 0600 and never opened through a link.
+
+Layout version: ``SCHEMA`` (SQLite's ``user_version``); a file of another version is emptied.
 
 Layout: ``<folder>/metadata.sqlite`` (WAL; ``sqlite_index``), one row per (scope, key) holding the
 last version seen, an estimate of its bytes, and its last use; a total per folder; least recently
@@ -23,7 +28,6 @@ once: every change is one ``BEGIN IMMEDIATE`` transaction.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -35,11 +39,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..storage.base import ObjectInfo, ObjectStore, same_version
+from .identity import store_identity
+from .private import prepare_database, private_folder
 from .sqlite_index import open_index, transaction
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
+#: 2: scopes are ``identity.store_identity`` (endpoint and account added)
+SCHEMA = 2
 FILENAME = "metadata.sqlite"
 #: default bound of the shelf (bytes of rows as estimated by ``row_bytes``): ~200 bytes per object
 DEFAULT_LIMIT = 256 * 2**20
@@ -74,7 +81,8 @@ class MetadataStore:
     """HEAD answers under ``folder``, bounded to ``limit`` bytes (LRU), for every scope (bucket)."""
 
     def __init__(self, folder: str | os.PathLike[str], limit: int = DEFAULT_LIMIT):
-        self.folder = Path(folder)
+        # it holds keys and user metadata of the user's buckets: private to the user (``private.py``)
+        self.folder = private_folder(folder)
         self.path = self.folder / FILENAME
         self.limit = max(0, int(limit))
         self.hits = 0
@@ -85,8 +93,6 @@ class MetadataStore:
         self.rebuilt = 0  # times the file was discarded as unreadable
         self._lock = threading.Lock()
         self._broken = False  # a rebuild failed too: the shelf is off for this process
-        # it holds keys and user metadata of the user's buckets: private to the user when we create it
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = self._open()
 
     # --- the file ----------------------------------------------------------------------------
@@ -101,13 +107,10 @@ class MetadataStore:
             return self._open_checked()
 
     def _open_checked(self) -> sqlite3.Connection:
-        new = not self.path.exists()
+        prepare_database(self.path)  # 0600 (SQLite's -wal and -shm files take its mode), not a link
         # a lookup waits on this shelf: another process's transaction is waited for briefly, then
         # the one read or write is skipped (``_failed``), never a 60 s stall in a FUSE callback
         db = open_index(self.path, timeout=BUSY_SECONDS)
-        if new:  # SQLite gives its -wal and -shm files the database file's mode
-            with contextlib.suppress(OSError):
-                os.chmod(self.path, 0o600)
         try:
             row = db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
@@ -168,8 +171,7 @@ class MetadataStore:
 
     def scoped(self, store: ObjectStore) -> ScopedShelf | None:
         """The shelf of ``store``'s bucket, or ``None`` for a store whose metadata is not kept."""
-        scope = store.cache_scope()
-        return ScopedShelf(self, scope) if scope else None
+        return ScopedShelf(self, store_identity(store)) if store.cache_scope() else None
 
     # --- reading -----------------------------------------------------------------------------
     def recall(self, scope: str, listed: Iterable[ObjectInfo]) -> dict[str, ObjectInfo]:

@@ -7,6 +7,10 @@ import logging
 
 log = logging.getLogger("ccfs")
 
+class Refused(PermissionError):
+    """An operation this caller may not ask for (EACCES; logged as a warning, not an error)."""
+
+
 TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (FileNotFoundError, errno.ENOENT),
     (PermissionError, errno.EACCES),
@@ -33,6 +37,8 @@ def report(op: str, path: str, exc: BaseException) -> int:
         log.debug("%s %s: not found", op, path)
     elif code in (errno.EROFS, errno.ENOTSUP, errno.ENODATA):
         log.debug("%s %s: %s", op, path, errno.errorcode.get(code, code))
+    elif isinstance(exc, Refused):  # a user the mount does not serve for this: not a fault of ours
+        log.warning("%s %s refused: %s", op, path, exc)
     elif code == errno.EINTR:  # the reader was signalled (FUSE INTERRUPT): not a failure of ours
         log.info("%s %s: interrupted", op, path)
     else:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from cottoncandy import changes
 from cottoncandy.arrays.raw import decode_body_into
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
@@ -36,6 +37,7 @@ from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.namespace.streams import FolderStream
 from cottoncandy.storage.base import ObjectInfo, ObjectStore
 
+from .errors import Refused
 from .versions import OpenVersions
 
 log = logging.getLogger("ccfs")
@@ -44,8 +46,9 @@ XATTR_PREFIX = "user.cottoncandy."
 #: reading this attribute of a path refreshes it (not listed by ``listxattr``; see ``refresh``)
 REFRESH_XATTR = XATTR_PREFIX + "refresh"
 #: the daemon's process id, asked of the mount's root by ``ccfs umount`` (which then waits for the
-#: daemon to finish writing its disk cache); not listed by ``listxattr``
-PID_XATTR = XATTR_PREFIX + "daemon-pid"
+#: daemon to finish writing its disk cache) and by writers telling the mount of changes
+#: (``cottoncandy.changes``, where it is declared); not listed by ``listxattr``
+PID_XATTR = changes.PID_XATTR
 #: at most this long is spent at unmount writing blocks still queued for the disk cache (seconds)
 DISK_DRAIN_SECONDS = 20.0
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -253,14 +256,24 @@ class CcFilesystem:
     def listxattr(self, path: str) -> list[str]:
         return sorted(self._xattrs(self.lookup(path)))
 
+    def changed(self, keys: tuple[str, ...]) -> None:
+        """Keys written or removed on this machine (``cottoncandy.changes``): shown at once."""
+        asked = self.namespace.changed(keys)
+        log.info("told of %d changed key(s), %d asked about", len(keys), asked)
+
     def refresh(self, path: str = "") -> None:
         """Drop cached listings and attributes (of the folder ``path`` and the one holding it;
         all for ``''``): the next access asks the store."""
         self.namespace.refresh(path)
         log.info("refreshed %s", f"/{path.strip('/')}" if path.strip("/") else "every folder")
 
-    def getxattr(self, path: str, name: str) -> bytes:
+    def getxattr(self, path: str, name: str, caller_uid: int | None = None) -> bytes:
+        """``caller_uid``: who asks (the FUSE request's uid; ``None``: this process). Only the
+        mounting user and root may refresh: with ``allow_other`` anyone else could otherwise make the
+        daemon drop its caches at will."""
         if name == REFRESH_XATTR:  # ``ccfs refresh``'s channel: a read-only mount refuses setxattr
+            if caller_uid not in (None, 0, os.getuid()):
+                raise Refused(errno.EACCES, f"only uid {os.getuid()} and root may refresh this mount")
             self.refresh(path)
             return b"refreshed"
         node = self.lookup(path)

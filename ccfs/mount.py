@@ -149,6 +149,7 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
     import threading
 
     from cottoncandy import fastpaths
+    from cottoncandy.changes import ChangeListener
 
     from .control import sighup_refresh
     from .filesystem import CcFilesystem
@@ -183,6 +184,12 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
             extra[name] = value if value else True
     if request.options.uid is not None or request.options.gid is not None or request.options.umask:
         extra.setdefault("default_permissions", True)  # the kernel enforces the modes shown
+    listener = None
+    scope = store.change_scope()
+    if scope is not None:  # writes by cottoncandy on this machine show at once (``cottoncandy.changes``)
+        listener = ChangeListener(scope, filesystem.changed)
+        if not listener.start():
+            listener = None
     log.info("mounting %s on %s", request.target, request.mountpoint)
     try:
         with sighup_refresh(filesystem.refresh):
@@ -195,6 +202,8 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
             raise
         log.info("stopped by a signal (libfuse status %d)", SIGNAL_STOP_STATUS)
     finally:
+        if listener is not None:
+            listener.stop()
         filesystem.close()
         log.info("unmounted %s", request.mountpoint)
 

@@ -71,7 +71,10 @@ class Operations(fuse.Operations):
             # a file's size and version: asked again (GETATTR, a HEAD in the daemon) by the next
             # stat, open or read() after this long; the kernel then drops pages of an old version
             config_3.attr_timeout = self.attr_ttl
-            config_3.negative_timeout = min(self.ttl, 30.0)
+            # no name is remembered missing by the kernel: a miss costs a call to the daemon, which
+            # remembers misses itself and forgets them when told of a change (``ccfs refresh``, a
+            # write by cottoncandy on this machine), so a new name shows the moment its folder does
+            config_3.negative_timeout = 0
             config_3.kernel_cache = 0  # not for every open: ``libfuse.Fuse.open`` decides per version
         if self.on_ready is not None:
             self.on_ready()
@@ -132,7 +135,7 @@ class Operations(fuse.Operations):
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         if not name.startswith(XATTR_PREFIX):  # ls -l asks every file for security.selinux and its ACL
             raise fuse.FuseOSError(errno.ENODATA)
-        return self.fs.getxattr(path, name)
+        return self.fs.getxattr(path, name, caller_uid=fuse.fuse_get_context()[0])
 
     @overrides
     @mapped

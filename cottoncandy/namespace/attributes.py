@@ -235,6 +235,20 @@ class AttributeCache:
         with self._lock:
             self._negative[path] = True
 
+    def learned(self, key: str, info: ObjectInfo | None) -> None:
+        """The store said just now that ``key`` is ``info`` (``None``: gone): that replaces what was
+        known of it, and every remembered miss is dropped (one of them may name it)."""
+        with self._lock:
+            self._fresh.pop(key, None)
+            self._heads.pop(key, None)
+            self._checked.pop(key, None)
+            self._negative.clear()
+            if info is not None:
+                self._heads[key] = info
+                self._checked[key] = time.monotonic()
+        if info is not None and self.shelf is not None:
+            self.shelf.remember([info])
+
     def clear(self) -> None:
         """Forget HEADs and misses (not when metadata was last confirmed)."""
         with self._lock:

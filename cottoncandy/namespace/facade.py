@@ -12,6 +12,7 @@ tests and tools that need one of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..storage.base import ObjectStore
@@ -20,6 +21,9 @@ from .listings import ListingCache
 from .nodes import Node
 from .resolver import Resolver
 from .streams import FolderStream
+
+#: a folder named by more keys than this in one change message is LISTed again, not HEADed key by key
+MANY_CHANGES = 32
 
 
 class Namespace:
@@ -74,6 +78,43 @@ class Namespace:
         if not path:
             self.attributes.clear()
             self.resolver.forget()
+
+    def changed(self, keys: Iterable[str]) -> int:
+        """Keys written or removed by a process on this machine (``cottoncandy.changes``): each is
+        asked about (one HEAD; the message is a hint, not a fact) and the listings in memory are
+        mended to match (``ListingCache.learned``), so it shows at once, with no flush and no LIST.
+        Keys outside this tree are ignored; a folder named by more than ``MANY_CHANGES`` keys at once
+        has its listing dropped instead (one LIST answers them more cheaply than their HEADs), as has
+        the folder of a key the store did not answer about. How many keys were asked about."""
+        prefix = self.listings.prefix
+        by_folder: dict[str, list[tuple[str, str]]] = {}
+        for key in dict.fromkeys(keys):
+            relative = key[len(prefix):] if key.startswith(prefix) else None
+            if not relative:
+                continue
+            folder, _, name = relative.rpartition("/")
+            by_folder.setdefault(folder, []).append((key, name))
+        asked = 0
+        for folder, entries in by_folder.items():
+            # a key with an empty part ('a//b', 'a/') is no plain entry of one folder: ask again
+            odd = any(not name for _, name in entries) or (folder != "" and "" in folder.split("/"))
+            if len(entries) > MANY_CHANGES or odd:
+                self.listings.forget(folder)
+                self.listings.forget(folder.rpartition("/")[0])
+                self.attributes.clear()
+                continue
+            for key, name in entries:
+                try:
+                    info = self.store.head_if_exists(key)
+                except OSError:  # no answer: what is cached about that folder is asked again
+                    self.listings.forget(folder)
+                    self.listings.forget(folder.rpartition("/")[0])
+                    self.attributes.clear()
+                    break
+                asked += 1
+                self.attributes.learned(key, info)
+                self.listings.learned(folder, name, info)
+        return asked
 
     def refresh(self, path: str = "") -> None:
         """Forget what is cached so that a new upload shows at once (``ccfs refresh``, SIGHUP):

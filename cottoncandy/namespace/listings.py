@@ -13,6 +13,7 @@ listing next to an old object's metadata.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -141,6 +142,44 @@ class ListingCache:
         """How many folders are being listed right now (what the single-flight table holds)."""
         with self._lock:
             return len(self._listing)
+
+    def learned(self, folder: str, name: str, info: ObjectInfo | None) -> None:
+        """The store says the object ``name`` of the folder at ``folder`` is now ``info`` (``None``:
+        gone): the listings in memory are mended to match, with no LIST. The folder's listing gets
+        the entry (or loses it); each listed ancestor lists the folders on the way; a folder left
+        empty leaves its parent's listing. A listing whose answer cannot be worked out (the folder's
+        own is not in memory, so whether it is now empty is unknown) is dropped instead. A mended
+        listing keeps its ``listed_at`` but starts a new ``ttl``."""
+        parts = split(folder)
+        folder = "/".join(parts)
+        with self._lock:
+            listing = self._folders.get(folder)
+            if listing is not None:
+                objects = dict(listing.objects)
+                if info is None:
+                    objects.pop(name, None)
+                else:
+                    objects[name] = info
+                listing = dataclasses.replace(listing, objects=objects)
+                self._folders[folder] = listing
+            if info is not None:
+                for depth in range(len(parts)):
+                    above, child = "/".join(parts[:depth]), parts[depth]
+                    known = self._folders.get(above)
+                    if known is not None and child not in known.folder_names:
+                        self._folders[above] = dataclasses.replace(known, folders=sorted([*known.folders, child]))
+                return
+            while parts and (listing is None or listing.empty):
+                above, child = "/".join(parts[:-1]), parts[-1]
+                known = self._folders.get(above)
+                if known is None or child not in known.folder_names:
+                    return
+                if listing is None:  # whether the folder is now empty is unknown: ask again
+                    del self._folders[above]
+                    return
+                listing = dataclasses.replace(known, folders=[f for f in known.folders if f != child])
+                self._folders[above] = listing
+                parts = parts[:-1]
 
     def forget(self, path: str = "") -> None:
         """Drop one folder's listing (all of them for ``''``): the next visit LISTs again."""

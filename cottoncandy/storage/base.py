@@ -333,6 +333,22 @@ class ObjectStore(abc.ABC):
         costs nothing to ask again (local files)."""
         return None
 
+    def change_scope(self) -> str | None:
+        """What names this bucket to the local ccfs mounts told about its changes (``changes``):
+        endpoint and bucket, no secret; ``None``: no mount can show this store (memory)."""
+        return None
+
+    def changed(self, keys: Iterable[str]) -> None:
+        """Tell the local ccfs mounts of this bucket that ``keys`` were written or removed (best
+        effort, bounded waits; see ``cottoncandy.changes``). Every write of a store calls this."""
+        keys = list(keys)
+        if keys:
+            scope = self.change_scope()
+            if scope is not None:
+                from .. import changes
+
+                changes.announce(self.bucket, scope, keys)
+
     def spec(self) -> StoreSpec:
         """Small picklable description from which a worker process can rebuild this store."""
         raise NotImplementedError(f"{type(self).__name__} cannot be rebuilt in another process")

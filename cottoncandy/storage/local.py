@@ -240,6 +240,7 @@ class LocalStore(ObjectStore):
         st = path.stat()
         if progress is not None:
             progress(st.st_size)
+        self.changed([key])
         return ObjectInfo(key=key, size=st.st_size, etag=file_etag(st), metadata=meta)
 
     def owner(self, key: str) -> dict[str, str]:
@@ -258,12 +259,21 @@ class LocalStore(ObjectStore):
             self.put(dst, fh, info.metadata)
 
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
-        for key in keys:
-            path = self.path_of(key)
-            for target in (path, self._meta_path(path)):
-                with suppress(FileNotFoundError):
-                    target.unlink()
-            self._prune(path.parent)
+        deleted = []
+        try:
+            for key in keys:
+                path = self.path_of(key)
+                for target in (path, self._meta_path(path)):
+                    with suppress(FileNotFoundError):
+                        target.unlink()
+                self._prune(path.parent)
+                deleted.append(key)
+        finally:
+            self.changed(deleted)
+
+    def change_scope(self) -> str | None:
+        """``local <folder>``: the bucket's folder, resolved."""
+        return f"local {self.root}"
 
     def _prune(self, folder: Path) -> None:
         """Remove folders left empty by a delete, up to the root (0.4.0 does the same)."""

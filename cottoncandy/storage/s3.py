@@ -424,10 +424,11 @@ class S3Store(ObjectStore):
         return f"S3Store(bucket={self.bucket!r}, endpoint={endpoint!r})"
 
     def cache_scope(self) -> str | None:
-        """``s3 <endpoint> <bucket>``: the endpoint without any user part, query or fragment
-        (``None`` with ``Settings(metadata_cache=False)``)."""
-        if not self.settings.metadata_cache:
-            return None
+        """``change_scope()``, or ``None`` with ``Settings(metadata_cache=False)``."""
+        return self.change_scope() if self.settings.metadata_cache else None
+
+    def change_scope(self) -> str | None:
+        """``s3 <endpoint> <bucket>``: the endpoint without any user part, query or fragment."""
         endpoint = self.settings.endpoint_url
         if endpoint:
             parts = urllib.parse.urlsplit(endpoint)
@@ -639,6 +640,12 @@ class S3Store(ObjectStore):
 
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
             acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
+        info = self._put(key, data, metadata, acl, progress)
+        self.changed([key])
+        return info
+
+    def _put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None,
+             acl: str | None, progress: Progress | None) -> ObjectInfo:
         extra = self._extra(metadata, acl)
         if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
             view = as_byte_view(data)  # type: ignore[arg-type]
@@ -667,7 +674,9 @@ class S3Store(ObjectStore):
         second = next(parts, None)
         if second is None:
             held[:0] = head() if head is not None else b""
-            return self._put_single(key, memoryview(held), extra, progress)
+            info = self._put_single(key, memoryview(held), extra, progress)
+            self.changed([key])
+            return info
 
         def numbered() -> Iterator[tuple[int, memoryview]]:
             # no reference to a part outlives its yield: the closure's ``second`` held part 2 for the
@@ -686,7 +695,9 @@ class S3Store(ObjectStore):
             yield 1, memoryview(held)
 
         sending = STREAM_IN_FLIGHT if in_flight is None else max(1, in_flight)
-        return self._multipart(key, extra, numbered(), progress, in_flight=min(self.settings.threads, sending))
+        info = self._multipart(key, extra, numbered(), progress, in_flight=min(self.settings.threads, sending))
+        self.changed([key])
+        return info
 
     def _stream_part_size(self, size_hint: int | None) -> int:
         """Parts of a streamed body: small (memory is a few parts), grown to stay under the part limit."""
@@ -854,12 +865,14 @@ class S3Store(ObjectStore):
     def copy(self, src: str, dst: str) -> None:
         """Server-side copy within this bucket."""
         self._copy(src, dst, None)
+        self.changed([dst])
 
     def copy_from(self, source: ObjectStore, src: str, dst: str) -> None:
         """Server-side from any bucket of this endpoint; streamed through this process otherwise."""
         if isinstance(source, S3Store) and not self.same_bucket(source) and (
                 source.settings.endpoint_url == self.settings.endpoint_url):
             self._copy(src, dst, source.bucket)
+            self.changed([dst])
         else:
             super().copy_from(source, src, dst)
 
@@ -898,10 +911,16 @@ class S3Store(ObjectStore):
         for key in keys:
             batch.append(key)
             if len(batch) == 1000:
-                self._delete_batch(batch, cleanup)
+                try:
+                    self._delete_batch(batch, cleanup)
+                finally:  # a batch that failed in part still removed some keys: the mounts ask
+                    self.changed(batch)
                 batch = []
         if batch:
-            self._delete_batch(batch, cleanup)
+            try:
+                self._delete_batch(batch, cleanup)
+            finally:
+                self.changed(batch)
 
     def _delete_batch(self, keys: list[str], cleanup: bool = False) -> None:
         request = {"Objects": [{"Key": k} for k in keys], "Quiet": True}

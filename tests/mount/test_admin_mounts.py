@@ -149,7 +149,9 @@ def daemon_pid(mountpoint: Path) -> int:
     raise AssertionError(f"no ccfs daemon for {mountpoint}")
 
 
-def test_refresh_and_sighup_show_new_uploads_within_the_ttl(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_refresh_and_sighup_show_new_uploads_within_the_ttl(cci, s3, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCFS_TELL_MOUNTS", "0")  # as if written on another machine (tests/mount/test_changes.py)
     cci.upload_raw_array("d/a", np.arange(3.0))
     with mounted(BUCKET, tmp_path, "--endpoint-url", s3.endpoint_url, "--metadata-ttl", "600") as m:
         assert sorted(os.listdir(m / "d")) == ["a.npy"]

@@ -1,0 +1,104 @@
+"""``Namespace.changed``: keys written or removed on this machine are mended into the listings held,
+with one HEAD each and no LIST; and ``changes.Change`` refuses malformed messages before use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cottoncandy import changes
+from cottoncandy.arrays.raw import write_raw_array
+from cottoncandy.namespace.facade import MANY_CHANGES, Namespace
+from cottoncandy.storage import MemoryStore
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    store = MemoryStore("bkt")
+    write_raw_array(store, "d/a", np.arange(3.0))
+    write_raw_array(store, "d/deep/x", np.arange(2.0))
+    return store
+
+
+def names(ns: Namespace, path: str) -> list[str]:
+    return sorted(ns.children(path, ahead=False))
+
+
+def test_writes_and_removals_are_mended_without_a_list(store: MemoryStore) -> None:
+    ns = Namespace(store, ttl=600, folders_ahead=0)
+    assert names(ns, "") == ["d"] and names(ns, "d") == ["a.npy", "deep"]
+    with pytest.raises(FileNotFoundError):
+        ns.lookup("d/new/y.npy")  # remembered missing
+    lists = ns.lists
+    write_raw_array(store, "d/b", np.arange(4.0))
+    write_raw_array(store, "d/new/y", np.arange(5.0))
+    write_raw_array(store, "top/z", np.arange(1.0))
+    assert ns.changed(["d/b", "d/new/y", "top/z"]) == 3
+    assert names(ns, "") == ["d", "top"]
+    assert names(ns, "d") == ["a.npy", "b.npy", "deep", "new"]
+    assert ns.lookup("d/new/y.npy").size > 0 and ns.lookup("d/b.npy").size > 0
+    assert ns.lists == lists  # d, d/new (its miss was listed) and the root were mended: no LIST
+
+    store.delete("d/deep/x")
+    ns.changed(["d/deep/x"])
+    assert names(ns, "d") == ["a.npy", "b.npy", "new"]  # deep was listed, so it is known empty now
+    with pytest.raises(FileNotFoundError):
+        ns.lookup("d/deep")
+
+
+def test_a_removal_in_a_folder_not_held_asks_its_parent_again(store: MemoryStore) -> None:
+    ns = Namespace(store, ttl=600, folders_ahead=0)
+    assert names(ns, "d") == ["a.npy", "deep"]
+    store.delete("d/deep/x")
+    ns.changed(["d/deep/x"])  # d/deep was never listed: whether it is empty is unknown
+    assert names(ns, "d") == ["a.npy"]
+
+
+def test_keys_outside_the_tree_and_hints_that_lie_change_nothing(store: MemoryStore) -> None:
+    ns = Namespace(store, prefix="d", ttl=600, folders_ahead=0)
+    assert names(ns, "") == ["a.npy", "deep"]
+    assert ns.changed(["elsewhere/q", "dx"]) == 0
+    ns.changed(["d/ghost"])  # a hint about a key that is not there: the store decides
+    assert names(ns, "") == ["a.npy", "deep"]
+
+
+def test_many_keys_in_one_folder_relist_it(store: MemoryStore) -> None:
+    ns = Namespace(store, ttl=600, folders_ahead=0)
+    assert names(ns, "d") == ["a.npy", "deep"]
+    keys = [f"d/m{i:03d}" for i in range(MANY_CHANGES + 1)]
+    for key in keys:
+        store.put(key, b"x")
+    assert ns.changed(keys) == 0  # no HEADs: the listing is dropped, one LIST answers them all
+    assert len(names(ns, "d")) == 2 + len(keys)
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"\xff", "not JSON"), (b"[1]", "version-1"), (b'{"v": 2}', "version-1"),
+    (b'{"v": 1, "scope": "s", "keys": "k"}', "list"),
+    (b'{"v": 1, "scope": "s", "keys": [""]}', "non-empty"),
+    (b'{"v": 1, "scope": "s", "keys": [7]}', "non-empty"),
+    (changes.Change("s", ("k" * (changes.MAX_KEY_BYTES + 1),)).encode(), "bytes"),
+    (changes.Change("s", tuple(f"k{i}" for i in range(changes.MAX_KEYS + 1))).encode(), "at most"),
+    (b" " * (changes.MAX_MESSAGE + 1), "message of"),
+])
+def test_malformed_messages_are_refused_with_the_reason(data: bytes, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        changes.Change.decode(data)
+
+
+def test_a_message_round_trips_and_big_changes_are_split() -> None:
+    change = changes.Change("s3 http://h:1 b", ("a/b", "ü/ø", 'q"x'))
+    assert changes.Change.decode(change.encode()) == change
+    keys = [f"k/{i:05d}" + "é" * 200 for i in range(3000)]
+    groups = list(changes._chunks(keys))
+    assert [k for g in groups for k in g] == keys
+    for group in groups:
+        assert len(changes.Change("s", tuple(group)).encode()) <= changes.MAX_MESSAGE
+
+
+def test_no_mount_costs_nothing_and_never_raises(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    table = tmp_path / "mounts"
+    table.write_text("ccfs:s3://bkt /nowhere fuse.ccfs ro 0 0\nproc /proc proc rw 0 0\n")
+    assert changes.local_mounts("bkt", str(table)) == ["/nowhere"]
+    assert changes.local_mounts("other", str(table)) == []
+    assert changes.tell("/nowhere", changes.Change("s", ("k",))) is False  # no daemon: skipped at once

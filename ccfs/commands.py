@@ -22,7 +22,7 @@ from cottoncandy.cache.metadata import shared_shelf
 from cottoncandy.errors import NeedsOptionWarning, OptionAdvice
 from cottoncandy.files import listing, transfers
 from cottoncandy.files.urls import S3_SCHEME, Location, account, open_store, parse_location
-from cottoncandy.formats.raw import has_array_metadata, spec_from_metadata
+from cottoncandy.formats.raw import UNCOMPRESSED_LABEL, UNCOMPRESSED_SPELLINGS, has_array_metadata, spec_from_metadata
 from cottoncandy.namespace.patterns import has_magic
 from cottoncandy.printable import escape_controls, shown_name
 from cottoncandy.progress import Progress
@@ -173,15 +173,15 @@ def info_command(url: str, **options: Any) -> None:
 @click.command("put")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("url", shell_complete=complete_url)
-@click.option("--compression", default="False", show_default=True,
-              help="False (none: readable by range through the mount), gzip, or a numcodecs name (Zstd, LZ4...).")
+@click.option("--compression", default=UNCOMPRESSED_LABEL, show_default=True,
+              help="none (readable by range through the mount), gzip, or a numcodecs name (Zstd, LZ4...).")
 @remote_options
 def put_command(file: str, url: str, compression: str, **options: Any) -> None:
     """Store FILE.npy at URL as a raw array (cottoncandy's format)."""
     location = parse_location(url)
     if not location.key or location.key.endswith("/"):
         raise click.ClickException(f"{url} names no key to store the array under")
-    codec: object = False if compression.lower() in ("false", "none", "") else compression
+    codec: object = False if compression.strip().lower() in UNCOMPRESSED_SPELLINGS else compression
     store = _store(location, options, create=True)
     with _progress(os.path.getsize(file), f"put {location.key}") as progress:
         info = upload_npy_file(store, file, location.key, codec, progress.update)

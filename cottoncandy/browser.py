@@ -226,7 +226,7 @@ def _row(name: str, info: Any) -> dict[str, str]:
     spec = _spec(info)
     if spec is not None:
         row.update(kind="dataset", shape=str(spec.shape), dtype=str(spec.dtype), order=spec.order,
-                   compression=spec.compression or "none", size=human_bytes(info.size),
+                   compression=spec.compression_label, size=human_bytes(info.size),
                    array=human_bytes(spec.nbytes))
     elif has_array_metadata(info.metadata):
         row.update(kind="dataset (bad metadata)")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BadPartSize
-from .raw import DESCR_KEY, MAX_NBYTES, MAX_NDIM, check_size, descr_text, parse_dtype, shown, structured_dtype
+from .keys import DESCR_KEY
+from .raw import MAX_NBYTES, MAX_NDIM, check_size, descr_text, parse_dtype, shown, structured_dtype
 
 MANIFEST = "metadata.json"
 PART_FORMAT = "pt{:04d}"

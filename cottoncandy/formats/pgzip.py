@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,9 +41,9 @@ from functools import lru_cache
 from . import deflate
 from .codecs import Sink
 from .flat import BufferSource, ByteSource
+from .keys import INDEX_KEY as INDEX_KEY  # declared in ``keys`` with every other metadata key
+from .keys import visible_metadata as visible_metadata
 
-#: user-metadata key marking a body written by :class:`ParallelGzip` (0.4.0 ignores unknown keys)
-INDEX_KEY = "cc-gzip-blocks"
 INDEX_VERSION = 1
 #: input bytes per block: big enough that ranged GETs and thread hand-offs are cheap, small enough
 #: that a few blocks in flight stay far below the 64 MiB memory target
@@ -326,9 +326,3 @@ def inflate_block_into(data: bytes | memoryview, out: memoryview | Sink, last: b
 def check_trailer(trailer: bytes, crc: int, nbytes: int) -> None:
     if len(trailer) != TRAILER or struct.unpack("<II", trailer) != (crc & 0xFFFFFFFF, nbytes & 0xFFFFFFFF):
         raise ValueError("gzip trailer does not match the decoded bytes (CRC-32 or length)")
-
-
-def visible_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    """User metadata as the API shows it: without :data:`INDEX_KEY`, which 0.4.0 never wrote (so
-    code comparing or copying metadata sees what it saw with 0.4.0)."""
-    return {k: v for k, v in (metadata or {}).items() if k != INDEX_KEY}

@@ -18,11 +18,14 @@ import numpy as np
 from ..config import string2bool
 from ..errors import NotARawArray, ReservedMetadataKey
 from .codecs import GZIP, check_codec, max_decoded_size
+from .keys import DESCR_KEY, GZIP_FLAG, RESERVED_KEYS
 
-RESERVED_KEYS = ("dtype", "shape", "compression", "order")
-DESCR_KEY = "dtype-descr"  # structured dtypes: numpy's descr as JSON (0.4.0 ignores it)
 MAX_DESCR_TEXT = 8192  # S3 caps all user metadata at 2 KB; the local backend's sidecars are larger
+#: what ``compression`` may say of a raw body (``False`` is what 0.4.0 writes, and so do we)
 UNCOMPRESSED_SPELLINGS = frozenset({"false", "none", ""})
+#: how every face shows a raw body's compression (``ccfs info``, the mount's xattr, notebook views):
+#: one word, not the wire's ``False``
+UNCOMPRESSED_LABEL = "none"
 GZIP_LIMIT = 2**31
 
 
@@ -38,6 +41,11 @@ class ArraySpec:
     @property
     def nbytes(self) -> int:
         return int(math.prod(self.shape)) * self.dtype.itemsize
+
+    @property
+    def compression_label(self) -> str:
+        """The codec as people are shown it: its name, or ``none`` (:data:`UNCOMPRESSED_LABEL`)."""
+        return self.compression or UNCOMPRESSED_LABEL
 
     @property
     def fortran(self) -> bool:
@@ -127,8 +135,8 @@ def check_size(dtype: np.dtype, shape: tuple[int, ...], name: str) -> int:
 
 def parse_compression(meta: Mapping[str, str]) -> str | None:
     """The codec an object's body uses; ``None`` for a raw body."""
-    if "gzip" in meta:  # legacy writers: the flag wins
-        return GZIP if string2bool(meta["gzip"]) else None
+    if GZIP_FLAG in meta:  # legacy writers: the flag wins
+        return GZIP if string2bool(meta[GZIP_FLAG]) else None
     value = str(meta["compression"]).strip()
     if value.lower() in UNCOMPRESSED_SPELLINGS:
         return None
@@ -142,7 +150,7 @@ def spec_from_metadata(meta: Mapping[str, str] | None, name: str) -> ArraySpec:
     """
     meta = {str(k).lower(): v for k, v in (meta or {}).items()}
     missing = [k for k in ("dtype", "shape") if k not in meta]
-    if "compression" not in meta and "gzip" not in meta:
+    if "compression" not in meta and GZIP_FLAG not in meta:
         missing.append("compression")
     if missing:
         raise NotARawArray(f"{name} is not a raw array: its metadata lacks {', '.join(missing)} "
@@ -318,7 +326,7 @@ def validate_extra_metadata(extra: Mapping[str, object]) -> dict[str, str]:
     """Extra keyword arguments become user metadata: string values, no clash with the four keys."""
     out: dict[str, str] = {}
     for key, value in extra.items():
-        if key.lower() in RESERVED_KEYS or key.lower() == "gzip":
+        if key.lower() in RESERVED_KEYS or key.lower() == GZIP_FLAG:
             raise ReservedMetadataKey(f"metadata key {key!r} is reserved for the array's own description")
         out[key] = metadata_value(value)
     return out

@@ -41,12 +41,11 @@ from typing import Any
 from ..arrays.chunked import read_manifest, resolve_part
 from ..arrays.dask_parts import PartRef
 from ..errors import ObjectNotFound
-from ..formats import codecs, pgzip, zarrmeta
+from ..formats import codecs, zarrmeta
 from ..formats.dask import MANIFEST, parse_manifest
+from ..formats.keys import user_metadata
 from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
 from ..formats.raw import (
-    DESCR_KEY,
-    RESERVED_KEYS,
     ArraySpec,
     dtype_token,
     has_array_metadata,
@@ -62,8 +61,6 @@ log = logging.getLogger(__name__)
 VERSION = 1
 #: protocol of the in-process URLs of decoded dask parts (``portable=False`` only)
 PART_PROTOCOL = "cottoncandy-part"
-#: metadata keys that describe the body, not the data: not copied into an array's attributes
-BODY_KEYS = frozenset({*RESERVED_KEYS, "gzip", DESCR_KEY, pgzip.INDEX_KEY})
 #: bytes read first from a ``*.npy`` object to parse its header (most headers are 128 bytes)
 NPY_PROBE = 4096
 
@@ -136,7 +133,7 @@ class _Builder:
         spec = spec_for_body(info.metadata, info.size, name)
         self.check_declared_size(info, spec)
         plan = zarrmeta.plan_body(spec, info.size, 0, self.chunk_bytes)
-        extra = {k: v for k, v in (info.metadata or {}).items() if k.lower() not in BODY_KEYS}
+        extra = user_metadata(info.metadata)  # the keys describing the body are not attributes
         self.add_array(path, spec, plan, info, extra)
 
     def npy_object(self, path: str, info: ObjectInfo) -> bool:

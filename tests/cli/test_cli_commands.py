@@ -46,6 +46,20 @@ def test_put_info_get_roundtrip(s3, bucket, tmp_path: Path) -> None:  # type: ig
     assert np.array_equal(np.load(tmp_path / "d.npy", mmap_mode="r"), dask_arr)
 
 
+def test_info_shows_only_user_metadata(s3, bucket) -> None:  # type: ignore[no-untyped-def]
+    """Keys the library keeps for itself (the gzip block index, the fields of a structured dtype) are
+    not user metadata: ``info`` shows what they mean (the dtype's fields), not the keys."""
+    bucket.upload_raw_array("proj/big", np.arange(100_000.0), subject="s1")  # default gzip: a block index
+    assert "cc-gzip-blocks" in bucket.store.head("proj/big").metadata
+    info = run(s3, "info", f"s3://{BUCKET}/proj/big").stdout
+    assert "cc-gzip-blocks" not in info and re.search(r'metadata +\{"subject": "s1"\}\n', info), info
+    records = np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")])
+    bucket.upload_raw_array("proj/rec", records, compression=False)
+    info = run(s3, "info", f"s3://{BUCKET}/proj/rec").stdout
+    assert "dtype-descr" not in info and "metadata" not in info, info
+    assert re.search(r"dtype +\[\('a', '<i4'\), \('b', '<f8'\)\]\n", info), info
+
+
 def test_ls_glob_rm_cp(s3, bucket) -> None:  # type: ignore[no-untyped-def]
     assert run(s3, "ls", f"s3://{BUCKET}/proj").stdout.split() == [
         f"s3://{BUCKET}/proj/sub01.grp", f"s3://{BUCKET}/proj/sub02.grp", f"s3://{BUCKET}/proj/notes.json"]

@@ -192,6 +192,17 @@ def test_xattrs(store: MemoryStore) -> None:
     assert err.value.errno == errno.ENODATA
 
 
+def test_no_compression_has_one_spelling(store: MemoryStore) -> None:
+    """The xattr and ``ccfs info`` (``describe``) say the same of an uncompressed array: ``none``
+    (the stored metadata value is 0.4.0's ``False``; that is the wire, not what is shown)."""
+    from cottoncandy.arrays.inspect import describe
+
+    fs = CcFilesystem(store)
+    shown = fs.getxattr("/proj/a.grp/x.npy", "user.cottoncandy.compression").decode()
+    assert shown == describe(store, "proj/a.grp/x")["compression"] == "none"
+    assert store.head("proj/a.grp/x").metadata["compression"] == "False"
+
+
 def test_block_cache_single_flight_and_bound() -> None:
     cache = BlockCache(capacity=1000)
     calls = []

@@ -42,6 +42,8 @@ MAX_KEYS = 1000
 MAX_KEY_BYTES = 1024
 #: seconds a sender waits for one mount (connect and send) before skipping it
 SEND_TIMEOUT = 0.5
+#: keys arriving within this many seconds of each other are applied together
+BATCH_SECONDS = 0.05
 MOUNTS = "/proc/self/mounts"
 #: ``CCFS_TELL_MOUNTS=0`` in the environment: writes tell no mount (they show after the listing TTL)
 ENV_SWITCH = "CCFS_TELL_MOUNTS"
@@ -201,7 +203,6 @@ class ChangeListener:
             log.warning("changes made by cottoncandy on this machine will show after the listing TTL: "
                         "cannot open the change channel (%s)", exc.strerror or exc)
             return False
-        sock.settimeout(0.5)  # how soon ``stop`` is noticed
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, name="ccfs-changes", daemon=True)
         self._thread.start()
@@ -215,27 +216,46 @@ class ChangeListener:
             self._sock.close()
 
     def _serve(self) -> None:
+        """Accept messages one at a time; keys that arrive within ``BATCH_SECONDS`` of each other are
+        applied together (a dask upload names each part in a message of its own: together, a folder
+        named by many keys is LISTed once instead of HEADed key by key)."""
         assert self._sock is not None
+        pending: list[str] = []
         while not self._stopping.is_set():
+            self._sock.settimeout(BATCH_SECONDS if pending else 0.5)  # 0.5 s: how soon ``stop`` is noticed
             try:
                 conn, _ = self._sock.accept()
             except TimeoutError:
+                if pending:
+                    self._apply(pending)
+                    pending = []
                 continue
             except OSError:
                 return
             with conn:
                 try:
-                    self._one(conn)
+                    pending += self._one(conn)
                 except Exception as exc:  # noqa: BLE001 - the daemon never dies of a message
-                    log.error("change message not applied: %s", exc)
+                    log.error("change message not read: %s", exc)
+            if len(pending) >= MAX_KEYS:
+                self._apply(pending)
+                pending = []
 
-    def _one(self, conn: socket.socket) -> None:
+    def _apply(self, keys: list[str]) -> None:
+        try:
+            self.apply(tuple(dict.fromkeys(keys)))
+            self.applied += 1
+        except Exception as exc:  # noqa: BLE001 - the daemon never dies of a change
+            log.error("change of %d key(s) not applied: %s", len(keys), exc)
+
+    def _one(self, conn: socket.socket) -> tuple[str, ...]:
+        """The keys of the message on ``conn``, if it is one to act on (else none, and one log line)."""
         pid, uid = peer(conn)
         if uid not in (0, self.uid):
             self.refused += 1
             log.warning("change message from uid %d (pid %d) refused: only uid %d and root may send them",
                         uid, pid, self.uid)
-            return
+            return ()
         conn.settimeout(SEND_TIMEOUT)
         try:
             data = conn.recv(MAX_MESSAGE + 1)
@@ -243,8 +263,7 @@ class ChangeListener:
         except (OSError, ValueError) as exc:
             self.refused += 1
             log.warning("change message from pid %d refused: %s", pid, exc)
-            return
+            return ()
         if change.scope != self.scope:
-            return  # another endpoint's bucket of the same name, or another bucket: not this mount's
-        self.apply(change.keys)
-        self.applied += 1
+            return ()  # another endpoint's bucket of the same name, or another bucket: not this mount's
+        return change.keys

@@ -168,3 +168,21 @@ def test_hostile_messages_fail_alone(cci, s3, tmp_path: Path) -> None:  # type: 
         shows(lambda: sorted(os.listdir(m / "d")) == ["a.npy", "b.npy"])
         log = (tmp_path / "mnt0.log").read_text()
         assert log.count("change message from pid") >= 4, log
+
+
+def test_messages_close_together_are_applied_together(cci, s3, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dask upload names each part in a message of its own: arriving together, they are applied as
+    one change, and a folder named by many keys is LISTed once rather than HEADed key by key."""
+    cci.upload_raw_array("d/a", np.arange(3.0))
+    with mounted(BUCKET, tmp_path, "--endpoint-url", s3.endpoint_url, "--metadata-ttl", "600") as m:
+        assert os.listdir(m / "d") == ["a.npy"]
+        monkeypatch.setenv(changes.ENV_SWITCH, "0")
+        keys = [f"d/p{i:02d}" for i in range(40)]
+        for key in keys:
+            cci.upload_raw_array(key, np.arange(2.0))
+        scope = f"s3 {s3.endpoint_url} {BUCKET}"
+        assert all(changes.tell(str(m), changes.Change(scope, (key,))) for key in keys)
+        shows(lambda: len(os.listdir(m / "d")) == 41)
+    log = (tmp_path / "mnt0.log").read_text()
+    assert "told of 40 changed key(s), 0 asked about" in log, log

@@ -113,23 +113,25 @@ def ls_command(url: str, long: bool, **options: Any) -> None:
     """List a folder (s3://bucket/prefix) or what a pattern matches (folders and objects)."""
     location = parse_location(url)
     store = _store(location, options)
-    names = listing.ls(store, location.key)
-    if not names:
+    entries = listing.ls_entries(store, location.key)
+    if not entries:
         raise click.ClickException(f"nothing found at {url}")
-    if long:
-        infos = {o.key: o for o in store.list_dir(listing.folder_prefix(location.key)).objects}
-        # raw arrays' dtype and shape: HEADs, answered by the metadata cache mounts share
-        heads = listing.described(store, [infos[name] for name in names if name in infos], shared_shelf(store))
-        for name in names:
-            info = heads.get(name) or infos.get(name) or store.head_if_exists(name)
-            if info is None:
-                click.echo(f"{'DIR':>12}  {'':19}  {shown_name(location.url(name) + '/')}")
-            else:
-                when = info.last_modified.strftime("%Y-%m-%d %H:%M:%S") if info.last_modified else "-"
-                click.echo(f"{info.size:>12}  {when:19}  {shown_name(location.url(name))}{_array_note(info)}")
+    if not long:
+        for entry in entries:  # folders end with '/', as `aws s3 ls` marks them (PRE name/)
+            click.echo(shown_name(location.url(entry.name) + ("/" if entry.folder else "")))
         return
-    for name in names:
-        click.echo(shown_name(location.url(name)))
+    infos = {o.key: o for o in store.list_dir(listing.folder_prefix(location.key)).objects}
+    # raw arrays' dtype and shape: HEADs, answered by the metadata cache mounts share
+    heads = listing.described(store, [infos[e.name] for e in entries if not e.folder and e.name in infos],
+                              shared_shelf(store))
+    for entry in entries:
+        if entry.folder:
+            click.echo(f"{'DIR':>12}  {'':19}  {shown_name(location.url(entry.name) + '/')}")
+            continue
+        info = heads.get(entry.name) or infos.get(entry.name) or store.head_if_exists(entry.name)
+        if info is not None:  # None: removed since it was listed
+            when = info.last_modified.strftime("%Y-%m-%d %H:%M:%S") if info.last_modified else "-"
+            click.echo(f"{info.size:>12}  {when:19}  {shown_name(location.url(entry.name))}{_array_note(info)}")
 
 
 def _array_note(info: ObjectInfo) -> str:

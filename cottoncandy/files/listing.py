@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ..cache.metadata import ScopedShelf
 from ..namespace.patterns import RECURSIVE, has_magic, level_matcher, levels_regex, literal_prefix, split_levels
@@ -30,6 +30,13 @@ def _parallel(fn: Callable[[T], R], items: list[T], threads: int) -> list[R]:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="cc-list") as pool:
         return list(pool.map(fn, items))
+
+
+class Entry(NamedTuple):
+    """One name ``ls`` shows: an object's key, or a folder (shown with its ``/`` by the command line)."""
+
+    name: str
+    folder: bool = False
 
 
 def folder_prefix(path: str) -> str:
@@ -51,14 +58,19 @@ def lsdir(store: ObjectStore, path: str = "", limit: int | None = None) -> list[
 
 
 def _children(store: ObjectStore, path: str, limit: int | None = None) -> list[str]:
+    return [entry.name for entry in _child_entries(store, path, limit)]
+
+
+def _child_entries(store: ObjectStore, path: str, limit: int | None = None) -> list[Entry]:
     prefix = folder_prefix(path)
     listing = store.list_dir(prefix)
-    names = [p.rstrip("/") for p in listing.prefixes] + [o.key for o in listing.objects if o.key != prefix]
-    return names[:limit] if limit is not None else names
+    entries = [Entry(p.rstrip("/"), True) for p in listing.prefixes]
+    entries += [Entry(o.key) for o in listing.objects if o.key != prefix]
+    return entries[:limit] if limit is not None else entries
 
 
-def _walk(store: ObjectStore, levels: list[str], threads: int, folders_too: bool) -> list[str]:
-    """Keys (and, with ``folders_too``, folder paths) matching ``levels``."""
+def _walk(store: ObjectStore, levels: list[str], threads: int, folders_too: bool) -> list[Entry]:
+    """Objects (and, with ``folders_too``, folders) matching ``levels``, sorted."""
     frontier = [""]
     for index, level in enumerate(levels):
         last = index == len(levels) - 1
@@ -69,18 +81,19 @@ def _walk(store: ObjectStore, levels: list[str], threads: int, folders_too: bool
                 return [o.key for o in store.iter_objects(prefix)
                         if o.key != prefix and regex.fullmatch(o.key[len(prefix):])]
 
-            return sorted({key for keys in _parallel(subtree, frontier, threads) for key in keys})
+            return sorted({Entry(key) for keys in _parallel(subtree, frontier, threads) for key in keys})
         if not has_magic(level):
             if not last:
                 frontier = [f"{prefix}{level}/" for prefix in frontier]
                 continue
             candidates = [prefix + level for prefix in frontier]
             found = _parallel(lambda key: store.exists(key), candidates, threads)
-            keys = [key for key, ok in zip(candidates, found) if ok]
+            entries = [Entry(key) for key, ok in zip(candidates, found) if ok]
             if folders_too:
                 listed = _parallel(lambda key: store.list_dir(key + "/"), candidates, threads)
-                keys += [key for key, listing in zip(candidates, listed) if _non_empty(listing, key + "/")]
-            return sorted(set(keys))
+                entries += [Entry(key, True) for key, listing in zip(candidates, listed)
+                            if _non_empty(listing, key + "/")]
+            return sorted(set(entries))
         match = level_matcher(level)
         start = literal_prefix(level)
         def list_level(prefix: str, start: str = start) -> Listing:
@@ -88,12 +101,12 @@ def _walk(store: ObjectStore, levels: list[str], threads: int, folders_too: bool
 
         listings = _parallel(list_level, frontier, threads)
         if last:
-            keys = []
+            entries = []
             for prefix, listing in zip(frontier, listings):
-                keys += [o.key for o in listing.objects if match(o.key[len(prefix):])]
+                entries += [Entry(o.key) for o in listing.objects if match(o.key[len(prefix):])]
                 if folders_too:
-                    keys += [p.rstrip("/") for p in listing.prefixes if match(p[len(prefix):-1])]
-            return sorted(set(keys))
+                    entries += [Entry(p.rstrip("/"), True) for p in listing.prefixes if match(p[len(prefix):-1])]
+            return sorted(set(entries))
         frontier = [p for prefix, listing in zip(frontier, listings)
                     for p in listing.prefixes if match(p[len(prefix):-1])]
         if not frontier:
@@ -114,7 +127,7 @@ def glob(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
     levels = split_levels(pattern)
     if pattern.endswith("/") and levels:
         levels.append(RECURSIVE)
-    return _walk(store, levels, threads, folders_too=False) if levels else []
+    return [entry.name for entry in _walk(store, levels, threads, folders_too=False)] if levels else []
 
 
 def ls(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
@@ -124,22 +137,35 @@ def ls(store: ObjectStore, pattern: str, threads: int = 8) -> list[str]:
     ``resolve``): ``ls('x[1]')`` shows the key ``x[1]``, not ``x1``, so what ``ls`` shows is what
     ``rm`` of the same name removes.
     """
+    entries, matched = _ls(store, pattern, threads)
+    names = [entry.name for entry in entries]
+    return sorted(set(names)) if matched else names  # a pattern's matches: each name once
+
+
+def ls_entries(store: ObjectStore, pattern: str, threads: int = 8) -> list[Entry]:
+    """What ``ls`` lists, each name saying whether it is a folder (``ccfs ls`` prints those with a
+    ``/``); an object and a folder of the same name are two entries."""
+    return _ls(store, pattern, threads)[0]
+
+
+def _ls(store: ObjectStore, pattern: str, threads: int) -> tuple[list[Entry], bool]:
+    """``ls``'s entries, and whether they are a pattern's matches (rather than a folder's children)."""
     levels = split_levels(pattern)
     if not levels:
-        return lsdir(store, "")
+        return _child_entries(store, ""), False
     if has_magic(pattern):
         from .resolve import Kind, resolve  # resolve builds on this module's glob
 
         literal = resolve(store, pattern, patterns=False)
         if literal.kind is Kind.KEY:
-            return [literal.name]
+            return [Entry(literal.name)], False
         if literal.kind is Kind.FOLDER:
-            return _children(store, pattern)
+            return _child_entries(store, pattern), False
     if levels[-1] == "*" and not has_magic("/".join(levels[:-1])):
-        return lsdir(store, "/".join(levels[:-1]))  # 'path/*' is 'path' (0.4.0's "trivial magic")
+        return _child_entries(store, "/".join(levels[:-1])), False  # 'path/*' is 'path' (0.4.0's "trivial magic")
     if not has_magic(pattern):
-        return lsdir(store, pattern)
-    return _walk(store, levels, threads, folders_too=True)
+        return _child_entries(store, pattern), False
+    return _walk(store, levels, threads, folders_too=True), True
 
 
 def described(store: ObjectStore, listed: Iterable[ObjectInfo], shelf: ScopedShelf | None) -> dict[str, ObjectInfo]:

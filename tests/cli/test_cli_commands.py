@@ -62,7 +62,7 @@ def test_info_shows_only_user_metadata(s3, bucket) -> None:  # type: ignore[no-u
 
 def test_ls_glob_rm_cp(s3, bucket) -> None:  # type: ignore[no-untyped-def]
     assert run(s3, "ls", f"s3://{BUCKET}/proj").stdout.split() == [
-        f"s3://{BUCKET}/proj/sub01.grp", f"s3://{BUCKET}/proj/sub02.grp", f"s3://{BUCKET}/proj/notes.json"]
+        f"s3://{BUCKET}/proj/sub01.grp/", f"s3://{BUCKET}/proj/sub02.grp/", f"s3://{BUCKET}/proj/notes.json"]
     long = run(s3, "ls", "-l", f"s3://{BUCKET}/proj/*.grp/x").stdout.splitlines()
     assert len(long) == 2 and long[0].split()[0] == "96"
     assert run(s3, "glob", f"s3://{BUCKET}/**/x").stdout.split() == [
@@ -72,6 +72,26 @@ def test_ls_glob_rm_cp(s3, bucket) -> None:  # type: ignore[no-untyped-def]
     assert bucket.get_metadata("copy/sub01.grp/x")["subject"] == "s1"
     assert "removed 3 objects" in run(s3, "rm", "-r", f"s3://{BUCKET}/copy").stdout
     assert bucket.glob("copy/**") == []
+
+
+def test_ls_marks_folders_with_a_slash(s3, bucket, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """As ``aws s3 ls`` marks folders (``PRE name/``): a folder is printed with its ``/``, so a folder and
+    an object of the same name are two lines that say which is which."""
+    bucket.upload_json("proj/sub01.grp", {"an": "object named like the folder"})
+    url = f"s3://{BUCKET}/proj"
+    assert run(s3, "ls", f"s3://{BUCKET}/").stdout.split() == [f"{url}/"]
+    assert run(s3, "ls", url).stdout.split() == [f"{url}/sub01.grp/", f"{url}/sub02.grp/", f"{url}/notes.json",
+                                                 f"{url}/sub01.grp"]
+    assert run(s3, "ls", f"{url}/sub0*").stdout.split() == [f"{url}/sub01.grp", f"{url}/sub01.grp/",
+                                                            f"{url}/sub02.grp/"]
+    assert run(s3, "ls", f"{url}/sub01.grp/").stdout.split() == [f"{url}/sub01.grp/x"]
+    long = [line.split() for line in run(s3, "ls", "-l", url).stdout.splitlines()]
+    assert [(line[0], line[-1]) for line in long if line[0] == "DIR"] == [("DIR", f"{url}/sub01.grp/"),
+                                                                            ("DIR", f"{url}/sub02.grp/")]
+    assert [line[3] for line in long if line[0] != "DIR"] == [f"{url}/notes.json", f"{url}/sub01.grp"]
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "f").write_bytes(b"x")
+    assert run(s3, "ls", str(tmp_path / "d")).stdout.split() == [f"{tmp_path}/d/sub/", f"{tmp_path}/d/f"]
 
 
 def test_local_backend_paths(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -116,6 +116,7 @@ class FileSystemMethods(MixinBase):
                               threads: int | None = None, *,
                               callback: ProgressCallback | None = None) -> list[ObjectInfo]:
         """Upload a directory's files (and sub-directories with ``recursive=True``) under ``cloud_path``."""
+        disk_path = transfers.directory_to_upload(disk_path)  # before its name is used as a key
         target = clean_object_name(cloud_path if cloud_path is not None else disk_path)
         extra = ExtraArgs or {}
         infos = transfers.upload_directory(self.store, disk_path, target, recursive=recursive,

@@ -8,6 +8,7 @@ at the root (the storage error table, the format checks), never by wrappers arou
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -80,9 +81,63 @@ class NotARawArray(ValueError, KeyError):
     __str__ = Exception.__str__  # KeyError would quote the whole message
 
 
-class NotAnArray(TypeError, AttributeError):
+class FolderNotAnObject(ObjectNotFound, IsADirectoryError):
+    """An object read where the local backend holds a folder (0.4.0's local backend: ``IsADirectoryError``
+    from ``open``; on S3 there is no object of that name: ``ObjectNotFound``)."""
+
+
+class WrongArgumentType(TypeError, AttributeError):
+    """An argument of the wrong type where 0.4.0 failed looking up one of its attributes
+    (``AttributeError``: ``.nbytes`` of an array, ``.tocsr`` of a sparse matrix, ``.items`` of a dict)."""
+
+
+class NotAnArray(WrongArgumentType):
     """An argument that is not a numpy array where one is needed (0.4.0: ``AttributeError``)."""
 
 
-__all__ = ["BadPartSize", "IsAFolder", "NeedsOptionWarning", "NotARawArray", "NotAnArray", "ObjectExists",
-           "ObjectNotFound", "OptionAdvice", "ReservedMetadataKey", "advised"]
+class NotASparseMatrix(WrongArgumentType):
+    """``upload_sparse_array`` of something that is not a scipy.sparse matrix or array (0.4.0:
+    ``AttributeError``, ``'numpy.ndarray' object has no attribute 'tocsr'``)."""
+
+
+class NotADict(WrongArgumentType):
+    """``dict2cloud`` of something that is not a dict (0.4.0: ``AttributeError`` on ``.items``)."""
+
+
+class NotABinaryBody(TypeError, ValueError, AttributeError):
+    """``upload_object`` of a body that is neither bytes-like nor a binary file object (0.4.0 on S3:
+    boto3's ``ValueError``, ``Fileobj must implement read``; on the local backend ``AttributeError``)."""
+
+
+class NotAPath(TypeError, ValueError, AssertionError):
+    """A local path argument that is not a ``str`` or ``os.PathLike`` naming one (``upload_from_file(5)``,
+    bytes, an array...). 0.4.0 failed on S3 with ``AssertionError`` (``os.path.exists`` was false) or
+    boto3's ``ValueError`` (``Filename must be a string or a path-like object``), on the local backend
+    with ``TypeError`` (``os.path.join``)."""
+
+
+class BadManifest(ValueError, KeyError, TypeError):
+    """A dask or sparse ``metadata.json`` without the keys the call reads, or not a JSON object (0.4.0:
+    ``KeyError`` looking the key up, ``TypeError`` indexing a list or string with it)."""
+
+    __str__ = Exception.__str__  # KeyError would quote the whole message
+
+
+class NotAPickle(pickle.UnpicklingError, ValueError):
+    """``download_pickle`` of an object that is not a pickle (0.4.0: ``pickle.UnpicklingError``)."""
+
+
+class TruncatedPickle(NotAPickle, EOFError):
+    """``download_pickle`` of an empty object or a pickle that ends early (0.4.0: ``EOFError``,
+    ``Ran out of input``, where ``pickle.loads`` raised that rather than ``UnpicklingError``)."""
+
+
+class EmptyNpyFile(ValueError, EOFError):
+    """``download_npy_array`` of an empty object (0.4.0: ``EOFError`` from ``np.load``,
+    ``No data left in file``)."""
+
+
+__all__ = ["BadManifest", "BadPartSize", "EmptyNpyFile", "FolderNotAnObject", "IsAFolder", "NeedsOptionWarning",
+           "NotABinaryBody", "NotADict", "NotAPath", "NotAPickle", "NotARawArray", "NotASparseMatrix", "NotAnArray",
+           "ObjectExists", "ObjectNotFound", "OptionAdvice", "ReservedMetadataKey", "TruncatedPickle",
+           "WrongArgumentType", "advised"]

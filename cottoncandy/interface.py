@@ -23,7 +23,7 @@ from .api_files import FileSystemMethods
 from .arrays.npy_files import npy_bytes, open_npy_object, read_npy_body, write_npy_object
 from .arrays.raw import first_look, read_array_spec, read_looked_array, write_raw_array
 from .config import Settings
-from .errors import NotAnArray, ObjectNotFound, OptionAdvice, advised
+from .errors import EmptyNpyFile, NotABinaryBody, NotAPath, ObjectNotFound, OptionAdvice, advised
 from .formats import objects
 from .formats.npy import NPY_HEADER_LIMIT
 from .formats.pgzip import visible_metadata
@@ -35,6 +35,9 @@ from .progress import Progress, ProgressCallback, big_enough
 from .storage.base import Account, ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
+
+#: how a ``.npz`` file (a zip archive, maybe empty) starts: ``np.load`` reads it as an ``NpzFile``
+NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 @dataclass
@@ -185,8 +188,10 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
         ``callback``: progress in bytes, fsspec's convention (``cottoncandy.progress``), as for every transfer.
         """
-        if isinstance(body, str):
-            raise TypeError("body must be bytes or a binary file object, not str")
+        if not (isinstance(body, (bytes, bytearray, memoryview)) or hasattr(body, "__array_interface__")
+                or callable(getattr(body, "read", None))):
+            raise NotABinaryBody(f"body must be bytes-like or a binary file object (with read()), "
+                                 f"not {type(body).__name__}")
         with self._progress(_body_size(body), f"upload {object_name}", callback) as progress:
             return self.store.put(object_name, body, string_metadata(metadata), acl=acl, progress=progress.update)
 
@@ -216,7 +221,9 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
                          ExtraArgs: Mapping[str, Any] | None = None,  # noqa: N803
                          threads: int | None = None, *, callback: ProgressCallback | None = None) -> ObjectInfo:
         """Upload a local file (streamed, multipart when large). ``object_name`` defaults to ``flname``."""
-        key = require_key(object_name if object_name is not None else str(flname))
+        if not isinstance(flname, (str, os.PathLike)) or not isinstance(os.fspath(flname), str):
+            raise NotAPath(f"flname must name a file (a str or os.PathLike), not {type(flname).__name__}")
+        key = require_key(object_name if object_name is not None else os.fspath(flname))
         if not os.path.isfile(flname):
             raise ObjectNotFound(errno.ENOENT, f"no such file to upload: {flname}")
         acl = (ExtraArgs or {}).get("ACL")
@@ -261,9 +268,10 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
     def upload_npy_array(self, object_name: str, array: np.ndarray, acl: str | None = None,
                          threads: int | None = None, *, callback: ProgressCallback | None = None,
                          **metadata: Any) -> ObjectInfo:
-        """Store exactly what ``np.save`` writes (no pickles)."""
+        """Store exactly what ``np.save`` writes (no pickles); like ``np.save``, other values go through
+        ``np.asanyarray`` (a list, a number, a string)."""
         if not isinstance(array, np.ndarray):
-            raise NotAnArray(f"array must be a numpy.ndarray, not {type(array).__name__}")
+            array = np.asanyarray(array)  # what np.save (so 0.4.0) does
         if array.dtype.hasobject:  # np.save(allow_pickle=False) refuses these too
             raise ValueError(f"{object_name}: arrays of Python objects (dtype {array.dtype}) cannot be saved "
                              "without pickles; use upload_pickle")
@@ -282,7 +290,11 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         # not a header numpy reads without pickles: numpy's own words for what its first bytes are
         # (never the whole object: it may be anything, of any size)
         info = self.store.head(object_name)
+        if info.size == 0:
+            raise EmptyNpyFile(f"{self.store.describe(object_name)} is empty, not a .npy file (No data left in file)")
         first = self.store.get_range(object_name, 0, min(info.size, NPY_HEADER_LIMIT), if_match=info.etag)
+        if first.startswith(NPZ_MAGIC):  # np.load (so 0.4.0) returns an NpzFile: its arrays load without pickles
+            return np.load(io.BytesIO(self.download_object(object_name)), allow_pickle=False)
         try:
             np.load(io.BytesIO(first), allow_pickle=False)
         except (ValueError, EOFError, OSError) as exc:

@@ -77,7 +77,7 @@ def is_mounted(path: str | os.PathLike[str]) -> bool:
 
 def load(path: str | os.PathLike[str], mmap: bool = True) -> np.ndarray:
     """A mounted ``.npy`` file as a read-only memmap (``mmap=True``) or an in-memory array."""
-    return np.load(os.fspath(path), mmap_mode="r" if mmap else None)
+    return np.load(os.fspath(path), mmap_mode="r" if mmap else None, allow_pickle=False)  # never code from a bucket
 
 
 class NpyFileSlicer:
@@ -85,11 +85,11 @@ class NpyFileSlicer:
 
     def __init__(self, path: str):
         self.path = path
-        arr = np.load(path, mmap_mode="r")
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
         self.shape, self.dtype, self.ndim = arr.shape, arr.dtype, arr.ndim
 
     def __getitem__(self, item: Any) -> np.ndarray:
-        return np.array(np.load(self.path, mmap_mode="r")[item])
+        return np.array(np.load(self.path, mmap_mode="r", allow_pickle=False)[item])
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (NpyFileSlicer, (self.path,))

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ObjectNotFound
+from ..errors import NotAnArray, ObjectNotFound
 from ..formats import dask as layout
 from ..formats.codecs import max_decoded_size_any
+from ..formats.objects import decode_json
 from ..formats.ranges import bounding_block, plan_block
 from ..formats.raw import dtype_token, parse_dtype_token
 from ..progress import Progress, ProgressCallback
@@ -47,10 +48,8 @@ def read_manifest(store: ObjectStore, object_name: str, kind: str) -> tuple[Any,
     body = store.get(manifest_key)
     if len(body) > layout.MAX_MANIFEST_BYTES:
         raise ValueError(f"{name}: {layout.MANIFEST} is {len(body)} bytes, more than a manifest can be")
-    try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{name}: {layout.MANIFEST} is not valid JSON ({exc})") from None
+    try:  # not JSON: UnicodeDecodeError or JSONDecodeError (ValueErrors), as 0.4.0's download_json raised
+        doc = decode_json(body, f"{name}/{layout.MANIFEST}")
     except RecursionError:  # nested deeper than the parser's stack
         raise ValueError(f"{name}: {layout.MANIFEST} is nested too deeply to be a manifest") from None
     return doc, listing
@@ -136,6 +135,10 @@ def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int 
     parts already written are deleted and the error says so.
     """
     name = store.describe(object_name)
+    for attr in ("shape", "dtype", "nbytes"):  # what 0.4.0 read first (AttributeError there)
+        if not hasattr(arr, attr):
+            raise NotAnArray(f"{name}: upload_dask_array needs a numpy or dask array, not {type(arr).__name__} "
+                             f"(it has no .{attr})")
     shape = tuple(int(d) for d in arr.shape)
     dtype = np.dtype(arr.dtype)
     if dtype.hasobject:
@@ -152,7 +155,8 @@ def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int 
             if _is_dask(arr):
                 _upload_dask_parts(handle, arr, plan, keys, choice, written, progress)
             else:
-                _upload_numpy_parts(handle, np.asarray(arr), plan, keys, choice, written, progress, threads)
+                _upload_numpy_parts(handle, _as_numpy(arr, shape, dtype, name), plan, keys, choice, written,
+                                    progress, threads)
             parts = [(part.coords, key, part.shape) for part, key in zip(plan.parts, keys)]
             body = json.dumps(layout.build_manifest(shape, dtype, parts, plan.chunks)).encode()
             manifest_key = f"{object_name}/{layout.MANIFEST}"
@@ -169,6 +173,17 @@ def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int 
     if stale:  # parts of an earlier, larger upload under the same name
         store.delete_many(stale)
     return info
+
+
+def _as_numpy(arr: Any, shape: tuple[int, ...], dtype: np.dtype[Any], name: str) -> np.ndarray:
+    """``arr`` as the numpy array its ``shape`` and ``dtype`` describe (an array-like that ``np.asarray``
+    makes something else of, such as a scipy.sparse matrix, is refused before anything is written)."""
+    out = np.asarray(arr)
+    if out.shape != shape or out.dtype != dtype:
+        raise NotAnArray(f"{name}: upload_dask_array needs a numpy or dask array; np.asarray makes a "
+                         f"{out.dtype}{list(out.shape)} array of this {type(arr).__name__}, "
+                         f"which says {dtype}{list(shape)}")
+    return out
 
 
 def _is_dask(arr: Any) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NotADict
 from ..files.listing import folder_prefix
 from ..formats.raw import has_array_metadata, spec_for_body
 from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
@@ -56,7 +57,7 @@ def upload_tree(store: ObjectStore, object_name: str, tree: Mapping[Any, Any], *
                 metadata: Mapping[str, str], choice: Mapping[str, Any], threads: int) -> list[str]:
     """Upload every leaf; returns the folders written (deepest first) for 0.4.0's messages."""
     if not isinstance(tree, Mapping):
-        raise TypeError(f"{store.describe(object_name)}: dict2cloud needs a dict, not {type(tree).__name__}")
+        raise NotADict(f"{store.describe(object_name)}: dict2cloud needs a dict, not {type(tree).__name__}")
     leaves, folders = flatten_tree(object_name, tree, store.describe)
     written: list[str] = []
 

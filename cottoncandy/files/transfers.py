@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..errors import IsAFolder, NeedsOptionWarning, ObjectExists, ObjectNotFound, OptionAdvice, advised
+from ..errors import IsAFolder, NeedsOptionWarning, NotAPath, ObjectExists, ObjectNotFound, OptionAdvice, advised
 from ..namespace.patterns import has_magic
 from ..progress import Progress, ProgressCallback
 from ..storage.base import ObjectInfo, ObjectStore
@@ -112,12 +113,28 @@ def total_size(store: ObjectStore, prefix: str = "") -> int:
 # --- directories ------------------------------------------------------------------------------
 
 
+def directory_to_upload(disk_path: object) -> str:
+    """``disk_path`` checked as 0.4.0's ``os.listdir`` checked it: missing -> ``FileNotFoundError``, not a
+    folder -> ``NotADirectoryError`` (a bad descriptor number: ``OSError``); a value that names no path
+    (an array, a dict, None; bytes or a descriptor number, which 0.4.0 could not upload from) -> ``NotAPath``."""
+    if not isinstance(disk_path, (str, bytes, os.PathLike, int)) or isinstance(disk_path, bool):
+        raise NotAPath(f"disk_path must name a directory (a str or os.PathLike), not {type(disk_path).__name__}")
+    try:
+        st = os.stat(disk_path)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"no such directory to upload: {disk_path!s}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, f"not a directory: {disk_path!s}")
+    if isinstance(disk_path, int) or not isinstance(os.fspath(disk_path), str):
+        raise NotAPath(f"disk_path must name a directory (a str or os.PathLike), not {type(disk_path).__name__}")
+    return os.fspath(disk_path)  # type: ignore[return-value]  # a str: checked above
+
+
 def upload_directory(store: ObjectStore, disk_path: str, cloud_path: str, *, recursive: bool,
                      acl: str | None, metadata: dict[str, str] | None, threads: int,
                      verbose: bool, callback: ProgressCallback | None = None) -> list[ObjectInfo]:
     """Every file of ``disk_path`` (and its sub-folders when ``recursive``) under ``cloud_path``."""
-    if not os.path.isdir(disk_path):
-        raise NotADirectoryError(errno.ENOTDIR, f"not a directory: {disk_path}")
+    disk_path = directory_to_upload(disk_path)
     files: list[tuple[str, str]] = []
     for folder, subdirs, names in os.walk(disk_path):
         subdirs.sort()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BadPartSize
+from ..errors import BadManifest, BadPartSize
 from .keys import DESCR_KEY
 from .raw import MAX_NBYTES, MAX_NDIM, check_size, descr_text, parse_dtype, shown, structured_dtype
 
@@ -148,16 +148,17 @@ def _dims(value: object, name: str, field: str) -> tuple[int, ...]:
 
 
 def parse_manifest(doc: object, name: str) -> Manifest:
-    """Check and parse an untrusted ``metadata.json`` document; ``ValueError`` naming ``name``.
+    """Check and parse an untrusted ``metadata.json`` document; ``ValueError`` naming ``name`` (``BadManifest``
+    when it is not a JSON object or lacks a key, where 0.4.0 raised ``TypeError``/``KeyError``).
 
     Every field is checked, and the block count bounded, before anything is built from it (a
     2 KB manifest could otherwise name 3**30 blocks).
     """
     if not isinstance(doc, Mapping):
-        raise ValueError(f"{name}: metadata.json is not a JSON object")
+        raise BadManifest(f"{name}: metadata.json is not a JSON object (not a dask array manifest)")
     missing = [k for k in ("shape", "dtype", "dask", "chunks") if k not in doc]
     if missing:
-        raise ValueError(f"{name}: metadata.json has no {', '.join(missing)} (not a dask array manifest)")
+        raise BadManifest(f"{name}: metadata.json has no {', '.join(missing)} (not a dask array manifest)")
     shape = _dims(doc["shape"], name, "shape")
     if not shape or len(shape) > MAX_NDIM:
         raise ValueError(f"{name}: metadata.json shape has {len(shape)} dimensions (1 to {MAX_NDIM})")

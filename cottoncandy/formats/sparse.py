@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BadManifest, NotASparseMatrix
 from .raw import MAX_NBYTES, shown
 
 ATTRS: dict[str, tuple[str, ...]] = {
@@ -40,7 +41,7 @@ def sparse_parts(matrix: Any, name: str) -> tuple[SparseManifest, dict[str, np.n
     import scipy.sparse as sp
 
     if not sp.issparse(matrix):
-        raise TypeError(f"{name}: expected a scipy.sparse matrix or array, got {type(matrix).__name__}")
+        raise NotASparseMatrix(f"{name}: expected a scipy.sparse matrix or array, got {type(matrix).__name__}")
     kind = matrix.format
     if kind in STORED_AS_CSR:
         matrix, kind = matrix.tocsr(), "csr"
@@ -55,9 +56,10 @@ def sparse_parts(matrix: Any, name: str) -> tuple[SparseManifest, dict[str, np.n
 
 
 def parse_sparse_manifest(doc: object, name: str) -> SparseManifest:
-    """Check and parse an untrusted sparse ``metadata.json``; ``ValueError`` naming ``name``."""
+    """Check and parse an untrusted sparse ``metadata.json``; ``ValueError`` naming ``name`` (``BadManifest``
+    when it is not a JSON object or lacks a key, where 0.4.0 raised ``TypeError``/``KeyError``)."""
     if not isinstance(doc, Mapping) or not {"type", "attrs", "shape"} <= set(doc):
-        raise ValueError(f"{name}: metadata.json is not a sparse array manifest (needs type, attrs, shape)")
+        raise BadManifest(f"{name}: metadata.json is not a sparse array manifest (needs type, attrs, shape)")
     kind = doc["type"]
     if not isinstance(kind, str) or kind not in ATTRS:
         raise ValueError(f"{name}: unknown sparse type {shown(kind)} in metadata.json")

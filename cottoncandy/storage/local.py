@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..config import Settings
-from ..errors import ObjectNotFound
+from ..errors import FolderNotAnObject, ObjectNotFound
 from .base import (
     Account,
     Buffer,
@@ -125,8 +125,10 @@ class LocalStore(ObjectStore):
             st = path.stat()
         except FileNotFoundError:
             raise ObjectNotFound(errno.ENOENT, f"object not found: {self.describe(key)}") from None
-        if not path.is_file():
-            raise ObjectNotFound(errno.ENOENT, f"object not found: {self.describe(key)} (a folder)")
+        if stat.S_ISDIR(st.st_mode):  # 0.4.0's open() said IsADirectoryError: this is one too
+            raise FolderNotAnObject(errno.ENOENT, f"object not found: {self.describe(key)} (a folder)")
+        if not stat.S_ISREG(st.st_mode):
+            raise ObjectNotFound(errno.ENOENT, f"object not found: {self.describe(key)} (not a regular file)")
         return path, st
 
     def _check_etag(self, key: str, st: os.stat_result, if_match: str | None) -> None:

@@ -10,6 +10,8 @@ differences ("README: ...") that justifies it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .harness import Case
 
 A = "a = np.arange(12, dtype='<f4').reshape(3, 4)\n"
@@ -373,6 +375,128 @@ def _cases() -> list[Case]:
     ]
     for case in local:
         add(Case(**{**case.__dict__, "backend": "local"}))
+    c += _wrong_kind_cases()
+    return c
+
+
+# --- every download_* meets every kind of stored object; every upload_* meets the wrong inputs --------------
+# (issue 23.) Where 0.4.0 raised, ours raises an instance of each class 0.4.0's exception is (harness.compare);
+# where it returned, ours returns. The deliberate differences of this matrix are MATRIX_DIFFERS below, each
+# naming its row of README's table.
+
+#: what is stored at ``x`` before a download: each kind of object an upload_* makes, plain objects
+#: (binary, text, empty, a .npz archive), folders (sparse, dask, dict2cloud, manifests that are not
+#: manifests) and nothing
+STORED = {
+    "raw": A + "cci.upload_raw_array('x', a)\n",
+    "raw_plain": A + "cci.upload_raw_array('x', a, compression=False)\n",
+    "raw_zstd": A + "cci.upload_raw_array('x', a, compression='Zstd')\n",
+    "npy": A + "cci.upload_npy_array('x', a)\n",
+    "npz": A + "z = io.BytesIO()\nnp.savez(z, a=a)\nz.seek(0)\ncci.upload_object('x', z)\n",
+    "json": "cci.upload_json('x', {'a': [1, 2], 'b': 'c'})\n",
+    "json_list": "cci.upload_json('x', [1, 2, 3])\n",
+    "pickle": "cci.upload_pickle('x', {'a': (1, 2)})\n",
+    "pickle_array": A + "cci.upload_pickle('x', a)\n",
+    "bytes": "cci.upload_object('x', io.BytesIO(bytes(range(256))))\n",
+    "text": "cci.upload_object('x', io.BytesIO(b'hello world\\n'))\n",
+    "empty": "cci.upload_object('x', io.BytesIO(b''))\n",
+    "sparse": SPARSE.format(fmt="csr") + "cci.upload_sparse_array('x', m)\n",
+    "dask": A + "cci.upload_dask_array('x', a)\n",
+    "tree": A + "cci.dict2cloud('x', {'a': a, 's': {'b': a}})\n",
+    "manifest_list": "cci.upload_json('x/metadata.json', [1, 2])\n",
+    "manifest_binary": "cci.upload_object('x/metadata.json', io.BytesIO(bytes(range(256))))\n",
+    "missing": "",
+}
+
+#: each download_* of 0.4.0's interface, and cloud2dict, as a call on ``x``; files on disk are listed
+FILES = ("out = os.path.join(tmp, 'out')\n"
+         "def files(d):\n"
+         "    return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs) "
+         "if os.path.isdir(d) else None\n")
+DOWNLOADS = {
+    "download_raw_array": "cci.download_raw_array('x')",
+    "download_npy_array": "cci.download_npy_array('x')",
+    "download_json": "cci.download_json('x')",
+    "download_pickle": "cci.download_pickle('x')",
+    "download_object": "cci.download_object('x')",
+    "download_stream": "cci.download_stream('x')",
+    "download_to_file": "(cci.download_to_file('x', out), open(out, 'rb').read(), files(tmp))[1:]",
+    "download_sparse_array": "cci.download_sparse_array('x')",
+    "download_dask_array": "cci.download_dask_array('x')",
+    "download_directory": "(cci.download_directory('x', out), files(out))[1]",
+    "cloud2dict": "cci.cloud2dict('x')",
+}
+
+#: wrong (and right) inputs of each upload_*: the harness compares what each library does with each
+VALUES = {
+    "str": "'text'",
+    "bytes": "b'abc'",
+    "dict": "{'a': 1}",
+    "list": "[1, 2, 3]",
+    "dense": "a",
+    "sparse": "m",
+    "none": "None",
+    "int": "123456789",  # not 5: an int is a file descriptor to os functions, and fd 5 may be open
+}
+UPLOADS = {
+    "upload_raw_array": "cci.upload_raw_array('x', {v})",
+    "upload_npy_array": "cci.upload_npy_array('x', {v})",
+    "upload_json": "cci.upload_json('x', {v})",
+    "upload_pickle": "cci.upload_pickle('x', {v})",
+    "upload_object": "cci.upload_object('x', {v})",
+    "upload_sparse_array": "cci.upload_sparse_array('x', {v})",
+    "upload_dask_array": "cci.upload_dask_array('x', {v})",
+    "upload_from_file": "cci.upload_from_file({v}, 'x')",
+    "upload_from_directory": "cci.upload_from_directory({v}, 'x')",
+    "dict2cloud": "cci.dict2cloud('x', {v})",
+}
+
+GZIP_BODY = "README: default (gzip) body (the object's bytes are our parallel gzip member, not 0.4.0's)"
+LOCAL_SIDECARS = ("README: local backend download_to_file/download_directory (0.4.0 also copied each object's "
+                  ".meta.json sidecar beside the downloaded file)")
+NPY_OBJECTS = ("README: object-dtype arrays (upload_npy_array of a value np.asanyarray makes an object array: "
+               "0.4.0 stored a pickle inside the .npy, which its own download_npy_array refuses)")
+BYTES_BODY = "README: upload_object of a bytes-like body (0.4.0 needed a file object)"
+LOCAL_FAILED_UPLOAD = ("README: a failed upload_object on the local backend leaves nothing (0.4.0 left an "
+                       "empty object)")
+
+#: the deliberate differences of the matrix: (backend or "" for both, call, stored kind or input) -> Case keywords
+MATRIX_DIFFERS: dict[tuple[str, str, str], dict[str, Any]] = {
+    **{("", call, "raw"): dict(differs=GZIP_BODY, expect_old="value", expect_ours="value")
+       for call in ("download_object", "download_stream", "download_to_file")},
+    **{("local", "download_to_file", kind): dict(differs=LOCAL_SIDECARS, expect_old="value", expect_ours="value")
+       for kind in STORED if kind not in ("sparse", "dask", "tree", "manifest_list", "manifest_binary", "missing")},
+    **{("local", "download_directory", kind): dict(differs=LOCAL_SIDECARS, expect_old="value", expect_ours="value")
+       for kind in ("sparse", "dask", "tree", "manifest_list", "manifest_binary")},
+    **{("", "upload_npy_array", kind): dict(differs=NPY_OBJECTS, expect_old="returns", expect_ours="raises:ValueError",
+                                            compare_store=False)
+       for kind in ("dict", "sparse", "none")},
+    **{("s3", "upload_object", kind): dict(differs=BYTES_BODY, expect_old="raises:ValueError", expect_ours="returns",
+                                           compare_store=False) for kind in ("bytes", "dense")},
+    **{("local", "upload_object", kind): dict(differs=BYTES_BODY, expect_old="raises:AttributeError",
+                                              expect_ours="returns", compare_store=False) for kind in ("bytes", "dense")},
+    **{("local", "upload_object", kind): dict(differs=LOCAL_FAILED_UPLOAD, expect_old="raises:AttributeError",
+                                              expect_ours="raises:AttributeError", compare_store=False)
+       for kind in VALUES if kind not in ("bytes", "dense")},
+}
+
+
+def _matrix_case(name: str, code: str, expr: str, backend: str, call: str, kind: str) -> Case:
+    declared = MATRIX_DIFFERS.get((backend, call, kind)) or MATRIX_DIFFERS.get(("", call, kind), {})
+    prefix = "" if backend == "s3" else "local_"
+    return Case(prefix + name, code, expr, backend=backend, **declared)
+
+
+def _wrong_kind_cases() -> list[Case]:
+    c: list[Case] = []
+    for backend in ("s3", "local"):
+        for call, expr in DOWNLOADS.items():
+            for kind, setup in STORED.items():
+                c.append(_matrix_case(f"kinds_{call}_of_{kind}", setup + FILES, expr, backend, call, kind))
+        for call, template in UPLOADS.items():
+            for kind, value in VALUES.items():
+                c.append(_matrix_case(f"inputs_{call}_{kind}", A + SPARSE.format(fmt="csr"), template.format(v=value),
+                                      backend, call, kind))
     return c
 
 

@@ -98,8 +98,10 @@ def _store(location: Location, options: dict[str, Any], create: bool = False) ->
                       region=options.get("region"), create=create)
 
 
-def _progress(total: int, label: str) -> Progress:
-    return Progress(total, label, enabled=total >= 64 * 2**20)
+def _progress(label: str) -> Progress:
+    """A bar on stderr for a transfer of at least ``progress.MIN_BYTES`` array bytes (the transfer
+    announces its total with ``set_total`` once it knows it)."""
+    return Progress(None, label, threshold=True)
 
 
 URL = click.argument("url", shell_complete=complete_url)
@@ -185,8 +187,8 @@ def put_command(file: str, url: str, compression: str, **options: Any) -> None:
         raise click.ClickException(f"{url} names no key to store the array under")
     codec: object = False if compression.strip().lower() in UNCOMPRESSED_SPELLINGS else compression
     store = _store(location, options, create=True)
-    with _progress(os.path.getsize(file), f"put {location.key}") as progress:
-        info = upload_npy_file(store, file, location.key, codec, progress.update)
+    with _progress(f"put {location.key}") as progress:
+        info = upload_npy_file(store, file, location.key, codec, progress.update, total=progress.set_total)
     click.echo(f"stored {shown_name(file)} at {shown_name(location.url())} ({info.size} bytes)")
 
 
@@ -203,8 +205,8 @@ def get_command(url: str, file: str, **options: Any) -> None:
     if info is None and has_magic(key) and next(iter(store.iter_objects(key + "/")), None) is None:
         raise click.ClickException(f"nothing stored at {url}: get takes one array, not a pattern "
                                    "(list the matches with ccfs glob)")
-    with _progress(info.size if info else 0, f"get {key}") as progress:
-        kind = save_npy_file(store, key, file, progress.update, info, folder=folder)
+    with _progress(f"get {key}") as progress:
+        kind = save_npy_file(store, key, file, progress.update, info, folder=folder, total=progress.set_total)
     click.echo(f"wrote {shown_name(file)} ({kind})")
 
 

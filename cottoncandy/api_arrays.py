@@ -54,23 +54,35 @@ class ArrayMethods(MixinBase):
         return chunked.raw_array_as_dask(self.store, object_name, chunks, dask_name)
 
     @cleans_object_name
-    def upload_sparse_array(self, object_name: str, arr: Any, threads: int | None = None) -> ObjectInfo:
-        """Store a scipy.sparse matrix/array (csr, csc, coo, bsr, dia; lil and dok as csr)."""
+    def upload_sparse_array(self, object_name: str, arr: Any, threads: int | None = None, *,
+                            callback: ProgressCallback | None = None) -> ObjectInfo:
+        """Store a scipy.sparse matrix/array (csr, csc, coo, bsr, dia; lil and dok as csr).
+
+        ``callback``: progress in the parts' array bytes, as for every transfer (``cottoncandy.progress``).
+        """
         return sparse.upload_sparse_array(self.store, object_name, arr, choice=self._encode_choice(),
-                                          threads=threads or self.settings.threads)
+                                          threads=threads or self.settings.threads, verbose=self.verbose,
+                                          callback=callback)
 
     @cleans_object_name
-    def download_sparse_array(self, object_name: str, threads: int | None = None) -> Any:
+    def download_sparse_array(self, object_name: str, threads: int | None = None, *,
+                              callback: ProgressCallback | None = None) -> Any:
         """The scipy.sparse matrix stored at ``object_name`` (a ``*_matrix``, as 0.4.0 returns)."""
-        return sparse.download_sparse_array(self.store, object_name, threads or self.settings.threads)
+        return sparse.download_sparse_array(self.store, object_name, threads or self.settings.threads,
+                                            verbose=self.verbose, callback=callback)
 
     @cleans_object_name
     def dict2cloud(self, object_name: str, array_dict: dict[str, Any], acl: str | None = None,
-                   verbose: bool = True, threads: int | None = None, **metadata: Any) -> None:
-        """Upload a nested dict of arrays: each leaf a raw array at ``NAME/key[/subkey...]``."""
+                   verbose: bool = True, threads: int | None = None, *, callback: ProgressCallback | None = None,
+                   **metadata: Any) -> None:
+        """Upload a nested dict of arrays: each leaf a raw array at ``NAME/key[/subkey...]``.
+
+        ``callback``: progress in the leaves' array bytes (``cottoncandy.progress``).
+        """
         folders = groups.upload_tree(self.store, object_name, array_dict, acl=acl,
                                      metadata=string_metadata(metadata), choice=self._encode_choice(),
-                                     threads=threads or self.settings.threads)
+                                     threads=threads or self.settings.threads, verbose=verbose and self.verbose,
+                                     callback=callback)
         for folder in folders:
             say(log, f'uploaded arrays in "{folder}"', verbose)
 

@@ -31,7 +31,7 @@ from .formats.raw import string_metadata
 from .messages import say
 from .names import cleans_object_name, require_key
 from .printable import without_userinfo
-from .progress import Progress, ProgressCallback, big_enough
+from .progress import Progress, ProgressCallback
 from .storage.base import Account, ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -327,8 +327,10 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
 
     def _progress(self, total: int | None, label: str, callback: ProgressCallback | None = None) -> Progress:
         """A bar for transfers big enough to wait for (when verbose and seen), and the caller's callback.
-        ``total`` is ``None`` when unknown (a stream that cannot seek): the callback gets no size."""
-        return Progress(total, label, enabled=self.verbose and big_enough(total or 0), callback=callback)
+        ``total`` is what the transfer counts (an array's bytes, whatever is stored; an object's
+        bytes), so the bar's threshold, its total and its count are the same bytes. ``None`` when
+        unknown (a stream that cannot seek): the callback gets no size."""
+        return Progress(total, label, enabled=self.verbose, threshold=True, callback=callback)
 
     @cleans_object_name
     def download_raw_array(self, object_name: str, buffersize: int = 2**16, threads: int | None = None, *,
@@ -339,7 +341,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         the store sizes its own ranged reads and their concurrency.
         """
         look = first_look(self.store, object_name)  # one request: metadata, and a small body whole
-        with self._progress(look.info.size, f"download {object_name}", callback) as progress:
+        with self._progress(look.spec.nbytes, f"download {object_name}", callback) as progress:
             return read_looked_array(self.store, look, progress=progress.update)
 
     @cleans_object_name

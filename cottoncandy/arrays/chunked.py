@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -106,9 +106,11 @@ STREAMED_PART_COST = 40 * 2**20
 BLOCKS_COST = 8 * 2**20
 
 
-def _upload_block(handle: StoreHandle, key: str, block: np.ndarray, choice: Mapping[str, Any]) -> int:
-    """One part: a slab of the caller's array, streamed from its memory (never copied whole)."""
-    write_raw_array(handle.get(), key, block, True, strided=True, **choice)
+def _upload_block(handle: StoreHandle, key: str, block: np.ndarray, choice: Mapping[str, Any],
+                  progress: Callable[[int], None] | None = None) -> int:
+    """One part: a slab of the caller's array, streamed from its memory (never copied whole);
+    ``progress`` counts its array bytes as they are sent. Returns its array bytes."""
+    write_raw_array(handle.get(), key, block, True, strided=True, progress=progress, **choice)
     return int(block.nbytes)
 
 
@@ -202,21 +204,20 @@ def _upload_numpy_parts(handle: StoreHandle, arr: np.ndarray, plan: layout.Split
     with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="cc-dask-put") as pool:
         pending: dict[Future[int], str] = {}
         for part, key in zip(plan.parts, keys):
-            fut = pool.submit(_upload_block, handle, key, arr[part.slices], choice)
+            fut = pool.submit(_upload_block, handle, key, arr[part.slices], choice, progress.update)
             pending[fut] = key
             if len(pending) >= limit:  # bounded: each part streams a few MiB at a time
-                _collect(pending, written, progress, FIRST_COMPLETED)
-        _collect(pending, written, progress, None)
+                _collect(pending, written, FIRST_COMPLETED)
+        _collect(pending, written, None)
 
 
-def _collect(pending: dict[Future[int], str], written: list[str], progress: Progress, until: str | None) -> None:
+def _collect(pending: dict[Future[int], str], written: list[str], until: str | None) -> None:
     done, _ = wait(list(pending), return_when=until or "ALL_COMPLETED")
     error: BaseException | None = None
     for fut in done:
         key = pending.pop(fut)
         if fut.exception() is None:
             written.append(key)
-            progress.update(fut.result())
         else:
             if isinstance(fut.exception(), MaybeStoredError):  # its answer was lost: it may be there
                 written.append(key)
@@ -224,7 +225,7 @@ def _collect(pending: dict[Future[int], str], written: list[str], progress: Prog
                 error = fut.exception()
     if error is not None:
         if pending:  # let the rest finish so cleanup sees every written part
-            _collect(pending, written, progress, None)
+            _collect(pending, written, None)
         raise error
 
 
@@ -238,11 +239,22 @@ def _may_exist(store: ObjectStore, key: str) -> bool:
 def _upload_dask_parts(handle: StoreHandle, arr: Any, plan: layout.SplitPlan, keys: list[str],
                        choice: Mapping[str, Any], written: list[str], progress: Progress) -> None:
     import dask
+    from dask.callbacks import Callback
 
     tasks = [dask.delayed(_upload_block, pure=False)(handle, key, arr[part.slices], choice)
              for part, key in zip(plan.parts, keys)]
+    ours = {task.key for task in tasks}
+    counted = 0
+
+    def part_done(key: Any, result: Any, *_: Any) -> None:
+        nonlocal counted  # a local scheduler tells each finished part (a distributed one does not)
+        if key in ours and result:
+            counted += int(result)
+            progress.update(int(result))
+
     try:
-        sizes = dask.compute(*tasks)
+        with Callback(posttask=part_done):
+            sizes = dask.compute(*tasks)
     except BaseException:
         # which parts made it is unknown: look, so cleanup removes exactly those (and, where the
         # store cannot say, the part too: it may be there)
@@ -250,7 +262,8 @@ def _upload_dask_parts(handle: StoreHandle, arr: Any, plan: layout.SplitPlan, ke
         written.extend(k for k in keys if _may_exist(store, k))
         raise
     written.extend(keys)
-    progress.update(sum(sizes))
+    if sum(sizes) > counted:  # the parts no callback told (a distributed scheduler's)
+        progress.update(sum(sizes) - counted)
 
 
 # --- one raw array, lazily, by byte ranges ----------------------------------------------------

@@ -3,7 +3,8 @@
 A nested dict becomes keys ``NAME/<key>[/<subkey>...]``; values that are not arrays go through
 ``np.asarray`` as in 0.4.0. Everything is checked before the first byte is written (a value
 ``np.asarray`` turns into an object array, a key with ``/``, ``.`` or ``..``), the leaves are
-uploaded in parallel, and if one fails the leaves already written are removed.
+uploaded in parallel, and if one fails the leaves already written are removed. An upload's
+progress counts the leaves' array bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from ..errors import NotADict
 from ..files.listing import folder_prefix
 from ..formats.raw import has_array_metadata, spec_for_body
+from ..progress import Progress, ProgressCallback
 from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 from .raw import read_raw_array, write_raw_array
 
@@ -54,17 +56,26 @@ def flatten_tree(object_name: str, tree: Mapping[Any, Any], name: Callable[[str]
 
 
 def upload_tree(store: ObjectStore, object_name: str, tree: Mapping[Any, Any], *, acl: str | None,
-                metadata: Mapping[str, str], choice: Mapping[str, Any], threads: int) -> list[str]:
+                metadata: Mapping[str, str], choice: Mapping[str, Any], threads: int,
+                verbose: bool = False, callback: ProgressCallback | None = None) -> list[str]:
     """Upload every leaf; returns the folders written (deepest first) for 0.4.0's messages."""
     if not isinstance(tree, Mapping):
         raise NotADict(f"{store.describe(object_name)}: dict2cloud needs a dict, not {type(tree).__name__}")
     leaves, folders = flatten_tree(object_name, tree, store.describe)
+    total = sum(int(array.nbytes) for _, array in leaves)
+    with Progress(total, f"upload {object_name}", enabled=verbose, threshold=True, callback=callback) as progress:
+        _upload_leaves(store, leaves, acl, metadata, choice, threads, progress)
+    return folders
+
+
+def _upload_leaves(store: ObjectStore, leaves: list[tuple[str, np.ndarray]], acl: str | None,
+                   metadata: Mapping[str, str], choice: Mapping[str, Any], threads: int, progress: Progress) -> None:
     written: list[str] = []
 
     def put(leaf: tuple[str, np.ndarray]) -> None:
         key, array = leaf
         try:
-            write_raw_array(store, key, array, True, extra=metadata, acl=acl, **choice)
+            write_raw_array(store, key, array, True, extra=metadata, acl=acl, progress=progress.update, **choice)
         except MaybeStoredError:  # its answer was lost: it may be there
             written.append(key)
             raise
@@ -77,7 +88,6 @@ def upload_tree(store: ObjectStore, object_name: str, tree: Mapping[Any, Any], *
     except BaseException as exc:
         delete_after_failure(store, written, exc, "array(s)")
         raise
-    return folders
 
 
 def download_tree(store: ObjectStore, object_root: str, keys: list[str] | None, threads: int,

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from ..formats import pgzip
 from ..formats.codecs import Sink
 from ..formats.flat import ByteSource
+from ..progress import BodyMap
 from ..storage.base import ObjectInfo, ObjectStore, Progress
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview | ByteSource
     ``level``/``block_size`` default to ``pgzip.DEFAULT_LEVEL``/``DEFAULT_BLOCK`` (read at call time);
     ``strategy`` is zlib's (``pgzip.strategy_for(dtype)`` picks one). ``raw`` may be a
     ``ByteSource`` (a strided array's bytes, copied a block at a time as they are compressed).
+    ``progress`` counts array bytes: each block's, as its compressed bytes are sent.
     """
     level = pgzip.DEFAULT_LEVEL if level is None else level
     block_size = block_size or pgzip.DEFAULT_BLOCK
@@ -51,8 +53,24 @@ def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview | ByteSource
                                   strategy=zlib.Z_DEFAULT_STRATEGY if strategy is None else strategy)
         meta = dict(metadata)
         meta[pgzip.INDEX_KEY] = body.metadata_value()
-        return store.put_chunks(key, body.chunks(), meta, acl=acl, progress=progress, head=body.header,
+        meter = None if progress is None else BodyMap(progress)
+        chunks = body.chunks() if meter is None else _declared(body, meter)
+        return store.put_chunks(key, chunks, meta, acl=acl, progress=meter, head=body.header,
                                 size_hint=len(raw), in_flight=in_flight)
+
+
+def _declared(body: pgzip.ParallelGzip, meter: BodyMap) -> Iterator[bytes]:
+    """``body.chunks()``, declaring the body's layout to ``meter`` before its bytes can be sent: the
+    header and trailer first (their sizes are known from the start; they carry no array bytes),
+    then each block, compressed bytes to array bytes, as soon as its compressed length is known."""
+    nbytes, block = len(body.data), body.block_size
+    meter.segment(pgzip.header_size(body.count) + pgzip.TRAILER, 0)
+    declared = 0
+    for piece in body.chunks():
+        while declared < len(body.lengths):  # a block was compressed: its pieces come next
+            meter.segment(body.lengths[declared], min(block, nbytes - declared * block))
+            declared += 1
+        yield piece
 
 
 class _Window:

@@ -10,6 +10,9 @@ writes numpy's own header for the stored array and then its body through the lib
 path (``arrays.decode_body_into``, straight into the memory-mapped file: the same size checks,
 the same bounded decoders); a dask folder is written chunk by chunk into a memory-mapped
 ``.npy``. Files are written beside the target and renamed into place, so a failure leaves none.
+
+``put`` and ``get`` count array bytes (an ``.npy`` object copied as it is: its own bytes) and
+announce their total through ``total`` once they know it, before the first byte is counted.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def read_npy_body(store: ObjectStore, found: NpyObject, progress: Callable[[int]
     have = max(0, min(len(found.first) - found.start, found.spec.nbytes))
     view[:have] = found.first[found.start:found.start + have]
     if progress is not None:
-        progress(len(found.first))
+        progress(found.start + have)  # not bytes after the array that came with the header
     if have < found.spec.nbytes:
         store.download_into(found.info.key, view[have:], if_match=found.info.etag, offset=found.start + have,
                             progress=progress)
@@ -97,14 +100,18 @@ def read_npy_body(store: ObjectStore, found: NpyObject, progress: Callable[[int]
 
 
 def upload_npy_file(store: ObjectStore, path: str, key: str, compression: object,
-                    progress: Callable[[int], None] | None = None) -> ObjectInfo:
-    """Store a ``.npy`` file as a raw array (0.4.0's format)."""
+                    progress: Callable[[int], None] | None = None,
+                    total: Callable[[int], None] | None = None) -> ObjectInfo:
+    """Store a ``.npy`` file as a raw array (0.4.0's format); ``progress`` counts the array's bytes,
+    whose number ``total`` is told first."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise ValueError(f"{path} is not a readable .npy file: {exc}") from exc
     if not isinstance(array, np.ndarray):
         raise ValueError(f"{path} is not a single-array .npy file")
+    if total is not None:
+        total(array.nbytes)
     return write_raw_array(store, key, array, compression, progress=progress)
 
 
@@ -123,8 +130,12 @@ def _atomic_file(path: str, write: Callable[[str], None]) -> None:
 
 
 def save_npy_file(store: ObjectStore, key: str, path: str, progress: Callable[[int], None] | None = None,
-                  info: ObjectInfo | None = None, folder: bool = False) -> str:
+                  info: ObjectInfo | None = None, folder: bool = False,
+                  total: Callable[[int], None] | None = None) -> str:
     """Write what ``key`` holds to ``path`` as ``.npy``; returns what it was ("raw array", ...).
+
+    ``progress`` counts the array's bytes (an ``.npy`` object's own bytes), whose number ``total``
+    is told as soon as it is known.
 
     ``info`` is the object's HEAD when the caller already has it (``None``: looked up here; a
     key with no object is read as a dask folder). ``folder`` (a name given as ``key/``): only the
@@ -136,6 +147,8 @@ def save_npy_file(store: ObjectStore, key: str, path: str, progress: Callable[[i
         if has_array_metadata(info.metadata):
             spec = spec_for_body(info.metadata, info.size, store.describe(key))  # before the file grows
             head = info
+            if total is not None:
+                total(spec.nbytes)
 
             def write_array(tmp: str) -> None:
                 header = npy_header(spec)
@@ -159,20 +172,29 @@ def save_npy_file(store: ObjectStore, key: str, path: str, progress: Callable[[i
             raise ValueError(f"{store.describe(key)} holds neither a raw array nor .npy bytes; "
                              "copy it with `ccfs cp` instead")
 
+        if total is not None:
+            total(info.size)
+
         def write_bytes(tmp: str) -> None:
             with open(tmp, "wb") as fh, store.open_read(key, if_match=info.etag) as body:
                 while chunk := body.read(8 * 2**20):
                     fh.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
 
         _atomic_file(path, write_bytes)
         return ".npy object"
     lazy: Any = download_dask_array(store, key)
+    if total is not None:
+        total(int(lazy.nbytes))
 
     def write_dask(tmp: str) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=lazy.dtype, shape=lazy.shape)
         lazy.store(out, lock=True)
         out.flush()
         del out
+        if progress is not None and lazy.nbytes:
+            progress(int(lazy.nbytes))  # dask's scheduler fills the file: counted when it is whole
 
     _atomic_file(path, write_dask)
     return "dask array"

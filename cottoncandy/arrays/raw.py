@@ -6,6 +6,9 @@ one parallel fetch of the compressed bytes and one decode into the array. gzip b
 carry a block index and inflate in parallel (``gzip_blocks``). Every path checks that
 the body has exactly the size the metadata implies, so a truncated or corrupt object is an error,
 never a wrong array.
+
+``progress`` counts array bytes on every path, read or write, whatever the codec (a store counts
+the body bytes it moves; ``progress.BodyMap`` turns those into array bytes): it ends at ``nbytes``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..formats import codecs, pgzip
 from ..formats.flat import FlatBytes
 from ..formats.npy import npy_header
 from ..formats.raw import ArraySpec, check_body_size, metadata_from_spec, resolve_compression, spec_for_body
+from ..progress import BodyMap
 from ..storage.base import ObjectInfo, ObjectStore, Progress
 from .gzip_blocks import read_gzip_blocks, write_gzip_blocks
 
@@ -116,8 +120,8 @@ def _read_looked(store: ObjectStore, look: FirstLook, out: memoryview | codecs.S
             codecs.decode_into(look.body, spec.compression, out)
     except codecs.CorruptBodyError as exc:
         raise ValueError(f"{store.describe(info.key)}: {exc}") from exc
-    if progress is not None:
-        progress(len(look.body))
+    if progress is not None and spec.nbytes:
+        progress(spec.nbytes)
 
 
 #: a sink that is not one contiguous buffer takes an uncompressed body in pieces of this size, a few
@@ -154,12 +158,13 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
                      progress: Progress | None = None) -> None:
     """Fill ``out`` (``spec.nbytes`` long) with the array's bytes in stored order, pinned to ``info.etag``.
 
-    ``progress`` counts body bytes fetched (compressed bytes for compressed bodies). ``out`` may be a
+    ``progress`` counts array bytes (body bytes fetched, mapped by ``BodyMap``). ``out`` may be a
     sink instead of a byte view (the mount's spill file, a strided slot): gzip, zlib, bz2 and lzma
     bodies stream into it, LZ4/Zstd decode into the contiguous view a ``MappableSink`` lends (else
     into one temporary copy), an uncompressed body arrives in pieces (:func:`download_into_sink`).
     """
     name = store.describe(info.key)
+    progress = BodyMap.of(progress, info.size, spec.nbytes)
     try:
         if spec.compression == codecs.GZIP:
             if read_gzip_blocks(store, info, spec.nbytes, out, progress):
@@ -307,7 +312,7 @@ def write_raw_array(store: ObjectStore, key: str, array: np.ndarray, compression
                                  strategy=pgzip.strategy_for(spec.dtype),
                                  in_flight=PART_STREAM_IN_FLIGHT if strided else None)
     body = raw if spec.compression is None else codecs.encode(raw, spec.compression)
-    return store.put(key, body, metadata, acl=acl, progress=progress)
+    return store.put(key, body, metadata, acl=acl, progress=BodyMap.of(progress, len(body), spec.nbytes))
 
 
 def _write_strided(store: ObjectStore, key: str, array: np.ndarray, compression: object,

@@ -80,8 +80,11 @@ def test_progress_bar_appears_in_the_notebook(kernel: Kernel, s3: Any) -> None:
         "import cottoncandy.progress as progress\n"
         "progress.MIN_BYTES = 0  # a bar for a small array too\n"
         "cci.upload_raw_array('bar/x', np.zeros(200_000), compression=False)\n"
-        "progress._tqdm_class = lambda: None  # as without tqdm: the fallback line\n"
-        "y = cci.download_raw_array('bar/x')\n")
+        "real_bar, progress._tqdm_class = progress._tqdm_class, lambda: None  # as without tqdm: our line\n"
+        "try:\n"
+        "    y = cci.download_raw_array('bar/x')\n"
+        "finally:\n"
+        "    progress._tqdm_class = real_bar\n")
     assert "Current bucket: test-bucket" in _streams(messages, "stdout")
     widgets = [m for m in messages if m["msg_type"] == "display_data"
                and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
@@ -115,3 +118,35 @@ def test_tab_completion_offers_stored_names(kernel: Kernel, s3: Any) -> None:
     assert any("raw-name" in k for k in keys) and any("9lives" in k for k in keys), keys
     attributes = kernel.complete("node.")
     assert any(a.endswith("raw_name") for a in attributes) and any(a.endswith("NUM_9lives") for a in attributes)
+
+
+def _final_widget_states(messages: list[dict[str, Any]], model: str) -> list[dict[str, Any]]:
+    """The last state of each widget of ``model`` as a notebook front end sees it: the state the comm
+    was opened with, updated by every later ``update`` message, in order."""
+    states: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        content = m["content"]
+        if m["msg_type"] == "comm_open" and content["data"].get("state", {}).get("_model_name") == model:
+            states[content["comm_id"]] = dict(content["data"]["state"])
+        elif m["msg_type"] == "comm_msg" and content["comm_id"] in states \
+                and content["data"].get("method") in ("update", "echo_update"):
+            states[content["comm_id"]].update(content["data"]["state"])
+    return list(states.values())
+
+
+def test_progress_widgets_end_full_and_green(kernel: Kernel, s3: Any) -> None:
+    """Issue 23: a compressed upload's bar ended short and red (value = compressed bytes, max = array bytes)."""
+    pytest.importorskip("ipywidgets")
+    messages = kernel.run(
+        f"cci = cc.get_interface({BUCKET!r})\n"
+        "import cottoncandy.progress as progress\n"
+        "progress.MIN_BYTES = 2**20\n"
+        "zeros = np.zeros(2**20)  # 8 MiB that gzip stores in ~8 KiB\n"
+        "noise = np.random.default_rng(0).integers(0, 256, 8 * 2**20, dtype=np.uint8)\n"
+        "cci.upload_raw_array('widget/zeros', zeros)  # the default: gzip\n"
+        "cci.upload_raw_array('widget/noise', noise, compression='LZ4')  # stored in more than 8 MiB\n"
+        "back = cci.download_raw_array('widget/zeros')  # an 8 MiB array: a bar, whatever its stored size\n")
+    bars = _final_widget_states(messages, "FloatProgressModel")
+    assert len(bars) == 3, bars
+    for bar in bars:
+        assert bar["value"] == bar["max"] == 8 * 2**20 and bar["bar_style"] == "success", bar

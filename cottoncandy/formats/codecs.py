@@ -45,6 +45,8 @@ import numpy as np
 GZIP = "gzip"
 #: codec ids (lower case) that may encode and decode, and the names 0.4.0 documents for them
 ALLOWED = ("gzip", "lz4", "zlib", "zstd", "bz2", "lzma")
+#: the codecs decoded as a stream (the standard library's decompressors); the others decode whole
+STREAMED = ("gzip", "zlib", "bz2", "lzma")
 DOCUMENTED = ("gzip", "LZ4", "Zlib", "Zstd", "BZ2", "lzma")
 #: decoded bytes made at once by ``gunzip_into``: a 1 MiB chunk of a very compressible body may
 #: decode to the whole array, which would then sit in memory as one ``bytes`` beside ``out``
@@ -92,6 +94,19 @@ def check_codec(name: str) -> str:
 def max_decoded_size(name: str, body_size: int) -> int:
     """The most bytes a valid ``name`` body of ``body_size`` bytes can decode to (see MAX_RATIO)."""
     return max(SMALL_CLAIM, MAX_RATIO[codec_id(name)] * int(body_size))
+
+
+#: what a body may take beyond its array's bytes: each codec's worst growth on incompressible data is
+#: far below 1/64 (deflate ~0.03%, bzip2 ~0.5%, LZ4 0.4%, zstd and xz ~0.01%), and headers, the parallel
+#: gzip writer's block index (4 bytes per block of at least 4 KiB) and flush markers fit in the rest
+BODY_GROWTH = 64
+BODY_SLACK = 4096
+
+
+def max_body_size(nbytes: int) -> int:
+    """The most bytes any allowed codec's body of an ``nbytes``-byte array takes. A larger body holds
+    more than the array: a reader that decodes it whole (numcodecs, so zarr) would make all of it."""
+    return int(nbytes) + int(nbytes) // BODY_GROWTH + BODY_SLACK
 
 
 def max_decoded_size_any(body_size: int) -> int:
@@ -154,14 +169,8 @@ def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview
     Streaming codecs write into any sink; LZ4/Zstd need contiguous memory (see :func:`_numcodecs_into`).
     """
     cid = codec_id(name)
-    if cid == GZIP:
-        gunzip_into([body], out)
-    elif cid == "zlib":
-        _stream_into(lambda: _Inflater(zlib.MAX_WBITS), [body], out, "zlib", multi=False)
-    elif cid == "bz2":
-        _stream_into(bz2.BZ2Decompressor, [body], out, "bz2", multi=True)
-    elif cid == "lzma":
-        _stream_into(lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ), [body], out, "lzma", multi=True)
+    if cid in STREAMED:
+        decode_stream_into([body], name, out)
     else:
         declared = lz4_declared_size(body) if cid == "lz4" else zstd_declared_size(body)
         if declared != len(out):
@@ -239,6 +248,107 @@ def zstd_declared_size(body: bytes | bytearray | memoryview) -> int:
         raise CorruptBodyError("zstd frame header is truncated")
     size = int.from_bytes(field, "little")
     return size + 256 if fcs_size == 2 else size
+
+
+#: RFC 1952: a gzip member ends with CRC-32 and ISIZE, the decoded size modulo 2**32 (4 bytes each, LE)
+GZIP_TRAILER = 8
+
+
+def gzip_isize(tail: bytes | bytearray | memoryview) -> int:
+    """ISIZE of the last gzip member: the last 4 bytes of a body, little-endian (size mod 2**32)."""
+    if len(tail) < 4:
+        raise CorruptBodyError("gzip body is shorter than its trailer")
+    return int.from_bytes(bytes(tail[-4:]), "little")
+
+
+#: the xz container (numcodecs' LZMA, format 1): stream header and footer, 12 bytes each
+XZ_MAGIC = b"\xfd7zXZ\x00"
+XZ_FOOTER = 12
+#: the largest xz index read to learn a body's declared size (one record is a few bytes; numcodecs
+#: writes one block)
+XZ_MAX_INDEX = 2**20
+
+
+def xz_index_size(tail: bytes | bytearray | memoryview) -> int:
+    """The size of the xz index that precedes the stream footer (the last 12 bytes of ``tail``)."""
+    footer = bytes(tail[-XZ_FOOTER:])
+    if len(footer) != XZ_FOOTER or footer[-2:] != b"YZ":
+        raise CorruptBodyError("lzma body does not end with an xz stream footer")
+    if zlib.crc32(footer[4:10]) != int.from_bytes(footer[:4], "little"):
+        raise CorruptBodyError("xz stream footer fails its CRC-32")
+    size = (int.from_bytes(footer[4:8], "little") + 1) * 4
+    if size > XZ_MAX_INDEX:
+        raise CorruptBodyError(f"xz index of {size} bytes (more than {XZ_MAX_INDEX} for one array)")
+    return size
+
+
+def xz_declared_size(tail: bytes | bytearray | memoryview, body_size: int) -> int:
+    """The decoded size an xz body declares in its index, from the body's last bytes (at least the
+    index and the footer: ``xz_index_size(tail) + XZ_FOOTER``). Raises ``CorruptBodyError`` unless the
+    body is exactly one stream (its header, blocks, index and footer add up to ``body_size``):
+    ``lzma`` decodes streams that follow one another too, which the last index would not count."""
+    size = xz_index_size(tail)
+    data = bytes(tail[-(size + XZ_FOOTER) : -XZ_FOOTER])
+    if len(data) != size or data[0] != 0:
+        raise CorruptBodyError("lzma body has no xz index before its footer")
+    if zlib.crc32(data[:-4]) != int.from_bytes(data[-4:], "little"):
+        raise CorruptBodyError("xz index fails its CRC-32")
+    pos = 1
+
+    def vli() -> int:
+        nonlocal pos
+        value = 0
+        for shift in range(0, 63, 7):
+            if pos >= len(data) - 4:
+                raise CorruptBodyError("xz index is truncated")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+        raise CorruptBodyError("xz index holds an over-long number")
+
+    records = vli()
+    blocks = decoded = 0
+    for _ in range(records):
+        unpadded, size_out = vli(), vli()
+        blocks += (unpadded + 3) // 4 * 4
+        decoded += size_out
+    if any(data[pos : len(data) - 4]) or (len(data) - 4 - pos) > 3:
+        raise CorruptBodyError("xz index has bytes after its records")
+    if XZ_FOOTER + blocks + size + XZ_FOOTER != body_size:
+        raise CorruptBodyError(f"lzma body is {body_size} bytes, its xz index accounts for "
+                               f"{XZ_FOOTER + blocks + size + XZ_FOOTER} (not one xz stream)")
+    return decoded
+
+
+class Discard:
+    """A sink of ``size`` bytes that keeps nothing: decoding into it checks a body's decoded size
+    (the bounded decoders stop one byte past it) without holding the array."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __setitem__(self, where: slice, data: bytes | memoryview) -> None:
+        pass
+
+
+def decode_stream_into(chunks: Iterable[bytes | bytearray | memoryview], name: str, out: memoryview | Sink) -> None:
+    """:func:`decode_into` for a body given in pieces (gzip, zlib, bz2, lzma: the streaming codecs)."""
+    cid = codec_id(name)
+    if cid == GZIP:
+        gunzip_into(chunks, out)
+    elif cid == "zlib":
+        _stream_into(lambda: _Inflater(zlib.MAX_WBITS), chunks, out, "zlib", multi=False)
+    elif cid == "bz2":
+        _stream_into(bz2.BZ2Decompressor, chunks, out, "bz2", multi=True)
+    elif cid == "lzma":
+        _stream_into(lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ), chunks, out, "lzma", multi=True)
+    else:
+        raise ValueError(f"{name} bodies are decoded whole (decode_into), not as a stream")
 
 
 class _Decompressor(Protocol):

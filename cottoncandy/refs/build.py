@@ -14,9 +14,16 @@ What becomes what (docs/FORMAT.md for the layouts):
 * any other folder (``.grp`` groups included) -> a subgroup; other objects (json, pickles) are left out.
 
 Everything read from the bucket is untrusted (README's trust section): each object's metadata
-goes through ``formats.raw.spec_for_body`` (dtype, shape, size against the body), LZ4/zstd bodies
-must declare the array's size in their own header, dask manifests through
-``formats.dask.parse_manifest`` and every part against it. When a whole prefix is read, an object
+goes through ``formats.raw.spec_for_body`` (dtype, shape, size against the body), dask manifests
+through ``formats.dask.parse_manifest`` and every part against it. A compressed body must decode to
+exactly the array's bytes before a reader is pointed at it (``_Builder.check_body_sizes``: zarr's
+codecs decode a chunk whole, so a body claimed as 5 values that inflates to 1 GiB cost each reader
+2.2 GB): no larger than the array can compress to, and the size each format declares (gzip's ISIZE
+trailer, one ranged GET; LZ4's and zstd's headers; the xz index) equal to the array's; small gzip
+bodies and zlib/bz2 bodies (which declare nothing) are decoded into nothing, bounded. Names zarr
+cannot hold (a backslash, which zarr reads as a separator, so one such key made ``open_dataset`` of
+the whole folder fail; names that are not UTF-8; in portable references, ``?versionId=``, which
+s3fs cuts from the key) are left out the same way. When a whole prefix is read, an object
 that fails a check is left out with a ``UserWarning`` naming it and why (and listed in
 ``RefSet.skipped``); when the prefix names one array, the same problem raises ``ValueError``.
 
@@ -99,10 +106,28 @@ def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
+#: compressed bodies up to this size are read whole (the one GET that would fetch the trailer) and
+#: decoded into nothing: a first gzip member hiding behind a last one's trailer is caught too
+WHOLE_CHECK = 64 * 2**10
+#: bytes read from the end of an lzma body for its xz index and footer (one GET for any one-block body)
+XZ_TAIL = 4096
+#: pieces of a zlib or bz2 body streamed through its bounded decoder
+STREAM_PIECE = 2**20
+
+
 def _check_names(path: str, what: str) -> None:
     for part in path.split("/"):
         if not part or part in (".", "..") or part in zarrmeta.RESERVED_NAMES:
             raise ValueError(f"{what}: the name component {part!r} cannot be a zarr node name")
+        if "\\" in part:
+            raise ValueError(f"{what}: the name component {part!r} holds a backslash, which zarr reads as a "
+                             "folder separator (the whole group would fail to open); rename it to reach it "
+                             "through zarr")
+        try:
+            part.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what}: the name component {part!r} is not valid UTF-8, which zarr paths must "
+                             "be; rename it to reach it through zarr") from None
 
 
 class _Builder:
@@ -124,6 +149,10 @@ class _Builder:
     # --- one node each -------------------------------------------------------------------------
     def url(self, info: ObjectInfo) -> str:
         url = self.store.describe(info.key)
+        if self.portable and "?versionId=" in url:
+            raise ValueError(f"{url}: s3fs reads '?versionId=' in a URL as a version and cuts it from the key, "
+                             "so a reader of these references would get another object's bytes; rename it, or "
+                             "open it with cottoncandy.refs.open_group")
         self.out.objects[url] = (info.key, info.etag)
         return url
 
@@ -131,7 +160,7 @@ class _Builder:
         """A raw array object (its HEAD in ``info``) as the array ``path``."""
         name = self.store.describe(info.key)
         spec = spec_for_body(info.metadata, info.size, name)
-        self.check_declared_size(info, spec)
+        self.check_body_sizes(info, spec)
         plan = zarrmeta.plan_body(spec, info.size, 0, self.chunk_bytes)
         extra = user_metadata(info.metadata)  # the keys describing the body are not attributes
         self.add_array(path, spec, plan, info, extra)
@@ -156,23 +185,63 @@ class _Builder:
         self.add_array(path, spec, plan, info, {})
         return True
 
-    def check_declared_size(self, info: ObjectInfo, spec: ArraySpec) -> None:
-        """LZ4 and zstd bodies say in their first bytes how much they decode to, and numcodecs
-        allocates that much: it must be the array's size (a forged header could claim gigabytes)."""
-        if spec.compression is None or not spec.nbytes:
+    def check_body_sizes(self, info: ObjectInfo, spec: ArraySpec) -> None:
+        """``ValueError`` unless a compressed body decodes to the array's size, checked before any
+        reader pays for it: numcodecs (so zarr) decodes a chunk whole into a fresh buffer, and LZ4 and
+        zstd allocate what their header says.
+
+        * any codec: the body is no larger than the array can compress to (``codecs.max_body_size``);
+        * gzip: ISIZE, the decoded size mod 2**32 in the body's last 4 bytes (one ranged GET), matches;
+          a body of at most :data:`WHOLE_CHECK` bytes comes whole in that GET and is decoded instead;
+        * LZ4, zstd: the size in their first bytes; lzma: the sizes in the xz index, and the body is
+          one xz stream (``lzma`` decodes streams that follow it too);
+        * zlib, bz2, which declare no size: the body streams through a bounded decoder into nothing.
+        """
+        if spec.compression is None:
             return
-        cid = codecs.codec_id(spec.compression)
-        if cid not in ("lz4", "zstd"):
-            return
-        name = self.store.describe(info.key)
-        head = self.store.get_range(info.key, 0, min(info.size, 18), if_match=info.etag)
         try:
-            declared = codecs.lz4_declared_size(head) if cid == "lz4" else codecs.zstd_declared_size(head)
+            declared = self._declared_size(info, spec, codecs.codec_id(spec.compression))
         except codecs.CorruptBodyError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-        if declared != spec.nbytes:
-            raise ValueError(f"{name}: {spec.compression} body declares {declared} decoded bytes, "
-                             f"the array needs {spec.nbytes}")
+            raise ValueError(f"{self.store.describe(info.key)}: {exc}") from None
+        if declared is not None and declared != spec.nbytes:
+            raise ValueError(f"{self.store.describe(info.key)}: {spec.compression} body declares {declared} "
+                             f"decoded bytes, the array needs {spec.nbytes}")
+
+    def _declared_size(self, info: ObjectInfo, spec: ArraySpec, cid: str) -> int | None:
+        """What the body says it decodes to (``None``: decoded here, checked by the decoder)."""
+        if info.size > codecs.max_body_size(spec.nbytes):
+            raise codecs.CorruptBodyError(
+                f"{spec.compression} body is {info.size} bytes, more than a {spec.nbytes}-byte array ever "
+                f"compresses to (at most {codecs.max_body_size(spec.nbytes)}): it holds more than the array")
+        if not spec.nbytes:
+            return None  # nothing to read: zarr asks for no chunk
+
+        def get(start: int, end: int) -> bytes:
+            return self.store.get_range(info.key, start, end, if_match=info.etag)
+
+        if cid in ("lz4", "zstd"):
+            head = get(0, min(info.size, 18))
+            return codecs.lz4_declared_size(head) if cid == "lz4" else codecs.zstd_declared_size(head)
+        if cid == "lzma":
+            tail = get(max(0, info.size - XZ_TAIL), info.size)
+            need = codecs.xz_index_size(tail) + codecs.XZ_FOOTER
+            if need > len(tail):
+                if need > info.size:
+                    raise codecs.CorruptBodyError(f"xz index of {need} bytes in a {info.size}-byte body")
+                tail = get(info.size - need, info.size)
+            return codecs.xz_declared_size(tail, info.size)
+        if cid == codecs.GZIP and info.size > WHOLE_CHECK:
+            isize = codecs.gzip_isize(get(info.size - 4, info.size))
+            if isize != spec.nbytes % 2**32:
+                raise codecs.CorruptBodyError(f"gzip body's trailer (ISIZE) says {isize} decoded bytes "
+                                              f"(mod 2**32), the array needs {spec.nbytes}")
+            return None
+        if cid == codecs.GZIP:
+            codecs.decode_into(get(0, info.size), cid, codecs.Discard(spec.nbytes))
+            return None
+        with self.store.open_read(info.key, if_match=info.etag) as stream:  # zlib, bz2
+            codecs.decode_stream_into(iter(lambda: stream.read(STREAM_PIECE), b""), cid, codecs.Discard(spec.nbytes))
+        return None
 
     def add_array(self, path: str, spec: ArraySpec, plan: zarrmeta.ChunkPlan, info: ObjectInfo,
                   extra: Mapping[str, str]) -> None:
@@ -214,7 +283,7 @@ class _Builder:
             if spec.shape != expected or not same_records(spec.dtype, manifest.dtype):
                 raise ValueError(f"{part_name}: part holds {spec.dtype.str} {spec.shape}, but {MANIFEST} says "
                                  f"{manifest.dtype.str} {expected}")
-            self.check_declared_size(info, spec)
+            self.check_body_sizes(info, spec)
             compression.add(codecs.codec_id(spec.compression) if spec.compression else None)
             fortran = fortran or spec.fortran
             specs[coords] = (info, spec)

@@ -304,3 +304,26 @@ def test_put_chunks_stores_head_then_chunks(store: Any, sizes: list[int]) -> Non
     assert info.size == len(expected)
     assert store.get("k/obj") == expected
     assert store.head("k/obj").metadata == {"a": "1"}
+
+
+def test_an_index_of_blocks_smaller_than_the_writer_makes_is_not_used(cci: Any, s3: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 24: 16,379 one-byte blocks of a 16 KB array (a valid body in every other way: our own writer
+    made it, told to) were fetched one ranged GET each, 40 s where the serial read takes 0.3 s. The
+    writer never makes blocks under ``pgzip.smallest_block()``: such an index falls back to the serial
+    read, with one log line naming the object."""
+    arr = (np.arange(pgzip.MAX_BLOCKS) % 251).astype(np.uint8)
+    meta = {"dtype": "|u1", "shape": str(arr.size), "compression": "gzip", "order": "C"}
+    gzip_blocks.write_gzip_blocks(cci.store, "tiny-blocks", memoryview(arr.tobytes()), meta, block_size=1)
+    assert cci.store.head("tiny-blocks").metadata[pgzip.INDEX_KEY] == f"1:1:{pgzip.MAX_BLOCKS}"
+    monkeypatch.setattr(raw, "FIRST_READ", 4096)  # a body larger than the first request, as at any size
+    s3.clear_log()
+    with caplog.at_level("INFO", logger=gzip_blocks.__name__):
+        started = time.monotonic()
+        assert np.array_equal(cci.download_raw_array("tiny-blocks"), arr)
+        took = time.monotonic() - started
+    assert len(logged_gets(s3, 2)) <= 3 and took < 5
+    lines = [r.getMessage() for r in caplog.records if r.name == gzip_blocks.__name__]
+    assert len(lines) == 1 and "tiny-blocks" in lines[0] and "reading serially" in lines[0], lines
+    assert f"{pgzip.smallest_block()} bytes or more" in lines[0]

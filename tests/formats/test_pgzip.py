@@ -25,6 +25,12 @@ from cottoncandy.formats import codecs, deflate, pgzip
 BLOCK = 4096
 
 
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer of these tests makes blocks of ``BLOCK`` bytes (the reader trusts no smaller ones)."""
+    monkeypatch.setattr(pgzip, "DEFAULT_BLOCK", BLOCK)
+
+
 @pytest.fixture(autouse=True, params=["isal", "zlib"])
 def deflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test once with ISA-L (a required dependency: it must import here) and once with zlib."""
@@ -268,3 +274,34 @@ def test_visible_metadata_hides_only_the_index_key() -> None:
 def test_strategy_by_dtype() -> None:
     assert pgzip.strategy_for(np.dtype("<f4")) == pgzip.strategy_for(np.dtype("<c16")) == zlib.Z_RLE
     assert pgzip.strategy_for(np.dtype("<i8")) == pgzip.strategy_for(np.dtype("|S3")) == zlib.Z_DEFAULT_STRATEGY
+
+
+def test_blocks_smaller_than_the_writer_makes_are_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 24: an index of 16,379 one-byte blocks cost 16,379 ranged GETs for a 16 KB array."""
+    assert pgzip.parse_metadata_value(f"1:{BLOCK}:3", 3 * BLOCK) == (BLOCK, 3)
+    with pytest.raises(pgzip.BlockIndexError, match=f"blocks of {BLOCK} bytes or more"):
+        pgzip.parse_metadata_value(f"1:1:{pgzip.MAX_BLOCKS}", pgzip.MAX_BLOCKS)
+    assert pgzip.parse_metadata_value("1:1:1", 1) == (1, 1)  # one block: nothing is fetched by range
+    monkeypatch.setattr(pgzip, "DEFAULT_BLOCK", 4 * 2**20)  # the writer's own default
+    assert pgzip.smallest_block() == 4 * 2**20
+    with pytest.raises(pgzip.BlockIndexError):
+        pgzip.parse_metadata_value(f"1:{2**20}:3", 3 * 2**20)
+
+
+def test_more_blocks_than_the_body_can_hold_are_not_trusted() -> None:
+    """Lengths that tile the body, but a block too short to deflate what it stands for (deflate makes at
+    most 1032 bytes per byte): the index was not made by the writer."""
+    data = bytes(3 * BLOCK)  # zeros: as compressible as data gets
+    body, writer = build(data)
+    block_size, count = pgzip.parse_metadata_value(writer.metadata_value(), len(data))
+    pgzip.parse_index(body[: pgzip.header_size(count)], block_size, count, len(data), len(body))
+
+    def squeeze(head: bytearray) -> None:
+        first = struct.unpack_from("<I", head, pgzip.HEADER_FIXED)[0]
+        second = struct.unpack_from("<I", head, pgzip.HEADER_FIXED + 4)[0]
+        lengths_at(head, 0, 2)
+        lengths_at(head, 1, second + first - 2)
+
+    bad = forged(body, count, squeeze)
+    with pytest.raises(pgzip.BlockIndexError, match="too short to hold the 4096 bytes"):
+        pgzip.parse_index(bad[: pgzip.header_size(count)], block_size, count, len(data), len(bad))

@@ -8,6 +8,7 @@ and a plain boto3 reader (no cottoncandy), and equals what cottoncandy downloads
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -148,3 +149,102 @@ def test_without_the_extra_opening_says_what_to_install(cci, monkeypatch: pytest
     assert ccrefs.build_refs(cci.store, "x").arrays == ["x"]
     with pytest.raises(ImportError, match=r"cottoncandy-ccfs\[zarr\]"):
         ccrefs.open_dataset(cci, "x")
+
+
+# --- issue 24: sizes checked before readers pay; names zarr cannot hold -------------------------------
+def _bomb_prefix(cci) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Bodies that decode to far more than the array they claim, one per way of hiding it; what each
+    warning must say. ``bomb/good`` is a real gzip array, which must still open."""
+    import bz2
+    import gzip
+
+    put = cci.store.put
+    cci.upload_raw_array("bomb/good", np.arange(5.0), compression="gzip")
+    zeros = bytes(64 * 2**20)
+    # the issue's case: a body claimed as 5 values that inflates to far more (64 MiB here, 1 GiB there)
+    put("bomb/five", gzip.compress(zeros, 9), {**F8, "shape": "5", "compression": "gzip"})
+    # within the size bound for 1 MiB of values, but its trailer (ISIZE) says 64 MiB
+    put("bomb/isize", gzip.compress(zeros + zeros, 9), {**F8, "shape": str(2**17), "compression": "gzip"})
+    # two members: the last one's trailer is right, the first inflates to 30 MiB (small: decoded here)
+    hidden = gzip.compress(bytes(30 * 2**20), 9) + gzip.compress(np.arange(4096.0).tobytes())
+    put("bomb/members", hidden, {**F8, "shape": "4096", "compression": "gzip"})
+    # bz2 declares no size: 113 bytes that inflate to 100 MiB, claimed as 5 values
+    put("bomb/bz2", bz2.compress(bytes(100 * 2**20)), {**F8, "shape": "5", "compression": "BZ2"})
+    # xz declares its size in its index; and two streams, of which the index counts only the last
+    put("bomb/xz", encode(memoryview(zeros), "lzma"), {**F8, "shape": "1024", "compression": "lzma"})
+    two = encode(memoryview(zeros), "lzma") + encode(memoryview(np.arange(2048.0).tobytes()), "lzma")
+    put("bomb/xz2", two, {**F8, "shape": "2048", "compression": "lzma"})
+    return {"bomb/five": "more than a 40-byte array ever compresses to",
+            "bomb/isize": f"trailer (ISIZE) says {2 * len(zeros)} decoded bytes",
+            "bomb/members": "decodes to more than the 32768 bytes",
+            "bomb/bz2": "bz2 body decodes to more than the 40 bytes",
+            "bomb/xz": f"lzma body declares {len(zeros)} decoded bytes",
+            "bomb/xz2": "not one xz stream"}
+
+
+def test_a_body_that_decodes_to_more_than_its_array_is_left_out(cci) -> None:  # type: ignore[no-untyped-def]
+    want = _bomb_prefix(cci)
+    with warns_about("bomb/five") as caught:
+        refs = ccrefs.build_refs(cci.store, "bomb")
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert {s.key for s in refs.skipped} == set(want) and len(messages) == len(want)
+    for key, words in want.items():
+        assert sum(key in m and words in m for m in messages) == 1, (key, words, messages)
+    assert refs.arrays == ["good"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert list(ccrefs.open_dataset(cci, "bomb").data_vars) == ["good"]
+    with pytest.raises(ValueError, match="more than a 40-byte array"):
+        ccrefs.build_refs(cci.store, "bomb/five")  # named alone: an error
+
+
+def test_ccfs_refs_names_each_body_left_out_in_one_line(s3, cci) -> None:  # type: ignore[no-untyped-def]
+    want = _bomb_prefix(cci)
+    result = run(s3, "refs", f"s3://{BUCKET}/bomb/")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("left out")]
+    assert len(lines) == len(want) and "1 array in 1 group; 6 left out" in result.stderr
+    for key, words in want.items():
+        assert sum(line.startswith(f"left out s3://{BUCKET}/{key}:") and words in line for line in lines) == 1
+
+
+@pytest.mark.parametrize("name", ["back\\slash", "sub\\folder/x", "s3:\\x"])
+def test_a_name_zarr_cannot_hold_is_left_out_and_the_folder_opens(cci, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 24: one key ``back\\slash`` made ``open_dataset`` of the whole folder fail (zarr reads a
+    backslash as a separator, and the consolidated metadata then lacks the array it lists)."""
+    cci.upload_raw_array("odd/good", np.arange(5.0), compression=False)
+    cci.upload_raw_array(f"odd/{name}", np.arange(3.0), compression=False)
+    with warns_about("backslash") as caught:
+        refs = ccrefs.build_refs(cci.store, "odd")
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1 and f"odd/{name}" in messages[0]
+    assert refs.arrays == ["good"] and [s.key for s in refs.skipped] == [f"odd/{name}"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = ccrefs.open_dataset(cci, "odd")
+    assert list(dataset.data_vars) == ["good"] and np.array_equal(dataset["good"].values, np.arange(5.0))
+
+
+def test_a_key_s3fs_would_cut_is_left_out_of_portable_references(cci) -> None:  # type: ignore[no-untyped-def]
+    """s3fs reads ``?versionId=`` in a URL as a version and cuts it from the key: a reader of the
+    references would get the bytes of ``ver/a`` for ``ver/a?versionId=1``."""
+    cci.upload_raw_array("ver/a", np.zeros(3), compression=False)
+    cci.upload_raw_array("ver/a?versionId=1", np.ones(3), compression=False)
+    with warns_about("versionId"):
+        refs = ccrefs.build_refs(cci.store, "ver")
+    assert refs.arrays == ["a"]
+    inner = ccrefs.build_refs(cci.store, "ver", portable=False)  # read through our own store: no such cut
+    assert inner.arrays == ["a", "a?versionId=1"]
+    assert np.array_equal(ccrefs.open_group(cci, "ver")["a?versionId=1"][...], np.ones(3))
+
+
+def test_names_that_are_not_utf8_are_left_out(cci_local) -> None:  # type: ignore[no-untyped-def]
+    root = cci_local.store.root
+    cci_local.upload_raw_array("u/good", np.arange(5.0), compression=False)
+    cci_local.upload_raw_array("u/other", np.arange(3.0), compression=False)
+    for suffix in ("", ".meta.json"):
+        old = bytes(root / "u" / f"other{suffix}")
+        os.rename(old, old.replace(b"other", b"ot\xffher"))  # a file name no UTF-8 string spells
+    with warns_about("not valid UTF-8"):
+        refs = ccrefs.build_refs(cci_local.store, "u")
+    assert refs.arrays == ["good"]
+    json.loads(ccrefs.refs_text(refs))

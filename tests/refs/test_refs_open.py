@@ -95,7 +95,8 @@ def test_every_kind_our_writers_make(cci, monkeypatch: pytest.MonkeyPatch) -> No
         patch.setattr(pgzip, "DEFAULT_BLOCK", 4096)  # our block-indexed gzip body, in several blocks
         for codec in (False, "gzip", "LZ4", "Zstd", "Zlib", "BZ2", "lzma"):
             cci.upload_raw_array(f"ours/raw/{codec}", arr, compression=codec)
-    assert pgzip.parse_metadata_value(cci.store.head("ours/raw/gzip").metadata[pgzip.INDEX_KEY], arr.nbytes)[1] > 1
+        index = cci.store.head("ours/raw/gzip").metadata[pgzip.INDEX_KEY]
+        assert pgzip.parse_metadata_value(index, arr.nbytes)[1] > 1
     cci.upload_raw_array("ours/raw/strings", np.array(["ab", "cde"]), compression=False)
     cci.upload_raw_array("ours/raw/records", np.zeros(3, dtype=[("x", "<f4"), ("n", "<i2")]), compression=False)
     cci.upload_npy_array("ours/npy/a.npy", arr)

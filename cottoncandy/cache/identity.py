@@ -82,14 +82,19 @@ def _identity(store: ObjectStore) -> str:
 
 
 def _account(store: ObjectStore, client: Any, settings: dict[str, Any]) -> str:
-    """Who the client signs as on a non-AWS endpoint: a digest of its access key ID, else the profile."""
+    """Who the client signs as on a non-AWS endpoint: a digest of its access key ID, else the profile.
+
+    The key the client signs with is a private botocore name (``fastpaths``: with the fast paths off,
+    only the key given in the settings or the environment counts)."""
     key = getattr(getattr(store, "settings", None), "access_key", None)
-    if not key and client is not None:
+    if not key and client is not None and fastpaths.enabled():
         try:
             credentials = fastpaths.private(client, "_request_signer", "_credentials")
             key = getattr(credentials, "access_key", None) if credentials is not None else None
-        except (fastpaths.Unavailable, Exception):  # no credentials, an unusual client: the profile says
+        except Exception:  # no credentials yet, an unusual client (``fastpaths.Unavailable``): as below
             key = None
+    if not key and not settings.get("profile"):
+        key = os.environ.get("AWS_ACCESS_KEY_ID")
     if isinstance(key, str) and key:
         return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
     profile = settings.get("profile") or os.environ.get("AWS_PROFILE") or "default"

@@ -51,6 +51,23 @@ def test_the_account_is_part_of_it_where_bucket_names_are_per_account() -> None:
     assert store_identity(s3(None, "AKIAONE")) == store_identity(s3(None, "AKIATWO")) == "s3 aws:aws bkt"
 
 
+@pytest.mark.parametrize("fast_paths", [True, False])
+def test_the_key_a_client_signs_with_counts_when_the_settings_name_none(
+        monkeypatch: pytest.MonkeyPatch, fast_paths: bool) -> None:
+    from cottoncandy import fastpaths
+    from cottoncandy.storage.s3 import S3Account
+
+    if not fast_paths:
+        monkeypatch.setattr(fastpaths, "enabled", lambda: False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    identities = []
+    for key in ("AKIAFIRST", "AKIASECOND"):
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+        identities.append(store_identity(S3Account(Settings(endpoint_url="http://one.test:9000")).store("bkt")))
+    assert identities[0] != identities[1] and all("AKIA" not in i for i in identities)
+
+
 def test_local_and_memory_stores(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")

@@ -385,7 +385,7 @@ def _cases() -> list[Case]:
 # naming its row of README's table.
 
 #: what is stored at ``x`` before a download: each kind of object an upload_* makes, plain objects
-#: (binary, text, empty, a .npz archive), folders (sparse, dask, dict2cloud, manifests that are not
+#: (binary, text, empty, a .npz archive, a file uploaded without metadata), folders (sparse, dask, dict2cloud, manifests that are not
 #: manifests) and nothing
 STORED = {
     "raw": A + "cci.upload_raw_array('x', a)\n",
@@ -400,6 +400,7 @@ STORED = {
     "bytes": "cci.upload_object('x', io.BytesIO(bytes(range(256))))\n",
     "text": "cci.upload_object('x', io.BytesIO(b'hello world\\n'))\n",
     "empty": "cci.upload_object('x', io.BytesIO(b''))\n",
+    "from_file": "open(os.path.join(tmp, 'f.txt'), 'wb').write(b'hello')\ncci.upload_from_file(os.path.join(tmp, 'f.txt'), 'x')\n",
     "sparse": SPARSE.format(fmt="csr") + "cci.upload_sparse_array('x', m)\n",
     "dask": A + "cci.upload_dask_array('x', a)\n",
     "tree": A + "cci.dict2cloud('x', {'a': a, 's': {'b': a}})\n",
@@ -466,6 +467,8 @@ MATRIX_DIFFERS: dict[tuple[str, str, str], dict[str, Any]] = {
        for call in ("download_object", "download_stream", "download_to_file")},
     **{("local", "download_to_file", kind): dict(differs=LOCAL_SIDECARS, expect_old="value", expect_ours="value")
        for kind in STORED if kind not in ("sparse", "dask", "tree", "manifest_list", "manifest_binary", "missing")},
+    ("local", "download_to_file", "from_file"): dict(differs=LOCAL_SIDECARS + "; without one it failed",
+                                                     expect_old="raises:FileNotFoundError", expect_ours="value"),
     **{("local", "download_directory", kind): dict(differs=LOCAL_SIDECARS, expect_old="value", expect_ours="value")
        for kind in ("sparse", "dask", "tree", "manifest_list", "manifest_binary")},
     **{("", "upload_npy_array", kind): dict(differs=NPY_OBJECTS, expect_old="returns", expect_ours="raises:ValueError",

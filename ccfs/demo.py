@@ -66,7 +66,8 @@ def write_samples(cci: CloudInterface) -> dict[str, np.ndarray]:
 
 
 def serve(host: str, port: int) -> None:
-    """``ccfs server``: the local S3 endpoint in the foreground until Ctrl-C (or SIGTERM)."""
+    """``ccfs server``: the local S3 endpoint in the foreground until Ctrl-C (or SIGTERM), which end it
+    at once: everything it holds is in memory and forgotten anyway, so no request is waited for."""
     import signal
     import threading
 
@@ -82,7 +83,7 @@ def serve(host: str, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        server.stop(grace=0)
 
 
 def run_demo(keep: bool = False) -> None:

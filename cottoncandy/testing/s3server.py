@@ -530,7 +530,11 @@ class LocalS3Server:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """Close the listening socket and every connection at once, then give the requests being
+        answered up to ``grace`` seconds to finish. ``grace=0`` waits for none (``ccfs server`` on a
+        signal: a copy of a big object is CPU-seconds of moto's work); their threads are daemons, which
+        a process exiting does not wait for."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -545,7 +549,8 @@ class LocalS3Server:
 
         server.trigger.pull_trigger(close_everything)
         done.wait(10)
-        server.task_dispatcher.shutdown(timeout=5)
+        if grace > 0:
+            server.task_dispatcher.shutdown(timeout=grace)
         if self._thread is not None:
             self._thread.join(10)
 

@@ -52,6 +52,54 @@ def test_readme_local_endpoint_example_runs_as_written(tmp_path: Path) -> None:
         assert server.wait(timeout=30) == 0
 
 
+def test_server_exits_promptly_on_sigterm_with_requests_in_flight() -> None:
+    """``kill`` (SIGTERM, what systemd and ``kill %1`` send) ends ``ccfs server`` within a second, with
+    status 0 and nothing on stderr, even while requests are being answered (server-side copies of a
+    64 MiB object, each some CPU-seconds of moto's work): it used to wait up to 5 s for them, then
+    print waitress's "N thread(s) still running"."""
+    import threading
+    import time
+
+    import boto3
+    from botocore.config import Config
+
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    server = subprocess.Popen([sys.executable, "-m", "ccfs", "server", "--port", "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    stop = threading.Event()
+    try:
+        assert server.stdout is not None
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", server.stdout.readline())
+        assert found, server.stderr.read() if server.poll() is not None else ""
+        s3 = boto3.client("s3", endpoint_url=found.group(0), region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test", config=Config(retries={"max_attempts": 1}))
+        s3.create_bucket(Bucket="sigterm")
+        s3.put_object(Bucket="sigterm", Key="big", Body=b"\0" * (64 * 2**20))
+
+        def copy_until_stopped(n: int) -> None:
+            while not stop.is_set():
+                try:
+                    s3.copy_object(Bucket="sigterm", Key=f"copy{n}", CopySource={"Bucket": "sigterm", "Key": "big"})
+                except Exception:  # noqa: BLE001 - the server went away, as it should
+                    return
+
+        copiers = [threading.Thread(target=copy_until_stopped, args=(n,), daemon=True) for n in range(4)]
+        for copier in copiers:
+            copier.start()
+        time.sleep(1.5)  # copies are being made
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        status = server.wait(timeout=30)
+        took = time.monotonic() - started
+        err = server.stderr.read() if server.stderr is not None else ""
+        assert status == 0 and took < 1.0 and err == "", (status, took, err)
+    finally:
+        stop.set()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
 def _without_server_extra(*args: str) -> subprocess.CompletedProcess[str]:
     """``ccfs ARGS`` in a process where ``import waitress`` fails, as without ``pip install '.[server]'``."""
     code = ("import sys; sys.modules['waitress'] = None; sys.modules['waitress.server'] = None\n"

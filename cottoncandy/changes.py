@@ -93,16 +93,16 @@ class Change:
 
 
 # --- the library's side --------------------------------------------------------------------------
-def _unescape(field: str) -> str:
-    """A mount table field as the text it names (the kernel writes space, tab, newline and backslash
-    as octal escapes)."""
+def unescape(field: str) -> str:
+    """A mount table field as the text it names: the kernel writes space, tab, newline and backslash
+    as octal escapes (``\\040``) and every other character as is (UTF-8 included)."""
     import re
 
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def local_mounts(bucket: str, mounts: str = MOUNTS) -> list[str]:
-    """Mount points of the ccfs mounts of ``bucket`` (any prefix, any endpoint) this process sees."""
+def ccfs_mounts(mounts: str = MOUNTS) -> list[tuple[str, str]]:
+    """(mountpoint, target) of every ccfs mount this process sees, from the mount table."""
     try:
         with open(mounts, encoding="utf-8", errors="surrogateescape") as fh:
             text = fh.read()
@@ -111,12 +111,18 @@ def local_mounts(bucket: str, mounts: str = MOUNTS) -> list[str]:
     found = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 3 or fields[2] != "fuse.ccfs" or not fields[0].startswith("ccfs:"):
-            continue
-        target = _unescape(fields[0][len("ccfs:"):])
+        if len(fields) >= 3 and fields[2] == "fuse.ccfs" and fields[0].startswith("ccfs:"):
+            found.append((unescape(fields[1]), unescape(fields[0][len("ccfs:"):])))
+    return found
+
+
+def local_mounts(bucket: str, mounts: str = MOUNTS) -> list[str]:
+    """Mount points of the ccfs mounts of ``bucket`` (any prefix, any endpoint) this process sees."""
+    found = []
+    for mountpoint, target in ccfs_mounts(mounts):
         shown = target[len("s3://"):] if target.startswith("s3://") else target
         if shown.partition("/")[0] == bucket or target.rstrip("/") == bucket.rstrip("/"):
-            found.append(_unescape(fields[1]))
+            found.append(mountpoint)
     return found
 
 

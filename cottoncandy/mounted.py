@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .changes import ccfs_mounts
 
 XATTR_KEY = "user.cottoncandy.key"
 
@@ -26,31 +27,11 @@ class MountedLocation:
     key: str  # the object key (files) or key prefix (folders) the path shows
 
 
-def _unescape(field: str) -> str:
-    """A /proc/mounts field as the path it names: the kernel writes space, tab, newline and
-    backslash as octal escapes (``\\040``) and every other character as is (UTF-8 included)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _ccfs_mounts() -> list[tuple[str, str]]:
-    """(mountpoint, target) of every ccfs mount, from /proc/self/mounts."""
-    mounts = []
-    try:
-        with open("/proc/self/mounts") as fh:
-            for line in fh:
-                fields = line.split()
-                if len(fields) >= 3 and fields[2] == "fuse.ccfs" and fields[0].startswith("ccfs:"):
-                    mounts.append((_unescape(fields[1]), _unescape(fields[0][len("ccfs:"):])))
-    except OSError:
-        return []
-    return mounts
-
-
 def locate(path: str | os.PathLike[str]) -> MountedLocation | None:
     """The bucket and key behind ``path`` if it is on a ccfs mount, else ``None``."""
     real = os.path.realpath(os.fspath(path))
     best: tuple[str, str] | None = None
-    for mountpoint, target in _ccfs_mounts():
+    for mountpoint, target in ccfs_mounts():
         if (real == mountpoint or real.startswith(mountpoint.rstrip("/") + "/")) and (
                 best is None or len(mountpoint) > len(best[0])):
             best = (mountpoint, target)

@@ -74,12 +74,17 @@ def translate(exc: BaseException, bucket: str, key: str | None = None, action: s
 
 def unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says the store gave no answer (after the retries): a timeout, a refused or
-    broken connection, a 5xx or throttling answer -- rather than an answer about the object (missing,
+    broken connection, a 5xx or throttling answer, an answer not of S3's shape (``BadAnswer``: an
+    HTML portal page, a LIST that loops) -- rather than an answer about the object (missing,
     denied, replaced, a 4xx refusal, 501) or a failure of this client (credentials it could not get,
     a bad parameter). What a cache holds may stand in for the former, never the latter."""
     if isinstance(exc, (FileNotFoundError, PermissionError)):
         return False
+    from .answers import BadAnswer  # an answer not of the protocol's shape: a portal, a looping LIST
     from .retry import BrokenBody  # a body that broke after its answer began (reset, stall, truncation)
+
+    if isinstance(exc, BadAnswer):
+        return True
 
     if isinstance(exc, (TimeoutError, ConnectionError, BotoConnectionError, HTTPClientError, BrokenBody)):
         return True

@@ -35,6 +35,8 @@ from botocore.response import StreamingBody
 from .. import fastpaths
 from ..config import Settings, from_shareable, legacy_keys, recall, remember, shareable
 from ..printable import without_userinfo
+from . import answers
+from .answers import MAX_KEYS, ListPage
 from .base import (
     Account,
     Buffer,
@@ -184,7 +186,9 @@ class ResumingStream(io.RawIOBase):
         kwargs: dict[str, Any] = {"Bucket": self._store.bucket, "Key": self._key, "Range": http_range(self._pos)}
         if self._etag:
             kwargs["IfMatch"] = self._etag
-        response = self._store._call(lambda: self._store.client.get_object(**kwargs), self._key, "read")
+        response = self._store._call(
+            lambda: self._store._pinned(self._store.client.get_object(**kwargs), self._key, self._etag),
+            self._key, "read")
         self._body = response["Body"]
         answered = str(response.get("ContentRange") or "")
         if not answered.startswith(content_range_prefix(self._pos)) and not (self._pos == 0 and not answered):
@@ -322,7 +326,27 @@ def make_client(settings: Settings) -> Any:
     client = session.client("s3", endpoint_url=settings.endpoint_url, config=client_config(settings, core),
                             **_legacy_credentials(session))
     AttemptLog.install(client)
+    check_list_answers(client)
     return client
+
+
+def check_list_answers(client: Any) -> None:
+    """Have ``answers`` read every ListObjectsV2 body of ``client`` before botocore does.
+
+    botocore's first handler of S3 answers (``_handle_200_error``) parses every 200 body whole to
+    look for an embedded error, and turns a body that does not parse into a retried 500: a page of
+    10^6 entries became a tree of 10^6 elements before anything could count them, and cut-off XML
+    was reported as "500 Internal Server Error" after five tries. So ours goes first, and
+    botocore's is put back after it (a private name: without it, ours runs after botocore's)."""
+    events = client.meta.events
+    events.register_first("before-parse.s3.*", answers.check_boto_answer, unique_id="cottoncandy-list-answers")
+    try:
+        botocores = fastpaths.private("botocore.handlers", "_handle_200_error")
+    except fastpaths.Unavailable:
+        log.debug("botocore's 200-error handler not found: LIST bodies are checked after it")
+        return
+    events.unregister("before-parse.s3.*", botocores)
+    events.register_first("before-parse.s3.*", botocores)
 
 
 def attempts_of(client: Any) -> int:
@@ -343,6 +367,10 @@ class S3Account(Account):
 
     def __repr__(self) -> str:
         return f"S3Account(endpoint={without_userinfo(self.endpoint)!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its settings, which carry no secret (``Settings.__reduce__``); never its client."""
+        return S3Account, (self.settings,)
 
     @property
     def endpoint(self) -> str:
@@ -418,10 +446,16 @@ class S3Store(ObjectStore):
         self.concurrency = settings.threads
         self._signed: SignedRequests | None | bool = False  # False: not built yet
         self._signed_head_lock = threading.Lock()
+        #: memory one folder level's listing may take (``answers.LISTING_MEMORY``; ``None``: no limit)
+        self.listing_memory: int | None = answers.LISTING_MEMORY
 
     def __repr__(self) -> str:
         endpoint = without_userinfo(self.settings.endpoint_url) if self.settings.endpoint_url else "AWS S3"
         return f"S3Store(bucket={self.bucket!r}, endpoint={endpoint!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its ``spec()`` (no secret, no client), as dask graphs carry stores."""
+        return _from_spec, (self.spec(),)
 
     def cache_scope(self) -> str | None:
         """``change_scope()``, or ``None`` with ``Settings(metadata_cache=False)``."""
@@ -526,10 +560,23 @@ class S3Store(ObjectStore):
         return self._info(key, resp)
 
     def _ranged(self, key: str, start: int, end: int, if_match: str | None) -> Any:
+        """A ranged GET's answer; with ``if_match``, only an answer of that version (``ESTALE``)."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": http_range(start, end)}
         if if_match:
             kwargs["IfMatch"] = if_match
-        return self.client.get_object(**kwargs)
+        return self._pinned(self.client.get_object(**kwargs), key, if_match)
+
+    def _pinned(self, response: Any, key: str, if_match: str | None) -> Any:
+        """``response`` if it is of the version ``if_match`` names; else its body is closed unread and
+        ``OSError(ESTALE)`` says which version came (an endpoint that ignores ``If-Match``)."""
+        if if_match:
+            try:
+                answers.check_etag(if_match, response.get("ETag"), self.describe(key))
+            except OSError:
+                with contextlib.suppress(Exception):
+                    response["Body"].close()
+                raise
+        return response
 
     def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
         check_range(start, end)
@@ -627,7 +674,7 @@ class S3Store(ObjectStore):
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if if_match:
             kwargs["IfMatch"] = if_match
-        resp = self._call(lambda: self.client.get_object(**kwargs), key, "read")
+        resp = self._call(lambda: self._pinned(self.client.get_object(**kwargs), key, if_match), key, "read")
         return io.BufferedReader(ResumingStream(self, key, resp, if_match), READ_CHUNK)
 
     # --- writing -----------------------------------------------------------------------------
@@ -933,27 +980,38 @@ class S3Store(ObjectStore):
                                      f"{self.describe(first.get('Key'))}: {first.get('Code')}")
 
     # --- listing -----------------------------------------------------------------------------
-    def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
-        token: str | None = None
-        while True:
-            page = self._page(prefix, delimiter, token)
-            yield page
-            if not page.get("IsTruncated"):
-                return
-            token = page.get("NextContinuationToken")
+    def _where(self, prefix: str) -> str:
+        """How a listing's errors name it: the folder and the endpoint that answered."""
+        endpoint = without_userinfo(self.settings.endpoint_url) if self.settings.endpoint_url else "AWS S3"
+        return f"LIST of {self.describe(prefix)} at {endpoint}"
 
-    def _page(self, prefix: str, delimiter: str | None, token: str | None) -> dict[str, Any]:
-        """One ListObjectsV2 page through boto3 (its retries and error words)."""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
+    def _page(self, prefix: str, delimiter: str | None, token: str | None, where: str, *,
+              max_keys: int = MAX_KEYS, start_after: str | None = None) -> ListPage:
+        """One ListObjectsV2 page through boto3 (its retries and error words), its body read by
+        ``answers.parse_list_page`` before botocore parses it (``answers.check_boto_answer``)."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": max_keys}
         if delimiter:
             kwargs["Delimiter"] = delimiter
         if token:
             kwargs["ContinuationToken"] = token
+        if start_after:
+            kwargs["StartAfter"] = start_after
 
         def list_page() -> dict[str, Any]:
-            return self.client.list_objects_v2(**kwargs)
+            with answers.expecting(max_keys, prefix, where):
+                return self.client.list_objects_v2(**kwargs)
 
-        return self._call(list_page, prefix, "list")
+        answer = self._call(list_page, prefix, "list")
+        page = answer.get("CottoncandyPage")
+        if isinstance(page, ListPage):
+            return page
+        # a client without the hook (another make of client): botocore's parse, counted here
+        page = ListPage(prefixes=[p["Prefix"] for p in answer.get("CommonPrefixes", [])],
+                        objects=[self._listed(o) for o in answer.get("Contents", [])],
+                        truncated=bool(answer.get("IsTruncated")), next_token=answer.get("NextContinuationToken"))
+        if len(page.prefixes) + len(page.objects) > max_keys:
+            raise answers.BadAnswer(f"{where}: a page with more than the {max_keys} entries asked for")
+        return page
 
     @staticmethod
     def _listed(entry: Mapping[str, Any]) -> ObjectInfo:
@@ -961,6 +1019,26 @@ class S3Store(ObjectStore):
         return ObjectInfo(key=entry["Key"], size=int(entry["Size"]), etag=entry.get("ETag", ""),
                           last_modified=entry.get("LastModified"),
                           owner=owner.get("DisplayName") or owner.get("ID"))
+
+    def _listing(self, prefix: str, delimiter: str | None, limit_bytes: int | None) -> Iterator[ListPage]:
+        """Every page of one listing, as they arrive: signed directly where possible; a page that
+        path does not take is asked of boto3 with the same continuation token, so the listing goes
+        on from there. Both paths' pages are checked by one ``answers.ListingGuard``: a repeated
+        token, a page that goes back, pages without end or (``limit_bytes``) a listing bigger than
+        that are errors naming the endpoint."""
+        where = self._where(prefix)
+        guard = answers.ListingGuard(where, limit_bytes)
+        fast = self._signed_requests()
+        token: str | None = None
+        while True:
+            page = fast.list_page(prefix, delimiter, token, where=where) if fast is not None else None
+            if page is None:
+                page = self._page(prefix, delimiter, token, where)
+            page = guard.page(page)
+            yield page
+            token = guard.next_token(page)
+            if token is None:
+                return
 
     def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
         listing = Listing()
@@ -970,37 +1048,24 @@ class S3Store(ObjectStore):
         return listing
 
     def list_dir_pages(self, prefix: str, delimiter: str = "/") -> Iterator[Listing]:
-        """Each LIST page as it arrives: signed directly where possible; a page that path does not
-        take is asked of boto3 with the same continuation token, so the listing goes on from there."""
-        fast = self._signed_requests()
-        token: str | None = None
-        while True:
-            answer = fast.list_page(prefix, delimiter, token) if fast is not None else None
-            if answer is not None:
-                prefixes, objects, token = answer
-            else:
-                page = self._page(prefix, delimiter, token)
-                prefixes = [p["Prefix"] for p in page.get("CommonPrefixes", [])]
-                objects = [self._listed(o) for o in page.get("Contents", [])]
-                token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            yield Listing(prefixes=prefixes, objects=objects)
-            if not token:
-                return
+        """Each LIST page as it arrives (see ``_listing``); one folder level may take at most
+        ``listing_memory`` bytes (``answers.ListingTooLarge`` beyond)."""
+        for page in self._listing(prefix, delimiter, self.listing_memory):
+            yield Listing(prefixes=page.prefixes, objects=page.objects)
 
     def list_page_after(self, prefix: str, start_after: str, max_keys: int = 1000) -> list[ObjectInfo]:
+        where = self._where(prefix)
         fast = self._signed_requests()
-        page = fast.list_page_after(prefix, start_after, max_keys) if fast is not None else None
-        if page is not None:
-            return page
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/", "MaxKeys": max_keys}
-        if start_after:
-            kwargs["StartAfter"] = start_after
-        answer = self._call(lambda: self.client.list_objects_v2(**kwargs), prefix, "list")
-        return [self._listed(o) for o in answer.get("Contents", [])]
+        objects = fast.list_page_after(prefix, start_after, max_keys, where) if fast is not None else None
+        if objects is not None:
+            return objects
+        return self._page(prefix, "/", None, where, max_keys=max_keys, start_after=start_after or None).objects
 
     def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for page in self._pages(prefix, None):
-            yield from (self._listed(o) for o in page.get("Contents", []))
+        """Every object under ``prefix``, a page at a time (nothing is held: no size limit; a token
+        that repeats or a page that goes back still ends it with ``answers.BadAnswer``)."""
+        for page in self._listing(prefix, None, None):
+            yield from page.objects
 
 
 def multipart_etag(part_etags: Iterable[str]) -> str:

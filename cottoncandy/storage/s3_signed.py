@@ -15,17 +15,18 @@ over the client's own pool).
 non-blocking sockets, each carrying one request at a time. A thread per request (as a pool of
 workers calling ``head``) spent as much CPU handing the GIL and futures around as on the HEADs.
 
-``list_dir`` is one folder level (ListObjectsV2 pages with a delimiter), parsed with ElementTree:
-botocore's parser spent ~45 us per listed object (2,000 arrays: 90 ms of CPU per listing).
+``list_page`` is one ListObjectsV2 page, read by ``answers.parse_list_page`` (ElementTree, and the
+checks every LIST answer gets): botocore's parser spent ~45 us per listed object (2,000 arrays: 90 ms
+of CPU per listing). A 200 that is not a page is ``answers.BadAnswer``, not asked again of boto3.
 
 ``get_into`` is the mount's ranged GET: signed the same way (``Range`` and ``If-Match`` signed
 with the rest), its body read by the socket straight into the caller's buffer. boto3's ~0.7 ms
 of CPU per GET was half the latency of a random 16 KiB row read through the mount.
 
 Only an unambiguous answer is taken: 200 gives an ``ObjectInfo``, a 206 (or 200) of exactly the
-asked bytes fills the buffer. Anything else -- 403, 404, 5xx,
-a redirect, a connection error -- gives ``None`` and the caller asks boto3 again, so retries,
-error translation and messages stay in one place.
+asked bytes -- and, when ``If-Match`` named a version, that version's ETag -- fills the buffer.
+Anything else -- 403, 404, 412, 5xx, another ETag, a redirect, a connection error -- gives ``None``
+and the caller asks boto3 again, so retries, error translation and messages stay in one place.
 
 The private botocore names this takes (the client's signer credentials and endpoint session, the
 session's proxy and TLS settings, ``botocore.auth._host_from_url``) are looked up in ``for_client``
@@ -53,14 +54,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
-from xml.etree import ElementTree
 
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest, AWSResponse
-from botocore.compat import unquote_str
 from botocore.utils import percent_encode
 
 from .. import fastpaths
+from .answers import BadAnswer, ListingGuard, ListPage, page_bytes, parse_list_page, same_etag
 from .base import ObjectInfo
 from .http_ranges import content_range_prefix, http_range
 from .inflight import InFlightWindow
@@ -181,64 +181,68 @@ class SignedRequests:
         self._signer.add_auth(request)
         return request
 
-    def list_dir(self, prefix: str, delimiter: str = "/",
-                 page_size: int = 1000) -> tuple[list[str], list[ObjectInfo]] | None:
-        """(sub-prefixes, objects) of one level, every page of it; ``None`` when any answer was not
-        a plain 200 that parses (the caller lists through boto3, with its retries and errors)."""
+    def list_dir(self, prefix: str, delimiter: str = "/", page_size: int = 1000,
+                 where: str = "LIST") -> tuple[list[str], list[ObjectInfo]] | None:
+        """(sub-prefixes, objects) of one level, every page of it, checked as ``S3Store``'s listings
+        are (``answers.ListingGuard``); ``None`` when an answer was not a plain 200 (the caller lists
+        through boto3, with its retries and errors)."""
         prefixes: list[str] = []
         objects: list[ObjectInfo] = []
+        guard = ListingGuard(where)
         token: str | None = None
         while True:
-            page = self.list_page(prefix, delimiter, token, page_size)
+            page = self.list_page(prefix, delimiter, token, page_size, where=where)
             if page is None:
                 return None
-            prefixes += page[0]
-            objects += page[1]
-            token = page[2]
+            page = guard.page(page)
+            prefixes += page.prefixes
+            objects += page.objects
+            token = guard.next_token(page)
             if token is None:
                 return prefixes, objects
 
     def list_page(self, prefix: str, delimiter: str | None, token: str | None,
-                  page_size: int = 1000) -> tuple[list[str], list[ObjectInfo], str | None] | None:
-        """One ListObjectsV2 page: (sub-prefixes, objects, the next page's continuation token or
-        ``None`` after the last); ``None`` when the answer was not a plain 200 that parses (the
-        caller asks boto3 for the same page, with the same token: S3's tokens are the server's)."""
+                  page_size: int = 1000, *, where: str = "LIST") -> ListPage | None:
+        """One ListObjectsV2 page, read by ``answers.parse_list_page`` (``BadAnswer`` for a 200 that is
+        not a page); ``None`` when the answer was not a 200 or the request failed (the caller asks
+        boto3 for the same page, with the same token: S3's tokens are the server's)."""
         params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(page_size)}
         if delimiter:
             params["delimiter"] = delimiter
         if token:
             params["continuation-token"] = token
-        return self._signed_list(params, prefix)
+        return self._signed_list(params, prefix, page_size, where)
 
-    def list_page_after(self, prefix: str, start_after: str, max_keys: int) -> list[ObjectInfo] | None:
-        """One page of one level's objects after ``start_after`` (one request); ``None`` as ``list_dir``."""
+    def list_page_after(self, prefix: str, start_after: str, max_keys: int,
+                        where: str = "LIST") -> list[ObjectInfo] | None:
+        """One page of one level's objects after ``start_after`` (one request); ``None`` as ``list_page``."""
         params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(max_keys),
                   "delimiter": "/"}
         if start_after:
             params["start-after"] = start_after
-        page = self._signed_list(params, prefix)
-        return None if page is None else page[1]
+        page = self._signed_list(params, prefix, max_keys, where)
+        return None if page is None else page.objects
 
-    def _signed_list(self, params: dict[str, str],
-                     prefix: str) -> tuple[list[str], list[ObjectInfo], str | None] | None:
-        """One ListObjectsV2 request: (sub-prefixes, objects, next token); ``None`` when the answer
-        was not a plain 200 that parses (the caller asks boto3)."""
+    def _signed_list(self, params: dict[str, str], prefix: str, max_keys: int, where: str) -> ListPage | None:
+        """One ListObjectsV2 request: its checked page; ``None`` when the answer was not a 200 (or
+        the request failed: the caller asks boto3). A 200 that is not a page is ``BadAnswer``, and
+        a body longer than a page can be is not read past that length."""
         if not self._direct:
             return None
         try:
             request = AWSRequest(method="GET", url=self.base_url, params=params)
             self._signer.add_auth(request)
-            status, _, body = self._send_direct("GET", request.prepare().url, _header_strings(request))
-            if status != 200:
-                return None
-            prefixes: list[str] = []
-            objects: list[ObjectInfo] = []
-            following = _parse_list_page(body, prefixes, objects)
-            return prefixes, objects, following
+            status, _, body = self._send_direct("GET", request.prepare().url, _header_strings(request),
+                                                limit=page_bytes(max_keys), where=where)
+        except BadAnswer:
+            raise
         except Exception as exc:
             log.debug("signed LIST of %s (%s) not taken (%s); asking boto3", prefix, params.get("start-after", ""),
                       type(exc).__name__)
             return None
+        if status != 200:
+            return None
+        return parse_list_page(body, max_keys=max_keys, prefix=prefix, where=where)
 
     def get_start(self, key: str, buffer: memoryview) -> tuple[ObjectInfo, int] | None:
         """The object's first bytes into ``buffer`` (fewer when it is shorter) and its info from the
@@ -302,6 +306,8 @@ class SignedRequests:
                               content_range_prefix(start, start + len(buffer)))))
             if not exact:
                 raise _Refused(response.status)
+            if if_match and not same_etag(if_match, response.getheader("ETag")):
+                raise _Refused("another version than If-Match named")  # boto3's answer says ESTALE
             pos = 0
             while pos < len(buffer):
                 got = response.readinto(buffer[pos:])
@@ -525,15 +531,27 @@ class SignedRequests:
         selector.unregister(exchange.sock)
         exchange.close()
 
-    def _send_direct(self, method: str, url: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+    def _send_direct(self, method: str, url: str, headers: dict[str, str], limit: int | None = None,
+                     where: str = "") -> tuple[int, Any, bytes]:
         """Send over this thread's kept-alive ``http.client`` connection (urllib3's pool costs ~0.1 ms
-        more); the status, headers and whole (small) body."""
+        more); the status, headers and whole (small) body. ``limit``: a 200 body longer than this is
+        ``BadAnswer`` (``where`` names the request), and is not read past it."""
         parts = urllib.parse.urlsplit(url)
         try:
             conn = getattr(self._local, "conn", None) or self._connect()
             conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
             response = conn.getresponse()
-            body = response.read()
+            if limit is None or response.status != 200:
+                body = response.read()
+            else:
+                length = response.getheader("Content-Length")
+                if length is not None and length.isdigit() and int(length) > limit:
+                    raise BadAnswer(f"{where}: an answer of {int(length)} bytes, where a page takes at most "
+                                    f"{limit} bytes; the endpoint does not answer as S3 does")
+                body = response.read(limit + 1)
+                if len(body) > limit:
+                    raise BadAnswer(f"{where}: an answer of more than {limit} bytes, where a page takes at most "
+                                    f"{limit} bytes; the endpoint does not answer as S3 does")
         except Exception:
             self._forget_connection()
             raise
@@ -576,44 +594,6 @@ class SignedRequests:
             context.verify_mode = ssl.CERT_NONE
             return context
         return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
-
-
-_S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-
-
-def _parse_list_page(body: bytes, prefixes: list[str], objects: list[ObjectInfo]) -> str | None:
-    """Add one ListObjectsV2 page (``encoding-type=url``) to ``prefixes`` and ``objects``; the
-    continuation token, or ``None`` on the last page. Names are decoded as botocore decodes them."""
-    root = ElementTree.fromstring(body)
-    ns = _S3_XML if root.tag.startswith(_S3_XML) else ""
-    if root.tag != f"{ns}ListBucketResult":
-        raise ValueError(f"not a listing: {root.tag}")
-    url_encoded = (root.findtext(f"{ns}EncodingType") or "").lower() == "url"
-
-    def name(text: str | None) -> str:
-        if text is None:
-            raise ValueError("a listed name is missing")
-        return unquote_str(text) if url_encoded else text
-
-    for entry in root.iterfind(f"{ns}CommonPrefixes"):
-        prefixes.append(name(entry.findtext(f"{ns}Prefix")))
-    for entry in root.iterfind(f"{ns}Contents"):
-        modified = entry.findtext(f"{ns}LastModified")
-        objects.append(ObjectInfo(key=name(entry.findtext(f"{ns}Key")), size=int(entry.findtext(f"{ns}Size") or ""),
-                                  etag=entry.findtext(f"{ns}ETag") or "",
-                                  last_modified=_iso_time(modified) if modified else None))
-    if (root.findtext(f"{ns}IsTruncated") or "").lower() != "true":
-        return None
-    token = root.findtext(f"{ns}NextContinuationToken")
-    if not token:
-        raise ValueError("a truncated listing without a continuation token")
-    return token
-
-
-def _iso_time(text: str) -> datetime.datetime:
-    """S3's ``2026-01-02T03:04:05.000Z`` as an aware datetime (what botocore gives)."""
-    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 #: bounds on one ranged GET (seconds; attempts): see ``SignedRequests.get_into``

@@ -22,6 +22,11 @@ mode          what the client sees
               its answer (S3's "Complete failed after it succeeded").
 ============  ============================================================================
 
+Answers that are well-formed but wrong (a LIST that loops its continuation token or overflows its
+page, an HTML portal page, cut-off XML, ``If-Match`` ignored, a HEAD that disagrees with the GET)
+are modes of the same rules, described in ``misbehave``: ``loop_token``, ``new_token``,
+``overflow``, ``html``, ``cut_xml``, ``ignore_if_match``, ``head_etag``, ``head_size``, ``head_stale``.
+
 ``outage(seconds)`` refuses connections for a period: the listening socket is closed (clients get
 ECONNREFUSED), and a request arriving on an already open connection is reset.
 
@@ -64,9 +69,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import misbehave
+
 log = logging.getLogger(__name__)
 
-MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500", "lost500")
+MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500", "lost500", *misbehave.MODES)
 METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 CONTROL_PATH = "/_fault-proxy/"
 _MAX_HEAD = 256 * 1024
@@ -88,6 +95,8 @@ class FaultRule:
     ``uploadId`` an UploadPart, CompleteMultipartUpload or AbortMultipartUpload; ``delete`` is
     DeleteObjects). ``after``: body bytes sent before a reset, truncation or stall (``None``: half).
     ``seconds``: a stall's or delay's length. ``limit``: fire at most this often (``None``: always).
+    ``count``: entries of a made-up LIST page (``misbehave``'s ``new_token`` and ``overflow``).
+    A ``misbehave`` mode matches only the requests it can apply to (a LIST mode only LISTs).
     """
 
     mode: str
@@ -100,6 +109,7 @@ class FaultRule:
     seconds: float = 1.0
     forward: bool = True
     limit: int | None = None
+    count: int | None = None
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +123,9 @@ class FaultRule:
             raise ValueError(f"fraction must be within [0, 1], not {self.fraction}")
 
     def matches(self, request: _Request) -> bool:
+        if self.mode in misbehave.MODES and not misbehave.applies(self.mode, request.method, request.query,
+                                                                   request.if_match):
+            return False
         if self.methods and request.method not in self.methods:
             return False
         if self.ranged is not None and (request.method != "GET" or request.ranged != self.ranged):
@@ -139,6 +152,7 @@ class FaultRule:
                 raise ValueError(f"{item!r} is not name=value")
             values[name.strip()] = value.strip()
         types: dict[str, Callable[[str], object]] = {"fraction": float, "seconds": float, "after": int, "limit": int,
+                 "count": int,
                  "forward": lambda v: v.lower() in ("1", "true", "yes"),
                  "ranged": lambda v: None if v.lower() in ("", "any", "none") else v.lower() in ("1", "true", "yes")}
         for name, convert in types.items():
@@ -157,6 +171,7 @@ class _Request:
     head: bytes  # the request line and headers as sent upstream
     body: bytes
     keep_alive: bool
+    if_match: bool = False  # it carries an If-Match header
 
 
 class FaultProxy:
@@ -178,6 +193,7 @@ class FaultProxy:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._clients: set[socket.socket] = set()
+        self._remembered: dict[int, dict[str, bytes]] = {}  # a rule's first answers by key (``head_stale``)
 
     # --- the small API -------------------------------------------------------------------------
     @property
@@ -189,6 +205,7 @@ class FaultProxy:
         with self._lock:
             self._rules = list(rules)
             self._outage_until = 0.0
+            self._remembered = {}
 
     def clear(self) -> None:
         """No more faults: every request is forwarded as it is."""
@@ -322,6 +339,16 @@ class FaultProxy:
                 if rule is not None and rule.mode == "reset" and not rule.forward:
                     _reset(client)
                     return
+                if rule is not None and rule.mode in misbehave.SYNTHESIZED:
+                    head, pieces = misbehave.synthesized(rule, request.method, request.target)
+                    client.sendall(head)
+                    for piece in pieces:
+                        client.sendall(piece)
+                    if not request.keep_alive:
+                        return
+                    continue
+                if rule is not None and rule.mode in misbehave.REQUEST_CHANGED:
+                    request.head = misbehave.changed_request(rule.mode, request.head)
                 if upstream is None:
                     upstream = _Upstream(self.upstream)
                 keep = self._relay(client, upstream, request, rule)
@@ -367,12 +394,21 @@ class FaultProxy:
         return _Request(method=method.upper(), target=target, key=urllib.parse.unquote(parts.path),
                         query=parts.query, ranged="range" in headers, body=body,
                         head=("\r\n".join([lines[0], *kept]) + "\r\n\r\n").encode("latin-1"),
-                        keep_alive=keep_alive)
+                        keep_alive=keep_alive, if_match="if-match" in headers)
 
     def _relay(self, client: socket.socket, upstream: _Upstream, request: _Request, rule: FaultRule | None) -> bool:
         """Forward ``request``, send the answer back with ``rule``'s fault; whether to keep the connection."""
         status_head, body_length, chunked, upstream_closes = upstream.exchange(request)
         mode = rule.mode if rule is not None else None
+        if rule is not None and mode in misbehave.REWRITTEN:  # small answers (LIST pages, HEADs): read whole
+            body = b"".join(upstream.body(body_length, chunked))
+            if upstream_closes:
+                upstream.close()
+            with self._lock:
+                remembered = self._remembered.setdefault(id(rule), {})
+                answer = misbehave.rewritten(rule, request.method, status_head, body, request.key, remembered)
+            client.sendall(answer)
+            return request.keep_alive and not upstream_closes
         if mode == "lost500":
             upstream.drain_body(body_length, chunked)
             if upstream_closes:
@@ -642,7 +678,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual us
     parser = argparse.ArgumentParser(description="an HTTP fault proxy in front of an S3 endpoint",
                                      epilog="rule: mode=reset,methods=GET+HEAD,fraction=0.1[,after=N]"
                                             "[,seconds=S][,key=SUBSTR][,query=SUBSTR][,ranged=true|false][,forward=false]"
-                                            f"[,limit=N]; modes: {', '.join(MODES)}")
+                                            f"[,limit=N][,count=N]; modes: {', '.join(MODES)}")
     parser.add_argument("--upstream", required=True, help="http://host:port of the S3 endpoint")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -21,7 +21,7 @@ from cottoncandy.arrays.npy_files import save_npy_file, upload_npy_file
 from cottoncandy.cache.metadata import shared_shelf
 from cottoncandy.errors import NeedsOptionWarning, OptionAdvice
 from cottoncandy.files import listing, transfers
-from cottoncandy.files.urls import S3_SCHEME, Location, account, open_store, parse_location
+from cottoncandy.files.urls import S3_SCHEME, Location, account, exactly, open_store, parse_location
 from cottoncandy.formats.raw import UNCOMPRESSED_LABEL, UNCOMPRESSED_SPELLINGS, has_array_metadata, spec_from_metadata
 from cottoncandy.namespace.patterns import has_magic
 from cottoncandy.printable import escape_controls, shown_name
@@ -115,7 +115,7 @@ def ls_command(url: str, long: bool, **options: Any) -> None:
     """List a folder (s3://bucket/prefix) or what a pattern matches (folders and objects)."""
     location = parse_location(url)
     store = _store(location, options)
-    entries = listing.ls_entries(store, location.key)
+    entries = [entry for entry in listing.ls_entries(store, location.key) if _nameable(location, entry.name)]
     if not entries:
         raise click.ClickException(f"nothing found at {url}")
     if not long:
@@ -123,17 +123,38 @@ def ls_command(url: str, long: bool, **options: Any) -> None:
             click.echo(shown_name(location.url(entry.name) + ("/" if entry.folder else "")))
         return
     infos = {o.key: o for o in store.list_dir(listing.folder_prefix(location.key)).objects}
-    # raw arrays' dtype and shape: HEADs, answered by the metadata cache mounts share
+    # raw arrays' dtype and shape: HEADs, answered by the metadata cache mounts share; an object whose
+    # metadata is refused (a bad local sidecar) is one line saying so, not the end of the listing
+    refused: dict[str, str] = {}
     heads = listing.described(store, [infos[e.name] for e in entries if not e.folder and e.name in infos],
-                              shared_shelf(store))
+                              shared_shelf(store), refused)
     for entry in entries:
         if entry.folder:
             click.echo(f"{'DIR':>12}  {'':19}  {shown_name(location.url(entry.name) + '/')}")
             continue
-        info = heads.get(entry.name) or infos.get(entry.name) or store.head_if_exists(entry.name)
+        info = heads.get(entry.name) or infos.get(entry.name)
+        if info is None and entry.name not in refused:
+            try:
+                info = store.head_if_exists(entry.name)
+            except ValueError as exc:
+                refused[entry.name] = str(exc)
+        if info is None and entry.name in refused:  # its size and date: a LIST says them without metadata
+            info = next((o for o in store.list_dir(entry.name).objects if o.key == entry.name), None)
         if info is not None:  # None: removed since it was listed
             when = info.last_modified.strftime("%Y-%m-%d %H:%M:%S") if info.last_modified else "-"
-            click.echo(f"{info.size:>12}  {when:19}  {shown_name(location.url(entry.name))}{_array_note(info)}")
+            note = (f"  (unreadable metadata: {escape_controls(' '.join(refused[entry.name].split()))})"
+                    if entry.name in refused else _array_note(info))
+            click.echo(f"{info.size:>12}  {when:19}  {shown_name(location.url(entry.name))}{note}")
+
+
+def _nameable(location: Location, key: str) -> bool:
+    """Whether the command line can name ``key``; a key holding a NUL cannot be typed (a shell's
+    ``$'..\\x00..'`` ends at the NUL, naming another key) nor be a file: it is left out, named on stderr."""
+    if "\x00" not in key:
+        return True
+    click.echo(f"left out {escape_controls(location.url(key))}: a key holding a NUL character can be neither "
+               "typed on a command line nor a file name", err=True)
+    return False
 
 
 def _array_note(info: ObjectInfo) -> str:
@@ -153,7 +174,7 @@ def _array_note(info: ObjectInfo) -> str:
 def glob_command(url: str, **options: Any) -> None:
     """Print the objects a pattern matches: * and ? within a level, [..], ** for any depth."""
     location = parse_location(url)
-    keys = listing.glob(_store(location, options), location.key)
+    keys = [key for key in listing.glob(_store(location, options), location.key) if _nameable(location, key)]
     if not keys:
         raise click.ClickException(f"no objects match {url}")
     for key in keys:
@@ -166,7 +187,9 @@ def glob_command(url: str, **options: Any) -> None:
 def info_command(url: str, **options: Any) -> None:
     """dtype, shape, order, compression, size and ETag of an array (or what else is there)."""
     location = parse_location(url)
-    fields = describe(_store(location, options), location.key.rstrip("/"), folder=location.key.endswith("/"))
+    store = _store(location, options)
+    location = exactly(store, location)  # an object 'a//b' at s3://b/a//b
+    fields = describe(store, location.key.rstrip("/"), folder=location.key.endswith("/"))
     width = max(len(k) for k in fields)
     click.echo(f"{'url':<{width}}  {shown_name(url)}")
     for key, value in fields.items():
@@ -187,6 +210,7 @@ def put_command(file: str, url: str, compression: str, **options: Any) -> None:
         raise click.ClickException(f"{url} names no key to store the array under")
     codec: object = False if compression.strip().lower() in UNCOMPRESSED_SPELLINGS else compression
     store = _store(location, options, create=True)
+    _refuse_pattern_destination(store, location, url)
     with _progress(f"put {location.key}") as progress:
         info = upload_npy_file(store, file, location.key, codec, progress.update, total=progress.set_total)
     click.echo(f"stored {shown_name(file)} at {shown_name(location.url())} ({info.size} bytes)")
@@ -200,6 +224,7 @@ def get_command(url: str, file: str, **options: Any) -> None:
     """Write the array at URL (raw, .npy or dask) to FILE.npy."""
     location = parse_location(url)
     store = _store(location, options)
+    location = exactly(store, location)  # an object 'a//b' at s3://b/a//b
     key, folder = location.key.rstrip("/"), location.key.endswith("/")  # 'd/': the dask folder only
     info = store.head_if_exists(key) if key and not folder else None
     if info is None and has_magic(key) and next(iter(store.iter_objects(key + "/")), None) is None:
@@ -223,9 +248,11 @@ def rm_command(url: str, recursive: bool, **options: Any) -> None:
     location = parse_location(url)
     if not location.key:
         raise click.ClickException(f"refusing to remove a whole bucket or folder root: {url}")
+    store = _store(location, options)
+    location = exactly(store, location)  # an object 'a//b' at s3://b/a//b (never the object 'a/b')
     with warnings.catch_warnings(record=True) as caught:  # the library warns (0.4.0 went on); the CLI fails
         warnings.simplefilter("always")
-        removed = transfers.remove(_store(location, options), location.key, recursive)
+        removed = transfers.remove(store, location.key, recursive)
     reasons = [w.message.advice.render(cli_flag) if isinstance(w.message, NeedsOptionWarning) else str(w.message)
                for w in caught if issubclass(w.category, UserWarning)]
     if not removed and reasons:
@@ -245,9 +272,31 @@ def cp_command(source: str, dest: str, recursive: bool, overwrite: bool, **optio
     if dest.endswith("/") and dst.key and not dst.key.endswith("/"):  # a local folder: copy into it
         dst = Location(dst.scheme, dst.bucket, dst.key + "/")
     src_store, dst_store = _store(src, options), _store(dst, options, create=True)
+    src, dst = exactly(src_store, src), exactly(dst_store, dst)  # objects 'a//b' at s3://b/a//b
+    _refuse_pattern_destination(dst_store, dst, dest)
     plan = transfers.plan_copy(src_store, src.key, dst_store, dst.key, recursive=recursive, overwrite=overwrite)
-    transfers.run_copies(src_store, dst_store, plan, threads=8)
-    click.echo(f"copied {len(plan)} object{'s' if len(plan) != 1 else ''}")
+    with warnings.catch_warnings(record=True) as caught:  # an object the destination cannot hold: named below
+        warnings.simplefilter("always", transfers.SkippedObject)
+        done = transfers.run_copies(src_store, dst_store, plan, threads=8, skip_refused=True)
+    skipped = sorted((w.message for w in caught if isinstance(w.message, transfers.SkippedObject)),
+                     key=lambda message: message.key)
+    for message in skipped:
+        click.echo(escape_controls(str(message)), err=True)
+    click.echo(f"copied {len(done)} object{'s' if len(done) != 1 else ''}")
+    if skipped:
+        raise click.ClickException(f"{len(skipped)} of {len(plan)} objects not copied (each named above with why)")
+
+
+def _refuse_pattern_destination(store: Any, location: Location, url: str) -> None:
+    """A destination with ``*``, ``?`` or ``[`` is a pattern typed by mistake (``cp x 's3://b/*'``),
+    unless an object or folder of exactly that name exists (then it is that name, as for ``rm``)."""
+    key = location.key
+    if not has_magic(key):
+        return
+    if (not key.endswith("/") and store.exists(key)) or next(iter(store.iter_objects(key.rstrip("/") + "/")), None):
+        return
+    raise click.ClickException(f"{url} is a pattern (it holds * ? or [), not a destination: name the object or "
+                               "folder to write, without wildcards")
 
 
 COMMANDS = [ls_command, glob_command, info_command, put_command, get_command, rm_command, cp_command]

@@ -184,6 +184,14 @@ class Settings:
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickles carry no secret: the non-secret settings (``shareable``) and, when these settings
+        hold credentials or a botocore ``Config``, a token naming them in this process (``remember``).
+        Unpickled here or in a forked child they are these settings again, keys included; anywhere
+        else the same settings without keys (that process's own credential chain finds them)."""
+        private = any(getattr(self, name) is not None for name in PRIVATE_SETTINGS)
+        return _unpickled_settings, (shareable(self), remember(self) if private else None)
+
 
 
 #: Settings with their credentials, by token, for stores rebuilt from a spec in this process
@@ -226,6 +234,16 @@ PRIVATE_SETTINGS = frozenset({"access_key", "secret_key", "session_token", "boto
 def shareable(settings: Settings) -> tuple[tuple[str, object], ...]:
     """Every non-secret setting, as hashable pairs, for a store spec sent to worker processes."""
     return tuple((f.name, getattr(settings, f.name)) for f in fields(Settings) if f.name not in PRIVATE_SETTINGS)
+
+
+def _unpickled_settings(pairs: tuple[tuple[str, object], ...], token: str | None) -> Settings:
+    """``Settings.__reduce__``'s other half: the settings ``token`` names here, if they are the ones
+    pickled, else the pickled settings without credentials."""
+    rebuilt = from_shareable(pairs)
+    known = _LIVE.get(str(token)) if token else None
+    if known is not None and shareable(known) == shareable(rebuilt):
+        return known
+    return rebuilt
 
 
 def from_shareable(pairs: tuple[tuple[str, object], ...]) -> Settings:

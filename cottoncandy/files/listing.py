@@ -64,7 +64,7 @@ def _children(store: ObjectStore, path: str, limit: int | None = None) -> list[s
 def _child_entries(store: ObjectStore, path: str, limit: int | None = None) -> list[Entry]:
     prefix = folder_prefix(path)
     listing = store.list_dir(prefix)
-    entries = [Entry(p.rstrip("/"), True) for p in listing.prefixes]
+    entries = [Entry(p[:-1], True) for p in listing.prefixes]  # prefix 'a//': the folder 'a/' (not 'a')
     entries += [Entry(o.key) for o in listing.objects if o.key != prefix]
     return entries[:limit] if limit is not None else entries
 
@@ -105,7 +105,7 @@ def _walk(store: ObjectStore, levels: list[str], threads: int, folders_too: bool
             for prefix, listing in zip(frontier, listings):
                 entries += [Entry(o.key) for o in listing.objects if match(o.key[len(prefix):])]
                 if folders_too:
-                    entries += [Entry(p.rstrip("/"), True) for p in listing.prefixes if match(p[len(prefix):-1])]
+                    entries += [Entry(p[:-1], True) for p in listing.prefixes if match(p[len(prefix):-1])]
             return sorted(set(entries))
         frontier = [p for prefix, listing in zip(frontier, listings)
                     for p in listing.prefixes if match(p[len(prefix):-1])]
@@ -168,9 +168,13 @@ def _ls(store: ObjectStore, pattern: str, threads: int) -> tuple[list[Entry], bo
     return _walk(store, levels, threads, folders_too=True), True
 
 
-def described(store: ObjectStore, listed: Iterable[ObjectInfo], shelf: ScopedShelf | None) -> dict[str, ObjectInfo]:
+def described(store: ObjectStore, listed: Iterable[ObjectInfo], shelf: ScopedShelf | None,
+              refused: dict[str, str] | None = None) -> dict[str, ObjectInfo]:
     """What a HEAD says of each listed object whose name leaves open that it is a raw array (its
     metadata: dtype, shape...), key -> info; objects gone or refused since the LIST are left out.
+    An object whose metadata the store refuses (``ValueError``: a local sidecar that is no JSON
+    object, too big...) is left out too, and its reason put in ``refused`` (key -> message): one
+    bad object never fails the others.
 
     The shelf (``cache.metadata``, shared with mounts) answers each object whose listed version
     it holds; the rest are HEADed (many at once where the store can) and put on the shelf, so
@@ -187,6 +191,10 @@ def described(store: ObjectStore, listed: Iterable[ObjectInfo], shelf: ScopedShe
             try:
                 info = store.head_if_exists(key)
             except PermissionError:  # its metadata may not be read: shown as a plain object
+                continue
+            except ValueError as exc:  # its metadata is refused: that object alone says so
+                if refused is not None:
+                    refused[key] = str(exc)
                 continue
             if info is not None:
                 answered[key] = info

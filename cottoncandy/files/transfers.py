@@ -2,8 +2,9 @@
 
 Folders are key prefixes: ``rm(..., recursive=True)`` and ``cp``/``mv`` of a folder act on the
 keys under ``name/`` only (never on ``name2``, which 0.4.0's prefix matching also hit).
-``download_directory`` never writes outside its target: keys with ``..``, ``.``, empty levels or
-a path through a symlink that leaves the target are skipped with a warning naming them.
+``download_directory`` never writes outside its target: keys with ``..``, ``.``, empty levels, NUL,
+a part longer than the filesystem's file names or a path through a symlink that leaves the target
+are skipped, each with a warning naming it and why, and the other objects are written.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 
 from ..errors import IsAFolder, NeedsOptionWarning, NotAPath, ObjectExists, ObjectNotFound, OptionAdvice, advised
 from ..namespace.patterns import has_magic
+from ..printable import escape_controls
 from ..progress import Progress, ProgressCallback
 from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.filenames import DEFAULT_NAME_MAX, NotAFileName, is_name_error, name_max, path_problem
 from ..storage.tempfiles import create_temp
 from .listing import folder_prefix
 from .resolve import Kind, resolve
@@ -29,6 +32,7 @@ from .resolve import Kind, resolve
 class Copy:
     src: str
     dst: str
+    size: int | None = None  # the source's size, when its listing said
 
 
 def copy_object(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str) -> None:
@@ -59,7 +63,8 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
             advice = OptionAdvice(f"{src_store.describe(src)} is a folder of {len(keys)} objects",
                                   "recursive", "to copy it")
             raise advised(IsAFolder(errno.EISDIR, advice.render()), advice)
-        plan = [Copy(key, folder_prefix(dst) + key[len(prefix):]) for key in keys]
+        plan = [Copy(o.key, folder_prefix(dst) + o.key[len(prefix):], o.size) for o in target.objects
+                if o.key != prefix]
     if not overwrite:
         if len(plan) == 1:
             clashes = [plan[0].dst] if dst_store.exists(plan[0].dst) else []
@@ -73,10 +78,38 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
     return plan
 
 
-def run_copies(src_store: ObjectStore, dst_store: ObjectStore, plan: list[Copy], threads: int) -> None:
+def run_copies(src_store: ObjectStore, dst_store: ObjectStore, plan: list[Copy], threads: int, *,
+               skip_refused: bool = False) -> list[Copy]:
+    """Carry out ``plan``; the copies made. Any failure raises, after the copies under way end.
+
+    ``skip_refused``: a copy the destination cannot hold (its key refused, ``ValueError``: ``.``,
+    ``..``, empty parts or NUL in a folder's files, a part longer than its file names) or whose
+    source is refused (a bad local sidecar) is skipped with a ``SkippedObject`` warning naming it and
+    why, and the others are made; a folder marker (an empty key ending in ``/``) the destination
+    refuses is left out quietly (its folder is there as soon as anything is in it). Callers that
+    delete the sources afterwards (``mv``) must not skip.
+    """
+    def one(copy: Copy) -> Copy | None:
+        try:
+            copy_object(src_store, copy.src, dst_store, copy.dst)
+        except (ValueError, OSError) as exc:
+            if not skip_refused or not (isinstance(exc, ValueError) or is_name_error(exc)):
+                raise
+            if copy.dst.endswith("/") and copy.size == 0:
+                return None
+            if isinstance(exc, NotAFileName):
+                reason = f"it cannot be a file in {dst_store.describe()}: {exc.reason}"
+            elif isinstance(exc, ValueError):
+                reason = str(exc)
+            else:
+                reason = (f"it cannot be a file in {dst_store.describe()}: the filesystem refuses its name "
+                          f"({exc.strerror})")
+            warnings.warn(SkippedObject(copy.src, src_store.describe(copy.src), reason), stacklevel=2)
+            return None
+        return copy
+
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(plan))), thread_name_prefix="cc-copy") as pool:
-        for fut in [pool.submit(copy_object, src_store, c.src, dst_store, c.dst) for c in plan]:
-            fut.result()
+        return [done for done in [fut.result() for fut in [pool.submit(one, c) for c in plan]] if done is not None]
 
 
 def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
@@ -161,19 +194,30 @@ def upload_directory(store: ObjectStore, disk_path: str, cloud_path: str, *, rec
             return list(pool.map(put, files))
 
 
-def safe_local_path(root: str, relative_key: str) -> str | None:
-    """Where ``relative_key`` lands under ``root``, or ``None`` if it would land anywhere else."""
+class SkippedObject(UserWarning):
+    """One object a transfer of many left out, and why (its name cannot be a file here, the
+    destination refused it): the others were transferred. ``key`` names it in its store."""
+
+    def __init__(self, key: str, shown: str, reason: str):
+        super().__init__(f"skipped {escape_controls(shown)}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+def local_path_problem(root: str, relative_key: str, limit: int = DEFAULT_NAME_MAX) -> str | None:
+    """Why ``relative_key`` cannot be written under ``root`` (``filenames.path_problem``, or a path
+    through a symlink that leaves ``root``), or ``None`` when it can."""
     parts = relative_key.split("/")
-    if not relative_key or any(p in ("", ".", "..") for p in parts) or "\x00" in relative_key:
-        return None
+    problem = path_problem(parts, limit)
+    if problem is not None:
+        return problem
     if os.sep != "/" and any(os.sep in p for p in parts):  # pragma: no cover - POSIX machines
-        return None
-    target = os.path.join(root, *parts)
+        return f"it holds {os.sep!r}, which separates folders here"
     real_root = os.path.realpath(root)
-    real_parent = os.path.realpath(os.path.dirname(target))
+    real_parent = os.path.realpath(os.path.dirname(os.path.join(root, *parts)))
     if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
-        return None
-    return target
+        return f"its path would leave {root} (through a symlink)"
+    return None
 
 
 def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Callable[[int], None] | None,
@@ -196,9 +240,21 @@ def write_object_to_file(store: ObjectStore, key: str, path: str, progress: Call
         raise
 
 
+def _listed(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(escape_controls(name) for name in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def download_directory(store: ObjectStore, directory: str, disk_name: str, *, threads: int,
                        verbose: bool, callback: ProgressCallback | None = None) -> list[str]:
-    """Every key under ``directory/`` into ``disk_name``, keeping the folder structure."""
+    """Every key under ``directory/`` into ``disk_name``, keeping the folder structure.
+
+    An object whose key cannot be a path under ``disk_name`` (``.``, ``..`` or empty parts, NUL, a
+    part longer than the filesystem's file names, a path through a symlink out of it, a clash with
+    a folder) is skipped with a ``SkippedObject`` warning naming it and why; the others are written,
+    and one last warning lists what was skipped. Folder markers (empty keys ending in ``/``) become
+    folders. Returns the paths written.
+    """
     if directory.endswith("/*"):
         directory = directory[:-2]  # 'path/*' means 'path', as in 0.4.0 (and 'run[1]/*' the folder 'run[1]')
     prefix = folder_prefix(directory)
@@ -212,29 +268,45 @@ def download_directory(store: ObjectStore, directory: str, disk_name: str, *, th
         warnings.warn(f"nothing downloaded: no objects under {store.describe(prefix)}", UserWarning, stacklevel=3)
         return []
     root = os.path.abspath(disk_name)
+    limit = name_max(root)
+    skipped: list[str] = []
+
+    def skip(info: ObjectInfo, reason: str) -> None:
+        skipped.append(store.describe(info.key))
+        warnings.warn(SkippedObject(info.key, store.describe(info.key), reason), stacklevel=4)
+
     jobs: list[tuple[ObjectInfo, str]] = []
     for info in objects:
-        target = safe_local_path(root, info.key[len(prefix):])
-        if target is None:
-            warnings.warn(f"skipped {store.describe(info.key)}: its name would write outside {root}",
-                          UserWarning, stacklevel=3)
+        relative = info.key[len(prefix):]
+        if relative.endswith("/") and info.size == 0 and local_path_problem(root, relative[:-1], limit) is None:
+            os.makedirs(os.path.join(root, *relative[:-1].split("/")), exist_ok=True)  # a folder marker
             continue
-        jobs.append((info, target))
+        problem = local_path_problem(root, relative, limit)
+        if problem is not None:
+            skip(info, problem)
+            continue
+        jobs.append((info, os.path.join(root, *relative.split("/"))))
     written: list[str] = []
     with Progress(sum(i.size for i, _ in jobs), f"download {prefix or store.describe()}",
                   enabled=verbose, callback=callback) as progress:
         def fetch(job: tuple[ObjectInfo, str]) -> str | None:
             info, target = job
-            if safe_local_path(root, info.key[len(prefix):]) is None:  # re-check: folders appear as we go
+            problem = local_path_problem(root, info.key[len(prefix):], limit)  # re-check: folders appear as we go
+            if problem is not None:
+                skip(info, problem)
                 return None
             try:
                 write_object_to_file(store, info.key, target, progress.update, info)
             except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-                warnings.warn(f"skipped {store.describe(info.key)}: {target} clashes with another key "
-                              f"({type(exc).__name__})", UserWarning, stacklevel=2)
+                skip(info, f"{target} clashes with another key ({type(exc).__name__})")
+                return None
+            except OSError as exc:
+                if not is_name_error(exc):
+                    raise
+                skip(info, f"this filesystem refuses its name ({exc.strerror or exc})")
                 return None
             except ValueError as exc:  # a bad object (e.g. a local symlink out of the bucket): skip it only
-                warnings.warn(f"skipped {store.describe(info.key)}: {exc}", UserWarning, stacklevel=2)
+                skip(info, str(exc))
                 return None
             return target
 
@@ -242,4 +314,8 @@ def download_directory(store: ObjectStore, directory: str, disk_name: str, *, th
             with ThreadPoolExecutor(max_workers=max(1, min(threads, len(jobs))),
                                     thread_name_prefix="cc-down") as pool:
                 written = [path for path in pool.map(fetch, jobs) if path is not None]
+    if skipped:
+        warnings.warn(f"downloaded {len(written)} of {len(written) + len(skipped)} objects of "
+                      f"{store.describe(prefix)} into {root}; skipped {_listed(sorted(skipped))} "
+                      "(each named above with why)", UserWarning, stacklevel=3)
     return written

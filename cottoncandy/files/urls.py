@@ -10,7 +10,7 @@ deepest literal folder before the first wildcard.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ..names import clean_object_name, refuse_dot_components
 from ..namespace.patterns import has_magic
@@ -25,6 +25,9 @@ class Location:
     scheme: str  # a scheme of ``storage.registry.KINDS``: "s3", "file" (local paths), ...
     bucket: str  # bucket name, or the local folder used as the bucket
     key: str  # key or pattern inside it ("" for the bucket/folder itself)
+    #: the key exactly as typed, when cleaning changed it (``s3://b/a//b``: ``a//b``, where ``key`` is
+    #: ``a/b``); an object of exactly this name is what the URL means (``exactly``)
+    typed: str | None = field(default=None, compare=False)
 
     def url(self, key: str | None = None) -> str:
         key = self.key if key is None else key
@@ -46,9 +49,9 @@ def parse_location(text: str) -> Location:
         bucket, _, key = rest.partition("/")
         if not bucket:
             raise ValueError(f"no bucket name in {text!r} (expected {kind.scheme}://BUCKET/KEY)")
-        key = clean_object_name(key)  # as the library: 'a//b' is 'a/b'; a trailing '/' (the folder) is kept
+        typed, key = key, clean_object_name(key)  # as the library: 'a//b' is 'a/b'; a trailing '/' (the folder) is kept
         refuse_dot_components(key, repr(text))
-        return Location(kind.scheme, bucket, key)
+        return Location(kind.scheme, bucket, key, typed if typed != key else None)
     path = rest
     if has_magic(path) and not os.path.lexists(path):  # an existing 'x[1]' is that file, not a pattern
         levels = path.split(os.sep)
@@ -57,6 +60,18 @@ def parse_location(text: str) -> Location:
     if os.path.isdir(path):
         return Location(kind.scheme, path, "")
     return Location(kind.scheme, os.path.dirname(path), os.path.basename(path))
+
+
+def exactly(store: ObjectStore, location: Location) -> Location:
+    """``location`` naming the object whose key is exactly what was typed, when cleaning changed the
+    key (``s3://b/a//b``) and such an object exists: keys with empty parts (``a//b``, ``/a``) are
+    addressable. A folder is always the cleaned name (``s3://b/a//`` is the folder ``a/``: a trailing
+    ``/`` means "the folder", and runs of ``/`` collapse as in the library), and so is a key ending
+    in ``/``; objects of such folders are reached one by one at their exact URLs, or with their parent."""
+    typed = location.typed
+    if not typed or typed.endswith("/") or not store.exists(typed):
+        return location
+    return replace(location, key=typed, typed=None)
 
 
 def open_store(location: Location, *, endpoint_url: str | None = None, profile: str | None = None,

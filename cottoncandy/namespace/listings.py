@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,9 +23,23 @@ from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
+from ..printable import escape_controls
 from ..singleflight import SingleFlight
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.errors import unreachable
+
+log = logging.getLogger(__name__)
+
+#: names a folder entry cannot have: the kernel's names end at a NUL (a key holding one would show
+#: as its prefix, another object's name), and ``.`` and ``..`` are the folder and its parent
+UNNAMEABLE = (".", "..")
+#: keys whose leaving out was logged, per listing cache (each is logged once; beyond this, no more)
+MAX_WARNED = 10_000
+
+
+def nameable(name: str) -> bool:
+    """Whether a child's name (relative to its folder, without ``/``) can be a directory entry."""
+    return "\x00" not in name and name not in UNNAMEABLE
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,8 @@ class ListingCache:
         self._lock = threading.Lock()
         self._listing: SingleFlight[str, FolderListing] = SingleFlight(self._lock)  # folder -> its LIST
         self.lists = 0
+        self._warned: set[str] = set()
+        self._warned_lock = threading.Lock()
 
     def folder_prefix(self, path: str) -> str:
         """The key prefix of the folder at ``path`` (relative to the root)."""
@@ -114,9 +131,11 @@ class ListingCache:
         folders: list[str] = []
         objects: dict[str, ObjectInfo] = {}
         for raw in self.store.list_dir_pages(prefix):
-            page = FolderListing(folders=[p[len(prefix):].rstrip("/") for p in raw.prefixes],
+            page = FolderListing(folders=[p[len(prefix):].rstrip("/") for p in raw.prefixes
+                                          if self._nameable(p, p[len(prefix):].rstrip("/"))],
                                  objects={o.key[len(prefix):]: o for o in raw.objects
-                                          if o.key[len(prefix):] and "/" not in o.key[len(prefix):]})
+                                          if o.key[len(prefix):] and "/" not in o.key[len(prefix):]
+                                          and self._nameable(o.key, o.key[len(prefix):])})
             folders += page.folders
             objects.update(page.objects)
             if on_page is not None:
@@ -127,6 +146,20 @@ class ListingCache:
         if self.on_listed is not None:
             self.on_listed(prefix, listing)
         return listing
+
+    def _nameable(self, key: str, name: str) -> bool:
+        """``nameable(name)``; a key left out is logged once, escaped, with why."""
+        if nameable(name):
+            return True
+        with self._warned_lock:
+            first = key not in self._warned and len(self._warned) < MAX_WARNED
+            if first:
+                self._warned.add(key)
+        if first:
+            why = ("no file or folder name can hold a NUL character" if "\x00" in name
+                   else f"{name!r} names a folder itself or its parent, never an entry of its own")
+            log.warning("left out %s: %s", escape_controls(self.store.describe(key)), why)
+        return False
 
     def peek(self, path: str) -> FolderListing | None:
         """The folder's listing if it is in memory (no LIST)."""

@@ -1,8 +1,11 @@
 """Shell-style patterns over ``/``-separated keys, matched one path level at a time (no I/O).
 
 ``*`` and ``?`` never cross ``/``; ``[...]`` is a character class (``[!...]`` negated); a level
-that is exactly ``**`` matches any number of levels, including none. Matching is case-sensitive,
-as keys are. A leading dot is matched by ``*`` (keys have no hidden files).
+that is exactly ``**`` matches any number of levels, including none. Every other level matches one
+non-empty path part, as in a shell: ``a/*/x`` is not ``a//x`` (its middle part is empty), and
+``a/*`` is not the folder marker ``a/``; only a last ``**`` (a whole subtree) reaches such keys.
+Matching is case-sensitive, as keys are. A leading dot is matched by ``*`` (keys have no hidden
+files).
 """
 
 from __future__ import annotations
@@ -30,14 +33,15 @@ def literal_prefix(level: str) -> str:
 
 
 def translate_level(level: str) -> str:
-    """Regex source for one level (never matches ``/``)."""
-    out: list[str] = []
+    """Regex source for one level: one non-empty path part (never ``/``, nor the empty part of
+    ``a//x``, which ``*`` alone would match)."""
+    out: list[str] = ["(?=[^/])"]
     i, n = 0, len(level)
     while i < n:
         char = level[i]
         i += 1
         if char == "*":
-            if not out or out[-1] != "[^/]*":
+            if out[-1] != "[^/]*":
                 out.append("[^/]*")
         elif char == "?":
             out.append("[^/]")

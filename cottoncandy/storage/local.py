@@ -33,6 +33,7 @@ from .base import (
     as_byte_view,
     check_range,
 )
+from .filenames import NotAFileName, name_max, path_problem
 from .registry import StoreKind, StoreOptions
 from .tempfiles import create_temp
 
@@ -88,6 +89,7 @@ class LocalStore(ObjectStore):
             raise FileNotFoundError(errno.ENOENT, f"local bucket directory not found: {path}")
         self.root = path.resolve()
         self.bucket = str(self.root)
+        self.name_max = name_max(self.root)  # bytes a file name may have here (a longer key part is refused)
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
@@ -104,8 +106,11 @@ class LocalStore(ObjectStore):
         if not isinstance(key, str) or not key:
             raise ValueError(f"invalid object key {key!r}: keys are non-empty strings")
         parts = key.split("/")
-        if key.startswith("/") or any(p in ("..", ".") for p in parts) or "\x00" in key:
-            raise ValueError(f"invalid object key {key!r}: '..', '.', absolute keys and NUL are not allowed")
+        if key.startswith("/"):
+            raise NotAFileName(key, "an absolute key would leave the bucket's folder")
+        problem = path_problem([p for p in parts if p], self.name_max)  # '.', '..', NUL, a part too long
+        if problem is not None:
+            raise NotAFileName(key, problem)
         path = self.root.joinpath(*[p for p in parts if p])
         real_parent = path.parent.resolve()
         if real_parent != self.root and self.root not in real_parent.parents:
@@ -158,6 +163,10 @@ class LocalStore(ObjectStore):
             st = os.lstat(meta_path)
         except FileNotFoundError:
             return {}
+        except OSError as exc:  # a name too long for a sidecar beside it: none was written
+            if exc.errno == errno.ENAMETOOLONG:
+                return {}
+            raise
         if stat.S_ISLNK(st.st_mode):
             target = meta_path.resolve()
             if self.root not in target.parents:
@@ -226,6 +235,15 @@ class LocalStore(ObjectStore):
         if key.endswith(META_SUFFIX):
             raise ValueError(f"invalid object key {key!r}: names ending in {META_SUFFIX} hold metadata "
                              "in the local layout")
+        # every part a file name: 'a//b' would be the file of 'a/b' and 'a/' a file 'a' beside a folder
+        # (reads take both as 'a/b' and 'a'); the last one leaves room for its sidecar's suffix
+        problem = path_problem(key.split("/"), self.name_max)
+        size = len(os.fsencode(key.rpartition("/")[2])) if problem is None else 0
+        if size + len(META_SUFFIX) > self.name_max:
+            problem = (f"its name is {size} bytes, and with its sidecar's {META_SUFFIX} more than the "
+                       f"{self.name_max} a file name may have here")
+        if problem is not None:
+            raise NotAFileName(key, problem)
         path = self.path_of(key)
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, f"cannot write {self.describe(key)}: it is a folder")

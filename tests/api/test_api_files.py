@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cottoncandy.files.transfers import SkippedObject
 from cottoncandy.namespace.patterns import level_matcher, levels_regex, split_levels
 from tests.conftest import BUCKET, warns_about
 
@@ -199,10 +200,14 @@ def test_download_directory_never_writes_outside(cci, tmp_path: Path) -> None:  
     outside = tmp_path / "outside"
     outside.mkdir()
     (target / "link").symlink_to(outside)
-    with pytest.warns(UserWarning, match="outside") as warned:
+    with pytest.warns(UserWarning) as warned:
         written = cci.download_directory("d", str(target))
     assert written == [str(target / "ok")]
-    assert len(warned) == 5
+    skipped = [w.message for w in warned if isinstance(w.message, SkippedObject)]
+    assert {m.key for m in skipped} == {"d//abs", "d/../escape", "d/./dot", "d/a/../../escape2", "d/link/x"}
+    assert "would leave" in next(m.reason for m in skipped if m.key == "d/link/x")
+    assert len(warned) == 6  # and one summary, naming them
+    assert "downloaded 1 of 6 objects" in str(warned[-1].message) and "d/link/x" in str(warned[-1].message)
     assert not any(outside.iterdir()) and not (tmp_path / "escape").exists() and not (tmp_path / "escape2").exists()
 
 

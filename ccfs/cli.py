@@ -11,6 +11,7 @@ import click
 
 from .commands import COMMANDS
 from .filesystem import MountOptions
+from .flags import cli_flag
 from .mount import MountError, MountRequest, mount, unmount
 from .refs_cli import refs_command
 from .target import parse_target
@@ -107,6 +108,7 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
             raise click.BadParameter("must be 0 or more seconds", param_hint=name)
     if cache_size < 4 * block_size:
         raise click.BadParameter("must hold at least 4 blocks", param_hint="--cache-size")
+    face = click.get_current_context().obj  # mount.fuse.ccfs passes how it names options (-o name=...)
     try:
         request = MountRequest(
             target=parse_target(target), mountpoint=os.path.abspath(mountpoint),
@@ -117,7 +119,7 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
                                  metadata_cache_size=metadata_cache_size, uid=uid, gid=gid, umask=umask),
             endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
             log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level,
-            fast_paths=not no_fast_paths)
+            fast_paths=not no_fast_paths, spell=face if callable(face) else cli_flag)
         mount(request, foreground=foreground)
     except (MountError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

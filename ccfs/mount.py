@@ -18,8 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cottoncandy.errors import OptionAdvice, Spelling
+from cottoncandy.printable import without_userinfo
+
 from . import mounts
 from .filesystem import MountOptions
+from .flags import cli_flag
 from .target import Target
 
 log = logging.getLogger("ccfs")
@@ -45,6 +49,15 @@ class MountRequest:
     log_file: str | None = None
     log_level: str = "INFO"
     fast_paths: bool = True  # False: ``--no-fast-paths`` (see ``cottoncandy.fastpaths``)
+    spell: Spelling = cli_flag  # how errors name an option: ``--endpoint-url URL``, ``-o endpoint_url=URL``...
+
+
+def said(exc: BaseException, spell: Spelling = cli_flag) -> str:
+    """An error's one line, the option its advice names (if any) spelled as this face spells options."""
+    advice = getattr(exc, "advice", None)
+    if isinstance(advice, OptionAdvice):
+        return advice.render(spell)
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def check_mountpoint(path: str) -> None:
@@ -79,21 +92,26 @@ def check_fuse() -> None:
 def make_store(request: MountRequest):  # type: ignore[no-untyped-def]
     """The store to serve, after checking it is reachable (clear errors for missing or refused)."""
     from cottoncandy.storage import registry
+    from cottoncandy.storage.errors import unreachable
 
     target = request.target
     kind = registry.kind_of(target.scheme)
     options = registry.StoreOptions(endpoint_url=request.endpoint_url, profile=request.profile,
                                     region=request.region)
     account = kind.account(options.resolved_settings())
+    endpoint = without_userinfo(account.endpoint)
     try:
+        account.check_bucket_name(target.bucket)  # a name no store takes: said before any request
         if not account.bucket_exists(target.bucket):
             if kind.paths:
                 raise MountError(f"local directory {target.bucket} does not exist")
-            raise MountError(f"bucket not found: {target.store_url()} (endpoint {account.endpoint})")
+            raise MountError(f"bucket not found: {target.store_url()} (endpoint {endpoint})")
     except PermissionError as exc:
-        raise MountError(f"credentials refused for {target.store_url()}: {exc.strerror or exc}") from exc
+        raise MountError(f"credentials refused for {target.store_url()}: {said(exc, request.spell)}") from exc
     except OSError as exc:
-        raise MountError(f"cannot reach {account.endpoint}: {exc.strerror or exc}") from exc
+        reason = said(exc, request.spell)  # advice (no endpoint given, AWS unreachable) says "cannot reach" itself
+        unanswered = unreachable(exc) and getattr(exc, "advice", None) is None
+        raise MountError(f"cannot reach {endpoint}: {reason}" if unanswered else reason) from exc
     return account.store(target.bucket)
 
 

@@ -16,9 +16,14 @@ from typing import TypeVar
 E = TypeVar("E", bound=BaseException)
 
 
-def python_keyword(option: str) -> str:
-    """How the library names an option: ``overwrite`` -> ``overwrite=True``."""
-    return f"{option}=True"
+#: how a face names an option: (library keyword, placeholder of its value or None for a flag) -> text
+Spelling = Callable[[str, "str | None"], str]
+
+
+def python_keyword(option: str, value: str | None = None) -> str:
+    """How the library names an option: ``overwrite`` -> ``overwrite=True``; ``endpoint_url`` with the
+    placeholder ``URL`` -> ``endpoint_url='URL'``."""
+    return f"{option}=True" if value is None else f"{option}={value!r}"
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,10 @@ class OptionAdvice:
     problem: str  # what is wrong: "s3://b/k already exists"
     option: str  # the library keyword that changes it: "overwrite"
     purpose: str  # what passing it does: "to replace"
+    value: str | None = None  # a placeholder for the option's value ("URL"); None: a flag
 
-    def render(self, spell: Callable[[str], str] = python_keyword) -> str:
-        return f"{self.problem}; pass {spell(self.option)} {self.purpose}"
+    def render(self, spell: Spelling = python_keyword) -> str:
+        return f"{self.problem}; pass {spell(self.option, self.value)} {self.purpose}"
 
 
 def advised(exc: E, advice: OptionAdvice) -> E:
@@ -73,6 +79,11 @@ class ReservedMetadataKey(ValueError, AssertionError):
 
 class BadPartSize(ValueError, AssertionError):
     """A dask ``buffersize`` S3 cannot take (under 5 MiB, too many parts; 0.4.0: ``AssertionError``)."""
+
+
+class InvalidBucketName(OSError, ValueError):
+    """A bucket name no S3 store takes (checked before any request), or one the server refused: a bad
+    argument (``ValueError``) that is also a store failure (``OSError``, ``EINVAL``) for code catching those."""
 
 
 class NotARawArray(ValueError, KeyError):
@@ -137,7 +148,8 @@ class EmptyNpyFile(ValueError, EOFError):
     ``No data left in file``)."""
 
 
-__all__ = ["BadManifest", "BadPartSize", "EmptyNpyFile", "FolderNotAnObject", "IsAFolder", "NeedsOptionWarning",
-           "NotABinaryBody", "NotADict", "NotAPath", "NotAPickle", "NotARawArray", "NotASparseMatrix", "NotAnArray",
+__all__ = ["BadManifest", "BadPartSize", "EmptyNpyFile", "FolderNotAnObject", "InvalidBucketName", "IsAFolder",
+           "NeedsOptionWarning", "NotABinaryBody", "NotADict",
+           "NotAPath", "NotAPickle", "NotARawArray", "NotASparseMatrix", "NotAnArray",
            "ObjectExists", "ObjectNotFound", "OptionAdvice", "ReservedMetadataKey", "TruncatedPickle",
            "WrongArgumentType", "advised"]

@@ -119,6 +119,7 @@ class CloudInterface(FileSystemMethods, ArrayMethods, InterfaceObject):
         if self.settings.mandatory_bucket_prefix and not bucket_name.startswith(
                 self.settings.mandatory_bucket_prefix) and self.account.named_buckets:
             bucket_name = self.settings.mandatory_bucket_prefix + bucket_name
+        self.account.check_bucket_name(bucket_name)  # a name no store takes: say so, not "not found"
         if not self.account.bucket_exists(bucket_name):
             if force_bucket_creation or not self.account.named_buckets:
                 self.account.create_bucket(bucket_name, self.settings.default_acl)

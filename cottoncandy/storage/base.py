@@ -374,6 +374,11 @@ class Account(abc.ABC):
     @abc.abstractmethod
     def bucket_exists(self, bucket: str) -> bool: ...
 
+    def check_bucket_name(self, bucket: str) -> None:
+        """``ValueError`` (``InvalidBucketName``) for a name no bucket of this backend can have,
+        before any request; every name passes where buckets are folders."""
+        return None
+
     @abc.abstractmethod
     def create_bucket(self, bucket: str, acl: str | None = None) -> None: ...
 

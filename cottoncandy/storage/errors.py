@@ -10,11 +10,12 @@ nothing is lost for debugging, and the messages name bucket and key but never a 
 from __future__ import annotations
 
 import errno
+import re
 
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError, PartialCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ..errors import ObjectNotFound
+from ..errors import InvalidBucketName, ObjectNotFound, OptionAdvice, advised
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404", "NoSuchUpload"})
 DENIED_CODES = frozenset(
@@ -36,6 +37,36 @@ NO_ANSWER_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "T
                              "RequestTimeout", "ServiceUnavailable", "InternalError", "503", "500"})
 
 
+#: S3's rule for bucket names, as messages state it
+BUCKET_NAME_RULE = ("S3 bucket names are 3 to 63 characters: lowercase letters, digits, dots and hyphens, "
+                    "starting and ending with a letter or digit")
+#: what no S3 store takes, checked before any request: older AWS buckets (us-east-1, before 2018) and some
+#: S3-compatible stores (Ceph's relaxed names) also allow capitals and underscores, up to 255 characters,
+#: so only names outside that are refused here; the server decides the rest
+_ANY_STORES_NAME = re.compile(r"[A-Za-z0-9._-]{3,255}")
+
+
+def check_bucket_name(bucket: str) -> None:
+    """``InvalidBucketName`` for a name no S3 store takes (too short or long, other characters)."""
+    if bucket.startswith("arn:"):  # an access point's ARN, which boto3 takes where a bucket goes
+        return
+    if not _ANY_STORES_NAME.fullmatch(bucket):
+        raise InvalidBucketName(errno.EINVAL, f"invalid bucket name {bucket!r}: {BUCKET_NAME_RULE}")
+
+
+def connection_failed(exc: BaseException) -> bool:
+    """No answer at all: the connection was refused, reset, or timed out (not an answer of 5xx)."""
+    return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
+
+
+def aws_unreachable(target: str, action: str, reason: str) -> OSError:
+    """A request that went to AWS because no endpoint was given, and got no answer: the way to the
+    store meant (a local or S3-compatible one) is its endpoint, which the advice names."""
+    advice = OptionAdvice(f"cannot reach AWS S3 (no endpoint given) to {action} {target}: {reason}", "endpoint_url",
+                          "or set AWS_ENDPOINT_URL to use another S3-compatible store", value="URL")
+    return advised(OSError(errno.EIO, advice.render()), advice)
+
+
 def error_code(exc: BaseException) -> str:
     """The S3 error code of a botocore ``ClientError`` (``''`` for anything else)."""
     if isinstance(exc, ClientError):
@@ -53,10 +84,19 @@ def where(bucket: str, key: str | None = None) -> str:
     return f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}"
 
 
-def translate(exc: BaseException, bucket: str, key: str | None = None, action: str = "access") -> OSError:
-    """Map a botocore failure to the built-in exception callers handle; chain it with ``from exc``."""
+def translate(exc: BaseException, bucket: str, key: str | None = None, action: str = "access",
+              default_endpoint: bool = False) -> OSError:
+    """Map a botocore failure to the built-in exception callers handle; chain it with ``from exc``.
+
+    ``default_endpoint``: the request went to AWS because no endpoint was given, so a failure to
+    connect says how to give one."""
     target = where(bucket, key)
     code = error_code(exc)
+    if default_endpoint and connection_failed(exc):
+        return aws_unreachable(target, action, type(exc).__name__)
+    if code == "InvalidBucketName":
+        return InvalidBucketName(errno.EINVAL, f"the server refused the bucket name {bucket!r} (InvalidBucketName): "
+                                               f"{BUCKET_NAME_RULE}")
     if code in NOT_FOUND_CODES:
         what = "bucket" if code == "NoSuchBucket" or key is None else "object"
         return ObjectNotFound(errno.ENOENT, f"{what} not found: {target}" if what == "object"

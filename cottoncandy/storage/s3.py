@@ -51,7 +51,7 @@ from .base import (
     as_byte_view,
     check_range,
 )
-from .errors import translate
+from .errors import aws_unreachable, check_bucket_name, connection_failed, translate
 from .http_ranges import content_range_prefix, http_range
 from .registry import StoreKind, StoreOptions
 from .retry import (
@@ -268,6 +268,17 @@ def _configured_endpoint(core: Any) -> str | None:
     return services.get("endpoint_url") or scoped.get("endpoint_url")
 
 
+def asks_aws_by_default(settings: Settings) -> bool:
+    """Whether requests go to AWS because no endpoint was given (neither the settings, the environment
+    nor the profile name one): a failure to connect then says how to give one."""
+    if settings.endpoint_url:
+        return False
+    try:
+        return not _configured_endpoint(make_session(settings)[1])
+    except Exception:  # a profile boto3 cannot read: it says so itself; no advice about endpoints
+        return False
+
+
 def make_session(settings: Settings) -> tuple[Any, Any]:
     """The boto3 session for these settings (profile, keys, region) and its botocore session.
 
@@ -388,7 +399,11 @@ class S3Account(Account):
         try:
             return fn()
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, bucket, None, action) from exc
+            aws = connection_failed(exc) and asks_aws_by_default(self.settings)
+            raise translate(exc, bucket, None, action, default_endpoint=aws) from exc
+
+    def check_bucket_name(self, bucket: str) -> None:
+        check_bucket_name(bucket)
 
     def store(self, bucket: str) -> S3Store:
         return S3Store(bucket, self.settings, client=self.client)
@@ -399,12 +414,17 @@ class S3Account(Account):
 
     def bucket_exists(self, bucket: str) -> bool:
         try:
+            check_bucket_name(bucket)
+        except ValueError:  # no store has such a bucket (0.4.0 asked, and its server answered 404)
+            return False
+        try:
             self._call(lambda: self.client.head_bucket(Bucket=bucket), bucket, "check")
         except FileNotFoundError:
             return False
         return True
 
     def create_bucket(self, bucket: str, acl: str | None = None) -> None:
+        check_bucket_name(bucket)
         kwargs: dict[str, Any] = {"Bucket": bucket}
         region = self.client.meta.region_name
         if region and region != "us-east-1" and not self.settings.endpoint_url:
@@ -414,6 +434,7 @@ class S3Account(Account):
         self._call(lambda: self.client.create_bucket(**kwargs), bucket, "create")
 
     def delete_bucket(self, bucket: str) -> None:
+        check_bucket_name(bucket)
         self._call(lambda: self.client.delete_bucket(Bucket=bucket), bucket, "delete")
 
     def _resource(self) -> Any:
@@ -437,6 +458,7 @@ class S3Store(ObjectStore):
     capabilities = Capabilities(batched_head=True, cross_bucket_copy=True, other_processes=True)
 
     def __init__(self, bucket: str, settings: Settings, client: Any = None):
+        check_bucket_name(bucket)
         self.bucket = bucket
         self.settings = settings
         self.client = client if client is not None else make_client(settings)
@@ -502,8 +524,11 @@ class S3Store(ObjectStore):
         """The built-in exception a failure of ``action`` on ``key`` is raised as."""
         if isinstance(exc, BrokenBody):
             return OSError(errno.EIO, f"{self.describe(key)}: {exc.strerror or exc}")
+        aws = connection_failed(exc) and asks_aws_by_default(self.settings)
         if isinstance(exc, (ClientError, BotoCoreError)):
-            return translate(exc, self.bucket, key, action)
+            return translate(exc, self.bucket, key, action, default_endpoint=aws)
+        if aws:
+            return aws_unreachable(self.describe(key), action, type(exc).__name__)
         return OSError(errno.EIO, f"failed to {action} {self.describe(key)}: {type(exc).__name__}")
 
     @staticmethod

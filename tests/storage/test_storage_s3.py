@@ -84,8 +84,8 @@ def test_missing_bucket_and_wrong_endpoint(s3_settings: Settings) -> None:
         account.store("no-such-bucket").head("k")
     dead = S3Account(Settings(endpoint_url="http://127.0.0.1:9", threads=1, max_attempts=2))
     with pytest.raises(OSError) as err:
-        dead.store("b").head("k")
-    assert err.value.errno == errno.EIO and "s3://b/k" in str(err.value)
+        dead.store("dead-bucket").head("k")
+    assert err.value.errno == errno.EIO and "s3://dead-bucket/k" in str(err.value)
 
 
 def test_secrets_never_in_repr_or_errors(s3_settings: Settings) -> None:

@@ -28,6 +28,8 @@ from cottoncandy.printable import escape_controls, shown_name
 from cottoncandy.progress import Progress
 from cottoncandy.storage.base import ObjectInfo
 
+from .flags import cli_flag
+
 
 def complete_url(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Buckets after ``s3://``, then the keys and folders of the level being typed (one LIST)."""
@@ -68,15 +70,6 @@ def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(f"{type(exc).__name__}: {_one_line(exc)}") from None
 
     return wrapper
-
-
-#: the command line's names for the library's options, where an error advises one
-FLAGS = {"overwrite": "--overwrite", "recursive": "-r"}
-
-
-def cli_flag(option: str) -> str:
-    """``overwrite`` -> ``--overwrite``: how an error's advice names an option here."""
-    return FLAGS.get(option, "--" + option.replace("_", "-"))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import logging
 
+from cottoncandy import waits
+
 log = logging.getLogger("ccfs")
 
 class Refused(PermissionError):
@@ -41,6 +43,8 @@ def report(op: str, path: str, exc: BaseException) -> int:
         log.warning("%s %s refused: %s", op, path, exc)
     elif code == errno.EINTR:  # the reader was signalled (FUSE INTERRUPT): not a failure of ours
         log.info("%s %s: interrupted", op, path)
+    elif isinstance(exc, waits.GaveUp):  # the mount is stopping: every request still waiting ends
+        log.info("%s %s: %s", op, path, exc.strerror)
     else:
         log.error("%s %s failed (%s): %s", op, path, errno.errorcode.get(code, code), exc)
     return code

@@ -49,6 +49,8 @@ REFRESH_XATTR = XATTR_PREFIX + "refresh"
 #: daemon to finish writing its disk cache) and by writers telling the mount of changes
 #: (``cottoncandy.changes``, where it is declared); not listed by ``listxattr``
 PID_XATTR = changes.PID_XATTR
+#: the least memory one folder's listing may take, whatever ``--cache-size`` (bytes)
+LISTING_MEMORY_MIN = 16 * MiB
 #: at most this long is spent at unmount writing blocks still queued for the disk cache (seconds)
 DISK_DRAIN_SECONDS = 20.0
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -81,6 +83,9 @@ class MountOptions:
     uid: int | None = None
     gid: int | None = None
     umask: int = 0
+    #: memory one folder's listing may take (``cottoncandy.storage.answers``: estimated per entry);
+    #: a bigger folder fails with EFBIG. ``None``: a quarter of ``cache_size``, at least 16 MiB
+    listing_memory: int | None = None
 
 
 class Handle:
@@ -180,6 +185,10 @@ class CcFilesystem:
         # signalled (``interrupted``: set by the FUSE layer; the default never interrupts)
         self.demand = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-demand")
         self.interrupted: Callable[[], bool] | None = None
+        # set when the mount is told to stop: every request still waiting gives up (``give_up``)
+        self.stopping = threading.Event()
+        if hasattr(store, "listing_memory"):  # a store whose listings are bounded (S3)
+            store.listing_memory = self.listing_memory
         self._handles: dict[int, Handle] = {}
         self.versions = OpenVersions()
         self._next_fh = itertools.count(1)
@@ -191,8 +200,33 @@ class CcFilesystem:
         self.file_mode = stat.S_IFREG | (0o444 & ~self.options.umask)
         self._closed = False
 
+    @property
+    def listing_memory(self) -> int:
+        """Memory one folder's listing may take (``MountOptions.listing_memory``)."""
+        if self.options.listing_memory is not None:
+            return self.options.listing_memory
+        return max(LISTING_MEMORY_MIN, self.options.cache_size // 4)
+
+    def give_up(self) -> int | None:
+        """What a request waiting on the store gives up with (``cottoncandy.waits``): ``EIO`` once the
+        mount is stopping, ``EINTR`` once the kernel interrupted it (its reader was signalled)."""
+        if self.stopping.is_set():
+            return errno.EIO
+        interrupted = self.interrupted
+        return errno.EINTR if interrupted is not None and interrupted() else None
+
+    def _read_given_up(self) -> bool:
+        """The read's check (``cache.prefetch``): interrupted, or the mount stopping."""
+        return self.give_up() is not None
+
+    def stop(self) -> None:
+        """The mount is going away (SIGTERM, ``ccfs umount``): every request still waiting on the
+        store gives up within ``waits.SLICE`` seconds, so libfuse's loop can end (idempotent)."""
+        self.stopping.set()
+
     def close(self) -> None:
         """Stop fetching, drop the caches, remove the cache folder made at mount (idempotent)."""
+        self.stop()
         if self._closed:
             return
         self._closed = True
@@ -339,7 +373,8 @@ class CcFilesystem:
                               block_size=options.block_size,
                               max_window=options.max_prefetch if tuning else options.first_prefetch,
                               run_size=options.prefetch_run, origin=origin, budget=self.budget,
-                              interrupted=self.interrupted, demand=self.demand, tuning=tuning)
+                              interrupted=self._read_given_up if self.interrupted is not None else None,
+                              demand=self.demand, tuning=tuning)
         if first is not None:
             reader.seed(first)
         return Handle(node, reader, None)

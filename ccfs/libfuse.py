@@ -22,7 +22,7 @@ from typing import Any
 
 import mfusepy as fuse
 
-from cottoncandy import fastpaths
+from cottoncandy import fastpaths, waits
 
 from .errors import report
 
@@ -96,6 +96,8 @@ class Fuse(fuse.FUSE):
         plus = bool(flags & READDIR_PLUS)
         st = fuse.c_stat()
         index = offset
+        # the wait for entries gives up when the kernel interrupts this request or the mount stops
+        previous = waits.install(getattr(getattr(self.operations, "fs", None), "give_up", None))
         try:
             # a reply waits for one real entry, the first reply too: in its default ("auto") mode the
             # kernel asks for attributes (READDIRPLUS) in a pass's first reply only, so a first reply
@@ -108,6 +110,8 @@ class Fuse(fuse.FUSE):
             with self._passes_lock:
                 self._passes.pop(handle, None)
             raise fuse.FuseOSError(report("readdir", decoded or "", exc)) from exc
+        finally:
+            waits.restore(previous)
         while entries.ready(index):
             name, attrs = entries[index]
             ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
@@ -215,3 +219,49 @@ def interrupted_check() -> Callable[[], bool] | None:
     check.restype = ctypes.c_int
     check.argtypes = []
     return lambda: bool(check())
+
+
+class SessionWatch:
+    """Whether libfuse's loop was told to end: SIGTERM or SIGINT (libfuse's own handlers), or the
+    kernel's connection gone (an unmount, an abort). ``fuse_session_exited`` of the mount's session,
+    which libfuse frees as the mount ends: ``forget`` (from ``Operations.destroy``, which libfuse calls
+    before freeing it) makes every later answer True without asking it."""
+
+    def __init__(self, exited: Callable[[Any], int], session: int):
+        self._exited = exited
+        self._session = session
+        self._gone = False
+        self._lock = threading.Lock()
+
+    def exited(self) -> bool:
+        with self._lock:
+            return self._gone or bool(self._exited(self._session))
+
+    def forget(self) -> None:
+        with self._lock:
+            self._gone = True
+
+
+def session_watch() -> SessionWatch | None:
+    """A ``SessionWatch`` of the mount being served; call it from a callback (``init``): the session
+    is found through the request's context. A stop path, not a speed path, so it is taken with the
+    fast paths off too; ``None`` (one warning) where mfusepy no longer exposes its library handle or
+    libfuse lacks the calls: then a stop waits for the requests in flight to end."""
+    try:
+        library = fastpaths.private(fuse, "_libfuse")
+    except fastpaths.Unavailable as exc:
+        fastpaths.fell_back("libfuse", str(exc), "a stop that waits for the requests in flight")
+        return None
+    context = getattr(library, "fuse_get_context", None)
+    get_session = getattr(library, "fuse_get_session", None)
+    exited = getattr(library, "fuse_session_exited", None)
+    if context is None or get_session is None or exited is None:
+        return None
+    get_session.restype = ctypes.c_void_p
+    get_session.argtypes = [ctypes.c_void_p]
+    exited.restype = ctypes.c_int
+    exited.argtypes = [ctypes.c_void_p]
+    found = context()  # mfusepy typed it: a pointer to its ``fuse_context`` (``fuse`` first)
+    fuse_pointer = found.contents.fuse if found else None
+    session = get_session(fuse_pointer) if fuse_pointer else None
+    return SessionWatch(exited, session) if session else None

@@ -8,15 +8,18 @@ drops the cached listings and attributes (``control.sighup_refresh``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cottoncandy.errors import OptionAdvice, Spelling
 from cottoncandy.printable import without_userinfo
@@ -25,6 +28,10 @@ from . import mounts
 from .filesystem import MountOptions
 from .flags import cli_flag
 from .target import Target
+
+if TYPE_CHECKING:
+    from .filesystem import CcFilesystem
+    from .libfuse import SessionWatch
 
 log = logging.getLogger("ccfs")
 
@@ -164,14 +171,12 @@ def raise_readahead(mountpoint: str, kib: int, timeout: float = 10.0) -> None:
 
 def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -> None:
     """Mount and serve until unmounted (blocks)."""
-    import threading
-
     from cottoncandy import fastpaths
     from cottoncandy.changes import ChangeListener
 
     from .control import sighup_refresh
     from .filesystem import CcFilesystem
-    from .libfuse import fuse_class, interrupted_check
+    from .libfuse import fuse_class, interrupted_check, session_watch
     from .operations import Operations
 
     if not request.fast_paths:
@@ -184,9 +189,15 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
     readahead_kib = request.options.read_ahead // 1024
 
     served = threading.Event()
+    finished = threading.Event()  # libfuse's loop has returned
 
     def ready() -> None:
         served.set()
+        watch = session_watch()  # in a callback: the session is this request's
+        if watch is not None:
+            operations.on_destroy = watch.forget
+            threading.Thread(target=stop_when_told, args=(watch, filesystem, request.mountpoint, finished),
+                             name="ccfs-stop", daemon=True).start()
         threading.Thread(target=raise_readahead, args=(request.mountpoint, readahead_kib), daemon=True).start()
         if on_ready is not None:
             on_ready()
@@ -220,10 +231,52 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
             raise
         log.info("stopped by a signal (libfuse status %d)", SIGNAL_STOP_STATUS)
     finally:
+        finished.set()
         if listener is not None:
             listener.stop()
         filesystem.close()
         log.info("unmounted %s", request.mountpoint)
+
+
+#: seconds libfuse's loop has, once told to stop, before the daemon detaches the mount and exits
+STOP_GRACE = 5.0
+
+
+def stop_when_told(watch: SessionWatch, filesystem: CcFilesystem, mountpoint: str, finished: threading.Event,
+                   grace: float = STOP_GRACE) -> None:
+    """Once libfuse's loop is told to end (SIGTERM, SIGINT, the connection gone), have every request
+    still waiting on the store give up, so the loop can end: libfuse waits for each request in flight
+    before it unmounts, and a request waiting on a LIST that never ended kept the daemon alive after
+    SIGTERM, its reader in D state, and ``ccfs umount`` waiting. If the loop has still not returned
+    ``grace`` seconds later (a request stuck where no wait can be given up), the last resort: the mount
+    is detached (lazily) and the daemon exits, which ends every request still in the kernel."""
+    while not watch.exited():
+        if finished.wait(0.1):
+            return
+    if finished.is_set():
+        return
+    log.info("stopping: requests still waiting on the store give up")
+    filesystem.stop()
+    if finished.wait(grace):
+        return
+    log.warning("the mount of %s did not end within %.0f s of the stop; detaching it and exiting", mountpoint, grace)
+    detach(mountpoint)
+    logging.shutdown()
+    os._exit(1)
+
+
+def detach(mountpoint: str, timeout: float = 5.0) -> bool:
+    """Lazily unmount ``mountpoint`` (the name goes at once; what is open inside it stays until
+    closed): ``fusermount3 -u -z``, ``fusermount -u -z`` or ``umount -l``, whichever works first."""
+    for tool in (["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]):
+        if shutil.which(tool[0]) is None:
+            continue
+        try:
+            if subprocess.run([*tool, mountpoint], capture_output=True, timeout=timeout).returncode == 0:
+                return True
+        except subprocess.TimeoutExpired:
+            continue
+    return False
 
 
 def mount(request: MountRequest, foreground: bool = False, timeout: float = 60.0) -> None:
@@ -318,6 +371,13 @@ def unmount(mountpoint: str, timeout: float = 30.0) -> None:
     unmount fails, so the mountpoint can be used again. Waits until the kernel's table no longer
     has the mount, and then (within the same ``timeout``) until the daemon has exited: it finishes
     writing the blocks its ``--cache-dir`` has queued first, so a remount right after finds them.
+
+    A mount that is busy (a program has a file or folder of it open, or waits on it: an ``ls`` of a
+    folder whose LIST never ends) is detached lazily as the last resort -- its name goes at once,
+    the programs inside get errors -- and its daemon is told to stop (SIGTERM: it gives up what its
+    requests wait for and exits within seconds); a daemon that does not answer at all, or does not
+    exit, has its kernel connection aborted (fusectl), else is killed. Nothing here waits on the
+    daemon without a bound: a daemon whose threads are all taken answers nothing.
     """
     entry = mounts.mount_at(mountpoint)
     if entry is None:
@@ -326,39 +386,86 @@ def unmount(mountpoint: str, timeout: float = 30.0) -> None:
         raise MountError(f"{mountpoint} is not a ccfs mount (it is {entry.fstype} from {entry.source}); "
                          "refusing to unmount it")
     path = entry.mountpoint
-    tools = [["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]]
-    daemon = None
-    if mounts.daemon_gone(path):
-        tools += [["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]]
-    else:
-        daemon = daemon_pid(path)
-    last = "no unmount tool found (fusermount3, fusermount, umount)"
-    for tool in tools:
-        if shutil.which(tool[0]) is None:
-            continue
-        result = subprocess.run([*tool, path], capture_output=True, text=True)
-        if result.returncode == 0:
-            break
-        last = " ".join(result.stderr.split()) or f"{tool[0]} exited with status {result.returncode}"
-    else:
-        raise MountError(f"could not unmount {mountpoint}: {last}")
     deadline = time.monotonic() + timeout
+    tools = [["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]]
+    gone = mounts.daemon_gone(path, timeout=ASK_SECONDS)
+    daemon = None if gone else daemon_pid(path, timeout=ASK_SECONDS)
+    if gone:
+        tools += [["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]]
+    unmounted, last = _first_that_works(tools, path)
+    forced = False
+    if not unmounted and mounts.is_mounted(entry.mount_id):
+        if gone or not detach(path):  # the last resort: the name goes now, the daemon is stopped
+            raise MountError(f"could not unmount {mountpoint}: {last}")
+        forced = True
+        sys.stderr.write(f"ccfs umount: {mountpoint} was busy ({last}): detached it (programs still "
+                         "using it get errors) and stopped its daemon\n")
     while mounts.is_mounted(entry.mount_id) and time.monotonic() < deadline:
         time.sleep(0.05)
     if mounts.is_mounted(entry.mount_id):
         raise MountError(f"{mountpoint} is still mounted after {timeout:.0f}s")
-    if daemon is not None:  # it writes what its disk cache has queued, then exits: a remount finds it
+    if forced:
+        _end_daemon(entry, daemon, mountpoint, deadline)
+    elif daemon is not None:  # it writes what its disk cache has queued, then exits: a remount finds it
         while mounts.process_alive(daemon) and time.monotonic() < deadline:
             time.sleep(0.02)
 
 
-def daemon_pid(mountpoint: str) -> int | None:
+#: seconds a question to a daemon (is it there? its process id?) is waited for by ``ccfs umount``
+ASK_SECONDS = 2.0
+
+
+def _first_that_works(tools: list[list[str]], path: str) -> tuple[bool, str]:
+    """Run unmount tools in turn until one succeeds: (whether one did, the last one's complaint)."""
+    last = "no unmount tool found (fusermount3, fusermount, umount)"
+    for tool in tools:
+        if shutil.which(tool[0]) is None:
+            continue
+        try:
+            result = subprocess.run([*tool, path], capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            last = f"{tool[0]} did not return within 10 s"
+            continue
+        if result.returncode == 0:
+            return True, ""
+        last = " ".join(result.stderr.split()) or f"{tool[0]} exited with status {result.returncode}"
+    return False, last
+
+
+def _end_daemon(entry: mounts.MountEntry, daemon: int | None, mountpoint: str, deadline: float) -> None:
+    """After a forced detach: SIGTERM the daemon (``stop_when_told`` lets it exit within seconds);
+    one that did not say its process id, or is still there ``STOP_GRACE`` + 2 s later, has its
+    kernel connection aborted (fusectl) or, where that cannot be done, is killed."""
+    import signal
+
+    pids = [daemon] if daemon is not None else mounts.daemons_serving(mountpoint)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    patience = min(deadline, time.monotonic() + STOP_GRACE + 2.0)
+    while any(mounts.process_alive(pid) for pid in pids) and time.monotonic() < patience:
+        time.sleep(0.05)
+    if pids and not any(mounts.process_alive(pid) for pid in pids):
+        return
+    if not mounts.abort_connection(entry):
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    while any(mounts.process_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def daemon_pid(mountpoint: str, timeout: float | None = None) -> int | None:
     """The process id of the daemon serving ``mountpoint`` (it answers an attribute of the root),
-    or None when it does not say (an older daemon)."""
+    or None when it does not say (an older daemon; with ``timeout``, one that has not answered by
+    then: its threads may all be waiting)."""
     from .filesystem import PID_XATTR
 
-    try:
-        value = os.getxattr(mountpoint, PID_XATTR)
-    except OSError:
-        return None
-    return int(value) if value.isdigit() else None
+    def ask() -> int | None:
+        try:
+            value = os.getxattr(mountpoint, PID_XATTR)
+        except OSError:
+            return None
+        return int(value) if value.isdigit() else None
+
+    return ask() if timeout is None else mounts.asked(ask, timeout, None)

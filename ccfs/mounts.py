@@ -12,7 +12,12 @@ from __future__ import annotations
 import errno
 import os
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MOUNTINFO = "/proc/self/mountinfo"
 CCFS_FSTYPE = "fuse.ccfs"
@@ -27,6 +32,8 @@ class MountEntry:
     mountpoint: str
     fstype: str
     source: str
+    #: ``major:minor`` of the mount's device; for FUSE the minor names its connection in fusectl
+    device: str = ""
 
     @property
     def is_ccfs(self) -> bool:
@@ -46,17 +53,24 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
         fields, tail = left.split(), right.split()
         if not sep or len(fields) < 5 or len(tail) < 2:
             continue
-        entries.append(MountEntry(int(fields[0]), _unescape(fields[4]), _unescape(tail[0]), _unescape(tail[1])))
+        entries.append(MountEntry(int(fields[0]), _unescape(fields[4]), _unescape(tail[0]), _unescape(tail[1]),
+                                  fields[2]))
     return entries
 
 
 def canonical(path: str) -> str:
-    """The absolute path without symlinks, as mountinfo spells it; never fails on a dead mount."""
-    return os.path.realpath(os.path.abspath(path))
+    """The absolute path without symlinks, as mountinfo spells it; never fails on a dead mount.
+
+    Only the folder holding the last part is resolved: resolving the last part itself stats it,
+    and a mount's root answers a stat only when its daemon does (a daemon whose threads all wait
+    would hold the caller). A mountpoint is never a link, so nothing is lost for mountpoints."""
+    absolute = os.path.abspath(path)
+    parent, name = os.path.split(absolute)
+    return os.path.join(os.path.realpath(parent), name) if name else os.path.realpath(absolute)
 
 
 def mount_at(path: str, mountinfo: str = MOUNTINFO) -> MountEntry | None:
-    """The topmost mount whose mountpoint is ``path``, or ``None``."""
+    """The topmost mount whose mountpoint is ``path`` (or the path a link there names), or ``None``."""
     try:
         with open(mountinfo, encoding="utf-8", errors="surrogateescape") as fh:
             entries = parse_mountinfo(fh.read())
@@ -64,6 +78,9 @@ def mount_at(path: str, mountinfo: str = MOUNTINFO) -> MountEntry | None:
         return None
     target = canonical(path)
     found = [e for e in entries if e.mountpoint == target]
+    if not found and asked(lambda: os.path.islink(target), 2.0, False):  # a link to a mountpoint: follow it
+        resolved = asked(lambda: os.path.realpath(target), 2.0, target)
+        found = [e for e in entries if e.mountpoint == resolved]
     return found[-1] if found else None
 
 
@@ -75,17 +92,77 @@ def is_mounted(mount_id: int, mountinfo: str = MOUNTINFO) -> bool:
         return False
 
 
-def daemon_gone(path: str) -> bool:
+def daemon_gone(path: str, timeout: float | None = None) -> bool:
     """True for a FUSE mount whose daemon has died: the kernel answers ENOTCONN (or ECONNABORTED).
 
     Asks with ``statvfs``, which always reaches the daemon; ``stat`` may be answered from the
-    kernel's attribute cache for a while after the daemon died.
+    kernel's attribute cache for a while after the daemon died. ``timeout``: a daemon that has not
+    answered by then is taken as alive (see ``asked``).
     """
+    def ask() -> bool:
+        try:
+            os.statvfs(path)
+        except OSError as exc:
+            return exc.errno in DEAD_ERRNOS
+        return False
+
+    return ask() if timeout is None else bool(asked(ask, timeout, False))
+
+
+def asked(question: Callable[[], T], timeout: float, unanswered: T) -> T:
+    """``question()``, or ``unanswered`` if it has not returned within ``timeout`` seconds.
+
+    For calls into a FUSE mount whose daemon may not answer (all its threads waiting): the call goes
+    on in a daemon thread, waiting in the kernel until the daemon answers or its connection ends --
+    ``ccfs umount`` then ends it (this process cannot exit while that call waits)."""
+    result: list[T] = []
+    thread = threading.Thread(target=lambda: result.append(question()), name="ccfs-ask", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result[0] if result else unanswered
+
+
+def abort_connection(entry: MountEntry) -> bool:
+    """End a FUSE mount's kernel connection through fusectl (``/sys/fs/fuse/connections/N/abort``,
+    allowed to the mount's owner): every request waiting on it fails at once and the daemon's loop
+    ends. False where fusectl is not mounted or the connection is not there."""
+    _, sep, minor = entry.device.partition(":")
+    if not sep or not minor.isdigit():
+        return False
     try:
-        os.statvfs(path)
-    except OSError as exc:
-        return exc.errno in DEAD_ERRNOS
-    return False
+        with open(f"/sys/fs/fuse/connections/{minor}/abort", "w") as fh:
+            fh.write("1")
+    except OSError:
+        return False
+    return True
+
+
+def daemons_serving(mountpoint: str) -> list[int]:
+    """Processes that look like the ccfs daemon of ``mountpoint`` (a last resort, for a daemon that
+    does not answer the question of its process id, ``ccfs.mount.daemon_pid``): a ``ccfs mount``
+    holding ``/dev/fuse`` open whose arguments name the mountpoint -- the daemon is a fork of the
+    command that mounted it, and has since left the folder it was started in, so a relative name
+    is matched as the end of the mountpoint's path."""
+    target = canonical(mountpoint)
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                words = [arg.decode(errors="surrogateescape") for arg in fh.read().split(b"\0") if arg]
+            if "ccfs" not in " ".join(words[:3]) or "mount" not in words:
+                continue
+            holds_fuse = any(os.readlink(f"/proc/{name}/fd/{fd}") == "/dev/fuse"
+                             for fd in os.listdir(f"/proc/{name}/fd"))
+        except OSError:
+            continue
+        named = any(os.path.normpath(word) == target if os.path.isabs(word)
+                    else target.endswith("/" + os.path.normpath(word))
+                    for word in words[words.index("mount") + 1:])
+        if holds_fuse and named and process_alive(int(name)):
+            found.append(int(name))
+    return found
 
 
 def process_alive(pid: int) -> bool:

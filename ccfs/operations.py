@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import mfusepy as fuse
 
+from cottoncandy import waits
+
 from .errors import report
 from .filesystem import XATTR_PREFIX, CcFilesystem, DirectoryEntries
 
@@ -24,16 +26,21 @@ overrides = fuse.overrides(fuse.Operations)
 
 
 def mapped(method: F) -> F:
-    """Run an operation; any failure becomes a ``FuseOSError`` with its errno and one log line."""
+    """Run an operation; any failure becomes a ``FuseOSError`` with its errno and one log line.
+    While it runs, its waits on the store give up when the kernel interrupts the request or the
+    mount stops (``cottoncandy.waits``, ``CcFilesystem.give_up``)."""
 
     @functools.wraps(method)
     def wrapper(self: Operations, path: str, *args: Any) -> Any:
+        previous = waits.install(self.fs.give_up)
         try:
             return method(self, path, *args)
         except fuse.FuseOSError:
             raise
         except BaseException as exc:  # never let an exception kill the daemon or become EINVAL
             raise fuse.FuseOSError(report(method.__name__, path, exc)) from exc
+        finally:
+            waits.restore(previous)
 
     return wrapper  # type: ignore[return-value]
 
@@ -55,6 +62,8 @@ class Operations(fuse.Operations):
         self.ttl = ttl
         self.attr_ttl = ttl if attr_ttl is None else attr_ttl
         self.on_ready = on_ready
+        #: called first by ``destroy`` (libfuse is about to free its session: see ``libfuse.SessionWatch``)
+        self.on_destroy: Callable[[], None] | None = None
         self._folder_handles = itertools.count(1)
 
     @overrides
@@ -81,6 +90,8 @@ class Operations(fuse.Operations):
 
     @overrides
     def destroy(self, path: str) -> None:
+        if self.on_destroy is not None:
+            self.on_destroy()
         self.fs.close()
 
     @overrides

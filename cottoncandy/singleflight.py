@@ -11,16 +11,24 @@ The table holds a key only while its call runs, so it never grows with the numbe
 callers waiting at that moment (or, with ``share_failure=False``, lets each of them try on its own)
 and the next caller starts a new call.
 
-This module is a leaf (it imports nothing of the project): the namespace, below the caches in the
-layering, uses it as well as they do.
+Waiting for another caller's call goes through ``waits``: a FUSE request gives it up when its reader
+is signalled or the mount stops, and the call goes on for the others. With ``offload``, the caller's
+own call runs on a helper thread when the caller may give up (a folder's LIST: a request must not
+sit in a socket read it cannot leave); the call then settles its key whatever the caller does.
+
+This module is a leaf (it imports nothing of the project but the leaf ``waits``): the namespace,
+below the caches in the layering, uses it as well as they do.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Generic, TypeVar
+
+from . import waits
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -58,7 +66,7 @@ class SingleFlight(Generic[K, V]):
 
     # --- the usual way ---------------------------------------------------------------------------
     def run(self, key: K, call: Callable[[], V], *, cached: Callable[[], V | None] | None = None,
-            keep: Callable[[V], None] | None = None, share_failure: bool = True) -> V:
+            keep: Callable[[V], None] | None = None, share_failure: bool = True, offload: bool = False) -> V:
         """``call()``'s result, run once for all the callers that ask for ``key`` meanwhile.
 
         ``cached`` (called with ``lock`` held) answers without a call when it returns non-``None``;
@@ -66,7 +74,9 @@ class SingleFlight(Generic[K, V]):
         caller finds the key neither cached nor in flight and fetches it twice. A failure of the
         call is raised to every caller waiting for it; with ``share_failure=False`` a waiter whose
         call failed (an ``Exception``) tries again instead, and raises only its own failure: for
-        callers that must not fail for another's reason (a read waiting on a prefetch)."""
+        callers that must not fail for another's reason (a read waiting on a prefetch).
+        ``offload``: a caller that may give up its waits (``waits.active``) runs its call on a
+        helper thread and waits for it as for another's; the call settles the key either way."""
         while True:
             with self.lock:
                 if cached is not None:
@@ -77,24 +87,32 @@ class SingleFlight(Generic[K, V]):
                 if pending is None:
                     mine = self.claim(key)
             if pending is not None:
+                waits.done(pending)  # a caller that gives up raises here, not the call's error
                 if share_failure:
                     return pending.result()
                 try:
                     return pending.result()
                 except Exception:
                     continue  # the other call failed: try ourselves (and raise our own error)
-            try:
-                value = call()
-                with self.lock:
-                    try:
-                        if keep is not None:
-                            keep(value)
-                    finally:
-                        self.release(key)
-            except BaseException as exc:
-                with self.lock:
+            if offload and waits.active():
+                waits.offload(functools.partial(self._settle, key, mine, call, keep), "cc-call")
+                return mine.result()
+            return self._settle(key, mine, call, keep)
+
+    def _settle(self, key: K, mine: Future[V], call: Callable[[], V], keep: Callable[[V], None] | None) -> V:
+        """Run the claimed ``key``'s call, keep its result, release the key and settle ``mine``."""
+        try:
+            value = call()
+            with self.lock:
+                try:
+                    if keep is not None:
+                        keep(value)
+                finally:
                     self.release(key)
-                mine.set_exception(exc)
-                raise
-            mine.set_result(value)
-            return value
+        except BaseException as exc:
+            with self.lock:
+                self.release(key)
+            mine.set_exception(exc)
+            raise
+        mine.set_result(value)
+        return value

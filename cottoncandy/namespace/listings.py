@@ -103,8 +103,10 @@ class ListingCache:
         def keep(listing: FolderListing) -> None:
             self._folders[path] = listing
 
+        # offload: a FUSE request that LISTs does so on a helper thread, so that its reader's signal
+        # (or the mount stopping) ends its wait at once; the LIST goes on for the next visit
         return self._listing.run(path, lambda: self._list(path, on_page), cached=lambda: self._folders.get(path),
-                                 keep=keep, share_failure=False)
+                                 keep=keep, share_failure=False, offload=True)
 
     def refresh(self, path: str, max_age: float) -> FolderListing:
         """The folder's listing, LISTed again unless the one in memory began less than ``max_age``

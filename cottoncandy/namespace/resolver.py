@@ -34,6 +34,7 @@ from typing import Literal
 
 from cachetools import TTLCache
 
+from .. import waits
 from ..formats.npy import npy_header
 from ..formats.raw import check_body_size, has_array_metadata, spec_from_metadata
 from ..storage.base import ObjectInfo, ObjectStore
@@ -143,7 +144,7 @@ class Resolver:
             with self._lock:
                 self._loading.pop(path, None)
         else:
-            loading.result()
+            waits.done(loading)  # a FUSE request gives up when its reader is signalled
 
     def stream(self, path: str, wanted: bool = True) -> FolderStream:
         """The folder's entries as its LIST pages arrive (``streams``): the visit running now, or a

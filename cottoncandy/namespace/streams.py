@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .. import waits
 from ..storage.base import ObjectInfo
 from . import tree
 from .attributes import HeadResult, is_answer
@@ -108,7 +109,7 @@ class FolderStream:
                 timeout = self._release_held()
                 if index < len(self.entries) or self.done:
                     break
-                self._changed.wait(timeout)
+                waits.wait(self._changed, timeout)  # a FUSE request gives up when its reader is signalled
             if index < len(self.entries):
                 return True
             if self.error is not None:
@@ -120,7 +121,7 @@ class FolderStream:
         listing ended); the LIST's error if it failed first."""
         with self._changed:
             while not self._seen_any and not self.done:
-                self._changed.wait()
+                waits.wait(self._changed)
             if self._seen_any:
                 return True
             if self.error is not None:

@@ -23,7 +23,8 @@ XML sent with ``200 OK``, a GET that ignores ``If-Match`` and serves another ver
   (``iter_objects``) hold nothing and have no size limit; the token and order rules still apply.
 - ``check_etag``: a GET sent with ``If-Match`` must answer with that ETag; any other (or none) is
   ``OSError(ESTALE)`` -- a server that ignored the condition served another version -- and the bytes
-  are not used.
+  are not used. Any other HEAD or GET answer of an object must name a version (an ETag): one that
+  does not (a portal's page) is ``BadAnswer`` (``s3.S3Store._version_of``), never the object.
 
 ``BadAnswer`` is an ``OSError(EIO)``: the mount answers ``EIO`` and logs it, the library and the CLI
 raise it. It counts as "the store gave no answer" (``errors.unreachable``): what a cache holds may

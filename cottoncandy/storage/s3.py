@@ -531,11 +531,21 @@ class S3Store(ObjectStore):
             return aws_unreachable(self.describe(key), action, type(exc).__name__)
         return OSError(errno.EIO, f"failed to {action} {self.describe(key)}: {type(exc).__name__}")
 
-    @staticmethod
-    def _info(key: str, resp: Mapping[str, Any]) -> ObjectInfo:
+    def _info(self, key: str, resp: Mapping[str, Any]) -> ObjectInfo:
         meta = {str(k).lower(): v for k, v in resp.get("Metadata", {}).items()}
-        return ObjectInfo(key=key, size=int(resp["ContentLength"]), etag=resp["ETag"],
+        return ObjectInfo(key=key, size=int(resp["ContentLength"]), etag=self._version_of(key, resp, "HEAD"),
                           last_modified=resp.get("LastModified"), metadata=meta)
+
+    def _version_of(self, key: str, resp: Mapping[str, Any], request: str = "GET") -> str:
+        """The ETag an answer names. Every S3 HEAD and GET of an object names one; an answer without
+        it (a portal's HTML page sent with 200) is ``answers.BadAnswer``, never the object."""
+        etag = resp.get("ETag")
+        if etag and str(etag).strip():
+            return str(etag)
+        endpoint = without_userinfo(self.settings.endpoint_url) if self.settings.endpoint_url else "AWS S3"
+        kind = resp.get("ContentType") or "no Content-Type"
+        raise answers.BadAnswer(f"{self.describe(key)}: the {request} answer of {endpoint} names no version (no "
+                                f"ETag; {kind}, {resp.get('ContentLength', '?')} bytes): it is not S3's")
 
     # --- reading -----------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo:
@@ -593,14 +603,17 @@ class S3Store(ObjectStore):
 
     def _pinned(self, response: Any, key: str, if_match: str | None) -> Any:
         """``response`` if it is of the version ``if_match`` names; else its body is closed unread and
-        ``OSError(ESTALE)`` says which version came (an endpoint that ignores ``If-Match``)."""
-        if if_match:
-            try:
+        ``OSError(ESTALE)`` says which version came (an endpoint that ignores ``If-Match``). Without
+        ``if_match``, an answer naming no version at all is ``answers.BadAnswer``."""
+        try:
+            if if_match:
                 answers.check_etag(if_match, response.get("ETag"), self.describe(key))
-            except OSError:
-                with contextlib.suppress(Exception):
-                    response["Body"].close()
-                raise
+            else:
+                self._version_of(key, response)
+        except OSError:
+            with contextlib.suppress(Exception):
+                response["Body"].close()
+            raise
         return response
 
     def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
@@ -670,6 +683,11 @@ class S3Store(ObjectStore):
                     return None
                 raise
             body = resp["Body"]
+            try:
+                self._version_of(key, resp)  # before a byte of the body is taken
+            except OSError:
+                body.close()
+                raise
             length = int(resp["ContentLength"])
             content_range = str(resp.get("ContentRange") or "")
             if content_range:
@@ -689,8 +707,8 @@ class S3Store(ObjectStore):
             if pos != want:
                 raise ShortReadError(errno.EIO, f"short read: {pos} of {want} bytes")
             meta = {str(k).lower(): v for k, v in resp.get("Metadata", {}).items()}
-            return ObjectInfo(key=key, size=size, etag=resp["ETag"], last_modified=resp.get("LastModified"),
-                              metadata=meta), want
+            return ObjectInfo(key=key, size=size, etag=self._version_of(key, resp),
+                              last_modified=resp.get("LastModified"), metadata=meta), want
 
         answer = self._call(fetch, key, "read")
         return answer if answer is not None else (self.head(key), 0)

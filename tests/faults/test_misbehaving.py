@@ -320,6 +320,25 @@ def test_a_head_that_disagrees_with_the_get_fails_the_get_cleanly(s3_store, faul
 
 
 @pytest.mark.parametrize("fast_paths", [True, False], ids=["signed", "boto3"])
+def test_an_html_answer_is_never_an_objects_metadata_or_bytes(s3_store, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
+                                                              fast_paths: bool) -> None:
+    """A portal's page sent with 200 to a HEAD or a GET names no version: BadAnswer (it was a
+    KeyError('ETag') for a HEAD or an array download, and the page itself for a plain get)."""
+    cci = cc.get_interface(BUCKET, endpoint_url=s3_store.settings.endpoint_url, verbose=False)
+    cci.upload_raw_array("v/arr", np.arange(100), compression=False)
+    store = store_through(fault_proxy, fast_paths)
+    flaky = cc.get_interface(BUCKET, endpoint_url=fault_proxy.endpoint_url, verbose=False)
+    fault_proxy.set_rules([FaultRule("html", key="v/arr")])
+    calls: dict[str, Callable[[], Any]] = {
+        "head": lambda: store.head("v/arr"), "read_start": lambda: store.read_start("v/arr", memoryview(bytearray(64))),
+        "get": lambda: store.get("v/arr"), "download_raw_array": lambda: flaky.download_raw_array("v/arr")}
+    for name, call in calls.items():
+        with pytest.raises(BadAnswer, match="names no version") as caught:
+            bounded(call)
+        assert fault_proxy.endpoint_url in str(caught.value) and "text/html" in str(caught.value), name
+
+
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["signed", "boto3"])
 def test_an_html_answer_to_a_pinned_get_is_not_the_objects_bytes(replaced, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
                                                                   fast_paths: bool) -> None:
     old, _ = replaced

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -51,7 +52,36 @@ class OctalType(click.ParamType):  # type: ignore[type-arg]
 OCTAL = OctalType()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def called_by_mount_fuse(argv: list[str], commands: Mapping[str, click.Command]) -> bool:
+    """Whether ``ccfs`` was run as fuse3's generic helper runs a ``fuse.ccfs`` mount when
+    ``/sbin/mount.fuse.ccfs`` is not there: ``ccfs SOURCE MOUNTPOINT -o OPTIONS`` (it always passes
+    ``-o``), SOURCE not one of our commands."""
+    from .fstab import UsageError, parse_argv
+
+    if not argv or argv[0].startswith("-") or argv[0] in commands or not any(a.startswith("-o") for a in argv):
+        return False
+    try:
+        parse_argv(argv)
+    except UsageError:
+        return False
+    return True
+
+
+class Ccfs(click.Group):
+    """The ``ccfs`` group, which also takes mount.fuse's call of a ``fuse.ccfs`` mount (``called_by_mount_fuse``)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if called_by_mount_fuse(argv, self.commands):
+            from .fstab import main as helper
+
+            return helper(argv, prog="ccfs")
+        return super().main(args, prog_name, complete_var, standalone_mode, windows_expand_args=windows_expand_args,
+                            **extra)
+
+
+@click.group(cls=Ccfs, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cottoncandy-ccfs")
 def main() -> None:
     """ccfs: numpy arrays in S3, mounted as .npy files, and the cottoncandy command line."""

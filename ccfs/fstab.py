@@ -15,6 +15,7 @@ from __future__ import annotations
 import grp
 import pwd
 import sys
+from typing import Any, NoReturn
 
 #: options for mount(8), the kernel's generic mount flags, or systemd: not passed on
 GENERIC = frozenset({
@@ -30,6 +31,8 @@ VALUED = frozenset({"endpoint_url", "profile", "region", "cache_size", "block_si
                     "uid", "gid", "umask"})
 #: ``ccfs mount`` flags that take none
 FLAGS = frozenset({"interruptible_reads", "no_fast_paths", "no_metadata_cache"})
+#: how mount(8) calls the helper, as errors show it
+USAGE = "SOURCE MOUNTPOINT [-o OPTION[=VALUE],...]"
 
 
 class UsageError(ValueError):
@@ -43,7 +46,7 @@ def _owner(kind: str, value: str) -> str:
     try:
         return str(pwd.getpwnam(value).pw_uid if kind == "uid" else grp.getgrnam(value).gr_gid)
     except KeyError:
-        raise UsageError(f"{kind}={value}: no such {'user' if kind == 'uid' else 'group'}") from None
+        raise UsageError(f"-o {kind}={value}: no such {'user' if kind == 'uid' else 'group'}") from None
 
 
 def translate_options(options: str) -> list[str]:
@@ -57,13 +60,13 @@ def translate_options(options: str) -> list[str]:
         flag = name.replace("-", "_")
         if flag in VALUED:
             if not has_value or not value:
-                raise UsageError(f"option {name} needs a value ({name}=...)")
+                raise UsageError(f"-o {name} needs a value (-o {name}=...)")
             if flag in ("uid", "gid"):
                 value = _owner(flag, value)
             args += ["--" + flag.replace("_", "-"), value]
         elif flag in FLAGS:
             if has_value:
-                raise UsageError(f"option {name} takes no value")
+                raise UsageError(f"-o {name} takes no value")
             args.append("--" + flag.replace("_", "-"))
         else:
             fuse.append(item)
@@ -98,23 +101,64 @@ def parse_argv(argv: list[str]) -> tuple[str, str, str, bool]:
             positional.append(arg)
         i += 1
     if len(positional) != 2:
-        raise UsageError("usage: mount.fuse.ccfs SOURCE MOUNTPOINT [-o OPTIONS]")
+        count = len(positional)
+        raise UsageError(f"needs SOURCE and MOUNTPOINT, not {count} argument{'s' if count != 1 else ''}")
     return positional[0], positional[1], ",".join(options), fake
 
 
-def main(argv: list[str] | None = None) -> None:
-    """The console script: translate, then run ``ccfs mount`` (which returns once mounted)."""
+def given_items(options: str) -> dict[str, str]:
+    """``ccfs mount`` parameter (``cache_size``) -> the ``-o`` item that set it, as written (``cache-size=1G``)."""
+    given: dict[str, str] = {}
+    for item in (part.strip() for part in options.split(",")):
+        flag = item.partition("=")[0].replace("-", "_")
+        if flag in VALUED or flag in FLAGS:
+            given[flag] = item
+    return given
+
+
+def explain(exc: Any, given: dict[str, str]) -> str:
+    """A ``click`` error of ``ccfs mount`` in the helper's words: a bad value names its ``-o`` item."""
+    import click
+
+    if isinstance(exc, click.BadParameter):
+        hint = exc.param_hint if isinstance(exc.param_hint, str) else ""
+        flag = exc.param.name if exc.param is not None and exc.param.name else hint.lstrip("-").replace("-", "_")
+        where = f"-o {given[flag]}: " if flag in given else ""
+        return f"{where}{exc.message.rstrip('.')}"
+    return str(exc.format_message())
+
+
+def fail(prog: str, message: str, usage: bool = False) -> NoReturn:
+    """One line on stderr (mount(8) shows it) and status 1; a usage error ends with the helper's usage."""
+    print(f"{prog}: {message}" + (f"; usage: {prog} {USAGE}" if usage else ""), file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv: list[str] | None = None, prog: str = "mount.fuse.ccfs") -> None:
+    """The console script: translate, then run ``ccfs mount`` (which returns once mounted).
+
+    Every error is one line naming ``-o`` items, never ``ccfs mount``'s flags or its usage: the helper's
+    caller (mount(8), /etc/fstab) wrote ``-o`` options."""
+    import click
+
     from .cli import main as ccfs
+    from .flags import helper_option
 
     try:
         source, mountpoint, options, fake = parse_argv(sys.argv[1:] if argv is None else argv)
         args = ["mount", source, mountpoint, *translate_options(options)]
     except UsageError as exc:
-        print(f"mount.fuse.ccfs: {exc}", file=sys.stderr)
-        sys.exit(1)
+        fail(prog, str(exc), usage=True)
     if fake:  # mount -f: do everything but the mount
         return
-    ccfs.main(args=args, prog_name="mount.fuse.ccfs")
+    try:  # ``obj``: the mount's advice names options as -o items (``-o endpoint_url=URL``)
+        ccfs.main(args=args, prog_name=prog, standalone_mode=False, obj=helper_option)
+    except click.UsageError as exc:  # a bad value (BadParameter) or option: what mount(8) was given
+        fail(prog, explain(exc, given_items(options)), usage=True)
+    except click.ClickException as exc:  # the mount failed: why
+        fail(prog, exc.format_message())
+    except click.Abort:
+        fail(prog, "interrupted")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import pwd
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from ccfs.fstab import UsageError, main, parse_argv, translate_options
+from tests.mountutil import needs_fuse
+
+#: the console script of this environment, which /sbin/mount.fuse.ccfs links to
+HELPER = Path(sys.executable).parent / "mount.fuse.ccfs"
 
 
 def test_mount_8_arguments_are_parsed() -> None:
@@ -46,10 +53,51 @@ def test_bad_options_are_named(options: str, message: str) -> None:
         translate_options(options)
 
 
+USAGE = "usage: mount.fuse.ccfs SOURCE MOUNTPOINT [-o OPTION[=VALUE],...]"
+
+
 def test_the_helper_reports_a_bad_option_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["bkt", "/mnt", "-o", "uid"])
-    assert exit_.value.code == 1 and capsys.readouterr().err == "mount.fuse.ccfs: option uid needs a value (uid=...)\n"
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"mount.fuse.ccfs: -o uid needs a value (-o uid=...); {USAGE}\n"
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    ("umask=99", "-o umask=99: '99' is not an octal mode such as 022 or 027"),
+    ("cache_size=lots", "-o cache_size=lots: 'lots' is not a size (examples: 4096, 64M, 1G)"),
+    ("block-size=1K", "-o block-size=1K: must be between 4K and 64M"),
+    ("cache-size=1M,block_size=512K", "-o cache-size=1M: must hold at least 4 blocks"),
+    ("metadata_ttl=-1", "-o metadata_ttl=-1: must be 0 or more seconds"),
+    ("uid=-3", "-o uid=-3: no such user"),
+    ("log_level=LOUD", "-o log_level=LOUD: 'LOUD' is not one of"),
+])
+def test_bad_option_values_name_the_o_option_and_the_helpers_usage(tmp_path: Path, options: str, said: str) -> None:
+    """What mount(8) shows of the helper: one line naming the ``-o`` item as written and the helper's own
+    usage, never click's usage of ``ccfs mount`` (``Try 'mount.fuse.ccfs mount -h'``, a command the
+    helper does not have) or its ``--flag`` names. The installed console script, as mount(8) runs it."""
+    result = subprocess.run([str(HELPER), "bkt", str(tmp_path), "-o", options], capture_output=True, text=True,
+                            timeout=60)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"mount.fuse.ccfs: {said}") and lines[0].endswith(f"; {USAGE}"), lines[0]
+    assert "--" not in lines[0] and "mount -h" not in lines[0] and "Try " not in lines[0], lines[0]
+
+
+@needs_fuse
+def test_a_failed_mount_through_the_helper_names_o_options(tmp_path: Path) -> None:
+    """A mount that fails (not a usage error) is one line without the usage; advice names the ``-o``
+    option (``-o endpoint_url=URL``), not ``ccfs mount``'s ``--endpoint-url``."""
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
+           "AWS_MAX_ATTEMPTS": "1"}  # no endpoint given, and AWS unreachable from here
+    env.pop("AWS_ENDPOINT_URL", None)
+    for source, said in (("my-bucket", "pass -o endpoint_url=URL or set AWS_ENDPOINT_URL"),
+                         ("ab", "invalid bucket name 'ab'")):
+        result = subprocess.run([str(HELPER), source, str(tmp_path)], capture_output=True, text=True, env=env,
+                                timeout=60)
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("mount.fuse.ccfs: "), result.stderr
+        assert said in lines[0] and "usage" not in lines[0] and "--" not in lines[0], lines[0]
 
 
 def test_every_ccfs_mount_option_is_known_to_the_helper() -> None:

@@ -21,7 +21,7 @@ from cottoncandy.arrays.npy_files import save_npy_file, upload_npy_file
 from cottoncandy.cache.metadata import shared_shelf
 from cottoncandy.errors import NeedsOptionWarning, OptionAdvice
 from cottoncandy.files import listing, transfers
-from cottoncandy.files.urls import S3_SCHEME, Location, account, exactly, open_store, parse_location
+from cottoncandy.files.urls import S3_SCHEME, Location, account, exactly, open_store, parse_location, parse_source
 from cottoncandy.formats.raw import UNCOMPRESSED_LABEL, UNCOMPRESSED_SPELLINGS, has_array_metadata, spec_from_metadata
 from cottoncandy.namespace.patterns import has_magic
 from cottoncandy.printable import escape_controls, shown_name
@@ -106,7 +106,7 @@ URL = click.argument("url", shell_complete=complete_url)
 @remote_options
 def ls_command(url: str, long: bool, **options: Any) -> None:
     """List a folder (s3://bucket/prefix) or what a pattern matches (folders and objects)."""
-    location = parse_location(url)
+    location = parse_source(url)
     store = _store(location, options)
     entries = [entry for entry in listing.ls_entries(store, location.key) if _nameable(location, entry.name)]
     if not entries:
@@ -166,7 +166,7 @@ def _array_note(info: ObjectInfo) -> str:
 @remote_options
 def glob_command(url: str, **options: Any) -> None:
     """Print the objects a pattern matches: * and ? within a level, [..], ** for any depth."""
-    location = parse_location(url)
+    location = parse_source(url)
     keys = [key for key in listing.glob(_store(location, options), location.key) if _nameable(location, key)]
     if not keys:
         raise click.ClickException(f"no objects match {url}")
@@ -179,7 +179,7 @@ def glob_command(url: str, **options: Any) -> None:
 @remote_options
 def info_command(url: str, **options: Any) -> None:
     """dtype, shape, order, compression, size and ETag of an array (or what else is there)."""
-    location = parse_location(url)
+    location = parse_source(url)
     store = _store(location, options)
     location = exactly(store, location)  # an object 'a//b' at s3://b/a//b
     fields = describe(store, location.key.rstrip("/"), folder=location.key.endswith("/"))
@@ -215,7 +215,7 @@ def put_command(file: str, url: str, compression: str, **options: Any) -> None:
 @remote_options
 def get_command(url: str, file: str, **options: Any) -> None:
     """Write the array at URL (raw, .npy or dask) to FILE.npy."""
-    location = parse_location(url)
+    location = parse_source(url)
     store = _store(location, options)
     location = exactly(store, location)  # an object 'a//b' at s3://b/a//b
     key, folder = location.key.rstrip("/"), location.key.endswith("/")  # 'd/': the dask folder only
@@ -238,7 +238,7 @@ def rm_command(url: str, recursive: bool, **options: Any) -> None:
     A key that exists is removed exactly, even if its name holds * ? [ ]; a name is a pattern only
     when no such key or folder exists.
     """
-    location = parse_location(url)
+    location = parse_source(url)
     if not location.key:
         raise click.ClickException(f"refusing to remove a whole bucket or folder root: {url}")
     store = _store(location, options)
@@ -261,7 +261,7 @@ def rm_command(url: str, recursive: bool, **options: Any) -> None:
 @remote_options
 def cp_command(source: str, dest: str, recursive: bool, overwrite: bool, **options: Any) -> None:
     """Copy objects (with their metadata): server-side within an endpoint, streamed across backends."""
-    src, dst = parse_location(source), parse_location(dest)
+    src, dst = parse_source(source), parse_location(dest)
     if dest.endswith("/") and dst.key and not dst.key.endswith("/"):  # a local folder: copy into it
         dst = Location(dst.scheme, dst.bucket, dst.key + "/")
     src_store, dst_store = _store(src, options), _store(dst, options, create=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cottoncandy.files.urls import parse_location
+from cottoncandy.files.urls import parse_source
 from cottoncandy.printable import escape_controls, shown_name
 from cottoncandy.refs import DEFAULT_CHUNK_BYTES, build_refs, refs_text
 from cottoncandy.storage.tempfiles import create_temp
@@ -54,7 +54,7 @@ def refs_command(url: str, output: str, chunk_size: int, **options: Any) -> None
     byte ranges of the objects as stored; folders become groups. Objects that cannot be described
     are left out, each named on stderr with the reason.
     """
-    location = parse_location(url)
+    location = parse_source(url)
     store = _store(location, options)
     with warnings.catch_warnings():  # each left-out object is printed once below, from refs.skipped
         warnings.simplefilter("ignore", UserWarning)

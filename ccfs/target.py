@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cottoncandy.files.urls import PATH_STARTS
 from cottoncandy.names import clean_object_name, refuse_dot_components
 from cottoncandy.storage import registry
-
-LOCAL_STARTS = ("/", "./", "../", "~")
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ def parse_target(text: str) -> Target:
     ``./``, ``../``, ``~`` or ``file://`` are local directories."""
     if not text:
         raise ValueError("nothing to mount: give BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory")
-    if "://" in text or text.startswith(LOCAL_STARTS):
+    if "://" in text or text.startswith(PATH_STARTS):
         kind, rest = registry.split_url(text)
     else:
         kind, rest = registry.kind_of(registry.default_scheme()), text

@@ -9,6 +9,7 @@ deepest literal folder before the first wildcard.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field, replace
 
@@ -18,6 +19,9 @@ from ..storage import registry
 from ..storage.base import Account, ObjectStore
 
 S3_SCHEME = "s3://"
+#: how a name that is plainly a local path starts; other names without a scheme are local paths too to
+#: ``ccfs ls``, ``info``, ``get``... (and buckets to ``ccfs mount``), which errors say when they name nothing
+PATH_STARTS = ("/", "./", "../", "~")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,28 @@ def parse_location(text: str) -> Location:
     if os.path.isdir(path):
         return Location(kind.scheme, path, "")
     return Location(kind.scheme, os.path.dirname(path), os.path.basename(path))
+
+
+def parse_source(text: str) -> Location:
+    """``parse_location`` of what a command reads (``ls``, ``info``, ``get``, ``rm``, a copy's source): a bare
+    name whose first level is no local file or folder is a ``FileNotFoundError`` asking whether the ``s3://``
+    URL was meant. The name keeps its meaning (a local path); only the error says more."""
+    missing = missing_bare_name(text)
+    if missing is not None:
+        raise FileNotFoundError(errno.ENOENT, missing)
+    return parse_location(text)
+
+
+def missing_bare_name(text: str) -> str | None:
+    """What to say of ``my-bucket/x`` (no scheme, not ``/``, ``./``, ``../``, ``~``) when there is no local
+    ``my-bucket`` here; ``None`` when the name is no bare name or its first level exists (or is a pattern)."""
+    if "://" in text or text.startswith(PATH_STARTS) or text.startswith("file:"):
+        return None
+    first, sep, _ = text.partition("/")
+    if not first or first in (".", "..") or has_magic(first) or os.path.lexists(first):
+        return None
+    what, url = ("folder", S3_SCHEME + text) if sep else ("file or folder", f"{S3_SCHEME}{text}/")
+    return f"no local {what} {first} (names without s3:// are local paths); did you mean {url}?"
 
 
 def exactly(store: ObjectStore, location: Location) -> Location:

@@ -10,6 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cliutil import CCFS, run
@@ -62,6 +63,43 @@ def test_the_library_names_its_keyword(monkeypatch: pytest.MonkeyPatch) -> None:
         cc.get_interface("my-bucket", verbose=False)
     message = str(caught.value)
     assert "cannot reach AWS S3" in message and "pass endpoint_url='URL'" in message, message
+
+
+# --- bare names ---------------------------------------------------------------------------------------------
+def in_folder(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CCFS, *args], capture_output=True, text=True, cwd=folder, timeout=120)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("ls", "my-bucket"), "no local file or folder my-bucket (names without s3:// are local paths); "
+                          "did you mean s3://my-bucket/?"),
+    (("info", "my-bucket/x"), "no local folder my-bucket (names without s3:// are local paths); "
+                              "did you mean s3://my-bucket/x?"),
+    (("get", "my-bucket/x", "out.npy"), "did you mean s3://my-bucket/x?"),
+    (("rm", "my-bucket/x"), "did you mean s3://my-bucket/x?"),
+    (("glob", "my-bucket/*"), "did you mean s3://my-bucket/*?"),
+    (("cp", "my-bucket/x", "copy"), "did you mean s3://my-bucket/x?"),
+    (("refs", "my-bucket/proj"), "did you mean s3://my-bucket/proj?"),
+])
+def test_a_bare_name_that_is_no_local_path_asks_about_s3(tmp_path: Path, args: tuple[str, ...], said: str) -> None:
+    """A bare name is a bucket to ``ccfs mount`` and a local path to the other commands (unchanged); when
+    it names nothing here, the one line says so and offers the ``s3://`` URL it may have meant."""
+    result = in_folder(tmp_path, *args)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert said in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "copy").exists() and not (tmp_path / "out.npy").exists()
+
+
+def test_bare_names_keep_their_meaning(tmp_path: Path) -> None:
+    import cottoncandy as cc
+
+    cc.get_interface(str(tmp_path / "data"), backend="local", verbose=False).upload_raw_array("arr", np.arange(3.0))
+    assert in_folder(tmp_path, "ls", "data").stdout.split() == [f"{tmp_path}/data/arr"]
+    assert "raw array" in in_folder(tmp_path, "info", "data/arr").stdout
+    missing = in_folder(tmp_path, "ls", "data/missing").stderr  # the folder exists: no question about S3
+    assert "nothing found at data/missing" in missing and "s3://" not in missing, missing
+    pattern = in_folder(tmp_path, "ls", "*.npy").stderr  # a pattern in this folder
+    assert "nothing found" in pattern and "s3://" not in pattern, pattern
 
 
 # --- bucket names ------------------------------------------------------------------------------------------

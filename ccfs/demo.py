@@ -87,36 +87,43 @@ def serve(host: str, port: int) -> None:
 
 
 def run_demo(keep: bool = False) -> None:
+    """Each step is announced before it runs (``step``), so a slow one (the first imports of moto, a
+    mount, an unmount waiting for its daemon) is never a silent stretch."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo-secret")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    step("starting a local S3 endpoint (moto, in memory, on 127.0.0.1; it accepts any access key)")
     import cottoncandy as cc
     from cottoncandy.testing.s3server import LocalS3Server
 
     server = LocalS3Server().start()
+    print(f"   {server.endpoint_url}", flush=True)
     mountpoint = tempfile.mkdtemp(prefix="ccfs-demo-")
     mounted = False
     try:
-        step(f"local S3 endpoint on {server.endpoint_url}; writing sample arrays with cottoncandy")
+        step(f"writing sample arrays with cottoncandy into s3://{BUCKET}: a .grp group of arrays, a Zstd-compressed "
+             "array, a dask array, a sparse matrix")
         cci = cc.get_interface(BUCKET, endpoint_url=server.endpoint_url, force_bucket_creation=True,
                                verbose=False)
         arrays = write_samples(cci)
         for key in sorted(k.key for k in cci.store.iter_objects()):
             print("  ", key)
-        step(f"ccfs mount {BUCKET} {mountpoint}")
+        step(f"mounting {BUCKET} at {mountpoint} (read-only FUSE; returns once the mount is up)")
         ccfs = [sys.executable, "-m", "ccfs", "mount", BUCKET, mountpoint, "--endpoint-url", server.endpoint_url]
+        print(f"$ ccfs mount {BUCKET} {shlex.quote(mountpoint)} --endpoint-url {server.endpoint_url}", flush=True)
         result = subprocess.run(ccfs)
         if result.returncode:
             raise OSError("ccfs mount failed (see the message above)")
         mounted = True
         m = shlex.quote(mountpoint)
+        step("reading the mount with ls, a shell glob and getfattr: every array is a .npy file")
         shell(f"ls -l {m}/proj")
         shell(f"ls -l {m}/proj/sub01_awesome_analysis.grp")
         shell(f"ls {m}/proj/*.grp/*.npy")
         shell(f"ls -l {m}/proj/dask_array {m}/proj/sparse")
         shell(f"getfattr -d {m}/proj/compressed.npy 2>/dev/null || python3 -c \"import os; p='{mountpoint}/proj/"
               f"compressed.npy'; print({{a: os.getxattr(p, a).decode() for a in os.listxattr(p)}})\"")
-        step("np.load(path, mmap_mode='r') on the mount")
+        step("np.load(path, mmap_mode='r') on the mount: a slice reads only the blocks it touches")
         weights = np.load(f"{mountpoint}/proj/sub01_awesome_analysis.grp/weights.npy", mmap_mode="r")
         print(f">>> w = np.load('{mountpoint}/proj/sub01_awesome_analysis.grp/weights.npy', mmap_mode='r')")
         print(f">>> w.shape, w.dtype -> {weights.shape}, {weights.dtype}")
@@ -136,8 +143,9 @@ def run_demo(keep: bool = False) -> None:
             input(f"\nmounted at {mountpoint}; press Enter to unmount... ")
     finally:
         if mounted:
-            step(f"ccfs umount {mountpoint}")
+            step(f"unmounting: ccfs umount {mountpoint} (returns once the daemon has exited)")
             subprocess.run([sys.executable, "-m", "ccfs", "umount", mountpoint], check=False)
         os.rmdir(mountpoint)
+        step("stopping the local S3 endpoint (it forgets every bucket)")
         server.stop()
-        print("endpoint stopped; demo done", flush=True)
+        print("demo done", flush=True)

@@ -4,6 +4,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+echo "demo: checking the system packages the mount needs (fuse3, attr, python3-venv)" >&2
 bash scripts/provision.sh
+echo "demo: preparing the Python environment in ${CCFS_VENV:-.venv} (made and installed the first time)" >&2
 source scripts/venv.sh "server,sparse"
+echo "demo: running ccfs demo" >&2
 exec "$(dirname "$PY")/ccfs" demo "$@"

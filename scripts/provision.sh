@@ -16,10 +16,11 @@ fi
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "provision: installing ${need[*]}"
+    echo "provision: installing ${need[*]} with apt-get (updating the package lists first; a minute or two)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
+    echo "provision: installed ${need[*]}"
   else
     echo "provision: please install: ${need[*]} (not root or no apt-get; continuing)" >&2
   fi

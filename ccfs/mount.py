@@ -189,13 +189,17 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
     readahead_kib = request.options.read_ahead // 1024
 
     served = threading.Event()
-    finished = threading.Event()  # libfuse's loop has returned
+    finished = threading.Event()  # libfuse's loop has ended (its teardown has begun, or it returned)
 
     def ready() -> None:
         served.set()
         watch = session_watch()  # in a callback: the session is this request's
         if watch is not None:
-            operations.on_destroy = watch.forget
+            def loop_ended() -> None:  # libfuse's teardown (after every request ended), before the
+                watch.forget()         # disk cache drains: a drain is no stuck request
+                finished.set()
+
+            operations.on_destroy = loop_ended
             threading.Thread(target=stop_when_told, args=(watch, filesystem, request.mountpoint, finished),
                              name="ccfs-stop", daemon=True).start()
         threading.Thread(target=raise_readahead, args=(request.mountpoint, readahead_kib), daemon=True).start()

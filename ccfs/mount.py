@@ -2,8 +2,10 @@
 
 Nothing that starts threads or network clients runs before the fork: the child builds the store,
 checks the bucket, mounts, and tells the parent through a pipe when the kernel has the mount (the
-FUSE ``init`` callback) or why it failed. SIGTERM/SIGINT end the FUSE loop, which unmounts; SIGHUP
-drops the cached listings and attributes (``control.sighup_refresh``).
+FUSE ``init`` callback) or why it failed. SIGTERM/SIGINT end the FUSE loop, which unmounts: the
+requests still waiting on the store give up so that it can (``stop_when_told``), and the daemon
+detaches the mount and exits if it has not ended 5 s later. SIGHUP drops the cached listings and
+attributes (``control.sighup_refresh``). ``unmount`` asks the daemon nothing without a bound.
 """
 
 from __future__ import annotations

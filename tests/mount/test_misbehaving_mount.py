@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +55,11 @@ def ccfs_bounded(*args: str, seconds: float = BOUND) -> subprocess.CompletedProc
         pytest.fail(f"ccfs {' '.join(args)} still running after {seconds:.0f} s")
 
 
+Readers = list[subprocess.Popen[bytes]]
+
+
 @contextmanager
-def hostile_mount(endpoint: str, tmp_path: Path, *extra: str) -> Iterator[tuple[Path, Path, list[subprocess.Popen[bytes]]]]:
+def hostile_mount(endpoint: str, tmp_path: Path, *extra: str) -> Iterator[tuple[Path, Path, Readers]]:
     """(mountpoint, daemon log, readers to reap); torn down whatever state the daemon is in."""
     mountpoint = tmp_path / f"mnt{len(list(tmp_path.glob('mnt*')))}"
     mountpoint.mkdir()
@@ -65,14 +68,12 @@ def hostile_mount(endpoint: str, tmp_path: Path, *extra: str) -> Iterator[tuple[
                           *extra, seconds=60)
     assert result.returncode == 0, result.stderr
     daemons = mounts.daemons_serving(str(mountpoint))
-    readers: list[subprocess.Popen[bytes]] = []
+    readers: Readers = []
     try:
         yield mountpoint, log, readers
     finally:
-        try:
+        with suppress(subprocess.TimeoutExpired):
             subprocess.run([sys.executable, "-m", "ccfs", "umount", str(mountpoint)], capture_output=True, timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
         for pid in daemons:  # the last resort: a daemon gone ends every request it left in the kernel
             if mounts.process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
@@ -88,7 +89,7 @@ def hostile_mount(endpoint: str, tmp_path: Path, *extra: str) -> Iterator[tuple[
         assert not stuck, f"processes left waiting in the kernel: {stuck}"
 
 
-def start(readers: list[subprocess.Popen[bytes]], *command: str) -> subprocess.Popen[bytes]:
+def start(readers: Readers, *command: str) -> subprocess.Popen[bytes]:
     reader = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     readers.append(reader)
     return reader

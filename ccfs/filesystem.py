@@ -284,7 +284,7 @@ class CcFilesystem:
         attrs = {"etag": node.info.etag.strip('"'), "key": node.key}
         if node.spec is not None:
             attrs.update(dtype=node.spec.dtype.str, shape=",".join(map(str, node.spec.shape)),
-                         order=node.spec.order, compression=node.spec.compression or "False")
+                         order=node.spec.order, compression=node.spec.compression_label)
         return {XATTR_PREFIX + k: v for k, v in attrs.items()}
 
     def listxattr(self, path: str) -> list[str]:

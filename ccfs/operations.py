@@ -18,7 +18,7 @@ import mfusepy as fuse
 from cottoncandy import waits
 
 from .errors import report
-from .filesystem import XATTR_PREFIX, CcFilesystem, DirectoryEntries
+from .filesystem import REFRESH_XATTR, XATTR_PREFIX, CcFilesystem, DirectoryEntries
 
 log = logging.getLogger("ccfs")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,6 +50,15 @@ def mapped(method: F) -> F:
 #: answer, and only a fatal signal frees it
 FUSE_CAP_ASYNC_READ = 1 << 0
 FUSE_CAP_ASYNC_DIO = 1 << 15
+
+
+def caller_uid() -> int:
+    """The uid of the process whose request this thread answers; -1 (nobody: refused what only the
+    owner may ask) when mfusepy cannot tell (its ``fuse_get_context`` needs its libfuse binding)."""
+    try:
+        return int(fuse.fuse_get_context()[0])
+    except Exception:  # noqa: BLE001 - a broken binding refuses, it does not fail the request
+        return -1
 
 
 class Operations(fuse.Operations):
@@ -146,7 +155,7 @@ class Operations(fuse.Operations):
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         if not name.startswith(XATTR_PREFIX):  # ls -l asks every file for security.selinux and its ACL
             raise fuse.FuseOSError(errno.ENODATA)
-        return self.fs.getxattr(path, name, caller_uid=fuse.fuse_get_context()[0])
+        return self.fs.getxattr(path, name, caller_uid=caller_uid() if name == REFRESH_XATTR else None)
 
     @overrides
     @mapped

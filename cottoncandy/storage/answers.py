@@ -56,8 +56,9 @@ LISTING_MEMORY = 256 * 2**20
 #: what one listed entry costs in memory beyond its name (an ``ObjectInfo`` and the tree's copies,
 #: measured at ~350 bytes for a 24-byte key), and per byte of name (a name is held twice)
 ENTRY_OVERHEAD = 320
-#: truncated pages in a row without a single entry before a listing is taken to go nowhere
-EMPTY_PAGES = 100
+#: truncated pages in a row without a single entry before a listing is taken to go nowhere (S3 itself
+#: may answer a few empty pages while it skips many delete markers of a versioned bucket)
+EMPTY_PAGES = 1000
 
 _S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 

@@ -25,7 +25,15 @@ import pytest
 import cottoncandy as cc
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
-from cottoncandy.storage.answers import BadAnswer, ListingGuard, ListingTooLarge, ListPage, check_etag, parse_list_page
+from cottoncandy.storage.answers import (
+    EMPTY_PAGES,
+    BadAnswer,
+    ListingGuard,
+    ListingTooLarge,
+    ListPage,
+    check_etag,
+    parse_list_page,
+)
 from cottoncandy.storage.base import ObjectInfo
 from cottoncandy.testing.faultproxy import FaultProxy, FaultRule
 from tests.conftest import BUCKET
@@ -166,7 +174,7 @@ def test_the_guard_follows_tokens_and_order() -> None:
         ListingGuard("x").page(_page("p/c", token="u")) and None or _restart()
     empty = ListingGuard("x")
     with pytest.raises(BadAnswer, match="pages in a row without an entry"):
-        for n in range(200):
+        for n in range(EMPTY_PAGES + 1):
             empty.next_token(empty.page(_page(token=f"e{n}")))
     with pytest.raises(BadAnswer, match="gives no continuation token"):
         ListingGuard("x").page(ListPage(truncated=True))

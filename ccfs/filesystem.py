@@ -36,6 +36,7 @@ from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.namespace.streams import FolderStream
 from cottoncandy.storage.base import ObjectInfo, ObjectStore
+from cottoncandy.storage.errors import unreachable
 
 from .errors import Refused
 from .versions import OpenVersions
@@ -178,6 +179,7 @@ class CcFilesystem:
         probe = min(self.options.block_size, MiB)  # a large --block-size is not fetched at every stat
         meta_store = store if self.disk is not None else ProbingStore(store, self.first_blocks, probe,
                                                                        self.buffers.take)
+        self.probing = meta_store if isinstance(meta_store, ProbingStore) else None
         self.namespace = Namespace(meta_store, prefix, ttl=self.options.metadata_ttl, attr_ttl=self.options.attr_ttl,
                                    shelf=self.metadata.scoped(store) if self.metadata is not None else None)
         self.pool = ThreadPoolExecutor(max_workers=self.options.fetch_threads, thread_name_prefix="ccfs-fetch")
@@ -385,6 +387,10 @@ class CcFilesystem:
             self.store.readinto(info.key, start, buffer, if_match=info.etag)
         except FileNotFoundError as exc:  # an open file whose object is gone: a stale handle, as in NFS
             raise OSError(errno.ESTALE, f"{self.store.describe(info.key)} was deleted since it was opened") from exc
+        except OSError as exc:  # no answer in time: the kernel's revalidation before it asks again is a HEAD
+            if self.probing is not None and unreachable(exc):
+                self.probing.read_failed(info.key)
+            raise
 
     def _handle(self, fh: int) -> Handle:
         handle = self._handles.get(fh)  # one dict read: atomic under the GIL, no lock per READ

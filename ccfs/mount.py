@@ -174,6 +174,7 @@ def raise_readahead(mountpoint: str, kib: int, timeout: float = 10.0) -> None:
 def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -> None:
     """Mount and serve until unmounted (blocks)."""
     from cottoncandy import fastpaths
+    from cottoncandy.cache.allocator import tune_malloc
     from cottoncandy.changes import ChangeListener
 
     from .control import sighup_refresh
@@ -181,6 +182,7 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
     from .libfuse import fuse_class, interrupted_check, session_watch
     from .operations import Operations
 
+    tune_malloc()  # before any thread: RSS follows the budget (``cottoncandy.cache.allocator``)
     if not request.fast_paths:
         fastpaths.disable()
     if not fastpaths.enabled():

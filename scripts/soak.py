@@ -5,21 +5,26 @@ Everything runs on this machine and stops by itself: a local S3 server (moto, it
 optionally the fault proxy in front of it (its own process), one mount, and N reader processes.
 Each reader loops until the deadline or ``--max-ops`` operations: a random row of a random array
 (``np.load(mmap_mode='r')[i]``, checked against a per-row CRC) or a whole-file read (every byte,
-checked against the array's CRC). With ``--faults mixed`` the proxy starts delaying, stalling,
-resetting and throttling a share of the requests for the last ``--fault-share`` of the run.
+checked against the array's CRC), made as ``--whole`` says: ``np.load(path)`` (the array in the
+reader's memory), a stream of 1 MiB ``read``s (CRC as it goes), or either at random (``mixed``).
+Arrays take ``--codecs`` in turn (gzip and raw by default). With ``--faults mixed`` the proxy starts
+delaying, stalling, resetting and throttling a share of the requests for the last ``--fault-share``
+of the run.
 
 Printed at the end: operations, wrong answers (and wrong bytes), errors by errno, p50/p99/max
 latency per kind of operation, and the daemon's peak RSS (sampled every 0.2 s) against the bound
-``--cache-size`` + 150 MB.
+``--cache-size`` + 150 MB; with ``--smaps``, what that peak was made of (the daemon's mappings at its
+peak, from ``/proc/PID/smaps``: heap and malloc arenas, other anonymous maps, files).
 
     python scripts/soak.py --procs 8 --minutes 5 --cache-size 256M --faults mixed
+    # issue 24's load: 2 GiB of arrays (8x the cache), half of the reads whole files
+    python scripts/soak.py --procs 8 --arrays 8 --array-size 256M --file-share 0.5 --minutes 3 --smaps
 """
 
 from __future__ import annotations
 
 import argparse
 import errno as errno_names
-import io
 import json
 import os
 import random
@@ -98,6 +103,7 @@ def worker(spec_file: str, index: int, deadline: float, max_ops: int, out_file: 
     latencies: dict[str, list[float]] = {"row": [], "file": []}
     errors: Counter[str] = Counter()
     wrong = wrong_bytes = ops = 0
+    whole = spec.get("whole", "read")
 
     def save() -> None:  # after every operation: a reader killed at the deadline still reports
         tmp = out_file + ".tmp"
@@ -117,13 +123,23 @@ def worker(spec_file: str, index: int, deadline: float, max_ops: int, out_file: 
                 if zlib.crc32(got.tobytes()) != array["row_crcs"][row]:
                     wrong += 1
                     wrong_bytes += got.nbytes
-            else:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-                got = np.load(io.BytesIO(data))
+            elif (whole if whole != "mixed" else rng.choice(["npload", "read"])) == "npload":
+                got = np.load(path)
                 if got.shape != tuple(array["shape"]) or zlib.crc32(got.tobytes()) != array["crc"]:
                     wrong += 1
                     wrong_bytes += got.nbytes
+                del got
+            else:  # streamed: 1 MiB reads, the CRC as they come (the reader holds one chunk)
+                with open(path, "rb") as fh:
+                    np.lib.format.read_magic(fh)
+                    np.lib.format.read_array_header_1_0(fh)
+                    crc, nbytes = 0, 0
+                    while chunk := fh.read(2**20):
+                        crc, nbytes = zlib.crc32(chunk, crc), nbytes + len(chunk)
+                expected = int(np.prod(array["shape"])) * 4
+                if nbytes != expected or crc != array["crc"]:
+                    wrong += 1
+                    wrong_bytes += max(nbytes, expected)
         except OSError as exc:
             errors[errno_names.errorcode.get(exc.errno or 0, str(exc.errno))] += 1
         except Exception as exc:  # a malformed answer (np.load of a cut file)
@@ -145,7 +161,7 @@ def worker(spec_file: str, index: int, deadline: float, max_ops: int, out_file: 
 
 
 # --- the driver --------------------------------------------------------------------------------------
-def make_arrays(endpoint: str, count: int, nbytes: int, work: Path) -> list[dict]:
+def make_arrays(endpoint: str, count: int, nbytes: int, codecs: list[str]) -> list[dict]:
     os.environ.update(AWS_ACCESS_KEY_ID=ACCESS, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1")
     import cottoncandy as cc
 
@@ -154,7 +170,8 @@ def make_arrays(endpoint: str, count: int, nbytes: int, work: Path) -> list[dict
     rows = max(1, nbytes // (COLS * 4))
     for i in range(count):
         data = np.random.default_rng(i).standard_normal((rows, COLS), dtype=np.float32)
-        cci.upload_raw_array(f"data/a{i}", data, compression=i % 2 == 0)  # gzip (decoded whole) or raw
+        codec = codecs[i % len(codecs)]  # gzip: decoded whole (spilled to a file when large); raw: by range
+        cci.upload_raw_array(f"data/a{i}", data, compression=False if codec == "raw" else codec)
         arrays.append({"name": f"data/a{i}", "rows": rows, "shape": [rows, COLS], "crc": zlib.crc32(data.tobytes()),
                        "row_crcs": [zlib.crc32(r.tobytes()) for r in data]})
     return arrays
@@ -168,6 +185,11 @@ def main() -> None:
     parser.add_argument("--arrays", type=int, default=4)
     parser.add_argument("--array-size", default="32M")
     parser.add_argument("--file-share", type=float, default=0.2, help="share of whole-file reads")
+    parser.add_argument("--whole", choices=["read", "npload", "mixed"], default="mixed",
+                        help="whole-file reads: 1 MiB read()s, np.load(path), or either at random")
+    parser.add_argument("--codecs", default="gzip,raw", help="the arrays' codecs in turn (gzip, raw, ...)")
+    parser.add_argument("--smaps", action="store_true",
+                        help="print what the daemon's peak RSS was made of (its /proc/PID/smaps at the peak)")
     parser.add_argument("--faults", choices=["none", "mixed"], default="none")
     parser.add_argument("--fault-share", type=float, default=0.4, help="faults on for this last share of the run")
     parser.add_argument("--keep-pages", action="store_true",
@@ -192,7 +214,7 @@ def main() -> None:
     try:
         server, endpoint = start_process(["-m", "cottoncandy.testing.s3server"], "the S3 server")
         helpers.append(server)
-        arrays = make_arrays(endpoint, args.arrays, parse_size(args.array_size), work)
+        arrays = make_arrays(endpoint, args.arrays, parse_size(args.array_size), args.codecs.split(","))
         proxy = None
         if args.faults != "none":
             proc, proxy = start_process(["-m", "cottoncandy.testing.faultproxy", "--upstream", endpoint],
@@ -209,7 +231,8 @@ def main() -> None:
         pid = daemon_pid(str(mountpoint))
         spec_file = work / "spec.json"
         spec_file.write_text(json.dumps({"mountpoint": str(mountpoint), "arrays": arrays,
-                                         "file_share": args.file_share, "drop_pages": not args.keep_pages}))
+                                         "file_share": args.file_share, "drop_pages": not args.keep_pages,
+                                         "whole": args.whole}))
         began = time.time()
         deadline = began + args.minutes * 60
         faults_at = deadline - args.fault_share * args.minutes * 60 if proxy else float("inf")
@@ -221,11 +244,15 @@ def main() -> None:
 
         daemon = psutil.Process(pid) if pid else None
         peak_rss = 0
+        peak_maps: dict[str, int] = {}
         faults_on = False
         while any(r.poll() is None for r in readers) and time.time() < deadline + 60:
             if daemon is not None:
                 try:
-                    peak_rss = max(peak_rss, daemon.memory_info().rss)
+                    rss = daemon.memory_info().rss
+                    if rss > peak_rss and args.smaps:
+                        peak_maps = smaps_breakdown(daemon.pid) or peak_maps
+                    peak_rss = max(peak_rss, rss)
                 except psutil.NoSuchProcess:
                     print("the daemon died", file=sys.stderr)
                     daemon = None
@@ -240,6 +267,9 @@ def main() -> None:
                 reader.kill()
             reader.wait()
         report(args, cache_size, outs, peak_rss, hung, daemon is not None, time.time() - began, log_file)
+        if peak_maps:
+            print("daemon at its peak, resident MB by mapping: "
+                  + ", ".join(f"{name} {size / 1e6:.0f}" for name, size in peak_maps.items()))
         if proxy:
             counts = json.loads(urllib.request.urlopen(f"{proxy}/_fault-proxy/counts", timeout=10).read())
             print(f"fault proxy: {counts}")
@@ -268,6 +298,37 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(work)
+
+
+def smaps_breakdown(pid: int) -> dict[str, int]:
+    """Resident bytes of a process by kind of mapping: the main heap (brk), malloc's thread arenas
+    (anonymous maps inside 64 MiB-aligned reservations), other anonymous maps (large allocations:
+    numpy buffers, thread stacks), file-backed maps (libraries, spill files being decoded)."""
+    kinds: Counter[str] = Counter()
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return {}
+    name = ""
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's first line
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            path = fields[5] if len(fields) > 5 else ""
+            if path == "[heap]":
+                name = "heap"
+            elif path.startswith("/"):
+                name = "files"
+            elif path:
+                name = "other"
+            else:
+                name = "arenas" if lo % (64 << 20) == 0 and hi - lo <= 64 << 20 else "anon"
+        elif fields[0] == "Rss:":
+            kinds[name] += int(fields[1]) * 1024
+    kinds["total"] = sum(kinds.values())
+    return dict(kinds)
 
 
 def report(args: argparse.Namespace, cache_size: int, outs: list[Path], peak_rss: int, hung: int,

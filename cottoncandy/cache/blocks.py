@@ -6,11 +6,17 @@ A caller that finds a block being fetched waits for that fetch instead of issuin
 (``singleflight``; a waiter whose fetch failed fetches again itself).
 With a ``MemoryBudget`` it also evicts, oldest first, while the memory really held (blocks are
 views of whole runs, and runs in flight count too) is over the budget, not only its own count.
+A block whose fetch failed (after the store's own retries) answers that failure at once for
+``FAILED_FOR`` seconds (``failure``): the kernel asks again for a READ that failed (a read-ahead
+request, then the reader's page), and each new attempt waited out the whole retry bound again (a
+body stalled midway failed a read after 2 x 12 s instead of 12).
 """
 
 from __future__ import annotations
 
+import errno
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 
@@ -20,6 +26,15 @@ from ..singleflight import SingleFlight
 from .budget import MemoryBudget
 
 BlockId = Hashable
+#: seconds a failed block's error is answered again without a new fetch
+FAILED_FOR = 5.0
+#: failures remembered at most (expired ones are dropped first)
+FAILED_MAX = 4096
+
+
+def remembered(exc: BaseException) -> bool:
+    """Failures worth answering again: the store's (``OSError``), not a reader's interrupt."""
+    return isinstance(exc, OSError) and not isinstance(exc, InterruptedError)
 
 
 class BlockCache:
@@ -32,6 +47,8 @@ class BlockCache:
         self.hits = 0
         self.misses = 0
         self.fetched_bytes = 0
+        #: block -> (when, errno, message) of its last failed fetch (no traceback: it would pin buffers)
+        self._failed: dict[BlockId, tuple[float, int, str]] = {}
 
     @property
     def size(self) -> int:
@@ -101,13 +118,45 @@ class BlockCache:
         with self._lock:
             for ident in idents:
                 self._inflight.release(ident)
+            self._note_failure(idents, exc)
         for fut in futures:
             fut.set_exception(exc)
 
     def _keep(self, ident: BlockId, data: bytes) -> None:
         """Count a fetched block's bytes and cache it (lock held)."""
         self.fetched_bytes += len(data)
+        self._failed.pop(ident, None)
         self._store(ident, data)
+
+    def _note_failure(self, idents: Sequence[BlockId], exc: BaseException) -> None:
+        """Remember a failed fetch of ``idents`` (lock held)."""
+        if not isinstance(exc, OSError) or not remembered(exc):
+            return
+        failed = (time.monotonic(), exc.errno or errno.EIO, exc.strerror or str(exc))
+        now = failed[0]
+        if len(self._failed) + len(idents) > FAILED_MAX:
+            self._failed = {k: v for k, v in self._failed.items() if now - v[0] < FAILED_FOR}
+            if len(self._failed) + len(idents) > FAILED_MAX:
+                self._failed.clear()
+        for ident in idents:
+            self._failed[ident] = failed
+
+    def note_failure(self, idents: Sequence[BlockId], exc: BaseException) -> None:
+        """A fetch of ``idents`` made outside ``claim``/``fail`` failed."""
+        with self._lock:
+            self._note_failure(idents, exc)
+
+    def failure(self, ident: BlockId) -> OSError | None:
+        """The error (a new one, same errno and text) a fetch of ``ident`` failed with less than
+        ``FAILED_FOR`` seconds ago, or ``None``."""
+        with self._lock:
+            entry = self._failed.get(ident)
+            if entry is None:
+                return None
+            if time.monotonic() - entry[0] >= FAILED_FOR:
+                del self._failed[ident]
+                return None
+        return OSError(entry[1], entry[2])
 
     def get_or_fetch(self, ident: BlockId, fetch: Callable[[], bytes]) -> bytes:
         """The block, from memory, from a fetch already in flight, or by calling ``fetch`` once.

@@ -28,6 +28,16 @@ daemon's RSS went 60 MB -> 189 MB during the decode without the trimming thread 
 array plus the compressed body) and 60 -> 133 MB (LZ4, 43 MB body) / 103 MB (Zstd, 26 MB body) with
 it, i.e. 17-30 MB of mapped pages at once instead of 96; 65 MB once unmapped. gzip, streamed through
 ``pwrite``, peaked at 71 MB. The compressed body itself is held whole while it decodes, as before.
+
+``memory_limit`` bounds what decoding holds in memory, not only what the LRU holds: an array kept in
+memory stays alive while an open file reads it, after the LRU has let it go (eight readers of eight
+24 MiB arrays held 192 MiB against a 64 MiB limit), and a decode needs working memory besides its
+output (an indexed gzip body inflates 4 blocks at once: 4 compressed blocks and their 4 MiB outputs,
+~32 MiB; four large gzip arrays opened at once held ~130 MB outside every count). So each decode
+reserves its working memory (``decode_work``) and, if it is to stay in memory, its array, against
+``memory_limit``, released when the decode ends and when the array is freed (by the LRU and the last
+handle); a decode that does not fit waits for room (one always runs), and an array whose room is
+taken is decoded into a spill file instead.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import mmap
 import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +57,15 @@ from cachetools import LRUCache
 from ..singleflight import SingleFlight
 
 Decoder = Callable[[memoryview], None]
+#: working memory of one decode at most, besides its output: an indexed gzip body inflates
+#: ``READ_WORKERS`` (4) blocks at once, each a compressed block and its output of up to 4 MiB
+DECODE_WORK = 32 * 2**20
+
+
+def decode_work(nbytes: int) -> int:
+    """What decoding an array of ``nbytes`` holds besides its output (a body is no larger than twice
+    the array: ``ccfs refs``' and the reader's size checks refuse larger ones)."""
+    return min(DECODE_WORK, 2 * nbytes)
 
 
 class DecodedArray:
@@ -142,6 +162,12 @@ class DecodedArrayCache:
         self._lock = threading.Lock()
         self._inflight: SingleFlight[tuple[str, str], DecodedArray] = SingleFlight(self._lock)
         self.decodes = 0
+        #: bytes of ``memory_limit`` taken: decodes' working memory, and arrays held in memory (until
+        #: freed: an array evicted from the LRU but still read through an open file counts)
+        self._room = threading.Condition()
+        self._working = 0  # of which decodes in flight
+        self.reserved = 0
+        self.peak_reserved = 0
 
     @property
     def spilled_bytes(self) -> int:
@@ -161,12 +187,48 @@ class DecodedArrayCache:
 
         return self._inflight.run(ident, lambda: self._decode(ident, nbytes, decode), cached=cached, keep=keep)
 
+    def _reserve(self, work: int, output: int) -> bool:
+        """Wait until ``work`` bytes fit in ``memory_limit`` beside what is held (or no other decode
+        runs: one always does); take them, and ``output`` more if those fit too (True then)."""
+        with self._room:
+            while self._working and self.reserved + work > self.memory_limit:
+                self._room.wait()
+            keep = bool(output) and self.reserved + work + output <= self.memory_limit
+            self._working += work
+            self.reserved += work + (output if keep else 0)
+            self.peak_reserved = max(self.peak_reserved, self.reserved)
+            return keep
+
+    def _release(self, nbytes: int, work: int = 0) -> None:
+        with self._room:
+            self.reserved -= nbytes
+            self._working -= work
+            self._room.notify_all()
+
     def _decode(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
         self.decodes += 1
-        if nbytes <= self.memory_limit // 2:
-            data = bytearray(nbytes)
-            decode(memoryview(data))
-            return DecodedArray(data=data)
+        in_memory = nbytes <= self.memory_limit // 2
+        work = decode_work(nbytes)
+        kept = self._reserve(work, nbytes if in_memory else 0)
+        try:
+            # in memory if its room was free (or if there is nowhere else: no cache folder), else spilled
+            if kept or (in_memory and self.spill_dir is None):
+                data = bytearray(nbytes)
+                try:
+                    decode(memoryview(data))
+                except BaseException:
+                    if kept:
+                        self._release(nbytes)
+                    raise
+                result = DecodedArray(data=data)
+                if kept:  # its room is given back when the array is freed (LRU and every handle)
+                    weakref.finalize(result, self._release, nbytes)
+                return result
+            return self._spill(ident, nbytes, decode)
+        finally:
+            self._release(work, work)
+
+    def _spill(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
         if nbytes > self.spill_limit or self.spill_dir is None:
             raise OSError(errno.EFBIG, f"{ident[0]}: decoded array of {nbytes} bytes exceeds the cache limits "
                                        f"(memory {self.memory_limit}, cache directory {self.spill_limit})")

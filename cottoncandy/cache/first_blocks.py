@@ -12,12 +12,17 @@ header is made from the metadata: ``np.load(path, mmap_mode='r')`` needs no seco
 Only single-object HEADs go this way (a lookup, the revalidation of a stale file): a folder's
 HEADs (``head_many``, a listing) stay HEADs, so ``ls -l`` of thousands of files moves no data.
 Kept blocks are bounded in count and bytes; one not taken by an open is dropped oldest first.
+An object whose body reads just failed (``read_failed``: no answer in time, after the store's
+attempts) is looked up with a plain HEAD for ``PLAIN_HEAD_FOR`` seconds: the kernel revalidates a
+file's attributes before asking again for a READ that failed, and a probe whose body stalled as the
+read's did kept that stat waiting out the whole retry bound (12 s) for headers a HEAD gives at once.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
@@ -25,6 +30,8 @@ from typing import Any, BinaryIO
 from ..storage.base import Buffer, Capabilities, Listing, ObjectInfo, ObjectStore, Progress, StoreSpec
 
 Allocate = Callable[[int], memoryview]
+#: seconds after a failed read of an object during which its lookups are plain HEADs
+PLAIN_HEAD_FOR = 30.0
 
 
 class FirstBlocks:
@@ -79,8 +86,28 @@ class ProbingStore(ObjectStore):
         self.part_size = store.part_size
         self.concurrency = store.concurrency
         self.capabilities: Capabilities = store.capabilities
+        self._failing: dict[str, float] = {}  # key -> when a read of its body last failed
+        self._failing_lock = threading.Lock()
+
+    def read_failed(self, key: str) -> None:
+        """A read of ``key``'s body got no answer in time: its next lookups are HEADs for a while."""
+        now = time.monotonic()
+        with self._failing_lock:
+            if len(self._failing) >= 1024:
+                self._failing = {k: t for k, t in self._failing.items() if now - t < PLAIN_HEAD_FOR}
+            self._failing[key] = now
+
+    def _plain(self, key: str) -> bool:
+        with self._failing_lock:
+            when = self._failing.get(key)
+            if when is not None and time.monotonic() - when >= PLAIN_HEAD_FOR:
+                del self._failing[key]
+                when = None
+        return when is not None
 
     def head(self, key: str) -> ObjectInfo:
+        if self._plain(key):
+            return self.inner.head(key)
         buffer = self.allocate(self.probe_size)
         info, n = self.inner.read_start(key, buffer)
         if n:  # a small object's bytes are copied out: its view would pin the whole probe buffer

@@ -85,6 +85,9 @@ class ObjectReader:
         self._streak = 0
         self._prefetched_to = 0  # block index up to which prefetch was scheduled (exclusive)
         self._stream_start = 0  # first block of the current sequential stream
+        #: the current stream: a seek or close starts another, and runs planned for an earlier one
+        #: and still queued are not fetched (their reservation went with that stream)
+        self._stream = 0
         #: a stream this long (bytes) releases the blocks it has passed
         self.release_after = max_window
 
@@ -120,8 +123,10 @@ class ObjectReader:
             first += len(futures)
             ids = ids[skip + len(futures):]
 
-    def _background_run(self, first: int, count: int) -> None:
+    def _background_run(self, first: int, count: int, stream: int = 0) -> None:
         with self._lock:  # blocks the stream has passed (and released) while this run waited
+            if stream != self._stream:
+                return  # planned for a stream since abandoned (a seek, the file closed): fetched for nobody
             passed = max(0, self._stream_start - first)
         first, count = first + passed, count - passed
         if count <= 0:
@@ -140,22 +145,33 @@ class ObjectReader:
         ident = self._block_id(index)
 
         def fetch() -> bytes:
-            return self.fetch(*self._span(index, index + 1))
+            try:
+                return self.fetch(*self._span(index, index + 1))
+            except BaseException as exc:
+                self.cache.note_failure([ident], exc)
+                raise
 
-        if self.interrupted is None:
-            return self.cache.get_or_fetch(ident, fetch)
         block = self.cache.get(ident)
         if block is not None:
             return block
         pending = self.cache.waiting(ident)
         if pending is not None:
             try:
-                return wait_interruptibly(pending, self.interrupted)
+                return pending.result() if self.interrupted is None else wait_interruptibly(pending, self.interrupted)
             except InterruptedError:
                 raise
             except Exception:
-                pass  # that fetch failed: ask ourselves (and raise our own error)
+                pass  # that fetch failed: ask ourselves (and raise our own error), unless it just failed
+        self._raise_recent_failure(index)
+        if self.interrupted is None:
+            return self.cache.get_or_fetch(ident, fetch)
         return self._wait(self.cache.get_or_fetch, ident, fetch)
+
+    def _raise_recent_failure(self, index: int) -> None:
+        """Raise the error a fetch of block ``index`` failed with moments ago (``BlockCache.failure``)."""
+        exc = self.cache.failure(self._block_id(index))
+        if exc is not None:
+            raise exc
 
     def _wait(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on the demand pool, waited for interruptibly."""
@@ -176,7 +192,7 @@ class ObjectReader:
         return True
 
     # --- prefetch ----------------------------------------------------------------------------
-    def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int]], range]:
+    def _plan_prefetch(self, offset: int, end: int) -> tuple[list[tuple[int, int, int]], range]:
         """Update the streak for a read of the file's bytes [offset, end); return the runs to fetch
         ahead and the blocks the stream has passed and no longer needs cached.
 
@@ -201,6 +217,7 @@ class ObjectReader:
                 self._prefetched_to = last_block + 1
                 self._next_offset = end
                 self._stream_start = offset // self.block_size
+                self._stream += 1
                 self._hold_ahead(0)
                 return [], range(0)
             passed = range(0)
@@ -224,7 +241,7 @@ class ObjectReader:
                 if self.budget is not None and not self.budget.reserve_ahead(count * self.block_size):
                     break  # no room until use: read on demand beyond this point
                 self._held += count * self.block_size if self.budget is not None else 0
-                runs.append((first, count))
+                runs.append((first, count, self._stream))
                 self._prefetched_to = max(self._prefetched_to, first + count)
         return runs, passed
 
@@ -244,6 +261,7 @@ class ObjectReader:
     def close(self) -> None:
         """The file is closed: what was reserved ahead for it is free for other readers."""
         with self._lock:
+            self._stream += 1
             self._hold_ahead(0)
         plan = self.tuning.plan if self.tuning is not None else None
         if plan is not None and plan.latency is not None and plan.throughput is not None:
@@ -267,6 +285,8 @@ class ObjectReader:
             if block is not None:
                 return [self._piece(first, block, offset, end)]
         missing = [i for i in range(first, last + 1) if not self.cache.contains(self._block_id(i))]
+        for index in missing:  # failed moments ago: the kernel asking again is answered at once
+            self._raise_recent_failure(index)
         if missing:  # what is needed now and nobody is fetching: one GET per stretch
             if self.interrupted is None:
                 self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)

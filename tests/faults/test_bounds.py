@@ -4,6 +4,7 @@ reader blocked in a read can be killed."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import signal
@@ -257,6 +258,28 @@ def test_every_get_stalling_is_a_clean_error_within_the_bound(fault_proxy: Fault
     assert time.monotonic() - began < 4 * READ_BOUND  # 60 s x 6 attempts before
     assert "st/b" in str(caught.value)
     fault_proxy.clear()
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_a_body_stalled_midway_fails_a_mount_read_within_the_bound(fault_proxy: FaultProxy, tmp_path: Path) -> None:
+    """Every GET's body stops after 64 KiB: a read through the mount fails with EIO once the
+    store's attempts are spent (3 x 4 s), not twice that: the kernel asks again for a READ that
+    failed, and the daemon answers that second READ with the failure it has just seen (24 s before)."""
+    cci = via_proxy(fault_proxy)
+    cci.upload_raw_array("stall/a", np.arange(2_000_000.0), compression=False)
+    with mounted(BUCKET, tmp_path, "--endpoint-url", fault_proxy.endpoint_url, expect_errors=True) as m:
+        path = m / "stall/a.npy"
+        assert path.stat().st_size > 0
+        fault_proxy.set_rules([FaultRule("stall", methods=("GET",), seconds=60.0, after=64 * 1024)])
+        began = time.monotonic()
+        with pytest.raises(OSError) as caught, open(path, "rb") as fh:
+            fh.read(4 * MiB)
+        took = time.monotonic() - began
+        fault_proxy.clear()
+    assert caught.value.errno == errno.EIO
+    assert fault_proxy.count("stall") > 0
+    assert took < READ_BOUND, f"the read failed after {took:.1f} s"
 
 
 @needs_fuse

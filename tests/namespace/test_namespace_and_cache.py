@@ -607,3 +607,81 @@ def test_what_counts_as_no_answer() -> None:
                 wrapped(PermissionError()), ValueError("bad metadata")]
     assert [unreachable(e) for e in no_answer] == [True] * len(no_answer)
     assert [unreachable(e) for e in answered] == [False] * len(answered)
+
+
+def test_decoded_arrays_in_memory_count_while_open_files_hold_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``memory_limit`` bounds the decoded arrays alive, not only those the LRU keeps: arrays still
+    read through open files count until freed, so beyond the limit new ones are spilled; each
+    decode's working memory is reserved too, and everything is given back once freed."""
+    from cottoncandy.cache.decoded import decode_work
+
+    limit = 1000
+    cache = DecodedArrayCache(memory_limit=limit, spill_dir=tmp_path, spill_limit=100_000)
+    seen: list[int] = []
+
+    def decode(out: memoryview) -> None:
+        seen.append(cache.reserved)  # what is taken while it decodes: held arrays, its own work
+        out[:] = b"\x07" * len(out)
+
+    held = [cache.get((f"k{i}", "1"), 200, decode) for i in range(8)]  # open files keep all eight
+    in_memory = [a for a in held if a.path is None]
+    assert 1 <= len(in_memory) < 8 and len(held) - len(in_memory) >= 4  # the rest went to spill files
+    assert max(seen) <= limit and cache.peak_reserved <= limit
+    assert all(a.read(0, 200) == b"\x07" * 200 for a in held)
+    assert cache.reserved == 200 * len(in_memory)  # decodes done: only the arrays alive
+    assert decode_work(200) == 400
+    cache.close()
+    del held, in_memory
+    gc.collect()
+    assert cache.reserved == 0
+
+
+def test_a_failed_block_answers_its_failure_at_once_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel asks again for a READ that failed: the block's failure, seen moments ago (after
+    the store's own attempts), is answered again without a new fetch, to any handle of that version."""
+    from cottoncandy.cache import blocks
+
+    calls: list[int] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        calls.append(start)
+        raise OSError(errno.EIO, "k: no answer after 3 attempts")
+
+    cache = BlockCache(2**22)
+    with ThreadPoolExecutor(2) as pool:
+        readers = [ObjectReader(cache, pool, fetch, ("k", "e"), 2**20, block_size=2**16) for _ in range(2)]
+        with pytest.raises(OSError):
+            readers[0].read(0, 4096)
+        asked = calls.count(0)
+        for reader in readers:
+            with pytest.raises(OSError) as again:
+                reader.read(0, 4096)
+            assert again.value.errno == errno.EIO and "no answer" in str(again.value)
+        assert calls.count(0) == asked  # (read-ahead may ask for the next block)
+        monkeypatch.setattr(blocks, "FAILED_FOR", 0.0)  # once it has passed, the block is asked for again
+        with pytest.raises(OSError):
+            readers[1].read(0, 4096)
+        assert calls.count(0) > asked
+
+
+def test_runs_planned_for_an_abandoned_stream_are_not_fetched() -> None:
+    """Read-ahead runs still queued when their stream is closed (or seeks away) had their room in the
+    budget given back: they are dropped, not fetched into memory nobody counts."""
+    data = bytes(range(256)) * 16384  # 4 MiB
+    fetched: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        fetched.append((start, end))
+        return data[start:end]
+
+    gate = threading.Event()
+    pool = ThreadPoolExecutor(1)
+    pool.submit(gate.wait)  # the pool is busy: the runs the stream plans wait in its queue
+    reader = ObjectReader(BlockCache(2**24), pool, fetch, ("k", "e"), len(data), block_size=2**16,
+                          max_window=2**20, run_size=2**18)
+    for offset in range(0, 2**19, 2**16):
+        assert reader.read(offset, 2**16) == data[offset : offset + 2**16]
+    reader.close()
+    gate.set()
+    pool.shutdown(wait=True)
+    assert fetched and all(end <= 2**19 for _, end in fetched)  # what was read, nothing ahead

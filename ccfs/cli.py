@@ -21,21 +21,124 @@ UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 def parse_size(text: str) -> int:
-    """``512M``, ``1G``, ``1GiB``, ``4096`` -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    """``512M``, ``1G``, ``1GiB``, ``4096`` -> bytes (ASCII digits only)."""
+    match = re.fullmatch(r"\s*([0-9]{1,30}(?:\.[0-9]{1,30})?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
     if not match:
         raise click.BadParameter(f"{text!r} is not a size (examples: 4096, 64M, 1G)")
     return int(float(match.group(1)) * UNITS[match.group(2).upper()])
 
 
+def show_size(size: int) -> str:
+    """4096 -> ``4K``; 1073741824 -> ``1G`` (whole units only, else bytes)."""
+    for unit in ("T", "G", "M", "K"):
+        if size >= UNITS[unit] and size % UNITS[unit] == 0:
+            return f"{size // UNITS[unit]}{unit}"
+    return str(size)
+
+
+def physical_memory() -> int:
+    """The machine's memory (bytes); 2**62 where the system does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - every Linux says
+        return 2**62
+
+
+#: the largest size on disk an option takes (1 EiB: more than any file system here holds)
+DISK_MAX = 2**60
+
+
 class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on; we allow 8.1
+    """A size within ``[low, high]`` bytes; ``memory``: at most the machine's memory as well."""
+
     name = "size"
 
+    def __init__(self, low: int = 0, high: int = DISK_MAX, memory: bool = False):
+        self.low, self.high, self.memory = low, high, memory
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        return value if isinstance(value, int) else parse_size(value)
+        size = value if isinstance(value, int) else parse_size(value)
+        if size < self.low:
+            self.fail(f"{value!r} is less than {show_size(self.low)}", param, ctx)
+        high = min(self.high, physical_memory()) if self.memory else self.high
+        if size > high:
+            where = "this machine's memory" if self.memory and high < self.high else show_size(high)
+            self.fail(f"{value!r} is more than {where} ({show_size(high)})", param, ctx)
+        return size
 
 
 SIZE = SizeType()
+
+
+class SecondsType(click.ParamType):  # type: ignore[type-arg]
+    """A finite number of seconds, 0 or more (at most a year)."""
+
+    name = "seconds"
+    HIGH = 366 * 86400.0
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        text = str(value).strip()
+        if not re.fullmatch(r"[-+]?[0-9]{1,20}(?:\.[0-9]{0,20})?|[-+]?\.[0-9]{1,20}", text):
+            self.fail(f"{value!r} is not a number of seconds (examples: 0, 1.5, 300)", param, ctx)
+        seconds = float(text)
+        if seconds < 0:
+            self.fail("must be 0 or more seconds", param, ctx)
+        if seconds > self.HIGH:
+            self.fail(f"{value!r} is more than a year ({self.HIGH:.0f} seconds)", param, ctx)
+        return seconds
+
+
+SECONDS = SecondsType()
+
+#: the largest uid or gid (2**32 - 1 is the kernel's "no id")
+OWNER_MAX = 2**32 - 2
+
+
+class OwnerType(click.ParamType):  # type: ignore[type-arg]
+    """A uid or gid: ASCII digits, 0 to 2**32-2."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            if not re.fullmatch(r"[0-9]{1,20}", text, re.ASCII):
+                self.fail(f"{value!r} is not a number in ASCII digits 0-9", param, ctx)
+            number = int(text)
+        if not 0 <= number <= OWNER_MAX:
+            self.fail(f"{value!r} is not between 0 and {OWNER_MAX}", param, ctx)
+        return number
+
+
+OWNER = OwnerType()
+
+#: FUSE options ``-o`` passes on to libfuse (mount options and the high-level library's)
+FUSE_OPTIONS = frozenset({
+    "allow_other", "allow_root", "default_permissions", "auto_unmount", "nodev", "nosuid", "dev", "suid", "exec",
+    "noexec", "atime", "noatime", "kernel_cache", "auto_cache", "noforget", "remember", "entry_timeout",
+    "negative_timeout", "attr_timeout", "ac_attr_timeout", "use_ino", "readdir_ino", "debug", "max_read",
+})
+#: FUSE options ccfs sets itself, and what to use instead
+FUSE_SET_BY_CCFS = {
+    "fsname": "ccfs sets it (ccfs:TARGET)", "subtype": "ccfs sets it (ccfs)",
+    "ro": "ccfs mounts are always read-only", "rw": "ccfs mounts are always read-only",
+    "uid": "use --uid", "gid": "use --gid", "umask": "use --umask",
+}
+
+
+def check_fuse_options(options: Sequence[str]) -> None:
+    """``-o`` items that libfuse takes and ccfs does not set itself; anything else is refused by name."""
+    for item in (part.strip() for option in options for part in option.split(",")):
+        if not item:
+            continue
+        name = item.partition("=")[0]
+        if name in FUSE_SET_BY_CCFS:
+            raise click.BadParameter(f"{item}: {FUSE_SET_BY_CCFS[name]}", param_hint="-o")
+        if name not in FUSE_OPTIONS:
+            known = ", ".join(sorted(FUSE_OPTIONS))
+            raise click.BadParameter(f"{item}: not a FUSE option ccfs knows (known: {known})", param_hint="-o")
 
 
 class OctalType(click.ParamType):  # type: ignore[type-arg]
@@ -94,14 +197,15 @@ def main() -> None:
 @click.option("--profile", envvar="AWS_PROFILE", help="Profile of ~/.aws/credentials to use.")
 @click.option("--region", help="AWS region of the bucket.")
 @click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (logs to stderr).")
-@click.option("--cache-size", type=SIZE, default="512M", show_default=True, help="Memory for cached blocks.")
+@click.option("--cache-size", type=SizeType(low=16 * 2**10, memory=True), default="512M", show_default=True,
+              help="Memory for cached blocks.")
 @click.option("--block-size", type=SIZE, default="256K", show_default=True,
               help="Bytes per cached block (the least a random read fetches).")
-@click.option("--read-ahead", type=SIZE, default="128K", show_default=True,
+@click.option("--read-ahead", type=SizeType(low=4 * 2**10, high=64 * 2**20), default="128K", show_default=True,
               help="Largest kernel READ (kernel read-ahead of the mount; raising it needs root).")
-@click.option("--metadata-ttl", type=float, default=300.0, show_default=True,
+@click.option("--metadata-ttl", type=SECONDS, default=300.0, show_default=True,
               help="Seconds to trust cached folder listings (new and removed names).")
-@click.option("--attr-ttl", type=float, default=1.0, show_default=True,
+@click.option("--attr-ttl", type=SECONDS, default=1.0, show_default=True,
               help="Seconds to trust a file's size and version before the next stat/open/read asks again.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, resolve_path=True),
               help="Keep fetched blocks on disk here, across mounts and shared by mounts (default: no disk "
@@ -120,8 +224,8 @@ def main() -> None:
 @click.option("-o", "fuse_options", multiple=True, help="Extra FUSE options, e.g. -o allow_other.")
 @click.option("--no-fast-paths", "no_fast_paths", is_flag=True,
               help="Only public boto3/mfusepy APIs (as CCFS_FAST_PATHS=0): slower listings and reads.")
-@click.option("--uid", type=click.IntRange(min=0), help="Owner shown for every file and folder (default: yours).")
-@click.option("--gid", type=click.IntRange(min=0), help="Group shown for every file and folder (default: yours).")
+@click.option("--uid", type=OWNER, help="Owner shown for every file and folder (default: yours).")
+@click.option("--gid", type=OWNER, help="Group shown for every file and folder (default: yours).")
 @click.option("--umask", type=OCTAL, default="0", show_default=True,
               help="Permission bits taken from 0555 (folders) and 0444 (files), in octal, e.g. 027.")
 def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
@@ -133,9 +237,7 @@ def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profil
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
     if block_size < 4096 or block_size > 64 * 2**20:
         raise click.BadParameter("must be between 4K and 64M", param_hint="--block-size")
-    for name, seconds in (("--metadata-ttl", metadata_ttl), ("--attr-ttl", attr_ttl)):
-        if seconds < 0:
-            raise click.BadParameter("must be 0 or more seconds", param_hint=name)
+    check_fuse_options(fuse_options)
     if cache_size < 4 * block_size:
         raise click.BadParameter("must hold at least 4 blocks", param_hint="--cache-size")
     face = click.get_current_context().obj  # mount.fuse.ccfs passes how it names options (-o name=...)

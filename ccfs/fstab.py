@@ -25,12 +25,29 @@ GENERIC = frozenset({
     "loud", "mand", "nomand", "iversion", "noiversion", "dirsync", "bind", "remount",
 })
 GENERIC_PREFIXES = ("x-", "comment=", "helper=")
-#: ``ccfs mount`` flags that take a value
-VALUED = frozenset({"endpoint_url", "profile", "region", "cache_size", "block_size", "read_ahead", "metadata_ttl",
-                    "attr_ttl", "cache_dir", "cache_dir_size", "metadata_cache_size", "log_file", "log_level",
-                    "uid", "gid", "umask"})
-#: ``ccfs mount`` flags that take none
-FLAGS = frozenset({"interruptible_reads", "no_fast_paths", "no_metadata_cache"})
+#: ``ccfs mount``'s options the helper does not take: it decides itself (mount(8) waits for it), and
+#: ``-o`` items that are not ours are FUSE's (``ccfs mount -o``)
+NOT_FROM_HELPER = frozenset({"foreground", "fuse_options"})
+
+
+def _ccfs_mount_options() -> tuple[frozenset[str], frozenset[str]]:
+    """(options with a value, flags) of ``ccfs mount``, as ``-o`` names: read from the command itself,
+    so an option is declared once (``ccfs.cli.mount_command``) and the helper takes it by that name."""
+    import click
+
+    from .cli import mount_command
+
+    valued: set[str] = set()
+    flags: set[str] = set()
+    for param in mount_command.params:
+        if not isinstance(param, click.Option) or param.name is None or param.name in NOT_FROM_HELPER:
+            continue
+        (flags if param.is_flag else valued).add(param.name)
+    return frozenset(valued), frozenset(flags)
+
+
+#: ``ccfs mount`` options that take a value, and flags (that take none)
+VALUED, FLAGS = _ccfs_mount_options()
 #: how mount(8) calls the helper, as errors show it
 USAGE = "SOURCE MOUNTPOINT [-o OPTION[=VALUE],...]"
 
@@ -41,7 +58,7 @@ class UsageError(ValueError):
 
 def _owner(kind: str, value: str) -> str:
     """``uid=``/``gid=`` as a number; a user or group name is looked up."""
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # a number (``ccfs mount`` checks its range)
         return value
     try:
         return str(pwd.getpwnam(value).pw_uid if kind == "uid" else grp.getgrnam(value).gr_gid)
@@ -123,7 +140,7 @@ def explain(exc: Any, given: dict[str, str]) -> str:
     if isinstance(exc, click.BadParameter):
         hint = exc.param_hint if isinstance(exc.param_hint, str) else ""
         flag = exc.param.name if exc.param is not None and exc.param.name else hint.lstrip("-").replace("-", "_")
-        where = f"-o {given[flag]}: " if flag in given else ""
+        where = f"-o {given[flag]}: " if flag in given else "-o " if hint == "-o" else ""
         return f"{where}{exc.message.rstrip('.')}"
     return str(exc.format_message())
 

@@ -163,7 +163,7 @@ def test_mount_without_fuse_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_mount_refuses_negative_ttls(tmp_path: Path) -> None:
     for option in ("--attr-ttl", "--metadata-ttl"):
         result = subprocess.run([*CCFS, "mount", "b", str(tmp_path), option, "-1"], capture_output=True, text=True)
-        assert result.returncode == 2 and f"Invalid value for {option}: must be 0 or more seconds" in result.stderr
+        assert result.returncode == 2 and f"Invalid value for '{option}': must be 0 or more seconds" in result.stderr
 
 
 def test_ls_long_shows_arrays_and_shares_the_metadata_cache(s3, bucket) -> None:  # type: ignore[no-untyped-def]

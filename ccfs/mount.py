@@ -309,7 +309,21 @@ def mount(request: MountRequest, foreground: bool = False, timeout: float = 60.0
     message = _wait_for_child(read_fd, request.mountpoint, timeout)
     os.waitpid(pid, 0)  # the intermediate child exits at once
     if message != "ok":
+        _end_failed_daemon(pid, request.mountpoint)
         raise MountError(message or "the mount daemon exited before the mount was ready")
+
+
+def _end_failed_daemon(group: int, mountpoint: str) -> None:
+    """No daemon survives a mount that failed or timed out (one still waiting on a credential helper
+    or the endpoint): the daemon is in the process group its parent, the intermediate child, started
+    (``os.setsid``, group id ``group``), killed whole; a mount it made meanwhile is detached."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
+    entry = mounts.mount_at(mountpoint)  # ``check_mountpoint`` found none before: a ccfs one is the daemon's
+    if entry is not None and entry.is_ccfs:
+        detach(mountpoint)
 
 
 def _daemon(request: MountRequest, write_fd: int) -> None:  # pragma: no cover - runs in the daemon

@@ -51,6 +51,7 @@ from .base import (
     as_byte_view,
     check_range,
 )
+from .credential_process import bound_credential_process
 from .errors import aws_unreachable, check_bucket_name, connection_failed, translate
 from .http_ranges import content_range_prefix, http_range
 from .registry import StoreKind, StoreOptions
@@ -295,6 +296,7 @@ def make_session(settings: Settings) -> tuple[Any, Any]:
         aws_session_token=settings.session_token,
         region_name=settings.region,
     )
+    bound_credential_process(core)  # a credential_process that never exits is stopped (30 s)
     return session, core
 
 

@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cottoncandy import changes
 from cottoncandy.arrays.raw import decode_body_into
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
@@ -47,9 +46,8 @@ XATTR_PREFIX = "user.cottoncandy."
 #: reading this attribute of a path refreshes it (not listed by ``listxattr``; see ``refresh``)
 REFRESH_XATTR = XATTR_PREFIX + "refresh"
 #: the daemon's process id, asked of the mount's root by ``ccfs umount`` (which then waits for the
-#: daemon to finish writing its disk cache) and by writers telling the mount of changes
-#: (``cottoncandy.changes``, where it is declared); not listed by ``listxattr``
-PID_XATTR = changes.PID_XATTR
+#: daemon to finish writing its disk cache); not listed by ``listxattr``
+PID_XATTR = XATTR_PREFIX + "daemon-pid"
 #: the least memory one folder's listing may take, whatever ``--cache-size`` (bytes)
 LISTING_MEMORY_MIN = 16 * MiB
 #: at most this long is spent at unmount writing blocks still queued for the disk cache (seconds)

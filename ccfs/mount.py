@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cottoncandy.changes import ChangeListener
 from cottoncandy.errors import OptionAdvice, Spelling
 from cottoncandy.printable import without_userinfo
 
@@ -171,11 +172,20 @@ def raise_readahead(mountpoint: str, kib: int, timeout: float = 10.0) -> None:
         log.info("kernel read-ahead left at its default (%s: %s)", knob, exc.strerror)
 
 
+def listen_for_changes(listener: ChangeListener, mountpoint: str) -> None:
+    """Open the change channel of the mount at ``mountpoint``, named by its device in the mount table."""
+    entry = mounts.mount_at(mountpoint)
+    if entry is None or not entry.device:
+        log.warning("changes made by cottoncandy on this machine will show after the listing TTL: "
+                    "%s is not in the mount table", mountpoint)
+        return
+    listener.start(entry.device)
+
+
 def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -> None:
     """Mount and serve until unmounted (blocks)."""
     from cottoncandy import fastpaths
     from cottoncandy.cache.allocator import tune_malloc
-    from cottoncandy.changes import ChangeListener
 
     from .control import sighup_refresh
     from .filesystem import CcFilesystem
@@ -195,6 +205,9 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
     served = threading.Event()
     finished = threading.Event()  # libfuse's loop has ended (its teardown has begun, or it returned)
 
+    scope = store.change_scope()  # writes by cottoncandy on this machine show at once (``cottoncandy.changes``)
+    listener = ChangeListener(scope, filesystem.changed) if scope is not None else None
+
     def ready() -> None:
         served.set()
         watch = session_watch()  # in a callback: the session is this request's
@@ -207,6 +220,8 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
             threading.Thread(target=stop_when_told, args=(watch, filesystem, request.mountpoint, finished),
                              name="ccfs-stop", daemon=True).start()
         threading.Thread(target=raise_readahead, args=(request.mountpoint, readahead_kib), daemon=True).start()
+        if listener is not None:
+            threading.Thread(target=listen_for_changes, args=(listener, request.mountpoint), daemon=True).start()
         if on_ready is not None:
             on_ready()
 
@@ -221,12 +236,6 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
             extra[name] = value if value else True
     if request.options.uid is not None or request.options.gid is not None or request.options.umask:
         extra.setdefault("default_permissions", True)  # the kernel enforces the modes shown
-    listener = None
-    scope = store.change_scope()
-    if scope is not None:  # writes by cottoncandy on this machine show at once (``cottoncandy.changes``)
-        listener = ChangeListener(scope, filesystem.changed)
-        if not listener.start():
-            listener = None
     log.info("mounting %s on %s", request.target, request.mountpoint)
     try:
         with sighup_refresh(filesystem.refresh):

@@ -11,51 +11,18 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
+
+from cottoncandy.mounttable import CCFS_FSTYPE, MOUNTINFO, MountEntry, parse_mountinfo
+
+__all__ = ["CCFS_FSTYPE", "MOUNTINFO", "MountEntry", "parse_mountinfo"]
 
 T = TypeVar("T")
 
-MOUNTINFO = "/proc/self/mountinfo"
-CCFS_FSTYPE = "fuse.ccfs"
 #: what the kernel answers on a FUSE mount whose daemon has gone
 DEAD_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED)
-_OCTAL = re.compile(r"\\([0-7]{3})")
-
-
-@dataclass(frozen=True)
-class MountEntry:
-    mount_id: int
-    mountpoint: str
-    fstype: str
-    source: str
-    #: ``major:minor`` of the mount's device; for FUSE the minor names its connection in fusectl
-    device: str = ""
-
-    @property
-    def is_ccfs(self) -> bool:
-        return self.fstype == CCFS_FSTYPE
-
-
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as ``\\040``-style octal escapes."""
-    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """Entries in mount order (a later entry on the same mountpoint is mounted over an earlier one)."""
-    entries = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if not sep or len(fields) < 5 or len(tail) < 2:
-            continue
-        entries.append(MountEntry(int(fields[0]), _unescape(fields[4]), _unescape(tail[0]), _unescape(tail[1]),
-                                  fields[2]))
-    return entries
 
 
 def canonical(path: str) -> str:

@@ -6,12 +6,13 @@ library (``put``, ``copy``, ``delete``: every upload, ``rm``, ``cp``, ``mv``) na
 changed to each local mount of the same endpoint and bucket, whose daemon then asks the store about
 those keys only (one HEAD each) and mends the listings it holds (``Namespace.changed``): no flush.
 
-The channel: one ``SOCK_SEQPACKET`` Unix socket per daemon, in the abstract namespace
-(``\\0ccfs-changes-<pid>``; no file to make, clean or leave behind), found through the mount table
-and the root folder's ``user.cottoncandy.daemon-pid`` attribute. Each side checks the other with
-``SO_PEERCRED``, which the kernel fills in and no process can forge:
+The channel: one ``SOCK_SEQPACKET`` Unix socket per mount, in the abstract namespace
+(``\\0ccfs-changes-<major:minor>``, the mount's device: no file to make, clean or leave behind), found
+through the mount table alone, so a writer never waits on a mount's daemon to find it. Each side
+checks the other with ``SO_PEERCRED``, which the kernel fills in and no process can forge:
 
-- the sender talks only to the process the mount named (a squatter on the address learns nothing);
+- the sender talks only to a process of its own user or root (another user squatting on the address
+  learns nothing);
 - the daemon listens only to its own user and root, as ``ccfs refresh`` does (a mount with
   ``allow_other`` does not let other users make it work); anything else is dropped with one line.
 
@@ -27,32 +28,42 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from . import mounttable
+
 log = logging.getLogger("cottoncandy.changes")
 
-#: the root folder's attribute that names the daemon's process id (answered by the mount)
-PID_XATTR = "user.cottoncandy.daemon-pid"
-MAX_MESSAGE = 256 * 1024
+MAX_MESSAGE = 192 * 1024  # under a Unix socket's default send buffer: one send carries a message
 MAX_KEYS = 1000
 MAX_KEY_BYTES = 1024
 #: seconds a sender waits for one mount (connect and send) before skipping it
 SEND_TIMEOUT = 0.5
 #: keys arriving within this many seconds of each other are applied together
 BATCH_SECONDS = 0.05
-MOUNTS = "/proc/self/mounts"
+#: messages read but not yet applied, at most (more are dropped: they show after the listing TTL)
+QUEUED_MESSAGES = 256
 #: ``CCFS_TELL_MOUNTS=0`` in the environment: writes tell no mount (they show after the listing TTL)
 ENV_SWITCH = "CCFS_TELL_MOUNTS"
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
-def address(pid: int) -> bytes:
-    """The abstract socket address of the daemon with process id ``pid``."""
-    return b"\0ccfs-changes-%d" % pid
+def address(device: str) -> bytes:
+    """The abstract socket address of the mount whose device is ``device`` (``major:minor``)."""
+    return b"\0ccfs-changes-" + device.encode("ascii")
+
+
+def key_problem(key: object) -> str | None:
+    """Why ``key`` cannot be named in a message, or ``None``."""
+    if not isinstance(key, str) or not key or "\0" in key or len(key.encode("utf-8", "replace")) > MAX_KEY_BYTES:
+        return f"a key must be a non-empty string of at most {MAX_KEY_BYTES} bytes without NUL"
+    return None
 
 
 def peer(sock: socket.socket) -> tuple[int, int]:
@@ -86,77 +97,53 @@ class Change:
         if not isinstance(scope, str) or not isinstance(keys, list) or len(keys) > MAX_KEYS:
             raise ValueError(f"needs a scope and a list of at most {MAX_KEYS} keys")
         for key in keys:
-            if not isinstance(key, str) or not key or "\0" in key or len(key.encode("utf-8", "replace")) > \
-                    MAX_KEY_BYTES:
-                raise ValueError(f"a key must be a non-empty string of at most {MAX_KEY_BYTES} bytes without NUL")
+            problem = key_problem(key)
+            if problem is not None:
+                raise ValueError(problem)
         return cls(scope, tuple(keys))
 
 
 # --- the library's side --------------------------------------------------------------------------
-def unescape(field: str) -> str:
-    """A mount table field as the text it names: the kernel writes space, tab, newline and backslash
-    as octal escapes (``\\040``) and every other character as is (UTF-8 included)."""
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def ccfs_mounts(mounts: str = MOUNTS) -> list[tuple[str, str]]:
-    """(mountpoint, target) of every ccfs mount this process sees, from the mount table."""
-    try:
-        with open(mounts, encoding="utf-8", errors="surrogateescape") as fh:
-            text = fh.read()
-    except OSError:
-        return []
+def local_mounts(bucket: str, mountinfo: str = mounttable.MOUNTINFO) -> list[mounttable.MountEntry]:
+    """The ccfs mounts of ``bucket`` (any prefix, any endpoint) this process sees."""
     found = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[2] == "fuse.ccfs" and fields[0].startswith("ccfs:"):
-            found.append((unescape(fields[1]), unescape(fields[0][len("ccfs:"):])))
-    return found
-
-
-def local_mounts(bucket: str, mounts: str = MOUNTS) -> list[str]:
-    """Mount points of the ccfs mounts of ``bucket`` (any prefix, any endpoint) this process sees."""
-    found = []
-    for mountpoint, target in ccfs_mounts(mounts):
+    for entry in mounttable.ccfs_mounts(mountinfo):
+        target = entry.target
         shown = target[len("s3://"):] if target.startswith("s3://") else target
         if shown.partition("/")[0] == bucket or target.rstrip("/") == bucket.rstrip("/"):
-            found.append(mountpoint)
+            found.append(entry)
     return found
 
 
 def _chunks(keys: list[str]) -> Iterable[list[str]]:
-    """``keys`` in groups that each fit one message."""
+    """``keys`` in groups that each fit one message (sizes measured as JSON spells them)."""
     group: list[str] = []
     size = 0
     for key in keys:
-        if group and (len(group) == MAX_KEYS or size + len(key) * 6 + 8 > MAX_MESSAGE - 4096):
+        cost = len(json.dumps(key)) + 2
+        if group and (len(group) == MAX_KEYS or size + cost > MAX_MESSAGE - 4096):
             yield group
             group, size = [], 0
         group.append(key)
-        size += len(key) * 6 + 8  # a JSON string escapes a character into at most 6 bytes
+        size += cost
     if group:
         yield group
 
 
-def tell(mountpoint: str, change: Change, timeout: float = SEND_TIMEOUT) -> bool:
-    """Send ``change`` to the daemon of the mount at ``mountpoint``; whether it was delivered."""
-    try:
-        pid = int(os.getxattr(mountpoint, PID_XATTR).decode("ascii"))
-    except (OSError, ValueError):
-        return False  # not a ccfs mount (any more), or its daemon does not answer
+def tell(entry: mounttable.MountEntry, change: Change, timeout: float = SEND_TIMEOUT) -> bool:
+    """Send ``change`` to the daemon of the mount ``entry``; whether it was delivered."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
             sock.settimeout(timeout)
-            sock.connect(address(pid))
-            if peer(sock)[0] != pid:  # someone else holds the address: it learns nothing
-                log.warning("the change channel of %s is held by another process; not told", mountpoint)
+            sock.connect(address(entry.device))
+            _, uid = peer(sock)
+            if uid not in (0, os.geteuid()):  # another user holds the address: it learns nothing
+                log.warning("the change channel of %s is held by uid %d; not told", entry.mountpoint, uid)
                 return False
             sock.sendall(change.encode())
         return True
     except OSError as exc:
-        log.debug("could not tell the mount at %s about a change: %s", mountpoint, exc)
+        log.debug("could not tell the mount at %s about a change: %s", entry.mountpoint, exc)
         return False
 
 
@@ -167,14 +154,13 @@ def announce(bucket: str, scope: str | None, keys: Iterable[str]) -> int:
     if scope is None or os.environ.get(ENV_SWITCH) == "0":
         return 0
     try:
-        mountpoints = local_mounts(bucket)
-        if not mountpoints:
+        entries = local_mounts(bucket)
+        if not entries:
             return 0
-        wanted = [key for key in dict.fromkeys(keys) if key and "\0" not in key
-                  and len(key.encode("utf-8", "replace")) <= MAX_KEY_BYTES]
+        wanted = [key for key in dict.fromkeys(keys) if key_problem(key) is None]
         told = 0
-        for mountpoint in mountpoints:
-            delivered = [tell(mountpoint, Change(scope, tuple(group))) for group in _chunks(wanted)]
+        for entry in entries:
+            delivered = [tell(entry, Change(scope, tuple(group))) for group in _chunks(wanted)]
             told += bool(delivered) and all(delivered)
         return told
     except Exception as exc:  # noqa: BLE001 - a write never fails because a mount could not be told
@@ -184,9 +170,12 @@ def announce(bucket: str, scope: str | None, keys: Iterable[str]) -> int:
 
 # --- the daemon's side ---------------------------------------------------------------------------
 class ChangeListener:
-    """Receives changes on this process's channel and hands each to ``apply(keys)`` (in the
-    listener's thread, one message after another) when it is about ``scope`` and comes from the
-    owner (``uid``) or root."""
+    """Receives changes on the channel of the mount ``device`` and hands each to ``apply(keys)`` when
+    it is about ``scope`` and comes from the owner (``uid``) or root. One thread reads messages (each
+    read bounded by ``SEND_TIMEOUT``), another applies them, so a slow store never keeps a writer
+    waiting to connect; keys that arrive within ``BATCH_SECONDS`` of each other are applied together
+    (a dask upload names each part in a message of its own: together, a folder named by many keys
+    is LISTed once instead of HEADed key by key)."""
 
     def __init__(self, scope: str, apply: Callable[[tuple[str, ...]], object], uid: int | None = None):
         self.scope = scope
@@ -194,65 +183,87 @@ class ChangeListener:
         self.uid = os.getuid() if uid is None else uid
         self.refused = 0
         self.applied = 0
+        self.dropped = 0
         self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._queue: queue.Queue[tuple[str, ...]] = queue.Queue(maxsize=QUEUED_MESSAGES)
         self._stopping = threading.Event()
 
-    def start(self) -> bool:
-        """Listen; whether the channel could be opened (the mount works without it)."""
+    def start(self, device: str) -> bool:
+        """Listen on the channel of the mount ``device``; whether it could be opened (the mount
+        works without it)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            sock.bind(address(os.getpid()))
-            sock.listen(16)
+            sock.bind(address(device))
+            sock.listen(64)
         except OSError as exc:
             sock.close()
             log.warning("changes made by cottoncandy on this machine will show after the listing TTL: "
                         "cannot open the change channel (%s)", exc.strerror or exc)
             return False
+        sock.settimeout(0.5)  # how soon ``stop`` is noticed
         self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="ccfs-changes", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._receive, name="ccfs-changes-in", daemon=True),
+                         threading.Thread(target=self._apply_loop, name="ccfs-changes", daemon=True)]
+        for thread in self._threads:
+            thread.start()
         return True
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        for thread in self._threads:
+            thread.join(timeout=2)
         if self._sock is not None:
             self._sock.close()
 
-    def _serve(self) -> None:
-        """Accept messages one at a time; keys that arrive within ``BATCH_SECONDS`` of each other are
-        applied together (a dask upload names each part in a message of its own: together, a folder
-        named by many keys is LISTed once instead of HEADed key by key)."""
+    def _receive(self) -> None:
         assert self._sock is not None
-        pending: list[str] = []
+        failing = False
         while not self._stopping.is_set():
-            self._sock.settimeout(BATCH_SECONDS if pending else 0.5)  # 0.5 s: how soon ``stop`` is noticed
             try:
                 conn, _ = self._sock.accept()
             except TimeoutError:
-                if pending:
-                    self._apply(pending)
-                    pending = []
                 continue
-            except OSError:
-                return
+            except OSError as exc:  # out of descriptors, buffers...: the channel stays, after a pause
+                if self._stopping.is_set():
+                    return
+                if not failing:
+                    log.warning("change channel: %s; retrying", exc)
+                failing = True
+                time.sleep(0.1)
+                continue
+            failing = False
             with conn:
                 try:
-                    pending += self._one(conn)
+                    keys = self._one(conn)
                 except Exception as exc:  # noqa: BLE001 - the daemon never dies of a message
                     log.error("change message not read: %s", exc)
-            if len(pending) >= MAX_KEYS:
-                self._apply(pending)
-                pending = []
+                    continue
+            if keys:
+                try:
+                    self._queue.put_nowait(keys)
+                except queue.Full:
+                    self.dropped += 1
+                    if self.dropped == 1 or self.dropped % 1000 == 0:
+                        log.warning("%d change message(s) dropped: more arrive than the store answers "
+                                    "(they show after the listing TTL)", self.dropped)
 
-    def _apply(self, keys: list[str]) -> None:
-        try:
-            self.apply(tuple(dict.fromkeys(keys)))
-            self.applied += 1
-        except Exception as exc:  # noqa: BLE001 - the daemon never dies of a change
-            log.error("change of %d key(s) not applied: %s", len(keys), exc)
+    def _apply_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                pending = list(self._queue.get(timeout=0.5))
+            except queue.Empty:
+                continue
+            while len(pending) < MAX_KEYS:
+                try:
+                    pending += self._queue.get(timeout=BATCH_SECONDS)
+                except queue.Empty:
+                    break
+            try:
+                self.apply(tuple(dict.fromkeys(pending)))
+                self.applied += 1
+            except Exception as exc:  # noqa: BLE001 - the daemon never dies of a change
+                log.error("change of %d key(s) not applied: %s", len(pending), exc)
 
     def _one(self, conn: socket.socket) -> tuple[str, ...]:
         """The keys of the message on ``conn``, if it is one to act on (else none, and one log line)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .changes import ccfs_mounts
+from .mounttable import ccfs_mounts
 
 XATTR_KEY = "user.cottoncandy.key"
 
@@ -31,7 +31,7 @@ def locate(path: str | os.PathLike[str]) -> MountedLocation | None:
     """The bucket and key behind ``path`` if it is on a ccfs mount, else ``None``."""
     real = os.path.realpath(os.fspath(path))
     best: tuple[str, str] | None = None
-    for mountpoint, target in ccfs_mounts():
+    for mountpoint, target in ((entry.mountpoint, entry.target) for entry in ccfs_mounts()):
         if (real == mountpoint or real.startswith(mountpoint.rstrip("/") + "/")) and (
                 best is None or len(mountpoint) > len(best[0])):
             best = (mountpoint, target)

@@ -54,3 +54,15 @@ def without_userinfo(endpoint: str) -> str:
     if "@" not in parts.netloc:
         return endpoint
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def normalized_endpoint(url: str) -> str:
+    """``scheme://host[:port][/path]`` of an endpoint URL, lower-cased where URLs are case-blind, without
+    user part, query, fragment or trailing ``/``: one spelling per endpoint, for the names caches and
+    change messages give a bucket (``HTTP://Host:9000/`` and ``http://host:9000`` are one endpoint)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"

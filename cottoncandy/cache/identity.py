@@ -27,11 +27,11 @@ import hashlib
 import os
 import secrets
 import threading
-import urllib.parse
 import weakref
 from typing import Any
 
 from .. import fastpaths
+from ..printable import normalized_endpoint
 from ..storage.base import ObjectStore
 
 _KNOWN: weakref.WeakKeyDictionary[ObjectStore, str] = weakref.WeakKeyDictionary()
@@ -53,14 +53,6 @@ def store_identity(store: ObjectStore) -> str:
 def object_identity(store: ObjectStore, key: str) -> str:
     """The cache identity of the object ``key`` of ``store``."""
     return f"{store_identity(store)}\0{key}"
-
-
-def normalized_endpoint(url: str) -> str:
-    """``scheme://host[:port][/path]`` of an endpoint URL: no user part, query or fragment."""
-    parts = urllib.parse.urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
 
 
 def _identity(store: ObjectStore) -> str:

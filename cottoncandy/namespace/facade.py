@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..storage.base import ObjectStore
 from .attributes import AttributeCache, Shelf
-from .listings import ListingCache
+from .listings import ListingCache, nameable
 from .nodes import Node
 from .resolver import Resolver
 from .streams import FolderStream
@@ -97,7 +97,9 @@ class Namespace:
         asked = 0
         for folder, entries in by_folder.items():
             # a key with an empty part ('a//b', 'a/') is no plain entry of one folder: ask again
-            odd = any(not name for _, name in entries) or (folder != "" and "" in folder.split("/"))
+            # (nor is a name no folder entry can have: '.', '..', NUL; a LIST leaves it out)
+            odd = any(not name or not nameable(name) for _, name in entries) or (
+                folder != "" and any(not part or not nameable(part) for part in folder.split("/")))
             if len(entries) > MANY_CHANGES or odd:
                 self.listings.forget(folder)
                 self.listings.forget(folder.rpartition("/")[0])

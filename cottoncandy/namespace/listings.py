@@ -184,9 +184,19 @@ class ListingCache:
         the entry (or loses it); each listed ancestor lists the folders on the way; a folder left
         empty leaves its parent's listing. A listing whose answer cannot be worked out (the folder's
         own is not in memory, so whether it is now empty is unknown) is dropped instead. A mended
-        listing keeps its ``listed_at`` but starts a new ``ttl``."""
+        listing keeps its ``listed_at``, and one that is ``ttl`` old by then is dropped instead (it is
+        due for a LIST): a folder written here over and over still shows what other machines wrote
+        within twice ``ttl``."""
         parts = split(folder)
         folder = "/".join(parts)
+        ttl = self._folders.ttl
+
+        def mend(path: str, mended: FolderListing) -> None:
+            if time.monotonic() - mended.listed_at >= ttl:
+                self._folders.pop(path, None)
+            else:
+                self._folders[path] = mended
+
         with self._lock:
             listing = self._folders.get(folder)
             if listing is not None:
@@ -196,13 +206,13 @@ class ListingCache:
                 else:
                     objects[name] = info
                 listing = dataclasses.replace(listing, objects=objects)
-                self._folders[folder] = listing
+                mend(folder, listing)
             if info is not None:
                 for depth in range(len(parts)):
                     above, child = "/".join(parts[:depth]), parts[depth]
                     known = self._folders.get(above)
                     if known is not None and child not in known.folder_names:
-                        self._folders[above] = dataclasses.replace(known, folders=sorted([*known.folders, child]))
+                        mend(above, dataclasses.replace(known, folders=sorted([*known.folders, child])))
                 return
             while parts and (listing is None or listing.empty):
                 above, child = "/".join(parts[:-1]), parts[-1]
@@ -213,7 +223,7 @@ class ListingCache:
                     del self._folders[above]
                     return
                 listing = dataclasses.replace(known, folders=[f for f in known.folders if f != child])
-                self._folders[above] = listing
+                mend(above, listing)
                 parts = parts[:-1]
 
     def forget(self, path: str = "") -> None:

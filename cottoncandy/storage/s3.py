@@ -34,7 +34,7 @@ from botocore.response import StreamingBody
 
 from .. import fastpaths
 from ..config import Settings, from_shareable, legacy_keys, recall, remember, shareable
-from ..printable import without_userinfo
+from ..printable import normalized_endpoint, without_userinfo
 from . import answers
 from .answers import MAX_KEYS, ListPage
 from .base import (
@@ -488,10 +488,7 @@ class S3Store(ObjectStore):
     def change_scope(self) -> str | None:
         """``s3 <endpoint> <bucket>``: the endpoint without any user part, query or fragment."""
         endpoint = self.settings.endpoint_url
-        if endpoint:
-            parts = urllib.parse.urlsplit(endpoint)
-            endpoint = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
-        return f"s3 {endpoint or 'aws'} {self.bucket}"
+        return f"s3 {normalized_endpoint(endpoint) if endpoint else 'aws'} {self.bucket}"
 
     def spec(self) -> StoreSpec:
         """Every non-secret setting (``config.shareable``) and a token for this process's credentials

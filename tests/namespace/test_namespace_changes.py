@@ -89,7 +89,7 @@ def test_malformed_messages_are_refused_with_the_reason(data: bytes, why: str) -
 def test_a_message_round_trips_and_big_changes_are_split() -> None:
     change = changes.Change("s3 http://h:1 b", ("a/b", "ü/ø", 'q"x'))
     assert changes.Change.decode(change.encode()) == change
-    keys = [f"k/{i:05d}" + "é" * 200 for i in range(3000)]
+    keys = [f"k/{i:05d}" + "é" * 200 for i in range(3000)] + [f"e/{i}" + "😀" * 250 for i in range(1000)]
     groups = list(changes._chunks(keys))
     assert [k for g in groups for k in g] == keys
     for group in groups:
@@ -97,8 +97,37 @@ def test_a_message_round_trips_and_big_changes_are_split() -> None:
 
 
 def test_no_mount_costs_nothing_and_never_raises(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    table = tmp_path / "mounts"
-    table.write_text("ccfs:s3://bkt /nowhere fuse.ccfs ro 0 0\nproc /proc proc rw 0 0\n")
-    assert changes.local_mounts("bkt", str(table)) == ["/nowhere"]
+    table = tmp_path / "mountinfo"
+    table.write_text("36 25 0:991 / /nowhere rw,nosuid - fuse.ccfs ccfs:s3://bkt rw,user_id=0\n"
+                     "37 25 0:5 / /proc rw - proc proc rw\n")
+    [entry] = changes.local_mounts("bkt", str(table))
+    assert (entry.mountpoint, entry.device, entry.target) == ("/nowhere", "0:991", "s3://bkt")
     assert changes.local_mounts("other", str(table)) == []
-    assert changes.tell("/nowhere", changes.Change("s", ("k",))) is False  # no daemon: skipped at once
+    assert changes.tell(entry, changes.Change("s", ("k",))) is False  # no daemon: skipped at once
+
+
+def test_names_no_folder_entry_can_have_are_not_mended_in(store: MemoryStore) -> None:
+    ns = Namespace(store, ttl=600, folders_ahead=0)
+    assert names(ns, "d") == ["a.npy", "deep"]
+    store.put("d/..", b"x")
+    store.put("d/.", b"x")
+    ns.changed(["d/..", "d/."])
+    assert names(ns, "d") == ["a.npy", "deep"]  # as a LIST shows it: left out
+
+
+def test_a_folder_written_here_again_and_again_is_still_listed_again(store: MemoryStore) -> None:
+    """Mending does not keep a listing forever: one due for a LIST is dropped instead, so what other
+    machines wrote shows within twice the TTL however often this machine writes there."""
+    import time
+
+    ns = Namespace(store, ttl=0.5, folders_ahead=0)
+    assert names(ns, "d") == ["a.npy", "deep"]
+    write_raw_array(store, "d/elsewhere", np.arange(1.0))  # no message: another machine's write
+    deadline = time.monotonic() + 1.2
+    i = 0
+    while time.monotonic() < deadline:
+        write_raw_array(store, f"d/here{i}", np.arange(1.0))
+        ns.changed([f"d/here{i}"])
+        i += 1
+        time.sleep(0.1)
+    assert "elsewhere.npy" in names(ns, "d")

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RANKS = {
     # leaf modules: shared by every layer, import nothing of the project
     "config": 0, "errors": 0, "names": 0, "printable": 0, "progress": 0, "messages": 0, "singleflight": 0,
-    "fastpaths": 0, "changes": 0, "waits": 0,
+    "fastpaths": 0, "changes": 0, "waits": 0, "mounttable": 0,
     # the core
     "storage": 1, "formats": 2, "namespace": 3, "cache": 4,
     # services over the core

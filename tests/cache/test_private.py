@@ -8,11 +8,14 @@ can replace what is in it, read it, or leave links in it.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +52,14 @@ def as_other_user(code: str) -> None:
 
 
 # --- refused folders, one line each -------------------------------------------------------------
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """umask 022 for one test, then the worker's own again (it is per process: later tests inherit it)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
 def test_a_folder_another_user_made_writable_for_all_is_refused(tmp_path: Path) -> None:
     """The issue's case: another user made the cache folder (0777) first; it was used silently."""
     squatted = other_users_folder(tmp_path / "cache")
@@ -140,8 +151,7 @@ def test_a_dangling_database_link_does_not_make_root_create_its_target(tmp_path:
 
 
 # --- what is made is private ---------------------------------------------------------------------------
-def test_folders_are_0700_and_files_0600(tmp_path: Path) -> None:
-    os.umask(0o022)
+def test_folders_are_0700_and_files_0600(tmp_path: Path, umask_022: None) -> None:
     folder = CacheFolder(tmp_path / "new" / "cache")
     assert mode(tmp_path / "new") == 0o700 and mode(folder.root) == 0o700  # each level made
     blocks = folder.open_blocks(2**20)
@@ -220,8 +230,16 @@ def test_a_block_file_that_is_not_ours_is_not_served(tmp_path: Path, how: str) -
 
 def test_another_user_cannot_read_or_replace_what_a_mount_cached(tmp_path: Path) -> None:
     """A real other user (a child process with uid 12345) against a folder ccfs made."""
-    os.chmod(tmp_path, 0o755)  # so that the other user can reach the folder at all
-    folder = CacheFolder(tmp_path / "cache")
+    base = Path(tempfile.mkdtemp(prefix="ccfs-private-", dir="/tmp"))  # pytest's tmp_path is 0700: the other
+    os.chmod(base, 0o755)                                                # user could not even reach it
+    try:
+        other_user_meets_a_private_cache(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def other_user_meets_a_private_cache(base: Path) -> None:
+    folder = CacheFolder(base / "cache")
     blocks = folder.open_blocks(2**20)
     assert blocks is not None
     identity = "s3 http://e b\0k"
@@ -230,6 +248,7 @@ def test_another_user_cannot_read_or_replace_what_a_mount_cached(tmp_path: Path)
     blocks.flush()
     path = blocks.path(block_name(identity, "e1", 0, BLOCK))
     as_other_user(f"""
+        assert os.listdir({str(base)!r}) == ['cache']  # the other user reaches the folder: the cache's modes stop it
         for attempt in (lambda: open({str(path)!r}, 'rb').read(), lambda: os.listdir({str(blocks.root)!r}),
                         lambda: open({str(path)!r} + '.x', 'wb'), lambda: os.rename({str(path)!r}, '/tmp/x')):
             try:

@@ -92,7 +92,7 @@ def test_server_exits_promptly_on_sigterm_with_requests_in_flight() -> None:
         status = server.wait(timeout=30)
         took = time.monotonic() - started
         err = server.stderr.read() if server.stderr is not None else ""
-        assert status == 0 and took < 1.0 and err == "", (status, took, err)
+        assert status == 0 and took < 3.0 and err == "", (status, took, err)  # ~0.25 s; it waited 5 s
     finally:
         stop.set()
         if server.poll() is None:

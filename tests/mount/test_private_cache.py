@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,14 @@ from tests.mountutil import ccfs, force_unmount, mounted, needs_fuse
 pytestmark = [needs_fuse, pytest.mark.fuse,
               pytest.mark.skipif(os.geteuid() != 0, reason="playing another user needs root (chown)")]
 
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """umask 022 for one test, then the worker's own again (it is per process: later tests inherit it)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
 
 def test_a_cache_folder_another_user_made_is_refused_in_one_line(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     squatted = tmp_path / "cache"
@@ -35,10 +44,9 @@ def test_a_cache_folder_another_user_made_is_refused_in_one_line(cci, tmp_path: 
     assert list(squatted.iterdir()) == []
 
 
-def test_what_a_mount_caches_is_private(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_what_a_mount_caches_is_private(cci, tmp_path: Path, umask_022: None) -> None:  # type: ignore[no-untyped-def]
     cci.upload_raw_array("pc/a", np.arange(50_000.0), compression=False)
     cache = tmp_path / "made-by-ccfs"
-    os.umask(0o022)
     with mounted(BUCKET, tmp_path, "--endpoint-url", cci.settings.endpoint_url, "--cache-dir", str(cache)) as m:
         assert np.array_equal(np.load(m / "pc" / "a.npy"), np.arange(50_000.0))
     entries = [cache, *cache.rglob("*")]

@@ -109,7 +109,8 @@ def daemons_serving(mountpoint: str) -> list[int]:
     does not answer the question of its process id, ``ccfs.mount.daemon_pid``): a ``ccfs mount``
     holding ``/dev/fuse`` open whose arguments name the mountpoint -- the daemon is a fork of the
     command that mounted it, and has since left the folder it was started in, so a relative name
-    is matched as the end of the mountpoint's path."""
+    is resolved against the folder its shell named (``PWD`` in its environment); without one, a
+    relative name matches nothing (a daemon of another folder's ``mnt`` is never taken for ours)."""
     target = canonical(mountpoint)
     found = []
     for name in os.listdir("/proc"):
@@ -124,12 +125,22 @@ def daemons_serving(mountpoint: str) -> list[int]:
                              for fd in os.listdir(f"/proc/{name}/fd"))
         except OSError:
             continue
-        named = any(os.path.normpath(word) == target if os.path.isabs(word)
-                    else target.endswith("/" + os.path.normpath(word))
-                    for word in words[words.index("mount") + 1:])
+        started_in = _environment(int(name)).get("PWD", "")
+        named = any(os.path.normpath(word if os.path.isabs(word) else os.path.join(started_in, word)) == target
+                    for word in words[words.index("mount") + 1:] if os.path.isabs(word) or started_in)
         if holds_fuse and named and process_alive(int(name)):
             found.append(int(name))
     return found
+
+
+def _environment(pid: int) -> dict[str, str]:
+    """Process ``pid``'s environment as it started (empty when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            pairs = [item.decode(errors="surrogateescape").partition("=") for item in fh.read().split(b"\0") if item]
+    except OSError:
+        return {}
+    return {key: value for key, _, value in pairs}
 
 
 def process_alive(pid: int) -> bool:

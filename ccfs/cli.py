@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -228,35 +229,39 @@ def main() -> None:
 @click.option("--gid", type=OWNER, help="Group shown for every file and folder (default: yours).")
 @click.option("--umask", type=OCTAL, default="0", show_default=True,
               help="Permission bits taken from 0555 (folders) and 0444 (files), in octal, e.g. 027.")
-def mount_command(target: str, mountpoint: str, endpoint_url: str | None, profile: str | None,
-                  region: str | None, foreground: bool, cache_size: int, block_size: int, read_ahead: int,
-                  metadata_ttl: float, attr_ttl: float, interruptible_reads: bool,
-                  cache_dir: str | None, cache_dir_size: int, metadata_cache_size: int, no_metadata_cache: bool,
-                  log_file: str | None, log_level: str, fuse_options: tuple[str, ...], no_fast_paths: bool,
-                  uid: int | None, gid: int | None, umask: int) -> None:
+def mount_command(target: str, mountpoint: str, **given: Any) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
+    block_size: int = given["block_size"]
     if block_size < 4096 or block_size > 64 * 2**20:
         raise click.BadParameter("must be between 4K and 64M", param_hint="--block-size")
-    check_fuse_options(fuse_options)
-    if cache_size < 4 * block_size:
+    check_fuse_options(given["fuse_options"])
+    if given["cache_size"] < 4 * block_size:
         raise click.BadParameter("must hold at least 4 blocks", param_hint="--cache-size")
+    log_file: str | None = given["log_file"]
+    foreground: bool = given["foreground"]
     face = click.get_current_context().obj  # mount.fuse.ccfs passes how it names options (-o name=...)
     try:
         request = MountRequest(
             target=parse_target(target), mountpoint=os.path.abspath(mountpoint),
-            options=MountOptions(cache_size=cache_size, block_size=block_size, read_ahead=read_ahead,
-                                 metadata_ttl=metadata_ttl, attr_ttl=attr_ttl,
-                                 interruptible_reads=interruptible_reads, cache_dir=cache_dir,
-                                 cache_dir_size=cache_dir_size, metadata_cache=not no_metadata_cache,
-                                 metadata_cache_size=metadata_cache_size, uid=uid, gid=gid, umask=umask),
-            endpoint_url=endpoint_url, profile=profile, region=region, fuse_options=fuse_options,
-            log_file=os.path.abspath(log_file) if log_file else None, log_level=log_level,
-            fast_paths=not no_fast_paths, spell=face if callable(face) else cli_flag)
+            options=mount_options(given), endpoint_url=given["endpoint_url"], profile=given["profile"],
+            region=given["region"], fuse_options=given["fuse_options"],
+            log_file=os.path.abspath(log_file) if log_file else None, log_level=given["log_level"],
+            fast_paths=not given["no_fast_paths"], spell=face if callable(face) else cli_flag)
         mount(request, foreground=foreground)
     except (MountError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if not foreground:
         click.echo(f"mounted {request.target} on {request.mountpoint}")
+
+
+def mount_options(given: Mapping[str, Any]) -> MountOptions:
+    """``MountOptions`` from ``ccfs mount``'s options: each field is set by the option of its name
+    (``cache_size`` by ``--cache-size``), ``metadata_cache`` by ``--no-metadata-cache``; the
+    fields without an option keep their defaults."""
+    names = {f.name for f in dataclasses.fields(MountOptions)}
+    values = {name: value for name, value in given.items() if name in names}
+    values["metadata_cache"] = not given.get("no_metadata_cache", False)
+    return MountOptions(**values)
 
 
 @main.command("umount")

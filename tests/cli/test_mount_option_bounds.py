@@ -84,3 +84,29 @@ def test_relative_paths_are_the_callers() -> None:
     cache_dir = next(p for p in mount_command.params if p.name == "cache_dir")
     ctx = mount_command.make_context("mount", ["bkt", "/mnt", "--cache-dir", "rel/cache"], resilient_parsing=True)
     assert cache_dir.type.convert("rel/cache", cache_dir, ctx) == os.path.join(os.getcwd(), "rel/cache")
+
+
+#: ``ccfs mount``'s options that are the request's, not ``MountOptions`` fields
+REQUEST_OPTIONS = {"endpoint_url", "profile", "region", "foreground", "log_file", "log_level", "fuse_options",
+                   "no_fast_paths", "no_metadata_cache"}
+
+
+def test_each_option_sets_the_mount_options_field_of_its_name() -> None:
+    """One declaration: ``MountOptions`` is made from the options by name, so an option added to
+    ``ccfs mount`` with a field's name reaches the mount (and one without is the request's)."""
+    import dataclasses
+
+    import click
+
+    from ccfs.cli import mount_command, mount_options
+    from ccfs.filesystem import MountOptions
+
+    fields = {f.name for f in dataclasses.fields(MountOptions)}
+    options = {p.name for p in mount_command.params if isinstance(p, click.Option) and p.name}
+    assert options - fields == REQUEST_OPTIONS
+    ctx = mount_command.make_context("mount", ["bkt", "/mnt", "--uid", "7", "--attr-ttl", "2.5", "--read-ahead", "8K",
+                                               "--no-metadata-cache", "--cache-dir", "/c"])
+    made = mount_options(ctx.params)
+    assert (made.uid, made.attr_ttl, made.read_ahead, made.metadata_cache, made.cache_dir) == (7, 2.5, 8192, False,
+                                                                                              "/c")
+    assert all(getattr(made, name) == ctx.params[name] for name in options & fields)

@@ -72,8 +72,9 @@ def first_look(store: ObjectStore, key: str) -> FirstLook:
     first = bytearray(FIRST_READ)
     info, filled = store.read_start(key, memoryview(first))
     spec = spec_for_body(info.metadata, info.size, store.describe(key))
-    del first[filled:]
-    return FirstLook(info, spec, bytes(first))
+    # a copy, not a resize: a view of ``first`` may outlive the read (a fast-path reader given up on
+    # holds it until its socket closes), and a bytearray with views cannot shrink (BufferError)
+    return FirstLook(info, spec, bytes(first[:filled]))
 
 
 def read_looked_array(store: ObjectStore, look: FirstLook, progress: Progress | None = None) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from cottoncandy import mounted as mnt
+from cottoncandy.cache.blocks import FAILED_FOR
 from tests.conftest import BUCKET
 from tests.mountutil import ccfs, mounted, needs_fuse
 
@@ -298,8 +299,17 @@ def test_server_outage_is_eio_and_the_mount_recovers_when_it_returns(tmp_path: P
                 os.listdir(m / "p/q")  # a folder not listed yet: its LIST fails
             assert err.value.errno == errno.EIO
             server = LocalS3Server(port=server.port).start()  # the endpoint is back
-            fh.seek(header + 8 * 900_000)
-            assert np.frombuffer(fh.read(8 * 10), "<f8").tolist() == arr[900_000:900_010].tolist()
+            # a failed block is answered failed for FAILED_FOR seconds (the kernel asks again for a
+            # failed READ at once), then fetched again
+            deadline = time.monotonic() + FAILED_FOR + 10
+            while True:
+                fh.seek(header + 8 * 900_000)
+                try:
+                    assert np.frombuffer(fh.read(8 * 10), "<f8").tolist() == arr[900_000:900_010].tolist()
+                    break
+                except OSError as exc:
+                    assert exc.errno == errno.EIO and time.monotonic() < deadline
+                    time.sleep(0.5)
             assert os.listdir(m / "o") == ["a.npy"]
             assert json.loads((m / "p/q/r.json").read_text()) == {"r": 1}  # no miss was cached for p/q
         errors = mounted.last_errors  # type: ignore[attr-defined]

@@ -45,6 +45,9 @@ MAX_KEYS = 1000
 MAX_KEY_BYTES = 1024
 #: seconds a sender waits for one mount (connect and send) before skipping it
 SEND_TIMEOUT = 0.5
+#: seconds the daemon waits for the message of a connection its owner or root opened (a sender on a
+#: loaded machine may be slow between connect and send; nobody else gets this far)
+RECEIVE_TIMEOUT = 5.0
 #: keys arriving within this many seconds of each other are applied together
 BATCH_SECONDS = 0.05
 #: messages read but not yet applied, at most (more are dropped: they show after the listing TTL)
@@ -172,7 +175,7 @@ def announce(bucket: str, scope: str | None, keys: Iterable[str]) -> int:
 class ChangeListener:
     """Receives changes on the channel of the mount ``device`` and hands each to ``apply(keys)`` when
     it is about ``scope`` and comes from the owner (``uid``) or root. One thread reads messages (each
-    read bounded by ``SEND_TIMEOUT``), another applies them, so a slow store never keeps a writer
+    read bounded by ``RECEIVE_TIMEOUT``), another applies them, so a slow store never keeps a writer
     waiting to connect; keys that arrive within ``BATCH_SECONDS`` of each other are applied together
     (a dask upload names each part in a message of its own: together, a folder named by many keys
     is LISTed once instead of HEADed key by key)."""
@@ -273,7 +276,7 @@ class ChangeListener:
             log.warning("change message from uid %d (pid %d) refused: only uid %d and root may send them",
                         uid, pid, self.uid)
             return ()
-        conn.settimeout(SEND_TIMEOUT)
+        conn.settimeout(RECEIVE_TIMEOUT)
         try:
             data = conn.recv(MAX_MESSAGE + 1)
             change = Change.decode(data)

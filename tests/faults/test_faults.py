@@ -21,6 +21,7 @@ import scipy.sparse
 import cottoncandy as cc
 import cottoncandy.arrays.raw as raw
 import cottoncandy.interface as interface_module
+from cottoncandy.cache.blocks import FAILED_FOR
 from cottoncandy.config import Settings
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.storage import S3Account
@@ -269,7 +270,8 @@ def test_one_mount_through_every_mode_and_an_outage(cci, fault_proxy: FaultProxy
         with pytest.raises(OSError) as caught:
             np.load(m / "c/outage.npy")
         assert caught.value.errno == errno.EIO
-        fault_proxy.clear()  # and the same mount serves it once the endpoint is back
+        fault_proxy.clear()  # and the same mount serves it once the endpoint is back and the failed
+        time.sleep(FAILED_FOR + 0.5)  # block is no longer answered failed (FAILED_FOR seconds)
         assert wrong_bytes(np.load(m / "c/outage.npy"), arrays["c/outage"][1]) == 0
     errors = mounted.last_errors  # type: ignore[attr-defined]
     outage = [line for line in errors if "c/outage" in line]

@@ -114,11 +114,15 @@ class BlockCache:
         for fut, data in zip(futures, blocks):
             fut.set_result(data)
 
-    def fail(self, idents: Sequence[BlockId], futures: Sequence[Future[bytes]], exc: BaseException) -> None:
+    def fail(self, idents: Sequence[BlockId], futures: Sequence[Future[bytes]], exc: BaseException,
+             remember: bool = True) -> None:
+        """The fetch of ``idents`` failed; ``remember``: answer that failure again for ``FAILED_FOR``
+        seconds (a fetch a reader waited for; not a read-ahead's)."""
         with self._lock:
             for ident in idents:
                 self._inflight.release(ident)
-            self._note_failure(idents, exc)
+            if remember:
+                self._note_failure(idents, exc)
         for fut in futures:
             fut.set_exception(exc)
 

@@ -55,6 +55,10 @@ def wait_interruptibly(future: Future[T], interrupted: Callable[[], bool]) -> T:
     return future.result()
 
 
+#: a reader that waited this long (seconds) for a read-ahead that then failed takes the failure as its own
+LONG_WAIT = 4.0
+
+
 class ObjectReader:
     """One open object version: ``read(offset, length)`` answers from cache, fetching what is missing."""
 
@@ -95,9 +99,11 @@ class ObjectReader:
     def _block_id(self, index: int) -> tuple[str, str, int]:
         return (*self.ident, index)
 
-    def _fetch_run(self, first: int, count: int, every_stretch: bool = False) -> None:
+    def _fetch_run(self, first: int, count: int, every_stretch: bool = False, demand: bool = False) -> None:
         """Fetch blocks [first, first+count) that nobody else has: one ranged GET per unclaimed
-        stretch (only the first stretch unless ``every_stretch``)."""
+        stretch (only the first stretch unless ``every_stretch``). ``demand``: a reader waits for it,
+        so its failure is answered again for a while (``BlockCache.failure``); a read-ahead's is not
+        (a reader then asks for itself: a transient fault ahead of it must not fail its read)."""
         ids = [self._block_id(i) for i in range(first, first + count)]
         while ids:
             skip, futures = self.cache.claim(ids)
@@ -110,7 +116,7 @@ class ObjectReader:
             try:
                 data = self.fetch(start, end)
             except BaseException as exc:
-                self.cache.fail(claimed, futures, exc)
+                self.cache.fail(claimed, futures, exc, remember=demand)
                 raise
             if self.tuning is not None:
                 self.tuning.observe(end - start, time.monotonic() - began)
@@ -156,12 +162,18 @@ class ObjectReader:
             return block
         pending = self.cache.waiting(ident)
         if pending is not None:
+            began = time.monotonic()
             try:
                 return pending.result() if self.interrupted is None else wait_interruptibly(pending, self.interrupted)
             except InterruptedError:
                 raise
-            except Exception:
-                pass  # that fetch failed: ask ourselves (and raise our own error), unless it just failed
+            except Exception as exc:
+                # that fetch failed: ask ourselves (a quick fault ahead of the reader must not fail its
+                # read), unless this reader already waited out a long failure (a stalled body): then
+                # it is the reader's failure, answered again for a while to the kernel's retry
+                if time.monotonic() - began >= LONG_WAIT and isinstance(exc, OSError):
+                    self.cache.note_failure([ident], exc)
+                    raise
         self._raise_recent_failure(index)
         if self.interrupted is None:
             return self.cache.get_or_fetch(ident, fetch)
@@ -289,9 +301,9 @@ class ObjectReader:
             self._raise_recent_failure(index)
         if missing:  # what is needed now and nobody is fetching: one GET per stretch
             if self.interrupted is None:
-                self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True)
+                self._fetch_run(missing[0], missing[-1] - missing[0] + 1, every_stretch=True, demand=True)
             else:
-                self._wait(self._fetch_run, missing[0], missing[-1] - missing[0] + 1, True)
+                self._wait(self._fetch_run, missing[0], missing[-1] - missing[0] + 1, True, True)
         return [self._piece(index, self._block(index), offset, end) for index in range(first, last + 1)]
 
     def _piece(self, index: int, block: bytes, offset: int, end: int) -> memoryview | bytes:

@@ -215,6 +215,8 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
             def loop_ended() -> None:  # libfuse's teardown (after every request ended), before the
                 watch.forget()         # disk cache drains: a drain is no stuck request
                 finished.set()
+                if listener is not None:  # the device number is free again: so is its channel
+                    listener.stop()
 
             operations.on_destroy = loop_ended
             threading.Thread(target=stop_when_told, args=(watch, filesystem, request.mountpoint, finished),

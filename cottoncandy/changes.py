@@ -25,6 +25,8 @@ TTL, or ``ccfs refresh``), and the write itself never fails because of it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -52,6 +54,10 @@ RECEIVE_TIMEOUT = 5.0
 BATCH_SECONDS = 0.05
 #: messages read but not yet applied, at most (more are dropped: they show after the listing TTL)
 QUEUED_MESSAGES = 256
+#: seconds a new mount waits for its channel's address to come free: the kernel gives a device
+#: number back at unmount, so a mount made just after another ended can find that mount's daemon
+#: still holding the address for the moment it takes to exit
+BIND_WAIT = 5.0
 #: ``CCFS_TELL_MOUNTS=0`` in the environment: writes tell no mount (they show after the listing TTL)
 ENV_SWITCH = "CCFS_TELL_MOUNTS"
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -191,21 +197,34 @@ class ChangeListener:
         self._threads: list[threading.Thread] = []
         self._queue: queue.Queue[tuple[str, ...]] = queue.Queue(maxsize=QUEUED_MESSAGES)
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
 
     def start(self, device: str) -> bool:
         """Listen on the channel of the mount ``device``; whether it could be opened (the mount
-        works without it)."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            sock.bind(address(device))
-            sock.listen(64)
-        except OSError as exc:
-            sock.close()
-            log.warning("changes made by cottoncandy on this machine will show after the listing TTL: "
-                        "cannot open the change channel (%s)", exc.strerror or exc)
-            return False
+        works without it). An address still held (by the daemon of an earlier mount of the same
+        device number, exiting) is tried again for up to ``BIND_WAIT`` seconds."""
+        deadline = time.monotonic() + BIND_WAIT
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                sock.bind(address(device))
+                sock.listen(64)
+                break
+            except OSError as exc:
+                sock.close()
+                if (exc.errno == errno.EADDRINUSE and time.monotonic() < deadline
+                        and not self._stopping.is_set()):
+                    time.sleep(0.05)
+                    continue
+                log.warning("changes made by cottoncandy on this machine will show after the listing TTL: "
+                            "cannot open the change channel (%s)", exc.strerror or exc)
+                return False
         sock.settimeout(0.5)  # how soon ``stop`` is noticed
-        self._sock = sock
+        with self._lock:
+            if self._stopping.is_set():  # stopped while binding
+                sock.close()
+                return False
+            self._sock = sock
         self._threads = [threading.Thread(target=self._receive, name="ccfs-changes-in", daemon=True),
                          threading.Thread(target=self._apply_loop, name="ccfs-changes", daemon=True)]
         for thread in self._threads:
@@ -213,18 +232,27 @@ class ChangeListener:
         return True
 
     def stop(self) -> None:
+        """Stop listening; may be called more than once. The address is given back first, before
+        the threads end, so a new mount of the same device number can take it at once."""
         self._stopping.set()
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes an accept() in progress
+            sock.close()
         for thread in self._threads:
-            thread.join(timeout=2)
-        if self._sock is not None:
-            self._sock.close()
+            if thread is not threading.current_thread():
+                thread.join(timeout=2)
 
     def _receive(self) -> None:
-        assert self._sock is not None
         failing = False
         while not self._stopping.is_set():
+            sock = self._sock
+            if sock is None:
+                return
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except TimeoutError:
                 continue
             except OSError as exc:  # out of descriptors, buffers...: the channel stays, after a pause

@@ -3,6 +3,10 @@ with one HEAD each and no LIST; and ``changes.Change`` refuses malformed message
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -131,3 +135,30 @@ def test_a_folder_written_here_again_and_again_is_still_listed_again(store: Memo
         i += 1
         time.sleep(0.1)
     assert "elsewhere.npy" in names(ns, "d")
+
+
+def test_a_new_listener_takes_the_address_its_exiting_predecessor_gives_back() -> None:
+    """The kernel gives a mount's device number back at unmount: the next mount can get the same
+    number while the last daemon still exits. The newcomer waits for the address (bounded), and a
+    stopping listener gives the address back before its threads end."""
+    device = f"0:{os.getpid() % 100000 + 900000}"
+    old = changes.ChangeListener("scope", lambda keys: None)
+    assert old.start(device)
+    new = changes.ChangeListener("scope", lambda keys: None)
+    started: list[bool] = []
+    waiter = threading.Thread(target=lambda: started.append(new.start(device)))
+    waiter.start()
+    time.sleep(0.3)
+    assert not started  # still waiting: the address is held
+    old.stop()
+    waiter.join(timeout=changes.BIND_WAIT)
+    try:
+        assert started == [True]
+        old.stop()  # twice is harmless
+    finally:
+        new.stop()
+    gone = changes.ChangeListener("scope", lambda keys: None)
+    try:
+        assert gone.start(device)  # given back at once: no wait
+    finally:
+        gone.stop()

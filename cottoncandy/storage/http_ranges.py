@@ -30,3 +30,20 @@ def content_range_prefix(start: int, end: int | None = None) -> str:
     ``bytes a-b/`` (the total size follows), or ``bytes a-`` for an open range."""
     _check(start, end)
     return f"bytes {start}-" if end is None else f"bytes {start}-{end - 1}/"
+
+
+def parse_content_range(value: str) -> tuple[int, int, int | None] | None:
+    """``(start, end, total)`` of a 206's ``Content-Range: bytes a-b/total`` (``end`` half-open, as
+    everywhere here; ``total`` ``None`` for ``*``); ``None`` when it is not of that form. The length
+    of a body sent without ``Content-Length`` (``Transfer-Encoding: chunked``) is ``end - start``."""
+    unit, _, rest = value.strip().partition(" ")
+    span, _, total = rest.partition("/")
+    first, _, last = span.partition("-")
+    if unit != "bytes" or not (first.isdigit() and last.isdigit() and first.isascii() and last.isascii()):
+        return None
+    if not (total == "*" or (total.isdigit() and total.isascii())):
+        return None
+    start, end = int(first), int(last) + 1
+    if end <= start or (total != "*" and end > int(total)):
+        return None
+    return start, end, None if total == "*" else int(total)

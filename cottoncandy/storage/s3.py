@@ -53,7 +53,7 @@ from .base import (
 )
 from .credential_process import bound_credential_process
 from .errors import aws_unreachable, check_bucket_name, connection_failed, translate
-from .http_ranges import content_range_prefix, http_range
+from .http_ranges import content_range_prefix, http_range, parse_content_range
 from .registry import StoreKind, StoreOptions
 from .retry import (
     CLEANUP_RETRY,
@@ -687,22 +687,35 @@ class S3Store(ObjectStore):
             except OSError:
                 body.close()
                 raise
-            length = int(resp["ContentLength"])
+            # a body sent ``Transfer-Encoding: chunked`` has no Content-Length: ``Content-Range``
+            # says how long it is, or (the whole object) the body's own end
+            length = _answer_length(resp)
             content_range = str(resp.get("ContentRange") or "")
+            size: int | None
             if content_range:
-                total = content_range.rpartition("/")[2]
-                size = int(total) if total.isdigit() else length
-                want = length
-                if length != min(size, len(buffer)):
+                parsed = parse_content_range(content_range)
+                if parsed is None or parsed[0] != 0:
                     body.close()
-                    raise ShortReadError(errno.EIO, f"answer of {length} bytes to a range of {len(buffer)}")
+                    raise ShortReadError(errno.EIO, f"answer {content_range!r} to a range of {len(buffer)} bytes")
+                _, want, total = parsed
+                size = total if total is not None else want
+                if (length is not None and length != want) or want != min(size, len(buffer)):
+                    body.close()
+                    raise ShortReadError(errno.EIO, f"answer of {length if length is not None else want} bytes "
+                                                    f"to a range of {len(buffer)}")
             else:  # an endpoint that ignores Range answers the whole object: its first bytes will do
-                size, want = length, min(length, len(buffer))
+                size = length
+                want = min(length, len(buffer)) if length is not None else len(buffer)
 
             try:  # a body broken midway is asked again, as every read's (botocore cannot retry it)
                 pos = reading_body(lambda: _copy_body(body, buffer, want))
+                if size is None:  # a whole body of no stated length ends where it ends
+                    size = pos if pos < want or not reading_body(lambda: body.read(1)) else None
+                    want = pos
             finally:
                 body.close()
+            if size is None:  # longer than the buffer, of no stated length: a HEAD says how long
+                return None
             if pos != want:
                 raise ShortReadError(errno.EIO, f"short read: {pos} of {want} bytes")
             meta = {str(k).lower(): v for k, v in resp.get("Metadata", {}).items()}
@@ -1138,9 +1151,18 @@ def _socket_readinto(body: Any, buffer: memoryview) -> int | None:
         if not n:
             break
         pos += n
-    if pos == len(buffer):
+    if pos == len(buffer) and getattr(raw, "chunked", False) and raw.read(1):
+        return pos  # a chunked body longer than asked: the connection is closed with the body, never reused
+    if pos == len(buffer):  # (a chunked body's last chunk was read just above: the connection is clean)
         stream.release_conn()  # urllib3 did not see these bytes: hand the connection back ourselves
     return pos
+
+
+def _answer_length(resp: Mapping[str, Any]) -> int | None:
+    """A GET answer's ``Content-Length``; ``None`` for a body sent ``Transfer-Encoding: chunked``
+    (valid HTTP/1.1, which some proxies and gateways send: its length is where it ends)."""
+    length = resp.get("ContentLength")
+    return int(length) if length is not None else None
 
 
 def _read_full(stream: BinaryIO, n: int) -> bytes:

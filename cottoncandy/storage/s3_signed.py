@@ -284,6 +284,7 @@ class SignedRequests:
         the buffer is taken too, and ``answer`` gets the headers (lower-cased; ``content-length`` set to
         the object's size, the bytes read being its own length)."""
         end = start + len(buffer)
+        size = -1  # a probe's object size, once known
         headers = {"Range": http_range(start, end)}
         if if_match:
             headers["If-Match"] = if_match
@@ -300,7 +301,10 @@ class SignedRequests:
             whole = response.status == 200 and start == 0
             if answer is not None:
                 buffer, size = _probe_answer(response, len(buffer), buffer)
-            exact = response.getheader("Content-Length") == str(len(buffer)) and (
+            # no Content-Length: a body sent ``Transfer-Encoding: chunked`` (or until close), whose
+            # length is where it ends (http.client reads the chunks)
+            length = response.getheader("Content-Length")
+            exact = (length is None or length == str(len(buffer))) and (
                 whole or (response.status == 206 and
                           (response.getheader("Content-Range") or "").startswith(
                               content_range_prefix(start, start + len(buffer)))))
@@ -308,12 +312,15 @@ class SignedRequests:
                 raise _Refused(response.status)
             if if_match and not same_etag(if_match, response.getheader("ETag")):
                 raise _Refused("another version than If-Match named")  # boto3's answer says ESTALE
-            pos = 0
-            while pos < len(buffer):
-                got = response.readinto(buffer[pos:])
-                if not got:
-                    raise _Refused("short body")
-                pos += got
+            pos = _fill(response, buffer)
+            if length is None:
+                if pos == len(buffer) and response.read(1):  # also reads the last chunk: the connection is reusable
+                    raise _Refused("a body longer than asked")
+                if pos < len(buffer) and size < 0:  # a probe's whole object, shorter than the buffer
+                    buffer = buffer[:pos]
+                size = size if size >= 0 else pos
+            if pos < len(buffer):
+                raise _Refused("short body")
         except TimeoutError:
             raise
         except Exception as exc:
@@ -631,16 +638,31 @@ def _escaped(key: str) -> str:
     return percent_encode(key, safe="/~")
 
 
+def _fill(response: http.client.HTTPResponse, buffer: memoryview) -> int:
+    """Read ``response``'s body into ``buffer`` until it is full or the body ends; the bytes read."""
+    pos = 0
+    while pos < len(buffer):
+        got = response.readinto(buffer[pos:])
+        if not got:
+            break
+        pos += got
+    return pos
+
+
 def _probe_answer(response: http.client.HTTPResponse, asked: int, buffer: memoryview) -> tuple[memoryview, int]:
     """(the part of ``buffer`` a probe's answer fills, the object's size): a 206's ``Content-Range``
-    total, or a 200's length (a whole object no longer than asked)."""
+    total, or a 200's length (a whole object no longer than asked; -1 for a chunked body, whose
+    length is where it ends)."""
     if response.status == 206:
         total = (response.getheader("Content-Range") or "").rpartition("/")[2]
         if not total.isdigit():
             raise _Refused("no size in Content-Range")
         size = int(total)
     elif response.status == 200:
-        size = int(response.getheader("Content-Length") or -1)
+        length = response.getheader("Content-Length")
+        if length is None:  # chunked: the size is where the body ends (at most ``asked``: checked then)
+            return buffer, -1
+        size = int(length) if length.isdigit() else -1
         if not 0 <= size <= asked:
             raise _Refused("a whole answer longer than asked")
     else:

@@ -25,7 +25,8 @@ mode          what the client sees
 Answers that are well-formed but wrong (a LIST that loops its continuation token or overflows its
 page, an HTML portal page, cut-off XML, ``If-Match`` ignored, a HEAD that disagrees with the GET)
 are modes of the same rules, described in ``misbehave``: ``loop_token``, ``new_token``,
-``overflow``, ``html``, ``cut_xml``, ``ignore_if_match``, ``head_etag``, ``head_size``, ``head_stale``.
+``overflow``, ``html``, ``cut_xml``, ``ignore_if_match``, ``head_etag``, ``head_size``, ``head_stale``; so is
+``chunked`` (a GET's body sent ``Transfer-Encoding: chunked``: valid, but not what moto sends).
 
 ``outage(seconds)`` refuses connections for a period: the listening socket is closed (clients get
 ECONNREFUSED), and a request arriving on an already open connection is reset.
@@ -418,6 +419,13 @@ class FaultProxy:
         if mode == "delay":
             time.sleep(rule.seconds)  # type: ignore[union-attr]
         has_body = body_length != 0 or chunked
+        if rule is not None and mode in misbehave.REFRAMED and has_body:
+            client.sendall(misbehave.chunked_head(status_head))
+            for piece in misbehave.chunks(iter(upstream.body(body_length, chunked)), rule.after):
+                client.sendall(piece)
+            if upstream_closes:
+                upstream.close()
+            return request.keep_alive and not upstream_closes
         if mode == "reset" and not has_body:
             upstream.drain_body(body_length, chunked)
             _reset(client)

@@ -29,6 +29,9 @@ mode              what the client gets (only for the requests named; others pass
 ``head_stale``    HEAD: the first answer the rule gave for a key, whatever the object is now (a gateway
                   that caches HEADs): replace the object after one HEAD, and HEADs go on showing the
                   old version's ETag, size and metadata while GETs serve the new one.
+``chunked``       GET: the server's answer, its body sent ``Transfer-Encoding: chunked`` (pieces of at most
+                  ``after`` bytes, default 64 KiB) with no ``Content-Length``: valid HTTP/1.1, as some
+                  proxies and gateways send (issue 25). Not a fault: a client must read it as the same bytes.
 ================  ====================================================================================
 
 A rule of a LIST mode matches only ListObjectsV2 requests, of a HEAD mode only HEADs, and
@@ -52,7 +55,9 @@ REWRITTEN = ("loop_token", "cut_xml", "head_etag", "head_size", "head_stale")
 #: modes that change the request before the server sees it
 REQUEST_CHANGED = ("loop_token", "ignore_if_match")
 MODES = ("loop_token", "new_token", "overflow", "html", "cut_xml", "ignore_if_match", "head_etag", "head_size",
-         "head_stale")
+         "head_stale", "chunked")
+#: modes whose answers are the server's, streamed in another framing
+REFRAMED = ("chunked",)
 LIST_MODES = ("loop_token", "new_token", "overflow", "cut_xml")
 HEAD_MODES = ("head_etag", "head_size", "head_stale")
 
@@ -87,6 +92,8 @@ def applies(mode: str, method: str, query: str, has_if_match: bool) -> bool:
         return method == "HEAD"
     if mode == "ignore_if_match":
         return has_if_match
+    if mode == "chunked":
+        return method == "GET"
     return mode in MODES
 
 
@@ -182,6 +189,25 @@ def _overflowing_page(query: dict[str, str], count: int) -> tuple[bytes, Iterato
 
 
 # --- the server's answers, changed -----------------------------------------------------------
+def chunked_head(head: bytes) -> bytes:
+    """The server's status line and headers (ending with the blank line) for the same answer sent
+    ``Transfer-Encoding: chunked``: its ``Content-Length`` dropped."""
+    lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+    kept = [line for line in lines if line.partition(":")[0].strip().lower()
+            not in ("content-length", "transfer-encoding")]
+    return ("\r\n".join(kept) + "\r\nTransfer-Encoding: chunked\r\n\r\n").encode("latin-1")
+
+
+def chunks(pieces: Iterator[bytes], size: int | None) -> Iterator[bytes]:
+    """``pieces`` as HTTP/1.1 chunks of at most ``size`` bytes (default 64 KiB), then the last chunk."""
+    size = size or 65536
+    for piece in pieces:
+        for start in range(0, len(piece), size):
+            part = piece[start : start + size]
+            yield f"{len(part):x}\r\n".encode() + part + b"\r\n"
+    yield b"0\r\n\r\n"
+
+
 def rewritten(rule: Rule, method: str, head: bytes, body: bytes, key: str = "",
               remembered: dict[str, bytes] | None = None) -> bytes:
     """The server's whole answer (``head`` ends with the blank line), as the client gets it.

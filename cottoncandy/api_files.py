@@ -17,6 +17,7 @@ from .names import clean_object_name, require_key
 from .printable import shown_name
 from .progress import ProgressCallback
 from .storage.base import ObjectInfo
+from .storage.collect import objects_under
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class FileSystemMethods(MixinBase):
         """Objects of the bucket (``filter=dict(Prefix=...)``), each with key, size, etag, last_modified."""
         prefix = (filter or {}).get("Prefix", "")
         objects: list[ObjectInfo] = []
-        for info in self.store.iter_objects(clean_object_name(prefix)):
+        for info in objects_under(self.store, clean_object_name(prefix)):
             if limit is not None and len(objects) >= limit:
                 break
             objects.append(info)

@@ -26,6 +26,7 @@ from ..formats.ranges import bounding_block, plan_block
 from ..formats.raw import dtype_token, parse_dtype_token
 from ..progress import Progress, ProgressCallback
 from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
+from ..storage.collect import objects_under
 from ..storage.registry import StoreHandle
 from .dask_parts import PartRef, load_part, stored_dask_array
 from .raw import read_array_spec, write_raw_array
@@ -36,7 +37,7 @@ from .raw import read_array_spec, write_raw_array
 def read_manifest(store: ObjectStore, object_name: str, kind: str) -> tuple[Any, dict[str, ObjectInfo]]:
     """The parsed ``metadata.json`` of a folder-shaped value and the objects under it (one LIST)."""
     name = store.describe(object_name)
-    listing = {info.key: info for info in store.iter_objects(object_name + "/")}
+    listing = {info.key: info for info in objects_under(store, object_name + "/")}
     manifest_key = f"{object_name}/{layout.MANIFEST}"
     if manifest_key not in listing:
         what = "nothing is stored under it" if not listing else f"{layout.MANIFEST} is missing"
@@ -146,7 +147,7 @@ def upload_dask_array(store: ObjectStore, object_name: str, arr: Any, axis: int 
     if dtype.hasobject:
         raise TypeError(f"{name}: arrays of Python objects cannot be stored as parts")
     plan = layout.plan_split(shape, dtype.itemsize, axis, buffersize, name=name)
-    previous = {info.key for info in store.iter_objects(object_name + "/")}
+    previous = {info.key for info in objects_under(store, object_name + "/")}
     keys = [layout.part_key(object_name, part.index) for part in plan.parts]
     choice = dict(choice or {})
     written: list[str] = []

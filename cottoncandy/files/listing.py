@@ -20,6 +20,7 @@ from ..namespace.patterns import RECURSIVE, has_magic, level_matcher, levels_reg
 from ..namespace.tree import may_be_array
 from ..printable import shown_name
 from ..storage.base import Listing, ObjectInfo, ObjectStore
+from ..storage.collect import objects_under
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,7 +79,7 @@ def _walk(store: ObjectStore, levels: list[str], threads: int, folders_too: bool
             regex = levels_regex(levels[index:])
 
             def subtree(prefix: str, regex: re.Pattern[str] = regex) -> list[str]:
-                return [o.key for o in store.iter_objects(prefix)
+                return [o.key for o in objects_under(store, prefix)
                         if o.key != prefix and regex.fullmatch(o.key[len(prefix):])]
 
             return sorted({Entry(key) for keys in _parallel(subtree, frontier, threads) for key in keys})

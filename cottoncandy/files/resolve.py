@@ -21,6 +21,7 @@ from enum import Enum
 
 from ..namespace.patterns import has_magic
 from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.collect import objects_under
 from .listing import folder_prefix, glob
 
 
@@ -54,7 +55,7 @@ def resolve(store: ObjectStore, name: str, *, patterns: bool, threads: int = 8) 
     if not wants_folder and store.exists(name):
         return Resolved(name, Kind.KEY, (name,))
     prefix = folder_prefix(name)
-    below = tuple(store.iter_objects(prefix))
+    below = tuple(objects_under(store, prefix))
     if below:
         return Resolved(name, Kind.FOLDER, tuple(o.key for o in below), prefix, below)
     if patterns and has_magic(name):

@@ -22,6 +22,7 @@ from ..namespace.patterns import has_magic
 from ..printable import escape_controls
 from ..progress import Progress, ProgressCallback
 from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.collect import objects_under
 from ..storage.filenames import DEFAULT_NAME_MAX, NotAFileName, is_name_error, name_max, path_problem
 from ..storage.tempfiles import create_temp
 from .listing import folder_prefix
@@ -69,7 +70,7 @@ def plan_copy(src_store: ObjectStore, src: str, dst_store: ObjectStore, dst: str
         if len(plan) == 1:
             clashes = [plan[0].dst] if dst_store.exists(plan[0].dst) else []
         else:  # one listing of the destination folder, not a HEAD per key
-            taken = {o.key for o in dst_store.iter_objects(folder_prefix(dst))}
+            taken = {o.key for o in objects_under(dst_store, folder_prefix(dst))}
             clashes = [c.dst for c in plan if c.dst in taken]
         if clashes:
             more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""

@@ -61,6 +61,7 @@ from ..formats.raw import (
 )
 from ..formats.sparse import parse_sparse_manifest
 from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.collect import objects_under
 from ..storage.registry import StoreHandle
 
 log = logging.getLogger(__name__)
@@ -321,7 +322,7 @@ class _Builder:
     def folder(self, prefix: str) -> None:
         """Every array under ``prefix`` (a folder; ``""`` is the bucket)."""
         base = prefix + "/" if prefix else ""
-        listing = {info.key: info for info in self.store.iter_objects(base)}
+        listing = {info.key: info for info in objects_under(self.store, base)}
         if not listing:
             raise ObjectNotFound(errno.ENOENT, f"{self.store.describe(prefix or None)}: nothing is stored there")
         consumed: set[str] = set()

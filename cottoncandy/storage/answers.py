@@ -20,7 +20,8 @@ XML sent with ``200 OK``, a GET that ignores ``If-Match`` and serves another ver
   dropped, not an error), and ``EMPTY_PAGES`` truncated pages in a row with no entry. One folder's
   listing (``limit_bytes``) may hold at most ``LISTING_MEMORY`` bytes as estimated by
   ``entry_cost``: beyond it ``ListingTooLarge`` (``EFBIG``) says so. Recursive listings
-  (``iter_objects``) hold nothing and have no size limit; the token and order rules still apply.
+  (``iter_objects``) hold nothing and have no size limit; the token and order rules still apply, and
+  a caller that keeps what it reads gathers it through ``collect.objects_under`` (its own limit).
 - ``check_etag``: a GET sent with ``If-Match`` must answer with that ETag; any other (or none) is
   ``OSError(ESTALE)`` -- a server that ignored the condition served another version -- and the bytes
   are not used. Any other HEAD or GET answer of an object must name a version (an ETag): one that

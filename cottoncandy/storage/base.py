@@ -327,6 +327,10 @@ class ObjectStore(abc.ABC):
         """How errors name an object of this store."""
         return f"s3://{self.bucket}/{key}" if key is not None else f"s3://{self.bucket}"
 
+    def listing_where(self, prefix: str) -> str:
+        """How errors name a listing of ``prefix``: the folder, and the endpoint where one answers."""
+        return f"LIST of {self.describe(prefix)}"
+
     def cache_scope(self) -> str | None:
         """What names this bucket across processes in a persistent cache (endpoint and bucket, no
         secret), or ``None`` when metadata of this store must not outlive the process (memory) or

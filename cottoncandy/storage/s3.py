@@ -1035,7 +1035,7 @@ class S3Store(ObjectStore):
                                      f"{self.describe(first.get('Key'))}: {first.get('Code')}")
 
     # --- listing -----------------------------------------------------------------------------
-    def _where(self, prefix: str) -> str:
+    def listing_where(self, prefix: str) -> str:
         """How a listing's errors name it: the folder and the endpoint that answered."""
         endpoint = without_userinfo(self.settings.endpoint_url) if self.settings.endpoint_url else "AWS S3"
         return f"LIST of {self.describe(prefix)} at {endpoint}"
@@ -1081,7 +1081,7 @@ class S3Store(ObjectStore):
         on from there. Both paths' pages are checked by one ``answers.ListingGuard``: a repeated
         token, a page that goes back, pages without end or (``limit_bytes``) a listing bigger than
         that are errors naming the endpoint."""
-        where = self._where(prefix)
+        where = self.listing_where(prefix)
         guard = answers.ListingGuard(where, limit_bytes)
         fast = self._signed_requests()
         token: str | None = None
@@ -1109,7 +1109,7 @@ class S3Store(ObjectStore):
             yield Listing(prefixes=page.prefixes, objects=page.objects)
 
     def list_page_after(self, prefix: str, start_after: str, max_keys: int = 1000) -> list[ObjectInfo]:
-        where = self._where(prefix)
+        where = self.listing_where(prefix)
         fast = self._signed_requests()
         objects = fast.list_page_after(prefix, start_after, max_keys, where) if fast is not None else None
         if objects is not None:

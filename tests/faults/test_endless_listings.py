@@ -1,0 +1,128 @@
+"""Issue 24 item 1, the recursive listings: what the library *keeps* of ``iter_objects`` (a glob's
+matches, a folder's objects, a dask array's parts, the arrays ``refs`` describes) is bounded by
+``storage.collect`` (``COTTONCANDY_LISTING_MEMORY``). Before, an endpoint answering a new
+continuation token forever grew each of these without end; a repeated token ended them all."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cottoncandy as cc
+from cottoncandy.refs import build_refs
+from cottoncandy.storage.answers import BadAnswer, ListingTooLarge
+from cottoncandy.storage.collect import LIMIT_VARIABLE, limit, objects_under
+from cottoncandy.storage.memory import MemoryStore
+from cottoncandy.testing.faultproxy import FaultProxy, FaultRule
+from tests.conftest import BUCKET
+from tests.faults.test_misbehaving import BOUND, bounded
+
+#: 2 MB of kept entries: about 11 pages of 500 objects of the endless mode
+SMALL = 2_000_000
+
+
+@pytest.fixture
+def loop(s3_store) -> None:  # type: ignore[no-untyped-def]
+    for key in ["loop/a.txt", "loop/sub/b.txt", "other/c.txt"]:
+        s3_store.put(key, b"12345678")
+
+
+def interface(proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, fast_paths: bool) -> Any:
+    """The library through ``proxy``; ``fast_paths=False``: every LIST through boto3."""
+    monkeypatch.setenv("CCFS_FAST_PATHS", "1" if fast_paths else "0")
+    return cc.get_interface(BUCKET, endpoint_url=proxy.endpoint_url, verbose=False)
+
+
+def library_calls(cci: Any) -> dict[str, Callable[[], Any]]:
+    return {
+        "glob **": lambda: cci.glob("loop/**"),
+        "rm -r": lambda: cci.rm("loop/", recursive=True),
+        "get_objects": lambda: cci.get_objects(filter={"Prefix": "loop/"}),
+        "download_dask_array": lambda: cci.download_dask_array("loop"),
+        "build_refs": lambda: build_refs(cci.store, "loop"),
+    }
+
+
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["signed", "boto3"])
+def test_an_endless_listing_kept_by_the_library_ends_at_its_limit(loop, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 fast_paths: bool) -> None:
+    monkeypatch.setenv(LIMIT_VARIABLE, str(SMALL))
+    cci = interface(fault_proxy, monkeypatch, fast_paths)
+    fault_proxy.set_rules([FaultRule("new_token", query="prefix=loop", count=500)])
+    for name, call in library_calls(cci).items():
+        with pytest.raises(ListingTooLarge) as caught:
+            bounded(call)
+        message = str(caught.value)
+        assert caught.value.errno == errno.EFBIG, (name, message)
+        assert "s3://test-bucket/loop/" in message and fault_proxy.endpoint_url in message, (name, message)
+        assert "more than 2 MiB of listing" in message and LIMIT_VARIABLE in message, (name, message)
+    assert fault_proxy.count("new_token") < 20 * len(library_calls(cci))
+
+
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["signed", "boto3"])
+def test_a_repeated_token_ends_every_kept_listing(loop, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
+                                                  monkeypatch: pytest.MonkeyPatch, fast_paths: bool) -> None:
+    cci = interface(fault_proxy, monkeypatch, fast_paths)
+    fault_proxy.set_rules([FaultRule("loop_token", query="prefix=loop")])
+    for name, call in library_calls(cci).items():
+        with pytest.raises(BadAnswer, match="continuation token 'cc-loop-token' already followed") as caught:
+            bounded(call)
+        assert fault_proxy.endpoint_url in str(caught.value), name
+    fault_proxy.clear()
+    assert cci.glob("loop/**") == ["loop/a.txt", "loop/sub/b.txt"]
+
+
+def test_ccfs_glob_and_rm_end_at_the_limit_in_one_line(loop, fault_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    fault_proxy.set_rules([FaultRule("new_token", query="prefix=loop", count=500)])
+    env = {**os.environ, "AWS_ENDPOINT_URL": fault_proxy.endpoint_url, LIMIT_VARIABLE: str(SMALL)}
+    for args in (["glob", f"s3://{BUCKET}/loop/**"], ["rm", "-r", f"s3://{BUCKET}/loop/"]):
+        try:
+            result = subprocess.run([sys.executable, "-m", "ccfs", *args], capture_output=True, text=True, env=env,
+                                    timeout=BOUND)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"ccfs {' '.join(args)} still running after {BOUND:.0f} s")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, (args, result.stderr)
+        assert "more than 2 MiB of listing" in lines[0] and fault_proxy.endpoint_url in lines[0], lines[0]
+
+
+def test_the_limit_counts_what_is_kept() -> None:
+    store = MemoryStore()
+    for i in range(100):
+        store.put(f"p/{i:03d}", b"x")
+    assert len(list(objects_under(store, "p/", None))) == 100
+    with pytest.raises(ListingTooLarge, match=r"LIST of s3://.*/p/: more than 5000 bytes of listing \(15 objects"):
+        list(objects_under(store, "p/", 5000))
+
+
+def test_the_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(LIMIT_VARIABLE, raising=False)
+    assert limit() == 2**30
+    monkeypatch.setenv(LIMIT_VARIABLE, "0")
+    assert limit() is None
+    for bad in ("1e9", "\u0661\u0662", "-5", "12M"):
+        monkeypatch.setenv(LIMIT_VARIABLE, bad)
+        with pytest.raises(ValueError, match=LIMIT_VARIABLE):
+            limit()
+
+
+def test_nothing_above_storage_keeps_iter_objects_unbounded() -> None:
+    """The invariant of ``storage.collect``: a comprehension, ``list``/``tuple``/``set``/``sorted`` of
+    ``iter_objects`` outside ``storage`` would be a collector without a limit."""
+    root = Path(__file__).resolve().parents[2]
+    keeping = re.compile(r"(\b(list|tuple|set|sorted|dict)\(|[\[{]).*\bin\b.*\.iter_objects\(|"
+                         r"\b(list|tuple|set|sorted|dict)\([^)]*\.iter_objects\(")
+    paths = [path for folder in ("cottoncandy", "ccfs") for path in (root / folder).rglob("*.py")
+             if not {"storage", "testing"} & set(path.relative_to(root).parts)]
+    found = [f"{path.relative_to(root)}:{n}" for path in paths
+             for n, line in enumerate(path.read_text().splitlines(), 1) if keeping.search(line)]
+    assert found == [] or all("demo.py" in f for f in found), found

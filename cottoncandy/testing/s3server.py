@@ -26,6 +26,20 @@ answer like a remote S3: every response waits ``latency_ms`` before its first by
 connection moves at most ``mbps`` megabytes (10**6 bytes) per second each way. Both are applied on the
 server's worker threads, one request per connection at a time, so concurrent requests overlap as they
 would on a network: eight ranged GETs in flight take one latency, not eight.
+
+**Endpoints as users meet them.** ``auth=True`` (``--auth``) turns on moto's own IAM/SigV4 checks: at
+start the server makes, through moto's IAM and STS APIs, a user with keys, a role it assumed and a
+revoked key (``identities``, see ``s3identities``); from then on every S3 request is verified against
+them (a wrong secret, an unknown or revoked key, a missing session token: 403). The fast HEAD path
+stands aside while checks are on (moto answers, and checks, every HEAD); fast listing pages are built
+inside moto's handler, after its check. moto's switch is process-wide, so one process runs either
+authenticating servers or open ones, never both (``start`` refuses the mix); ``reset`` then empties S3
+only, keeping the identities. ``tls=True`` (``--tls``) adds an https port (``tls_endpoint_url``) served by
+a ``tlsfront.TLSFront`` with a CA made at start (``ca_file``: what ``AWS_CA_BUNDLE`` names).
+Virtual-hosted requests (``Host: BUCKET.localhost:PORT``) are routed by moto from the Host header
+(``virtual_endpoint_url`` is the endpoint a virtual-hosted client uses; ``localnames`` makes
+``*.localhost`` resolve to loopback in tests). The control paths (``/_local-s3/*``, ``/moto-api``) are
+never checked: they are not S3.
 """
 
 from __future__ import annotations
@@ -39,18 +53,23 @@ import random
 import re
 import secrets
 import socket
+import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from .s3identities import Identities, make_identities
 from .s3listing import enable_fast_listing
+from .tlsfront import TLSFront, make_certificates
 
 _local = threading.local()
 LOG_PATH = "/_local-s3/log"
 FILL_PATH = "/_local-s3/fill"
+RESET_S3_PATH = "/_local-s3/reset-s3"
 _patched = False
 _times_patched = False
 
@@ -269,12 +288,24 @@ def _channel_class() -> Any:
     return Channel
 
 
+_SCOPE_SERVICE = re.compile(r"Credential=[^/,\s]+/\d{8}/[a-z0-9\-]+/(iam|sts)/aws4_request")
+
+
 def _s3_only_app() -> Any:
-    """moto's S3 app, plus its ``/moto-api`` (reset) app, without the per-request service dispatcher."""
+    """moto's S3 app, plus its ``/moto-api`` (reset) app, without the per-request service dispatcher.
+
+    A request signed for IAM or STS (its credential scope says so) goes to moto's IAM or STS app: how
+    the authenticating mode makes its user and role, and how a client assumes a role here."""
     from moto.moto_server.werkzeug_app import create_backend_app
 
     s3_app = create_backend_app("s3")
     api_app = create_backend_app("moto_api")
+    other_apps: dict[str, Any] = {}
+
+    def other(service: str) -> Any:
+        if service not in other_apps:
+            other_apps[service] = create_backend_app("iam" if service == "iam" else "sts")
+        return other_apps[service]
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         # moto reads keys from the undecoded path (a key may hold "%20" or an encoded "/"); werkzeug's
@@ -282,6 +313,9 @@ def _s3_only_app() -> Any:
         environ.setdefault("RAW_URI", environ.get("REQUEST_URI", ""))
         if environ.get("PATH_INFO", "").startswith("/moto-api"):
             return api_app(environ, start_response)
+        scope = _SCOPE_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if scope is not None:
+            return other(scope.group(1))(environ, start_response)
         return s3_app(environ, start_response)
 
     return app
@@ -311,6 +345,8 @@ class _RequestLog:
             return self._serve_log(environ, start_response)
         if environ.get("PATH_INFO", "") == FILL_PATH and environ.get("REQUEST_METHOD") == "POST":
             return _fill(environ, start_response)
+        if environ.get("PATH_INFO", "") == RESET_S3_PATH and environ.get("REQUEST_METHOD") == "POST":
+            return _reset_s3(environ, start_response)
         return self._logged(environ, start_response)
 
     def _serve_log(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -416,7 +452,7 @@ class _RemoteLike:
         self.rate = mbps * 1e6 if mbps else None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "").startswith((LOG_PATH, FILL_PATH)):
+        if environ.get("PATH_INFO", "").startswith((LOG_PATH, FILL_PATH, RESET_S3_PATH)):
             return self.app(environ, start_response)  # control requests are not traffic
         return self._shaped(environ, start_response)
 
@@ -463,6 +499,17 @@ def _fill(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [b"{}"]
 
 
+def _reset_s3(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """``POST /_local-s3/reset-s3``: forget every bucket and object, keep IAM and STS (their keys)."""
+    from moto.s3.models import s3_backends
+
+    for account in list(s3_backends.keys()):
+        for partition in list(s3_backends[account].keys()):
+            s3_backends[account][partition].reset()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+    return [b"{}"]
+
+
 #: what to do when moto or waitress is missing (``pip install`` of the library alone does not bring them)
 SERVER_EXTRA_HINT = ("the local S3 endpoint needs the 'server' extra: pip install 'cottoncandy-ccfs[server]' "
                      "(from a clone: pip install -e '.[server]')")
@@ -482,6 +529,36 @@ def require_server_extra() -> None:
         raise ServerExtraMissing(f"{missing} is not installed; {SERVER_EXTRA_HINT}", name=exc.name) from None
 
 
+_modes = {True: 0, False: 0}  # running servers of this process, by ``auth``
+_modes_lock = threading.Lock()
+
+
+def _claim_mode(auth: bool) -> None:
+    """moto's signature checking is one switch for the whole process: refuse to mix the two kinds."""
+    with _modes_lock:
+        if _modes[not auth]:
+            kinds = ("an open", "an authenticating") if auth else ("an authenticating", "an open")
+            raise RuntimeError(f"{kinds[0]} local S3 server runs in this process: moto's IAM checks are "
+                               f"process-wide, so {kinds[1]} one must run in another process")
+        _modes[auth] += 1
+
+
+def _release_mode(auth: bool) -> None:
+    with _modes_lock:
+        _modes[auth] = max(0, _modes[auth] - 1)
+        if auth and not _modes[auth]:
+            _checking(False)
+
+
+def _checking(on: bool) -> None:
+    """Turn moto's IAM/SigV4 checks on (every request from now) or off, for this process."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0 if on else float("inf")
+    ActionAuthenticatorMixin.request_count = 0
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -492,7 +569,8 @@ class LocalS3Server:
     """A moto S3 endpoint on ``host:port`` (a free port by default), in a daemon thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, range_reads: bool = True,
-                 latency_ms: float = 0.0, mbps: float | None = None):
+                 latency_ms: float = 0.0, mbps: float | None = None, auth: bool = False, tls: bool = False,
+                 cert_dir: Path | None = None):
         if latency_ms < 0 or (mbps is not None and mbps <= 0):
             raise ValueError(f"latency_ms must be >= 0 and mbps > 0, not {latency_ms!r} and {mbps!r}")
         self.host = host
@@ -500,17 +578,44 @@ class LocalS3Server:
         self.range_reads = range_reads
         self.latency_ms = latency_ms
         self.mbps = mbps
+        self.auth = auth
+        self.tls = tls
+        self.cert_dir = cert_dir
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._tls_front: TLSFront | None = None
         self.log: _RequestLog | None = None
+        self.identities: Identities | None = None  # with ``auth``: the keys moto checks requests against
+        self.ca_file: Path | None = None  # with ``tls``: the CA that signed the https port's certificate
 
     @property
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def virtual_endpoint_url(self) -> str:
+        """The plain endpoint by a name whose subdomains are bucket hosts (``BUCKET.localhost:PORT``)."""
+        return f"http://localhost:{self.port}"
+
+    @property
+    def tls_endpoint_url(self) -> str:
+        """The https endpoint (``tls=True``), by the name its certificate carries."""
+        if self._tls_front is None:
+            raise RuntimeError("this server was not started with tls=True")
+        return f"https://localhost:{self._tls_front.port}"
+
+    def describe(self) -> dict[str, Any]:
+        """What a client needs, as JSON-able data (``--json``): endpoints, CA, keys."""
+        return {"endpoint_url": self.endpoint_url, "virtual_endpoint_url": self.virtual_endpoint_url,
+                "tls_endpoint_url": self.tls_endpoint_url if self._tls_front else None,
+                "ca_file": str(self.ca_file) if self.ca_file else None,
+                "identities": self.identities.to_json() if self.identities else None}
+
     def start(self) -> LocalS3Server:
         require_server_extra()
         from waitress.server import create_server
+
+        _claim_mode(self.auth)
 
         if self.range_reads:
             enable_range_reads()
@@ -528,6 +633,14 @@ class LocalS3Server:
         self._server.channel_class = _channel_class()
         self._thread = threading.Thread(target=self._server.run, name="local-s3", daemon=True)
         self._thread.start()
+        if self.tls:
+            folder = self.cert_dir or Path(tempfile.mkdtemp(prefix="local-s3-tls-"))
+            certs = make_certificates(folder)
+            self.ca_file = certs.ca_file
+            self._tls_front = TLSFront((self.host, self.port), certs, host=self.host).start()
+        if self.auth:
+            self.identities = make_identities(self.endpoint_url)  # made while moto checks nothing yet
+            _checking(True)
         return self
 
     def stop(self, grace: float = 5.0) -> None:
@@ -538,6 +651,9 @@ class LocalS3Server:
         server, self._server = self._server, None
         if server is None:
             return
+        if self._tls_front is not None:
+            self._tls_front.stop()
+        _release_mode(self.auth)
         done = threading.Event()
 
         def close_everything() -> None:  # runs in the server's own loop thread
@@ -555,8 +671,9 @@ class LocalS3Server:
             self._thread.join(10)
 
     def reset(self) -> None:
-        """Forget every bucket and object (moto's reset API)."""
-        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST", data=b"")
+        """Forget every bucket and object (moto's reset API; with ``auth``, S3's only: the keys stay)."""
+        path = RESET_S3_PATH if self.auth else "/moto-api/reset"
+        req = urllib.request.Request(f"{self.endpoint_url}{path}", method="POST", data=b"")
         urllib.request.urlopen(req, timeout=30).read()
         if self.log is not None:
             with self.log.lock:
@@ -595,12 +712,19 @@ def main() -> None:  # pragma: no cover - manual use: python -m cottoncandy.test
                         help="wait this long before the first byte of every response (remote-like)")
     parser.add_argument("--mbps", type=float, default=None,
                         help="at most this many MB (10**6 bytes) per second per connection (remote-like)")
+    parser.add_argument("--auth", action="store_true",
+                        help="check every request's signature (moto's IAM): a user, a role and keys made at start")
+    parser.add_argument("--tls", action="store_true", help="also serve https, with a CA made at start")
+    parser.add_argument("--cert-dir", type=Path, default=None, help="where --tls writes ca.pem and the server's files")
+    parser.add_argument("--json", action="store_true",
+                        help="print endpoints, CA file and keys as one JSON line (else the endpoint URL)")
     args = parser.parse_args()
     try:
-        server = LocalS3Server(port=args.port, latency_ms=args.latency_ms, mbps=args.mbps).start()
+        server = LocalS3Server(port=args.port, latency_ms=args.latency_ms, mbps=args.mbps, auth=args.auth,
+                               tls=args.tls, cert_dir=args.cert_dir).start()
     except ServerExtraMissing as exc:
         raise SystemExit(f"error: {exc}") from None
-    print(server.endpoint_url, flush=True)
+    print(json.dumps(server.describe()) if args.json else server.endpoint_url, flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -173,8 +173,17 @@ class SignedRequests:
         """The escaped path and the signed headers of a bodiless request for ``key`` (to send directly)."""
         path = self._base_path + _escaped(key)  # the path of url_for(key), without parsing it
         if self._lean is not None:
-            return path, self._lean.sign(method, path, headers or {})
-        return path, _header_strings(self.signed_request(key, method, headers))
+            return path, self._as_sent(self._lean.sign(method, path, headers or {}))
+        return path, self._as_sent(_header_strings(self.signed_request(key, method, headers)))
+
+    def _as_sent(self, signed: dict[str, str]) -> dict[str, str]:
+        """``signed`` with the ``Host`` its signature covers (``_host_header``: botocore's, without a
+        default port), sent as such: http.client would write its own, with ``:443`` for an https
+        endpoint given as ``https://host:443`` (its connection class's default port is 80), and every
+        fast request was refused 403 and asked again through boto3."""
+        if any(name.lower() == "host" for name in signed):
+            return signed
+        return {"Host": self._host_header, **signed}
 
     def signed_request(self, key: str, method: str = "HEAD", headers: Mapping[str, str] | None = None) -> AWSRequest:
         request = AWSRequest(method=method, url=self.url_for(key), headers=dict(headers or {}))
@@ -486,10 +495,7 @@ class SignedRequests:
 
     def _request_bytes(self, key: str) -> bytes:
         path, sent = self.signed_headers(key)
-        lines = [f"HEAD {path} HTTP/1.1"]
-        if not any(name.lower() == "host" for name in sent):  # the host the signature covers (no default
-            lines.append(f"Host: {self._host_header}")       # port), as http.client sends
-        lines += [f"{name}: {value}" for name, value in sent.items()]
+        lines = [f"HEAD {path} HTTP/1.1", *(f"{name}: {value}" for name, value in sent.items())]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _open_socket(self) -> socket.socket:
@@ -546,7 +552,8 @@ class SignedRequests:
         parts = urllib.parse.urlsplit(url)
         try:
             conn = getattr(self._local, "conn", None) or self._connect()
-            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
+            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""),
+                         headers=self._as_sent(headers))
             response = conn.getresponse()
             if limit is None or response.status != 200:
                 body = response.read()

@@ -1,0 +1,58 @@
+"""The Host the fast path signs is the Host it sends, TLS host names are checked alike by both paths,
+and certificate failures say why (issue 25, item 2), against the checking front
+(``cottoncandy.testing.s3front``: SigV4 verified with the Host as received, TLS from a private CA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from cottoncandy.config import Settings
+from cottoncandy.storage import S3Account
+from cottoncandy.storage.s3 import S3Store
+from cottoncandy.testing.s3front import Certificates, S3Front
+from cottoncandy.testing.s3server import LocalS3Server
+from tests.conftest import BUCKET
+from tests.endpoints.conftest import KEYS
+
+
+def _seed(s3: LocalS3Server) -> None:
+    store = S3Account(Settings(endpoint_url=s3.endpoint_url)).store(BUCKET)
+    store.put("dir/a b+c", b"0123456789" * 100, metadata={"dtype": "<f8"})
+
+
+def _fast_reads(endpoint_url: str) -> S3Store:
+    """A store through ``endpoint_url`` whose fast HEAD, GET and LIST must all be taken."""
+    store = S3Account(Settings(endpoint_url=endpoint_url)).store(BUCKET)
+    assert isinstance(store, S3Store)
+    fast = store._signed_requests()
+    assert fast is not None
+    info = fast.head("dir/a b+c")
+    assert info is not None and info.size == 1000 and info.metadata["dtype"] == "<f8"
+    assert fast.head_many(["dir/a b+c"])["dir/a b+c"] is not None
+    buffer = bytearray(10)
+    assert fast.get_into("dir/a b+c", 5, memoryview(buffer)) and bytes(buffer) == b"5678901234"
+    listed = fast.list_dir("dir/")
+    assert listed is not None and [o.key for o in listed[1]] == ["dir/a b+c"]
+    return store
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_an_endpoint_with_its_default_port_is_signed_as_sent(
+        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., Certificates],
+        monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
+    """``https://HOST:443`` (and ``http://HOST:80``): botocore signs ``Host: HOST``; the raw client sent
+    ``HOST:443`` (http.client's default port is 80), so every fast request was refused 403."""
+    _seed(s3)
+    address = "127.0.25.1"
+    tls = certificates((), (address,)) if scheme == "https" else None
+    checking = front(host=address, port=443 if tls else 80, certificates=tls, keys=KEYS)
+    if tls is not None:
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca))
+    endpoint = f"{scheme}://{address}:{checking.port}"
+    store = _fast_reads(endpoint)
+    assert store.head("dir/a b+c").size == 1000  # boto3's own requests agree
+    assert not [s for s in checking.statuses if s.endswith(" 403")], checking.statuses
+    assert set(checking.hosts) == {address}, checking.hosts

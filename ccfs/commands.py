@@ -175,10 +175,19 @@ def glob_command(url: str, **options: Any) -> None:
 
 
 @click.command("info")
-@URL
+@click.argument("url", required=False, shell_complete=complete_url)
+@click.option("--mount", "mountpoint", metavar="MNT", type=click.Path(file_okay=False),
+              help="Instead of a URL: the fast requests the daemon of the ccfs mount at MNT had refused, by cause.")
 @remote_options
-def info_command(url: str, **options: Any) -> None:
-    """dtype, shape, order, compression, size and ETag of an array (or what else is there)."""
+def info_command(url: str | None, mountpoint: str | None, **options: Any) -> None:
+    """dtype, shape, order, compression, size and ETag of an array (or what else is there);
+    with --mount MNT, the fast paths of that mount's daemon."""
+    if (url is None) == (mountpoint is None):
+        raise click.UsageError("give a URL or --mount MNT (one of them)")
+    if mountpoint is not None:
+        _mount_info(mountpoint)
+        return
+    assert url is not None
     location = parse_source(url)
     store = _store(location, options)
     location = exactly(store, location)  # an object 'a//b' at s3://b/a//b
@@ -188,6 +197,33 @@ def info_command(url: str, **options: Any) -> None:
     for key, value in fields.items():
         shown = ",".join(str(d) for d in value) if isinstance(value, tuple) else str(value)
         click.echo(f"{key:<{width}}  {'()' if value == () else escape_controls(shown)}")
+
+
+def _mount_info(mountpoint: str) -> None:
+    """``ccfs info --mount``: whether the daemon takes the fast paths, what they had refused (each such
+    request asked again through boto3) and where they fell back (``cottoncandy.fastpaths``)."""
+    from .control import DaemonError, fast_paths
+
+    try:
+        state = fast_paths(mountpoint)
+    except DaemonError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = {"mount": shown_name(os.path.abspath(mountpoint)),
+            "fast paths": "on" if state.get("enabled") else "off",
+            "refused": counts_line(state.get("refused") or {}),
+            "fallbacks": counts_line(state.get("fallbacks") or {})}
+    width = max(len(k) for k in rows)
+    for key, value in rows.items():
+        click.echo(f"{key:<{width}}  {escape_controls(value)}")
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    """``25 (20 HTTP 403 SignatureDoesNotMatch, 5 HTTP 403)``, commonest first; ``0`` for none."""
+    total = sum(counts.values())
+    if not total:
+        return "0"
+    parts = ", ".join(f"{n} {cause}" for cause, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+    return f"{total} ({parts})"
 
 
 @click.command("put")

@@ -6,6 +6,8 @@ Two channels, both needing no state of their own (no pid file, no socket):
   its nearest ancestor the mount shows: a new upload is not visible yet) through the mount. A
   read-only mount refuses every write, setxattr included, so the request is a read; the daemon
   drops the cached listings and attributes of that folder (``Namespace.refresh``).
+- ``fast_paths(mountpoint)`` reads ``user.cottoncandy.fast-paths`` of the mount's root: the daemon's
+  fast requests refused by cause and its fallbacks (``ccfs info --mount``).
 - SIGHUP to the daemon (``systemctl reload``, ``kill -HUP``) refreshes everything: ``sighup_refresh``
   installs it before libfuse sets its own handlers, which then leaves SIGHUP alone (libfuse only
   replaces a default handler; its own would have ended the mount).
@@ -13,6 +15,7 @@ Two channels, both needing no state of their own (no pid file, no socket):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -20,15 +23,20 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from . import mounts
-from .filesystem import REFRESH_XATTR
+from .filesystem import FAST_PATHS_XATTR, REFRESH_XATTR
 
 log = logging.getLogger("ccfs")
 
 
 class RefreshError(Exception):
     """A refresh that cannot be asked for, with the reason."""
+
+
+class DaemonError(RefreshError):
+    """A mount's daemon that cannot be asked (not a ccfs mount, stopped, silent), with the reason."""
 
 
 def refresh(mountpoint: str, path: str = "") -> str:
@@ -49,6 +57,33 @@ def refresh(mountpoint: str, path: str = "") -> str:
     except OSError as exc:
         raise RefreshError(f"could not refresh {target}: {exc.strerror or exc}") from None
     return "/".join(shown)
+
+
+def fast_paths(mountpoint: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The fast-path state of the daemon of the ccfs mount at ``mountpoint``: ``enabled`` (bool),
+    ``refused`` and ``fallbacks`` (counts by cause and kind, since the mount began)."""
+    entry = mounts.mount_at(mountpoint)
+    if entry is None or not entry.is_ccfs:
+        raise DaemonError(f"{mountpoint} is not a ccfs mount")
+    if mounts.daemon_gone(entry.mountpoint, timeout):
+        raise DaemonError(f"the daemon of {mountpoint} has stopped; unmount it: ccfs umount {mountpoint}")
+
+    def ask() -> bytes | OSError:
+        try:
+            return os.getxattr(entry.mountpoint, FAST_PATHS_XATTR)
+        except OSError as exc:
+            return exc
+
+    answer = mounts.asked(ask, timeout, None)
+    if answer is None:
+        raise DaemonError(f"the daemon of {mountpoint} did not answer within {timeout:.0f} s")
+    if isinstance(answer, OSError):
+        raise DaemonError(f"the daemon of {mountpoint} does not say ({answer.strerror or answer}): "
+                           f"it may be older than this ccfs")
+    state = json.loads(answer)
+    if not isinstance(state, dict):
+        raise DaemonError(f"the daemon of {mountpoint} answered {answer[:80]!r}")
+    return state
 
 
 def shown_part(mountpoint: str, parts: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import os
 import stat
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from cottoncandy import fastpaths
 from cottoncandy.arrays.raw import decode_body_into
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
@@ -48,11 +50,20 @@ REFRESH_XATTR = XATTR_PREFIX + "refresh"
 #: the daemon's process id, asked of the mount's root by ``ccfs umount`` (which then waits for the
 #: daemon to finish writing its disk cache); not listed by ``listxattr``
 PID_XATTR = XATTR_PREFIX + "daemon-pid"
+#: the daemon's fast paths, asked of the mount's root by ``ccfs info --mount``: JSON of whether they are
+#: on, the fast requests refused by cause and the fallbacks by kind (``cottoncandy.fastpaths``); not listed
+FAST_PATHS_XATTR = XATTR_PREFIX + "fast-paths"
 #: the least memory one folder's listing may take, whatever ``--cache-size`` (bytes)
 LISTING_MEMORY_MIN = 16 * MiB
 #: at most this long is spent at unmount writing blocks still queued for the disk cache (seconds)
 DISK_DRAIN_SECONDS = 20.0
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def fast_path_state() -> bytes:
+    """This process's fast paths as ``FAST_PATHS_XATTR`` answers them (JSON)."""
+    return json.dumps({"enabled": fastpaths.enabled(), "refused": fastpaths.refusals(),
+                       "fallbacks": fastpaths.fallbacks()}, sort_keys=True).encode()
 
 
 @dataclass(frozen=True)
@@ -313,6 +324,8 @@ class CcFilesystem:
         node = self.lookup(path)
         if name == PID_XATTR and isinstance(node, FolderNode) and node.path == "":
             return str(os.getpid()).encode()
+        if name == FAST_PATHS_XATTR and isinstance(node, FolderNode) and node.path == "":
+            return fast_path_state()
         value = self._xattrs(node).get(name)
         if value is None:
             raise OSError(errno.ENODATA, f"{path} has no attribute {name}")

@@ -9,6 +9,13 @@ each is looked up at first use through ``private``. When one is missing, the cal
 public path (plain boto3 calls; mfusepy's stock ``FUSE``), and ``fell_back`` logs one warning per
 kind per process and counts every fallback (``fallbacks()``, for tests and diagnostics).
 
+Refusals: a fast request the server did not answer as asked (a 403, a 301, a TLS failure, an answer
+that is not the asked bytes) is asked again through boto3, costing a second request. ``refused``
+counts each by cause (``refusals()``, shown by ``ccfs info --mount`` and the benchmarks), and after
+a run of them -- ``RUN`` in a row, or ``RUN`` or more within ``WINDOW`` seconds that are at least two
+thirds of the fast requests there -- logs ONE warning per cause per process, with what to change; ``answered``
+(a fast request that was taken) ends a run. Answers boto3 would give alike (404, 412) are neither.
+
 The switch: ``CCFS_FAST_PATHS=0`` in the environment (or ``ccfs mount --no-fast-paths``, or
 ``Settings(fast_paths=False)`` for one interface's stores) turns the fast paths off: the public
 path is then taken deliberately, without a warning.
@@ -20,8 +27,10 @@ import importlib
 import logging
 import os
 import threading
+import time
 import types
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,15 @@ _lock = threading.Lock()
 _counts: Counter[str] = Counter()
 _warned: set[str] = set()
 _disabled = False  # set by ``disable()`` (``ccfs mount --no-fast-paths``) for the whole process
+
+#: a warning after this many refusals in a row, or this many within ``WINDOW`` s that are two thirds of the requests
+RUN = 20
+WINDOW = 60.0
+_refused: Counter[str] = Counter()  # every refusal, by cause
+_run: Counter[str] = Counter()  # refusals since the last answered fast request, by cause
+_recent: deque[tuple[float, int]] = deque(maxlen=10_000)  # (when, _answered then) of recent refusals
+_answered = 0  # fast requests taken (approximate under threads: it is only compared with refusals)
+_refusal_warned: set[str] = set()
 
 
 class Unavailable(LookupError):
@@ -93,10 +111,58 @@ def fallbacks() -> dict[str, int]:
         return dict(_counts)
 
 
+def answered() -> None:
+    """A fast request got the answer it asked for: a run of refusals ends (cheap: called per request)."""
+    global _answered
+    _answered += 1
+    if _run:
+        with _lock:
+            _run.clear()
+
+
+def refused(cause: str, advice: Callable[[], str]) -> None:
+    """Count one fast request refused for ``cause`` (asked again on the public path); at the end of a
+    run of refusals (see the module's text) log one warning for the run's commonest cause, once per
+    cause per process: ``advice()`` (called then only) says what happened and what to change."""
+    now = time.monotonic()
+    with _lock:
+        _refused[cause] += 1
+        _run[cause] += 1
+        _recent.append((now, _answered))
+        while _recent and now - _recent[0][0] > WINDOW:
+            _recent.popleft()
+        in_row = sum(_run.values())
+        recent = len(_recent)
+        answers = _answered - _recent[0][1] if _recent else 0
+        if in_row < RUN and not (recent >= RUN and recent >= 2 * answers):
+            return
+        main = (_run or Counter({cause: 1})).most_common(1)[0][0]
+        if main in _refusal_warned:
+            return
+        _refusal_warned.add(main)
+        count = _refused[main]
+    how = (f"{in_row} in a row" if in_row >= RUN
+           else f"{recent} refused against {max(answers, 0)} taken in the last {WINDOW:.0f} s")
+    log.warning("fast requests refused (%s), %s so far, %s; each was asked again through boto3. %s "
+                "(counts: ccfs info --mount MNT; %s=0 turns the fast paths off)",
+                main, count, how, advice(), ENV)
+
+
+def refusals() -> dict[str, int]:
+    """How many fast requests were refused in this process, by cause (each asked again publicly)."""
+    with _lock:
+        return dict(_refused)
+
+
 def reset() -> None:
     """Forget the counts and warnings (tests), and undo ``disable``."""
-    global _disabled
+    global _disabled, _answered
     with _lock:
         _counts.clear()
         _warned.clear()
+        _refused.clear()
+        _run.clear()
+        _recent.clear()
+        _refusal_warned.clear()
+        _answered = 0
         _disabled = False

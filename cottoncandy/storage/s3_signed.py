@@ -27,6 +27,7 @@ Only an unambiguous answer is taken: 200 gives an ``ObjectInfo``, a 206 (or 200)
 asked bytes -- and, when ``If-Match`` named a version, that version's ETag -- fills the buffer.
 Anything else -- 403, 404, 412, 5xx, another ETag, a redirect, a connection error -- gives ``None``
 and the caller asks boto3 again, so retries, error translation and messages stay in one place.
+Each such refusal is counted by cause, and a run of them warned once (``refusals``).
 
 The private botocore names this takes (the client's signer credentials and endpoint session, the
 session's proxy and TLS settings, ``botocore.auth._host_from_url``) are looked up in ``for_client``
@@ -60,6 +61,7 @@ from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.utils import percent_encode
 
 from .. import fastpaths
+from . import refusals
 from .answers import BadAnswer, ListingGuard, ListPage, page_bytes, parse_list_page, same_etag
 from .base import ObjectInfo
 from .http_ranges import content_range_prefix, http_range
@@ -241,14 +243,16 @@ class SignedRequests:
         try:
             request = AWSRequest(method="GET", url=self.base_url, params=params)
             self._signer.add_auth(request)
-            status, _, body = self._send_direct("GET", request.prepare().url, _header_strings(request),
-                                                limit=page_bytes(max_keys), where=where)
+            status, answer_headers, body = self._send_direct("GET", request.prepare().url, _header_strings(request),
+                                                             limit=page_bytes(max_keys), where=where)
         except BadAnswer:
             raise
         except Exception as exc:
+            refusals.failed(self, "LIST", exc)
             log.debug("signed LIST of %s (%s) not taken (%s); asking boto3", prefix, params.get("start-after", ""),
                       type(exc).__name__)
             return None
+        refusals.answer(self, "LIST", status, answer_headers, body)
         if status != 200:
             return None
         return parse_list_page(body, max_keys=max_keys, prefix=prefix, where=where)
@@ -298,6 +302,7 @@ class SignedRequests:
         if if_match:
             headers["If-Match"] = if_match
         path, sent = self.signed_headers(key, "GET", headers)
+        response: http.client.HTTPResponse | None = None  # the answer, once it came (``refusals``)
         try:
             conn = getattr(self._local, "conn", None) or self._connect()
             conn.request("GET", path, headers=sent)
@@ -333,6 +338,7 @@ class SignedRequests:
         except TimeoutError:
             raise
         except Exception as exc:
+            refusals.failed(self, "GET", exc, response)
             self._forget_connection()
             log.debug("signed GET of %s bytes [%d, %d) not taken (%s); asking boto3", key, start, end,
                       exc if isinstance(exc, _Refused) else type(exc).__name__)
@@ -346,6 +352,7 @@ class SignedRequests:
             answer.update({name.lower(): value for name, value in response.getheaders()})
             answer["content-length"] = str(size)
             answer["bytes-read"] = str(len(buffer))
+        refusals.answered()
         return True
 
     def _first_answer(self, conn: http.client.HTTPConnection, path: str, headers: dict[str, str],
@@ -387,8 +394,10 @@ class SignedRequests:
                 response = self._http.send(self.signed_request(key).prepare())
                 status, headers = response.status_code, response.headers
         except Exception as exc:
+            refusals.failed(self, "HEAD", exc)
             log.debug("signed HEAD of %s failed (%s); asking boto3", key, type(exc).__name__)
             return None
+        refusals.answer(self, "HEAD", status, headers)
         if status != 200:
             return None
         return _object_info(key, {name.lower(): value for name, value in headers.items()})
@@ -425,6 +434,7 @@ class SignedRequests:
                 events = selector.select(read_timeout)
                 if not events:  # nothing answered within the read timeout: boto3 gets those keys
                     for item in list(selector.get_map().values()):
+                        refusals.failed(self, "HEAD", TimeoutError("no answer within the read timeout"))
                         results[item.data.key] = None
                         self._drop(selector, item.data)
                     break
@@ -455,6 +465,7 @@ class SignedRequests:
                     exchange = _Exchange(self._open_socket(), fresh=True)
                 exchange.begin(key, self._request_bytes(key))
             except Exception as exc:
+                refusals.failed(self, "HEAD", exc)
                 log.debug("signed HEAD of %s not sent (%s); asking boto3", key, type(exc).__name__)
                 results[key] = None
                 if exchange is not None:
@@ -471,6 +482,7 @@ class SignedRequests:
         try:
             answer = exchange.receive()
         except Exception as exc:
+            refusals.failed(self, "HEAD", exc)
             answer, closed = None, True
             log.debug("signed HEAD of %s failed (%s)", exchange.key, type(exc).__name__)
         else:
@@ -483,6 +495,7 @@ class SignedRequests:
         elif isinstance(answer, tuple):
             status, headers = answer
             exchange.fresh = False  # from now on, a close before an answer may be a dropped keep-alive
+            refusals.answer(self, "HEAD", status, headers)
             results[exchange.key] = _object_info(exchange.key, headers) if status == 200 else None
             closed = headers.get("connection", "").lower() == "close"
         else:

@@ -18,6 +18,8 @@ mode          what the client sees
 ``delay``     nothing for ``seconds``, then the whole answer.
 ``slowdown``  ``503 SlowDown`` (S3's XML error body); the server never sees the request.
 ``error500``  ``500 InternalError``; the server never sees the request.
+``denied``    ``403 SignatureDoesNotMatch``; the server never sees the request (with ``raw=True``:
+              a server that refuses the fast path's signed requests and takes boto3's).
 ``lost500``   the server handles the request, the client gets ``500 InternalError`` instead of
               its answer (S3's "Complete failed after it succeeded").
 ============  ============================================================================
@@ -32,7 +34,9 @@ are modes of the same rules, described in ``misbehave``: ``loop_token``, ``new_t
 ECONNREFUSED), and a request arriving on an already open connection is reset.
 
 A ``FaultRule`` matches by method (``GET`` ``HEAD`` ``PUT`` ``POST`` ``DELETE``), by ranged/whole
-GET, by a substring of the decoded path (the key) or of the query string, and fires for a ``fraction`` of the matching
+GET, by a substring of the decoded path (the key) or of the query string, by who sent it (``raw``:
+``True`` only requests without botocore's User-Agent -- the fast path's own --, ``False`` only
+boto3's), and fires for a ``fraction`` of the matching
 requests, drawn from one seeded RNG so a test run is repeatable for a given request order; ``limit``
 caps how often it fires. The first rule that matches and fires applies. Rules can be replaced at
 any time (``set_rules``, ``clear``), so a test ends a fault and then checks that the same client
@@ -74,7 +78,7 @@ from . import misbehave
 
 log = logging.getLogger(__name__)
 
-MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500", "lost500", *misbehave.MODES)
+MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500", "lost500", "denied", *misbehave.MODES)
 METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 CONTROL_PATH = "/_fault-proxy/"
 _MAX_HEAD = 256 * 1024
@@ -83,6 +87,8 @@ _ERRORS = {
     "slowdown": (503, "Service Unavailable", "SlowDown", "Please reduce your request rate."),
     "error500": (500, "Internal Server Error", "InternalError",
                  "We encountered an internal error. Please try again."),
+    "denied": (403, "Forbidden", "SignatureDoesNotMatch",
+               "The request signature we calculated does not match the signature you provided."),
 }
 
 
@@ -97,6 +103,8 @@ class FaultRule:
     DeleteObjects). ``after``: body bytes sent before a reset, truncation or stall (``None``: half).
     ``seconds``: a stall's or delay's length. ``limit``: fire at most this often (``None``: always).
     ``count``: entries of a made-up LIST page (``misbehave``'s ``new_token`` and ``overflow``).
+    ``raw``: ``True`` only requests without botocore's User-Agent (the fast path's), ``False`` only
+    boto3's, ``None`` either.
     A ``misbehave`` mode matches only the requests it can apply to (a LIST mode only LISTs).
     """
 
@@ -111,6 +119,7 @@ class FaultRule:
     forward: bool = True
     limit: int | None = None
     count: int | None = None
+    raw: bool | None = None
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -132,6 +141,8 @@ class FaultRule:
         if self.ranged is not None and (request.method != "GET" or request.ranged != self.ranged):
             return False
         if self.query is not None and self.query not in request.query:
+            return False
+        if self.raw is not None and self.raw == ("botocore" in request.agent.lower()):
             return False
         return self.key is None or self.key in request.key
 
@@ -155,7 +166,8 @@ class FaultRule:
         types: dict[str, Callable[[str], object]] = {"fraction": float, "seconds": float, "after": int, "limit": int,
                  "count": int,
                  "forward": lambda v: v.lower() in ("1", "true", "yes"),
-                 "ranged": lambda v: None if v.lower() in ("", "any", "none") else v.lower() in ("1", "true", "yes")}
+                 "ranged": lambda v: None if v.lower() in ("", "any", "none") else v.lower() in ("1", "true", "yes"),
+                 "raw": lambda v: None if v.lower() in ("", "any", "none") else v.lower() in ("1", "true", "yes")}
         for name, convert in types.items():
             if name in values:
                 values[name] = convert(values[name])
@@ -173,6 +185,7 @@ class _Request:
     body: bytes
     keep_alive: bool
     if_match: bool = False  # it carries an If-Match header
+    agent: str = ""  # its User-Agent header
 
 
 class FaultProxy:
@@ -395,7 +408,7 @@ class FaultProxy:
         return _Request(method=method.upper(), target=target, key=urllib.parse.unquote(parts.path),
                         query=parts.query, ranged="range" in headers, body=body,
                         head=("\r\n".join([lines[0], *kept]) + "\r\n\r\n").encode("latin-1"),
-                        keep_alive=keep_alive, if_match="if-match" in headers)
+                        keep_alive=keep_alive, if_match="if-match" in headers, agent=headers.get("user-agent", ""))
 
     def _relay(self, client: socket.socket, upstream: _Upstream, request: _Request, rule: FaultRule | None) -> bool:
         """Forward ``request``, send the answer back with ``rule``'s fault; whether to keep the connection."""
@@ -686,7 +699,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual us
     parser = argparse.ArgumentParser(description="an HTTP fault proxy in front of an S3 endpoint",
                                      epilog="rule: mode=reset,methods=GET+HEAD,fraction=0.1[,after=N]"
                                             "[,seconds=S][,key=SUBSTR][,query=SUBSTR][,ranged=true|false][,forward=false]"
-                                            f"[,limit=N][,count=N]; modes: {', '.join(MODES)}")
+                                            f"[,limit=N][,count=N][,raw=true|false]; modes: {', '.join(MODES)}")
     parser.add_argument("--upstream", required=True, help="http://host:port of the S3 endpoint")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -1,0 +1,135 @@
+"""Fast requests the server refuses are counted by cause, and a run of them is one warning.
+
+A fault proxy in front of the real local S3 server answers ``403 SignatureDoesNotMatch`` to the fast
+path's own requests only (``raw=True``: no botocore User-Agent) and forwards boto3's: every read
+still succeeds, asked again through boto3, and ``fastpaths.refusals()`` says how many and why.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from cottoncandy import fastpaths
+from cottoncandy.config import Settings
+from cottoncandy.storage import S3Account
+from cottoncandy.storage import refusals as refusal_causes
+from cottoncandy.storage.s3 import S3Store
+from cottoncandy.testing.faultproxy import FaultProxy, FaultRule
+from tests.conftest import BUCKET
+from tests.fastpathutil import fresh_counts, warnings_logged  # noqa: F401 - fresh_counts is an autouse fixture
+
+
+def proxied_store(proxy: FaultProxy) -> S3Store:
+    store = S3Account(Settings(endpoint_url=proxy.endpoint_url)).store(BUCKET)
+    assert isinstance(store, S3Store) and store._signed_requests() is not None
+    return store
+
+
+def test_refused_fast_requests_are_counted_by_cause_and_warned_once(
+        fault_proxy: FaultProxy, caplog: pytest.LogCaptureFixture) -> None:
+    store = proxied_store(fault_proxy)
+    store.put("a/x", b"0123456789")
+    fault_proxy.set_rules([FaultRule("denied", raw=True)])
+    caplog.set_level(logging.WARNING, logger="cottoncandy.fastpaths")
+    for _ in range(25):
+        assert store.head("a/x").size == 10  # refused fast, answered by boto3
+    assert fastpaths.refusals() == {"HTTP 403": 25}  # a HEAD answer has no body: no error code
+    buf = memoryview(bytearray(4))
+    for _ in range(5):
+        store.readinto("a/x", 2, buf)
+        assert bytes(buf) == b"2345"
+    assert [o.key for o in store.list_dir("a/").objects] == ["a/x"]
+    assert fastpaths.refusals() == {"HTTP 403": 25, "HTTP 403 SignatureDoesNotMatch": 6}
+    assert fault_proxy.count("denied") == 31
+    warned = warnings_logged(caplog)
+    assert len(warned) == 1, warned  # one for the run, not one per request
+    assert "HTTP 403" in warned[0] and "20 in a row" in warned[0] and "another signature" in warned[0]
+    assert "ccfs info --mount" in warned[0]
+
+
+def test_answers_boto3_gives_alike_are_no_refusals(fault_proxy: FaultProxy,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """404s and 412s are the object's answer (boto3 gets the same), and taken requests end a run."""
+    store = proxied_store(fault_proxy)
+    first = store.put("v", b"version one")
+    store.put("v", b"version two")
+    caplog.set_level(logging.WARNING, logger="cottoncandy.fastpaths")
+    for _ in range(30):
+        assert not store.exists("missing")
+        with pytest.raises(OSError):
+            store.get_range("v", 0, 3, if_match=first.etag)
+    assert store.head_many(["missing", "v"])["v"] is not None
+    assert fastpaths.refusals() == {}
+    fault_proxy.set_rules([FaultRule("denied", raw=True, limit=15)])
+    for _ in range(40):  # 15 refused, then taken: never 20 in a row, nor two thirds of the last minute
+        assert store.head("v").size == 11
+    assert fastpaths.refusals() == {"HTTP 403": 15} and warnings_logged(caplog) == []
+
+
+def test_a_run_of_failed_connections_is_warned_with_its_cause(fault_proxy: FaultProxy,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    store = proxied_store(fault_proxy)
+    store.put("k", b"abc")
+    fault_proxy.set_rules([FaultRule("reset", raw=True, methods=("HEAD",), forward=False)])
+    caplog.set_level(logging.WARNING, logger="cottoncandy.fastpaths")
+    keys = [f"k{i}" for i in range(3)] + ["k"]
+    for _ in range(6):
+        found = store.head_many(keys)  # the batched HEADs: every one reset, so None (boto3 asked later)
+        assert set(found) == set(keys) and all(v is None for v in found.values())
+    counts = fastpaths.refusals()
+    assert sum(counts.values()) >= 24 and all(c.startswith(("connection:", "protocol:")) for c in counts), counts
+    assert len(warnings_logged(caplog)) == 1
+
+
+def test_most_of_the_last_minute_is_a_run_too(caplog: pytest.LogCaptureFixture) -> None:
+    """Refusals among answers: two thirds of the last minute's fast requests warn; half do not."""
+    caplog.set_level(logging.WARNING, logger="cottoncandy.fastpaths")
+    where = SimpleNamespace(base_url="https://s3.example.org:443/b/", region="us-east-1")
+    for _ in range(40):  # one refused, one taken: half
+        refusal_causes.answer(where, "GET", 403, {}, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
+        refusal_causes.answered()
+    assert warnings_logged(caplog) == []
+    for _ in range(50):  # three refused, one taken: two thirds of the minute after 40 rounds
+        for _ in range(3):
+            refusal_causes.answer(where, "GET", 403, {}, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
+        refusal_causes.answered()
+    warned = warnings_logged(caplog)
+    assert len(warned) == 1 and "taken in the last 60 s" in warned[0]
+    assert "names its scheme's default port: give it without :443" in warned[0]  # the advice for this URL
+
+
+@pytest.mark.parametrize(("status", "headers", "body", "cause", "advice"), [
+    (301, {"x-amz-bucket-region": "eu-west-3"}, b"<Error><Code>PermanentRedirect</Code></Error>",
+     "HTTP 301 PermanentRedirect", "The bucket is in region eu-west-3; requests are signed for us-east-1: give "
+                                   "--region eu-west-3"),
+    (400, {}, b"<Error><Code>AuthorizationHeaderMalformed</Code><Region>ap-south-1</Region></Error>",
+     "HTTP 400 AuthorizationHeaderMalformed", "region ap-south-1"),
+    (403, {}, b"<Error><Code>SignatureDoesNotMatch</Code></Error>", "HTTP 403 SignatureDoesNotMatch",
+     "another signature"),
+    (503, {}, b"<Error><Code>SlowDown</Code></Error>", "HTTP 503 SlowDown", "throttling"),
+])
+def test_each_cause_says_what_to_change(caplog: pytest.LogCaptureFixture, status: int, headers: dict[str, str],
+                                        body: bytes, cause: str, advice: str) -> None:
+    caplog.set_level(logging.WARNING, logger="cottoncandy.fastpaths")
+    where = SimpleNamespace(base_url="http://127.0.0.1:9000/b/", region="us-east-1")
+    for _ in range(fastpaths.RUN):
+        refusal_causes.answer(where, "GET", status, headers, body)
+    assert fastpaths.refusals() == {cause: fastpaths.RUN}
+    warned = warnings_logged(caplog)
+    assert len(warned) == 1 and cause in warned[0] and advice in warned[0], warned
+
+
+def test_tls_failures_name_the_certificate_problem(caplog: pytest.LogCaptureFixture) -> None:
+    import ssl
+
+    caplog.set_level(logging.WARNING, logger="cottoncandy.fastpaths")
+    where = SimpleNamespace(base_url="https://s3.example.org/b/", region="us-east-1")
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_message = "self-signed certificate"
+    for _ in range(fastpaths.RUN):
+        refusal_causes.failed(where, "HEAD", error)
+    assert fastpaths.refusals() == {"TLS: certificate verify failed (self-signed certificate)": fastpaths.RUN}
+    assert "AWS_CA_BUNDLE" in warnings_logged(caplog)[0]

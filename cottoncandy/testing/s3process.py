@@ -1,0 +1,109 @@
+"""A ``LocalS3Server`` in a child process, described by the JSON line it prints (``--json``).
+
+Why a child: moto's signature checking (``--auth``) and its backends are process-wide, so an
+authenticating server cannot share a process with the open server every other test uses. The child
+prints its endpoints, its CA file and its keys once it is serving; this object reads them, and talks
+to the child's control paths (S3-only reset, request log) over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from typing import Any
+
+from .s3identities import Identities
+from .s3server import LOG_PATH, RESET_S3_PATH
+
+
+class ServerProcess:
+    """``python -m cottoncandy.testing.s3server --json ARGS...``, started and stopped by this object."""
+
+    def __init__(self, *args: str):
+        self.args = list(args)
+        self.auth = "--auth" in args
+        self._process: subprocess.Popen[str] | None = None
+        self._stderr: Any = None
+        self.description: dict[str, Any] = {}
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by stop()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "cottoncandy.testing.s3server", "--json", *self.args],
+            stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=os.environ.copy())
+        assert self._process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                self.stop()
+                raise RuntimeError(f"the local S3 server printed nothing in {timeout} s")
+        line = self._process.stdout.readline()
+        if not line:
+            self._stderr.seek(0)
+            error = self._stderr.read()[-2000:]
+            self.stop()
+            raise RuntimeError(f"the local S3 server did not start: {error}")
+        self.description = json.loads(line)
+        return self
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self.description["endpoint_url"])
+
+    @property
+    def virtual_endpoint_url(self) -> str:
+        return str(self.description["virtual_endpoint_url"])
+
+    @property
+    def tls_endpoint_url(self) -> str:
+        return str(self.description["tls_endpoint_url"])
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.description["ca_file"])
+
+    @property
+    def identities(self) -> Identities:
+        return Identities.from_json(self.description["identities"])
+
+    def _post(self, path: str) -> bytes:
+        request = urllib.request.Request(self.endpoint_url + path, method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return bytes(answer.read())
+
+    def reset(self) -> None:
+        """Forget every bucket and object (the keys stay) and clear the request log."""
+        self._post(RESET_S3_PATH if self.auth else "/moto-api/reset")
+        self._post(LOG_PATH)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log: method, path, query, status, bytes_sent, range of every answer so far."""
+        with urllib.request.urlopen(self.endpoint_url + LOG_PATH, timeout=30) as answer:
+            entries: list[dict[str, Any]] = json.loads(answer.read())
+        return entries
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

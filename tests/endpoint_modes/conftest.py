@@ -1,0 +1,112 @@
+"""Endpoints as users meet them: the same tests against a signature-checking server, over TLS, virtual-hosted.
+
+One child process per pytest worker serves every mode (``rig``): moto with its own IAM/SigV4 checks on,
+plus an https port (``LocalS3Server(auth=True, tls=True)`` run by ``ServerProcess``, since moto's switch
+is process-wide). The ``endpoint`` fixture is that server seen one way per parameter:
+
+=============  ============================  ==========  ==================================================
+mode           endpoint URL                  addressing  credentials
+=============  ============================  ==========  ==================================================
+``auth-user``  ``http://127.0.0.1:PORT``     path        the IAM user's access key
+``auth-role``  ``http://127.0.0.1:PORT``     path        an assumed role's keys and session token
+``tls``        ``https://localhost:TLS``     path        the assumed role's keys; the CA made at start
+                                                         trusted through ``AWS_CA_BUNDLE``
+``virtual``    ``http://localhost:PORT``     virtual     the IAM user's key; bucket hosts
+                                                         ``BUCKET.localhost`` (``testing.localnames``)
+=============  ============================  ==========  ==================================================
+
+Credentials reach boto3 as a user's would, through ``AWS_*`` environment variables (so a ``ccfs mount``
+child has the same). Every request is checked, so a fast request the server refused shows as a 403 in
+its log: the fixture fails a test whose log holds any 403 (a silent fallback to boto3 is a bug here,
+not a detail), unless the test is marked ``refusals_expected``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.config import Config
+
+from cottoncandy.config import Settings
+from cottoncandy.storage import S3Account
+from cottoncandy.testing.localnames import child_environment, resolve_localhost_names
+from cottoncandy.testing.s3identities import Keys
+from cottoncandy.testing.s3process import ServerProcess
+from tests.conftest import BUCKET
+
+MODES = ("auth-user", "auth-role", "tls", "virtual")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One way of reaching the rig: URL, addressing style, keys, trusted CA."""
+
+    mode: str
+    url: str
+    keys: Keys
+    addressing_style: str  # "path" or "virtual"
+    ca_file: str | None
+    server: ServerProcess
+
+    def boto_config(self) -> Config | None:
+        return Config(s3={"addressing_style": "virtual"}) if self.addressing_style == "virtual" else None
+
+    def settings(self, fast_paths: bool = True, **more: Any) -> Settings:
+        """Settings for this endpoint (keys from the environment, as the fixture set them)."""
+        return Settings(endpoint_url=self.url, fast_paths=fast_paths, boto_config=self.boto_config(), **more)
+
+    def environment(self) -> dict[str, str]:
+        """What this mode puts in the environment: keys, CA bundle."""
+        env = self.keys.environment()
+        if self.ca_file:
+            env["AWS_CA_BUNDLE"] = self.ca_file
+        return env
+
+    def refused(self) -> list[dict[str, Any]]:
+        """Answers the server refused (403) since the test began."""
+        return [entry for entry in self.server.requests() if entry["status"] == 403]
+
+
+@pytest.fixture(scope="session")
+def rig() -> Iterator[ServerProcess]:
+    server = ServerProcess("--auth", "--tls").start()
+    yield server
+    server.stop()
+
+
+def endpoint_of(rig: ServerProcess, mode: str) -> Endpoint:
+    ids = rig.identities
+    keys = ids.role if mode in ("auth-role", "tls") else ids.user
+    url = {"tls": rig.tls_endpoint_url, "virtual": rig.virtual_endpoint_url}.get(mode, rig.endpoint_url)
+    return Endpoint(mode, url, keys, "virtual" if mode == "virtual" else "path",
+                    rig.ca_file if mode == "tls" else None, rig)
+
+
+@pytest.fixture(params=MODES)
+def endpoint(request: pytest.FixtureRequest, rig: ServerProcess,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
+    """The rig, emptied, with one bucket ``BUCKET``, seen in one mode; fails the test on any 403."""
+    found = endpoint_of(rig, request.param)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    for name, value in found.environment().items():
+        monkeypatch.setenv(name, value)
+    if found.addressing_style == "virtual":
+        resolve_localhost_names()  # BUCKET.localhost is loopback in this process (children: ``localnames_env``)
+    rig.reset()
+    S3Account(found.settings()).create_bucket(BUCKET)
+    yield found
+    if request.node.get_closest_marker("refusals_expected") is None:
+        assert found.refused() == [], "the signature-checking server refused requests (a fast path fell back?)"
+
+
+@pytest.fixture
+def localnames_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python children of this test (a ``ccfs mount`` daemon) resolve ``*.localhost`` to loopback too."""
+    monkeypatch.setenv("PYTHONPATH", child_environment()["PYTHONPATH"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "refusals_expected: the test makes the signature-checking server refuse")

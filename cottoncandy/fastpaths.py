@@ -49,9 +49,11 @@ RUN = 20
 WINDOW = 60.0
 _refused: Counter[str] = Counter()  # every refusal, by cause
 _run: Counter[str] = Counter()  # refusals since the last answered fast request, by cause
+_run_advice: dict[str, Callable[[], str]] = {}  # the latest advice of each cause of the run
 _recent: deque[tuple[float, int]] = deque(maxlen=10_000)  # (when, _answered then) of recent refusals
 _answered = 0  # fast requests taken (approximate under threads: it is only compared with refusals)
-_refusal_warned: set[str] = set()
+_refusal_warned: set[str] = set()  # causes a warning was about: never again in this process
+_run_warned = False  # the current run had its warning
 
 
 class Unavailable(LookupError):
@@ -113,39 +115,46 @@ def fallbacks() -> dict[str, int]:
 
 def answered() -> None:
     """A fast request got the answer it asked for: a run of refusals ends (cheap: called per request)."""
-    global _answered
+    global _answered, _run_warned
     _answered += 1
     if _run:
         with _lock:
             _run.clear()
+            _run_advice.clear()
+            _run_warned = False
 
 
 def refused(cause: str, advice: Callable[[], str]) -> None:
-    """Count one fast request refused for ``cause`` (asked again on the public path); at the end of a
-    run of refusals (see the module's text) log one warning for the run's commonest cause, once per
-    cause per process: ``advice()`` (called then only) says what happened and what to change."""
+    """Count one fast request refused for ``cause`` (asked again on the public path). A run of
+    refusals (see the module's text) logs one warning, about the run's commonest cause, unless that
+    cause was warned about before in this process: ``advice()`` (called then only) says what happened
+    and what to change."""
+    global _run_warned
     now = time.monotonic()
     with _lock:
         _refused[cause] += 1
         _run[cause] += 1
+        _run_advice[cause] = advice
         _recent.append((now, _answered))
         while _recent and now - _recent[0][0] > WINDOW:
             _recent.popleft()
+        if _run_warned:
+            return
         in_row = sum(_run.values())
         recent = len(_recent)
-        answers = _answered - _recent[0][1] if _recent else 0
+        answers = max(0, _answered - _recent[0][1])
         if in_row < RUN and not (recent >= RUN and recent >= 2 * answers):
             return
-        main = (_run or Counter({cause: 1})).most_common(1)[0][0]
+        _run_warned = True
+        main = _run.most_common(1)[0][0]
         if main in _refusal_warned:
             return
         _refusal_warned.add(main)
-        count = _refused[main]
-    how = (f"{in_row} in a row" if in_row >= RUN
-           else f"{recent} refused against {max(answers, 0)} taken in the last {WINDOW:.0f} s")
-    log.warning("fast requests refused (%s), %s so far, %s; each was asked again through boto3. %s "
-                "(counts: ccfs info --mount MNT; %s=0 turns the fast paths off)",
-                main, count, how, advice(), ENV)
+        causes = ", ".join(f"{n} {c}" for c, n in _run.most_common())
+        advice = _run_advice[main]
+    how = f"{in_row} in a row" if in_row >= RUN else f"{recent} against {answers} taken in the last {WINDOW:.0f} s"
+    log.warning("fast requests refused: %s (%s); each was asked again through boto3. %s "
+                "(counts: ccfs info --mount MNT; %s=0 turns the fast paths off)", how, causes, advice(), ENV)
 
 
 def refusals() -> dict[str, int]:
@@ -156,13 +165,15 @@ def refusals() -> dict[str, int]:
 
 def reset() -> None:
     """Forget the counts and warnings (tests), and undo ``disable``."""
-    global _disabled, _answered
+    global _disabled, _answered, _run_warned
     with _lock:
         _counts.clear()
         _warned.clear()
         _refused.clear()
         _run.clear()
+        _run_advice.clear()
         _recent.clear()
         _refusal_warned.clear()
+        _run_warned = False
         _answered = 0
         _disabled = False

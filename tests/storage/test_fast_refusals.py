@@ -97,7 +97,7 @@ def test_most_of_the_last_minute_is_a_run_too(caplog: pytest.LogCaptureFixture) 
             refusal_causes.answer(where, "GET", 403, {}, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
         refusal_causes.answered()
     warned = warnings_logged(caplog)
-    assert len(warned) == 1 and "taken in the last 60 s" in warned[0]
+    assert len(warned) == 1 and "taken in the last 60 s" in warned[0], warned
     assert "names its scheme's default port: give it without :443" in warned[0]  # the advice for this URL
 
 

@@ -288,6 +288,12 @@ def expecting(max_keys: int, prefix: str, where: str) -> Iterator[None]:
         _expected.value = None
 
 
+def expected_where() -> str | None:
+    """How this thread's LIST inside ``expecting`` is named in messages (``None`` outside one)."""
+    expected = getattr(_expected, "value", None)
+    return None if expected is None else str(expected[2])
+
+
 def check_boto_answer(operation_model: Any = None, response_dict: dict[str, Any] | None = None,
                       customized_response_dict: dict[str, Any] | None = None, **_: Any) -> None:
     """botocore's ``before-parse.s3.*`` handler: a ``200`` body of a ListObjectsV2 must be a page

@@ -54,6 +54,7 @@ from .base import (
 from .credential_process import bound_credential_process
 from .errors import aws_unreachable, check_bucket_name, connection_failed, translate
 from .http_ranges import content_range_prefix, http_range, parse_content_range
+from .list_bodies import cap_list_bodies
 from .registry import StoreKind, StoreOptions
 from .retry import (
     CLEANUP_RETRY,
@@ -351,6 +352,7 @@ def check_list_answers(client: Any) -> None:
     10^6 entries became a tree of 10^6 elements before anything could count them, and cut-off XML
     was reported as "500 Internal Server Error" after five tries. So ours goes first, and
     botocore's is put back after it (a private name: without it, ours runs after botocore's)."""
+    cap_list_bodies(client)  # read no further than a page can be long (storage/list_bodies.py)
     events = client.meta.events
     events.register_first("before-parse.s3.*", answers.check_boto_answer, unique_id="cottoncandy-list-answers")
     try:
@@ -442,8 +444,10 @@ class S3Account(Account):
     def _resource(self) -> Any:
         """A boto3 resource with the client's session: same profile, keys, region and config."""
         session, core = make_session(self.settings)
-        return session.resource("s3", endpoint_url=self.settings.endpoint_url,
-                                config=client_config(self.settings, core), **_legacy_credentials(session))
+        resource = session.resource("s3", endpoint_url=self.settings.endpoint_url,
+                                    config=client_config(self.settings, core), **_legacy_credentials(session))
+        check_list_answers(resource.meta.client)  # its LIST bodies capped as ours (a user's paginator)
+        return resource
 
     def native_bucket(self, bucket: str) -> Any:
         """The boto3 ``Bucket`` resource, as 0.4.0's ``get_bucket()`` returned."""

@@ -126,3 +126,60 @@ def test_nothing_above_storage_keeps_iter_objects_unbounded() -> None:
     found = [f"{path.relative_to(root)}:{n}" for path in paths
              for n, line in enumerate(path.read_text().splitlines(), 1) if keeping.search(line)]
     assert found == [] or all("demo.py" in f for f in found), found
+
+
+def test_boto3_reads_an_overflowing_page_no_further_than_a_page(loop, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 60 MB "page" of 10^6 prefixes: refused from its Content-Length, before its body is read
+    (botocore read it whole into memory first), by our listings and by a user's boto3 paginator on
+    the client of 0.4.0's ``get_bucket()`` alike (the misbehaving modes answer ListObjectsV2 only)."""
+    cci = interface(fault_proxy, monkeypatch, fast_paths=False)
+    fault_proxy.set_rules([FaultRule("overflow", query="prefix=loop")])
+    client = cci.get_bucket().meta.client  # a user's own boto3 calls, as 0.4.0 handed them out
+    paginated = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="loop/")
+    for call in (lambda: cci.lsdir("loop"), lambda: cci.glob("loop/**"), lambda: list(paginated)):
+        with pytest.raises(BadAnswer, match=r"bytes \(Content-Length\), where a page takes at most") as caught:
+            bounded(call, 15)
+        assert fault_proxy.endpoint_url in str(caught.value)
+    assert fault_proxy.count("overflow") == 3  # not retried
+
+
+def test_a_body_without_a_length_is_read_no_further_than_a_page() -> None:
+    from cottoncandy.storage.list_bodies import send_capped
+
+    class Raw:
+        def __init__(self) -> None:
+            self.sent = 0
+            self.closed = False
+
+        def read(self, amt: int) -> bytes:
+            self.sent += amt
+            return b"x" * amt  # endless
+
+        def close(self) -> None:
+            self.closed = True
+
+    raw = Raw()
+
+    class Session:
+        def send(self, request: Any) -> Any:
+            from botocore.awsrequest import AWSResponse
+            return AWSResponse(request.url, 200, {}, raw)
+
+    class Request:
+        url = "http://h:9/bkt?list-type=2&prefix=p%2F&max-keys=10"
+        stream_output = False
+
+    with pytest.raises(BadAnswer, match=r"LIST of bkt prefix 'p/' at http://h:9: an answer of more than 147456 bytes"):
+        send_capped(Session(), Request())
+    assert raw.closed and raw.sent == 147457
+
+
+@pytest.mark.parametrize("mode", ["reset", "truncate"])
+def test_a_list_body_that_breaks_on_the_boto3_path_is_asked_again(loop, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
+                                                                   monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """The capped read says a broken body as botocore's session does, so botocore retries it."""
+    cci = interface(fault_proxy, monkeypatch, fast_paths=False)
+    fault_proxy.set_rules([FaultRule(mode, methods=("GET",), query="prefix=loop", after=40, limit=1)])
+    assert bounded(lambda: cci.glob("loop/**")) == ["loop/a.txt", "loop/sub/b.txt"]
+    assert fault_proxy.count(mode) == 1

@@ -17,7 +17,7 @@ mode           endpoint URL                  addressing  credentials
 
 Credentials reach boto3 as a user's would, through ``AWS_*`` environment variables (so a ``ccfs mount``
 child has the same). Every request is checked, so a fast request the server refused shows as a 403 in
-its log: the fixture fails a test whose log holds any 403 (a silent fallback to boto3 is a bug here,
+its log: the fixture fails a test whose log holds any 403 or 400 (a silent fallback to boto3 is a bug here,
 not a detail), unless the test is marked ``refusals_expected``.
 """
 
@@ -66,8 +66,8 @@ class Endpoint:
         return env
 
     def refused(self) -> list[dict[str, Any]]:
-        """Answers the server refused (403) since the test began."""
-        return [entry for entry in self.server.requests() if entry["status"] == 403]
+        """Requests the server refused since the test began: 403 (a signature, a key), 400 (a token)."""
+        return [entry for entry in self.server.requests() if entry["status"] in (400, 403)]
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +88,7 @@ def endpoint_of(rig: ServerProcess, mode: str) -> Endpoint:
 @pytest.fixture(params=MODES)
 def endpoint(request: pytest.FixtureRequest, rig: ServerProcess,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
-    """The rig, emptied, with one bucket ``BUCKET``, seen in one mode; fails the test on any 403."""
+    """The rig, emptied, with one bucket ``BUCKET``, seen in one mode; fails the test on any refusal."""
     found = endpoint_of(rig, request.param)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     for name, value in found.environment().items():

@@ -1,0 +1,106 @@
+"""The rig really checks: keys it does not know, or a signature they did not make, are refused (403) on
+both the fast path (``s3_signed``) and boto3 -- so a test passing against it means the signatures were right.
+
+Also: the virtual-hosted mode really puts the bucket in the host name (the server's log shows
+bucket-less paths), and the https mode really needs the CA (no ``AWS_CA_BUNDLE``: refused by the client).
+"""
+
+from __future__ import annotations
+
+import errno
+
+import botocore.exceptions
+import pytest
+
+from cottoncandy.storage import S3Account
+from cottoncandy.storage.s3 import S3Store
+from cottoncandy.testing.s3identities import Keys
+from cottoncandy.testing.s3process import ServerProcess
+from tests.conftest import BUCKET
+from tests.endpoint_modes.conftest import Endpoint, endpoint_of
+
+BAD_KEYS = ("wrong-secret", "revoked", "unknown", "role-without-token", "role-wrong-token")
+
+
+def bad_keys(endpoint: Endpoint, kind: str) -> Keys:
+    ids = endpoint.server.identities
+    return {
+        "wrong-secret": Keys(ids.user.access_key, ids.user.secret_key[:-4] + "AAAA"),
+        "revoked": ids.revoked,
+        "unknown": Keys("AKIAUNKNOWNUNKNOWN00", "x" * 40),
+        "role-without-token": Keys(ids.role.access_key, ids.role.secret_key),
+        "role-wrong-token": Keys(ids.role.access_key, ids.role.secret_key, "FQoGZXIvYXdzEBogus" * 8),
+    }[kind]
+
+
+def store_with(endpoint: Endpoint, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> S3Store:
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    for name, value in keys.environment().items():
+        monkeypatch.setenv(name, value)
+    store = S3Account(endpoint.settings()).store(BUCKET)
+    assert isinstance(store, S3Store)
+    return store
+
+
+@pytest.mark.refusals_expected
+@pytest.mark.parametrize("kind", BAD_KEYS)
+def test_bad_keys_are_refused_on_both_paths(endpoint: Endpoint, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = store_with(endpoint, endpoint.keys, monkeypatch)
+    good.put("dir/obj", b"some bytes")
+    signed = good._signed_requests()
+    assert signed is not None and signed.head("dir/obj") is not None  # the fast path, with good keys
+    assert endpoint.refused() == []
+
+    bad = store_with(endpoint, bad_keys(endpoint, kind), monkeypatch)
+    signed = bad._signed_requests()
+    assert signed is not None
+    assert signed.head("dir/obj") is None  # refused: the fast path gives up (and the store asks boto3)
+    assert signed.get_into("dir/obj", 0, memoryview(bytearray(4))) is False
+    refused_fast = endpoint.refused()
+    # 403, or 400 InvalidToken for a session token S3 cannot read (as S3 answers)
+    status = 400 if kind == "role-wrong-token" else 403
+    assert [(e["method"], e["status"]) for e in refused_fast] == [("HEAD", status), ("GET", status)], refused_fast
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        bad.client.head_object(Bucket=BUCKET, Key="dir/obj")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        bad.client.put_object(Bucket=BUCKET, Key="dir/other", Body=b"x")
+    assert err.value.response["Error"]["Code"] in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken")
+    with pytest.raises(OSError) as oserr:  # through the store: one error, EACCES
+        bad.get("dir/obj")
+    assert oserr.value.errno == errno.EACCES
+    assert good.get("dir/obj") == b"some bytes"  # nothing was changed by the refused keys
+
+
+def test_virtual_mode_puts_the_bucket_in_the_host(endpoint: Endpoint) -> None:
+    store = S3Account(endpoint.settings()).store(BUCKET)
+    endpoint.server.reset()
+    S3Account(endpoint.settings()).create_bucket(BUCKET)
+    store.put("v/x", b"12345")
+    assert store.head("v/x").size == 5
+    assert store.get_range("v/x", 1, 3) == b"23"
+    assert [o.key for o in store.list_dir("v/").objects] == ["v/x"]
+    paths = {entry["path"] for entry in endpoint.server.requests() if entry["method"] in ("PUT", "HEAD", "GET")}
+    if endpoint.addressing_style == "virtual":
+        assert paths == {"/", "/v/x"}, paths  # the bucket was in the Host header, not the path
+    else:
+        assert {p.rstrip("/") for p in paths} == {f"/{BUCKET}", f"/{BUCKET}/v/x"}, paths
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "boto3"])
+def test_https_mode_needs_the_ca(rig: ServerProcess, fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``AWS_CA_BUNDLE`` the client refuses the server's certificate: the https mode is not
+    trusted by accident (a verification switched off would pass every other test too)."""
+    tls = endpoint_of(rig, "tls")
+    for name, value in tls.keys.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    store = S3Account(tls.settings(fast_paths=fast)).store(BUCKET)
+    with pytest.raises(OSError) as err:
+        store.head("anything")
+    assert "certificate" in str(err.value).lower() or "SSL" in str(err.value), err.value
+    monkeypatch.setenv("AWS_CA_BUNDLE", rig.ca_file)
+    trusting = S3Account(tls.settings(fast_paths=fast)).store(BUCKET)
+    with pytest.raises(OSError) as err:
+        trusting.head("anything")  # reached the server: no bucket (the rig is not reset here)
+    assert "certificate" not in str(err.value).lower()

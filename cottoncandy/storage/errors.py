@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ..errors import InvalidBucketName, ObjectNotFound, OptionAdvice, advised
+from . import tls
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404", "NoSuchUpload"})
 DENIED_CODES = frozenset(
@@ -92,8 +93,11 @@ def translate(exc: BaseException, bucket: str, key: str | None = None, action: s
     connect says how to give one."""
     target = where(bucket, key)
     code = error_code(exc)
+    certificate = tls.refusal(exc)  # the reason, not 'SSLError'
     if default_endpoint and connection_failed(exc):
-        return aws_unreachable(target, action, type(exc).__name__)
+        return aws_unreachable(target, action, certificate or type(exc).__name__)
+    if certificate:
+        return OSError(errno.EIO, f"failed to {action} {target}: {certificate}")
     if code == "InvalidBucketName":
         return InvalidBucketName(errno.EINVAL, f"the server refused the bucket name {bucket!r} (InvalidBucketName): "
                                                f"{BUCKET_NAME_RULE}")

@@ -68,6 +68,7 @@ from .http_ranges import content_range_prefix, http_range
 from .inflight import InFlightWindow
 from .latency import LatencyTracker
 from .sigv4 import LeanSigner, verified
+from .tls import check_host
 
 log = logging.getLogger(__name__)
 _PROBE_KEY = "cottoncandy-probe"
@@ -517,9 +518,7 @@ class SignedRequests:
         sock = socket.create_connection((self._host, self._port or (443 if https else 80)), timeout=connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if https:
-            if self._tls is None:
-                self._tls = self._tls_context()
-            sock = self._tls.wrap_socket(sock, server_hostname=self._host)  # handshake within the timeout
+            sock = self._wrap(sock)  # handshake within the timeout
         sock.setblocking(False)
         return sock
 
@@ -602,9 +601,7 @@ class SignedRequests:
         sock = socket.create_connection((self._host, self._port or (443 if https else 80)), timeout=connect_timeout)
         sock.settimeout(read_timeout)
         if https:
-            if self._tls is None:
-                self._tls = self._tls_context()
-            sock = self._tls.wrap_socket(sock, server_hostname=self._host)
+            sock = self._wrap(sock)
         conn.sock = sock
         if keep:
             self._local.conn = conn
@@ -612,15 +609,28 @@ class SignedRequests:
                 self._connections.add(conn)
         return conn
 
+    def _wrap(self, sock: socket.socket) -> ssl.SSLSocket:
+        """``sock`` after its TLS handshake, its certificate's host name checked by boto3's rule
+        (``tls.check_host``: OpenSSL's own matcher refuses some names urllib3 takes, ``*.localhost``)."""
+        if self._tls is None:
+            self._tls = self._tls_context()
+        wrapped = self._tls.wrap_socket(sock, server_hostname=self._host)
+        try:
+            check_host(wrapped, self._host)
+        except ssl.SSLError:
+            wrapped.close()
+            raise
+        return wrapped
+
     def _tls_context(self) -> ssl.SSLContext:
-        """TLS as botocore verifies it: its CA bundle, or no verification where boto3 was told so."""
+        """TLS as botocore verifies it: its CA bundle, or no verification where boto3 was told so;
+        host names are matched after the handshake, by ``_wrap``, as urllib3 matches them."""
         verify = fastpaths.private(self._http, "_verify")  # present: ``for_client`` checked
+        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        context.check_hostname = False
         if verify is False:
-            context = ssl.create_default_context()
-            context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            return context
-        return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        return context
 
 
 #: bounds on one ranged GET (seconds; attempts): see ``SignedRequests.get_into``

@@ -56,3 +56,69 @@ def test_an_endpoint_with_its_default_port_is_signed_as_sent(
     assert store.head("dir/a b+c").size == 1000  # boto3's own requests agree
     assert not [s for s in checking.statuses if s.endswith(" 403")], checking.statuses
     assert set(checking.hosts) == {address}, checking.hosts
+
+
+def test_a_wildcard_certificate_is_taken_alike_by_both_paths(
+        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., Certificates],
+        resolve: Callable[[str, str], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``*.localhost``: urllib3's host-name rule (boto3's) takes it for ``s3.localhost``, OpenSSL's
+    refuses it (too few labels). The fast path matched with OpenSSL's, so every fast request failed
+    TLS and was asked again through boto3; both now use one rule (``storage.tls.check_host``)."""
+    _seed(s3)
+    resolve(".localhost", "127.0.0.1")
+    tls = certificates(("*.localhost",), ())
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca))
+    checking = front(certificates=tls, keys=KEYS, url_host="s3.localhost")
+    _fast_reads(checking.endpoint_url)
+    assert not [s for s in checking.statuses if s.endswith(" 403")], checking.statuses
+
+
+def test_a_certificate_for_another_name_is_refused_by_both_paths(
+        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., Certificates],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _seed(s3)
+    tls = certificates(("other.example",), ())
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca))
+    checking = front(certificates=tls, keys=KEYS)
+    store = S3Account(Settings(endpoint_url=checking.endpoint_url, max_attempts=1)).store(BUCKET)
+    assert isinstance(store, S3Store)
+    fast = store._signed_requests()
+    assert fast is not None and fast.head("dir/a b+c") is None
+    with pytest.raises(OSError, match="doesn't match 'other.example'.*AWS_CA_BUNDLE"):
+        store.head("dir/a b+c")
+    assert not checking.statuses  # no request was answered: both refused the certificate
+
+
+CASES = {
+    "self-signed": ({"self_signed": True}, False, "self-signed certificate"),
+    "expired": ({"expired": True}, True, "certificate has expired"),
+    "unknown CA": ({}, False, "unable to get local issuer certificate"),
+    "another name": ({"names": ("other.example",), "ips": ()}, True, "doesn't match 'other.example'"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_refused_certificate_says_why_in_the_library_and_the_mount(
+        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., Certificates],
+        monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """Was ``failed to check s3://B: SSLError`` (the mount: ``cannot reach https://...: SSLError``)."""
+    from ccfs.mount import MountError, MountRequest, make_store
+    from ccfs.target import parse_target
+
+    options, trusted, reason = CASES[case]
+    tls = certificates(**options)
+    if trusted:
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca))
+    else:
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    checking = front(certificates=tls)
+    account = S3Account(Settings(endpoint_url=checking.endpoint_url))
+    with pytest.raises(OSError) as caught:
+        account.bucket_exists(BUCKET)
+    assert reason in str(caught.value) and "AWS_CA_BUNDLE" in str(caught.value), caught.value
+    with pytest.raises(MountError) as refused:
+        make_store(MountRequest(parse_target(f"s3://{BUCKET}"), "/nonexistent", endpoint_url=checking.endpoint_url))
+    message = str(refused.value)
+    assert message.startswith(f"cannot reach {checking.endpoint_url}") and reason in message, message
+    assert "AWS_CA_BUNDLE" in message

@@ -16,6 +16,7 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
+from cottoncandy import fastpaths
 from cottoncandy.arrays.inspect import describe
 from cottoncandy.arrays.npy_files import save_npy_file, upload_npy_file
 from cottoncandy.cache.metadata import shared_shelf
@@ -210,20 +211,11 @@ def _mount_info(mountpoint: str) -> None:
         raise click.ClickException(str(exc)) from None
     rows = {"mount": shown_name(os.path.abspath(mountpoint)),
             "fast paths": "on" if state.get("enabled") else "off",
-            "refused": counts_line(state.get("refused") or {}),
-            "fallbacks": counts_line(state.get("fallbacks") or {})}
+            "refused": fastpaths.counts_line(state.get("refused") or {}),
+            "fallbacks": fastpaths.counts_line(state.get("fallbacks") or {})}
     width = max(len(k) for k in rows)
     for key, value in rows.items():
         click.echo(f"{key:<{width}}  {escape_controls(value)}")
-
-
-def counts_line(counts: dict[str, int]) -> str:
-    """``25 (20 HTTP 403 SignatureDoesNotMatch, 5 HTTP 403)``, commonest first; ``0`` for none."""
-    total = sum(counts.values())
-    if not total:
-        return "0"
-    parts = ", ".join(f"{n} {cause}" for cause, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-    return f"{total} ({parts})"
 
 
 @click.command("put")

@@ -163,6 +163,16 @@ def refusals() -> dict[str, int]:
         return dict(_refused)
 
 
+def counts_line(counts: dict[str, int]) -> str:
+    """Counts as one line, commonest first: ``25 (20 HTTP 403 SignatureDoesNotMatch, 5 HTTP 403)``;
+    ``0`` for none (``ccfs info --mount``, the benchmarks)."""
+    total = sum(counts.values())
+    if not total:
+        return "0"
+    parts = ", ".join(f"{n} {cause}" for cause, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+    return f"{total} ({parts})"
+
+
 def reset() -> None:
     """Forget the counts and warnings (tests), and undo ``disable``."""
     global _disabled, _answered, _run_warned

@@ -12,7 +12,9 @@ row) under this interpreter. Both libraries run the same child code: ours is a d
 
 The S3 server runs in its own process, once on loopback and once answering like a remote S3
 (first-byte latency and a bandwidth cap per connection: ``--latency-ms``, ``--mbps``). Medians of
-``--repeats`` runs; the ratio column is ours / 0.4.0 (time: below 1 is faster).
+``--repeats`` runs; the ratio column is ours / 0.4.0 (time: below 1 is faster). A line after each
+table counts ours' fast requests the server refused (``cottoncandy.fastpaths.refusals``, summed over
+its children), each asked again through boto3: 0 on a sound endpoint.
 
     python scripts/bench_api.py [--mib 256] [--repeats 3] [--networks loopback,remote]
                                 [--kinds raw,gzip,npy,dask,small] [--libs ours,040,boto3]
@@ -28,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench-api"
@@ -71,7 +75,7 @@ def make_array(mib: int):  # type: ignore[no-untyped-def]
     return arr
 
 
-def run_child(lib: str, kind: str, op: str, endpoint: str, mib: int) -> dict[str, float]:
+def run_child(lib: str, kind: str, op: str, endpoint: str, mib: int) -> dict[str, Any]:
     import numpy as np
 
     if lib != "boto3":  # the library measured is the one named: 0.4.0 from its side venv, ours from ROOT
@@ -94,7 +98,12 @@ def run_child(lib: str, kind: str, op: str, endpoint: str, mib: int) -> dict[str
         held = sum(a.nbytes for a in result) if isinstance(result, list) else result.nbytes
         expected = SMALL_COUNT * 4 * SMALL_SHAPE[0] * SMALL_SHAPE[1] if kind == "small" else mib * 2**20
         assert held == expected, (held, expected)
-    return {"seconds": seconds, "extra_mib": max(0.0, (peak - base) / 1024 - held / 2**20)}
+    measured: dict[str, Any] = {"seconds": seconds, "extra_mib": max(0.0, (peak - base) / 1024 - held / 2**20)}
+    if lib == "ours":  # fast requests the server refused (each asked again through boto3): 0 on a sound endpoint
+        from cottoncandy import fastpaths
+
+        measured["refused"] = fastpaths.refusals()
+    return measured
 
 
 def dask_buffersize(nbytes: int) -> int:
@@ -206,7 +215,7 @@ def python_for(lib: str) -> tuple[str, dict[str, str]]:
     return python, env
 
 
-def child(lib: str, kind: str, op: str, endpoint: str, mib: int) -> dict[str, float] | None:
+def child(lib: str, kind: str, op: str, endpoint: str, mib: int) -> dict[str, Any] | None:
     python, env = python_for(lib)
     cmd = [python, str(Path(__file__).resolve()), "--child", lib, "--kind", kind, "--op", op,
            "--endpoint", endpoint, "--mib", str(mib)]
@@ -227,7 +236,8 @@ def measure_network(args: argparse.Namespace, label: str, shaping: list[str]) ->
     endpoint = server.stdout.readline().strip()  # type: ignore[union-attr]
     kinds = args.kinds.split(",")
     libs = args.libs.split(",")
-    results: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    refused: Counter[str] = Counter()  # ours: fast requests refused, by cause, over every measurement
     short = label.split(" (")[0]  # for the progress lines
     try:
         import boto3
@@ -245,15 +255,20 @@ def measure_network(args: argparse.Namespace, label: str, shaping: list[str]) ->
                         got = child(lib, kind, op, endpoint, args.mib)
                         print(f"{short}: {lib} {kind} {op}: {got}", file=sys.stderr, flush=True)
                         if got is not None:
+                            refused.update(got.pop("refused", {}))
                             results.setdefault((lib, kind, op), []).append(got)
     finally:
         server.terminate()
         server.wait()
     print_table(args, label, kinds, libs, results)
+    if "ours" in libs:
+        from cottoncandy.fastpaths import counts_line
+
+        print(f"fast-path refusals (ours, every measurement): {counts_line(dict(refused))}", flush=True)
 
 
 def print_table(args: argparse.Namespace, label: str, kinds: list[str], libs: list[str],
-                results: dict[tuple[str, str, str], list[dict[str, float]]]) -> None:
+                results: dict[tuple[str, str, str], list[dict[str, Any]]]) -> None:
     med = {k: {f: statistics.median(r[f] for r in runs) for f in ("seconds", "extra_mib")}
            for k, runs in results.items()}
     names = {"ours": "ours", "040": "0.4.0", "boto3": "boto3"}

@@ -8,7 +8,9 @@ reported as such (``CCFS_PEERS=1 bash scripts/provision.sh`` installs Debian's s
 Loopback is not a network: every table is measured twice, on the server as it is and on the same
 server answering like a remote S3 (``--latency-ms`` before each response's first byte, ``--mbps``
 per connection; 20 ms and 100 MB/s by default, DESIGN's figures for S3 in-region). Requests per
-operation come from the server's log, daemon CPU from ``/proc/PID/stat``.
+operation come from the server's log, daemon CPU from ``/proc/PID/stat``. Each table ends with the
+fast requests the ccfs daemons had refused by cause (``ccfs info --mount`` before each unmount): each
+was asked again through boto3, so anything but 0 means the figures carry extra requests.
 
     python scripts/bench_mount.py [--gib 1] [--arrays 2000] [--rows 100] [--big-folder 100000]
                                   [--networks loopback,remote] [--latency-ms 20] [--mbps 100]
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -50,6 +53,9 @@ CCFS_VARIANTS = {"ccfs": [], "ccfs ra=1M": ["--read-ahead", "1M"]}
 CACHE_HOME = tempfile.mkdtemp(prefix="bench-ccfs-xdg-")
 #: the local server of the network being measured (its CPU is a row of the big-folder case)
 SERVER_PID: int | None = None
+#: each ccfs variant's fast requests refused by the server (asked again through boto3), by cause, over
+#: every mount of the network being measured (``ccfs info --mount`` before each unmount): 0 on a sound endpoint
+REFUSED: dict[str, Counter[str]] = {}
 
 
 def env() -> dict[str, str]:
@@ -132,10 +138,24 @@ def mount(tool: str, endpoint: str,
             pid = int(out.stdout.split()[0]) if out.stdout.split() else None
         yield mnt, path_of, pid
     finally:
+        if tool in CCFS_VARIANTS:
+            note_refusals(tool, mnt)
         unmount(mnt, ccfs=tool in CCFS_VARIANTS)
         shutil.rmtree(mnt, ignore_errors=True)
         if tool in CCFS_VARIANTS:  # the daemon exits once its log is read (``read_ahead_plan``)
             atexit.register(lambda: os.path.exists(mnt + ".log") and os.remove(mnt + ".log"))
+
+
+def note_refusals(tool: str, mnt: str) -> None:
+    """Add the fast requests the daemon at ``mnt`` had refused to ``REFUSED[tool]``."""
+    from ccfs.control import DaemonError, fast_paths
+
+    try:
+        state = fast_paths(mnt)
+    except DaemonError as exc:
+        print(f"  {tool}: no fast-path counts ({exc})", flush=True)
+        return
+    REFUSED.setdefault(tool, Counter()).update(state.get("refused") or {})
 
 
 def peak_rss_mib(pid: int | None) -> float:
@@ -447,6 +467,7 @@ def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> 
     server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(port),
                                *shaping], stdout=subprocess.PIPE, text=True)
     SERVER_PID = server.pid
+    REFUSED.clear()
     endpoint = server.stdout.readline().strip()  # type: ignore[union-attr]
     try:
         print(f"populating {endpoint} {' '.join(shaping)}: {rows}x{COLS} float32 "
@@ -513,6 +534,10 @@ def report(network: str, results: dict[str, dict[str, float]], size: int, big_fo
             v = results[t].get(key)
             cells.append(f"{v:>16.3f}" if isinstance(v, float) else f"{'-':>16}")
         print(f"{label:34}" + "".join(cells))
+    from cottoncandy.fastpaths import counts_line
+
+    for tool, refused in REFUSED.items():
+        print(f"fast-path refusals ({tool}, every mount): {counts_line(dict(refused))}")
     cc_ = results.get("ccfs", {})
     if cc_:
         print("\nratios")

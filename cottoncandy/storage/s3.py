@@ -431,7 +431,7 @@ class S3Account(Account):
         check_bucket_name(bucket)
         kwargs: dict[str, Any] = {"Bucket": bucket}
         region = self.client.meta.region_name
-        if region and region != "us-east-1" and not self.settings.endpoint_url:
+        if region and region != "us-east-1":  # with an endpoint too: S3-compatible stores check it as S3 does
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
         if acl:
             kwargs["ACL"] = acl

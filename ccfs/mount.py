@@ -55,6 +55,7 @@ class MountRequest:
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
+    addressing_style: str | None = None  # ``--addressing-style`` (``config.ADDRESSING_STYLES``)
     fuse_options: tuple[str, ...] = ()
     log_file: str | None = None
     log_level: str = "INFO"
@@ -107,7 +108,7 @@ def make_store(request: MountRequest):  # type: ignore[no-untyped-def]
     target = request.target
     kind = registry.kind_of(target.scheme)
     options = registry.StoreOptions(endpoint_url=request.endpoint_url, profile=request.profile,
-                                    region=request.region)
+                                    region=request.region, addressing_style=request.addressing_style)
     account = kind.account(options.resolved_settings())
     endpoint = without_userinfo(account.endpoint)
     try:

@@ -54,6 +54,19 @@ DEFAULTS_0_4_0: dict[str, dict[str, str]] = {
 
 #: botocore's retry modes (``[basic] retry_mode`` of options.cfg)
 RETRY_MODES = frozenset({"standard", "adaptive", "legacy"})
+#: how bucket names are addressed (botocore's ``s3.addressing_style``): ``path`` (``host/BUCKET/key``),
+#: ``virtual`` (``BUCKET.host/key``), ``auto`` (botocore's choice)
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+def checked_addressing_style(value: object, where: str = "addressing_style") -> str | None:
+    """``value`` as an addressing style (``None`` for none given); ``ValueError`` naming ``where`` else."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    style = str(value).strip().lower()
+    if style not in ADDRESSING_STYLES:
+        raise ValueError(f"{where} = {value!r}: give one of {', '.join(ADDRESSING_STYLES)}")
+    return style
 
 TRUE_STRINGS = frozenset({"true", "tru", "t", "y", "yes", "1"})
 
@@ -171,6 +184,9 @@ class Settings:
     metadata_cache: bool = True
     #: a botocore ``Config`` given to ``get_interface(config=...)``, merged over ours
     boto_config: object = field(default=None, repr=False, compare=False)
+    #: ``ADDRESSING_STYLES``; ``None``: a ``config=``'s or the profile's ``s3.addressing_style``, else
+    #: ``path`` with an endpoint (``endpoint_url``) and botocore's ``auto`` without (``s3.client_config``)
+    addressing_style: str | None = None
 
     def __repr__(self) -> str:
         """The dataclass's repr without credentials, and without a password in the endpoint's URL."""
@@ -292,6 +308,7 @@ def load_settings(
     profile: str | None = None,
     region: str | None = None,
     config_file: Path | None = None,
+    addressing_style: str | None = None,
 ) -> Settings:
     """Resolve settings: call arguments > options.cfg (what the user set) > boto3's chain > defaults.
 
@@ -341,6 +358,9 @@ def load_settings(
     if mode and mode.strip() not in RETRY_MODES:
         raise ValueError(f"options.cfg [basic] retry_mode = {mode!r}: give one of {', '.join(sorted(RETRY_MODES))}")
     kwargs["retry_mode"] = mode.strip() if mode else None
+    kwargs["addressing_style"] = checked_addressing_style(
+        addressing_style or user_value("basic", "addressing_style"),
+        "addressing_style" if addressing_style else "options.cfg [basic] addressing_style")
     threads = user_value("basic", "threads")
     if threads:
         kwargs["threads"] = max(1, int(threads))

@@ -41,6 +41,9 @@ class StoreOptions:
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
+    #: ``config.ADDRESSING_STYLES`` (``ccfs mount --addressing-style``); ``None``: the profile's, else path
+    #: style with an endpoint
+    addressing_style: str | None = None
     #: settings already resolved (``get_interface``'s); else they are read from options.cfg and
     #: boto3's chain, with the three values above winning
     settings: Settings | None = None
@@ -50,7 +53,8 @@ class StoreOptions:
     def resolved_settings(self) -> Settings:
         if self.settings is not None:
             return self.settings
-        return load_settings(False, False, self.endpoint_url or False, profile=self.profile, region=self.region)
+        return load_settings(False, False, self.endpoint_url or False, profile=self.profile, region=self.region,
+                             addressing_style=self.addressing_style)
 
 
 @dataclass(frozen=True)

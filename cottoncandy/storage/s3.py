@@ -23,6 +23,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -326,12 +327,34 @@ def client_config(settings: Settings, core: Any) -> Config:
         config_kwargs["retries"] = retries
     if settings.signature_version:
         config_kwargs["signature_version"] = settings.signature_version
-    if settings.endpoint_url:
-        config_kwargs["s3"] = {"addressing_style": "path"}
+    style = addressing_style(settings, core)
+    if style:
+        config_kwargs["s3"] = {"addressing_style": style}
     config = Config(**config_kwargs)
     if settings.boto_config is not None:  # get_interface(config=...): the user's choices win
-        config = config.merge(settings.boto_config)
+        theirs = getattr(settings.boto_config, "s3", None)
+        if isinstance(theirs, dict) and style:  # their s3 options over ours, not instead of them
+            config = config.merge(settings.boto_config).merge(Config(s3={"addressing_style": style, **theirs}))
+        else:
+            config = config.merge(settings.boto_config)
     return config
+
+
+def addressing_style(settings: Settings, core: Any) -> str | None:
+    """How bucket names are addressed: the settings' choice (``ccfs mount --addressing-style``), else the
+    profile's ``s3.addressing_style``, else ``path`` with an endpoint (S3-compatible stores and local
+    servers rarely have a name for each bucket); ``None``: botocore's own choice. A ``config=`` naming
+    one wins over all of them (``client_config``). The fast path follows the same choice: it takes its
+    URL from a request boto3 builds (``s3_signed``)."""
+    if settings.addressing_style:
+        return settings.addressing_style
+    try:
+        profile = core.get_config_variable("s3") or {}
+    except Exception:  # an unreadable profile: boto3 says so when the client is made
+        profile = {}
+    if isinstance(profile, dict) and profile.get("addressing_style"):
+        return str(profile["addressing_style"])
+    return "path" if settings.endpoint_url else None
 
 
 def make_client(settings: Settings) -> Any:
@@ -501,7 +524,16 @@ class S3Store(ObjectStore):
         No secret travels: in this process or a forked worker the token finds the settings the
         interface was made with; elsewhere workers use the spec's settings with their own credentials.
         """
-        return StoreSpec(KIND.scheme, self.bucket, shareable(self.settings), remember(self.settings))
+        chosen = replace(self.settings, addressing_style=self.addressing_style())
+        return StoreSpec(KIND.scheme, self.bucket, shareable(chosen), remember(self.settings))
+
+    def addressing_style(self) -> str | None:
+        """The addressing style this store's client uses (``client_config``'s choice, the profile's
+        included), for workers: their profile may not say it."""
+        chosen = getattr(getattr(self.client, "meta", None), "config", None)
+        s3_options = getattr(chosen, "s3", None) or {}
+        return self.settings.addressing_style or (s3_options.get("addressing_style") if isinstance(
+            s3_options, dict) else None)
 
     # --- plumbing ----------------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], key: str | None, action: str, *, writes: bool = False,

@@ -6,6 +6,7 @@ and certificate failures say why (issue 25, item 2), against the checking front
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,7 @@ def test_a_certificate_for_another_name_is_refused_by_both_paths(
     assert not checking.statuses  # no request was answered: both refused the certificate
 
 
-CASES = {
+CASES: dict[str, tuple[dict[str, Any], bool, str]] = {
     "self-signed": ({"self_signed": True}, False, "self-signed certificate"),
     "expired": ({"expired": True}, True, "certificate has expired"),
     "unknown CA": ({}, False, "unable to get local issuer certificate"),

@@ -81,6 +81,9 @@ class ServerProcess:
         self._post(RESET_S3_PATH if self.auth else "/moto-api/reset")
         self._post(LOG_PATH)
 
+    def clear_log(self) -> None:
+        self._post(LOG_PATH)
+
     def requests(self) -> list[dict[str, Any]]:
         """The request log: method, path, query, status, bytes_sent, range of every answer so far."""
         with urllib.request.urlopen(self.endpoint_url + LOG_PATH, timeout=30) as answer:

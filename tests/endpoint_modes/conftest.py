@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botocore.config import Config
 
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
@@ -51,12 +50,11 @@ class Endpoint:
     ca_file: str | None
     server: ServerProcess
 
-    def boto_config(self) -> Config | None:
-        return Config(s3={"addressing_style": "virtual"}) if self.addressing_style == "virtual" else None
-
     def settings(self, fast_paths: bool = True, **more: Any) -> Settings:
-        """Settings for this endpoint (keys from the environment, as the fixture set them)."""
-        return Settings(endpoint_url=self.url, fast_paths=fast_paths, boto_config=self.boto_config(), **more)
+        """Settings for this endpoint (keys from the environment, as the fixture set them; the
+        addressing style as the library's option, ``Settings.addressing_style``)."""
+        more.setdefault("addressing_style", self.addressing_style)
+        return Settings(endpoint_url=self.url, fast_paths=fast_paths, **more)
 
     def environment(self) -> dict[str, str]:
         """What this mode puts in the environment: keys, CA bundle."""
@@ -100,6 +98,12 @@ def endpoint(request: pytest.FixtureRequest, rig: ServerProcess,
     yield found
     if request.node.get_closest_marker("refusals_expected") is None:
         assert found.refused() == [], "the signature-checking server refused requests (a fast path fell back?)"
+
+
+@pytest.fixture(params=["fast", "boto3"])
+def fast(request: pytest.FixtureRequest) -> bool:
+    """Fast paths on (signed HEAD/GET/LIST of ``s3_signed``) or off (boto3 calls only)."""
+    return bool(request.param == "fast")
 
 
 @pytest.fixture

@@ -42,11 +42,6 @@ AWKWARD = [
 assert len(AWKWARD[-1].encode()) < 1024
 
 
-@pytest.fixture(params=["fast", "boto3"])
-def fast(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param == "fast")
-
-
 def test_awkward_names_round_trip(endpoint: Endpoint, fast: bool) -> None:
     store = S3Account(endpoint.settings(fast_paths=fast)).store(BUCKET)
     assert isinstance(store, S3Store)

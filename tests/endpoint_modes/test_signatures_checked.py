@@ -8,9 +8,11 @@ bucket-less paths), and the https mode really needs the CA (no ``AWS_CA_BUNDLE``
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
+from botocore.config import Config
 
 from cottoncandy.storage import S3Account
 from cottoncandy.storage.s3 import S3Store
@@ -74,17 +76,37 @@ def test_bad_keys_are_refused_on_both_paths(endpoint: Endpoint, kind: str, monke
 
 def test_virtual_mode_puts_the_bucket_in_the_host(endpoint: Endpoint) -> None:
     store = S3Account(endpoint.settings()).store(BUCKET)
-    endpoint.server.reset()
-    S3Account(endpoint.settings()).create_bucket(BUCKET)
     store.put("v/x", b"12345")
     assert store.head("v/x").size == 5
     assert store.get_range("v/x", 1, 3) == b"23"
     assert [o.key for o in store.list_dir("v/").objects] == ["v/x"]
-    paths = {entry["path"] for entry in endpoint.server.requests() if entry["method"] in ("PUT", "HEAD", "GET")}
+    paths = {entry["path"].rstrip("/") for entry in endpoint.server.requests()
+             if entry["method"] in ("PUT", "HEAD", "GET")}
     if endpoint.addressing_style == "virtual":
-        assert paths == {"/", "/v/x"}, paths  # the bucket was in the Host header, not the path
+        assert paths == {"", "/v/x"}, paths  # the bucket was in the Host header, not the path
     else:
-        assert {p.rstrip("/") for p in paths} == {f"/{BUCKET}", f"/{BUCKET}/v/x"}, paths
+        assert paths == {f"/{BUCKET}", f"/{BUCKET}/v/x"}, paths
+
+
+@pytest.mark.parametrize("endpoint", ["virtual"], indirect=True)
+@pytest.mark.parametrize("how", ["profile", "config"])
+def test_virtual_style_from_the_profile_or_config(endpoint: Endpoint, how: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The style chosen the other ways a user chooses it: the AWS profile's ``s3.addressing_style``, or
+    a botocore ``Config`` given as ``config=``; both paths (fast and boto3) follow it."""
+    if how == "profile":
+        profile = tmp_path / "aws-config"
+        profile.write_text("[default]\ns3 =\n    addressing_style = virtual\n")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(profile))
+        settings = endpoint.settings(addressing_style=None)
+    else:
+        settings = endpoint.settings(addressing_style=None, boto_config=Config(s3={"addressing_style": "virtual"}))
+    store = S3Account(settings).store(BUCKET)
+    endpoint.server.clear_log()
+    store.put("v/y", b"1")
+    assert store.head("v/y").size == 1
+    assert [o.key for o in store.list_dir("v/").objects] == ["v/y"]
+    assert [e["path"] for e in endpoint.server.requests()] == ["/v/y", "/v/y", "/"]
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "boto3"])

@@ -26,3 +26,18 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 if [ -e /dev/fuse ] && [ "$(id -u)" = "0" ]; then chmod 666 /dev/fuse || true; fi
+
+# s3rver (npm, scripts/s3rver/: versions pinned by its package-lock.json): a second, independent S3
+# implementation the store contract also runs against (tests/storage/test_s3rver_contract.py). Installed
+# once, again only when the lock changes; without node and npm, or offline, those tests skip and say why.
+s3rver_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/s3rver"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  if [ ! -f "$s3rver_dir/node_modules/s3rver/bin/s3rver.js" ] \
+     || [ "$s3rver_dir/package-lock.json" -nt "$s3rver_dir/node_modules/.package-lock.json" ]; then
+    echo "provision: installing s3rver into scripts/s3rver/node_modules (npm ci)"
+    (cd "$s3rver_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+      || echo "provision: could not install s3rver (offline?): its contract tests will be skipped" >&2
+  fi
+else
+  echo "provision: node and npm are absent: the s3rver contract tests will be skipped (install nodejs and npm)" >&2
+fi

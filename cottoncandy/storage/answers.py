@@ -61,8 +61,6 @@ ENTRY_OVERHEAD = 320
 #: may answer a few empty pages while it skips many delete markers of a versioned bucket)
 EMPTY_PAGES = 1000
 
-_S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-
 
 class BadAnswer(OSError):
     """The endpoint answered, but not with what the protocol allows (``EIO``): a LIST that loops or
@@ -137,13 +135,14 @@ def parse_list_page(body: bytes, *, max_keys: int, prefix: str, where: str) -> L
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError as exc:
         raise BadAnswer(f"{where}: the answer is cut off or is not XML ({exc}); it is {_what(body)}") from None
-    if root.tag not in (f"{_S3_XML}ListBucketResult", "ListBucketResult"):
+    # in any namespace (or none), as botocore reads it: s3rver names another one than S3's
+    if root.tag.rpartition("}")[2] != "ListBucketResult":
         raise BadAnswer(f"{where}: the answer is not a ListBucketResult but {_what(body)}")
     return _page_of(root, max_keys, prefix, where)
 
 
 def _page_of(root: ElementTree.Element, max_keys: int, prefix: str, where: str) -> ListPage:
-    ns = _S3_XML if root.tag.startswith(_S3_XML) else ""
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""  # S3's, or another's
     cut = len(ns)
     fields: dict[str, str | None] = {}
     entries: list[ElementTree.Element] = []

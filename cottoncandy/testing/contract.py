@@ -120,6 +120,16 @@ class StoreContract:
         assert [o.key for o in store.iter_objects("p/")] == ["p/a", "p/b/c", "p/b/d", "p/e/f/g"]
         assert store.list_dir("nothing/").prefixes == [] and store.list_dir("nothing/").objects == []
 
+    def test_listing_is_in_key_order_when_one_name_starts_another(self, store: ObjectStore) -> None:
+        """S3 lists in UTF-8 byte order of whole keys: ``a`` before ``a 2`` and ``a-b`` (a store
+        that lists its files' names, suffixed, can put them the other way round)."""
+        keys = ["o/a", "o/a 2", "o/a!", "o/a-b", "o/a.c", "o/a0", "o/aé", "o/b"]
+        for key in reversed(keys):
+            store.put(key, b"1")
+        assert sorted(keys, key=lambda k: k.encode()) == keys
+        assert [o.key for o in store.iter_objects("o/")] == keys
+        assert [o.key for o in store.list_dir("o/").objects] == keys
+
     def test_list_page_after_is_one_level_in_key_order(self, store: ObjectStore) -> None:
         for key in ["p/a0", "p/a1", "p/a 2", "p/a3", "p/sub/x", "p/z", "p2/a9"]:
             store.put(key, b"12")

@@ -223,6 +223,16 @@ def test_a_page_is_read_as_s3_writes_it() -> None:
     assert page.objects[0].size == 12 and page.objects[0].owner == "me" and page.next_token == "tok"
 
 
+@pytest.mark.parametrize("namespace", ['xmlns="http://doc.s3.amazonaws.com/2006-03-01/"', ""])
+def test_a_page_in_another_namespace_is_read_as_botocore_reads_it(namespace: str) -> None:
+    """s3rver names another namespace than S3's (botocore reads any): refused as 'not a ListBucketResult'."""
+    body = (f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult {namespace}><IsTruncated>false</IsTruncated>'
+            f"<CommonPrefixes><Prefix>p/d/</Prefix></CommonPrefixes><Contents><Key>p/k</Key><Size>3</Size>"
+            f'<ETag>"e"</ETag><Owner><DisplayName>S3rver</DisplayName></Owner></Contents></ListBucketResult>').encode()
+    page = parse_list_page(body, max_keys=1000, prefix="p/", where="w")
+    assert page.prefixes == ["p/d/"] and [(o.key, o.size, o.owner) for o in page.objects] == [("p/k", 3, "S3rver")]
+
+
 # --- GETs pinned to a version -----------------------------------------------------------------
 
 def test_check_etag() -> None:

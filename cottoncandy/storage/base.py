@@ -90,6 +90,9 @@ class StoreSpec:
     bucket: str
     settings: tuple[tuple[str, Any], ...] = ()
     token: str | None = None
+    #: the bucket's region where the spec's process learned it (a bucket check's or a 301's
+    #: ``x-amz-bucket-region``) and it is not the client's: a worker signs for it from its first request
+    region: str | None = None
 
 
 def check_range(start: int, end: int, size: int | None = None) -> None:

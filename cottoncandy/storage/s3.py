@@ -402,6 +402,8 @@ class S3Account(Account):
         self.settings = settings
         self._client: Any = None
         self._lock = threading.Lock()
+        #: buckets' regions learned by bucket checks, where they are not the client's (``store`` passes them on)
+        self.regions: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"S3Account(endpoint={without_userinfo(self.endpoint)!r})"
@@ -433,7 +435,7 @@ class S3Account(Account):
         check_bucket_name(bucket)
 
     def store(self, bucket: str) -> S3Store:
-        return S3Store(bucket, self.settings, client=self.client)
+        return S3Store(bucket, self.settings, client=self.client, region=self.regions.get(bucket))
 
     def list_buckets(self) -> list[str]:
         resp = self._call(lambda: self.client.list_buckets(), "*", "list buckets of")
@@ -445,10 +447,19 @@ class S3Account(Account):
         except ValueError:  # no store has such a bucket (0.4.0 asked, and its server answered 404)
             return False
         try:
-            self._call(lambda: self.client.head_bucket(Bucket=bucket), bucket, "check")
+            answer = self._call(lambda: self.client.head_bucket(Bucket=bucket), bucket, "check")
         except FileNotFoundError:
             return False
+        self._learn_region(bucket, answer)
         return True
+
+    def _learn_region(self, bucket: str, answer: Mapping[str, Any]) -> None:
+        """Keep the bucket's region a HeadBucket answer names (botocore followed it there), where it is
+        not the client's: its stores sign their fast requests for it from the first (no 301 each)."""
+        headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        region = answer.get("BucketRegion") or headers.get("x-amz-bucket-region")
+        if isinstance(region, str) and region and region != self.client.meta.region_name:
+            self.regions[bucket] = region
 
     def create_bucket(self, bucket: str, acl: str | None = None) -> None:
         check_bucket_name(bucket)
@@ -486,11 +497,13 @@ class S3Store(ObjectStore):
 
     capabilities = Capabilities(batched_head=True, cross_bucket_copy=True, other_processes=True)
 
-    def __init__(self, bucket: str, settings: Settings, client: Any = None):
+    def __init__(self, bucket: str, settings: Settings, client: Any = None, region: str | None = None):
         check_bucket_name(bucket)
         self.bucket = bucket
         self.settings = settings
         self.client = client if client is not None else make_client(settings)
+        #: the bucket's region, when known to differ from the client's (learned: ``bucket_region``)
+        self.region = region
         #: the one loop left to us: bodies that break after botocore returned the answer
         self.retry = body_policy(attempts_of(self.client))
         self.part_size = settings.download_part_size
@@ -525,7 +538,15 @@ class S3Store(ObjectStore):
         interface was made with; elsewhere workers use the spec's settings with their own credentials.
         """
         chosen = replace(self.settings, addressing_style=self.addressing_style())
-        return StoreSpec(KIND.scheme, self.bucket, shareable(chosen), remember(self.settings))
+        return StoreSpec(KIND.scheme, self.bucket, shareable(chosen), remember(self.settings),
+                         region=self.bucket_region())
+
+    def bucket_region(self) -> str | None:
+        """The bucket's region where it was learned to differ from the client's: by the bucket check
+        (``S3Account.bucket_exists``) or by the fast path following a 301 (``s3_signed.follow_region``)."""
+        fast = self._signed
+        moved = fast is not False and fast is not None and getattr(fast, "moved_from", None) is not None
+        return getattr(fast, "region", None) if moved else self.region
 
     def addressing_style(self) -> str | None:
         """The addressing style this store's client uses (``client_config``'s choice, the profile's
@@ -619,7 +640,7 @@ class S3Store(ObjectStore):
         except ImportError as exc:  # a botocore release moved a name it imports
             fastpaths.fell_back("botocore", f"{type(exc).__name__}: {exc}", "plain boto3 calls")
             return None
-        return SignedRequests.for_client(self.client, self.bucket)
+        return SignedRequests.for_client(self.client, self.bucket, region=self.region)
 
     def _fast_bodies(self) -> bool:
         """Whether a GET's body may be read by its socket straight into the buffer (``_socket_readinto``)."""
@@ -1281,7 +1302,10 @@ def _from_spec(spec: StoreSpec) -> S3Store:
     endpoint, profile and region only; elsewhere the spec's settings and the worker's own keys."""
     shared = from_shareable(spec.settings)
     settings = recall(spec.token, shared.endpoint_url, shared.profile, shared.region) or shared
-    return S3Account(settings).store(spec.bucket)
+    account = S3Account(settings)
+    if spec.region:
+        account.regions[spec.bucket] = spec.region
+    return account.store(spec.bucket)
 
 
 KIND = StoreKind(scheme="s3", open_bucket=_open, account=S3Account, from_spec=_from_spec)

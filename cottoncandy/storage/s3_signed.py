@@ -88,15 +88,32 @@ class SignedRequests:
 
     def __init__(self, base_url: str, region: str, credentials: Any, http_session: Any,
                  timeouts: tuple[float, float] = (10.0, 60.0)):
-        self.base_url = base_url  # ends with "/": the key's escaped form follows
+        self._credentials = credentials
+        self._http = http_session
+        self._aim(base_url, region)
+        self.moved_from: str | None = None  # the region a 301 moved these requests from (``follow_region``)
+        self._moving = threading.Lock()
+        self._tls: ssl.SSLContext | None = None  # built once, on the first https connection
+        self._timeouts = timeouts
+        self._local = threading.local()  # one kept-alive connection per thread
+        self._idle: list[tuple[_Exchange, float]] = []  # head_many's kept-alive sockets, with when last used
+        self._idle_lock = threading.Lock()
+        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()  # every thread's
+        self.latency = LatencyTracker()  # first-byte latencies of GETs: when is an answer late
+        self.head_window = HEAD_WINDOW_START  # HEADs in flight a batch starts with (what the last one learnt)
+        self.hedged = 0  # GETs that got a second request
+        self.abandoned = 0  # GET attempts given up (no answer in time, or a body that stalled)
+
+    def _aim(self, base_url: str, region: str) -> None:
+        """Send to ``base_url`` (it ends with "/": the key's escaped form follows), signed for ``region``."""
+        self.base_url = base_url
         self._base_path = urllib.parse.urlsplit(base_url).path  # what a request line's path starts with
         # the Host the signature covers (no default port), as botocore derives it: the same for every key
         self._host_header = fastpaths.private("botocore.auth", "_host_from_url")(base_url)
         self.region = region
-        self._credentials = credentials
-        self._signer = S3SigV4Auth(credentials, "s3", region)  # reads the credentials at each signing
+        self._signer = S3SigV4Auth(self._credentials, "s3", region)  # reads the credentials at each signing
         # the same headers for a fifth of the CPU, once shown equal to botocore's (``sigv4``)
-        lean = LeanSigner(credentials, region, self._host_header)
+        lean = LeanSigner(self._credentials, region, self._host_header)
         probe_url = self.url_for(_PROBE_KEY + "/ä b+c")
         try:
             self._lean: LeanSigner | None = lean if verified(lean, self._signer, probe_url,
@@ -104,25 +121,41 @@ class SignedRequests:
         except Exception as exc:  # no credentials yet, an unusual credentials object: botocore signs
             log.debug("lean SigV4 signer not used (%s)", type(exc).__name__)
             self._lean = None
-        self._http = http_session
-        self._tls: ssl.SSLContext | None = None  # built once, on the first https connection
-        self._timeouts = timeouts
-        self._local = threading.local()  # one kept-alive connection per thread
-        self._idle: list[tuple[_Exchange, float]] = []  # head_many's kept-alive sockets, with when last used
-        self._idle_lock = threading.Lock()
-        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()  # every thread's
         parts = urllib.parse.urlsplit(base_url)
         self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
-        proxies = getattr(fastpaths.private(http_session, "_proxy_config"), "proxy_url_for", None)
+        proxies = getattr(fastpaths.private(self._http, "_proxy_config"), "proxy_url_for", None)
         # through a proxy, botocore's own pool does the sending
         self._direct = self._scheme in ("http", "https") and not (proxies and proxies(base_url))
-        self.latency = LatencyTracker()  # first-byte latencies of GETs: when is an answer late
-        self.head_window = HEAD_WINDOW_START  # HEADs in flight a batch starts with (what the last one learnt)
-        self.hedged = 0  # GETs that got a second request
-        self.abandoned = 0  # GET attempts given up (no answer in time, or a body that stalled)
+
+    def relocate(self, region: str) -> None:
+        """Sign for ``region`` from now on (the bucket is there), and on AWS send to its regional host."""
+        if region == self.region or not _REGION_NAME.fullmatch(region):
+            return
+        old_host = self._host
+        self.moved_from = self.region
+        self._aim(regional_url(self.base_url, region), region)
+        log.info("bucket of %s is in region %s: fast requests are signed for it", self.base_url, region)
+        if self._host != old_host:
+            self.close()  # kept-alive connections to the old host
+
+    def follow_region(self, status: int, named: str | None, signed_for: str) -> bool:
+        """Whether to ask again, signed for the bucket's region: a ``301`` (or S3's ``400`` for a wrong
+        signing region) naming it in ``x-amz-bucket-region`` (``named``), for a request signed for
+        ``signed_for``. Followed once per client (a second move is boto3's to follow): requests are
+        re-signed for it from then on, where they used to be refused and asked again through boto3
+        for the life of the process."""
+        if status not in (301, 400) or not named or named == signed_for:
+            return False
+        if named == self.region:  # already moved there (by another request): this one was signed before
+            return True
+        with self._moving:
+            if self.moved_from is not None:
+                return named == self.region
+            self.relocate(named)
+        return named == self.region
 
     @classmethod
-    def for_client(cls, client: Any, bucket: str) -> SignedRequests | None:
+    def for_client(cls, client: Any, bucket: str, region: str | None = None) -> SignedRequests | None:
         """A ``SignedRequests`` using ``client``'s endpoint, credentials and pool; ``None`` if it cannot.
 
         boto3 builds one HEAD of a probe key, which is caught before it is sent: its URL and its
@@ -166,7 +199,10 @@ class SignedRequests:
         base = urllib.parse.urlunsplit((url.scheme, url.netloc, url.path[: -len(probe)], "", ""))
         config = client.meta.config
         timeouts = (float(config.connect_timeout or 10), float(config.read_timeout or 60))
-        return cls(base, scope.group(1), credentials, http_session, timeouts)
+        made = cls(base, scope.group(1), credentials, http_session, timeouts)
+        if region:  # the bucket's region, learned before (a bucket check, a store's spec)
+            made.relocate(region)
+        return made
 
     def url_for(self, key: str) -> str:
         return self.base_url + _escaped(key)
@@ -241,6 +277,7 @@ class SignedRequests:
         a body longer than a page can be is not read past that length."""
         if not self._direct:
             return None
+        signed_for = self.region
         try:
             request = AWSRequest(method="GET", url=self.base_url, params=params)
             self._signer.add_auth(request)
@@ -255,6 +292,8 @@ class SignedRequests:
             return None
         refusals.answer(self, "LIST", status, answer_headers, body)
         if status != 200:
+            if self.follow_region(status, answer_headers.get("x-amz-bucket-region"), signed_for):
+                return self._signed_list(params, prefix, max_keys, where)
             return None
         return parse_list_page(body, max_keys=max_keys, prefix=prefix, where=where)
 
@@ -302,6 +341,7 @@ class SignedRequests:
         headers = {"Range": http_range(start, end)}
         if if_match:
             headers["If-Match"] = if_match
+        signed_for = self.region
         path, sent = self.signed_headers(key, "GET", headers)
         response: http.client.HTTPResponse | None = None  # the answer, once it came (``refusals``)
         try:
@@ -313,6 +353,8 @@ class SignedRequests:
             assert conn.sock is not None
             conn.sock.settimeout(GET_BETWEEN_CHUNKS)  # each recv of the body: a stall is a timeout
             response = conn.getresponse()
+            if self.follow_region(response.status, response.getheader("x-amz-bucket-region"), signed_for):
+                raise _Moved(response.status)
             whole = response.status == 200 and start == 0
             if answer is not None:
                 buffer, size = _probe_answer(response, len(buffer), buffer)
@@ -341,6 +383,8 @@ class SignedRequests:
         except Exception as exc:
             refusals.failed(self, "GET", exc, response)
             self._forget_connection()
+            if isinstance(exc, _Moved):  # signed for the bucket's region now: once more
+                return self._get_once(key, start, buffer, if_match, answer)
             log.debug("signed GET of %s bytes [%d, %d) not taken (%s); asking boto3", key, start, end,
                       exc if isinstance(exc, _Refused) else type(exc).__name__)
             return False
@@ -387,6 +431,7 @@ class SignedRequests:
 
     def head(self, key: str) -> ObjectInfo | None:
         """The object's metadata, or ``None`` when the answer is anything but a plain 200."""
+        signed_for = self.region
         try:
             if self._direct:
                 path, sent = self.signed_headers(key)
@@ -400,6 +445,8 @@ class SignedRequests:
             return None
         refusals.answer(self, "HEAD", status, headers)
         if status != 200:
+            if self.follow_region(status, headers.get("x-amz-bucket-region"), signed_for):
+                return self.head(key)
             return None
         return _object_info(key, {name.lower(): value for name, value in headers.items()})
 
@@ -464,6 +511,7 @@ class SignedRequests:
             try:
                 if exchange is None:
                     exchange = _Exchange(self._open_socket(), fresh=True)
+                exchange.region = self.region  # what its request is signed for
                 exchange.begin(key, self._request_bytes(key))
             except Exception as exc:
                 refusals.failed(self, "HEAD", exc)
@@ -497,8 +545,12 @@ class SignedRequests:
             status, headers = answer
             exchange.fresh = False  # from now on, a close before an answer may be a dropped keep-alive
             refusals.answer(self, "HEAD", status, headers)
-            results[exchange.key] = _object_info(exchange.key, headers) if status == 200 else None
-            closed = headers.get("connection", "").lower() == "close"
+            if status != 200 and self.follow_region(status, headers.get("x-amz-bucket-region"), exchange.region):
+                todo.appendleft(exchange.key)  # signed for the bucket's region now (maybe at its host): anew
+                closed = True
+            else:
+                results[exchange.key] = _object_info(exchange.key, headers) if status == 200 else None
+                closed = headers.get("connection", "").lower() == "close"
         else:
             results[exchange.key] = None
         if closed:
@@ -663,6 +715,24 @@ def _wait(socks: list[socket.socket], timeout: float, writable: bool = False) ->
     return [sock for sock in socks if sock.fileno() in ready]
 
 
+#: an AWS region's name (what ``x-amz-bucket-region`` may name)
+_REGION_NAME = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d{1,2}")
+#: AWS's own S3 hosts a bucket's region is part of: (bucket.)s3.amazonaws.com, s3.REGION.amazonaws.com,
+#: s3-REGION.amazonaws.com
+_AWS_S3_HOST = re.compile(r"(?P<bucket>.+\.)?s3(?:[.-][a-z]{2}(?:-[a-z0-9]+)+-\d{1,2})?\.amazonaws\.com")
+
+
+def regional_url(base_url: str, region: str) -> str:
+    """``base_url`` on ``region``'s host where it is one of AWS's own S3 hosts; else unchanged (an
+    S3-compatible endpoint serves every region it has at one address)."""
+    parts = urllib.parse.urlsplit(base_url)
+    match = _AWS_S3_HOST.fullmatch(parts.hostname or "")
+    if match is None:
+        return base_url
+    host = f"{match.group('bucket') or ''}s3.{region}.amazonaws.com" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
 def _escaped(key: str) -> str:
     """``key`` as it follows the bucket's base URL (``/`` and ``~`` kept; ``?`` and ``#`` escaped)."""
     return percent_encode(key, safe="/~")
@@ -702,6 +772,10 @@ def _probe_answer(response: http.client.HTTPResponse, asked: int, buffer: memory
 
 class _Refused(Exception):
     """An answer that is not the asked bytes."""
+
+
+class _Moved(_Refused):
+    """An answer naming the bucket's region, which the requests now follow (``follow_region``)."""
 
 
 def _header_strings(request: AWSRequest) -> dict[str, str]:
@@ -751,6 +825,7 @@ class _Exchange:
     def __init__(self, sock: socket.socket, fresh: bool):
         self.sock = sock
         self.fresh = fresh  # never used before: a close on it is a real failure, not a stale keep-alive
+        self.region = ""  # the region its request is signed for
         self.key = ""
         self.received = False
         self._buffer = bytearray()

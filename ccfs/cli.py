@@ -2,118 +2,73 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
 
+from . import mountoptions
 from .commands import COMMANDS
-from .filesystem import MountOptions
 from .flags import cli_flag
 from .mount import MountError, MountRequest, mount, unmount
+from .mountoptions import mount_options
 from .refs_cli import refs_command
 from .target import parse_target
 
-UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
 
 def parse_size(text: str) -> int:
-    """``512M``, ``1G``, ``1GiB``, ``4096`` -> bytes (ASCII digits only)."""
-    match = re.fullmatch(r"\s*([0-9]{1,30}(?:\.[0-9]{1,30})?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size (examples: 4096, 64M, 1G)")
-    return int(float(match.group(1)) * UNITS[match.group(2).upper()])
-
-
-def show_size(size: int) -> str:
-    """4096 -> ``4K``; 1073741824 -> ``1G`` (whole units only, else bytes)."""
-    for unit in ("T", "G", "M", "K"):
-        if size >= UNITS[unit] and size % UNITS[unit] == 0:
-            return f"{size // UNITS[unit]}{unit}"
-    return str(size)
-
-
-def physical_memory() -> int:
-    """The machine's memory (bytes); 2**62 where the system does not say."""
+    """``512M``, ``1G``, ``4096`` -> bytes (``mountoptions.parse_size``), a bad size as click's error."""
     try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - every Linux says
-        return 2**62
+        return mountoptions.parse_size(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
-#: the largest size on disk an option takes (1 EiB: more than any file system here holds)
-DISK_MAX = 2**60
+class TableType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on; we allow 8.1
+    """A ``mountoptions`` parser as a click type: its ``ValueError`` is click's one-line error
+    naming the option (``Invalid value for '--uid': '4294967296' is not between 0 and ...``)."""
+
+    def __init__(self, parse: mountoptions.Parser):
+        self.parse = parse
+        self.name = parse.metavar
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        """A choice's values as they are spelled (``[auto|path|virtual]``); else click's ``SIZE``."""
+        return self.name if self.name.startswith("[") else None
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        if isinstance(self.parse, mountoptions.Text) and self.parse.path:
+            from click.shell_completion import CompletionItem
+
+            return [CompletionItem(incomplete, type="dir" if self.parse.resolve else "file")]
+        return []
 
 
-class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on; we allow 8.1
-    """A size within ``[low, high]`` bytes; ``memory``: at most the machine's memory as well."""
-
-    name = "size"
-
-    def __init__(self, low: int = 0, high: int = DISK_MAX, memory: bool = False):
-        self.low, self.high, self.memory = low, high, memory
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        size = value if isinstance(value, int) else parse_size(value)
-        if size < self.low:
-            self.fail(f"{value!r} is less than {show_size(self.low)}", param, ctx)
-        high = min(self.high, physical_memory()) if self.memory else self.high
-        if size > high:
-            where = "this machine's memory" if self.memory and high < self.high else show_size(high)
-            self.fail(f"{value!r} is more than {where} ({show_size(high)})", param, ctx)
-        return size
-
-
-SIZE = SizeType()
-
-
-class SecondsType(click.ParamType):  # type: ignore[type-arg]
-    """A finite number of seconds, 0 or more (at most a year)."""
-
-    name = "seconds"
-    HIGH = 366 * 86400.0
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        text = str(value).strip()
-        if not re.fullmatch(r"[-+]?[0-9]{1,20}(?:\.[0-9]{0,20})?|[-+]?\.[0-9]{1,20}", text):
-            self.fail(f"{value!r} is not a number of seconds (examples: 0, 1.5, 300)", param, ctx)
-        seconds = float(text)
-        if seconds < 0:
-            self.fail("must be 0 or more seconds", param, ctx)
-        if seconds > self.HIGH:
-            self.fail(f"{value!r} is more than a year ({self.HIGH:.0f} seconds)", param, ctx)
-        return seconds
-
-
-SECONDS = SecondsType()
-
-#: the largest uid or gid (2**32 - 1 is the kernel's "no id")
-OWNER_MAX = 2**32 - 2
-
-
-class OwnerType(click.ParamType):  # type: ignore[type-arg]
-    """A uid or gid: ASCII digits, 0 to 2**32-2."""
-
-    name = "id"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
+def table_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with a click option for each row of ``mountoptions.TABLE``, in the table's order."""
+    for option in reversed(mountoptions.TABLE):
+        kwargs: dict[str, Any] = {"help": option.help or None}
+        if option.is_flag:
+            kwargs["is_flag"] = True
         else:
-            text = str(value).strip()
-            if not re.fullmatch(r"[0-9]{1,20}", text, re.ASCII):
-                self.fail(f"{value!r} is not a number in ASCII digits 0-9", param, ctx)
-            number = int(text)
-        if not 0 <= number <= OWNER_MAX:
-            self.fail(f"{value!r} is not between 0 and {OWNER_MAX}", param, ctx)
-        return number
+            assert option.parse is not None
+            kwargs.update(type=TableType(option.parse), multiple=option.multiple)
+            default = option.default_text()
+            if default is not None:
+                kwargs.update(default=default, show_default=True)
+        if option.envvar:
+            kwargs["envvar"] = option.envvar
+        command = click.option(*option.flags, option.name, **kwargs)(command)
+    return command
 
-
-OWNER = OwnerType()
 
 #: FUSE options ``-o`` passes on to libfuse (mount options and the high-level library's)
 FUSE_OPTIONS = frozenset({
@@ -140,20 +95,6 @@ def check_fuse_options(options: Sequence[str]) -> None:
         if name not in FUSE_OPTIONS:
             known = ", ".join(sorted(FUSE_OPTIONS))
             raise click.BadParameter(f"{item}: not a FUSE option ccfs knows (known: {known})", param_hint="-o")
-
-
-class OctalType(click.ParamType):  # type: ignore[type-arg]
-    name = "octal"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        if not re.fullmatch(r"0?[0-7]{1,3}", str(value).strip()):
-            self.fail(f"{value!r} is not an octal mode such as 022 or 027", param, ctx)
-        return int(str(value).strip(), 8)
-
-
-OCTAL = OctalType()
 
 
 def called_by_mount_fuse(argv: list[str], commands: Mapping[str, click.Command]) -> bool:
@@ -194,57 +135,23 @@ def main() -> None:
 @main.command("mount")
 @click.argument("target")
 @click.argument("mountpoint", type=click.Path(file_okay=False, readable=False))  # a dead mount: our own check says so
-@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (default: AWS).")
-@click.option("--profile", envvar="AWS_PROFILE", help="Profile of ~/.aws/credentials to use.")
-@click.option("--region", help="AWS region of the bucket.")
-@click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (logs to stderr).")
-@click.option("--cache-size", type=SizeType(low=16 * 2**10, memory=True), default="512M", show_default=True,
-              help="Memory for cached blocks.")
-@click.option("--block-size", type=SIZE, default="256K", show_default=True,
-              help="Bytes per cached block (the least a random read fetches).")
-@click.option("--read-ahead", type=SizeType(low=4 * 2**10, high=64 * 2**20), default="128K", show_default=True,
-              help="Largest kernel READ (kernel read-ahead of the mount; raising it needs root).")
-@click.option("--metadata-ttl", type=SECONDS, default=300.0, show_default=True,
-              help="Seconds to trust cached folder listings (new and removed names).")
-@click.option("--attr-ttl", type=SECONDS, default=1.0, show_default=True,
-              help="Seconds to trust a file's size and version before the next stat/open/read asks again.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, resolve_path=True),
-              help="Keep fetched blocks on disk here, across mounts and shared by mounts (default: no disk "
-                   "block cache; large decoded arrays spill to a temporary folder).")
-@click.option("--cache-dir-size", type=SIZE, default="16G", show_default=True,
-              help="Limit of --cache-dir (blocks, least recently used evicted, plus this mount's spills).")
-@click.option("--metadata-cache-size", type=SIZE, default="256M", show_default=True,
-              help="Limit of the HEAD answers kept on disk (in --cache-dir/metadata, else "
-                   "$XDG_CACHE_HOME/ccfs/metadata): a remount lists unchanged folders with no HEAD.")
-@click.option("--no-metadata-cache", is_flag=True, help="Keep no HEAD answers on disk.")
-@click.option("--interruptible-reads", is_flag=True,
-              help="Any signal ends a read waiting on S3 at once (not only a fatal one); slower sequential reads.")
-@click.option("--log-file", type=click.Path(dir_okay=False), help="Log file (background default: none).")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              default="INFO", show_default=True)
-@click.option("-o", "fuse_options", multiple=True, help="Extra FUSE options, e.g. -o allow_other.")
-@click.option("--no-fast-paths", "no_fast_paths", is_flag=True,
-              help="Only public boto3/mfusepy APIs (as CCFS_FAST_PATHS=0): slower listings and reads.")
-@click.option("--uid", type=OWNER, help="Owner shown for every file and folder (default: yours).")
-@click.option("--gid", type=OWNER, help="Group shown for every file and folder (default: yours).")
-@click.option("--umask", type=OCTAL, default="0", show_default=True,
-              help="Permission bits taken from 0555 (folders) and 0444 (files), in octal, e.g. 027.")
+@table_options
 def mount_command(target: str, mountpoint: str, **given: Any) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
-    block_size: int = given["block_size"]
-    if block_size < 4096 or block_size > 64 * 2**20:
-        raise click.BadParameter("must be between 4K and 64M", param_hint="--block-size")
     check_fuse_options(given["fuse_options"])
-    if given["cache_size"] < 4 * block_size:
-        raise click.BadParameter("must hold at least 4 blocks", param_hint="--cache-size")
+    options = mount_options(given)
+    try:
+        mountoptions.check(options)
+    except mountoptions.OptionError as exc:
+        raise click.BadParameter(str(exc), param_hint=mountoptions.BY_NAME[exc.name].flags[0]) from None
     log_file: str | None = given["log_file"]
     foreground: bool = given["foreground"]
     face = click.get_current_context().obj  # mount.fuse.ccfs passes how it names options (-o name=...)
     try:
         request = MountRequest(
             target=parse_target(target), mountpoint=os.path.abspath(mountpoint),
-            options=mount_options(given), endpoint_url=given["endpoint_url"], profile=given["profile"],
-            region=given["region"], fuse_options=given["fuse_options"],
+            options=options, endpoint_url=given["endpoint_url"], profile=given["profile"],
+            region=given["region"], addressing_style=given["addressing_style"], fuse_options=given["fuse_options"],
             log_file=os.path.abspath(log_file) if log_file else None, log_level=given["log_level"],
             fast_paths=not given["no_fast_paths"], spell=face if callable(face) else cli_flag)
         mount(request, foreground=foreground)
@@ -252,16 +159,6 @@ def mount_command(target: str, mountpoint: str, **given: Any) -> None:
         raise click.ClickException(str(exc)) from None
     if not foreground:
         click.echo(f"mounted {request.target} on {request.mountpoint}")
-
-
-def mount_options(given: Mapping[str, Any]) -> MountOptions:
-    """``MountOptions`` from ``ccfs mount``'s options: each field is set by the option of its name
-    (``cache_size`` by ``--cache-size``), ``metadata_cache`` by ``--no-metadata-cache``; the
-    fields without an option keep their defaults."""
-    names = {f.name for f in dataclasses.fields(MountOptions)}
-    values = {name: value for name, value in given.items() if name in names}
-    values["metadata_cache"] = not given.get("no_metadata_cache", False)
-    return MountOptions(**values)
 
 
 @main.command("umount")

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from cottoncandy import fastpaths
@@ -30,7 +29,6 @@ from cottoncandy.cache.disk import DiskBackedFetch
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.identity import object_identity
-from cottoncandy.cache.metadata import DEFAULT_LIMIT as DEFAULT_METADATA_LIMIT
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.cache.tuning import StreamTuning
 from cottoncandy.namespace.facade import Namespace
@@ -40,6 +38,7 @@ from cottoncandy.storage.base import ObjectInfo, ObjectStore
 from cottoncandy.storage.errors import unreachable
 
 from .errors import Refused
+from .mountoptions import MountOptions as MountOptions  # where it was defined before ccfs.mountoptions
 from .versions import OpenVersions
 
 log = logging.getLogger("ccfs")
@@ -64,38 +63,6 @@ def fast_path_state() -> bytes:
     """This process's fast paths as ``FAST_PATHS_XATTR`` answers them (JSON)."""
     return json.dumps({"enabled": fastpaths.enabled(), "refused": fastpaths.refusals(),
                        "fallbacks": fastpaths.fallbacks()}, sort_keys=True).encode()
-
-
-@dataclass(frozen=True)
-class MountOptions:
-    cache_size: int = 512 * MiB
-    block_size: int = 256 * 1024
-    read_ahead: int = 128 * 1024
-    metadata_ttl: float = 300.0
-    attr_ttl: float = 1.0
-    #: read-ahead of one stream: at most this much, as its tuning decides from its fetches
-    #: (``cottoncandy.cache.tuning``), starting from ``first_prefetch`` in runs of ``prefetch_run``
-    max_prefetch: int = 128 * MiB
-    first_prefetch: int = 64 * MiB
-    prefetch_run: int = 8 * MiB
-    adaptive_prefetch: bool = True
-    fetch_threads: int = 16
-    cache_dir: str | None = None
-    cache_dir_size: int = 16 * 2**30
-    #: HEAD answers kept on disk (``cache.metadata``): under ``cache_dir``, else the user's cache folder
-    metadata_cache: bool = True
-    metadata_cache_size: int = DEFAULT_METADATA_LIMIT
-    #: READs as synchronous requests, so any signal to a reader interrupts its read (at a cost in
-    #: sequential throughput: the kernel keeps one READ in flight per reader instead of several)
-    interruptible_reads: bool = False
-    #: owner and group shown for every file and folder (``None``: the daemon's), and permission
-    #: bits taken away from 0555 (folders) and 0444 (files)
-    uid: int | None = None
-    gid: int | None = None
-    umask: int = 0
-    #: memory one folder's listing may take (``cottoncandy.storage.answers``: estimated per entry);
-    #: a bigger folder fails with EFBIG. ``None``: a quarter of ``cache_size``, at least 16 MiB
-    listing_memory: int | None = None
 
 
 class Handle:

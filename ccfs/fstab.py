@@ -17,6 +17,8 @@ import pwd
 import sys
 from typing import Any, NoReturn
 
+from .mountoptions import TABLE, Owner, fstab_option
+
 #: options for mount(8), the kernel's generic mount flags, or systemd: not passed on
 GENERIC = frozenset({
     "rw", "ro", "auto", "noauto", "_netdev", "user", "users", "nouser", "owner", "group", "nofail", "defaults",
@@ -25,29 +27,12 @@ GENERIC = frozenset({
     "loud", "mand", "nomand", "iversion", "noiversion", "dirsync", "bind", "remount",
 })
 GENERIC_PREFIXES = ("x-", "comment=", "helper=")
-#: ``ccfs mount``'s options the helper does not take: it decides itself (mount(8) waits for it), and
-#: ``-o`` items that are not ours are FUSE's (``ccfs mount -o``)
-NOT_FROM_HELPER = frozenset({"foreground", "fuse_options"})
-
-
-def _ccfs_mount_options() -> tuple[frozenset[str], frozenset[str]]:
-    """(options with a value, flags) of ``ccfs mount``, as ``-o`` names: read from the command itself,
-    so an option is declared once (``ccfs.cli.mount_command``) and the helper takes it by that name."""
-    import click
-
-    from .cli import mount_command
-
-    valued: set[str] = set()
-    flags: set[str] = set()
-    for param in mount_command.params:
-        if not isinstance(param, click.Option) or param.name is None or param.name in NOT_FROM_HELPER:
-            continue
-        (flags if param.is_flag else valued).add(param.name)
-    return frozenset(valued), frozenset(flags)
-
-
-#: ``ccfs mount`` options that take a value, and flags (that take none)
-VALUED, FLAGS = _ccfs_mount_options()
+#: ``ccfs mount``'s options with a value and flags, as ``-o`` names, and those the helper does not
+#: take (it decides itself: mount(8) waits for it; ``-o`` items not ours are FUSE's): all read from
+#: the one table of ``ccfs mount``'s options (``ccfs.mountoptions``)
+VALUED = frozenset(o.name for o in TABLE if o.fstab and not o.is_flag)
+FLAGS = frozenset(o.name for o in TABLE if o.fstab and o.is_flag)
+NOT_FROM_HELPER = frozenset(o.name for o in TABLE if not o.fstab)
 #: how mount(8) calls the helper, as errors show it
 USAGE = "SOURCE MOUNTPOINT [-o OPTION[=VALUE],...]"
 
@@ -56,14 +41,14 @@ class UsageError(ValueError):
     """Arguments mount(8) would not have given, or an option that cannot be used."""
 
 
-def _owner(kind: str, value: str) -> str:
-    """``uid=``/``gid=`` as a number; a user or group name is looked up."""
+def _owner(name: str, kind: str, value: str) -> str:
+    """``uid=``/``gid=`` as a number; a user (``kind``) or group name is looked up."""
     if value.isascii() and value.isdigit():  # a number (``ccfs mount`` checks its range)
         return value
     try:
-        return str(pwd.getpwnam(value).pw_uid if kind == "uid" else grp.getgrnam(value).gr_gid)
+        return str(pwd.getpwnam(value).pw_uid if kind == "user" else grp.getgrnam(value).gr_gid)
     except KeyError:
-        raise UsageError(f"-o {kind}={value}: no such {'user' if kind == 'uid' else 'group'}") from None
+        raise UsageError(f"-o {name}={value}: no such {kind}") from None
 
 
 def translate_options(options: str) -> list[str]:
@@ -74,19 +59,19 @@ def translate_options(options: str) -> list[str]:
         if not item or item in GENERIC or item.startswith(GENERIC_PREFIXES):
             continue
         name, has_value, value = item.partition("=")
-        flag = name.replace("-", "_")
-        if flag in VALUED:
+        option = fstab_option(name)
+        if option is None:
+            fuse.append(item)
+        elif option.parse is not None:
             if not has_value or not value:
                 raise UsageError(f"-o {name} needs a value (-o {name}=...)")
-            if flag in ("uid", "gid"):
-                value = _owner(flag, value)
-            args += ["--" + flag.replace("_", "-"), value]
-        elif flag in FLAGS:
+            if isinstance(option.parse, Owner):
+                value = _owner(name, option.parse.kind, value)
+            args += [option.flags[0], value]
+        else:
             if has_value:
                 raise UsageError(f"-o {name} takes no value")
-            args.append("--" + flag.replace("_", "-"))
-        else:
-            fuse.append(item)
+            args.append(option.flags[0])
     if fuse:
         args += ["-o", ",".join(fuse)]
     return args
@@ -127,9 +112,9 @@ def given_items(options: str) -> dict[str, str]:
     """``ccfs mount`` parameter (``cache_size``) -> the ``-o`` item that set it, as written (``cache-size=1G``)."""
     given: dict[str, str] = {}
     for item in (part.strip() for part in options.split(",")):
-        flag = item.partition("=")[0].replace("-", "_")
-        if flag in VALUED or flag in FLAGS:
-            given[flag] = item
+        option = fstab_option(item.partition("=")[0])
+        if option is not None:
+            given[option.name] = item
     return given
 
 

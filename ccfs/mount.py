@@ -28,8 +28,8 @@ from cottoncandy.errors import OptionAdvice, Spelling
 from cottoncandy.printable import without_userinfo
 
 from . import mounts
-from .filesystem import MountOptions
 from .flags import cli_flag
+from .mountoptions import MountOptions
 from .target import Target
 
 if TYPE_CHECKING:

@@ -87,8 +87,8 @@ def test_relative_paths_are_the_callers() -> None:
 
 
 #: ``ccfs mount``'s options that are the request's, not ``MountOptions`` fields
-REQUEST_OPTIONS = {"endpoint_url", "profile", "region", "foreground", "log_file", "log_level", "fuse_options",
-                   "no_fast_paths", "no_metadata_cache"}
+REQUEST_OPTIONS = {"endpoint_url", "profile", "region", "addressing_style", "foreground", "log_file", "log_level",
+                   "fuse_options", "no_fast_paths", "no_metadata_cache"}
 
 
 def test_each_option_sets_the_mount_options_field_of_its_name() -> None:

@@ -14,10 +14,12 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
+from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
 from cottoncandy.storage.s3 import S3Store
 from cottoncandy.testing.s3identities import Keys
 from cottoncandy.testing.s3process import ServerProcess
+from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
 from tests.endpoint_modes.conftest import Endpoint, endpoint_of
 
@@ -58,10 +60,13 @@ def test_bad_keys_are_refused_on_both_paths(endpoint: Endpoint, kind: str, monke
     assert signed is not None
     assert signed.head("dir/obj") is None  # refused: the fast path gives up (and the store asks boto3)
     assert signed.get_into("dir/obj", 0, memoryview(bytearray(4))) is False
+    assert signed.list_page("dir/", "/", None) is None
     refused_fast = endpoint.refused()
     # 403, or 400 InvalidToken for a session token S3 cannot read (as S3 answers)
     status = 400 if kind == "role-wrong-token" else 403
-    assert [(e["method"], e["status"]) for e in refused_fast] == [("HEAD", status), ("GET", status)], refused_fast
+    assert [(e["method"], e["status"]) for e in refused_fast] == [("HEAD", status), ("GET", status),
+                                                                  ("GET", status)], refused_fast
+    assert "list-type=2" in refused_fast[2]["query"]
     with pytest.raises(botocore.exceptions.ClientError) as err:
         bad.client.head_object(Bucket=BUCKET, Key="dir/obj")
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
@@ -126,3 +131,21 @@ def test_https_mode_needs_the_ca(rig: ServerProcess, fast: bool, monkeypatch: py
     with pytest.raises(OSError) as err:
         trusting.head("anything")  # reached the server: no bucket (the rig is not reset here)
     assert "certificate" not in str(err.value).lower()
+
+
+def test_one_process_serves_open_or_checking_servers_not_both() -> None:
+    """moto's checks are one switch per process: a checking server beside an open one in the same
+    process would make the open one refuse every request, so it is refused."""
+    open_server = LocalS3Server().start()
+    try:
+        with pytest.raises(RuntimeError, match="process-wide"):
+            checking = LocalS3Server(auth=True)
+            try:
+                checking.start()
+            finally:
+                checking.stop()  # had it started, checks would be on for the whole test process
+        account = S3Account(Settings(endpoint_url=open_server.endpoint_url))
+        account.create_bucket("still-open")  # the open server still takes the tests' dummy keys
+        account.store("still-open").put("k", b"v")
+    finally:
+        open_server.stop()

@@ -17,7 +17,10 @@ table counts ours' fast requests the server refused (``cottoncandy.fastpaths.ref
 its children), each asked again through boto3: 0 on a sound endpoint.
 
     python scripts/bench_api.py [--mib 256] [--repeats 3] [--networks loopback,remote]
-                                [--kinds raw,gzip,npy,dask,small] [--libs ours,040,boto3]
+                                [--kinds raw,gzip,npy,dask,small] [--libs ours,040,boto3] [--auth]
+
+``--auth``: the server checks every request's SigV4 signature (``s3server --auth``); the refusals line
+then shows whether the fast path's requests were all accepted.
 """
 
 from __future__ import annotations
@@ -117,8 +120,8 @@ def cc_call(kind: str, op: str, key: str, endpoint: str, arr):  # type: ignore[n
 
     import cottoncandy as cc
 
-    cci = cc.get_interface(BUCKET, ACCESS_KEY=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                           SECRET_KEY=CREDENTIALS["AWS_SECRET_ACCESS_KEY"], endpoint_url=endpoint, verbose=False)
+    cci = cc.get_interface(BUCKET, ACCESS_KEY=os.environ["AWS_ACCESS_KEY_ID"],  # the parent's CREDENTIALS
+                           SECRET_KEY=os.environ["AWS_SECRET_ACCESS_KEY"], endpoint_url=endpoint, verbose=False)
     cci.exists_object("warm-up")  # the client and its connection pool are made before measuring
     if kind == "dask":  # dask's own first-use costs (imports; its first compute imports distributed when
         import dask.array  # installed, ~1.5 s here): one-off per process, not transfer costs
@@ -231,9 +234,17 @@ def measure_network(args: argparse.Namespace, label: str, shaping: list[str]) ->
     from cottoncandy.testing.s3server import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(port), *shaping],
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    checked = ["--auth", "--json"] if args.auth else []
+    server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(port), *shaping,
+                               *checked], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     endpoint = server.stdout.readline().strip()  # type: ignore[union-attr]
+    if args.auth:  # the server's JSON line: its endpoint and the keys it made (a user of its IAM)
+        described = json.loads(endpoint)
+        endpoint = described["endpoint_url"]
+        user = described["identities"]["user"]
+        CREDENTIALS.update(AWS_ACCESS_KEY_ID=user["access_key"], AWS_SECRET_ACCESS_KEY=user["secret_key"])
+        label += "; every signature checked (moto's IAM)"
     kinds = args.kinds.split(",")
     libs = args.libs.split(",")
     results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -300,6 +311,8 @@ def main() -> None:
     parser.add_argument("--libs", default=",".join(LIBS))
     parser.add_argument("--latency-ms", type=float, default=20.0, help="remote-like: first-byte delay")
     parser.add_argument("--mbps", type=float, default=100.0, help="remote-like: MB/s per connection")
+    parser.add_argument("--auth", action="store_true",
+                        help="the server checks every request's signature (keys of a user it makes at start)")
     parser.add_argument("--child")
     parser.add_argument("--kind")
     parser.add_argument("--op")

@@ -13,7 +13,10 @@ fast requests the ccfs daemons had refused by cause (``ccfs info --mount`` befor
 was asked again through boto3, so anything but 0 means the figures carry extra requests.
 
     python scripts/bench_mount.py [--gib 1] [--arrays 2000] [--rows 100] [--big-folder 100000]
-                                  [--networks loopback,remote] [--latency-ms 20] [--mbps 100]
+                                  [--networks loopback,remote] [--latency-ms 20] [--mbps 100] [--auth]
+
+``--auth``: the server checks every request's SigV4 signature (``s3server --auth``); the refusals line
+then shows whether the fast path's requests were all accepted.
 """
 
 from __future__ import annotations
@@ -443,6 +446,8 @@ def main() -> None:
     parser.add_argument("--big-folder-tools", default="ccfs", help="tools that list the big folder")
     parser.add_argument("--networks", default="loopback,remote")
     parser.add_argument("--variants", default="all", help=f"ccfs variants to measure ({', '.join(CCFS_VARIANTS)})")
+    parser.add_argument("--auth", action="store_true",
+                        help="the server checks every request's signature (keys of a user it makes at start)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="remote-like: first-byte delay")
     parser.add_argument("--mbps", type=float, default=100.0, help="remote-like: MB/s per connection")
     args = parser.parse_args()
@@ -463,12 +468,18 @@ def measure_network(args: argparse.Namespace, rows: int, shaping: list[str]) -> 
     from cottoncandy.testing.s3server import free_port
 
     port = free_port()
-    global SERVER_PID
+    global SERVER_PID, ACCESS, SECRET
+    checked = ["--auth", "--json"] if args.auth else []
     server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(port),
-                               *shaping], stdout=subprocess.PIPE, text=True)
+                               *shaping, *checked], stdout=subprocess.PIPE, text=True)
     SERVER_PID = server.pid
     REFUSED.clear()
     endpoint = server.stdout.readline().strip()  # type: ignore[union-attr]
+    if args.auth:  # the server's JSON line: its endpoint and the keys it made (a user of its IAM)
+        described = json.loads(endpoint)
+        endpoint = described["endpoint_url"]
+        ACCESS, SECRET = described["identities"]["user"]["access_key"], described["identities"]["user"]["secret_key"]
+        print("every request's signature is checked (moto's IAM)", flush=True)
     try:
         print(f"populating {endpoint} {' '.join(shaping)}: {rows}x{COLS} float32 "
               f"({rows * COLS * 4 / 2**30:.2f} GiB), {args.arrays} small arrays, a tree of 20x20, "

@@ -61,6 +61,9 @@ def test_chunked_ranges_fill_the_buffer_and_keep_the_connection(fault_proxy: Fau
         fast_client = store._signed_requests()
         assert fast_client is not None
         assert fast_client.get_into("obj", 7, memoryview(bytearray(9)))  # taken, not refused
+        listed = fast_client.list_dir("")  # a LIST page sent chunked too
+        assert listed is not None and [o.key for o in listed[1]] == ["obj"]
+    assert [o.key for o in store.list_dir("").objects] == ["obj"]
     assert fault_proxy.count("chunked", "GET") >= 6
 
 

@@ -57,14 +57,14 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .s3identities import Identities, make_identities
 from .s3listing import enable_fast_listing
-from .tlsfront import TLSFront, make_certificates
+from .tlsfront import LOOPBACK_NAMES, TLSFront, make_certificates
 
 _local = threading.local()
 LOG_PATH = "/_local-s3/log"
@@ -570,7 +570,7 @@ class LocalS3Server:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, range_reads: bool = True,
                  latency_ms: float = 0.0, mbps: float | None = None, auth: bool = False, tls: bool = False,
-                 cert_dir: Path | None = None):
+                 cert_dir: Path | None = None, tls_names: Sequence[str] = ()):
         if latency_ms < 0 or (mbps is not None and mbps <= 0):
             raise ValueError(f"latency_ms must be >= 0 and mbps > 0, not {latency_ms!r} and {mbps!r}")
         self.host = host
@@ -581,6 +581,7 @@ class LocalS3Server:
         self.auth = auth
         self.tls = tls
         self.cert_dir = cert_dir
+        self.tls_names = tuple(tls_names)  # more names for the certificate (virtual-hosted BUCKET.localhost)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._tls_front: TLSFront | None = None
@@ -635,7 +636,7 @@ class LocalS3Server:
         self._thread.start()
         if self.tls:
             folder = self.cert_dir or Path(tempfile.mkdtemp(prefix="local-s3-tls-"))
-            certs = make_certificates(folder)
+            certs = make_certificates(folder, (*LOOPBACK_NAMES, *self.tls_names))
             self.ca_file = certs.ca_file
             self._tls_front = TLSFront((self.host, self.port), certs, host=self.host).start()
         if self.auth:
@@ -716,12 +717,15 @@ def main() -> None:  # pragma: no cover - manual use: python -m cottoncandy.test
                         help="check every request's signature (moto's IAM): a user, a role and keys made at start")
     parser.add_argument("--tls", action="store_true", help="also serve https, with a CA made at start")
     parser.add_argument("--cert-dir", type=Path, default=None, help="where --tls writes ca.pem and the server's files")
+    parser.add_argument("--tls-name", action="append", default=[],
+                        help="another name for the certificate (repeatable), e.g. BUCKET.localhost for virtual-hosted "
+                             "buckets over https (OpenSSL matches no wildcard directly under localhost)")
     parser.add_argument("--json", action="store_true",
                         help="print endpoints, CA file and keys as one JSON line (else the endpoint URL)")
     args = parser.parse_args()
     try:
         server = LocalS3Server(port=args.port, latency_ms=args.latency_ms, mbps=args.mbps, auth=args.auth,
-                               tls=args.tls, cert_dir=args.cert_dir).start()
+                               tls=args.tls, cert_dir=args.cert_dir, tls_names=args.tls_name).start()
     except ServerExtraMissing as exc:
         raise SystemExit(f"error: {exc}") from None
     print(json.dumps(server.describe()) if args.json else server.endpoint_url, flush=True)

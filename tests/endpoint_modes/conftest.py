@@ -4,16 +4,19 @@ One child process per pytest worker serves every mode (``rig``): moto with its o
 plus an https port (``LocalS3Server(auth=True, tls=True)`` run by ``ServerProcess``, since moto's switch
 is process-wide). The ``endpoint`` fixture is that server seen one way per parameter:
 
-=============  ============================  ==========  ==================================================
-mode           endpoint URL                  addressing  credentials
-=============  ============================  ==========  ==================================================
-``auth-user``  ``http://127.0.0.1:PORT``     path        the IAM user's access key
-``auth-role``  ``http://127.0.0.1:PORT``     path        an assumed role's keys and session token
-``tls``        ``https://localhost:TLS``     path        the assumed role's keys; the CA made at start
+===============  ==========================  ==========  ================================================
+mode             endpoint URL                addressing  credentials
+===============  ==========================  ==========  ================================================
+``auth-user``    ``http://127.0.0.1:PORT``   path        the IAM user's access key
+``auth-role``    ``http://127.0.0.1:PORT``   path        an assumed role's keys and session token
+``tls``          ``https://localhost:TLS``   path        the assumed role's keys; the CA made at start
                                                          trusted through ``AWS_CA_BUNDLE``
-``virtual``    ``http://localhost:PORT``     virtual     the IAM user's key; bucket hosts
+``virtual``      ``http://localhost:PORT``   virtual     the IAM user's key; bucket hosts
                                                          ``BUCKET.localhost`` (``testing.localnames``)
-=============  ============================  ==========  ==================================================
+``tls-virtual``  ``https://localhost:TLS``   virtual     the IAM user's key; ``BUCKET.localhost`` is in
+                                                         the certificate (``--tls-name``: no wildcard
+                                                         under ``localhost`` passes OpenSSL's check)
+===============  ==========================  ==========  ================================================
 
 Credentials reach boto3 as a user's would, through ``AWS_*`` environment variables (so a ``ccfs mount``
 child has the same). Every request is checked, so a fast request the server refused shows as a 403 in
@@ -36,7 +39,7 @@ from cottoncandy.testing.s3identities import Keys
 from cottoncandy.testing.s3process import ServerProcess
 from tests.conftest import BUCKET
 
-MODES = ("auth-user", "auth-role", "tls", "virtual")
+MODES = ("auth-user", "auth-role", "tls", "virtual", "tls-virtual")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class Endpoint:
 
 @pytest.fixture(scope="session")
 def rig() -> Iterator[ServerProcess]:
-    server = ServerProcess("--auth", "--tls").start()
+    server = ServerProcess("--auth", "--tls", "--tls-name", f"{BUCKET}.localhost").start()
     yield server
     server.stop()
 
@@ -78,9 +81,10 @@ def rig() -> Iterator[ServerProcess]:
 def endpoint_of(rig: ServerProcess, mode: str) -> Endpoint:
     ids = rig.identities
     keys = ids.role if mode in ("auth-role", "tls") else ids.user
-    url = {"tls": rig.tls_endpoint_url, "virtual": rig.virtual_endpoint_url}.get(mode, rig.endpoint_url)
-    return Endpoint(mode, url, keys, "virtual" if mode == "virtual" else "path",
-                    rig.ca_file if mode == "tls" else None, rig)
+    url = {"tls": rig.tls_endpoint_url, "tls-virtual": rig.tls_endpoint_url,
+           "virtual": rig.virtual_endpoint_url}.get(mode, rig.endpoint_url)
+    return Endpoint(mode, url, keys, "virtual" if mode.endswith("virtual") else "path",
+                    rig.ca_file if mode.startswith("tls") else None, rig)
 
 
 @pytest.fixture(params=MODES)

@@ -35,7 +35,7 @@ from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.namespace.streams import FolderStream
 from cottoncandy.storage.base import ObjectInfo, ObjectStore
-from cottoncandy.storage.errors import unreachable
+from cottoncandy.storage.errors import NoAnswer
 
 from .errors import Refused
 from .mountoptions import MountOptions as MountOptions  # where it was defined before ccfs.mountoptions
@@ -366,7 +366,7 @@ class CcFilesystem:
         except FileNotFoundError as exc:  # an open file whose object is gone: a stale handle, as in NFS
             raise OSError(errno.ESTALE, f"{self.store.describe(info.key)} was deleted since it was opened") from exc
         except OSError as exc:  # no answer in time: the kernel's revalidation before it asks again is a HEAD
-            if self.probing is not None and unreachable(exc):
+            if self.probing is not None and isinstance(exc, NoAnswer):
                 self.probing.read_failed(info.key)
             raise
 

@@ -103,7 +103,7 @@ def check_fuse() -> None:
 def make_store(request: MountRequest):  # type: ignore[no-untyped-def]
     """The store to serve, after checking it is reachable (clear errors for missing or refused)."""
     from cottoncandy.storage import registry
-    from cottoncandy.storage.errors import unreachable
+    from cottoncandy.storage.errors import NoAnswer
 
     target = request.target
     kind = registry.kind_of(target.scheme)
@@ -121,7 +121,7 @@ def make_store(request: MountRequest):  # type: ignore[no-untyped-def]
         raise MountError(f"credentials refused for {target.store_url()}: {said(exc, request.spell)}") from exc
     except OSError as exc:
         reason = said(exc, request.spell)  # advice (no endpoint given, AWS unreachable) says "cannot reach" itself
-        unanswered = unreachable(exc) and getattr(exc, "advice", None) is None
+        unanswered = isinstance(exc, NoAnswer) and getattr(exc, "advice", None) is None
         raise MountError(f"cannot reach {endpoint}: {reason}" if unanswered else reason) from exc
     return account.store(target.bucket)
 

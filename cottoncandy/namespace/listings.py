@@ -26,7 +26,7 @@ from cachetools import TTLCache
 from ..printable import escape_controls
 from ..singleflight import SingleFlight
 from ..storage.base import ObjectInfo, ObjectStore
-from ..storage.errors import unreachable
+from ..storage.errors import NoAnswer
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class ListingCache:
     def refresh(self, path: str, max_age: float) -> FolderListing:
         """The folder's listing, LISTed again unless the one in memory began less than ``max_age``
         seconds ago. Callers asking at once share one LIST (the first one drops the old listing). A
-        LIST that meets no answer (``errors.unreachable``) puts the old listing back, then raises."""
+        LIST that meets no answer (``errors.NoAnswer``) puts the old listing back, then raises."""
         path = "/".join(split(path))
         with self._lock:
             current = self._folders.get(path)
@@ -122,7 +122,7 @@ class ListingCache:
         try:
             return self.get(path)
         except OSError as exc:
-            if current is not None and unreachable(exc):  # what is cached keeps being served
+            if current is not None and isinstance(exc, NoAnswer):  # what is cached keeps being served
                 with self._lock:
                     self._folders.setdefault(path, current)
             raise

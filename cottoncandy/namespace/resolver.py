@@ -38,7 +38,7 @@ from .. import waits
 from ..formats.npy import npy_header
 from ..formats.raw import check_body_size, has_array_metadata, spec_from_metadata
 from ..storage.base import ObjectInfo, ObjectStore
-from ..storage.errors import unreachable
+from ..storage.errors import NoAnswer
 from . import tree
 from .attributes import AttributeCache, HeadResult
 from .listings import FolderListing, ListingCache, split
@@ -218,7 +218,7 @@ class Resolver:
                 try:
                     listing = self.listings.refresh(parent, self.attributes.attr_ttl)  # confirms what is unchanged
                 except OSError as exc:
-                    if not unreachable(exc):
+                    if not isinstance(exc, NoAnswer):
                         raise
                     log.debug("LIST of %s to confirm %s met no answer: %s", parent or "/", path, exc)
                 else:
@@ -294,7 +294,7 @@ class Resolver:
             self.attributes.remember_missing(node.path)
             raise FileNotFoundError(f"no such file or folder: {node.path} (removed from the store)") from None
         except OSError as exc:
-            if not unreachable(exc):
+            if not isinstance(exc, NoAnswer):
                 raise
             # the store did not answer (after its retries): what is cached keeps being served
             # (docs/SEMANTICS.md, Errors). Reads pin this version (If-Match), so a file replaced

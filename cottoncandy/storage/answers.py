@@ -45,6 +45,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from .base import ObjectInfo
+from .errors import NoAnswer
 
 #: S3's page: the most entries one ListObjectsV2 answer may hold
 MAX_KEYS = 1000
@@ -62,9 +63,10 @@ ENTRY_OVERHEAD = 320
 EMPTY_PAGES = 1000
 
 
-class BadAnswer(OSError):
+class BadAnswer(NoAnswer):
     """The endpoint answered, but not with what the protocol allows (``EIO``): a LIST that loops or
-    overflows, a body that is not the XML asked for. The message names the endpoint and what came."""
+    overflows, a body that is not the XML asked for. The message names the endpoint and what came.
+    For the store's callers it is no answer (``errors.NoAnswer``)."""
 
     def __init__(self, message: str):
         super().__init__(errno.EIO, message)

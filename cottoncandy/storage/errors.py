@@ -55,6 +55,24 @@ def check_bucket_name(bucket: str) -> None:
         raise InvalidBucketName(errno.EINVAL, f"invalid bucket name {bucket!r}: {BUCKET_NAME_RULE}")
 
 
+class NoAnswer(OSError):
+    """The store gave no answer (after its retries): a timeout, a refused or broken connection, a
+    5xx or throttling answer, an answer not of the protocol's shape (``answers.BadAnswer``).
+
+    Part of the store contract: a store raises this -- never its client library's exceptions --
+    whenever what it was asked met no answer, and only then (``unreachable`` decides, here, from the
+    library's failure); layers above (the namespace, the mount) let what a cache holds stand in for
+    the answer by catching this type, with no knowledge of botocore. An answer *about* the object
+    (missing, denied, replaced, a 4xx refusal) is never one. ``errno`` is ``EIO`` unless given, so
+    callers of 0.4.0 catching ``OSError``/``IOError`` see what they saw."""
+
+
+def failed(exc: BaseException, message: str) -> OSError:
+    """The error a store raises for ``exc`` (a failure of its client library, chained by the
+    caller): ``NoAnswer`` when the store gave no answer (``unreachable``), else ``OSError(EIO)``."""
+    return (NoAnswer if unreachable(exc) else OSError)(errno.EIO, message)
+
+
 def connection_failed(exc: BaseException) -> bool:
     """No answer at all: the connection was refused, reset, or timed out (not an answer of 5xx)."""
     return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
@@ -65,7 +83,7 @@ def aws_unreachable(target: str, action: str, reason: str) -> OSError:
     store meant (a local or S3-compatible one) is its endpoint, which the advice names."""
     advice = OptionAdvice(f"cannot reach AWS S3 (no endpoint given) to {action} {target}: {reason}", "endpoint_url",
                           "or set AWS_ENDPOINT_URL to use another S3-compatible store", value="URL")
-    return advised(OSError(errno.EIO, advice.render()), advice)
+    return advised(NoAnswer(errno.EIO, advice.render()), advice)
 
 
 def error_code(exc: BaseException) -> str:
@@ -97,7 +115,7 @@ def translate(exc: BaseException, bucket: str, key: str | None = None, action: s
     if default_endpoint and connection_failed(exc):
         return aws_unreachable(target, action, certificate or type(exc).__name__)
     if certificate:
-        return OSError(errno.EIO, f"failed to {action} {target}: {certificate}")
+        return failed(exc, f"failed to {action} {target}: {certificate}")  # no answer: NoAnswer
     if code == "InvalidBucketName":
         return InvalidBucketName(errno.EINVAL, f"the server refused the bucket name {bucket!r} (InvalidBucketName): "
                                                f"{BUCKET_NAME_RULE}")
@@ -113,22 +131,21 @@ def translate(exc: BaseException, bucket: str, key: str | None = None, action: s
     reason = code or type(exc).__name__
     message = exc.response.get("Error", {}).get("Message") if isinstance(exc, ClientError) else None
     detail = f" ({message})" if message else ""
-    return OSError(errno.EIO, f"failed to {action} {target}: {reason}{detail}")
+    return failed(exc, f"failed to {action} {target}: {reason}{detail}")
 
 
 def unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the store gave no answer (after the retries): a timeout, a refused or
-    broken connection, a 5xx or throttling answer, an answer not of S3's shape (``BadAnswer``: an
-    HTML portal page, a LIST that loops) -- rather than an answer about the object (missing,
-    denied, replaced, a 4xx refusal, 501) or a failure of this client (credentials it could not get,
-    a bad parameter). What a cache holds may stand in for the former, never the latter."""
+    """Whether ``exc`` says the store gave no answer (after the retries): a ``NoAnswer``, or a failure
+    of the client library that is one -- a timeout, a refused or broken connection, a 5xx or
+    throttling answer -- rather than an answer about the object (missing, denied, replaced, a 4xx
+    refusal, 501) or a failure of this client (credentials it could not get, a bad parameter). What
+    a cache holds may stand in for the former, never the latter. Stores decide with this which
+    error they raise (``failed``); layers above catch ``NoAnswer``."""
+    if isinstance(exc, NoAnswer):  # an answer not of the protocol's shape (``BadAnswer``) is one
+        return True
     if isinstance(exc, (FileNotFoundError, PermissionError)):
         return False
-    from .answers import BadAnswer  # an answer not of the protocol's shape: a portal, a looping LIST
     from .retry import BrokenBody  # a body that broke after its answer began (reset, stall, truncation)
-
-    if isinstance(exc, BadAnswer):
-        return True
 
     if isinstance(exc, (TimeoutError, ConnectionError, BotoConnectionError, HTTPClientError, BrokenBody)):
         return True

@@ -53,7 +53,7 @@ from .base import (
     check_range,
 )
 from .credential_process import bound_credential_process
-from .errors import aws_unreachable, check_bucket_name, connection_failed, translate
+from .errors import NoAnswer, aws_unreachable, check_bucket_name, connection_failed, failed, translate
 from .http_ranges import content_range_prefix, http_range, parse_content_range
 from .list_bodies import cap_list_bodies
 from .registry import StoreKind, StoreOptions
@@ -180,8 +180,7 @@ class ResumingStream(io.RawIOBase):
         name = self._store.describe(self._key)
         self._failures += 1
         if not is_body_failure(exc) or self._failures >= policy.max_attempts or self._size < 0:
-            raise OSError(errno.EIO, f"{name}: read failed at byte {self._pos} ({type(exc).__name__}: "
-                                     f"{exc})") from exc
+            raise failed(exc, f"{name}: read failed at byte {self._pos} ({type(exc).__name__}: {exc})") from exc
         log.debug("resuming the body of %s at byte %d after %s", name, self._pos, type(exc).__name__)
         with contextlib.suppress(Exception):  # the connection is broken anyway
             self._body.close()
@@ -579,13 +578,13 @@ class S3Store(ObjectStore):
     def _error(self, exc: BaseException, key: str | None, action: str) -> OSError:
         """The built-in exception a failure of ``action`` on ``key`` is raised as."""
         if isinstance(exc, BrokenBody):
-            return OSError(errno.EIO, f"{self.describe(key)}: {exc.strerror or exc}")
+            return failed(exc, f"{self.describe(key)}: {exc.strerror or exc}")
         aws = connection_failed(exc) and asks_aws_by_default(self.settings)
         if isinstance(exc, (ClientError, BotoCoreError)):
             return translate(exc, self.bucket, key, action, default_endpoint=aws)
         if aws:
             return aws_unreachable(self.describe(key), action, type(exc).__name__)
-        return OSError(errno.EIO, f"failed to {action} {self.describe(key)}: {type(exc).__name__}")
+        return failed(exc, f"failed to {action} {self.describe(key)}: {type(exc).__name__}")
 
     def _info(self, key: str, resp: Mapping[str, Any]) -> ObjectInfo:
         meta = {str(k).lower(): v for k, v in resp.get("Metadata", {}).items()}
@@ -699,8 +698,8 @@ class S3Store(ObjectStore):
             if fast is not None and fast.get_into(key, start, buffer, if_match):
                 return
         except TimeoutError as exc:  # slow answers were abandoned and asked again: give up, do not wait on
-            raise OSError(errno.EIO, f"failed to read {self.describe(key)} bytes {start}-{start + total - 1}: "
-                                     f"{exc}") from exc
+            raise NoAnswer(errno.EIO, f"failed to read {self.describe(key)} bytes {start}-{start + total - 1}: "
+                                      f"{exc}") from exc
 
         def fill(body: Any) -> int:
             direct = _socket_readinto(body, buffer) if self._fast_bodies() else None
@@ -727,7 +726,7 @@ class S3Store(ObjectStore):
         try:
             probed = fast.get_start(key, buffer) if fast is not None else None
         except TimeoutError as exc:  # slow answers were abandoned and asked again: give up, do not wait on
-            raise OSError(errno.EIO, f"failed to read {self.describe(key)}: {exc}") from exc
+            raise NoAnswer(errno.EIO, f"failed to read {self.describe(key)}: {exc}") from exc
         if probed is not None:
             return probed
 

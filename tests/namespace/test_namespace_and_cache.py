@@ -430,27 +430,39 @@ class FailingHeads(MemoryStore):
 
 
 def _timed_out() -> OSError:
+    """What a store raises when its reads time out (``storage.errors.failed``: a ``NoAnswer``)."""
+    from cottoncandy.storage.errors import failed
+
     try:
         raise TimeoutError("no timely answer in 3 attempts")
     except TimeoutError as exc:
         try:
-            raise OSError(errno.EIO, "failed to read s3://bkt/proj/x: no timely answer") from exc
+            raise failed(exc, "failed to read s3://bkt/proj/x: no timely answer") from exc
         except OSError as wrapped:
             return wrapped
 
 
 def _refused(status: int, code: str) -> OSError:
+    """What S3's store raises for this error answer (``storage.errors.translate``)."""
     from botocore.exceptions import ClientError
+
+    from cottoncandy.storage.errors import translate
 
     cause = ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "HeadObject")
     try:
-        raise OSError(errno.EIO, f"failed to access s3://bkt/proj/x: {code}") from cause
+        raise translate(cause, "bkt", "proj/x") from cause
     except OSError as wrapped:
         return wrapped
 
 
+def _reset() -> OSError:
+    from cottoncandy.storage.errors import failed
+
+    return failed(ConnectionResetError(errno.ECONNRESET, "reset"), "failed to access s3://bkt/proj/x: reset")
+
+
 @pytest.mark.parametrize("failure", [_timed_out(), _refused(503, "SlowDown"), _refused(500, "InternalError"),
-                                     ConnectionResetError(errno.ECONNRESET, "reset")],
+                                     _reset()],
                          ids=["timeout", "503", "500", "reset"])
 def test_a_stale_file_whose_revalidation_meets_no_answer_is_served_as_confirmed_before(failure: OSError) -> None:
     """docs/SEMANTICS.md: while the endpoint does not answer, what is cached keeps being served. A

@@ -149,3 +149,30 @@ def test_one_process_serves_open_or_checking_servers_not_both() -> None:
         account.store("still-open").put("k", b"v")
     finally:
         open_server.stop()
+
+
+@pytest.mark.parametrize("endpoint", ["auth-user"], indirect=True)
+def test_a_profile_that_assumes_the_role(endpoint: Endpoint, fast: bool, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile with ``role_arn`` and ``source_profile``: botocore asks the rig's STS for the role's
+    keys (``AWS_ENDPOINT_URL_STS``) and refreshes them itself; both paths sign with them."""
+    ids = endpoint.server.identities
+    config, credentials = tmp_path / "config", tmp_path / "credentials"
+    config.write_text(f"[profile analyst]\nrole_arn = {ids.role_arn}\nsource_profile = base\n"
+                      "region = us-east-1\n")
+    credentials.write_text(f"[base]\naws_access_key_id = {ids.user.access_key}\n"
+                           f"aws_secret_access_key = {ids.user.secret_key}\n")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", endpoint.server.endpoint_url)
+    store = S3Account(endpoint.settings(fast_paths=fast, profile="analyst")).store(BUCKET)
+    assert isinstance(store, S3Store)
+    store.put("p/q", b"assumed")
+    assert store.head("p/q").size == 7
+    assert store.get_range("p/q", 0, 3) == b"ass"
+    assert [o.key for o in store.list_dir("p/").objects] == ["p/q"]
+    used = store.client._request_signer._credentials.get_frozen_credentials()
+    assert used.access_key.startswith("ASIA") and used.token  # the role's, not the user's
+    assert used.access_key not in (ids.user.access_key, ids.role.access_key)

@@ -154,6 +154,15 @@ class StoreContract:
         store.delete_many(["src", "dst/copy", "never-existed"])
         assert not store.exists("src") and not store.exists("dst/copy")
 
+    def test_head_many_answers_each_key_or_leaves_it_to_head(self, store: ObjectStore) -> None:
+        keys = {"h/a": b"1", "h/b b": b"22", "h/ü+%": b"333"}
+        etags = {key: store.put(key, body).etag for key, body in keys.items()}
+        found = store.head_many([*keys, "h/missing", "h/a"])
+        assert set(found) == {*keys, "h/missing"} and found["h/missing"] is None
+        for key, info in found.items():  # None: not known from this call (``head`` says what it is)
+            if info is not None:
+                assert (info.size, info.etag) == (len(keys[key]), etags[key])
+
     def test_empty_object(self, store: ObjectStore) -> None:
         store.put("empty", b"")
         assert store.head("empty").size == 0
@@ -189,3 +198,13 @@ class S3PathsContract:
         assert [o.key for o in store.list_dir("a/").objects] == ["a/x"]
         expected = {} if self.FAST else {"head_object": 1, "get_object": 1, "list_objects_v2": 1}
         assert dict(calls) == expected
+
+    def test_head_many_is_one_batch_on_the_fast_path(self, store: Any) -> None:
+        keys = [f"b/k{i}" for i in range(20)]
+        for key in keys:
+            store.put(key, b"abc")
+        found = store.head_many(keys)
+        if self.FAST:  # every answer taken from the batch
+            assert all(info is not None and info.size == 3 for info in found.values()), found
+        else:  # nothing known: the caller asks ``head`` (from threads)
+            assert found == dict.fromkeys(keys)

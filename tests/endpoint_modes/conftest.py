@@ -39,6 +39,8 @@ from cottoncandy.testing.s3identities import Keys
 from cottoncandy.testing.s3process import ServerProcess
 from tests.conftest import BUCKET
 
+#: a bucket made in eu-west-3 (test_a_bucket_in_another_region); its virtual host is in the certificate too
+REGION_BUCKET = "paris-bucket"
 MODES = ("auth-user", "auth-role", "tls", "virtual", "tls-virtual")
 
 
@@ -73,7 +75,8 @@ class Endpoint:
 
 @pytest.fixture(scope="session")
 def rig() -> Iterator[ServerProcess]:
-    server = ServerProcess("--auth", "--tls", "--tls-name", f"{BUCKET}.localhost").start()
+    names = [arg for bucket in (BUCKET, REGION_BUCKET) for arg in ("--tls-name", f"{bucket}.localhost")]
+    server = ServerProcess("--auth", "--tls", *names).start()
     yield server
     server.stop()
 

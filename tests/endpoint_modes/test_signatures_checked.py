@@ -21,7 +21,7 @@ from cottoncandy.testing.s3identities import Keys
 from cottoncandy.testing.s3process import ServerProcess
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
-from tests.endpoint_modes.conftest import Endpoint, endpoint_of
+from tests.endpoint_modes.conftest import REGION_BUCKET, Endpoint, endpoint_of
 
 BAD_KEYS = ("wrong-secret", "revoked", "unknown", "role-without-token", "role-wrong-token")
 
@@ -176,3 +176,21 @@ def test_a_profile_that_assumes_the_role(endpoint: Endpoint, fast: bool, tmp_pat
     used = store.client._request_signer._credentials.get_frozen_credentials()
     assert used.access_key.startswith("ASIA") and used.token  # the role's, not the user's
     assert used.access_key not in (ids.user.access_key, ids.role.access_key)
+
+
+@pytest.mark.parametrize("endpoint", ["auth-user", "tls-virtual"], indirect=True)
+def test_a_bucket_in_another_region(endpoint: Endpoint, fast: bool) -> None:
+    """Signed for eu-west-3 (the scope the server checks), the bucket made there: every path
+    signs with that region, so nothing is refused or redirected."""
+    settings = endpoint.settings(fast_paths=fast, region="eu-west-3")
+    S3Account(settings).create_bucket(REGION_BUCKET)
+    store = S3Account(settings).store(REGION_BUCKET)
+    assert isinstance(store, S3Store)
+    store.put("r/x", b"bonjour")
+    assert store.head("r/x").size == 7
+    assert store.get_range("r/x", 3, 7) == b"jour"
+    assert [o.key for o in store.list_dir("r/").objects] == ["r/x"]
+    if fast:
+        signed = store._signed_requests()
+        assert signed is not None and signed.region == "eu-west-3"
+    assert [e["status"] for e in endpoint.server.requests() if e["status"] >= 300] == []

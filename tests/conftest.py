@@ -71,7 +71,7 @@ _share_botocore_data()
 
 from cottoncandy.config import Settings  # noqa: E402
 from cottoncandy.storage import LocalStore, MemoryStore, ObjectStore, S3Account  # noqa: E402
-from cottoncandy.testing.faultproxy import FaultProxy  # noqa: E402
+from cottoncandy.testing.children import FaultProxyChild, S3ServerChild  # noqa: E402
 from cottoncandy.testing.s3server import LocalS3Server  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -88,14 +88,24 @@ def _own_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[LocalS3Server]:
+def s3_server() -> Iterator[S3ServerChild]:
+    """The local S3 server, in a child process (``cottoncandy.testing.children`` says why: a test
+    reading through a mount must not share its GIL with the server the mount reads from)."""
+    server = S3ServerChild().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def in_process_s3_server() -> Iterator[LocalS3Server]:
+    """A server in this process, for the few tests that look inside moto's backend (never through a mount)."""
     server = LocalS3Server().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def s3(s3_server: LocalS3Server) -> LocalS3Server:
+def s3(s3_server: S3ServerChild) -> S3ServerChild:
     """The server, emptied, with one bucket ``BUCKET``."""
     s3_server.reset()
     S3Account(Settings(endpoint_url=s3_server.endpoint_url)).create_bucket(BUCKET)
@@ -103,19 +113,19 @@ def s3(s3_server: LocalS3Server) -> LocalS3Server:
 
 
 @pytest.fixture
-def fault_proxy(s3: LocalS3Server) -> Iterator[FaultProxy]:
-    """A ``FaultProxy`` in front of the emptied server (no rules yet: it forwards everything).
+def fault_proxy(s3: S3ServerChild) -> Iterator[FaultProxyChild]:
+    """A ``FaultProxy`` (in a child process) in front of the emptied server (no rules yet: it forwards everything).
 
     Point a client at ``fault_proxy.endpoint_url``; ``set_rules``/``outage``/``clear`` change what
     it does while the test runs. Fixed seed: the same request order draws the same faults.
     """
-    proxy = FaultProxy(s3.endpoint_url, seed=1234).start()
+    proxy = FaultProxyChild(s3.endpoint_url, seed=1234).start()  # a child: see ``s3_server``
     yield proxy
     proxy.stop()
 
 
 @pytest.fixture
-def s3_settings(s3: LocalS3Server) -> Settings:
+def s3_settings(s3: S3ServerChild) -> Settings:
     return Settings(endpoint_url=s3.endpoint_url)
 
 
@@ -135,7 +145,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
 
 
 @pytest.fixture
-def cci(s3: LocalS3Server):  # type: ignore[no-untyped-def]
+def cci(s3: S3ServerChild):  # type: ignore[no-untyped-def]
     import cottoncandy as cc
 
     return cc.get_interface(BUCKET, endpoint_url=s3.endpoint_url, verbose=False)

@@ -23,6 +23,15 @@ NAMES = ["q/it's \"quoted\" & <tagged>", "q/+plus=eq?x#y", "q/sp ace/",
          "c/d/e/f", "c/d/e/g", "c/dd", "c/d", "e/😀", "e/~", "e/x/", "f/" + "x" * 300]
 
 
+@pytest.fixture
+def s3(in_process_s3_server: LocalS3Server) -> LocalS3Server:
+    """This module looks inside moto's backend, so its server runs in this process (no test here
+    reads through a mount: ``cottoncandy.testing.children`` says why that matters)."""
+    in_process_s3_server.reset()
+    boto3.client("s3", endpoint_url=in_process_s3_server.endpoint_url).create_bucket(Bucket=BUCKET)
+    return in_process_s3_server
+
+
 def _backend_and_bucket() -> tuple[Any, Any]:
     from moto.s3.models import s3_backends
 

@@ -528,11 +528,11 @@ class SignedRequests:
 
     def _receive(self, selector: selectors.BaseSelector, exchange: _Exchange, todo: deque[str],
                  results: dict[str, ObjectInfo | None]) -> None:
+        failure: Exception | None = None  # why no answer came (counted once the key is given up)
         try:
             answer = exchange.receive()
         except Exception as exc:
-            refusals.failed(self, "HEAD", exc)
-            answer, closed = None, True
+            answer, closed, failure = None, True, exc
             log.debug("signed HEAD of %s failed (%s)", exchange.key, type(exc).__name__)
         else:
             if answer is _PENDING:
@@ -552,6 +552,7 @@ class SignedRequests:
                 results[exchange.key] = _object_info(exchange.key, headers) if status == 200 else None
                 closed = headers.get("connection", "").lower() == "close"
         else:
+            refusals.failed(self, "HEAD", failure or ConnectionResetError("closed before an answer"))
             results[exchange.key] = None
         if closed:
             exchange.close()

@@ -133,3 +133,15 @@ def test_tls_failures_name_the_certificate_problem(caplog: pytest.LogCaptureFixt
         refusal_causes.failed(where, "HEAD", error)
     assert fastpaths.refusals() == {"TLS: certificate verify failed (self-signed certificate)": fastpaths.RUN}
     assert "AWS_CA_BUNDLE" in warnings_logged(caplog)[0]
+
+
+def test_a_kept_alive_connection_the_server_dropped_is_no_refusal(fault_proxy: FaultProxy) -> None:
+    """A batched HEAD on a kept-alive connection that is reset is sent again on a new one and taken: not
+    refused (servers close idle connections; counting those would make a sound endpoint look faulty)."""
+    store = proxied_store(fault_proxy)
+    store.put("k", b"abc")
+    assert store.head_many(["k"])["k"] is not None  # the connection is kept for the next batch
+    fault_proxy.set_rules([FaultRule("reset", raw=True, methods=("HEAD",), forward=False, limit=1)])
+    found = store.head_many(["k"])
+    assert fault_proxy.count("reset") == 1 and found["k"] is not None and found["k"].size == 3
+    assert fastpaths.refusals() == {}

@@ -58,11 +58,13 @@ def resolve_localhost_names() -> None:
     socket.getaddrinfo = getaddrinfo
 
 
-def child_environment(env: dict[str, str] | None = None) -> dict[str, str]:
-    """``env`` (default: this process's) with ``PYTHONPATH`` led by a folder whose ``sitecustomize.py``
-    makes ``*.localhost`` resolve to loopback in any Python child started with it."""
+def child_environment(env: dict[str, str] | None = None, folder: Path | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) with ``PYTHONPATH`` led by ``folder`` (default: a new temporary
+    one), whose ``sitecustomize.py`` makes ``*.localhost`` resolve to loopback in any Python child started
+    with it."""
     env = dict(os.environ if env is None else env)
-    folder = Path(tempfile.mkdtemp(prefix="cc-localnames-"))
+    folder = folder or Path(tempfile.mkdtemp(prefix="cc-localnames-"))
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "sitecustomize.py").write_text(_SITECUSTOMIZE.format(module=os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH", "")) if p)
     return env

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,9 +115,9 @@ def fast(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-def localnames_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def localnames_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Python children of this test (a ``ccfs mount`` daemon) resolve ``*.localhost`` to loopback too."""
-    monkeypatch.setenv("PYTHONPATH", child_environment()["PYTHONPATH"])
+    monkeypatch.setenv("PYTHONPATH", child_environment(folder=tmp_path / "localnames")["PYTHONPATH"])
 
 
 def pytest_configure(config: pytest.Config) -> None:

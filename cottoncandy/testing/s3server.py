@@ -636,14 +636,18 @@ class LocalS3Server:
         self._server.channel_class = _channel_class()
         self._thread = threading.Thread(target=self._server.run, name="local-s3", daemon=True)
         self._thread.start()
-        if self.tls:
-            folder = self.cert_dir or Path(tempfile.mkdtemp(prefix="local-s3-tls-"))
-            certs = make_certificates(folder, (*LOOPBACK_NAMES, *self.tls_names))
-            self.ca_file = certs.ca_file
-            self._tls_front = TLSFront((self.host, self.port), certs, host=self.host).start()
-        if self.auth:
-            self.identities = make_identities(self.endpoint_url)  # made while moto checks nothing yet
-            _checking(True)
+        try:
+            if self.tls:
+                folder = self.cert_dir or Path(tempfile.mkdtemp(prefix="local-s3-tls-"))
+                certs = make_certificates(folder, (*LOOPBACK_NAMES, *self.tls_names))
+                self.ca_file = certs.ca_file
+                self._tls_front = TLSFront((self.host, self.port), certs, host=self.host).start()
+            if self.auth:
+                self.identities = make_identities(self.endpoint_url)  # made while moto checks nothing yet
+                _checking(True)
+        except BaseException:
+            self.stop(grace=0)  # no half-made server (nor a claimed mode) is left behind
+            raise
         return self
 
     def stop(self, grace: float = 5.0) -> None:

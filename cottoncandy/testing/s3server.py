@@ -629,10 +629,14 @@ class LocalS3Server:
         app: Any = self.log
         if self.latency_ms or self.mbps:
             app = _RemoteLike(self.log, self.latency_ms, self.mbps)
-        self._server = create_server(
-            app, host=self.host, port=self.port, threads=64, connection_limit=2000, backlog=1024,
-            outbuf_overflow=64 * 2**20, inbuf_overflow=64 * 2**20, asyncore_use_poll=True, ident="local-s3",
-            expose_tracebacks=False)
+        try:
+            self._server = create_server(
+                app, host=self.host, port=self.port, threads=64, connection_limit=2000, backlog=1024,
+                outbuf_overflow=64 * 2**20, inbuf_overflow=64 * 2**20, asyncore_use_poll=True, ident="local-s3",
+                expose_tracebacks=False)
+        except BaseException:  # a port taken, ...: the mode claimed above is given back
+            _release_mode(self.auth)
+            raise
         self._server.channel_class = _channel_class()
         self._thread = threading.Thread(target=self._server.run, name="local-s3", daemon=True)
         self._thread.start()

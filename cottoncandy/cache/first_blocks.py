@@ -20,14 +20,13 @@ read's did kept that stat waiting out the whole retry bound (12 s) for headers a
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, BinaryIO
+from collections.abc import Callable
 
-from ..storage.base import Buffer, Capabilities, Listing, ObjectInfo, ObjectStore, Progress, StoreSpec
+from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.wrapper import WrapperStore
 
 Allocate = Callable[[int], memoryview]
 #: seconds after a failed read of an object during which its lookups are plain HEADs
@@ -73,19 +72,15 @@ class FirstBlocks:
             return len(self._blocks)
 
 
-class ProbingStore(ObjectStore):
+class ProbingStore(WrapperStore):
     """``store``, whose single-object ``head`` is a GET of the first ``probe_size`` bytes kept in
-    ``blocks``; every other call goes to ``store`` unchanged."""
+    ``blocks``; every other call goes to ``store`` unchanged (``WrapperStore``)."""
 
     def __init__(self, store: ObjectStore, blocks: FirstBlocks, probe_size: int, allocate: Allocate | None = None):
-        self.inner = store
+        super().__init__(store)
         self.blocks = blocks
         self.probe_size = int(probe_size)
         self.allocate = allocate or (lambda n: memoryview(bytearray(n)))
-        self.bucket = store.bucket
-        self.part_size = store.part_size
-        self.concurrency = store.concurrency
-        self.capabilities: Capabilities = store.capabilities
         self._failing: dict[str, float] = {}  # key -> when a read of its body last failed
         self._failing_lock = threading.Lock()
 
@@ -113,65 +108,3 @@ class ProbingStore(ObjectStore):
         if n:  # a small object's bytes are copied out: its view would pin the whole probe buffer
             self.blocks.keep(key, info.etag, buffer[:n] if 2 * n >= len(buffer) else memoryview(bytes(buffer[:n])))
         return info
-
-    # --- everything else is the wrapped store's ------------------------------------------------
-    def head_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
-        return self.inner.head_many(keys)
-
-    def read_start(self, key: str, buffer: memoryview) -> tuple[ObjectInfo, int]:
-        return self.inner.read_start(key, buffer)
-
-    def get_range(self, key: str, start: int, end: int, if_match: str | None = None) -> bytes:
-        return self.inner.get_range(key, start, end, if_match)
-
-    def readinto(self, key: str, start: int, buffer: memoryview, if_match: str | None = None) -> None:
-        self.inner.readinto(key, start, buffer, if_match)
-
-    def open_read(self, key: str, if_match: str | None = None) -> BinaryIO:
-        return self.inner.open_read(key, if_match)
-
-    def download_into(self, key: str, buffer: memoryview, *, if_match: str | None = None,
-                      offset: int = 0, progress: Progress | None = None) -> None:
-        self.inner.download_into(key, buffer, if_match=if_match, offset=offset, progress=progress)
-
-    def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
-        return self.inner.put(key, data, metadata, acl, progress)
-
-    def copy(self, src: str, dst: str) -> None:
-        self.inner.copy(src, dst)
-
-    def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
-        self.inner.delete_many(keys, cleanup=cleanup)
-
-    def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
-        return self.inner.list_dir(prefix, delimiter)
-
-    def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.iter_objects(prefix)
-
-    def describe(self, key: str | None = None) -> str:
-        return self.inner.describe(key)
-
-    def spec(self) -> StoreSpec:
-        return self.inner.spec()
-
-    def __getattr__(self, name: str) -> Any:  # anything a particular store adds
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-
-def _forwarder(name: str) -> Callable[..., Any]:
-    def forward(self: ProbingStore, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.inner, name)(*args, **kwargs)
-    forward.__name__ = forward.__qualname__ = name
-    forward.__doc__ = f"The wrapped store's ``{name}``."
-    return forward
-
-
-# Every other method of the contract goes to the wrapped store too: a method the contract gains
-# later (``cache_scope`` was one) must not fall back to ``ObjectStore``'s generic default here.
-for _name, _value in list(vars(ObjectStore).items()):
-    if inspect.isfunction(_value) and not _name.startswith("_") and _name not in vars(ProbingStore):
-        setattr(ProbingStore, _name, _forwarder(_name))

@@ -183,3 +183,17 @@ def test_a_list_body_that_breaks_on_the_boto3_path_is_asked_again(loop, fault_pr
     fault_proxy.set_rules([FaultRule(mode, methods=("GET",), query="prefix=loop", after=40, limit=1)])
     assert bounded(lambda: cci.glob("loop/**")) == ["loop/a.txt", "loop/sub/b.txt"]
     assert fault_proxy.count(mode) == 1
+
+
+def test_a_users_own_boto3_paginator_ends_on_a_repeated_token(loop, fault_proxy: FaultProxy,  # type: ignore[no-untyped-def]
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.4.0's ``get_bucket()`` hands out boto3 itself: its paginator ends on the token the page was
+    asked with coming back (botocore's check), its pages capped as ours (``list_bodies``)."""
+    from botocore.exceptions import PaginationError
+
+    cci = interface(fault_proxy, monkeypatch, fast_paths=False)
+    fault_proxy.set_rules([FaultRule("loop_token", query="prefix=loop")])
+    client = cci.get_bucket().meta.client
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="loop/")
+    with pytest.raises(PaginationError, match="same next token"):
+        bounded(lambda: list(pages))

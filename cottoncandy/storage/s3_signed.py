@@ -344,6 +344,7 @@ class SignedRequests:
         signed_for = self.region
         path, sent = self.signed_headers(key, "GET", headers)
         response: http.client.HTTPResponse | None = None  # the answer, once it came (``refusals``)
+        kept = getattr(self._local, "conn", None) is not None  # a kept-alive connection, maybe dropped
         try:
             conn = getattr(self._local, "conn", None) or self._connect()
             conn.request("GET", path, headers=sent)
@@ -381,6 +382,9 @@ class SignedRequests:
         except TimeoutError:
             raise
         except Exception as exc:
+            if kept and response is None and _dropped(exc):  # the server had closed it (idle): anew
+                self._forget_connection()
+                return self._get_once(key, start, buffer, if_match, answer)
             refusals.failed(self, "GET", exc, response)
             self._forget_connection()
             if isinstance(exc, _Moved):  # signed for the bucket's region now: once more
@@ -615,6 +619,7 @@ class SignedRequests:
         more); the status, headers and whole (small) body. ``limit``: a 200 body longer than this is
         ``BadAnswer`` (``where`` names the request), and is not read past it."""
         parts = urllib.parse.urlsplit(url)
+        kept = getattr(self._local, "conn", None) is not None  # a kept-alive connection, maybe dropped
         try:
             conn = getattr(self._local, "conn", None) or self._connect()
             conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""),
@@ -631,8 +636,10 @@ class SignedRequests:
                 if len(body) > limit:
                     raise BadAnswer(f"{where}: an answer of more than {limit} bytes, where a page takes at most "
                                     f"{limit} bytes; the endpoint does not answer as S3 does")
-        except Exception:
+        except Exception as exc:
             self._forget_connection()
+            if kept and _dropped(exc):  # the server had closed it (idle): once more, on a new connection
+                return self._send_direct(method, url, headers, limit, where)
             raise
         if response.will_close:
             self._forget_connection()
@@ -769,6 +776,13 @@ def _probe_answer(response: http.client.HTTPResponse, asked: int, buffer: memory
     else:
         raise _Refused(response.status)
     return buffer[: min(size, asked)], size
+
+
+def _dropped(exc: BaseException) -> bool:
+    """A kept-alive connection the server had closed, found when a request was sent on it (before
+    any answer): asked again on a new connection, as HTTP clients do for idempotent requests."""
+    return isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
+                            http.client.RemoteDisconnected))
 
 
 class _Refused(Exception):

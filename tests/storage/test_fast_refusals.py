@@ -145,3 +145,25 @@ def test_a_kept_alive_connection_the_server_dropped_is_no_refusal(fault_proxy: F
     found = store.head_many(["k"])
     assert fault_proxy.count("reset") == 1 and found["k"] is not None and found["k"].size == 3
     assert fastpaths.refusals() == {}
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+def test_a_dropped_kept_alive_connection_is_asked_again_on_the_fast_path(fault_proxy: FaultProxy,
+                                                                         method: str) -> None:
+    """A HEAD or ranged GET on this thread's kept-alive connection, reset before any answer (a server
+    closing an idle connection as the request leaves), is sent again on a new connection: taken, not
+    refused and asked of boto3 (which would be two requests after every idle spell)."""
+    store = proxied_store(fault_proxy)
+    store.put("k", b"abcdef")
+    buf = memoryview(bytearray(3))
+    store.readinto("k", 1, buf)  # this thread's connection is kept for the next request
+    assert store.head("k").size == 6
+    fault_proxy.set_rules([FaultRule("reset", raw=True, methods=(method,), forward=False, limit=1)])
+    before = fault_proxy.counts.get(method, 0)
+    if method == "HEAD":
+        assert store.head("k").size == 6
+    else:
+        store.readinto("k", 2, buf)
+        assert bytes(buf) == b"cde"
+    assert fault_proxy.count("reset") == 1 and fastpaths.refusals() == {}
+    assert fault_proxy.counts[method] - before == 2  # the reset one and its second, both fast

@@ -141,7 +141,7 @@ def remove(store: ObjectStore, name: str, recursive: bool = False) -> list[str]:
 
 
 def total_size(store: ObjectStore, prefix: str = "") -> int:
-    return sum(o.size for o in store.iter_objects(prefix))
+    return sum(o.size for o in objects_under(store, prefix))  # bounded: an endless listing ends
 
 
 # --- directories ------------------------------------------------------------------------------

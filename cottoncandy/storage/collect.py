@@ -9,8 +9,11 @@ endpoint, or over a bucket of millions of keys (issue 24 item 1). Every such cal
 after which ``ListingTooLarge`` (``EFBIG``) names the listing, its endpoint, the limit and how to
 raise it. Order and token checks are the store's (``answers.ListingGuard``); this module only counts.
 
+A sum over a listing (``files.transfers.total_size``: ``get_size``) keeps nothing but goes through
+here too: over an endpoint handing out tokens forever it would never end.
+
 Invariant: nothing above ``storage`` turns ``iter_objects`` into a list, set or dict except through
-here (``tests/storage/test_collect.py`` greps for it).
+here (``tests/faults/test_endless_listings.py`` greps for it).
 """
 
 from __future__ import annotations
@@ -47,9 +50,8 @@ def objects_under(store: ObjectStore, prefix: str, limit_bytes: int | None = -1)
         held += entry_cost(info.key)
         if bound is not None and held > bound:
             raise ListingTooLarge(
-                f"{store.listing_where(prefix)}: more than {_mib(bound)} of listing ({count:,} objects so far) "
-                f"to keep; list a subfolder or a longer prefix, or raise the limit ({LIMIT_VARIABLE}=BYTES, "
-                "0 for none)")
+                f"{store.listing_where(prefix)}: more than {_mib(bound)} of listing ({count:,} objects so far); "
+                f"list a subfolder or a longer prefix, or raise the limit ({LIMIT_VARIABLE}=BYTES, 0 for none)")
         yield info
 
 

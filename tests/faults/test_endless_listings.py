@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import cottoncandy as cc
+from cottoncandy.files.transfers import total_size
 from cottoncandy.refs import build_refs
 from cottoncandy.storage.answers import BadAnswer, ListingTooLarge
 from cottoncandy.storage.collect import LIMIT_VARIABLE, limit, objects_under
@@ -48,6 +49,7 @@ def library_calls(cci: Any) -> dict[str, Callable[[], Any]]:
         "get_objects": lambda: cci.get_objects(filter={"Prefix": "loop/"}),
         "download_dask_array": lambda: cci.download_dask_array("loop"),
         "build_refs": lambda: build_refs(cci.store, "loop"),
+        "total_size (get_size)": lambda: total_size(cci.store, "loop/"),  # keeps nothing, but would never end
     }
 
 
@@ -65,6 +67,7 @@ def test_an_endless_listing_kept_by_the_library_ends_at_its_limit(loop, fault_pr
         assert caught.value.errno == errno.EFBIG, (name, message)
         assert "s3://test-bucket/loop/" in message and fault_proxy.endpoint_url in message, (name, message)
         assert "more than 2 MiB of listing" in message and LIMIT_VARIABLE in message, (name, message)
+        assert "list a subfolder or a longer prefix" in message, (name, message)
     assert fault_proxy.count("new_token") < 20 * len(library_calls(cci))
 
 

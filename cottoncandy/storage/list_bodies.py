@@ -71,9 +71,8 @@ def _listing_of(url: str) -> tuple[int, str]:
     max_keys = int(asked) if asked.isascii() and asked.isdigit() and len(asked) < 10 else MAX_KEYS
     where = expected_where()
     if where is None:
-        prefix = (query.get("prefix") or [""])[0]
-        endpoint = without_userinfo(f"{parts.scheme}://{parts.netloc}")
-        where = f"LIST of {parts.path.strip('/') or '?'} prefix {prefix!r} at {endpoint}"
+        prefix = (query.get("prefix") or [""])[0]  # the bucket is in the path or the host name (virtual)
+        where = f"LIST of prefix {prefix!r} at {without_userinfo(f'{parts.scheme}://{parts.netloc}{parts.path}')}"
     return max(1, min(max_keys, MAX_KEYS)), where
 
 

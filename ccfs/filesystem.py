@@ -210,6 +210,9 @@ class CcFilesystem:
         self._closed = True
         log.info("memory: at most %d MiB of fetched data held (budget %d MiB); %d read-ahead runs not started "
                  "for want of room", self.budget.peak >> 20, self.budget.limit >> 20, self.budget.refused_ahead)
+        refused = fastpaths.refusals()
+        if refused:  # each asked again through boto3 (``cottoncandy.fastpaths``)
+            log.info("fast requests refused by the endpoint: %s", fastpaths.counts_line(refused))
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.demand.shutdown(wait=False, cancel_futures=True)
         self.namespace.close()

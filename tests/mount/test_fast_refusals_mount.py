@@ -42,8 +42,10 @@ def test_ccfs_info_mount_shows_the_refused_fast_requests(fault_proxy: FaultProxy
         total, _, causes = rows["refused"].partition(" ")
         assert int(total) >= 30 and "HTTP 403" in causes, rows
         assert fault_proxy.count("denied") >= int(total)
-    warned = [line for line in log.read_text().splitlines() if "fast requests refused" in line]
+    warned = [line for line in log.read_text().splitlines() if "fast requests refused:" in line]
     assert len(warned) == 1 and " WARNING " in warned[0], warned
+    ended = [line for line in log.read_text().splitlines() if "fast requests refused by the endpoint" in line]
+    assert len(ended) == 1 and " INFO " in ended[0] and "HTTP 403" in ended[0], ended  # the counts at unmount
 
 
 def test_ccfs_info_mount_of_a_folder_that_is_no_mount(tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ from .base import ObjectInfo
 from .http_ranges import content_range_prefix, http_range
 from .inflight import InFlightWindow
 from .latency import LatencyTracker
-from .sigv4 import LeanSigner, verified
+from .sigv4 import LeanSigner, query_string, verified
 from .tls import check_host
 
 log = logging.getLogger(__name__)
@@ -279,9 +279,10 @@ class SignedRequests:
             return None
         signed_for = self.region
         try:
-            request = AWSRequest(method="GET", url=self.base_url, params=params)
+            url = f"{self.base_url}?{query_string(params)}"  # the one query, signed and sent as it is
+            request = AWSRequest(method="GET", url=url)
             self._signer.add_auth(request)
-            status, answer_headers, body = self._send_direct("GET", request.prepare().url, _header_strings(request),
+            status, answer_headers, body = self._send_direct("GET", url, _header_strings(request),
                                                              limit=page_bytes(max_keys), where=where)
         except BadAnswer:
             raise

@@ -47,6 +47,9 @@ _disabled = False  # set by ``disable()`` (``ccfs mount --no-fast-paths``) for t
 #: a warning after this many refusals in a row, or this many within ``WINDOW`` s that are two thirds of the requests
 RUN = 20
 WINDOW = 60.0
+#: distinct causes counted, ``OTHER`` included: more (a hostile endpoint's inventions) count as ``OTHER``
+MAX_CAUSES = 32
+OTHER = "other causes"
 _refused: Counter[str] = Counter()  # every refusal, by cause
 _run: Counter[str] = Counter()  # refusals since the last answered fast request, by cause
 _run_advice: dict[str, Callable[[], str]] = {}  # the latest advice of each cause of the run
@@ -131,7 +134,10 @@ def refused(cause: str, advice: Callable[[], str]) -> None:
     and what to change."""
     global _run_warned
     now = time.monotonic()
+    cause = "".join(c if c.isprintable() else "?" for c in cause[:120])
     with _lock:
+        if cause not in _refused and len(_refused) >= MAX_CAUSES - 1:
+            cause = OTHER
         _refused[cause] += 1
         _run[cause] += 1
         _run_advice[cause] = advice

@@ -33,8 +33,11 @@ from .. import fastpaths
 SAME_ANSWER = frozenset({304, 404, 412, 416})
 #: an error body longer than this is not read for its code
 _ERROR_BODY_LIMIT = 64 * 1024
-_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
-_REGION = re.compile(rb"<Region>([^<]{1,100})</Region>")
+#: what the endpoint says is shown only in S3's shapes (its error codes, region names): a hostile body
+#: cannot put other text into a log line or a count's name
+_CODE = re.compile(rb"<Code>([A-Za-z][A-Za-z0-9.]{0,63})</Code>")
+_REGION = re.compile(rb"<Region>([a-z0-9-]{1,40})</Region>")
+_REGION_NAME = re.compile(r"[a-z0-9-]{1,40}")
 #: causes whose fix is the region (``x-amz-bucket-region``, or the error says so)
 _REGION_CODES = ("PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException",
                  "TemporaryRedirect", "AuthorizationQueryParametersError")
@@ -66,7 +69,7 @@ def answer(where: Endpoint, request: str, status: int, headers: Mapping[str, str
     code = found.group(1).decode("latin-1", "replace") if found else ""
     cause = f"HTTP {status} {code}".rstrip()
     region = _header(headers, "x-amz-bucket-region")
-    if not region:
+    if not _REGION_NAME.fullmatch(region):
         named = _REGION.search(data)
         region = named.group(1).decode("latin-1", "replace") if named else ""
     fastpaths.refused(cause, lambda: advice(cause, where, region))
@@ -82,7 +85,8 @@ def failed(where: Endpoint, request: str, exc: BaseException,
     if text.startswith("another version"):  # an endpoint ignoring If-Match: boto3 says ESTALE alike
         return
     if response is not None:  # a 200/206 that was not the asked bytes
-        what = text if text and not text.isdigit() else "not the asked bytes"
+        refused = type(exc).__name__ == "_Refused"  # s3_signed's own words, or the status it refused
+        what = (text if text and not text.isdigit() else "not the asked bytes") if refused else type(exc).__name__
         cause = f"HTTP {response.status} {what}"
     else:
         cause = _failure_cause(exc)
@@ -97,7 +101,7 @@ def _failure_cause(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return "timeout"
     if isinstance(exc, (http.client.HTTPException, ValueError)):
-        return f"protocol: {type(exc).__name__}" + (f" ({exc})" if isinstance(exc, ValueError) else "")
+        return f"protocol: {type(exc).__name__}"
     if isinstance(exc, OSError):
         return f"connection: {type(exc).__name__}"
     text = str(exc)

@@ -167,3 +167,18 @@ def test_a_dropped_kept_alive_connection_is_asked_again_on_the_fast_path(fault_p
         assert bytes(buf) == b"cde"
     assert fault_proxy.count("reset") == 1 and fastpaths.refusals() == {}
     assert fault_proxy.counts[method] - before == 2  # the reset one and its second, both fast
+
+
+def test_a_hostile_endpoint_cannot_grow_the_counts_or_write_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Only S3's shapes of error codes and regions are shown; distinct causes are bounded."""
+    caplog.set_level(logging.WARNING, logger="cottoncandy.fastpaths")
+    where = SimpleNamespace(base_url="http://127.0.0.1:9000/b/", region="us-east-1")
+    for i in range(100):
+        refusal_causes.answer(where, "GET", 403, {"x-amz-bucket-region": "x\\nFAKE LOG LINE"},
+                              f"<Error><Code>Code{i}</Code><Region>evil\nline</Region></Error>".encode())
+    refusal_causes.answer(where, "GET", 403, {}, b"<Error><Code>Bad\nCode</Code></Error>")
+    counts = fastpaths.refusals()
+    assert len(counts) == fastpaths.MAX_CAUSES and sum(counts.values()) == 101
+    assert counts[fastpaths.OTHER] == 101 - (fastpaths.MAX_CAUSES - 1)
+    warned = warnings_logged(caplog)
+    assert len(warned) == 1 and "FAKE" not in warned[0] and "\n" not in warned[0]

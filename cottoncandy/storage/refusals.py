@@ -11,7 +11,9 @@ with the status, S3 error code and headers, or the exception; the cause is count
 Causes are short and stable, so counts add up across requests: ``HTTP 403 SignatureDoesNotMatch``,
 ``HTTP 301 PermanentRedirect``, ``HTTP 403`` (a HEAD: no body, no code), ``HTTP 206 not the asked
 bytes``, ``TLS: certificate verify failed (self-signed certificate)``, ``connection: ConnectionRefusedError``,
-``protocol: BadStatusLine``, ``timeout``.
+``protocol: BadStatusLine``, ``timeout``. Of what the endpoint sends, only S3's shapes get in (an
+error code, a region name): a hostile endpoint can neither write into the log nor grow the counts
+past ``fastpaths.MAX_CAUSES``.
 
 Not refusals (boto3 answers the same, and the caller wants that answer): 404, 412, 416 (the range of
 an empty object), 304, and an answer of another version than ``If-Match`` named.

@@ -32,7 +32,7 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from .faultproxy import FaultProxy, FaultRule
-from .s3process import ServerProcess
+from .s3process import ServerProcess, end_child
 from .s3server import LoggedRequest
 
 #: seconds a child has to start, and to answer one command
@@ -163,13 +163,7 @@ class FaultProxyChild:
             return
         if process.stdin is not None:
             process.stdin.close()  # the child's command loop ends, and with it the proxy
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+        end_child(process)
 
     def __enter__(self) -> FaultProxyChild:
         return self.start()

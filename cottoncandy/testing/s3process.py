@@ -21,6 +21,17 @@ from .s3identities import Identities
 from .s3server import LOG_PATH, RESET_S3_PATH
 
 
+def end_child(process: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """Wait up to ``grace`` seconds for a child told to end, then kill it; close its output pipe."""
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(grace)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 class ServerProcess:
     """``python -m cottoncandy.testing.s3server --json ARGS...``, started and stopped by this object."""
 
@@ -94,13 +105,7 @@ class ServerProcess:
         process, self._process = self._process, None
         if process is not None:
             process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-            if process.stdout is not None:
-                process.stdout.close()
+            end_child(process)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

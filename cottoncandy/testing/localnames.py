@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,22 @@ def _is_local_name(host: Any) -> bool:
     return isinstance(host, str) and host.lower().rstrip(".").endswith(SUFFIX)
 
 
-def resolve_localhost_names() -> None:
-    """Make ``*.localhost`` resolve to 127.0.0.1 in this process (idempotent)."""
-    original = socket.getaddrinfo
+def resolving_localhost(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` (a ``getaddrinfo``) looking up every ``*.localhost`` name as 127.0.0.1 (a test may
+    install it for its own duration with ``monkeypatch``)."""
     if getattr(original, "_cc_localnames", False):
-        return
+        return original
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         return original("127.0.0.1" if _is_local_name(host) else host, *args, **kwargs)
 
     getaddrinfo._cc_localnames = True  # type: ignore[attr-defined]
-    socket.getaddrinfo = getaddrinfo
+    return getaddrinfo
+
+
+def resolve_localhost_names() -> None:
+    """Make ``*.localhost`` resolve to 127.0.0.1 in this process (idempotent)."""
+    socket.getaddrinfo = resolving_localhost(socket.getaddrinfo)
 
 
 def child_environment(env: dict[str, str] | None = None, folder: Path | None = None) -> dict[str, str]:

@@ -5,8 +5,8 @@ region. Real endpoints do not: a client that signs one ``Host`` and sends anothe
 follow a bucket to its region, or that ignores the addressing style works against moto and fails
 against S3. This front sits on loopback in front of the local server and, for each request:
 
-- serves TLS with a certificate made at test time (``make_certificates``: a private CA, or a
-  self-signed, expired or misnamed certificate);
+- serves TLS with a certificate made at test time (``certificates.make_certificates``: a private CA,
+  or a self-signed, expired or misnamed certificate);
 - checks its SigV4 header signature against the keys it was given, with the ``Host`` *as received*
   (a mismatch is S3's ``403 SignatureDoesNotMatch``);
 - reads a virtual-hosted bucket (``BUCKET.<virtual_host>``) into the path the local server takes,
@@ -19,16 +19,21 @@ against S3. This front sits on loopback in front of the local server and, for ea
 Answers are sent with a ``Content-Length`` on kept-alive connections; ``statuses`` counts them by
 method and status (``"HEAD 403"``). Request bodies are read by ``Content-Length`` (what botocore
 sends for the small bodies tests write); ``aws-chunked`` bodies pass as opaque bytes.
+
+For ``tests/endpoint_variants``: a front in the test's own process, before the open local server, on
+an address, port and certificate each test chooses. Why not ``LocalS3Server(auth=True, tls=True)``
+(``tlsfront``, moto's own checks): moto answers no ``301`` naming a bucket's region, takes path-style
+requests where a virtual-hosted-only service refuses them, and checks signatures only in a child process
+of its own (its switch is process-wide), where no test can give it a self-signed or expired certificate,
+port 443 on another loopback address or a wildcard name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import re
 import socket
 import ssl
@@ -36,67 +41,19 @@ import threading
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+
+from .certificates import CertFiles, server_context
 
 _AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/s3/aws4_request, ?"
                    r"SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})")
 _MAX_HEAD = 64 * 1024
 
 
-@dataclass(frozen=True)
-class Certificates:
-    """PEM files made by ``make_certificates``: the CA to trust (``AWS_CA_BUNDLE``) and the server's."""
-
-    ca: Path
-    cert: Path
-    key: Path
-
-
-def make_certificates(folder: Path, names: tuple[str, ...] = ("localhost",), ips: tuple[str, ...] = ("127.0.0.1",),
-                      *, expired: bool = False, self_signed: bool = False) -> Certificates:
-    """A private CA and a server certificate for ``names`` and ``ips`` signed by it (or, with
-    ``self_signed``, signed by itself: no CA vouches for it); ``expired``: valid only until yesterday."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    not_after = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=2)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cottoncandy test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=3))
-          .not_valid_after(now + datetime.timedelta(days=3))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else ips[0])])
-    alternatives: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
-    alternatives += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject if self_signed else ca_name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=2)).not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(key if self_signed else ca_key, hashes.SHA256()))
-    folder.mkdir(parents=True, exist_ok=True)
-    files = Certificates(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
-    return files
-
-
 class S3Front:
     """The front (see the module's text); ``start()`` it, point clients at ``endpoint_url``."""
 
     def __init__(self, upstream: str, *, host: str = "127.0.0.1", port: int = 0, url_host: str | None = None,
-                 certificates: Certificates | None = None, keys: dict[str, str] | None = None,
+                 certificates: CertFiles | None = None, keys: dict[str, str] | None = None,
                  bucket_regions: dict[str, str] | None = None,
                  virtual_host: str | None = None, virtual_only: bool = False):
         parts = urllib.parse.urlsplit(upstream)
@@ -122,8 +79,7 @@ class S3Front:
 
     def start(self) -> S3Front:
         if self.certificates is not None:
-            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self._tls.load_cert_chain(self.certificates.cert, self.certificates.key)
+            self._tls = server_context(self.certificates)
         listener = socket.create_server((self.host, self.port))
         self.port = listener.getsockname()[1]
         self._listener = listener

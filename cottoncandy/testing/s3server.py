@@ -35,8 +35,8 @@ stands aside while checks are on (moto answers, and checks, every HEAD); fast li
 inside moto's handler, after its check. moto's switch is process-wide, so one process runs either
 authenticating servers or open ones, never both (``start`` refuses the mix); ``reset`` then empties S3
 only, keeping the identities. ``tls=True`` (``--tls``) adds an https port (``tls_endpoint_url``) served by
-a ``tlsfront.TLSFront`` with a CA made at start (``ca_file``: what ``AWS_CA_BUNDLE`` names; ``tls_names``
-adds names to its certificate, e.g. ``BUCKET.localhost``). Requests signed for IAM or STS go to moto's
+a ``tlsfront.TLSFront`` with a CA made at start by ``certificates`` (``ca_file``: what ``AWS_CA_BUNDLE`` names;
+``tls_names`` adds names to its certificate, e.g. ``BUCKET.localhost``). Requests signed for IAM or STS go to moto's
 IAM and STS: a profile with ``role_arn`` assumes the role here (``AWS_ENDPOINT_URL_STS``).
 Virtual-hosted requests (``Host: BUCKET.localhost:PORT``) are routed by moto from the Host header
 (``virtual_endpoint_url`` is the endpoint a virtual-hosted client uses; ``localnames`` makes
@@ -64,9 +64,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .certificates import LOOPBACK_NAMES, make_certificates
 from .s3identities import Identities, make_identities
 from .s3listing import enable_fast_listing
-from .tlsfront import LOOPBACK_NAMES, TLSFront, make_certificates
+from .tlsfront import TLSFront
 
 _local = threading.local()
 LOG_PATH = "/_local-s3/log"

@@ -1,6 +1,6 @@
 """Fixtures of the endpoint-feature tests (issue 25): the checking front (``cottoncandy.testing.s3front``)
-in front of the local server, certificates made at test time, and host names that resolve to loopback
-for the test's duration only (``resolve``: no file of the machine is edited)."""
+in front of the local server, certificates made at test time, and ``*.localhost`` names that resolve to
+loopback for the test's duration only (``localhost_names``: no file of the machine is edited)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from cottoncandy.testing.s3front import Certificates, S3Front, make_certificates
+from cottoncandy.testing.certificates import CertFiles, make_certificates
+from cottoncandy.testing.localnames import resolving_localhost
+from cottoncandy.testing.s3front import S3Front
 from cottoncandy.testing.s3server import LocalS3Server
 
 #: the keys the tests' environment gives boto3 (``tests/conftest.py``): the front checks signatures with them
@@ -20,25 +22,14 @@ KEYS = {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]}
 
 
 @pytest.fixture
-def resolve(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]:
-    """``resolve(suffix, address)``: names ending in ``suffix`` resolve to ``address`` in this process."""
-    real = socket.getaddrinfo
-    names: dict[str, str] = {}
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, str):
-            for suffix, address in names.items():
-                if host == suffix.lstrip(".") or host.endswith(suffix):
-                    return real(address, *args, **kwargs)
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return names.__setitem__
+def localhost_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``*.localhost`` resolves to loopback in this process for the test's duration (``testing.localnames``)."""
+    monkeypatch.setattr(socket, "getaddrinfo", resolving_localhost(socket.getaddrinfo))
 
 
 @pytest.fixture
-def certificates(tmp_path: Path) -> Callable[..., Certificates]:
-    """``certificates(names, ips, expired=, self_signed=)``: a new CA and server certificate."""
+def certificates(tmp_path: Path) -> Callable[..., CertFiles]:
+    """``certificates(names, expired=, self_signed=)``: a new CA and server certificate."""
     count = iter(range(100))
     return lambda *args, **kwargs: make_certificates(tmp_path / f"tls{next(count)}", *args, **kwargs)
 

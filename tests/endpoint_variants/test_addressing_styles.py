@@ -28,9 +28,8 @@ from tests.endpoint_variants.conftest import KEYS
 
 
 @pytest.fixture
-def virtual_only(s3: LocalS3Server, front: Callable[..., S3Front], resolve: Callable[[str, str], None]) -> S3Front:
+def virtual_only(s3: LocalS3Server, front: Callable[..., S3Front], localhost_names: None) -> S3Front:
     S3Account(Settings(endpoint_url=s3.endpoint_url)).store(BUCKET).put("dir/x", b"0123456789")
-    resolve(".localhost", "127.0.0.1")
     return front(keys=KEYS, url_host="localhost", virtual_host="localhost", virtual_only=True)
 
 

@@ -13,7 +13,8 @@ import pytest
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
 from cottoncandy.storage.s3 import S3Store
-from cottoncandy.testing.s3front import Certificates, S3Front
+from cottoncandy.testing.certificates import CertFiles
+from cottoncandy.testing.s3front import S3Front
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
 from tests.endpoint_variants.conftest import KEYS
@@ -42,16 +43,16 @@ def _fast_reads(endpoint_url: str) -> S3Store:
 
 @pytest.mark.parametrize("scheme", ["https", "http"])
 def test_an_endpoint_with_its_default_port_is_signed_as_sent(
-        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., Certificates],
+        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., CertFiles],
         monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
     """``https://HOST:443`` (and ``http://HOST:80``): botocore signs ``Host: HOST``; the raw client sent
     ``HOST:443`` (http.client's default port is 80), so every fast request was refused 403."""
     _seed(s3)
     address = "127.0.25.1"
-    tls = certificates((), (address,)) if scheme == "https" else None
+    tls = certificates((address,)) if scheme == "https" else None
     checking = front(host=address, port=443 if tls else 80, certificates=tls, keys=KEYS)
     if tls is not None:
-        monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca))
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca_file))
     endpoint = f"{scheme}://{address}:{checking.port}"
     store = _fast_reads(endpoint)
     assert store.head("dir/a b+c").size == 1000  # boto3's own requests agree
@@ -60,26 +61,25 @@ def test_an_endpoint_with_its_default_port_is_signed_as_sent(
 
 
 def test_a_wildcard_certificate_is_taken_alike_by_both_paths(
-        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., Certificates],
-        resolve: Callable[[str, str], None], monkeypatch: pytest.MonkeyPatch) -> None:
+        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., CertFiles],
+        localhost_names: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """``*.localhost``: urllib3's host-name rule (boto3's) takes it for ``s3.localhost``, OpenSSL's
     refuses it (too few labels). The fast path matched with OpenSSL's, so every fast request failed
     TLS and was asked again through boto3; both now use one rule (``storage.tls.check_host``)."""
     _seed(s3)
-    resolve(".localhost", "127.0.0.1")
-    tls = certificates(("*.localhost",), ())
-    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca))
+    tls = certificates(("*.localhost",))
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca_file))
     checking = front(certificates=tls, keys=KEYS, url_host="s3.localhost")
     _fast_reads(checking.endpoint_url)
     assert not [s for s in checking.statuses if s.endswith(" 403")], checking.statuses
 
 
 def test_a_certificate_for_another_name_is_refused_by_both_paths(
-        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., Certificates],
+        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., CertFiles],
         monkeypatch: pytest.MonkeyPatch) -> None:
     _seed(s3)
-    tls = certificates(("other.example",), ())
-    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca))
+    tls = certificates(("other.example",))
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca_file))
     checking = front(certificates=tls, keys=KEYS)
     store = S3Account(Settings(endpoint_url=checking.endpoint_url, max_attempts=1)).store(BUCKET)
     assert isinstance(store, S3Store)
@@ -94,13 +94,13 @@ CASES: dict[str, tuple[dict[str, Any], bool, str]] = {
     "self-signed": ({"self_signed": True}, False, "self-signed certificate"),
     "expired": ({"expired": True}, True, "certificate has expired"),
     "unknown CA": ({}, False, "unable to get local issuer certificate"),
-    "another name": ({"names": ("other.example",), "ips": ()}, True, "doesn't match 'other.example'"),
+    "another name": ({"names": ("other.example",)}, True, "doesn't match 'other.example'"),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_refused_certificate_says_why_in_the_library_and_the_mount(
-        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., Certificates],
+        s3: LocalS3Server, front: Callable[..., S3Front], certificates: Callable[..., CertFiles],
         monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     """Was ``failed to check s3://B: SSLError`` (the mount: ``cannot reach https://...: SSLError``)."""
     from ccfs.mount import MountError, MountRequest, make_store
@@ -109,7 +109,7 @@ def test_a_refused_certificate_says_why_in_the_library_and_the_mount(
     options, trusted, reason = CASES[case]
     tls = certificates(**options)
     if trusted:
-        monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca))
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca_file))
     else:
         monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")

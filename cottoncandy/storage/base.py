@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
+from .conditions import FULL_SUPPORT, ConditionalSupport, WriteCondition
+
 #: bytes-like things a store accepts as a body without copying them
 Buffer = bytes | bytearray | memoryview
 #: called with a byte count as a transfer makes progress (from worker threads)
@@ -212,16 +214,25 @@ class ObjectStore(abc.ABC):
     # --- writing -----------------------------------------------------------------------------
     @abc.abstractmethod
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
+            acl: str | None = None, progress: Progress | None = None, *,
+            condition: WriteCondition | None = None) -> ObjectInfo:
         """Store ``data`` (a buffer, read without copying, or a binary stream) with user metadata.
 
-        ``progress`` is called with the number of bytes as each part is sent.
+        ``progress`` is called with the number of bytes as each part is sent. ``condition``
+        (``conditions.WriteCondition``): store only if the key is absent (``CREATE``, else
+        ``FileExistsError``) or still at a version (``overwrite(etag)``, else ``OSError(ESTALE)``),
+        where the store honours it (``conditional_writes``); nothing is stored when it fails.
         """
+
+    def conditional_writes(self) -> ConditionalSupport:
+        """Which ``condition`` s of ``put``/``put_chunks`` this store honours. This default (stores
+        that check them in-process: memory, local) honours all; ``S3Store`` asks its endpoint."""
+        return FULL_SUPPORT
 
     def put_chunks(self, key: str, chunks: Iterable[Buffer], metadata: Mapping[str, str] | None = None,
                    acl: str | None = None, progress: Progress | None = None, *,
                    head: Callable[[], bytes] | None = None, size_hint: int | None = None,
-                   in_flight: int | None = None) -> ObjectInfo:
+                   in_flight: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
         """Store ``head() + b"".join(chunks)``, where ``head`` is known only once ``chunks`` is exhausted.
 
         For bodies produced as they are uploaded (parallel gzip, whose header holds the block index).
@@ -234,7 +245,8 @@ class ObjectStore(abc.ABC):
                 spool.write(chunk)
             first = head() if head is not None else b""
             spool.seek(0)
-            return self.put(key, PrefixedStream(first, spool), metadata, acl, progress)  # type: ignore[arg-type]
+            return self.put(key, PrefixedStream(first, spool), metadata, acl, progress,  # type: ignore[arg-type]
+                            condition=condition)
 
     @abc.abstractmethod
     def copy(self, src: str, dst: str) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from typing import BinaryIO
 
 from ..config import Settings
 from ..errors import FolderNotAnObject, ObjectNotFound
+from . import conditions
 from .base import (
     Account,
     Buffer,
@@ -33,6 +35,7 @@ from .base import (
     as_byte_view,
     check_range,
 )
+from .conditions import WriteCondition
 from .filenames import NotAFileName, name_max, path_problem
 from .registry import StoreKind, StoreOptions
 from .tempfiles import create_temp
@@ -41,6 +44,8 @@ META_SUFFIX = ".meta.json"
 #: S3 allows 2 KB of user metadata; a sidecar holding more is not one this layout writes
 MAX_META_BYTES = 64 * 2**10
 COPY_CHUNK = 8 * 2**20
+#: conditional writes check and write under this lock: atomic within a process (not across processes)
+_CONDITIONAL = threading.Lock()
 
 
 def file_etag(st: os.stat_result) -> str:
@@ -231,7 +236,20 @@ class LocalStore(ObjectStore):
             raise
 
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
+            acl: str | None = None, progress: Progress | None = None, *,
+            condition: WriteCondition | None = None) -> ObjectInfo:
+        if condition is None:
+            return self._put(key, data, metadata, progress)
+        with _CONDITIONAL:  # the check and the write as one step (within this process)
+            try:
+                current: str | None = file_etag(self._stat(key)[1])
+            except FileNotFoundError:
+                current = None
+            conditions.check(condition, current, self.describe(key))
+            return self._put(key, data, metadata, progress)
+
+    def _put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None,
+             progress: Progress | None) -> ObjectInfo:
         if key.endswith(META_SUFFIX):
             raise ValueError(f"invalid object key {key!r}: names ending in {META_SUFFIX} hold metadata "
                              "in the local layout")

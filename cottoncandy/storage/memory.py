@@ -17,7 +17,9 @@ from typing import BinaryIO, ClassVar
 
 from ..config import Settings
 from ..errors import ObjectNotFound
+from . import conditions
 from .base import Account, Buffer, Listing, ObjectInfo, ObjectStore, Progress, StoreSpec, as_byte_view, check_range
+from .conditions import WriteCondition
 from .registry import StoreKind, StoreOptions
 
 
@@ -56,7 +58,8 @@ class MemoryStore(ObjectStore):
         return io.BytesIO(self._get(key, if_match)[0])
 
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
+            acl: str | None = None, progress: Progress | None = None, *,
+            condition: WriteCondition | None = None) -> ObjectInfo:
         if not key:
             raise ValueError("invalid object key '': keys are non-empty strings")
         if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
@@ -67,6 +70,8 @@ class MemoryStore(ObjectStore):
                           last_modified=datetime.now(timezone.utc),
                           metadata={k.lower(): str(v) for k, v in (metadata or {}).items()})
         with self._lock:
+            current = self._objects.get(key)
+            conditions.check(condition, None if current is None else current[1].etag, self.describe(key))
             self._objects[key] = (body, info)
         if progress is not None:
             progress(len(body))

@@ -36,7 +36,7 @@ from botocore.response import StreamingBody
 from .. import fastpaths
 from ..config import Settings, from_shareable, legacy_keys, recall, remember, shareable
 from ..printable import normalized_endpoint, without_userinfo
-from . import answers
+from . import answers, conditions
 from .answers import MAX_KEYS, ListPage
 from .base import (
     Account,
@@ -52,8 +52,9 @@ from .base import (
     as_byte_view,
     check_range,
 )
+from .conditions import ConditionalSupport, WriteCondition
 from .credential_process import bound_credential_process
-from .errors import NoAnswer, aws_unreachable, check_bucket_name, connection_failed, failed, translate
+from .errors import NoAnswer, aws_unreachable, check_bucket_name, connection_failed, error_code, failed, translate
 from .http_ranges import content_range_prefix, http_range, parse_content_range
 from .list_bodies import cap_list_bodies
 from .registry import StoreKind, StoreOptions
@@ -511,6 +512,8 @@ class S3Store(ObjectStore):
         self._signed_head_lock = threading.Lock()
         #: memory one folder level's listing may take (``answers.LISTING_MEMORY``; ``None``: no limit)
         self.listing_memory: int | None = answers.LISTING_MEMORY
+        #: which conditional writes the endpoint honours (``conditional_writes``; ``None``: not asked yet)
+        self._conditions: ConditionalSupport | None = None
 
     def __repr__(self) -> str:
         endpoint = without_userinfo(self.settings.endpoint_url) if self.settings.endpoint_url else "AWS S3"
@@ -797,30 +800,33 @@ class S3Store(ObjectStore):
         return extra
 
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
-        info = self._put(key, data, metadata, acl, progress)
+            acl: str | None = None, progress: Progress | None = None, *,
+            condition: WriteCondition | None = None) -> ObjectInfo:
+        info = self._put(key, data, metadata, acl, progress, condition)
         self.changed([key])
         return info
 
     def _put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None,
-             acl: str | None, progress: Progress | None) -> ObjectInfo:
+             acl: str | None, progress: Progress | None, condition: WriteCondition | None = None) -> ObjectInfo:
         extra = self._extra(metadata, acl)
         if isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__array_interface__"):
             view = as_byte_view(data)  # type: ignore[arg-type]
             if len(view) < self.settings.mpu_threshold:
-                return self._put_single(key, view, extra, progress)
+                return self._put_single(key, view, extra, progress, condition)
             parts = self._plan_parts(len(view))
-            return self._multipart(key, extra, ((i, view[s:e]) for i, (s, e) in enumerate(parts, 1)), progress)
+            return self._multipart(key, extra, ((i, view[s:e]) for i, (s, e) in enumerate(parts, 1)), progress,
+                                   condition=condition)
         stream = data
         first = _read_full(stream, self.settings.mpu_threshold)
         if len(first) < self.settings.mpu_threshold:
-            return self._put_single(key, memoryview(first), extra, progress)
-        return self._multipart(key, extra, _stream_parts(first, stream, self.settings.mpu_chunksize), progress)
+            return self._put_single(key, memoryview(first), extra, progress, condition)
+        return self._multipart(key, extra, _stream_parts(first, stream, self.settings.mpu_chunksize), progress,
+                               condition=condition)
 
     def put_chunks(self, key: str, chunks: Iterable[Buffer], metadata: Mapping[str, str] | None = None,
                    acl: str | None = None, progress: Progress | None = None, *,
                    head: Callable[[], bytes] | None = None, size_hint: int | None = None,
-                   in_flight: int | None = None) -> ObjectInfo:
+                   in_flight: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
         """Stream ``head() + chunks`` in parts of :meth:`_stream_part_size`: the first part is held
         back and sent last (its head is known only at the end), at most ``in_flight`` (default
         :data:`STREAM_IN_FLIGHT`) others are being sent, one is being filled. A body that fits one
@@ -832,7 +838,7 @@ class S3Store(ObjectStore):
         second = next(parts, None)
         if second is None:
             held[:0] = head() if head is not None else b""
-            info = self._put_single(key, memoryview(held), extra, progress)
+            info = self._put_single(key, memoryview(held), extra, progress, condition)
             self.changed([key])
             return info
 
@@ -853,7 +859,8 @@ class S3Store(ObjectStore):
             yield 1, memoryview(held)
 
         sending = STREAM_IN_FLIGHT if in_flight is None else max(1, in_flight)
-        info = self._multipart(key, extra, numbered(), progress, in_flight=min(self.settings.threads, sending))
+        info = self._multipart(key, extra, numbered(), progress, in_flight=min(self.settings.threads, sending),
+                               condition=condition)
         self.changed([key])
         return info
 
@@ -866,12 +873,14 @@ class S3Store(ObjectStore):
         return part
 
     def _put_single(self, key: str, view: memoryview, extra: dict[str, Any],
-                    progress: Progress | None = None) -> ObjectInfo:
+                    progress: Progress | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
+        asked = condition.headers() if condition is not None else {}
+
         def send() -> Any:
             return self.client.put_object(Bucket=self.bucket, Key=key, Body=BufferReader(view),
-                                          ContentLength=len(view), **extra)
+                                          ContentLength=len(view), **extra, **asked)
 
-        resp = self._call(send, key, "write", writes=True)
+        resp = self._conditional(condition, key, lambda: self._call(send, key, "write", writes=True))
         if progress is not None:
             progress(len(view))
         return ObjectInfo(key=key, size=len(view), etag=resp["ETag"], metadata=extra["Metadata"])
@@ -883,7 +892,8 @@ class S3Store(ObjectStore):
         return [(s, min(s + chunk, size)) for s in range(0, size, chunk)]
 
     def _multipart(self, key: str, extra: dict[str, Any], parts: Iterator[tuple[int, memoryview]],
-                   progress: Progress | None = None, in_flight: int | None = None) -> ObjectInfo:
+                   progress: Progress | None = None, in_flight: int | None = None,
+                   condition: WriteCondition | None = None) -> ObjectInfo:
         """Upload numbered parts with at most ``in_flight`` (default ``threads``) being sent; abort
         the upload on any failure (also one raised by ``parts`` itself)."""
         in_flight = max(1, in_flight or self.settings.threads)
@@ -918,7 +928,7 @@ class S3Store(ObjectStore):
                 for fut in pending:
                     fut.result()
             listing = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
-            etag = self._complete(key, upload_id, listing, size)
+            etag = self._complete(key, upload_id, listing, size, condition)
         except BaseException as exc:
             self._abort(key, upload_id, exc)
             raise
@@ -942,7 +952,8 @@ class S3Store(ObjectStore):
             self._abort_orphans(key, started, keep=upload_id, failure=None)
         return upload_id
 
-    def _complete(self, key: str, upload_id: str, listing: list[dict[str, Any]], size: int | None = None) -> str:
+    def _complete(self, key: str, upload_id: str, listing: list[dict[str, Any]], size: int | None = None,
+                  condition: WriteCondition | None = None) -> str:
         """``CompleteMultipartUpload``; its ETag.
 
         S3 documents that Complete may fail (a 500, a lost answer, a timeout) after it succeeded. So
@@ -950,13 +961,16 @@ class S3Store(ObjectStore):
         upload gone, or every retry fails too), the object is looked at: if it has this upload's
         multipart ETag (and ``size``, when known), the upload is done and that ETag is returned.
         """
+        asked = condition.headers() if condition is not None else {}
+
         def complete() -> Any:
             return self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                         MultipartUpload={"Parts": listing})
+                                                         MultipartUpload={"Parts": listing}, **asked)
 
         with AttemptLog.watching() as attempts:  # botocore's attempts: was one answer lost?
             try:
-                return str(self._call(complete, key, "write", writes=True)["ETag"])
+                return str(self._conditional(condition, key, lambda: self._call(
+                    complete, key, "write", writes=True))["ETag"])
             except OSError as exc:
                 lost = any(attempts) or isinstance(exc, MaybeStoredError)
                 if lost and (isinstance(exc, FileNotFoundError) or exc.errno == errno.EIO):
@@ -977,6 +991,50 @@ class S3Store(ObjectStore):
         if info.etag.strip('"') != expected or (size is not None and info.size != size):
             return None
         return f'"{expected}"'
+
+    def _conditional(self, condition: WriteCondition | None, key: str, send: Callable[[], T]) -> T:
+        """``send()``, a write carrying ``condition``: a refusal of the condition is the loser's error
+        (``conditions.refused``), anything else passes through."""
+        try:
+            return send()
+        except OSError as exc:
+            code = error_code(exc.__cause__) if exc.__cause__ is not None else ""
+            lost = conditions.refused(condition, exc, code, self.describe(key))
+            if lost is exc:
+                raise
+            raise lost from exc
+
+    def conditional_writes(self) -> ConditionalSupport:
+        """What this endpoint honours, found by ``conditions.probe`` on a private key the first time
+        it is asked (then kept): AWS honours all; stand-in servers often ignore some, or all."""
+        if self._conditions is None:
+            key = conditions.probe_key()
+            try:
+                self._conditions = conditions.probe(self._probe_write, key)
+            except OSError as exc:
+                log.warning("%s: could not find out which conditional writes the endpoint honours (%s); "
+                            "assuming none", self.describe(), exc)
+                self._conditions = conditions.NO_SUPPORT
+            finally:
+                try:
+                    self._delete_batch([key], cleanup=True)
+                except OSError as exc:
+                    log.warning("could not remove the probe object %s: %s", self.describe(key), exc)
+        return self._conditions
+
+    def _probe_write(self, kind: str, key: str, condition: WriteCondition | None) -> bool:
+        """One write of ``conditions.probe``: whether the server refused it for its condition."""
+        extra = self._extra({}, None)
+        try:
+            if kind == "put":
+                self._put_single(key, memoryview(b"probe"), extra, None, condition)
+            else:
+                self._multipart(key, extra, iter([(1, memoryview(b"probe"))]), None, condition=condition)
+        except (FileExistsError, OSError) as exc:
+            if isinstance(exc, FileExistsError) or exc.errno == errno.ESTALE:
+                return True
+            raise
+        return False
 
     def _abort(self, key: str, upload_id: str, failure: BaseException | None = None) -> None:
         """Abort an upload, retrying patiently (the endpoint has just failed); an abort that cannot be

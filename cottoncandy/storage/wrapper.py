@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from .base import Buffer, Listing, ObjectInfo, ObjectStore, Progress
+from .conditions import WriteCondition
 
 
 class WrapperStore(ObjectStore):
@@ -43,8 +44,9 @@ class WrapperStore(ObjectStore):
         return self.inner.open_read(key, if_match)
 
     def put(self, key: str, data: Buffer | BinaryIO, metadata: Mapping[str, str] | None = None,
-            acl: str | None = None, progress: Progress | None = None) -> ObjectInfo:
-        return self.inner.put(key, data, metadata, acl, progress)
+            acl: str | None = None, progress: Progress | None = None, *,
+            condition: WriteCondition | None = None) -> ObjectInfo:
+        return self.inner.put(key, data, metadata, acl, progress, condition=condition)
 
     def copy(self, src: str, dst: str) -> None:
         self.inner.copy(src, dst)

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 
 from ..storage.base import ObjectStore
+from ..storage.conditions import CREATE, overwrite
 
 __all__ = ["S3PathsContract", "StoreContract"]
 
@@ -168,6 +169,53 @@ class StoreContract:
         assert store.head("empty").size == 0
         assert store.get("empty") == b""
         store.download_into("empty", memoryview(bytearray(0)))
+
+    # --- conditional writes (what the store says it honours, it honours; the rest goes through) ---
+    def test_conditional_create_refuses_an_existing_key(self, store: ObjectStore) -> None:
+        support = store.conditional_writes()
+        store.put("c/new", b"first", {"k": "1"}, condition=CREATE)
+        assert store.get("c/new") == b"first"
+        if not support.put_create:  # said at mount time; the write goes through
+            store.put("c/new", b"second", condition=CREATE)
+            return
+        with pytest.raises(FileExistsError) as err:
+            store.put("c/new", b"second", condition=CREATE)
+        assert err.value.errno == errno.EEXIST and "c/new" in str(err.value)
+        assert store.get("c/new") == b"first" and store.head("c/new").metadata == {"k": "1"}
+
+    def test_conditional_overwrite_needs_the_version_seen(self, store: ObjectStore) -> None:
+        support = store.conditional_writes()
+        seen = store.put("c/obj", b"version one")
+        newer = store.put("c/obj", b"version two", condition=overwrite(seen.etag))
+        assert store.get("c/obj") == b"version two"
+        if not support.put_overwrite:
+            return
+        with pytest.raises(OSError) as err:  # the version seen at open is gone: a lost update refused
+            store.put("c/obj", b"version three", condition=overwrite(seen.etag))
+        assert err.value.errno == errno.ESTALE
+        assert store.get("c/obj") == b"version two" and store.head("c/obj").etag == newer.etag
+        store.delete("c/obj")
+        with pytest.raises(OSError) as err:  # removed meanwhile: stale too, and nothing stored
+            store.put("c/obj", b"version four", condition=overwrite(newer.etag))
+        assert err.value.errno == errno.ESTALE and not store.exists("c/obj")
+
+    def test_conditional_streamed_write_in_parts(self, store: ObjectStore) -> None:
+        """``put_chunks`` of several parts (one CompleteMultipartUpload on S3) carries the condition too."""
+        support = store.conditional_writes()
+        body = [bytes([i]) * 2**20 for i in range(11)]  # 11 MiB: three 5 MiB parts on S3
+        store.put("c/big", b"small")
+        if support.complete_create:
+            with pytest.raises(FileExistsError):
+                store.put_chunks("c/big", iter(body), condition=CREATE)
+            assert store.get("c/big") == b"small"
+        seen = store.head("c/big")
+        store.put_chunks("c/big", iter(body), condition=overwrite(seen.etag))
+        assert store.head("c/big").size == 11 * 2**20
+        if support.complete_overwrite:
+            with pytest.raises(OSError) as err:
+                store.put_chunks("c/big", iter(body[:6]), condition=overwrite(seen.etag))
+            assert err.value.errno == errno.ESTALE
+            assert store.head("c/big").size == 11 * 2**20
 
 
 class S3PathsContract:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
-from . import mountoptions
+from . import clickoptions, mountoptions
 from .commands import COMMANDS
 from .flags import cli_flag
 from .mount import MountError, MountRequest, mount, unmount
@@ -26,48 +26,8 @@ def parse_size(text: str) -> int:
         raise click.BadParameter(str(exc)) from None
 
 
-class TableType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on; we allow 8.1
-    """A ``mountoptions`` parser as a click type: its ``ValueError`` is click's one-line error
-    naming the option (``Invalid value for '--uid': '4294967296' is not between 0 and ...``)."""
-
-    def __init__(self, parse: mountoptions.Parser):
-        self.parse = parse
-        self.name = parse.metavar
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return self.parse(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
-        """A choice's values as they are spelled (``[auto|path|virtual]``); else click's ``SIZE``."""
-        return self.name if self.name.startswith("[") else None
-
-    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-        if isinstance(self.parse, mountoptions.Text) and self.parse.path:
-            from click.shell_completion import CompletionItem
-
-            return [CompletionItem(incomplete, type="dir" if self.parse.resolve else "file")]
-        return []
-
-
-def table_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``command`` with a click option for each row of ``mountoptions.TABLE``, in the table's order."""
-    for option in reversed(mountoptions.TABLE):
-        kwargs: dict[str, Any] = {"help": option.help or None}
-        if option.is_flag:
-            kwargs["is_flag"] = True
-        else:
-            assert option.parse is not None
-            kwargs.update(type=TableType(option.parse), multiple=option.multiple)
-            default = option.default_text()
-            if default is not None:
-                kwargs.update(default=default, show_default=True)
-        if option.envvar:
-            kwargs["envvar"] = option.envvar
-        command = click.option(*option.flags, option.name, **kwargs)(command)
-    return command
+#: ``command`` with a click option for each row of ``mountoptions.TABLE``, in the table's order
+table_options = clickoptions.table_options(mountoptions.TABLE)
 
 
 #: FUSE options ``-o`` passes on to libfuse (mount options and the high-level library's)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -29,14 +29,16 @@ from cottoncandy.printable import escape_controls, shown_name
 from cottoncandy.progress import Progress
 from cottoncandy.storage.base import ObjectInfo
 
+from .clickoptions import table_options
 from .flags import cli_flag
+from .mountoptions import STORE_OPTIONS
 
 
 def complete_url(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Buckets after ``s3://``, then the keys and folders of the level being typed (one LIST)."""
     if not incomplete.startswith(S3_SCHEME):
         return [CompletionItem(S3_SCHEME)] if S3_SCHEME.startswith(incomplete) else []
-    options: dict[str, Any] = {k: ctx.params.get(k) for k in ("endpoint_url", "profile", "region")}
+    options = store_options(ctx.params)
     options["endpoint_url"] = options["endpoint_url"] or os.environ.get("AWS_ENDPOINT_URL")
     try:
         rest = incomplete[len(S3_SCHEME):]
@@ -52,12 +54,17 @@ def complete_url(ctx: click.Context, param: click.Parameter, incomplete: str) ->
         return []
 
 
-def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--endpoint-url``/``--profile``/``--region`` and one-line errors for a command."""
+def store_options(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The store's options (``mountoptions.STORE_OPTIONS``: endpoint, profile, region, addressing
+    style) among a command's parameters, by name."""
+    return {option.name: given.get(option.name) for option in STORE_OPTIONS}
 
-    @click.option("--region", help="AWS region of the bucket.")
-    @click.option("--profile", envvar="AWS_PROFILE", help="Profile of ~/.aws/credentials to use.")
-    @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (default: AWS).")
+
+def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The store's options (``mountoptions.STORE_OPTIONS``, as ``ccfs mount`` takes them) and one-line
+    errors for a command."""
+
+    @table_options(STORE_OPTIONS)
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -88,8 +95,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _store(location: Location, options: dict[str, Any], create: bool = False) -> Any:
-    return open_store(location, endpoint_url=options.get("endpoint_url"), profile=options.get("profile"),
-                      region=options.get("region"), create=create)
+    return open_store(location, **store_options(options), create=create)
 
 
 def _progress(label: str) -> Progress:

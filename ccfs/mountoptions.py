@@ -1,6 +1,7 @@
 """Every option of ``ccfs mount``, declared once: ``TABLE`` makes the click options of ``ccfs mount``
-(``ccfs.cli.table_options``), the ``-o`` names of mount(8)'s helper (``ccfs.fstab``) and
-``MountOptions``, the mount's settings (``mount_options``).
+(``ccfs.clickoptions``), the ``-o`` names of mount(8)'s helper (``ccfs.fstab``) and
+``MountOptions``, the mount's settings (``mount_options``); its store rows (``STORE_OPTIONS``) are also
+the options of every other command that opens a store (``ccfs ls``, ``cp`` ...).
 
 Why one table (issue 24 item 4): the option list was written three times (click decorators, the
 helper's list of names, the dataclass), and each copy drifted -- a uid the kernel takes as "no id",
@@ -288,14 +289,18 @@ class Option:
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(MountOptions)}
 
 KiB = 2**10
-TABLE: tuple[Option, ...] = (
-    # the store: the mount request's
+#: the store's options (the mount request's): every command that opens a store takes them too
+#: (``ccfs.clickoptions``; their names are ``registry.StoreOptions``'s)
+STORE_OPTIONS: tuple[Option, ...] = (
     Option("endpoint_url", "S3-compatible endpoint (default: AWS).", Text("url"), envvar="AWS_ENDPOINT_URL"),
     Option("profile", "Profile of ~/.aws/credentials to use.", Text("profile"), envvar="AWS_PROFILE"),
     Option("region", "AWS region of the bucket.", Text("region")),
     Option("addressing_style", "How bucket names reach the endpoint: path (HOST/BUCKET/KEY), virtual "
                                "(BUCKET.HOST/KEY) or auto (botocore's choice) [default: the profile's "
                                "s3.addressing_style, else path].", Choice(ADDRESSING_STYLES)),
+)
+TABLE: tuple[Option, ...] = (
+    *STORE_OPTIONS,
     Option("foreground", "Stay in the foreground (logs to stderr).", fstab=False, spellings=("--foreground", "-f")),
     # memory and blocks
     Option("cache_size", "Memory for cached blocks.", Size(low=16 * KiB, memory=True), field="cache_size"),

@@ -101,14 +101,16 @@ def exactly(store: ObjectStore, location: Location) -> Location:
 
 
 def open_store(location: Location, *, endpoint_url: str | None = None, profile: str | None = None,
-               region: str | None = None, create: bool = False) -> ObjectStore:
+               region: str | None = None, addressing_style: str | None = None,
+               create: bool = False) -> ObjectStore:
     """The store a location lives in (a local folder is created only when ``create``)."""
     return registry.open_store(location.store_url(), endpoint_url=endpoint_url, profile=profile, region=region,
-                               create=create)
+                               addressing_style=addressing_style, create=create)
 
 
 def account(scheme: str, *, endpoint_url: str | None = None, profile: str | None = None,
-            region: str | None = None) -> Account:
+            region: str | None = None, addressing_style: str | None = None) -> Account:
     """The account of a scheme's buckets (``ccfs`` completes bucket names from it)."""
-    options = registry.StoreOptions(endpoint_url=endpoint_url, profile=profile, region=region)
+    options = registry.StoreOptions(endpoint_url=endpoint_url, profile=profile, region=region,
+                                    addressing_style=addressing_style)
     return registry.kind_of(scheme).account(options.resolved_settings())

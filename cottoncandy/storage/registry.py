@@ -141,9 +141,11 @@ def split_url(url: str) -> tuple[StoreKind, str]:
 
 
 def open_store(url: str, *, create: bool = False, settings: Settings | None = None,
-               endpoint_url: str | None = None, profile: str | None = None, region: str | None = None) -> ObjectStore:
+               endpoint_url: str | None = None, profile: str | None = None, region: str | None = None,
+               addressing_style: str | None = None) -> ObjectStore:
     """The store of the bucket (or folder) ``url`` names: ``s3://BUCKET``, a path or ``file://PATH``,
-    ``memory://NAME``. ``create``: make a missing folder (kinds whose buckets are made on use)."""
+    ``memory://NAME``. ``create``: make a missing folder (kinds whose buckets are made on use); the
+    rest are ``StoreOptions``'s."""
     kind, rest = split_url(url)
     bucket = rest
     if not kind.paths:
@@ -152,7 +154,8 @@ def open_store(url: str, *, create: bool = False, settings: Settings | None = No
             raise ValueError(f"no bucket name in {url!r} (expected {kind.scheme}://BUCKET)")
         if key:
             raise ValueError(f"{url!r} names a key; a store is opened by its bucket ({kind.scheme}://{bucket})")
-    options = StoreOptions(endpoint_url=endpoint_url, profile=profile, region=region, settings=settings, create=create)
+    options = StoreOptions(endpoint_url=endpoint_url, profile=profile, region=region,
+                           addressing_style=addressing_style, settings=settings, create=create)
     return kind.open_bucket(bucket, options)
 
 

@@ -22,7 +22,7 @@ RANKS = {
     # the core
     "storage": 1, "formats": 2, "namespace": 3, "cache": 4,
     # services over the core
-    "files": 5, "arrays": 6, "refs": 6,
+    "files": 5, "arrays": 6, "refs": 6, "writes": 6,
     # the library's face (0.4.0's API) and the test rig
     "api_arrays": 7, "api_files": 7, "api_host": 7, "browser": 7, "interface": 7, "mounted": 7,
     "options": 7, "utils": 7,

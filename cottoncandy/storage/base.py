@@ -113,8 +113,29 @@ def as_byte_view(data: Buffer) -> memoryview:
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
+@dataclass(frozen=True)
+class CopiedRange:
+    """Bytes ``[start, end)`` of the stored object ``key`` at version ``etag``: one piece of a
+    ``compose``, copied by the store itself (S3: ``UploadPartCopy`` with ``CopySourceIfMatch``), so an
+    untouched stretch of an object being rewritten is never sent again. A replaced source is ``ESTALE``."""
+
+    key: str
+    start: int
+    end: int
+    etag: str
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+#: one piece of a composed object: bytes to send, or a stretch of a stored object to copy
+Piece = Buffer | CopiedRange
+
+
 #: bytes of a streamed body ``put_chunks`` keeps in memory before spilling to a temporary file
 SPOOL_IN_MEMORY = 8 * 2**20
+#: the smallest piece of a ``compose`` but the last (S3's smallest multipart part)
+MIN_COMPOSE_PIECE = 5 * 2**20
 
 
 class PrefixedStream:
@@ -269,6 +290,27 @@ class ObjectStore(abc.ABC):
     def same_bucket(self, other: ObjectStore) -> bool:
         """Whether ``other`` serves the same bucket as this store (so ``copy`` reaches its keys)."""
         return other is self or (type(other) is type(self) and other.bucket == self.bucket)
+
+    def compose(self, key: str, pieces: Iterable[Piece], metadata: Mapping[str, str] | None = None,
+                acl: str | None = None, *, condition: WriteCondition | None = None) -> ObjectInfo:
+        """Store the concatenation of ``pieces`` as ``key`` in one write: the object appears whole or
+        not at all. Pieces are taken lazily, in order; each but the last is at least
+        ``MIN_COMPOSE_PIECE`` bytes (S3's smallest multipart part), so a store may make each piece one
+        part. ``condition`` as for ``put``. This default streams the pieces through ``put_chunks`` (a
+        ``CopiedRange`` is read with ``If-Match``): stores where a request costs nothing; ``S3Store``
+        copies server-side."""
+        def chunks() -> Iterator[Buffer]:
+            for piece in pieces:
+                if isinstance(piece, CopiedRange):
+                    data = self.get_range(piece.key, piece.start, piece.end, if_match=piece.etag)
+                    if len(data) != len(piece):
+                        raise OSError(errno.EIO, f"{self.describe(piece.key)}: short read while composing "
+                                                 f"{self.describe(key)}")
+                    yield data
+                else:
+                    yield piece
+
+        return self.put_chunks(key, chunks(), metadata, acl, condition=condition)
 
     @abc.abstractmethod
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:

@@ -1,0 +1,183 @@
+"""A staged file's commit point: the object rebuilt in one write, untouched stretches copied server-side.
+
+Why: updating 1,000 rows of a 1 GiB memmap changes a few MiB; sending 1 GiB again at every ``fsync`` is
+what s3fs-fuse and rclone do. Here the object is one ``ObjectStore.compose`` (one multipart upload):
+stretches the program did not change and that are ``MIN_COMPOSE_PIECE`` (5 MiB) or longer are copied by
+the server from the version seen at open (``UploadPartCopy`` pinned by ``CopySourceIfMatch``); the rest
+is sent in parts of at most the store's part size, each starting where a changed stretch starts (shorter
+gaps are sent, since a copied part must be 5 MiB). Nothing is visible before the write completes, and a
+failure leaves nothing (the store aborts the upload).
+
+What is stored (the reverse naming rule's two outcomes, keys given by the caller):
+
+* a ``.npy`` file holding a plain array (its header parses; exactly the array's bytes follow) is the raw
+  array ``array_key``: the bytes after the header, with cottoncandy's metadata (the base's own metadata
+  kept when dtype, shape and order did not change); a compressed base is re-encoded whole;
+* a ``.npy`` file with fewer data bytes than its header promises is ``Incomplete``: not stored;
+* anything else is stored byte for byte as ``bytes_key``.
+
+A header that changes moves the data: copies are then taken from where the bytes were in the base
+(any offset), so even a re-shaped array copies what it did not change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..arrays.raw import write_raw_array
+from ..formats.npy import NPY_HEADER_LIMIT, parse_npy_header
+from ..formats.raw import ArraySpec, metadata_from_spec
+from ..storage.base import MIN_COMPOSE_PIECE, CopiedRange, ObjectInfo, Piece
+from ..storage.conditions import WriteCondition
+from .ranges import RangeSet
+from .staged import Base, StagedFile
+
+log = logging.getLogger("cottoncandy.writes")
+#: the most bytes one copied piece may hold (S3's UploadPartCopy limit)
+MAX_COPY_PIECE = 5 * 2**30
+#: S3's most parts in one upload
+MAX_PIECES = 10_000
+
+
+class Incomplete(Exception):
+    """A ``.npy`` with fewer data bytes than its header promises: it stays staged, not stored."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the stored object maps onto the file: ``file[skip : skip + size]`` is the object."""
+
+    key: str
+    skip: int
+    size: int
+    metadata: dict[str, str]
+    spec: ArraySpec | None = None
+    header: bytes = b""
+
+
+def plan(size: int, send: RangeSet, part_size: int, least: int = MIN_COMPOSE_PIECE) -> list[tuple[str, int, int]]:
+    """Pieces ``("send"|"copy", start, end)`` covering ``[0, size)`` in order: every offset of ``send``
+    is sent; a clean stretch is copied when it is at least ``least`` long or is the last piece, else
+    sent with the changed stretch after it; every piece but the last is at least ``least`` long; a
+    sent piece starts where a changed stretch (or the short gap before it) starts and holds at most
+    ``part_size + least`` bytes."""
+    part_size = max(part_size, least)
+    runs = list(send.overlapping(0, size))
+    pieces: list[tuple[str, int, int]] = []
+    pos = i = 0
+    while pos < size:
+        while i < len(runs) and runs[i][1] <= pos:
+            i += 1
+        following = max(runs[i][0], pos) if i < len(runs) else size
+        if following > pos and (following - pos >= least or following == size):
+            pieces += [("copy", a, min(following, a + MAX_COPY_PIECE)) for a in range(pos, following, MAX_COPY_PIECE)]
+            pos = following
+            continue
+        start, end = pos, runs[i][1]
+        while True:  # take in the changed stretches after it that are closer than a copyable gap
+            end = max(end, min(size, start + least))
+            while i < len(runs) and runs[i][1] <= end:
+                i += 1
+            if i < len(runs) and runs[i][0] - end < least:
+                end = runs[i][1]
+                continue
+            break
+        bounds = [*range(start, end, part_size), end]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] < least:
+            bounds.pop(-2)
+        pieces += [("send", a, b) for a, b in zip(bounds, bounds[1:])]
+        pos = end
+    return pieces
+
+
+def layout_of(staged: StagedFile, array_key: str | None, bytes_key: str) -> Layout:
+    """What ``staged`` is stored as (module docstring); ``Incomplete`` for a short ``.npy``."""
+    base = staged.base
+    if array_key is not None:
+        found = parse_npy_header(bytes(staged.read(min(staged.size, NPY_HEADER_LIMIT), 0)))
+        if found is not None:
+            spec, header_length = found
+            data = staged.size - header_length
+            if data < spec.nbytes:
+                raise Incomplete(f"{staged.path}: {data} of the {spec.nbytes} data bytes its header promises")
+            if data == spec.nbytes:
+                codec = base.spec.compression if base is not None and base.spec is not None else None
+                spec = replace(spec, compression=codec)
+                same = base is not None and base.spec is not None and (
+                    base.spec.dtype, base.spec.shape, base.spec.order) == (spec.dtype, spec.shape, spec.order)
+                metadata = dict(base.info.metadata or {}) if same and base is not None else metadata_from_spec(spec)
+                header = bytes(staged.read(header_length, 0))
+                return Layout(array_key, header_length, spec.nbytes, metadata, spec, header)
+    metadata = dict(base.info.metadata or {}) if base is not None and base.spec is None else {}
+    return Layout(bytes_key, 0, staged.size, metadata)
+
+
+def must_send(staged: StagedFile, layout: Layout) -> RangeSet:
+    """Offsets of the stored object that cannot be copied from the base (everything for a new file)."""
+    base = staged.base
+    everything = RangeSet([(0, layout.size)])
+    if base is None or base.compressed or layout.size == 0:
+        return everything
+    # in the file's offsets: changed bytes, the header the mount made up, and what lies past the base
+    send = RangeSet(staged.dirty.runs())
+    send.add(0, len(base.header))
+    send.add(staged.base_end, staged.size)
+    stored = RangeSet()
+    for a, b in send.overlapping(layout.skip, layout.skip + layout.size):
+        stored.add(a - layout.skip, b - layout.skip)
+    return stored
+
+
+def commit(staged: StagedFile, array_key: str | None, bytes_key: str,
+           condition: WriteCondition | None = None) -> ObjectInfo:
+    """Store ``staged`` as it is now (one write; ``Incomplete`` when it is a short ``.npy``); the
+    staged file then names the new version as its base. Raises the store's refusal as it came."""
+    with staged.lock:
+        layout = layout_of(staged, array_key, bytes_key)
+        store = staged.store
+        base = staged.base
+        if base is not None and base.compressed and layout.spec is not None:
+            info = _reencode(staged, layout)
+        else:
+            send = must_send(staged, layout)
+            pieces = plan(layout.size, send, store.part_size)
+            if len(pieces) > MAX_PIECES:  # a huge object in small parts: fewer, larger sent parts
+                pieces = plan(layout.size, send, store.part_size * -(-len(pieces) // MAX_PIECES))
+            sent = sum(b - a for kind, a, b in pieces if kind == "send")
+            info = store.compose(layout.key, _pieces(staged, layout, pieces), layout.metadata, condition=condition)
+            log.info("%s: stored %s (%d bytes: %d sent, %d copied by the server, %d fetched)", staged.path,
+                     store.describe(layout.key), layout.size, sent, layout.size - sent, staged.fetched)
+        info = ObjectInfo(key=info.key, size=info.size, etag=info.etag, last_modified=info.last_modified,
+                          metadata=layout.metadata if layout.spec is None or not layout.spec.compression
+                          else info.metadata)
+        staged.committed(Base(info, layout.header, layout.spec))
+        if layout.skip != len(layout.header):  # pragma: no cover - layouts are built so
+            raise AssertionError("layout header mismatch")
+        return info
+
+
+def _pieces(staged: StagedFile, layout: Layout, pieces: list[tuple[str, int, int]]) -> Iterator[Piece]:
+    """The pieces' bytes, read from the staged file one at a time (memory: the parts in flight)."""
+    base = staged.base
+    for kind, a, b in pieces:
+        if kind == "copy":
+            assert base is not None
+            shift = layout.skip - len(base.header)  # stored offset -> base body offset
+            yield CopiedRange(base.info.key, a + shift, b + shift, base.info.etag)
+        else:
+            yield staged.bytes_of(layout.skip + a, layout.skip + b)
+
+
+def _reencode(staged: StagedFile, layout: Layout) -> ObjectInfo:
+    """A compressed array: encoded whole again from the staged bytes (no range of it can be copied)."""
+    spec = layout.spec
+    assert spec is not None
+    body = np.memmap(staged.file, dtype=np.uint8, mode="r", offset=layout.skip, shape=(spec.nbytes,)) \
+        if spec.nbytes else np.zeros(0, np.uint8)
+    array = body.view(spec.dtype).reshape(spec.shape, order="F" if spec.fortran else "C")
+    extra = {k: v for k, v in layout.metadata.items() if k not in ("dtype", "shape", "compression", "order")}
+    return write_raw_array(staged.store, layout.key, array, compression=spec.compression, extra=extra)

@@ -28,7 +28,15 @@ from ..errors import NotAnArray
 from ..formats import codecs, pgzip
 from ..formats.flat import FlatBytes
 from ..formats.npy import npy_header
-from ..formats.raw import ArraySpec, check_body_size, metadata_from_spec, resolve_compression, spec_for_body
+from ..formats.raw import (
+    LARGE_ARRAY,
+    SMALL_ARRAY,
+    ArraySpec,
+    check_body_size,
+    metadata_from_spec,
+    resolve_compression,
+    spec_for_body,
+)
 from ..progress import BodyMap
 from ..storage.base import ObjectInfo, ObjectStore, Progress
 from .gzip_blocks import read_gzip_blocks, write_gzip_blocks
@@ -167,12 +175,13 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
     name = store.describe(info.key)
     progress = BodyMap.of(progress, info.size, spec.nbytes)
     try:
-        if spec.compression == codecs.GZIP:
-            if read_gzip_blocks(store, info, spec.nbytes, out, progress):
-                return
+        codec = None if spec.compression is None else codecs.record(spec.compression)
+        if codec is not None and codec.blocks and read_gzip_blocks(store, info, spec.nbytes, out, progress):
+            return
+        if codec is not None and codec.stream_into is not None:  # decoded as it arrives (Codec.decode)
             with store.open_read(info.key, if_match=info.etag) as stream:
-                codecs.gunzip_into(_counted(iter(lambda: stream.read(STREAM_CHUNK), b""), progress), out)
-        elif spec.compression is None:
+                codec.stream_into(_counted(iter(lambda: stream.read(STREAM_CHUNK), b""), progress), out)
+        elif codec is None:
             if info.size != spec.nbytes:
                 raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape "
                                  f"{spec.shape} needs {spec.nbytes} (truncated or not this array)")
@@ -186,7 +195,7 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
         else:
             body = bytearray(info.size)
             store.download_into(info.key, memoryview(body), if_match=info.etag, progress=progress)
-            codecs.decode_into(body, spec.compression, out)
+            codecs.decode_into(body, codec.id, out)
     except codecs.CorruptBodyError as exc:
         raise ValueError(f"{name}: {exc}") from exc
 
@@ -262,8 +271,8 @@ def read_raw_array(store: ObjectStore, key: str, info: ObjectInfo | None = None,
     return array
 
 
-def encode_array(array: np.ndarray, compression: object, *, name: str, small_array: str = "gzip",
-                 large_array: str = "Zstd", do_compression: bool = True,
+def encode_array(array: np.ndarray, compression: object, *, name: str, small_array: str = SMALL_ARRAY,
+                 large_array: str = LARGE_ARRAY, do_compression: bool = True,
                  gzip_flag: object = None) -> tuple[ArraySpec, memoryview | bytes]:
     """The spec to store and the body: the array's own memory when uncompressed (no copy)."""
     spec, raw = prepare_array(array, compression, name=name, small_array=small_array, large_array=large_array,
@@ -273,8 +282,8 @@ def encode_array(array: np.ndarray, compression: object, *, name: str, small_arr
     return spec, codecs.encode(raw, spec.compression)
 
 
-def prepare_array(array: np.ndarray, compression: object, *, name: str, small_array: str = "gzip",
-                  large_array: str = "Zstd", do_compression: bool = True,
+def prepare_array(array: np.ndarray, compression: object, *, name: str, small_array: str = SMALL_ARRAY,
+                  large_array: str = LARGE_ARRAY, do_compression: bool = True,
                   gzip_flag: object = None) -> tuple[ArraySpec, memoryview]:
     """The spec to store and the array's C-order bytes (its own memory when C-contiguous)."""
     if not isinstance(array, np.ndarray):
@@ -308,7 +317,7 @@ def write_raw_array(store: ObjectStore, key: str, array: np.ndarray, compression
     spec, raw = prepare_array(array, compression, name=name, **choice)  # type: ignore[arg-type]
     metadata = metadata_from_spec(spec)
     metadata.update(extra or {})
-    if spec.compression is not None and codecs.codec_id(spec.compression) == codecs.GZIP:
+    if spec.compression is not None and codecs.record(spec.compression).blocks:
         return write_gzip_blocks(store, key, raw, metadata, acl=acl, progress=progress,
                                  strategy=pgzip.strategy_for(spec.dtype),
                                  in_flight=PART_STREAM_IN_FLIGHT if strided else None)
@@ -323,7 +332,7 @@ def _write_strided(store: ObjectStore, key: str, array: np.ndarray, compression:
         raise TypeError(f"{store.describe(key)}: arrays of Python objects (dtype {array.dtype}) cannot be stored "
                         "as raw arrays; use upload_pickle")
     codec = resolve_compression(compression, array.nbytes, **choice)  # type: ignore[arg-type]
-    if codec is not None and codecs.codec_id(codec) != codecs.GZIP:
+    if codec is not None and not codecs.record(codec).blocks:
         return write_raw_array(store, key, np.ascontiguousarray(array), compression, extra=extra, acl=acl,
                                progress=progress, **choice)  # type: ignore[arg-type]
     spec = ArraySpec(dtype=array.dtype, shape=tuple(array.shape), order="C", compression=codec)

@@ -6,8 +6,9 @@ with its default parameters; we accept the same names, case-insensitively.
 The codec name comes from object metadata, which whoever can write the bucket controls, so it
 must never choose what code runs. 0.4.0 handed it to ``numcodecs.get_codec``, which also builds
 ``pickle``, ``json2``, ``msgpack2``, ``vlen-*`` and object codecs: decoding with those unpickles
-or builds Python objects from the body. Here only :data:`ALLOWED` codecs exist, on read and on
-write, whatever numcodecs version is installed. Each turns bytes into bytes and nothing else:
+or builds Python objects from the body. Here only the allowed codecs of :data:`CODECS` exist, on read
+and on write, whatever numcodecs version is installed. Each turns bytes into bytes and nothing else
+(each codec's facts are one :class:`Codec` record in :data:`CODECS`, read by every other module):
 
 * ``gzip`` (0.4.0's own gzip file stream), ``zlib``, ``bz2``, ``lzma``: decoded here with the
   standard library's streaming decompressors (the same ones numcodecs calls), bounded so a body
@@ -35,32 +36,17 @@ import gzip
 import io
 import lzma
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-GZIP = "gzip"
-#: codec ids (lower case) that may encode and decode, and the names 0.4.0 documents for them
-ALLOWED = ("gzip", "lz4", "zlib", "zstd", "bz2", "lzma")
-#: the codecs decoded as a stream (the standard library's decompressors); the others decode whole
-STREAMED = ("gzip", "zlib", "bz2", "lzma")
-DOCUMENTED = ("gzip", "LZ4", "Zlib", "Zstd", "BZ2", "lzma")
 #: decoded bytes made at once by ``gunzip_into``: a 1 MiB chunk of a very compressible body may
 #: decode to the whole array, which would then sit in memory as one ``bytes`` beside ``out``
 GUNZIP_STEP = 4 * 2**20
-
-#: Upper bound of decoded bytes per body byte for each codec's *format* (not an observed ratio):
-#: a body claiming more is forged and refused before any memory is allocated for it.
-#: deflate (gzip, zlib): a 258-byte match costs at least 2 bits -> 1032.
-#: LZ4 block: each further 255 bytes of match length cost one length byte -> 255.
-#: zstd: a block decodes to at most 128 KiB and costs at least 4 bytes (3-byte header + 1) -> 32768.
-#: bzip2: a block holds at most 900 kB of run-length-encoded input, which expands at most 51.8x
-#:   (5 bytes -> 259), and costs at least ~32 bytes -> 2**21 (all-zero arrays reach 1.4e6).
-#: lzma: a 273-byte repeat of the last match costs ~0.3 bits at best -> 2**14 (zeros reach ~7000).
-MAX_RATIO = {"gzip": 1032, "zlib": 1032, "lz4": 255, "zstd": 2**15, "bz2": 2**21, "lzma": 2**14}
 #: a body may always claim this much, whatever its size (headers, tiny arrays; cheap to allocate)
 SMALL_CLAIM = 2**20
 #: numcodecs ids that build Python objects from the body (named as such when refused)
@@ -69,15 +55,23 @@ OBJECT_CODECS = ("pickle", "json2", "msgpack2", "vlen-utf8", "vlen-bytes", "vlen
 
 def supported_codecs() -> list[str]:
     """Every name accepted as ``compression=`` (case-insensitive)."""
-    return sorted(set(DOCUMENTED) | set(ALLOWED), key=str.lower)
+    return sorted({c.name for c in allowed()} | {c.id for c in allowed()}, key=str.lower)
 
 
-def codec_id(name: object) -> str:
-    """The lower-case id of an allowed codec; ``ValueError`` naming the allowed ones otherwise."""
-    if isinstance(name, str) and name.strip().lower() in ALLOWED:
-        return name.strip().lower()
+def allowed() -> tuple[Codec, ...]:
+    """The codecs that encode and decode here (the allowlist), in :data:`CODECS` order."""
+    return tuple(c for c in CODECS if c.allowed)
+
+
+def record(name: object) -> Codec:
+    """The allowed codec ``name`` (any case) stands for; ``ValueError`` naming the allowed ones otherwise."""
+    found = _BY_ID.get(name.strip().lower()) if isinstance(name, str) else None
+    if found is not None and found.allowed:
+        return found
     shown = repr(name) if not isinstance(name, str) or len(name) <= 64 else repr(name[:64] + "...")
-    if isinstance(name, str) and (name.strip().lower() in OBJECT_CODECS or name.strip().lower().startswith("vlen")):
+    if found is not None:
+        why = found.why
+    elif isinstance(name, str) and (name.strip().lower() in OBJECT_CODECS or name.strip().lower().startswith("vlen")):
         why = "it builds Python objects from the stored bytes (it could run code from the bucket)"
     else:
         why = "it is not a byte codec cottoncandy runs"
@@ -85,15 +79,20 @@ def codec_id(name: object) -> str:
                      f"True (config default), {', '.join(supported_codecs())}")
 
 
+def codec_id(name: object) -> str:
+    """The lower-case id of an allowed codec; ``ValueError`` naming the allowed ones otherwise."""
+    return record(name).id
+
+
 def check_codec(name: str) -> str:
     """``name`` as spelled (0.4.0 stores it so) if it is an allowed codec; ``ValueError`` if not."""
-    codec_id(name)
+    record(name)
     return name.strip()
 
 
 def max_decoded_size(name: str, body_size: int) -> int:
-    """The most bytes a valid ``name`` body of ``body_size`` bytes can decode to (see MAX_RATIO)."""
-    return max(SMALL_CLAIM, MAX_RATIO[codec_id(name)] * int(body_size))
+    """The most bytes a valid ``name`` body of ``body_size`` bytes can decode to (``Codec.max_ratio``)."""
+    return max(SMALL_CLAIM, record(name).max_ratio * int(body_size))
 
 
 #: what a body may take beyond its array's bytes: each codec's worst growth on incompressible data is
@@ -111,7 +110,7 @@ def max_body_size(nbytes: int) -> int:
 
 def max_decoded_size_any(body_size: int) -> int:
     """The most bytes a body of ``body_size`` bytes can hold, raw or with any allowed codec."""
-    return max(SMALL_CLAIM, max(MAX_RATIO.values()) * int(body_size))
+    return max(SMALL_CLAIM, max(c.max_ratio for c in allowed()) * int(body_size))
 
 
 @lru_cache(maxsize=8)
@@ -119,20 +118,30 @@ def _numcodecs_codec(cid: str) -> Any:
     """The numcodecs codec for an allowed id (default parameters, as 0.4.0 builds it)."""
     import numcodecs
 
-    if cid not in ALLOWED or cid == GZIP:
-        raise ValueError(f"no numcodecs codec is used for {cid!r}")
-    return numcodecs.get_codec({"id": cid})
+    return numcodecs.get_codec({"id": record(cid).id})
+
+
+def _numcodecs_encode(cid: str) -> Callable[[memoryview], bytes]:
+    """``Codec.encode`` of a codec 0.4.0 encoded through numcodecs with its default parameters."""
+    def encode(data: memoryview) -> bytes:
+        return bytes(_numcodecs_codec(cid).encode(np.frombuffer(data, dtype=np.uint8)))
+    return encode
+
+
+def _gzip_file(data: memoryview) -> bytes:
+    """0.4.0's gzip body: one ``GzipFile`` stream at level 9 (the writer's indexed member is
+    ``arrays.gzip_blocks``; both read back through the same gzip readers)."""
+    out = io.BytesIO()
+    with gzip.GzipFile(mode="wb", fileobj=out, compresslevel=9) as gz:
+        gz.write(data)
+    return out.getvalue()
 
 
 def encode(data: memoryview, name: str) -> bytes:
     """Compress an array's C-order bytes the way 0.4.0 does."""
-    cid = codec_id(name)
-    if cid == GZIP:
-        out = io.BytesIO()
-        with gzip.GzipFile(mode="wb", fileobj=out, compresslevel=9) as gz:
-            gz.write(data)
-        return out.getvalue()
-    return bytes(_numcodecs_codec(cid).encode(np.frombuffer(data, dtype=np.uint8)))
+    codec = record(name)
+    assert codec.encode is not None  # allowed codecs all encode (tests/formats/test_codec_table.py)
+    return codec.encode(data)
 
 
 class CorruptBodyError(ValueError):
@@ -168,14 +177,15 @@ def decode_into(body: bytes | bytearray | memoryview, name: str, out: memoryview
     Never produces (or allocates for) more than ``len(out)`` decoded bytes, whatever the body says.
     Streaming codecs write into any sink; LZ4/Zstd need contiguous memory (see :func:`_numcodecs_into`).
     """
-    cid = codec_id(name)
-    if cid in STREAMED:
-        decode_stream_into([body], name, out)
+    codec = record(name)
+    if codec.stream_into is not None:
+        codec.stream_into([body], out)
     else:
-        declared = lz4_declared_size(body) if cid == "lz4" else zstd_declared_size(body)
+        assert codec.declared_size is not None  # a declared-size codec (tests/formats/test_codec_table.py)
+        declared = codec.declared_size(body)
         if declared != len(out):
             raise CorruptBodyError(f"{name} body declares {declared} decoded bytes, the array needs {len(out)}")
-        _numcodecs_into(cid, name, body, out)
+        _numcodecs_into(codec.id, name, body, out)
 
 
 def _numcodecs_into(cid: str, name: str, body: bytes | bytearray | memoryview,
@@ -337,18 +347,11 @@ class Discard:
 
 
 def decode_stream_into(chunks: Iterable[bytes | bytearray | memoryview], name: str, out: memoryview | Sink) -> None:
-    """:func:`decode_into` for a body given in pieces (gzip, zlib, bz2, lzma: the streaming codecs)."""
-    cid = codec_id(name)
-    if cid == GZIP:
-        gunzip_into(chunks, out)
-    elif cid == "zlib":
-        _stream_into(lambda: _Inflater(zlib.MAX_WBITS), chunks, out, "zlib", multi=False)
-    elif cid == "bz2":
-        _stream_into(bz2.BZ2Decompressor, chunks, out, "bz2", multi=True)
-    elif cid == "lzma":
-        _stream_into(lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ), chunks, out, "lzma", multi=True)
-    else:
+    """:func:`decode_into` for a body given in pieces (the codecs whose ``Codec.decode`` is ``stream``)."""
+    codec = record(name)
+    if codec.stream_into is None:
         raise ValueError(f"{name} bodies are decoded whole (decode_into), not as a stream")
+    codec.stream_into(chunks, out)
 
 
 class _Decompressor(Protocol):
@@ -457,3 +460,111 @@ def gunzip_into(chunks: Iterable[bytes | bytearray | memoryview], out: memoryvie
         raise CorruptBodyError("gzip body is truncated (stream ends early)")
     if pos != total:
         raise CorruptBodyError(f"gzip body decodes to {pos} bytes, the array needs {total}")
+
+
+def _streamer(new: Callable[[], _Decompressor], what: str,
+              multi: bool) -> Callable[[Iterable[bytes | bytearray | memoryview], memoryview | Sink], None]:
+    """``Codec.stream_into`` of a codec decoded by a standard-library decompressor (``multi``: streams
+    that follow the first are decoded too, as ``bz2.decompress``/``lzma.decompress`` do)."""
+    def stream_into(chunks: Iterable[bytes | bytearray | memoryview], out: memoryview | Sink) -> None:
+        _stream_into(new, chunks, out, what, multi=multi)
+    return stream_into
+
+
+class StreamEncoder(Protocol):
+    def compress(self, data: bytes, /) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+StreamInto = Callable[[Iterable[bytes | bytearray | memoryview], "memoryview | Sink"], None]
+
+
+@dataclass(frozen=True)
+class Codec:
+    """Everything cottoncandy knows of one body codec: the single place a codec is declared.
+
+    Encode (``arrays/raw``), decode (``decode_into``, the mount's ``cache/decoded`` and block reads),
+    the size checks (``formats/raw``, ``refs/build``) and the zarr metadata (``formats/zarrmeta``) all
+    read this record; no module names codecs itself (``tests/formats/test_codec_table.py`` checks both).
+
+    Invariants (checked by that test): ``decode == "stream"`` exactly when ``stream_into`` is set,
+    ``"declared"`` exactly when ``declared_size`` is set (a one-shot C decoder told that size);
+    ``size_at == "head"`` exactly for declared-size codecs; ``blocks`` only for gzip.
+    """
+
+    #: lower-case id (what ``numcodecs.get_codec`` and zarr's ``compressor`` call it)
+    id: str
+    #: the spelling 0.4.0's documentation and config use (``Zstd``); 0.4.0 stores the caller's spelling
+    name: str
+    #: on the allowlist: encodes and decodes here (a refused codec is listed for its ``why`` only)
+    allowed: bool
+    #: decoded bytes per body byte the *format* allows at most (not an observed ratio): a body
+    #: claiming more is forged and refused before anything is allocated for it
+    max_ratio: int
+    #: ``stream``: decoded as its bytes arrive, bounded by the output; ``declared``: decoded in one C call
+    #: after the size the body declares equals the array's
+    decode: Literal["stream", "declared"]
+    #: where a body says its decoded size, for checks made before decoding (``refs``): ``head`` (first
+    #: bytes), ``xz-index`` (the xz index before the footer), ``isize`` (gzip's trailer, mod 2**32),
+    #: ``none`` (stream it through a bounded decoder to know)
+    size_at: Literal["head", "xz-index", "isize", "none"]
+    #: our writer's bodies carry an index of independently inflatable blocks (``cc-gzip-blocks``)
+    blocks: bool
+    #: the numcodecs configuration zarr decodes a whole body with (``.zarray``'s ``compressor``);
+    #: 0.4.0 encoded with the defaults, which these are (FORMAT.md section 1)
+    zarr: Mapping[str, Any] | None
+    #: why it is (or is not) on the allowlist
+    why: str
+    encode: Callable[[memoryview], bytes] | None = None
+    stream_into: StreamInto | None = None
+    declared_size: Callable[[bytes | bytearray | memoryview], int] | None = None
+    #: a fresh encoder taking the bytes piece by piece (``compress``/``flush``), for writers that get
+    #: an array as it arrives (the mount's writes); ``None``: only whole bodies encode
+    stream_encoder: Callable[[], StreamEncoder] | None = None
+
+
+#: Every codec, once. Ratios: deflate (gzip, zlib): a 258-byte match costs at least 2 bits -> 1032.
+#: LZ4 block: each further 255 bytes of match length cost one length byte -> 255. zstd: a block
+#: decodes to at most 128 KiB and costs at least 4 bytes (3-byte header + 1) -> 32768. bzip2: a block
+#: holds at most 900 kB of run-length-encoded input, which expands at most 51.8x (5 bytes -> 259), and
+#: costs at least ~32 bytes -> 2**21 (all-zero arrays reach 1.4e6). lzma: a 273-byte repeat of the
+#: last match costs ~0.3 bits at best -> 2**14 (zeros reach ~7000).
+CODECS: tuple[Codec, ...] = (
+    Codec("gzip", "gzip", True, 1032, "stream", "isize", True, {"id": "gzip", "level": 1},
+          "0.4.0's default below 2 GB: a gzip file stream (ours: one member in indexed blocks)",
+          encode=_gzip_file, stream_into=lambda chunks, out: gunzip_into(chunks, out),
+          stream_encoder=lambda: zlib.compressobj(6, zlib.DEFLATED, 31)),  # wbits 31: one gzip member
+    Codec("zlib", "Zlib", True, 1032, "stream", "none", False, {"id": "zlib", "level": 1},
+          "a zlib stream, inflated by the standard library",
+          encode=_numcodecs_encode("zlib"), stream_into=_streamer(lambda: _Inflater(zlib.MAX_WBITS), "zlib", False),
+          stream_encoder=lambda: zlib.compressobj(6)),
+    Codec("bz2", "BZ2", True, 2**21, "stream", "none", False, {"id": "bz2", "level": 1},
+          "bzip2 streams, decoded by the standard library",
+          encode=_numcodecs_encode("bz2"), stream_into=_streamer(bz2.BZ2Decompressor, "bz2", True),
+          stream_encoder=lambda: bz2.BZ2Compressor(9)),
+    Codec("lzma", "lzma", True, 2**14, "stream", "xz-index", False,
+          {"id": "lzma", "format": 1, "check": -1, "preset": None, "filters": None},
+          "xz streams, decoded by the standard library",
+          encode=_numcodecs_encode("lzma"),
+          stream_into=_streamer(lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ), "lzma", True),
+          stream_encoder=lambda: lzma.LZMACompressor(format=lzma.FORMAT_XZ)),
+    Codec("zstd", "Zstd", True, 2**15, "declared", "head", False, {"id": "zstd", "level": 0},
+          "0.4.0's default above 2 GB: one zstd frame, which declares its size",
+          encode=_numcodecs_encode("zstd"), declared_size=lambda body: zstd_declared_size(body)),
+    Codec("lz4", "LZ4", True, 255, "declared", "head", False, {"id": "lz4", "acceleration": 1},
+          "an LZ4 block after its 4-byte decoded size",
+          encode=_numcodecs_encode("lz4"), declared_size=lambda body: lz4_declared_size(body)),
+    Codec("blosc", "Blosc", False, 255, "declared", "head", False, {"id": "blosc"},
+          "byte-to-byte, but c-blosc's decoder has open memory-safety bugs on crafted input "
+          "(Blosc/c-blosc#405), and 0.4.0 never documented it"),
+)
+_BY_ID = {c.id: c for c in CODECS}
+#: the id of gzip, 0.4.0's default codec and the one with blocks (its legacy ``gzip`` metadata flag)
+GZIP = next(c.id for c in CODECS if c.blocks)
+#: codec ids (lower case) that may encode and decode (a view of :data:`CODECS`)
+ALLOWED = tuple(c.id for c in CODECS if c.allowed)
+#: the names 0.4.0 documents for them (a view of :data:`CODECS`)
+DOCUMENTED = tuple(c.name for c in CODECS if c.allowed)
+#: the allowed codecs decoded (and encoded) as a stream (a view of :data:`CODECS`)
+STREAMED = tuple(c.id for c in CODECS if c.allowed and c.decode == "stream")

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import deflate
-from .codecs import MAX_RATIO, Sink
+from .codecs import GZIP, Sink, record
 from .flat import BufferSource, ByteSource
 from .keys import INDEX_KEY as INDEX_KEY  # declared in ``keys`` with every other metadata key
 from .keys import visible_metadata as visible_metadata
@@ -306,10 +306,10 @@ def parse_index(head: bytes, block_size: int, count: int, nbytes: int, body_size
                                   f"{longest})")
         out_start = i * block_size
         out_end = min(nbytes, out_start + block_size)
-        if length < (out_end - out_start) // MAX_RATIO["gzip"]:  # a 258-byte match costs 2 bits at least
+        if length < (out_end - out_start) // record(GZIP).max_ratio:  # a 258-byte match costs 2 bits at least
             raise BlockIndexError(f"block {i} is {length} bytes long: too short to hold the "
                                   f"{out_end - out_start} bytes it stands for (deflate makes at most "
-                                  f"{MAX_RATIO['gzip']} per byte)")
+                                  f"{record(GZIP).max_ratio} per byte)")
         blocks.append(Block(pos, pos + length, out_start, out_end))
         pos += length
     return Index(blocks, pos)

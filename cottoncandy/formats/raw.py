@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import string2bool
+from ..config import DEFAULTS_0_4_0, string2bool
 from ..errors import NotARawArray, ReservedMetadataKey
 from .codecs import GZIP, check_codec, max_decoded_size
 from .keys import DESCR_KEY, GZIP_FLAG, RESERVED_KEYS
@@ -172,7 +172,7 @@ def check_body_size(spec: ArraySpec, body_size: int, name: str) -> None:
     """Refuse a body that cannot hold ``spec``'s array, before anything is allocated for it.
 
     An uncompressed body must be exactly the array's size. A compressed body can decode to at
-    most ``codecs.MAX_RATIO`` times its size (a property of each codec's format, see there):
+    most ``Codec.max_ratio`` times its size (a property of each codec's format, see there):
     metadata claiming more is forged, and is refused instead of allocating what it claims.
     """
     if spec.compression is None:
@@ -285,8 +285,13 @@ def same_records(stored: np.dtype, expected: np.dtype) -> bool:
     return plain_void and stored.kind == expected.kind == "V" and stored.itemsize == expected.itemsize
 
 
-def resolve_compression(compression: object, nbytes: int, small_array: str = "gzip",
-                        large_array: str = "Zstd", do_compression: bool = True,
+#: 0.4.0's ``[compression]`` choices (config), the defaults of every codec choice
+SMALL_ARRAY = DEFAULTS_0_4_0["compression"]["small_array"]
+LARGE_ARRAY = DEFAULTS_0_4_0["compression"]["large_array"]
+
+
+def resolve_compression(compression: object, nbytes: int, small_array: str = SMALL_ARRAY,
+                        large_array: str = LARGE_ARRAY, do_compression: bool = True,
                         gzip_flag: object = None) -> str | None:
     """0.4.0's choice of codec from the ``compression=`` argument (and deprecated ``gzip=``).
 
@@ -302,8 +307,8 @@ def resolve_compression(compression: object, nbytes: int, small_array: str = "gz
             return None
         choice = small_array if nbytes <= GZIP_LIMIT else large_array
         if choice == GZIP and nbytes > GZIP_LIMIT:
-            raise ValueError("compression: gzip does not support arrays over 2 GB; "
-                             "set [compression] large_array to Zstd")
+            raise ValueError(f"compression: gzip does not support arrays over 2 GB; "
+                             f"set [compression] large_array to {LARGE_ARRAY}")
         return check_codec(choice)
     if isinstance(compression, str):
         if compression.strip().lower() in UNCOMPRESSED_SPELLINGS:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .codecs import codec_id
+from .codecs import record
 from .raw import ArraySpec
 
 #: bytes of one chunk cut from an uncompressed body, by default: a slice reads at most this much
@@ -31,26 +31,18 @@ DEFAULT_CHUNK_BYTES = 8 * 2**20
 #: array is one chunk instead, if that chunk is at most this many times chunk_bytes
 SMALL_CHUNK_FACTOR = 64
 
-#: numcodecs configuration of each codec 0.4.0 writes (decoding ignores the level; 0.4.0 used the
-#: codecs' defaults, FORMAT.md section 1). gzip bodies (0.4.0's GzipFile streams and our
-#: block-indexed members) are both one gzip member, which numcodecs' GZip reads.
-COMPRESSORS: dict[str, dict[str, Any]] = {
-    "gzip": {"id": "gzip", "level": 1},
-    "zlib": {"id": "zlib", "level": 1},
-    "bz2": {"id": "bz2", "level": 1},
-    "lzma": {"id": "lzma", "format": 1, "check": -1, "preset": None, "filters": None},
-    "zstd": {"id": "zstd", "level": 0},
-    "lz4": {"id": "lz4", "acceleration": 1},
-}
 #: names a zarr store keeps for itself: an object or folder named so cannot be a node
 RESERVED_NAMES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
 
 
 def compressor_for(compression: str | None) -> dict[str, Any] | None:
-    """The ``.zarray`` compressor of a body stored with ``compression`` (``None``: raw bytes)."""
+    """The ``.zarray`` compressor of a body stored with ``compression`` (``None``: raw bytes): the
+    codec's ``Codec.zarr`` (gzip bodies, 0.4.0's GzipFile streams and our block-indexed members, are
+    both one gzip member, which numcodecs' GZip reads)."""
     if compression is None:
         return None
-    return dict(COMPRESSORS[codec_id(compression)])
+    config = record(compression).zarr
+    return None if config is None else dict(config)
 
 
 @dataclass(frozen=True)

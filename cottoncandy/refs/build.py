@@ -201,14 +201,14 @@ class _Builder:
         if spec.compression is None:
             return
         try:
-            declared = self._declared_size(info, spec, codecs.codec_id(spec.compression))
+            declared = self._declared_size(info, spec, codecs.record(spec.compression))
         except codecs.CorruptBodyError as exc:
             raise ValueError(f"{self.store.describe(info.key)}: {exc}") from None
         if declared is not None and declared != spec.nbytes:
             raise ValueError(f"{self.store.describe(info.key)}: {spec.compression} body declares {declared} "
                              f"decoded bytes, the array needs {spec.nbytes}")
 
-    def _declared_size(self, info: ObjectInfo, spec: ArraySpec, cid: str) -> int | None:
+    def _declared_size(self, info: ObjectInfo, spec: ArraySpec, codec: codecs.Codec) -> int | None:
         """What the body says it decodes to (``None``: decoded here, checked by the decoder)."""
         if info.size > codecs.max_body_size(spec.nbytes):
             raise codecs.CorruptBodyError(
@@ -220,10 +220,9 @@ class _Builder:
         def get(start: int, end: int) -> bytes:
             return self.store.get_range(info.key, start, end, if_match=info.etag)
 
-        if cid in ("lz4", "zstd"):
-            head = get(0, min(info.size, 18))
-            return codecs.lz4_declared_size(head) if cid == "lz4" else codecs.zstd_declared_size(head)
-        if cid == "lzma":
+        if codec.size_at == "head" and codec.declared_size is not None:  # LZ4, zstd
+            return codec.declared_size(get(0, min(info.size, 18)))
+        if codec.size_at == "xz-index":
             tail = get(max(0, info.size - XZ_TAIL), info.size)
             need = codecs.xz_index_size(tail) + codecs.XZ_FOOTER
             if need > len(tail):
@@ -231,17 +230,18 @@ class _Builder:
                     raise codecs.CorruptBodyError(f"xz index of {need} bytes in a {info.size}-byte body")
                 tail = get(info.size - need, info.size)
             return codecs.xz_declared_size(tail, info.size)
-        if cid == codecs.GZIP and info.size > WHOLE_CHECK:
+        if codec.size_at == "isize" and info.size > WHOLE_CHECK:
             isize = codecs.gzip_isize(get(info.size - 4, info.size))
             if isize != spec.nbytes % 2**32:
-                raise codecs.CorruptBodyError(f"gzip body's trailer (ISIZE) says {isize} decoded bytes "
+                raise codecs.CorruptBodyError(f"{codec.id} body's trailer (ISIZE) says {isize} decoded bytes "
                                               f"(mod 2**32), the array needs {spec.nbytes}")
             return None
-        if cid == codecs.GZIP:
-            codecs.decode_into(get(0, info.size), cid, codecs.Discard(spec.nbytes))
+        if codec.size_at == "isize":
+            codecs.decode_into(get(0, info.size), codec.id, codecs.Discard(spec.nbytes))
             return None
-        with self.store.open_read(info.key, if_match=info.etag) as stream:  # zlib, bz2
-            codecs.decode_stream_into(iter(lambda: stream.read(STREAM_PIECE), b""), cid, codecs.Discard(spec.nbytes))
+        with self.store.open_read(info.key, if_match=info.etag) as stream:  # zlib, bz2: size_at "none"
+            codecs.decode_stream_into(iter(lambda: stream.read(STREAM_PIECE), b""), codec.id,
+                                      codecs.Discard(spec.nbytes))
         return None
 
     def add_array(self, path: str, spec: ArraySpec, plan: zarrmeta.ChunkPlan, info: ObjectInfo,

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, BinaryIO
 
 from .conditions import FULL_SUPPORT, ConditionalSupport, WriteCondition
+from .upload_journal import UploadJournal
 
 #: bytes-like things a store accepts as a body without copying them
 Buffer = bytes | bytearray | memoryview
@@ -244,6 +245,17 @@ class ObjectStore(abc.ABC):
         ``FileExistsError``) or still at a version (``overwrite(etag)``, else ``OSError(ESTALE)``),
         where the store honours it (``conditional_writes``); nothing is stored when it fails.
         """
+
+    def record_uploads(self, journal: UploadJournal | None) -> None:
+        """Write down every multipart upload this store starts, until it ends, in ``journal``
+        (``upload_journal``: a mount's, so the next mount aborts what a killed daemon left). This
+        default records nothing: stores without multipart uploads (memory, local)."""
+        return None
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort the in-progress multipart upload ``upload_id`` of ``key`` (one recorded in an
+        ``UploadJournal``); one already gone is no error. This default: no uploads, nothing to do."""
+        return None
 
     def conditional_writes(self) -> ConditionalSupport:
         """Which ``condition`` s of ``put``/``put_chunks`` this store honours. This default (stores

@@ -72,6 +72,7 @@ from .retry import (
     may_have_taken_effect,
     reading_body,
 )
+from .upload_journal import UploadJournal
 
 if TYPE_CHECKING:  # imported lazily: the fast path's botocore internals must never break this import
     from .s3_signed import SignedRequests
@@ -517,6 +518,8 @@ class S3Store(ObjectStore):
         self.listing_memory: int | None = answers.LISTING_MEMORY
         #: which conditional writes the endpoint honours (``conditional_writes``; ``None``: not asked yet)
         self._conditions: ConditionalSupport | None = None
+        #: where the multipart uploads this store starts are written down (``record_uploads``)
+        self._journal: UploadJournal | None = None
 
     def __repr__(self) -> str:
         endpoint = without_userinfo(self.settings.endpoint_url) if self.settings.endpoint_url else "AWS S3"
@@ -979,6 +982,8 @@ class S3Store(ObjectStore):
                 if any(attempts) or may_have_taken_effect(exc.__cause__ or exc):
                     self._abort_orphans(key, started, keep=None, failure=exc)
                 raise
+        if self._journal is not None:  # before any part is sent: a daemon killed from here on is recovered
+            self._journal.started(key, upload_id)
         lost = any(attempts)
         if lost:
             self._abort_orphans(key, started, keep=upload_id, failure=None)
@@ -1001,13 +1006,16 @@ class S3Store(ObjectStore):
 
         with AttemptLog.watching() as attempts:  # botocore's attempts: was one answer lost?
             try:
-                return str(self._conditional(condition, key, lambda: self._call(
+                done = str(self._conditional(condition, key, lambda: self._call(
                     complete, key, "write", writes=True))["ETag"])
+                self._ended(upload_id)
+                return done
             except OSError as exc:
                 lost = any(attempts) or isinstance(exc, MaybeStoredError)
                 if lost and (isinstance(exc, FileNotFoundError) or exc.errno == errno.EIO):
                     etag = self._completed_etag(key, listing, size)
                     if etag is not None:
+                        self._ended(upload_id)
                         log.info("%s: completing the upload failed (%s), but the object is there with this "
                                  "upload's ETag; taken as done", self.describe(key), exc.strerror or exc)
                         return etag
@@ -1023,6 +1031,20 @@ class S3Store(ObjectStore):
         if info.etag.strip('"') != expected or (size is not None and info.size != size):
             return None
         return f'"{expected}"'
+
+    def record_uploads(self, journal: UploadJournal | None) -> None:
+        self._journal = journal
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """``AbortMultipartUpload``, retried patiently; the journal learns it ended (gone counts too)."""
+        with contextlib.suppress(FileNotFoundError):  # already gone (an earlier answer was lost): done too
+            self._call(lambda: self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id),
+                       key, "abort the upload of", retry=CLEANUP_RETRY)
+        self._ended(upload_id)
+
+    def _ended(self, upload_id: str) -> None:
+        if self._journal is not None:
+            self._journal.ended(upload_id)
 
     def _conditional(self, condition: WriteCondition | None, key: str, send: Callable[[], T]) -> T:
         """``send()``, a write carrying ``condition``: a refusal of the condition is the loser's error
@@ -1072,8 +1094,7 @@ class S3Store(ObjectStore):
         """Abort an upload, retrying patiently (the endpoint has just failed); an abort that cannot be
         done is logged and noted on ``failure`` (the original error matters more)."""
         try:
-            self._call(lambda: self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id),
-                       key, "abort the upload of", retry=CLEANUP_RETRY)
+            self.abort_upload(key, upload_id)
         except FileNotFoundError:  # already gone (an earlier attempt's answer was lost)
             return
         except OSError as exc:

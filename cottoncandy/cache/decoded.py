@@ -174,6 +174,12 @@ class DecodedArrayCache:
         """Bytes of spill files held (the block tier sharing the folder leaves room for them)."""
         return int(self._spilled.currsize)
 
+    def held(self, ident: tuple[str, str]) -> DecodedArray | None:
+        """The decoded array for ``ident`` if it is held now (memory or spill), without decoding: a
+        reader with another way to the bytes (seek points) takes this one first, it costs no request."""
+        with self._lock:
+            return self._memory.get(ident) or self._spilled.get(ident)
+
     def get(self, ident: tuple[str, str], nbytes: int, decode: Decoder) -> DecodedArray:
         """The decoded array for ``ident``; decodes it (once, whatever the concurrency) if needed.
         A failed decode fails every caller waiting for it (the body is bad for all of them)."""

@@ -1,0 +1,266 @@
+"""``rename``, ``unlink``, ``mkdir`` and ``rmdir`` of a ``--rw`` mount (issue 26 item 6): the changes to
+the tree that are not a file's bytes. ``writable.StoreWriter`` hands those four calls here.
+
+What each does (docs/SEMANTICS.md, "Writes"):
+
+- **rename of a file being written by this mount**: the writer moves it to its new name before it is
+  stored (``Retarget``, given by the writer: ``StoreWriter.retarget(old, new) -> bool``); no copy.
+  A writer that cannot (its upload already started under the old key) raises ``EBUSY``.
+- **rename of a stored file** (just written by this mount, or any other): one server-side copy that
+  keeps the object's metadata (``ObjectStore.copy``: S3's ``MetadataDirective=COPY``), then a delete of
+  the old key only. A raw array ``a.npy`` renamed ``b.npy`` is the raw array ``b`` (the reverse naming
+  rule, ``Namespace.written``); every other object keeps its bytes under the new name as it is.
+- **rename of a folder**: every object under it copied, then the old keys deleted, when there are at
+  most ``rename_folder_limit`` of them; beyond that ``EXDEV`` and one log line, before anything is
+  copied, so ``mv`` falls back to copying file by file (visibly). A copy that fails removes the
+  copies made and leaves every old key: nothing is half renamed.
+- **unlink / rmdir**: only with ``allow_delete``, else ``EACCES`` and one log line; an exact-name
+  delete of the one key shown (never a prefix, never a pattern: ``api_files.rm``'s rule). An empty
+  folder made here (``made_folders``) is removed without asking the store, delete rights or not.
+- **dask and sparse array folders** (a folder whose ``metadata.json`` is a chunked or sparse
+  manifest: ``formats.dask``/``formats.sparse``) are removed whole or not at all: ``rmdir`` of the
+  folder deletes its manifest and the objects directly in it (``ENOTEMPTY`` if it also holds
+  sub-folders); ``unlink`` or ``rename`` of one of its files is ``EPERM`` (it would break the array).
+  Renaming the whole folder is a folder rename (a moved dask array still reads: ``chunked.resolve_part``).
+- **mkdir**: the folder lives in the mount only (``MadeFolders``) until a file lands in it.
+
+Every change tells the namespace at once: ``stored(key, info)`` for a new key, ``removed(key)`` for a
+gone one, ``refresh(path)`` for a folder renamed whole (its listings are asked again).
+
+Invariant: no key is deleted that the user did not name -- the file's own key, the keys listed
+under a folder being renamed (after their copies exist), or an array folder's own members.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..formats.dask import MANIFEST, parse_manifest
+from ..formats.sparse import parse_sparse_manifest
+from ..namespace.nodes import FileNode, FolderNode, Node
+from ..storage.base import ObjectInfo, ObjectStore, delete_after_failure
+from .made_folders import MadeFolders, parent_of
+
+log = logging.getLogger("cottoncandy.writes")
+
+#: the default of ``--rename-folder-limit``: objects a folder rename copies before it is EXDEV
+RENAME_FOLDER_LIMIT = 1000
+#: the biggest ``metadata.json`` read to decide whether a folder is an array (manifests are small)
+MAX_MANIFEST_PEEK = 1 << 20
+
+#: the writer's hook: move the file open for writing at ``old`` to ``new``; False when none is open there
+Retarget = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
+class TreeSettings:
+    """What a ``--rw`` mount allows of these changes (``ccfs.mountoptions`` rows of the same names)."""
+
+    allow_delete: bool = False
+    rename_folder_limit: int = RENAME_FOLDER_LIMIT
+
+
+class Tree(Protocol):
+    """What this module needs of the namespace (``namespace.facade.Namespace``)."""
+
+    def lookup(self, path: str) -> Node: ...
+
+    def written(self, path: str) -> tuple[str, str | None]: ...
+
+    def stored(self, key: str, info: ObjectInfo) -> None: ...
+
+    def removed(self, key: str) -> None: ...
+
+    def refresh(self, path: str = "") -> None: ...
+
+
+def _no_retarget(old: str, new: str) -> bool:
+    return False
+
+
+class TreeChanges:
+    """The four calls (see the module); ``retarget`` is the writer's (``Retarget``)."""
+
+    def __init__(self, store: ObjectStore, tree: Tree, settings: TreeSettings | None = None,
+                 retarget: Retarget = _no_retarget, folders: MadeFolders | None = None):
+        self.store = store
+        self.tree = tree
+        self.settings = settings or TreeSettings()
+        self.retarget = retarget
+        self.folders = folders if folders is not None else MadeFolders()
+
+    # --- lookups -------------------------------------------------------------------------------
+    def _shown(self, path: str) -> Node | None:
+        try:
+            return self.tree.lookup(path)
+        except FileNotFoundError:
+            return None
+
+    def _is_folder(self, path: str) -> bool:
+        return not path or path in self.folders or isinstance(self._shown(path), FolderNode)
+
+    def array_folder(self, path: str) -> bool:
+        """Whether the folder at ``path`` is a dask or sparse array (its ``metadata.json`` parses as
+        either manifest); one GET of a small file, answered by the namespace's lookup first."""
+        node = self._shown(f"{path}/{MANIFEST}" if path else MANIFEST)
+        if not isinstance(node, FileNode) or node.size > MAX_MANIFEST_PEEK:
+            return False
+        try:
+            doc = json.loads(self.store.get(node.key))
+        except (OSError, ValueError):
+            return False
+        for parse in (parse_manifest, parse_sparse_manifest):
+            try:
+                parse(doc, node.key)
+                return True
+            except (ValueError, TypeError, KeyError):
+                continue
+        return False
+
+    def _member_of_array(self, path: str, doing: str) -> None:
+        folder = parent_of(path)
+        if folder and self.array_folder(folder):
+            log.warning("%s: %s refused: it is part of the chunked or sparse array %s, which is removed or "
+                        "renamed whole (rmdir or mv of the folder)", path, doing, folder)
+            raise PermissionError(errno.EPERM, f"{path} is part of the array folder {folder}: {doing} it would "
+                                               "break the array; remove or rename the folder whole")
+
+    def _refuse_delete(self, path: str, doing: str) -> OSError:
+        log.warning("%s: %s refused: this mount was not given --allow-delete", path, doing)
+        return PermissionError(errno.EACCES, f"{path}: {doing} needs a mount with --allow-delete")
+
+    # --- mkdir / rmdir -------------------------------------------------------------------------
+    def mkdir(self, path: str) -> None:
+        path = path.strip("/")
+        if self._shown(path) is not None or path in self.folders:
+            raise FileExistsError(errno.EEXIST, f"{path} exists")
+        if not self._is_folder(parent_of(path)):
+            raise FileNotFoundError(errno.ENOENT, f"{parent_of(path)}: no such folder")
+        self.folders.add(path)
+
+    def rmdir(self, path: str) -> None:
+        path = path.strip("/")
+        node = self._shown(path)
+        if node is None:
+            if path not in self.folders:
+                raise FileNotFoundError(errno.ENOENT, f"{path}: no such folder")
+            if self.folders.under(path):
+                raise OSError(errno.ENOTEMPTY, f"{path} is not empty")
+            self.folders.discard(path)  # made here, holding nothing: no request to the store
+            return
+        if not isinstance(node, FolderNode):
+            raise NotADirectoryError(errno.ENOTDIR, f"{path} is not a folder")
+        listing = self.store.list_dir(node.prefix)
+        marker = [o.key for o in listing.objects if o.key == node.prefix]  # a console's 'folder/' object
+        members = [o.key for o in listing.objects if o.key != node.prefix]
+        if not members and not listing.prefixes and not marker:
+            self.folders.discard(path)
+            return
+        whole = members and not listing.prefixes and self.array_folder(path)
+        if (members or listing.prefixes) and not whole:
+            raise OSError(errno.ENOTEMPTY, f"{path} is not empty")
+        if not self.settings.allow_delete:
+            raise self._refuse_delete(path, "removing the array folder" if whole else "removing the folder")
+        keys = members + marker
+        self.store.delete_many(keys)
+        for key in keys:
+            self.tree.removed(key)
+        self.tree.refresh(path)
+        self.folders.discard(path)
+        log.info("%s: removed %d object(s)%s", path, len(keys), " (a whole array folder)" if whole else "")
+
+    # --- unlink --------------------------------------------------------------------------------
+    def unlink(self, path: str) -> None:
+        path = path.strip("/")
+        node = self.tree.lookup(path)
+        if isinstance(node, FolderNode):
+            raise IsADirectoryError(errno.EISDIR, f"{path} is a folder")
+        if not self.settings.allow_delete:
+            raise self._refuse_delete(path, "removing a file")
+        self._member_of_array(path, "removing")
+        self.store.delete(node.key)  # exactly the key shown
+        self.tree.removed(node.key)
+        if parent_of(path):
+            self.folders.add(parent_of(path))  # rm of its last file leaves the folder, as on a disk
+
+    # --- rename --------------------------------------------------------------------------------
+    def rename(self, old: str, new: str) -> None:
+        old, new = old.strip("/"), new.strip("/")
+        if old == new:
+            return
+        if not self._is_folder(parent_of(new)):
+            raise FileNotFoundError(errno.ENOENT, f"{parent_of(new)}: no such folder")
+        if old in self.folders and self._shown(old) is None:
+            if self._shown(new) is not None:
+                raise FileExistsError(errno.EEXIST, f"{new} exists")
+            self.folders.move(old, new)
+            return
+        if self.retarget(old, new):  # being written: stored under the new name when it is stored
+            self.folders.landed(new)
+            return
+        node = self.tree.lookup(old)
+        if isinstance(node, FolderNode):
+            self._rename_folder(old, node, new)
+        else:
+            self._member_of_array(old, "renaming")
+            self._rename_file(node, new)
+        self.folders.landed(new)
+
+    def _rename_file(self, node: FileNode, new: str) -> None:
+        target = self._shown(new)
+        if isinstance(target, FolderNode):
+            raise IsADirectoryError(errno.EISDIR, f"{new} is a folder")
+        bytes_key, array_key = self.tree.written(new)
+        dst = array_key if node.is_array and array_key is not None else bytes_key
+        if isinstance(target, FileNode) and target.key not in (dst, node.key):
+            raise FileExistsError(errno.EEXIST, f"{new} is shown for the object {target.key}; remove it first")
+        if dst == node.key:
+            return
+        self.store.copy(node.key, dst)  # server-side, the metadata kept
+        self.tree.stored(dst, self.store.head(dst))
+        self._delete_old([node.key], what=f"renaming {node.path} to {new}")
+
+    def _rename_folder(self, old: str, node: FolderNode, new: str) -> None:
+        if self._shown(new) is not None:
+            raise FileExistsError(errno.EEXIST, f"{new} exists")
+        prefix = self.tree.written(f"{new}/x")[0][:-1]  # the folder's keys start with its path's (reverse rule)
+        limit = self.settings.rename_folder_limit
+        keys: list[str] = []
+        for info in self.store.iter_objects(node.prefix):
+            keys.append(info.key)
+            if len(keys) > limit:
+                log.warning("%s: renaming a folder of more than %d objects is refused (EXDEV: mv copies it "
+                            "file by file; --rename-folder-limit raises the limit)", old, limit)
+                raise OSError(errno.EXDEV, f"{old} holds more than {limit} objects (--rename-folder-limit)")
+        copied: list[str] = []
+        try:
+            for key in keys:
+                dst = prefix + key[len(node.prefix):]
+                copied.append(dst)
+                self.store.copy(key, dst)
+        except BaseException as exc:
+            delete_after_failure(self.store, copied, exc, "copies")
+            raise
+        self._delete_old(keys, what=f"renaming the folder {old} to {new}")
+        for key in keys:
+            self.tree.removed(key)
+        self.tree.refresh(new)
+        self.tree.refresh(old)
+        self.folders.move(old, new)
+        log.info("%s -> %s: %d object(s) copied server-side and their old keys deleted", old, new, len(keys))
+
+    def _delete_old(self, keys: list[str], what: str) -> None:
+        """The old keys of a rename, once their copies exist (exact names only)."""
+        try:
+            self.store.delete_many(keys)
+        except OSError as exc:
+            log.warning("%s: the copies are stored but %d old object(s) could not be deleted (first %s): %s",
+                        what, len(keys), self.store.describe(keys[0]), exc)
+            raise OSError(errno.EIO, f"{what}: copied, but the old name could not be removed: {exc}") from exc
+        for key in keys:
+            self.tree.removed(key)

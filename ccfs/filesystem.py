@@ -36,6 +36,7 @@ from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.namespace.streams import FolderStream
 from cottoncandy.storage.base import ObjectInfo, ObjectStore
 from cottoncandy.storage.errors import NoAnswer
+from cottoncandy.writes.seam import ReadOnlyWriter, WriteHandle, Writer
 
 from .errors import Refused
 from .mountoptions import MountOptions as MountOptions  # where it was defined before ccfs.mountoptions
@@ -128,7 +129,10 @@ class DirectoryEntries:
 
 
 class CcFilesystem:
-    def __init__(self, store: ObjectStore, prefix: str = "", options: MountOptions | None = None):
+    def __init__(self, store: ObjectStore, prefix: str = "", options: MountOptions | None = None,
+                 writer: Callable[[Namespace], Writer] | None = None):
+        """``writer``: makes, from the namespace, where every change goes (``cottoncandy.writes.seam``);
+        ``None``: read-only (``EROFS``) unless ``options.rw``, then a ``StoreWriter``."""
         self.store = store
         self.options = options or MountOptions()
         # --cache-size is every buffer of data the daemon holds: a quarter for decoded (compressed)
@@ -167,16 +171,29 @@ class CcFilesystem:
         self.stopping = threading.Event()
         if hasattr(store, "listing_memory"):  # a store whose listings are bounded (S3)
             store.listing_memory = self.listing_memory
-        self._handles: dict[int, Handle] = {}
+        #: every open file by number: a read handle, or a write handle of ``self.writer``
+        self._handles: dict[int, Handle | WriteHandle] = {}
         self.versions = OpenVersions()
         self._next_fh = itertools.count(1)
         self._lock = threading.Lock()
         self.mounted_at = time.time()
         self.uid = os.getuid() if self.options.uid is None else self.options.uid
         self.gid = os.getgid() if self.options.gid is None else self.options.gid
-        self.folder_mode = stat.S_IFDIR | (0o555 & ~self.options.umask)
-        self.file_mode = stat.S_IFREG | (0o444 & ~self.options.umask)
+        self.writer: Writer = writer(self.namespace) if writer is not None else self._make_writer()
+        writable = 0o200 if self.writer.writable else 0  # the owner may write where the mount does
+        self.folder_mode = stat.S_IFDIR | ((0o555 | writable) & ~self.options.umask)
+        self.file_mode = stat.S_IFREG | ((0o444 | writable) & ~self.options.umask)
         self._closed = False
+
+    def _make_writer(self) -> Writer:
+        """The writer chosen at mount time: read-only unless ``--rw`` (``MountOptions.rw``)."""
+        if not self.options.rw:
+            return ReadOnlyWriter()
+        from cottoncandy.writes.writable import StoreWriter
+
+        from .mountoptions import write_settings
+
+        return StoreWriter(self.store, self.namespace, write_settings(self.options))
 
     @property
     def listing_memory(self) -> int:
@@ -213,6 +230,7 @@ class CcFilesystem:
         refused = fastpaths.refusals()
         if refused:  # each asked again through boto3 (``cottoncandy.fastpaths``)
             log.info("fast requests refused by the endpoint: %s", fastpaths.counts_line(refused))
+        self.writer.close()  # uploads still open are given up: no object, no orphan upload
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.demand.shutdown(wait=False, cancel_futures=True)
         self.namespace.close()
@@ -238,6 +256,12 @@ class CcFilesystem:
                 "st_mtime": t, "st_ctime": t, "st_atime": t, "st_blocks": (node.size + 511) // 512}
 
     def getattr(self, path: str) -> dict[str, Any]:
+        pending = self.writer.pending(path)
+        if pending is not None:  # a file being written: its size so far, not the store's answer
+            t = time.time_ns()
+            return {"st_uid": self.uid, "st_gid": self.gid, "st_blksize": self.options.block_size,
+                    "st_mode": self.file_mode, "st_nlink": 1, "st_size": pending.size, "st_mtime": t,
+                    "st_ctime": t, "st_atime": t, "st_blocks": (pending.size + 511) // 512}
         return self._stat(self.lookup(path))
 
     def readdir(self, path: str) -> list[tuple[str, dict[str, Any]]]:
@@ -307,9 +331,10 @@ class CcFilesystem:
 
     def open_file(self, path: str, flags: int = os.O_RDONLY) -> tuple[int, bool]:
         """A handle pinned to one version of the file, and whether the kernel may keep the pages
-        it has cached for this file (see ``versions``: False when the version changed)."""
+        it has cached for this file (see ``versions``: False when the version changed). An open
+        for writing goes to the writer (``EROFS`` on a read-only mount)."""
         if flags & WRITE_FLAGS:
-            raise OSError(errno.EROFS, f"read-only mount: cannot open {path} for writing")
+            return self._number(self.writer.open(path, flags, self.lookup)), False
         node = self.lookup(path)
         if isinstance(node, FolderNode):
             raise IsADirectoryError(errno.EISDIR, f"{path} is a folder")
@@ -321,10 +346,14 @@ class CcFilesystem:
         except BaseException:
             self.versions.release(node)
             raise
+        return self._number(handle), keep_cache
+
+    def _number(self, handle: Handle | WriteHandle) -> int:
+        """A new file handle number for ``handle`` (read and write handles share the numbering)."""
         with self._lock:
             fh = next(self._next_fh)
             self._handles[fh] = handle
-        return fh, keep_cache
+        return fh
 
     def _make_handle(self, node: FileNode) -> Handle:
         info, spec = node.info, node.spec
@@ -373,10 +402,16 @@ class CcFilesystem:
                 self.probing.read_failed(info.key)
             raise
 
-    def _handle(self, fh: int) -> Handle:
+    def _handle(self, fh: int) -> Handle | WriteHandle:
         handle = self._handles.get(fh)  # one dict read: atomic under the GIL, no lock per READ
         if handle is None:
             raise OSError(errno.EBADF, f"no open file {fh}")
+        return handle
+
+    def _write_handle(self, fh: int) -> WriteHandle:
+        handle = self._handle(fh)
+        if isinstance(handle, Handle):
+            raise OSError(errno.EBADF, f"file {fh} ({handle.node.path}) is open for reading only")
         return handle
 
     def read(self, fh: int, size: int, offset: int) -> bytes:
@@ -384,12 +419,53 @@ class CcFilesystem:
 
     def read_pieces(self, fh: int, size: int, offset: int) -> list[memoryview | bytes]:
         """``read`` as buffers to copy in order (what the FUSE reply is filled from)."""
-        return self._handle(fh).read_pieces(size, offset)
+        handle = self._handle(fh)
+        if not isinstance(handle, Handle):
+            return [handle.read(size, offset)]
+        return handle.read_pieces(size, offset)
 
     def release(self, fh: int) -> None:
         with self._lock:
             handle = self._handles.pop(fh, None)
-        if handle is not None:
-            if handle.reader is not None:
-                handle.reader.close()
-            self.versions.release(handle.node)
+        if handle is None:
+            return
+        if not isinstance(handle, Handle):
+            self.writer.release(handle)
+            return
+        if handle.reader is not None:
+            handle.reader.close()
+        self.versions.release(handle.node)
+
+    # --- changes: each goes to the writer chosen at mount time (``cottoncandy.writes.seam``) --
+    def create(self, path: str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int:
+        return self._number(self.writer.create(path, flags))
+
+    def write(self, fh: int, data: bytes, offset: int) -> int:
+        return self.writer.write(self._write_handle(fh), offset, data)
+
+    def flush(self, fh: int) -> None:
+        """FLUSH (each ``close()`` of a descriptor): a write handle's commit point; nothing for reads."""
+        handle = self._handle(fh)
+        if not isinstance(handle, Handle):
+            self.writer.flush(handle)
+
+    def fsync(self, fh: int, datasync: bool = False) -> None:
+        handle = self._handle(fh)
+        if not isinstance(handle, Handle):
+            self.writer.fsync(handle, datasync)
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> None:
+        handle = self._handles.get(fh) if fh is not None else None
+        self.writer.truncate(path, length, None if isinstance(handle, Handle) else handle)
+
+    def unlink(self, path: str) -> None:
+        self.writer.unlink(path)
+
+    def rename(self, old: str, new: str) -> None:
+        self.writer.rename(old, new)
+
+    def mkdir(self, path: str) -> None:
+        self.writer.mkdir(path)
+
+    def rmdir(self, path: str) -> None:
+        self.writer.rmdir(path)

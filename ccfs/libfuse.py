@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import inspect
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from cottoncandy import fastpaths, waits
 
 from .errors import report
 
+log = logging.getLogger("ccfs")
 
 def fill(destination: int, pieces: list[memoryview | bytes]) -> int:
     """Copy ``pieces`` one after another to the address ``destination``; the bytes copied."""
@@ -265,3 +267,14 @@ def session_watch() -> SessionWatch | None:
     fuse_pointer = found.contents.fuse if found else None
     session = get_session(fuse_pointer) if fuse_pointer else None
     return SessionWatch(exited, session) if session else None
+
+
+def write_options() -> dict[str, object]:
+    """The FUSE options a ``--rw`` mount adds. libfuse 3 negotiates WRITEs of up to 1 MiB by itself;
+    libfuse 2 sends 4 KiB WRITEs (77 MB/s measured, against 300-850 MB/s) unless told ``big_writes``,
+    which it is here, with one log line saying so."""
+    if int(getattr(fuse, "fuse_version_major", 3)) >= 3:
+        return {}
+    log.info("libfuse 2: writes through the mount use big_writes (128 KiB WRITEs); libfuse 3 (fuse3) "
+             "sends up to 1 MiB and is faster: set FUSE_LIBRARY_NAME=fuse3 where both are installed")
+    return {"big_writes": True}

@@ -190,7 +190,7 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
 
     from .control import sighup_refresh
     from .filesystem import CcFilesystem
-    from .libfuse import fuse_class, interrupted_check, session_watch
+    from .libfuse import fuse_class, interrupted_check, session_watch, write_options
     from .operations import Operations
 
     tune_malloc()  # before any thread: RSS follows the budget (``cottoncandy.cache.allocator``)
@@ -239,10 +239,12 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
             extra[name] = value if value else True
     if request.options.uid is not None or request.options.gid is not None or request.options.umask:
         extra.setdefault("default_permissions", True)  # the kernel enforces the modes shown
+    if request.options.rw:  # what writes need of libfuse (big WRITEs), said once if it is missing
+        extra.update(write_options())
     log.info("mounting %s on %s", request.target, request.mountpoint)
     try:
         with sighup_refresh(filesystem.refresh):
-            fuse_class()(operations, request.mountpoint, foreground=True, nothreads=False, ro=True,
+            fuse_class()(operations, request.mountpoint, foreground=True, nothreads=False, ro=not request.options.rw,
                          fsname=f"ccfs:{request.target}", subtype="ccfs", **extra)
     except RuntimeError as exc:
         # libfuse 3 ends a loop stopped by SIGTERM/SIGINT with status 8 (the signal is kept

@@ -29,6 +29,7 @@ from typing import Any
 
 from cottoncandy.cache.metadata import DEFAULT_LIMIT as DEFAULT_METADATA_LIMIT
 from cottoncandy.config import ADDRESSING_STYLES
+from cottoncandy.writes.settings import WRITE_CODECS, WriteSettings
 
 MiB = 2**20
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -68,6 +69,10 @@ class MountOptions:
     uid: int | None = None
     gid: int | None = None
     umask: int = 0
+    #: writes through the mount (``cottoncandy.writes``): off (EROFS) unless ``--rw``; the codec a
+    #: written ``.npy`` array is stored with (``none``: raw bytes, readable by range)
+    rw: bool = False
+    write_compression: str = "none"
     #: memory one folder's listing may take (``cottoncandy.storage.answers``: estimated per entry);
     #: a bigger folder fails with EFBIG. ``None``: a quarter of ``cache_size``, at least 16 MiB
     listing_memory: int | None = None
@@ -325,6 +330,12 @@ TABLE: tuple[Option, ...] = (
     Option("no_metadata_cache", "Keep no HEAD answers on disk.", field="metadata_cache", invert=True),
     Option("interruptible_reads", "Any signal ends a read waiting on S3 at once (not only a fatal one); slower "
                                   "sequential reads.", field="interruptible_reads"),
+    # writes (``cottoncandy.writes``; docs/SEMANTICS.md "Writes"). ``-o read_write`` in fstab: mount(8)
+    # hands every helper ``rw`` unless ``ro`` is asked, so ``rw`` cannot be the opt-in
+    Option("read_write", "Let files be written through the mount (np.save, cp): default read-only (EROFS).",
+           field="rw", spellings=("--rw",)),
+    Option("write_compression", "Codec of arrays written as NAME.npy through a --rw mount (none: readable by "
+                                "range).", Choice(WRITE_CODECS), field="write_compression"),
     # the daemon
     Option("log_file", "Log file (background default: none).", Text("file", path=True)),
     Option("log_level", "Least severity logged.", Choice(("DEBUG", "INFO", "WARNING", "ERROR")), default="INFO"),
@@ -352,6 +363,13 @@ def mount_options(values: Mapping[str, Any]) -> MountOptions:
         value = values[option.name]
         fields[option.field] = (not value) if option.invert else value
     return MountOptions(**fields)
+
+
+def write_settings(options: MountOptions) -> WriteSettings:
+    """What the writer of a ``--rw`` mount is told: a quarter of ``--cache-size`` for the bytes of
+    files being written (``cottoncandy.writes.memory``), and the codec of written arrays."""
+    codec = None if options.write_compression == "none" else options.write_compression
+    return WriteSettings(memory=options.cache_size // 4, compression=codec)
 
 
 def check(options: MountOptions) -> None:

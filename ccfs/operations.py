@@ -10,6 +10,7 @@ import errno
 import functools
 import itertools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -170,54 +171,89 @@ class Operations(fuse.Operations):
     @overrides
     @mapped
     def access(self, path: str, amode: int) -> int:
-        self.fs.lookup(path)
-        if amode & 2:  # W_OK
+        if self.fs.writer.pending(path) is None:  # a file being written is not in the store yet
+            self.fs.lookup(path)
+        if amode & 2 and not self.fs.writer.writable:  # W_OK
             raise fuse.FuseOSError(errno.EROFS)
         return 0
 
-    # --- a read-only mount: every change is EROFS --------------------------------------------
+    # --- changes: each goes to the one writer chosen at mount time (``cottoncandy.writes.seam``;
+    # read-only by default: EROFS, as before) -------------------------------------------------
+    @overrides
+    @mapped
+    def create(self, path: str, mode: int, fi: Any = None) -> int:
+        """mfusepy passes the open flags as ``fi`` (three parameters: its non-raw form)."""
+        return self.fs.create(path, int(fi) if isinstance(fi, int) else os.O_WRONLY | os.O_CREAT)
+
+    @overrides
+    @mapped
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        return self.fs.write(fh, data, offset)
+
+    @overrides
+    @mapped
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        self.fs.truncate(path, length, fh)
+        return 0
+
+    @overrides
+    @mapped
+    def flush(self, path: str, fh: int) -> int:
+        self.fs.flush(fh)
+        return 0
+
+    @overrides
+    @mapped
+    def fsync(self, path: str, datasync: int, fh: int) -> int:
+        self.fs.fsync(fh, bool(datasync))
+        return 0
+
+    @overrides
+    @mapped
+    def unlink(self, path: str) -> int:
+        self.fs.unlink(path)
+        return 0
+
+    @overrides
+    @mapped
+    def mkdir(self, path: str, mode: int) -> int:
+        self.fs.mkdir(path)
+        return 0
+
+    @overrides
+    @mapped
+    def rmdir(self, path: str) -> int:
+        self.fs.rmdir(path)
+        return 0
+
+    @overrides
+    @mapped
+    def rename(self, old: str, new: str) -> int:
+        self.fs.rename(old, new)
+        return 0
+
+    # --- what the store cannot keep: refused on a read-only mount, ignored on a writable one --
     def _refuse(self, path: str, *args: Any) -> int:
         raise fuse.FuseOSError(errno.EROFS)
 
-    @overrides
-    def create(self, path: str, mode: int, fi: Any = None) -> int:
-        return self._refuse(path)
-
-    @overrides
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        return self._refuse(path)
-
-    @overrides
-    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-        return self._refuse(path)
-
-    @overrides
-    def unlink(self, path: str) -> int:
-        return self._refuse(path)
-
-    @overrides
-    def mkdir(self, path: str, mode: int) -> int:
-        return self._refuse(path)
-
-    @overrides
-    def rmdir(self, path: str) -> int:
-        return self._refuse(path)
-
-    @overrides
-    def rename(self, old: str, new: str) -> int:
-        return self._refuse(old)
+    def _ignore(self, path: str) -> int:
+        """Modes, owners and times are the store's: on a writable mount setting them is accepted
+        and has no effect (``cp -p``, ``touch``), on a read-only one it is ``EROFS``."""
+        if not self.fs.writer.writable:
+            raise fuse.FuseOSError(errno.EROFS)
+        return 0
 
     @overrides
     def chmod(self, path: str, mode: int) -> int:
-        return self._refuse(path)
+        return self._ignore(path)
 
     @overrides
     def chown(self, path: str, uid: int, gid: int) -> int:
-        return self._refuse(path)
+        return self._ignore(path)
 
     @overrides
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
-        return self._refuse(path)
+        return self._ignore(path)
 
     @overrides
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from ..storage.base import ObjectStore
+from ..storage.base import ObjectInfo, ObjectStore
+from . import tree
 from .attributes import AttributeCache, Shelf
 from .listings import ListingCache, nameable
 from .nodes import Node
@@ -114,9 +115,42 @@ class Namespace:
                     self.attributes.clear()
                     break
                 asked += 1
-                self.attributes.learned(key, info)
-                self.listings.learned(folder, name, info)
+                self._learned(folder, name, key, info)
         return asked
+
+    # --- single-key changes made by this mount ------------------------------------------------
+    def written(self, path: str) -> tuple[str, str | None]:
+        """The keys a new file written at ``path`` may become: its bytes' own key, and the raw
+        array's if its bytes are a plain ``.npy`` (``tree.written``, the reverse naming rule)."""
+        folder, _, name = path.strip("/").rpartition("/")
+        base = self.listings.prefix + (folder + "/" if folder else "")
+        array = tree.written(name)
+        return base + name, None if array is None else base + array
+
+    def stored(self, key: str, info: ObjectInfo) -> None:
+        """This mount just stored ``key`` as ``info`` (the store's answer to the PUT or the
+        CompleteMultipartUpload): it shows at once, with no HEAD and no LIST."""
+        self._mend(key, info)
+
+    def removed(self, key: str) -> None:
+        """This mount just removed ``key``: it is gone from the listings and attributes at once."""
+        self._mend(key, None)
+
+    def _mend(self, key: str, info: ObjectInfo | None) -> None:
+        prefix = self.listings.prefix
+        relative = key[len(prefix):] if key.startswith(prefix) else ""
+        folder, _, name = relative.rpartition("/")
+        odd = folder != "" and any(not part or not nameable(part) for part in folder.split("/"))
+        if not name or not nameable(name) or odd:  # no plain entry of one folder: that folder is listed again
+            self.attributes.learned(key, info)
+            self.listings.forget(folder)
+            return
+        self._learned(folder, name, key, info)
+
+    def _learned(self, folder: str, name: str, key: str, info: ObjectInfo | None) -> None:
+        """The one mending path: the attribute cache and the listings in memory learn ``key``."""
+        self.attributes.learned(key, info)
+        self.listings.learned(folder, name, info)
 
     def refresh(self, path: str = "") -> None:
         """Forget what is cached so that a new upload shows at once (``ccfs refresh``, SIGHUP):

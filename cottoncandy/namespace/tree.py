@@ -9,6 +9,9 @@ Rules (docs/SEMANTICS.md, "What the mount shows"):
 - clashes: folders win, then objects under their own key, then derived ``.npy`` names. A raw
   array whose ``.npy`` name is taken is shown under its bare key; an object whose name is taken by
   a folder is left out. Each clash is logged once.
+
+The reverse rule (which key a file written through the mount becomes) is ``written``, below: it is
+declared here, beside the forward one, so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -99,3 +102,14 @@ def candidates(name: str) -> list[str]:
         out.append(name[: -len(NPY)])
     out.append(name + NPY)  # its presence decides whether a bare-named array is shown bare
     return out
+
+
+def written(name: str) -> str | None:
+    """The reverse of ``entries`` for a new file written as ``name``: the object name of the raw array
+    it becomes if its bytes are a plain ``.npy`` array (not object dtype, no pickle): ``x.npy`` ->
+    ``x``, which ``entries`` shows as ``x.npy`` again. ``None`` for every other name, and for a
+    ``.npy`` whose bytes are not a plain array: those are stored byte for byte under ``name``.
+    A file that already exists keeps the key it was read from (``cottoncandy.writes.writable``)."""
+    if name.endswith(NPY) and len(name) > len(NPY):
+        return name[: -len(NPY)]
+    return None

@@ -111,7 +111,8 @@ def test_every_ccfs_mount_option_is_known_to_the_helper() -> None:
     # --foreground: the helper decides (mount(8) waits for it); -o: FUSE's own options pass through
     left_to_the_helper = {"foreground"}
     for param in mount_command.params:
-        names = [opt[2:].replace("-", "_") for opt in getattr(param, "opts", []) if opt.startswith("--")]
+        # the row's name (``--rw`` is the row ``read_write``: ``-o rw`` is mount(8)'s own)
+        names = [param.name] if any(opt.startswith("--") for opt in getattr(param, "opts", [])) else []
         if not isinstance(param, click.Option) or not names or names[0] in left_to_the_helper:
             continue
         assert names[0] in (FLAGS if param.is_flag else VALUED), names[0]

@@ -1,0 +1,29 @@
+"""What a writable mount's writer is told (one frozen object, made by ``ccfs.mountoptions``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..formats import codecs
+
+#: the codecs a written array may be stored with: those that compress as the bytes arrive (their
+#: ``Codec.stream_encoder``), or none
+WRITE_CODECS = ("none", *(codec.id for codec in codecs.allowed() if codec.stream_encoder is not None))
+#: parts of the library's part size in memory per file being streamed: the one being filled, the
+#: first one (held back by ``put_chunks``), and up to two being sent
+PARTS_PER_FILE = 4
+#: seconds a write waits for memory held by other files being written before it fails with ENOMEM
+MEMORY_WAIT = 30.0
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """``memory``: bytes of file data held by all files being written together (``writes.memory``);
+    ``compression``: the codec of written arrays (``None``: raw); ``part_size``: bytes per uploaded
+    part (``None``: the store's ``part_size``, the library's)."""
+
+    memory: int = 128 * 2**20
+    compression: str | None = None
+    part_size: int | None = None
+    parts_per_file: int = PARTS_PER_FILE
+    memory_wait: float = MEMORY_WAIT

@@ -1,0 +1,324 @@
+"""A file written from its first byte onward (``np.save``, ``cp``): streamed to the store, no disk.
+
+The bytes are held in memory until there is one part of them (a small file is one PUT at FLUSH).
+A file named ``NAME.npy`` is parsed as it arrives: once its ``.npy`` header is complete and says it
+is a plain array (not object dtype), the file is the raw array ``NAME`` -- its header is dropped and
+becomes cottoncandy's metadata (dtype, shape, order, codec), its data bytes are the object's body --
+otherwise it is stored byte for byte under its own name. From one part on, the body streams into ONE
+multipart upload (the library's streaming writer, ``ObjectStore.put_chunks``, in parts of the store's
+``part_size``) on a thread of its own, fed through a short queue: a WRITE waits while the parts
+before it are being sent, so a file holds at most ``parts_per_file`` parts (the first one, held back
+by ``put_chunks``; the one being filled; those being sent) plus the queue.
+
+Commit: FLUSH completes the upload and returns the store's answer (CompleteMultipartUpload or the
+PUT carries data and metadata together: a partly written file is never visible). A ``.npy`` with
+fewer data bytes than its header promises is not stored at FLUSH (``open_memmap`` writes its header,
+closes, reopens) and is given up at the last RELEASE: its upload is aborted, nothing is visible.
+
+Invariant: bytes are taken only at the end of the file (``accepts``); anything else is the staged
+kind's (``kinds.Staging``), and the seam refuses it while there is none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import logging
+import queue
+import struct
+import threading
+from collections.abc import Iterator, Mapping
+
+from ..formats import codecs
+from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
+from ..formats.raw import ArraySpec, metadata_from_spec
+from ..storage.base import ObjectInfo, ObjectStore
+from .kinds import Target
+from .memory import WriteMemory
+from .settings import WriteSettings
+
+log = logging.getLogger("cottoncandy.writes")
+
+#: chunks waiting for the upload thread, at most (a chunk is one FUSE WRITE: up to 1 MiB)
+QUEUED_CHUNKS = 8
+#: seconds between looks at the upload while a WRITE waits for room in the queue
+POLL = 0.1
+
+
+class Incomplete(Exception):
+    """Raised into the upload to give it up (the file is not stored; ``put_chunks`` aborts it)."""
+
+
+def npy_header_length(head: bytes | bytearray) -> int | None:
+    """The length of the ``.npy`` header ``head`` starts (magic, version, length field, dict), ``0``
+    when ``head`` cannot start one, ``None`` when more bytes are needed to tell."""
+    if head[: len(MAGIC)] != MAGIC[: len(head)]:
+        return 0
+    if len(head) < 8:
+        return None
+    major = head[6]
+    if major == 1:
+        return None if len(head) < 10 else 10 + struct.unpack("<H", bytes(head[8:10]))[0]
+    if major in (2, 3):
+        return None if len(head) < 12 else 12 + struct.unpack("<I", bytes(head[8:12]))[0]
+    return 0
+
+
+class Upload:
+    """One ``put_chunks`` fed from WRITEs: a thread pulls the chunks ``send`` queues."""
+
+    def __init__(self, store: ObjectStore, key: str, metadata: Mapping[str, str], size_hint: int | None,
+                 part_size: int, in_flight: int):
+        self.key = key
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
+        self._giving_up = False
+        self._done = threading.Event()
+        self.info: ObjectInfo | None = None
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.info = store.put_chunks(key, self._pull(), metadata, size_hint=size_hint,
+                                             in_flight=in_flight)
+            except BaseException as exc:  # noqa: BLE001 - kept for the WRITE or FLUSH that asks next
+                self.error = exc
+            finally:
+                self._done.set()
+
+        self._thread = threading.Thread(target=run, name="cc-write", daemon=True)
+        self._thread.start()
+
+    def _pull(self) -> Iterator[bytes]:
+        while True:
+            chunk = self._chunks.get()
+            if self._giving_up:
+                raise Incomplete(self.key)
+            if chunk is None:
+                return
+            yield chunk
+
+    def _put(self, item: bytes | None) -> None:
+        while True:
+            if self._done.is_set():
+                raise self.failure()
+            try:
+                self._chunks.put(item, timeout=POLL)
+                return
+            except queue.Full:
+                continue
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data`` (waiting while the queue is full); the upload's refusal if it has failed."""
+        if data:
+            self._put(data)
+
+    def finish(self) -> ObjectInfo:
+        """End the body; the store's answer once the object is stored, or its refusal."""
+        self._put(None)
+        self._done.wait()
+        if self.info is None:
+            raise self.failure()
+        return self.info
+
+    def abort(self) -> None:
+        """Give the upload up (``put_chunks`` aborts its multipart upload) and wait for it to end."""
+        self._giving_up = True
+        while not self._done.is_set():
+            with contextlib.suppress(queue.Full):
+                self._chunks.put_nowait(None)  # wakes the puller, which then raises ``Incomplete``
+            self._done.wait(POLL)
+
+    def failure(self) -> OSError:
+        error = self.error
+        if isinstance(error, OSError):
+            return error
+        return OSError(errno.EIO, f"upload of {self.key} ended without an answer ({error!r})")
+
+
+class StreamingFile:
+    """See the module. Methods are called under the open file's lock (``writable.OpenFile``)."""
+
+    def __init__(self, store: ObjectStore, target: Target, settings: WriteSettings, memory: WriteMemory):
+        self.store = store
+        self.target = target
+        self.settings = settings
+        self.memory = memory
+        self.part_size = settings.part_size or store.part_size
+        self._size = 0
+        self._held = bytearray()  # every byte written while nothing is uploaded
+        self._charged = 0  # bytes of ``memory`` this file holds
+        self.spec: ArraySpec | None = None
+        self.header_length = 0
+        self.decided = target.array_key is None  # whether it is known to be an array or bytes
+        self._upload: Upload | None = None
+        self._encoder: codecs.StreamEncoder | None = None
+        self.stored: ObjectInfo | None = None
+        self.given_up = False
+
+    # --- what it is ----------------------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        if self.spec is not None and self.target.array_key is not None:
+            return self.target.array_key
+        return self.target.bytes_key
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def expected_size(self) -> int | None:
+        """The file's size its ``.npy`` header promises (``None``: not an array)."""
+        return None if self.spec is None else self.header_length + self.spec.nbytes
+
+    def held(self) -> bytes | None:
+        """Every byte written so far, while none has been uploaded (``None`` once parts are out)."""
+        return None if self._upload is not None else bytes(self._held)
+
+    def _decide(self, final: bool = False) -> None:
+        """Array or bytes, from the bytes held (``final``: no more are coming: undecided is bytes)."""
+        if self.decided:
+            return
+        length = npy_header_length(self._held)
+        if length is None or (length and len(self._held) < length):
+            if final:
+                self.decided = True
+            return
+        self.decided = True
+        if not length or length > NPY_HEADER_LIMIT:
+            return
+        parsed = parse_npy_header(bytes(self._held[:length]))  # None: object dtype, a pickle, not .npy
+        if parsed is not None and parsed[1] == length:
+            spec = parsed[0]
+            if self.settings.compression is not None:
+                spec = dataclasses.replace(spec, compression=self.settings.compression)
+            self.spec, self.header_length = spec, length
+
+    def _metadata(self) -> dict[str, str]:
+        return metadata_from_spec(self.spec) if self.spec is not None else {}
+
+    def _body(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Bytes of the array's body as they go to the store (compressed when a codec is set)."""
+        if self.spec is None or self.spec.compression is None:
+            return bytes(data)
+        if self._encoder is None:
+            make = codecs.record(self.spec.compression).stream_encoder
+            if make is None:
+                raise OSError(errno.EINVAL, f"codec {self.spec.compression} cannot compress as bytes arrive")
+            self._encoder = make()
+        return self._encoder.compress(bytes(data))
+
+    # --- writing -------------------------------------------------------------------------------
+    def accepts(self, offset: int, length: int) -> bool:
+        return offset == self._size and self.stored is None and not self.given_up
+
+    def write(self, offset: int, data: bytes) -> int:
+        expected = self.expected_size
+        if expected is not None and self._size + len(data) > expected:
+            raise OSError(errno.EFBIG, f"{self.store.describe(self.key)}: more bytes than the .npy header "
+                                       f"promises ({expected})")
+        if self._upload is not None:
+            self._upload.send(self._body(data))
+            self._size += len(data)
+            return len(data)
+        self.memory.take(len(data), self.store.describe(self.key))
+        self._charged += len(data)
+        self._held += data
+        self._size += len(data)
+        self._decide()
+        if self.decided and self._size - self.header_length >= self.part_size:
+            self._start()
+        return len(data)
+
+    def _start(self) -> None:
+        """From one part on: the upload starts, with what is held as its first chunk."""
+        need = self.settings.parts_per_file * self.part_size
+        if need > self._charged:
+            self.memory.take(need - self._charged, self.store.describe(self.key))
+            self._charged = need
+        expected = self.expected_size
+        hint = None if expected is None else expected - self.header_length
+        self._upload = Upload(self.store, self.key, self._metadata(), hint, self.part_size,
+                              max(1, self.settings.parts_per_file - 2))
+        body = memoryview(self._held)[self.header_length:]
+        try:
+            self._upload.send(self._body(body))
+        finally:
+            del body
+            self._held = bytearray()
+
+    def read(self, size: int, offset: int) -> bytes:
+        if self._upload is not None:
+            raise OSError(errno.EOPNOTSUPP, f"{self.store.describe(self.key)}: cannot read back a file being "
+                                            "uploaded as it is written")
+        return bytes(self._held[offset : offset + size])
+
+    def can_truncate(self, length: int) -> bool:
+        return self._upload is None and self.stored is None and length <= self._size
+
+    def truncate(self, length: int) -> None:
+        """Cut what is held (before anything is uploaded) to ``length`` bytes, deciding again."""
+        del self._held[length:]
+        self._size = length
+        self.spec, self.header_length = None, 0
+        self.decided = self.target.array_key is None
+        self._decide()
+
+    # --- commit points -------------------------------------------------------------------------
+    def _complete(self) -> bool:
+        expected = self.expected_size
+        return expected is None or self._size == expected
+
+    def flush(self) -> ObjectInfo | None:
+        if self.stored is not None or self.given_up:
+            return None
+        self._decide(final=True)
+        if not self._complete():  # a .npy still short of its data: stored later, or given up at release
+            return None
+        try:
+            if self._upload is not None:
+                if self._encoder is not None:
+                    self._upload.send(self._encoder.flush())
+                info = self._upload.finish()
+            else:
+                body = memoryview(self._held)[self.header_length:]
+                data: bytes | memoryview = body
+                if self.spec is not None and self.spec.compression is not None:
+                    data = self._body(body) + (self._encoder.flush() if self._encoder is not None else b"")
+                try:
+                    info = self.store.put(self.key, data, self._metadata())
+                finally:
+                    del body, data
+        except BaseException:
+            self.abort()
+            raise
+        self.stored = info
+        self._free()
+        return info
+
+    def fsync(self) -> ObjectInfo | None:
+        return self.flush()
+
+    def release(self) -> ObjectInfo | None:
+        if self.stored is None and not self.given_up:
+            self._decide(final=True)
+            if not self._complete():
+                log.warning("%s not stored: its .npy header promises %d bytes, %d were written",
+                            self.store.describe(self.key), self.expected_size, self._size)
+                self.abort()
+                return None
+            return self.flush()
+        return None
+
+    def abort(self) -> None:
+        self.given_up = True
+        upload, self._upload = self._upload, None
+        if upload is not None:
+            upload.abort()
+        self._free()
+
+    def _free(self) -> None:
+        self._held = bytearray()
+        self.memory.give(self._charged)
+        self._charged = 0

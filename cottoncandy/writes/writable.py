@@ -1,0 +1,262 @@
+"""The writable seam (``ccfs mount --rw``): each path open for writing is one ``OpenFile`` holding one
+``FileKind``; each open of it is a ``FileHandle`` (what the mount's file handle number names).
+
+Dispatch, per handle, per WRITE: the file's kind takes the WRITE if it ``accepts`` it. A file starts
+as a ``streaming.StreamingFile`` (create, or ``O_TRUNC``/empty rewrite of an existing file); a WRITE
+or truncate it does not accept (not at its end), and an open of an existing non-empty file that is
+not a plain rewrite (``O_RDWR``, ``O_APPEND``, ``O_WRONLY`` without ``O_TRUNC``), go to the staged kind.
+
+WHERE THE STAGED KIND PLUGS IN (issue 26 item 3): pass ``staging=`` to ``StoreWriter`` an object
+implementing ``kinds.Staging``:
+
+- ``Staging.start(target, existing_node, flags) -> FileKind``: called by ``StoreWriter.open`` for an
+  open of an existing object that is not a plain rewrite (see ``plain_rewrite``);
+- ``Staging.adopt(stream) -> FileKind``: called by ``StoreWriter._switch`` when a streaming file gets
+  a WRITE (or truncate) it does not accept; ``stream.held()`` is every byte written so far while none
+  has been uploaded (``None`` after the first part went out);
+- the returned kind implements ``kinds.FileKind``: its ``flush``/``fsync``/``release`` return the
+  ``ObjectInfo`` stored (the seam tells the namespace, ``Namespace.stored``) or ``None``, and raise the
+  store's refusal. The staged kind decides its own commit points (``fsync``, last ``release``).
+
+``ccfs/filesystem.py`` builds ``StoreWriter(store, namespace, settings)``: give it the staging object
+there. Until one is given, each such request fails with ``EOPNOTSUPP`` and one log line, and the file
+is left as it was (nothing is ever stored out of order). A short ``.npy`` (``open_memmap``'s header,
+close, reopen) is given up at its last release by the streaming kind; a staging object that wants to
+keep it for the reopen adopts it before (``pending`` files are looked up by path).
+
+``unlink``, ``rename``, ``mkdir``, ``rmdir`` (issue 26 items 5, 6) are ``EOPNOTSUPP`` here until their
+builder replaces them; they must tell the namespace with ``stored``/``removed``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from ..namespace.facade import Namespace
+from ..namespace.nodes import FileNode, FolderNode
+from ..storage.base import ObjectInfo, ObjectStore
+from .kinds import FileKind, Staging, Target
+from .memory import WriteMemory
+from .seam import Lookup, WriteHandle
+from .settings import WriteSettings
+from .streaming import StreamingFile
+
+log = logging.getLogger("cottoncandy.writes")
+
+#: errnos a refusal keeps as the store said them; any other failure is EIO
+KEPT_ERRNOS = frozenset({errno.EACCES, errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EEXIST, errno.ENOMEM,
+                         errno.EFBIG, errno.EOPNOTSUPP, errno.EINTR})
+
+
+def refusal(exc: BaseException, key: str) -> OSError:
+    """The error a program sees for a store's refusal of ``key``: EACCES, ENOSPC, ESTALE, EEXIST...
+    as the store said, anything else EIO; the message names the key (one log line: ``ccfs.errors``)."""
+    code = errno.EIO
+    if isinstance(exc, PermissionError):
+        code = errno.EACCES
+    elif isinstance(exc, FileExistsError):
+        code = errno.EEXIST
+    elif isinstance(exc, OSError) and exc.errno in KEPT_ERRNOS:
+        code = int(exc.errno)
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    return OSError(code, f"{key}: not stored: {reason}")
+
+
+def plain_rewrite(flags: int, node: FileNode) -> bool:
+    """Whether an open of the existing ``node`` rewrites it from its first byte (streamable)."""
+    if flags & os.O_TRUNC:
+        return True
+    return node.size == 0 and not flags & os.O_RDWR
+
+
+class OpenFile:
+    """One path being written: its kind, how many handles have it open, the lock its calls take."""
+
+    def __init__(self, path: str, kind: FileKind):
+        self.path = path
+        self.kind = kind
+        self.handles = 0
+        self.lock = threading.Lock()
+
+
+class FileHandle:
+    """A write handle (``seam.WriteHandle``): one open of an ``OpenFile``."""
+
+    def __init__(self, file: OpenFile):
+        self.file = file
+        self.path = file.path
+
+    @property
+    def key(self) -> str:
+        return self.file.kind.key
+
+    @property
+    def size(self) -> int:
+        return self.file.kind.size
+
+    def read(self, size: int, offset: int) -> bytes:
+        with self.file.lock:
+            return self.file.kind.read(size, offset)
+
+
+def opened(handle: WriteHandle) -> OpenFile:
+    """The open file of one of this writer's handles."""
+    if not isinstance(handle, FileHandle):
+        raise OSError(errno.EBADF, f"{handle.path}: not a handle of this mount's writer")
+    return handle.file
+
+
+class StoreWriter:
+    """The writer of a ``--rw`` mount (see the module)."""
+
+    writable = True
+
+    def __init__(self, store: ObjectStore, namespace: Namespace, settings: WriteSettings,
+                 staging: Staging | None = None):
+        self.store = store
+        self.namespace = namespace
+        self.settings = settings
+        self.staging = staging
+        self.memory = WriteMemory(settings.memory, settings.memory_wait)
+        self._files: dict[str, OpenFile] = {}
+        self._lock = threading.Lock()
+
+    # --- opening -------------------------------------------------------------------------------
+    def _stream(self, target: Target) -> StreamingFile:
+        return StreamingFile(self.store, target, self.settings, self.memory)
+
+    def _handle(self, path: str, make: Callable[[], FileKind]) -> FileHandle:
+        with self._lock:
+            file = self._files.get(path)
+            if file is None:
+                file = self._files[path] = OpenFile(path, make())
+            file.handles += 1
+        return FileHandle(file)
+
+    def create(self, path: str, flags: int) -> FileHandle:
+        path = path.strip("/")
+        bytes_key, array_key = self.namespace.written(path)
+        return self._handle(path, lambda: self._stream(Target(path, bytes_key, array_key)))
+
+    def open(self, path: str, flags: int, lookup: Lookup) -> FileHandle:
+        path = path.strip("/")
+        with self._lock:
+            if path in self._files:  # another open of a file being written: the same file
+                return self._handle(path, lambda: self._files[path].kind)
+        node = lookup(path)
+        if isinstance(node, FolderNode):
+            raise IsADirectoryError(errno.EISDIR, f"{path} is a folder")
+        # an array stays an array (or becomes its bytes under the file's name); an object stays bytes
+        bytes_key, _ = self.namespace.written(path)
+        target = Target(path, bytes_key, node.key) if node.is_array else Target(path, node.key, None)
+        if plain_rewrite(flags, node):
+            return self._handle(path, lambda: self._stream(target))
+        if self.staging is None:
+            raise self._unsupported(node.key, "opening an existing file to change it in place (O_RDWR, "
+                                              "O_APPEND, or no O_TRUNC)")
+        staging = self.staging
+        return self._handle(path, lambda: staging.start(target, node, flags))
+
+    def pending(self, path: str) -> FileHandle | None:
+        file = self._files.get(path.strip("/"))
+        return FileHandle(file) if file is not None else None
+
+    # --- data ----------------------------------------------------------------------------------
+    def write(self, handle: WriteHandle, offset: int, data: bytes) -> int:
+        file = opened(handle)
+        with file.lock:
+            if not file.kind.accepts(offset, len(data)):
+                self._switch(file, f"a write at {offset} (the file has {file.kind.size} bytes)")
+            return file.kind.write(offset, data)
+
+    def truncate(self, path: str, length: int, handle: WriteHandle | None) -> None:
+        file = opened(handle) if handle is not None else self._files.get(path.strip("/"))
+        if file is None:
+            raise self._unsupported(path, f"truncating a file not open for writing to {length} bytes")
+        with file.lock:
+            if length == file.kind.size:
+                return
+            if not file.kind.can_truncate(length):
+                self._switch(file, f"a truncate to {length} bytes (the file has {file.kind.size})")
+            file.kind.truncate(length)
+
+    def _switch(self, file: OpenFile, what: str) -> None:
+        """The file's kind refused a request: the staged kind takes the file over, or EOPNOTSUPP."""
+        if self.staging is None:
+            raise self._unsupported(file.kind.key, what)
+        file.kind = self.staging.adopt(file.kind)
+
+    def _unsupported(self, key: str, what: str) -> OSError:
+        log.warning("%s: %s is not supported yet (only files written from start to end are); nothing "
+                    "was changed", self.store.describe(key), what)
+        return OSError(errno.EOPNOTSUPP, f"{key}: {what} is not supported yet")
+
+    # --- commit points -------------------------------------------------------------------------
+    def flush(self, handle: WriteHandle) -> None:
+        self._commit(opened(handle), "flush")
+
+    def fsync(self, handle: WriteHandle, datasync: bool) -> None:
+        self._commit(opened(handle), "fsync")
+
+    def release(self, handle: WriteHandle) -> None:
+        file = opened(handle)
+        with self._lock:
+            file.handles -= 1
+            last = file.handles <= 0
+            if last and self.staging is not None:  # a short .npy stays, staged, for its reopen (open_memmap)
+                with file.lock:
+                    kept = self.staging.keep(file.kind)
+                if kept is not None:
+                    file.kind = kept
+                    return
+            if last and self._files.get(file.path) is file:
+                del self._files[file.path]
+        if last:
+            self._commit(file, "release")
+
+    def _commit(self, file: OpenFile, point: str) -> None:
+        with file.lock:
+            kind = file.kind
+            try:
+                info = kind.flush() if point == "flush" else kind.fsync() if point == "fsync" else kind.release()
+            except OSError as exc:
+                raise refusal(exc, self.store.describe(kind.key)) from exc
+        if info is not None:
+            self._stored(info)
+
+    def _stored(self, info: ObjectInfo) -> None:
+        """The namespace learns the new object at once (listings, attributes: no HEAD, no LIST)."""
+        if info.last_modified is None:
+            info = ObjectInfo(key=info.key, size=info.size, etag=info.etag, metadata=info.metadata,
+                              last_modified=datetime.datetime.now(datetime.timezone.utc), owner=info.owner)
+        self.namespace.stored(info.key, info)
+
+    # --- names (issue 26 items 5, 6: their builder replaces these) -----------------------------
+    def unlink(self, path: str) -> None:
+        raise self._unsupported(path, "removing a file")
+
+    def rename(self, old: str, new: str) -> None:
+        raise self._unsupported(old, f"renaming to {new}")
+
+    def mkdir(self, path: str) -> None:
+        raise self._unsupported(path, "making a folder")
+
+    def rmdir(self, path: str) -> None:
+        raise self._unsupported(path, "removing a folder")
+
+    def close(self) -> None:
+        """The mount ends: files still open are given up (no object, no orphan upload)."""
+        with self._lock:
+            files, self._files = list(self._files.values()), {}
+        for file in files:
+            with file.lock:
+                log.warning("%s not stored: the mount ended while it was open for writing",
+                            self.store.describe(file.kind.key))
+                file.kind.abort()
+        if self.staging is not None:
+            self.staging.close()

@@ -94,30 +94,49 @@ def _place(out: memoryview | Sink, start: int, stop: int) -> memoryview | Sink:
     return out[start:stop] if isinstance(out, memoryview) else _Window(out, start, stop)
 
 
+def block_index(store: ObjectStore, info: ObjectInfo, nbytes: int,
+                first: bytes | bytearray | memoryview | None = None) -> pgzip.Index | None:
+    """The checked block index of an indexed gzip body of ``nbytes`` decoded bytes, or ``None`` (no
+    index, one block, or an index that does not fit: logged; read such a body serially).
+
+    ``first``: the body's first bytes if already fetched (the mount's lookup); the header is read from
+    them when they hold it, else with one ranged GET. Store errors (``OSError``) propagate.
+    """
+    value = (info.metadata or {}).get(pgzip.INDEX_KEY)
+    if value is None:
+        return None
+    try:
+        block_size, count = pgzip.parse_metadata_value(value, nbytes)
+        if count < 2:
+            return None  # one block: the serial reader is as fast and saves a request
+        if block_size > MAX_READ_BLOCK:
+            raise pgzip.BlockIndexError(f"blocks of {block_size} bytes are larger than {MAX_READ_BLOCK}")
+        size = pgzip.header_size(count)
+        if size + 2 * count + pgzip.TRAILER > info.size:
+            raise pgzip.BlockIndexError(f"{count} blocks cannot fit a {info.size}-byte body")
+        head = bytes(memoryview(first)[:size]) if first is not None and len(first) >= size else \
+            store.get_range(info.key, 0, size, if_match=info.etag)
+        return pgzip.parse_index(head, block_size, count, nbytes, info.size)
+    except pgzip.BlockIndexError as exc:
+        log.info("%s: gzip block index not used (%s); reading serially", store.describe(info.key), exc)
+        return None
+
+
 def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: memoryview | Sink,
                      progress: Progress | None = None) -> bool:
     """Fill ``out`` (a byte view, or a sink such as a strided slot's ``FlatSink``) from an indexed gzip
     body in parallel; ``False`` (``out`` undefined) when the body has no usable index and must be read
     serially. Store errors (``OSError``) propagate."""
-    value = (info.metadata or {}).get(pgzip.INDEX_KEY)
-    if value is None or len(out) != nbytes:
+    if len(out) != nbytes:
         return False
     name = store.describe(info.key)
-    try:
-        block_size, count = pgzip.parse_metadata_value(value, nbytes)
-        if count < 2:
-            return False  # one block: the serial reader is as fast and saves a request
-        if block_size > MAX_READ_BLOCK:
-            raise pgzip.BlockIndexError(f"blocks of {block_size} bytes are larger than {MAX_READ_BLOCK}")
-        if pgzip.header_size(count) + 2 * count + pgzip.TRAILER > info.size:
-            raise pgzip.BlockIndexError(f"{count} blocks cannot fit a {info.size}-byte body")
-        head = store.get_range(info.key, 0, pgzip.header_size(count), if_match=info.etag)
-        index = pgzip.parse_index(head, block_size, count, nbytes, info.size)
-    except pgzip.BlockIndexError as exc:
-        log.info("%s: gzip block index not used (%s); reading serially", name, exc)
+    index = block_index(store, info, nbytes)
+    if index is None:
         return False
+    count = len(index.blocks)
+    head = index.blocks[0].start
     if progress is not None:
-        progress(len(head))
+        progress(head)
     last = len(index.blocks) - 1
     trailer = bytearray()
 

@@ -29,7 +29,8 @@ that fails a check is left out with a ``UserWarning`` naming it and why (and lis
 
 Zarr's chunk grid is regular and edge chunks are stored full size, so a dask array whose last
 part is shorter than the others (0.4.0's usual split) has no portable reference: ``portable=True``
-(what ``ccfs refs`` writes) leaves it out with a warning; ``portable=False`` (what
+(what ``ccfs refs`` writes) leaves it out with a warning naming the installed zarr's version, which
+has no rectilinear chunk grid (``zarr_support``); ``portable=False`` (what
 ``cottoncandy.refs.open_group`` uses) points its chunks at ``cottoncandy-part://`` URLs that the
 in-process filesystem (``refs.filesystem``) serves by decoding the part and padding it.
 """
@@ -63,6 +64,7 @@ from ..formats.sparse import parse_sparse_manifest
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.collect import objects_under
 from ..storage.registry import StoreHandle
+from .zarr_support import rectilinear_missing
 
 log = logging.getLogger(__name__)
 
@@ -294,8 +296,9 @@ class _Builder:
             plan = zarrmeta.ChunkPlan(lengths, "C", zarrmeta.compressor_for(codec), ())
             chunks = {zarrmeta.chunk_key(c): [self.url(info), 0, info.size] for c, (info, _) in specs.items()}
         elif self.portable:
-            why = ("its last part along an axis is shorter than the others (zarr stores edge chunks full size)"
-                   if not exact else "its parts use different codecs or memory orders")
+            clause = rectilinear_missing() or "cottoncandy writes no zarr v3 rectilinear references yet"
+            why = (f"its last part along an axis is shorter than the others (zarr stores edge chunks full size; "
+                   f"{clause})" if not exact else "its parts use different codecs or memory orders")
             raise ValueError(f"{name}: no portable zarr reference: {why}; cottoncandy.refs.open_group reads it "
                              "(it decodes such parts itself), or read it with download_dask_array")
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("zarr")
+zarr = pytest.importorskip("zarr")
 
 from cottoncandy import refs as ccrefs  # noqa: E402
 from cottoncandy.formats.codecs import encode  # noqa: E402
@@ -100,13 +100,24 @@ def test_portable_refs_leave_out_only_irregular_dask_arrays(cci) -> None:  # typ
     assert inner.arrays == ["first_axis", "last_axis"] and len(inner.parts) == 3
 
 
+def test_the_reason_names_the_installed_zarr_and_follows_its_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cottoncandy.refs import zarr_support
+
+    assert zarr_support.rectilinear_missing() == f"the installed zarr {zarr.__version__} has no rectilinear chunk grid"
+    grids = pytest.importorskip("zarr.core.chunk_grids")
+    monkeypatch.setattr(grids, "RectilinearChunkGrid", object, raising=False)
+    monkeypatch.setitem(zarr.config.get("array"), "rectilinear_chunks", False)  # a zarr that has the setting
+    assert zarr_support.rectilinear_missing() is None
+
+
 def test_ccfs_refs_file_opens_without_cottoncandy(s3, cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     load_corpus_into(lambda key, body, meta: cci.store.put(key, body, meta))
     out = tmp_path / "refs.json"
     result = run(s3, "refs", f"s3://{BUCKET}/", "-o", str(out), "--chunk-size", "4K")
     assert result.stderr.splitlines() == [
         f"left out s3://{BUCKET}/dask/last_axis: no portable zarr reference: its last "
-        "part along an axis is shorter than the others (zarr stores edge chunks full size); "
+        f"part along an axis is shorter than the others (zarr stores edge chunks full size; the installed zarr "
+        f"{zarr.__version__} has no rectilinear chunk grid); "
         "cottoncandy.refs.open_group reads it (it decodes such parts itself), or read it with download_dask_array"]
     assert result.stdout.strip() == (f"wrote {out}: 53 arrays in 18 groups; 1 left out, 2 other objects (not arrays)")
     group = open_reference_file(str(out), s3.endpoint_url)

@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cottoncandy import fastpaths
-from cottoncandy.arrays.raw import decode_body_into
+from cottoncandy.arrays import gzip_blocks
+from cottoncandy.arrays.gzip_points import decode_recording, point_fetch
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
@@ -29,8 +30,13 @@ from cottoncandy.cache.disk import DiskBackedFetch
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.identity import object_identity
+from cottoncandy.cache.inflated import BlockInflate, Indexes
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
+from cottoncandy.cache.seek_index import beside_metadata
+from cottoncandy.cache.segments import SegmentFetch
 from cottoncandy.cache.tuning import StreamTuning
+from cottoncandy.formats import codecs
+from cottoncandy.formats.raw import ArraySpec
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
 from cottoncandy.namespace.streams import FolderStream
@@ -146,7 +152,9 @@ class CcFilesystem:
         self.cache_folder = CacheFolder(self.options.cache_dir)
         self.metadata = self.cache_folder.open_metadata(self.options.metadata_cache_size) \
             if self.options.metadata_cache else None
+        self.seek_points = beside_metadata(self.metadata)  # seek_point records of 0.4.0 gzip arrays
         self.decoded = DecodedArrayCache(decoded_memory, self.cache_folder.spill_dir, self.options.cache_dir_size)
+        self.gzip_indexes = Indexes()  # block indexes of our gzip bodies, read once per version
         self.disk = self.cache_folder.open_blocks(self.options.cache_dir_size, lambda: self.decoded.spilled_bytes,
                                                   queue_bytes=min(32 * MiB, self.budget.limit // 4))
         # idle run buffers (charged to the budget while idle): a few, for the runs in flight
@@ -239,6 +247,8 @@ class CcFilesystem:
         self.cache_folder.close(timeout=DISK_DRAIN_SECONDS)
         if self.metadata is not None:
             self.metadata.close()
+        if self.seek_points is not None:
+            self.seek_points.close()
 
     # --- metadata ----------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
@@ -358,10 +368,16 @@ class CcFilesystem:
     def _make_handle(self, node: FileNode) -> Handle:
         info, spec = node.info, node.spec
         first = self.first_blocks.take(info.key, info.etag)  # fetched by the lookup, with the metadata
+        stretches: SegmentFetch | None = None  # seek_point reads of a 0.4.0 gzip array (``gzip_points``)
         if spec is not None and spec.compression is not None:
-            decoded = self.decoded.get((info.key, info.etag), spec.nbytes,
-                                       lambda out: decode_body_into(self.store, info, spec, out))
-            return Handle(node, None, decoded)
+            inflating = self._inflating_reader(info, spec, first)  # our gzip bodies: block by block
+            if inflating is not None:
+                return Handle(node, inflating, None)
+            held = self.decoded.held((info.key, info.etag))  # decoded already: no seek_point read needed
+            stretches = self._seek_point_fetch(info, spec) if held is None else None
+            if stretches is None:
+                return Handle(node, None, self._decoded(info, spec))
+            first = None  # seek_point reads: the lookup's first block holds compressed bytes
 
         def fetch(start: int, end: int) -> memoryview:
             # uninitialised (pooled) memory filled in place by the socket; the block cache and
@@ -372,8 +388,8 @@ class CcFilesystem:
 
         body_size = spec.nbytes if spec is not None else info.size
         origin = len(node.header) % self.options.block_size
-        range_fetch: RangeFetch = fetch
-        if self.disk is not None:  # blocks on disk first; only the missing stretches are fetched
+        range_fetch: RangeFetch = fetch if stretches is None else stretches  # seek_point: decoded bytes
+        if self.disk is not None and stretches is None:  # blocks on disk first; only the missing stretches are fetched
             range_fetch = DiskBackedFetch(self.disk, object_identity(self.store, info.key), info.etag,
                                           lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
                                           self.options.block_size, origin)
@@ -390,6 +406,57 @@ class CcFilesystem:
         if first is not None:
             reader.seed(first)
         return Handle(node, reader, None)
+
+    def _decoded(self, info: ObjectInfo, spec: ArraySpec) -> DecodedArray:
+        """The whole decoded array (decoded once per version); a 0.4.0 gzip body's decode also keeps
+        its seek points for later opens (``gzip_points.decode_recording``)."""
+        return self.decoded.get((info.key, info.etag), spec.nbytes, lambda out: decode_recording(
+            self.store, info, spec, out, self.seek_points, object_identity(self.store, info.key)))
+
+    def _seek_point_fetch(self, info: ObjectInfo, spec: ArraySpec) -> SegmentFetch | None:
+        """Decoded bytes by stretches through kept seek points (``gzip_points.point_fetch``), or None."""
+        def body(start: int, end: int) -> bytes:
+            buffer = bytearray(end - start)
+            self._fill(info, start, memoryview(buffer))
+            return buffer  # a bytes-like the inflater takes
+
+        return point_fetch(info, spec, self.seek_points, object_identity(self.store, info.key), body,
+                           lambda start, end: self._decoded(info, spec).read(start, end - start))
+
+    def _inflating_reader(self, info: ObjectInfo, spec: ArraySpec,
+                          first: memoryview | None) -> ObjectReader | None:
+        """A reader of the decoded bytes of a gzip body with our block index (``cc-gzip-blocks``) that
+        fetches and inflates only the blocks a read covers (``cache.inflated``), or ``None`` (another
+        codec, no usable index: the index is checked whole here, and a forged one is not used).
+
+        Its blocks are the gzip blocks (aligned to the body, not the file: a page-aligned READ may then
+        join two blocks, which is cheaper than inflating one twice); read-ahead runs are whole blocks.
+        """
+        if spec.compression is None or not codecs.record(spec.compression).blocks:
+            return None
+        index = self.gzip_indexes.get((info.key, info.etag),
+                                      lambda: gzip_blocks.block_index(self.store, info, spec.nbytes, first))
+        if index is None:
+            return None
+
+        def body(start: int, end: int) -> bytearray:
+            buffer = bytearray(end - start)
+            self._fill(info, start, memoryview(buffer))
+            return buffer
+
+        def bad(why: str) -> None:
+            log.warning("%s: gzip block does not fit its index (%s); decoding the whole array",
+                        self.store.describe(info.key), why)
+
+        fetch = BlockInflate(index, spec.nbytes, body, self.buffers.take,
+                             lambda start, end: self._decoded(info, spec).read(start, end - start), bad,
+                             first=first, budget=self.budget)
+        block, options = fetch.block_size, self.options
+        return ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), spec.nbytes, block_size=block,
+                            max_window=max(block, options.first_prefetch),
+                            run_size=max(1, options.prefetch_run // block) * block, budget=self.budget,
+                            interrupted=self._read_given_up if self.interrupted is not None else None,
+                            demand=self.demand)
 
     def _fill(self, info: ObjectInfo, start: int, buffer: memoryview) -> None:
         """The pinned version's bytes from ``start`` into ``buffer``: one ranged GET with ``If-Match``."""

@@ -30,6 +30,7 @@ from typing import Any
 from cottoncandy.cache.metadata import DEFAULT_LIMIT as DEFAULT_METADATA_LIMIT
 from cottoncandy.config import ADDRESSING_STYLES
 from cottoncandy.writes.settings import WRITE_CODECS, WriteSettings
+from cottoncandy.writes.tree_changes import RENAME_FOLDER_LIMIT, TreeSettings
 
 MiB = 2**20
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -58,6 +59,12 @@ class MountOptions:
     fetch_threads: int = 16
     cache_dir: str | None = None
     cache_dir_size: int = 16 * 2**30
+    #: changes to the tree through a ``--rw`` mount (``cottoncandy.writes.tree_changes``): ``rm``/``rmdir``
+    #: only with ``allow_delete``; a folder rename copies at most ``rename_folder_limit`` objects (EXDEV
+    #: beyond); ``last_writer_wins``: writes are unconditional (no If-None-Match/If-Match: no EEXIST/ESTALE)
+    allow_delete: bool = False
+    rename_folder_limit: int = RENAME_FOLDER_LIMIT
+    last_writer_wins: bool = False
     #: HEAD answers kept on disk (``cache.metadata``): under ``cache_dir``, else the user's cache folder
     metadata_cache: bool = True
     metadata_cache_size: int = DEFAULT_METADATA_LIMIT
@@ -201,6 +208,28 @@ class Octal:
 
 
 @dataclass(frozen=True)
+class Count:
+    """A whole number of things, ``low`` or more, in ASCII digits."""
+
+    low: int = 0
+    metavar = "n"
+
+    def __call__(self, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif re.fullmatch(r"[0-9]{1,18}", str(value).strip(), re.ASCII):
+            number = int(str(value).strip())
+        else:
+            raise ValueError(f"{value!r} is not a whole number in ASCII digits 0-9")
+        if number < self.low:
+            raise ValueError(f"{value!r} is less than {self.low}")
+        return number
+
+    def show(self, value: int) -> str:
+        return str(value)
+
+
+@dataclass(frozen=True)
 class Choice:
     """One of ``choices``, any case, given back as spelled here."""
 
@@ -242,7 +271,7 @@ class Text:
         return value
 
 
-Parser = Size | Seconds | Owner | Octal | Choice | Text
+Parser = Size | Seconds | Owner | Octal | Count | Choice | Text
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -313,6 +342,14 @@ TABLE: tuple[Option, ...] = (
            Size(low=4 * KiB, high=64 * MiB, between=True), field="block_size"),
     Option("read_ahead", "Largest kernel READ (kernel read-ahead of the mount; raising it needs root).",
            Size(low=4 * KiB, high=64 * MiB), field="read_ahead"),
+    # changes to the tree through a --rw mount (``cottoncandy.writes.tree_changes``)
+    Option("allow_delete", "Let rm and rmdir delete objects through a --rw mount (default: EACCES).",
+           field="allow_delete"),
+    Option("rename_folder_limit", "Most objects a folder rename copies server-side; beyond, EXDEV (mv then copies "
+                                  "file by file).", Count(), field="rename_folder_limit"),
+    Option("last_writer_wins", "Write without conditions: a file created or changed meanwhile by another writer "
+                               "is overwritten (default: EEXIST/ESTALE, where the store honours conditions).",
+           field="last_writer_wins"),
     # how long answers are trusted
     Option("metadata_ttl", "Seconds to trust cached folder listings (new and removed names).", Seconds(),
            field="metadata_ttl"),
@@ -347,6 +384,9 @@ TABLE: tuple[Option, ...] = (
     Option("gid", "Group shown for every file and folder (default: yours).", Owner("group"), field="gid"),
     Option("umask", "Permission bits taken from 0555 (folders) and 0444 (files), in octal, e.g. 027.", Octal(),
            field="umask"),
+    Option("write_cache_size", "Disk for files a --rw mount stages (written out of order, opened O_RDWR, "
+                               "appended): under --cache-dir, else a private temporary folder; ENOSPC beyond.",
+           Size(low=MiB), field="write_cache_size"),
 )
 BY_NAME: Mapping[str, Option] = {option.name: option for option in TABLE}
 #: which options show their default in ``--help`` (those with one, flags aside)
@@ -370,6 +410,11 @@ def write_settings(options: MountOptions) -> WriteSettings:
     files being written (``cottoncandy.writes.memory``), and the codec of written arrays."""
     codec = None if options.write_compression == "none" else options.write_compression
     return WriteSettings(memory=options.cache_size // 4, compression=codec)
+
+
+def tree_settings(options: MountOptions) -> TreeSettings:
+    """What ``rename``/``rm``/``rmdir`` of a ``--rw`` mount may do (``writes.tree_changes``)."""
+    return TreeSettings(allow_delete=options.allow_delete, rename_folder_limit=options.rename_folder_limit)
 
 
 def check(options: MountOptions) -> None:

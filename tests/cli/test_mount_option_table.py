@@ -29,6 +29,7 @@ _GOOD: dict[str, tuple[str, Any]] = {
     "cache_dir_size": ("2G", 2 * 2**30), "metadata_cache_size": ("64M", 64 * 2**20),
     "log_file": ("/tmp/ccfs.log", "/tmp/ccfs.log"), "log_level": ("debug", "DEBUG"), "uid": ("7", 7),
     "gid": ("4294967294", 4294967294), "umask": ("027", 0o27),
+    "rename_folder_limit": ("20", 20),  # issue 26 item 6: objects a folder rename copies before EXDEV
     "write_compression": ("GZIP", "gzip"),  # issue 26: the codec of arrays written through a --rw mount
 }
 #: a value each option that can refuse one refuses, and the words of its message
@@ -42,6 +43,7 @@ _BAD: dict[str, tuple[str, str]] = {
     "uid": ("4294967295", "'4294967295' is not between 0 and 4294967294"),
     "gid": ("18446744073709551616", "is not between 0 and 4294967294"),
     "umask": ("99", "'99' is not an octal mode"),
+    "rename_folder_limit": ("1e3", "'1e3' is not a whole number"),
     "write_compression": ("zstd", "'zstd' is not one of 'none', 'gzip'"),  # issue 26: streamed codecs only
 }
 GOOD = {name: sample for name, sample in _GOOD.items() if name in BY_NAME}

@@ -83,6 +83,8 @@ class MountOptions:
     #: memory one folder's listing may take (``cottoncandy.storage.answers``: estimated per entry);
     #: a bigger folder fails with EFBIG. ``None``: a quarter of ``cache_size``, at least 16 MiB
     listing_memory: int | None = None
+    #: bytes all files staged on disk for writing may hold (``cottoncandy.writes.staging``): ENOSPC beyond
+    write_cache_size: int = 16 * 2**30
 
 
 class OptionError(ValueError):

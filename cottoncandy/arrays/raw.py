@@ -319,6 +319,7 @@ def write_raw_array(store: ObjectStore, key: str, array: np.ndarray, compression
     metadata.update(extra or {})
     if spec.compression is not None and codecs.record(spec.compression).blocks:
         return write_gzip_blocks(store, key, raw, metadata, acl=acl, progress=progress,
+                                 block_size=pgzip.row_block_size(spec.nbytes, spec.row_bytes),
                                  strategy=pgzip.strategy_for(spec.dtype),
                                  in_flight=PART_STREAM_IN_FLIGHT if strided else None)
     body = raw if spec.compression is None else codecs.encode(raw, spec.compression)
@@ -341,6 +342,7 @@ def _write_strided(store: ObjectStore, key: str, array: np.ndarray, compression:
     source = FlatBytes(array)
     if codec is not None:
         return write_gzip_blocks(store, key, source, metadata, acl=acl, progress=progress,
+                                 block_size=pgzip.row_block_size(spec.nbytes, spec.row_bytes),
                                  strategy=pgzip.strategy_for(spec.dtype), in_flight=PART_STREAM_IN_FLIGHT)
     return store.put_chunks(key, source.chunks(STRIDED_PIECE), metadata, acl=acl, progress=progress,
                             size_hint=len(source), in_flight=PART_STREAM_IN_FLIGHT)

@@ -87,6 +87,18 @@ def block_size_for(nbytes: int, block_size: int = DEFAULT_BLOCK) -> int:
     return block_size
 
 
+def row_block_size(nbytes: int, row_bytes: int, block_size: int | None = None) -> int:
+    """The writer's block size for an array of ``row_bytes``-byte rows: ``block_size`` (default
+    :data:`DEFAULT_BLOCK`, read at call time) rounded *up* to whole rows when a row fits in it, so every
+    block holds whole rows and a block is a chunk of rows (``cottoncandy.refs`` presents it as one zarr
+    chunk; a row never needs two blocks). Rounding up keeps blocks at least :func:`smallest_block`, which
+    readers of earlier versions require. Longer rows are cut (one block size, rows across blocks)."""
+    base = block_size or DEFAULT_BLOCK
+    if 0 < row_bytes <= base:
+        base = -(-base // row_bytes) * row_bytes
+    return block_size_for(nbytes, base)
+
+
 def smallest_block() -> int:
     """The smallest block size the writer makes: :data:`DEFAULT_BLOCK` (``block_size_for`` only grows it),
     read at call time, so tests that lower it to cut small arrays into blocks lower this too. An index

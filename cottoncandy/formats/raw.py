@@ -52,6 +52,14 @@ class ArraySpec:
         """Whether the body's byte order differs from C order (F order with 2+ non-trivial axes)."""
         return self.order == "F" and sum(1 for d in self.shape if d > 1) > 1 and self.nbytes > 0
 
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one index along the outermost axis of the stored order (a C-order row; the last
+        axis for F order): the unit a body is cut in without splitting a row. 0 for 0-d and empty arrays."""
+        if not self.shape or not self.nbytes:
+            return 0
+        return self.nbytes // self.shape[-1 if self.fortran else 0]
+
 
 def has_array_metadata(meta: Mapping[str, str] | None) -> bool:
     return bool(meta) and "dtype" in meta and "shape" in meta  # type: ignore[operator]

@@ -73,8 +73,10 @@ def test_round_trip_and_standard_gzip_body(cci: Any, s3: Any, small_blocks: int,
     assert gzip.decompress(body) == c_bytes(arr)  # standard gzip tools read it
     z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # 0.4.0's reader: one decompressobj, first member only
     assert z.decompress(body) == c_bytes(arr) and z.eof and not z.unused_data
-    count = max(1, -(-arr.nbytes // small_blocks))
-    assert meta[pgzip.INDEX_KEY] == f"1:{small_blocks}:{count}"
+    row = arr.nbytes // arr.shape[0] if arr.ndim and arr.nbytes else 0  # blocks hold whole rows
+    block = pgzip.row_block_size(arr.nbytes, row)
+    assert block % small_blocks == 0 or (block % row == 0 and small_blocks <= block < small_blocks + row)
+    assert meta[pgzip.INDEX_KEY] == f"1:{block}:{max(1, -(-arr.nbytes // block))}"
     assert pgzip.INDEX_KEY not in cci.download_stream("a").metadata  # the API shows 0.4.0's keys only
     back = cci.download_raw_array("a")
     assert back.dtype == arr.dtype and back.shape == arr.shape and c_bytes(back) == c_bytes(arr)
@@ -102,7 +104,7 @@ def test_many_blocks_read_by_ranges_in_parallel(cci: Any, s3: Any, small_blocks:
     monkeypatch.setattr(type(cci.store), "open_read", no_serial)
     monkeypatch.setattr(raw, "FIRST_READ", 4096)  # the body would fit in the first request: read whole
     assert c_bytes(cci.download_raw_array("a")) == c_bytes(arr)
-    count = -(-arr.nbytes // small_blocks)
+    count = -(-arr.nbytes // pgzip.row_block_size(arr.nbytes, arr.nbytes // arr.shape[0]))
     gets = logged_gets(s3, count + 2)
     # the first request (metadata and the first bytes), the header, then one range per block
     assert len(gets) == count + 2 and all(r.range for r in gets)

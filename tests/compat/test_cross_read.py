@@ -49,6 +49,9 @@ def test_040_reads_our_default_uploads(runners: Any, ours: Any, s3_server: Any, 
         ours.upload_raw_array(name, arr)
         meta = {k.lower(): v for k, v in s3_client.head_object(Bucket=NEW_BUCKET, Key=name)["Metadata"].items()}
         assert meta["compression"] == "gzip" and pgzip.INDEX_KEY in meta, name
+        block = int(meta[pgzip.INDEX_KEY].split(":")[1])
+        row = arr.nbytes // arr.shape[0] if arr.ndim and arr.nbytes else 0
+        assert row == 0 or row > BLOCK or block % row == 0, f"{name}: blocks of {block} B cut {row}-byte rows"
     old, _ = runners
     problems = []
     for name, arr in ARRAYS.items():

@@ -6,6 +6,7 @@ import errno
 import logging
 
 from cottoncandy import waits
+from cottoncandy.writes.writable import AlreadySaid
 
 log = logging.getLogger("ccfs")
 
@@ -35,7 +36,9 @@ def errno_for(exc: BaseException) -> int:
 def report(op: str, path: str, exc: BaseException) -> int:
     """Log a failure once (misses quietly) and return its errno."""
     code = errno_for(exc)
-    if code == errno.ENOENT:
+    if isinstance(exc, AlreadySaid):  # the same refusal at a later close of that file: logged once
+        log.debug("%s %s: %s (said before)", op, path, exc.strerror)
+    elif code == errno.ENOENT:
         log.debug("%s %s: not found", op, path)
     elif code in (errno.EROFS, errno.ENOTSUP, errno.ENODATA):
         log.debug("%s %s: %s", op, path, errno.errorcode.get(code, code))

@@ -155,6 +155,9 @@ class StreamingFile:
         self._encoder: codecs.StreamEncoder | None = None
         self.stored: ObjectInfo | None = None
         self.given_up = False
+        #: the store's refusal, raised again by every later commit point: a program that closes a
+        #: ``dup`` of its descriptor first (numpy's ``tofile``) still sees it at its own ``close()``
+        self.failure: OSError | None = None
 
     # --- what it is ----------------------------------------------------------------------------
     @property
@@ -211,15 +214,23 @@ class StreamingFile:
 
     # --- writing -------------------------------------------------------------------------------
     def accepts(self, offset: int, length: int) -> bool:
-        return offset == self._size and self.stored is None and not self.given_up
+        """At the end of the file, before it is stored (a failed file takes every WRITE: to refuse it)."""
+        return self.failure is not None or (offset == self._size and self.stored is None and not self.given_up)
 
     def write(self, offset: int, data: bytes) -> int:
+        if self.failure is not None:
+            raise self.failure
         expected = self.expected_size
         if expected is not None and self._size + len(data) > expected:
             raise OSError(errno.EFBIG, f"{self.store.describe(self.key)}: more bytes than the .npy header "
                                        f"promises ({expected})")
         if self._upload is not None:
-            self._upload.send(self._body(data))
+            try:
+                self._upload.send(self._body(data))
+            except OSError as exc:  # the upload failed (and was aborted): this file is not stored
+                self.failure = exc
+                self.abort()
+                raise
             self._size += len(data)
             return len(data)
         self.memory.take(len(data), self.store.describe(self.key))
@@ -271,6 +282,8 @@ class StreamingFile:
         return expected is None or self._size == expected
 
     def flush(self) -> ObjectInfo | None:
+        if self.failure is not None:
+            raise self.failure
         if self.stored is not None or self.given_up:
             return None
         self._decide(final=True)
@@ -290,6 +303,10 @@ class StreamingFile:
                     info = self.store.put(self.key, data, self._metadata())
                 finally:
                     del body, data
+        except OSError as exc:
+            self.failure = exc
+            self.abort()
+            raise
         except BaseException:
             self.abort()
             raise
@@ -301,6 +318,8 @@ class StreamingFile:
         return self.flush()
 
     def release(self) -> ObjectInfo | None:
+        if self.failure is not None:
+            raise self.failure
         if self.stored is None and not self.given_up:
             self._decide(final=True)
             if not self._complete():

@@ -53,6 +53,11 @@ KEPT_ERRNOS = frozenset({errno.EACCES, errno.ENOSPC, errno.EDQUOT, errno.ESTALE,
                          errno.EFBIG, errno.EOPNOTSUPP, errno.EINTR})
 
 
+class AlreadySaid(OSError):
+    """A failure whose log line was written already (the same refusal raised again at a later
+    ``close()`` of the same file): the face logs it at DEBUG, so each failure is one line."""
+
+
 def refusal(exc: BaseException, key: str) -> OSError:
     """The error a program sees for a store's refusal of ``key``: EACCES, ENOSPC, ESTALE, EEXIST...
     as the store said, anything else EIO; the message names the key (one log line: ``ccfs.errors``)."""
@@ -82,6 +87,8 @@ class OpenFile:
         self.kind = kind
         self.handles = 0
         self.lock = threading.Lock()
+        #: the failure already reported (logged once; raised again as ``AlreadySaid``)
+        self.said: BaseException | None = None
 
 
 class FileHandle:
@@ -172,7 +179,14 @@ class StoreWriter:
         with file.lock:
             if not file.kind.accepts(offset, len(data)):
                 self._switch(file, f"a write at {offset} (the file has {file.kind.size} bytes)")
-            return file.kind.write(offset, data)
+            try:
+                return file.kind.write(offset, data)
+            except OSError as exc:
+                error = refusal(exc, self.store.describe(file.kind.key))
+                if exc is file.said:
+                    raise AlreadySaid(error.errno, error.strerror) from exc
+                file.said = exc
+                raise error from exc
 
     def truncate(self, path: str, length: int, handle: WriteHandle | None) -> None:
         file = opened(handle) if handle is not None else self._files.get(path.strip("/"))
@@ -225,7 +239,11 @@ class StoreWriter:
             try:
                 info = kind.flush() if point == "flush" else kind.fsync() if point == "fsync" else kind.release()
             except OSError as exc:
-                raise refusal(exc, self.store.describe(kind.key)) from exc
+                error = refusal(exc, self.store.describe(kind.key))
+                if exc is file.said:
+                    raise AlreadySaid(error.errno, error.strerror) from exc
+                file.said = exc
+                raise error from exc
         if info is not None:
             self._stored(info)
 

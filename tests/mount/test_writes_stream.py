@@ -1,0 +1,124 @@
+"""Writes through a real ``--rw`` mount (issue 26 items 1, 2, 4, 7): ``np.save`` and ``cp`` stream to
+the local S3 server, the library reads back exactly what was written, a short ``.npy`` and a
+refused upload leave no object and no in-progress upload, and the default mount stays read-only."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cottoncandy.config import Settings
+from cottoncandy.storage.s3 import S3Account
+from cottoncandy.testing.faultproxy import FaultRule
+from tests.conftest import BUCKET
+from tests.mountutil import mounted, needs_fuse
+
+pytestmark = [needs_fuse, pytest.mark.fuse]
+
+
+def rw(endpoint_url: str) -> list[str]:
+    return ["--endpoint-url", endpoint_url, "--rw"]
+
+
+def uploads(endpoint_url: str) -> list[dict[str, object]]:
+    """Multipart uploads in progress in the bucket (an aborted or completed one is not listed)."""
+    client = S3Account(Settings(endpoint_url=endpoint_url)).client
+    try:
+        return list(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
+    finally:
+        client.close()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=True)
+    return out.getvalue()
+
+
+def test_np_save_through_the_mount_is_a_raw_array(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    big = np.random.default_rng(1).standard_normal((4096, 1100)).astype("<f8")  # 34 MiB: a multipart upload
+    small = np.arange(12, dtype="<i2").reshape(3, 4)
+    fortran = np.asfortranarray(np.arange(60.0).reshape(6, 10))
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
+        np.save(m / "big.npy", big)
+        np.save(m / "small.npy", small)
+        np.save(m / "fortran.npy", fortran)
+        # shown at once, with its .npy size, attributes and version (no refresh)
+        assert sorted(os.listdir(m)) == ["big.npy", "fortran.npy", "small.npy"]
+        assert os.stat(m / "big.npy").st_size == len(npy_bytes(big))
+        assert os.getxattr(m / "small.npy", "user.cottoncandy.shape") == b"3,4"
+        assert os.getxattr(m / "big.npy", "user.cottoncandy.etag")
+        assert np.array_equal(np.load(m / "big.npy", mmap_mode="r"), big)
+    assert np.array_equal(cci.download_raw_array("big"), big)
+    assert np.array_equal(cci.download_raw_array("small"), small)
+    back = cci.download_raw_array("fortran")
+    assert np.array_equal(back, fortran)
+    assert sorted(cci.glob("*")) == ["big", "fortran", "small"]
+    assert uploads(cci.settings.endpoint_url) == []
+
+
+def test_cp_stores_files_byte_for_byte_and_arrays_as_arrays(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(os.urandom(7 * 2**20 + 3))
+    array = np.arange(3_000_000, dtype="<u4")
+    local = tmp_path / "x.npy"
+    np.save(local, array)
+    objects = tmp_path / "objects.npy"
+    objects.write_bytes(npy_bytes(np.array([{"a": 1}, None], dtype=object)))
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
+        subprocess.run(["cp", str(notes), str(local), str(objects), str(m)], check=True)
+        shutil.copyfile(notes, m / "copy.bin")
+        assert (m / "notes.txt").read_bytes() == notes.read_bytes()
+    assert cci.download_object("notes.txt") == notes.read_bytes()
+    assert cci.download_object("copy.bin") == notes.read_bytes()
+    assert np.array_equal(cci.download_raw_array("x"), array)
+    assert cci.download_object("objects.npy") == objects.read_bytes()  # not a plain array: its bytes
+
+
+def test_a_short_npy_is_never_visible(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = npy_bytes(np.zeros((3000, 1000)))  # 24 MB: cut after one part is out
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
+        for name, cut in (("header.npy", 128), ("half.npy", len(data) // 2)):
+            with open(m / name, "wb") as fh:
+                fh.write(data[:cut])
+            assert name not in os.listdir(m)
+    assert cci.glob("*") == []
+    assert uploads(cci.settings.endpoint_url) == []
+
+
+@pytest.mark.parametrize("size, rule", [
+    (1000, FaultRule("error500", methods=("PUT",))),  # one PUT, refused
+    (40 * 2**20, FaultRule("error500", methods=("POST",), query="uploadId")),  # CompleteMultipartUpload refused
+])
+def test_a_refused_upload_fails_close_and_leaves_nothing(cci, fault_proxy, tmp_path: Path, size: int,
+                                                          rule: FaultRule) -> None:  # type: ignore[no-untyped-def]
+    array = np.ones(size // 8)
+    with mounted(BUCKET, tmp_path, *rw(fault_proxy.endpoint_url), expect_errors=True) as m:
+        fault_proxy.set_rules([rule])
+        with pytest.raises(OSError) as caught:
+            np.save(m / "refused.npy", array)
+        fault_proxy.clear()
+        assert caught.value.errno == errno.EIO
+        assert "refused.npy" not in os.listdir(m)
+    assert cci.glob("*") == []
+    assert uploads(cci.settings.endpoint_url) == []
+    errors = mounted.last_errors  # type: ignore[attr-defined]
+    assert len(errors) == 1 and "refused" in errors[0], errors
+
+
+def test_the_default_mount_is_read_only(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cci.upload_raw_array("a", np.arange(4.0), compression=False)
+    with mounted(BUCKET, tmp_path, "--endpoint-url", cci.settings.endpoint_url) as m:
+        for attempt in (lambda: np.save(m / "b.npy", np.ones(3)), lambda: os.open(m / "a.npy", os.O_RDWR),
+                        lambda: os.mkdir(m / "d"), lambda: os.unlink(m / "a.npy")):
+            with pytest.raises(OSError) as caught:
+                attempt()
+            assert caught.value.errno == errno.EROFS
+    assert cci.glob("*") == ["a"]

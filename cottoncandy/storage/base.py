@@ -265,13 +265,16 @@ class ObjectStore(abc.ABC):
     def put_chunks(self, key: str, chunks: Iterable[Buffer], metadata: Mapping[str, str] | None = None,
                    acl: str | None = None, progress: Progress | None = None, *,
                    head: Callable[[], bytes] | None = None, size_hint: int | None = None,
-                   in_flight: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
+                   in_flight: int | None = None, condition: WriteCondition | None = None,
+                   part_size: int | None = None) -> ObjectInfo:
         """Store ``head() + b"".join(chunks)``, where ``head`` is known only once ``chunks`` is exhausted.
 
         For bodies produced as they are uploaded (parallel gzip, whose header holds the block index).
         Stores that can, hold only a few parts at once (S3: the first part is sent last, at most
         ``in_flight`` others are being sent); this default spools the chunks to a temporary file.
-        ``size_hint``: about how long the body is.
+        ``size_hint``: about how long the body is. ``part_size``: bytes per part where the store makes
+        parts (default: the store's small streaming parts; the mount's writes ask for the library's
+        part size, so 1 GiB is 64 parts, not 205).
         """
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
             for chunk in chunks:

@@ -832,14 +832,15 @@ class S3Store(ObjectStore):
     def put_chunks(self, key: str, chunks: Iterable[Buffer], metadata: Mapping[str, str] | None = None,
                    acl: str | None = None, progress: Progress | None = None, *,
                    head: Callable[[], bytes] | None = None, size_hint: int | None = None,
-                   in_flight: int | None = None, condition: WriteCondition | None = None) -> ObjectInfo:
+                   in_flight: int | None = None, condition: WriteCondition | None = None,
+                   part_size: int | None = None) -> ObjectInfo:
         """Stream ``head() + chunks`` in parts of :meth:`_stream_part_size`: the first part is held
         back and sent last (its head is known only at the end), at most ``in_flight`` (default
         :data:`STREAM_IN_FLIGHT`) others are being sent, one is being filled. A body that fits one
         part is one PUT."""
         extra = self._extra(metadata, acl)
         expected = None if size_hint is None else size_hint + size_hint // 100 + 1024  # incompressible + headers
-        parts = _cut_parts(chunks, self._stream_part_size(size_hint), expected)
+        parts = _cut_parts(chunks, self._stream_part_size(size_hint, part_size), expected)
         held = next(parts, bytearray())
         second = next(parts, None)
         if second is None:
@@ -870,9 +871,10 @@ class S3Store(ObjectStore):
         self.changed([key])
         return info
 
-    def _stream_part_size(self, size_hint: int | None) -> int:
-        """Parts of a streamed body: small (memory is a few parts), grown to stay under the part limit."""
-        part = max(MIN_PART, min(self.settings.mpu_chunksize, STREAM_PART))
+    def _stream_part_size(self, size_hint: int | None, asked: int | None = None) -> int:
+        """Parts of a streamed body: small (memory is a few parts) unless ``asked``, grown to stay under
+        the part limit."""
+        part = max(MIN_PART, asked if asked else min(self.settings.mpu_chunksize, STREAM_PART))
         most = None if size_hint is None else size_hint + size_hint // 100 + 2**20  # incompressible data grows
         while most is not None and -(-most // part) > self.settings.max_mpu_parts:
             part *= 2

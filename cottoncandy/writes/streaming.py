@@ -80,7 +80,7 @@ class Upload:
         def run() -> None:
             try:
                 self.info = store.put_chunks(key, self._pull(), metadata, size_hint=size_hint,
-                                             in_flight=in_flight)
+                                             in_flight=in_flight, part_size=part_size)
             except BaseException as exc:  # noqa: BLE001 - kept for the WRITE or FLUSH that asks next
                 self.error = exc
             finally:

@@ -388,8 +388,10 @@ class CcFilesystem:
 
         body_size = spec.nbytes if spec is not None else info.size
         origin = len(node.header) % self.options.block_size
-        range_fetch: RangeFetch = fetch if stretches is None else stretches  # seek_point: decoded bytes
-        if self.disk is not None and stretches is None:  # blocks on disk first; only the missing stretches are fetched
+        range_fetch: RangeFetch = fetch
+        if stretches is not None:  # seek_point reads: decoded bytes, by stretches
+            range_fetch = stretches
+        elif self.disk is not None:  # blocks on disk first; only the missing stretches are fetched
             range_fetch = DiskBackedFetch(self.disk, object_identity(self.store, info.key), info.etag,
                                           lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
                                           self.options.block_size, origin)
@@ -421,7 +423,7 @@ class CcFilesystem:
             return buffer  # a bytes-like the inflater takes
 
         return point_fetch(info, spec, self.seek_points, object_identity(self.store, info.key), body,
-                           lambda start, end: self._decoded(info, spec).read(start, end - start))
+                           lambda start, end: self._decoded(info, spec).read(start, end - start), self.budget)
 
     def _inflating_reader(self, info: ObjectInfo, spec: ArraySpec,
                           first: memoryview | None) -> ObjectReader | None:

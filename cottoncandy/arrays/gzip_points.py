@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ..cache.budget import MemoryBudget
 from ..cache.seek_index import SeekIndexShelf
 from ..cache.segments import SegmentFetch
 from ..formats import codecs, pgzip, zran
@@ -51,7 +52,8 @@ def decode_recording(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
 
 
 def point_fetch(info: ObjectInfo, spec: ArraySpec, shelf: SeekIndexShelf | None, identity: str,
-                fetch_body: Callable[[int, int], bytes], fallback: Callable[[int, int], bytes]) -> SegmentFetch | None:
+                fetch_body: Callable[[int, int], bytes], fallback: Callable[[int, int], bytes],
+                budget: MemoryBudget | None = None) -> SegmentFetch | None:
     """A fetch of decoded bytes through the kept seek points of this version, or ``None`` (none kept,
     or the record was bad and is dropped). A stretch that later fails its check drops the record and
     sends the reads to ``fallback``."""
@@ -61,4 +63,4 @@ def point_fetch(info: ObjectInfo, spec: ArraySpec, shelf: SeekIndexShelf | None,
     if points is None:
         return None
     return SegmentFetch(points, info.size, spec.nbytes, fetch_body, fallback,
-                        lambda why: shelf.forget(identity, info.etag, info.size, why))
+                        lambda why: shelf.forget(identity, info.etag, info.size, why), budget)

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: output bytes between two seek points: a row read inflates at most this much (about 15-20 ms of
 #: zlib), and each point costs a 32 KiB window (0.8 % of the array before the record is compressed)
 SPAN = 4 * 2**20
+#: output before the second point: the first stretch stays small because every open reads it (the
+#: kernel's first READ of a ``.npy`` file brings the header and the body's first 128 KiB)
+FIRST_SPAN = 256 * 2**10
 #: arrays smaller than this get no index: the whole decode takes well under a second and a record
 #: would cost more in the cache than it saves
 MIN_ARRAY = 16 * 2**20
@@ -126,8 +129,9 @@ class _Point:
 def gunzip_recording(chunks: Iterable[bytes | bytearray | memoryview], out: memoryview | Sink,
                      span: int = SPAN) -> list[SeekPoint] | None:
     """``codecs.gunzip_into`` (same checks, same errors) that also records a seek point at the first
-    block and then at the first block boundary every ``span`` output bytes. ``None`` instead of points
-    when the body is more than one gzip member (the rest is decoded all the same)."""
+    block, the first block boundary past :data:`FIRST_SPAN`, then every ``span`` output bytes.
+    ``None`` instead of points when the body is more than one gzip member (the rest is decoded all
+    the same)."""
     if _libz is None:
         raise RuntimeError("libz is not loaded (zran.available() is False)")
     total, pos = len(out), 0
@@ -177,7 +181,8 @@ def gunzip_recording(chunks: Iterable[bytes | bytearray | memoryview], out: memo
                         return None
                     break
                 kind = strm.data_type
-                if kind & 128 and not kind & 64 and (not points or pos - points[-1].out_start >= span):
+                gap = min(span, FIRST_SPAN) if len(points) == 1 else span
+                if kind & 128 and not kind & 64 and (not points or pos - points[-1].out_start >= gap):
                     if _libz.inflateGetDictionary(ctypes.byref(strm), ctypes.addressof(dictbuf),
                                                   ctypes.byref(dictlen)) != _Z_OK:
                         raise MemoryError("libz could not give the window")

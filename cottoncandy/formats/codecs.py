@@ -516,6 +516,9 @@ class Codec:
     zarr: Mapping[str, Any] | None
     #: why it is (or is not) on the allowlist
     why: str
+    #: the numcodecs id of the codec inflating one of its blocks (a zarr chunk per block; cottoncandy
+    #: registers it: ``formats.zarr_blocks``); ``None``: a body is one chunk
+    zarr_block: str | None = None
     encode: Callable[[memoryview], bytes] | None = None
     stream_into: StreamInto | None = None
     declared_size: Callable[[bytes | bytearray | memoryview], int] | None = None
@@ -533,7 +536,8 @@ class Codec:
 CODECS: tuple[Codec, ...] = (
     Codec("gzip", "gzip", True, 1032, "stream", "isize", True, {"id": "gzip", "level": 1},
           "0.4.0's default below 2 GB: a gzip file stream (ours: one member in indexed blocks)",
-          encode=_gzip_file, stream_into=lambda chunks, out: gunzip_into(chunks, out),
+          zarr_block="cottoncandy.gzip_block", encode=_gzip_file,
+          stream_into=lambda chunks, out: gunzip_into(chunks, out),
           stream_encoder=lambda: zlib.compressobj(6, zlib.DEFLATED, 31)),  # wbits 31: one gzip member
     Codec("zlib", "Zlib", True, 1032, "stream", "none", False, {"id": "zlib", "level": 1},
           "a zlib stream, inflated by the standard library",

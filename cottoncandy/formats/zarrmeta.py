@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import zarr_blocks
 from .codecs import record
 from .raw import ArraySpec
 
@@ -118,6 +119,21 @@ def plan_body(spec: ArraySpec, body_size: int, body_offset: int = 0,
         coords[axis] = i
         ranges.append(ChunkRange(chunk_key(coords), body_offset + i * count * slab, count * slab))
     return ChunkPlan(tuple(chunks), order, None, tuple(ranges))
+
+
+def plan_blocks(spec: ArraySpec, blocks: Sequence[tuple[int, int]], block_size: int) -> ChunkPlan | None:
+    """One chunk per block of an indexed gzip body (``blocks``: each block's compressed bytes
+    ``[start, end)``, every block but the last ``block_size`` decoded bytes), decoded by
+    ``formats.zarr_blocks``' codec; ``None`` when blocks do not hold whole rows of a C-order array
+    (then the body is one chunk, :func:`plan_body`)."""
+    row = spec.row_bytes
+    if spec.fortran or not row or block_size % row or len(blocks) < 2:
+        return None
+    rows = block_size // row
+    last = spec.nbytes - (len(blocks) - 1) * block_size
+    ranges = tuple(ChunkRange(chunk_key([i] + [0] * (len(spec.shape) - 1)), start, end - start)
+                   for i, (start, end) in enumerate(blocks))
+    return ChunkPlan((rows, *grid_chunks(spec.shape[1:])), "C", zarr_blocks.config(block_size, last), ranges)
 
 
 def zarray(shape: Sequence[int], dtype: np.dtype, plan: ChunkPlan) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..formats import zarr_blocks
 from ..formats.zarrmeta import DEFAULT_CHUNK_BYTES
 from ..storage.base import ObjectStore
 from .build import PART_PROTOCOL, RefSet, Skipped, build_refs
@@ -56,6 +57,7 @@ def reference_filesystem(source: Any, prefix: str = "", *, chunk_bytes: int = DE
     from .filesystem import ObjectStoreFileSystem
 
     store = store_of(source)
+    zarr_blocks.register()  # gzip arrays' chunks may be blocks (``formats.zarr_blocks``)
     refs = refs if refs is not None else build_refs(store, prefix, chunk_bytes=chunk_bytes, portable=False)
     ours: Any = ObjectStoreFileSystem(StoreHandle(store), refs.objects, refs.parts)
     if asynchronous:  # given as a dict, fsspec does not wrap our (synchronous) filesystem itself

@@ -7,7 +7,9 @@ byte range of an existing object. Nothing is copied or rewritten in the bucket.
 What becomes what (docs/FORMAT.md for the layouts):
 
 * a raw array object -> an array. Uncompressed: slabs of the body by byte range
-  (``formats.zarrmeta.plan_body``); compressed: one chunk and the numcodecs codec 0.4.0 used.
+  (``formats.zarrmeta.plan_body``); compressed: one chunk and the numcodecs codec 0.4.0 used, or, for a
+  gzip body we wrote (blocks of whole rows, ``cc-gzip-blocks``) in non-portable references or when
+  asked (``gzip_blocks``), one chunk per block, inflated by ``formats.zarr_blocks``' codec.
 * an object named ``*.npy`` holding ``.npy`` bytes -> an array whose chunks start past the header.
 * a dask folder (``NAME/metadata.json`` + parts) -> an array whose chunks are the parts.
 * a sparse folder -> a group of its part arrays, the matrix type and shape in its attributes.
@@ -48,6 +50,7 @@ from typing import Any
 
 from ..arrays.chunked import read_manifest, resolve_part
 from ..arrays.dask_parts import PartRef
+from ..arrays.gzip_blocks import block_index
 from ..errors import ObjectNotFound
 from ..formats import codecs, zarrmeta
 from ..formats.dask import MANIFEST, parse_manifest
@@ -134,10 +137,12 @@ def _check_names(path: str, what: str) -> None:
 
 
 class _Builder:
-    def __init__(self, store: ObjectStore, chunk_bytes: int, portable: bool):
+    def __init__(self, store: ObjectStore, chunk_bytes: int, portable: bool, gzip_blocks: bool | None = None):
         if chunk_bytes < 1:
             raise ValueError(f"chunk_bytes must be positive, not {chunk_bytes}")
         self.store, self.chunk_bytes, self.portable = store, chunk_bytes, portable
+        #: a chunk per gzip block (``build_refs``' ``gzip_blocks``): by default only where cottoncandy reads
+        self.gzip_blocks = not portable if gzip_blocks is None else gzip_blocks
         self.out = RefSet()
         self.nodes: dict[str, dict[str, Any]] = {}  # zarr path -> {".zarray": ..., ".zattrs": ...}
         self.group_attrs: dict[str, dict[str, Any]] = {}
@@ -164,7 +169,7 @@ class _Builder:
         name = self.store.describe(info.key)
         spec = spec_for_body(info.metadata, info.size, name)
         self.check_body_sizes(info, spec)
-        plan = zarrmeta.plan_body(spec, info.size, 0, self.chunk_bytes)
+        plan = self.block_plan(info, spec) or zarrmeta.plan_body(spec, info.size, 0, self.chunk_bytes)
         extra = user_metadata(info.metadata)  # the keys describing the body are not attributes
         self.add_array(path, spec, plan, info, extra)
 
@@ -187,6 +192,18 @@ class _Builder:
         plan = zarrmeta.plan_body(spec, info.size, header, self.chunk_bytes)
         self.add_array(path, spec, plan, info, {})
         return True
+
+    def block_plan(self, info: ObjectInfo, spec: ArraySpec) -> zarrmeta.ChunkPlan | None:
+        """One zarr chunk per block of a gzip body with our index whose blocks hold whole rows (one
+        ranged GET of its header, checked as the mount checks it: a forged index is not used), when
+        blocks are asked for; else ``None`` (one chunk)."""
+        if not self.gzip_blocks or spec.compression is None or not codecs.record(spec.compression).blocks:
+            return None
+        index = block_index(self.store, info, spec.nbytes)
+        if index is None:
+            return None
+        blocks = index.blocks
+        return zarrmeta.plan_blocks(spec, [(b.start, b.end) for b in blocks], blocks[0].out_end - blocks[0].out_start)
 
     def check_body_sizes(self, info: ObjectInfo, spec: ArraySpec) -> None:
         """``ValueError`` unless a compressed body decodes to the array's size, checked before any
@@ -406,7 +423,7 @@ class _Builder:
 
 
 def build_refs(store: ObjectStore, prefix: str = "", *, chunk_bytes: int = zarrmeta.DEFAULT_CHUNK_BYTES,
-               portable: bool = True) -> RefSet:
+               portable: bool = True, gzip_blocks: bool | None = None) -> RefSet:
     """References to every array under ``prefix`` as one zarr group (see the module's docstring).
 
     ``prefix`` names a folder (``""``: the whole bucket), or one array: a raw array or ``.npy``
@@ -414,9 +431,13 @@ def build_refs(store: ObjectStore, prefix: str = "", *, chunk_bytes: int = zarrm
     and a problem with it raises ``ValueError`` instead of a warning.
     ``chunk_bytes``: largest chunk cut from an uncompressed body. ``portable``: only references any
     fsspec user can read (False: also dask arrays whose parts only cottoncandy can serve).
+    ``gzip_blocks``: a gzip array we wrote becomes one chunk per block of whole rows (a row costs one
+    block, not the whole body), decoded by a numcodecs codec cottoncandy registers
+    (``formats.zarr_blocks``), so only readers with cottoncandy installed can decode it; default:
+    only in non-portable references. Portable ones keep one gzip chunk, which any numcodecs reads.
     """
     prefix = prefix.strip("/")
-    builder = _Builder(store, chunk_bytes, portable)
+    builder = _Builder(store, chunk_bytes, portable, gzip_blocks)
     info = store.head_if_exists(prefix) if prefix else None
     leaf = posixpath.basename(prefix)
     if info is not None:

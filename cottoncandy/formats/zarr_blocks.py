@@ -1,0 +1,85 @@
+"""The numcodecs codec that inflates one block of our gzip bodies: a zarr chunk per block.
+
+Why: every block of a gzip body our writer made is a run of whole rows (``pgzip.row_block_size``)
+deflated alone (``formats.pgzip``), so ``cottoncandy.refs`` can show such an array as one zarr chunk
+per block, each chunk the byte range of its block's raw deflate bytes: zarr then reads a row by
+fetching and inflating one block, not the whole body. No stock numcodecs codec inflates raw deflate,
+so cottoncandy registers this one (:func:`register`, done when references are opened through
+``cottoncandy.refs``). A reader without cottoncandy cannot decode such chunks, which is why portable
+references (``ccfs refs``) keep one gzip chunk per array unless asked for blocks.
+
+Config: ``{"id": ID, "size": S, "last": L}``: every chunk inflates to exactly ``S`` bytes but the
+array's last, which inflates to ``L`` and is padded to ``S`` (zarr stores edge chunks full size).
+Decoding never makes more than ``S`` bytes, whatever the chunk's bytes say, and a chunk must end as
+the writer ends a block (a full-flush marker, or the final block): a block cut in the wrong place by
+a forged index fails (``ValueError``) instead of giving wrong values.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+
+from .codecs import GZIP, record
+from .pgzip import SYNC_MARKER
+
+#: the numcodecs id (declared in the codec table: ``Codec.zarr_block`` of gzip)
+ID = record(GZIP).zarr_block or ""
+
+
+def config(size: int, last: int) -> dict[str, Any]:
+    """The ``.zarray`` compressor of an array whose chunks are blocks of ``size`` decoded bytes."""
+    return {"id": ID, "size": int(size), "last": int(last)}
+
+
+def _codec_class() -> type:
+    from numcodecs.abc import Codec
+    from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
+
+    class GzipBlock(Codec):  # type: ignore[misc]  # numcodecs has no type hints
+        """One raw-deflate block of a ``cc-gzip-blocks`` body <-> its decoded bytes."""
+
+        codec_id = ID
+
+        def __init__(self, size: int, last: int | None = None):
+            self.size = int(size)
+            self.last = self.size if last is None else int(last)
+            if not 0 < self.last <= self.size:
+                raise ValueError(f"{ID}: last block of {self.last} bytes, blocks of {self.size}")
+
+        def encode(self, buf: Any) -> bytes:
+            data = ensure_contiguous_ndarray(buf).view("u1").tobytes()
+            comp = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+            return comp.compress(data) + comp.flush(zlib.Z_FINISH)
+
+        def decode(self, buf: Any, out: Any = None) -> Any:
+            data = ensure_contiguous_ndarray(buf).view("u1").tobytes()
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            try:
+                produced = inflater.decompress(data, self.size + 1)
+            except zlib.error as exc:
+                raise ValueError(f"{ID}: damaged block ({exc})") from exc
+            ended = inflater.eof or data[-len(SYNC_MARKER):] == SYNC_MARKER  # as the writer ends blocks
+            if len(produced) not in (self.size, self.last) or inflater.unconsumed_tail or not ended:
+                raise ValueError(f"{ID}: block inflates to {len(produced)} bytes, not {self.size} "
+                                 f"(or {self.last} for the last)")
+            chunk = np.zeros(self.size, dtype="u1")
+            chunk[: len(produced)] = np.frombuffer(produced, dtype="u1")
+            return ndarray_copy(chunk, out)
+
+        def get_config(self) -> dict[str, Any]:
+            return config(self.size, self.last)
+
+    return GzipBlock
+
+
+def register() -> None:
+    """Make :data:`ID` known to numcodecs (so to zarr); idempotent."""
+    import numcodecs
+
+    try:
+        numcodecs.get_codec(config(1, 1))
+    except ValueError:
+        numcodecs.register_codec(_codec_class())

@@ -1,0 +1,87 @@
+"""gzip arrays we wrote, opened by the real zarr and xarray as one chunk per block of whole rows.
+
+A row or a 10-row slice then fetches and inflates one block (counted in the local server's log),
+not the whole body; values equal ``download_raw_array`` for each dtype; portable references keep
+one gzip chunk unless asked (their readers may not have cottoncandy's codec); a forged index is not
+used (one chunk, as before).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+pytest.importorskip("zarr")
+pytest.importorskip("xarray")
+
+from cottoncandy import refs as ccrefs  # noqa: E402
+from cottoncandy.formats import pgzip, zarr_blocks  # noqa: E402
+from tests.refs.refsutil import gets_of  # noqa: E402
+
+BLOCK = 64 * 2**10
+SHAPE = (2000, 100)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(pgzip, "DEFAULT_BLOCK", BLOCK)  # many blocks without a large array
+    return BLOCK
+
+
+def zarray(cci, prefix: str, name: str, **options) -> dict:  # type: ignore[no-untyped-def]
+    refs = ccrefs.build_refs(cci.store, prefix, **options)
+    return json.loads(refs.refs[f"{name}/.zarray"])
+
+
+@pytest.mark.parametrize("dtype", ["<f8", ">i4", "<c8", "|b1"])
+def test_a_chunk_per_block_and_a_slice_reads_one(s3, cci, small_blocks: int, dtype: str) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 2 if dtype == "|b1" else 9, SHAPE).astype(dtype)
+    cci.upload_raw_array("gzr/x", arr)  # the default codec: gzip in indexed blocks of whole rows
+    info = cci.store.head("gzr/x")
+    block, count = pgzip.parse_metadata_value(info.metadata[pgzip.INDEX_KEY], arr.nbytes)
+    rows = block // (arr.nbytes // SHAPE[0])
+    assert block % (arr.nbytes // SHAPE[0]) == 0 and count > 2
+    ds = ccrefs.open_dataset(cci, "gzr")
+    assert ds["x"].data.chunks[0] == (rows,) * (count - 1) + (SHAPE[0] - rows * (count - 1),)
+    s3.clear_log()
+    assert np.array_equal(ds["x"][1000:1010].values, arr[1000:1010])
+    gets = gets_of(s3, "/gzr/x")
+    moved = sum(r.bytes_sent for r in gets)
+    print(f"{dtype}: 10-row slice through zarr: {len(gets)} GETs {moved} B of a {info.size} B body")
+    assert 1 <= len(gets) <= 2 and all(r.range for r in gets) and moved < 3 * info.size // count + 4096
+    s3.clear_log()
+    assert np.array_equal(ds["x"][SHAPE[0] - 1].values, arr[-1])  # the short last block, padded by the codec
+    assert len(gets_of(s3, "/gzr/x")) == 1
+    assert np.array_equal(ds["x"].values, cci.download_raw_array("gzr/x"))
+
+
+def test_portable_references_keep_one_chunk_unless_asked(cci, small_blocks: int) -> None:  # type: ignore[no-untyped-def]
+    arr = np.arange(SHAPE[0] * SHAPE[1], dtype="<f8").reshape(SHAPE)
+    cci.upload_raw_array("gzp/x", arr)
+    portable = zarray(cci, "gzp", "x")
+    assert portable["compressor"]["id"] == "gzip" and portable["chunks"] == list(SHAPE)
+    asked = zarray(cci, "gzp", "x", gzip_blocks=True)
+    assert asked["compressor"]["id"] == zarr_blocks.ID and asked["chunks"][0] < SHAPE[0]
+    assert zarray(cci, "gzp", "x", portable=False)["compressor"]["id"] == zarr_blocks.ID
+
+
+def test_a_forged_index_is_not_used(cci, small_blocks: int) -> None:  # type: ignore[no-untyped-def]
+    arr = np.arange(SHAPE[0] * SHAPE[1], dtype="<f8").reshape(SHAPE)
+    cci.upload_raw_array("gzf/x", arr)
+    info = cci.store.head("gzf/x")
+    body = bytearray(cci.store.get_range("gzf/x", 0, info.size))
+    count = struct.unpack_from("<I", body, 16 + 9)[0]
+    lengths = list(struct.unpack_from(f"<{count}I", body, pgzip.HEADER_FIXED))
+    lengths[0], lengths[1] = lengths[0] + 7, lengths[1] - 7  # still tiles the body, cut in the wrong places
+    struct.pack_into(f"<{count}I", body, pgzip.HEADER_FIXED, *lengths)
+    cci.store.put("gzf/x", bytes(body), dict(info.metadata))
+    meta = zarray(cci, "gzf", "x", portable=False)
+    assert meta["chunks"][0] < SHAPE[0]  # the header still parses: blocks, but each block is checked
+    with pytest.raises(Exception, match="block"):
+        ccrefs.open_group(cci, "gzf")["x"][0]  # block 0 with 7 bytes of block 1: not how blocks end
+    cci.store.put("gzf/x", bytes(body), {**info.metadata, pgzip.INDEX_KEY: "1:7:3"})
+    assert zarray(cci, "gzf", "x", portable=False)["chunks"] == list(SHAPE)  # refused: one chunk

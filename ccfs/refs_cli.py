@@ -46,8 +46,12 @@ def _write(path: str, text: str) -> None:
               help="File to write the references to (- : standard output).")
 @click.option("--chunk-size", default=f"{DEFAULT_CHUNK_BYTES // 2**20}M", show_default=True, callback=_size,
               help="Largest chunk cut from an uncompressed array (a slice reads at most this much more).")
+@click.option("--gzip-blocks", is_flag=True,
+              help="A gzip array written by cottoncandy becomes one chunk per block of whole rows (a row reads "
+                   "one block, not the whole body). Its readers then need cottoncandy installed (its numcodecs "
+                   "codec inflates a block), so by default such an array is one gzip chunk any zarr reads.")
 @remote_options
-def refs_command(url: str, output: str, chunk_size: int, **options: Any) -> None:
+def refs_command(url: str, output: str, chunk_size: int, gzip_blocks: bool, **options: Any) -> None:
     """Write zarr references (kerchunk JSON) to the arrays under URL, for fsspec/zarr/xarray users.
 
     Every raw array, .npy object and dask folder under URL becomes a zarr array whose chunks are
@@ -58,7 +62,7 @@ def refs_command(url: str, output: str, chunk_size: int, **options: Any) -> None
     store = _store(location, options)
     with warnings.catch_warnings():  # each left-out object is printed once below, from refs.skipped
         warnings.simplefilter("ignore", UserWarning)
-        refs = build_refs(store, location.key, chunk_bytes=chunk_size, portable=True)
+        refs = build_refs(store, location.key, chunk_bytes=chunk_size, portable=True, gzip_blocks=gzip_blocks)
     for skipped in refs.skipped:
         where, reason = location.url(skipped.key), skipped.reason
         line = reason if reason.startswith(where) else f"{where}: {reason}"  # reasons usually name it already

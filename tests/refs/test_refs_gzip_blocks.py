@@ -85,3 +85,15 @@ def test_a_forged_index_is_not_used(cci, small_blocks: int) -> None:  # type: ig
         ccrefs.open_group(cci, "gzf")["x"][0]  # block 0 with 7 bytes of block 1: not how blocks end
     cci.store.put("gzf/x", bytes(body), {**info.metadata, pgzip.INDEX_KEY: "1:7:3"})
     assert zarray(cci, "gzf", "x", portable=False)["chunks"] == list(SHAPE)  # refused: one chunk
+
+
+def test_ccfs_refs_gives_blocks_when_asked(s3, cci, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.cliutil import run
+    from tests.conftest import BUCKET
+
+    cci.upload_raw_array("gzc/x", np.arange(3000 * 1024, dtype="<f8").reshape(3000, 1024))  # 6 blocks of 4 MiB
+    for extra, codec in (((), "gzip"), (("--gzip-blocks",), zarr_blocks.ID)):
+        out = tmp_path / f"refs{len(extra)}.json"
+        run(s3, "refs", f"s3://{BUCKET}/gzc", "-o", str(out), *extra)
+        doc = json.loads(out.read_text())
+        assert json.loads(doc["refs"]["x/.zarray"])["compressor"]["id"] == codec

@@ -1,7 +1,9 @@
 """Compressed arrays, decoded once per (key, ETag) into a bounded cache.
 
 A compressed body cannot be read by range, so the first read of a compressed array decodes it
-whole. Small results stay in memory (an LRU bounded in bytes); larger ones are decoded into a
+whole -- unless it is a gzip body with our block index (``inflated.py`` reads it by block) or one
+whose seek points are kept (``segments.py``); here are the others, and those two's fallbacks.
+Small results stay in memory (an LRU bounded in bytes); larger ones are decoded into a
 file under the cache directory (an LRU bounded in bytes on disk) and read with ``pread``. An array
 larger than both limits is refused with a clear error rather than breaking the limits. A spilled
 array is written with ``pwrite`` as it is decoded, not through a memory map: every page written

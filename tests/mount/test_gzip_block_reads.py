@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def endpoint(cci) -> list[str]:  # type: ignore[no-untyped-def]
     return ["--endpoint-url", cci.settings.endpoint_url]
 
 
-def timed(fn):  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
     started = time.perf_counter()
     value = fn()
     return value, (time.perf_counter() - started) * 1e3

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> int:
     return BLOCK
 
 
-def zarray(cci, prefix: str, name: str, **options) -> dict:  # type: ignore[no-untyped-def]
+def zarray(cci, prefix: str, name: str, **options) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     refs = ccrefs.build_refs(cci.store, prefix, **options)
     return json.loads(refs.refs[f"{name}/.zarray"])
 

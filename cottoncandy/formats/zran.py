@@ -45,6 +45,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .codecs import GZIP, CorruptBodyError, Sink, gunzip_into, max_decoded_size
 
 log = logging.getLogger(__name__)
@@ -235,8 +237,10 @@ def _shifted(data: bytes | bytearray | memoryview, skip: int) -> bytes:
     """``data`` without its first ``skip`` bits (deflate packs bits from the low end of each byte)."""
     if not skip:
         return bytes(data)
-    value = int.from_bytes(data, "little") >> skip
-    return value.to_bytes(len(data), "little")
+    octets = np.frombuffer(data, dtype=np.uint8)
+    shifted = octets >> np.uint8(skip)
+    shifted[:-1] |= octets[1:] << np.uint8(8 - skip)  # each byte takes the low bits of the next
+    return shifted.tobytes()
 
 
 def inflate_segment(point: SeekPoint, data: bytes | bytearray | memoryview, size: int) -> bytes:

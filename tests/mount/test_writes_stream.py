@@ -9,6 +9,7 @@ import io
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,23 @@ def test_the_default_mount_is_read_only(cci, tmp_path: Path) -> None:  # type: i
                 attempt()
             assert caught.value.errno == errno.EROFS
     assert cci.glob("*") == ["a"]
+
+
+def test_other_local_mounts_and_the_library_see_it_at_once(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Item 7: the store's change announcement fires for the mount's own uploads, so a mount of the
+    same bucket that listed the folder already (TTL 300 s) shows the new file without a refresh."""
+    url = cci.settings.endpoint_url
+    array = np.arange(40_000, dtype="<f8").reshape(200, 200)
+    cci.upload_raw_array("seen/first", np.arange(3.0), compression=False)
+    with mounted(BUCKET, tmp_path, "--endpoint-url", url, "--metadata-ttl", "300") as reader:
+        assert os.listdir(reader / "seen") == ["first.npy"]
+        with mounted(BUCKET, tmp_path, *rw(url)) as writer:
+            np.save(writer / "seen" / "second.npy", array)
+            assert sorted(os.listdir(writer / "seen")) == ["first.npy", "second.npy"]  # this mount: at once
+            for _ in range(100):  # the other mount: told within a moment (an announcement, then one HEAD)
+                if "second.npy" in os.listdir(reader / "seen"):
+                    break
+                time.sleep(0.05)
+            assert sorted(os.listdir(reader / "seen")) == ["first.npy", "second.npy"]
+            assert np.array_equal(np.load(reader / "seen" / "second.npy"), array)
+    assert sorted(cci.glob("seen/*")) == ["seen/first", "seen/second"]

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 def indexable(info: ObjectInfo, spec: ArraySpec) -> bool:
     """A gzip body with no index of its own, of an array large enough for seek points to pay."""
-    return (spec.compression == codecs.GZIP and pgzip.INDEX_KEY not in (info.metadata or {})
+    return (spec.compression is not None and codecs.codec_id(spec.compression) == codecs.GZIP  # any spelling
+            and pgzip.INDEX_KEY not in (info.metadata or {})
             and zran.worth_indexing(spec.nbytes))
 
 

@@ -82,9 +82,25 @@ def test_a_stretch_that_fails_its_check_sends_every_read_to_the_whole_decode(sam
     assert fetch.broken and len(told) == 1
 
 
+def test_only_gzip_bodies_without_our_index_of_16_mib_or_more_are_indexed() -> None:
+    from cottoncandy.arrays.gzip_points import indexable
+    from cottoncandy.formats.pgzip import INDEX_KEY
+    from cottoncandy.formats.raw import ArraySpec
+    from cottoncandy.storage.base import ObjectInfo
+
+    big = ArraySpec(np.dtype("<f8"), (2**21,), "C", "gzip")
+    small = ArraySpec(np.dtype("<f8"), (2**21 - 1,), "C", "gzip")
+    plain = ObjectInfo(key="k", size=10, etag='"e"', metadata={})
+    assert indexable(plain, big) and not indexable(plain, small)
+    assert indexable(plain, ArraySpec(np.dtype("<f8"), (2**21,), "C", "GZIP"))  # 0.4.0 keeps the caller's spelling
+    assert not indexable(ObjectInfo(key="k", size=10, etag='"e"', metadata={INDEX_KEY: "1:4194304:4"}), big)
+    assert not indexable(plain, ArraySpec(np.dtype("<f8"), (2**21,), "C", "Zstd"))
+
+
 def test_records_are_kept_per_version_bounded_and_checked(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     raw, body, points = sample
     shelf = SeekIndexShelf(tmp_path / "meta", limit=10**9)
+    assert shelf.path.stat().st_mode & 0o077 == 0 and shelf.folder.stat().st_mode & 0o077 == 0  # private
     ident = "s3 http://x key:1 b\0k"
     shelf.remember(ident, '"e1"', len(body), len(raw), points)
     assert shelf.recall(ident, '"e2"', len(body), len(raw)) is None  # another version

@@ -177,17 +177,18 @@ class RecordingStore(S3Store):
         self.single: list[int] = []
 
     def _multipart(self, key: str, extra: dict[str, Any], parts: Any, progress: Any = None,
-                   in_flight: int | None = None) -> Any:
+                   in_flight: int | None = None, condition: Any = None) -> Any:
         def record() -> Any:
             for number, view in parts:
                 self.sent.append((number, len(view)))
                 yield number, view
 
-        return super()._multipart(key, extra, record(), progress, in_flight)
+        return super()._multipart(key, extra, record(), progress, in_flight, condition)
 
-    def _put_single(self, key: str, view: memoryview, extra: dict[str, Any], progress: Any = None) -> Any:
+    def _put_single(self, key: str, view: memoryview, extra: dict[str, Any], progress: Any = None,
+                    condition: Any = None) -> Any:
         self.single.append(len(view))
-        return super()._put_single(key, view, extra, progress)
+        return super()._put_single(key, view, extra, progress, condition)
 
 
 def test_streamed_parts_are_bounded_and_the_first_goes_last(s3: Any) -> None:

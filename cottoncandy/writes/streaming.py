@@ -176,8 +176,11 @@ class StreamingFile:
         return None if self.spec is None else self.header_length + self.spec.nbytes
 
     def held(self) -> bytes | None:
-        """Every byte written so far, while none has been uploaded (``None`` once parts are out)."""
-        return None if self._upload is not None else bytes(self._held)
+        """Every byte written so far, while none has been uploaded (``None`` once parts are out, once
+        the file is stored, or given up: its bytes are no longer all here)."""
+        if self._upload is not None or self.stored is not None or self.given_up:
+            return None
+        return bytes(self._held)
 
     def _decide(self, final: bool = False) -> None:
         """Array or bytes, from the bytes held (``final``: no more are coming: undecided is bytes)."""

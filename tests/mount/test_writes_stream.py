@@ -97,6 +97,7 @@ def test_a_short_npy_is_never_visible(cci, tmp_path: Path) -> None:  # type: ign
 @pytest.mark.parametrize("size, rule", [
     (1000, FaultRule("error500", methods=("PUT",))),  # one PUT, refused
     (40 * 2**20, FaultRule("error500", methods=("POST",), query="uploadId")),  # CompleteMultipartUpload refused
+    (40 * 2**20, FaultRule("reset", methods=("PUT",), query="partNumber")),  # every UploadPart reset mid-body
 ])
 def test_a_refused_upload_fails_close_and_leaves_nothing(cci, fault_proxy, tmp_path: Path, size: int,
                                                           rule: FaultRule) -> None:  # type: ignore[no-untyped-def]
@@ -143,3 +144,16 @@ def test_other_local_mounts_and_the_library_see_it_at_once(cci, tmp_path: Path) 
             assert sorted(os.listdir(reader / "seen")) == ["first.npy", "second.npy"]
             assert np.array_equal(np.load(reader / "seen" / "second.npy"), array)
     assert sorted(cci.glob("seen/*")) == ["seen/first", "seen/second"]
+
+
+def test_overwriting_a_file_replaces_it_whole(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first, second = np.arange(10.0), np.arange(24, dtype="<i8").reshape(4, 6)
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
+        np.save(m / "a.npy", first)
+        np.save(m / "a.npy", second)  # an open with O_TRUNC of the existing array: streamed again
+        (m / "t.txt").write_bytes(b"old text, longer than the new one")
+        (m / "t.txt").write_bytes(b"new")
+        assert np.array_equal(np.load(m / "a.npy"), second)
+        assert (m / "t.txt").read_bytes() == b"new"
+    assert np.array_equal(cci.download_raw_array("a"), second)
+    assert cci.download_object("t.txt") == b"new"

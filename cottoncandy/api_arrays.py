@@ -50,7 +50,8 @@ class ArrayMethods(MixinBase):
 
     @cleans_object_name
     def download_raw_array_as_dask(self, object_name: str, chunks: Any = "auto", dask_name: str | None = None) -> Any:
-        """A lazy dask array over one uncompressed raw array, read by byte ranges in ``chunks``."""
+        """A lazy dask array over one uncompressed raw array, read by byte ranges in ``chunks``, or over a gzip
+        array cottoncandy wrote, read by block (``chunks="auto"``: one chunk per block of whole rows)."""
         return chunked.raw_array_as_dask(self.store, object_name, chunks, dask_name)
 
     @cleans_object_name

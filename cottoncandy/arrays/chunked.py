@@ -29,6 +29,7 @@ from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_aft
 from ..storage.collect import objects_under
 from ..storage.registry import StoreHandle
 from .dask_parts import PartRef, load_part, stored_dask_array
+from .gzip_blocks import gzip_rows
 from .raw import read_array_spec, write_raw_array
 
 # --- reading a 0.4.0 dask array ---------------------------------------------------------------
@@ -319,15 +320,23 @@ class RawArrayRanges:
 
 
 def raw_array_as_dask(store: ObjectStore, object_name: str, chunks: Any = "auto", dask_name: str | None = None) -> Any:
-    """A lazy dask array over one uncompressed raw array, read by byte ranges, chunked as asked."""
+    """A lazy dask array over one uncompressed raw array, read by byte ranges, chunked as asked; or over
+    a gzip array cottoncandy wrote, read by block (by default one chunk per block of whole rows)."""
     import dask.array as da
     from dask.base import tokenize
 
     info, spec = read_array_spec(store, object_name)
     name = store.describe(object_name)
     if spec.compression is not None:
-        raise ValueError(f"{name} is {spec.compression}-compressed, so its bytes cannot be read by range; "
-                         "use download_raw_array, or store it with compression=False")
+        rows = gzip_rows(store, info, spec)  # a gzip array we wrote: read by block (``chunks`` "auto": one per block)
+        if rows is None:
+            raise ValueError(f"{name} is {spec.compression}-compressed, so its bytes cannot be read by range; "
+                             "use download_raw_array, or store it with compression=False (or gzip, by "
+                             "cottoncandy, which indexes its blocks)")
+        token = dask_name or "cottoncandy-gzip-" + tokenize(rows.handle.spec or id(store), object_name, info.etag,
+                                                            chunks)
+        chunks = rows.chunks or chunks if isinstance(chunks, str) and chunks == "auto" else chunks
+        return da.from_array(rows, chunks=chunks, name=token, meta=np.empty((0,) * len(spec.shape), spec.dtype))
     if info.size != spec.nbytes:
         raise ValueError(f"{name}: body is {info.size} bytes but a {spec.dtype.str} array of shape {spec.shape} "
                          f"needs {spec.nbytes}")

@@ -14,12 +14,18 @@ import os
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from ..formats import pgzip
+import numpy as np
+
+from ..formats import codecs, pgzip
 from ..formats.codecs import Sink
 from ..formats.flat import ByteSource
+from ..formats.ranges import bounding_block
+from ..formats.raw import ArraySpec, dtype_token, parse_dtype_token
 from ..progress import BodyMap
 from ..storage.base import ObjectInfo, ObjectStore, Progress
+from ..storage.registry import StoreHandle
 
 log = logging.getLogger(__name__)
 
@@ -165,3 +171,89 @@ def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: mem
         log.info("%s: gzip block index does not fit the body (%s); reading serially", name, exc)
         return False
     return True
+
+
+class GzipRows:
+    """An array-like over a C-order gzip raw array with our block index: ``[slices]`` fetches the
+    compressed bytes of the blocks holding the rows asked (one ranged GET) and inflates only those.
+
+    Picklable (a ``StoreHandle``, the index as offsets, a few numbers), so ``dask.array.from_array``
+    over it runs on any worker; reads carry the ETag seen at open. The index was checked at open
+    (:func:`block_index`); a block that does not inflate to its place makes this reader decode the
+    whole body serially instead (CRC-checked), once, logged.
+    """
+
+    def __init__(self, handle: StoreHandle, key: str, etag: str, dtype: str, shape: tuple[int, ...],
+                 spans: tuple[tuple[int, int], ...], block_size: int):
+        self.handle, self.key, self.etag = handle, key, etag
+        self.dtype = parse_dtype_token(dtype, key)
+        self.shape, self.ndim = tuple(shape), len(shape)
+        self.spans, self.block_size = tuple(spans), int(block_size)
+        self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._whole: np.ndarray | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (GzipRows, (self.handle, self.key, self.etag, dtype_token(self.dtype), self.shape, self.spans,
+                           self.block_size))
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """One dask chunk per block when blocks hold whole rows (``None``: they do not)."""
+        if not self.row or self.block_size % self.row:
+            return None
+        return (self.block_size // self.row, *self.shape[1:])
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        block, local = bounding_block(self.shape, index)
+        out = self._rows(block[0].start, block[0].stop)[(slice(None),) + tuple(block[1:])]
+        for axis in range(len(local) - 1, -1, -1):  # last axis first, so axis numbers stay valid
+            take = local[axis]
+            if take is not None:
+                out = np.take(out, take, axis=axis)
+        return out
+
+    def _rows(self, first: int, stop: int) -> np.ndarray:
+        start, end = first * self.row, stop * self.row
+        if start >= end:
+            return np.empty((stop - first, *self.shape[1:]), dtype=self.dtype)
+        if self._whole is None:
+            try:
+                data = self._inflate(start, end)
+                return np.frombuffer(data, dtype=self.dtype).reshape((stop - first, *self.shape[1:]))
+            except ValueError as exc:
+                store = self.handle.get()
+                log.info("%s: gzip block does not fit its index (%s); decoding the whole array",
+                         store.describe(self.key), exc)
+                whole = bytearray(int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize)
+                with store.open_read(self.key, if_match=self.etag) as stream:  # zlib checks gzip's CRC-32
+                    codecs.gunzip_into(iter(lambda: stream.read(2**20), b""), memoryview(whole))
+                self._whole = np.frombuffer(bytes(whole), dtype=self.dtype).reshape(self.shape)
+        return self._whole[first:stop]
+
+    def _inflate(self, start: int, end: int) -> bytes:
+        first, last = start // self.block_size, (end - 1) // self.block_size
+        if last >= len(self.spans):
+            raise IndexError(f"rows past the array's end ({end} > {len(self.spans) * self.block_size} bytes)")
+        lo, hi = self.spans[first][0], self.spans[last][1]
+        data = memoryview(self.handle.get().get_range(self.key, lo, hi, if_match=self.etag))
+        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        out = bytearray(min(nbytes, (last + 1) * self.block_size) - first * self.block_size)
+        for i in range(first, last + 1):
+            a, b = self.spans[i]
+            place = memoryview(out)[(i - first) * self.block_size : min(nbytes, (i + 1) * self.block_size)
+                                    - first * self.block_size]
+            pgzip.inflate_block_into(data[a - lo : b - lo], place, i == len(self.spans) - 1)
+        offset = start - first * self.block_size
+        return bytes(out[offset : offset + end - start])
+
+
+def gzip_rows(store: ObjectStore, info: ObjectInfo, spec: ArraySpec) -> GzipRows | None:
+    """A :class:`GzipRows` over a C-order gzip array with a usable block index, or ``None``."""
+    if spec.compression is None or not codecs.record(spec.compression).blocks or spec.fortran or not spec.shape:
+        return None
+    index = block_index(store, info, spec.nbytes)
+    if index is None:
+        return None
+    return GzipRows(StoreHandle(store), info.key, info.etag, dtype_token(spec.dtype), spec.shape,
+                    tuple((b.start, b.end) for b in index.blocks),
+                    index.blocks[0].out_end - index.blocks[0].out_start)

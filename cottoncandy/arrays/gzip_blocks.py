@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache.inflated import BlockInflate
 from ..formats import codecs, pgzip
 from ..formats.codecs import Sink
 from ..formats.flat import ByteSource
@@ -178,9 +179,10 @@ class GzipRows:
     compressed bytes of the blocks holding the rows asked (one ranged GET) and inflates only those.
 
     Picklable (a ``StoreHandle``, the index as offsets, a few numbers), so ``dask.array.from_array``
-    over it runs on any worker; reads carry the ETag seen at open. The index was checked at open
-    (:func:`block_index`); a block that does not inflate to its place makes this reader decode the
-    whole body serially instead (CRC-checked), once, logged.
+    over it runs on any worker; reads carry the ETag seen at open and go through the mount's block
+    reader (``cache.inflated.BlockInflate``). The index was checked at open (:func:`block_index`); a
+    block that does not inflate to its place makes this reader decode the whole body serially instead
+    (CRC-checked), once, logged.
     """
 
     def __init__(self, handle: StoreHandle, key: str, etag: str, dtype: str, shape: tuple[int, ...],
@@ -190,7 +192,8 @@ class GzipRows:
         self.shape, self.ndim = tuple(shape), len(shape)
         self.spans, self.block_size = tuple(spans), int(block_size)
         self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-        self._whole: np.ndarray | None = None
+        self._inflate: BlockInflate | None = None
+        self._whole: bytes | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (GzipRows, (self.handle, self.key, self.etag, dtype_token(self.dtype), self.shape, self.spans,
@@ -216,35 +219,35 @@ class GzipRows:
         start, end = first * self.row, stop * self.row
         if start >= end:
             return np.empty((stop - first, *self.shape[1:]), dtype=self.dtype)
-        if self._whole is None:
-            try:
-                data = self._inflate(start, end)
-                return np.frombuffer(data, dtype=self.dtype).reshape((stop - first, *self.shape[1:]))
-            except ValueError as exc:
-                store = self.handle.get()
-                log.info("%s: gzip block does not fit its index (%s); decoding the whole array",
-                         store.describe(self.key), exc)
-                whole = bytearray(int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize)
-                with store.open_read(self.key, if_match=self.etag) as stream:  # zlib checks gzip's CRC-32
-                    codecs.gunzip_into(iter(lambda: stream.read(2**20), b""), memoryview(whole))
-                self._whole = np.frombuffer(bytes(whole), dtype=self.dtype).reshape(self.shape)
-        return self._whole[first:stop]
+        data = self._reader()(start, end)
+        return np.frombuffer(data, dtype=self.dtype).reshape((stop - first, *self.shape[1:]))
 
-    def _inflate(self, start: int, end: int) -> bytes:
-        first, last = start // self.block_size, (end - 1) // self.block_size
-        if last >= len(self.spans):
-            raise IndexError(f"rows past the array's end ({end} > {len(self.spans) * self.block_size} bytes)")
-        lo, hi = self.spans[first][0], self.spans[last][1]
-        data = memoryview(self.handle.get().get_range(self.key, lo, hi, if_match=self.etag))
-        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-        out = bytearray(min(nbytes, (last + 1) * self.block_size) - first * self.block_size)
-        for i in range(first, last + 1):
-            a, b = self.spans[i]
-            place = memoryview(out)[(i - first) * self.block_size : min(nbytes, (i + 1) * self.block_size)
-                                    - first * self.block_size]
-            pgzip.inflate_block_into(data[a - lo : b - lo], place, i == len(self.spans) - 1)
-        offset = start - first * self.block_size
-        return bytes(out[offset : offset + end - start])
+    def _reader(self) -> BlockInflate:
+        """The block reader (``cache.inflated``, as the mount's), made on first use where this runs."""
+        if self._inflate is None:
+            store, nbytes = self.handle.get(), int(np.prod(self.shape)) * self.dtype.itemsize
+            blocks = [pgzip.Block(a, b, i * self.block_size, min(nbytes, (i + 1) * self.block_size))
+                      for i, (a, b) in enumerate(self.spans)]
+
+            def body(start: int, end: int) -> bytes:
+                return store.get_range(self.key, start, end, if_match=self.etag)
+
+            def bad(why: str) -> None:
+                log.info("%s: gzip block does not fit its index (%s); decoding the whole array",
+                         store.describe(self.key), why)
+
+            self._inflate = BlockInflate(pgzip.Index(blocks, self.spans[-1][1]), nbytes, body,
+                                         lambda n: memoryview(bytearray(n)), self._serial, bad)
+        return self._inflate
+
+    def _serial(self, start: int, end: int) -> bytes:
+        """Decoded bytes ``[start, end)`` from the whole body read serially (once; zlib checks its CRC-32)."""
+        if self._whole is None:
+            whole = bytearray(int(np.prod(self.shape)) * self.dtype.itemsize)
+            with self.handle.get().open_read(self.key, if_match=self.etag) as stream:
+                codecs.gunzip_into(iter(lambda: stream.read(2**20), b""), memoryview(whole))
+            self._whole = bytes(whole)
+        return self._whole[start:end]
 
 
 def gzip_rows(store: ObjectStore, info: ObjectInfo, spec: ArraySpec) -> GzipRows | None:

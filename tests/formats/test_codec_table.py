@@ -25,7 +25,8 @@ NOT_CODECS = {("cottoncandy/formats/keys.py", "gzip"), ("cottoncandy/interface.p
               ("ccfs/demo.py", "Zstd")}
 #: the consumers of the table: encode, decode, the size checks, refs, zarr metadata, the mount
 CONSUMERS = ("cottoncandy/arrays/raw.py", "cottoncandy/formats/raw.py", "cottoncandy/formats/zarrmeta.py",
-             "cottoncandy/formats/pgzip.py", "cottoncandy/refs/build.py")
+             "cottoncandy/formats/pgzip.py", "cottoncandy/refs/build.py", "cottoncandy/arrays/gzip_blocks.py",
+             "cottoncandy/formats/zarr_blocks.py", "ccfs/filesystem.py")
 
 
 @pytest.mark.parametrize("codec", codecs.CODECS, ids=lambda c: c.id)

@@ -10,8 +10,9 @@ from ..formats import codecs
 #: ``Codec.stream_encoder``), or none
 WRITE_CODECS = ("none", *(codec.id for codec in codecs.allowed() if codec.stream_encoder is not None))
 #: parts of the library's part size in memory per file being streamed: the one being filled, the
-#: first one (held back by ``put_chunks``), and up to two being sent
-PARTS_PER_FILE = 4
+#: first one (held back by ``put_chunks``), and up to four being sent -- as many as ``upload_raw_array``
+#: sends at once (its 4 threads); with two, np.save through the mount ran at 0.55x its speed remote-like
+PARTS_PER_FILE = 6
 #: seconds a write waits for memory held by other files being written before it fails with ENOMEM
 MEMORY_WAIT = 30.0
 

@@ -25,12 +25,13 @@ class WriteMemory:
         self.peak = 0
         self._room = threading.Condition()
 
-    def take(self, nbytes: int, what: str) -> None:
-        """Hold ``nbytes`` more for ``what`` (a key, for the error): at once if they fit or nothing
-        else is held; else wait for room at most ``wait`` seconds, then ``OSError(ENOMEM)``."""
+    def take(self, nbytes: int, what: str, own: int = 0) -> None:
+        """Hold ``nbytes`` more for ``what`` (a key, for the error), which holds ``own`` already: at
+        once if they fit or nothing else is held; else wait for room at most ``wait`` seconds, then
+        ``OSError(ENOMEM)``."""
         deadline = time.monotonic() + self.wait
         with self._room:
-            while self.used and self.used + nbytes > self.limit:
+            while self.used > own and self.used + nbytes > self.limit:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise OSError(errno.ENOMEM, f"{what}: no memory for writing ({self.used >> 20} MiB of "

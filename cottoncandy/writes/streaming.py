@@ -236,7 +236,7 @@ class StreamingFile:
                 raise
             self._size += len(data)
             return len(data)
-        self.memory.take(len(data), self.store.describe(self.key))
+        self.memory.take(len(data), self.store.describe(self.key), own=self._charged)
         self._charged += len(data)
         self._held += data
         self._size += len(data)
@@ -249,7 +249,7 @@ class StreamingFile:
         """From one part on: the upload starts, with what is held as its first chunk."""
         need = self.settings.parts_per_file * self.part_size
         if need > self._charged:
-            self.memory.take(need - self._charged, self.store.describe(self.key))
+            self.memory.take(need - self._charged, self.store.describe(self.key), own=self._charged)
             self._charged = need
         expected = self.expected_size
         hint = None if expected is None else expected - self.header_length

@@ -136,9 +136,12 @@ def test_a_corrupt_block_file_is_discarded_and_fetched_again(cci, s3, tmp_path: 
 
 def test_compressed_arrays_still_spill_under_the_folder(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     arr = np.arange(2**20, dtype="<f8")  # 8 MiB decoded: more than half the decoded-array memory below
-    cci.upload_raw_array("dc/z", arr, compression="gzip")
+    cci.upload_raw_array("dc/z", arr, compression="Zstd")  # decoded whole (our gzip is read by block)
+    cci.upload_raw_array("dc/g", arr, compression="gzip")
     cache = tmp_path / "cache"
     with mounted(BUCKET, tmp_path, *endpoint(cci), "--cache-dir", str(cache), "--cache-size", "16M") as m:
+        assert np.array_equal(np.load(m / "dc/g.npy"), arr)
+        assert not [p for spill in cache.glob("spill-*") for p in spill.iterdir()]  # blocks, no whole decode
         assert np.array_equal(np.load(m / "dc/z.npy"), arr)
         (spill,) = cache.glob("spill-*")
         assert [p for p in spill.iterdir()], "the decoded array did not spill"

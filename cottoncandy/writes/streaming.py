@@ -285,6 +285,14 @@ class StreamingFile:
         return expected is None or self._size == expected
 
     def flush(self) -> ObjectInfo | None:
+        """FLUSH: store the file, unless nothing was written yet -- a shell's ``> f`` opens ``f``, hands
+        the descriptor to its command and closes its own copy first (that FLUSH is the file's
+        opener's): an empty file is stored at its last release instead (``touch``)."""
+        if self._size == 0 and self.failure is None:
+            return None
+        return self._store()
+
+    def _store(self) -> ObjectInfo | None:
         if self.failure is not None:
             raise self.failure
         if self.stored is not None or self.given_up:
@@ -318,7 +326,7 @@ class StreamingFile:
         return info
 
     def fsync(self) -> ObjectInfo | None:
-        return self.flush()
+        return self._store()
 
     def release(self) -> ObjectInfo | None:
         if self.failure is not None:
@@ -330,7 +338,7 @@ class StreamingFile:
                             self.store.describe(self.key), self.expected_size, self._size)
                 self.abort()
                 return None
-            return self.flush()
+            return self._store()
         return None
 
     def abort(self) -> None:

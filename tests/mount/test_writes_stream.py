@@ -157,3 +157,18 @@ def test_overwriting_a_file_replaces_it_whole(cci, tmp_path: Path) -> None:  # t
         assert (m / "t.txt").read_bytes() == b"new"
     assert np.array_equal(cci.download_raw_array("a"), second)
     assert cci.download_object("t.txt") == b"new"
+
+
+def test_shell_redirection_stores_what_the_command_wrote(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``cmd > f``: the shell opens ``f``, gives the descriptor to ``cmd`` and closes its own copy
+    (a FLUSH before any byte is written), so a FLUSH of an empty file stores nothing yet; ``touch``
+    still makes an empty object (at the last release)."""
+    data = tmp_path / "a.bin"
+    data.write_bytes(os.urandom(20 * 2**20 + 5))  # more than one part
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
+        subprocess.run(["bash", "-c", f"cat {data} > {m / 'copy.bin'}; echo hello > {m / 'hello.txt'}; "
+                                      f"touch {m / 'empty.txt'}"], check=True)
+        assert (m / "hello.txt").read_bytes() == b"hello\n"
+    assert cci.download_object("copy.bin") == data.read_bytes()
+    assert cci.download_object("hello.txt") == b"hello\n"
+    assert cci.download_object("empty.txt") == b""

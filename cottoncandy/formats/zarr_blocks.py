@@ -18,6 +18,7 @@ a forged index fails (``ValueError``) instead of giving wrong values.
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ def config(size: int, last: int) -> dict[str, Any]:
     return {"id": ID, "size": int(size), "last": int(last)}
 
 
+@lru_cache(maxsize=1)
 def _codec_class() -> type:
     from numcodecs.abc import Codec
     from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
@@ -73,6 +75,14 @@ def _codec_class() -> type:
             return config(self.size, self.last)
 
     return GzipBlock
+
+
+def __getattr__(name: str) -> Any:
+    """``GzipBlock``, the codec class, made on first use (numcodecs is imported only then): a package
+    entry point ``numcodecs.codecs`` can name ``cottoncandy.formats.zarr_blocks:GzipBlock``."""
+    if name == "GzipBlock":
+        return _codec_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register() -> None:

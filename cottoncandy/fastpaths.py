@@ -78,7 +78,10 @@ def private(owner: object, *names: str) -> Any:
     """``owner.<names[0]>.<names[1]>...``; ``owner`` may be a module's dotted name, imported here.
 
     Raises ``Unavailable`` naming what is missing, never ``ImportError``/``AttributeError``: the
-    caller decides which public path replaces the fast one.
+    caller decides which public path replaces the fast one. The switch (``enabled``) turns off the
+    fast *paths*, the speed-ups; two safety hooks on boto3's path also use private names, through this
+    fence, and stay on with it: the LIST body cap (``storage/list_bodies.py``) and the order of botocore's
+    200-error handler (``storage/s3.check_list_answers``), which keep a hostile LIST answer bounded.
     """
     if isinstance(owner, str):
         where = owner

@@ -3,15 +3,19 @@
 botocore reads every answer of a non-streaming operation whole into memory before any handler sees
 it (``AWSResponse.content``), so ``answers.parse_list_page``'s length check came after an endpoint's
 60 MB "page" of a million entries had been read (issue 24 item 1: 802 MB daemons). The signed path
-stops reading at ``answers.page_bytes(max_keys)`` (``s3_signed``); here a ``before-send`` handler of
-ListObjects/ListObjectsV2 sends the request through the client's own HTTP session (its proxies,
-TLS settings and timeouts) and reads at most that many bytes: a ``Content-Length`` above it, or a
-body that goes on past it, is ``answers.BadAnswer`` naming the listing, its endpoint and the limit,
-and the connection is closed rather than drained. botocore does not retry it (not a connection
-error); a body that breaks while read here, or ends before its ``Content-Length`` (botocore parsed
-what came), is botocore's own ``ConnectionClosedError``/``ReadTimeoutError``, retried as botocore's. The
-handler returns a complete ``AWSResponse``, so everything after (botocore's parsers,
-``answers.check_boto_answer``) is unchanged.
+stops reading at ``answers.page_bytes(max_keys)`` (``s3_signed``); here the client's own HTTP session
+(its proxies, TLS settings and timeouts) sends ListObjects/ListObjectsV2/ListObjectVersions as a
+stream and reads at most that many bytes: a ``Content-Length`` above it, or a body that goes on past
+it, is ``answers.BadAnswer`` naming the listing, its endpoint and the limit, and the connection is
+closed rather than drained. botocore does not retry it (not a connection error); a body that breaks
+while read here, or ends before its ``Content-Length`` (botocore parsed what came), is botocore's own
+``ConnectionClosedError``/``ReadTimeoutError``, retried as botocore's. The answer is a complete
+``AWSResponse``, so everything after (botocore's parsers, ``answers.check_boto_answer``) is unchanged.
+
+How a listing is told from other requests: a ``before-send`` handler marks the request and answers
+nothing, so any other ``before-send`` responder (moto's in-process ``mock_aws``, a user's stubs) still
+answers first; only a request that reaches the session is capped. (A handler that sent the request
+itself, as this module once did, answered before such responders and sent their requests to the network.)
 
 The client's HTTP session is a private name (fenced by ``fastpaths.private``): without it, bodies are
 read as botocore reads them and checked after (one debug line).
@@ -19,10 +23,9 @@ read as botocore reads them and checked after (one debug line).
 
 from __future__ import annotations
 
-import functools
 import logging
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
@@ -50,6 +53,14 @@ class _Body:
         yield self.body
 
 
+#: the attribute a listing request carries to the session (set by the ``before-send`` mark)
+_MARK = "cottoncandy_capped_listing"
+
+
+def _mark(request: Any, **_: Any) -> None:
+    setattr(request, _MARK, True)
+
+
 def cap_list_bodies(client: Any) -> None:
     """Install the cap on ``client``'s listing operations (see the module); idempotent."""
     try:
@@ -57,9 +68,17 @@ def cap_list_bodies(client: Any) -> None:
     except fastpaths.Unavailable as exc:
         log.debug("LIST bodies of boto3 are read whole, then checked (%s)", exc)
         return
-    handler = functools.partial(send_capped, session)
+    if getattr(session, _MARK, False):
+        return
+    send = session.send
+
+    def send_or_cap(request: Any) -> Any:
+        return send_capped(send, request) if getattr(request, _MARK, False) else send(request)
+
+    session.send = send_or_cap
+    setattr(session, _MARK, True)
     for operation in OPERATIONS:
-        client.meta.events.register(f"before-send.s3.{operation}", handler,
+        client.meta.events.register(f"before-send.s3.{operation}", _mark,
                                     unique_id=f"cottoncandy-list-body-cap-{operation}")
 
 
@@ -76,10 +95,10 @@ def _listing_of(url: str) -> tuple[int, str]:
     return max(1, min(max_keys, MAX_KEYS)), where
 
 
-def send_capped(session: Any, request: Any, **_: Any) -> AWSResponse:
-    """``request`` sent through ``session``; its answer's body read up to a page's length (see the module)."""
+def send_capped(send: Callable[[Any], Any], request: Any) -> AWSResponse:
+    """``request`` sent by ``send`` (the session's); its answer's body read up to a page's length (see the module)."""
     request.stream_output = True  # the session leaves the body to us (else it reads it whole at once)
-    response = session.send(request)
+    response = send(request)
     max_keys, where = _listing_of(request.url)
     limit = page_bytes(max_keys)
     raw = response.raw

@@ -95,19 +95,29 @@ def failed(where: Endpoint, request: str, exc: BaseException,
     fastpaths.refused(cause, lambda: advice(cause, where, ""))
 
 
+#: OpenSSL's verify codes a cause may name (X509_V_ERR_*): the server's own words (a certificate's
+#: names, in a mismatch's message) never become a cause, which other local users may read
+_VERIFY_REASONS = {10: "certificate has expired", 18: "self-signed certificate",
+                   19: "self-signed certificate in certificate chain", 20: "unable to get local issuer certificate",
+                   21: "unable to verify the first certificate", 62: "hostname mismatch"}
+
+
 def _failure_cause(exc: BaseException) -> str:
+    """A refusal's cause from the failure, in words of a fixed set (never free text from outside)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS: certificate verify failed ({exc.verify_message or exc.reason})"
+        code = exc.verify_code if isinstance(exc.verify_code, int) else -1
+        return f"TLS: certificate verify failed ({_VERIFY_REASONS.get(code, f'code {code}')})"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or type(exc).__name__}"
+        reason = getattr(exc, "reason", None)  # OpenSSL's name of it (WRONG_VERSION_NUMBER...), else none
+        reason = reason if isinstance(reason, str) and reason.isascii() and reason.isupper() else None
+        return f"TLS: {reason or type(exc).__name__}"
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return "timeout"
     if isinstance(exc, (http.client.HTTPException, ValueError)):
         return f"protocol: {type(exc).__name__}"
     if isinstance(exc, OSError):
         return f"connection: {type(exc).__name__}"
-    text = str(exc)
-    return f"answer: {text}" if text and not text.isdigit() else f"other: {type(exc).__name__}"
+    return f"other: {type(exc).__name__}"  # its text may be a credential helper's or a URL: not counted
 
 
 def _error_body(body: bytes | http.client.HTTPResponse | None) -> bytes:

@@ -561,8 +561,8 @@ class S3Store(ObjectStore):
         included), for workers: their profile may not say it."""
         chosen = getattr(getattr(self.client, "meta", None), "config", None)
         s3_options = getattr(chosen, "s3", None) or {}
-        return self.settings.addressing_style or (s3_options.get("addressing_style") if isinstance(
-            s3_options, dict) else None)
+        used = s3_options.get("addressing_style") if isinstance(s3_options, dict) else None
+        return str(used) if used else self.settings.addressing_style  # the client's is the merged result
 
     # --- plumbing ----------------------------------------------------------------------------
     def _call(self, fn: Callable[[], T], key: str | None, action: str, *, writes: bool = False,

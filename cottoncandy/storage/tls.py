@@ -35,6 +35,7 @@ def check_host(sock: ssl.SSLSocket, hostname: str) -> None:
     except CertificateError as exc:
         error = ssl.SSLCertVerificationError(1, str(exc))
         error.verify_message = str(exc)
+        error.verify_code = 62  # X509_V_ERR_HOSTNAME_MISMATCH, as OpenSSL's own matcher says it
         raise error from exc
 
 

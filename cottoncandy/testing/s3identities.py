@@ -15,7 +15,7 @@ A request signed with a wrong secret answers 403 ``SignatureDoesNotMatch``; an u
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 USER = "cottoncandy-tests"
@@ -26,11 +26,12 @@ ALLOW_S3 = json.dumps({"Version": "2012-10-17",
 
 @dataclass(frozen=True)
 class Keys:
-    """One set of AWS credentials (``session_token`` only for temporary keys)."""
+    """One set of AWS credentials (``session_token`` only for temporary keys); the repr shows no secret
+    (a failing test prints its fixtures)."""
 
     access_key: str
-    secret_key: str
-    session_token: str | None = None
+    secret_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
 
     def environment(self) -> dict[str, str]:
         """The ``AWS_*`` variables that give these keys to boto3 (and to a child process)."""

@@ -94,3 +94,14 @@ def test_a_style_is_one_of_three() -> None:
     assert checked_addressing_style(" Virtual ") == "virtual" and checked_addressing_style(None) is None
     with pytest.raises(ValueError, match="auto, path, virtual"):
         checked_addressing_style("vhost")
+
+
+def test_workers_are_told_the_style_the_client_uses_when_config_overrides_the_settings() -> None:
+    """``config=`` wins over the settings in the client (``client_config``); the spec given to workers
+    must say the same, not the settings' choice (it once said path where the client used virtual)."""
+    settings = Settings(endpoint_url="http://127.0.0.1:9", addressing_style="path",
+                        boto_config=Config(s3={"addressing_style": "virtual"}))
+    store = S3Account(settings).store(BUCKET)
+    assert store.client.meta.config.s3["addressing_style"] == "virtual"
+    assert store.addressing_style() == "virtual"
+    assert dict(store.spec().settings)["addressing_style"] == "virtual"

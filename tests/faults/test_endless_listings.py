@@ -174,7 +174,7 @@ def test_a_body_without_a_length_is_read_no_further_than_a_page() -> None:
         stream_output = False
 
     with pytest.raises(BadAnswer, match=r"LIST of prefix 'p/' at http://h:9/bkt: an answer of more than 147456 bytes"):
-        send_capped(Session(), Request())
+        send_capped(Session().send, Request())
     assert raw.closed and raw.sent == 147457
 
 

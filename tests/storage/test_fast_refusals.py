@@ -129,10 +129,33 @@ def test_tls_failures_name_the_certificate_problem(caplog: pytest.LogCaptureFixt
     where = SimpleNamespace(base_url="https://s3.example.org/b/", region="us-east-1")
     error = ssl.SSLCertVerificationError(1, "certificate verify failed")
     error.verify_message = "self-signed certificate"
+    error.verify_code = 18  # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
     for _ in range(fastpaths.RUN):
         refusal_causes.failed(where, "HEAD", error)
     assert fastpaths.refusals() == {"TLS: certificate verify failed (self-signed certificate)": fastpaths.RUN}
     assert "AWS_CA_BUNDLE" in warnings_logged(caplog)[0]
+
+
+def test_causes_never_carry_the_text_of_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    """Counts show in ``ccfs info --mount`` and the root's attribute, which other users may read under
+    ``allow_other``: a certificate's own names, a credential helper's words or a URL never become a cause."""
+    import ssl
+
+    from botocore.exceptions import CredentialRetrievalError
+
+    from cottoncandy.storage.tls import check_host
+
+    where = SimpleNamespace(base_url="https://s3.example.org/b/", region="us-east-1")
+    mismatch = ssl.SSLCertVerificationError(1, "hostname 'secret-host.internal' doesn't match 'other.example'")
+    mismatch.verify_message = str(mismatch.args[1])
+    mismatch.verify_code = 62
+    refusal_causes.failed(where, "GET", mismatch)
+    refusal_causes.failed(where, "HEAD", CredentialRetrievalError(provider="custom-process",
+                                                                  error_msg="token=SECRET-TOKEN-123"))
+    counts = fastpaths.refusals()
+    assert counts == {"TLS: certificate verify failed (hostname mismatch)": 1, "other: CredentialRetrievalError": 1}
+    assert "secret-host" not in repr(counts) and "SECRET" not in repr(counts)
+    assert check_host.__doc__  # our own host check says a mismatch with OpenSSL's code (storage.tls)
 
 
 def test_a_kept_alive_connection_the_server_dropped_is_no_refusal(fault_proxy: FaultProxy) -> None:

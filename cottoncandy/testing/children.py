@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import subprocess
 import sys
 import time
@@ -32,24 +31,12 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from .faultproxy import FaultProxy, FaultRule
-from .s3process import ServerProcess, end_child
+from .s3process import ServerProcess, end_child, line_within
 from .s3server import LoggedRequest
 
 #: seconds a child has to start, and to answer one command
 START_TIMEOUT = 60.0
 COMMAND_TIMEOUT = 30.0
-
-
-def _line_within(stream: IO[str], timeout: float, what: str) -> str:
-    """One line from ``stream`` within ``timeout`` seconds (``RuntimeError`` if none comes)."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise RuntimeError(f"{what}: no answer in {timeout:.0f} s")
-    line = stream.readline()
-    if not line:
-        raise RuntimeError(f"{what}: the child process ended")
-    return line
 
 
 class S3ServerChild:
@@ -117,7 +104,7 @@ class FaultProxyChild:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
         assert self._process.stdout is not None
         try:
-            started = json.loads(_line_within(self._process.stdout, START_TIMEOUT, "the fault proxy"))
+            started = json.loads(line_within(self._process.stdout, START_TIMEOUT, "the fault proxy"))
         except Exception:
             self.stop()
             raise
@@ -133,7 +120,7 @@ class FaultProxyChild:
         assert process is not None and process.stdin is not None and process.stdout is not None
         process.stdin.write(json.dumps(command) + "\n")
         process.stdin.flush()
-        answer = json.loads(_line_within(process.stdout, COMMAND_TIMEOUT, f"fault proxy command {command['op']}"))
+        answer = json.loads(line_within(process.stdout, COMMAND_TIMEOUT, f"fault proxy command {command['op']}"))
         if "error" in answer:
             raise ValueError(answer["error"])
         return answer.get("value")

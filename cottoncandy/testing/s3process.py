@@ -14,11 +14,38 @@ import selectors
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
-from typing import Any
+from typing import IO, Any
 
 from .s3identities import Identities
 from .s3server import LOG_PATH, RESET_S3_PATH
+
+
+def line_within(stream: IO[str], timeout: float, what: str) -> str:
+    """One line from a child's output pipe within ``timeout`` seconds, read from the descriptor
+    itself (a buffered ``readline`` after ``select`` could wait without end on half a line, and a
+    line already buffered is invisible to ``select``). Bytes after the line stay for the next call.
+    ``RuntimeError`` naming ``what`` if no whole line comes in time, or the child ended first."""
+    pending = _pending.setdefault(stream.fileno(), bytearray())
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream.fileno(), selectors.EVENT_READ)
+        while b"\n" not in pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise RuntimeError(f"{what}: no answer in {timeout:.0f} s")
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError(f"{what}: the child process ended")
+            pending += chunk
+    line, _, rest = bytes(pending).partition(b"\n")
+    pending[:] = rest
+    return line.decode() + "\n"
+
+
+#: bytes read past a line, by descriptor (a child's pipe is read by ``line_within`` only)
+_pending: dict[int, bytearray] = {}
 
 
 def end_child(process: subprocess.Popen[str], grace: float = 10.0) -> None:
@@ -29,6 +56,7 @@ def end_child(process: subprocess.Popen[str], grace: float = 10.0) -> None:
         process.kill()
         process.wait(grace)
     if process.stdout is not None:
+        _pending.pop(process.stdout.fileno(), None)
         process.stdout.close()
 
 
@@ -48,17 +76,13 @@ class ServerProcess:
             [sys.executable, "-m", "cottoncandy.testing.s3server", "--json", *self.args],
             stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=os.environ.copy())
         assert self._process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout):
-                self.stop()
-                raise RuntimeError(f"the local S3 server printed nothing in {timeout} s")
-        line = self._process.stdout.readline()
-        if not line:
+        try:
+            line = line_within(self._process.stdout, timeout, "the local S3 server")
+        except RuntimeError as exc:
             self._stderr.seek(0)
             error = self._stderr.read()[-2000:]
             self.stop()
-            raise RuntimeError(f"the local S3 server did not start: {error}")
+            raise RuntimeError(f"{exc}: {error}") from None
         self.description = json.loads(line)
         return self
 

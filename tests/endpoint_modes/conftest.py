@@ -26,6 +26,7 @@ not a detail), unless the test is marked ``refusals_expected``.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ import pytest
 
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
-from cottoncandy.testing.localnames import child_environment, resolve_localhost_names
+from cottoncandy.testing.localnames import child_environment, resolving_localhost
 from cottoncandy.testing.s3identities import Keys
 from cottoncandy.testing.s3process import ServerProcess
 from tests.conftest import BUCKET
@@ -100,7 +101,8 @@ def endpoint(request: pytest.FixtureRequest, rig: ServerProcess,
     for name, value in found.environment().items():
         monkeypatch.setenv(name, value)
     if found.addressing_style == "virtual":
-        resolve_localhost_names()  # BUCKET.localhost is loopback in this process (children: ``localnames_env``)
+        # BUCKET.localhost is loopback in this process for this test only (children: ``localnames_env``)
+        monkeypatch.setattr(socket, "getaddrinfo", resolving_localhost(socket.getaddrinfo))
     rig.reset()
     S3Account(found.settings()).create_bucket(BUCKET)
     yield found

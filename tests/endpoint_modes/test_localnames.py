@@ -8,13 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cottoncandy.testing.localnames import child_environment, resolve_localhost_names
 
 PROBE = ("import socket; print(socket.getaddrinfo('bucket.localhost', 80, type=socket.SOCK_STREAM)[0][4][0]);"
          "import sys; print(getattr(sys, 'other_sitecustomize_ran', False))")
 
 
-def test_this_process() -> None:
+def test_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", socket.getaddrinfo)  # put back after the test: nothing leaks
     resolve_localhost_names()
     resolve_localhost_names()  # idempotent: one wrapper
     assert socket.getaddrinfo("a-b.localhost", 80, type=socket.SOCK_STREAM)[0][4][0] == "127.0.0.1"

@@ -30,6 +30,7 @@ _GOOD: dict[str, tuple[str, Any]] = {
     "log_file": ("/tmp/ccfs.log", "/tmp/ccfs.log"), "log_level": ("debug", "DEBUG"), "uid": ("7", 7),
     "gid": ("4294967294", 4294967294), "umask": ("027", 0o27),
     "rename_folder_limit": ("20", 20),  # issue 26 item 6: objects a folder rename copies before EXDEV
+    "write_cache_size": ("2G", 2 * 2**30),  # issue 26 item 3: disk for staged files
     "write_compression": ("GZIP", "gzip"),  # issue 26: the codec of arrays written through a --rw mount
 }
 #: a value each option that can refuse one refuses, and the words of its message
@@ -44,6 +45,7 @@ _BAD: dict[str, tuple[str, str]] = {
     "gid": ("18446744073709551616", "is not between 0 and 4294967294"),
     "umask": ("99", "'99' is not an octal mode"),
     "rename_folder_limit": ("1e3", "'1e3' is not a whole number"),
+    "write_cache_size": ("1K", "'1K' is less than 1M"),
     "write_compression": ("zstd", "'zstd' is not one of 'none', 'gzip'"),  # issue 26: streamed codecs only
 }
 GOOD = {name: sample for name, sample in _GOOD.items() if name in BY_NAME}

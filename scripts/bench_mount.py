@@ -14,6 +14,7 @@ was asked again through boto3, so anything but 0 means the figures carry extra r
 
     python scripts/bench_mount.py [--gib 1] [--arrays 2000] [--rows 100] [--big-folder 100000]
                                   [--networks loopback,remote] [--latency-ms 20] [--mbps 100] [--auth]
+    python scripts/bench_mount.py --compressed [--compressed-mib 64] [--rounds 3]   # compressed arrays only
 
 ``--auth``: the server checks every request's SigV4 signature (``s3server --auth``); the refusals line
 then shows whether the fast path's requests were all accepted.
@@ -450,7 +451,17 @@ def main() -> None:
                         help="the server checks every request's signature (keys of a user it makes at start)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="remote-like: first-byte delay")
     parser.add_argument("--mbps", type=float, default=100.0, help="remote-like: MB/s per connection")
+    parser.add_argument("--compressed", action="store_true",
+                        help="only the compressed rows (scripts/bench_compressed.py): a few minutes")
+    parser.add_argument("--compressed-mib", type=float, default=64.0, help="size of the compressed rows' array")
+    parser.add_argument("--rounds", type=int, default=3, help="compressed rows: medians of this many rounds")
     args = parser.parse_args()
+    if args.compressed:
+        import bench_compressed
+
+        bench_compressed.run(args)
+        shutil.rmtree(CACHE_HOME, ignore_errors=True)
+        return
     rows = int(args.gib * 2**30 // (COLS * 4))
     tables = {}
     for network in args.networks.split(","):

@@ -197,11 +197,15 @@ class CcFilesystem:
         """The writer chosen at mount time: read-only unless ``--rw`` (``MountOptions.rw``)."""
         if not self.options.rw:
             return ReadOnlyWriter()
+        from cottoncandy.writes.staged_kind import StagedFiles
+        from cottoncandy.writes.staging import StagingArea
         from cottoncandy.writes.writable import StoreWriter
 
         from .mountoptions import write_settings
 
-        return StoreWriter(self.store, self.namespace, write_settings(self.options))
+        # files that cannot stream are staged on disk, capped by --write-cache-size (``writes.staging``)
+        staging = StagedFiles(self.store, StagingArea(self.options.cache_dir, self.options.write_cache_size))
+        return StoreWriter(self.store, self.namespace, write_settings(self.options), staging=staging)
 
     @property
     def listing_memory(self) -> int:

@@ -131,7 +131,12 @@ class StoreWriter:
         self.staging = staging
         self.memory = WriteMemory(settings.memory, settings.memory_wait)
         self._files: dict[str, OpenFile] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # open takes it, then _handle again (a second open of a file)
+        self.names = TreeChanges(store, namespace, settings, retarget=self.retarget)
+        #: what earlier daemons left is aborted; this mount's uploads are recorded (``recovery``)
+        self.journal = recovery.open_journal(store, settings.journal_folder)
+        #: which conditions the store honours (``None``: --last-writer-wins), said once at mount time
+        self.conditions = recovery.say_conditions(store, settings.last_writer_wins)
 
     # --- opening -------------------------------------------------------------------------------
     def _stream(self, target: Target) -> StreamingFile:

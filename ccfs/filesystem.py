@@ -134,6 +134,23 @@ class DirectoryEntries:
         return name, self.stat(node)
 
 
+class ListedEntries:
+    """A whole listing (``CcFilesystem.readdir``) with ``DirectoryEntries``' interface: ``.``, ``..``,
+    then the entries (a folder holding folders made with ``mkdir``, which no LIST shows)."""
+
+    def __init__(self, entries: list[tuple[str, dict[str, Any]]]):
+        self.items: list[tuple[str, dict[str, Any] | None]] = [(".", None), ("..", None), *entries]
+
+    def wait(self, index: int) -> bool:
+        return index < len(self.items)
+
+    def ready(self, index: int) -> bool:
+        return index < len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str, dict[str, Any] | None]:
+        return self.items[index]
+
+
 class CcFilesystem:
     def __init__(self, store: ObjectStore, prefix: str = "", options: MountOptions | None = None,
                  writer: Callable[[Namespace], Writer] | None = None):
@@ -276,17 +293,26 @@ class CcFilesystem:
             return {"st_uid": self.uid, "st_gid": self.gid, "st_blksize": self.options.block_size,
                     "st_mode": self.file_mode, "st_nlink": 1, "st_size": pending.size, "st_mtime": t,
                     "st_ctime": t, "st_atime": t, "st_blocks": (pending.size + 511) // 512}
+        if self.writer.folder(path):  # made with mkdir, nothing stored in it yet
+            return self._stat(FolderNode(path.strip("/"), ""))
         return self._stat(self.lookup(path))
 
     def readdir(self, path: str) -> list[tuple[str, dict[str, Any]]]:
+        made = {name: self._stat(FolderNode(name, "")) for name in self.writer.folders_in(path)}
+        if self.writer.folder(path):
+            return sorted(made.items())
         node = self.lookup(path)
         if not isinstance(node, FolderNode):
             raise NotADirectoryError(errno.ENOTDIR, f"not a folder: {path}")
-        return [(name, self._stat(child)) for name, child in sorted(self.namespace.children(path).items())]
+        listed = {name: self._stat(child) for name, child in self.namespace.children(path).items()}
+        return sorted({**made, **listed}.items())
 
-    def readdir_stream(self, path: str) -> DirectoryEntries:
+    def readdir_stream(self, path: str) -> DirectoryEntries | ListedEntries:
         """``readdir`` as the folder's LIST pages arrive (``namespace.streams``): a reader of a big
-        folder gets its first entries after one page and its HEADs, not after all of them."""
+        folder gets its first entries after one page and its HEADs, not after all of them. A folder
+        holding folders made with ``mkdir`` (``writer.folders_in``) is listed whole (``readdir``)."""
+        if self.writer.folder(path) or self.writer.folders_in(path):
+            return ListedEntries(self.readdir(path))
         node = self.lookup(path)
         if not isinstance(node, FolderNode):
             raise NotADirectoryError(errno.ENOTDIR, f"not a folder: {path}")

@@ -29,8 +29,7 @@ from typing import Any
 
 from cottoncandy.cache.metadata import DEFAULT_LIMIT as DEFAULT_METADATA_LIMIT
 from cottoncandy.config import ADDRESSING_STYLES
-from cottoncandy.writes.settings import WRITE_CODECS, WriteSettings
-from cottoncandy.writes.tree_changes import RENAME_FOLDER_LIMIT, TreeSettings
+from cottoncandy.writes.settings import RENAME_FOLDER_LIMIT, WRITE_CODECS, WriteSettings
 
 MiB = 2**20
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -409,14 +408,12 @@ def mount_options(values: Mapping[str, Any]) -> MountOptions:
 
 def write_settings(options: MountOptions) -> WriteSettings:
     """What the writer of a ``--rw`` mount is told: a quarter of ``--cache-size`` for the bytes of
-    files being written (``cottoncandy.writes.memory``), and the codec of written arrays."""
+    files being written (``cottoncandy.writes.memory``), the codec of written arrays, and what
+    changes to the tree may do (``writes.tree_changes``: deletes, folder renames, conditions)."""
     codec = None if options.write_compression == "none" else options.write_compression
-    return WriteSettings(memory=options.cache_size // 4, compression=codec)
-
-
-def tree_settings(options: MountOptions) -> TreeSettings:
-    """What ``rename``/``rm``/``rmdir`` of a ``--rw`` mount may do (``writes.tree_changes``)."""
-    return TreeSettings(allow_delete=options.allow_delete, rename_folder_limit=options.rename_folder_limit)
+    return WriteSettings(memory=options.cache_size // 4, compression=codec, allow_delete=options.allow_delete,
+                         rename_folder_limit=options.rename_folder_limit, last_writer_wins=options.last_writer_wins,
+                         journal_folder=options.cache_dir)
 
 
 def check(options: MountOptions) -> None:

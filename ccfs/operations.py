@@ -19,7 +19,7 @@ import mfusepy as fuse
 from cottoncandy import waits
 
 from .errors import report
-from .filesystem import REFRESH_XATTR, XATTR_PREFIX, CcFilesystem, DirectoryEntries
+from .filesystem import REFRESH_XATTR, XATTR_PREFIX, CcFilesystem, DirectoryEntries, ListedEntries
 
 log = logging.getLogger("ccfs")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,7 +115,7 @@ class Operations(fuse.Operations):
         return [".", ".."] + [(name, attrs, 0) for name, attrs in self.fs.readdir(path)]
 
     @mapped
-    def readdir_entries(self, path: str, fh: int) -> DirectoryEntries:
+    def readdir_entries(self, path: str, fh: int) -> DirectoryEntries | ListedEntries:
         """The entries as they are listed (``libfuse.Fuse`` hands them out a reply at a time)."""
         return self.fs.readdir_stream(path)
 

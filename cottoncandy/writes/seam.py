@@ -86,6 +86,14 @@ class Writer(Protocol):
         """A file open for writing at ``path`` (``stat`` shows it, not the store's answer), or ``None``."""
         ...
 
+    def folder(self, path: str) -> bool:
+        """Whether ``path`` is a folder made with ``mkdir`` that holds nothing stored yet."""
+        ...
+
+    def folders_in(self, path: str) -> list[str]:
+        """Names of such folders directly in the folder ``path`` (``readdir`` adds them)."""
+        ...
+
     def close(self) -> None:
         """The mount ends: uploads still open are given up (no object, no orphan upload)."""
         ...
@@ -136,6 +144,12 @@ class ReadOnlyWriter:
 
     def pending(self, path: str) -> WriteHandle | None:
         return None
+
+    def folder(self, path: str) -> bool:
+        return False
+
+    def folders_in(self, path: str) -> list[str]:
+        return []
 
     def close(self) -> None:
         return None

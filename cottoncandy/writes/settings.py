@@ -15,16 +15,27 @@ WRITE_CODECS = ("none", *(codec.id for codec in codecs.allowed() if codec.stream
 PARTS_PER_FILE = 6
 #: seconds a write waits for memory held by other files being written before it fails with ENOMEM
 MEMORY_WAIT = 30.0
+#: objects a folder rename copies before it is EXDEV (``--rename-folder-limit``: ``writes.tree_changes``)
+RENAME_FOLDER_LIMIT = 1000
 
 
 @dataclass(frozen=True)
 class WriteSettings:
     """``memory``: bytes of file data held by all files being written together (``writes.memory``);
     ``compression``: the codec of written arrays (``None``: raw); ``part_size``: bytes per uploaded
-    part (``None``: the store's ``part_size``, the library's)."""
+    part (``None``: the store's ``part_size``, the library's).
+
+    Changes to the tree (``writes.tree_changes``): ``allow_delete`` lets ``rm``/``rmdir`` delete objects
+    (else EACCES); a folder rename copies at most ``rename_folder_limit`` objects (EXDEV beyond);
+    ``last_writer_wins`` writes without conditions (``storage.conditions``: no EEXIST/ESTALE)."""
 
     memory: int = 128 * 2**20
     compression: str | None = None
     part_size: int | None = None
     parts_per_file: int = PARTS_PER_FILE
     memory_wait: float = MEMORY_WAIT
+    allow_delete: bool = False
+    rename_folder_limit: int = RENAME_FOLDER_LIMIT
+    last_writer_wins: bool = False
+    #: where this mount's multipart uploads are recorded (``writes.recovery``; ``None``: the user's cache folder)
+    journal_folder: str | None = None

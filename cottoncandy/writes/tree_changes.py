@@ -11,7 +11,7 @@ What each does (docs/SEMANTICS.md, "Writes"):
   the old key only. A raw array ``a.npy`` renamed ``b.npy`` is the raw array ``b`` (the reverse naming
   rule, ``Namespace.written``); every other object keeps its bytes under the new name as it is.
 - **rename of a folder**: every object under it copied, then the old keys deleted, when there are at
-  most ``rename_folder_limit`` of them; beyond that ``EXDEV`` and one log line, before anything is
+  most ``rename_folder_limit`` of them (``WriteSettings``); beyond that ``EXDEV`` and one log line, before anything is
   copied, so ``mv`` falls back to copying file by file (visibly). A copy that fails removes the
   copies made and leaves every old key: nothing is half renamed.
 - **unlink / rmdir**: only with ``allow_delete``, else ``EACCES`` and one log line; an exact-name
@@ -37,7 +37,6 @@ import errno
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from ..formats.dask import MANIFEST, parse_manifest
@@ -45,24 +44,15 @@ from ..formats.sparse import parse_sparse_manifest
 from ..namespace.nodes import FileNode, FolderNode, Node
 from ..storage.base import ObjectInfo, ObjectStore, delete_after_failure
 from .made_folders import MadeFolders, parent_of
+from .settings import WriteSettings
 
 log = logging.getLogger("cottoncandy.writes")
 
-#: the default of ``--rename-folder-limit``: objects a folder rename copies before it is EXDEV
-RENAME_FOLDER_LIMIT = 1000
 #: the biggest ``metadata.json`` read to decide whether a folder is an array (manifests are small)
 MAX_MANIFEST_PEEK = 1 << 20
 
 #: the writer's hook: move the file open for writing at ``old`` to ``new``; False when none is open there
 Retarget = Callable[[str, str], bool]
-
-
-@dataclass(frozen=True)
-class TreeSettings:
-    """What a ``--rw`` mount allows of these changes (``ccfs.mountoptions`` rows of the same names)."""
-
-    allow_delete: bool = False
-    rename_folder_limit: int = RENAME_FOLDER_LIMIT
 
 
 class Tree(Protocol):
@@ -86,11 +76,11 @@ def _no_retarget(old: str, new: str) -> bool:
 class TreeChanges:
     """The four calls (see the module); ``retarget`` is the writer's (``Retarget``)."""
 
-    def __init__(self, store: ObjectStore, tree: Tree, settings: TreeSettings | None = None,
+    def __init__(self, store: ObjectStore, tree: Tree, settings: WriteSettings | None = None,
                  retarget: Retarget = _no_retarget, folders: MadeFolders | None = None):
         self.store = store
         self.tree = tree
-        self.settings = settings or TreeSettings()
+        self.settings = settings or WriteSettings()
         self.retarget = retarget
         self.folders = folders if folders is not None else MadeFolders()
 

@@ -24,8 +24,10 @@ is left as it was (nothing is ever stored out of order). A short ``.npy`` (``ope
 close, reopen) is given up at its last release by the streaming kind; a staging object that wants to
 keep it for the reopen adopts it before (``pending`` files are looked up by path).
 
-``unlink``, ``rename``, ``mkdir``, ``rmdir`` (issue 26 items 5, 6) are ``EOPNOTSUPP`` here until their
-builder replaces them; they must tell the namespace with ``stored``/``removed``.
+``unlink``, ``rename``, ``mkdir``, ``rmdir`` (issue 26 item 6) go to ``tree_changes.TreeChanges``, which
+tells the namespace with ``stored``/``removed``; a rename of a file open here calls back ``retarget``
+(the file is stored under its new name, no copy). Folders made with ``mkdir`` and still empty are
+shown through ``folder``/``folders_in`` until a file lands in them.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ from collections.abc import Callable
 from ..namespace.facade import Namespace
 from ..namespace.nodes import FileNode, FolderNode
 from ..storage.base import ObjectInfo, ObjectStore
+from . import recovery
 from .kinds import FileKind, Staging, Target
 from .memory import WriteMemory
 from .seam import Lookup, WriteHandle
 from .settings import WriteSettings
 from .streaming import StreamingFile
+from .tree_changes import TreeChanges
 
 log = logging.getLogger("cottoncandy.writes")
 
@@ -251,6 +255,7 @@ class StoreWriter:
                 raise error from exc
         if info is not None:
             self._stored(info)
+            self.names.folders.landed(file.path)  # a folder made here is in the store now
 
     def _stored(self, info: ObjectInfo) -> None:
         """The namespace learns the new object at once (listings, attributes: no HEAD, no LIST)."""
@@ -259,18 +264,53 @@ class StoreWriter:
                               last_modified=datetime.datetime.now(datetime.timezone.utc), owner=info.owner)
         self.namespace.stored(info.key, info)
 
-    # --- names (issue 26 items 5, 6: their builder replaces these) -----------------------------
+    # --- names (``tree_changes``) ----------------------------------------------------------------
     def unlink(self, path: str) -> None:
-        raise self._unsupported(path, "removing a file")
+        if self.pending(path) is not None:
+            raise OSError(errno.EBUSY, f"{path} is open for writing: close it before removing it")
+        self.names.unlink(path)
 
     def rename(self, old: str, new: str) -> None:
-        raise self._unsupported(old, f"renaming to {new}")
+        self.names.rename(old, new)
 
     def mkdir(self, path: str) -> None:
-        raise self._unsupported(path, "making a folder")
+        self.names.mkdir(path)
 
     def rmdir(self, path: str) -> None:
-        raise self._unsupported(path, "removing a folder")
+        self.names.rmdir(path)
+
+    def folder(self, path: str) -> bool:
+        """Whether ``path`` is a folder made here that the store does not show yet."""
+        return path.strip("/") in self.names.folders
+
+    def folders_in(self, path: str) -> list[str]:
+        """Names of the folders made here, directly in ``path``, that the store may not show yet."""
+        return self.names.folders.names_in(path)
+
+    def retarget(self, old: str, new: str) -> bool:
+        """``TreeChanges``' hook: the file open for writing at ``old`` is stored as ``new`` instead
+        (its keys by the reverse naming rule); False when no file is open at ``old``. ``EBUSY`` once
+        its upload has begun under the old key (a multipart upload's key cannot change)."""
+        old, new = old.strip("/"), new.strip("/")
+        with self._lock:
+            file = self._files.get(old)
+            if file is None:
+                return False
+            if new in self._files:
+                raise OSError(errno.EBUSY, f"{new} is open for writing too")
+            with file.lock:
+                if getattr(file.kind, "stored", None) is not None:  # stored at FLUSH, RELEASE still to come
+                    file.path = new  # (zarr's close-then-rename): the caller copies the object
+                    self._files[new] = self._files.pop(old)
+                    return False
+                held = getattr(file.kind, "held", None)  # the streaming kind: None once parts went out
+                if callable(held) and held() is None:
+                    raise OSError(errno.EBUSY, f"{old} is being uploaded under its name: rename it after close")
+                bytes_key, array_key = self.namespace.written(new)
+                file.kind.target = Target(new, bytes_key, array_key)
+                file.path = new
+            self._files[new] = self._files.pop(old)
+        return True
 
     def close(self) -> None:
         """The mount ends: files still open are given up (no object, no orphan upload)."""
@@ -283,3 +323,6 @@ class StoreWriter:
                 file.kind.abort()
         if self.staging is not None:
             self.staging.close()
+        if self.journal is not None:
+            self.store.record_uploads(None)
+            self.journal.close()

@@ -16,7 +16,8 @@ from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode
 from cottoncandy.storage import LocalStore, MemoryStore
 from cottoncandy.storage.base import ObjectStore
-from cottoncandy.writes.tree_changes import TreeChanges, TreeSettings
+from cottoncandy.writes.settings import WriteSettings
+from cottoncandy.writes.tree_changes import TreeChanges
 
 
 @pytest.fixture(params=["memory", "local", "s3"])
@@ -28,7 +29,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
 
 def changes(store: ObjectStore, **settings: Any) -> tuple[TreeChanges, Namespace]:
     ns = Namespace(store, ttl=600, folders_ahead=0)
-    return TreeChanges(store, ns, TreeSettings(**settings)), ns
+    return TreeChanges(store, ns, WriteSettings(**settings)), ns
 
 
 def keys(store: ObjectStore) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from ..namespace.nodes import FileNode
 from ..storage.base import ObjectInfo
+from ..storage.conditions import CREATE, WriteCondition, overwrite
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,19 @@ class Target:
     path: str
     bytes_key: str
     array_key: str | None = None
+    #: the object this file was opened over (``None``: a new name), and whether writes carry a
+    #: condition (``storage.conditions``; ``False``: ``--last-writer-wins``)
+    seen: ObjectInfo | None = None
+    conditional: bool = True
+
+    def condition(self, key: str) -> WriteCondition | None:
+        """What a write of ``key`` requires (issue 26 item 5): the version seen at open still there
+        when it is that object's key, else that no one created ``key`` meanwhile."""
+        if not self.conditional:
+            return None
+        if self.seen is not None and key == self.seen.key:
+            return overwrite(self.seen.etag)
+        return CREATE
 
 
 class FileKind(Protocol):

@@ -34,6 +34,7 @@ from ..formats import codecs
 from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
 from ..formats.raw import ArraySpec, metadata_from_spec
 from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.conditions import WriteCondition
 from .kinds import Target
 from .memory import WriteMemory
 from .settings import WriteSettings
@@ -69,7 +70,7 @@ class Upload:
     """One ``put_chunks`` fed from WRITEs: a thread pulls the chunks ``send`` queues."""
 
     def __init__(self, store: ObjectStore, key: str, metadata: Mapping[str, str], size_hint: int | None,
-                 part_size: int, in_flight: int):
+                 part_size: int, in_flight: int, condition: WriteCondition | None = None):
         self.key = key
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
         self._giving_up = False
@@ -80,7 +81,7 @@ class Upload:
         def run() -> None:
             try:
                 self.info = store.put_chunks(key, self._pull(), metadata, size_hint=size_hint,
-                                             in_flight=in_flight, part_size=part_size)
+                                             in_flight=in_flight, part_size=part_size, condition=condition)
             except BaseException as exc:  # noqa: BLE001 - kept for the WRITE or FLUSH that asks next
                 self.error = exc
             finally:
@@ -254,7 +255,7 @@ class StreamingFile:
         expected = self.expected_size
         hint = None if expected is None else expected - self.header_length
         self._upload = Upload(self.store, self.key, self._metadata(), hint, self.part_size,
-                              max(1, self.settings.parts_per_file - 2))
+                              max(1, self.settings.parts_per_file - 2), self.target.condition(self.key))
         body = memoryview(self._held)[self.header_length:]
         try:
             self._upload.send(self._body(body))
@@ -311,7 +312,7 @@ class StreamingFile:
                 if self.spec is not None and self.spec.compression is not None:
                     data = self._body(body) + (self._encoder.flush() if self._encoder is not None else b"")
                 try:
-                    info = self.store.put(self.key, data, self._metadata())
+                    info = self.store.put(self.key, data, self._metadata(), condition=self.target.condition(self.key))
                 finally:
                     del body, data
         except OSError as exc:

@@ -157,7 +157,8 @@ class StoreWriter:
     def create(self, path: str, flags: int) -> FileHandle:
         path = path.strip("/")
         bytes_key, array_key = self.namespace.written(path)
-        return self._handle(path, lambda: self._stream(Target(path, bytes_key, array_key)))
+        target = Target(path, bytes_key, array_key, conditional=not self.settings.last_writer_wins)
+        return self._handle(path, lambda: self._stream(target))
 
     def open(self, path: str, flags: int, lookup: Lookup) -> FileHandle:
         path = path.strip("/")
@@ -169,7 +170,9 @@ class StoreWriter:
             raise IsADirectoryError(errno.EISDIR, f"{path} is a folder")
         # an array stays an array (or becomes its bytes under the file's name); an object stays bytes
         bytes_key, _ = self.namespace.written(path)
-        target = Target(path, bytes_key, node.key) if node.is_array else Target(path, node.key, None)
+        conditional = not self.settings.last_writer_wins
+        target = Target(path, bytes_key, node.key, node.info, conditional) if node.is_array else \
+            Target(path, node.key, None, node.info, conditional)
         if plain_rewrite(flags, node):
             return self._handle(path, lambda: self._stream(target))
         if self.staging is None:
@@ -307,7 +310,12 @@ class StoreWriter:
                 if callable(held) and held() is None:
                     raise OSError(errno.EBUSY, f"{old} is being uploaded under its name: rename it after close")
                 bytes_key, array_key = self.namespace.written(new)
-                file.kind.target = Target(new, bytes_key, array_key)
+                try:  # a rename replaces what is there (zarr's chunk rewrite): that version is the one seen
+                    shown = self.namespace.lookup(new)
+                except FileNotFoundError:
+                    shown = None
+                seen = shown.info if isinstance(shown, FileNode) else None
+                file.kind.target = Target(new, bytes_key, array_key, seen, file.kind.target.conditional)
                 file.path = new
             self._files[new] = self._files.pop(old)
         return True

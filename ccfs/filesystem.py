@@ -299,9 +299,12 @@ class CcFilesystem:
 
     def readdir(self, path: str) -> list[tuple[str, dict[str, Any]]]:
         made = {name: self._stat(FolderNode(name, "")) for name in self.writer.folders_in(path)}
-        if self.writer.folder(path):
-            return sorted(made.items())
-        node = self.lookup(path)
+        try:
+            node = self.lookup(path)
+        except FileNotFoundError:
+            if self.writer.folder(path):  # made with mkdir, nothing stored in it yet
+                return sorted(made.items())
+            raise
         if not isinstance(node, FolderNode):
             raise NotADirectoryError(errno.ENOTDIR, f"not a folder: {path}")
         listed = {name: self._stat(child) for name, child in self.namespace.children(path).items()}

@@ -55,6 +55,14 @@ MAX_MANIFEST_PEEK = 1 << 20
 Retarget = Callable[[str, str], bool]
 
 
+class Refused(OSError):
+    """A change this mount refuses by its rules (EXDEV, ENOTEMPTY...), its one log line written here."""
+
+
+class RefusedPermission(Refused, PermissionError):
+    """A change refused for want of ``--allow-delete`` (EACCES) or because it would break an array (EPERM)."""
+
+
 class Tree(Protocol):
     """What this module needs of the namespace (``namespace.facade.Namespace``)."""
 
@@ -117,12 +125,12 @@ class TreeChanges:
         if folder and self.array_folder(folder):
             log.warning("%s: %s refused: it is part of the chunked or sparse array %s, which is removed or "
                         "renamed whole (rmdir or mv of the folder)", path, doing, folder)
-            raise PermissionError(errno.EPERM, f"{path} is part of the array folder {folder}: {doing} it would "
-                                               "break the array; remove or rename the folder whole")
+            raise RefusedPermission(errno.EPERM, f"{path} is part of the array folder {folder}: {doing} it would "
+                                                 "break the array; remove or rename the folder whole")
 
     def _refuse_delete(self, path: str, doing: str) -> OSError:
         log.warning("%s: %s refused: this mount was not given --allow-delete", path, doing)
-        return PermissionError(errno.EACCES, f"{path}: {doing} needs a mount with --allow-delete")
+        return RefusedPermission(errno.EACCES, f"{path}: {doing} needs a mount with --allow-delete")
 
     # --- mkdir / rmdir -------------------------------------------------------------------------
     def mkdir(self, path: str) -> None:
@@ -226,7 +234,7 @@ class TreeChanges:
             if len(keys) > limit:
                 log.warning("%s: renaming a folder of more than %d objects is refused (EXDEV: mv copies it "
                             "file by file; --rename-folder-limit raises the limit)", old, limit)
-                raise OSError(errno.EXDEV, f"{old} holds more than {limit} objects (--rename-folder-limit)")
+                raise Refused(errno.EXDEV, f"{old} holds more than {limit} objects (--rename-folder-limit)")
         copied: list[str] = []
         try:
             for key in keys:

@@ -32,12 +32,13 @@ shown through ``folder``/``folders_in`` until a file lands in them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ..namespace.facade import Namespace
 from ..namespace.nodes import FileNode, FolderNode
@@ -48,7 +49,7 @@ from .memory import WriteMemory
 from .seam import Lookup, WriteHandle
 from .settings import WriteSettings
 from .streaming import StreamingFile
-from .tree_changes import TreeChanges
+from .tree_changes import Refused, TreeChanges
 
 log = logging.getLogger("cottoncandy.writes")
 
@@ -74,6 +75,15 @@ def refusal(exc: BaseException, key: str) -> OSError:
         code = int(exc.errno)
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
     return OSError(code, f"{key}: not stored: {reason}")
+
+
+@contextlib.contextmanager
+def said_once() -> Iterator[None]:
+    """A refusal ``tree_changes`` logged already reaches the face as ``AlreadySaid`` (one log line)."""
+    try:
+        yield
+    except Refused as exc:
+        raise AlreadySaid(exc.errno, exc.strerror) from exc
 
 
 def plain_rewrite(flags: int, node: FileNode) -> bool:
@@ -271,16 +281,19 @@ class StoreWriter:
     def unlink(self, path: str) -> None:
         if self.pending(path) is not None:
             raise OSError(errno.EBUSY, f"{path} is open for writing: close it before removing it")
-        self.names.unlink(path)
+        with said_once():
+            self.names.unlink(path)
 
     def rename(self, old: str, new: str) -> None:
-        self.names.rename(old, new)
+        with said_once():
+            self.names.rename(old, new)
 
     def mkdir(self, path: str) -> None:
         self.names.mkdir(path)
 
     def rmdir(self, path: str) -> None:
-        self.names.rmdir(path)
+        with said_once():
+            self.names.rmdir(path)
 
     def folder(self, path: str) -> bool:
         """Whether ``path`` is a folder made here that the store does not show yet."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cottoncandy.storage.s3 import S3Store
 from tests.conftest import BUCKET
 from tests.mountutil import mounted, needs_fuse
 
@@ -88,3 +89,16 @@ def test_two_writers_of_one_new_name(cci, tmp_path: Path) -> None:  # type: igno
             second.close()
         assert err.value.errno == errno.EEXIST
     assert cci.download_object("w.txt") == b"first"
+
+
+def test_zarr_v3_writes_an_array_into_the_mount(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """zarr's LocalStore writes each chunk to a ``.partial`` file and renames it into place."""
+    zarr = pytest.importorskip("zarr")
+    data = np.arange(400, dtype="<f4").reshape(20, 20)
+    with mounted(BUCKET, tmp_path, *rw(cci)) as m:
+        z = zarr.create_array(store=str(m / "z.zarr"), shape=data.shape, chunks=(10, 10), dtype=data.dtype)
+        z[:] = data
+        np.testing.assert_array_equal(zarr.open_array(str(m / "z.zarr"), mode="r")[:], data)
+    keys = sorted(info.key for info in S3Store(BUCKET, cci.settings).iter_objects("z.zarr/"))
+    assert "z.zarr/zarr.json" in keys and len([k for k in keys if "/c/" in k]) == 4  # 4 chunks stored
+    assert not any(k.endswith(".partial") for k in keys)  # each renamed into place, none left

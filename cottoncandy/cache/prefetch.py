@@ -55,6 +55,11 @@ def wait_interruptibly(future: Future[T], interrupted: Callable[[], bool]) -> T:
     return future.result()
 
 
+#: a stream this long (bytes read in a row) is a scan beyond doubt: it gets the whole window at once
+#: instead of twice its streak. Measured (256 MiB, 20 ms to first byte, 100 MB/s per connection): doubling
+#: kept one GET in flight for the first ~290 ms of a cold read and 2-5 until ~500 ms; a random mmap row
+#: (the kernel's few read-ahead READs: a streak of at most ~1 MiB) never gets this far
+SURE_STREAK = 4 * 2**20
 #: a reader that waited this long (seconds) for a read-ahead that then failed takes the failure as its own
 LONG_WAIT = 4.0
 
@@ -240,6 +245,8 @@ class ObjectReader:
                 passed = range(self._stream_start, behind)
                 self._stream_start = max(self._stream_start, behind)
             window = min(max_window_blocks, -(-2 * self._streak // self.block_size))
+            if self._streak >= SURE_STREAK:  # a scan beyond doubt: the whole window at once
+                window = max_window_blocks
             start = max(self._prefetched_to, last_block + 1)
             stop = min(total_blocks, last_block + 1 + window)
             run = min(run_blocks, window)

@@ -287,6 +287,9 @@ class CcFilesystem:
                 "st_mtime": t, "st_ctime": t, "st_atime": t, "st_blocks": (node.size + 511) // 512}
 
     def getattr(self, path: str) -> dict[str, Any]:
+        refused = self.writer.release_refusal(path)  # a last close's failure, which no program heard
+        if refused is not None:
+            raise refused
         pending = self.writer.pending(path)
         if pending is not None:  # a file being written: its size so far, not the store's answer
             t = time.time_ns()
@@ -376,6 +379,9 @@ class CcFilesystem:
         """A handle pinned to one version of the file, and whether the kernel may keep the pages
         it has cached for this file (see ``versions``: False when the version changed). An open
         for writing goes to the writer (``EROFS`` on a read-only mount)."""
+        refused = self.writer.release_refusal(path)  # a last close's failure, which no program heard
+        if refused is not None:
+            raise refused
         if flags & WRITE_FLAGS:
             return self._number(self.writer.open(path, flags, self.lookup)), False
         node = self.lookup(path)

@@ -86,6 +86,11 @@ class Writer(Protocol):
         """A file open for writing at ``path`` (``stat`` shows it, not the store's answer), or ``None``."""
         ...
 
+    def release_refusal(self, path: str) -> OSError | None:
+        """The store's refusal of ``path`` at its last release (which no program hears), told once:
+        the next ``open`` or ``stat`` of the path raises it; ``None`` when there is none."""
+        ...
+
     def folder(self, path: str) -> bool:
         """Whether ``path`` is a folder made with ``mkdir`` that holds nothing stored yet."""
         ...
@@ -143,6 +148,9 @@ class ReadOnlyWriter:
         raise read_only(path)
 
     def pending(self, path: str) -> WriteHandle | None:
+        return None
+
+    def release_refusal(self, path: str) -> OSError | None:
         return None
 
     def folder(self, path: str) -> bool:

@@ -146,6 +146,8 @@ class StoreWriter:
         self.memory = WriteMemory(settings.memory, settings.memory_wait)
         self._files: dict[str, OpenFile] = {}
         self._lock = threading.RLock()  # open takes it, then _handle again (a second open of a file)
+        #: paths whose commit at the last release was refused, and the refusal (``release_refusal``)
+        self._release_refusals: dict[str, OSError] = {}
         self.names = TreeChanges(store, namespace, settings, retarget=self.retarget)
         #: what earlier daemons left is aborted; this mount's uploads are recorded (``recovery``)
         self.journal = recovery.open_journal(store, settings.journal_folder)
@@ -253,7 +255,15 @@ class StoreWriter:
             if last and self._files.get(file.path) is file:
                 del self._files[file.path]
         if last:
-            self._commit(file, "release")
+            try:
+                self._commit(file, "release")
+            except OSError as exc:  # no program hears a RELEASE's answer: its next open or stat does
+                self._release_refusals[file.path] = exc
+                raise
+
+    def release_refusal(self, path: str) -> OSError | None:
+        """The refusal of ``path``'s commit at its last release, told once (``seam.Writer``)."""
+        return self._release_refusals.pop(path.strip("/"), None) if self._release_refusals else None
 
     def _commit(self, file: OpenFile, point: str) -> None:
         with file.lock:

@@ -101,6 +101,9 @@ def test_refused_fsync_is_the_programs_error(store: MemoryStore, tmp_path: Path,
     with pytest.raises(OSError) as again:  # the last release tries once more; the mount logs its refusal
         fs.release(fh)
     assert again.value.errno == errno.EACCES and store.get("t.bin") == bytes(100)
+    with pytest.raises(OSError) as told:  # the next stat says so, once
+        fs.getattr("/t.bin")
+    assert told.value.errno == errno.EACCES and fs.getattr("/t.bin")["st_size"] == 100
     assert not list((tmp_path / "cache" / "writes").iterdir())  # given up: nothing staged is left
     fs.close()
 

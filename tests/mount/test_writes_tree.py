@@ -5,9 +5,12 @@ works, two writers of one new name: one wins, the other gets EEXIST."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +105,33 @@ def test_zarr_v3_writes_an_array_into_the_mount(cci, tmp_path: Path) -> None:  #
     keys = sorted(info.key for info in S3Store(BUCKET, cci.settings).iter_objects("z.zarr/"))
     assert "z.zarr/zarr.json" in keys and len([k for k in keys if "/c/" in k]) == 4  # 4 chunks stored
     assert not any(k.endswith(".partial") for k in keys)  # each renamed into place, none left
+
+
+def test_a_daemon_killed_mid_upload_leaves_no_parts_after_the_next_mount(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 26 item 4: SIGKILL while a 40 MiB np.save streams (its multipart upload begun) leaves no
+    object; the next --rw mount of the bucket (same cache folder) aborts that upload, and only it."""
+    from ccfs.mount import daemon_pid
+
+    client = S3Store(BUCKET, cci.settings).client
+    others = client.create_multipart_upload(Bucket=BUCKET, Key="big.npy")["UploadId"]  # someone else's
+    cache = tmp_path / "cache"
+    with mounted(BUCKET, tmp_path, *rw(cci, "--cache-dir", str(cache)), expect_errors=True) as m:
+        pid = daemon_pid(str(m), timeout=10)
+        assert pid is not None
+        fh = open(m / "big.npy", "wb")  # noqa: SIM115 - never closed: the daemon dies first
+        fh.write(b"\x93NUMPY" + bytes(40 * 2**20))  # a .npy-looking name: streamed, parts go out
+        fh.flush()
+        deadline = time.monotonic() + 20
+        while len(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])) < 2:
+            assert time.monotonic() < deadline, "the upload never began"
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            fh.close()
+    assert {u["UploadId"] for u in client.list_multipart_uploads(Bucket=BUCKET)["Uploads"]} >= {others}
+    assert len(client.list_multipart_uploads(Bucket=BUCKET)["Uploads"]) == 2
+    with mounted(BUCKET, tmp_path, *rw(cci, "--cache-dir", str(cache))) as m:
+        os.listdir(m)
+    left = {u["UploadId"] for u in client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])}
+    assert left == {others}
+    assert not S3Store(BUCKET, cci.settings).exists("big.npy") and not S3Store(BUCKET, cci.settings).exists("big")

@@ -171,3 +171,16 @@ def test_plain_file_append_and_truncate(store: ObjectStore, tmp_path: Path) -> N
     staged.truncate(6)
     commit(staged, None, "t.csv")
     assert store.get("t.csv") == b"a,b\n\0\0"
+
+
+def test_a_replaced_version_is_estale_and_stores_nothing(tmp_path: Path) -> None:
+    """Copies and reads are pinned to the version seen at open: another writer's version in between
+    makes the commit fail with ESTALE, and the other writer's object stays."""
+    store = MemoryStore()
+    store.put("r.bin", bytes(12 * MiB))
+    staged = StagedFile(StagingArea(tmp_path / "c"), store, "r.bin", "r.bin", Base(store.head("r.bin")))
+    staged.write(0, b"mine")
+    store.put("r.bin", b"theirs" * (2 * MiB))
+    with pytest.raises(OSError) as caught:
+        commit(staged, None, "r.bin")
+    assert caught.value.errno == errno.ESTALE and store.get("r.bin") == b"theirs" * (2 * MiB)

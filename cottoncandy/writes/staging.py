@@ -37,6 +37,7 @@ class StagingArea:
             self.folder = Path(tempfile.mkdtemp(prefix="ccfs-writes-"))  # mkdtemp makes it 0700
         else:
             self.folder = private_subfolder(private_folder(cache_dir), "writes")
+            self.sweep()  # what a killed daemon staged here is gone with it (never uploaded)
         self._names = itertools.count(1)
         self._lock = threading.Lock()
         self.used = 0

@@ -184,3 +184,13 @@ def test_a_replaced_version_is_estale_and_stores_nothing(tmp_path: Path) -> None
     with pytest.raises(OSError) as caught:
         commit(staged, None, "r.bin")
     assert caught.value.errno == errno.ESTALE and store.get("r.bin") == b"theirs" * (2 * MiB)
+
+
+def test_files_a_dead_daemon_staged_are_removed(tmp_path: Path) -> None:
+    folder = StagingArea(tmp_path / "cache").folder
+    dead = folder / "staged-999999999-1"  # no such process
+    dead.write_bytes(b"x")
+    mine = StagingArea(tmp_path / "cache").create()
+    os.close(mine[0])
+    StagingArea(tmp_path / "cache")
+    assert not dead.exists() and mine[1].exists()

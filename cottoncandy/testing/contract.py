@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from ..storage.base import MIN_COMPOSE_PIECE, CopiedRange, ObjectStore
+from ..storage.base import MIN_COMPOSE_PIECE, CopiedRange, ObjectStore, Piece
 from ..storage.conditions import CREATE, overwrite
 
 __all__ = ["S3PathsContract", "StoreContract"]
@@ -176,7 +176,8 @@ class StoreContract:
         least = MIN_COMPOSE_PIECE
         source = bytes(range(256)) * (3 * least // 256)
         etag = store.put("c/src", source).etag
-        pieces = [b"a" * least, CopiedRange("c/src", 7, 7 + least, etag), CopiedRange("c/src", 0, 10, etag)]
+        pieces: list[Piece] = [b"a" * least, CopiedRange("c/src", 7, 7 + least, etag),
+                               CopiedRange("c/src", 0, 10, etag)]
         info = store.compose("c/dst", iter(pieces), {"k": "v"})  # only the last piece may be short
         expected = b"a" * least + source[7 : 7 + least] + source[:10]
         assert store.get("c/dst") == expected and info.size == len(expected)

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import errno
 import logging
+from dataclasses import replace
 
 from ..namespace.nodes import FileNode
 from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.conditions import WriteCondition
 from .commit import Incomplete, commit, layout_of
 from .kinds import FileKind, Target
 from .staged import Base, StagedFile
@@ -75,11 +77,19 @@ class StagedKind:
         if not self.staged.changed:
             return None
         try:
-            self.stored = commit(self.staged, self.target.array_key, self.target.bytes_key)
+            self.stored = commit(self.staged, self.target.array_key, self.target.bytes_key, self._condition())
         except Incomplete as short:
             log.info("%s: not stored yet: %s", self.target.path, short)
             return None
         return self.stored
+
+    def _condition(self) -> WriteCondition | None:
+        """The commit's condition (issue 26 item 5): ``If-Match`` of the version the staged file
+        started from, or last stored, where it is stored under that key; else ``If-None-Match``.
+        ``Incomplete`` as ``commit`` would raise it."""
+        key = layout_of(self.staged, self.target.array_key, self.target.bytes_key).key
+        base = self.staged.base
+        return replace(self.target, seen=base.info if base is not None else None).condition(key)
 
     def flush(self) -> ObjectInfo | None:
         return None  # see the module: mmap pages may still follow a close

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,3 +57,23 @@ def test_an_overwrite_of_a_replaced_version_is_stale_unless_last_writer_wins() -
     relaxed.write(handle, 0, b"ours anyway")
     relaxed.flush(handle)
     assert store.get("notes.txt") == b"ours anyway"
+
+
+def test_a_staged_rewrite_of_a_replaced_version_is_stale(tmp_path: Path) -> None:
+    from cottoncandy.writes.staged_kind import StagedFiles
+    from cottoncandy.writes.staging import StagingArea
+
+    store = MemoryStore("bkt")
+    store.put("log.txt", b"line 1\n")
+    staging = StagedFiles(store, StagingArea(tmp_path))
+    ours = StoreWriter(store, Namespace(store, ttl=600, folders_ahead=0), WriteSettings(), staging=staging)
+    handle = ours.open("log.txt", os.O_RDWR, ours.namespace.lookup)  # staged: changed in place
+    ours.write(handle, 7, b"line 2\n")
+    ours.fsync(handle, False)  # the version seen at open: stored
+    assert store.get("log.txt") == b"line 1\nline 2\n"
+    store.put("log.txt", b"replaced elsewhere\n")
+    ours.write(handle, 14, b"line 3\n")
+    with pytest.raises(OSError) as err:
+        ours.fsync(handle, False)
+    assert err.value.errno == errno.ESTALE and store.get("log.txt") == b"replaced elsewhere\n"
+    ours.close()

@@ -332,6 +332,10 @@ class LoggedRequest:
     status: int
     bytes_sent: int
     range: str | None
+    #: request body bytes (the decoded length of an aws-chunked body): what a PUT or UploadPart uploaded
+    bytes_received: int = 0
+    #: ``x-amz-copy-source`` of a server-side copy (CopyObject, UploadPartCopy), else None
+    copy_source: str | None = None
 
 
 class _RequestLog:
@@ -385,7 +389,8 @@ class _RequestLog:
                 logged = True
                 entry = LoggedRequest(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
                                       environ.get("QUERY_STRING", ""), status_holder[0] if status_holder else 0,
-                                      sent, environ.get("HTTP_RANGE"))
+                                      sent, environ.get("HTTP_RANGE"), _received(environ),
+                                      environ.get("HTTP_X_AMZ_COPY_SOURCE"))
                 with self.lock:
                     self.entries.append(entry)
 
@@ -400,6 +405,15 @@ class _RequestLog:
             if hasattr(body, "close"):
                 body.close()
             record()
+
+
+def _received(environ: dict[str, Any]) -> int:
+    """The request body's length: the decoded one of an aws-chunked body, else Content-Length."""
+    for name in ("HTTP_X_AMZ_DECODED_CONTENT_LENGTH", "CONTENT_LENGTH"):
+        value = str(environ.get(name) or "")
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 class _Throttle:

@@ -103,6 +103,8 @@ class OpenFile:
         self.lock = threading.Lock()
         #: the failure already reported (logged once; raised again as ``AlreadySaid``)
         self.said: BaseException | None = None
+        #: set when its last release began storing it: an open meanwhile waits for it (``closed``)
+        self.closing: threading.Event | None = None
 
 
 class FileHandle:
@@ -161,10 +163,22 @@ class StoreWriter:
     def _handle(self, path: str, make: Callable[[], FileKind]) -> FileHandle:
         with self._lock:
             file = self._files.get(path)
-            if file is None:
+            if file is None or file.closing is not None:  # a file being stored by its last release: a new one
                 file = self._files[path] = OpenFile(path, make())
             file.handles += 1
         return FileHandle(file)
+
+    def _settled(self, path: str) -> OpenFile | None:
+        """The open file at ``path`` to join, or ``None``; a file whose last release is storing it is
+        waited for first (a RELEASE is sent in the background: ``dd`` has exited and the next command
+        opens the file while its store is under way), so the open sees the version stored."""
+        while True:
+            with self._lock:
+                file = self._files.get(path)
+                if file is None or file.closing is None:
+                    return file
+                closing = file.closing
+            closing.wait()
 
     def create(self, path: str, flags: int) -> FileHandle:
         path = path.strip("/")
@@ -174,9 +188,11 @@ class StoreWriter:
 
     def open(self, path: str, flags: int, lookup: Lookup) -> FileHandle:
         path = path.strip("/")
-        with self._lock:
-            if path in self._files:  # another open of a file being written: the same file
-                return self._handle(path, lambda: self._files[path].kind)
+        while (file := self._settled(path)) is not None:  # another open of a file being written: the same file
+            with self._lock:
+                if self._files.get(path) is file and file.closing is None:
+                    file.handles += 1
+                    return FileHandle(file)
         node = lookup(path)
         if isinstance(node, FolderNode):
             raise IsADirectoryError(errno.EISDIR, f"{path} is a folder")
@@ -194,7 +210,7 @@ class StoreWriter:
         return self._handle(path, lambda: staging.start(target, node, flags))
 
     def pending(self, path: str) -> FileHandle | None:
-        file = self._files.get(path.strip("/"))
+        file = self._settled(path.strip("/"))  # one being stored by its last release: its stored version
         return FileHandle(file) if file is not None else None
 
     # --- data ----------------------------------------------------------------------------------
@@ -252,14 +268,18 @@ class StoreWriter:
                 if kept is not None:
                     file.kind = kept
                     return
-            if last and self._files.get(file.path) is file:
-                del self._files[file.path]
-        if last:
+            closing = file.closing = threading.Event() if last else None  # an open meanwhile waits for it
+        if closing is not None:
             try:
                 self._commit(file, "release")
             except OSError as exc:  # no program hears a RELEASE's answer: its next open or stat does
                 self._release_refusals[file.path] = exc
                 raise
+            finally:
+                with self._lock:
+                    if self._files.get(file.path) is file:
+                        del self._files[file.path]
+                closing.set()
 
     def release_refusal(self, path: str) -> OSError | None:
         """The refusal of ``path``'s commit at its last release, told once (``seam.Writer``)."""
@@ -318,6 +338,7 @@ class StoreWriter:
         (its keys by the reverse naming rule); False when no file is open at ``old``. ``EBUSY`` once
         its upload has begun under the old key (a multipart upload's key cannot change)."""
         old, new = old.strip("/"), new.strip("/")
+        self._settled(old)  # a file its last release is storing is a stored object by the time it is renamed
         with self._lock:
             file = self._files.get(old)
             if file is None:

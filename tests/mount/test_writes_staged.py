@@ -9,6 +9,7 @@ import contextlib
 import errno
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -118,3 +119,25 @@ def test_refused_complete_is_fsync_eio(cci, fault_proxy, tmp_path: Path) -> None
             time.sleep(0.05)
     np.testing.assert_array_equal(cci.download_raw_array("f"), expected)
     assert uploads(fault_proxy.endpoint_url) == []
+
+
+def test_append_and_overwrite_in_place_with_shell_tools(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``>>`` appends, ``dd conv=notrunc`` and Python's ``r+b`` overwrite in place: each stored at its
+    last close with what the file holds; stat shows the size the program wrote."""
+    cci.upload_object("log.txt", b"one\n")
+    cci.upload_object("blob.bin", bytes(64))
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, tmp_path)) as m:
+        subprocess.run(f"echo two >> {m / 'log.txt'}", shell=True, check=True)
+        subprocess.run(["dd", "if=/dev/zero", f"of={m / 'blob.bin'}", "bs=1", "count=0", "seek=100",
+                        "status=none"], check=True)  # grows it with zeros (ftruncate), no data
+        with open(m / "blob.bin", "r+b") as f:
+            f.seek(10)
+            f.write(b"middle")
+        for key, want in (("log.txt", b"one\ntwo\n"), ("blob.bin", bytes(10) + b"middle" + bytes(84))):
+            for _ in range(100):
+                with contextlib.suppress(OSError):
+                    if cci.download_object(key) == want:
+                        break
+                time.sleep(0.05)
+            assert cci.download_object(key) == want
+        assert os.stat(m / "blob.bin").st_size == 100

@@ -284,6 +284,29 @@ class ObjectStore(abc.ABC):
             return self.put(key, PrefixedStream(first, spool), metadata, acl, progress,  # type: ignore[arg-type]
                             condition=condition)
 
+    def compose(self, key: str, pieces: Iterable[Piece], metadata: Mapping[str, str] | None = None,
+                acl: str | None = None, *, condition: WriteCondition | None = None,
+                in_flight: int | None = None) -> ObjectInfo:
+        """Store the concatenation of ``pieces`` as ``key`` in one write: the object appears whole or
+        not at all. Pieces are taken lazily, in order; each but the last is at least
+        ``MIN_COMPOSE_PIECE`` bytes (S3's smallest multipart part), so a store may make each piece one
+        part. ``condition`` as for ``put``; ``in_flight``: at most this many pieces being sent at once
+        (memory: that many sent pieces). This default streams the pieces through ``put_chunks`` (a
+        ``CopiedRange`` is read with ``If-Match``): stores where a request costs nothing; ``S3Store``
+        copies server-side."""
+        def chunks() -> Iterator[Buffer]:
+            for piece in pieces:
+                if isinstance(piece, CopiedRange):
+                    data = self.get_range(piece.key, piece.start, piece.end, if_match=piece.etag)
+                    if len(data) != len(piece):
+                        raise OSError(errno.EIO, f"{self.describe(piece.key)}: short read while composing "
+                                                 f"{self.describe(key)}")
+                    yield data
+                else:
+                    yield piece
+
+        return self.put_chunks(key, chunks(), metadata, acl, condition=condition, in_flight=in_flight)
+
     @abc.abstractmethod
     def copy(self, src: str, dst: str) -> None:
         """Server-side copy, keeping the user metadata."""
@@ -305,27 +328,6 @@ class ObjectStore(abc.ABC):
     def same_bucket(self, other: ObjectStore) -> bool:
         """Whether ``other`` serves the same bucket as this store (so ``copy`` reaches its keys)."""
         return other is self or (type(other) is type(self) and other.bucket == self.bucket)
-
-    def compose(self, key: str, pieces: Iterable[Piece], metadata: Mapping[str, str] | None = None,
-                acl: str | None = None, *, condition: WriteCondition | None = None) -> ObjectInfo:
-        """Store the concatenation of ``pieces`` as ``key`` in one write: the object appears whole or
-        not at all. Pieces are taken lazily, in order; each but the last is at least
-        ``MIN_COMPOSE_PIECE`` bytes (S3's smallest multipart part), so a store may make each piece one
-        part. ``condition`` as for ``put``. This default streams the pieces through ``put_chunks`` (a
-        ``CopiedRange`` is read with ``If-Match``): stores where a request costs nothing; ``S3Store``
-        copies server-side."""
-        def chunks() -> Iterator[Buffer]:
-            for piece in pieces:
-                if isinstance(piece, CopiedRange):
-                    data = self.get_range(piece.key, piece.start, piece.end, if_match=piece.etag)
-                    if len(data) != len(piece):
-                        raise OSError(errno.EIO, f"{self.describe(piece.key)}: short read while composing "
-                                                 f"{self.describe(key)}")
-                    yield data
-                else:
-                    yield piece
-
-        return self.put_chunks(key, chunks(), metadata, acl, condition=condition)
 
     @abc.abstractmethod
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:

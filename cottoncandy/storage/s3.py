@@ -900,7 +900,8 @@ class S3Store(ObjectStore):
         return [(s, min(s + chunk, size)) for s in range(0, size, chunk)]
 
     def compose(self, key: str, pieces: Iterable[Piece], metadata: Mapping[str, str] | None = None,
-                acl: str | None = None, *, condition: WriteCondition | None = None) -> ObjectInfo:
+                acl: str | None = None, *, condition: WriteCondition | None = None,
+                in_flight: int | None = None) -> ObjectInfo:
         """One multipart upload, a part per piece: bytes are sent (``UploadPart``), a ``CopiedRange`` is
         copied by the server (``UploadPartCopy`` with ``CopySourceRange`` and ``CopySourceIfMatch``);
         aborted on any failure, so nothing partial is ever visible. One bytes piece alone is one PUT."""
@@ -913,7 +914,7 @@ class S3Store(ObjectStore):
             info = self._put_single(key, body, extra, None, condition)  # type: ignore[arg-type]
         else:
             parts = itertools.chain((first, second), numbered)
-            info = self._multipart(key, extra, parts, condition=condition)  # type: ignore[arg-type]
+            info = self._multipart(key, extra, parts, in_flight=in_flight, condition=condition)  # type: ignore[arg-type]
         self.changed([key])
         return info
 

@@ -41,6 +41,8 @@ log = logging.getLogger("cottoncandy.writes")
 MAX_COPY_PIECE = 5 * 2**30
 #: S3's most parts in one upload
 MAX_PIECES = 10_000
+#: sent parts of one commit in flight at once (memory: as many parts of the store's part size)
+COMMIT_IN_FLIGHT = 4
 
 
 class Incomplete(Exception):
@@ -148,7 +150,8 @@ def commit(staged: StagedFile, array_key: str | None, bytes_key: str,
             if len(pieces) > MAX_PIECES:  # a huge object in small parts: fewer, larger sent parts
                 pieces = plan(layout.size, send, store.part_size * -(-len(pieces) // MAX_PIECES))
             sent = sum(b - a for kind, a, b in pieces if kind == "send")
-            info = store.compose(layout.key, _pieces(staged, layout, pieces), layout.metadata, condition=condition)
+            info = store.compose(layout.key, _pieces(staged, layout, pieces), layout.metadata, condition=condition,
+                                 in_flight=COMMIT_IN_FLIGHT)
             log.info("%s: stored %s (%d bytes: %d sent, %d copied by the server, %d fetched)", staged.path,
                      store.describe(layout.key), layout.size, sent, layout.size - sent, staged.fetched)
         info = ObjectInfo(key=info.key, size=info.size, etag=info.etag, last_modified=info.last_modified,

@@ -142,8 +142,9 @@ class ObjectReader:
         first, count = first + passed, count - passed
         if count <= 0:
             return
-        try:
-            self._fetch_run(first, count)
+        try:  # every stretch: a run cut at a block cached earlier (a row read before) must not
+            # leave the rest of its blocks to be read on demand, one GET of a block per kernel READ
+            self._fetch_run(first, count, every_stretch=True)
         except Exception as exc:  # the reader that needs the block will see the error itself
             log.debug("prefetch of %s blocks %d+%d failed: %s", self.ident[0], first, count, exc)
 

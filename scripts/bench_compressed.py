@@ -11,7 +11,8 @@ Cases (same values, float32, rounded so they compress about 2x as real data does
 * ``Zstd``, ``LZ4``: decoded whole on first open (no blocks), as 0.4.0's codecs are.
 
 Rows per case, medians of ``rounds`` fresh mounts: ms to the first row (open + header + row 0),
-one row in the middle, a 10-row slice elsewhere, seconds for a whole-array mean, MB the server
+one row in the middle, a 10-row slice elsewhere, then seconds for a whole-array mean over the same
+map (what those rows left to fetch: codecs decoded whole on open have nothing left), MB the server
 sent for each (its request log), daemon peak RSS; and ``download_raw_array(key).mean()`` in the
 same round, the library's bound for the whole-array mean. s3fs and rclone see the compressed bytes
 (``big/c-*`` as stored): no row of a compressed array can be read through them without reading the
@@ -200,9 +201,9 @@ def report(network: str, results: dict[str, dict[str, float]], sizes: dict[str, 
     for case in CASES[1:]:
         c = results.get(f"ccfs {case}")
         if c:
-            print(f"  {case}: first row {c['first_ms'] / raw['first_ms']:.1f}x raw, "
-                  f"one row {c['row_ms'] / raw['row_ms']:.1f}x, 10 rows {c['slice_ms'] / raw['slice_ms']:.1f}x, "
-                  f"mean {c['mean_s'] / raw['mean_s']:.1f}x raw"
+            print(f"  {case}: first row {c['first_ms'] / raw['first_ms']:.2f}x raw, "
+                  f"one row {c['row_ms'] / raw['row_ms']:.2f}x, 10 rows {c['slice_ms'] / raw['slice_ms']:.2f}x, "
+                  f"mean {c['mean_s'] / raw['mean_s']:.2f}x raw"
                   + (f", {c['mean_s'] / c['lib_mean_s']:.2f}x download_raw_array" if c['lib_mean_s'] == c['lib_mean_s']
                      else ""))
     print("  s3fs/rclone rows: whole object read + decoded here (they see compressed bytes)")

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -53,12 +54,17 @@ UPDATE_ROWS = 1000
 MB = 10**6
 
 
-def put_class(entries: list[dict]) -> dict[str, int]:
-    """PUT-class requests (PUT, POST: CreateMultipartUpload, UploadPart, Complete, PutObject), the
-    server-side copies among them, and the request body bytes they carried."""
-    puts = [e for e in entries if e["method"] in ("PUT", "POST") and not e["path"].startswith("/_")]
+def put_class(entries: list[dict], key: str) -> dict[str, int]:
+    """PUT-class requests to ``key`` (PUT, POST: CreateMultipartUpload, UploadPart, Complete,
+    PutObject), the server-side copies and the refused (non-2xx) among them, the request body bytes
+    they carried, and PUT-class requests to other keys meanwhile (``strays``: a peer's late upload
+    of an earlier file; not counted against the tool measured)."""
+    writes = [e for e in entries if e["method"] in ("PUT", "POST") and not e["path"].startswith("/_")]
+    path = f"/{bm.BUCKET}/{urllib.parse.quote(key)}"
+    puts = [e for e in writes if urllib.parse.unquote(e["path"]) in (path, urllib.parse.unquote(path))]
     copies = [e for e in puts if e.get("copy_source")]
-    return {"put_class": len(puts), "copies": len(copies),
+    return {"put_class": len(puts), "copies": len(copies), "strays": len(writes) - len(puts),
+            "refused": sum(1 for e in puts if not 200 <= int(e["status"]) < 300),
             "uploaded": sum(int(e.get("bytes_received") or 0) for e in puts if not e.get("copy_source"))}
 
 
@@ -201,7 +207,7 @@ def measured(tool: Tool, endpoint: str, client, key: str, action: Callable[[], o
     stored = time.perf_counter() - start
     staged = sampler.stop()
     time.sleep(0.5)  # the server logs a request once answered: let the last ones land
-    return {"s": closed, "stored_s": stored, "staged": staged, **put_class(bm.server_log(endpoint))}
+    return {"s": closed, "stored_s": stored, "staged": staged, **put_class(bm.server_log(endpoint), key)}
 
 
 def write_rounds(tools: list[Tool], endpoint: str, array: np.ndarray, rounds: int) -> dict[str, list[dict]]:
@@ -290,8 +296,7 @@ def memmap_rows(tool: Tool, endpoint: str, memmap_mib: int, update_mib: int) -> 
 
     try:
         r = measured(tool, endpoint, client, key, update, old_etag=old)
-        if client.head_object(Bucket=bm.BUCKET, Key=key)["ETag"] == old:
-            raise RuntimeError("the object did not change")
+        wait_stored(client, key, old, timeout=30)  # rclone may upload twice: the object can be away a moment
         back = client.get_object(Bucket=bm.BUCKET, Key=key, Range=f"bytes=-{COLS * 8}")["Body"].read()
         if np.frombuffer(back, "<f8")[-1] != base[-1, -1]:
             raise RuntimeError("the last row changed")
@@ -357,7 +362,9 @@ def report(label: str, runs: dict[str, list[dict]], mm: dict[str, dict[str, obje
         rss = max((x.get("rss", float("nan")) for x in r), default=float("nan"))
         print(f"  {tool.name:<22}{med(r, 's'):>9.2f}{med(r, 'stored_s'):>10.2f}{med(r, 'put_class'):>10.0f}"
               f"{med(r, 'uploaded') / MB:>8.0f}{max(x['staged'] for x in r) / MB:>11.1f}"
-              f"{rss:>14.0f}" + (f"  (at mount {tool.rss_at_start:.0f})" if tool.pid else ""))
+              f"{rss:>14.0f}" + (f"  (at mount {tool.rss_at_start:.0f})" if tool.pid else "")
+              + (f"  [refused {med(r, 'refused'):.0f}]" if med(r, "refused") else "")
+              + (f"  [{med(r, 'strays'):.0f} PUT-class to other keys meanwhile]" if med(r, "strays") else ""))
     cc, lib = runs.get("ccfs --rw", []), runs.get("upload_raw_array", [])
     if cc and lib:
         pairs = [a["s"] / b["s"] for a, b in zip(cc, lib)]

@@ -1,7 +1,7 @@
 """The fast paths' fence: one switch, lazy look-ups of private names, one warning per fallback kind.
 
 Two places go past their library's public API to save CPU on every request: the signed-request
-client (``storage/s3_signed.py``: botocore's signer, credentials and connection settings, taken
+client (``storage/s3/signed.py``: botocore's signer, credentials and connection settings, taken
 from the client's private attributes) and the ``Fuse`` subclass of ``ccfs/libfuse.py`` (mfusepy's
 callback internals: readdirplus, zero-copy reads, kept thread states, ``fuse_interrupted``).
 Nothing in a library's release notes promises those names, so none is imported at module level:
@@ -80,7 +80,7 @@ def private(owner: object, *names: str) -> Any:
     Raises ``Unavailable`` naming what is missing, never ``ImportError``/``AttributeError``: the
     caller decides which public path replaces the fast one. The switch (``enabled``) turns off the
     fast *paths*, the speed-ups; two safety hooks on boto3's path also use private names, through this
-    fence, and stay on with it: the LIST body cap (``storage/list_bodies.py``) and the order of botocore's
+    fence, and stay on with it: the LIST body cap (``storage/s3/list_bodies.py``) and the order of botocore's
     200-error handler (``storage/s3.check_list_answers``), which keep a hostile LIST answer bounded.
     """
     if isinstance(owner, str):

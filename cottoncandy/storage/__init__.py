@@ -4,7 +4,7 @@ from .base import Account, Capabilities, Listing, MaybeStoredError, ObjectInfo, 
 from .local import LocalAccount, LocalStore
 from .memory import MemoryAccount, MemoryStore
 from .registry import open_store
-from .s3 import S3Account, S3Store
+from .s3.store import S3Account, S3Store
 
 __all__ = ["Account", "Capabilities", "Listing", "LocalAccount", "LocalStore", "MaybeStoredError", "MemoryAccount",
            "MemoryStore", "ObjectInfo", "ObjectStore", "S3Account", "S3Store", "StoreSpec", "open_store"]

@@ -2,7 +2,7 @@
 
 boto3's connections (urllib3 under botocore) verify the chain with OpenSSL and then match the host
 name with urllib3's own rule (botocore's TLS context turns OpenSSL's matcher off). The fast path
-(``s3_signed``) opened its sockets with Python's default context, which matches with OpenSSL's rule:
+(``s3.signed``) opened its sockets with Python's default context, which matches with OpenSSL's rule:
 the two disagree on some certificates (a wildcard ``*.localhost``, which urllib3 accepts and OpenSSL
 refuses), and then every fast request failed TLS and was asked again through boto3. ``check_host``
 is urllib3's rule, used by the fast path after its handshake, so both paths take the same servers.

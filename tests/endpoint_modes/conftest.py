@@ -112,7 +112,7 @@ def endpoint(request: pytest.FixtureRequest, rig: ServerProcess,
 
 @pytest.fixture(params=["fast", "boto3"])
 def fast(request: pytest.FixtureRequest) -> bool:
-    """Fast paths on (signed HEAD/GET/LIST of ``s3_signed``) or off (boto3 calls only)."""
+    """Fast paths on (signed HEAD/GET/LIST of ``s3.signed``) or off (boto3 calls only)."""
     return bool(request.param == "fast")
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from cottoncandy.storage import S3Account
 from cottoncandy.storage.s3 import S3Store
-from cottoncandy.storage.s3_signed import SignedRequests
+from cottoncandy.storage.s3.signed import SignedRequests
 from tests.conftest import BUCKET
 from tests.endpoint_modes.conftest import Endpoint
 

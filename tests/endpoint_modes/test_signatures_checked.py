@@ -1,5 +1,5 @@
 """The rig really checks: keys it does not know, or a signature they did not make, are refused (403) on
-both the fast path (``s3_signed``) and boto3 -- so a test passing against it means the signatures were right.
+both the fast path (``s3.signed``) and boto3 -- so a test passing against it means the signatures were right.
 
 Also: the virtual-hosted mode really puts the bucket in the host name (the server's log shows
 bucket-less paths), and the https mode really needs the CA (no ``AWS_CA_BUNDLE``: refused by the client).

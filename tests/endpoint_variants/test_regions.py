@@ -16,7 +16,7 @@ import cottoncandy as cc
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account, registry
 from cottoncandy.storage.s3 import S3Store
-from cottoncandy.storage.s3_signed import regional_url
+from cottoncandy.storage.s3.signed import regional_url
 from cottoncandy.testing.s3front import S3Front
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET

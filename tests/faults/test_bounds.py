@@ -24,7 +24,7 @@ from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.prefetch import ObjectReader
 from cottoncandy.storage import LocalStore, latency
-from cottoncandy.storage.latency import LatencyTracker
+from cottoncandy.storage.s3.latency import LatencyTracker
 from cottoncandy.testing.faultproxy import FaultProxy, FaultRule
 from tests.conftest import BUCKET
 from tests.mountutil import mounted, needs_fuse

@@ -148,7 +148,7 @@ def test_boto3_reads_an_overflowing_page_no_further_than_a_page(loop, fault_prox
 
 
 def test_a_body_without_a_length_is_read_no_further_than_a_page() -> None:
-    from cottoncandy.storage.list_bodies import send_capped
+    from cottoncandy.storage.s3.list_bodies import send_capped
 
     class Raw:
         def __init__(self) -> None:

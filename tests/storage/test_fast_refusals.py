@@ -15,8 +15,8 @@ import pytest
 from cottoncandy import fastpaths
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
-from cottoncandy.storage import refusals as refusal_causes
 from cottoncandy.storage.s3 import S3Store
+from cottoncandy.storage.s3 import refusals as refusal_causes
 from cottoncandy.testing.faultproxy import FaultProxy, FaultRule
 from tests.conftest import BUCKET
 from tests.fastpathutil import fresh_counts, warnings_logged  # noqa: F401 - fresh_counts is an autouse fixture

@@ -25,7 +25,7 @@ import pytest
 from cottoncandy import fastpaths
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
-from cottoncandy.storage.s3_signed import SignedRequests
+from cottoncandy.storage.s3.signed import SignedRequests
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
 from tests.fastpathutil import fresh_counts, warnings_logged  # noqa: F401 - fresh_counts is an autouse fixture
@@ -167,7 +167,7 @@ def test_a_body_without_the_private_socket_path_is_read_the_portable_way(caplog:
 
     from botocore.response import StreamingBody
 
-    from cottoncandy.storage.s3 import _socket_readinto
+    from cottoncandy.storage.s3.store import _socket_readinto
 
     for _ in range(2):
         body = StreamingBody(io.BytesIO(b"abc"), 3)  # a raw stream that is not urllib3's response
@@ -178,7 +178,7 @@ def test_a_body_without_the_private_socket_path_is_read_the_portable_way(caplog:
 
 def test_switched_off_the_store_reads_bodies_the_portable_way(s3_settings: Settings,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from cottoncandy.storage import s3 as s3_module
+    from cottoncandy.storage.s3 import store as s3_module
 
     used: list[int] = []
     real = s3_module._socket_readinto

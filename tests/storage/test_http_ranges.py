@@ -13,8 +13,8 @@ import pytest
 
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
-from cottoncandy.storage import s3 as s3_module
 from cottoncandy.storage.http_ranges import content_range_prefix, http_range
+from cottoncandy.storage.s3 import store as s3_module
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
 

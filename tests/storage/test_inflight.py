@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cottoncandy.storage.inflight import InFlightWindow
+from cottoncandy.storage.s3.inflight import InFlightWindow
 
 
 def drive(window: InFlightWindow, seconds_per_round: dict[int, float], rounds: int) -> list[int]:

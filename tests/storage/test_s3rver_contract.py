@@ -1,6 +1,6 @@
 """The store contract against s3rver (npm), a second S3 implementation, over HTTP (issue 25 item 4).
 
-Our ``S3Store`` with the fast paths on (signed HEAD/GET/LIST, ``storage/s3_signed.py``) and off
+Our ``S3Store`` with the fast paths on (signed HEAD/GET/LIST, ``storage/s3/signed.py``) and off
 (plain boto3 calls), against ``cottoncandy.testing.s3rver``. With them on, no fast request may have
 been refused (``fastpaths.refusals()``): every one was taken as s3rver answered it, none asked twice.
 

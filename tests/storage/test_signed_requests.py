@@ -23,7 +23,7 @@ from botocore.config import Config
 from cottoncandy.config import Settings
 from cottoncandy.storage import S3Account
 from cottoncandy.storage.s3 import S3Store
-from cottoncandy.storage.s3_signed import SignedRequests
+from cottoncandy.storage.s3.signed import SignedRequests
 from cottoncandy.testing.s3server import LocalS3Server
 from tests.conftest import BUCKET
 
@@ -341,7 +341,7 @@ def test_concurrent_head_many_calls_share_one_socket_budget(s3: LocalS3Server, s
     process's HEAD socket budget (each call may always keep one), and all answer every key."""
     import threading
 
-    from cottoncandy.storage import s3_signed
+    from cottoncandy.storage.s3 import signed as s3_signed
 
     _put_all(s3)
     budget = s3_signed._SocketBudget(3)

@@ -15,7 +15,7 @@ from botocore.credentials import Credentials
 from botocore.utils import percent_encode
 
 from cottoncandy.storage import S3Account
-from cottoncandy.storage.sigv4 import LeanSigner, query_string, verified
+from cottoncandy.storage.s3.sigv4 import LeanSigner, query_string, verified
 from tests.conftest import BUCKET
 
 BASE = "http://127.0.0.1:9000/bucket/"
@@ -100,7 +100,7 @@ def test_the_request_date_follows_the_clock_second_by_second(monkeypatch: pytest
     request signed in a new second carries that second, and the signature matches botocore's."""
     import datetime
 
-    from cottoncandy.storage import sigv4
+    from cottoncandy.storage.s3 import sigv4 as sigv4
 
     signer = LeanSigner(Credentials("AKIDEXAMPLE", "secret"), "us-east-1", "h.example")
     clock = [1_767_225_599.2]  # 2025-12-31T23:59:59.2Z, a new day one second later

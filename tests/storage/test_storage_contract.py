@@ -2,7 +2,7 @@
 with the library, so another backend can run them), one subclass per store runs them here.
 
 Stores: memory, the local directory, and S3 over real HTTP (moto server) three ways -- with the
-fast paths (signed HEAD/GET/LIST, ``storage/s3_signed.py``), with them switched off
+fast paths (signed HEAD/GET/LIST, ``storage/s3/signed.py``), with them switched off
 (``Settings(fast_paths=False)``), and through plain boto3 calls because a private botocore name
 they need is missing (``cottoncandy.fastpaths`` falls back). A new store is one subclass with a
 ``store`` fixture.

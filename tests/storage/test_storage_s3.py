@@ -154,7 +154,7 @@ def test_retry_policy_retries_only_transient_errors() -> None:
 
 @pytest.mark.parametrize("expected", [None, 1, 7, 100, 10**6])
 def test_cut_parts_regroups_exactly_whatever_the_hint(expected: int | None) -> None:
-    from cottoncandy.storage.s3 import _cut_parts
+    from cottoncandy.storage.s3.store import _cut_parts
 
     data = bytes(range(256)) * 3
     chunks = [data[i : i + 37] for i in range(0, len(data), 37)]
@@ -168,7 +168,7 @@ def test_a_small_streamed_body_is_not_given_a_whole_part_of_memory() -> None:
     """A 3-byte gzip body once zero-filled an 8 MiB part (most of a tiny array's upload time)."""
     import tracemalloc
 
-    from cottoncandy.storage.s3 import _cut_parts
+    from cottoncandy.storage.s3.store import _cut_parts
 
     tracemalloc.start()
     try:

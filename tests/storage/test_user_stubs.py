@@ -1,6 +1,6 @@
 """A user's in-process S3 (moto's ``mock_aws``, a ``before-send`` stub) still answers the library.
 
-The LIST body cap (``storage/list_bodies.py``) once answered ``before-send`` itself: it sent the request
+The LIST body cap (``storage/s3/list_bodies.py``) once answered ``before-send`` itself: it sent the request
 to the network before a user's stub could answer, so under ``mock_aws`` ``ls`` failed with "cannot reach
 AWS S3" (and, with a network, sent the user's keys to AWS). The cap now only marks the request."""
 
@@ -32,7 +32,7 @@ def test_moto_s_mock_answers_listings_and_arrays(offline_fast_paths: None) -> No
 
 def test_the_cap_still_bounds_what_reaches_the_network() -> None:
     """Installed on a real client: listing requests are marked, and only they are capped."""
-    from cottoncandy.storage import list_bodies
+    from cottoncandy.storage.s3 import list_bodies as list_bodies
 
     class Session:
         def __init__(self) -> None:

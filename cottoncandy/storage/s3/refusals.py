@@ -1,6 +1,6 @@
-"""Why a signed fast request (``s3_signed``) was not taken, and what to change: counted, not hidden.
+"""Why a signed fast request (``s3.signed``) was not taken, and what to change: counted, not hidden.
 
-``s3_signed`` gives ``None``/``False`` for any answer that is not exactly what it asked for, and the
+``s3.signed`` gives ``None``/``False`` for any answer that is not exactly what it asked for, and the
 store asks boto3 again: retries and error messages stay in one place. That is right for a 404 or a
 412 (boto3 gets the same answer and says what it is), but a server that refuses *every* fast request
 (a signature it computes otherwise, a bucket in another region, a certificate OpenSSL refuses) doubles
@@ -29,7 +29,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from .. import fastpaths
+from ... import fastpaths
 
 #: statuses that are the object's own answer, which boto3 gets alike: not a fast-path refusal
 SAME_ANSWER = frozenset({304, 404, 412, 416})

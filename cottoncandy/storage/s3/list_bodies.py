@@ -3,7 +3,7 @@
 botocore reads every answer of a non-streaming operation whole into memory before any handler sees
 it (``AWSResponse.content``), so ``answers.parse_list_page``'s length check came after an endpoint's
 60 MB "page" of a million entries had been read (issue 24 item 1: 802 MB daemons). The signed path
-stops reading at ``answers.page_bytes(max_keys)`` (``s3_signed``); here the client's own HTTP session
+stops reading at ``answers.page_bytes(max_keys)`` (``s3.signed``); here the client's own HTTP session
 (its proxies, TLS settings and timeouts) sends ListObjects/ListObjectsV2/ListObjectVersions as a
 stream and reads at most that many bytes: a ``Content-Length`` above it, or a body that goes on past
 it, is ``answers.BadAnswer`` naming the listing, its endpoint and the limit, and the connection is
@@ -33,9 +33,9 @@ from botocore.exceptions import ConnectionClosedError, HTTPClientError, ReadTime
 from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
 
-from .. import fastpaths
-from ..printable import without_userinfo
-from .answers import MAX_KEYS, BadAnswer, expected_where, page_bytes
+from ... import fastpaths
+from ...printable import without_userinfo
+from ..answers import MAX_KEYS, BadAnswer, expected_where, page_bytes
 
 log = logging.getLogger(__name__)
 #: botocore's names of the listing operations whose answers are capped

@@ -34,12 +34,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.response import StreamingBody
 
-from .. import fastpaths
-from ..config import Settings, from_shareable, legacy_keys, recall, remember, shareable
-from ..printable import normalized_endpoint, without_userinfo
-from . import answers, conditions
-from .answers import MAX_KEYS, ListPage
-from .base import (
+from ... import fastpaths
+from ...config import Settings, from_shareable, legacy_keys, recall, remember, shareable
+from ...printable import normalized_endpoint, without_userinfo
+from .. import answers, conditions
+from ..answers import MAX_KEYS, ListPage
+from ..base import (
     Account,
     Buffer,
     Capabilities,
@@ -55,13 +55,11 @@ from .base import (
     as_byte_view,
     check_range,
 )
-from .conditions import ConditionalSupport, WriteCondition
-from .credential_process import bound_credential_process
-from .errors import NoAnswer, aws_unreachable, check_bucket_name, connection_failed, error_code, failed, translate
-from .http_ranges import content_range_prefix, http_range, parse_content_range
-from .list_bodies import cap_list_bodies
-from .registry import StoreKind, StoreOptions
-from .retry import (
+from ..conditions import ConditionalSupport, WriteCondition
+from ..errors import NoAnswer, aws_unreachable, check_bucket_name, connection_failed, error_code, failed, translate
+from ..http_ranges import content_range_prefix, http_range, parse_content_range
+from ..registry import StoreKind, StoreOptions
+from ..retry import (
     CLEANUP_RETRY,
     AttemptLog,
     BrokenBody,
@@ -72,10 +70,12 @@ from .retry import (
     may_have_taken_effect,
     reading_body,
 )
-from .upload_journal import UploadJournal
+from ..upload_journal import UploadJournal
+from .credential_process import bound_credential_process
+from .list_bodies import cap_list_bodies
 
 if TYPE_CHECKING:  # imported lazily: the fast path's botocore internals must never break this import
-    from .s3_signed import SignedRequests
+    from .signed import SignedRequests
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -349,7 +349,7 @@ def addressing_style(settings: Settings, core: Any) -> str | None:
     profile's ``s3.addressing_style``, else ``path`` with an endpoint (S3-compatible stores and local
     servers rarely have a name for each bucket); ``None``: botocore's own choice. A ``config=`` naming
     one wins over all of them (``client_config``). The fast path follows the same choice: it takes its
-    URL from a request boto3 builds (``s3_signed``)."""
+    URL from a request boto3 builds (``s3.signed``)."""
     if settings.addressing_style:
         return settings.addressing_style
     try:
@@ -379,7 +379,7 @@ def check_list_answers(client: Any) -> None:
     10^6 entries became a tree of 10^6 elements before anything could count them, and cut-off XML
     was reported as "500 Internal Server Error" after five tries. So ours goes first, and
     botocore's is put back after it (a private name: without it, ours runs after botocore's)."""
-    cap_list_bodies(client)  # read no further than a page can be long (storage/list_bodies.py)
+    cap_list_bodies(client)  # read no further than a page can be long (storage/s3/list_bodies.py)
     events = client.meta.events
     events.register_first("before-parse.s3.*", answers.check_boto_answer, unique_id="cottoncandy-list-answers")
     try:
@@ -622,7 +622,7 @@ class S3Store(ObjectStore):
         return self._info(key, resp)
 
     def head_many(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
-        """The plain-200 answers to HEADs of many keys, sent from this thread (see ``s3_signed``).
+        """The plain-200 answers to HEADs of many keys, sent from this thread (see ``s3.signed``).
 
         A key maps to ``None`` when its answer was anything else (a 404, a refusal, a fault): ask
         ``head`` for it, so boto3 says what it is and retries. Every key maps to ``None`` at once
@@ -632,7 +632,7 @@ class S3Store(ObjectStore):
         return dict.fromkeys(keys) if fast is None else fast.head_many(keys)
 
     def _signed_requests(self) -> SignedRequests | None:
-        """The cheap HEAD and GET path (see ``s3_signed``), built on first use; ``None`` where it cannot
+        """The cheap HEAD and GET path (see ``s3.signed``), built on first use; ``None`` where it cannot
         work, or is switched off (``Settings.fast_paths``, ``CCFS_FAST_PATHS=0``): then plain boto3 calls."""
         if self._signed is False:
             with self._signed_head_lock:
@@ -644,7 +644,7 @@ class S3Store(ObjectStore):
         if not (self.settings.fast_paths and fastpaths.enabled()):
             return None
         try:
-            from .s3_signed import SignedRequests
+            from .signed import SignedRequests
         except ImportError as exc:  # a botocore release moved a name it imports
             fastpaths.fell_back("botocore", f"{type(exc).__name__}: {exc}", "plain boto3 calls")
             return None

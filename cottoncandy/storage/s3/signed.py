@@ -60,15 +60,15 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.utils import percent_encode
 
-from .. import fastpaths
+from ... import fastpaths
+from ..answers import BadAnswer, ListingGuard, ListPage, page_bytes, parse_list_page, same_etag
+from ..base import ObjectInfo
+from ..http_ranges import content_range_prefix, http_range
+from ..tls import check_host
 from . import refusals
-from .answers import BadAnswer, ListingGuard, ListPage, page_bytes, parse_list_page, same_etag
-from .base import ObjectInfo
-from .http_ranges import content_range_prefix, http_range
 from .inflight import InFlightWindow
 from .latency import LatencyTracker
 from .sigv4 import LeanSigner, query_string, verified
-from .tls import check_host
 
 log = logging.getLogger(__name__)
 _PROBE_KEY = "cottoncandy-probe"

@@ -86,27 +86,31 @@ def test_relative_paths_are_the_callers() -> None:
     assert cache_dir.type.convert("rel/cache", cache_dir, ctx) == os.path.join(os.getcwd(), "rel/cache")
 
 
-#: ``ccfs mount``'s options that are the request's, not ``MountOptions`` fields
-REQUEST_OPTIONS = {"endpoint_url", "profile", "region", "addressing_style", "foreground", "log_file", "log_level",
-                   "fuse_options", "no_fast_paths", "no_metadata_cache"}
-
-
-def test_each_option_sets_the_mount_options_field_of_its_name() -> None:
-    """One declaration: ``MountOptions`` is made from the options by name, so an option added to
-    ``ccfs mount`` with a field's name reaches the mount (and one without is the request's)."""
+def test_each_option_sets_the_mount_options_field_its_row_names() -> None:
+    """One declaration: each row of ``mountoptions.TABLE`` names the ``MountOptions`` field it sets
+    (``None``: the request's), every such field exists, every click option of ``ccfs mount`` is a row,
+    and ``mount_options`` sets each field from its option (``--rw`` sets ``rw``, a flag with ``invert``
+    its opposite)."""
     import dataclasses
 
     import click
 
     from ccfs.cli import mount_command, mount_options
     from ccfs.filesystem import MountOptions
+    from ccfs.mountoptions import TABLE
 
     fields = {f.name for f in dataclasses.fields(MountOptions)}
+    rows = {row.name: row for row in TABLE}
     options = {p.name for p in mount_command.params if isinstance(p, click.Option) and p.name}
-    assert options - fields == REQUEST_OPTIONS
+    assert options <= set(rows)
+    assert {row.field for row in TABLE if row.field is not None} <= fields
     ctx = mount_command.make_context("mount", ["bkt", "/mnt", "--uid", "7", "--attr-ttl", "2.5", "--read-ahead", "8K",
-                                               "--no-metadata-cache", "--cache-dir", "/c"])
+                                               "--no-metadata-cache", "--cache-dir", "/c", "--rw"])
     made = mount_options(ctx.params)
-    assert (made.uid, made.attr_ttl, made.read_ahead, made.metadata_cache, made.cache_dir) == (7, 2.5, 8192, False,
-                                                                                              "/c")
-    assert all(getattr(made, name) == ctx.params[name] for name in options & fields)
+    assert (made.uid, made.attr_ttl, made.read_ahead, made.metadata_cache, made.cache_dir, made.rw) == (
+        7, 2.5, 8192, False, "/c", True)
+    for name in options:
+        row = rows[name]
+        if row.field is not None:
+            want = (not ctx.params[name]) if row.invert else ctx.params[name]
+            assert getattr(made, row.field) == want, name

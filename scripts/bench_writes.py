@@ -22,6 +22,13 @@ stored, since its ``close()`` returns before the upload); ``open_memmap(mode='w+
 ``--memmap-mib`` filled and flushed; 1,000 consecutive rows of an N MiB array updated through
 ``np.load(mmap_mode='r+')`` and flushed (bytes uploaded vs the array's size and vs the dirty 16 MiB
 parts, UploadPartCopy count). A row the mount cannot do yet prints "not available: <why>".
+
+Seen on the local server (moto), not a fault of the tools: peers that upload one key twice at once
+(s3fs's open_memmap, rclone's write-back) make moto raise on a multipart id it has just dropped
+(its tracebacks go to this script's stderr), and on a loaded machine a 1 GiB CompleteMultipartUpload
+can outlast the client's read timeout: the retried Complete gets moto's 500 while the object is
+already stored (seen once, ccfs at 1 GiB loopback: np.save still returned without error). Those
+requests are counted all the same.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ UPDATE_ROWS = 1000
 MB = 10**6
 
 
-def put_class(entries: list[dict], key: str) -> dict[str, int]:
+def put_class(entries: list[dict[str, Any]], key: str) -> dict[str, int]:
     """PUT-class requests to ``key`` (PUT, POST: CreateMultipartUpload, UploadPart, Complete,
     PutObject), the server-side copies and the refused (non-2xx) among them, the request body bytes
     they carried, and PUT-class requests to other keys meanwhile (``strays``: a peer's late upload
@@ -116,6 +117,10 @@ class StagedSampler:
         self._thread.join()
         self.peak = max(self.peak, self._sample() - self._base)
         return self.peak
+
+
+#: one network's write rounds by tool, its memmap rows by tool, and the tools
+Measured = tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, object]], list["Tool"]]
 
 
 @dataclass
@@ -217,7 +222,7 @@ def measured(tool: Tool, endpoint: str, client, key: str, action: Callable[[], o
     return {"s": closed, "stored_s": stored, "staged": staged, **put_class(bm.server_log(endpoint), key)}
 
 
-def write_rounds(tools: list[Tool], endpoint: str, array: np.ndarray, rounds: int) -> dict[str, list[dict]]:
+def write_rounds(tools: list[Tool], endpoint: str, array: np.ndarray, rounds: int) -> dict[str, list[dict[str, Any]]]:
     """``np.save`` (or the library call) of ``array`` by every tool, ``rounds`` times, alternating."""
     from boto3.s3.transfer import TransferConfig
 
@@ -227,7 +232,7 @@ def write_rounds(tools: list[Tool], endpoint: str, array: np.ndarray, rounds: in
     cci = cc.get_interface(bm.BUCKET, endpoint_url=endpoint, verbose=False)
     raw = array.tobytes()
     transfer = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART)  # boto3's 10 threads
-    runs: dict[str, list[dict]] = {t.name: [] for t in tools}
+    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tools}
     for r in range(rounds):
         for tool in tools:
             name = f"w/{tool.name.split()[0].replace('_', '-')}-{r}.npy"
@@ -318,7 +323,7 @@ def memmap_rows(tool: Tool, endpoint: str, memmap_mib: int, update_mib: int) -> 
     return out
 
 
-def measure_network(args: argparse.Namespace, shaping: list[str], array: np.ndarray) -> tuple[dict, dict, list[Tool]]:
+def measure_network(args: argparse.Namespace, shaping: list[str], array: np.ndarray) -> Measured:
     from cottoncandy.testing.s3server import free_port
 
     server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(free_port()),
@@ -351,12 +356,12 @@ def measure_network(args: argparse.Namespace, shaping: list[str], array: np.ndar
         bm.forget_metadata()
 
 
-def med(runs: list[dict], key: str) -> float:
+def med(runs: list[dict[str, Any]], key: str) -> float:
     values = [r[key] for r in runs if key in r]
     return statistics.median(values) if values else float("nan")
 
 
-def report(label: str, runs: dict[str, list[dict]], mm: dict[str, dict[str, object]], tools: list[Tool],
+def report(label: str, runs: dict[str, list[dict[str, Any]]], mm: dict[str, dict[str, object]], tools: list[Tool],
            mib: int, parts: int) -> None:
     print(f"\nwrites, {label}: np.save of {mib} MiB float64, medians of {len(next(iter(runs.values())))} rounds")
     print(f"  {'tool':<22}{'close s':>9}{'stored s':>10}{'PUT-class':>10}{'MB up':>8}{'staged MB':>11}"

@@ -23,7 +23,8 @@ from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.prefetch import ObjectReader
-from cottoncandy.storage import LocalStore, latency
+from cottoncandy.storage import LocalStore
+from cottoncandy.storage.s3 import latency
 from cottoncandy.storage.s3.latency import LatencyTracker
 from cottoncandy.testing.faultproxy import FaultProxy, FaultRule
 from tests.conftest import BUCKET

@@ -32,4 +32,7 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] || { [ -n "$CCFS
   fi
   touch "$stamp"
 fi
-export PY CCFS_LOCK
+# the venv is the one in use, whatever the caller had activated (IPython, for one, warns when
+# VIRTUAL_ENV names another venv than the running Python's, and a test turned that warning into a failure)
+VIRTUAL_ENV="$venv"
+export PY CCFS_LOCK VIRTUAL_ENV

@@ -38,7 +38,8 @@ from .private import UnsafeCacheFolder, private_folder, private_subfolder
 log = logging.getLogger(__name__)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts: signalling it is refused, not failed)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,7 +97,7 @@ class CacheFolder:
             if not entry.name.startswith("spill-") or entry.name.count("-") < 2:
                 continue
             pid = entry.name.split("-")[1]
-            if entry.is_dir(follow_symlinks=False) and pid.isdigit() and not _alive(int(pid)):
+            if entry.is_dir(follow_symlinks=False) and pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def close(self, timeout: float | None = None) -> bool:

@@ -233,6 +233,24 @@ class StoreContract:
             assert store.head("c/big").size == 11 * 2**20
 
 
+def count_boto3_reads(store: Any, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many ``head_object``/``get_object``/``list_objects_v2`` calls ``store``'s boto3 client makes
+    from now on (the fast path makes none; a refused fast request shows as one)."""
+    calls: Counter[str] = Counter()
+
+    def counting(name: str) -> Callable[..., Any]:
+        real = getattr(store.client, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return counted
+
+    for name in ("head_object", "get_object", "list_objects_v2"):
+        monkeypatch.setattr(store.client, name, counting(name))
+    return calls
+
+
 class S3PathsContract:
     """Which path an S3 store's HEAD, ranged GET and listing take: the signed client's (``FAST``: no
     boto3 call at all) or boto3's (one call each). Mixed into a ``StoreContract`` subclass whose
@@ -242,18 +260,7 @@ class S3PathsContract:
 
     def test_reads_take_the_expected_path(self, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         store.put("a/x", b"12345")
-        calls: Counter[str] = Counter()
-
-        def counting(name: str) -> Callable[..., Any]:
-            real = getattr(store.client, name)
-
-            def counted(*args: Any, **kwargs: Any) -> Any:
-                calls[name] += 1
-                return real(*args, **kwargs)
-            return counted
-
-        for name in ("head_object", "get_object", "list_objects_v2"):
-            monkeypatch.setattr(store.client, name, counting(name))
+        calls = count_boto3_reads(store, monkeypatch)
         assert store.head("a/x").size == 5
         buf = memoryview(bytearray(3))
         store.readinto("a/x", 1, buf)

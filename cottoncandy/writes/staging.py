@@ -21,6 +21,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..cache.folder import process_alive
 from ..cache.private import private_folder, private_subfolder
 
 #: the default cap of all staged bytes of a mount (``--write-cache-size``)
@@ -76,17 +77,7 @@ class StagingArea:
         removed = 0
         for path in self.folder.glob("staged-*-*"):
             pid = path.name.split("-")[1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

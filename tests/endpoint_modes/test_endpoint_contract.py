@@ -7,13 +7,11 @@ fails on any 403 in the server's log).
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
-
 import pytest
 
 from cottoncandy.storage import ObjectStore, S3Account
 from cottoncandy.storage.s3 import S3Store
+from cottoncandy.testing.contract import count_boto3_reads
 from tests.conftest import BUCKET
 from tests.endpoint_modes.conftest import Endpoint
 from tests.storage.test_storage_contract import StoreContract
@@ -35,18 +33,7 @@ class TestEndpointContract(StoreContract):
         path (no boto3 call: nothing was refused and asked again)."""
         store.put("a/x", b"12345")
         store.put("a/y z+", b"1")
-        calls: Counter[str] = Counter()
-
-        def counting(name: str) -> Any:
-            real = getattr(store.client, name)
-
-            def counted(*args: Any, **kwargs: Any) -> Any:
-                calls[name] += 1
-                return real(*args, **kwargs)
-            return counted
-
-        for name in ("head_object", "get_object", "list_objects_v2"):
-            monkeypatch.setattr(store.client, name, counting(name))
+        calls = count_boto3_reads(store, monkeypatch)
         assert store.head("a/x").size == 5
         buf = memoryview(bytearray(3))
         store.readinto("a/x", 1, buf)

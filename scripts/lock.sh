@@ -15,8 +15,18 @@
 #
 # When: after changing a dependency range in pyproject.toml or a tests/**/requirements-*.txt, and on
 # purpose from time to time to take new releases (then read the diff of requirements/ and commit the
-# locks only when the suite passes). Usage: bash scripts/lock.sh [--no-test]
+# locks only when the suite passes). Usage: bash scripts/lock.sh [--keep] [--no-test]
+#   --keep: every version already locked stays as it is; only packages new to the locks (a dependency
+#           just added to pyproject.toml) are resolved, so adding one does not also take new releases.
 set -euo pipefail
+keep=0; test_after=1
+for arg in "$@"; do
+  case "$arg" in
+    --keep) keep=1 ;;
+    --no-test) test_after=0 ;;
+    *) echo "lock: unknown argument $arg (usage: lock.sh [--keep] [--no-test])" >&2; exit 2 ;;
+  esac
+done
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 SUPPORTED=(3.10 3.11 3.12 3.13)
@@ -29,13 +39,23 @@ for version in "${SUPPORTED[@]}"; do
   header="# Locked by scripts/lock.sh for Python $version; pip constraints (scripts/venv.sh). Do not edit by hand."
   compile() {  # OUTPUT INPUT [uv options...]
     local out="$1"; shift
-    { echo "$header"; "${uv[@]}" --python-version "$version" "$@"; } > "$out.new"
+    local pins=()
+    if [ "$keep" = 1 ] && [ -f "$out" ]; then  # the lock's own pins as constraints (pip's line apart)
+      grep -v -e '^#' -e '^pip==' "$out" | sed 's/ *#.*//' > "$tools/pins.txt"
+      pins=(-c "$tools/pins.txt")
+    fi
+    { echo "$header"; "${uv[@]}" --python-version "$version" "$@" "${pins[@]}" \
+        | sed -E 's/, -c [^ ,]*pins\.txt//; s/via -c [^ ,]*pins\.txt, /via /'; } > "$out.new"
     mv "$out.new" "$out"
   }
   # pip and setuptools are locked too: venv.sh upgrades pip, and setuptools builds the editable install
   compile "requirements/py$version.txt" pyproject.toml --all-extras
-  echo "pip==$("$tools/venv/bin/python" -m pip index versions pip 2>/dev/null | sed -n 's/^pip (\(.*\))$/\1/p')" \
-    >> "requirements/py$version.txt"
+  if [ "$keep" = 1 ] && old_pip="$(git show "HEAD:requirements/py$version.txt" 2>/dev/null | grep '^pip==')"; then
+    echo "$old_pip" >> "requirements/py$version.txt"
+  else
+    echo "pip==$("$tools/venv/bin/python" -m pip index versions pip 2>/dev/null | sed -n 's/^pip (\(.*\))$/\1/p')" \
+      >> "requirements/py$version.txt"
+  fi
   compile "requirements/compat040-py$version.txt" tests/compat/requirements-040.txt
   # the s3fs reader's zarr 3 needs Python >= 3.11: no lock (nor a working side venv) on 3.10
   if [ "$version" != 3.10 ]; then
@@ -43,6 +63,6 @@ for version in "${SUPPORTED[@]}"; do
   fi
 done
 echo "lock: wrote $(ls requirements/*.txt | wc -l) files in requirements/"
-if [ "${1:-}" != "--no-test" ]; then
+if [ "$test_after" = 1 ]; then
   exec bash scripts/test.sh
 fi

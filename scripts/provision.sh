@@ -9,6 +9,9 @@ command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 command -v getfattr >/dev/null 2>&1 || need+=(attr)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv python3-pip)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+if [ "${CCFS_TEST_TOOLS:-0}" = "1" ]; then  # tools the write tests drive through a --rw mount
+  command -v rsync >/dev/null 2>&1 || need+=(rsync)
+fi
 if [ "${CCFS_PEERS:-0}" = "1" ]; then  # benchmark peers: s3fs-fuse and rclone
   command -v s3fs >/dev/null 2>&1 || need+=(s3fs)
   command -v rclone >/dev/null 2>&1 || need+=(rclone)

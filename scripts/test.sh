@@ -11,7 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bash scripts/provision.sh
+CCFS_TEST_TOOLS=1 bash scripts/provision.sh  # also rsync, which tests/mount/test_writes_tools.py runs
 source scripts/venv.sh test
 "$PY" -m ruff check .
 "$PY" -m mypy  # files and strictness: [tool.mypy] in pyproject.toml

@@ -88,7 +88,7 @@ class Fuse(fuse.FUSE):
         with self._passes_lock:
             entries = self._passes.get(handle) if offset else None
         if entries is None and offset:  # a pass resumed after its entries were dropped: the order a
-            entries = _Listed(self.operations.readdir(decoded, handle))  # new visit streams may differ
+            entries = self.operations.readdir_listed(decoded, handle)  # new visit streams may differ
         if entries is None:
             entries = self.operations.readdir_entries(decoded, handle)
             with self._passes_lock:
@@ -147,22 +147,6 @@ class Fuse(fuse.FUSE):
         with self._passes_lock:
             self._passes.pop(fip.contents.fh, None)
         return int(super().releasedir(path, fip))
-
-
-class _Listed:
-    """A whole sorted listing (``Operations.readdir``) with the interface of streamed entries."""
-
-    def __init__(self, items: list[Any]):
-        self.items = [(item, None) if isinstance(item, str) else (item[0], item[1]) for item in items]
-
-    def wait(self, index: int) -> bool:
-        return index < len(self.items)
-
-    def ready(self, index: int) -> bool:
-        return index < len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[str, Any]:
-        return self.items[index]
 
 
 #: the mfusepy ``FUSE`` methods ``Fuse`` overrides or calls, with the leading parameters it relies on

@@ -119,6 +119,12 @@ class Operations(fuse.Operations):
         """The entries as they are listed (``libfuse.Fuse`` hands them out a reply at a time)."""
         return self.fs.readdir_stream(path)
 
+    @mapped
+    def readdir_listed(self, path: str, fh: int) -> ListedEntries:
+        """The whole sorted listing, for a pass resumed after its streamed entries were dropped (a
+        new visit could stream them in another order, and the kernel resumes by offset)."""
+        return ListedEntries(self.fs.readdir(path))
+
     @overrides
     def opendir(self, path: str) -> int:
         return next(self._folder_handles)  # lets readdirplus keep one listing per pass

@@ -100,6 +100,38 @@ def test_readdirplus_gives_every_entry_its_stat_and_resumes_a_full_reply() -> No
     assert fs._passes == {}  # forgotten once the pass is over
 
 
+def test_a_pass_resumed_after_its_entries_were_dropped_continues_from_the_whole_listing() -> None:
+    """A READDIR at an offset whose pass is no longer kept (more folders were open halfway than
+    kept) reads the whole sorted listing once and serves the entries from that offset on."""
+    from ccfs.filesystem import ListedEntries
+
+    class Whole(Listing):
+        def __init__(self, n: int):
+            super().__init__(n)
+            self.listed = 0
+
+        def readdir_listed(self, path: str, fh: int) -> ListedEntries:
+            self.listed += 1
+            return ListedEntries([(f"a{i}.npy", stat_of(i)) for i in range(self.n)])
+
+    ops = Whole(6)
+    fs = adapter(ops)
+    info = fuse.fuse_file_info()
+    info.fh = 9
+    seen: list[tuple[str, int | None, int]] = []
+
+    def filler(buf: Any, name: bytes, st: Any, offset: int, flags: int) -> int:
+        seen.append((name.decode(), st.contents.st_size if st else None, offset))
+        return 0
+
+    filler_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(fuse.c_stat),
+                                ctypes.c_int64, ctypes.c_int)
+    assert fs.readdir_fuse_3(b"/d", None, filler_t(filler), 5, ctypes.pointer(info), READDIR_PLUS) == 0
+    assert [(name, size) for name, size, _ in seen] == [(f"a{i}.npy", 1000 + i) for i in range(3, 6)]
+    assert [offset for *_, offset in seen] == [6, 7, 8]
+    assert (ops.listed, ops.calls) == (1, 0)  # the whole listing, not a new streamed pass
+
+
 def test_a_reply_waits_for_its_first_entry_only_and_a_failed_listing_fails_the_call() -> None:
     """Entries still being listed: a reply gives what has arrived (never waits to fill up), the
     next one waits for more; a listing that fails midway fails that READDIR with its errno."""

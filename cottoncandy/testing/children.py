@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -32,7 +31,7 @@ from typing import IO, Any
 
 from .faultproxy import FaultProxy, FaultRule
 from .s3process import ServerProcess, end_child, line_within
-from .s3server import LoggedRequest
+from .s3server import LoggedRequest, at_least_logged
 
 #: seconds a child has to start, and to answer one command
 START_TIMEOUT = 60.0
@@ -71,12 +70,8 @@ class S3ServerChild:
     def requests(self, at_least: int = 0, timeout: float = 10.0) -> list[LoggedRequest]:
         """The request log. A response is logged once its last byte is written, which may be just
         after the client got it: ``at_least`` waits (up to ``timeout`` seconds) for that many entries."""
-        deadline = time.monotonic() + timeout
-        while True:
-            entries = [LoggedRequest(**entry) for entry in self._process.requests()]
-            if len(entries) >= at_least or time.monotonic() > deadline:
-                return entries
-            time.sleep(0.02)
+        return at_least_logged(lambda: [LoggedRequest(**entry) for entry in self._process.requests()],
+                               at_least, timeout)
 
     def stop(self) -> None:
         self._process.stop()

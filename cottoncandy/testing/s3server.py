@@ -59,7 +59,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -709,13 +709,13 @@ class LocalS3Server:
         """The log. A response is logged once its last byte is written, which may be just after the
         client got it: ``at_least`` waits (up to ``timeout`` seconds) until that many entries are in."""
         assert self.log is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.log.lock:
-                entries = list(self.log.entries)
-            if len(entries) >= at_least or time.monotonic() > deadline:
-                return entries
-            time.sleep(0.02)
+        log = self.log
+
+        def read() -> list[LoggedRequest]:
+            with log.lock:
+                return list(log.entries)
+
+        return at_least_logged(read, at_least, timeout)
 
     def clear_log(self) -> None:
         assert self.log is not None
@@ -727,6 +727,17 @@ class LocalS3Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def at_least_logged(read: Callable[[], list[LoggedRequest]], at_least: int, timeout: float) -> list[LoggedRequest]:
+    """``read()`` again until it has ``at_least`` entries or ``timeout`` seconds passed (a response is
+    logged once its last byte is written, which may be just after the client got it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = read()
+        if len(entries) >= at_least or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.02)
 
 
 def main() -> None:  # pragma: no cover - manual use: python -m cottoncandy.testing.s3server

@@ -177,7 +177,8 @@ class Operations(fuse.Operations):
     @overrides
     @mapped
     def access(self, path: str, amode: int) -> int:
-        if self.fs.writer.pending(path) is None:  # a file being written is not in the store yet
+        writer = self.fs.writer  # a file being written, a folder made here: not in the store yet
+        if writer.pending(path) is None and not writer.folder(path):  # (chdir into one asks ACCESS)
             self.fs.lookup(path)
         if amode & 2 and not self.fs.writer.writable:  # W_OK
             raise fuse.FuseOSError(errno.EROFS)

@@ -9,7 +9,10 @@ What each does (docs/SEMANTICS.md, "Writes"):
 - **rename of a stored file** (just written by this mount, or any other): one server-side copy that
   keeps the object's metadata (``ObjectStore.copy``: S3's ``MetadataDirective=COPY``), then a delete of
   the old key only. A raw array ``a.npy`` renamed ``b.npy`` is the raw array ``b`` (the reverse naming
-  rule, ``Namespace.written``); every other object keeps its bytes under the new name as it is.
+  rule, ``Namespace.written``); an object holding exactly a plain ``.npy`` renamed to ``b.npy`` (rsync's
+  ``.b.npy.XXXXXX`` then rename) becomes the raw array ``b`` too, as ``cp`` to that name would store it:
+  one server-side copy of the bytes after its header, with cottoncandy's metadata; every other object
+  keeps its bytes under the new name as it is.
 - **rename of a folder**: every object under it copied, then the old keys deleted, when there are at
   most ``rename_folder_limit`` of them (``WriteSettings``); beyond that ``EXDEV`` and one log line, before anything is
   copied, so ``mv`` falls back to copying file by file (visibly). A copy that fails removes the
@@ -40,9 +43,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..formats.dask import MANIFEST, parse_manifest
+from ..formats.npy import NPY_HEADER_LIMIT, parse_npy_header
+from ..formats.raw import ArraySpec, metadata_from_spec
 from ..formats.sparse import parse_sparse_manifest
 from ..namespace.nodes import FileNode, FolderNode, Node
-from ..storage.base import ObjectInfo, ObjectStore, delete_after_failure
+from ..storage.base import CopiedRange, ObjectInfo, ObjectStore, Piece, delete_after_failure
+from .commit import MAX_COPY_PIECE
 from .made_folders import MadeFolders, parent_of
 from .settings import WriteSettings
 
@@ -75,6 +81,15 @@ class Tree(Protocol):
     def removed(self, key: str) -> None: ...
 
     def refresh(self, path: str = "") -> None: ...
+
+
+def copied_ranges(info: ObjectInfo, start: int) -> list[Piece]:
+    """``info``'s bytes from ``start`` to its end as server-side copies, in pieces S3 allows
+    (at most ``MAX_COPY_PIECE`` each; an empty remainder is one empty piece sent)."""
+    if start >= info.size:
+        return [b""]
+    return [CopiedRange(info.key, a, min(info.size, a + MAX_COPY_PIECE), info.etag)
+            for a in range(start, info.size, MAX_COPY_PIECE)]
 
 
 def _no_retarget(old: str, new: str) -> bool:
@@ -214,14 +229,31 @@ class TreeChanges:
         if isinstance(target, FolderNode):
             raise IsADirectoryError(errno.EISDIR, f"{new} is a folder")
         bytes_key, array_key = self.tree.written(new)
-        dst = array_key if node.is_array and array_key is not None else bytes_key
+        inside = self._npy_inside(node) if array_key is not None and not node.is_array else None
+        dst = array_key if array_key is not None and (node.is_array or inside is not None) else bytes_key
         if isinstance(target, FileNode) and target.key not in (dst, node.key):
             raise FileExistsError(errno.EEXIST, f"{new} is shown for the object {target.key}; remove it first")
         if dst == node.key:
             return
-        self.store.copy(node.key, dst)  # server-side, the metadata kept
+        if inside is not None:  # the bytes of a plain .npy, named NAME.npy now: the raw array NAME
+            spec, header_length = inside
+            self.store.compose(dst, copied_ranges(node.info, header_length), metadata_from_spec(spec))
+        else:
+            self.store.copy(node.key, dst)  # server-side, the metadata kept
         self.tree.stored(dst, self.store.head(dst))
         self._delete_old([node.key], what=f"renaming {node.path} to {new}")
+
+    def _npy_inside(self, node: FileNode) -> tuple[ArraySpec, int] | None:
+        """The array spec and header length when the object ``node`` holds exactly a plain ``.npy``
+        (what ``cp`` of the file to a ``.npy`` name would have stored as a raw array), else ``None``.
+        One ranged GET of its first bytes, pinned to the version shown."""
+        if node.size < 10:
+            return None
+        head = self.store.get_range(node.key, 0, min(node.size, NPY_HEADER_LIMIT), if_match=node.info.etag)
+        found = parse_npy_header(head)
+        if found is None or found[1] + found[0].nbytes != node.size:
+            return None
+        return found
 
     def _rename_folder(self, old: str, node: FolderNode, new: str) -> None:
         if self._shown(new) is not None:

@@ -161,3 +161,41 @@ def test_a_file_being_written_is_retargeted_not_copied(store: ObjectStore) -> No
     tree.rename("c/0.partial", "c/0")
     assert "c" not in tree.folders  # the file will land there
     assert moved == [("c/0.partial", "c/0")] and keys(store) == []
+
+
+def npy_file(array: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("shape", [(100, 10), (0,)], ids=["rows", "empty"])
+def test_a_plain_npy_renamed_to_a_npy_name_becomes_the_raw_array(store: ObjectStore, shape: tuple[int, ...]) -> None:
+    """rsync writes ``.arr.npy.XXXXXX`` (stored byte for byte at its close), then renames it ``arr.npy``:
+    the raw array ``arr``, as ``cp`` to that name stores it, and over an existing raw array ``arr``
+    (rsync's second run) as well; its temporary key is gone."""
+    array = np.arange(int(np.prod(shape)), dtype="<f4").reshape(shape)
+    store.put("d/.arr.npy.Ab12Cd", npy_file(array))
+    tree, ns = changes(store)
+    tree.rename("d/.arr.npy.Ab12Cd", "d/arr.npy")
+    assert keys(store) == ["d/arr"]
+    np.testing.assert_array_equal(read_raw_array(store, "d/arr"), array)
+    assert ns.lookup("d/arr.npy").is_array  # type: ignore[union-attr]
+    store.put("d/.arr.npy.Ef34Gh", npy_file(array + 1))  # a second run replaces it
+    ns.stored("d/.arr.npy.Ef34Gh", store.head("d/.arr.npy.Ef34Gh"))  # as the writer tells it at close
+    tree.rename("d/.arr.npy.Ef34Gh", "d/arr.npy")
+    assert keys(store) == ["d/arr"]
+    np.testing.assert_array_equal(read_raw_array(store, "d/arr"), array + 1)
+
+
+def test_other_bytes_renamed_to_a_npy_name_stay_bytes(store: ObjectStore) -> None:
+    """An object-dtype .npy, a short one, or text renamed ``x.npy`` keeps its bytes as they are."""
+    short = npy_file(np.arange(10.0))[:-8]
+    for name, data in (("o", npy_file(np.array([{"a": 1}], dtype=object))), ("s", short), ("t", b"text")):
+        store.put(f"tmp-{name}", data)
+        tree, _ = changes(store)
+        tree.rename(f"tmp-{name}", f"{name}.npy")
+        assert store.get(f"{name}.npy") == data
+    assert keys(store) == ["o.npy", "s.npy", "t.npy"]

@@ -913,7 +913,7 @@ class S3Store(ObjectStore):
             body = first[1] if first is not None else memoryview(b"")
             info = self._put_single(key, body, extra, None, condition)  # type: ignore[arg-type]
         else:
-            parts = itertools.chain((first, second), numbered)
+            parts = itertools.chain((first, second) if second is not None else (first,), numbered)  # one copied piece
             info = self._multipart(key, extra, parts, in_flight=in_flight, condition=condition)  # type: ignore[arg-type]
         self.changed([key])
         return info

@@ -24,6 +24,11 @@ is left as it was (nothing is ever stored out of order). A short ``.npy`` (``ope
 close, reopen) is given up at its last release by the streaming kind; a staging object that wants to
 keep it for the reopen adopts it before (``pending`` files are looked up by path).
 
+A streamed file stored at a commit point (a FLUSH when one copy of a shared descriptor is closed:
+``{ cmd1; cmd2; } > f``; an ``fsync``) that then gets another WRITE or truncate carries on as a staged
+overwrite of the version it stored, committed at the next FLUSH, fsync or last RELEASE with
+``If-Match`` of that version (``continued``): every byte written through the descriptor is stored.
+
 ``unlink``, ``rename``, ``mkdir``, ``rmdir`` (issue 26 item 6) go to ``tree_changes.TreeChanges``, which
 tells the namespace with ``stored``/``removed``; a rename of a file open here calls back ``retarget``
 (the file is stored under its new name, no copy). Folders made with ``mkdir`` and still empty are
@@ -44,6 +49,7 @@ from ..namespace.facade import Namespace
 from ..namespace.nodes import FileNode, FolderNode
 from ..storage.base import ObjectInfo, ObjectStore
 from . import recovery
+from .continued import continued
 from .kinds import FileKind, Staging, Target
 from .memory import WriteMemory
 from .seam import Lookup, WriteHandle
@@ -240,10 +246,18 @@ class StoreWriter:
             file.kind.truncate(length)
 
     def _switch(self, file: OpenFile, what: str) -> None:
-        """The file's kind refused a request: the staged kind takes the file over, or EOPNOTSUPP."""
+        """The file's kind refused a request: the staged kind takes the file over, or EOPNOTSUPP. A
+        streamed file already stored at a commit point (a FLUSH from the close of one copy of a shared
+        descriptor, an fsync) carries on as a staged overwrite of that version (``continued``)."""
         if self.staging is None:
             raise self._unsupported(file.kind.key, what)
-        file.kind = self.staging.adopt(file.kind)
+        kind = file.kind
+        if isinstance(kind, StreamingFile) and kind.stored is not None and kind.failure is None:
+            spec = kind.spec if kind.key == kind.target.array_key else None
+            file.kind = continued(self.staging, kind.target, kind.stored, spec, kind.header_length, kind.size,
+                                  self.store.describe(kind.key))
+            return
+        file.kind = self.staging.adopt(kind)
 
     def _unsupported(self, key: str, what: str) -> OSError:
         log.warning("%s: %s is not supported yet (only files written from start to end are); nothing "

@@ -21,7 +21,7 @@ from typing import Any
 
 from cottoncandy import fastpaths
 from cottoncandy.arrays import gzip_blocks
-from cottoncandy.arrays.gzip_points import decode_recording, point_fetch
+from cottoncandy.arrays.gzip_points import OpenFetches, decode_recording, point_fetch
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
@@ -170,6 +170,7 @@ class CcFilesystem:
         self.metadata = self.cache_folder.open_metadata(self.options.metadata_cache_size) \
             if self.options.metadata_cache else None
         self.seek_points = beside_metadata(self.metadata)  # seek_point records of 0.4.0 gzip arrays
+        self.open_point_fetches = OpenFetches()  # files open on one such version share its stretches
         self.decoded = DecodedArrayCache(decoded_memory, self.cache_folder.spill_dir, self.options.cache_dir_size)
         self.gzip_indexes = Indexes()  # block indexes of our gzip bodies, read once per version
         self.disk = self.cache_folder.open_blocks(self.options.cache_dir_size, lambda: self.decoded.spilled_bytes,
@@ -462,7 +463,8 @@ class CcFilesystem:
             return buffer  # a bytes-like the inflater takes
 
         return point_fetch(info, spec, self.seek_points, object_identity(self.store, info.key), body,
-                           lambda start, end: self._decoded(info, spec).read(start, end - start), self.budget)
+                           lambda start, end: self._decoded(info, spec).read(start, end - start), self.budget,
+                           self.open_point_fetches)
 
     def _inflating_reader(self, info: ObjectInfo, spec: ArraySpec,
                           first: memoryview | None) -> ObjectReader | None:

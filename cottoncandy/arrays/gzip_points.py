@@ -13,6 +13,8 @@ they carry their own index), nor anything where libz cannot be loaded (``zran.av
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Callable
 
 from ..cache.budget import MemoryBudget
@@ -52,16 +54,44 @@ def decode_recording(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
     log.info("%s: %d seek points kept: later opens read it by stretches", store.describe(info.key), len(points))
 
 
+class OpenFetches:
+    """The ``SegmentFetch`` of each version open now, so that every file open on one version shares
+    its stretches (``np.load`` opens a file three times; two readers of one array want the same
+    stretches): held weakly, gone with the last file reading through it."""
+
+    def __init__(self) -> None:
+        self._open: weakref.WeakValueDictionary[tuple[str, str, int, int], SegmentFetch] = \
+            weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, int, int], make: Callable[[], SegmentFetch | None]) -> SegmentFetch | None:
+        with self._lock:
+            fetch = self._open.get(key)
+            if fetch is not None and not fetch.broken:
+                return fetch
+            fetch = make()  # a read of the shelf: quick, and under the lock no two opens make two
+            if fetch is not None:
+                self._open[key] = fetch
+            return fetch
+
+
 def point_fetch(info: ObjectInfo, spec: ArraySpec, shelf: SeekIndexShelf | None, identity: str,
                 fetch_body: Callable[[int, int], bytes], fallback: Callable[[int, int], bytes],
-                budget: MemoryBudget | None = None) -> SegmentFetch | None:
+                budget: MemoryBudget | None = None, shared: OpenFetches | None = None) -> SegmentFetch | None:
     """A fetch of decoded bytes through the kept seek points of this version, or ``None`` (none kept,
     or the record was bad and is dropped). A stretch that later fails its check drops the record and
-    sends the reads to ``fallback``."""
+    sends the reads to ``fallback``. With ``shared``, files open on one version share one fetch
+    (``fetch_body`` and ``fallback`` must then read the same version whichever file made them)."""
     if shelf is None or not indexable(info, spec):
         return None
-    points = shelf.recall(identity, info.etag, info.size, spec.nbytes)
-    if points is None:
-        return None
-    return SegmentFetch(points, info.size, spec.nbytes, fetch_body, fallback,
-                        lambda why: shelf.forget(identity, info.etag, info.size, why), budget)
+
+    def make() -> SegmentFetch | None:
+        points = shelf.recall(identity, info.etag, info.size, spec.nbytes)
+        if points is None:
+            return None
+        return SegmentFetch(points, info.size, spec.nbytes, fetch_body, fallback,
+                            lambda why: shelf.forget(identity, info.etag, info.size, why), budget)
+
+    if shared is None:
+        return make()
+    return shared.get((identity, info.etag, info.size, spec.nbytes), make)

@@ -119,3 +119,59 @@ def test_records_are_kept_per_version_bounded_and_checked(sample, tmp_path: Path
     small.remember(ident + "2", '"e1"', len(body), len(raw), points)
     assert small.recall(ident, '"e1"', len(body), len(raw)) is None  # evicted: least recently used
     assert small.recall(ident + "2", '"e1"', len(body), len(raw)) == points and small.evicted == 1
+
+
+def test_a_whole_read_by_concurrent_runs_fetches_each_compressed_byte_once(sample) -> None:  # type: ignore[no-untyped-def]
+    """Runs that straddle stretches, many in flight (as the mount's read-ahead sends them): every
+    stretch is fetched once and kept until both runs sharing it have their part (the old fetch kept
+    the last 2 stretches only and fetched 1.4x the body here)."""
+    raw, body, points = sample
+    body_fetch = Counting(body)
+    budget = MemoryBudget(256 * 2**20)
+    fetch = SegmentFetch(points, len(body), len(raw), body_fetch, lambda a, b: b"", lambda why: None, budget)
+    run = 3 * SPAN // 2 + 1000  # not a multiple of a stretch: most stretches are cut between two runs
+    spans = [(a, min(len(raw), a + run)) for a in range(0, len(raw), run)]
+    got: dict[int, bytes] = {}
+    order = spans[1::2] + spans[::2]  # every other run first: the cut stretches wait for their second run
+    threads = [threading.Thread(target=lambda a, b: got.__setitem__(a, fetch(a, b)), args=span) for span in order]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert b"".join(got[a] for a, _ in spans) == raw
+    shared = sum(1 for p in points[1:] if p.skip)  # a byte two stretches share when a point is mid-byte
+    assert len(body) - points[0].start <= body_fetch.bytes <= len(body) - points[0].start + shared
+    assert fetch.inflated == len(points)
+    assert fetch.kept_bytes == 0 and budget.used == 0  # each stretch let go once handed out whole
+
+
+def test_adjacent_stretches_one_read_needs_are_one_get_and_bounded_kept(sample) -> None:  # type: ignore[no-untyped-def]
+    raw, body, points = sample
+    body_fetch = Counting(body)
+    fetch = SegmentFetch(points, len(body), len(raw), body_fetch, lambda a, b: b"", lambda why: None,
+                         keep_bytes=3 * SPAN)
+    a, b = points[2].out_start + 5, points[6].out_start + 5  # stretches 2..6
+    assert fetch(a, b) == raw[a:b]
+    assert body_fetch.calls == 1 and fetch.gets == 1 and fetch.inflated == 5
+    assert fetch.kept_bytes <= 3 * SPAN + 2**16  # the bound (least recently used let go first)
+    assert fetch(a - 10, a) == raw[a - 10 : a]  # stretch 2, partly handed out, was let go: fetched again
+    assert body_fetch.calls == 2
+
+
+def test_files_of_one_version_share_one_fetch(sample) -> None:  # type: ignore[no-untyped-def]
+    from cottoncandy.arrays.gzip_points import OpenFetches
+
+    raw, body, points = sample
+    made: list[SegmentFetch] = []
+
+    def make() -> SegmentFetch:
+        made.append(SegmentFetch(points, len(body), len(raw), Counting(body), lambda a, b: b"", lambda why: None))
+        return made[-1]
+
+    shared = OpenFetches()
+    first = shared.get(("id", '"e"', len(body), len(raw)), make)
+    assert shared.get(("id", '"e"', len(body), len(raw)), make) is first and len(made) == 1
+    assert shared.get(("id", '"f"', len(body), len(raw)), make) is not first  # another version
+    del first, made[:]
+    gc.collect()
+    assert shared.get(("id", '"e"', len(body), len(raw)), make) is made[0]  # the last file closed: a new one

@@ -493,7 +493,7 @@ class CcFilesystem:
 
         fetch = BlockInflate(index, spec.nbytes, body, self.buffers.take,
                              lambda start, end: self._decoded(info, spec).read(start, end - start), bad,
-                             first=first, budget=self.budget)
+                             first=first, budget=self.budget, name=self.store.describe(info.key))
         block, options = fetch.block_size, self.options
         return ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), spec.nbytes, block_size=block,
                             max_window=max(block, options.first_prefetch),

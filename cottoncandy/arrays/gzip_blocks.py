@@ -66,11 +66,67 @@ def write_gzip_blocks(store: ObjectStore, key: str, raw: memoryview | ByteSource
                                 size_hint=len(raw), in_flight=in_flight)
 
 
+#: threads compressing one array written through the mount (``StreamedGzipBlocks``): the mount serves
+#: other files and readers meanwhile, so a file gets a small pool, not every core
+STREAM_WORKERS = 2
+
+
+def array_block_size(spec: ArraySpec) -> int:
+    """The writer's block size for ``spec``'s body: ``DEFAULT_BLOCK`` rounded to whole rows (of the stored
+    order), so a block is a chunk of rows (``pgzip.row_block_size``)."""
+    return pgzip.row_block_size(spec.nbytes, spec.row_bytes)
+
+
+class StreamedGzipBlocks:
+    """The library's gzip body of one array (what :func:`write_gzip_blocks` stores), made from its bytes
+    as they arrive in order, in pieces of any size (``np.save`` through the mount).
+
+    The same incremental encoder (``pgzip.ParallelGzip`` fed by ``write``) on a pool of its own of
+    ``workers`` threads: full blocks compress as soon as they are gathered, at most ``workers + 1``
+    are compressing or waiting, so a file holds a few blocks (~4 MiB each, in and out) whatever its
+    size. The body's decoded length comes from the ``.npy`` header, so the block boundaries and the
+    index's size are known from the first byte: :meth:`metadata` can go with the upload's start, and
+    :meth:`header` (the index) is the first part, sent last (``put_chunks(head=...)``).
+    """
+
+    def __init__(self, spec: ArraySpec, workers: int = STREAM_WORKERS, *, level: int | None = None,
+                 block_size: int | None = None):
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cc-gzip-write")
+        self.body = pgzip.ParallelGzip(spec.nbytes, self._pool,
+                                       level=pgzip.DEFAULT_LEVEL if level is None else level,
+                                       block_size=block_size or array_block_size(spec), ahead=max(1, workers) + 1,
+                                       strategy=pgzip.strategy_for(spec.dtype))
+
+    def metadata(self) -> dict[str, str]:
+        """The metadata key telling readers that the header holds an index, and of what shape."""
+        return {pgzip.INDEX_KEY: self.body.metadata_value()}
+
+    def compress(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Take the next bytes of the array; the compressed pieces ready, in order."""
+        return self.body.write(data)
+
+    def flush(self) -> list[bytes]:
+        """After the last byte: the remaining pieces and the trailer (the pool is then let go)."""
+        try:
+            return self.body.finish()
+        finally:
+            self.close()
+
+    def header(self) -> bytes:
+        """The gzip header with the block index (once :meth:`flush` has returned)."""
+        return self.body.header()
+
+    def close(self) -> None:
+        """Give the body up (blocks not yet compressed are dropped) and let the pool's threads end."""
+        self.body.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _declared(body: pgzip.ParallelGzip, meter: BodyMap) -> Iterator[bytes]:
     """``body.chunks()``, declaring the body's layout to ``meter`` before its bytes can be sent: the
     header and trailer first (their sizes are known from the start; they carry no array bytes),
     then each block, compressed bytes to array bytes, as soon as its compressed length is known."""
-    nbytes, block = len(body.data), body.block_size
+    nbytes, block = body.nbytes, body.block_size
     meter.segment(pgzip.header_size(body.count) + pgzip.TRAILER, 0)
     declared = 0
     for piece in body.chunks():
@@ -113,17 +169,17 @@ def block_index(store: ObjectStore, info: ObjectInfo, nbytes: int,
     if value is None:
         return None
     try:
-        block_size, count = pgzip.parse_metadata_value(value, nbytes)
-        if count < 2:
+        shape = pgzip.parse_metadata(value, nbytes)
+        if shape.count < 2:
             return None  # one block: the serial reader is as fast and saves a request
-        if block_size > MAX_READ_BLOCK:
-            raise pgzip.BlockIndexError(f"blocks of {block_size} bytes are larger than {MAX_READ_BLOCK}")
-        size = pgzip.header_size(count)
-        if size + 2 * count + pgzip.TRAILER > info.size:
-            raise pgzip.BlockIndexError(f"{count} blocks cannot fit a {info.size}-byte body")
+        if shape.block_size > MAX_READ_BLOCK:
+            raise pgzip.BlockIndexError(f"blocks of {shape.block_size} bytes are larger than {MAX_READ_BLOCK}")
+        size = shape.header_size
+        if size + 2 * shape.count + pgzip.TRAILER > info.size:
+            raise pgzip.BlockIndexError(f"{shape.count} blocks cannot fit a {info.size}-byte body")
         head = bytes(memoryview(first)[:size]) if first is not None and len(first) >= size else \
             store.get_range(info.key, 0, size, if_match=info.etag)
-        return pgzip.parse_index(head, block_size, count, nbytes, info.size)
+        return pgzip.parse_index(head, shape.block_size, shape.count, nbytes, info.size, shape.version)
     except pgzip.BlockIndexError as exc:
         log.info("%s: gzip block index not used (%s); reading serially", store.describe(info.key), exc)
         return None
@@ -156,6 +212,7 @@ def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: mem
             trailer[:] = data[block.end - block.start :]
             del data[block.end - block.start :]
         crc = pgzip.inflate_block_into(data, _place(out, block.out_start, block.out_end), i == last)
+        pgzip.check_block_crc(block, crc, i, name)
         if progress is not None:
             progress(end - block.start)
         return crc
@@ -168,7 +225,7 @@ def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: mem
         for block, block_crc in zip(index.blocks[1:], crcs[1:], strict=True):
             crc = pgzip.crc32_combine(crc, block_crc, block.out_end - block.out_start)
         pgzip.check_trailer(bytes(trailer), crc, nbytes)
-    except ValueError as exc:  # a block that does not inflate to its place, or a CRC mismatch
+    except (ValueError, pgzip.BlockCrcError) as exc:  # a block that does not inflate to its place, a CRC mismatch
         log.info("%s: gzip block index does not fit the body (%s); reading serially", name, exc)
         return False
     return True
@@ -186,8 +243,9 @@ class GzipRows:
     """
 
     def __init__(self, handle: StoreHandle, key: str, etag: str, dtype: str, shape: tuple[int, ...],
-                 spans: tuple[tuple[int, int], ...], block_size: int):
+                 spans: tuple[tuple[int, int], ...], block_size: int, crcs: tuple[int | None, ...] | None = None):
         self.handle, self.key, self.etag = handle, key, etag
+        self.crcs = tuple(crcs) if crcs is not None else (None,) * len(spans)
         self.dtype = parse_dtype_token(dtype, key)
         self.shape, self.ndim = tuple(shape), len(shape)
         self.spans, self.block_size = tuple(spans), int(block_size)
@@ -197,7 +255,7 @@ class GzipRows:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (GzipRows, (self.handle, self.key, self.etag, dtype_token(self.dtype), self.shape, self.spans,
-                           self.block_size))
+                           self.block_size, self.crcs))
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
@@ -226,8 +284,8 @@ class GzipRows:
         """The block reader (``cache.inflated``, as the mount's), made on first use where this runs."""
         if self._inflate is None:
             store, nbytes = self.handle.get(), int(np.prod(self.shape)) * self.dtype.itemsize
-            blocks = [pgzip.Block(a, b, i * self.block_size, min(nbytes, (i + 1) * self.block_size))
-                      for i, (a, b) in enumerate(self.spans)]
+            blocks = [pgzip.Block(a, b, i * self.block_size, min(nbytes, (i + 1) * self.block_size), crc)
+                      for i, ((a, b), crc) in enumerate(zip(self.spans, self.crcs, strict=True))]
 
             def body(start: int, end: int) -> bytes:
                 return store.get_range(self.key, start, end, if_match=self.etag)
@@ -237,7 +295,8 @@ class GzipRows:
                          store.describe(self.key), why)
 
             self._inflate = BlockInflate(pgzip.Index(blocks, self.spans[-1][1]), nbytes, body,
-                                         lambda n: memoryview(bytearray(n)), self._serial, bad)
+                                         lambda n: memoryview(bytearray(n)), self._serial, bad,
+                                         name=store.describe(self.key))
         return self._inflate
 
     def _serial(self, start: int, end: int) -> bytes:
@@ -259,4 +318,4 @@ def gzip_rows(store: ObjectStore, info: ObjectInfo, spec: ArraySpec) -> GzipRows
         return None
     return GzipRows(StoreHandle(store), info.key, info.etag, dtype_token(spec.dtype), spec.shape,
                     tuple((b.start, b.end) for b in index.blocks),
-                    index.blocks[0].out_end - index.blocks[0].out_start)
+                    index.blocks[0].out_end - index.blocks[0].out_start, tuple(b.crc for b in index.blocks))

@@ -15,6 +15,10 @@ bounds). A block is served only if it inflates alone to exactly its length and e
 ends blocks (``pgzip.inflate_block_into``: a full-flush marker, or the final block). On the first
 one that does not, ``on_bad`` is told once and every read of this fetch goes to ``fallback`` (the
 serial whole decode, which checks the body's CRC-32 and length), as a forged index does at open.
+A block that does inflate to its place but not to the CRC-32 its index gives (version 2 indexes)
+fails the read it serves with ``pgzip.BlockCrcError`` (``EIO``, naming the object and the block):
+its bytes or its index are damaged, and nothing can tell which, so no values are served for it;
+other blocks still are.
 """
 
 from __future__ import annotations
@@ -39,13 +43,14 @@ class BlockInflate:
     ``fetch_body(start, end)``: compressed bytes ``[start, end)`` of the pinned body (one ranged GET).
     ``allocate(n)``: a writable buffer of ``n`` bytes for decoded bytes. ``first``: the body's first
     bytes if someone already fetched them (the mount's lookup does): block 0 is inflated from them
-    when they hold it, without a GET.
+    when they hold it, without a GET. ``name``: the object, as error messages name it.
     """
 
     def __init__(self, index: pgzip.Index, nbytes: int, fetch_body: Callable[[int, int], Buffer],
                  allocate: Callable[[int], memoryview], fallback: Callable[[int, int], Buffer],
                  on_bad: Callable[[str], None], *, first: Buffer | None = None,
-                 budget: MemoryBudget | None = None):
+                 budget: MemoryBudget | None = None, name: str = ""):
+        self.name = name
         self.blocks = index.blocks
         self.block_size = self.blocks[0].out_end - self.blocks[0].out_start
         self.nbytes = nbytes
@@ -95,10 +100,12 @@ class BlockInflate:
                 piece = data[block.start - lo : block.end - lo]
                 final = i == len(self.blocks) - 1
                 if start <= block.out_start and block.out_end <= end:  # the usual case: aligned runs
-                    pgzip.inflate_block_into(piece, out[block.out_start - start : block.out_end - start], final)
+                    crc = pgzip.inflate_block_into(piece, out[block.out_start - start : block.out_end - start], final)
+                    pgzip.check_block_crc(block, crc, i, self.name)
                 else:  # a run cut inside a block: inflate it aside, keep the part asked for
                     whole = bytearray(block.out_end - block.out_start)
-                    pgzip.inflate_block_into(piece, memoryview(whole), final)
+                    crc = pgzip.inflate_block_into(piece, memoryview(whole), final)
+                    pgzip.check_block_crc(block, crc, i, self.name)
                     a, b = max(start, block.out_start), min(end, block.out_end)
                     out[a - start : b - start] = whole[a - block.out_start : b - block.out_start]
                 self.inflated += 1

@@ -19,10 +19,18 @@ store uploads the first part last (see ``ObjectStore.put_chunks``). User metadat
 key, :data:`INDEX_KEY`, saying that the header holds an index, and with what block size and count,
 so the reader knows the header's length and asks for exactly those bytes.
 
-Layout: ``header(10 + 2 + 4 + 13 + 4n) | block_0 ... block_{n-1} | CRC-32 | ISIZE``. Extra
-subfield ``Cc``: version (1 byte), block size (u64 LE), count (u32 LE), then each block's
-compressed length (u32 LE). At most :data:`MAX_BLOCKS` blocks (the field's 64 KiB limit); the
-writer grows the block size to stay under it.
+Layout: ``header(10 + 2 + 4 + 13 + 8n) | block_0 ... block_{n-1} | CRC-32 | ISIZE``. Extra
+subfield ``Cc``: version (1 byte), block size (u64 LE), count (u32 LE), each block's compressed length
+(u32 LE), then (version 2, what the writer makes) each block's CRC-32 of its decoded bytes (u32 LE), so
+a block read alone is checked as the whole body is by its trailer. Version 1 (earlier writers) has no
+CRCs; readers take both. At most :data:`MAX_BLOCKS` blocks (the field's 64 KiB limit); the writer grows
+the block size to stay under it.
+
+The writer is incremental (:class:`ParallelGzip`): it is told the body's decoded length up front (the
+block boundaries, and which block is last, follow from it) and then either reads a source by block
+(the library's uploads) or is fed the bytes as they arrive, in pieces of any size (the mount's
+``np.save``): full blocks go to the pool as soon as they are complete, and at most ``ahead`` blocks
+are compressing or waiting, so memory stays a few blocks whatever the array's size.
 
 Everything read back (the metadata value, the header) is untrusted: :func:`parse_index` checks it
 against the array's size and the body's size, and the caller falls back to the serial reader on
@@ -31,9 +39,11 @@ any mismatch. No I/O here.
 
 from __future__ import annotations
 
+import errno
 import struct
 import zlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,7 +54,9 @@ from .flat import BufferSource, ByteSource
 from .keys import INDEX_KEY as INDEX_KEY  # declared in ``keys`` with every other metadata key
 from .keys import visible_metadata as visible_metadata
 
-INDEX_VERSION = 1
+#: the index version the writer makes (2: lengths and CRC-32s); readers take :data:`READ_VERSIONS`
+INDEX_VERSION = 2
+READ_VERSIONS = (1, 2)
 #: input bytes per block: big enough that ranged GETs and thread hand-offs are cheap, small enough
 #: that a few blocks in flight stay far below the 64 MiB memory target
 DEFAULT_BLOCK = 4 * 2**20
@@ -66,9 +78,21 @@ def strategy_for(dtype: object) -> int:
     """
     kind = getattr(dtype, "kind", "")
     return zlib.Z_RLE if kind in ("f", "c") else zlib.Z_DEFAULT_STRATEGY
+
+
 SUBFIELD_ID = b"Cc"
 _FIXED = struct.Struct("<BQI")
-MAX_BLOCKS = (0xFFFF - 4 - _FIXED.size) // 4
+#: bytes of the index per block, by version: a length (v1), a length and a CRC-32 (v2)
+ENTRY = {1: 4, 2: 8}
+
+
+def max_blocks(version: int = INDEX_VERSION) -> int:
+    """The most blocks an index of ``version`` holds (the extra field's XLEN is 16 bits)."""
+    return (0xFFFF - 4 - _FIXED.size) // ENTRY[version]
+
+
+#: the most blocks the writer makes (its index version's limit)
+MAX_BLOCKS = max_blocks()
 HEADER_FIXED = 10 + 2 + 4 + _FIXED.size
 TRAILER = 8
 #: how every block but the last ends: the empty stored block a full flush writes
@@ -77,6 +101,16 @@ SYNC_MARKER = b"\x00\x00\xff\xff"
 
 class BlockIndexError(ValueError):
     """A block index that does not fit the array or the body (forged or damaged)."""
+
+
+class BlockCrcError(OSError):
+    """A block that inflated to its place but not to the CRC-32 its index gives: its bytes or the
+    index are damaged or forged. ``EIO``; the message names the object (when told) and the block."""
+
+    def __init__(self, name: str, block: int, found: int, expected: int):
+        what = f"{name}: " if name else ""
+        super().__init__(errno.EIO, f"{what}gzip block {block} decodes to CRC-32 {found:08x}, its index says "
+                                    f"{expected:08x} (damaged or forged)")
 
 
 def block_size_for(nbytes: int, block_size: int = DEFAULT_BLOCK) -> int:
@@ -112,17 +146,21 @@ def block_count(nbytes: int, block_size: int) -> int:
     return max(1, -(-nbytes // block_size))
 
 
-def header_size(count: int) -> int:
-    return HEADER_FIXED + 4 * count
+def header_size(count: int, version: int = INDEX_VERSION) -> int:
+    return HEADER_FIXED + ENTRY[version] * count
 
 
 def metadata_value(block_size: int, count: int) -> str:
     return f"{INDEX_VERSION}:{block_size}:{count}"
 
 
-def header(block_size: int, lengths: list[int], level: int = DEFAULT_LEVEL) -> bytes:
-    """The gzip header holding the index (mtime 0: the bytes depend on the array only)."""
-    payload = _FIXED.pack(INDEX_VERSION, block_size, len(lengths)) + struct.pack(f"<{len(lengths)}I", *lengths)
+def header(block_size: int, lengths: list[int], crcs: list[int], level: int = DEFAULT_LEVEL) -> bytes:
+    """The gzip header holding the index, version :data:`INDEX_VERSION` (mtime 0: the bytes depend on
+    the array only)."""
+    if len(crcs) != len(lengths):
+        raise ValueError(f"{len(lengths)} block lengths but {len(crcs)} CRCs")
+    n = len(lengths)
+    payload = _FIXED.pack(INDEX_VERSION, block_size, n) + struct.pack(f"<{n}I{n}I", *lengths, *crcs)
     sub = SUBFIELD_ID + struct.pack("<H", len(payload)) + payload
     xfl = 4 if level == 1 else 2 if level == 9 else 0
     return b"\x1f\x8b\x08\x04" + b"\x00\x00\x00\x00" + bytes([xfl, 255]) + struct.pack("<H", len(sub)) + sub
@@ -190,58 +228,139 @@ def _deflate_range(source: ByteSource, start: int, stop: int, level: int, last: 
     return _deflate_block(source.read(start, stop), level, last, strategy)
 
 
-class ParallelGzip:
-    """The body of one gzip member, compressed on ``pool`` a few blocks ahead of the reader.
+def _deflate_held(data: bytearray, level: int, last: bool, strategy: int) -> tuple[list[bytes], int]:
+    """:func:`_deflate_block` of a block gathered from fed bytes (the buffer is this block's alone)."""
+    return _deflate_block(memoryview(data), level, last, strategy)
 
-    Iterate :meth:`chunks` for the blocks and the trailer in order (at most ``ahead`` blocks are
-    being compressed or waiting at once: memory stays bounded); then :meth:`header` gives the
-    header that must come *before* them (it holds the block lengths).
+
+class ParallelGzip:
+    """The body of one gzip member of ``nbytes`` decoded bytes, compressed on ``pool`` a block at a time.
+
+    ``data``: the bytes (a view or a ``ByteSource``, read a block at a time by :meth:`chunks`), or
+    just their count when they are fed as they arrive: :meth:`write` pieces of any size, then
+    :meth:`finish`. Either way, full blocks go to ``pool`` in order and at most ``ahead`` are being
+    compressed or waiting at once (memory stays bounded: those blocks and one being gathered); the
+    compressed bytes come out in order (each block in one or more pieces), the 8-byte trailer last.
+    Then :meth:`header` gives the header that must come *before* them (it holds the block lengths and
+    CRCs). One instance writes one body, from one thread.
     """
 
-    def __init__(self, data: memoryview | ByteSource, pool: Executor, *, level: int = DEFAULT_LEVEL,
+    def __init__(self, data: memoryview | ByteSource | int, pool: Executor, *, level: int = DEFAULT_LEVEL,
                  block_size: int = DEFAULT_BLOCK, ahead: int = 3, strategy: int = zlib.Z_DEFAULT_STRATEGY):
-        self.data: ByteSource = BufferSource(data) if isinstance(data, memoryview) else data
+        if isinstance(data, int):
+            if data < 0:
+                raise ValueError(f"a body of {data} bytes")
+            self.data: ByteSource | None = None
+            self.nbytes = data
+        else:
+            self.data = BufferSource(data) if isinstance(data, memoryview) else data
+            self.nbytes = len(self.data)
         self.pool = pool
         self.level = level
         self.strategy = strategy
-        self.block_size = block_size_for(len(self.data), block_size)
-        self.count = block_count(len(self.data), self.block_size)
+        self.block_size = block_size_for(self.nbytes, block_size)
+        self.count = block_count(self.nbytes, self.block_size)
         self.ahead = max(1, ahead)
         self.lengths: list[int] = []
+        self.crcs: list[int] = []
+        self._crc = 0
+        self._pending: deque[Future[tuple[list[bytes], int]]] = deque()
+        self._submitted = 0
+        self._held = bytearray()  # the block being gathered from fed bytes
+        self._fed = 0
         self._done = False
 
     def metadata_value(self) -> str:
         return metadata_value(self.block_size, self.count)
 
-    def chunks(self) -> Iterator[bytes]:
-        """Compressed blocks in order (each in one or more pieces), then the 8-byte trailer."""
-        pending: list[Future[tuple[list[bytes], int]]] = []
-        crc, submitted = 0, 0
-        try:
-            while submitted < self.count or pending:
-                while submitted < self.count and len(pending) < self.ahead:
-                    start = submitted * self.block_size
-                    stop = min(len(self.data), start + self.block_size)
-                    last = submitted == self.count - 1
-                    pending.append(self.pool.submit(_deflate_range, self.data, start, stop, self.level, last,
-                                                    self.strategy))
-                    submitted += 1
-                pieces, block_crc = pending.pop(0).result()
-                index = len(self.lengths)
-                crc = crc32_combine(crc, block_crc, min(self.block_size, len(self.data) - index * self.block_size))
-                self.lengths.append(sum(len(piece) for piece in pieces))
-                while pieces:
-                    yield pieces.pop(0)
-        finally:
-            for fut in pending:
-                fut.cancel()
+    def _block_length(self, i: int) -> int:
+        """Decoded bytes of block ``i``."""
+        return max(0, min(self.block_size, self.nbytes - i * self.block_size))
+
+    def _submit(self, fn: Callable[..., tuple[list[bytes], int]], *args: object) -> None:
+        last = self._submitted == self.count - 1
+        self._pending.append(self.pool.submit(fn, *args, self.level, last, self.strategy))
+        self._submitted += 1
+
+    def _collect(self) -> list[bytes]:
+        """The oldest pending block's pieces (waiting for it), its length and CRC noted."""
+        pieces, block_crc = self._pending.popleft().result()
+        index = len(self.lengths)
+        self._crc = crc32_combine(self._crc, block_crc, self._block_length(index))
+        self.lengths.append(sum(len(piece) for piece in pieces))
+        self.crcs.append(block_crc)
+        return pieces
+
+    def _ready(self, limit: int) -> list[bytes]:
+        """Pieces of the blocks done in order at the front, waiting while more than ``limit`` are pending."""
+        out: list[bytes] = []
+        while self._pending and (len(self._pending) > limit or self._pending[0].done()):
+            out += self._collect()
+        return out
+
+    def _trailer(self) -> bytes:
         self._done = True
-        yield struct.pack("<II", crc & 0xFFFFFFFF, len(self.data) & 0xFFFFFFFF)
+        return struct.pack("<II", self._crc & 0xFFFFFFFF, self.nbytes & 0xFFFFFFFF)
+
+    def chunks(self) -> Iterator[bytes]:
+        """Compressed blocks in order (each in one or more pieces), then the 8-byte trailer, reading
+        ``data`` a block at a time on the compressing threads."""
+        if self.data is None:
+            raise RuntimeError("this body is fed by write(), not read from a source")
+        try:
+            while self._submitted < self.count:
+                start = self._submitted * self.block_size
+                self._submit(_deflate_range, self.data, start, start + self._block_length(self._submitted))
+                if len(self._pending) >= self.ahead:
+                    yield from self._collect()
+            while self._pending:
+                yield from self._collect()
+        finally:
+            self.close()
+        yield self._trailer()
+
+    def write(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Take the next decoded bytes (any length); the compressed pieces ready so far, in order.
+
+        Waits while ``ahead`` blocks are pending. ``ValueError`` beyond the ``nbytes`` declared."""
+        view = memoryview(data).cast("B")
+        if self.data is not None or self._done:
+            raise RuntimeError("this body is read from a source, or already finished")
+        if self._fed + len(view) > self.nbytes:
+            raise ValueError(f"{self._fed + len(view)} bytes fed to a body of {self.nbytes}")
+        while len(view):
+            take = view[: self._block_length(self._submitted) - len(self._held)]
+            self._held += take
+            self._fed += len(take)
+            view = view[len(take):]
+            if len(self._held) == self._block_length(self._submitted):
+                held, self._held = self._held, bytearray()
+                self._submit(_deflate_held, held)
+        return self._ready(self.ahead - 1)
+
+    def finish(self) -> list[bytes]:
+        """After every byte is fed: the pieces left, then the trailer. ``ValueError`` if bytes are missing."""
+        if self.data is not None or self._done:
+            raise RuntimeError("this body is read from a source, or already finished")
+        if self._fed != self.nbytes:
+            raise ValueError(f"{self._fed} bytes fed to a body of {self.nbytes}")
+        if self._submitted < self.count:  # an empty body: one empty final block
+            self._submit(_deflate_held, bytearray())
+        try:
+            out = self._ready(0)
+        finally:
+            self.close()
+        return [*out, self._trailer()]
+
+    def close(self) -> None:
+        """Cancel blocks not yet compressed (giving the body up); harmless once finished."""
+        while self._pending:
+            self._pending.popleft().cancel()
 
     def header(self) -> bytes:
         if not self._done:
             raise RuntimeError("the gzip header is known only after every block is compressed")
-        return header(self.block_size, self.lengths, self.level)
+        return header(self.block_size, self.lengths, self.crcs, self.level)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -253,6 +372,14 @@ class Block:
     end: int
     out_start: int
     out_end: int
+    #: CRC-32 of the decoded bytes (index version 2); ``None``: the index gives none (version 1)
+    crc: int | None = None
+
+
+def check_block_crc(block: Block, crc: int, i: int, name: str = "") -> None:
+    """Raise :class:`BlockCrcError` unless block ``i`` (just inflated, to CRC ``crc``) matches its index."""
+    if block.crc is not None and crc != block.crc:
+        raise BlockCrcError(name, i, crc, block.crc)
 
 
 @dataclass(frozen=True)
@@ -261,22 +388,42 @@ class Index:
     trailer_at: int  # body offset of the CRC-32/ISIZE trailer
 
 
-def parse_metadata_value(value: object, nbytes: int) -> tuple[int, int]:
-    """Block size and count from the :data:`INDEX_KEY` value, checked against the array's size."""
+@dataclass(frozen=True)
+class IndexShape:
+    """What the :data:`INDEX_KEY` value says: the header's index version, block size and count."""
+
+    version: int
+    block_size: int
+    count: int
+
+    @property
+    def header_size(self) -> int:
+        return header_size(self.count, self.version)
+
+
+def parse_metadata(value: object, nbytes: int) -> IndexShape:
+    """The index's version, block size and count from the :data:`INDEX_KEY` value, checked against the
+    array's size (``BlockIndexError`` otherwise)."""
     if not isinstance(value, str) or len(value) > 64:
         raise BlockIndexError(f"{INDEX_KEY} is not a short string")
     parts = value.strip().split(":")
     if len(parts) != 3 or not all(p.isdigit() and len(p) <= 20 for p in parts):
         raise BlockIndexError(f"{INDEX_KEY} is not VERSION:BLOCK_SIZE:COUNT ({value[:64]!r})")
     version, block_size, count = (int(p) for p in parts)
-    if version != INDEX_VERSION:
+    if version not in READ_VERSIONS:
         raise BlockIndexError(f"{INDEX_KEY} has unknown version {version}")
-    if block_size < 1 or not 1 <= count <= MAX_BLOCKS or count != block_count(nbytes, block_size):
+    if block_size < 1 or not 1 <= count <= max_blocks(version) or count != block_count(nbytes, block_size):
         raise BlockIndexError(f"{INDEX_KEY} says {count} blocks of {block_size} bytes; the array has {nbytes}")
     if count > 1 and block_size < smallest_block():
         raise BlockIndexError(f"{INDEX_KEY} says {count} blocks of {block_size} bytes; the writer makes blocks of "
                               f"{smallest_block()} bytes or more")
-    return block_size, count
+    return IndexShape(version, block_size, count)
+
+
+def parse_metadata_value(value: object, nbytes: int) -> tuple[int, int]:
+    """Block size and count from the :data:`INDEX_KEY` value (:func:`parse_metadata` without the version)."""
+    shape = parse_metadata(value, nbytes)
+    return shape.block_size, shape.count
 
 
 def deflate_bound(size: int) -> int:
@@ -289,13 +436,17 @@ def deflate_bound(size: int) -> int:
     return size + (size >> 10) + 1024
 
 
-def parse_index(head: bytes, block_size: int, count: int, nbytes: int, body_size: int) -> Index:
-    """The blocks of a body from its first ``header_size(count)`` bytes, every field checked.
+def parse_index(head: bytes, block_size: int, count: int, nbytes: int, body_size: int,
+                version: int = INDEX_VERSION) -> Index:
+    """The blocks of a body from its first ``header_size(count, version)`` bytes, every field checked.
 
     Raises :class:`BlockIndexError` unless the header is a gzip header whose only extra subfield is
-    our index, agreeing with ``block_size``/``count``, and the lengths tile the body exactly.
+    our index, agreeing with ``version``/``block_size``/``count`` (the metadata's), and the lengths
+    tile the body exactly. Version 2 blocks carry their CRC-32 (checked when each is inflated).
     """
-    size = header_size(count)
+    if version not in READ_VERSIONS:
+        raise BlockIndexError(f"unknown block index version {version}")
+    size = header_size(count, version)
     if len(head) != size:
         raise BlockIndexError(f"gzip header is {len(head)} bytes, expected {size}")
     if head[:4] != b"\x1f\x8b\x08\x04":
@@ -303,10 +454,12 @@ def parse_index(head: bytes, block_size: int, count: int, nbytes: int, body_size
     xlen = struct.unpack_from("<H", head, 10)[0]
     if xlen != size - 12 or head[12:14] != SUBFIELD_ID or struct.unpack_from("<H", head, 14)[0] != xlen - 4:
         raise BlockIndexError("gzip extra field is not a block index")
-    version, stored_block, stored_count = _FIXED.unpack_from(head, 16)
-    if (version, stored_block, stored_count) != (INDEX_VERSION, block_size, count):
+    stored = _FIXED.unpack_from(head, 16)
+    if stored != (version, block_size, count):
         raise BlockIndexError("gzip block index disagrees with the object's metadata")
     lengths = struct.unpack_from(f"<{count}I", head, HEADER_FIXED)
+    crcs: tuple[int | None, ...] = (struct.unpack_from(f"<{count}I", head, HEADER_FIXED + 4 * count)
+                                    if version >= 2 else (None,) * count)
     total = size + sum(lengths) + TRAILER
     if total != body_size:
         raise BlockIndexError(f"block lengths add up to {total} bytes, the body has {body_size}")
@@ -322,7 +475,7 @@ def parse_index(head: bytes, block_size: int, count: int, nbytes: int, body_size
             raise BlockIndexError(f"block {i} is {length} bytes long: too short to hold the "
                                   f"{out_end - out_start} bytes it stands for (deflate makes at most "
                                   f"{record(GZIP).max_ratio} per byte)")
-        blocks.append(Block(pos, pos + length, out_start, out_end))
+        blocks.append(Block(pos, pos + length, out_start, out_end, crcs[i]))
         pos += length
     return Index(blocks, pos)
 

@@ -76,7 +76,7 @@ def test_round_trip_and_standard_gzip_body(cci: Any, s3: Any, small_blocks: int,
     row = arr.nbytes // arr.shape[0] if arr.ndim and arr.nbytes else 0  # blocks hold whole rows
     block = pgzip.row_block_size(arr.nbytes, row)
     assert block % small_blocks == 0 or (block % row == 0 and small_blocks <= block < small_blocks + row)
-    assert meta[pgzip.INDEX_KEY] == f"1:{block}:{max(1, -(-arr.nbytes // block))}"
+    assert meta[pgzip.INDEX_KEY] == f"{pgzip.INDEX_VERSION}:{block}:{max(1, -(-arr.nbytes // block))}"
     assert pgzip.INDEX_KEY not in cci.download_stream("a").metadata  # the API shows 0.4.0's keys only
     back = cci.download_raw_array("a")
     assert back.dtype == arr.dtype and back.shape == arr.shape and c_bytes(back) == c_bytes(arr)
@@ -319,7 +319,7 @@ def test_an_index_of_blocks_smaller_than_the_writer_makes_is_not_used(cci: Any, 
     arr = (np.arange(pgzip.MAX_BLOCKS) % 251).astype(np.uint8)
     meta = {"dtype": "|u1", "shape": str(arr.size), "compression": "gzip", "order": "C"}
     gzip_blocks.write_gzip_blocks(cci.store, "tiny-blocks", memoryview(arr.tobytes()), meta, block_size=1)
-    assert cci.store.head("tiny-blocks").metadata[pgzip.INDEX_KEY] == f"1:1:{pgzip.MAX_BLOCKS}"
+    assert cci.store.head("tiny-blocks").metadata[pgzip.INDEX_KEY] == f"{pgzip.INDEX_VERSION}:1:{pgzip.MAX_BLOCKS}"
     monkeypatch.setattr(raw, "FIRST_READ", 4096)  # a body larger than the first request, as at any size
     s3.clear_log()
     with caplog.at_level("INFO", logger=gzip_blocks.__name__):

@@ -173,8 +173,9 @@ def test_block_size_grows_to_fit_the_header() -> None:
 
 
 # --- hostile index ---------------------------------------------------------------------------
-@pytest.mark.parametrize("value", ["", "1", "2:4096:3", "1:4096:2", "1:4096:4", "1:0:3", "1:x:3", "1:-4096:3",
-                                   "1:4096:3:1", "1:" + "9" * 30 + ":3", "1:1:" + str(pgzip.MAX_BLOCKS + 1)])
+@pytest.mark.parametrize("value", ["", "1", "3:4096:3", "0:4096:3", "1:4096:2", "1:4096:4", "1:0:3", "1:x:3",
+                                   "1:-4096:3", "1:4096:3:1", "1:" + "9" * 30 + ":3",
+                                   "1:1:" + str(pgzip.max_blocks(1) + 1), "2:1:" + str(pgzip.max_blocks(2) + 1)])
 def test_metadata_value_refused(value: str) -> None:
     with pytest.raises(pgzip.BlockIndexError):
         pgzip.parse_metadata_value(value, 3 * BLOCK)

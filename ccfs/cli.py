@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from . import clickoptions, mountoptions
 from .commands import COMMANDS
@@ -100,8 +101,12 @@ def mount_command(target: str, mountpoint: str, **given: Any) -> None:
     """Mount TARGET (BUCKET[/PREFIX], s3://BUCKET/PREFIX or a local directory) read-only at MOUNTPOINT."""
     check_fuse_options(given["fuse_options"])
     options = mount_options(given)
-    try:
-        mountoptions.check(options)
+    context = click.get_current_context()
+    named = {name for name in given if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)}
+    try:  # an option that needs another is refused in the face's words (--rw, or -o read_write for mount(8))
+        mountoptions.check(options, named, context.obj if callable(context.obj) else mountoptions.flag_of)
+    except mountoptions.NeedsOption as exc:
+        raise click.UsageError(str(exc)) from None
     except mountoptions.OptionError as exc:
         raise click.BadParameter(str(exc), param_hint=mountoptions.BY_NAME[exc.name].flags[0]) from None
     log_file: str | None = given["log_file"]

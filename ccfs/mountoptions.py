@@ -23,7 +23,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,16 @@ class OptionError(ValueError):
     def __init__(self, name: str, message: str):
         super().__init__(message)
         self.name = name
+
+
+class NeedsOption(OptionError):
+    """Option ``name`` was given without option ``needed``, which it needs (a row's ``needs``); the
+    faces say it in one line, each in its own words: ``--allow-delete needs --rw``,
+    ``-o allow_delete needs -o read_write``."""
+
+    def __init__(self, name: str, needed: str, spell: Callable[[str], str]):
+        super().__init__(name, f"{spell(name)} needs {spell(needed)}")
+        self.needed = needed
 
 
 # --- parsers ---------------------------------------------------------------------------------
@@ -296,6 +306,9 @@ class Option:
     spellings: tuple[str, ...] = ()
     envvar: str | None = None
     multiple: bool = False
+    #: the option (by name) without which this one means nothing: given alone, the mount is refused
+    #: naming both (``check``), instead of the option being ignored quietly
+    needs: str | None = None
 
     @property
     def is_flag(self) -> bool:
@@ -345,12 +358,12 @@ TABLE: tuple[Option, ...] = (
            Size(low=4 * KiB, high=64 * MiB), field="read_ahead"),
     # changes to the tree through a --rw mount (``cottoncandy.writes.tree_changes``)
     Option("allow_delete", "Let rm and rmdir delete objects through a --rw mount (default: EACCES).",
-           field="allow_delete"),
+           field="allow_delete", needs="read_write"),
     Option("rename_folder_limit", "Most objects a folder rename copies server-side; beyond, EXDEV (mv then copies "
-                                  "file by file).", Count(), field="rename_folder_limit"),
+                                  "file by file).", Count(), field="rename_folder_limit", needs="read_write"),
     Option("last_writer_wins", "Write without conditions: a file created or changed meanwhile by another writer "
                                "is overwritten (default: EEXIST/ESTALE, where the store honours conditions).",
-           field="last_writer_wins"),
+           field="last_writer_wins", needs="read_write"),
     # how long answers are trusted
     Option("metadata_ttl", "Seconds to trust cached folder listings (new and removed names).", Seconds(),
            field="metadata_ttl"),
@@ -373,7 +386,7 @@ TABLE: tuple[Option, ...] = (
     Option("read_write", "Let files be written through the mount (np.save, cp): default read-only (EROFS).",
            field="rw", spellings=("--rw",)),
     Option("write_compression", "Codec of arrays written as NAME.npy through a --rw mount (none: readable by "
-                                "range).", Choice(WRITE_CODECS), field="write_compression"),
+                                "range).", Choice(WRITE_CODECS), field="write_compression", needs="read_write"),
     # the daemon
     Option("log_file", "Log file (background default: none).", Text("file", path=True)),
     Option("log_level", "Least severity logged.", Choice(("DEBUG", "INFO", "WARNING", "ERROR")), default="INFO"),
@@ -387,7 +400,7 @@ TABLE: tuple[Option, ...] = (
            field="umask"),
     Option("write_cache_size", "Disk for files a --rw mount stages (written out of order, opened O_RDWR, "
                                "appended): under --cache-dir, else a private temporary folder; ENOSPC beyond.",
-           Size(low=MiB), field="write_cache_size"),
+           Size(low=MiB), field="write_cache_size", needs="read_write"),
 )
 BY_NAME: Mapping[str, Option] = {option.name: option for option in TABLE}
 #: which options show their default in ``--help`` (those with one, flags aside)
@@ -416,8 +429,24 @@ def write_settings(options: MountOptions) -> WriteSettings:
                          journal_folder=options.cache_dir)
 
 
-def check(options: MountOptions) -> None:
-    """Checks across options (``OptionError`` naming the option to change)."""
+def flag_of(name: str) -> str:
+    """How ``ccfs mount`` spells the option ``name`` (``read_write`` -> ``--rw``)."""
+    return BY_NAME[name].flags[0]
+
+
+def check(options: MountOptions, given: Collection[str] = (), spell: Callable[[str], str] = flag_of) -> None:
+    """Checks across options (``OptionError`` naming the option to change). ``given``: the names of the
+    options the user gave (a value equal to the default counts); each of them whose row ``needs``
+    another that is off is refused (``NeedsOption``: ``--allow-delete needs --rw``; ``spell``: the
+    face's name of an option, ``-o read_write`` for mount(8)'s helper)."""
+    for name in sorted(given):
+        option = BY_NAME.get(name)
+        if option is None or option.needs is None:
+            continue
+        needed = BY_NAME[option.needs]
+        on = getattr(options, needed.field) if needed.field is not None else needed.name in given
+        if not ((not on) if needed.invert else on):
+            raise NeedsOption(name, needed.name, spell)
     if options.cache_size < 4 * options.block_size:
         raise OptionError("cache_size", "must hold at least 4 blocks")
 

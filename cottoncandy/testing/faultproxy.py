@@ -20,6 +20,7 @@ mode          what the client sees
 ``error500``  ``500 InternalError``; the server never sees the request.
 ``denied``    ``403 SignatureDoesNotMatch``; the server never sees the request (with ``raw=True``:
               a server that refuses the fast path's signed requests and takes boto3's).
+``policy``    ``403 AccessDenied`` (a bucket policy refusing the request); the server never sees it.
 ``lost500``   the server handles the request, the client gets ``500 InternalError`` instead of
               its answer (S3's "Complete failed after it succeeded").
 ============  ============================================================================
@@ -78,7 +79,8 @@ from . import misbehave
 
 log = logging.getLogger(__name__)
 
-MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500", "lost500", "denied", *misbehave.MODES)
+MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500", "lost500", "denied", "policy",
+         *misbehave.MODES)
 METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 CONTROL_PATH = "/_fault-proxy/"
 _MAX_HEAD = 256 * 1024
@@ -89,6 +91,7 @@ _ERRORS = {
                  "We encountered an internal error. Please try again."),
     "denied": (403, "Forbidden", "SignatureDoesNotMatch",
                "The request signature we calculated does not match the signature you provided."),
+    "policy": (403, "Forbidden", "AccessDenied", "Access Denied"),
 }
 
 

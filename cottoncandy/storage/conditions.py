@@ -73,6 +73,13 @@ def lost_overwrite(where: str) -> OSError:
                                  "write was not stored (mount with --last-writer-wins to overwrite)")
 
 
+def lost_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is a loser's error made here (``lost_create``/``lost_overwrite``): EEXIST or
+    ESTALE. A writer whose earlier attempt's answer was lost asks the store whether the object there
+    is its own before it believes it (``S3Store._ours``, ``S3Store._complete``)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ESTALE)
+
+
 def check(condition: WriteCondition | None, current_etag: str | None, where: str) -> None:
     """For stores that check conditions themselves (memory, local): raise the loser's error when
     ``condition`` does not hold of the key's ``current_etag`` (``None``: no such key)."""

@@ -888,10 +888,39 @@ class S3Store(ObjectStore):
             return self.client.put_object(Bucket=self.bucket, Key=key, Body=BufferReader(view),
                                           ContentLength=len(view), **extra, **asked)
 
-        resp = self._conditional(condition, key, lambda: self._call(send, key, "write", writes=True))
+        with AttemptLog.watching() as attempts:  # botocore's attempts: was one answer lost?
+            try:
+                etag = str(self._conditional(condition, key, lambda: self._call(
+                    send, key, "write", writes=True))["ETag"])
+            except OSError as exc:
+                if not (any(attempts) and conditions.lost_race(exc)):
+                    raise
+                # a retry refused for its condition after an attempt whose answer was lost: that
+                # attempt may have stored this very body (S3's ETag of a single PUT is its MD5)
+                found = self._ours(key, hashlib.md5(view, usedforsecurity=False).hexdigest(), len(view), exc)
+                if found is None:
+                    raise
+                etag = found
         if progress is not None:
             progress(len(view))
-        return ObjectInfo(key=key, size=len(view), etag=resp["ETag"], metadata=extra["Metadata"])
+        return ObjectInfo(key=key, size=len(view), etag=etag, metadata=extra["Metadata"])
+
+    def _ours(self, key: str, etag: str, size: int, refusal: OSError) -> str | None:
+        """``key``'s ETag (quoted) if the object there now is the one this write sent -- ETag ``etag``
+        and ``size`` bytes -- else ``None``. Asked when a conditional write was refused (412) on a
+        retry after an attempt whose answer was lost: the lost attempt stored it, and the retry
+        found it there (``If-None-Match: *``: the key exists; ``If-Match``: the version changed),
+        so the write succeeded. Anything else stays the loser's error (EEXIST/ESTALE)."""
+        try:
+            info = self.head(key)
+        except OSError:
+            return None
+        if info.etag.strip('"') != etag or info.size != size:
+            return None
+        log.info("%s: a retried conditional write was refused (%s), but the object there is the one this write "
+                 "sent (an earlier attempt's answer was lost); taken as done", self.describe(key),
+                 refusal.strerror or refusal)
+        return f'"{etag}"'
 
     def _plan_parts(self, size: int) -> list[tuple[int, int]]:
         chunk = max(MIN_PART, self.settings.mpu_chunksize)
@@ -998,7 +1027,8 @@ class S3Store(ObjectStore):
 
         S3 documents that Complete may fail (a 500, a lost answer, a timeout) after it succeeded. So
         when an attempt's answer may have been lost and the call then fails (the retry finds the
-        upload gone, or every retry fails too), the object is looked at: if it has this upload's
+        upload gone, every retry fails too, or a conditional retry is refused because the key now
+        holds what the lost attempt completed), the object is looked at: if it has this upload's
         multipart ETag (and ``size``, when known), the upload is done and that ETag is returned.
         """
         asked = condition.headers() if condition is not None else {}
@@ -1015,7 +1045,10 @@ class S3Store(ObjectStore):
                 return done
             except OSError as exc:
                 lost = any(attempts) or isinstance(exc, MaybeStoredError)
-                if lost and (isinstance(exc, FileNotFoundError) or exc.errno == errno.EIO):
+                # a retry after a lost answer finds the upload gone (404), fails (EIO), or is refused for
+                # its condition because the lost attempt completed it (412: EEXIST/ESTALE)
+                if lost and (isinstance(exc, FileNotFoundError) or exc.errno == errno.EIO or
+                             (condition is not None and conditions.lost_race(exc))):
                     etag = self._completed_etag(key, listing, size)
                     if etag is not None:
                         self._ended(upload_id)

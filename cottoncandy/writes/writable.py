@@ -161,6 +161,8 @@ class StoreWriter:
         self.journal = recovery.open_journal(store, settings.journal_folder)
         #: which conditions the store honours (``None``: --last-writer-wins), said once at mount time
         self.conditions = recovery.say_conditions(store, settings.last_writer_wins)
+        #: staged files an earlier unmount kept (its commit refused or cut short) are stored now
+        recovery.recover(store, namespace, staging, not settings.last_writer_wins, self._stored)
 
     # --- opening -------------------------------------------------------------------------------
     def _stream(self, target: Target) -> StreamingFile:
@@ -379,14 +381,12 @@ class StoreWriter:
         return True
 
     def close(self) -> None:
-        """The mount ends: files still open are given up (no object, no orphan upload)."""
+        """The mount ends: staged files still open with changes are stored, or kept under --cache-dir
+        for the next mount; the others are given up, no object, no orphan upload (``recovery.settle``)."""
         with self._lock:
             files, self._files = list(self._files.values()), {}
-        for file in files:
-            with file.lock:
-                log.warning("%s not stored: the mount ended while it was open for writing",
-                            self.store.describe(file.kind.key))
-                file.kind.abort()
+        recovery.settle(self.store, [file.kind for file in files], self.staging,
+                        self.settings.journal_folder is not None, self._stored)
         if self.staging is not None:
             self.staging.close()
         if self.journal is not None:

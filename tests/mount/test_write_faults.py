@@ -13,14 +13,22 @@ key, keep the stored version intact and leave no upload."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
+import mmap
 import os
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ccfs.mount import daemon_pid
+from cottoncandy.cache.folder import process_alive
 from cottoncandy.config import Settings
 from cottoncandy.storage.s3 import S3Account
 from cottoncandy.testing.faultproxy import FaultRule
@@ -159,3 +167,97 @@ def test_an_outage_during_a_staged_commit_fails_its_fsync(cci, fault_proxy, tmp_
     follows, all of it during the outage, finds no endpoint. (An outage asked for once the proxy had
     delayed the commit's first part took effect only after the commit ended, in a trial: no test.)"""
     assert refused_fsync(cci, fault_proxy, tmp_path, [], outage=12.0) == errno.EIO
+
+
+# --- unmounting while a staged file is still open (its last RELEASE not yet come) ----------------
+
+def push_pages(fd: int) -> None:
+    """Write a mapping's dirty pages to the daemon without an fsync (no commit point): what the kernel's
+    own writeback does, asked for now (``sync_file_range``: write and wait)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.sync_file_range(fd, ctypes.c_int64(0), ctypes.c_int64(0), 7) != 0:
+        raise OSError(ctypes.get_errno(), "sync_file_range")
+
+
+@contextlib.contextmanager
+def mapped_rows(path: Path) -> Iterator[np.ndarray]:
+    """``path`` mapped ``r+`` (an open descriptor and a shared mapping) for as long as the block runs;
+    closing them on a mount that is gone may fail (ENOTCONN): ignored."""
+    file = open(path, "r+b")  # noqa: SIM115 - held open across the unmount on purpose
+    memory = mmap.mmap(file.fileno(), 0)
+    try:
+        yield np.frombuffer(memory, dtype="<f8", offset=128).reshape(-1, 1024)
+    finally:
+        with contextlib.suppress(BufferError, OSError, ValueError):
+            memory.close()
+        with contextlib.suppress(OSError):
+            file.close()
+
+
+def wait_gone(pid: int, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not process_alive(pid), f"the daemon {pid} did not exit"
+
+
+@pytest.mark.parametrize("how", ["sigterm", "lazy"])
+def test_unmount_stores_a_staged_file_still_mapped(cci, tmp_path: Path, how: str) -> None:  # type: ignore[no-untyped-def]
+    """A program holds an ``r+`` mapping whose changed rows reached the daemon (no fsync yet) when the
+    daemon gets SIGTERM, or the mount is detached lazily and the program then exits: the object has
+    the rows afterwards, and nothing stays staged or kept."""
+    cci.upload_raw_array("u", ROWS, compression=False)
+    expected = ROWS.copy()
+    expected[10] = -1.0
+    expected[1500:1510] = -2.0
+    with mounted(BUCKET, tmp_path, *staged_rw(cci.settings.endpoint_url, tmp_path), expect_errors=True) as m:
+        pid = daemon_pid(str(m), timeout=10)
+        assert pid is not None
+        with mapped_rows(m / "u.npy") as rows:
+            rows[10] = -1.0
+            rows[1500:1510] = -2.0
+            with open(m / "u.npy", "rb") as other:
+                push_pages(other.fileno())
+            if how == "sigterm":
+                os.kill(pid, signal.SIGTERM)
+                wait_gone(pid)
+            else:
+                subprocess.run(["fusermount3", "-u", "-z", str(m)], check=True)
+            del rows
+        wait_gone(pid)
+    np.testing.assert_array_equal(cci.download_raw_array("u"), expected)
+    assert no_uploads_left(cci.settings.endpoint_url) == []
+    writes = tmp_path / "cache" / "writes"
+    assert not list(writes.glob("staged-*")) and not list(writes.glob("kept/*"))
+    assert mounted.last_errors == []  # type: ignore[attr-defined]
+
+
+def test_a_commit_refused_at_unmount_is_kept_and_stored_by_the_next_mount(cci, fault_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM while a changed mapping is held and every CompleteMultipartUpload is refused (403): the
+    unmount's commit fails (one ERROR naming the key), the staged file is kept under --cache-dir, the
+    object is as it was; the next --rw mount with that --cache-dir stores it, and keeps nothing."""
+    cci.upload_raw_array("k", ROWS, compression=False)
+    expected = ROWS.copy()
+    expected[3] = 7.0
+    with mounted(BUCKET, tmp_path, *staged_rw(fault_proxy.endpoint_url, tmp_path), expect_errors=True) as m:
+        pid = daemon_pid(str(m), timeout=10)
+        assert pid is not None
+        with mapped_rows(m / "k.npy") as rows:
+            rows[3] = 7.0
+            with open(m / "k.npy", "rb") as other:
+                push_pages(other.fileno())
+            fault_proxy.set_rules([FaultRule("policy", methods=("POST",), query="uploadId")])
+            os.kill(pid, signal.SIGTERM)
+            wait_gone(pid)
+            del rows
+    fault_proxy.clear()
+    errors = mounted.last_errors  # type: ignore[attr-defined]
+    assert any("s3://test-bucket/k" in line and "not stored at unmount" in line for line in errors), errors
+    np.testing.assert_array_equal(cci.download_raw_array("k"), ROWS)
+    kept = tmp_path / "cache" / "writes" / "kept"
+    assert len(list(kept.glob("*.json"))) == 1 and len(list(kept.glob("*.data"))) == 1
+    assert no_uploads_left(cci.settings.endpoint_url) == []
+    with mounted(BUCKET, tmp_path, *staged_rw(cci.settings.endpoint_url, tmp_path)) as m:
+        np.testing.assert_array_equal(cci.download_raw_array("k"), expected)  # stored before the mount served
+        np.testing.assert_array_equal(np.load(m / "k.npy"), expected)
+    assert list(kept.iterdir()) == []

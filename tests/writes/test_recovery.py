@@ -1,0 +1,141 @@
+"""The mount ends with files still open for writing (issue 26 item 4's unmount gap), without a kernel:
+``writes.recovery.settle`` stores a staged file's changes at unmount, keeps it under ``--cache-dir`` when
+the store refuses, and ``recover`` stores it at the next mount, never over another writer's newer
+version; a kept manifest is untrusted input."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ccfs.filesystem import CcFilesystem
+from ccfs.mountoptions import MountOptions
+from cottoncandy.arrays.raw import read_raw_array, write_raw_array
+from cottoncandy.storage.base import ObjectInfo, Piece
+from cottoncandy.storage.memory import MemoryStore
+from cottoncandy.writes.recovery import Kept
+
+MiB = 2**20
+ROWS = np.arange(MiB // 8, dtype="<f8").reshape(-1, 128)  # 1 MiB of 1 KiB rows
+HEADER = 128
+
+
+class RefusingStore(MemoryStore):
+    """A memory store whose writes can be refused (EACCES), as a bucket policy would."""
+
+    refuse = False
+
+    def compose(self, key: str, pieces: Iterable[Piece], metadata: Any = None, acl: str | None = None, *,
+                condition: Any = None, in_flight: int | None = None) -> ObjectInfo:
+        if self.refuse:
+            raise PermissionError(errno.EACCES, f"permission denied to write {key}")
+        return super().compose(key, pieces, metadata, acl, condition=condition, in_flight=in_flight)
+
+
+@pytest.fixture
+def store() -> RefusingStore:
+    store = RefusingStore()
+    write_raw_array(store, "a", ROWS, compression=False)  # staged by ranges, committed by compose
+    return store
+
+
+def mount(store: MemoryStore, tmp_path: Path) -> CcFilesystem:
+    return CcFilesystem(store, options=MountOptions(rw=True, cache_dir=str(tmp_path / "cache")))
+
+
+def kept(tmp_path: Path) -> list[str]:
+    folder = tmp_path / "cache" / "writes" / "kept"
+    return sorted(p.suffix for p in folder.iterdir()) if folder.exists() else []
+
+
+def change_row_3(fs: CcFilesystem) -> np.ndarray:
+    """An r+ open that changes row 3 and is never released (the mount ends first)."""
+    fh = fs.open("/a.npy", os.O_RDWR)
+    fs.write(fh, np.full(128, -1.0).tobytes(), HEADER + 3 * 1024)
+    fs.flush(fh)  # a close() of a duplicate: no commit point for a staged file
+    expected = ROWS.copy()
+    expected[3] = -1.0
+    return expected
+
+
+def test_the_unmount_stores_a_staged_file_still_open(store: RefusingStore, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    fs = mount(store, tmp_path)
+    expected = change_row_3(fs)
+    np.testing.assert_array_equal(read_raw_array(store, "a"), ROWS)  # nothing stored yet
+    with caplog.at_level(logging.INFO, "cottoncandy.writes"):
+        fs.close()
+    np.testing.assert_array_equal(read_raw_array(store, "a"), expected)
+    assert any("memory/a" in r.getMessage() and "stored at unmount" in r.getMessage() for r in caplog.records)
+    assert kept(tmp_path) == [] and not list((tmp_path / "cache" / "writes").glob("staged-*"))
+
+
+def test_a_refusal_at_unmount_is_kept_and_stored_by_the_next_mount(store: RefusingStore, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    fs = mount(store, tmp_path)
+    expected = change_row_3(fs)
+    store.refuse = True
+    with caplog.at_level(logging.INFO, "cottoncandy.writes"):
+        fs.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "memory/a" in errors[0] and "kept as" in errors[0], errors
+    np.testing.assert_array_equal(read_raw_array(store, "a"), ROWS)
+    assert kept(tmp_path) == [".data", ".json"]
+    store.refuse = False
+    again = mount(store, tmp_path)  # stored before the mount serves
+    np.testing.assert_array_equal(read_raw_array(store, "a"), expected)
+    assert kept(tmp_path) == []
+    assert os.stat(tmp_path / "cache" / "writes" / "kept").st_mode & 0o777 == 0o700
+    again.close()
+
+
+def test_a_kept_file_never_overwrites_a_newer_version(store: RefusingStore, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """The object was replaced by another writer after the unmount: the kept file stays, logged."""
+    fs = mount(store, tmp_path)
+    change_row_3(fs)
+    store.refuse = True
+    fs.close()
+    store.refuse = False
+    theirs = ROWS * 2
+    write_raw_array(store, "a", theirs, compression=False)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, "cottoncandy.writes"):
+        again = mount(store, tmp_path)
+    np.testing.assert_array_equal(read_raw_array(store, "a"), theirs)
+    assert kept(tmp_path) == [".data", ".json"]
+    assert any("replaced since the unmount" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    again.close()
+
+
+def test_a_stream_whose_close_never_came_is_given_up(store: RefusingStore, tmp_path: Path) -> None:
+    """A file being written start to end when the mount ends is not stored: it would be partial."""
+    fs = mount(store, tmp_path)
+    fh = fs.create("/new.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    fs.write(fh, b"half of it", 0)
+    fs.close()
+    assert not store.exists("new.txt") and kept(tmp_path) == []
+
+
+GOOD = {"version": 1, "path": "d/a.npy", "base_etag": "e", "size": 100, "base_end": 100, "dirty": [[0, 10]]}
+
+
+@pytest.mark.parametrize("change", [
+    {"version": 2}, {"path": "../../etc/passwd"}, {"path": "/abs"}, {"path": "d/../x"}, {"path": ""},
+    {"path": 7}, {"size": -1}, {"size": "100"}, {"dirty": [[5, 200]]}, {"dirty": [[10, 5]]}, {"dirty": "all"},
+    {"base_etag": 3},
+], ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_a_bad_manifest_is_refused(change: dict[str, Any]) -> None:
+    assert Kept.parse(json.dumps(GOOD)).path == "d/a.npy"
+    with pytest.raises(ValueError):
+        Kept.parse(json.dumps({**GOOD, **change}))
+    with pytest.raises(ValueError):
+        Kept.parse("not json {")

@@ -308,8 +308,9 @@ class ObjectStore(abc.ABC):
         return self.put_chunks(key, chunks(), metadata, acl, condition=condition, in_flight=in_flight)
 
     @abc.abstractmethod
-    def copy(self, src: str, dst: str) -> None:
-        """Server-side copy, keeping the user metadata."""
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
+        """Server-side copy, keeping the user metadata; ``condition``: what must hold of ``dst`` when
+        the copy lands (``storage.conditions``: absent, or at the version seen; else the loser's error)."""
 
     def copy_from(self, source: ObjectStore, src: str, dst: str) -> None:
         """Copy ``src`` of ``source`` (any store) to ``dst`` here, keeping the user metadata.

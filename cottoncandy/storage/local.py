@@ -291,10 +291,10 @@ class LocalStore(ObjectStore):
             name = str(st.st_uid)
         return {"DisplayName": name, "ID": str(st.st_uid)}
 
-    def copy(self, src: str, dst: str) -> None:
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
         info = self.head(src)
         with self.open_read(src) as fh:
-            self.put(dst, fh, info.metadata)
+            self.put(dst, fh, info.metadata, condition=condition)
 
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         deleted = []

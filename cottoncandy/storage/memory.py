@@ -77,9 +77,9 @@ class MemoryStore(ObjectStore):
             progress(len(body))
         return info
 
-    def copy(self, src: str, dst: str) -> None:
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
         data, info = self._get(src)
-        self.put(dst, data, info.metadata)
+        self.put(dst, data, info.metadata, condition=condition)
 
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         with self._lock:

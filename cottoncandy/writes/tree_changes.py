@@ -48,6 +48,7 @@ from ..formats.raw import ArraySpec, metadata_from_spec
 from ..formats.sparse import parse_sparse_manifest
 from ..namespace.nodes import FileNode, FolderNode, Node
 from ..storage.base import CopiedRange, ObjectInfo, ObjectStore, Piece, delete_after_failure
+from ..storage.conditions import CREATE, WriteCondition, lost_race, overwrite
 from .commit import MAX_COPY_PIECE
 from .made_folders import MadeFolders, parent_of
 from .settings import WriteSettings
@@ -235,13 +236,31 @@ class TreeChanges:
             raise FileExistsError(errno.EEXIST, f"{new} is shown for the object {target.key}; remove it first")
         if dst == node.key:
             return
+        # what the copy requires of dst (issue 26 item 5): the version shown there still there, or no object
+        condition = self._condition(target if isinstance(target, FileNode) and target.key == dst else None)
         if inside is not None:  # the bytes of a plain .npy, named NAME.npy now: the raw array NAME
             spec, header_length = inside
-            self.store.compose(dst, copied_ranges(node.info, header_length), metadata_from_spec(spec))
+            self.store.compose(dst, copied_ranges(node.info, header_length), metadata_from_spec(spec),
+                               condition=condition)
         else:
-            self.store.copy(node.key, dst)  # server-side, the metadata kept
+            self._copy(node.key, dst, condition)  # server-side, the metadata kept
         self.tree.stored(dst, self.store.head(dst))
         self._delete_old([node.key], what=f"renaming {node.path} to {new}")
+
+    def _condition(self, replaced: FileNode | None) -> WriteCondition | None:
+        """A rename's copy lands only over the version shown at its new name (``If-Match``), or where
+        nothing is (``If-None-Match: *``), so another writer's object there is never overwritten
+        silently (EEXIST/ESTALE); none with ``--last-writer-wins``."""
+        if self.settings.last_writer_wins:
+            return None
+        return overwrite(replaced.info.etag) if replaced is not None else CREATE
+
+    def _copy(self, src: str, dst: str, condition: WriteCondition | None) -> None:
+        """``ObjectStore.copy`` with ``condition`` (a store that takes none is asked only without one)."""
+        if condition is None:
+            self.store.copy(src, dst)
+        else:
+            self.store.copy(src, dst, condition=condition)
 
     def _npy_inside(self, node: FileNode) -> tuple[ArraySpec, int] | None:
         """The array spec and header length when the object ``node`` holds exactly a plain ``.npy``
@@ -268,12 +287,15 @@ class TreeChanges:
                             "file by file; --rename-folder-limit raises the limit)", old, limit)
                 raise Refused(errno.EXDEV, f"{old} holds more than {limit} objects (--rename-folder-limit)")
         copied: list[str] = []
+        condition = self._condition(None)  # the new folder is not shown: each copy is a new name
         try:
             for key in keys:
                 dst = prefix + key[len(node.prefix):]
-                copied.append(dst)
-                self.store.copy(key, dst)
+                copied.append(dst)  # (a copy whose answer was lost may be there: removed if the rename fails)
+                self._copy(key, dst, condition)
         except BaseException as exc:
+            if lost_race(exc):  # another writer's object at dst: never removed here
+                copied.pop()
             delete_after_failure(self.store, copied, exc, "copies")
             raise
         self._delete_old(keys, what=f"renaming the folder {old} to {new}")

@@ -37,7 +37,7 @@ from botocore.response import StreamingBody
 from ... import fastpaths
 from ...config import Settings, from_shareable, legacy_keys, recall, remember, shareable
 from ...printable import normalized_endpoint, without_userinfo
-from .. import answers, conditions
+from .. import answers, conditions, progress
 from ..answers import MAX_KEYS, ListPage
 from ..base import (
     Account,
@@ -1167,9 +1167,10 @@ class S3Store(ObjectStore):
         resp = self._call(lambda: self.client.get_object_acl(Bucket=self.bucket, Key=key), key, "read")
         return {k: str(v) for k, v in resp.get("Owner", {}).items()}
 
-    def copy(self, src: str, dst: str) -> None:
-        """Server-side copy within this bucket."""
-        self._copy(src, dst, None)
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
+        """Server-side copy within this bucket; ``condition`` on ``dst`` (CopyObject's ``If-None-Match``/
+        ``If-Match``, or the CompleteMultipartUpload's of a copy in parts)."""
+        self._copy(src, dst, None, condition)
         self.changed([dst])
 
     def copy_from(self, source: ObjectStore, src: str, dst: str) -> None:
@@ -1181,14 +1182,16 @@ class S3Store(ObjectStore):
         else:
             super().copy_from(source, src, dst)
 
-    def _copy(self, src: str, dst: str, source_bucket: str | None) -> None:
+    def _copy(self, src: str, dst: str, source_bucket: str | None, condition: WriteCondition | None = None) -> None:
         """Server-side copy; ``source_bucket`` copies from another bucket of the same endpoint."""
         source = {"Bucket": source_bucket or self.bucket, "Key": src}
         info = self.head(src) if source_bucket in (None, self.bucket) else self._head_in(source_bucket, src)
         acl = {"ACL": self.settings.default_acl} if self.settings.default_acl else {}
         if info.size <= MAX_SINGLE_COPY:
-            self._call(lambda: self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource=source,
-                                                       MetadataDirective="COPY", **acl), dst, "copy to", writes=True)
+            asked = condition.headers() if condition is not None else {}
+            self._conditional(condition, dst, lambda: self._call(lambda: self.client.copy_object(
+                Bucket=self.bucket, Key=dst, CopySource=source, MetadataDirective="COPY", **acl, **asked),
+                dst, "copy to", writes=True))
             return
         extra = {"Metadata": dict(info.metadata or {}), **acl}
         upload_id = self._create_upload(dst, extra, "copy to")
@@ -1204,7 +1207,7 @@ class S3Store(ObjectStore):
         try:
             with ThreadPoolExecutor(max_workers=self.settings.threads) as pool:
                 parts = list(pool.map(lambda a: part(*a), [(i, s, e) for i, (s, e) in enumerate(ranges, 1)]))
-            self._complete(dst, upload_id, parts, info.size)
+            self._complete(dst, upload_id, parts, info.size, condition)
         except BaseException as exc:
             self._abort(dst, upload_id, exc)
             raise

@@ -141,7 +141,7 @@ class Kept:
             raise ValueError(f"bad path {path!r}")
         if etag is not None and not isinstance(etag, str):
             raise ValueError("bad base_etag")
-        if not (isinstance(size, int) and isinstance(base_end, int) and base_end >= 0 and size >= 0):
+        if not (isinstance(size, int) and isinstance(base_end, int) and 0 <= base_end <= size):
             raise ValueError("bad size")
         if not isinstance(dirty, list) or not all(
                 isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r) and 0 <= r[0] < r[1] <= size
@@ -185,7 +185,12 @@ def settle(store: ObjectStore, kinds: Iterable[FileKind], staging: Staging | Non
     """The mount ends with ``kinds`` still open for writing (see the module): commit the staged ones
     holding changes, kept first when ``keep_for_next``; give up the rest. Waits ``seconds`` in all."""
     deadline = time.monotonic() + seconds
-    folder = kept_folder(staging) if isinstance(staging, StagedFiles) and keep_for_next else None
+    folder = None
+    if isinstance(staging, StagedFiles) and keep_for_next:
+        try:
+            folder = kept_folder(staging)
+        except OSError as exc:
+            log.warning("%s: files still open at unmount cannot be kept for the next mount: %s", store.describe(), exc)
     for kind in kinds:
         key = store.describe(kind.key)
         try:

@@ -130,8 +130,8 @@ GOOD = {"version": 1, "path": "d/a.npy", "base_etag": "e", "size": 100, "base_en
 
 @pytest.mark.parametrize("change", [
     {"version": 2}, {"path": "../../etc/passwd"}, {"path": "/abs"}, {"path": "d/../x"}, {"path": ""},
-    {"path": 7}, {"size": -1}, {"size": "100"}, {"dirty": [[5, 200]]}, {"dirty": [[10, 5]]}, {"dirty": "all"},
-    {"base_etag": 3},
+    {"path": 7}, {"size": -1}, {"size": "100"}, {"base_end": 101}, {"dirty": [[5, 200]]}, {"dirty": [[10, 5]]},
+    {"dirty": "all"}, {"base_etag": 3},
 ], ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_a_bad_manifest_is_refused(change: dict[str, Any]) -> None:
     assert Kept.parse(json.dumps(GOOD)).path == "d/a.npy"

@@ -37,7 +37,7 @@ from botocore.response import StreamingBody
 from ... import fastpaths
 from ...config import Settings, from_shareable, legacy_keys, recall, remember, shareable
 from ...printable import normalized_endpoint, without_userinfo
-from .. import answers, conditions, progress
+from .. import answers, conditions
 from ..answers import MAX_KEYS, ListPage
 from ..base import (
     Account,

@@ -119,7 +119,7 @@ class StreamedGzipBlocks:
     def close(self) -> None:
         """Give the body up (blocks not yet compressed are dropped) and let the pool's threads end."""
         self.body.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)  # at most the blocks being compressed finish
 
 
 def _declared(body: pgzip.ParallelGzip, meter: BodyMap) -> Iterator[bytes]:

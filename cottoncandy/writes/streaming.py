@@ -6,7 +6,8 @@ is a plain array (not object dtype), the file is the raw array ``NAME`` -- its h
 becomes cottoncandy's metadata (dtype, shape, order, codec), its data bytes are the object's body --
 otherwise it is stored byte for byte under its own name. From one part on, the body streams into ONE
 multipart upload (the library's streaming writer, ``ObjectStore.put_chunks``, in parts of the store's
-``part_size``) on a thread of its own, fed through a short queue: a WRITE waits while the parts
+``part_size``; a codec's body is encoded as the library encodes it, gzip in indexed blocks with the
+index sent last as the first part: ``encoders``) on a thread of its own, fed through a short queue: a WRITE waits while the parts
 before it are being sent, so a file holds at most ``parts_per_file`` parts (the first one, held back
 by ``put_chunks``; the one being filled; those being sent) plus the queue.
 
@@ -28,13 +29,13 @@ import logging
 import queue
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
-from ..formats import codecs
 from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
 from ..formats.raw import ArraySpec, metadata_from_spec
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.conditions import WriteCondition
+from .encoders import BodyEncoder, encoder_for
 from .kinds import Target
 from .memory import WriteMemory
 from .settings import WriteSettings
@@ -70,7 +71,8 @@ class Upload:
     """One ``put_chunks`` fed from WRITEs: a thread pulls the chunks ``send`` queues."""
 
     def __init__(self, store: ObjectStore, key: str, metadata: Mapping[str, str], size_hint: int | None,
-                 part_size: int, in_flight: int, condition: WriteCondition | None = None):
+                 part_size: int, in_flight: int, condition: WriteCondition | None = None,
+                 head: Callable[[], bytes] | None = None):
         self.key = key
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
         self._giving_up = False
@@ -80,7 +82,7 @@ class Upload:
 
         def run() -> None:
             try:
-                self.info = store.put_chunks(key, self._pull(), metadata, size_hint=size_hint,
+                self.info = store.put_chunks(key, self._pull(), metadata, size_hint=size_hint, head=head,
                                              in_flight=in_flight, part_size=part_size, condition=condition)
             except BaseException as exc:  # noqa: BLE001 - kept for the WRITE or FLUSH that asks next
                 self.error = exc
@@ -153,7 +155,7 @@ class StreamingFile:
         self.header_length = 0
         self.decided = target.array_key is None  # whether it is known to be an array or bytes
         self._upload: Upload | None = None
-        self._encoder: codecs.StreamEncoder | None = None
+        self._encoder: BodyEncoder | None = None
         self.stored: ObjectInfo | None = None
         self.given_up = False
         #: the store's refusal, raised again by every later commit point: a program that closes a
@@ -203,18 +205,38 @@ class StreamingFile:
             self.spec, self.header_length = spec, length
 
     def _metadata(self) -> dict[str, str]:
-        return metadata_from_spec(self.spec) if self.spec is not None else {}
+        if self.spec is None:
+            return {}
+        meta = metadata_from_spec(self.spec)
+        encoder = self._body_encoder()
+        if encoder is not None:
+            meta.update(encoder.metadata())  # gzip's block index key: its shape is known from the header
+        return meta
 
-    def _body(self, data: bytes | bytearray | memoryview) -> bytes:
-        """Bytes of the array's body as they go to the store (compressed when a codec is set)."""
+    def _body_encoder(self) -> BodyEncoder | None:
+        """The encoder of the array's body when a codec is set (made once the ``.npy`` header is known):
+        the library's format, gzip in indexed blocks (``encoders``)."""
         if self.spec is None or self.spec.compression is None:
-            return bytes(data)
+            return None
         if self._encoder is None:
-            make = codecs.record(self.spec.compression).stream_encoder
-            if make is None:
-                raise OSError(errno.EINVAL, f"codec {self.spec.compression} cannot compress as bytes arrive")
-            self._encoder = make()
-        return self._encoder.compress(bytes(data))
+            self._encoder = encoder_for(self.spec, self.store.describe(self.key))
+        return self._encoder
+
+    def _body(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Bytes of the array's body as they go to the store (compressed when a codec is set)."""
+        encoder = self._body_encoder()
+        if encoder is None:
+            return [bytes(data)]
+        return encoder.compress(data)
+
+    def _body_head(self) -> Callable[[], bytes] | None:
+        """What goes before the body, known once it is all encoded (gzip's index), for ``put_chunks``."""
+        encoder = self._body_encoder()
+        return None if encoder is None else encoder.header
+
+    def _send(self, upload: Upload, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            upload.send(piece)
 
     # --- writing -------------------------------------------------------------------------------
     def accepts(self, offset: int, length: int) -> bool:
@@ -230,7 +252,7 @@ class StreamingFile:
                                        f"promises ({expected})")
         if self._upload is not None:
             try:
-                self._upload.send(self._body(data))
+                self._send(self._upload, self._body(data))
             except OSError as exc:  # the upload failed (and was aborted): this file is not stored
                 self.failure = exc
                 self.abort()
@@ -255,10 +277,11 @@ class StreamingFile:
         expected = self.expected_size
         hint = None if expected is None else expected - self.header_length
         self._upload = Upload(self.store, self.key, self._metadata(), hint, self.part_size,
-                              max(1, self.settings.parts_per_file - 2), self.target.condition(self.key))
+                              max(1, self.settings.parts_per_file - 2), self.target.condition(self.key),
+                              head=self._body_head())
         body = memoryview(self._held)[self.header_length:]
         try:
-            self._upload.send(self._body(body))
+            self._send(self._upload, self._body(body))
         finally:
             del body
             self._held = bytearray()
@@ -304,13 +327,16 @@ class StreamingFile:
         try:
             if self._upload is not None:
                 if self._encoder is not None:
-                    self._upload.send(self._encoder.flush())
+                    self._send(self._upload, self._encoder.flush())
                 info = self._upload.finish()
             else:
                 body = memoryview(self._held)[self.header_length:]
                 data: bytes | memoryview = body
-                if self.spec is not None and self.spec.compression is not None:
-                    data = self._body(body) + (self._encoder.flush() if self._encoder is not None else b"")
+                encoder = self._body_encoder()
+                if encoder is not None:
+                    pieces = [*encoder.compress(body), *encoder.flush()]
+                    data = b"".join([encoder.header(), *pieces])
+                    del pieces
                 try:
                     info = self.store.put(self.key, data, self._metadata(), condition=self.target.condition(self.key))
                 finally:
@@ -350,6 +376,8 @@ class StreamingFile:
         self._free()
 
     def _free(self) -> None:
+        if self._encoder is not None:
+            self._encoder.close()  # a gzip body's pool; blocks not compressed yet are dropped
         self._held = bytearray()
         self.memory.give(self._charged)
         self._charged = 0

@@ -49,7 +49,7 @@ from ..namespace.facade import Namespace
 from ..namespace.nodes import FileNode, FolderNode
 from ..storage.base import ObjectInfo, ObjectStore
 from . import recovery
-from .continued import continued
+from .continued import ContinuedFile, continued
 from .kinds import FileKind, Staging, Target
 from .memory import WriteMemory
 from .seam import Lookup, WriteHandle
@@ -385,8 +385,8 @@ class StoreWriter:
         for the next mount; the others are given up, no object, no orphan upload (``recovery.settle``)."""
         with self._lock:
             files, self._files = list(self._files.values()), {}
-        recovery.settle(self.store, [file.kind for file in files], self.staging,
-                        self.settings.journal_folder is not None, self._stored)
+        kinds = [file.kind.inner if isinstance(file.kind, ContinuedFile) else file.kind for file in files]
+        recovery.settle(self.store, kinds, self.staging, self.settings.journal_folder is not None, self._stored)
         if self.staging is not None:
             self.staging.close()
         if self.journal is not None:

@@ -181,3 +181,15 @@ def test_last_writer_wins_still_never_stores_a_file_missing_its_start(store: Mem
     with pytest.raises(OSError):
         fs.release(fh)
     assert store.get("f.txt") == b"theirs\n"
+
+
+def test_writes_after_a_commit_are_stored_at_unmount(store: MemoryStore, tmp_path: Path) -> None:
+    """The mount ends before the last FLUSH/RELEASE of a continued file: its changes are stored, as
+    any staged file's are (``writes.recovery.settle``)."""
+    fs = writable(store, tmp_path)
+    fh = fs.create("/f.txt", CREATE)
+    fs.write(fh, b"a\n", 0)
+    fs.flush(fh)
+    fs.write(fh, b"b\n", 2)  # never flushed, never released
+    fs.close()
+    assert store.get("f.txt") == b"a\nb\n"

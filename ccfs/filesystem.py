@@ -26,7 +26,7 @@ from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
-from cottoncandy.cache.disk import DiskBackedFetch
+from cottoncandy.cache.disk import DecodedOnDisk, DiskBackedFetch, kept_head
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.identity import object_identity
@@ -35,7 +35,7 @@ from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.cache.seek_index import beside_metadata
 from cottoncandy.cache.segments import SegmentFetch
 from cottoncandy.cache.tuning import StreamTuning
-from cottoncandy.formats import codecs
+from cottoncandy.formats import codecs, pgzip
 from cottoncandy.formats.raw import ArraySpec
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode, Node
@@ -429,8 +429,8 @@ class CcFilesystem:
         body_size = spec.nbytes if spec is not None else info.size
         origin = len(node.header) % self.options.block_size
         range_fetch: RangeFetch = fetch
-        if stretches is not None:  # seek_point reads: decoded bytes, by stretches
-            range_fetch = stretches
+        if stretches is not None:  # seek_point reads: decoded bytes, by stretches (kept on disk too)
+            range_fetch = self._decoded_on_disk(info, stretches, self.options.block_size, origin)
         elif self.disk is not None:  # blocks on disk first; only the missing stretches are fetched
             range_fetch = DiskBackedFetch(self.disk, object_identity(self.store, info.key), info.etag,
                                           lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
@@ -477,8 +477,8 @@ class CcFilesystem:
         """
         if spec.compression is None or not codecs.record(spec.compression).blocks:
             return None
-        index = self.gzip_indexes.get((info.key, info.etag),
-                                      lambda: gzip_blocks.block_index(self.store, info, spec.nbytes, first))
+        index = self.gzip_indexes.get((info.key, info.etag), lambda: gzip_blocks.block_index(
+            self.store, info, spec.nbytes, first if first is not None else self._kept_gzip_head(info, spec)))
         if index is None:
             return None
 
@@ -495,11 +495,33 @@ class CcFilesystem:
                              lambda start, end: self._decoded(info, spec).read(start, end - start), bad,
                              first=first, budget=self.budget, name=self.store.describe(info.key))
         block, options = fetch.block_size, self.options
-        return ObjectReader(self.blocks, self.pool, fetch, (info.key, info.etag), spec.nbytes, block_size=block,
+        return ObjectReader(self.blocks, self.pool, self._decoded_on_disk(info, fetch, block, 0), (info.key, info.etag),
+                            spec.nbytes, block_size=block,
                             max_window=max(block, options.first_prefetch),
                             run_size=max(1, options.prefetch_run // block) * block, budget=self.budget,
                             interrupted=self._read_given_up if self.interrupted is not None else None,
                             demand=self.demand)
+
+    def _kept_gzip_head(self, info: ObjectInfo, spec: ArraySpec) -> memoryview | None:
+        """The gzip header holding a body's block index through the ``--cache-dir`` block tier
+        (``disk.kept_head``), or None: no cache folder, or an index value ``block_index`` refuses."""
+        try:
+            size = pgzip.parse_metadata((info.metadata or {}).get(pgzip.INDEX_KEY), spec.nbytes).header_size
+        except pgzip.BlockIndexError:
+            return None
+        if self.disk is None or size > info.size:
+            return None
+        return kept_head(self.disk, object_identity(self.store, info.key), info.etag,
+                         lambda start, buffer: self._fill(info, start, buffer), size)
+
+    def _decoded_on_disk(self, info: ObjectInfo, fetch: RangeFetch, block_size: int, origin: int) -> RangeFetch:
+        """``fetch`` (decoded bytes of a compressed array, block by block) with its blocks kept in the
+        ``--cache-dir`` block tier, so a remount reads them back instead of inflating them again
+        (``disk.DecodedOnDisk``); ``fetch`` itself without a cache folder."""
+        if self.disk is None:
+            return fetch
+        return DecodedOnDisk(self.disk, object_identity(self.store, info.key), info.etag, fetch, self.buffers.take,
+                             block_size, origin)
 
     def _fill(self, info: ObjectInfo, start: int, buffer: memoryview) -> None:
         """The pinned version's bytes from ``start`` into ``buffer``: one ranged GET with ``If-Match``."""

@@ -95,9 +95,16 @@ Fill = Callable[[int, memoryview], None]  # fill(start, buffer): the object's by
 Allocate = Callable[[int], memoryview]
 
 
-def block_name(identity: str, etag: str, start: int, end: int) -> str:
-    """The file name of the object's bytes [start, end) in version ``etag``."""
-    return hashlib.sha256(f"{identity}\0{etag}\0{start}\0{end}".encode()).hexdigest()
+#: the name space of decoded blocks (``DecodedOnDisk``): byte ``i`` of a compressed array's decoded
+#: bytes is not byte ``i`` of its body, so the two never share a name
+DECODED = "decoded"
+
+
+def block_name(identity: str, etag: str, start: int, end: int, space: str = "") -> str:
+    """The file name of the object's bytes [start, end) in version ``etag`` (with ``space``: of its
+    decoded bytes [start, end), see :data:`DECODED`)."""
+    suffix = f"\0{space}" if space else ""
+    return hashlib.sha256(f"{identity}\0{etag}\0{start}\0{end}{suffix}".encode()).hexdigest()
 
 
 class DiskBlockStore:
@@ -465,13 +472,7 @@ class DiskBackedFetch:
 
     def spans(self, start: int, end: int) -> list[tuple[int, int]]:
         """The block pieces [lo, hi) of the object's bytes [start, end)."""
-        cuts = []
-        edge = (start + self.origin) // self.block_size * self.block_size - self.origin + self.block_size
-        while edge < end:
-            cuts.append(edge)
-            edge += self.block_size
-        bounds = [start, *cuts, end]
-        return list(zip(bounds[:-1], bounds[1:]))
+        return _spans(start, end, self.block_size, self.origin)
 
     def __call__(self, start: int, end: int) -> memoryview:
         buffer = self.allocate(end - start)
@@ -484,6 +485,76 @@ class DiskBackedFetch:
             for lo, hi in stretch:
                 self.store.write(block_name(self.identity, self.etag, lo, hi), buffer[lo - start : hi - start])
         return buffer
+
+
+def kept_head(store: DiskBlockStore, identity: str, etag: str, fill: Fill, size: int) -> memoryview:
+    """The object's first ``size`` bytes through the block tier (one file named by that range; one
+    ranged GET the first time): the header a gzip body's block index is read from, so that a
+    remount opens such an array without a request."""
+    return DiskBackedFetch(store, identity, etag, fill, lambda n: memoryview(bytearray(n)), size)(0, size)
+
+
+class DecodedOnDisk:
+    """A range fetch of a compressed array's decoded bytes that answers blocks from a ``DiskBlockStore``
+    and decodes only the missing stretches through ``fetch`` (the mount's block or seek-point
+    inflater: ``cache.inflated``, ``cache.segments``), writing what it decoded through.
+
+    Why: the inflated blocks died with the daemon, so after a remount a row of a gzip array fetched
+    and inflated its compressed blocks again while a raw array's row came from the disk tier. Decoded
+    blocks are kept as raw ones are: same folder, same ``limit`` and LRU, same checks on reading
+    (private files opened without following links, exact length, XXH3 digest: a replaced, linked or
+    short file fails only itself and is decoded again from the store), named by (object identity,
+    ETag, decoded range, :data:`DECODED`). ``block_size``/``origin`` are the reader's, so each reader
+    block is one file.
+    """
+
+    def __init__(self, store: DiskBlockStore, identity: str, etag: str,
+                 fetch: Callable[[int, int], bytes | bytearray | memoryview], allocate: Allocate,
+                 block_size: int, origin: int = 0):
+        self.store = store
+        self.identity = identity
+        self.etag = etag
+        self.fetch = fetch
+        self.allocate = allocate
+        self.block_size = block_size
+        self.origin = origin
+
+    def _name(self, lo: int, hi: int) -> str:
+        return block_name(self.identity, self.etag, lo, hi, DECODED)
+
+    def __call__(self, start: int, end: int) -> memoryview:
+        spans = _spans(start, end, self.block_size, self.origin)
+        buffer = self.allocate(end - start)
+        missing = [(lo, hi) for lo, hi in spans if not self.store.read_into(self._name(lo, hi),
+                                                                             buffer[lo - start : hi - start])]
+        if len(missing) == len(spans):  # nothing kept: the inflater's own buffer is the answer, no copy
+            del buffer
+            decoded = memoryview(self.fetch(start, end)).cast("B")
+            self._keep(start, decoded, spans)
+            return decoded
+        for stretch in _stretches(missing):
+            first, last = stretch[0][0], stretch[-1][1]
+            decoded = memoryview(self.fetch(first, last)).cast("B")
+            buffer[first - start : last - start] = decoded
+            self._keep(first, decoded, stretch)
+        return buffer
+
+    def _keep(self, start: int, decoded: memoryview, spans: list[tuple[int, int]]) -> None:
+        """Write the decoded pieces ``spans`` (of ``decoded``, which begins at ``start``) through, each
+        named by its range as ``DiskBackedFetch`` names raw ones (the reader asks for whole blocks)."""
+        for lo, hi in spans:
+            self.store.write(self._name(lo, hi), decoded[lo - start : hi - start])
+
+
+def _spans(start: int, end: int, block_size: int, origin: int) -> list[tuple[int, int]]:
+    """The block pieces [lo, hi) of bytes [start, end), blocks ``block_size`` long from ``-origin``."""
+    cuts = []
+    edge = (start + origin) // block_size * block_size - origin + block_size
+    while edge < end:
+        cuts.append(edge)
+        edge += block_size
+    bounds = [start, *cuts, end]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _stretches(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:

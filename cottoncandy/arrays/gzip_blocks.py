@@ -185,6 +185,50 @@ def block_index(store: ObjectStore, info: ObjectInfo, nbytes: int,
         return None
 
 
+#: indexed bodies up to this size are checked block by block when referenced (:func:`check_index`: one
+#: GET of the body, every block inflated alone); larger ones by their CRCs against the trailer
+INDEX_CHECK_WHOLE = 16 * 2**20
+
+
+def check_index(store: ObjectStore, info: ObjectInfo, index: pgzip.Index, nbytes: int) -> None:
+    """``BlockIndexError`` unless ``index`` (structurally checked: :func:`block_index`) describes this
+    body, for readers that cannot fall back once they read (``cottoncandy.refs``: zarr reads a chunk per
+    block and has no serial reader to turn to).
+
+    A body of at most :data:`INDEX_CHECK_WHOLE` bytes is fetched whole (one GET) and every block
+    inflated alone to its place and, for a version 2 index, its CRC-32, and the blocks' combined CRC and
+    length checked against the trailer. A larger body: the version 2 index's CRCs, combined, must equal
+    the trailer's CRC-32 and the length its ISIZE (one ranged GET of the last 8 bytes); block cuts are
+    then checked as zarr reads each block (it must end as the writer ends blocks). A version 1 index of a
+    larger body has nothing more to check cheaply. Store errors (``OSError``) propagate.
+    """
+    blocks = index.blocks
+    if info.size <= INDEX_CHECK_WHOLE:
+        body = memoryview(store.get_range(info.key, 0, info.size, if_match=info.etag))
+        scratch = bytearray(max(b.out_end - b.out_start for b in blocks))
+        crc = 0
+        try:
+            for i, block in enumerate(blocks):
+                place = memoryview(scratch)[: block.out_end - block.out_start]
+                block_crc = pgzip.inflate_block_into(body[block.start : block.end], place, i == len(blocks) - 1)
+                pgzip.check_block_crc(block, block_crc, i)
+                crc = pgzip.crc32_combine(crc, block_crc, block.out_end - block.out_start)
+            pgzip.check_trailer(bytes(body[index.trailer_at :]), crc, nbytes)
+        except (ValueError, pgzip.BlockCrcError) as exc:
+            raise pgzip.BlockIndexError(f"block {i}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+        return
+    if any(block.crc is None for block in blocks):
+        return
+    crc = 0
+    for block in blocks:
+        crc = pgzip.crc32_combine(crc, block.crc or 0, block.out_end - block.out_start)
+    try:
+        pgzip.check_trailer(store.get_range(info.key, info.size - pgzip.TRAILER, info.size, if_match=info.etag),
+                            crc, nbytes)
+    except ValueError as exc:
+        raise pgzip.BlockIndexError(f"the index's block CRCs do not combine to the body's ({exc})") from None
+
+
 def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: memoryview | Sink,
                      progress: Progress | None = None) -> bool:
     """Fill ``out`` (a byte view, or a sink such as a strided slot's ``FlatSink``) from an indexed gzip

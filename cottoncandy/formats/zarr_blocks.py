@@ -8,11 +8,15 @@ so cottoncandy registers this one (:func:`register`, done when references are op
 ``cottoncandy.refs``). A reader without cottoncandy cannot decode such chunks, which is why portable
 references (``ccfs refs``) keep one gzip chunk per array unless asked for blocks.
 
-Config: ``{"id": ID, "size": S, "last": L}``: every chunk inflates to exactly ``S`` bytes but the
-array's last, which inflates to ``L`` and is padded to ``S`` (zarr stores edge chunks full size).
-Decoding never makes more than ``S`` bytes, whatever the chunk's bytes say, and a chunk must end as
-the writer ends a block (a full-flush marker, or the final block): a block cut in the wrong place by
-a forged index fails (``ValueError``) instead of giving wrong values.
+Config: ``{"id": ID, "size": S, "last": L}``, plus ``"crcs": [...]`` for a version 2 index: every
+chunk inflates to exactly ``S`` bytes but the array's last, which inflates to ``L`` and is padded to
+``S`` (zarr stores edge chunks full size). Decoding never makes more than ``S`` bytes, whatever the
+chunk's bytes say, and a chunk must end as the writer ends a block (a full-flush marker, or the final
+block): a block cut in the wrong place by a forged index fails (``ValueError``) instead of giving wrong
+values. With ``crcs``, a chunk must also inflate to one of the array's block CRC-32s (a codec is not
+told which chunk it decodes, so it checks membership): a damaged block fails too. ``cottoncandy.refs``
+checks the index against the body before it references blocks (``arrays.gzip_blocks.check_index``), and
+references one chunk when it does not check out.
 """
 
 from __future__ import annotations
@@ -30,9 +34,13 @@ from .pgzip import SYNC_MARKER
 ID = record(GZIP).zarr_block or ""
 
 
-def config(size: int, last: int) -> dict[str, Any]:
-    """The ``.zarray`` compressor of an array whose chunks are blocks of ``size`` decoded bytes."""
-    return {"id": ID, "size": int(size), "last": int(last)}
+def config(size: int, last: int, crcs: list[int] | None = None) -> dict[str, Any]:
+    """The ``.zarray`` compressor of an array whose chunks are blocks of ``size`` decoded bytes (and,
+    when known, of these CRC-32s)."""
+    out: dict[str, Any] = {"id": ID, "size": int(size), "last": int(last)}
+    if crcs is not None:
+        out["crcs"] = [int(c) for c in crcs]
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -45,11 +53,14 @@ def _codec_class() -> type:
 
         codec_id = ID
 
-        def __init__(self, size: int, last: int | None = None):
+        def __init__(self, size: int, last: int | None = None, crcs: list[int] | None = None):
             self.size = int(size)
             self.last = self.size if last is None else int(last)
             if not 0 < self.last <= self.size:
                 raise ValueError(f"{ID}: last block of {self.last} bytes, blocks of {self.size}")
+            listed = None if crcs is None else [int(c) for c in crcs]
+            self.crcs = listed
+            self._crc_set = None if listed is None else frozenset(listed)
 
         def encode(self, buf: Any) -> bytes:
             data = ensure_contiguous_ndarray(buf).view("u1").tobytes()
@@ -67,12 +78,15 @@ def _codec_class() -> type:
             if len(produced) not in (self.size, self.last) or inflater.unconsumed_tail or not ended:
                 raise ValueError(f"{ID}: block inflates to {len(produced)} bytes, not {self.size} "
                                  f"(or {self.last} for the last)")
+            if self._crc_set is not None and (crc := zlib.crc32(produced)) not in self._crc_set:
+                raise ValueError(f"{ID}: block inflates to CRC-32 {crc:08x}, which no block of this array has "
+                                 "(damaged)")
             chunk = np.zeros(self.size, dtype="u1")
             chunk[: len(produced)] = np.frombuffer(produced, dtype="u1")
             return ndarray_copy(chunk, out)
 
         def get_config(self) -> dict[str, Any]:
-            return config(self.size, self.last)
+            return config(self.size, self.last, self.crcs)
 
     return GzipBlock
 

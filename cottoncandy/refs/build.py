@@ -50,12 +50,13 @@ from typing import Any
 
 from ..arrays.chunked import read_manifest, resolve_part
 from ..arrays.dask_parts import PartRef
-from ..arrays.gzip_blocks import block_index
+from ..arrays.gzip_blocks import block_index, check_index
 from ..errors import ObjectNotFound
 from ..formats import codecs, zarrmeta
 from ..formats.dask import MANIFEST, parse_manifest
 from ..formats.keys import user_metadata
 from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
+from ..formats.pgzip import BlockIndexError
 from ..formats.raw import (
     ArraySpec,
     dtype_token,
@@ -195,15 +196,26 @@ class _Builder:
 
     def block_plan(self, info: ObjectInfo, spec: ArraySpec) -> zarrmeta.ChunkPlan | None:
         """One zarr chunk per block of a gzip body with our index whose blocks hold whole rows (one
-        ranged GET of its header, checked as the mount checks it: a forged index is not used), when
-        blocks are asked for; else ``None`` (one chunk)."""
+        ranged GET of its header, checked as the mount checks it, then checked against the body:
+        ``check_index``; zarr has no serial reader to fall back on, so an index that does not check
+        out is not used), when blocks are asked for; else ``None`` (one chunk)."""
         if not self.gzip_blocks or spec.compression is None or not codecs.record(spec.compression).blocks:
             return None
         index = block_index(self.store, info, spec.nbytes)
         if index is None:
             return None
         blocks = index.blocks
-        return zarrmeta.plan_blocks(spec, [(b.start, b.end) for b in blocks], blocks[0].out_end - blocks[0].out_start)
+        plan = zarrmeta.plan_blocks(spec, [(b.start, b.end) for b in blocks], blocks[0].out_end - blocks[0].out_start,
+                                    None if blocks[0].crc is None else [b.crc or 0 for b in blocks])
+        if plan is None:
+            return None
+        try:
+            check_index(self.store, info, index, spec.nbytes)
+        except BlockIndexError as exc:
+            log.warning("%s: gzip block index does not check out (%s); referenced as one chunk",
+                        self.store.describe(info.key), exc)
+            return None
+        return plan
 
     def check_body_sizes(self, info: ObjectInfo, spec: ArraySpec) -> None:
         """``ValueError`` unless a compressed body decodes to the array's size, checked before any

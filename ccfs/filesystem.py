@@ -444,7 +444,7 @@ class CcFilesystem:
                               max_window=options.max_prefetch if tuning else options.first_prefetch,
                               run_size=options.prefetch_run, origin=origin, budget=self.budget,
                               interrupted=self._read_given_up if self.interrupted is not None else None,
-                              demand=self.demand, tuning=tuning)
+                              demand=self.demand, tuning=tuning, progressive=range_fetch is fetch)
         if first is not None:
             reader.seed(first)
         return Handle(node, reader, None)

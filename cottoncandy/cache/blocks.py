@@ -79,8 +79,9 @@ class BlockCache:
     def _fit_budget(self) -> None:
         """Evict oldest blocks while the budget is exceeded (a run's buffer is freed, and credited,
         when its last block goes). Called with the lock held."""
-        if self.budget is None:
+        if self.budget is None or not self.budget.over():
             return
+        self.budget.reclaim()  # idle buffers first: they hold no data a reader comes for
         while self.budget.over() and self._lru:
             self._lru.popitem()
 

@@ -9,7 +9,10 @@ Only buffers of exactly the pool's size (or one of ``sizes``: the run sizes a st
 pick) are pooled, each size apart, so a small fetch never pins a large buffer; idle buffers hold at
 most ``keep`` times the pool's size in all.
 Every buffer handed out, pooled or not, and every idle one is charged to the ``MemoryBudget``
-from its allocation until it is freed: that is what the block cache's eviction looks at.
+from its allocation until it is freed: that is what the block cache's eviction looks at. Idle
+buffers go first when the budget is over (``shrink``, and no buffer is kept idle then): with
+``--cache-size 64M`` three idle 8 MiB runs were half the budget, and the cache evicted read-ahead
+blocks not yet read to make room for them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class BufferPool:
         self._lock = threading.Lock()
         self.created = 0
         self.reused = 0
+        if budget is not None:
+            budget.add_reclaimer(self.shrink)
 
     @property
     def idle(self) -> int:
@@ -69,10 +74,23 @@ class BufferPool:
         return memoryview(view)  # type: ignore[arg-type]  # numpy's stubs: a Buffer on 3.12+ only
 
     def _give_back(self, base: np.ndarray) -> None:
+        if self.budget is not None and self.budget.over():
+            return  # freed now (credited): memory is short, blocks come first
         with self._lock:
             if self._idle_bytes + base.nbytes <= self.keep * self.size:
                 self._idle_by_size.setdefault(base.nbytes, []).append(base)
                 self._idle_bytes += base.nbytes
+
+    def shrink(self) -> None:
+        """Free idle buffers while the budget is over its limit (``MemoryBudget.reclaim``)."""
+        while self.budget is not None and self.budget.over():
+            with self._lock:
+                sizes = [size for size, idle in self._idle_by_size.items() if idle]
+                if not sizes:
+                    return
+                base = self._idle_by_size[max(sizes)].pop()
+                self._idle_bytes -= base.nbytes
+            del base  # the last reference: freed, and credited by its finalizer
 
     def clear(self) -> None:
         with self._lock:

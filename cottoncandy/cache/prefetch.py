@@ -30,10 +30,11 @@ import errno
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor, Future, wait
 from typing import TypeVar
 
+from ..storage import progress
 from .blocks import BlockCache
 from .budget import MemoryBudget
 from .tuning import StreamTuning
@@ -60,8 +61,65 @@ def wait_interruptibly(future: Future[T], interrupted: Callable[[], bool]) -> T:
 #: kept one GET in flight for the first ~290 ms of a cold read and 2-5 until ~500 ms; a random mmap row
 #: (the kernel's few read-ahead READs: a streak of at most ~1 MiB) never gets this far
 SURE_STREAK = 4 * 2**20
+#: a stream read from the object's first byte without a gap this far is a whole-file read (cat, cp,
+#: np.load without mmap): two of the kernel's 128 KiB READs. It gets the whole window at once: doubling
+#: from the first block cost 4 GETs one after another (~200 ms at 20 ms to the first byte) before
+#: the window was in flight. np.load(mmap_mode='r') reads its header from byte 0 (one READ) and maps
+#: the file through another open, whose faults never start at byte 0 (those pages are cached).
+START_STREAK = 192 * 1024
 #: a reader that waited this long (seconds) for a read-ahead that then failed takes the failure as its own
 LONG_WAIT = 4.0
+
+
+class ArrivingRun:
+    """The claimed blocks of one ranged GET, handed to the cache in order as its body fills the buffer.
+
+    ``filled`` is the store's progress report (``storage.progress``, on the fetching thread): every
+    block whose last byte has arrived is fulfilled then, as a view of the buffer being filled (bytes
+    reported are final: the GET is pinned to its version). Only the first buffer of the run's size
+    reported is taken, so a report about some other buffer (a fetch inside the fetch) is ignored.
+    ``finish`` hands out the rest from the fetch's answer; ``fail`` fails the blocks not handed out.
+    """
+
+    def __init__(self, cache: BlockCache, idents: Sequence[Hashable], futures: list[Future[bytes]], cuts: list[int]):
+        self.cache = cache
+        self.idents = idents
+        self.futures = futures
+        self.cuts = cuts  # where each block ends in the run's buffer
+        self.done = 0  # blocks handed out so far
+        self.buffer: memoryview | None = None
+
+    def filled(self, buffer: memoryview, nbytes: int) -> None:
+        if self.buffer is None:
+            if len(buffer) != self.cuts[-1]:
+                return
+            self.buffer = buffer
+        elif buffer is not self.buffer:
+            return
+        stop = self.done
+        while stop < len(self.cuts) and self.cuts[stop] <= nbytes:
+            stop += 1
+        if stop > self.done:
+            self._hand_out(buffer, stop)
+
+    def _hand_out(self, buffer: memoryview, stop: int) -> None:
+        lo = self.cuts[self.done - 1] if self.done else 0
+        blocks = []
+        for i in range(self.done, stop):
+            blocks.append(buffer[lo : self.cuts[i]])
+            lo = self.cuts[i]
+        self.cache.fulfil(self.idents[self.done : stop], blocks, self.futures[self.done : stop])
+        self.done = stop
+
+    def finish(self, data: memoryview) -> None:
+        """The whole body is in ``data``: hand out the blocks not handed out yet (no copy per block)."""
+        if self.done < len(self.cuts):
+            self._hand_out(data, len(self.cuts))
+
+    def fail(self, exc: BaseException, remember: bool) -> None:
+        if self.done < len(self.cuts):
+            self.cache.fail(self.idents[self.done :], self.futures[self.done :], exc, remember=remember)
+            self.done = len(self.cuts)
 
 
 class ObjectReader:
@@ -71,7 +129,9 @@ class ObjectReader:
                  block_size: int = 2**20, max_window: int = 64 * 2**20, run_size: int = 8 * 2**20,
                  origin: int = 0, budget: MemoryBudget | None = None,
                  interrupted: Callable[[], bool] | None = None, demand: Executor | None = None,
-                 tuning: StreamTuning | None = None):
+                 tuning: StreamTuning | None = None, progressive: bool = False):
+        """``progressive``: ``fetch`` fills its answer through the store's body reads on the calling
+        thread (``storage.progress``), so blocks can be served before the whole run is in."""
         if not 0 <= origin < block_size:
             raise ValueError(f"origin {origin} must lie within the first block ({block_size} bytes)")
         self.origin = origin
@@ -89,16 +149,23 @@ class ObjectReader:
         self.run_blocks = max(1, run_size // block_size)
         #: sizes runs and the window from this stream's fetches (``tuning``); None: the fixed sizes above
         self.tuning = tuning
+        self.progressive = progressive
         self._lock = threading.Lock()
         self._next_offset = -1
         self._streak = 0
         self._prefetched_to = 0  # block index up to which prefetch was scheduled (exclusive)
         self._stream_start = 0  # first block of the current sequential stream
+        #: the stream began in the file's first block and has left no gap since: a whole-file read
+        self._from_start = False
         #: the current stream: a seek or close starts another, and runs planned for an earlier one
         #: and still queued are not fetched (their reservation went with that stream)
         self._stream = 0
-        #: a stream this long (bytes) releases the blocks it has passed
-        self.release_after = max_window
+        #: a stream this long (bytes) releases the blocks it has passed. At most a quarter of the
+        #: cache: under memory pressure the LRU drops the oldest-*used* blocks first, and blocks the
+        #: reader just passed are newer than those fetched ahead and not read yet. With --cache-size
+        #: 64M and a 128 MiB threshold a cold sequential read lost its read-ahead that way and read
+        #: on, one 256 KiB GET per kernel READ (7 s for 256 MiB on loopback instead of 1)
+        self.release_after = max(self.run_blocks * block_size, min(max_window, cache.capacity // 4))
 
     # --- blocks ------------------------------------------------------------------------------
     def _block_id(self, index: int) -> tuple[str, str, int]:
@@ -108,7 +175,9 @@ class ObjectReader:
         """Fetch blocks [first, first+count) that nobody else has: one ranged GET per unclaimed
         stretch (only the first stretch unless ``every_stretch``). ``demand``: a reader waits for it,
         so its failure is answered again for a while (``BlockCache.failure``); a read-ahead's is not
-        (a reader then asks for itself: a transient fault ahead of it must not fail its read)."""
+        (a reader then asks for itself: a transient fault ahead of it must not fail its read).
+        With ``progressive``, each block goes to the cache as soon as the GET's body has passed it
+        (``ArrivingRun``): a reader waiting on a run's first block does not wait for its last."""
         ids = [self._block_id(i) for i in range(first, first + count)]
         while ids:
             skip, futures = self.cache.claim(ids)
@@ -117,18 +186,21 @@ class ObjectReader:
             first += skip
             claimed = ids[skip : skip + len(futures)]
             start, end = self._span(first, first + len(futures))
+            cuts = [self._span(i, i + 1)[1] - start for i in range(first, first + len(futures))]
+            arriving = ArrivingRun(self.cache, claimed, futures, cuts)
             began = time.monotonic()
             try:
-                data = self.fetch(start, end)
+                if self.progressive:
+                    with progress.reporting(arriving.filled):
+                        data = self.fetch(start, end)
+                else:
+                    data = self.fetch(start, end)
             except BaseException as exc:
-                self.cache.fail(claimed, futures, exc, remember=demand)
+                arriving.fail(exc, remember=demand)
                 raise
             if self.tuning is not None:
                 self.tuning.observe(end - start, time.monotonic() - began)
-            view = memoryview(data)  # blocks share the run's buffer: no copy per block
-            cuts = [self._span(i, i + 1)[1] - start for i in range(first, first + len(futures))]
-            blocks = [view[lo:hi] for lo, hi in zip([0, *cuts[:-1]], cuts)]
-            self.cache.fulfil(claimed, blocks, futures)
+            arriving.finish(memoryview(data))
             if not every_stretch:
                 return
             first += len(futures)
@@ -228,6 +300,7 @@ class ObjectReader:
                                                                       * self.block_size))
             sequential = self._next_offset >= 0 and abs(offset - self._next_offset) <= slack
             if sequential:
+                self._from_start = self._from_start and offset <= self._next_offset
                 self._streak += end - offset
                 self._next_offset = max(self._next_offset, end)
             else:
@@ -235,6 +308,7 @@ class ObjectReader:
                 self._prefetched_to = last_block + 1
                 self._next_offset = end
                 self._stream_start = offset // self.block_size
+                self._from_start = offset == self.origin  # the object's byte 0
                 self._stream += 1
                 self._hold_ahead(0)
                 return [], range(0)
@@ -246,8 +320,8 @@ class ObjectReader:
                 passed = range(self._stream_start, behind)
                 self._stream_start = max(self._stream_start, behind)
             window = min(max_window_blocks, -(-2 * self._streak // self.block_size))
-            if self._streak >= SURE_STREAK:  # a scan beyond doubt: the whole window at once
-                window = max_window_blocks
+            if self._streak >= SURE_STREAK or (self._from_start and self._streak >= START_STREAK):
+                window = max_window_blocks  # a scan beyond doubt: the whole window at once
             start = max(self._prefetched_to, last_block + 1)
             stop = min(total_blocks, last_block + 1 + window)
             run = min(run_blocks, window)

@@ -61,6 +61,7 @@ from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.utils import percent_encode
 
 from ... import fastpaths
+from .. import progress
 from ..answers import BadAnswer, ListingGuard, ListPage, page_bytes, parse_list_page, same_etag
 from ..base import ObjectInfo
 from ..http_ranges import content_range_prefix, http_range
@@ -748,14 +749,9 @@ def _escaped(key: str) -> str:
 
 
 def _fill(response: http.client.HTTPResponse, buffer: memoryview) -> int:
-    """Read ``response``'s body into ``buffer`` until it is full or the body ends; the bytes read."""
-    pos = 0
-    while pos < len(buffer):
-        got = response.readinto(buffer[pos:])
-        if not got:
-            break
-        pos += got
-    return pos
+    """Read ``response``'s body into ``buffer`` until it is full or the body ends; the bytes read
+    (told as they come to a waiting reader: ``storage.progress``)."""
+    return progress.fill(response.readinto, buffer)
 
 
 def _probe_answer(response: http.client.HTTPResponse, asked: int, buffer: memoryview) -> tuple[memoryview, int]:

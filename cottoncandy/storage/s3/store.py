@@ -37,7 +37,7 @@ from botocore.response import StreamingBody
 from ... import fastpaths
 from ...config import Settings, from_shareable, legacy_keys, recall, remember, shareable
 from ...printable import normalized_endpoint, without_userinfo
-from .. import answers, conditions
+from .. import answers, conditions, progress
 from ..answers import MAX_KEYS, ListPage
 from ..base import (
     Account,
@@ -1351,12 +1351,7 @@ def _socket_readinto(body: Any, buffer: memoryview) -> int | None:
     if raw is None or not hasattr(raw, "readinto") or getattr(stream, "_decoder", None) is not None \
             or stream.headers.get("content-encoding"):
         return None
-    pos = 0
-    while pos < len(buffer):
-        n = raw.readinto(buffer[pos:])
-        if not n:
-            break
-        pos += n
+    pos = progress.fill(raw.readinto, buffer)  # told as they come to a waiting reader (``storage.progress``)
     if pos == len(buffer) and getattr(raw, "chunked", False) and raw.read(1):
         return pos  # a chunked body longer than asked: the connection is closed with the body, never reused
     if pos == len(buffer):  # (a chunked body's last chunk was read just above: the connection is clean)

@@ -15,6 +15,7 @@ was asked again through boto3, so anything but 0 means the figures carry extra r
     python scripts/bench_mount.py [--gib 1] [--arrays 2000] [--rows 100] [--big-folder 100000]
                                   [--networks loopback,remote] [--latency-ms 20] [--mbps 100] [--auth]
     python scripts/bench_mount.py --compressed [--compressed-mib 64] [--rounds 3]   # compressed arrays only
+    python scripts/bench_mount.py --reads --gib 0.25 [--rounds 3]   # the read path against its bounds only
 
 ``--auth``: the server checks every request's SigV4 signature (``s3server --auth``); the refusals line
 then shows whether the fast path's requests were all accepted.
@@ -487,7 +488,15 @@ def main() -> None:
                         help="only the compressed rows (scripts/bench_compressed.py): a few minutes")
     parser.add_argument("--compressed-mib", type=float, default=64.0, help="size of the compressed rows' array")
     parser.add_argument("--rounds", type=int, default=3, help="compressed rows: medians of this many rounds")
+    parser.add_argument("--reads", action="store_true",
+                        help="only the read path's rows against their bounds (scripts/bench_reads.py; use --gib 0.25)")
     args = parser.parse_args()
+    if args.reads:
+        import bench_reads
+
+        bench_reads.run(args)
+        shutil.rmtree(CACHE_HOME, ignore_errors=True)
+        return
     if args.compressed:
         import bench_compressed
 

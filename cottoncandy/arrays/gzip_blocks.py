@@ -101,6 +101,10 @@ class StreamedGzipBlocks:
         """The metadata key telling readers that the header holds an index, and of what shape."""
         return {pgzip.INDEX_KEY: self.body.metadata_value()}
 
+    def memory(self) -> int:
+        """Most bytes held at once: the pending blocks, their compressed copies, the one being gathered."""
+        return (2 * self.body.ahead + 1) * self.body.block_size
+
     def compress(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         """Take the next bytes of the array; the compressed pieces ready, in order."""
         return self.body.write(data)

@@ -328,15 +328,17 @@ class ParallelGzip:
             raise RuntimeError("this body is read from a source, or already finished")
         if self._fed + len(view) > self.nbytes:
             raise ValueError(f"{self._fed + len(view)} bytes fed to a body of {self.nbytes}")
+        out: list[bytes] = []
         while len(view):
             take = view[: self._block_length(self._submitted) - len(self._held)]
             self._held += take
             self._fed += len(take)
             view = view[len(take):]
             if len(self._held) == self._block_length(self._submitted):
+                out += self._ready(self.ahead - 1)  # room for one more: a long piece waits here
                 held, self._held = self._held, bytearray()
                 self._submit(_deflate_held, held)
-        return self._ready(self.ahead - 1)
+        return out + self._ready(self.ahead)
 
     def finish(self) -> list[bytes]:
         """After every byte is fed: the pieces left, then the trailer. ``ValueError`` if bytes are missing."""

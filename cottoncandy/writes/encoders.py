@@ -25,6 +25,10 @@ class BodyEncoder(Protocol):
         """Metadata keys the body needs beyond the array's own (known before the first byte)."""
         ...
 
+    def memory(self) -> int:
+        """Bytes the encoder may hold at once beyond what it is given (charged to the writes' memory)."""
+        ...
+
     def compress(self, data: bytes | bytearray | memoryview) -> list[bytes]: ...
 
     def flush(self) -> list[bytes]:
@@ -49,6 +53,9 @@ class StreamedCodec:
 
     def metadata(self) -> dict[str, str]:
         return {}
+
+    def memory(self) -> int:
+        return 0  # the standard library's compressors hold their window, a few hundred KiB at most
 
     def compress(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         piece = self.encoder.compress(bytes(data))

@@ -270,7 +270,8 @@ class StreamingFile:
 
     def _start(self) -> None:
         """From one part on: the upload starts, with what is held as its first chunk."""
-        need = self.settings.parts_per_file * self.part_size
+        encoder = self._body_encoder()
+        need = self.settings.parts_per_file * self.part_size + (0 if encoder is None else encoder.memory())
         if need > self._charged:
             self.memory.take(need - self._charged, self.store.describe(self.key), own=self._charged)
             self._charged = need

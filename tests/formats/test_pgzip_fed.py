@@ -95,6 +95,15 @@ def test_memory_stays_a_few_blocks() -> None:
             out += writer.write(data[at : at + 3 * BLOCK + 11])
             seen.append(len(writer._pending))
             assert len(writer._held) < BLOCK
+        submit = pool.submit
+
+        def watched(*args: object, **kwargs: object) -> object:
+            seen.append(len(writer._pending) + 1)  # the pending blocks when one more is handed over
+            return submit(*args, **kwargs)  # type: ignore[arg-type]
+
+        pool.submit = watched  # type: ignore[method-assign]
+        writer = pgzip.ParallelGzip(len(data), pool, block_size=BLOCK, ahead=2)
+        out = writer.write(data)  # one piece of 40 blocks: still at most 2 pending at any time
         out += writer.finish()
     assert max(seen) <= 2
     assert gzip.decompress(writer.header() + b"".join(out)) == data

@@ -185,12 +185,7 @@ def settle(store: ObjectStore, kinds: Iterable[FileKind], staging: Staging | Non
     """The mount ends with ``kinds`` still open for writing (see the module): commit the staged ones
     holding changes, kept first when ``keep_for_next``; give up the rest. Waits ``seconds`` in all."""
     deadline = time.monotonic() + seconds
-    folder = None
-    if isinstance(staging, StagedFiles) and keep_for_next:
-        try:
-            folder = kept_folder(staging)
-        except OSError as exc:
-            log.warning("%s: files still open at unmount cannot be kept for the next mount: %s", store.describe(), exc)
+    folder: Path | None = None
     for kind in kinds:
         key = store.describe(kind.key)
         try:
@@ -208,8 +203,9 @@ def settle(store: ObjectStore, kinds: Iterable[FileKind], staging: Staging | Non
             continue
         assert isinstance(kind, StagedKind)
         manifest = None
-        if folder is not None:
+        if isinstance(staging, StagedFiles) and keep_for_next:
             try:
+                folder = folder or kept_folder(staging)  # made when a file is to be kept, not before
                 manifest = keep(kind, folder)
             except OSError as exc:
                 log.warning("%s: could not be kept for the next mount (%s): committing it now is its only chance",

@@ -44,13 +44,16 @@ def test_shell_patterns_sharing_one_descriptor(cci, tmp_path: Path) -> None:  # 
         bash(f"exec 3>{m / 'exec.txt'}; echo x >&3; echo y >&3; printf z >&3; exec 3>&-")
         bash(f"{{ /bin/echo one; /bin/echo two; }} | tee {m / 'tee.txt'} > /dev/null")
         bash(f"for i in 1 2 3 4 5 6 7 8; do /bin/echo line $i; done > {m / 'loop.txt'}")
+        bash(f"{{ /bin/echo a; /bin/echo b; }} >> {m / 'append.txt'}")  # O_APPEND on a new name: streamed too
         assert (m / "group.txt").read_bytes() == b"a\nb\nc\n"
         assert (m / "exec.txt").read_bytes() == b"x\ny\nz"
         assert (m / "tee.txt").read_bytes() == b"one\ntwo\n"
         assert os.stat(m / "loop.txt").st_size == 8 * len(b"line 1\n")
+        assert (m / "append.txt").read_bytes() == b"a\nb\n"
     assert cci.download_object("group.txt") == b"a\nb\nc\n"
     assert cci.download_object("exec.txt") == b"x\ny\nz"
     assert cci.download_object("tee.txt") == b"one\ntwo\n"
+    assert cci.download_object("append.txt") == b"a\nb\n"
     assert cci.download_object("loop.txt") == b"".join(b"line %d\n" % i for i in range(1, 9))
     assert uploads(cci.settings.endpoint_url) == []
 

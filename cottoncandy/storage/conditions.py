@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 #: S3 error codes meaning "a condition of this write failed" (409: another conditional write raced it)
 REFUSED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
@@ -111,27 +111,32 @@ class ConditionalSupport:
     put_overwrite: bool = True
     complete_create: bool = True
     complete_overwrite: bool = True
+    #: on a server-side copy's destination (CopyObject: a rename through the mount)
+    copy_create: bool = True
+    copy_overwrite: bool = True
 
     @property
     def complete(self) -> bool:
-        return self.put_create and self.put_overwrite and self.complete_create and self.complete_overwrite
+        return all(getattr(self, field.name) for field in fields(self))
 
     def gaps(self) -> list[str]:
         """What is not honoured, in words for the mount-time log line (empty: everything)."""
         names = {"put_create": "If-None-Match on PutObject", "put_overwrite": "If-Match on PutObject",
                  "complete_create": "If-None-Match on CompleteMultipartUpload",
-                 "complete_overwrite": "If-Match on CompleteMultipartUpload"}
+                 "complete_overwrite": "If-Match on CompleteMultipartUpload",
+                 "copy_create": "If-None-Match on CopyObject", "copy_overwrite": "If-Match on CopyObject"}
         return [text for field, text in names.items() if not getattr(self, field)]
 
 
 #: what an in-process store (memory, local) honours: everything, checked under its own lock
 FULL_SUPPORT = ConditionalSupport()
 #: what is assumed of an endpoint that could not be probed: nothing
-NO_SUPPORT = ConditionalSupport(False, False, False, False)
+NO_SUPPORT = ConditionalSupport(False, False, False, False, False, False)
 
 
 #: how a probe asks one conditional write of the store: (kind, key, condition) -> whether it was refused;
-#: kind is "put" (one PutObject) or "complete" (a one-part multipart upload)
+#: kind is "put" (one PutObject), "complete" (a one-part multipart upload) or "copy" (a server-side copy
+#: of ``key`` onto itself, its metadata replaced)
 ProbeWrite = Callable[[str, str, WriteCondition | None], bool]
 
 
@@ -143,9 +148,10 @@ def probe_key(prefix: str = ".ccfs-probe/") -> str:
 def probe(write: ProbeWrite, key: str) -> ConditionalSupport:
     """Ask the store what it honours with conditional writes of ``key`` (which must not exist and is
     left for the caller to delete): create it, then try a create and a stale overwrite by each way
-    of writing; a condition the server let through is one it ignores (5 requests and the delete)."""
+    of writing; a condition the server let through is one it ignores (7 requests and the delete)."""
     write("put", key, None)
     wrong = overwrite('"00000000000000000000000000000000"')
     return ConditionalSupport(put_create=write("put", key, CREATE), put_overwrite=write("put", key, wrong),
                               complete_create=write("complete", key, CREATE),
-                              complete_overwrite=write("complete", key, wrong))
+                              complete_overwrite=write("complete", key, wrong),
+                              copy_create=write("copy", key, CREATE), copy_overwrite=write("copy", key, wrong))

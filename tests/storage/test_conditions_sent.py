@@ -84,3 +84,18 @@ def test_a_staged_new_name_sends_if_none_match(s3, tmp_path: Path) -> None:  # t
     puts = headers_of(sent, "PutObject")
     assert len(puts) == 1 and puts[0]["if-none-match"] == "*"
     assert store.get("new.bin") == b"head" + bytes(6) + b"tail"
+
+
+def test_the_probe_finds_what_the_local_server_ignores(s3) -> None:  # type: ignore[no-untyped-def]
+    """The mount-time probe asks each way of writing, CopyObject's destination too, and finds what
+    moto 5.2.6 ignores: If-Match on Complete and both conditions on CopyObject (the line a --rw mount
+    logs names them); the probe key is removed."""
+    store = S3Account(Settings(endpoint_url=s3.endpoint_url)).store(BUCKET)
+    sent = recorded(store)
+    support = store.conditional_writes()
+    assert support.put_create and support.put_overwrite and support.complete_create
+    assert support.gaps() == ["If-Match on CompleteMultipartUpload", "If-None-Match on CopyObject",
+                              "If-Match on CopyObject"]
+    copies = headers_of(sent, "CopyObject")
+    assert [h.get("if-none-match") for h in copies] == ["*", None] and copies[1]["if-match"]
+    assert list(store.iter_objects("")) == []

@@ -9,7 +9,8 @@ and raises the loser's error made here: ``FileExistsError`` (EEXIST) when a new 
 meanwhile, ``OSError(ESTALE)`` when the version seen at open was replaced or removed.
 
 Not every endpoint honours the headers (moto 5.2.6 honours both on PutObject, only
-``If-None-Match`` on CompleteMultipartUpload; older servers ignore both). A store says what it
+``If-None-Match`` on CompleteMultipartUpload, neither on CopyObject's destination; older servers
+ignore both). A store says what it
 honours with ``ObjectStore.conditional_writes()`` (``ConditionalSupport``); S3 finds out with
 ``probe`` (a few requests on one private probe key, removed after), so a mount can say at mount
 time which races it cannot catch, once, instead of losing updates quietly.

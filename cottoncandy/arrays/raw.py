@@ -178,6 +178,8 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
         codec = None if spec.compression is None else codecs.record(spec.compression)
         if codec is not None and codec.blocks and read_gzip_blocks(store, info, spec.nbytes, out, progress):
             return
+        if codec is not None and codec.id == codecs.GZIP and _recorded_download(store, info, spec, out, progress):
+            return  # 0.4.0's gzip with a cache folder named: its seek points recorded for the mount too
         if codec is not None and codec.stream_into is not None:  # decoded as it arrives (Codec.decode)
             with store.open_read(info.key, if_match=info.etag) as stream:
                 codec.stream_into(_counted(iter(lambda: stream.read(STREAM_CHUNK), b""), progress), out)
@@ -198,6 +200,14 @@ def decode_body_into(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
             codecs.decode_into(body, codec.id, out)
     except codecs.CorruptBodyError as exc:
         raise ValueError(f"{name}: {exc}") from exc
+
+
+def _recorded_download(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out: memoryview | codecs.Sink,
+                       progress: Progress | None) -> bool:
+    """``gzip_points.recorded_download`` (imported here: ``gzip_points`` builds on this module)."""
+    from .gzip_points import recorded_download
+
+    return recorded_download(store, info, spec, out, progress)
 
 
 #: the block geometry of ``ccfs mount``'s default ``--block-size``: blocks line up with the file the

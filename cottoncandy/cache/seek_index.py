@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..formats import zran
 from .metadata import MetadataStore
-from .private import prepare_database, private_folder
+from .private import prepare_database, private_folder, private_subfolder
 from .sqlite_index import open_index, transaction
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,19 @@ class SeekIndexShelf:
         self.hits += 1
         return points
 
+    def holds(self, identity: str, etag: str, body_size: int) -> bool:
+        """Whether a record of this version is kept (not checked: ``recall`` checks it when used)."""
+        if self._off:
+            return False
+        try:
+            with self._lock:
+                row = self._db.execute("SELECT 1 FROM points WHERE name = ?",
+                                       (self.name(identity, etag, body_size),)).fetchone()
+        except sqlite3.Error as exc:
+            self._failed(exc, "reading")
+            return False
+        return row is not None
+
     def forget(self, identity: str, etag: str, body_size: int, why: str) -> None:
         """Delete a record found bad (one warning): the next open decodes whole and records again."""
         self.discarded += 1
@@ -184,3 +197,23 @@ def beside_metadata(metadata: MetadataStore | None, limit: int = DEFAULT_LIMIT) 
         log.warning("seek points: cannot use %s (%s); gzip arrays without an index are decoded whole",
                     metadata.folder / FILENAME, exc)
         return None
+
+
+_in_folders: dict[str, SeekIndexShelf | None] = {}
+_in_folders_lock = threading.Lock()
+
+
+def in_cache_folder(folder: str | os.PathLike[str]) -> SeekIndexShelf | None:
+    """The shelf a mount with ``--cache-dir`` of ``folder`` reads (``<folder>/metadata``), for the
+    library's decodes: one per folder per process; ``None`` (one warning) when it cannot be used,
+    and the download goes on without recording."""
+    root = os.path.abspath(os.fspath(folder))
+    with _in_folders_lock:
+        if root not in _in_folders:
+            try:
+                _in_folders[root] = SeekIndexShelf(private_subfolder(private_folder(root), "metadata"))
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("seek points: cannot use %s (%s); gzip arrays without an index are not indexed",
+                            Path(root) / "metadata" / FILENAME, exc)
+                _in_folders[root] = None
+        return _in_folders[root]

@@ -469,16 +469,19 @@ def _first_that_works(tools: list[list[str]], path: str) -> tuple[bool, str]:
 
 
 def _end_daemon(entry: mounts.MountEntry, daemon: int | None, mountpoint: str, deadline: float) -> None:
-    """After a forced detach: SIGTERM the daemon (``stop_when_told`` lets it exit within seconds);
-    one that did not say its process id, or is still there ``STOP_GRACE`` + 2 s later, has its
-    kernel connection aborted (fusectl) or, where that cannot be done, is killed."""
+    """After a forced detach: SIGTERM the daemon (``stop_when_told`` lets it exit within seconds,
+    after storing the staged files still open: ``writes.recovery.settle``, bounded); one that did not
+    say its process id, or is still there ``STOP_GRACE`` + 2 s + that bound later, has its kernel
+    connection aborted (fusectl) or, where that cannot be done, is killed."""
     import signal
+
+    from cottoncandy.writes.recovery import UNMOUNT_COMMIT_SECONDS
 
     pids = [daemon] if daemon is not None else mounts.daemons_serving(mountpoint)
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
-    patience = min(deadline, time.monotonic() + STOP_GRACE + 2.0)
+    patience = min(deadline, time.monotonic() + STOP_GRACE + 2.0 + UNMOUNT_COMMIT_SECONDS)
     while any(mounts.process_alive(pid) for pid in pids) and time.monotonic() < patience:
         time.sleep(0.05)
     if pids and not any(mounts.process_alive(pid) for pid in pids):

@@ -34,7 +34,7 @@ from cottoncandy.storage.s3 import S3Account
 from cottoncandy.testing.faultproxy import FaultRule
 from tests.conftest import BUCKET
 from tests.mount.test_writes_stream import npy_bytes, rw, uploads
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import ccfs, mounted, needs_fuse
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 
@@ -201,11 +201,11 @@ def wait_gone(pid: int, seconds: float = 60.0) -> None:
     assert not process_alive(pid), f"the daemon {pid} did not exit"
 
 
-@pytest.mark.parametrize("how", ["sigterm", "lazy"])
+@pytest.mark.parametrize("how", ["sigterm", "ccfs-umount", "lazy"])
 def test_unmount_stores_a_staged_file_still_mapped(cci, tmp_path: Path, how: str) -> None:  # type: ignore[no-untyped-def]
     """A program holds an ``r+`` mapping whose changed rows reached the daemon (no fsync yet) when the
-    daemon gets SIGTERM, or the mount is detached lazily and the program then exits: the object has
-    the rows afterwards, and nothing stays staged or kept."""
+    daemon gets SIGTERM, or ``ccfs umount`` finds the mount busy, or the mount is detached lazily and
+    the program then exits: the object has the rows afterwards, and nothing stays staged or kept."""
     cci.upload_raw_array("u", ROWS, compression=False)
     expected = ROWS.copy()
     expected[10] = -1.0
@@ -220,6 +220,9 @@ def test_unmount_stores_a_staged_file_still_mapped(cci, tmp_path: Path, how: str
                 push_pages(other.fileno())
             if how == "sigterm":
                 os.kill(pid, signal.SIGTERM)
+                wait_gone(pid)
+            elif how == "ccfs-umount":  # busy: detached, its daemon told to stop (SIGTERM)
+                assert "was busy" in ccfs("umount", str(m)).stderr
                 wait_gone(pid)
             else:
                 subprocess.run(["fusermount3", "-u", "-z", str(m)], check=True)

@@ -1,7 +1,7 @@
 """Staged writes through a real ``--rw`` mount (issue 26 items 3, 4): ``open_memmap(mode='w+')``, an
 ``r+`` memmap's row updates (only the changed parts sent, the rest copied by the server), a pandas
 append, and a refused CompleteMultipartUpload that fsync reports with no object and no upload left.
-h5py and rsync are not installed here (no test for them; no dependency added)."""
+h5py and rsync: ``test_writes_tools.py``; more faults on staged files: ``test_write_faults.py``."""
 
 from __future__ import annotations
 

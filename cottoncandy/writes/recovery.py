@@ -181,10 +181,11 @@ def forget(manifest: Path) -> None:
 
 
 def settle(store: ObjectStore, kinds: Iterable[FileKind], staging: Staging | None, keep_for_next: bool,
-           stored: Stored, seconds: float = UNMOUNT_COMMIT_SECONDS) -> None:
+           stored: Stored, seconds: float | None = None) -> None:
     """The mount ends with ``kinds`` still open for writing (see the module): commit the staged ones
-    holding changes, kept first when ``keep_for_next``; give up the rest. Waits ``seconds`` in all."""
-    deadline = time.monotonic() + seconds
+    holding changes, kept first when ``keep_for_next``; give up the rest. Waits ``seconds`` in all
+    (``None``: ``UNMOUNT_COMMIT_SECONDS``)."""
+    deadline = time.monotonic() + (UNMOUNT_COMMIT_SECONDS if seconds is None else seconds)
     folder: Path | None = None
     for kind in kinds:
         key = store.describe(kind.key)

@@ -9,6 +9,8 @@ import errno
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from ccfs.mountoptions import MountOptions
 from cottoncandy.arrays.raw import read_raw_array, write_raw_array
 from cottoncandy.storage.base import ObjectInfo, Piece
 from cottoncandy.storage.memory import MemoryStore
+from cottoncandy.writes import recovery
 from cottoncandy.writes.recovery import Kept
 
 MiB = 2**20
@@ -29,12 +32,16 @@ HEADER = 128
 
 
 class RefusingStore(MemoryStore):
-    """A memory store whose writes can be refused (EACCES), as a bucket policy would."""
+    """A memory store whose writes can be refused (EACCES), as a bucket policy would, or held until
+    ``go`` is set (a commit slower than the unmount's bound)."""
 
     refuse = False
+    go: threading.Event | None = None
 
     def compose(self, key: str, pieces: Iterable[Piece], metadata: Any = None, acl: str | None = None, *,
                 condition: Any = None, in_flight: int | None = None) -> ObjectInfo:
+        if self.go is not None:
+            self.go.wait(30)
         if self.refuse:
             raise PermissionError(errno.EACCES, f"permission denied to write {key}")
         return super().compose(key, pieces, metadata, acl, condition=condition, in_flight=in_flight)
@@ -114,6 +121,27 @@ def test_a_kept_file_never_overwrites_a_newer_version(store: RefusingStore, tmp_
     assert kept(tmp_path) == [".data", ".json"]
     assert any("replaced since the unmount" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
     again.close()
+
+
+def test_a_commit_outlasting_the_bound_is_kept_and_finishes_if_it_can(
+        store: RefusingStore, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unmount waits its bound, logs the key, and leaves the pair kept; a commit that ends after
+    (the daemon not yet gone) stores the object and removes the pair itself."""
+    monkeypatch.setattr(recovery, "UNMOUNT_COMMIT_SECONDS", 0.3)
+    fs = mount(store, tmp_path)
+    expected = change_row_3(fs)
+    store.go = threading.Event()
+    with caplog.at_level(logging.INFO, "cottoncandy.writes"):
+        fs.close()
+    assert any("not stored within" in r.getMessage() and "memory/a" in r.getMessage() for r in caplog.records)
+    assert kept(tmp_path) == [".data", ".json"]
+    store.go.set()
+    deadline = time.monotonic() + 10
+    while kept(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert kept(tmp_path) == []
+    np.testing.assert_array_equal(read_raw_array(store, "a"), expected)
 
 
 def test_a_stream_whose_close_never_came_is_given_up(store: RefusingStore, tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""mfusepy's internals, overridden for speed: readdirplus, zero-copy reads, kept thread states,
-and libfuse's ``fuse_interrupted``. Fenced: none of it is needed for a correct mount.
+"""mfusepy's internals, overridden for speed: readdirplus, zero-copy reads and writes, kept thread
+states, and libfuse's ``fuse_interrupted``. Fenced: none of it is needed for a correct mount.
 
 ``Fuse`` overrides callbacks of mfusepy's ``FUSE`` that are not its public API (``_wrapper``,
-``readdir_fuse_3``, ``open``, ``read``, ``releasedir``) and calls its helpers ``c_stat`` and
+``readdir_fuse_3``, ``open``, ``read``, ``write``, ``releasedir``) and calls its helpers ``c_stat`` and
 ``set_st_attrs``; ``interrupted_check`` reads the private ``mfusepy._libfuse``. A release of mfusepy
 may rename or reshape any of them, so ``fuse_class`` checks they are there, with the parameters
 ``Fuse`` relies on, before choosing it. When one is missing (or ``CCFS_FAST_PATHS=0``, or
@@ -143,6 +143,20 @@ class Fuse(fuse.FUSE):
         pieces = self.operations.read_pieces(decoded, size, offset, fip.contents.fh)
         return fill(ctypes.addressof(buf.contents), pieces)
 
+    def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        """The WRITE callback, with its bytes lent, not copied: a view of libfuse's own buffer, valid
+        for this call only. mfusepy copied each WRITE into a new ``bytes`` first: for a 1 MiB WRITE a
+        fresh mapping the kernel zero-fills page by page and unmaps after (profiled as the largest
+        share of the daemon's CPU during ``np.save``). Every writer copies what it is given before it
+        returns (the staged file's ``pwrite``, the streamed file's part being filled) and keeps no
+        reference to it; the view is released when the call returns."""
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        lent = memoryview((ctypes.c_char * size).from_address(ctypes.cast(buf, ctypes.c_void_p).value or 0)).cast("B")
+        try:
+            return int(self.operations.write(decoded, lent, offset, fip.contents.fh))
+        finally:
+            lent.release()
+
     def releasedir(self, path: bytes | None, fip: Any) -> int:
         with self._passes_lock:
             self._passes.pop(fip.contents.fh, None)
@@ -155,6 +169,7 @@ OVERRIDDEN: dict[str, tuple[str, ...]] = {
     "readdir_fuse_3": ("self", "path", "buf", "filler", "offset", "fip", "flags"),
     "open": ("self", "path", "fip"),
     "read": ("self", "path", "buf", "size", "offset", "fip"),
+    "write": ("self", "path", "buf", "size", "offset", "fip"),
     "releasedir": ("self", "path", "fip"),
 }
 #: mfusepy's module-level helpers ``Fuse`` calls

@@ -27,6 +27,13 @@ Buffer = bytes | bytearray | memoryview
 Progress = Callable[[int], None]
 
 
+class WholePart(bytearray):
+    """A chunk of ``put_chunks`` that is exactly one part, handed over: a store that cuts chunks into
+    parts of that size sends it as it is instead of copying it into a part of its own. The caller
+    neither changes nor reuses it while the store may still refer to it (``writes.parts`` reuses
+    one only once nothing else refers to it)."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What a store knows about one object.

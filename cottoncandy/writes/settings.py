@@ -9,10 +9,11 @@ from ..formats import codecs
 #: the codecs a written array may be stored with: those that compress as the bytes arrive (their
 #: ``Codec.stream_encoder``), or none
 WRITE_CODECS = ("none", *(codec.id for codec in codecs.allowed() if codec.stream_encoder is not None))
-#: parts of the library's part size in memory per file being streamed: the one being filled, the
-#: first one (held back by ``put_chunks``), and up to four being sent -- as many as ``upload_raw_array``
-#: sends at once (its 4 threads); with two, np.save through the mount ran at 0.55x its speed remote-like
-PARTS_PER_FILE = 6
+#: parts of the library's part size in memory per file being streamed: the one being filled, one
+#: queued for the sender, the first one (held back by ``put_chunks``), and up to four being sent
+#: (``streaming.PARTS_NOT_IN_FLIGHT`` are not); with two being sent, np.save through the mount ran at
+#: 0.55x its speed remote-like
+PARTS_PER_FILE = 7
 #: seconds a write waits for memory held by other files being written before it fails with ENOMEM
 MEMORY_WAIT = 30.0
 #: objects a folder rename copies before it is EXDEV (``--rename-folder-limit``: ``writes.tree_changes``)

@@ -7,9 +7,10 @@ becomes cottoncandy's metadata (dtype, shape, order, codec), its data bytes are 
 otherwise it is stored byte for byte under its own name. From one part on, the body streams into ONE
 multipart upload (the library's streaming writer, ``ObjectStore.put_chunks``, in parts of the store's
 ``part_size``; a codec's body is encoded as the library encodes it, gzip in indexed blocks with the
-index sent last as the first part: ``encoders``) on a thread of its own, fed through a short queue: a WRITE waits while the parts
-before it are being sent, so a file holds at most ``parts_per_file`` parts (the first one, held back
-by ``put_chunks``; the one being filled; those being sent) plus the queue.
+index sent last as the first part: ``encoders``) on a thread of its own, fed through a short queue:
+a WRITE waits while the parts before it are being sent, so a file holds at most ``parts_per_file``
+parts (the first one, held back by ``put_chunks``; the one being filled; one queued; those being
+sent), each WRITE copied once into the part being filled, in buffers reused part after part (``parts``).
 
 Commit: FLUSH completes the upload and returns the store's answer (CompleteMultipartUpload or the
 PUT carries data and metadata together: a partly written file is never visible). A ``.npy`` with
@@ -33,17 +34,22 @@ from collections.abc import Callable, Iterator, Mapping
 
 from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
 from ..formats.raw import ArraySpec, metadata_from_spec
-from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.base import Buffer, ObjectInfo, ObjectStore
 from ..storage.conditions import WriteCondition
 from .encoders import BodyEncoder, encoder_for
 from .kinds import Target
 from .memory import WriteMemory
+from .parts import PartBuffers, PartFiller
 from .settings import WriteSettings
 
 log = logging.getLogger("cottoncandy.writes")
 
-#: chunks waiting for the upload thread, at most (a chunk is one FUSE WRITE: up to 1 MiB)
-QUEUED_CHUNKS = 8
+#: whole parts waiting for the upload thread, at most: one, so a WRITE fills the next part while the
+#: part before it waits for a free sender (``settings.PARTS_PER_FILE`` counts it)
+QUEUED_PARTS = 1
+#: parts a file holds besides those being sent: the one being filled, the one queued, the first
+#: (held back by ``put_chunks`` until the end)
+PARTS_NOT_IN_FLIGHT = 3
 #: seconds between looks at the upload while a WRITE waits for room in the queue
 POLL = 0.1
 
@@ -68,13 +74,16 @@ def npy_header_length(head: bytes | bytearray) -> int | None:
 
 
 class Upload:
-    """One ``put_chunks`` fed from WRITEs: a thread pulls the chunks ``send`` queues."""
+    """One ``put_chunks`` fed from WRITEs: ``send`` packs the bytes into whole parts (``parts``), a
+    thread pulls them from a queue and the store sends each as it is. At most ``in_flight`` parts
+    are being sent, plus ``PARTS_NOT_IN_FLIGHT`` more held, all in buffers reused part after part."""
 
     def __init__(self, store: ObjectStore, key: str, metadata: Mapping[str, str], size_hint: int | None,
                  part_size: int, in_flight: int, condition: WriteCondition | None = None,
                  head: Callable[[], bytes] | None = None):
         self.key = key
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
+        self._chunks: queue.Queue[Buffer | None] = queue.Queue(maxsize=QUEUED_PARTS)
+        self._parts = PartFiller(PartBuffers(part_size, in_flight + PARTS_NOT_IN_FLIGHT))
         self._giving_up = False
         self._done = threading.Event()
         self.info: ObjectInfo | None = None
@@ -92,7 +101,7 @@ class Upload:
         self._thread = threading.Thread(target=run, name="cc-write", daemon=True)
         self._thread.start()
 
-    def _pull(self) -> Iterator[bytes]:
+    def _pull(self) -> Iterator[Buffer]:
         while True:
             chunk = self._chunks.get()
             if self._giving_up:
@@ -101,7 +110,7 @@ class Upload:
                 return
             yield chunk
 
-    def _put(self, item: bytes | None) -> None:
+    def _put(self, item: Buffer | None) -> None:
         while True:
             if self._done.is_set():
                 raise self.failure()
@@ -111,13 +120,19 @@ class Upload:
             except queue.Full:
                 continue
 
-    def send(self, data: bytes) -> None:
-        """Queue ``data`` (waiting while the queue is full); the upload's refusal if it has failed."""
-        if data:
-            self._put(data)
+    def send(self, data: Buffer) -> None:
+        """Copy ``data`` into the part being filled, queueing each part it fills (waiting while the
+        queue is full); the upload's refusal if it has failed. ``data`` is not kept."""
+        for part in self._parts.add(data):
+            self._put(part)
+            del part
 
     def finish(self) -> ObjectInfo:
         """End the body; the store's answer once the object is stored, or its refusal."""
+        rest = self._parts.rest()
+        if rest is not None:
+            self._put(rest)
+            del rest
         self._put(None)
         self._done.wait()
         if self.info is None:
@@ -127,6 +142,7 @@ class Upload:
     def abort(self) -> None:
         """Give the upload up (``put_chunks`` aborts its multipart upload) and wait for it to end."""
         self._giving_up = True
+        self._parts.rest()  # the part being filled is dropped
         while not self._done.is_set():
             with contextlib.suppress(queue.Full):
                 self._chunks.put_nowait(None)  # wakes the puller, which then raises ``Incomplete``
@@ -222,19 +238,20 @@ class StreamingFile:
             self._encoder = encoder_for(self.spec, self.store.describe(self.key))
         return self._encoder
 
-    def _body(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """Bytes of the array's body as they go to the store (compressed when a codec is set)."""
+    def _body(self, data: Buffer) -> list[Buffer]:
+        """Bytes of the array's body as they go to the store (compressed when a codec is set); raw,
+        ``data`` itself (a WRITE's lent bytes: ``Upload.send`` copies them into its part)."""
         encoder = self._body_encoder()
         if encoder is None:
-            return [bytes(data)]
-        return encoder.compress(data)
+            return [data]
+        return list(encoder.compress(data))
 
     def _body_head(self) -> Callable[[], bytes] | None:
         """What goes before the body, known once it is all encoded (gzip's index), for ``put_chunks``."""
         encoder = self._body_encoder()
         return None if encoder is None else encoder.header
 
-    def _send(self, upload: Upload, pieces: list[bytes]) -> None:
+    def _send(self, upload: Upload, pieces: list[Buffer]) -> None:
         for piece in pieces:
             upload.send(piece)
 
@@ -277,9 +294,9 @@ class StreamingFile:
             self._charged = need
         expected = self.expected_size
         hint = None if expected is None else expected - self.header_length
-        self._upload = Upload(self.store, self.key, self._metadata(), hint, self.part_size,
-                              max(1, self.settings.parts_per_file - 2), self.target.condition(self.key),
-                              head=self._body_head())
+        sending = max(1, self.settings.parts_per_file - PARTS_NOT_IN_FLIGHT)
+        self._upload = Upload(self.store, self.key, self._metadata(), hint, self.part_size, sending,
+                              self.target.condition(self.key), head=self._body_head())
         body = memoryview(self._held)[self.header_length:]
         try:
             self._send(self._upload, self._body(body))

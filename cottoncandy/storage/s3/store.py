@@ -51,6 +51,7 @@ from ..base import (
     Piece,
     Progress,
     StoreSpec,
+    WholePart,
     add_note,
     as_byte_view,
     check_range,
@@ -1396,13 +1397,17 @@ def _copy_body(body: Any, buffer: memoryview, want: int) -> int:
 
 def _cut_parts(chunks: Iterable[Buffer], size: int, expected: int | None = None) -> Iterator[bytearray]:
     """Regroup ``chunks`` into parts of exactly ``size`` bytes (the last may be shorter, never empty
-    unless the whole stream is). Each part is filled in place; it is allocated at its full size,
+    unless the whole stream is). A ``WholePart`` of ``size`` bytes that starts a part is that part
+    (no copy). Each other part is filled in place; it is allocated at its full size,
     except while the stream is expected (``expected`` bytes, a hint) to be shorter: then at the
     hint, doubled if the stream is longer (zero-filling 8 MiB per tiny body cost more than its upload).
     """
     start = size if expected is None else max(1, min(size, expected))
     part, filled = bytearray(start), 0
     for chunk in chunks:
+        if filled == 0 and isinstance(chunk, WholePart) and len(chunk) == size:
+            yield chunk  # handed over whole: sent as it is, not copied
+            continue
         view = memoryview(chunk).cast("B")
         while view:
             if filled == len(part):  # only a part started below ``size`` is ever full before it

@@ -1,0 +1,57 @@
+"""writes.parts: WRITEs packed into whole parts, in buffers reused only once nothing else refers to them
+(no server: the pool and the store's part cutter, one layer at a time)."""
+
+from __future__ import annotations
+
+from cottoncandy.storage.base import WholePart
+from cottoncandy.storage.s3.store import _cut_parts
+from cottoncandy.writes.parts import PartBuffers, PartFiller
+
+
+def test_writes_of_any_size_become_whole_parts_and_a_rest() -> None:
+    filler = PartFiller(PartBuffers(10, most=4))
+    body = bytes(range(37))
+    parts = []
+    for start in range(0, len(body), 7):  # 7-byte WRITEs across 10-byte parts
+        parts += [bytes(p) for p in filler.add(body[start : start + 7])]
+    rest = filler.rest()
+    assert [len(p) for p in parts] == [10, 10, 10]
+    assert rest is not None and b"".join(parts) + bytes(rest) == body
+    assert filler.rest() is None  # empty after
+
+
+def test_a_part_is_refilled_only_once_nobody_else_holds_it() -> None:
+    buffers = PartBuffers(8, most=3)
+    filler = PartFiller(buffers)
+    first = next(filler.add(b"a" * 8))
+    view = memoryview(first)  # the sender still reading it
+    second = next(filler.add(b"b" * 8))
+    assert second is not first and bytes(view) == b"a" * 8  # not overwritten while viewed
+    second_id = id(second)
+    del second  # sent: nobody refers to it any more
+    third = next(filler.add(b"c" * 8))
+    assert id(third) == second_id and buffers.made == 2  # filled again, no new buffer
+    assert bytes(view) == b"a" * 8 and bytes(third) == b"c" * 8
+    del view, third
+    assert next(filler.add(b"d" * 8)) is not first  # ``first`` is still held here
+
+
+def test_the_pool_keeps_at_most_most_buffers() -> None:
+    buffers = PartBuffers(4, most=2)
+    held = [buffers.take() for _ in range(5)]  # all still in use: five made, two kept
+    assert buffers.made == 5 and len({id(b) for b in held}) == 5
+    del held
+    again = [buffers.take(), buffers.take()]
+    assert buffers.made == 5 and len({id(b) for b in again}) == 2  # the two kept ones, reused
+
+
+def test_the_store_sends_a_whole_part_as_it_is_and_copies_anything_else() -> None:
+    whole = WholePart(b"x" * 16)
+    plain = bytearray(b"y" * 16)
+    parts = list(_cut_parts([whole, plain, b"z" * 5], 16))
+    assert parts[0] is whole  # handed over: no copy
+    assert parts[1] is not plain and bytes(parts[1]) == bytes(plain)
+    assert bytes(parts[2]) == b"z" * 5
+    # a whole part that does not start a part is cut like any chunk
+    shifted = list(_cut_parts([b"ab", WholePart(b"w" * 16)], 16))
+    assert [bytes(p) for p in shifted] == [b"ab" + b"w" * 14, b"w" * 2]

@@ -61,12 +61,13 @@ def wait_interruptibly(future: Future[T], interrupted: Callable[[], bool]) -> T:
 #: kept one GET in flight for the first ~290 ms of a cold read and 2-5 until ~500 ms; a random mmap row
 #: (the kernel's few read-ahead READs: a streak of at most ~1 MiB) never gets this far
 SURE_STREAK = 4 * 2**20
-#: a stream read from the object's first byte without a gap this far is a whole-file read (cat, cp,
-#: np.load without mmap): two of the kernel's 128 KiB READs. It gets the whole window at once: doubling
-#: from the first block cost 4 GETs one after another (~200 ms at 20 ms to the first byte) before
-#: the window was in flight. np.load(mmap_mode='r') reads its header from byte 0 (one READ) and maps
-#: the file through another open, whose faults never start at byte 0 (those pages are cached).
-START_STREAK = 192 * 1024
+#: a stream read from the object's first byte without a gap for this many READs is a whole-file read
+#: (cat, cp, np.load without mmap): it gets the whole window at once. Doubling from the first block cost
+#: 4 GETs one after another (~200 ms at 20 ms to the first byte) before the window was in flight.
+#: Not fewer: np.load(mmap_mode='r') reads its header from byte 0 with one small read(), and the
+#: kernel's read-ahead for it sends 3 READs of 128 KiB from byte 0 (measured, Linux 6.18); a 64 MiB
+#: window for each open of a memmap was the cost of a threshold of 2
+START_READS = 6
 #: a reader that waited this long (seconds) for a read-ahead that then failed takes the failure as its own
 LONG_WAIT = 4.0
 
@@ -157,6 +158,7 @@ class ObjectReader:
         self._stream_start = 0  # first block of the current sequential stream
         #: the stream began in the file's first block and has left no gap since: a whole-file read
         self._from_start = False
+        self._reads = 0  # READs in the current stream
         #: the current stream: a seek or close starts another, and runs planned for an earlier one
         #: and still queued are not fetched (their reservation went with that stream)
         self._stream = 0
@@ -301,6 +303,7 @@ class ObjectReader:
             sequential = self._next_offset >= 0 and abs(offset - self._next_offset) <= slack
             if sequential:
                 self._from_start = self._from_start and offset <= self._next_offset
+                self._reads += 1
                 self._streak += end - offset
                 self._next_offset = max(self._next_offset, end)
             else:
@@ -309,6 +312,7 @@ class ObjectReader:
                 self._next_offset = end
                 self._stream_start = offset // self.block_size
                 self._from_start = offset == self.origin  # the object's byte 0
+                self._reads = 1
                 self._stream += 1
                 self._hold_ahead(0)
                 return [], range(0)
@@ -320,7 +324,7 @@ class ObjectReader:
                 passed = range(self._stream_start, behind)
                 self._stream_start = max(self._stream_start, behind)
             window = min(max_window_blocks, -(-2 * self._streak // self.block_size))
-            if self._streak >= SURE_STREAK or (self._from_start and self._streak >= START_STREAK):
+            if self._streak >= SURE_STREAK or (self._from_start and self._reads >= START_READS):
                 window = max_window_blocks  # a scan beyond doubt: the whole window at once
             start = max(self._prefetched_to, last_block + 1)
             stop = min(total_blocks, last_block + 1 + window)

@@ -4,7 +4,7 @@
   the GET is still reading the rest (``ArrivingRun``, ``storage.progress``);
 * a failure midway fails only the blocks not yet arrived;
 * a read from the object's byte 0, two kernel READs long without a gap, gets the whole window at
-  once (``START_STREAK``); a stream that starts elsewhere, or leaves a gap, ramps up as before;
+  once (``START_READS``); a stream that starts elsewhere, or leaves a gap, ramps up as before;
 * under memory pressure idle pooled buffers are freed before cached blocks are evicted.
 """
 
@@ -18,10 +18,10 @@ import pytest
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
-from cottoncandy.cache.prefetch import START_STREAK, ObjectReader
+from cottoncandy.cache.prefetch import START_READS, ObjectReader
 from cottoncandy.storage import progress
 
-BLOCK = 64 * 1024  # START_STREAK is a few blocks, as with the mount's 256 KiB blocks
+BLOCK = 64 * 1024
 SIZE = 256 * BLOCK
 DATA = (bytes(range(251)) * (SIZE // 251 + 1))[:SIZE]
 
@@ -125,22 +125,29 @@ def window_blocks(runs: list[tuple[int, int, int]]) -> int:
     return sum(count for _, count, _ in runs)
 
 
-def test_a_read_from_byte_0_gets_the_whole_window_after_two_reads() -> None:
-    r = make_reader(lambda start, end: DATA[start:end], size=SIZE)
-    read = START_STREAK // 2 + BLOCK  # two of these are past START_STREAK
-    plans = planned_runs(r, [(0, read), (read, read)])
-    assert plans[0] == []  # a first read plans nothing (it may be a header read)
-    assert window_blocks(plans[1]) == r.max_window_blocks  # the whole window at once
+READ = 2 * BLOCK  # a kernel READ
 
 
-@pytest.mark.parametrize("reads", [
-    [(BLOCK, START_STREAK // 2 + BLOCK), (START_STREAK // 2 + 2 * BLOCK, START_STREAK // 2 + BLOCK)],  # not byte 0
-    [(0, START_STREAK // 2), (START_STREAK // 2 + 2 * BLOCK, START_STREAK // 2 + BLOCK)],  # a gap after the first
-], ids=["elsewhere", "gap"])
-def test_other_streams_ramp_up(reads: list[tuple[int, int]]) -> None:
-    r = make_reader(lambda start, end: DATA[start:end], size=SIZE)
-    plans = planned_runs(r, reads)
-    assert window_blocks(plans[1]) < r.max_window_blocks  # twice the streak, as before
+def test_a_read_from_byte_0_gets_the_whole_window_after_a_few_reads() -> None:
+    r = make_reader(lambda start, end: DATA[start:end])
+    planned_runs(r, [(i * READ, READ) for i in range(START_READS)])
+    assert r._prefetched_to - START_READS * 2 == r.max_window_blocks  # the whole window ahead of the reader
+
+
+def test_a_memmaps_header_read_does_not() -> None:
+    """np.load(mmap_mode='r'): one small read() at 0, which the kernel's read-ahead makes 3 READs."""
+    r = make_reader(lambda start, end: DATA[start:end])
+    planned_runs(r, [(i * READ, READ) for i in range(3)])
+    assert r._prefetched_to < 16  # a few blocks ahead, not the window
+
+
+@pytest.mark.parametrize(("first", "gap"), [(BLOCK, 0), (0, BLOCK)], ids=["elsewhere", "gap"])
+def test_other_streams_ramp_up(first: int, gap: int) -> None:
+    r = make_reader(lambda start, end: DATA[start:end])
+    reads = [(first, READ), *((first + gap + i * READ, READ) for i in range(1, START_READS + 1))]
+    planned_runs(r, reads)  # not from byte 0, or a gap of a block after the first READ
+    front = (reads[-1][0] + READ) // BLOCK
+    assert 0 < r._prefetched_to - front < r.max_window_blocks  # twice the streak, as before
 
 
 def test_idle_buffers_go_before_cached_blocks() -> None:

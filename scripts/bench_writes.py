@@ -208,18 +208,31 @@ def wait_stored(client, key: str, old_etag: str | None = None, timeout: float = 
 
 def measured(tool: Tool, endpoint: str, client, key: str, action: Callable[[], object],  # type: ignore[no-untyped-def]
              old_etag: str | None = None) -> dict[str, float]:
-    """Run ``action`` (a write), timing it; wait until ``key`` is stored; count its requests."""
+    """Run ``action`` (a write), timing it; wait until ``key`` is stored; count its requests. Also the
+    CPU seconds the tool (the daemon, or this process for a library call) and the local server spent
+    meanwhile: where the time went (the server's own work, e.g. moto copying a 1 GiB object in
+    memory for each UploadPartCopy, vs the tool's)."""
     bm.server_log(endpoint, clear=True)
     sampler = StagedSampler(tool.pid, tool.staging)
+    tool_cpu, server_cpu = tool_cpu_seconds(tool), bm.cpu_seconds(bm.SERVER_PID)
     start = time.perf_counter()
     action()
     closed = time.perf_counter() - start
     if tool.late:
         wait_stored(client, key, old_etag)
     stored = time.perf_counter() - start
+    cpu = {"tool_cpu": tool_cpu_seconds(tool) - tool_cpu, "server_cpu": bm.cpu_seconds(bm.SERVER_PID) - server_cpu}
     staged = sampler.stop()
     time.sleep(0.5)  # the server logs a request once answered: let the last ones land
-    return {"s": closed, "stored_s": stored, "staged": staged, **put_class(bm.server_log(endpoint), key)}
+    return {"s": closed, "stored_s": stored, "staged": staged, **cpu, **put_class(bm.server_log(endpoint), key)}
+
+
+def tool_cpu_seconds(tool: Tool) -> float:
+    """CPU seconds (user + system) so far of the tool's daemon, or of this process for a library call."""
+    if tool.pid is not None:
+        return bm.cpu_seconds(tool.pid)
+    times = os.times()
+    return times.user + times.system
 
 
 def write_rounds(tools: list[Tool], endpoint: str, array: np.ndarray, rounds: int) -> dict[str, list[dict[str, Any]]]:
@@ -329,6 +342,7 @@ def measure_network(args: argparse.Namespace, shaping: list[str], array: np.ndar
     server = subprocess.Popen([sys.executable, "-m", "cottoncandy.testing.s3server", "--port", str(free_port()),
                                *shaping], stdout=subprocess.PIPE, text=True)
     endpoint = server.stdout.readline().strip()  # type: ignore[union-attr]
+    bm.SERVER_PID = server.pid
     s3_client(endpoint).create_bucket(Bucket=bm.BUCKET)
     try:
         with contextlib.ExitStack() as stack:
@@ -365,7 +379,7 @@ def report(label: str, runs: dict[str, list[dict[str, Any]]], mm: dict[str, dict
            mib: int, parts: int) -> None:
     print(f"\nwrites, {label}: np.save of {mib} MiB float64, medians of {len(next(iter(runs.values())))} rounds")
     print(f"  {'tool':<22}{'close s':>9}{'stored s':>10}{'PUT-class':>10}{'MB up':>8}{'staged MB':>11}"
-          f"{'peak RSS MiB':>14}")
+          f"{'peak RSS MiB':>14}{'tool CPU s':>12}{'server CPU s':>14}")
     for tool in tools:
         r = runs[tool.name]
         if not r:
@@ -374,7 +388,8 @@ def report(label: str, runs: dict[str, list[dict[str, Any]]], mm: dict[str, dict
         rss = max((x.get("rss", float("nan")) for x in r), default=float("nan"))
         print(f"  {tool.name:<22}{med(r, 's'):>9.2f}{med(r, 'stored_s'):>10.2f}{med(r, 'put_class'):>10.0f}"
               f"{med(r, 'uploaded') / MB:>8.0f}{max(x['staged'] for x in r) / MB:>11.1f}"
-              f"{rss:>14.0f}" + (f"  (at mount {tool.rss_at_start:.0f})" if tool.pid else "")
+              f"{rss:>14.0f}{med(r, 'tool_cpu'):>12.2f}{med(r, 'server_cpu'):>14.2f}"
+              + (f"  (at mount {tool.rss_at_start:.0f})" if tool.pid else "")
               + (f"  [refused {med(r, 'refused'):.0f}]" if med(r, "refused") else "")
               + (f"  [{med(r, 'strays'):.0f} PUT-class to other keys meanwhile]" if med(r, "strays") else ""))
     cc, lib = runs.get("ccfs --rw", []), runs.get("upload_raw_array", [])
@@ -400,7 +415,8 @@ def report(label: str, runs: dict[str, list[dict[str, Any]]], mm: dict[str, dict
             assert isinstance(row, dict)
             line = (f"  {tool_name:<12} {title}: {row['stored_s']:.2f} s, {row['put_class']} PUT-class, "
                     f"{row['uploaded'] / MB:.1f} MB uploaded, {row['copies']} UploadPartCopy, "
-                    f"staged peak {row['staged'] / MB:.1f} MB")
+                    f"staged peak {row['staged'] / MB:.1f} MB; CPU: daemon {row['tool_cpu']:.2f} s, "
+                    f"server {row['server_cpu']:.2f} s")
             if what == "r+":
                 bound = row["dirty_parts"] * PART
                 line += (f"; uploaded / array {row['uploaded'] / row['array_bytes']:.3f}, "

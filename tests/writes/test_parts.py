@@ -55,3 +55,35 @@ def test_the_store_sends_a_whole_part_as_it_is_and_copies_anything_else() -> Non
     # a whole part that does not start a part is cut like any chunk
     shifted = list(_cut_parts([b"ab", WholePart(b"w" * 16)], 16))
     assert [bytes(p) for p in shifted] == [b"ab" + b"w" * 14, b"w" * 2]
+
+
+def test_a_streamed_file_keeps_none_of_the_bytes_it_is_lent() -> None:
+    """The mount lends each WRITE's bytes for the call only (``ccfs.libfuse.Fuse.write``): libfuse
+    fills the same buffer with the next request. Here each lent buffer is overwritten right after its
+    write: had the writer kept a view of it, the stored array would hold those bytes."""
+    import io
+
+    import numpy as np
+
+    from cottoncandy.arrays.raw import read_raw_array
+    from cottoncandy.storage.memory import MemoryStore
+    from cottoncandy.writes.kinds import Target
+    from cottoncandy.writes.memory import WriteMemory
+    from cottoncandy.writes.settings import WriteSettings
+    from cottoncandy.writes.streaming import StreamingFile
+
+    array = np.random.default_rng(5).random((700, 1024))  # 5.5 MiB: parts of 1 MiB, and a rest
+    out = io.BytesIO()
+    np.save(out, array)
+    data = out.getvalue()
+    store = MemoryStore()
+    file = StreamingFile(store, Target("a.npy", "a.npy", "a"), WriteSettings(part_size=2**20), WriteMemory(2**30, 1))
+    for start in range(0, len(data), 300_001):  # WRITEs that cross parts
+        buffer = bytearray(data[start : start + 300_001])
+        lent = memoryview(buffer)
+        file.write(start, lent)
+        lent.release()
+        buffer[:] = b"\xff" * len(buffer)  # libfuse's next request
+    info = file.flush()
+    assert info is not None and info.key == "a"
+    np.testing.assert_array_equal(read_raw_array(store, "a"), array)

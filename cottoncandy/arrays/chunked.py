@@ -28,7 +28,7 @@ from ..progress import Progress, ProgressCallback
 from ..storage.base import MaybeStoredError, ObjectInfo, ObjectStore, delete_after_failure
 from ..storage.collect import objects_under
 from ..storage.registry import StoreHandle
-from .dask_parts import PartRef, load_part, stored_dask_array
+from .dask_parts import PartRef, part_graph, stored_dask_array
 from .gzip_blocks import gzip_rows
 from .raw import read_array_spec, write_raw_array
 
@@ -92,7 +92,7 @@ def download_dask_array(store: ObjectStore, object_name: str, dask_name: str | N
     if dask_name is None:
         dask_name = "cottoncandy-" + tokenize(handle.spec or id(store), object_name,
                                               sorted((k, r.etag) for k, r in refs.items()))
-    graph = {(dask_name, *coords): (load_part, ref) for coords, ref in refs.items()}
+    graph = part_graph(dask_name, refs)
     return stored_dask_array(graph, dask_name, manifest.chunks, manifest.dtype, manifest.shape, refs)
 
 

@@ -8,7 +8,15 @@ array returned by ``download_dask_array`` instead allocates the result once and 
 straight into its slot (a strided slot through ``formats.flat.FlatSink``), a few parts at a time:
 the extra memory is what a single download holds, and no concatenation runs. Anything else - a
 ``dask.distributed`` client, ``dask.compute(x, y)``, ``persist``, any expression built on the array -
-is dask's own graph of :func:`load_part` tasks, unchanged.
+is dask's own graph of tasks, unchanged.
+
+Why each part is a ``getter`` task over a :class:`PartSlices` rather than a call that loads the part:
+dask fuses a slice of the array into the ``getter`` of each part it touches (as for
+``dask.array.from_array``), so ``download_dask_array(...)[10].compute()`` asks each part for the
+rows it needs, and a part that can be read in pieces is: an uncompressed part by byte ranges, a gzip
+part of ours by the blocks holding the rows (its block index), a 0.4.0 gzip part by the stretches
+holding them when its seek points are kept in the library's cache folder (``gzip_points``). Any other
+part, and a slice covering a whole part, is loaded whole as before.
 """
 
 from __future__ import annotations
@@ -23,11 +31,15 @@ from typing import Any
 
 import numpy as np
 
+from ..cache.identity import object_identity
 from ..formats.flat import flat_sink
-from ..formats.raw import dtype_token, parse_dtype_token, same_records
-from ..storage.base import ObjectStore
+from ..formats.ranges import bounding_block
+from ..formats.raw import ArraySpec, dtype_token, parse_dtype_token, same_records
+from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.registry import StoreHandle
-from .raw import FirstLook, first_look, read_looked_array, read_looked_into
+from .gzip_blocks import gzip_rows
+from .gzip_points import library_shelf, point_fetch
+from .raw import FirstLook, first_look, read_array_spec, read_looked_array, read_looked_into
 
 #: parts decoded at once by the whole-array path; each part's own download already runs in parallel
 #: (ranged GETs, gzip blocks), so two keep the network and the cores busy while bounding memory
@@ -47,15 +59,18 @@ class PartRef:
 
 def _look(store: ObjectStore, ref: PartRef, dtype: np.dtype[Any]) -> FirstLook:
     """The part's first request, checked against what the manifest promised (version, shape, dtype)."""
-    name = store.describe(ref.key)
     look = first_look(store, ref.key)  # the metadata and a small part's whole body: one request
-    if ref.etag and look.info.etag != ref.etag:
+    _check(store, ref, dtype, look.info, look.spec)
+    return look
+
+
+def _check(store: ObjectStore, ref: PartRef, dtype: np.dtype[Any], info: ObjectInfo, spec: ArraySpec) -> None:
+    name = store.describe(ref.key)
+    if ref.etag and info.etag != ref.etag:
         raise OSError(errno.ESTALE, f"{name} was replaced after the dask array was opened")
-    spec = look.spec
     if spec.shape != ref.shape or not same_records(spec.dtype, dtype):
         raise ValueError(f"{name}: part holds {dtype_token(spec.dtype)} {spec.shape}, but metadata.json says "
                          f"{dtype_token(dtype)} {ref.shape}")
-    return look
 
 
 def load_part(ref: PartRef) -> np.ndarray:
@@ -70,6 +85,94 @@ def load_part(ref: PartRef) -> np.ndarray:
     store = ref.handle.get()
     part = read_looked_array(store, _look(store, ref, dtype))
     return part if part.dtype == dtype else part.view(dtype)
+
+
+class PartSlices:
+    """One part as an array-like for dask's ``getter``: ``[index]`` reads only what ``index`` needs
+    where the part allows it (see the module's docstring), else the whole part. Picklable (a
+    ``PartRef``), so the graph still computes on a distributed cluster."""
+
+    def __init__(self, ref: PartRef):
+        self.ref = ref
+        self.dtype = parse_dtype_token(ref.dtype, ref.key)
+        self.shape = ref.shape
+        self.ndim = len(ref.shape)
+        #: how the last slice was read: "whole", "ranges", "blocks" or "stretches" (for tests and logs)
+        self.last_read = ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PartSlices, (self.ref,))
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        block, local = bounding_block(self.shape, index)
+        if math.prod(self.shape) == 0 or all(s.start == 0 and s.stop == n for s, n in zip(block, self.shape)):
+            self.last_read = "whole"
+            return load_part(self.ref)[index]
+        out = self._block(block)
+        for axis in range(len(local) - 1, -1, -1):  # last axis first, so axis numbers stay valid
+            take = local[axis]
+            if take is not None:
+                out = np.take(out, take, axis=axis)
+        return out if out.dtype == self.dtype else out.view(self.dtype)
+
+    def _block(self, block: tuple[slice, ...]) -> np.ndarray:
+        """The step-1 ``block`` of the part, by the cheapest way the part offers."""
+        from .chunked import RawArrayRanges  # chunked builds on this module
+
+        store = self.ref.handle.get()
+        info, spec = read_array_spec(store, self.ref.key)  # one HEAD: the part's first bytes are not needed
+        _check(store, self.ref, self.dtype, info, spec)
+        if spec.compression is None and info.size == spec.nbytes:
+            self.last_read = "ranges"
+            return RawArrayRanges(self.ref.handle, info.key, info.etag, dtype_token(spec.dtype), spec.shape,
+                                  spec.order)[block]
+        rows = gzip_rows(store, info, spec)
+        if rows is not None:
+            self.last_read = "blocks"
+            return rows[block]
+        stretched = _stretched_rows(store, info, spec, block[0].start, block[0].stop)
+        if stretched is not None:
+            self.last_read = "stretches"
+            return stretched[(slice(None),) + tuple(block[1:])]
+        self.last_read = "whole"
+        return load_part(self.ref)[block]
+
+
+def _stretched_rows(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, first: int, stop: int) -> np.ndarray | None:
+    """Rows ``[first, stop)`` of a C-order 0.4.0 gzip part through the seek points kept in the library's
+    cache folder (``gzip_points.point_fetch``), or ``None`` (not such a part, or no points kept)."""
+    if spec.fortran or not spec.shape:
+        return None
+    whole: list[bytes] = []
+
+    def fallback(start: int, end: int) -> bytes:  # a stretch failed its check: the whole body, serially
+        if not whole:
+            whole.append(read_looked_array(store, FirstLook(info, spec, b"")).tobytes(order="C"))
+        return whole[0][start:end]
+
+    fetch = point_fetch(info, spec, library_shelf(store), object_identity(store, info.key),
+                        lambda start, end: store.get_range(info.key, start, end, if_match=info.etag), fallback)
+    if fetch is None:
+        return None
+    row = math.prod(spec.shape[1:]) * spec.dtype.itemsize
+    if first >= stop or not row:
+        return np.empty((stop - first, *spec.shape[1:]), dtype=spec.dtype)
+    data = fetch(first * row, stop * row)
+    return np.frombuffer(data, dtype=spec.dtype).reshape((stop - first, *spec.shape[1:]))
+
+
+def part_graph(name: str, parts: Mapping[tuple[int, ...], PartRef]) -> dict[Any, Any]:
+    """The graph of a stored dask array: one ``getter`` task per part over its :class:`PartSlices`,
+    whole (dask fuses a slice of the array into it). Each source is a key of its own, as
+    ``dask.array.from_array`` makes it: dask fuses slices only into getters of a keyed source."""
+    from dask.array.core import getter
+
+    graph: dict[Any, Any] = {}
+    for coords, ref in parts.items():
+        source, key = (f"{name}-part", *coords), (name, *coords)
+        graph[source] = PartSlices(ref)
+        graph[key] = (getter, source, tuple(slice(0, n) for n in ref.shape))
+    return graph
 
 
 def load_part_into(ref: PartRef, slot: np.ndarray) -> None:

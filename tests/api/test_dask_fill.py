@@ -174,7 +174,7 @@ def test_diagnostics_and_the_sync_scheduler(cci, fills: list[int], monkeypatch: 
 
     monkeypatch.setattr(dask_parts, "load_part_into", recorded)
     assert np.array_equal(x.compute(scheduler="sync"), arr) and fills == [1]
-    assert len(threads) == len(x.dask) and set(threads) == {threading.current_thread().name}
+    assert len(threads) == x.npartitions and set(threads) == {threading.current_thread().name}
 
 
 @pytest.mark.parametrize("compression", [True, False, "Zstd"])

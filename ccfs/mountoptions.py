@@ -385,8 +385,8 @@ TABLE: tuple[Option, ...] = (
     # hands every helper ``rw`` unless ``ro`` is asked, so ``rw`` cannot be the opt-in
     Option("read_write", "Let files be written through the mount (np.save, cp): default read-only (EROFS).",
            field="rw", spellings=("--rw",)),
-    Option("write_compression", "Codec of arrays written as NAME.npy through a --rw mount (none: readable by "
-                                "range).", Choice(WRITE_CODECS), field="write_compression", needs="read_write"),
+    Option("write_compression", "Codec of arrays written as NAME.npy through a --rw mount (none: raw, read by "
+                                "range; gzip: upload_raw_array's indexed blocks, read by block).", Choice(WRITE_CODECS), field="write_compression", needs="read_write"),
     # the daemon
     Option("log_file", "Log file (background default: none).", Text("file", path=True)),
     Option("log_level", "Least severity logged.", Choice(("DEBUG", "INFO", "WARNING", "ERROR")), default="INFO"),

@@ -386,7 +386,8 @@ TABLE: tuple[Option, ...] = (
     Option("read_write", "Let files be written through the mount (np.save, cp): default read-only (EROFS).",
            field="rw", spellings=("--rw",)),
     Option("write_compression", "Codec of arrays written as NAME.npy through a --rw mount (none: raw, read by "
-                                "range; gzip: upload_raw_array's indexed blocks, read by block).", Choice(WRITE_CODECS), field="write_compression", needs="read_write"),
+                                "range; gzip: upload_raw_array's indexed blocks, read by block).",
+           Choice(WRITE_CODECS), field="write_compression", needs="read_write"),
     # the daemon
     Option("log_file", "Log file (background default: none).", Text("file", path=True)),
     Option("log_level", "Least severity logged.", Choice(("DEBUG", "INFO", "WARNING", "ERROR")), default="INFO"),

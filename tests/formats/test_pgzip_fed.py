@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import gzip
 import random
+import shutil
 import struct
+import subprocess
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +195,15 @@ def test_the_index_fits_the_gzip_extra_field() -> None:
     assert pgzip.max_blocks(pgzip.INDEX_VERSION) == pgzip.MAX_BLOCKS
     with pytest.raises(pgzip.BlockIndexError):
         pgzip.parse_metadata(f"2:{2**22}:{pgzip.max_blocks(2) + 1}", 2**22 * (pgzip.max_blocks(2) + 1))
+
+
+@pytest.mark.skipif(shutil.which("gzip") is None, reason="gzip(1) is not installed")
+def test_gzip_1_reads_a_fed_body(tmp_path: Path) -> None:
+    """gzip(1) itself (not only Python's readers) takes the version 2 index's extra field and the blocks."""
+    data = np.random.default_rng(11).integers(0, 40, 9 * BLOCK + 77, dtype=np.uint8).tobytes()
+    body, writer = fed(data, [1000])
+    assert writer.count == 10
+    path = tmp_path / "x.gz"
+    path.write_bytes(body)
+    subprocess.run(["gzip", "-t", str(path)], check=True)
+    assert subprocess.run(["gzip", "-dc", str(path)], check=True, capture_output=True).stdout == data

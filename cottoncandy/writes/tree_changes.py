@@ -3,9 +3,10 @@ the tree that are not a file's bytes. ``writable.StoreWriter`` hands those four 
 
 What each does (docs/SEMANTICS.md, "Writes"):
 
-- **rename of a file being written by this mount**: the writer moves it to its new name before it is
-  stored (``Retarget``, given by the writer: ``StoreWriter.retarget(old, new) -> bool``); no copy.
-  A writer that cannot (its upload already started under the old key) raises ``EBUSY``.
+- **rename of a file open for writing on this mount**: the writer retargets it (``Retarget``, given by
+  the writer: ``StoreWriter.retarget(old, new) -> bool``; ``writes.moves`` has the rule): its later
+  commits go to the new name, and what is stored for it already is moved with ``move`` (no copy at
+  all for a file not stored yet, zarr's ``.partial`` then rename).
 - **rename of a stored file** (just written by this mount, or any other): one server-side copy that
   keeps the object's metadata (``ObjectStore.copy``: S3's ``MetadataDirective=COPY``), then a delete of
   the old key only. A raw array ``a.npy`` renamed ``b.npy`` is the raw array ``b`` (the reverse naming
@@ -16,7 +17,8 @@ What each does (docs/SEMANTICS.md, "Writes"):
 - **rename of a folder**: every object under it copied, then the old keys deleted, when there are at
   most ``rename_folder_limit`` of them (``WriteSettings``); beyond that ``EXDEV`` and one log line, before anything is
   copied, so ``mv`` falls back to copying file by file (visibly). A copy that fails removes the
-  copies made and leaves every old key: nothing is half renamed.
+  copies made and leaves every old key: nothing is half renamed. Files open for writing under it
+  follow (``FolderMoved``, the writer's: told the old keys' copies once the old keys are gone).
 - **unlink / rmdir**: only with ``allow_delete``, else ``EACCES`` and one log line; an exact-name
   delete of the one key shown (never a prefix, never a pattern: ``api_files.rm``'s rule). An empty
   folder made here (``made_folders``) is removed without asking the store, delete rights or not.
@@ -60,6 +62,8 @@ MAX_MANIFEST_PEEK = 1 << 20
 
 #: the writer's hook: move the file open for writing at ``old`` to ``new``; False when none is open there
 Retarget = Callable[[str, str], bool]
+#: the writer's hook after a folder rename ``old`` -> ``new``: each old key -> the key of its copy
+FolderMoved = Callable[[str, str, dict[str, str]], None]
 
 
 class Refused(OSError):
@@ -97,15 +101,21 @@ def _no_retarget(old: str, new: str) -> bool:
     return False
 
 
+def _no_open_files(old: str, new: str, copies: dict[str, str]) -> None:
+    return None
+
+
 class TreeChanges:
     """The four calls (see the module); ``retarget`` is the writer's (``Retarget``)."""
 
     def __init__(self, store: ObjectStore, tree: Tree, settings: WriteSettings | None = None,
-                 retarget: Retarget = _no_retarget, folders: MadeFolders | None = None):
+                 retarget: Retarget = _no_retarget, folders: MadeFolders | None = None,
+                 folder_moved: FolderMoved = _no_open_files):
         self.store = store
         self.tree = tree
         self.settings = settings or WriteSettings()
         self.retarget = retarget
+        self.folder_moved = folder_moved
         self.folders = folders if folders is not None else MadeFolders()
 
     # --- lookups -------------------------------------------------------------------------------
@@ -222,10 +232,12 @@ class TreeChanges:
             self._rename_folder(old, node, new)
         else:
             self._member_of_array(old, "renaming")
-            self._rename_file(node, new)
+            self.rename_file(node, new)
         self.folders.landed(new)
 
-    def _rename_file(self, node: FileNode, new: str) -> None:
+    def rename_file(self, node: FileNode, new: str) -> ObjectInfo | None:
+        """The stored file ``node`` renamed ``new`` (the module): the info of its copy, ``None`` when
+        the new name is its own key already (nothing to do)."""
         target = self._shown(new)
         if isinstance(target, FolderNode):
             raise IsADirectoryError(errno.EISDIR, f"{new} is a folder")
@@ -235,17 +247,28 @@ class TreeChanges:
         if isinstance(target, FileNode) and target.key not in (dst, node.key):
             raise FileExistsError(errno.EEXIST, f"{new} is shown for the object {target.key}; remove it first")
         if dst == node.key:
-            return
+            return None
         # what the copy requires of dst (issue 26 item 5): the version shown there still there, or no object
         condition = self._condition(target if isinstance(target, FileNode) and target.key == dst else None)
         if inside is not None:  # the bytes of a plain .npy, named NAME.npy now: the raw array NAME
             spec, header_length = inside
             self.store.compose(dst, copied_ranges(node.info, header_length), metadata_from_spec(spec),
                                condition=condition)
-        else:
-            self._copy(node.key, dst, condition)  # server-side, the metadata kept
-        self.tree.stored(dst, self.store.head(dst))
-        self._delete_old([node.key], what=f"renaming {node.path} to {new}")
+            info = self.store.head(dst)
+            self.tree.stored(dst, info)
+            self._delete_old([node.key], what=f"renaming {node.path} to {new}")
+            return info
+        return self.move(node.key, dst, condition, what=f"renaming {node.path} to {new}")
+
+    def move(self, src: str, dst: str, condition: WriteCondition | None, what: str) -> ObjectInfo:
+        """The object ``src`` moved to ``dst``: one server-side copy keeping its metadata (landing only
+        where ``condition`` holds), then an exact delete of ``src``; the namespace told of both. The
+        copy's info is returned (same bytes; its ETag may differ from the source's)."""
+        self._copy(src, dst, condition)
+        info = self.store.head(dst)
+        self.tree.stored(dst, info)
+        self._delete_old([src], what=what)
+        return info
 
     def _condition(self, replaced: FileNode | None) -> WriteCondition | None:
         """A rename's copy lands only over the version shown at its new name (``If-Match``), or where
@@ -301,6 +324,7 @@ class TreeChanges:
         self._delete_old(keys, what=f"renaming the folder {old} to {new}")
         for key in keys:
             self.tree.removed(key)
+        self.folder_moved(old, new, dict(zip(keys, copied)))
         self.tree.refresh(new)
         self.tree.refresh(old)
         self.folders.move(old, new)

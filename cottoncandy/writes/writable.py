@@ -30,14 +30,17 @@ overwrite of the version it stored, committed at the next FLUSH, fsync or last R
 ``If-Match`` of that version (``continued``): every byte written through the descriptor is stored.
 
 ``unlink``, ``rename``, ``mkdir``, ``rmdir`` (issue 26 item 6) go to ``tree_changes.TreeChanges``, which
-tells the namespace with ``stored``/``removed``; a rename of a file open here calls back ``retarget``
-(the file is stored under its new name, no copy). Folders made with ``mkdir`` and still empty are
+tells the namespace with ``stored``/``removed``; a rename of a file open here calls back ``retarget``,
+and a folder rename ``_folder_moved`` for the files open under it: the open file follows its name
+(``moves``: later commits go to the new name with its condition, what is stored for it is moved at
+once, an upload under way is moved when it completes). Folders made with ``mkdir`` and still empty are
 shown through ``folder``/``folders_in`` until a file lands in them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import errno
 import logging
@@ -48,7 +51,7 @@ from collections.abc import Callable, Iterator
 from ..namespace.facade import Namespace
 from ..namespace.nodes import FileNode, FolderNode
 from ..storage.base import ObjectInfo, ObjectStore
-from . import recovery
+from . import moves, recovery
 from .continued import ContinuedFile, continued
 from .kinds import FileKind, Staging, Target
 from .memory import WriteMemory
@@ -156,7 +159,7 @@ class StoreWriter:
         self._lock = threading.RLock()  # open takes it, then _handle again (a second open of a file)
         #: paths whose commit at the last release was refused, and the refusal (``release_refusal``)
         self._release_refusals: dict[str, OSError] = {}
-        self.names = TreeChanges(store, namespace, settings, retarget=self.retarget)
+        self.names = TreeChanges(store, namespace, settings, retarget=self.retarget, folder_moved=self._folder_moved)
         #: what earlier daemons left is aborted; this mount's uploads are recorded (``recovery``)
         self.journal = recovery.open_journal(store, settings.journal_folder)
         #: which conditions the store honours (``None``: --last-writer-wins), said once at mount time
@@ -306,6 +309,8 @@ class StoreWriter:
             kind = file.kind
             try:
                 info = kind.flush() if point == "flush" else kind.fsync() if point == "fsync" else kind.release()
+                if info is not None and info.key != kind.key:  # renamed while its upload was under way
+                    info = self._moved_after_upload(file, info)
             except OSError as exc:
                 error = refusal(exc, self.store.describe(kind.key))
                 if exc is file.said:
@@ -331,8 +336,18 @@ class StoreWriter:
             self.names.unlink(path)
 
     def rename(self, old: str, new: str) -> None:
-        with said_once():
-            self.names.rename(old, new)
+        """``TreeChanges.rename``; the files open for writing under a folder being renamed take no
+        commit until it is done (their locks held), so each is copied once and then follows it."""
+        inside = old.strip("/") + "/"
+        with contextlib.ExitStack() as held:
+            with self._lock:
+                files = [file for path, file in sorted(self._files.items()) if path.startswith(inside)]
+            if files:
+                held.enter_context(self._lock)
+                for file in files:
+                    held.enter_context(file.lock)
+            with said_once():
+                self.names.rename(old, new)
 
     def mkdir(self, path: str) -> None:
         self.names.mkdir(path)
@@ -350,9 +365,11 @@ class StoreWriter:
         return self.names.folders.names_in(path)
 
     def retarget(self, old: str, new: str) -> bool:
-        """``TreeChanges``' hook: the file open for writing at ``old`` is stored as ``new`` instead
-        (its keys by the reverse naming rule); False when no file is open at ``old``. ``EBUSY`` once
-        its upload has begun under the old key (a multipart upload's key cannot change)."""
+        """``TreeChanges``' hook: the file open for writing at ``old`` follows its name to ``new``
+        (``moves``): retargeted, and what is stored for it moved now (or, for an upload under way,
+        when it completes); False when no file is open at ``old``. ``EBUSY`` when ``new`` is open for
+        writing too; the move's refusal (``EEXIST``/``ESTALE``: another writer's object at ``new``)
+        leaves the file where it was."""
         old, new = old.strip("/"), new.strip("/")
         self._settled(old)  # a file its last release is storing is a stored object by the time it is renamed
         with self._lock:
@@ -362,23 +379,92 @@ class StoreWriter:
             if new in self._files:
                 raise OSError(errno.EBUSY, f"{new} is open for writing too")
             with file.lock:
-                if getattr(file.kind, "stored", None) is not None:  # stored at FLUSH, RELEASE still to come
-                    file.path = new  # (zarr's close-then-rename): the caller copies the object
-                    self._files[new] = self._files.pop(old)
-                    return False
-                held = getattr(file.kind, "held", None)  # the streaming kind: None once parts went out
-                if callable(held) and held() is None:
-                    raise OSError(errno.EBUSY, f"{old} is being uploaded under its name: rename it after close")
-                bytes_key, array_key = self.namespace.written(new)
-                try:  # a rename replaces what is there (zarr's chunk rewrite): that version is the one seen
-                    shown = self.namespace.lookup(new)
-                except FileNotFoundError:
-                    shown = None
-                seen = shown.info if isinstance(shown, FileNode) else None
-                file.kind.target = Target(new, bytes_key, array_key, seen, file.kind.target.conditional)
-                file.path = new
+                self._follow(file, new)
             self._files[new] = self._files.pop(old)
         return True
+
+    def _shown_at(self, path: str) -> FileNode | None:
+        """What the mount shows at ``path`` (a file; ``EISDIR`` for a folder), or ``None``."""
+        try:
+            shown = self.namespace.lookup(path)
+        except FileNotFoundError:
+            return None
+        if isinstance(shown, FolderNode):
+            raise IsADirectoryError(errno.EISDIR, f"{path} is a folder")
+        return shown
+
+    def _follow(self, file: OpenFile, new: str) -> None:
+        """``file`` (its lock held) renamed ``new``: retargeted, its stored version moved (``moves``)."""
+        kind = file.kind
+        bytes_key, array_key = self.namespace.written(new)
+        if isinstance(kind, StreamingFile) and kind.stored is not None and kind.failure is None:
+            self._follow_closed(file, kind, new, bytes_key, array_key)
+            return
+        shown = self._shown_at(new)
+        target = moves.retargeted(kind, new, bytes_key, array_key, shown.info if shown is not None else None)
+        version = moves.shown_version(kind)
+        moved = None
+        if version is not None:
+            dst = target.array_key if target.array_key is not None and moves.is_array(kind, version) \
+                else target.bytes_key
+            if shown is not None and shown.key not in (dst, version.key):
+                raise FileExistsError(errno.EEXIST, f"{new} is shown for the object {shown.key}; remove it first")
+            moved = version if dst == version.key else self.names.move(
+                version.key, dst, target.condition(dst), what=f"renaming {file.path} (open for writing) to {new}")
+            target = dataclasses.replace(target, seen=moved)
+        moves.rebase(kind, target, moved)
+        file.path = new
+        log.info("%s: renamed %s while open for writing%s", self.store.describe(kind.key), new,
+                 "; its upload moves there when it completes" if moves.in_flight(kind) else "")
+
+    def _follow_closed(self, file: OpenFile, kind: StreamingFile, new: str, bytes_key: str,
+                       array_key: str | None) -> None:
+        """A streamed file stored at its FLUSH whose RELEASE is still to come (closed, then renamed:
+        zarr's ``.partial``, rsync's temporary) is renamed as the stored file it is (``rename_file``:
+        a plain ``.npy`` stored as bytes becomes the raw array); a write after it continues the copy."""
+        node = self.namespace.lookup(file.path)
+        if not isinstance(node, FileNode):
+            raise IsADirectoryError(errno.EISDIR, f"{file.path} is a folder")
+        stored = kind.stored
+        assert stored is not None
+        info = self.names.rename_file(node, new) or stored
+        kind.target = Target(new, bytes_key, array_key, info, kind.target.conditional)
+        if info is not stored and info.key == array_key and kind.spec is None:  # bytes, now the raw array
+            shown = self._shown_at(new)
+            if shown is not None and shown.spec is not None:
+                kind.spec, kind.header_length = shown.spec, len(shown.header)
+        kind.stored = info
+        file.path = new
+
+    def _moved_after_upload(self, file: OpenFile, info: ObjectInfo) -> ObjectInfo:
+        """A file renamed while its upload was under way (its key could not change) is stored under the
+        old key: moved now to the key it has (the new name's condition), the old key deleted."""
+        kind = file.kind
+        moved = self.names.move(info.key, kind.key, kind.target.condition(kind.key),
+                                what=f"moving {file.path}, renamed while it was uploaded, to its name")
+        moves.rebase(kind, dataclasses.replace(kind.target, seen=moved), moved)
+        return moved
+
+    def _folder_moved(self, old: str, new: str, copies: dict[str, str]) -> None:
+        """``TreeChanges``' hook after the folder ``old`` was renamed ``new`` (each old key -> its copy):
+        the files open under it follow (their locks held by ``rename``); a stored version is the copy."""
+        inside = old + "/"
+        with self._lock:
+            for path, file in sorted(self._files.items()):
+                if not path.startswith(inside):
+                    continue
+                kind, moved_path = file.kind, new + "/" + path[len(inside):]
+                if moved_path in self._files:
+                    log.warning("%s: open for writing under the renamed folder %s, but %s is open for writing "
+                                "too: it stays under its old name", path, old, moved_path)
+                    continue
+                bytes_key, array_key = self.namespace.written(moved_path)
+                version = moves.shown_version(kind)
+                copy = copies.get(version.key) if version is not None else None
+                moved = self.store.head(copy) if copy is not None else None
+                moves.rebase(kind, moves.retargeted(kind, moved_path, bytes_key, array_key, moved), moved)
+                file.path = moved_path
+                self._files[moved_path] = self._files.pop(path)
 
     def close(self) -> None:
         """The mount ends: staged files still open with changes are stored, or kept under --cache-dir

@@ -123,9 +123,13 @@ class BufferReader(io.RawIOBase):
         self._pos += n
         return n
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1) -> memoryview:
+        """The next ``size`` bytes lent as a view, not copied: botocore reads a body to hash it (1 MiB
+        at a time) and to send it, and hashlib and sockets take views. A copy was a new 1 MiB
+        ``bytes`` per read, in the mount daemon a fresh mapping each (its allocator maps anything over
+        256 KiB): page faults for every byte uploaded."""
         end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
-        data = bytes(self._view[self._pos : end])
+        data = self._view[self._pos : end]
         self._pos = end
         return data
 

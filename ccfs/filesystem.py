@@ -30,10 +30,10 @@ from cottoncandy.cache.disk import DecodedOnDisk, DiskBackedFetch, kept_head
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.identity import object_identity
-from cottoncandy.cache.inflated import BlockInflate, Indexes
+from cottoncandy.cache.inflated import BlockTable, Indexes
 from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
 from cottoncandy.cache.seek_index import beside_metadata
-from cottoncandy.cache.segments import SegmentFetch
+from cottoncandy.cache.stretches import StretchReader
 from cottoncandy.cache.tuning import StreamTuning
 from cottoncandy.formats import codecs, pgzip
 from cottoncandy.formats.raw import ArraySpec
@@ -408,7 +408,7 @@ class CcFilesystem:
     def _make_handle(self, node: FileNode) -> Handle:
         info, spec = node.info, node.spec
         first = self.first_blocks.take(info.key, info.etag)  # fetched by the lookup, with the metadata
-        stretches: SegmentFetch | None = None  # seek_point reads of a 0.4.0 gzip array (``gzip_points``)
+        stretches: StretchReader | None = None  # seek_point reads of a 0.4.0 gzip array (``gzip_points``)
         if spec is not None and spec.compression is not None:
             inflating = self._inflating_reader(info, spec, first)  # our gzip bodies: block by block
             if inflating is not None:
@@ -455,7 +455,7 @@ class CcFilesystem:
         return self.decoded.get((info.key, info.etag), spec.nbytes, lambda out: decode_recording(
             self.store, info, spec, out, self.seek_points, object_identity(self.store, info.key)))
 
-    def _seek_point_fetch(self, info: ObjectInfo, spec: ArraySpec) -> SegmentFetch | None:
+    def _seek_point_fetch(self, info: ObjectInfo, spec: ArraySpec) -> StretchReader | None:
         """Decoded bytes by stretches through kept seek points (``gzip_points.point_fetch``), or None."""
         def body(start: int, end: int) -> bytes:
             buffer = bytearray(end - start)
@@ -469,8 +469,9 @@ class CcFilesystem:
     def _inflating_reader(self, info: ObjectInfo, spec: ArraySpec,
                           first: memoryview | None) -> ObjectReader | None:
         """A reader of the decoded bytes of a gzip body with our block index (``cc-gzip-blocks``) that
-        fetches and inflates only the blocks a read covers (``cache.inflated``), or ``None`` (another
-        codec, no usable index: the index is checked whole here, and a forged one is not used).
+        fetches and inflates only the blocks a read covers (``cache.stretches`` over
+        ``cache.inflated.BlockTable``), or ``None`` (another codec, no usable index: the index is
+        checked whole here, and a forged one is not used).
 
         Its blocks are the gzip blocks (aligned to the body, not the file: a page-aligned READ may then
         join two blocks, which is cheaper than inflating one twice); read-ahead runs are whole blocks.
@@ -491,10 +492,10 @@ class CcFilesystem:
             log.warning("%s: gzip block does not fit its index (%s); decoding the whole array",
                         self.store.describe(info.key), why)
 
-        fetch = BlockInflate(index, spec.nbytes, body, self.buffers.take,
-                             lambda start, end: self._decoded(info, spec).read(start, end - start), bad,
-                             first=first, budget=self.budget, name=self.store.describe(info.key))
-        block, options = fetch.block_size, self.options
+        table = BlockTable(index, spec.nbytes, self.store.describe(info.key))
+        fetch = StretchReader(table, body, lambda start, end: self._decoded(info, spec).read(start, end - start),
+                              bad, allocate=self.buffers.take, first=first, budget=self.budget)
+        block, options = table.span, self.options
         return ObjectReader(self.blocks, self.pool, self._decoded_on_disk(info, fetch, block, 0), (info.key, info.etag),
                             spec.nbytes, block_size=block,
                             max_window=max(block, options.first_prefetch),

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..cache.inflated import BlockInflate
+from ..cache.inflated import BlockTable
+from ..cache.stretches import StretchReader
 from ..formats import codecs, pgzip
 from ..formats.codecs import Sink
 from ..formats.flat import ByteSource
@@ -285,9 +286,9 @@ class GzipRows:
 
     Picklable (a ``StoreHandle``, the index as offsets, a few numbers), so ``dask.array.from_array``
     over it runs on any worker; reads carry the ETag seen at open and go through the mount's block
-    reader (``cache.inflated.BlockInflate``). The index was checked at open (:func:`block_index`); a
-    block that does not inflate to its place makes this reader decode the whole body serially instead
-    (CRC-checked), once, logged.
+    reader (``cache.stretches.StretchReader`` over ``cache.inflated.BlockTable``). The index was
+    checked at open (:func:`block_index`); a block that does not inflate to its place makes this
+    reader decode the whole body serially instead (CRC-checked), once, logged.
     """
 
     def __init__(self, handle: StoreHandle, key: str, etag: str, dtype: str, shape: tuple[int, ...],
@@ -298,7 +299,7 @@ class GzipRows:
         self.shape, self.ndim = tuple(shape), len(shape)
         self.spans, self.block_size = tuple(spans), int(block_size)
         self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-        self._inflate: BlockInflate | None = None
+        self._inflate: StretchReader | None = None
         self._whole: bytes | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -328,8 +329,8 @@ class GzipRows:
         data = self._reader()(start, end)
         return np.frombuffer(data, dtype=self.dtype).reshape((stop - first, *self.shape[1:]))
 
-    def _reader(self) -> BlockInflate:
-        """The block reader (``cache.inflated``, as the mount's), made on first use where this runs."""
+    def _reader(self) -> StretchReader:
+        """The block reader (``cache.stretches``, as the mount's), made on first use where this runs."""
         if self._inflate is None:
             store, nbytes = self.handle.get(), int(np.prod(self.shape)) * self.dtype.itemsize
             blocks = [pgzip.Block(a, b, i * self.block_size, min(nbytes, (i + 1) * self.block_size), crc)
@@ -342,9 +343,8 @@ class GzipRows:
                 log.info("%s: gzip block does not fit its index (%s); decoding the whole array",
                          store.describe(self.key), why)
 
-            self._inflate = BlockInflate(pgzip.Index(blocks, self.spans[-1][1]), nbytes, body,
-                                         lambda n: memoryview(bytearray(n)), self._serial, bad,
-                                         name=store.describe(self.key))
+            table = BlockTable(pgzip.Index(blocks, self.spans[-1][1]), nbytes, store.describe(self.key))
+            self._inflate = StretchReader(table, body, self._serial, bad)
         return self._inflate
 
     def _serial(self, start: int, end: int) -> bytes:

@@ -4,10 +4,11 @@ The mount's first open of such an array decodes it whole (as before), now throug
 ``formats.zran.gunzip_recording``, which also records a seek point every ``zran.SPAN`` bytes of
 output; the points go to the ``cache.seek_index`` shelf, keyed by the object's identity, ETag and
 size. Every later open of that version (this mount or a later one with the same cache folder) reads
-through ``cache.segments.SegmentFetch``: a row costs one ranged GET of one stretch (~4 MiB of
-output) instead of the whole body. Arrays below ``zran.MIN_ARRAY`` (16 MiB) are not indexed: their
-whole decode is quick and a record would not pay; nor are bodies we wrote (``cc-gzip-blocks``:
-they carry their own index), nor anything where libz cannot be loaded (``zran.available``).
+through ``cache.stretches.StretchReader`` over the points (``cache.segments.PointTable``): a row
+costs one ranged GET of one stretch (~4 MiB of output) instead of the whole body. Arrays below
+``zran.MIN_ARRAY`` (16 MiB) are not indexed: their whole decode is quick and a record would not
+pay; nor are bodies we wrote (``cc-gzip-blocks``: they carry their own index), nor anything where
+libz cannot be loaded (``zran.available``).
 
 The library's whole decodes (``download_raw_array``, a dask part, through ``raw.decode_body_into``)
 record the points too when the user named a cache folder for the library
@@ -26,7 +27,8 @@ from collections.abc import Callable, Iterator
 from ..cache.budget import MemoryBudget
 from ..cache.identity import object_identity
 from ..cache.seek_index import SeekIndexShelf, in_cache_folder
-from ..cache.segments import SegmentFetch
+from ..cache.segments import PointTable
+from ..cache.stretches import StretchReader
 from ..config import Settings
 from ..formats import codecs, pgzip, zran
 from ..formats.codecs import Sink
@@ -71,16 +73,16 @@ def decode_recording(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out:
 
 
 class OpenFetches:
-    """The ``SegmentFetch`` of each version open now, so that every file open on one version shares
+    """The stretch reader of each version open now, so that every file open on one version shares
     its stretches (``np.load`` opens a file three times; two readers of one array want the same
     stretches): held weakly, gone with the last file reading through it."""
 
     def __init__(self) -> None:
-        self._open: weakref.WeakValueDictionary[tuple[str, str, int, int], SegmentFetch] = \
+        self._open: weakref.WeakValueDictionary[tuple[str, str, int, int], StretchReader] = \
             weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, int, int], make: Callable[[], SegmentFetch | None]) -> SegmentFetch | None:
+    def get(self, key: tuple[str, str, int, int], make: Callable[[], StretchReader | None]) -> StretchReader | None:
         with self._lock:
             fetch = self._open.get(key)
             if fetch is not None and not fetch.broken:
@@ -121,7 +123,7 @@ def recorded_download(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out
 
 def point_fetch(info: ObjectInfo, spec: ArraySpec, shelf: SeekIndexShelf | None, identity: str,
                 fetch_body: Callable[[int, int], bytes], fallback: Callable[[int, int], bytes],
-                budget: MemoryBudget | None = None, shared: OpenFetches | None = None) -> SegmentFetch | None:
+                budget: MemoryBudget | None = None, shared: OpenFetches | None = None) -> StretchReader | None:
     """A fetch of decoded bytes through the kept seek points of this version, or ``None`` (none kept,
     or the record was bad and is dropped). A stretch that later fails its check drops the record and
     sends the reads to ``fallback``. With ``shared``, files open on one version share one fetch
@@ -129,12 +131,12 @@ def point_fetch(info: ObjectInfo, spec: ArraySpec, shelf: SeekIndexShelf | None,
     if shelf is None or not indexable(info, spec):
         return None
 
-    def make() -> SegmentFetch | None:
+    def make() -> StretchReader | None:
         points = shelf.recall(identity, info.etag, info.size, spec.nbytes)
         if points is None:
             return None
-        return SegmentFetch(points, info.size, spec.nbytes, fetch_body, fallback,
-                            lambda why: shelf.forget(identity, info.etag, info.size, why), budget)
+        return StretchReader(PointTable(points, info.size, spec.nbytes), fetch_body, fallback,
+                             lambda why: shelf.forget(identity, info.etag, info.size, why), budget=budget)
 
     if shared is None:
         return make()

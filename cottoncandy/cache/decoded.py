@@ -1,8 +1,8 @@
 """Compressed arrays, decoded once per (key, ETag) into a bounded cache.
 
 A compressed body cannot be read by range, so the first read of a compressed array decodes it
-whole -- unless it is a gzip body with our block index (``inflated.py`` reads it by block) or one
-whose seek points are kept (``segments.py``); here are the others, and those two's fallbacks.
+whole -- unless it is a gzip body with our block index or one whose seek points are kept
+(``stretches.py`` reads both by stretch); here are the others, and that reader's fallback.
 Small results stay in memory (an LRU bounded in bytes); larger ones are decoded into a
 file under the cache directory (an LRU bounded in bytes on disk) and read with ``pread``. An array
 larger than both limits is refused with a clear error rather than breaking the limits. A spilled

@@ -496,8 +496,8 @@ def kept_head(store: DiskBlockStore, identity: str, etag: str, fill: Fill, size:
 
 class DecodedOnDisk:
     """A range fetch of a compressed array's decoded bytes that answers blocks from a ``DiskBlockStore``
-    and decodes only the missing stretches through ``fetch`` (the mount's block or seek-point
-    inflater: ``cache.inflated``, ``cache.segments``), writing what it decoded through.
+    and decodes only the missing stretches through ``fetch`` (the mount's reader of our gzip blocks
+    and of seek points: ``cache.stretches``), writing what it decoded through.
 
     Why: the inflated blocks died with the daemon, so after a remount a row of a gzip array fetched
     and inflated its compressed blocks again while a raw array's row came from the disk tier. Decoded

@@ -6,7 +6,8 @@ row. A deflate stream can be resumed at any *block* boundary given the 32 KiB of
 (the window back-references may reach) and the bit where the block starts. Recording such a point
 every :data:`SPAN` bytes of output during the one full decode that has to happen anyway makes every
 later read of ``[a, b)`` fetch and inflate only the stretch between the point before ``a`` and the
-point at or after ``b`` (``SeekPoint``s are what ``cache.segments`` reads through).
+point at or after ``b`` (``SeekPoint``s are what ``cache.stretches`` reads through, as ``cache.segments``
+tables them).
 
 How the points are found: Python's ``zlib`` never says where a deflate block ends, so the recording
 decode calls the system's libz through ``ctypes`` (the library Python's own ``zlib`` is built on,

@@ -1,6 +1,7 @@
 """Decoded blocks of compressed arrays in the persistent disk tier (``cache.disk.DecodedOnDisk``),
-without a kernel: a counting decoder stands in for the mount's inflaters (``cache.inflated``,
-``cache.segments``). The folder's files are untrusted: each bad one fails only itself."""
+without a kernel: a counting decoder stands in for the mount's stretch reader (``cache.stretches``,
+over our block indexes and seek points). The folder's files are untrusted: each bad one fails only
+itself."""
 
 from __future__ import annotations
 

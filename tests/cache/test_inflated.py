@@ -1,4 +1,5 @@
-"""``cache.inflated``: decoded bytes of an indexed gzip body by block, with a counting fetch (no server)."""
+"""``cache.inflated`` read through ``cache.stretches``: decoded bytes of an indexed gzip body by block, with a
+counting fetch (no server)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from cottoncandy.cache.budget import MemoryBudget
-from cottoncandy.cache.inflated import BlockInflate, Indexes
+from cottoncandy.cache.inflated import BlockTable, Indexes
+from cottoncandy.cache.stretches import StretchReader
 from cottoncandy.formats import pgzip
 
 BLOCK = 2**16
@@ -40,8 +42,7 @@ def data() -> bytes:
 def test_a_run_is_one_fetch_and_inflates_only_its_blocks(data: bytes) -> None:
     body, index = body_of(data)
     fetch, budget = Counting(body), MemoryBudget(2**30)
-    reader = BlockInflate(index, len(data), fetch, lambda n: memoryview(bytearray(n)), lambda a, b: b"",
-                          lambda why: None, budget=budget)
+    reader = StretchReader(BlockTable(index, len(data)), fetch, lambda a, b: b"", lambda why: None, budget=budget)
     assert bytes(reader(BLOCK, 3 * BLOCK)) == data[BLOCK : 3 * BLOCK]
     assert fetch.calls == [(index.blocks[1].start, index.blocks[2].end)] and reader.inflated == 2
     assert bytes(reader(5 * BLOCK, len(data))) == data[5 * BLOCK :]  # the short last block
@@ -52,8 +53,8 @@ def test_a_run_is_one_fetch_and_inflates_only_its_blocks(data: bytes) -> None:
 def test_block_zero_comes_from_the_first_bytes(data: bytes) -> None:
     body, index = body_of(data)
     fetch = Counting(body)
-    reader = BlockInflate(index, len(data), fetch, lambda n: memoryview(bytearray(n)), lambda a, b: b"",
-                          lambda why: None, first=body[: index.blocks[0].end + 10])
+    reader = StretchReader(BlockTable(index, len(data)), fetch, lambda a, b: b"", lambda why: None,
+                           first=body[: index.blocks[0].end + 10])
     assert bytes(reader(0, BLOCK)) == data[:BLOCK] and fetch.calls == []
     assert bytes(reader(0, BLOCK)) == data[:BLOCK] and len(fetch.calls) == 1  # used once only
 
@@ -64,8 +65,7 @@ def test_a_block_that_does_not_fit_sends_every_read_to_the_fallback(data: bytes)
                           for i, b in enumerate(index.blocks)], index.trailer_at)
     told: list[str] = []
     fallback = Counting(data)
-    reader = BlockInflate(forged, len(data), Counting(body), lambda n: memoryview(bytearray(n)), fallback,
-                          told.append)
+    reader = StretchReader(BlockTable(forged, len(data)), Counting(body), fallback, told.append)
     assert bytes(reader(BLOCK, 2 * BLOCK)) == data[BLOCK : 2 * BLOCK]
     assert bytes(reader(0, BLOCK)) == data[:BLOCK]  # block 0 is sound, but the fetch no longer trusts the index
     assert len(told) == 1 and fallback.calls == [(BLOCK, 2 * BLOCK), (0, BLOCK)]

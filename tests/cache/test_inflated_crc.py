@@ -1,4 +1,5 @@
-"""``cache.inflated`` with a version 2 index: each block inflated alone is checked against its CRC-32.
+"""``cache.inflated`` (read through ``cache.stretches``) with a version 2 index: each block inflated alone is
+checked against its CRC-32.
 
 A block whose CRC does not match fails the read that covers it with ``BlockCrcError`` (EIO, naming the
 object and the block), aligned or cut inside the block, with nothing from the fallback (which would
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 
 from cottoncandy.cache.budget import MemoryBudget
-from cottoncandy.cache.inflated import BlockInflate
+from cottoncandy.cache.inflated import BlockTable
+from cottoncandy.cache.stretches import StretchReader
 from cottoncandy.formats import pgzip
 from tests.cache.test_inflated import BLOCK, Counting, body_of
 
@@ -38,8 +40,8 @@ def test_a_wrong_crc_fails_that_read_naming_the_object(data: bytes, span: tuple[
     told: list[str] = []
     fallback = Counting(data)
     budget = MemoryBudget(2**30)
-    reader = BlockInflate(forged, len(data), Counting(body), lambda n: memoryview(bytearray(n)), fallback,
-                          told.append, budget=budget, name="s3://bucket/arr")
+    reader = StretchReader(BlockTable(forged, len(data), "s3://bucket/arr"), Counting(body), fallback, told.append,
+                           budget=budget)
     with pytest.raises(pgzip.BlockCrcError, match="s3://bucket/arr: gzip block 2 decodes to CRC-32") as caught:
         reader(*span)
     assert caught.value.errno == errno.EIO and isinstance(caught.value, OSError)

@@ -1,6 +1,6 @@
-"""Reading decoded bytes of a 0.4.0 gzip body through seek points (cache.segments, cache.seek_index):
-only the stretches a read covers are fetched, once; a bad stretch sends reads to the whole decode; the
-kept records are bounded, keyed by version, and a damaged one is dropped."""
+"""Reading decoded bytes of a 0.4.0 gzip body through seek points (cache.stretches over cache.segments,
+cache.seek_index): only the stretches a read covers are fetched, once; a bad stretch sends reads to the
+whole decode; the kept records are bounded, keyed by version, and a damaged one is dropped."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.seek_index import SeekIndexShelf
-from cottoncandy.cache.segments import SegmentFetch
+from cottoncandy.cache.segments import PointTable
+from cottoncandy.cache.stretches import StretchReader
 from cottoncandy.formats import zran
 
 pytestmark = pytest.mark.skipif(not zran.available(), reason="libz cannot be loaded here")
@@ -50,7 +51,8 @@ def test_a_read_fetches_only_its_stretches_once(sample) -> None:  # type: ignore
     raw, body, points = sample
     body_fetch = Counting(body)
     budget = MemoryBudget(64 * 2**20)
-    fetch = SegmentFetch(points, len(body), len(raw), body_fetch, lambda a, b: b"", lambda why: None, budget)
+    fetch = StretchReader(PointTable(points, len(body), len(raw)), body_fetch, lambda a, b: b"", lambda why: None,
+                          budget=budget)
     a = points[5].out_start + 100
     assert fetch(a, a + 4096) == raw[a : a + 4096]
     assert body_fetch.calls == 1 and body_fetch.bytes < 2 * SPAN
@@ -75,7 +77,7 @@ def test_a_stretch_that_fails_its_check_sends_every_read_to_the_whole_decode(sam
     forged[3] = zran.SeekPoint(points[3].start, points[3].skip, points[3].out_start,
                                bytes(32768), points[3].crc)
     told: list[str] = []
-    fetch = SegmentFetch(forged, len(body), len(raw), Counting(body), lambda a, b: raw[a:b], told.append)
+    fetch = StretchReader(PointTable(forged, len(body), len(raw)), Counting(body), lambda a, b: raw[a:b], told.append)
     a = points[3].out_start
     assert fetch(a, a + 1000) == raw[a : a + 1000]
     assert fetch(0, 10) == raw[:10]
@@ -128,7 +130,8 @@ def test_a_whole_read_by_concurrent_runs_fetches_each_compressed_byte_once(sampl
     raw, body, points = sample
     body_fetch = Counting(body)
     budget = MemoryBudget(256 * 2**20)
-    fetch = SegmentFetch(points, len(body), len(raw), body_fetch, lambda a, b: b"", lambda why: None, budget)
+    fetch = StretchReader(PointTable(points, len(body), len(raw)), body_fetch, lambda a, b: b"", lambda why: None,
+                          budget=budget)
     run = 3 * SPAN // 2 + 1000  # not a multiple of a stretch: most stretches are cut between two runs
     spans = [(a, min(len(raw), a + run)) for a in range(0, len(raw), run)]
     got: dict[int, bytes] = {}
@@ -148,7 +151,7 @@ def test_a_whole_read_by_concurrent_runs_fetches_each_compressed_byte_once(sampl
 def test_adjacent_stretches_one_read_needs_are_one_get_and_bounded_kept(sample) -> None:  # type: ignore[no-untyped-def]
     raw, body, points = sample
     body_fetch = Counting(body)
-    fetch = SegmentFetch(points, len(body), len(raw), body_fetch, lambda a, b: b"", lambda why: None,
+    fetch = StretchReader(PointTable(points, len(body), len(raw)), body_fetch, lambda a, b: b"", lambda why: None,
                          keep_bytes=3 * SPAN)
     a, b = points[2].out_start + 5, points[6].out_start + 5  # stretches 2..6
     assert fetch(a, b) == raw[a:b]
@@ -162,10 +165,11 @@ def test_files_of_one_version_share_one_fetch(sample) -> None:  # type: ignore[n
     from cottoncandy.arrays.gzip_points import OpenFetches
 
     raw, body, points = sample
-    made: list[SegmentFetch] = []
+    made: list[StretchReader] = []
 
-    def make() -> SegmentFetch:
-        made.append(SegmentFetch(points, len(body), len(raw), Counting(body), lambda a, b: b"", lambda why: None))
+    def make() -> StretchReader:
+        made.append(StretchReader(PointTable(points, len(body), len(raw)), Counting(body), lambda a, b: b"",
+                                  lambda why: None))
         return made[-1]
 
     shared = OpenFetches()

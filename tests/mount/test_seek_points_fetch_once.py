@@ -2,7 +2,7 @@
 
 The mount's read-ahead runs (8 MiB, many in flight) cut the stretches between seek points (~4 MiB of
 output each) in two, and ``np.load`` opens the file three times: the stretch reader is shared by the
-files open on a version and keeps a stretch until both runs have their part (``cache.segments``).
+files open on a version and keeps a stretch until both runs have their part (``cache.stretches``).
 Before, a whole-array mean fetched 1.4x the body (42.9 MB for a 30.0 MB body). Bytes and GETs are
 counted in the local server's log."""
 

@@ -372,15 +372,23 @@ class StoreWriter:
         leaves the file where it was."""
         old, new = old.strip("/"), new.strip("/")
         self._settled(old)  # a file its last release is storing is a stored object by the time it is renamed
-        with self._lock:
+        with self._lock:  # the file is claimed under its new name; its move runs without the writer's lock
             file = self._files.get(old)
             if file is None:
                 return False
             if new in self._files:
                 raise OSError(errno.EBUSY, f"{new} is open for writing too")
-            with file.lock:
-                self._follow(file, new)
+            file.lock.acquire()
             self._files[new] = self._files.pop(old)
+        try:
+            self._follow(file, new)
+        except BaseException:
+            file.lock.release()
+            with self._lock:  # refused (another writer's object at new): the file stays where it was
+                if self._files.get(new) is file and old not in self._files:
+                    self._files[old] = self._files.pop(new)
+            raise
+        file.lock.release()
         return True
 
     def _shown_at(self, path: str) -> FileNode | None:

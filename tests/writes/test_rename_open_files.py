@@ -230,3 +230,18 @@ def test_a_new_file_renamed_before_any_byte_is_stored_costs_no_copy(store: Memor
     fs.flush(fh)
     fs.release(fh)
     assert keys(store) == ["0"] and copies == []
+
+
+def test_a_renamed_file_still_open_at_unmount_is_stored_under_its_new_name(store: MemoryStore,
+                                                                           tmp_path: Path) -> None:
+    """A file written on after a FLUSH, renamed, written on, never closed: the mount's end stores it
+    (``recovery.settle``) under the name it has then, over the moved version."""
+    fs = writable(store, tmp_path)
+    fh = fs.create("/f.txt", CREATE)
+    fs.write(fh, b"a\n", 0)
+    fs.flush(fh)
+    fs.write(fh, b"b\n", 2)
+    fs.rename("/f.txt", "/g.txt")
+    fs.write(fh, b"c\n", 4)  # never flushed, never released
+    fs.close()
+    assert keys(store) == ["g.txt"] and store.get("g.txt") == b"a\nb\nc\n"

@@ -125,6 +125,11 @@ def continued(staging: Staging, target: Target, stored: ObjectInfo, spec: ArrayS
     they are) of ``size`` bytes in the program's offsets. ``EOPNOTSUPP`` when the mount cannot show
     the stored object at those offsets (module docstring)."""
     header = npy_header(spec) if spec is not None else b""
+    if spec is None and stored.size != size:  # bytes that are not the program's file (an array renamed to bytes)
+        log.warning("%s: a write after the file was stored is not supported: the object holds %d bytes, the "
+                    "program's file %d; nothing more was stored", describe, stored.size, size)
+        raise OSError(errno.EOPNOTSUPP, f"{describe}: writing on after the file was stored is not supported "
+                                        "for this object; write the file again from the start")
     if spec is not None and (len(header) != header_length or len(header) + spec.nbytes != size):
         log.warning("%s: a write after the file was stored at a commit point (close of a copy of its "
                     "descriptor, or fsync) is not supported: its .npy header has %d bytes, the mount "

@@ -245,3 +245,23 @@ def test_a_renamed_file_still_open_at_unmount_is_stored_under_its_new_name(store
     fs.write(fh, b"c\n", 4)  # never flushed, never released
     fs.close()
     assert keys(store) == ["g.txt"] and store.get("g.txt") == b"a\nb\nc\n"
+
+
+def test_an_array_renamed_to_bytes_then_written_on_is_refused_not_shifted(store: MemoryStore, tmp_path: Path) -> None:
+    """A ``.npy`` stored as the raw array at its FLUSH, renamed to a name that is not ``.npy`` (the raw
+    array's body under that key, as ``mv`` of the stored file makes it), then written on: the object
+    does not hold the program's offsets (no header), so the write is EOPNOTSUPP, never stored shifted."""
+    array = np.arange(16, dtype="<f8")
+    out = io.BytesIO()
+    np.save(out, array)
+    data = out.getvalue()
+    fs = writable(store, tmp_path)
+    fh = fs.create("/a.npy", CREATE)
+    writes(fs, fh, data, 0)
+    fs.flush(fh)
+    fs.rename("/a.npy", "/b.bin")
+    with pytest.raises(OSError) as caught:
+        fs.write(fh, b"x", 0)
+    assert caught.value.errno == errno.EOPNOTSUPP
+    fs.release(fh)
+    assert keys(store) == ["b.bin"] and store.get("b.bin") == array.tobytes()

@@ -198,11 +198,16 @@ class StretchReader:
                     self._inflight.claim(i)
                     claimed.append(i)
         unsettled = set(claimed)
+        alone: OSError | None = None
         for run in _adjacent(claimed):
-            have.update(self._load(run, unsettled))
+            done, failed = self._load(run, unsettled)
+            have.update(done)
+            alone = alone or failed
         for i, pending in waiting.items():
             waits.done(pending)
             have[i] = pending.result()  # another read's failure (a bad stretch) is this read's too
+        if alone is not None:
+            raise alone
         out = self.allocate(end - start)
         filled = 0
         for i in wanted:
@@ -228,12 +233,12 @@ class StretchReader:
             self.fetched += hi - lo
         return self.fetch_body(lo, hi)
 
-    def _load(self, run: list[int], unsettled: set[int]) -> dict[int, Buffer]:
+    def _load(self, run: list[int], unsettled: set[int]) -> tuple[dict[int, Buffer], OSError | None]:
         """Fetch the adjacent stretches ``run`` (claimed by this read) in one ranged GET, inflate each,
-        keep it and settle its claim (leaving ``unsettled``). A stretch failing alone (an ``OSError``
-        from the table) settles with its error and the others of the run are still kept; that error
-        is raised at the end. On any other failure every claim of this read still in ``unsettled``
-        fails with it."""
+        keep it and settle its claim (leaving ``unsettled``): the stretches inflated, and the first
+        error of a stretch failing alone (an ``OSError`` from the table: it settles with that error,
+        the others of the run are still served; the read raises it once its other runs are settled).
+        On any other failure every claim of this read still in ``unsettled`` fails with it."""
         lo, hi = self.table.bounds(run[0])[0], self.table.bounds(run[-1])[1]
         done: dict[int, Buffer] = {}
         alone: OSError | None = None
@@ -256,8 +261,6 @@ class StretchReader:
                     self._keep(i, data)
                 self._settle(i, unsettled, result=data)
                 done[i] = data
-            if alone is not None:
-                raise alone
         except BaseException as exc:
             with self._lock:
                 failed = [self._inflight.waiting(i) for i in sorted(unsettled)]
@@ -272,7 +275,7 @@ class StretchReader:
         finally:
             if self.budget is not None:
                 self.budget.credit(hi - lo)
-        return done
+        return done, alone
 
     def _settle(self, i: int, unsettled: set[int], *, result: Buffer | None = None,
                 error: BaseException | None = None) -> None:

@@ -162,3 +162,39 @@ def test_the_first_bytes_serve_the_first_stretch_of_either_table() -> None:
         pooled[:] = bytes(len(pooled))  # the lookup's buffer is reused: the reader kept a copy
         end = table.bounds(0)[3]
         assert bytes(reader(0, end)) == raw[:end] and fetch.calls == 0
+
+
+def test_a_read_failing_on_one_block_still_serves_its_other_runs_to_their_waiters(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A read of blocks 1-4 whose block 2 fails its CRC and whose block 3 another read is fetching
+    (so its claims are two runs, 1-2 and 4): a read waiting on block 4 gets its bytes, not block 2's
+    error; the failing read names block 2."""
+    raw = np.random.default_rng(6).integers(0, 20, 6 * BLOCK, dtype=np.uint8).tobytes()
+    body, index = body_of(raw)
+    forged = pgzip.Index([dataclasses.replace(b, crc=(b.crc or 0) ^ 1) if i == 2 else b
+                          for i, b in enumerate(index.blocks)], index.trailer_at)
+    fetch = Gated(body)
+    reader = StretchReader(BlockTable(forged, len(raw), "s3://b/k"), fetch, lambda a, b: b"", lambda why: None)
+    waited = count_waits(monkeypatch)
+    outcome: dict[str, object] = {}
+
+    def read(name: str, a: int, b: int) -> None:
+        try:
+            outcome[name] = bytes(reader(a, b))
+        except OSError as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=read, args=("block 3", 3 * BLOCK, 4 * BLOCK))]
+    threads[-1].start()
+    until(lambda: fetch.calls == 1)
+    threads.append(threading.Thread(target=read, args=("blocks 1-4", BLOCK, 5 * BLOCK)))
+    threads[-1].start()
+    until(lambda: fetch.calls == 2)  # its first run (1-2); block 4 is claimed by it too
+    threads.append(threading.Thread(target=read, args=("block 4", 4 * BLOCK, 5 * BLOCK)))
+    threads[-1].start()
+    until(lambda: len(waited) == 1)
+    fetch.gate.set()
+    for t in threads:
+        t.join()
+    assert outcome["block 3"] == raw[3 * BLOCK : 4 * BLOCK] and outcome["block 4"] == raw[4 * BLOCK : 5 * BLOCK]
+    assert isinstance(outcome["blocks 1-4"], pgzip.BlockCrcError) and "gzip block 2" in str(outcome["blocks 1-4"])
+    assert fetch.calls == 3

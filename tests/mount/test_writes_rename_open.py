@@ -78,7 +78,8 @@ def test_descriptors_renamed_while_open(cci, tmp_path: Path) -> None:  # type: i
 
 def test_a_memmap_renamed_while_mapped(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """``np.load(mmap_mode='r+')`` of a raw array: a row, ``flush()``, ``os.rename`` to another
-    ``.npy`` name, another row, ``flush()``, closed: the raw array of the new name has both rows."""
+    ``.npy`` name, another row, ``flush()``, closed: the raw array of the new name has both rows. The
+    same for a new array made with ``open_memmap(mode='w+')``."""
     array = np.arange(256 * 64, dtype="<f8").reshape(256, 64)
     cci.upload_raw_array("p/a", array, compression=None)
     with mounted(BUCKET, tmp_path, *rw(cci)) as m:
@@ -89,11 +90,23 @@ def test_a_memmap_renamed_while_mapped(cci, tmp_path: Path) -> None:  # type: ig
         mapped[200] = -2.0
         mapped.flush()
         del mapped
-        assert sorted(os.listdir(m / "p")) == ["b.npy"]
+
+        made = np.lib.format.open_memmap(m / "p/w.npy", mode="w+", dtype="<i4", shape=(100, 50))
+        made[:] = 7
+        made.flush()  # stored as the raw array p/w
+        os.rename(m / "p/w.npy", m / "p/v.npy")
+        made[99] = 8
+        made.flush()
+        del made
+        assert sorted(os.listdir(m / "p")) == ["b.npy", "v.npy"]
     expected = array.copy()
     expected[3], expected[200] = -1.0, -2.0
     np.testing.assert_array_equal(cci.download_raw_array("p/b"), expected)
     assert not cci.exists_object("p/a")
+    filled = np.full((100, 50), 7, dtype="<i4")
+    filled[99] = 8
+    np.testing.assert_array_equal(cci.download_raw_array("p/v"), filled)
+    assert not cci.exists_object("p/w")
 
 
 def test_a_folder_renamed_with_a_file_open_in_it(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -265,3 +265,25 @@ def test_an_array_renamed_to_bytes_then_written_on_is_refused_not_shifted(store:
     assert caught.value.errno == errno.EOPNOTSUPP
     fs.release(fh)
     assert keys(store) == ["b.bin"] and store.get("b.bin") == array.tobytes()
+
+
+def test_a_rewrite_of_an_existing_file_renamed_before_its_close(store: MemoryStore, tmp_path: Path) -> None:
+    """``open(x, 'wb')`` over a stored object (streamed, its version seen), renamed before its close,
+    small and with its upload under way: only the new name is left, holding the new bytes."""
+    store.put("x.txt", b"old x")
+    big = os.urandom(12 * MiB)
+    store.put("b.bin", b"old b")
+    fs = writable(store, tmp_path)
+    fh = fs.open("/x.txt", os.O_WRONLY | os.O_TRUNC)
+    fs.write(fh, b"new x", 0)
+    fs.rename("/x.txt", "/y.txt")
+    fs.flush(fh)
+    fs.release(fh)
+    fh = fs.open("/b.bin", os.O_WRONLY | os.O_TRUNC)
+    at = writes(fs, fh, big[: 6 * MiB], 0)  # its upload (If-Match the version seen) has begun
+    fs.rename("/b.bin", "/c.bin")
+    writes(fs, fh, big[at:], at)
+    fs.flush(fh)
+    fs.release(fh)
+    assert keys(store) == ["c.bin", "y.txt"]
+    assert store.get("y.txt") == b"new x" and store.get("c.bin") == big

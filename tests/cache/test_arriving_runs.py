@@ -134,6 +134,14 @@ def test_a_read_from_byte_0_gets_the_whole_window_after_a_few_reads() -> None:
     assert r._prefetched_to - START_READS * 2 == r.max_window_blocks  # the whole window ahead of the reader
 
 
+def test_reads_out_of_order_still_count_as_from_byte_0() -> None:
+    """The kernel's read-ahead READs, handled by several threads, arrive out of order."""
+    r = make_reader(lambda start, end: DATA[start:end])
+    order = [0, 1, 3, 2, 4, 6, 5]
+    planned_runs(r, [(i * READ, READ) for i in order])
+    assert r._prefetched_to >= 2 * len(order) + r.max_window_blocks - 2  # the whole window ahead
+
+
 def test_a_memmaps_header_read_does_not() -> None:
     """np.load(mmap_mode='r'): one small read() at 0, which the kernel's read-ahead makes 3 READs."""
     r = make_reader(lambda start, end: DATA[start:end])

@@ -29,6 +29,7 @@ file at unmount (``recovery.settle``) is recorded under the name it has then.
 from __future__ import annotations
 
 import dataclasses
+import errno
 
 from ..storage.base import ObjectInfo
 from .continued import ContinuedFile
@@ -68,8 +69,16 @@ def is_array(kind: FileKind, version: ObjectInfo) -> bool:
 def retargeted(kind: FileKind, path: str, bytes_key: str, array_key: str | None, seen: ObjectInfo | None) -> Target:
     """The file's target under ``path`` (the new name's keys: ``written(path)``), standing on ``seen``
     (the version there it may replace: the moved copy, or what the mount shows; ``None``: a new name).
-    A file that was to stay bytes (opened over an object that is not an array) stays bytes."""
+    A file that was to stay bytes (opened over an object that is not an array) stays bytes.
+
+    ``EXDEV`` when the version stored for it is a raw array and ``path`` is not a ``.npy`` name: a
+    rename keeps the bytes the mount shows (``tree_changes``), and the file stands on that version's
+    bytes at their offsets; the program may copy it instead (``shutil.move`` does on EXDEV)."""
     old = kind.target
+    version = shown_version(kind)
+    if array_key is None and version is not None and is_array(kind, version):
+        raise OSError(errno.EXDEV, f"{old.path} is a raw array open for writing: it keeps its .npy bytes under "
+                                   f"{path}, a name that is not .npy, only as a copy")
     return Target(path, bytes_key, array_key if old.array_key is not None else None, seen, old.conditional)
 
 

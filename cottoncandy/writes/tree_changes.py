@@ -13,7 +13,15 @@ What each does (docs/SEMANTICS.md, "Writes"):
   rule, ``Namespace.written``); an object holding exactly a plain ``.npy`` renamed to ``b.npy`` (rsync's
   ``.b.npy.XXXXXX`` then rename) becomes the raw array ``b`` too, as ``cp`` to that name would store it:
   one server-side copy of the bytes after its header, with cottoncandy's metadata; every other object
-  keeps its bytes under the new name as it is.
+  keeps its bytes under the new name as it is. One rule behind all three: **a rename keeps the bytes
+  the mount shows** (what ``open(old).read()`` gave, ``open(new).read()`` gives). So a raw array
+  renamed to a name that is not ``.npy`` is stored as its ``.npy`` bytes (``npy_bytes_of``): the header
+  the mount shows joined with the body's first 5 MiB (fetched: S3's parts but the last are at least
+  5 MiB) and the rest copied server-side, the user's metadata kept and the array's description dropped.
+  A compressed raw array renamed so is ``EXDEV`` (one log line): its ``.npy`` bytes are the decoded
+  array, which no server-side copy makes, so ``mv`` (and ``shutil.move``) copy it through the mount --
+  decoded as read, streamed as written, with progress and interruptible -- and then remove the old
+  name, instead of one ``rename`` call decoding and uploading a whole array while it blocks.
 - **rename of a folder**: every object under it copied, then the old keys deleted, when there are at
   most ``rename_folder_limit`` of them (``WriteSettings``); beyond that ``EXDEV`` and one log line, before anything is
   copied, so ``mv`` falls back to copying file by file (visibly). A copy that fails removes the
@@ -45,11 +53,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..formats.dask import MANIFEST, parse_manifest
+from ..formats.keys import user_metadata
 from ..formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from ..formats.raw import ArraySpec, metadata_from_spec
 from ..formats.sparse import parse_sparse_manifest
 from ..namespace.nodes import FileNode, FolderNode, Node
-from ..storage.base import CopiedRange, ObjectInfo, ObjectStore, Piece, delete_after_failure
+from ..storage.base import MIN_COMPOSE_PIECE, CopiedRange, ObjectInfo, ObjectStore, Piece, delete_after_failure
 from ..storage.conditions import CREATE, WriteCondition, lost_race, overwrite
 from .commit import MAX_COPY_PIECE
 from .made_folders import MadeFolders, parent_of
@@ -250,15 +259,37 @@ class TreeChanges:
             return None
         # what the copy requires of dst (issue 26 item 5): the version shown there still there, or no object
         condition = self._condition(target if isinstance(target, FileNode) and target.key == dst else None)
+        what = f"renaming {node.path} to {new}"
         if inside is not None:  # the bytes of a plain .npy, named NAME.npy now: the raw array NAME
             spec, header_length = inside
             self.store.compose(dst, copied_ranges(node.info, header_length), metadata_from_spec(spec),
                                condition=condition)
-            info = self.store.head(dst)
-            self.tree.stored(dst, info)
-            self._delete_old([node.key], what=f"renaming {node.path} to {new}")
-            return info
-        return self.move(node.key, dst, condition, what=f"renaming {node.path} to {new}")
+        elif node.is_array and dst != array_key:  # a raw array named as bytes now: its .npy bytes
+            self.npy_bytes_of(node, dst, condition, what)
+        else:
+            return self.move(node.key, dst, condition, what=what)
+        info = self.store.head(dst)
+        self.tree.stored(dst, info)
+        self._delete_old([node.key], what=what)
+        return info
+
+    def npy_bytes_of(self, node: FileNode, dst: str, condition: WriteCondition | None, what: str) -> None:
+        """Store at ``dst`` the ``.npy`` bytes the mount shows for the raw array ``node`` (its header, then
+        its body) in one write: the header and the body's first ``MIN_COMPOSE_PIECE`` bytes sent (one
+        ranged GET pinned to the version shown), the rest copied server-side. ``EXDEV`` for a compressed
+        body (the module says why)."""
+        spec = node.spec
+        assert spec is not None
+        if spec.compression is not None:
+            log.warning("%s: refused (EXDEV): %s is a %s-compressed array, whose .npy bytes are the decoded "
+                        "array; mv copies it through the mount instead", what, self.store.describe(node.key),
+                        spec.compression)
+            raise Refused(errno.EXDEV, f"{what}: a compressed array keeps its .npy bytes under a name that is not "
+                                       ".npy only as a copy (mv falls back to one)")
+        first = min(node.info.size, MIN_COMPOSE_PIECE)
+        head = node.header + self.store.get_range(node.key, 0, first, if_match=node.info.etag) if first else node.header
+        rest = copied_ranges(node.info, first) if first < node.info.size else []
+        self.store.compose(dst, [head, *rest], user_metadata(node.info.metadata), condition=condition)
 
     def move(self, src: str, dst: str, condition: WriteCondition | None, what: str) -> ObjectInfo:
         """The object ``src`` moved to ``dst``: one server-side copy keeping its metadata (landing only

@@ -12,7 +12,12 @@ What is stored (the reverse naming rule's two outcomes, keys given by the caller
 
 * a ``.npy`` file holding a plain array (its header parses; exactly the array's bytes follow) is the raw
   array ``array_key``: the bytes after the header, with cottoncandy's metadata (the base's own metadata
-  kept when dtype, shape and order did not change); a compressed base is re-encoded whole;
+  kept when dtype, shape and order did not change). Its codec: the base array's when it replaces one
+  (a staged rewrite keeps how the array was stored), else ``compression`` (the mount's
+  ``--write-compression``, as a streamed ``np.save`` of the name gets). An encoded body is made by the
+  streamed writer's own encoder (``encoders.encoder_for``: gzip in the library's indexed row-aligned
+  blocks) from the staged bytes in the header's order (a Fortran-order array stays Fortran-order:
+  its metadata says so), a few MiB at a time, under the commit's condition;
 * a ``.npy`` file with fewer data bytes than its header promises is ``Incomplete``: not stored;
 * anything else is stored byte for byte as ``bytes_key``.
 
@@ -26,13 +31,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-import numpy as np
-
-from ..arrays.raw import write_raw_array
+from ..formats import codecs
+from ..formats.keys import INTERNAL_KEYS
 from ..formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from ..formats.raw import ArraySpec, metadata_from_spec
 from ..storage.base import MIN_COMPOSE_PIECE, CopiedRange, ObjectInfo, Piece
 from ..storage.conditions import WriteCondition
+from .encoders import encoder_for
 from .ranges import RangeSet
 from .staged import Base, StagedFile
 
@@ -43,6 +48,8 @@ MAX_COPY_PIECE = 5 * 2**30
 MAX_PIECES = 10_000
 #: sent parts of one commit in flight at once (memory: as many parts of the store's part size)
 COMMIT_IN_FLIGHT = 4
+#: bytes of the staged file handed to an encoder at once (an encoded commit's memory beyond the encoder's)
+ENCODE_PIECE = 4 * 2**20
 
 
 class Incomplete(Exception):
@@ -96,8 +103,9 @@ def plan(size: int, send: RangeSet, part_size: int, least: int = MIN_COMPOSE_PIE
     return pieces
 
 
-def layout_of(staged: StagedFile, array_key: str | None, bytes_key: str) -> Layout:
-    """What ``staged`` is stored as (module docstring); ``Incomplete`` for a short ``.npy``."""
+def layout_of(staged: StagedFile, array_key: str | None, bytes_key: str, compression: str | None = None) -> Layout:
+    """What ``staged`` is stored as (module docstring); ``compression``: the codec of an array that
+    replaces no stored array (``None``: raw). ``Incomplete`` for a short ``.npy``."""
     base = staged.base
     if array_key is not None:
         found = parse_npy_header(bytes(staged.read(min(staged.size, NPY_HEADER_LIMIT), 0)))
@@ -107,7 +115,7 @@ def layout_of(staged: StagedFile, array_key: str | None, bytes_key: str) -> Layo
             if data < spec.nbytes:
                 raise Incomplete(f"{staged.path}: {data} of the {spec.nbytes} data bytes its header promises")
             if data == spec.nbytes:
-                codec = base.spec.compression if base is not None and base.spec is not None else None
+                codec = base.spec.compression if base is not None and base.spec is not None else compression
                 spec = replace(spec, compression=codec)
                 same = base is not None and base.spec is not None and (
                     base.spec.dtype, base.spec.shape, base.spec.order) == (spec.dtype, spec.shape, spec.order)
@@ -135,15 +143,15 @@ def must_send(staged: StagedFile, layout: Layout) -> RangeSet:
 
 
 def commit(staged: StagedFile, array_key: str | None, bytes_key: str,
-           condition: WriteCondition | None = None) -> ObjectInfo:
+           condition: WriteCondition | None = None, compression: str | None = None) -> ObjectInfo:
     """Store ``staged`` as it is now (one write; ``Incomplete`` when it is a short ``.npy``); the
-    staged file then names the new version as its base. Raises the store's refusal as it came."""
+    staged file then names the new version as its base. ``compression``: as for ``layout_of``.
+    Raises the store's refusal as it came."""
     with staged.lock:
-        layout = layout_of(staged, array_key, bytes_key)
+        layout = layout_of(staged, array_key, bytes_key, compression)
         store = staged.store
-        base = staged.base
-        if base is not None and base.compressed and layout.spec is not None:
-            info = _reencode(staged, layout)
+        if layout.spec is not None and layout.spec.compression is not None:
+            info = _encode(staged, layout, condition)
         else:
             send = must_send(staged, layout)
             pieces = plan(layout.size, send, store.part_size)
@@ -173,12 +181,35 @@ def _pieces(staged: StagedFile, layout: Layout, pieces: list[tuple[str, int, int
             yield staged.bytes_of(layout.skip + a, layout.skip + b)
 
 
-def _reencode(staged: StagedFile, layout: Layout) -> ObjectInfo:
-    """A compressed array: encoded whole again from the staged bytes (no range of it can be copied)."""
+def _encode(staged: StagedFile, layout: Layout, condition: WriteCondition | None) -> ObjectInfo:
+    """A compressed array (no range of an encoded body can be copied): its body encoded again from
+    the staged bytes as they lie in the file (the header's order), by the streamed writer's encoder,
+    in one ``put_chunks`` under ``condition``. The user's metadata is kept; the description and the
+    gzip index are the new body's."""
     spec = layout.spec
-    assert spec is not None
-    body = np.memmap(staged.file, dtype=np.uint8, mode="r", offset=layout.skip, shape=(spec.nbytes,)) \
-        if spec.nbytes else np.zeros(0, np.uint8)
-    array = body.view(spec.dtype).reshape(spec.shape, order="F" if spec.fortran else "C")
-    extra = {k: v for k, v in layout.metadata.items() if k not in ("dtype", "shape", "compression", "order")}
-    return write_raw_array(staged.store, layout.key, array, compression=spec.compression, extra=extra)
+    assert spec is not None and spec.compression is not None
+    store = staged.store
+    name = store.describe(layout.key)
+    metadata = metadata_from_spec(spec)
+    metadata.update({k: v for k, v in layout.metadata.items() if k.lower() not in INTERNAL_KEYS})
+    record = codecs.record(spec.compression)
+    if not record.blocks and record.stream_encoder is None:  # a codec that encodes whole only (LZ4, Zstd)
+        body = codecs.encode(memoryview(staged.bytes_of(layout.skip, layout.skip + spec.nbytes)), spec.compression)
+        return store.put(layout.key, body, metadata, condition=condition)
+    encoder = encoder_for(spec, name)
+    try:
+        metadata.update(encoder.metadata())
+
+        def pieces() -> Iterator[bytes]:
+            for a in range(0, spec.nbytes, ENCODE_PIECE):
+                b = min(spec.nbytes, a + ENCODE_PIECE)
+                yield from encoder.compress(staged.bytes_of(layout.skip + a, layout.skip + b))
+            yield from encoder.flush()
+
+        info = store.put_chunks(layout.key, pieces(), metadata, head=encoder.header, size_hint=spec.nbytes,
+                                in_flight=COMMIT_IN_FLIGHT, condition=condition, part_size=store.part_size)
+    finally:
+        encoder.close()
+    log.info("%s: stored %s (%d array bytes encoded %s, %d fetched)", staged.path, name, spec.nbytes,
+             spec.compression, staged.fetched)
+    return info

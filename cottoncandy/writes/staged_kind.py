@@ -35,11 +35,14 @@ log = logging.getLogger("cottoncandy.writes")
 
 class StagedKind:
     """A file staged on disk (``staged.StagedFile``) with the commit points of the module docstring.
-    Methods are called under the open file's lock (``writable.OpenFile``)."""
+    ``compression``: the codec of a ``.npy`` that replaces no stored array (a new name: the mount's
+    ``--write-compression``, as a streamed file gets; one replacing an array keeps that array's codec:
+    ``commit.layout_of``). Methods are called under the open file's lock (``writable.OpenFile``)."""
 
-    def __init__(self, staged: StagedFile, target: Target):
+    def __init__(self, staged: StagedFile, target: Target, compression: str | None = None):
         self.staged = staged
         self.target = target
+        self.compression = compression
         self.stored: ObjectInfo | None = None
 
     @property
@@ -68,7 +71,7 @@ class StagedKind:
     def incomplete(self) -> bool:
         """Whether it is a ``.npy`` still short of the data its header promises."""
         try:
-            layout_of(self.staged, self.target.array_key, self.target.bytes_key)
+            layout_of(self.staged, self.target.array_key, self.target.bytes_key, self.compression)
         except Incomplete:
             return True
         return False
@@ -77,7 +80,8 @@ class StagedKind:
         if not self.staged.changed:
             return None
         try:
-            self.stored = commit(self.staged, self.target.array_key, self.target.bytes_key, self._condition())
+            self.stored = commit(self.staged, self.target.array_key, self.target.bytes_key, self._condition(),
+                                 self.compression)
         except Incomplete as short:
             log.info("%s: not stored yet: %s", self.target.path, short)
             return None
@@ -87,7 +91,7 @@ class StagedKind:
         """The commit's condition (issue 26 item 5): ``If-Match`` of the version the staged file
         started from, or last stored, where it is stored under that key; else ``If-None-Match``.
         ``Incomplete`` as ``commit`` would raise it."""
-        key = layout_of(self.staged, self.target.array_key, self.target.bytes_key).key
+        key = layout_of(self.staged, self.target.array_key, self.target.bytes_key, self.compression).key
         base = self.staged.base
         return replace(self.target, seen=base.info if base is not None else None).condition(key)
 
@@ -135,7 +139,8 @@ class StagedFiles:
             staged.discard()
             raise
         stream.abort()  # frees its memory; nothing of it was uploaded
-        return StagedKind(staged, stream.target)
+        settings = getattr(stream, "settings", None)  # a streamed file's: the mount's codec for a new .npy
+        return StagedKind(staged, stream.target, getattr(settings, "compression", None))
 
     def keep(self, kind: FileKind) -> FileKind | None:
         """At a file's last release: the kind that keeps a short ``.npy`` staged for its reopen, or

@@ -6,8 +6,12 @@ read-ahead window (twice the bytes read in the streak) up to ``max_window`` byte
 multi-block runs on a bounded pool so several ranged GETs are in flight. The kernel keeps several
 read-ahead requests in flight and they arrive out of order, so "continues the stream" means
 "lands within the window around its front"; anything else is a seek and resets the window.
-Blocks land in the shared ``BlockCache`` as views of the run's buffer (no copy per block), so
-readers of one version share them. Blocks are aligned to the *file* the object is shown in
+Two kinds of stream skip the doubling and get the whole window at once: one already a few MiB long
+(``SURE_STREAK``), and one read from the object's byte 0 for a few READs without a gap
+(``START_READS``: a whole-file read). Blocks land in the shared ``BlockCache`` as views of the run's
+buffer (no copy per block), so readers of one version share them; with ``progressive`` each block
+lands as soon as the GET's body has passed it (``ArrivingRun``), so a reader waits for the bytes it
+needs, not for the end of the run they came in. Blocks are aligned to the *file* the object is shown in
 (``origin``: where the object's byte 0 sits in it, e.g. after a ``.npy`` header): the kernel asks
 for page-aligned ranges, so a read then falls inside one block and is answered with views, never
 a join of two blocks. A long sequential stream lets go of the blocks it has passed:

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import posixpath
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -174,6 +175,36 @@ def keep(kind: StagedKind, folder: Path) -> Path:
     return manifest
 
 
+#: the largest manifest read back (a file of a few thousand dirty ranges is a few hundred KiB)
+MAX_MANIFEST = 16 * 2**20
+
+
+def _open_kept(path: Path) -> int:
+    """A descriptor of a kept file, refused unless it is a regular file of ours (the cache folder is
+    untrusted: never through a link, never a FIFO or device that would block the mount's start)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise OSError(errno.EPERM, f"{path} is not a regular file of this user")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_kept(path: Path, limit: int) -> bytes:
+    """The bytes of the kept file ``path`` (``_open_kept``'s checks), at most ``limit`` of them."""
+    fd = _open_kept(path)
+    try:
+        if os.fstat(fd).st_size > limit:
+            raise ValueError(f"{path} is larger than {limit} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read(limit)
+    finally:
+        os.close(fd)
+
+
 def forget(manifest: Path) -> None:
     """A kept file is stored: its pair goes."""
     manifest.with_suffix(".data").unlink(missing_ok=True)
@@ -254,13 +285,20 @@ def recover(store: ObjectStore, namespace: Namespace, staging: Staging | None, c
     if not isinstance(staging, StagedFiles):
         return 0
     folder = staging.area.folder / KEPT_FOLDER
-    if not folder.is_dir():
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return 0
+        folder = kept_folder(staging)  # a real folder of ours (not a link), 0700
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:  # UnsafeCacheFolder too
+        log.error("%s: files kept at an earlier unmount are not read: %s", store.describe(), exc)
         return 0
     done = 0
     for manifest in sorted(folder.glob("*.json")):
         data = manifest.with_suffix(".data")
         try:
-            record = Kept.parse(manifest.read_text())
+            record = Kept.parse(_read_kept(manifest, MAX_MANIFEST).decode())
             info = _store_kept(store, namespace, staging, record, data, conditional)
         except (OSError, ValueError) as exc:
             log.error("%s: a file kept at an earlier unmount is still not stored: %s (kept: %s)",
@@ -291,13 +329,14 @@ def _store_kept(store: ObjectStore, namespace: Namespace, staging: StagedFiles, 
         node = namespace.lookup(record.path)
         if not isinstance(node, FileNode):
             raise IsADirectoryError(errno.EISDIR, f"{record.path} is a folder now")
-        if node.info.etag != record.base_etag and conditional:
+        if node.info.etag != record.base_etag:  # even with --last-writer-wins: the kept file holds only its
+            # changed ranges, and laid over another version they would store a mix of the two
             raise OSError(errno.ESTALE, f"{store.describe(node.key)} was replaced since the unmount")
         bytes_key, _ = namespace.written(record.path)
         target = Target(record.path, bytes_key, node.key, node.info, conditional) if node.is_array else \
             Target(record.path, node.key, None, node.info, conditional)
         key, base = node.key, Base(node.info, node.header, node.spec)
-    source = os.open(data, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    source = _open_kept(data)
     staged = StagedFile(staging.area, store, record.path, key, base)
     try:
         if record.base_end < staged.size:

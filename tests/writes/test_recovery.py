@@ -123,6 +123,54 @@ def test_a_kept_file_never_overwrites_a_newer_version(store: RefusingStore, tmp_
     again.close()
 
 
+def test_a_kept_file_is_never_laid_over_another_version_even_last_writer_wins(
+        store: RefusingStore, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A kept file holds only its changed ranges: laid over another writer's version it would store a
+    mix of the two (row 3 ours, the other rows theirs). --last-writer-wins does not make that right."""
+    options = MountOptions(rw=True, cache_dir=str(tmp_path / "cache"), last_writer_wins=True)
+    fs = CcFilesystem(store, options=options)
+    change_row_3(fs)
+    store.refuse = True
+    fs.close()
+    store.refuse = False
+    theirs = ROWS * 2
+    write_raw_array(store, "a", theirs, compression=False)
+    with caplog.at_level(logging.INFO, "cottoncandy.writes"):
+        again = CcFilesystem(store, options=options)
+    np.testing.assert_array_equal(read_raw_array(store, "a"), theirs)
+    assert kept(tmp_path) == [".data", ".json"]
+    again.close()
+
+
+@pytest.mark.parametrize("swap", ["manifest link", "data fifo"])
+def test_kept_files_that_are_links_or_fifos_are_not_read(store: RefusingStore, tmp_path: Path, swap: str,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The cache folder is untrusted: a kept manifest replaced by a link is not followed, a kept data
+    file replaced by a FIFO does not block the next mount's start; each is one logged refusal."""
+    fs = mount(store, tmp_path)
+    change_row_3(fs)
+    store.refuse = True
+    fs.close()
+    store.refuse = False
+    folder = tmp_path / "cache" / "writes" / "kept"
+    manifest = next(folder.glob("*.json"))
+    if swap == "manifest link":
+        elsewhere = tmp_path / "elsewhere.json"
+        manifest.rename(elsewhere)
+        manifest.symlink_to(elsewhere)
+    else:
+        data = manifest.with_suffix(".data")
+        data.unlink()
+        os.mkfifo(data, 0o600)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, "cottoncandy.writes"):
+        again = mount(store, tmp_path)  # returns: nothing blocks on the FIFO
+    np.testing.assert_array_equal(read_raw_array(store, "a"), ROWS)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "still not stored" in errors[0], errors
+    again.close()
+
+
 def test_a_commit_outlasting_the_bound_is_kept_and_finishes_if_it_can(
         store: RefusingStore, tmp_path: Path, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -417,6 +417,8 @@ class StoreWriter:
                 else target.bytes_key
             if shown is not None and shown.key not in (dst, version.key):
                 raise FileExistsError(errno.EEXIST, f"{new} is shown for the object {shown.key}; remove it first")
+            if dst != version.key:
+                self._still_there(version)
             moved = version if dst == version.key else self.names.move(
                 version.key, dst, target.condition(dst), what=f"renaming {file.path} (open for writing) to {new}")
             target = dataclasses.replace(target, seen=moved)
@@ -424,6 +426,15 @@ class StoreWriter:
         file.path = new
         log.info("%s: renamed %s while open for writing%s", self.store.describe(kind.key), new,
                  "; its upload moves there when it completes" if moves.in_flight(kind) else "")
+
+    def _still_there(self, version: ObjectInfo) -> None:
+        """``ESTALE`` unless ``version`` is still the object under its key: the file stands on its bytes
+        (a staged file copies its unchanged stretches from the moved copy), so moving another writer's
+        newer version in its place would store a mix of the two. (The copy itself is not pinned to the
+        version: ``ObjectStore.copy`` takes no source ETag; this HEAD narrows the race to the copy.)"""
+        current = self.store.head(version.key)
+        if current.etag.strip('"') != version.etag.strip('"'):  # logged once by the face, as other refusals
+            raise OSError(errno.ESTALE, f"{self.store.describe(version.key)} was replaced since it was opened")
 
     def _follow_closed(self, file: OpenFile, kind: StreamingFile, new: str, bytes_key: str,
                        array_key: str | None) -> None:

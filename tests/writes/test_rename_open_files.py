@@ -287,3 +287,24 @@ def test_a_rewrite_of_an_existing_file_renamed_before_its_close(store: MemorySto
     fs.release(fh)
     assert keys(store) == ["c.bin", "y.txt"]
     assert store.get("y.txt") == b"new x" and store.get("c.bin") == big
+
+
+def test_a_file_open_over_a_replaced_object_is_not_renamed(store: MemoryStore, tmp_path: Path) -> None:
+    """An ``r+`` file of 12 MiB (its unchanged stretches are copied from the version it stands on),
+    the object replaced by another writer, then renamed while open: ESTALE, and nothing moves; before,
+    their version was moved to the new name and the next commit copied its unchanged stretches from
+    it, storing a mix of the two versions under the file's If-Match of the moved copy."""
+    ours, theirs = os.urandom(12 * MiB), os.urandom(12 * MiB)
+    store.put("x.bin", ours)
+    fs = writable(store, tmp_path)
+    fh = fs.open("/x.bin", os.O_RDWR)
+    fs.write(fh, b"MINE", 0)
+    store.put("x.bin", theirs)  # another writer
+    with pytest.raises(OSError) as refused:
+        fs.rename("/x.bin", "/y.bin")
+    assert refused.value.errno == errno.ESTALE
+    assert keys(store) == ["x.bin"] and store.get("x.bin") == theirs
+    with pytest.raises(OSError) as stale:  # its commit is If-Match of the version it opened over
+        fs.release(fh)
+    assert stale.value.errno == errno.ESTALE
+    assert keys(store) == ["x.bin"] and store.get("x.bin") == theirs

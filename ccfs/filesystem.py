@@ -464,7 +464,7 @@ class CcFilesystem:
 
         return point_fetch(info, spec, self.seek_points, object_identity(self.store, info.key), body,
                            lambda start, end: self._decoded(info, spec).read(start, end - start), self.budget,
-                           self.open_point_fetches)
+                           self.open_point_fetches, allocate=self.buffers.take)
 
     def _inflating_reader(self, info: ObjectInfo, spec: ArraySpec,
                           first: memoryview | None) -> ObjectReader | None:

@@ -123,11 +123,13 @@ def recorded_download(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out
 
 def point_fetch(info: ObjectInfo, spec: ArraySpec, shelf: SeekIndexShelf | None, identity: str,
                 fetch_body: Callable[[int, int], bytes], fallback: Callable[[int, int], bytes],
-                budget: MemoryBudget | None = None, shared: OpenFetches | None = None) -> StretchReader | None:
+                budget: MemoryBudget | None = None, shared: OpenFetches | None = None,
+                allocate: Callable[[int], memoryview] | None = None) -> StretchReader | None:
     """A fetch of decoded bytes through the kept seek points of this version, or ``None`` (none kept,
     or the record was bad and is dropped). A stretch that later fails its check drops the record and
     sends the reads to ``fallback``. With ``shared``, files open on one version share one fetch
-    (``fetch_body`` and ``fallback`` must then read the same version whichever file made them)."""
+    (``fetch_body`` and ``fallback`` must then read the same version whichever file made them).
+    ``allocate``: where answers are written (the mount's buffer pool; default fresh bytearrays)."""
     if shelf is None or not indexable(info, spec):
         return None
 
@@ -136,7 +138,8 @@ def point_fetch(info: ObjectInfo, spec: ArraySpec, shelf: SeekIndexShelf | None,
         if points is None:
             return None
         return StretchReader(PointTable(points, info.size, spec.nbytes), fetch_body, fallback,
-                             lambda why: shelf.forget(identity, info.etag, info.size, why), budget=budget)
+                             lambda why: shelf.forget(identity, info.etag, info.size, why), budget=budget,
+                             allocate=allocate)
 
     if shared is None:
         return make()

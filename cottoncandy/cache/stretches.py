@@ -125,21 +125,22 @@ class StretchReader:
     ``fetch_body(start, end)``: compressed bytes ``[start, end)`` of the pinned body (one ranged GET).
     ``fallback(start, end)``: the same decoded bytes by another way (the whole decode), used once a
     stretch did not fit the table; ``on_bad(why)`` is called then, once. ``allocate(n)``: a writable
-    buffer for an answer. ``first``: the body's first bytes, if someone fetched them already.
+    buffer for an answer (default: a fresh ``bytearray``). ``first``: the body's first bytes, if
+    someone fetched them already.
     ``keep_bytes``: the bound on kept stretches (default :func:`keep_limit`, or 0 for an aligned
     table: none is kept beyond the reads that want it now).
     """
 
     def __init__(self, table: StretchTable, fetch_body: Callable[[int, int], Buffer],
                  fallback: Callable[[int, int], Buffer], on_bad: Callable[[str], None], *,
-                 allocate: Callable[[int], memoryview] = _bytearray, first: Buffer | None = None,
+                 allocate: Callable[[int], memoryview] | None = None, first: Buffer | None = None,
                  budget: MemoryBudget | None = None, keep_bytes: int | None = None):
         self.table = table
         self.nbytes = table.nbytes
         self.fetch_body = fetch_body
         self.fallback = fallback
         self.on_bad = on_bad
-        self.allocate = allocate
+        self.allocate = allocate or _bytearray
         self.budget = budget
         if keep_bytes is None:
             keep_bytes = 0 if table.aligned else keep_limit(budget, table.span)

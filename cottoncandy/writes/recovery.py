@@ -246,7 +246,16 @@ def settle(store: ObjectStore, kinds: Iterable[FileKind], staging: Staging | Non
 
 
 def _commit_at_unmount(kind: StagedKind, key: str, manifest: Path | None, stored: Stored, seconds: float) -> None:
-    """Commit ``kind`` in a thread, waiting at most ``seconds``; each outcome one log line."""
+    """Commit ``kind`` in a thread, waiting at most ``seconds``; each outcome one log line. With no time
+    left none is started: a commit begun now would create its upload after the mount stopped recording
+    uploads (``StoreWriter.close``), and one cut off by the daemon's exit would be an orphan the next
+    mount cannot find; the file stays kept (with ``--cache-dir``) for the next mount."""
+    later = f"kept as {manifest.with_suffix('.data')}: the next --rw mount with this --cache-dir stores it" \
+        if manifest is not None else "its changes are lost (no --cache-dir to keep them in)"
+    if seconds <= 0:
+        log.error("%s: not stored: the unmount's time for storing open files ran out; %s", key, later)
+        kind.abort()
+        return
     outcome: list[BaseException | ObjectInfo | None] = []
 
     def run() -> None:
@@ -264,8 +273,6 @@ def _commit_at_unmount(kind: StagedKind, key: str, manifest: Path | None, stored
     worker = threading.Thread(target=run, name="ccfs-unmount-commit", daemon=True)
     worker.start()
     worker.join(seconds)
-    later = f"kept as {manifest.with_suffix('.data')}: the next --rw mount with this --cache-dir stores it" \
-        if manifest is not None else "its changes are lost (no --cache-dir to keep them in)"
     if not outcome:
         log.error("%s: not stored within %.0f s of the unmount; %s", key, seconds, later)
         return

@@ -192,6 +192,36 @@ def test_a_commit_outlasting_the_bound_is_kept_and_finishes_if_it_can(
     np.testing.assert_array_equal(read_raw_array(store, "a"), expected)
 
 
+def test_no_commit_starts_once_the_bound_ran_out(store: RefusingStore, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two staged files open at unmount, the first commit outlasting the bound: the second is not
+    started with no time left (its upload would begin after the mount stopped recording uploads, an
+    orphan if the daemon's exit cut it off): it stays kept, one line, and the next mount stores it."""
+    monkeypatch.setattr(recovery, "UNMOUNT_COMMIT_SECONDS", 0.3)
+    write_raw_array(store, "b", ROWS, compression=False)
+    fs = mount(store, tmp_path)
+    expected = change_row_3(fs)
+    fh = fs.open("/b.npy", os.O_RDWR)
+    fs.write(fh, np.full(128, -1.0).tobytes(), HEADER + 3 * 1024)
+    store.go = threading.Event()
+    with caplog.at_level(logging.INFO, "cottoncandy.writes"):
+        fs.close()
+    ran_out = [r.getMessage() for r in caplog.records if "ran out" in r.getMessage()]
+    assert len(ran_out) == 1 and "kept as" in ran_out[0], ran_out
+    store.go.set()
+    deadline = time.monotonic() + 10
+    while len(kept(tmp_path)) > 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert kept(tmp_path) == [".data", ".json"]  # the first one stored itself; the other is kept
+    store.go = None
+    late = "a" if "memory/a" in ran_out[0] else "b"
+    np.testing.assert_array_equal(read_raw_array(store, late), ROWS)
+    mount(store, tmp_path).close()
+    np.testing.assert_array_equal(read_raw_array(store, late), expected)
+    assert kept(tmp_path) == []
+
+
 def test_a_stream_whose_close_never_came_is_given_up(store: RefusingStore, tmp_path: Path) -> None:
     """A file being written start to end when the mount ends is not stored: it would be partial."""
     fs = mount(store, tmp_path)

@@ -71,12 +71,15 @@ def retargeted(kind: FileKind, path: str, bytes_key: str, array_key: str | None,
     (the version there it may replace: the moved copy, or what the mount shows; ``None``: a new name).
     A file that was to stay bytes (opened over an object that is not an array) stays bytes.
 
-    ``EXDEV`` when the version stored for it is a raw array and ``path`` is not a ``.npy`` name: a
-    rename keeps the bytes the mount shows (``tree_changes``), and the file stands on that version's
-    bytes at their offsets; the program may copy it instead (``shutil.move`` does on EXDEV)."""
+    ``EXDEV`` when the version stored for it, or the upload under way for it, is a raw array and
+    ``path`` is not a ``.npy`` name: a rename keeps the bytes the mount shows (``tree_changes``), and
+    the file stands on that version's bytes at their offsets (an upload's body, moved as it is, would
+    lose the ``.npy`` header); the program may copy it instead (``shutil.move`` does on EXDEV)."""
     old = kind.target
     version = shown_version(kind)
-    if array_key is None and version is not None and is_array(kind, version):
+    stored_as_array = version is not None and is_array(kind, version)
+    uploading_array = in_flight(kind) and old.array_key is not None and kind.key == old.array_key
+    if array_key is None and (stored_as_array or uploading_array):
         raise OSError(errno.EXDEV, f"{old.path} is a raw array open for writing: it keeps its .npy bytes under "
                                    f"{path}, a name that is not .npy, only as a copy")
     return Target(path, bytes_key, array_key if old.array_key is not None else None, seen, old.conditional)

@@ -308,3 +308,26 @@ def test_a_file_open_over_a_replaced_object_is_not_renamed(store: MemoryStore, t
         fs.release(fh)
     assert stale.value.errno == errno.ESTALE
     assert keys(store) == ["x.bin"] and store.get("x.bin") == theirs
+
+
+def test_an_array_upload_under_way_renamed_to_bytes_is_exdev(store: MemoryStore, tmp_path: Path) -> None:
+    """``np.save`` of a 7 MiB array whose upload has begun (its key is the raw array's: the body without
+    the ``.npy`` header), renamed to a name that is not ``.npy``: EXDEV, as for a stored raw array (a
+    rename keeps the bytes the mount shows; moving that body would drop the header). Before, the body
+    was completed under ``big`` and copied to ``big.bin`` as it was: the file lost its header under mv.
+    The file stays where it was and is stored whole."""
+    array = np.arange(7 * MiB // 8, dtype="<f8")
+    out = io.BytesIO()
+    np.save(out, array)
+    data = out.getvalue()
+    fs = writable(store, tmp_path)
+    fh = fs.create("/big.npy", CREATE)
+    at = writes(fs, fh, data[: 6 * MiB], 0)  # the upload has begun
+    with pytest.raises(OSError) as refused:
+        fs.rename("/big.npy", "/big.bin")
+    assert refused.value.errno == errno.EXDEV
+    writes(fs, fh, data[at:], at)
+    fs.flush(fh)
+    fs.release(fh)
+    assert keys(store) == ["big"]
+    np.testing.assert_array_equal(read_raw_array(store, "big"), array)

@@ -20,7 +20,7 @@ RESERVED_KEYS = ("dtype", "shape", "compression", "order")
 GZIP_FLAG = "gzip"
 #: structured dtypes: numpy's descr as JSON (0.4.0 ignores it)
 DESCR_KEY = "dtype-descr"
-#: a body written by ``pgzip.ParallelGzip``: its block index is in the gzip header (``1:BLOCK:COUNT``)
+#: a body written by ``pgzip.ParallelGzip``: its block index is in the gzip header (``VERSION:BLOCK:COUNT``)
 INDEX_KEY = "cc-gzip-blocks"
 
 #: written for this library's own reading; 0.4.0 never wrote them, and no API call or command shows them

@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from ..storage.base import Buffer, WholePart
 
 #: references to a pooled buffer nobody else holds, as ``sys.getrefcount`` counts them inside
-#: ``PartBuffers.take``: the pool's list, the loop's name, and ``getrefcount``'s own argument
+#: ``PartBuffers.take`` (3 up to CPython 3.13: the pool's list, the loop's name, and ``getrefcount``'s
+#: own argument); measured on the running interpreter at import (``_refs_of_a_free_buffer``)
 _ONLY_THE_POOL = 3
 
 
@@ -83,3 +84,18 @@ class PartFiller:
         if part is None or not filled:
             return None
         return memoryview(part)[:filled]
+
+
+def _refs_of_a_free_buffer() -> int:
+    """What ``sys.getrefcount`` says of a kept buffer nobody else holds, measured the way
+    ``PartBuffers.take`` measures it. The count depends on the interpreter: CPython 3.14 borrows
+    references when it loads locals, so its counts are lower; a constant one too high there would
+    let a buffer still being sent (one reference more) pass as free and be filled again."""
+    probe = PartBuffers(1, 1)
+    probe._kept.append(WholePart(1))
+    for buffer in probe._kept:
+        return sys.getrefcount(buffer)
+    raise AssertionError("unreachable: the probe holds one buffer")
+
+
+_ONLY_THE_POOL = _refs_of_a_free_buffer()

@@ -6,6 +6,7 @@ memory store and the S3 server, driven as ``ccfs/operations.py`` drives it."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from ccfs.filesystem import CcFilesystem
 from ccfs.mountoptions import MountOptions
-from cottoncandy.arrays.raw import read_raw_array
+from cottoncandy.arrays.raw import read_raw_array, write_raw_array
 from cottoncandy.formats.keys import INDEX_KEY
 from cottoncandy.storage.base import ObjectStore
 from cottoncandy.storage.memory import MemoryStore
@@ -106,3 +107,24 @@ def test_a_staged_rewrite_of_a_compressed_fortran_array_keeps_codec_and_order(st
     fh = fs.open("/f.npy", os.O_RDONLY)
     assert fs.read(fh, len(data), 0) == npy(expected)
     fs.release(fh)
+
+
+def test_a_compressed_rewrite_is_refused_over_another_writers_version(tmp_path: Path) -> None:
+    """The encoded commit carries the file's condition (``If-Match`` of the version opened over): a
+    gzip array replaced by another writer meanwhile is ESTALE at fsync and theirs is kept (before, the
+    re-encoding wrote with no condition and overwrote it)."""
+    store = MemoryStore()
+    array = np.arange(2000, dtype="<f8").reshape(40, 50)
+    data = npy(array)
+    fs = writable(store, tmp_path, "gzip")
+    fh = fs.create("/g.npy", CREATE)
+    fs.write(fh, data, 0)
+    fs.release(fh)
+    fh = fs.open("/g.npy", os.O_RDWR)
+    fs.write(fh, np.float64(-1).tobytes(), len(data) - array.nbytes)
+    write_raw_array(store, "g", array * 2, compression="gzip")  # another writer: a new version
+    etag = store.head("g").etag
+    with pytest.raises(OSError) as refused:
+        fs.fsync(fh)
+    assert refused.value.errno == errno.ESTALE
+    assert store.head("g").etag == etag

@@ -346,6 +346,10 @@ class StoreWriter:
                 held.enter_context(self._lock)
                 for file in files:
                     held.enter_context(file.lock)
+                for file in files:  # each follows the folder's copy of its version: it must still be there
+                    version = moves.shown_version(file.kind)
+                    if version is not None:
+                        self._still_there(version)
             with said_once():
                 self.names.rename(old, new)
 

@@ -331,3 +331,24 @@ def test_an_array_upload_under_way_renamed_to_bytes_is_exdev(store: MemoryStore,
     fs.release(fh)
     assert keys(store) == ["big"]
     np.testing.assert_array_equal(read_raw_array(store, "big"), array)
+
+
+def test_a_folder_holding_a_file_open_over_a_replaced_object_is_not_renamed(store: MemoryStore,
+                                                                           tmp_path: Path) -> None:
+    """``mv d e`` while ``d/x.bin`` is open ``r+`` (12 MiB: its unchanged stretches are copied from the
+    version it stands on) and another writer replaced ``d/x.bin``: ESTALE, nothing copied or removed
+    (the file would have followed the folder's copy of *their* version and stored a mix of the two)."""
+    ours, theirs = os.urandom(12 * MiB), os.urandom(12 * MiB)
+    store.put("d/x.bin", ours)
+    store.put("d/other.txt", b"other")
+    fs = writable(store, tmp_path)
+    fh = fs.open("/d/x.bin", os.O_RDWR)
+    fs.write(fh, b"MINE", 0)
+    store.put("d/x.bin", theirs)
+    with pytest.raises(OSError) as refused:
+        fs.rename("/d", "/e")
+    assert refused.value.errno == errno.ESTALE
+    assert keys(store) == ["d/other.txt", "d/x.bin"] and store.get("d/x.bin") == theirs
+    with pytest.raises(OSError):
+        fs.release(fh)
+    assert store.get("d/x.bin") == theirs

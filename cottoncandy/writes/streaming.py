@@ -135,6 +135,7 @@ class Upload:
             del rest
         self._put(None)
         self._done.wait()
+        self._parts.buffers.clear()  # the file keeps its Upload: its buffers go now, not with the file
         if self.info is None:
             raise self.failure()
         return self.info
@@ -147,6 +148,7 @@ class Upload:
             with contextlib.suppress(queue.Full):
                 self._chunks.put_nowait(None)  # wakes the puller, which then raises ``Incomplete``
             self._done.wait(POLL)
+        self._parts.buffers.clear()
 
     def failure(self) -> OSError:
         error = self.error

@@ -94,6 +94,11 @@ COPY_PART_SIZE = 512 * 2**20
 #: 2.12 -> 1.67 s remote-like (20 ms, 100 MB/s per connection)
 STREAM_PART = MIN_PART
 STREAM_IN_FLIGHT = 4
+#: seconds a writer whose CompleteMultipartUpload answer was lost waits for the object to appear once
+#: the server no longer knows the upload (its lost attempt may still be joining the parts), looking
+#: every COMPLETING_POLL seconds
+COMPLETING_WAIT = 120.0
+COMPLETING_POLL = 0.5
 READ_CHUNK = 2**20
 
 
@@ -1055,6 +1060,8 @@ class S3Store(ObjectStore):
                 if lost and (isinstance(exc, FileNotFoundError) or exc.errno == errno.EIO or
                              (condition is not None and conditions.lost_race(exc))):
                     etag = self._completed_etag(key, listing, size)
+                    if etag is None and self._upload_gone(key, upload_id):  # a lost attempt may still be
+                        etag = self._completed_etag(key, listing, size, wait=COMPLETING_WAIT)  # completing it
                     if etag is not None:
                         self._ended(upload_id)
                         log.info("%s: completing the upload failed (%s), but the object is there with this "
@@ -1062,16 +1069,36 @@ class S3Store(ObjectStore):
                         return etag
                 raise
 
-    def _completed_etag(self, key: str, listing: list[dict[str, Any]], size: int | None) -> str | None:
-        """The ETag of ``key`` if it is the object these parts make (``None`` if not, or if unknown)."""
+    def _completed_etag(self, key: str, listing: list[dict[str, Any]], size: int | None,
+                        wait: float = 0.0) -> str | None:
+        """The ETag of ``key`` if it is the object these parts make (``None`` if not, or if unknown),
+        looking again every ``COMPLETING_POLL`` seconds for up to ``wait`` seconds while it is not."""
         expected = multipart_etag(part["ETag"] for part in listing)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                info: ObjectInfo | None = self.head(key)
+            except OSError:
+                info = None
+            if info is not None and info.etag.strip('"') == expected and (size is None or info.size == size):
+                return f'"{expected}"'
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(COMPLETING_POLL)
+
+    def _upload_gone(self, key: str, upload_id: str) -> bool:
+        """Whether the server no longer knows ``upload_id`` (``NoSuchUpload``): completed, by an attempt
+        whose answer was lost and which may still be under way (a server stores the object only once
+        it has joined the parts: moto joins 1 GiB for longer than the client's read timeout), or
+        aborted. ``False`` when it is still there, or when that cannot be told."""
         try:
-            info = self.head(key)
+            self._call(lambda: self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1),
+                       key, "check the upload of")
+        except FileNotFoundError:
+            return True
         except OSError:
-            return None
-        if info.etag.strip('"') != expected or (size is not None and info.size != size):
-            return None
-        return f'"{expected}"'
+            return False
+        return False
 
     def record_uploads(self, journal: UploadJournal | None) -> None:
         self._journal = journal

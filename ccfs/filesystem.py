@@ -260,7 +260,7 @@ class CcFilesystem:
         refused = fastpaths.refusals()
         if refused:  # each asked again through boto3 (``cottoncandy.fastpaths``)
             log.info("fast requests refused by the endpoint: %s", fastpaths.counts_line(refused))
-        self.writer.close()  # uploads still open are given up: no object, no orphan upload
+        self.writer.close()  # staged files still open are stored (or kept), streams given up: recovery.settle
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.demand.shutdown(wait=False, cancel_futures=True)
         self.namespace.close()

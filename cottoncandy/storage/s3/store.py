@@ -844,8 +844,8 @@ class S3Store(ObjectStore):
                    head: Callable[[], bytes] | None = None, size_hint: int | None = None,
                    in_flight: int | None = None, condition: WriteCondition | None = None,
                    part_size: int | None = None) -> ObjectInfo:
-        """Stream ``head() + chunks`` in parts of :meth:`_stream_part_size`: the first part is held
-        back and sent last (its head is known only at the end), at most ``in_flight`` (default
+        """Stream ``head() + chunks`` in parts of :meth:`_stream_part_size`: with a ``head``, the first
+        part is held back and sent last (its head is known only at the end), at most ``in_flight`` (default
         :data:`STREAM_IN_FLIGHT`) others are being sent, one is being filled. A body that fits one
         part is one PUT."""
         extra = self._extra(metadata, acl)
@@ -862,7 +862,11 @@ class S3Store(ObjectStore):
         def numbered() -> Iterator[tuple[int, memoryview]]:
             # no reference to a part outlives its yield: the closure's ``second`` held part 2 for the
             # whole upload, and the loop variable held each sent part while the next one was filled
-            nonlocal second
+            nonlocal second, held
+            if head is None:  # nothing goes before the first part: sent first, not held to the end
+                view, held = memoryview(held), bytearray()
+                yield 1, view
+                del view
             view = memoryview(second)  # type: ignore[arg-type]
             second = None
             yield 2, view
@@ -872,8 +876,9 @@ class S3Store(ObjectStore):
                 del part
                 yield number, view
                 del view
-            held[:0] = head() if head is not None else b""
-            yield 1, memoryview(held)
+            if head is not None:
+                held[:0] = head()
+                yield 1, memoryview(held)
 
         sending = STREAM_IN_FLIGHT if in_flight is None else max(1, in_flight)
         info = self._multipart(key, extra, numbered(), progress, in_flight=min(self.settings.threads, sending),

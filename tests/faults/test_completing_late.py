@@ -92,3 +92,17 @@ def test_an_upload_gone_without_its_object_is_still_an_error(s3, monkeypatch) ->
     assert caught.value.errno == errno.EIO
     with pytest.raises(FileNotFoundError):
         store_via(s3.endpoint_url).head("c/late")
+
+
+def test_the_wait_for_a_late_complete_gives_up_when_the_request_is_interrupted(s3, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The wait polls HEAD for up to ``COMPLETING_WAIT``; a FUSE request whose reader was signalled
+    (``cottoncandy.waits``' check says EINTR) stops waiting at the next poll instead of at its end."""
+    from cottoncandy import waits
+    from cottoncandy.storage.s3 import store as s3_store
+
+    monkeypatch.setattr(s3_store, "COMPLETING_WAIT", 30.0)
+    store = store_via(s3.endpoint_url)
+    seen = _late_server(store, s3.endpoint_url, delay=0.0, complete_at_all=False)
+    with waits.giving_up(lambda: errno.EINTR if "list_parts" in seen else None), pytest.raises(OSError) as caught:
+        store.put("c/late", os.urandom(2 * MIN_PART + 17))
+    assert caught.value.errno == errno.EINTR and isinstance(caught.value, waits.GaveUp)

@@ -34,7 +34,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.response import StreamingBody
 
-from ... import fastpaths
+from ... import fastpaths, waits
 from ...config import Settings, from_shareable, legacy_keys, recall, remember, shareable
 from ...printable import normalized_endpoint, without_userinfo
 from .. import answers, conditions, progress
@@ -1089,6 +1089,7 @@ class S3Store(ObjectStore):
                 return f'"{expected}"'
             if time.monotonic() >= deadline:
                 return None
+            waits.check()  # a FUSE request interrupted, or the mount stopping, gives up (GaveUp: EINTR/EIO)
             time.sleep(COMPLETING_POLL)
 
     def _upload_gone(self, key: str, upload_id: str) -> bool:

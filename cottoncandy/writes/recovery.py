@@ -20,12 +20,15 @@ staged files the kernel never released, and finish at the next mount what an unm
   file visible.
 - ``recover`` (at mount, after ``open_journal`` aborted the unfinished upload): each kept file is
   staged again over the version it was kept over and committed with the same condition (``If-Match``
-  that version, ``If-None-Match`` for a new name). A kept file whose object changed since, or whose
-  commit is refused, stays kept and is logged with its path, never overwriting another's newer write.
+  that version, ``If-None-Match`` for a new name), and encoded with the codec decided for it when it
+  was staged (a new ``.npy``: that mount's ``--write-compression``, not the next mount's). A kept file
+  whose object changed since, or whose commit is refused, stays kept and is logged with its path, never
+  overwriting another's newer write.
 
 Invariants: a kept pair (``NAME.json`` manifest, ``NAME.data`` the sparse file) is removed only once
 its object is stored; the manifest is written before the link is made and read as untrusted input
-(its keys are derived again from its path by the reverse naming rule, never taken from it).
+(its keys are derived again from its path by the reverse naming rule, never taken from it; its codec
+must be one the codec table allows, ``formats.codecs``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..cache.private import private_folder, private_subfolder
+from ..formats import codecs
 from ..namespace.nodes import FileNode, Node
 from ..storage import upload_journal
 from ..storage.base import ObjectInfo, ObjectStore
@@ -118,17 +122,21 @@ class Namespace(Protocol):
 
 @dataclass(frozen=True)
 class Kept:
-    """A staged file kept for the next mount: what its manifest says (validated)."""
+    """A staged file kept for the next mount: what its manifest says (validated). ``compression``:
+    the codec decided for it when it was staged (``StagedKind.compression``; ``None``: raw, and what a
+    manifest written before the field existed means)."""
 
     path: str
     base_etag: str | None
     size: int
     base_end: int
     dirty: list[tuple[int, int]]
+    compression: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({"version": MANIFEST_VERSION, "path": self.path, "base_etag": self.base_etag,
-                           "size": self.size, "base_end": self.base_end, "dirty": self.dirty})
+                           "size": self.size, "base_end": self.base_end, "dirty": self.dirty,
+                           "compression": self.compression})
 
     @classmethod
     def parse(cls, text: str) -> Kept:
@@ -148,7 +156,18 @@ class Kept:
                 isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r) and 0 <= r[0] < r[1] <= size
                 for r in dirty):
             raise ValueError("bad dirty ranges")
-        return cls(path, etag, size, base_end, [(a, b) for a, b in dirty])
+        return cls(path, etag, size, base_end, [(a, b) for a, b in dirty], _codec(doc.get("compression")))
+
+
+def _codec(name: object) -> str | None:
+    """A manifest's codec: ``None`` (raw), or the id of a codec the codec table allows; ``ValueError``
+    for any other value (it chooses the encoder the next mount runs)."""
+    if name is None:
+        return None
+    try:
+        return codecs.codec_id(name)
+    except ValueError as exc:
+        raise ValueError(f"bad compression: {exc}") from None
 
 
 def kept_folder(staging: StagedFiles) -> Path:
@@ -163,7 +182,7 @@ def keep(kind: StagedKind, folder: Path) -> Path:
         os.fsync(staged.fd)
         base = staged.base
         record = Kept(kind.target.path, base.info.etag if base is not None else None, staged.size,
-                      staged.base_end, staged.dirty.runs())
+                      staged.base_end, staged.dirty.runs(), kind.compression)
         name = f"{staged.file.name}-{time.time_ns()}"
         manifest = folder / f"{name}.json"
         fd = os.open(manifest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -211,12 +230,33 @@ def forget(manifest: Path) -> None:
     manifest.unlink(missing_ok=True)
 
 
+class UnmountClock(Protocol):
+    """The time ``settle`` bounds the unmount's commits by: what time it is, and a wait for a commit
+    that ends at the commit's end or after ``seconds``, whichever comes first. A parameter so that a
+    test decides when the bound runs out, with no race against a loaded machine's wall clock."""
+
+    def now(self) -> float: ...
+
+    def wait(self, worker: threading.Thread, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The real one: ``time.monotonic`` and ``Thread.join``."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, worker: threading.Thread, seconds: float) -> None:
+        worker.join(seconds)
+
+
 def settle(store: ObjectStore, kinds: Iterable[FileKind], staging: Staging | None, keep_for_next: bool,
-           stored: Stored, seconds: float | None = None) -> None:
+           stored: Stored, seconds: float | None = None, clock: UnmountClock | None = None) -> None:
     """The mount ends with ``kinds`` still open for writing (see the module): commit the staged ones
     holding changes, kept first when ``keep_for_next``; give up the rest. Waits ``seconds`` in all
-    (``None``: ``UNMOUNT_COMMIT_SECONDS``)."""
-    deadline = time.monotonic() + (UNMOUNT_COMMIT_SECONDS if seconds is None else seconds)
+    (``None``: ``UNMOUNT_COMMIT_SECONDS``) by ``clock`` (``None``: ``WallClock``)."""
+    clock = clock or WallClock()
+    deadline = clock.now() + (UNMOUNT_COMMIT_SECONDS if seconds is None else seconds)
     folder: Path | None = None
     for kind in kinds:
         key = store.describe(kind.key)
@@ -242,14 +282,16 @@ def settle(store: ObjectStore, kinds: Iterable[FileKind], staging: Staging | Non
             except OSError as exc:
                 log.warning("%s: could not be kept for the next mount (%s): committing it now is its only chance",
                             key, exc)
-        _commit_at_unmount(kind, key, manifest, stored, max(0.0, deadline - time.monotonic()))
+        _commit_at_unmount(kind, key, manifest, stored, max(0.0, deadline - clock.now()), clock)
 
 
-def _commit_at_unmount(kind: StagedKind, key: str, manifest: Path | None, stored: Stored, seconds: float) -> None:
-    """Commit ``kind`` in a thread, waiting at most ``seconds``; each outcome one log line. With no time
-    left none is started: a commit begun now would create its upload after the mount stopped recording
-    uploads (``StoreWriter.close``), and one cut off by the daemon's exit would be an orphan the next
-    mount cannot find; the file stays kept (with ``--cache-dir``) for the next mount."""
+def _commit_at_unmount(kind: StagedKind, key: str, manifest: Path | None, stored: Stored, seconds: float,
+                       clock: UnmountClock) -> None:
+    """Commit ``kind`` in a thread, waiting at most ``seconds`` (``clock.wait``); each outcome one log
+    line. With no time left none is started: a commit begun now would create its upload after the
+    mount stopped recording uploads (``StoreWriter.close``), and one cut off by the daemon's exit would
+    be an orphan the next mount cannot find; the file stays kept (with ``--cache-dir``) for the next
+    mount."""
     later = f"kept as {manifest.with_suffix('.data')}: the next --rw mount with this --cache-dir stores it" \
         if manifest is not None else "its changes are lost (no --cache-dir to keep them in)"
     if seconds <= 0:
@@ -272,7 +314,7 @@ def _commit_at_unmount(kind: StagedKind, key: str, manifest: Path | None, stored
 
     worker = threading.Thread(target=run, name="ccfs-unmount-commit", daemon=True)
     worker.start()
-    worker.join(seconds)
+    clock.wait(worker, seconds)
     if not outcome:
         log.error("%s: not stored within %.0f s of the unmount; %s", key, seconds, later)
         return
@@ -355,7 +397,7 @@ def _store_kept(store: ObjectStore, namespace: Namespace, staging: StagedFiles, 
                 if len(chunk) != min(REPLAY_CHUNK, b - start):
                     raise OSError(errno.EIO, f"{data} is shorter than its manifest says")
                 staged.write(start, chunk)
-        return StagedKind(staged, target).fsync()
+        return StagedKind(staged, target, record.compression).fsync()
     finally:
         os.close(source)
         staged.discard()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -287,8 +288,12 @@ class GzipRows:
     Picklable (a ``StoreHandle``, the index as offsets, a few numbers), so ``dask.array.from_array``
     over it runs on any worker; reads carry the ETag seen at open and go through the mount's block
     reader (``cache.stretches.StretchReader`` over ``cache.inflated.BlockTable``). The index was
-    checked at open (:func:`block_index`); a block that does not inflate to its place makes this
-    reader decode the whole body serially instead (CRC-checked), once, logged.
+    checked at open (:func:`block_index`). As 0.4.0 reads any body it can decode, a block that does
+    not inflate to its place, or inflates but not to the CRC-32 its index gives (the mount fails such
+    a block with EIO; the library does not), makes this reader decode the whole body serially instead:
+    logged once naming the object and the block, decoded once, and every later read served from it.
+    Only a body that fails its own CRC-32 or length then fails the read (``ValueError`` naming the
+    object, as ``download_raw_array``). Thread-safe (dask's threads share one instance).
     """
 
     def __init__(self, handle: StoreHandle, key: str, etag: str, dtype: str, shape: tuple[int, ...],
@@ -301,6 +306,9 @@ class GzipRows:
         self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self._inflate: StretchReader | None = None
         self._whole: bytes | None = None
+        self._broken = False  # a block failed: every read goes to the serial decode
+        self._lock = threading.Lock()  # the reader and the whole decode are made once
+        self._decoding = threading.Lock()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (GzipRows, (self.handle, self.key, self.etag, dtype_token(self.dtype), self.shape, self.spans,
@@ -326,34 +334,58 @@ class GzipRows:
         start, end = first * self.row, stop * self.row
         if start >= end:
             return np.empty((stop - first, *self.shape[1:]), dtype=self.dtype)
-        data = self._reader()(start, end)
+        data = self._read(start, end)
         return np.frombuffer(data, dtype=self.dtype).reshape((stop - first, *self.shape[1:]))
+
+    def _read(self, start: int, end: int) -> bytes | bytearray | memoryview:
+        """Decoded bytes ``[start, end)``: by block, or from the serial decode once a block failed."""
+        if not self._broken:
+            try:
+                return self._reader()(start, end)  # a block not fitting its index: the reader falls back itself
+            except pgzip.BlockCrcError as exc:  # the block inflated, but not to its index's CRC-32
+                self._give_up(exc.strerror or str(exc))
+        return self._serial(start, end)
+
+    def _give_up(self, why: str) -> None:
+        """Send this and every later read to the serial decode; log ``why`` (it names the object and
+        the block) the first time only."""
+        with self._lock:
+            first, self._broken = not self._broken, True
+        if first:
+            log.info("%s; decoding the whole array serially (its own CRC-32 and length are checked)", why)
 
     def _reader(self) -> StretchReader:
         """The block reader (``cache.stretches``, as the mount's), made on first use where this runs."""
-        if self._inflate is None:
-            store, nbytes = self.handle.get(), int(np.prod(self.shape)) * self.dtype.itemsize
-            blocks = [pgzip.Block(a, b, i * self.block_size, min(nbytes, (i + 1) * self.block_size), crc)
-                      for i, ((a, b), crc) in enumerate(zip(self.spans, self.crcs, strict=True))]
+        with self._lock:
+            if self._inflate is None:
+                store, nbytes = self.handle.get(), int(np.prod(self.shape)) * self.dtype.itemsize
+                name = store.describe(self.key)
+                blocks = [pgzip.Block(a, b, i * self.block_size, min(nbytes, (i + 1) * self.block_size), crc)
+                          for i, ((a, b), crc) in enumerate(zip(self.spans, self.crcs, strict=True))]
 
-            def body(start: int, end: int) -> bytes:
-                return store.get_range(self.key, start, end, if_match=self.etag)
+                def body(start: int, end: int) -> bytes:
+                    return store.get_range(self.key, start, end, if_match=self.etag)
 
-            def bad(why: str) -> None:
-                log.info("%s: gzip block does not fit its index (%s); decoding the whole array",
-                         store.describe(self.key), why)
+                def bad(why: str) -> None:
+                    self._give_up(f"{name}: gzip block does not fit its index ({why})")
 
-            table = BlockTable(pgzip.Index(blocks, self.spans[-1][1]), nbytes, store.describe(self.key))
-            self._inflate = StretchReader(table, body, self._serial, bad)
-        return self._inflate
+                table = BlockTable(pgzip.Index(blocks, self.spans[-1][1]), nbytes, name)
+                self._inflate = StretchReader(table, body, self._serial, bad)
+            return self._inflate
 
     def _serial(self, start: int, end: int) -> bytes:
-        """Decoded bytes ``[start, end)`` from the whole body read serially (once; zlib checks its CRC-32)."""
-        if self._whole is None:
-            whole = bytearray(int(np.prod(self.shape)) * self.dtype.itemsize)
-            with self.handle.get().open_read(self.key, if_match=self.etag) as stream:
-                codecs.gunzip_into(iter(lambda: stream.read(2**20), b""), memoryview(whole))
-            self._whole = bytes(whole)
+        """Decoded bytes ``[start, end)`` from the whole body read serially (once; zlib checks its CRC-32
+        and length: a body failing them is a ``ValueError`` naming the object)."""
+        with self._decoding:
+            if self._whole is None:
+                store = self.handle.get()
+                whole = bytearray(int(np.prod(self.shape)) * self.dtype.itemsize)
+                try:
+                    with store.open_read(self.key, if_match=self.etag) as stream:
+                        codecs.gunzip_into(iter(lambda: stream.read(2**20), b""), memoryview(whole))
+                except codecs.CorruptBodyError as exc:
+                    raise ValueError(f"{store.describe(self.key)}: {exc}") from exc
+                self._whole = bytes(whole)
         return self._whole[start:end]
 
 

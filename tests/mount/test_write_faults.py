@@ -21,7 +21,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,24 @@ def no_uploads_left(endpoint_url: str, within: float = 40.0) -> list[dict[str, o
     while (left := uploads(endpoint_url)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return left
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> bool:
+    """Whether ``condition()`` holds within ``seconds`` (polled): a test waits for the state it
+    describes, however loaded the machine, instead of sleeping a guess."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def logged(mountpoint: Path, text: str) -> Callable[[], bool]:
+    """Whether the daemon of ``mountpoint`` has logged a line holding ``text`` (its log file is
+    ``mountutil.mounted``'s, next to the mountpoint)."""
+    log = mountpoint.parent / f"{mountpoint.name}.log"
+    return lambda: log.exists() and any(text in line for line in log.read_text().splitlines())
 
 
 def test_a_part_reset_before_the_server_fails_np_save(cci, fault_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -86,8 +104,8 @@ def test_an_outage_mid_upload_fails_the_write_or_close(cci, fault_proxy, tmp_pat
         fd = os.open(m / "cut.npy", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             for start in range(0, len(data), MiB):
-                if start == 40 * MiB:  # two parts sent or sending, the held first part buffered
-                    time.sleep(1.0)
+                if start == 40 * MiB:  # parts are out: the proxy has seen the first UploadPart
+                    assert within(30, lambda: fault_proxy.counts.get("PUT", 0) >= 1), fault_proxy.counts
                     fault_proxy.outage(12)
                 os.write(fd, data[start:start + MiB])
         except OSError as exc:
@@ -119,8 +137,9 @@ def staged_rw(endpoint_url: str, tmp_path: Path) -> list[str]:
 def refused_fsync(cci, fault_proxy, tmp_path: Path, rules: list[FaultRule], outage: float = 0.0) -> int:  # type: ignore[no-untyped-def]
     """Change rows of the stored array ``f`` through an ``r+`` memmap and ``flush()`` it with ``rules``
     set (and an outage of ``outage`` seconds from then): the errno ``flush()`` failed with.
-    The rules stay until the file's last release, whose retry is refused too (logged); then the stored
-    version must be the one from before, and no upload left."""
+    The rules (and the outage) stay until the file's last release has retried and been refused too:
+    its log line is waited for (up to 30 s), so a late release never commits once they are gone; then
+    the stored version must be the one from before, and no upload left."""
     cci.upload_raw_array("f", ROWS, compression=False)
     before = etag(cci.settings.endpoint_url, "f")
     with mounted(BUCKET, tmp_path, *staged_rw(fault_proxy.endpoint_url, tmp_path), expect_errors=True) as m:
@@ -128,7 +147,6 @@ def refused_fsync(cci, fault_proxy, tmp_path: Path, rules: list[FaultRule], outa
         array[10] = -1.0
         array[1500:1510] = -2.0
         fault_proxy.set_rules(rules)
-        back = time.monotonic() + outage
         if outage:
             fault_proxy.outage(outage)
         try:
@@ -138,7 +156,7 @@ def refused_fsync(cci, fault_proxy, tmp_path: Path, rules: list[FaultRule], outa
         else:
             code = 0
         del array  # the last release tries again, and is refused again (logged)
-        time.sleep(max(1.0, back - time.monotonic()))  # the release's retry, refused while the rules hold
+        assert within(30, logged(m, "release /f.npy failed")), "the release's retry was not refused"
         fault_proxy.clear()
     np.testing.assert_array_equal(cci.download_raw_array("f"), ROWS)  # the old version, intact
     assert etag(cci.settings.endpoint_url, "f") == before

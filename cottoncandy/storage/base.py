@@ -315,9 +315,12 @@ class ObjectStore(abc.ABC):
         return self.put_chunks(key, chunks(), metadata, acl, condition=condition, in_flight=in_flight)
 
     @abc.abstractmethod
-    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None,
+             source_etag: str | None = None) -> None:
         """Server-side copy, keeping the user metadata; ``condition``: what must hold of ``dst`` when
-        the copy lands (``storage.conditions``: absent, or at the version seen; else the loser's error)."""
+        the copy lands (``storage.conditions``: absent, or at the version seen; else the loser's error).
+        ``source_etag``: copy only that version of ``src`` (S3's ``CopySourceIfMatch``); another
+        version, or none, is ``stale_source``'s ESTALE and nothing is written."""
 
     def copy_from(self, source: ObjectStore, src: str, dst: str) -> None:
         """Copy ``src`` of ``source`` (any store) to ``dst`` here, keeping the user metadata.
@@ -494,6 +497,20 @@ def add_note(exc: BaseException, note: str) -> None:
         exc.add_note(note)
     else:
         exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]  # 3.10 has none
+
+
+def stale_source(where: str) -> OSError:
+    """The error of a copy whose source is no longer at the version asked (``copy``'s ``source_etag``):
+    another writer replaced or removed it since it was seen; nothing was copied."""
+    return OSError(errno.ESTALE, f"{where} was replaced or removed by another writer since it was seen; "
+                                 "nothing was copied")
+
+
+def check_copy_source(source_etag: str | None, current_etag: str | None, where: str) -> None:
+    """For stores that check a copy's source themselves (memory, local): ``stale_source`` unless the
+    source is at ``source_etag`` (``current_etag``: its ETag now, ``None`` when it is gone)."""
+    if source_etag is not None and (current_etag is None or current_etag.strip('"') != source_etag.strip('"')):
+        raise stale_source(where)
 
 
 def delete_after_failure(store: ObjectStore, written: list[str], exc: BaseException, what: str = "object(s)") -> None:

@@ -33,6 +33,7 @@ from .base import (
     Progress,
     StoreSpec,
     as_byte_view,
+    check_copy_source,
     check_range,
 )
 from .conditions import WriteCondition
@@ -291,9 +292,15 @@ class LocalStore(ObjectStore):
             name = str(st.st_uid)
         return {"DisplayName": name, "ID": str(st.st_uid)}
 
-    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
-        info = self.head(src)
-        with self.open_read(src) as fh:
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None,
+             source_etag: str | None = None) -> None:
+        try:
+            info = self.head(src)
+        except FileNotFoundError:
+            check_copy_source(source_etag, None, self.describe(src))  # asked for a version: stale
+            raise
+        with self.open_read(src) as fh:  # files are replaced whole: the open file is one version
+            check_copy_source(source_etag, file_etag(os.fstat(fh.fileno())), self.describe(src))
             self.put(dst, fh, info.metadata, condition=condition)
 
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:

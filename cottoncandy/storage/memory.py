@@ -18,7 +18,18 @@ from typing import BinaryIO, ClassVar
 from ..config import Settings
 from ..errors import ObjectNotFound
 from . import conditions
-from .base import Account, Buffer, Listing, ObjectInfo, ObjectStore, Progress, StoreSpec, as_byte_view, check_range
+from .base import (
+    Account,
+    Buffer,
+    Listing,
+    ObjectInfo,
+    ObjectStore,
+    Progress,
+    StoreSpec,
+    as_byte_view,
+    check_copy_source,
+    check_range,
+)
 from .conditions import WriteCondition
 from .registry import StoreKind, StoreOptions
 
@@ -77,8 +88,14 @@ class MemoryStore(ObjectStore):
             progress(len(body))
         return info
 
-    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
-        data, info = self._get(src)
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None,
+             source_etag: str | None = None) -> None:
+        try:
+            data, info = self._get(src)  # one version's bytes and info, taken together
+        except FileNotFoundError:
+            check_copy_source(source_etag, None, self.describe(src))  # asked for a version: stale
+            raise
+        check_copy_source(source_etag, info.etag, self.describe(src))
         self.put(dst, data, info.metadata, condition=condition)
 
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:

@@ -48,8 +48,9 @@ class WrapperStore(ObjectStore):
             condition: WriteCondition | None = None) -> ObjectInfo:
         return self.inner.put(key, data, metadata, acl, progress, condition=condition)
 
-    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
-        self.inner.copy(src, dst, condition=condition)
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None,
+             source_etag: str | None = None) -> None:
+        self.inner.copy(src, dst, condition=condition, source_etag=source_etag)
 
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         self.inner.delete_many(keys, cleanup=cleanup)

@@ -232,6 +232,27 @@ class StoreContract:
             assert err.value.errno == errno.ESTALE
             assert store.head("c/big").size == 11 * 2**20
 
+    # --- a copy pinned to the version of its source that was seen (a rename through the mount) ---
+    def test_copy_of_a_source_version_no_longer_there_writes_nothing(self, store: ObjectStore) -> None:
+        seen = store.put("s/src", b"version one", {"k": "1"})
+        store.put("s/src", b"version two", {"k": "2"})  # another writer replaced it since it was seen
+        with pytest.raises(OSError) as err:
+            store.copy("s/src", "s/dst", source_etag=seen.etag)
+        assert err.value.errno == errno.ESTALE and "s/src" in str(err.value)
+        assert not store.exists("s/dst") and store.get("s/src") == b"version two"
+        with pytest.raises(OSError) as err:  # with a condition on the destination too: the source's error
+            store.copy("s/src", "s/dst", condition=CREATE, source_etag=seen.etag)
+        assert err.value.errno == errno.ESTALE and not store.exists("s/dst")
+        store.delete("s/src")
+        with pytest.raises(OSError) as err:  # removed meanwhile: stale too
+            store.copy("s/src", "s/dst", source_etag=seen.etag)
+        assert err.value.errno == errno.ESTALE and not store.exists("s/dst")
+
+    def test_copy_of_the_source_version_seen(self, store: ObjectStore) -> None:
+        seen = store.put("s/src", b"payload", {"k": "v"})
+        store.copy("s/src", "s/dst", condition=CREATE, source_etag=seen.etag)
+        assert store.get("s/dst") == b"payload" and store.head("s/dst").metadata == {"k": "v"}
+
 
 def count_boto3_reads(store: Any, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How many ``head_object``/``get_object``/``list_objects_v2`` calls ``store``'s boto3 client makes

@@ -267,7 +267,7 @@ class TreeChanges:
         elif node.is_array and dst != array_key:  # a raw array named as bytes now: its .npy bytes
             self.npy_bytes_of(node, dst, condition, what)
         else:
-            return self.move(node.key, dst, condition, what=what)
+            return self.move(node.key, dst, condition, what=what, source_etag=node.info.etag or None)
         info = self.store.head(dst)
         self.tree.stored(dst, info)
         self._delete_old([node.key], what=what)
@@ -291,11 +291,13 @@ class TreeChanges:
         rest = copied_ranges(node.info, first) if first < node.info.size else []
         self.store.compose(dst, [head, *rest], user_metadata(node.info.metadata), condition=condition)
 
-    def move(self, src: str, dst: str, condition: WriteCondition | None, what: str) -> ObjectInfo:
+    def move(self, src: str, dst: str, condition: WriteCondition | None, what: str,
+             source_etag: str | None = None) -> ObjectInfo:
         """The object ``src`` moved to ``dst``: one server-side copy keeping its metadata (landing only
-        where ``condition`` holds), then an exact delete of ``src``; the namespace told of both. The
+        where ``condition`` holds; of the version ``source_etag`` only, the one the mount showed, else
+        ESTALE and nothing written), then an exact delete of ``src``; the namespace told of both. The
         copy's info is returned (same bytes; its ETag may differ from the source's)."""
-        self._copy(src, dst, condition)
+        self._copy(src, dst, condition, source_etag)
         info = self.store.head(dst)
         self.tree.stored(dst, info)
         self._delete_old([src], what=what)
@@ -309,12 +311,10 @@ class TreeChanges:
             return None
         return overwrite(replaced.info.etag) if replaced is not None else CREATE
 
-    def _copy(self, src: str, dst: str, condition: WriteCondition | None) -> None:
-        """``ObjectStore.copy`` with ``condition`` (a store that takes none is asked only without one)."""
-        if condition is None:
-            self.store.copy(src, dst)
-        else:
-            self.store.copy(src, dst, condition=condition)
+    def _copy(self, src: str, dst: str, condition: WriteCondition | None, source_etag: str | None) -> None:
+        """``ObjectStore.copy`` with ``condition`` on ``dst`` and pinned to the version ``source_etag`` of
+        ``src`` (another writer's newer version there is never copied in the user's name, nor lost)."""
+        self.store.copy(src, dst, condition=condition, source_etag=source_etag)
 
     def _npy_inside(self, node: FileNode) -> tuple[ArraySpec, int] | None:
         """The array spec and header length when the object ``node`` holds exactly a plain ``.npy``
@@ -334,8 +334,10 @@ class TreeChanges:
         prefix = self.tree.written(f"{new}/x")[0][:-1]  # the folder's keys start with its path's (reverse rule)
         limit = self.settings.rename_folder_limit
         keys: list[str] = []
+        versions: dict[str, str | None] = {}  # each key -> the version listed: what is copied, and only that
         for info in self.store.iter_objects(node.prefix):
             keys.append(info.key)
+            versions[info.key] = info.etag or None
             if len(keys) > limit:
                 log.warning("%s: renaming a folder of more than %d objects is refused (EXDEV: mv copies it "
                             "file by file; --rename-folder-limit raises the limit)", old, limit)
@@ -346,7 +348,7 @@ class TreeChanges:
             for key in keys:
                 dst = prefix + key[len(node.prefix):]
                 copied.append(dst)  # (a copy whose answer was lost may be there: removed if the rename fails)
-                self._copy(key, dst, condition)
+                self._copy(key, dst, condition, versions[key])
         except BaseException as exc:
             if lost_race(exc):  # another writer's object at dst: never removed here
                 copied.pop()

@@ -54,7 +54,9 @@ from ..base import (
     WholePart,
     add_note,
     as_byte_view,
+    check_copy_source,
     check_range,
+    stale_source,
 )
 from ..conditions import ConditionalSupport, WriteCondition
 from ..errors import NoAnswer, aws_unreachable, check_bucket_name, connection_failed, error_code, failed, translate
@@ -1210,10 +1212,12 @@ class S3Store(ObjectStore):
         resp = self._call(lambda: self.client.get_object_acl(Bucket=self.bucket, Key=key), key, "read")
         return {k: str(v) for k, v in resp.get("Owner", {}).items()}
 
-    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None) -> None:
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None,
+             source_etag: str | None = None) -> None:
         """Server-side copy within this bucket; ``condition`` on ``dst`` (CopyObject's ``If-None-Match``/
-        ``If-Match``, or the CompleteMultipartUpload's of a copy in parts)."""
-        self._copy(src, dst, None, condition)
+        ``If-Match``, or the CompleteMultipartUpload's of a copy in parts); ``source_etag`` on ``src``
+        (``CopySourceIfMatch`` on the CopyObject or on each UploadPartCopy)."""
+        self._copy(src, dst, None, condition, source_etag)
         self.changed([dst])
 
     def copy_from(self, source: ObjectStore, src: str, dst: str) -> None:
@@ -1225,16 +1229,31 @@ class S3Store(ObjectStore):
         else:
             super().copy_from(source, src, dst)
 
-    def _copy(self, src: str, dst: str, source_bucket: str | None, condition: WriteCondition | None = None) -> None:
-        """Server-side copy; ``source_bucket`` copies from another bucket of the same endpoint."""
+    def _copy(self, src: str, dst: str, source_bucket: str | None, condition: WriteCondition | None = None,
+              source_etag: str | None = None) -> None:
+        """Server-side copy; ``source_bucket`` copies from another bucket of the same endpoint;
+        ``source_etag``: only that version of ``src`` (else ``stale_source``, nothing written)."""
         source = {"Bucket": source_bucket or self.bucket, "Key": src}
-        info = self.head(src) if source_bucket in (None, self.bucket) else self._head_in(source_bucket, src)
+        try:
+            info = self.head(src) if source_bucket in (None, self.bucket) else self._head_in(source_bucket, src)
+        except FileNotFoundError as exc:
+            if source_etag is None:
+                raise
+            raise stale_source(self.describe(src)) from exc
+        check_copy_source(source_etag, info.etag, self.describe(src))
         acl = {"ACL": self.settings.default_acl} if self.settings.default_acl else {}
         if info.size <= MAX_SINGLE_COPY:
-            asked = condition.headers() if condition is not None else {}
-            self._conditional(condition, dst, lambda: self._call(lambda: self.client.copy_object(
-                Bucket=self.bucket, Key=dst, CopySource=source, MetadataDirective="COPY", **acl, **asked),
-                dst, "copy to", writes=True))
+            asked = dict(condition.headers()) if condition is not None else {}
+            if source_etag is not None:
+                asked["CopySourceIfMatch"] = source_etag
+            try:
+                self._conditional(condition, dst, lambda: self._call(lambda: self.client.copy_object(
+                    Bucket=self.bucket, Key=dst, CopySource=source, MetadataDirective="COPY", **acl, **asked),
+                    dst, "copy to", writes=True))
+            except OSError as exc:
+                if source_etag is not None and source_bucket in (None, self.bucket):
+                    self._refused_source(src, source_etag, exc)
+                raise
             return
         extra = {"Metadata": dict(info.metadata or {}), **acl}
         upload_id = self._create_upload(dst, extra, "copy to")
@@ -1254,6 +1273,23 @@ class S3Store(ObjectStore):
         except BaseException as exc:
             self._abort(dst, upload_id, exc)
             raise
+
+    def _refused_source(self, src: str, source_etag: str, exc: OSError) -> None:
+        """After a copy pinned to ``source_etag`` failed with ``exc``: ``stale_source`` when ``src`` is no
+        longer at that version (S3 answers 412 for the source's condition and the destination's alike,
+        so one HEAD tells them apart); returns when the source is as asked (``exc`` stands)."""
+        if not (isinstance(exc, FileNotFoundError) or exc.errno in (errno.ESTALE, errno.EEXIST)):
+            return
+        try:
+            now: str | None = self.head(src).etag
+        except FileNotFoundError:
+            now = None
+        except OSError:
+            return
+        try:
+            check_copy_source(source_etag, now, self.describe(src))
+        except OSError as stale:
+            raise stale from exc
 
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         """Delete ``keys`` in batches of 1,000; ``cleanup``: undoing a failed write, so retry as

@@ -345,6 +345,26 @@ class ObjectStore(abc.ABC):
         """Delete keys; missing keys are not an error (as in S3). ``cleanup``: this undoes a failed
         write, so a remote store retries for longer (the endpoint has just failed)."""
 
+    def delete_versions(self, versions: Mapping[str, str | None]) -> list[str]:
+        """Delete each key only while it is at the ETag given (``None``: whatever is there): a rename's
+        old names after their copies, so another writer's newer version is never deleted unseen. The
+        keys left because another version is there now are returned, in order; a key already gone is
+        no error. Where the store ignores the condition (``conditional_writes().delete_if_match``) the
+        delete is unconditional. This default asks HEAD first (a narrow race); stores that can make
+        the check and the delete one step override it."""
+        left = []
+        for key, etag in versions.items():
+            if etag is not None:
+                try:
+                    now = self.head(key).etag
+                except FileNotFoundError:
+                    continue
+                if now.strip('"') != etag.strip('"'):
+                    left.append(key)
+                    continue
+            self.delete_many([key])
+        return left
+
     def owner(self, key: str) -> dict[str, str]:
         """Who owns ``key`` (``DisplayName``/``ID`` as S3 says), where the store can tell."""
         raise NotImplementedError(f"{type(self).__name__} does not record object owners")

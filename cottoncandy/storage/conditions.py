@@ -115,6 +115,8 @@ class ConditionalSupport:
     #: on a server-side copy's destination (CopyObject: a rename through the mount)
     copy_create: bool = True
     copy_overwrite: bool = True
+    #: on deleting a rename's old name only while it is at the version copied (DeleteObject's If-Match)
+    delete_if_match: bool = True
 
     @property
     def complete(self) -> bool:
@@ -125,7 +127,8 @@ class ConditionalSupport:
         names = {"put_create": "If-None-Match on PutObject", "put_overwrite": "If-Match on PutObject",
                  "complete_create": "If-None-Match on CompleteMultipartUpload",
                  "complete_overwrite": "If-Match on CompleteMultipartUpload",
-                 "copy_create": "If-None-Match on CopyObject", "copy_overwrite": "If-Match on CopyObject"}
+                 "copy_create": "If-None-Match on CopyObject", "copy_overwrite": "If-Match on CopyObject",
+                 "delete_if_match": "If-Match on DeleteObject (a rename's delete of the old name)"}
         return [text for field, text in names.items() if not getattr(self, field)]
 
 
@@ -136,8 +139,8 @@ NO_SUPPORT = ConditionalSupport(False, False, False, False, False, False)
 
 
 #: how a probe asks one conditional write of the store: (kind, key, condition) -> whether it was refused;
-#: kind is "put" (one PutObject), "complete" (a one-part multipart upload) or "copy" (a server-side copy
-#: of ``key`` onto itself, its metadata replaced)
+#: kind is "put" (one PutObject), "complete" (a one-part multipart upload), "copy" (a server-side copy
+#: of ``key`` onto itself, its metadata replaced) or "delete" (a DeleteObject with the condition's If-Match)
 ProbeWrite = Callable[[str, str, WriteCondition | None], bool]
 
 
@@ -149,10 +152,12 @@ def probe_key(prefix: str = ".ccfs-probe/") -> str:
 def probe(write: ProbeWrite, key: str) -> ConditionalSupport:
     """Ask the store what it honours with conditional writes of ``key`` (which must not exist and is
     left for the caller to delete): create it, then try a create and a stale overwrite by each way
-    of writing; a condition the server let through is one it ignores (7 requests and the delete)."""
+    of writing, and last a delete at a wrong version; a condition the server let through is one it ignores
+    (8 requests and the delete)."""
     write("put", key, None)
     wrong = overwrite('"00000000000000000000000000000000"')
     return ConditionalSupport(put_create=write("put", key, CREATE), put_overwrite=write("put", key, wrong),
                               complete_create=write("complete", key, CREATE),
                               complete_overwrite=write("complete", key, wrong),
-                              copy_create=write("copy", key, CREATE), copy_overwrite=write("copy", key, wrong))
+                              copy_create=write("copy", key, CREATE), copy_overwrite=write("copy", key, wrong),
+                              delete_if_match=write("delete", key, wrong))  # last: an ignored one removes the key

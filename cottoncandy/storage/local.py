@@ -303,6 +303,20 @@ class LocalStore(ObjectStore):
             check_copy_source(source_etag, file_etag(os.fstat(fh.fileno())), self.describe(src))
             self.put(dst, fh, info.metadata, condition=condition)
 
+    def delete_versions(self, versions: Mapping[str, str | None]) -> list[str]:
+        left = []
+        with _CONDITIONAL:  # the check and the delete as one step (within this process)
+            for key, etag in versions.items():
+                try:
+                    now: str | None = file_etag(self._stat(key)[1])
+                except FileNotFoundError:
+                    now = None
+                if now is not None and etag is not None and now != etag:
+                    left.append(key)
+                else:
+                    self.delete_many([key])
+        return left
+
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         deleted = []
         try:

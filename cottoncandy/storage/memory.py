@@ -98,6 +98,17 @@ class MemoryStore(ObjectStore):
         check_copy_source(source_etag, info.etag, self.describe(src))
         self.put(dst, data, info.metadata, condition=condition)
 
+    def delete_versions(self, versions: Mapping[str, str | None]) -> list[str]:
+        left = []
+        with self._lock:  # the check and the delete as one step
+            for key, etag in versions.items():
+                current = self._objects.get(key)
+                if current is not None and etag is not None and current[1].etag.strip('"') != etag.strip('"'):
+                    left.append(key)
+                else:
+                    self._objects.pop(key, None)
+        return left
+
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         with self._lock:
             for key in keys:

@@ -55,6 +55,9 @@ class WrapperStore(ObjectStore):
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         self.inner.delete_many(keys, cleanup=cleanup)
 
+    def delete_versions(self, versions: Mapping[str, str | None]) -> list[str]:
+        return self.inner.delete_versions(versions)
+
     def list_dir(self, prefix: str, delimiter: str = "/") -> Listing:
         return self.inner.list_dir(prefix, delimiter)
 

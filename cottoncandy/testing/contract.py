@@ -254,6 +254,19 @@ class StoreContract:
         assert store.get("s/dst") == b"payload" and store.head("s/dst").metadata == {"k": "v"}
 
 
+    def test_delete_versions_leaves_a_key_at_another_version(self, store: ObjectStore) -> None:
+        seen = store.put("d/old", b"version one")
+        store.put("d/old", b"version two")  # replaced by another writer after it was copied
+        gone = store.put("d/gone", b"x")
+        store.put("d/any", b"y")
+        if store.conditional_writes().delete_if_match:
+            assert store.delete_versions({"d/old": seen.etag}) == ["d/old"]
+            assert store.get("d/old") == b"version two"
+        now = store.head("d/old")
+        assert store.delete_versions({"d/old": now.etag, "d/gone": gone.etag, "d/any": None}) == []
+        assert not store.exists("d/old") and not store.exists("d/gone") and not store.exists("d/any")
+        assert store.delete_versions({"d/old": now.etag}) == []  # already gone: no error
+
 def count_boto3_reads(store: Any, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How many ``head_object``/``get_object``/``list_objects_v2`` calls ``store``'s boto3 client makes
     from now on (the fast path makes none; a refused fast request shows as one)."""

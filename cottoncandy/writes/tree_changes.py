@@ -270,7 +270,7 @@ class TreeChanges:
             return self.move(node.key, dst, condition, what=what, source_etag=node.info.etag or None)
         info = self.store.head(dst)
         self.tree.stored(dst, info)
-        self._delete_old([node.key], what=what)
+        self._refuse_stale(self._delete_old({node.key: dst}, {node.key: node.info.etag or None}, what), what)
         return info
 
     def npy_bytes_of(self, node: FileNode, dst: str, condition: WriteCondition | None, what: str) -> None:
@@ -300,7 +300,7 @@ class TreeChanges:
         self._copy(src, dst, condition, source_etag)
         info = self.store.head(dst)
         self.tree.stored(dst, info)
-        self._delete_old([src], what=what)
+        self._refuse_stale(self._delete_old({src: dst}, {src: source_etag}, what), what)
         return info
 
     def _condition(self, replaced: FileNode | None) -> WriteCondition | None:
@@ -354,22 +354,39 @@ class TreeChanges:
                 copied.pop()
             delete_after_failure(self.store, copied, exc, "copies")
             raise
-        self._delete_old(keys, what=f"renaming the folder {old} to {new}")
-        for key in keys:
-            self.tree.removed(key)
+        what = f"renaming the folder {old} to {new}"
+        left = self._delete_old(dict(zip(keys, copied)), versions, what)
         self.folder_moved(old, new, dict(zip(keys, copied)))
         self.tree.refresh(new)
         self.tree.refresh(old)
         self.folders.move(old, new)
+        self._refuse_stale(left, what)
         log.info("%s -> %s: %d object(s) copied server-side and their old keys deleted", old, new, len(keys))
 
-    def _delete_old(self, keys: list[str], what: str) -> None:
-        """The old keys of a rename, once their copies exist (exact names only)."""
+    def _delete_old(self, copies: dict[str, str], versions: dict[str, str | None], what: str) -> list[str]:
+        """The old keys of a rename (``copies``: each old key -> its copy), once their copies exist: exact
+        names, each deleted only while at the version copied (``versions``; ``ObjectStore.delete_versions``),
+        so a newer version another writer stored there after the copy is never deleted. The old keys
+        left so are returned, after one log line naming the old key and its copy (both names stay)."""
+        keys = list(copies)
         try:
-            self.store.delete_many(keys)
+            left = self.store.delete_versions({key: versions.get(key) for key in keys})
         except OSError as exc:
             log.warning("%s: the copies are stored but %d old object(s) could not be deleted (first %s): %s",
                         what, len(keys), self.store.describe(keys[0]), exc)
             raise OSError(errno.EIO, f"{what}: copied, but the old name could not be removed: {exc}") from exc
         for key in keys:
-            self.tree.removed(key)
+            if key not in left:
+                self.tree.removed(key)
+        if left:
+            more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+            log.warning("%s: %s was replaced by another writer after it was copied to %s%s: both are kept (the "
+                        "copy holds the version renamed, the old name theirs)", what,
+                        self.store.describe(left[0]), self.store.describe(copies[left[0]]), more)
+        return left
+
+    def _refuse_stale(self, left: list[str], what: str) -> None:
+        """ESTALE when ``_delete_old`` left an old key another writer replaced (logged there)."""
+        if left:
+            raise OSError(errno.ESTALE, f"{what}: {left[0]} was replaced by another writer during the rename; "
+                                        "the copy and their version are both kept")

@@ -424,7 +424,8 @@ class StoreWriter:
             if dst != version.key:
                 self._still_there(version)
             moved = version if dst == version.key else self.names.move(
-                version.key, dst, target.condition(dst), what=f"renaming {file.path} (open for writing) to {new}")
+                version.key, dst, target.condition(dst), what=f"renaming {file.path} (open for writing) to {new}",
+                source_etag=version.etag or None)
             target = dataclasses.replace(target, seen=moved)
         moves.rebase(kind, target, moved)
         file.path = new
@@ -434,8 +435,8 @@ class StoreWriter:
     def _still_there(self, version: ObjectInfo) -> None:
         """``ESTALE`` unless ``version`` is still the object under its key: the file stands on its bytes
         (a staged file copies its unchanged stretches from the moved copy), so moving another writer's
-        newer version in its place would store a mix of the two. (The copy itself is not pinned to the
-        version: ``ObjectStore.copy`` takes no source ETag; this HEAD narrows the race to the copy.)"""
+        newer version in its place would store a mix of the two. (The copy is pinned to the version too,
+        ``ObjectStore.copy``'s source ETag; this HEAD refuses before anything is sent.)"""
         current = self.store.head(version.key)
         if current.etag.strip('"') != version.etag.strip('"'):  # logged once by the face, as other refusals
             raise OSError(errno.ESTALE, f"{self.store.describe(version.key)} was replaced since it was opened")
@@ -464,7 +465,8 @@ class StoreWriter:
         old key: moved now to the key it has (the new name's condition), the old key deleted."""
         kind = file.kind
         moved = self.names.move(info.key, kind.key, kind.target.condition(kind.key),
-                                what=f"moving {file.path}, renamed while it was uploaded, to its name")
+                                what=f"moving {file.path}, renamed while it was uploaded, to its name",
+                                source_etag=info.etag or None)
         moves.rebase(kind, dataclasses.replace(kind.target, seen=moved), moved)
         return moved
 

@@ -3,7 +3,9 @@
 the copy, is neither copied in the user's name nor deleted with the old name -- the rename fails with
 ESTALE and their object stays at the old key (the review's silent loss: copy the newer version? no --
 copy the old version, then delete theirs). Memory, local and the local S3 server; the S3 store also
-sends ``CopySourceIfMatch`` for the window between its own HEAD and the CopyObject."""
+sends ``CopySourceIfMatch`` for the window between its own HEAD and the CopyObject. And a version
+written at the old key after the copy is not deleted with it (``ObjectStore.delete_versions``: S3's
+``If-Match`` on DeleteObject, which moto 5.2.6 honours): ESTALE, both names kept."""
 
 from __future__ import annotations
 
@@ -37,6 +39,22 @@ class WritesBeforeCopy(WrapperStore):
             self.inner.put(src, self.theirs)
             self.theirs = None
         self.inner.copy(src, dst, condition=condition, source_etag=source_etag)
+
+
+class WritesAfterCopy(WrapperStore):
+    """The other writer: stores ``theirs`` at the copy's source just after the first copy landed,
+    before the rename deletes the old name."""
+
+    def __init__(self, inner: ObjectStore, theirs: bytes) -> None:
+        super().__init__(inner)
+        self.theirs: bytes | None = theirs
+
+    def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None,
+             source_etag: str | None = None) -> None:
+        self.inner.copy(src, dst, condition=condition, source_etag=source_etag)
+        if self.theirs is not None:
+            self.inner.put(src, self.theirs)
+            self.theirs = None
 
 
 @pytest.fixture(params=["memory", "local", "s3"])
@@ -89,3 +107,25 @@ def test_the_s3_store_pins_the_copy_source(s3_store) -> None:  # type: ignore[no
     tree.rename("a.txt", "b.txt")
     assert [h.get("x-amz-copy-source-if-match", "").strip('"') for h in sent] == [shown.info.etag.strip('"')]
     assert s3_store.get("b.txt") == b"mine" and not s3_store.exists("a.txt")
+
+
+def test_a_file_replaced_after_its_copy_keeps_both_names(store: ObjectStore) -> None:
+    store.put("a.txt", b"mine")
+    tree, ns = changes(WritesAfterCopy(store, b"theirs"))
+    ns.lookup("a.txt")
+    with pytest.raises(OSError) as caught:
+        tree.rename("a.txt", "b.txt")
+    assert caught.value.errno == errno.ESTALE
+    assert store.get("b.txt") == b"mine" and store.get("a.txt") == b"theirs"
+
+
+def test_a_folder_member_replaced_after_its_copy_is_kept(store: ObjectStore) -> None:
+    for name in ("f/1", "f/2"):
+        store.put(name, name.encode())
+    tree, ns = changes(WritesAfterCopy(store, b"theirs"))
+    ns.children("", ahead=False)
+    with pytest.raises(OSError) as caught:
+        tree.rename("f", "g")
+    assert caught.value.errno == errno.ESTALE
+    assert store.get("f/1") == b"theirs" and not store.exists("f/2")
+    assert store.get("g/1") == b"f/1" and store.get("g/2") == b"f/2"

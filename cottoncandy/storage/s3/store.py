@@ -1158,6 +1158,9 @@ class S3Store(ObjectStore):
         try:
             if kind == "put":
                 self._put_single(key, memoryview(b"probe"), extra, None, condition)
+            elif kind == "delete":
+                assert condition is not None and condition.if_match is not None
+                return bool(self.delete_versions({key: condition.if_match}))
             elif kind == "copy":  # onto itself: legal with its metadata replaced
                 asked = condition.headers() if condition is not None else {}
                 self._conditional(condition, key, lambda: self._call(lambda: self.client.copy_object(
@@ -1290,6 +1293,31 @@ class S3Store(ObjectStore):
             check_copy_source(source_etag, now, self.describe(src))
         except OSError as stale:
             raise stale from exc
+
+    def delete_versions(self, versions: Mapping[str, str | None]) -> list[str]:
+        """One ``DeleteObject`` with ``If-Match`` per key given an ETag (412: left, another version is
+        there; 404: already gone), the others in one batch."""
+        left = []
+        for key, etag in versions.items():
+            if etag is None:
+                continue
+            try:
+                self._delete_if_match(key, etag)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                code = error_code(exc.__cause__) if exc.__cause__ is not None else ""
+                if exc.errno != errno.ESTALE and code not in conditions.REFUSED_CODES:
+                    raise
+                left.append(key)
+        plain = [key for key, etag in versions.items() if etag is None]
+        if plain:
+            self.delete_many(plain)
+        self.changed([key for key in versions if key not in left])
+        return left
+
+    def _delete_if_match(self, key: str, etag: str) -> None:
+        self._call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag), key, "delete")
 
     def delete_many(self, keys: Iterable[str], *, cleanup: bool = False) -> None:
         """Delete ``keys`` in batches of 1,000; ``cleanup``: undoing a failed write, so retry as

@@ -135,7 +135,7 @@ class ConditionalSupport:
 #: what an in-process store (memory, local) honours: everything, checked under its own lock
 FULL_SUPPORT = ConditionalSupport()
 #: what is assumed of an endpoint that could not be probed: nothing
-NO_SUPPORT = ConditionalSupport(False, False, False, False, False, False)
+NO_SUPPORT = ConditionalSupport(False, False, False, False, False, False, False)
 
 
 #: how a probe asks one conditional write of the store: (kind, key, condition) -> whether it was refused;

@@ -256,11 +256,13 @@ def read_gzip_blocks(store: ObjectStore, info: ObjectInfo, nbytes: int, out: mem
     def inflate(i: int) -> int:
         block = index.blocks[i]
         end = info.size if i == last else block.end  # the last fetch brings the trailer along
-        data = bytearray(end - block.start)
-        store.readinto(info.key, block.start, memoryview(data), if_match=info.etag)
+        fetched = memoryview(bytearray(end - block.start))
+        store.readinto(info.key, block.start, fetched, if_match=info.etag)
+        # sliced, never resized: the store may still hold a view of the buffer it filled (a retried
+        # read's traceback, say), and a bytearray with views cannot be resized (BufferError)
+        data = fetched[: block.end - block.start]
         if i == last:
-            trailer[:] = data[block.end - block.start :]
-            del data[block.end - block.start :]
+            trailer[:] = fetched[block.end - block.start :]
         crc = pgzip.inflate_block_into(data, _place(out, block.out_start, block.out_end), i == last)
         pgzip.check_block_crc(block, crc, i, name)
         if progress is not None:

@@ -71,17 +71,18 @@ def open_npy_object(store: ObjectStore, key: str) -> NpyObject | None:
     """One request for the object's first bytes and version; ``None`` when they are not a ``.npy``
     header numpy reads without pickles (the caller says what it is). The header is untrusted: what
     it claims must be in the object (``ValueError`` naming it), checked before anything is allocated."""
-    first = bytearray(NPY_HEADER_LIMIT)
-    info, filled = store.read_start(key, memoryview(first))
-    del first[filled:]
-    parsed = parse_npy_header(bytes(first))
+    buffer = bytearray(NPY_HEADER_LIMIT)
+    info, filled = store.read_start(key, memoryview(buffer))
+    # copied out, never resized: the store may still hold a view of the buffer it filled
+    first = bytes(memoryview(buffer)[:filled])
+    parsed = parse_npy_header(first)
     if parsed is None:
         return None
     spec, start = parsed
     if start + spec.nbytes > info.size:
         raise ValueError(f"{store.describe(key)}: its .npy header describes {spec.nbytes} bytes of array data, "
                          f"the object holds {info.size - start} (truncated or forged)")
-    return NpyObject(info=info, spec=spec, start=start, first=bytes(first))
+    return NpyObject(info=info, spec=spec, start=start, first=first)
 
 
 def read_npy_body(store: ObjectStore, found: NpyObject, progress: Callable[[int], None] | None = None

@@ -37,7 +37,9 @@ def test_mv_to_a_name_that_is_not_npy_keeps_the_bytes(cci, tmp_path: Path) -> No
     with mounted(BUCKET, tmp_path, *rw(cci, tmp_path, "--allow-delete")) as m:
         before = {name: (m / "k" / name).read_bytes() for name in ("raw.npy", "gz.npy", "t.txt")}
         for name, new in (("raw.npy", "raw.bin"), ("gz.npy", "gz.bin"), ("t.txt", "t.dat")):
-            subprocess.run(["mv", str(m / "k" / name), str(m / "k" / new)], check=True, capture_output=True)
+            done = subprocess.run(["mv", str(m / "k" / name), str(m / "k" / new)], capture_output=True, text=True)
+            # mv's own words and the daemon's last lines, to say why when it fails
+            assert done.returncode == 0, (name, done.stderr, (tmp_path / f"{m.name}.log").read_text()[-3000:])
             assert (m / "k" / new).read_bytes() == before[name], name
         assert sorted(os.listdir(m / "k")) == ["gz.bin", "raw.bin", "t.dat"]
         os.rename(m / "k/raw.bin", m / "k/again.npy")  # and back: the raw array again, same bytes

@@ -262,13 +262,22 @@ class Operations(fuse.Operations):
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         return self._ignore(path)
 
+    def _no_xattrs(self, path: str) -> int:
+        """Extended attributes are not stored (the ``user.cottoncandy.*`` ones are read from the object's
+        metadata): ``EROFS`` on a read-only mount, ``ENOTSUP`` on a writable one, the answer with which
+        ``mv``/``cp -a`` skip xattrs and ACLs quietly (ACLs then fall back to ``chmod``) instead of
+        printing one warning per attribute."""
+        if not self.fs.writer.writable:
+            raise fuse.FuseOSError(errno.EROFS)
+        raise fuse.FuseOSError(errno.ENOTSUP)
+
     @overrides
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
-        return self._refuse(path)
+        return self._no_xattrs(path)
 
     @overrides
     def removexattr(self, path: str, name: str) -> int:
-        return self._refuse(path)
+        return self._no_xattrs(path)
 
     @overrides
     def symlink(self, target: str, source: str) -> int:

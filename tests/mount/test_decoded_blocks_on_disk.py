@@ -26,6 +26,24 @@ def object_gets(s3, key: str) -> tuple[int, int]:  # type: ignore[no-untyped-def
     return len(hits), sum(r.bytes_sent for r in hits)
 
 
+def read_ahead_settled(s3, cache: Path, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the mount's read-ahead is done: the server's GETs and the kept block files unchanged
+    for a second, no block file half written. The reader fetches the stretch after the header's READ
+    in the background, and an unmount cancels a run still arriving, so without this wait a loaded
+    machine leaves that stretch for the next mount to fetch (a CI run saw one such GET)."""
+    def state() -> tuple[int, list[tuple[str, int]]]:
+        files = sorted((p.name, p.stat().st_size) for p in (cache / "blocks").glob("??/*"))
+        return len(s3.requests()), files
+    deadline, last = time.monotonic() + timeout, state()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = state()
+        if now == last and not any(name.startswith(".tmp-") for name, _ in now[1]):
+            return
+        last = now
+    raise AssertionError(f"the mount's reads did not settle in {timeout:.0f} s")
+
+
 def row(mountpoint: Path, key: str, i: int) -> tuple[np.ndarray, float]:
     started = time.perf_counter()
     values = np.array(np.load(mountpoint / f"{key}.npy", mmap_mode="r")[i])
@@ -50,6 +68,7 @@ def test_a_row_read_before_a_remount_costs_no_get(cci, s3, tmp_path: Path, kind:
     with mounted(BUCKET, tmp_path, *args(cci, cache)) as m:
         values, cold_s = row(m, key, 1500)
         assert np.array_equal(values, array[1500])
+        read_ahead_settled(s3, cache)
     cold = object_gets(s3, key)
     assert cold[0] >= 1
     s3.clear_log()

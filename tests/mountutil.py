@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from cottoncandy.config import Settings
+from cottoncandy.storage.s3 import S3Account
+from tests.conftest import BUCKET
+
 HAVE_FUSE = os.path.exists("/dev/fuse")
 needs_fuse = pytest.mark.skipif(not HAVE_FUSE, reason="/dev/fuse is absent: real-mount tests need FUSE")
 
@@ -50,3 +54,19 @@ def mounted(target: str, tmp_path: Path, *extra: str, expect_errors: bool = Fals
     if not expect_errors:
         assert errors == [], f"the daemon logged errors: {errors}"
     mounted.last_errors = errors  # type: ignore[attr-defined]
+
+
+def rw(endpoint_url: str, *more: str, cache_dir: Path | None = None) -> list[str]:
+    """The options of a ``--rw`` mount of the test bucket at ``endpoint_url`` (the server, or a fault proxy in
+    front of it), with ``--cache-dir cache_dir`` when given, then ``more``."""
+    cache = ["--cache-dir", str(cache_dir)] if cache_dir is not None else []
+    return ["--endpoint-url", endpoint_url, "--rw", *cache, *more]
+
+
+def uploads(endpoint_url: str) -> list[dict[str, object]]:
+    """Multipart uploads in progress in the test bucket (an aborted or completed one is not listed)."""
+    client = S3Account(Settings(endpoint_url=endpoint_url)).client
+    try:
+        return list(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
+    finally:
+        client.close()

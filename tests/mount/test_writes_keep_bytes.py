@@ -16,14 +16,10 @@ import pytest
 from cottoncandy.formats.keys import INDEX_KEY
 from cottoncandy.storage.s3 import S3Store
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, rw
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 MiB = 2**20
-
-
-def rw(cci, tmp_path: Path, *more: str) -> list[str]:  # type: ignore[no-untyped-def]
-    return ["--endpoint-url", cci.settings.endpoint_url, "--rw", "--cache-dir", str(tmp_path / "cache"), *more]
 
 
 def test_mv_to_a_name_that_is_not_npy_keeps_the_bytes(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -34,7 +30,7 @@ def test_mv_to_a_name_that_is_not_npy_keeps_the_bytes(cci, tmp_path: Path) -> No
     cci.upload_raw_array("k/raw", raw, compression=None)
     cci.upload_raw_array("k/gz", np.arange(200_000, dtype="<f8").reshape(400, 500), compression="gzip")
     cci.upload_object("k/t.txt", b"plain text\n")
-    with mounted(BUCKET, tmp_path, *rw(cci, tmp_path, "--allow-delete")) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, "--allow-delete", cache_dir=tmp_path / "cache")) as m:
         before = {name: (m / "k" / name).read_bytes() for name in ("raw.npy", "gz.npy", "t.txt")}
         for name, new in (("raw.npy", "raw.bin"), ("gz.npy", "gz.bin"), ("t.txt", "t.dat")):
             done = subprocess.run(["mv", str(m / "k" / name), str(m / "k" / new)], capture_output=True, text=True)
@@ -57,7 +53,8 @@ def test_open_memmap_w_plus_is_stored_with_write_compression(cci, tmp_path: Path
     data = np.random.default_rng(3).integers(0, 50, (1024, 1536)).astype("<f4")  # 6 MiB, compressible
     order = "F" if fortran else "C"
     store = S3Store(BUCKET, cci.settings)
-    with mounted(BUCKET, tmp_path, *rw(cci, tmp_path, "--write-compression", "gzip")) as m:
+    options = rw(cci.settings.endpoint_url, "--write-compression", "gzip", cache_dir=tmp_path / "cache")
+    with mounted(BUCKET, tmp_path, *options) as m:
         out = np.lib.format.open_memmap(m / "mm.npy", mode="w+", dtype="<f4", shape=data.shape,
                                         fortran_order=fortran)
         out[:] = data

@@ -11,25 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cottoncandy.config import Settings
-from cottoncandy.storage.s3 import S3Account, S3Store
+from cottoncandy.storage.s3 import S3Store
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, rw, uploads
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 MiB = 2**20
-
-
-def rw(cci) -> list[str]:  # type: ignore[no-untyped-def]
-    return ["--endpoint-url", cci.settings.endpoint_url, "--rw"]
-
-
-def uploads(endpoint_url: str) -> list[dict[str, object]]:
-    client = S3Account(Settings(endpoint_url=endpoint_url)).client
-    try:
-        return list(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
-    finally:
-        client.close()
 
 
 def test_descriptors_renamed_while_open(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -40,7 +27,7 @@ def test_descriptors_renamed_while_open(cci, tmp_path: Path) -> None:  # type: i
     store.put("x.txt", b"0123456789")
     store.put("y.txt", b"the old y")
     big = os.urandom(40 * MiB)
-    with mounted(BUCKET, tmp_path, *rw(cci)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
         assert sorted(os.listdir(m)) == ["x.txt", "y.txt"]  # y's version is the one the rename replaces
 
         fd = os.open(m / "f.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -82,7 +69,7 @@ def test_a_memmap_renamed_while_mapped(cci, tmp_path: Path) -> None:  # type: ig
     same for a new array made with ``open_memmap(mode='w+')``."""
     array = np.arange(256 * 64, dtype="<f8").reshape(256, 64)
     cci.upload_raw_array("p/a", array, compression=None)
-    with mounted(BUCKET, tmp_path, *rw(cci)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
         mapped = np.load(m / "p/a.npy", mmap_mode="r+")
         mapped[3] = -1.0
         mapped.flush()
@@ -113,7 +100,7 @@ def test_a_folder_renamed_with_a_file_open_in_it(cci, tmp_path: Path) -> None:  
     """``mv d e`` while ``d/log.txt`` is open, stored at a FLUSH and written on: it follows."""
     store = S3Store(BUCKET, cci.settings)
     store.put("d/other.txt", b"other")
-    with mounted(BUCKET, tmp_path, *rw(cci)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
         fd = os.open(m / "d/log.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.write(fd, b"a\n")
         os.close(os.dup(fd))

@@ -12,24 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cottoncandy.config import Settings
-from cottoncandy.storage.s3 import S3Account
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, rw, uploads
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
-
-
-def rw(cci) -> list[str]:  # type: ignore[no-untyped-def]
-    return ["--endpoint-url", cci.settings.endpoint_url, "--rw"]
-
-
-def uploads(endpoint_url: str) -> list[dict[str, object]]:
-    client = S3Account(Settings(endpoint_url=endpoint_url)).client
-    try:
-        return list(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
-    finally:
-        client.close()
 
 
 def bash(script: str) -> None:
@@ -39,7 +25,7 @@ def bash(script: str) -> None:
 def test_shell_patterns_sharing_one_descriptor(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """``{ a; b; } > f`` with external commands (each exit is a FLUSH), ``exec 3>f`` with builtins
     writing to it (each ``>&3`` closes a dup), and ``tee`` fed by two commands."""
-    with mounted(BUCKET, tmp_path, *rw(cci)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
         bash(f"{{ /bin/echo a; /bin/echo b; /bin/echo c; }} > {m / 'group.txt'}")
         bash(f"exec 3>{m / 'exec.txt'}; echo x >&3; echo y >&3; printf z >&3; exec 3>&-")
         bash(f"{{ /bin/echo one; /bin/echo two; }} | tee {m / 'tee.txt'} > /dev/null")
@@ -65,7 +51,7 @@ def test_a_child_writes_after_its_parent_closed(cci, tmp_path: Path) -> None:  #
     big = os.urandom(12 * 2**20 + 11)
     child = ("import os, sys; fd = int(sys.argv[1]); sys.stdin.read(); "
              "os.write(fd, b'child\\n'); os.close(fd)")
-    with mounted(BUCKET, tmp_path, *rw(cci)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
         for name, first in (("small.txt", b"parent\n"), ("big.bin", big)):
             fd = os.open(m / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.write(fd, first)
@@ -83,7 +69,7 @@ def test_a_child_writes_after_its_parent_closed(cci, tmp_path: Path) -> None:  #
 def test_fsync_then_more_writes_and_closing_a_dup(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A program that makes its bytes durable (fsync, or numpy's close of a dup) and writes on: every
     byte is stored, and the last ``close()`` reports the last commit."""
-    with mounted(BUCKET, tmp_path, *rw(cci)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
         with open(m / "durable.txt", "wb") as out:
             out.write(b"first\n")
             out.flush()

@@ -16,31 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cottoncandy.config import Settings
-from cottoncandy.storage.s3 import S3Account
 from cottoncandy.testing.faultproxy import FaultRule
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, rw, uploads
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 MiB = 2**20
 
 
-def rw(endpoint_url: str, tmp_path: Path) -> list[str]:
-    return ["--endpoint-url", endpoint_url, "--rw", "--cache-dir", str(tmp_path / "cache")]
-
-
-def uploads(endpoint_url: str) -> list[dict[str, object]]:
-    client = S3Account(Settings(endpoint_url=endpoint_url)).client
-    try:
-        return list(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
-    finally:
-        client.close()
-
-
 def test_open_memmap_w_plus(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = np.random.default_rng(2).random((2048, 1024)).astype("<f4")  # 8 MiB: two parts
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, tmp_path)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
         out = np.lib.format.open_memmap(m / "mm.npy", mode="w+", dtype="<f4", shape=data.shape)
         out[:] = data
         out.flush()  # fsync: the commit point a program sees
@@ -54,7 +40,7 @@ def test_open_memmap_w_plus(cci, tmp_path: Path) -> None:  # type: ignore[no-unt
 def test_r_plus_rows_send_only_the_changed_parts(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     rows = np.random.default_rng(3).random((12 * 1024, 1024))  # 96 MiB of 8 KiB rows
     cci.upload_raw_array("big", rows, compression=False)
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, tmp_path)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
         s3.clear_log()
         array = np.load(m / "big.npy", mmap_mode="r+")
         array[5000:6000] = -1.0  # 1,000 rows: 7.8 MiB
@@ -81,7 +67,7 @@ def test_r_plus_rows_send_only_the_changed_parts(cci, s3, tmp_path: Path) -> Non
 def test_pandas_append(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pandas = pytest.importorskip("pandas")
     cci.upload_object("t.csv", b"a,b\n1,2\n")
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, tmp_path)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
         pandas.DataFrame({"a": [3], "b": [4]}).to_csv(m / "t.csv", mode="a", header=False, index=False)
         # stored at the last release (a staged file's close reports nothing: FLUSH is no commit point)
         for _ in range(100):
@@ -126,7 +112,7 @@ def test_append_and_overwrite_in_place_with_shell_tools(cci, tmp_path: Path) -> 
     last close with what the file holds; stat shows the size the program wrote."""
     cci.upload_object("log.txt", b"one\n")
     cci.upload_object("blob.bin", bytes(64))
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, tmp_path)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
         subprocess.run(f"echo two >> {m / 'log.txt'}", shell=True, check=True)
         subprocess.run(["dd", "if=/dev/zero", f"of={m / 'blob.bin'}", "bs=1", "count=0", "seek=100",
                         "status=none"], check=True)  # grows it with zeros (ftruncate), no data

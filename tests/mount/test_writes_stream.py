@@ -15,26 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cottoncandy.config import Settings
-from cottoncandy.storage.s3 import S3Account
 from cottoncandy.testing.faultproxy import FaultRule
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, rw, uploads
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
-
-
-def rw(endpoint_url: str) -> list[str]:
-    return ["--endpoint-url", endpoint_url, "--rw"]
-
-
-def uploads(endpoint_url: str) -> list[dict[str, object]]:
-    """Multipart uploads in progress in the bucket (an aborted or completed one is not listed)."""
-    client = S3Account(Settings(endpoint_url=endpoint_url)).client
-    try:
-        return list(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
-    finally:
-        client.close()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import BUCKET
-from tests.mount.test_writes_staged import rw, uploads
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, rw, uploads
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 needs_rsync = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed "
@@ -50,7 +49,7 @@ def test_h5py_create_then_append(cci, tmp_path: Path) -> None:  # type: ignore[n
     first = np.arange(3000, dtype="<f8").reshape(300, 10)
     more = -np.arange(1000, dtype="<f8").reshape(100, 10)
     labels = np.arange(50, dtype="<i4")
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, tmp_path)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
         with h5py.File(m / "run.h5", "w") as f:
             d = f.create_dataset("x", data=first, maxshape=(None, 10), chunks=(50, 10))
             d.attrs["units"] = "volts"
@@ -127,7 +126,7 @@ def test_rsync_a_tree_then_one_change(cci, tmp_path: Path, inplace: bool) -> Non
     files = make_tree(source)
     array = np.load(source / "sub" / "arr.npy")
     flags = ["--inplace"] if inplace else []
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, tmp_path)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
         rsync(*flags, f"{source}/", f"{m}/tree/")
         eventually(lambda: stored(cci, "tree/sub/deep/blob.bin") == files["sub/deep/blob.bin"])
         check_bucket(cci, "tree", files, array)

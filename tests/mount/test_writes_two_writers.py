@@ -18,20 +18,17 @@ import numpy as np
 import pytest
 
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, rw
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
-
-
-def rw(cci, *more: str) -> list[str]:  # type: ignore[no-untyped-def]
-    return ["--endpoint-url", cci.settings.endpoint_url, "--rw", *more]
 
 
 def test_two_mounts_change_one_file_in_place(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Both open the stored file O_RDWR (staged), both append; the first fsync wins, the second is
     ESTALE (and so is its last close, logged); the object is the first writer's."""
     cci.upload_object("log.txt", b"line 1\n")
-    with mounted(BUCKET, tmp_path, *rw(cci)) as one, mounted(BUCKET, tmp_path, *rw(cci), expect_errors=True) as two:
+    options = rw(cci.settings.endpoint_url)
+    with mounted(BUCKET, tmp_path, *options) as one, mounted(BUCKET, tmp_path, *options, expect_errors=True) as two:
         first = open(one / "log.txt", "r+b")  # noqa: SIM115 - both open before either commits
         second = open(two / "log.txt", "r+b")  # noqa: SIM115
         first.seek(0, os.SEEK_END)
@@ -56,7 +53,7 @@ def test_a_memmap_row_update_after_the_library_replaced_the_array(cci, tmp_path:
     array = np.arange(64 * 64, dtype="<f8").reshape(64, 64)
     theirs = np.full((64, 64), 7.0)
     cci.upload_raw_array("a", array, compression=None)
-    with mounted(BUCKET, tmp_path, *rw(cci), expect_errors=True) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url), expect_errors=True) as m:
         mapped = np.load(m / "a.npy", mmap_mode="r+")
         mapped[3] = -1.0
         cci.upload_raw_array("a", theirs, compression=None)
@@ -70,7 +67,8 @@ def test_a_memmap_row_update_after_the_library_replaced_the_array(cci, tmp_path:
 def test_two_mounts_create_one_name_out_of_order(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A new name written out of order is staged on both mounts; the first fsync creates it, the
     second is EEXIST: If-None-Match on the staged commit."""
-    with mounted(BUCKET, tmp_path, *rw(cci)) as one, mounted(BUCKET, tmp_path, *rw(cci), expect_errors=True) as two:
+    options = rw(cci.settings.endpoint_url)
+    with mounted(BUCKET, tmp_path, *options) as one, mounted(BUCKET, tmp_path, *options, expect_errors=True) as two:
         fds = [os.open(where / "new.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC) for where in (one, two)]
         for fd, text in zip(fds, (b"first", b"second")):
             os.pwrite(fd, b"tail", 100)  # out of order: the file is staged
@@ -90,7 +88,8 @@ def test_last_writer_wins_lets_the_second_overwrite(cci, tmp_path: Path) -> None
     that were never read are still fetched pinned to it: a file built on a version that is gone is
     ESTALE even so, never stored with another version's bytes.)"""
     cci.upload_object("log.txt", b"line 1\n")
-    with mounted(BUCKET, tmp_path, *rw(cci, "--last-writer-wins")) as m, open(m / "log.txt", "r+b") as out:
+    options = rw(cci.settings.endpoint_url, "--last-writer-wins")
+    with mounted(BUCKET, tmp_path, *options) as m, open(m / "log.txt", "r+b") as out:
         assert out.read() == b"line 1\n"  # read: what it builds on is held here (not fetched again)
         out.write(b"mine\n")
         out.flush()

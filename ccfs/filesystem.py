@@ -222,8 +222,10 @@ class CcFilesystem:
         from .mountoptions import write_settings
 
         # files that cannot stream are staged on disk, capped by --write-cache-size (``writes.staging``)
-        staging = StagedFiles(self.store, StagingArea(self.options.cache_dir, self.options.write_cache_size))
-        return StoreWriter(self.store, self.namespace, write_settings(self.options), staging=staging)
+        settings = write_settings(self.options)
+        staging = StagedFiles(self.store, StagingArea(self.options.cache_dir, self.options.write_cache_size),
+                              settings.compression)
+        return StoreWriter(self.store, self.namespace, settings, staging=staging)
 
     @property
     def listing_memory(self) -> int:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from ..formats import codecs
 from ..formats.keys import INTERNAL_KEYS
+from ..formats.npy import MAGIC as NPY_MAGIC
 from ..formats.npy import NPY_HEADER_LIMIT, parse_npy_header
 from ..formats.raw import ArraySpec, metadata_from_spec
 from ..storage.base import MIN_COMPOSE_PIECE, CopiedRange, ObjectInfo, Piece
@@ -103,12 +104,24 @@ def plan(size: int, send: RangeSet, part_size: int, least: int = MIN_COMPOSE_PIE
     return pieces
 
 
+def npy_prefix(staged: StagedFile) -> bytes:
+    """The file's ``.npy`` header as far as its own length field says (at most ``NPY_HEADER_LIMIT``
+    bytes), or its first bytes when it is no ``.npy``: a commit reads no data byte to find out what
+    the file is (a data byte of a compressed base read here would decode a whole block)."""
+    first = bytes(staged.read(min(staged.size, 12), 0))
+    if not first.startswith(NPY_MAGIC) or len(first) < 10:
+        return first
+    length = 10 + int.from_bytes(first[8:10], "little") if first[6] == 1 else \
+        12 + int.from_bytes(first[8:12], "little")
+    return first if length <= len(first) else bytes(staged.read(min(staged.size, length, NPY_HEADER_LIMIT), 0))
+
+
 def layout_of(staged: StagedFile, array_key: str | None, bytes_key: str, compression: str | None = None) -> Layout:
     """What ``staged`` is stored as (module docstring); ``compression``: the codec of an array that
     replaces no stored array (``None``: raw). ``Incomplete`` for a short ``.npy``."""
     base = staged.base
     if array_key is not None:
-        found = parse_npy_header(bytes(staged.read(min(staged.size, NPY_HEADER_LIMIT), 0)))
+        found = parse_npy_header(npy_prefix(staged))
         if found is not None:
             spec, header_length = found
             data = staged.size - header_length

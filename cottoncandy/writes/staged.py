@@ -19,8 +19,13 @@ Invariants (under ``lock``):
 * offsets below ``base_end`` and not held are the base's bytes; offsets from ``base_end`` to ``size``
   not held are zeros (a hole, or a file grown by ``truncate``). A shrinking ``truncate`` lowers
   ``base_end``, so bytes cut off never come back from the base.
-* a compressed stored array cannot be read by range: it is fetched and decoded whole at open
-  (``held`` is everything) and re-encoded whole at commit.
+* the base's bytes are fetched (and decoded) by ``base_bytes``: nothing at open or at a WRITE;
+  a read fetches the units holding the range (a raw body's aligned blocks, a gzip body's indexed
+  blocks, a body without blocks whole); a commit fetches exactly what it sends that is not held.
+  What a commit fetched is kept in the sparse file (charged to the budget; when the budget is
+  full it is only sent), so the next commit of the same file does not fetch it again: a loop of
+  commands appending to one descriptor fetches the start of the file once, not once per command.
+  A compressed body is encoded again whole at commit (``writes.commit``).
 """
 
 from __future__ import annotations
@@ -28,19 +33,14 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
-from ..arrays.raw import decode_body_into
 from ..formats.raw import ArraySpec
 from ..storage.base import ObjectInfo, ObjectStore
+from .base_bytes import BaseBytes, base_bytes
 from .ranges import RangeSet
 from .staging import StagingArea
-
-#: a read of bytes not held fetches the base in aligned blocks of this size (the kernel asks
-#: 128 KiB - 1 MiB at a time, so a sequential read costs one GET per block, not per READ)
-FETCH_BLOCK = 2**20
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Base:
 
     @property
     def compressed(self) -> bool:
-        """Whether the body is encoded (read whole, never by range)."""
+        """Whether the body is encoded (decoded to be read, encoded again whole to be stored)."""
         return self.spec is not None and self.spec.compression is not None
 
 
@@ -82,10 +82,9 @@ class StagedFile:
         #: bytes fetched from the base (reads and commits), for the log and the tests
         self.fetched = 0
         self._closed = False
+        self._bytes: BaseBytes | None = None  # the base's reader, made at its first use
         try:
             os.ftruncate(self.fd, self._size)
-            if base is not None and base.compressed:
-                self._load_whole(base)
         except BaseException:
             self.discard()
             raise
@@ -98,53 +97,38 @@ class StagedFile:
         return self._size
 
     # --- the base's bytes --------------------------------------------------------------------
-    def _load_whole(self, base: Base) -> None:
-        """A compressed array: decoded at once into the sparse file (there is no ranged read of it)."""
-        assert base.spec is not None
-        header, nbytes = len(base.header), base.spec.nbytes
-        self._hold(0, self._size, "decoding the stored array")
-        os.pwrite(self.fd, base.header, 0)
-        if nbytes:
-            body = np.memmap(self.file, dtype=np.uint8, mode="r+", offset=header, shape=(nbytes,))
-            try:
-                decode_body_into(self.store, base.info, base.spec, memoryview(body))  # type: ignore[arg-type]
-                body.flush()
-            finally:
-                del body
-        self.fetched += base.info.size
+    def _base_bytes(self) -> BaseBytes:
+        assert self.base is not None
+        if self._bytes is None:
+            self._bytes = base_bytes(self.store, self.base.info, self.base.spec, len(self.base.header), self.area)
+        return self._bytes
 
-    def _fetch_into(self, start: int, buffer: memoryview) -> None:
-        """The base's bytes of the file range ``[start, start + len(buffer))`` (below ``base_end``)."""
-        assert self.base is not None and not self.base.compressed
+    def _take(self, start: int, end: int, reading: bool, put: Callable[[int, memoryview], None]) -> None:
+        """``put(file offset, bytes)`` the base's bytes of ``[start, end)`` (within ``base_end``) not
+        held yet, widened to the reader's units (``base_bytes``) when ``put`` keeps them; the header
+        the mount shows comes from memory."""
+        assert self.base is not None
         header = self.base.header
-        at = 0
-        if start < len(header):
-            piece = header[start : start + len(buffer)]
-            buffer[: len(piece)] = piece
-            at = len(piece)
-        if at < len(buffer):
-            body_start = start + at - len(header)
-            try:
-                self.store.readinto(self.base.info.key, body_start, buffer[at:], if_match=self.base.info.etag)
-            except FileNotFoundError as exc:
-                raise OSError(errno.ESTALE, f"{self.store.describe(self.base.info.key)} was deleted since it "
-                                            "was opened") from exc
-            self.fetched += len(buffer) - at
+        for a, b in list(self.held.missing(start, min(end, len(header)))):
+            put(a, memoryview(header)[a:b])
+        lo, hi = max(start, len(header)), min(end, self.base_end)
+        if lo >= hi:
+            return
+        source = self._base_bytes()
+        ua, ub = source.units(lo - len(header), hi - len(header), reading)
+        ua, ub = ua + len(header), min(self.base_end, ub + len(header))
+        wanted = [(a - len(header), b - len(header)) for a, b in self.held.missing(ua, ub)]
+        self.fetched += source.fetch(wanted, lambda at, data: put(at + len(header), data))
+
+    def _keep(self, at: int, data: memoryview) -> None:
+        """Hold base bytes in the sparse file (charged to the budget first)."""
+        self._hold(at, at + len(data), "reading the stored version")
+        os.pwrite(self.fd, data, at)
 
     def _hold(self, start: int, end: int, what: str) -> None:
         """Charge the staging budget for the bytes of ``[start, end)`` not held yet, and mark them held."""
         self.area.charge(end - start - self.held.covered(start, end), f"{self.path}: {what}")
         self.held.add(start, end)
-
-    def _fill(self, start: int, end: int) -> None:
-        """Make ``[start, end)`` (within ``base_end``) held, fetching in aligned blocks what is not."""
-        block_start = start - start % FETCH_BLOCK
-        block_end = min(self.base_end, -(-end // FETCH_BLOCK) * FETCH_BLOCK)
-        for a, b in list(self.held.missing(block_start, block_end)):
-            buffer = bytearray(b - a)
-            self._fetch_into(a, memoryview(buffer))
-            self._hold(a, b, "reading the stored version")
-            os.pwrite(self.fd, buffer, a)
 
     # --- the program's calls -----------------------------------------------------------------
     def read(self, size: int, offset: int) -> bytes:
@@ -153,9 +137,8 @@ class StagedFile:
             end = min(self._size, offset + size)
             if offset >= end:
                 return b""
-            if self.base is not None and offset < self.base_end and not self.base.compressed:
-                for a, b in list(self.held.missing(offset, min(end, self.base_end))):
-                    self._fill(a, b)
+            if self.base is not None and offset < self.base_end:
+                self._take(offset, end, True, self._keep)
             data = os.pread(self.fd, end - offset, offset)
             if len(data) < end - offset:  # past the sparse file's end: a hole of zeros
                 data += bytes(end - offset - len(data))
@@ -182,18 +165,28 @@ class StagedFile:
             self._size = length
 
     def bytes_of(self, start: int, end: int) -> bytearray:
-        """``[start, end)`` of the file for an upload: held bytes from disk, the rest from the base or
-        zeros, straight into one buffer (not staged: a commit holds no more on disk)."""
+        """``[start, end)`` of the file for an upload: the base's bytes not held are fetched and kept
+        in the sparse file (the next commit sends them again: they are not fetched twice), or only
+        put in the buffer when the budget cannot hold them; the rest from disk, or zeros."""
         with self.lock:
             buffer = bytearray(end - start)
             view = memoryview(buffer)
+            if self.base is not None and start < self.base_end:
+                try:
+                    self._take(start, end, False, self._keep)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+
+                    def put(at: int, data: memoryview) -> None:
+                        lo, hi = max(at, start), min(at + len(data), end)
+                        if lo < hi:
+                            view[lo - start : hi - start] = data[lo - at : hi - at]
+
+                    self._take(start, end, False, put)  # what is still not held: this buffer only
             for a, b in self.held.overlapping(start, end):
                 if os.preadv(self.fd, [view[a - start : b - start]], a) != b - a:
                     raise OSError(errno.EIO, f"{self.path}: the staged file {self.file} was cut short")
-            if self.base is not None and self.base.compressed:  # held whole at open or written here: holes are zeros
-                return buffer
-            for a, b in self.held.missing(start, min(end, self.base_end)):
-                self._fetch_into(a, view[a - start : b - start])
             return buffer
 
     @property
@@ -205,6 +198,7 @@ class StagedFile:
         """The file is now stored as ``base``: nothing is dirty, everything below its size is the base's."""
         with self.lock:
             self.base = base
+            self._bytes = None
             self.dirty = RangeSet()
             self.base_end = self._size
 

@@ -35,9 +35,10 @@ log = logging.getLogger("cottoncandy.writes")
 
 class StagedKind:
     """A file staged on disk (``staged.StagedFile``) with the commit points of the module docstring.
-    ``compression``: the codec of a ``.npy`` that replaces no stored array (a new name: the mount's
-    ``--write-compression``, as a streamed file gets; one replacing an array keeps that array's codec:
-    ``commit.layout_of``). Methods are called under the open file's lock (``writable.OpenFile``)."""
+    ``compression``: the mount's ``--write-compression``, the codec of a ``.npy`` that replaces no
+    stored array (a new name, or a stored non-array that becomes one: as a streamed file gets); one
+    replacing an array keeps that array's codec (``commit.layout_of``). Methods are called under the
+    open file's lock (``writable.OpenFile``)."""
 
     def __init__(self, staged: StagedFile, target: Target, compression: str | None = None):
         self.staged = staged
@@ -112,18 +113,23 @@ class StagedKind:
 
 
 class StagedFiles:
-    """The plug-in of ``writable.StoreWriter`` (``kinds.Staging``): staged kinds in one ``StagingArea``."""
+    """The plug-in of ``writable.StoreWriter`` (``kinds.Staging``): staged kinds in one ``StagingArea``.
+    ``compression``: the mount's ``--write-compression`` (``None``: raw), given to every staged kind
+    it makes, whichever way it was staged (an open to change a stored file in place, a stream taken
+    over, a file continued after a commit point); which codec then applies is ``commit.layout_of``'s
+    one rule (a stored array's own codec, else this one)."""
 
-    def __init__(self, store: ObjectStore, area: StagingArea):
+    def __init__(self, store: ObjectStore, area: StagingArea, compression: str | None = None):
         self.store = store
         self.area = area
+        self.compression = compression
 
     def start(self, target: Target, existing: FileNode, flags: int) -> FileKind:
         """An existing object opened to be changed in place: nothing is fetched until it is read."""
         base = Base(existing.info, existing.header, existing.spec)
         key = existing.key
         log.info("%s: staged for writing in place (%s, %d bytes)", target.path, self.store.describe(key), base.size)
-        return StagedKind(StagedFile(self.area, self.store, target.path, key, base), target)
+        return StagedKind(StagedFile(self.area, self.store, target.path, key, base), target, self.compression)
 
     def adopt(self, stream: FileKind) -> FileKind:
         """A file being streamed got a write out of order: what it holds moves to a staged file."""
@@ -139,8 +145,7 @@ class StagedFiles:
             staged.discard()
             raise
         stream.abort()  # frees its memory; nothing of it was uploaded
-        settings = getattr(stream, "settings", None)  # a streamed file's: the mount's codec for a new .npy
-        return StagedKind(staged, stream.target, getattr(settings, "compression", None))
+        return StagedKind(staged, stream.target, self.compression)
 
     def keep(self, kind: FileKind) -> FileKind | None:
         """At a file's last release: the kind that keeps a short ``.npy`` staged for its reopen, or

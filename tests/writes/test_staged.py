@@ -16,9 +16,10 @@ from cottoncandy.formats.npy import npy_header
 from cottoncandy.formats.raw import spec_for_body
 from cottoncandy.storage.base import MIN_COMPOSE_PIECE, ObjectStore
 from cottoncandy.storage.memory import MemoryStore
+from cottoncandy.writes.base_bytes import FETCH_BLOCK
 from cottoncandy.writes.commit import Incomplete, commit, plan
 from cottoncandy.writes.ranges import RangeSet
-from cottoncandy.writes.staged import FETCH_BLOCK, Base, StagedFile
+from cottoncandy.writes.staged import Base, StagedFile
 from cottoncandy.writes.staging import StagingArea
 
 MiB = 2**20

@@ -1,0 +1,100 @@
+"""A file written on after a commit point stored it compressed (issue 26), through a real ``--rw
+--write-compression`` mount, with the local server's request log as the evidence of the work done:
+
+* gzip (the library's indexed blocks): the WRITE after the commit fetches nothing (before, it decoded
+  the whole array inside that WRITE); a read fetches at most the index and the block holding it; the
+  commit fetches each compressed byte at most once and stores the exact array, gzip with its index;
+* zlib (no blocks): the WRITE fetches nothing; the commit streams the body once;
+* a loop of ten commands appending to one descriptor fetches the start of the file once in all (before:
+  once per command).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cottoncandy.arrays.gzip_blocks import block_index
+from cottoncandy.formats.keys import INDEX_KEY
+from tests.conftest import BUCKET
+from tests.mountutil import mounted, needs_fuse, rw, uploads
+
+pytestmark = [needs_fuse, pytest.mark.fuse]
+MiB = 2**20
+
+
+def npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def gets(log: list, key: str) -> list:  # type: ignore[type-arg]
+    return [r for r in log if r.method == "GET" and r.path.rstrip("/").endswith(f"/{key}")]
+
+
+def write_then_commit(m: Path, name: str, data: bytes) -> int:
+    """Write ``data`` to a new ``name`` and close a duplicate (FLUSH: stored); the descriptor, still open."""
+    fd = os.open(m / name, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    for at in range(0, len(data), MiB):
+        os.write(fd, data[at : at + MiB])
+    os.close(os.dup(fd))
+    return fd
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zlib"])
+def test_writing_on_a_compressed_array_decodes_only_what_is_needed(cci, s3, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                   codec: str) -> None:
+    array = (np.arange(3 * MiB, dtype="<i8") % 1000).reshape(-1, 512)  # 24 MiB: six 4 MiB gzip blocks
+    data = npy(array)
+    h = len(data) - array.nbytes
+    expected = array.copy()
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, "--write-compression", codec,
+                                       cache_dir=tmp_path / "cache")) as m:
+        fd = write_then_commit(m, "c.npy", data)
+        try:
+            stored = cci.store.head("c")
+            assert (stored.metadata or {})["compression"] == codec
+            s3.clear_log()
+            os.pwrite(fd, np.int64(-7).tobytes(), h + 8 * (2 * MiB + 3))  # in the third block
+            expected.reshape(-1)[2 * MiB + 3] = -7
+            assert gets(s3.requests(), "c") == []  # the WRITE fetched and decoded nothing
+            if codec == "gzip":
+                at = 5 * 4 * MiB // 8 + 8192  # an element of the sixth block (the kernel reads a page-aligned 128 KiB)
+                assert os.pread(fd, 8, h + 8 * at) == expected.reshape(-1)[at].tobytes()
+                read = gets(s3.requests(), "c")
+                index = block_index(cci.store, stored, array.nbytes)
+                assert index is not None and len(index.blocks) == 6
+                block = index.blocks[5]
+                # the index (one ranged GET of the header) and that one block, or nothing (the page cache)
+                assert [r.bytes_sent for r in read] in ([], [index.blocks[0].start, block.end - block.start]), read
+            s3.clear_log()
+        finally:
+            os.close(fd)  # FLUSH: the commit re-encodes the array
+        log = s3.requests()
+    fetched = gets(log, "c")
+    assert sum(r.bytes_sent for r in fetched) <= stored.size, fetched  # each compressed byte at most once
+    if codec == "zlib":
+        assert len(fetched) == 1 and fetched[0].range is None  # one streamed decode of the body
+    info = cci.store.head("c")
+    assert (info.metadata or {})["compression"] == codec
+    assert (INDEX_KEY in (info.metadata or {})) == (codec == "gzip")
+    np.testing.assert_array_equal(cci.download_raw_array("c"), expected)
+    assert uploads(cci.settings.endpoint_url) == []
+
+
+def test_ten_commands_appending_to_one_descriptor_fetch_the_start_once(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
+        s3.clear_log()
+        subprocess.run(["bash", "-c", f"for i in $(seq 10); do /bin/echo line $i; done > {m / 'log.txt'}"],
+                       check=True, capture_output=True, timeout=120)
+        log = s3.requests()
+    puts = [r for r in log if r.method == "PUT" and r.path.endswith("/log.txt")]
+    assert len(puts) == 10, [(r.method, r.path) for r in log]  # one commit per command
+    assert len(gets(log, "log.txt")) == 1, [(r.method, r.path, r.range) for r in log]  # the start, once
+    assert cci.download_object("log.txt") == b"".join(b"line %d\n" % i for i in range(1, 11))

@@ -133,6 +133,12 @@ class AttemptLog:
                 seen.append(outcome)
 
     @classmethod
+    def tell(cls, outcomes: list[bool]) -> None:
+        """Add attempts seen on another thread (a call this thread offloaded) to this thread's watchers."""
+        for seen in getattr(cls._local, "watchers", []):
+            seen.extend(outcomes)
+
+    @classmethod
     @contextlib.contextmanager
     def watching(cls) -> Iterator[list[bool]]:
         seen: list[bool] = []

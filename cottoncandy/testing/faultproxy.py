@@ -16,6 +16,11 @@ mode          what the client sees
               then a clean close (FIN).
 ``stall``     half the body (or ``after`` bytes), then nothing for ``seconds``, then the rest.
 ``delay``     nothing for ``seconds``, then the whole answer.
+``hold``      the request is held ``seconds`` before it reaches the server (a server working before it
+              answers, sending nothing: moto joining 1 GiB at CompleteMultipartUpload), then forwarded
+              and its answer sent back; if the client gives up meanwhile (closes the connection), the
+              request never reaches the server (counted as ``dropped:METHOD``), so a test knows the
+              server did not carry out a request its client abandoned.
 ``slowdown``  ``503 SlowDown`` (S3's XML error body); the server never sees the request.
 ``error500``  ``500 InternalError``; the server never sees the request.
 ``denied``    ``403 SignatureDoesNotMatch``; the server never sees the request (with ``raw=True``:
@@ -23,6 +28,9 @@ mode          what the client sees
 ``policy``    ``403 AccessDenied`` (a bucket policy refusing the request); the server never sees it.
 ``lost500``   the server handles the request, the client gets ``500 InternalError`` instead of
               its answer (S3's "Complete failed after it succeeded").
+``error200``  ``200 OK`` whose body is S3's ``<Error>`` (``InternalError``): AWS documents this answer
+              for CopyObject, UploadPartCopy and CompleteMultipartUpload (an error met after the
+              200 status was sent); the server never sees the request.
 ============  ============================================================================
 
 Answers that are well-formed but wrong (a LIST that loops its continuation token or overflows its
@@ -65,6 +73,7 @@ import contextlib
 import json
 import logging
 import random
+import select
 import socket
 import struct
 import threading
@@ -79,8 +88,8 @@ from . import misbehave
 
 log = logging.getLogger(__name__)
 
-MODES = ("reset", "truncate", "stall", "delay", "slowdown", "error500", "lost500", "denied", "policy",
-         *misbehave.MODES)
+MODES = ("reset", "truncate", "stall", "delay", "hold", "slowdown", "error500", "error200", "lost500", "denied",
+         "policy", *misbehave.MODES)
 METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 CONTROL_PATH = "/_fault-proxy/"
 _MAX_HEAD = 256 * 1024
@@ -92,6 +101,7 @@ _ERRORS = {
     "denied": (403, "Forbidden", "SignatureDoesNotMatch",
                "The request signature we calculated does not match the signature you provided."),
     "policy": (403, "Forbidden", "AccessDenied", "Access Denied"),
+    "error200": (200, "OK", "InternalError", "We encountered an internal error. Please try again."),
 }
 
 
@@ -107,7 +117,8 @@ class FaultRule:
     ``seconds``: a stall's or delay's length. ``limit``: fire at most this often (``None``: always).
     ``count``: entries of a made-up LIST page (``misbehave``'s ``new_token`` and ``overflow``).
     ``raw``: ``True`` only requests without botocore's User-Agent (the fast path's), ``False`` only
-    boto3's, ``None`` either.
+    boto3's, ``None`` either. ``header``: only requests carrying this header (case-insensitive;
+    ``x-amz-copy-source`` with ``query="uploadId"`` is an UploadPartCopy, not an UploadPart).
     A ``misbehave`` mode matches only the requests it can apply to (a LIST mode only LISTs).
     """
 
@@ -123,6 +134,7 @@ class FaultRule:
     limit: int | None = None
     count: int | None = None
     raw: bool | None = None
+    header: str | None = None
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +158,8 @@ class FaultRule:
         if self.query is not None and self.query not in request.query:
             return False
         if self.raw is not None and self.raw == ("botocore" in request.agent.lower()):
+            return False
+        if self.header is not None and self.header.lower() not in request.names:
             return False
         return self.key is None or self.key in request.key
 
@@ -189,6 +203,7 @@ class _Request:
     keep_alive: bool
     if_match: bool = False  # it carries an If-Match header
     agent: str = ""  # its User-Agent header
+    names: frozenset[str] = frozenset()  # its headers' names, lower-case
 
 
 class FaultProxy:
@@ -366,6 +381,10 @@ class FaultProxy:
                     continue
                 if rule is not None and rule.mode in misbehave.REQUEST_CHANGED:
                     request.head = misbehave.changed_request(rule.mode, request.head)
+                if rule is not None and rule.mode == "hold" and not _held(client, rule.seconds):
+                    with self._lock:
+                        self._counts[f"dropped:{request.method}"] += 1
+                    return
                 if upstream is None:
                     upstream = _Upstream(self.upstream)
                 keep = self._relay(client, upstream, request, rule)
@@ -411,7 +430,8 @@ class FaultProxy:
         return _Request(method=method.upper(), target=target, key=urllib.parse.unquote(parts.path),
                         query=parts.query, ranged="range" in headers, body=body,
                         head=("\r\n".join([lines[0], *kept]) + "\r\n\r\n").encode("latin-1"),
-                        keep_alive=keep_alive, if_match="if-match" in headers, agent=headers.get("user-agent", ""))
+                        keep_alive=keep_alive, if_match="if-match" in headers, agent=headers.get("user-agent", ""),
+                        names=frozenset(headers))
 
     def _relay(self, client: socket.socket, upstream: _Upstream, request: _Request, rule: FaultRule | None) -> bool:
         """Forward ``request``, send the answer back with ``rule``'s fault; whether to keep the connection."""
@@ -684,6 +704,22 @@ def _error_answer(mode: str, key: str, head: bool = False) -> bytes:
             f"x-amz-request-id: fault-proxy\r\n\r\n").encode() + (b"" if head else body)
 
 
+def _held(client: socket.socket, seconds: float) -> bool:
+    """Wait ``seconds`` before forwarding a request; ``False`` as soon as the client closed the
+    connection meanwhile (it gave up: the request is not forwarded)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([client], [], [], min(left, 0.05))
+        if readable:
+            try:
+                if not client.recv(1, socket.MSG_PEEK):
+                    return False
+            except OSError:
+                return False
+            time.sleep(min(max(0.0, deadline - time.monotonic()), 0.05))  # a next request already sent: wait on
+    return True
+
+
 def _reset(sock: socket.socket) -> None:
     """Close with a TCP RST (linger 0): the peer reads ECONNRESET, not a clean end."""
     with contextlib.suppress(OSError):
@@ -701,7 +737,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual us
 
     parser = argparse.ArgumentParser(description="an HTTP fault proxy in front of an S3 endpoint",
                                      epilog="rule: mode=reset,methods=GET+HEAD,fraction=0.1[,after=N]"
-                                            "[,seconds=S][,key=SUBSTR][,query=SUBSTR][,ranged=true|false][,forward=false]"
+                                            "[,seconds=S][,key=SUBSTR][,query=SUBSTR][,header=NAME][,ranged=true|false][,forward=false]"
                                             f"[,limit=N][,count=N][,raw=true|false]; modes: {', '.join(MODES)}")
     parser.add_argument("--upstream", required=True, help="http://host:port of the S3 endpoint")
     parser.add_argument("--host", default="127.0.0.1")

@@ -74,6 +74,7 @@ from ..retry import (
     reading_body,
 )
 from ..upload_journal import UploadJournal
+from . import joining
 from .credential_process import bound_credential_process
 from .list_bodies import cap_list_bodies
 
@@ -101,6 +102,15 @@ STREAM_IN_FLIGHT = 4
 #: every COMPLETING_POLL seconds
 COMPLETING_WAIT = 120.0
 COMPLETING_POLL = 0.5
+#: seconds to connect, and seconds without a byte of an answer before it is abandoned (and retried by
+#: botocore): every call of our clients
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 10
+#: seconds without a byte allowed to the answers of CompleteMultipartUpload and UploadPartCopy, during
+#: which the server joins the parts or copies up to 5 GiB before it answers (``joining``): AWS keeps the
+#: connection alive meanwhile, a server sending nothing (moto joining 1 GiB under load) outlasts
+#: ``READ_TIMEOUT``. Still a bound: an attempt silent this long is abandoned, botocore's attempts counted
+JOINING_READ_TIMEOUT = 300.0
 READ_CHUNK = 2**20
 
 
@@ -333,8 +343,8 @@ def client_config(settings: Settings, core: Any) -> Config:
     config_kwargs: dict[str, Any] = {
         "max_pool_connections": max(32, settings.threads * 4),
         # a stalled answer is abandoned (and retried by botocore) after this long without a byte
-        "connect_timeout": 5,
-        "read_timeout": 10,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
         "tcp_keepalive": True,
         **checksum_config(settings, core),
     }
@@ -379,6 +389,7 @@ def make_client(settings: Settings) -> Any:
     client = session.client("s3", endpoint_url=settings.endpoint_url, config=client_config(settings, core),
                             **_legacy_credentials(session))
     AttemptLog.install(client)
+    joining.install(client)
     check_list_answers(client)
     return client
 
@@ -966,11 +977,39 @@ class S3Store(ObjectStore):
 
     def _copy_part(self, key: str, upload_id: str, number: int, piece: CopiedRange) -> str:
         """``UploadPartCopy`` of ``piece`` as part ``number``: its ETag (``ESTALE`` if the source changed)."""
-        answer = self.client.upload_part_copy(
+        answer = self._joining(lambda: self.client.upload_part_copy(
             Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
             CopySource={"Bucket": self.bucket, "Key": piece.key}, CopySourceRange=http_range(piece.start, piece.end),
-            CopySourceIfMatch=piece.etag)
+            CopySourceIfMatch=piece.etag))
         return str(answer["CopyPartResult"]["ETag"])
+
+    def _joining(self, send: Callable[[], T]) -> T:
+        """``send()``, a ``CompleteMultipartUpload`` or an ``UploadPartCopy``: its answer read with
+        ``JOINING_READ_TIMEOUT`` (or the client's read timeout, if longer), during which the server
+        works before it answers (``joining``). A thread whose waits may be given up (a FUSE request)
+        waits for it in slices and gives up when told (``waits.offload``: EINTR, or EIO when the mount
+        stops; the call goes on and settles what it settles, as any lost answer); botocore's attempts
+        made meanwhile are seen by this thread's ``AttemptLog``, so a lost answer is still known."""
+        config = getattr(getattr(self.client, "meta", None), "config", None)
+        seconds = max(JOINING_READ_TIMEOUT, float(getattr(config, "read_timeout", 0) or 0))
+        if not joining.supported():
+            return send()
+        if not waits.active():
+            with joining.reading_for(seconds):
+                return send()
+        seen: list[bool] = []
+
+        def run() -> T:
+            with AttemptLog.watching() as attempts, joining.reading_for(seconds):
+                try:
+                    return send()
+                finally:
+                    seen.extend(attempts)
+
+        try:
+            return waits.offload(run, "cc-joining")
+        finally:
+            AttemptLog.tell(seen)
 
     def _multipart(self, key: str, extra: dict[str, Any], parts: Iterator[tuple[int, memoryview | CopiedRange]],
                    progress: Progress | None = None, in_flight: int | None = None,
@@ -999,17 +1038,18 @@ class S3Store(ObjectStore):
                 progress(len(view))
 
         try:
-            with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="cc-put") as pool:
+            with _parts_pool(in_flight, "cc-put") as pool:
                 pending: set[Future[None]] = set()
                 for number, view in parts:
                     size += len(view)
                     pending.add(pool.submit(send, number, [view]))
                     del view  # the future holds the part until it is sent
                     if len(pending) >= in_flight:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        finished, pending = _first_settled(pending)
                         for fut in finished:
                             fut.result()
                 for fut in pending:
+                    waits.done(fut)
                     fut.result()
             listing = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
             etag = self._complete(key, upload_id, listing, size, condition)
@@ -1051,8 +1091,8 @@ class S3Store(ObjectStore):
         asked = condition.headers() if condition is not None else {}
 
         def complete() -> Any:
-            return self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                         MultipartUpload={"Parts": listing}, **asked)
+            return self._joining(lambda: self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}, **asked))
 
         with AttemptLog.watching() as attempts:  # botocore's attempts: was one answer lost?
             try:
@@ -1264,14 +1304,17 @@ class S3Store(ObjectStore):
         ranges = [(s, min(s + chunk, info.size)) for s in range(0, info.size, chunk)]
 
         def part(number: int, start: int, end: int) -> dict[str, Any]:
-            r = self._call(lambda: self.client.upload_part_copy(
+            r = self._call(lambda: self._joining(lambda: self.client.upload_part_copy(
                 Bucket=self.bucket, Key=dst, UploadId=upload_id, PartNumber=number, CopySource=source,
-                CopySourceRange=http_range(start, end), CopySourceIfMatch=info.etag), dst, "copy to")
+                CopySourceRange=http_range(start, end), CopySourceIfMatch=info.etag)), dst, "copy to")
             return {"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]}
 
         try:
-            with ThreadPoolExecutor(max_workers=self.settings.threads) as pool:
-                parts = list(pool.map(lambda a: part(*a), [(i, s, e) for i, (s, e) in enumerate(ranges, 1)]))
+            with _parts_pool(self.settings.threads, "cc-copy") as pool:
+                futures = [pool.submit(part, i, s, e) for i, (s, e) in enumerate(ranges, 1)]
+                for fut in futures:
+                    waits.done(fut)
+                parts = [fut.result() for fut in futures]
             self._complete(dst, upload_id, parts, info.size, condition)
         except BaseException as exc:
             self._abort(dst, upload_id, exc)
@@ -1434,6 +1477,33 @@ class S3Store(ObjectStore):
         that repeats or a page that goes back still ends it with ``answers.BadAnswer``)."""
         for page in self._listing(prefix, None, None):
             yield from page.objects
+
+
+@contextlib.contextmanager
+def _parts_pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor]:
+    """The threads sending one upload's parts. Left as the ``with`` of a ``ThreadPoolExecutor``
+    (the parts under way are waited for, so an abort that follows frees every part), except when
+    the caller's wait was given up (``waits.GaveUp``: a FUSE request interrupted, the mount
+    stopping): parts not started are dropped and those under way are not waited for (an
+    UploadPartCopy may take ``JOINING_READ_TIMEOUT``)."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    given_up = False
+    try:
+        yield pool
+    except waits.GaveUp:
+        given_up = True
+        raise
+    finally:
+        pool.shutdown(wait=not given_up, cancel_futures=given_up)
+
+
+def _first_settled(pending: set[Future[T]]) -> tuple[set[Future[T]], set[Future[T]]]:
+    """``wait(pending, FIRST_COMPLETED)``, in slices when this thread's waits may be given up."""
+    while True:
+        waits.check()
+        finished, rest = wait(pending, timeout=waits.SLICE if waits.active() else None, return_when=FIRST_COMPLETED)
+        if finished:
+            return finished, rest
 
 
 def multipart_etag(part_etags: Iterable[str]) -> str:

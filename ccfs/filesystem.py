@@ -21,12 +21,12 @@ from typing import Any
 
 from cottoncandy import fastpaths
 from cottoncandy.arrays import gzip_blocks
-from cottoncandy.arrays.gzip_points import OpenFetches, decode_recording, point_fetch
+from cottoncandy.arrays.gzip_points import OpenFetches, decode_recording, point_fetch, records_points
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
 from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
-from cottoncandy.cache.disk import DecodedOnDisk, DiskBackedFetch, kept_head
+from cottoncandy.cache.disk import DecodedOnDisk, DiskBackedFetch, KeptDecoded, kept_head
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.identity import object_identity
@@ -410,15 +410,23 @@ class CcFilesystem:
     def _make_handle(self, node: FileNode) -> Handle:
         info, spec = node.info, node.spec
         first = self.first_blocks.take(info.key, info.etag)  # fetched by the lookup, with the metadata
-        stretches: StretchReader | None = None  # seek_point reads of a 0.4.0 gzip array (``gzip_points``)
+        # decoded bytes by range: stretches of a 0.4.0 gzip array through its seek points (``gzip_points``),
+        # or the blocks of an array a former mount decoded whole and kept (``disk.KeptDecoded``)
+        stretches: RangeFetch | None = None
         if spec is not None and spec.compression is not None:
             inflating = self._inflating_reader(info, spec, first)  # our gzip bodies: block by block
             if inflating is not None:
                 return Handle(node, inflating, None)
             held = self.decoded.held((info.key, info.etag))  # decoded already: no seek_point read needed
             stretches = self._seek_point_fetch(info, spec) if held is None else None
-            if stretches is None:
-                return Handle(node, None, self._decoded(info, spec))
+            kept = self._kept_decoded(node) if held is None and stretches is None else None
+            if kept is not None and kept.kept():  # decoded whole by a former mount: its blocks are on disk
+                stretches = lambda start, end: memoryview(self._decoded(info, spec).read(start, end - start))  # noqa: E731
+            elif stretches is None:
+                decoded = self._decoded(info, spec)
+                if kept is not None:
+                    kept.start(decoded.read, self.store.describe(info.key))
+                return Handle(node, None, decoded)
             first = None  # seek_point reads: the lookup's first block holds compressed bytes
 
         def fetch(start: int, end: int) -> memoryview:
@@ -431,7 +439,7 @@ class CcFilesystem:
         body_size = spec.nbytes if spec is not None else info.size
         origin = len(node.header) % self.options.block_size
         range_fetch: RangeFetch = fetch
-        if stretches is not None:  # seek_point reads: decoded bytes, by stretches (kept on disk too)
+        if stretches is not None:  # decoded bytes by range (kept on disk too)
             range_fetch = self._decoded_on_disk(info, stretches, self.options.block_size, origin)
         elif self.disk is not None:  # blocks on disk first; only the missing stretches are fetched
             range_fetch = DiskBackedFetch(self.disk, object_identity(self.store, info.key), info.etag,
@@ -450,6 +458,15 @@ class CcFilesystem:
         if first is not None:
             reader.seed(first)
         return Handle(node, reader, None)
+
+    def _kept_decoded(self, node: FileNode) -> KeptDecoded | None:
+        """Where a compressed array decoded whole is kept in ``--cache-dir`` for later mounts, in this
+        reader's block geometry (``disk.KeptDecoded``); None without a cache folder, or for a 0.4.0 gzip
+        body whose decode records seek points (later opens read it by stretches, kept on disk too)."""
+        if self.disk is None or node.spec is None or records_points(node.info, node.spec, self.seek_points):
+            return None
+        return KeptDecoded(self.disk, object_identity(self.store, node.info.key), node.info.etag, node.spec.nbytes,
+                           self.options.block_size, len(node.header) % self.options.block_size)
 
     def _decoded(self, info: ObjectInfo, spec: ArraySpec) -> DecodedArray:
         """The whole decoded array (decoded once per version); a 0.4.0 gzip body's decode also keeps

@@ -46,6 +46,12 @@ def indexable(info: ObjectInfo, spec: ArraySpec) -> bool:
             and zran.worth_indexing(spec.nbytes))
 
 
+def records_points(info: ObjectInfo, spec: ArraySpec, shelf: SeekIndexShelf | None) -> bool:
+    """Whether a whole decode of this body records its seek points (:func:`decode_recording`): later
+    opens then read it by stretches, so the mount does not also keep its decoded bytes whole."""
+    return shelf is not None and indexable(info, spec) and zran.available()
+
+
 def decode_recording(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, out: memoryview | Sink,
                      shelf: SeekIndexShelf | None, identity: str, progress: Progress | None = None) -> None:
     """``raw.decode_body_into``; for an indexable body with a shelf, also record its seek points there

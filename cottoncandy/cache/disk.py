@@ -151,6 +151,7 @@ class DiskBlockStore:
         self._touched: dict[str, float] = {}
         self._touched_lock = threading.Lock()
         self._folders: set[str] = set()  # fan-out folders known to exist
+        self._claimed: set[str] = set()  # decoded arrays being written through (``KeptDecoded``)
         self._writer = threading.Thread(target=self._run, name="cc-disk-writer", daemon=True)
         self._writer.start()
 
@@ -227,23 +228,48 @@ class DiskBlockStore:
         return None
 
     # --- writing -----------------------------------------------------------------------------
-    def write(self, name: str, data: memoryview | bytes) -> bool:
+    def write(self, name: str, data: memoryview | bytes, patient: bool = False) -> bool:
         """Store ``data`` as block ``name`` in the background; waits only while the queue is full (at
-        most ``wait_for_room``). False when it was not queued: too large for the folder, the store
-        closed, or the queue still full (the block is dropped)."""
+        most ``wait_for_room``; ``patient``: as long as it takes, for a background writer such as
+        :func:`keep_decoded`, which no reader waits on). False when it was not queued: too large for
+        the folder, the store closed, or the queue still full (the block is dropped)."""
         if HEADER.size + len(data) > self.limit:
             return False
-        return self._enqueue("write", name, memoryview(data))
+        return self._enqueue("write", name, memoryview(data), patient)
 
-    def _enqueue(self, op: str, name: str, data: memoryview | None) -> bool:
+    def holds(self, name: str) -> bool:
+        """Whether a file named ``name`` is there now (one ``lstat``: nothing is read or trusted; a read
+        still checks it, :meth:`read_into`)."""
+        try:
+            os.lstat(self.path(name))
+        except OSError:
+            return False
+        return True
+
+    def claim(self, name: str) -> bool:
+        """Take ``name`` for one writer in this process (False: another has it); :meth:`unclaim` gives it back."""
+        with self._cond:
+            if name in self._claimed:
+                return False
+            self._claimed.add(name)
+            return True
+
+    def unclaim(self, name: str) -> None:
+        with self._cond:
+            self._claimed.discard(name)
+
+    def _enqueue(self, op: str, name: str, data: memoryview | None, patient: bool = False) -> bool:
         nbytes = len(data) if data is not None else 0
         with self._cond:
             if self._closed:
                 return False
             deadline = time.monotonic() + self.wait_for_room
-            while (nbytes and not self._stalled and not self._closed and self._queued
+            while (nbytes and (patient or not self._stalled) and not self._closed and self._queued
                    and self._queued + nbytes > self.queue_bytes):
                 left = deadline - time.monotonic()
+                if patient:
+                    self._cond.wait()
+                    continue
                 if left <= 0:  # the writer finished no batch in that time: drop at once until it does
                     self._stalled = True
                     break
@@ -544,6 +570,77 @@ class DecodedOnDisk:
         named by its range as ``DiskBackedFetch`` names raw ones (the reader asks for whole blocks)."""
         for lo, hi in spans:
             self.store.write(self._name(lo, hi), decoded[lo - start : hi - start])
+
+
+class KeptDecoded:
+    """A compressed array decoded whole (a codec without blocks: Zstd, LZ4, zlib, bz2, lzma; a 0.4.0 gzip
+    body decoded on its first open), kept in the ``DiskBlockStore`` as :class:`DecodedOnDisk` keeps
+    inflated blocks: the same files, named by (object identity, ETag, decoded range, :data:`DECODED`)
+    in the reader's geometry (``block_size``, ``origin``), under the same limit, LRU and checks.
+
+    Why: such an array was decoded into memory or a spill file that died with the daemon, so after a
+    remount the first row of it fetched and decoded the whole body again. :meth:`start` writes every
+    block of a decode through, on a thread of its own that waits for room in the store's queue rather
+    than dropping blocks (no reader waits on it); :meth:`kept` tells an open whether a former mount
+    kept the array (its first block's file is there), so that it reads it by block through a
+    ``DecodedOnDisk`` whose misses decode the whole body again. Nothing read is trusted before
+    ``read_into`` checked it: a damaged file fails only its block, which is decoded again.
+
+    An array is kept only when it fits in the folder's limit beside this mount's spill files (its
+    blocks and their headers): a larger one is not kept at all (one INFO line), since its own last
+    blocks would evict its first ones.
+    """
+
+    def __init__(self, store: DiskBlockStore, identity: str, etag: str, size: int, block_size: int, origin: int):
+        self.store = store
+        self.identity = identity
+        self.etag = etag
+        self.size = size
+        self.spans = _spans(0, size, block_size, origin) if size else []
+
+    def _name(self, lo: int, hi: int) -> str:
+        return block_name(self.identity, self.etag, lo, hi, DECODED)
+
+    def kept(self) -> bool:
+        """Whether the array's first block is on disk (kept by this or a former mount)."""
+        return bool(self.spans) and self.store.holds(self._name(*self.spans[0]))
+
+    def fits(self) -> bool:
+        return self.size + len(self.spans) * HEADER.size <= self.store.limit - self.store.reserved()
+
+    def start(self, read: Callable[[int, int], bytes | bytearray | memoryview], what: str) -> bool:
+        """Write every block of the decoded array (``read(offset, length)``) through, in the background;
+        False when it is not kept: empty, already kept or being kept, or too large (logged)."""
+        if not self.spans or self.kept():
+            return False
+        first = self._name(*self.spans[0])
+        if not self.store.claim(first):
+            return False
+        if not self.fits():
+            log.info("disk cache: %s decodes to %d bytes, more than the cache folder's room (%d of %d bytes); "
+                     "not kept across mounts", what, self.size, max(0, self.store.limit - self.store.reserved()),
+                     self.store.limit)
+            self._done(first)
+            return False
+        threading.Thread(target=self._write, args=(read, what, first), name="cc-disk-keep", daemon=True).start()
+        return True
+
+    def _write(self, read: Callable[[int, int], bytes | bytearray | memoryview], what: str, first: str) -> None:
+        try:
+            # the first block last: its file is what tells a later open that the array is kept
+            for lo, hi in [*self.spans[1:], self.spans[0]]:
+                if not self.store.write(self._name(lo, hi), memoryview(read(lo, hi - lo)), patient=True):
+                    return
+            self.store.flush()
+            log.info("disk cache: kept the decoded %s (%d bytes in %d blocks) for later mounts", what, self.size,
+                     len(self.spans))
+        except Exception as exc:  # a spill file gone, a full disk: only this array is not kept
+            log.warning("disk cache: could not keep the decoded %s: %s", what, exc)
+        finally:
+            self._done(first)
+
+    def _done(self, first: str) -> None:
+        self.store.unclaim(first)
 
 
 def _spans(start: int, end: int, block_size: int, origin: int) -> list[tuple[int, int]]:

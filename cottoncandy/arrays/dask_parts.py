@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import math
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from ..formats.ranges import bounding_block
 from ..formats.raw import ArraySpec, dtype_token, parse_dtype_token, same_records
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.registry import StoreHandle
-from .gzip_blocks import gzip_rows
+from .gzip_blocks import GzipRows, gzip_rows
 from .gzip_points import library_shelf, point_fetch
 from .raw import FirstLook, first_look, read_array_spec, read_looked_array, read_looked_into
 
@@ -99,6 +100,12 @@ class PartSlices:
         self.ndim = len(ref.shape)
         #: how the last slice was read: "whole", "ranges", "blocks" or "stretches" (for tests and logs)
         self.last_read = ""
+        #: the part's block reader (``GzipRows``, or None: not such a part) for the version it was made
+        #: for, made at the first slice and kept for this source's lifetime: its index is read once, and
+        #: once a forged index sent it to the whole decode, every later slice is served from that one
+        #: decode (kept in ``gzip_blocks.WHOLE``, bounded) and it is logged once
+        self._rows: tuple[str, GzipRows | None] | None = None
+        self._rows_lock = threading.Lock()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (PartSlices, (self.ref,))
@@ -126,7 +133,7 @@ class PartSlices:
             self.last_read = "ranges"
             return RawArrayRanges(self.ref.handle, info.key, info.etag, dtype_token(spec.dtype), spec.shape,
                                   spec.order)[block]
-        rows = gzip_rows(store, info, spec)
+        rows = self._gzip_rows(store, info, spec)
         if rows is not None:
             self.last_read = "blocks"
             return rows[block]
@@ -136,6 +143,14 @@ class PartSlices:
             return stretched[(slice(None),) + tuple(block[1:])]
         self.last_read = "whole"
         return load_part(self.ref)[block]
+
+
+    def _gzip_rows(self, store: ObjectStore, info: ObjectInfo, spec: ArraySpec) -> GzipRows | None:
+        """The part's :class:`GzipRows` for version ``info.etag``, made once (see ``_rows``)."""
+        with self._rows_lock:
+            if self._rows is None or self._rows[0] != info.etag:
+                self._rows = (info.etag, gzip_rows(store, info, spec))
+            return self._rows[1]
 
 
 def _stretched_rows(store: ObjectStore, info: ObjectInfo, spec: ArraySpec, first: int, stop: int) -> np.ndarray | None:

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from ..cache.inflated import BlockTable
 from ..cache.stretches import StretchReader
@@ -36,6 +37,41 @@ log = logging.getLogger(__name__)
 READ_WORKERS = 4
 #: largest block the parallel reader accepts (ours are 4 MiB; larger ones come from a forged index)
 MAX_READ_BLOCK = 64 * 2**20
+#: bytes of whole serial decodes kept in the process for ``GzipRows`` readers that fell back (a body
+#: whose index failed): the least recently used is let go past this, and a body decoding to more is
+#: not kept (each read that needs it then decodes it again)
+WHOLE_KEPT = 256 * 2**20
+
+
+class WholeDecodes:
+    """The whole decodes of fallen-back gzip bodies by (object, ETag), bounded to ``limit`` bytes (LRU).
+
+    Why: a dask array's part is sliced many times, and each slice used to decode a forged part whole
+    again; kept here, the fallback decodes a version once for every reader in the process (the bound
+    keeps a few large forged parts from holding memory without end). Thread-safe."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._kept: LRUCache[tuple[str, str], bytearray] = LRUCache(maxsize=max(1, limit), getsizeof=len)
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> bytearray | None:
+        with self._lock:
+            return self._kept.get(key)
+
+    def put(self, key: tuple[str, str], whole: bytearray) -> None:
+        if len(whole) > self.limit:
+            return
+        with self._lock:
+            self._kept[key] = whole
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+#: the process's kept whole decodes (``GzipRows._serial``)
+WHOLE = WholeDecodes(WHOLE_KEPT)
 
 
 def compress_workers(store: ObjectStore) -> int:
@@ -293,7 +329,8 @@ class GzipRows:
     checked at open (:func:`block_index`). As 0.4.0 reads any body it can decode, a block that does
     not inflate to its place, or inflates but not to the CRC-32 its index gives (the mount fails such
     a block with EIO; the library does not), makes this reader decode the whole body serially instead:
-    logged once naming the object and the block, decoded once, and every later read served from it.
+    logged once naming the object and the block, decoded once (kept in :data:`WHOLE`, bounded, for
+    every reader of that version in the process), and every later read served from it.
     Only a body that fails its own CRC-32 or length then fails the read (``ValueError`` naming the
     object, as ``download_raw_array``). Thread-safe (dask's threads share one instance).
     """
@@ -307,7 +344,6 @@ class GzipRows:
         self.spans, self.block_size = tuple(spans), int(block_size)
         self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self._inflate: StretchReader | None = None
-        self._whole: bytes | None = None
         self._broken = False  # a block failed: every read goes to the serial decode
         self._lock = threading.Lock()  # the reader and the whole decode are made once
         self._decoding = threading.Lock()
@@ -376,19 +412,22 @@ class GzipRows:
             return self._inflate
 
     def _serial(self, start: int, end: int) -> bytes:
-        """Decoded bytes ``[start, end)`` from the whole body read serially (once; zlib checks its CRC-32
-        and length: a body failing them is a ``ValueError`` naming the object)."""
+        """Decoded bytes ``[start, end)`` from the whole body read serially (once per version in the
+        process while it stays in :data:`WHOLE`; zlib checks its CRC-32 and length: a body failing them
+        is a ``ValueError`` naming the object)."""
         with self._decoding:
-            if self._whole is None:
-                store = self.handle.get()
+            store = self.handle.get()
+            key = (store.describe(self.key), self.etag)
+            whole = WHOLE.get(key)
+            if whole is None:
                 whole = bytearray(int(np.prod(self.shape)) * self.dtype.itemsize)
                 try:
                     with store.open_read(self.key, if_match=self.etag) as stream:
                         codecs.gunzip_into(iter(lambda: stream.read(2**20), b""), memoryview(whole))
                 except codecs.CorruptBodyError as exc:
                     raise ValueError(f"{store.describe(self.key)}: {exc}") from exc
-                self._whole = bytes(whole)
-        return self._whole[start:end]
+                WHOLE.put(key, whole)
+        return bytes(memoryview(whole)[start:end])
 
 
 def gzip_rows(store: ObjectStore, info: ObjectInfo, spec: ArraySpec) -> GzipRows | None:

@@ -228,8 +228,48 @@ def block_index(store: ObjectStore, info: ObjectInfo, nbytes: int,
 
 
 #: indexed bodies up to this size are checked block by block when referenced (:func:`check_index`: one
-#: GET of the body, every block inflated alone); larger ones by their CRCs against the trailer
+#: GET of the body, every block inflated alone); larger ones by their CRCs against the trailer and
+#: their cut points (:func:`check_cuts`)
 INDEX_CHECK_WHOLE = 16 * 2**20
+#: cut points of a larger body checked when it is referenced (a 4-byte ranged GET each, in parallel);
+#: a body with more blocks has this many checked, spread evenly, and the rest checked as they are read
+CUT_PROBES = 64
+
+
+def cuts_to_probe(count: int, probes: int | None = None) -> list[int]:
+    """The blocks (of ``count``) whose end is probed: every one but the last (which ends the body's deflate
+    stream, checked against the trailer), or ``probes`` of them spread evenly, first and last included."""
+    probes = CUT_PROBES if probes is None else probes
+    cuts = count - 1
+    if cuts <= probes:
+        return list(range(cuts))
+    if probes <= 0:
+        return []
+    if probes == 1:
+        return [0]
+    return sorted({i * (cuts - 1) // (probes - 1) for i in range(probes)})
+
+
+def check_cuts(store: ObjectStore, info: ObjectInfo, index: pgzip.Index) -> None:
+    """``BlockIndexError`` unless every probed block (:func:`cuts_to_probe`) ends where our writer ends a
+    block but the last: with the full-flush marker (``pgzip.SYNC_MARKER``). Why: an index whose cut points
+    are moved but whose lengths still tile the body and whose CRCs are right passes every other cheap
+    check, and zarr, which reads a chunk per block, would fail on it with no fallback; a moved cut lands
+    on those 4 bytes by chance once in 2**32. Store errors (``OSError``) propagate."""
+    blocks = index.blocks
+    probed = cuts_to_probe(len(blocks))
+    if not probed:
+        return
+
+    def ends(i: int) -> bytes:
+        return store.get_range(info.key, blocks[i].end - 4, blocks[i].end, if_match=info.etag)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(store.concurrency, len(probed))),
+                            thread_name_prefix="cc-gzip-cuts") as pool:
+        for i, tail in zip(probed, pool.map(ends, probed), strict=True):
+            if bytes(tail) != pgzip.SYNC_MARKER:
+                raise pgzip.BlockIndexError(f"block {i} does not end where a block ends (bytes "
+                                            f"{blocks[i].start}-{blocks[i].end}: no full-flush marker)")
 
 
 def check_index(store: ObjectStore, info: ObjectInfo, index: pgzip.Index, nbytes: int) -> None:
@@ -239,10 +279,14 @@ def check_index(store: ObjectStore, info: ObjectInfo, index: pgzip.Index, nbytes
 
     A body of at most :data:`INDEX_CHECK_WHOLE` bytes is fetched whole (one GET) and every block
     inflated alone to its place and, for a version 2 index, its CRC-32, and the blocks' combined CRC and
-    length checked against the trailer. A larger body: the version 2 index's CRCs, combined, must equal
-    the trailer's CRC-32 and the length its ISIZE (one ranged GET of the last 8 bytes); block cuts are
-    then checked as zarr reads each block (it must end as the writer ends blocks). A version 1 index of a
-    larger body has nothing more to check cheaply. Store errors (``OSError``) propagate.
+    length checked against the trailer. A larger body, without inflating anything: the lengths were
+    checked to tile the body, each within what its decoded size can deflate to (:func:`block_index`);
+    its cut points are probed for the writer's block ends (:func:`check_cuts`, at most
+    :data:`CUT_PROBES` 4-byte GETs); a version 2 index's CRCs, combined, must equal the trailer's CRC-32
+    and the length its ISIZE (one ranged GET of the last 8 bytes). What is left is checked as zarr reads
+    each block (it must end as the writer ends blocks and inflate to its size and one of the CRCs; the
+    ``cottoncandy.refs`` filesystem names the object and the block of a cut that fails). Store errors
+    (``OSError``) propagate.
     """
     blocks = index.blocks
     if info.size <= INDEX_CHECK_WHOLE:
@@ -259,6 +303,7 @@ def check_index(store: ObjectStore, info: ObjectInfo, index: pgzip.Index, nbytes
         except (ValueError, pgzip.BlockCrcError) as exc:
             raise pgzip.BlockIndexError(f"block {i}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
         return
+    check_cuts(store, info, index)
     if any(block.crc is None for block in blocks):
         return
     crc = 0

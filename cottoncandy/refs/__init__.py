@@ -59,7 +59,7 @@ def reference_filesystem(source: Any, prefix: str = "", *, chunk_bytes: int = DE
     store = store_of(source)
     zarr_blocks.register()  # gzip arrays' chunks may be blocks (``formats.zarr_blocks``)
     refs = refs if refs is not None else build_refs(store, prefix, chunk_bytes=chunk_bytes, portable=False)
-    ours: Any = ObjectStoreFileSystem(StoreHandle(store), refs.objects, refs.parts)
+    ours: Any = ObjectStoreFileSystem(StoreHandle(store), refs.objects, refs.parts, refs.blocks)
     if asynchronous:  # given as a dict, fsspec does not wrap our (synchronous) filesystem itself
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 

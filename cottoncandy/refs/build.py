@@ -97,6 +97,9 @@ class RefSet:
     objects: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: ``cottoncandy-part://`` url -> (part, zarr chunk shape): parts decoded and padded in-process
     parts: dict[str, tuple[PartRef, tuple[int, ...]]] = field(default_factory=dict)
+    #: url -> {start: (block number, end, last)}: the chunks that are blocks of a gzip body of ours, which
+    #: the in-process filesystem checks as it serves them (a block failing names the object and block)
+    blocks: dict[str, dict[int, tuple[int, int, bool]]] = field(default_factory=dict)
     #: zarr path of every array, and every group
     arrays: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
@@ -215,6 +218,8 @@ class _Builder:
             log.warning("%s: gzip block index does not check out (%s); referenced as one chunk",
                         self.store.describe(info.key), exc)
             return None
+        self.out.blocks[self.store.describe(info.key)] = {
+            b.start: (i, b.end, i == len(blocks) - 1) for i, b in enumerate(blocks)}
         return plan
 
     def check_body_sizes(self, info: ObjectInfo, spec: ArraySpec) -> None:
@@ -431,6 +436,7 @@ class _Builder:
         self.out.groups = sorted(groups)
         used = {c[0] for node in self.nodes.values() for c in node["chunks"].values()}
         self.out.objects = {u: v for u, v in self.out.objects.items() if u in used}
+        self.out.blocks = {u: v for u, v in self.out.blocks.items() if u in used}
         return self.out
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from fsspec import AbstractFileSystem
 
 from ..arrays.dask_parts import PartRef, load_part
+from ..formats.pgzip import SYNC_MARKER
 from ..storage.registry import StoreHandle
 
 
@@ -30,11 +31,14 @@ class ObjectStoreFileSystem(AbstractFileSystem):
     cachable = False  # one per reference set: the URL tables differ
 
     def __init__(self, handle: StoreHandle, objects: Mapping[str, tuple[str, str]],
-                 parts: Mapping[str, tuple[PartRef, tuple[int, ...]]] | None = None, **kwargs: Any):
-        super().__init__(handle, objects, parts, **kwargs)
+                 parts: Mapping[str, tuple[PartRef, tuple[int, ...]]] | None = None,
+                 blocks: Mapping[str, Mapping[int, tuple[int, int, bool]]] | None = None, **kwargs: Any):
+        super().__init__(handle, objects, parts, blocks, **kwargs)
         self.handle = handle
         self.objects = dict(objects)
         self.parts = dict(parts or {})
+        #: url -> {start: (block number, end, last)} of gzip blocks served as chunks (``RefSet.blocks``)
+        self.blocks = {url: dict(cuts) for url, cuts in (blocks or {}).items()}
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         if path in self.parts:
@@ -53,7 +57,24 @@ class ObjectStoreFileSystem(AbstractFileSystem):
             end = info.size if end is None else end
         if end <= start:
             return b""
-        return store.get_range(key, start, end, if_match=etag)
+        data = store.get_range(key, start, end, if_match=etag)
+        self._check_block(path, start, end, data, store.describe(key))
+        return data
+
+    def _check_block(self, path: str, start: int, end: int, data: bytes, name: str) -> None:
+        """``ValueError`` naming the object and the block when ``data`` is a gzip block chunk (``blocks``)
+        that does not end as the writer ends a block but the last (the full-flush marker): its index cut
+        it in the wrong place. zarr's codec would fail on it too, but could not say which object or block
+        (a codec is not told which chunk it decodes); it still checks what this cannot without inflating
+        (the size and the CRC-32 the block inflates to)."""
+        cut = self.blocks.get(path, {}).get(start)
+        if cut is None:
+            return
+        number, block_end, last = cut
+        if end != block_end or (not last and bytes(data[-len(SYNC_MARKER):]) != SYNC_MARKER):
+            raise ValueError(f"{name}: gzip block {number} (bytes {start}-{end}) does not end where a block "
+                             "ends: its block index is forged or the body damaged; read it with "
+                             "download_raw_array, which decodes the whole body")
 
     def _padded_part(self, url: str) -> bytes:
         """A dask part whose zarr chunk is longer than it (an edge part): decoded with cottoncandy's

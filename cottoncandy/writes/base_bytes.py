@@ -20,7 +20,7 @@ Costs (what a caller holds while ``fetch`` runs, beside ``put``'s own):
 
 * raw: one ranged GET per ``RAW_PIECE`` (8 MiB) of ``wanted``, that piece in memory;
 * gzip with a block index: one ranged GET per run of needed blocks, at most ``RUN_BYTES`` (16 MiB)
-  of compressed bytes, plus one decoded block (4 MiB, the writer's block size);
+  of compressed bytes and as many decoded (blocks inflated ``INFLATE_WORKERS`` at once);
 * a streamed codec without blocks: the whole body streamed once (1 MiB reads), the decoder's
   bounded output, nothing else;
 * Zstd and LZ4 (decoded in one C call): the compressed body in memory, the decoded array in a
@@ -42,6 +42,7 @@ import logging
 import mmap
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Protocol
 
@@ -59,8 +60,10 @@ log = logging.getLogger("cottoncandy.writes")
 FETCH_BLOCK = 2**20
 #: most bytes of a raw body one GET brings into memory
 RAW_PIECE = 8 * 2**20
-#: most compressed bytes of gzip blocks one GET brings into memory
+#: most compressed bytes of gzip blocks one GET brings into memory, and most bytes they decode to
 RUN_BYTES = 16 * 2**20
+#: blocks of one run inflated at once
+INFLATE_WORKERS = 2
 #: bytes read at once from a body streamed through its decoder
 STREAM_READ = 2**20
 
@@ -253,7 +256,8 @@ class GzipBlocks:
         run: list[int] = []
         try:
             for i in needed:
-                if run and (i != run[-1] + 1 or blocks[i].end - blocks[run[0]].start > RUN_BYTES):
+                if run and (i != run[-1] + 1 or blocks[i].end - blocks[run[0]].start > RUN_BYTES
+                            or blocks[i].out_end - blocks[run[0]].out_start > RUN_BYTES):
                     fetched += self._run(blocks, run, sink)
                     run = []
                 run.append(i)
@@ -267,18 +271,28 @@ class GzipBlocks:
         return fetched
 
     def _run(self, blocks: list[pgzip.Block], run: list[int], sink: _Wanted) -> int:
-        """Blocks ``run`` (adjacent): one ranged GET, each inflated alone into ``sink``."""
+        """Blocks ``run`` (adjacent): one ranged GET, inflated alone each, ``INFLATE_WORKERS`` at once
+        (zlib lets the GIL go), then handed to ``sink`` in order on this thread."""
         waits.check()
         first, last = blocks[run[0]], blocks[run[-1]]
         data = memoryview(bytearray(last.end - first.start))
         _pinned(self.store, self.info,
                 lambda: self.store.readinto(self.info.key, first.start, data, if_match=self.info.etag))
-        scratch = memoryview(bytearray(max(blocks[i].out_end - blocks[i].out_start for i in run)))
-        for i in run:
+
+        def inflate(i: int) -> memoryview:
             block = blocks[i]
-            out = scratch[: block.out_end - block.out_start]
+            out = memoryview(bytearray(block.out_end - block.out_start))
             crc = pgzip.inflate_block_into(data[block.start - first.start : block.end - first.start], out,
                                            i == len(blocks) - 1)
             pgzip.check_block_crc(block, crc, i, self.name)
-            sink[block.out_start : block.out_end] = out
+            return out
+
+        if len(run) == 1:
+            decoded = [inflate(run[0])]
+        else:
+            workers = min(INFLATE_WORKERS, len(run))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cc-w-gunzip") as pool:
+                decoded = list(pool.map(inflate, run))
+        for i, out in zip(run, decoded, strict=True):
+            sink[blocks[i].out_start : blocks[i].out_end] = out
         return len(data)

@@ -51,6 +51,9 @@ MAX_PIECES = 10_000
 COMMIT_IN_FLIGHT = 4
 #: bytes of the staged file handed to an encoder at once (an encoded commit's memory beyond the encoder's)
 ENCODE_PIECE = 4 * 2**20
+#: bytes of the base an encoded commit fetches (and decodes) into the staged file at once, ahead of
+#: the encoder (a multiple of ``ENCODE_PIECE``)
+DECODE_AHEAD = 16 * 2**20
 
 
 class Incomplete(Exception):
@@ -216,6 +219,8 @@ def _encode(staged: StagedFile, layout: Layout, condition: WriteCondition | None
         def pieces() -> Iterator[bytes]:
             for a in range(0, spec.nbytes, ENCODE_PIECE):
                 b = min(spec.nbytes, a + ENCODE_PIECE)
+                if a % DECODE_AHEAD == 0:  # the base's bytes ahead, fetched and decoded together, on disk
+                    staged.hold_base(layout.skip + a, layout.skip + a + DECODE_AHEAD)
                 yield from encoder.compress(staged.bytes_of(layout.skip + a, layout.skip + b))
             yield from encoder.flush()
 

@@ -189,6 +189,20 @@ class StagedFile:
                     raise OSError(errno.EIO, f"{self.path}: the staged file {self.file} was cut short")
             return buffer
 
+    def hold_base(self, start: int, end: int) -> None:
+        """Fetch into the sparse file the base's bytes of ``[start, end)`` not held yet, so that later
+        ``bytes_of`` calls read them from disk (a commit asks this ahead of what it encodes: one
+        fetch of many gzip blocks, inflated together, instead of one per piece). Best effort: with
+        the budget full they are left to ``bytes_of``."""
+        with self.lock:
+            if self.base is None or start >= self.base_end:
+                return
+            try:
+                self._take(start, min(end, self.base_end), False, self._keep)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+
     @property
     def changed(self) -> bool:
         """Whether anything differs from the base (a new file always does)."""

@@ -5,7 +5,9 @@ whole -- unless it is a gzip body with our block index or one whose seek points 
 (``stretches.py`` reads both by stretch); here are the others, and that reader's fallback.
 Small results stay in memory (an LRU bounded in bytes); larger ones are decoded into a
 file under the cache directory (an LRU bounded in bytes on disk) and read with ``pread``. An array
-larger than both limits is refused with a clear error rather than breaking the limits. A spilled
+larger than both limits is refused with a clear error rather than breaking the limits. (Neither outlives
+the daemon: with a ``--cache-dir`` the mount also writes every block of such a decode to the persistent
+block tier, ``disk.KeptDecoded``, and a later mount reads it from there by block.) A spilled
 array is written with ``pwrite`` as it is decoded, not through a memory map: every page written
 through a map stays in the daemon's resident set until it is unmapped (four 128 MiB arrays being
 decoded at once took a daemon with ``--cache-size 256M`` past 550 MB).

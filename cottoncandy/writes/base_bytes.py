@@ -180,14 +180,26 @@ class WholeBody:
         return self.info.size
 
     def _stream(self, sink: _Wanted) -> None:
+        """The body through the codec's stream decoder; ``GaveUp`` as the check raised it (the decoder
+        would call a body cut short damaged)."""
         assert self.codec.stream_into is not None
+        gave_up: list[waits.GaveUp] = []
         with self.store.open_read(self.info.key, if_match=self.info.etag) as stream:
             def chunks() -> Iterator[bytes]:
                 while chunk := stream.read(STREAM_READ):
-                    waits.check()
+                    try:
+                        waits.check()
+                    except waits.GaveUp as exc:
+                        gave_up.append(exc)
+                        raise
                     yield chunk
 
-            self.codec.stream_into(chunks(), sink)
+            try:
+                self.codec.stream_into(chunks(), sink)
+            except (codecs.CorruptBodyError, waits.GaveUp):
+                if gave_up:
+                    raise gave_up[0] from None
+                raise
 
     def _declared(self, sink: _Wanted) -> None:
         """Zstd, LZ4: the body in memory, decoded in one C call into a scratch file, then passed on."""

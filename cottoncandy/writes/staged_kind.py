@@ -22,6 +22,7 @@ import errno
 import logging
 from dataclasses import replace
 
+from .. import waits
 from ..namespace.nodes import FileNode
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.conditions import WriteCondition
@@ -103,8 +104,12 @@ class StagedKind:
         return self._store()
 
     def release(self) -> ObjectInfo | None:
+        """The last close: store what changed, then drop the staged file. Not given up when the mount
+        starts stopping (``waits``: a RELEASE answers nobody, and a commit given up here would lose
+        the file's bytes); the kernel never interrupts a RELEASE."""
         try:
-            return self._store()
+            with waits.giving_up(None):
+                return self._store()
         finally:
             self.staged.discard()
 

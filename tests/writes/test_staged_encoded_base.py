@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cottoncandy import waits
 from cottoncandy.arrays.raw import read_raw_array, write_raw_array
 from cottoncandy.formats import pgzip
 from cottoncandy.formats.npy import npy_header
@@ -22,7 +23,9 @@ from cottoncandy.formats.raw import spec_for_body
 from cottoncandy.storage.base import ObjectStore
 from cottoncandy.storage.memory import MemoryStore
 from cottoncandy.writes.commit import commit
+from cottoncandy.writes.kinds import Target
 from cottoncandy.writes.staged import Base, StagedFile
+from cottoncandy.writes.staged_kind import StagedKind
 from cottoncandy.writes.staging import StagingArea
 
 BLOCK = 64 * 1024  # the gzip writer's block size in these tests: a 1 MiB array is 16 blocks
@@ -219,3 +222,37 @@ def test_commits_of_a_growing_file_fetch_its_start_once(store: ObjectStore, tmp_
     assert len(counting.calls) == 1, counting.calls
     assert store.get("log.txt") == b"".join(b"line %d\n" % i for i in range(10))
     staged.discard()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zlib", "Zstd"])
+def test_a_decode_gives_up_when_its_request_does_and_the_file_goes_on(tmp_path: Path, small_blocks: int,
+                                                                     codec: str) -> None:
+    """An interrupted FUSE request (``waits``' check says EINTR) stops the decode between pieces; what
+    was decoded stays valid and a later read or commit completes the file exactly."""
+    store = MemoryStore()
+    array = rows()
+    staged, _, base = staged_over(store, "i", array, codec, tmp_path)
+    h = len(base.header)
+    staged.write(h + 8, np.int64(5).tobytes())
+    with waits.giving_up(lambda: errno.EINTR), pytest.raises(waits.GaveUp) as caught:
+        staged.read(array.nbytes, h)
+    assert caught.value.errno == errno.EINTR
+    expected = array.copy()
+    expected.reshape(-1)[1] = 5
+    assert staged.read(array.nbytes, h) == expected.tobytes()
+    commit(staged, "i", "i.npy")
+    np.testing.assert_array_equal(read_raw_array(store, "i"), expected)
+    staged.discard()
+
+
+def test_the_last_close_is_not_given_up_when_the_mount_stops(tmp_path: Path, small_blocks: int) -> None:
+    store = MemoryStore()
+    array = rows()
+    staged, _, base = staged_over(store, "r", array, "gzip", tmp_path)
+    staged.write(len(base.header), np.int64(3).tobytes())
+    kind = StagedKind(staged, Target("r.npy", "r.npy", "r", base.info))
+    with waits.giving_up(lambda: errno.EIO):  # the daemon is stopping
+        assert kind.release() is not None
+    expected = array.copy()
+    expected.reshape(-1)[0] = 3
+    np.testing.assert_array_equal(read_raw_array(store, "r"), expected)

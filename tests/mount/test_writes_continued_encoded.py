@@ -98,3 +98,16 @@ def test_ten_commands_appending_to_one_descriptor_fetch_the_start_once(cci, s3, 
     assert len(puts) == 10, [(r.method, r.path) for r in log]  # one commit per command
     assert len(gets(log, "log.txt")) == 1, [(r.method, r.path, r.range) for r in log]  # the start, once
     assert cci.download_object("log.txt") == b"".join(b"line %d\n" % i for i in range(1, 11))
+
+
+def test_bytes_stored_at_a_flush_then_completed_as_npy_get_the_mounts_codec(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``{ printf MAGIC; rest; } > n.npy``: the first command's exit stores six bytes (no array yet); the
+    second makes it a whole ``.npy``, stored as the raw array ``n`` with ``--write-compression gzip``."""
+    array = np.arange(4000, dtype="<f8").reshape(40, 100)
+    data = npy(array)
+    (tmp_path / "rest").write_bytes(data[6:])
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, "--write-compression", "gzip")) as m:
+        script = f"{{ /usr/bin/printf '\\x93NUMPY'; /bin/cat {tmp_path / 'rest'}; }} > {m / 'n.npy'}"
+        subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=120)
+    assert (cci.store.head("n").metadata or {})["compression"] == "gzip"
+    np.testing.assert_array_equal(cci.download_raw_array("n"), array)

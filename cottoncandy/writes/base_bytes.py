@@ -74,6 +74,11 @@ Put = Callable[[int, memoryview], None]
 class BaseBytes(Protocol):
     """The base's body by range (see the module)."""
 
+    @property
+    def whole(self) -> bool:
+        """Whether any range costs a decode of the whole body."""
+        ...
+
     def units(self, start: int, end: int, reading: bool) -> tuple[int, int]:
         """``[start, end)`` widened to whole fetch units, within the body."""
         ...
@@ -106,6 +111,8 @@ def _pinned(store: ObjectStore, info: ObjectInfo, read: Callable[[], None]) -> N
 
 class RawBody:
     """An uncompressed body: the bytes asked, by ranged GET."""
+
+    whole = False
 
     def __init__(self, store: ObjectStore, info: ObjectInfo, origin: int = 0):
         self.store, self.info, self.origin = store, info, origin
@@ -155,6 +162,8 @@ class _Wanted:
 class WholeBody:
     """A compressed body without blocks: decoded whole, once per ``fetch``, keeping only ``wanted``."""
 
+    whole = True
+
     def __init__(self, store: ObjectStore, info: ObjectInfo, spec: ArraySpec, area: StagingArea):
         assert spec.compression is not None
         self.store, self.info, self.spec, self.area = store, info, spec, area
@@ -169,37 +178,46 @@ class WholeBody:
             return 0
         log.info("%s: decoding the whole stored array (%s has no blocks) for %d of its %d bytes", self.name,
                  self.codec.id, sum(b - a for a, b in wanted), self.spec.nbytes)
-        sink = _Wanted(self.spec.nbytes, wanted, put)
+        # what ``put`` or the check raised, raised again as it was: a stream decoder calls any failure
+        # inside it a damaged body (ENOSPC from a full budget, EINTR from an interrupted request)
+        raised: list[BaseException] = []
+
+        def passed(at: int, data: memoryview) -> None:
+            try:
+                put(at, data)
+            except BaseException as exc:
+                raised.append(exc)
+                raise
+
+        sink = _Wanted(self.spec.nbytes, wanted, passed)
         try:
             if self.codec.stream_into is not None:
-                _pinned(self.store, self.info, lambda: self._stream(sink))
+                _pinned(self.store, self.info, lambda: self._stream(sink, raised))
             else:
                 self._declared(sink)
-        except codecs.CorruptBodyError as exc:
+        except (codecs.CorruptBodyError, waits.GaveUp) as exc:
+            if raised:
+                raise raised[0] from None
+            if isinstance(exc, waits.GaveUp):
+                raise
             raise OSError(errno.EIO, f"{self.name}: {exc}") from exc
         return self.info.size
 
-    def _stream(self, sink: _Wanted) -> None:
-        """The body through the codec's stream decoder; ``GaveUp`` as the check raised it (the decoder
-        would call a body cut short damaged)."""
+    def _stream(self, sink: _Wanted, raised: list[BaseException]) -> None:
+        """The body through the codec's stream decoder, asking the check between reads (``raised``
+        gets its ``GaveUp``)."""
         assert self.codec.stream_into is not None
-        gave_up: list[waits.GaveUp] = []
         with self.store.open_read(self.info.key, if_match=self.info.etag) as stream:
             def chunks() -> Iterator[bytes]:
                 while chunk := stream.read(STREAM_READ):
                     try:
                         waits.check()
                     except waits.GaveUp as exc:
-                        gave_up.append(exc)
+                        raised.append(exc)
                         raise
                     yield chunk
 
-            try:
-                self.codec.stream_into(chunks(), sink)
-            except (codecs.CorruptBodyError, waits.GaveUp):
-                if gave_up:
-                    raise gave_up[0] from None
-                raise
+            self.codec.stream_into(chunks(), sink)
 
     def _declared(self, sink: _Wanted) -> None:
         """Zstd, LZ4: the body in memory, decoded in one C call into a scratch file, then passed on."""
@@ -232,10 +250,11 @@ class WholeBody:
 
 class GzipBlocks:
     """A gzip body of the library's indexed blocks: the blocks holding ``wanted``, each inflated alone
-    and checked (its length, its CRC-32 where the index gives it). Falls back to ``whole``."""
+    and checked (its length, its CRC-32 where the index gives it). Falls back to ``whole`` (the
+    whole decode) when the body has no usable index or a block does not fit it."""
 
     def __init__(self, store: ObjectStore, info: ObjectInfo, spec: ArraySpec, whole: WholeBody):
-        self.store, self.info, self.spec, self.whole = store, info, spec, whole
+        self.store, self.info, self.spec, self.fallback = store, info, spec, whole
         self.name = store.describe(info.key)
         self._index: pgzip.Index | None = None
         self._looked = False
@@ -249,19 +268,23 @@ class GzipBlocks:
             self._starts = [] if self._index is None else [b.out_start for b in self._index.blocks]
         return None if self._index is None or self._broken else self._index.blocks
 
+    @property
+    def whole(self) -> bool:
+        return self._blocks() is None
+
     def _at(self, pos: int) -> int:
         return bisect.bisect_right(self._starts, pos) - 1
 
     def units(self, start: int, end: int, reading: bool) -> tuple[int, int]:
         blocks = self._blocks()
         if blocks is None:
-            return self.whole.units(start, end, reading)
+            return self.fallback.units(start, end, reading)
         return blocks[self._at(start)].out_start, blocks[self._at(max(start, end - 1))].out_end
 
     def fetch(self, wanted: list[tuple[int, int]], put: Put) -> int:
         blocks = self._blocks()
         if blocks is None:
-            return self.whole.fetch(wanted, put)
+            return self.fallback.fetch(wanted, put)
         needed = sorted({i for a, b in wanted for i in range(self._at(a), self._at(b - 1) + 1)})
         fetched = 0
         sink = _Wanted(self.spec.nbytes, wanted, put)
@@ -279,7 +302,7 @@ class GzipBlocks:
             self._broken = True
             log.info("%s: gzip block does not fit its index (%s); decoding the whole array (its own CRC-32 "
                      "and length are checked)", self.name, exc.strerror if isinstance(exc, OSError) else exc)
-            return fetched + self.whole.fetch(wanted, put)
+            return fetched + self.fallback.fetch(wanted, put)
         return fetched
 
     def _run(self, blocks: list[pgzip.Block], run: list[int], sink: _Wanted) -> int:

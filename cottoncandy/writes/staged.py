@@ -104,12 +104,13 @@ class StagedFile:
         return self._bytes
 
     def _take(self, start: int, end: int, reading: bool, put: Callable[[int, memoryview], None]) -> None:
-        """``put(file offset, bytes)`` the base's bytes of ``[start, end)`` (within ``base_end``) not
-        held yet, widened to the reader's units (``base_bytes``) when ``put`` keeps them; the header
-        the mount shows comes from memory."""
+        """``put(file offset, bytes)`` the base's bytes not held yet of ``[start, end)`` (within
+        ``base_end``) widened to the reader's units (``base_bytes``: what it fetches at once), so a
+        ``put`` that does not keep them takes what it wants; the header the mount shows comes from
+        memory."""
         assert self.base is not None
         header = self.base.header
-        for a, b in list(self.held.missing(start, min(end, len(header)))):
+        for a, b in list(self.held.missing(start, min(end, len(header), self.base_end))):
             put(a, memoryview(header)[a:b])
         lo, hi = max(start, len(header)), min(end, self.base_end)
         if lo >= hi:
@@ -175,8 +176,8 @@ class StagedFile:
                 try:
                     self._take(start, end, False, self._keep)
                 except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
+                    if exc.errno != errno.ENOSPC or self._base_bytes().whole:
+                        raise  # a body without blocks decodes whole for any range: it must be staged
 
                     def put(at: int, data: memoryview) -> None:
                         lo, hi = max(at, start), min(at + len(data), end)

@@ -256,3 +256,19 @@ def test_the_last_close_is_not_given_up_when_the_mount_stops(tmp_path: Path, sma
     expected = array.copy()
     expected.reshape(-1)[0] = 3
     np.testing.assert_array_equal(read_raw_array(store, "r"), expected)
+
+
+def test_a_body_without_blocks_needs_room_to_be_staged(tmp_path: Path) -> None:
+    """A zlib array decodes whole for any range: with the budget too small to hold it, the commit is
+    ENOSPC naming the file (decoding it whole again for each piece sent would cost the array's size
+    squared), and nothing is stored."""
+    store = MemoryStore()
+    array = rows()
+    staged, _, base = staged_over(store, "z", array, "zlib", tmp_path, limit=256 * 1024)
+    before = store.head("z").etag
+    staged.write(len(base.header), np.int64(1).tobytes())
+    with pytest.raises(OSError) as caught:
+        commit(staged, "z", "z.npy")
+    assert caught.value.errno == errno.ENOSPC and "z.npy" in str(caught.value)
+    assert store.head("z").etag == before
+    staged.discard()

@@ -7,10 +7,10 @@ Rows (medians of ``--rounds``):
 
 * ``loop``: ``for i in $(seq 10); do /bin/echo line $i; done > f`` -- ten commands sharing one
   descriptor, each exit a FLUSH and a commit: wall seconds, PUTs and GETs of ``f`` per command;
-* ``gzip array``: ``--write-compression gzip``, ``--mib`` MiB of int64 written and stored at a FLUSH
-  (the close of a duplicate), then one 8-byte ``pwrite`` in the middle (seconds: the FUSE WRITE), and
-  the last close (seconds: the commit, which encodes the array again); body bytes GET by each, and the
-  daemon's peak RSS (``VmHWM``) over the run.
+* ``gzip array`` / ``zlib array``: ``--write-compression gzip`` (blocks) or ``zlib`` (none), ``--mib``
+  MiB of int64 written and stored at a FLUSH (the close of a duplicate), then one 8-byte ``pwrite`` in
+  the middle (seconds: the FUSE WRITE), and the last close (seconds: the commit, which encodes the
+  array again); body bytes GET by each, and the daemon's peak RSS (``VmHWM``) over the run.
 
     python scripts/bench_continued.py [--before DIR] [--rounds 5] [--mib 64]
 """
@@ -80,7 +80,7 @@ def loop(server: S3ServerChild, mnt: Path, name: str) -> dict[str, float]:
             "gets/cmd": len(of_key(server, name, "GET")) / 10}
 
 
-def gzip_array(server: S3ServerChild, mnt: Path, name: str, data: bytes, middle: int) -> dict[str, float]:
+def array(server: S3ServerChild, mnt: Path, name: str, data: bytes, middle: int) -> dict[str, float]:
     fd = os.open(mnt / name, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
     for at in range(0, len(data), 4 * MiB):
         os.write(fd, data[at : at + 4 * MiB])
@@ -95,7 +95,8 @@ def gzip_array(server: S3ServerChild, mnt: Path, name: str, data: bytes, middle:
     os.close(fd)
     commit = time.perf_counter() - started
     commit_get = sum(r.bytes_sent for r in of_key(server, name[:-4], "GET"))
-    return {"write s": write, "write GET MB": write_get / 1e6, "commit s": commit, "commit GET MB": commit_get / 1e6}
+    return {"write s": write, "write GET MB": write_get / 1e6, "commit s": commit, "commit GET MB": commit_get / 1e6,
+            "total s": write + commit}
 
 
 def main() -> None:
@@ -105,31 +106,33 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=64)
     args = parser.parse_args()
     trees = {"after": ROOT, **({"before": args.before.resolve()} if args.before else {})}
-    array = (np.arange(args.mib * MiB // 8, dtype="<i8") % 1000).reshape(-1, 512)
+    values = (np.arange(args.mib * MiB // 8, dtype="<i8") % 1000).reshape(-1, 512)
     out = io.BytesIO()
-    np.save(out, array)
+    np.save(out, values)
     data = out.getvalue()
     middle = len(data) // 2
     with S3ServerChild() as server:
         S3Account(Settings(endpoint_url=server.endpoint_url)).create_bucket(BUCKET)
         results: dict[str, dict[str, list[float]]] = {}
-        for row, extra in (("loop", ()), ("gzip array", ("--write-compression", "gzip"))):
+        rows = (("loop", ()), ("gzip array", ("--write-compression", "gzip")),
+                ("zlib array", ("--write-compression", "zlib")))
+        for row, extra in rows:
             for name in trees:
                 results[f"{row} {name}"] = {}
             with contextmanager_all(trees, server.endpoint_url, extra) as mounts:
                 for i in range(args.rounds):
                     for name, (mnt, _) in mounts.items():
                         got = loop(server, mnt, f"{name}-l{i}.txt") if row == "loop" else \
-                            gzip_array(server, mnt, f"{name}-g{i}.npy", data, middle)
+                            array(server, mnt, f"{name}-{row[0]}{i}.npy", data, middle)
                         for k, v in got.items():
                             results[f"{row} {name}"].setdefault(k, []).append(v)
                 for name, (_, pid) in mounts.items():
                     results[f"{row} {name}"]["peak RSS MiB"] = [peak_rss_mib(pid)]
     for row, figures in results.items():
         print(f"{row:18s} " + "  ".join(f"{k} {statistics.median(v):.3f}" for k, v in figures.items()))
-    for row in ("loop", "gzip array"):
+    for row, key in (("loop", "seconds"), ("gzip array", "write s"), ("gzip array", "total s"),
+                     ("zlib array", "write s"), ("zlib array", "total s")):
         if f"{row} before" in results:
-            key = "seconds" if row == "loop" else "write s"
             after, before = (statistics.median(results[f"{row} {n}"][key]) for n in ("after", "before"))
             print(f"{row}: after/before {key} = {after / before:.3f}x")
 

@@ -111,3 +111,34 @@ def test_bytes_stored_at_a_flush_then_completed_as_npy_get_the_mounts_codec(cci,
         subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=120)
     assert (cci.store.head("n").metadata or {})["compression"] == "gzip"
     np.testing.assert_array_equal(cci.download_raw_array("n"), array)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "Zstd"])
+def test_r_plus_of_a_compressed_array_decodes_what_is_read(cci, s3, tmp_path: Path, codec: str) -> None:  # type: ignore[no-untyped-def]
+    """An ``r+`` memory map of an array the library stored compressed (before, the OPEN decoded the whole
+    array, under the writer's lock): its page faults decode what holds them -- gzip, that block and the
+    index; Zstd, which has no blocks, the whole body once -- and the flush stores the exact array with
+    its own codec. (``np.memmap`` straight away: ``np.load`` would first read the header through the
+    read-only path, whose own fetches are not the writer's.)"""
+    array = np.random.default_rng(7).integers(0, 2**12, size=(6144, 512)).astype("<i8")  # 24 MiB, 4 KiB rows
+    cci.upload_raw_array("r", array, compression=codec)
+    stored = cci.store.head("r")
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
+        header = os.stat(m / "r.npy").st_size - array.nbytes
+        s3.clear_log()
+        mapped = np.memmap(m / "r.npy", dtype="<i8", mode="r+", offset=header, shape=array.shape)
+        mapped[1500] = -1  # 6.1 MB in: the second 4 MiB block, 2 MB from either edge
+        read = gets(s3.requests(), "r")
+        if codec == "gzip":  # the index, and the one block holding the row
+            index = block_index(cci.store, stored, array.nbytes)
+            assert index is not None and len(index.blocks) == 6
+            block = index.blocks[1]
+            assert [r.bytes_sent for r in read] == [index.blocks[0].start, block.end - block.start], read
+        else:  # the whole body, once
+            assert [r.bytes_sent for r in read] == [stored.size], read
+        mapped.flush()
+        del mapped
+    expected = array.copy()
+    expected[1500] = -1
+    assert (cci.store.head("r").metadata or {})["compression"].lower() == codec.lower()
+    np.testing.assert_array_equal(cci.download_raw_array("r"), expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -70,3 +71,30 @@ def uploads(endpoint_url: str) -> list[dict[str, object]]:
         return list(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
     finally:
         client.close()
+
+
+def read_ahead_settled(s3, cache: Path | None = None, quiet: float = 1.0, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait (at most ``timeout`` seconds) until a mount's reads are over: the server's request log
+    unchanged for ``quiet`` seconds and, with ``cache`` (a ``--cache-dir``), its block files too, none
+    half written. Why: a read returns once its own bytes are in, while the reader goes on fetching
+    the stretch after it in the background (read-ahead; the header's READ starts one too). A count
+    of GETs taken then, or a log cleared then, splits that fetch between two counts; and an unmount
+    cancels a run still arriving, so the next mount fetches that stretch again. Call it before
+    counting (or clearing) the requests of reads just made, and before an unmount whose blocks a
+    later mount is expected to find. ``s3`` is the ``s3`` fixture (anything with ``requests()``)."""
+    def state() -> tuple[int, list[tuple[str, int]]]:
+        files = []
+        if cache is not None:
+            for path in (cache / "blocks").glob("??/*"):
+                with contextlib.suppress(FileNotFoundError):  # evicted or renamed into place meanwhile
+                    files.append((path.name, path.stat().st_size))
+        return len(s3.requests()), sorted(files)
+
+    deadline, last = time.monotonic() + timeout, state()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = state()
+        if now == last and not any(name.startswith(".tmp-") for name, _ in now[1]):
+            return
+        last = now
+    raise AssertionError(f"the mount's reads did not settle in {timeout:.0f} s")

@@ -15,7 +15,7 @@ from cottoncandy.formats import zran
 from tests.conftest import BUCKET
 from tests.mount.test_gzip_seek_points import KEY as OLD_KEY
 from tests.mount.test_gzip_seek_points import args, upload_040
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, read_ahead_settled
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 OURS = "zr/ours"
@@ -24,24 +24,6 @@ OURS = "zr/ours"
 def object_gets(s3, key: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     hits = [r for r in s3.requests() if r.method == "GET" and r.path == f"/{BUCKET}/{key}"]
     return len(hits), sum(r.bytes_sent for r in hits)
-
-
-def read_ahead_settled(s3, cache: Path, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the mount's read-ahead is done: the server's GETs and the kept block files unchanged
-    for a second, no block file half written. The reader fetches the stretch after the header's READ
-    in the background, and an unmount cancels a run still arriving, so without this wait a loaded
-    machine leaves that stretch for the next mount to fetch (a CI run saw one such GET)."""
-    def state() -> tuple[int, list[tuple[str, int]]]:
-        files = sorted((p.name, p.stat().st_size) for p in (cache / "blocks").glob("??/*"))
-        return len(s3.requests()), files
-    deadline, last = time.monotonic() + timeout, state()
-    while time.monotonic() < deadline:
-        time.sleep(1.0)
-        now = state()
-        if now == last and not any(name.startswith(".tmp-") for name, _ in now[1]):
-            return
-        last = now
-    raise AssertionError(f"the mount's reads did not settle in {timeout:.0f} s")
 
 
 def row(mountpoint: Path, key: str, i: int) -> tuple[np.ndarray, float]:

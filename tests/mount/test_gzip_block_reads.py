@@ -15,7 +15,7 @@ import pytest
 
 from cottoncandy.formats import pgzip
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import mounted, needs_fuse, read_ahead_settled
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 KEY = "gzb/big"
@@ -57,14 +57,17 @@ def test_a_row_and_a_slice_fetch_only_their_blocks(cci, s3, tmp_path: Path) -> N
     with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:
         plain, plain_ms = timed(lambda: np.array(np.load(m / "gzb/plain.npy", mmap_mode="r")[0]))
         assert np.array_equal(plain, array[0])
+        read_ahead_settled(s3)  # each count holds its reads' fetches ahead, and only theirs
         plain_gets = gets(s3, "gzb/plain")
         s3.clear_log()
         first, first_ms = timed(lambda: np.array(np.load(m / f"{KEY}.npy", mmap_mode="r")[0]))
         assert np.array_equal(first, array[0])
+        read_ahead_settled(s3)
         first_gets = gets(s3)
         s3.clear_log()
         rows, slice_ms = timed(lambda: np.array(np.load(m / f"{KEY}.npy", mmap_mode="r")[3000:3010]))
         assert np.array_equal(rows, array[3000:3010])
+        read_ahead_settled(s3)
         slice_gets = gets(s3)
         assert np.array_equal(np.load(m / f"{KEY}.npy"), array)  # the whole file, block by block
     print(f"gzip array {info.size} B body, {array.nbytes} B decoded, blocks of {block} B: first row "

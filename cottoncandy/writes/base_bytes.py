@@ -272,6 +272,10 @@ class GzipBlocks:
     def whole(self) -> bool:
         return self._blocks() is None
 
+    def index(self) -> pgzip.Index | None:
+        """The body's block index, structurally checked (``None``: none usable, or a block did not fit)."""
+        return self._index if self._blocks() is not None else None
+
     def _at(self, pos: int) -> int:
         return bisect.bisect_right(self._starts, pos) - 1
 

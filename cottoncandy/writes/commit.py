@@ -39,6 +39,7 @@ from ..formats.raw import ArraySpec, metadata_from_spec
 from ..storage.base import MIN_COMPOSE_PIECE, CopiedRange, ObjectInfo, Piece
 from ..storage.conditions import WriteCondition
 from .encoders import encoder_for
+from .gzip_patch import store_changed_blocks
 from .ranges import RangeSet
 from .staged import Base, StagedFile
 
@@ -209,6 +210,11 @@ def _encode(staged: StagedFile, layout: Layout, condition: WriteCondition | None
     metadata = metadata_from_spec(spec)
     metadata.update({k: v for k, v in layout.metadata.items() if k.lower() not in INTERNAL_KEYS})
     record = codecs.record(spec.compression)
+    if record.blocks:  # the library's gzip blocks: only the changed ones deflated again, if it applies
+        patched = store_changed_blocks(staged, layout.key, layout.skip, metadata, condition, store.part_size,
+                                       COMMIT_IN_FLIGHT)
+        if patched is not None:
+            return patched
     if not record.blocks and record.stream_encoder is None:  # a codec that encodes whole only (LZ4, Zstd)
         body = codecs.encode(memoryview(staged.bytes_of(layout.skip, layout.skip + spec.nbytes)), spec.compression)
         return store.put(layout.key, body, metadata, condition=condition)

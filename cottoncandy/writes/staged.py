@@ -36,9 +36,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..formats import pgzip
 from ..formats.raw import ArraySpec
 from ..storage.base import ObjectInfo, ObjectStore
-from .base_bytes import BaseBytes, base_bytes
+from .base_bytes import BaseBytes, GzipBlocks, base_bytes
 from .ranges import RangeSet
 from .staging import StagingArea
 
@@ -102,6 +103,15 @@ class StagedFile:
         if self._bytes is None:
             self._bytes = base_bytes(self.store, self.base.info, self.base.spec, len(self.base.header), self.area)
         return self._bytes
+
+    def base_index(self) -> pgzip.Index | None:
+        """The base's gzip block index when it is a body of the library's indexed blocks (one ranged GET
+        of its header the first time), else ``None`` (``writes.gzip_patch`` reuses its blocks)."""
+        with self.lock:
+            if self.base is None or not self.base.compressed:
+                return None
+            source = self._base_bytes()
+            return source.index() if isinstance(source, GzipBlocks) else None
 
     def _take(self, start: int, end: int, reading: bool, put: Callable[[int, memoryview], None]) -> None:
         """``put(file offset, bytes)`` the base's bytes not held yet of ``[start, end)`` (within

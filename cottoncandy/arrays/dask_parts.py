@@ -16,7 +16,8 @@ dask fuses a slice of the array into the ``getter`` of each part it touches (as 
 rows it needs, and a part that can be read in pieces is: an uncompressed part by byte ranges, a gzip
 part of ours by the blocks holding the rows (its block index), a 0.4.0 gzip part by the stretches
 holding them when its seek points are kept in the library's cache folder (``gzip_points``). Any other
-part, and a slice covering a whole part, is loaded whole as before.
+part is loaded whole, once per version while it stays in the process's bounded ``gzip_blocks.WHOLE``
+(its next slices cost nothing); a slice covering a whole part is loaded whole and not kept.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ..formats.ranges import bounding_block
 from ..formats.raw import ArraySpec, dtype_token, parse_dtype_token, same_records
 from ..storage.base import ObjectInfo, ObjectStore
 from ..storage.registry import StoreHandle
-from .gzip_blocks import GzipRows, gzip_rows
+from .gzip_blocks import WHOLE, GzipRows, gzip_rows
 from .gzip_points import library_shelf, point_fetch
 from .raw import FirstLook, first_look, read_array_spec, read_looked_array, read_looked_into
 
@@ -142,7 +143,21 @@ class PartSlices:
             self.last_read = "stretches"
             return stretched[(slice(None),) + tuple(block[1:])]
         self.last_read = "whole"
-        return load_part(self.ref)[block]
+        return np.array(self._whole(store, info)[block])  # a copy of the slice: the part is shared
+
+    def _whole(self, store: ObjectStore, info: ObjectInfo) -> np.ndarray:
+        """The whole part, for a slice of a part readable only whole (a codec without blocks, a gzip body
+        without a usable index or kept seek points): decoded once per version while it stays in the
+        process's bounded ``gzip_blocks.WHOLE``, so the next slices of it cost no request. (A slice
+        covering the whole part, and ``compute()`` of the whole array, load it without keeping it.)"""
+        key = (store.describe(info.key), info.etag, "part")
+        kept = WHOLE.get(key)
+        if isinstance(kept, np.ndarray):
+            return kept
+        part = load_part(self.ref)
+        part.flags.writeable = False  # shared by every later slice, which gets a copy of its rows
+        WHOLE.put(key, part)
+        return part
 
 
     def _gzip_rows(self, store: ObjectStore, info: ObjectInfo, spec: ArraySpec) -> GzipRows | None:

@@ -37,30 +37,37 @@ log = logging.getLogger(__name__)
 READ_WORKERS = 4
 #: largest block the parallel reader accepts (ours are 4 MiB; larger ones come from a forged index)
 MAX_READ_BLOCK = 64 * 2**20
-#: bytes of whole serial decodes kept in the process for ``GzipRows`` readers that fell back (a body
-#: whose index failed): the least recently used is let go past this, and a body decoding to more is
+#: bytes of whole decodes kept in the process for readers of parts of arrays: ``GzipRows`` readers that
+#: fell back (a body whose index failed) and dask parts sliced but readable only whole
+#: (``dask_parts.PartSlices``); the least recently used is let go past this, and a decode of more is
 #: not kept (each read that needs it then decodes it again)
 WHOLE_KEPT = 256 * 2**20
 
+Whole = bytearray | np.ndarray
+
+
+def _whole_size(value: Whole) -> int:
+    return int(value.nbytes) if isinstance(value, np.ndarray) else len(value)
+
 
 class WholeDecodes:
-    """The whole decodes of fallen-back gzip bodies by (object, ETag), bounded to ``limit`` bytes (LRU).
+    """Whole decodes by (object, ETag[, kind]), bounded to ``limit`` bytes (LRU).
 
-    Why: a dask array's part is sliced many times, and each slice used to decode a forged part whole
-    again; kept here, the fallback decodes a version once for every reader in the process (the bound
-    keeps a few large forged parts from holding memory without end). Thread-safe."""
+    Why: a dask array's part is sliced many times, and each slice used to decode a forged part (or a
+    part of a codec without blocks) whole again; kept here, a version is decoded once for every reader
+    in the process (the bound keeps a few large parts from holding memory without end). Thread-safe."""
 
     def __init__(self, limit: int):
         self.limit = limit
-        self._kept: LRUCache[tuple[str, str], bytearray] = LRUCache(maxsize=max(1, limit), getsizeof=len)
+        self._kept: LRUCache[tuple[str, ...], Whole] = LRUCache(maxsize=max(1, limit), getsizeof=_whole_size)
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> bytearray | None:
+    def get(self, key: tuple[str, ...]) -> Whole | None:
         with self._lock:
             return self._kept.get(key)
 
-    def put(self, key: tuple[str, str], whole: bytearray) -> None:
-        if len(whole) > self.limit:
+    def put(self, key: tuple[str, ...], whole: Whole) -> None:
+        if _whole_size(whole) > self.limit:
             return
         with self._lock:
             self._kept[key] = whole
@@ -463,7 +470,8 @@ class GzipRows:
         with self._decoding:
             store = self.handle.get()
             key = (store.describe(self.key), self.etag)
-            whole = WHOLE.get(key)
+            kept = WHOLE.get(key)
+            whole = kept if isinstance(kept, bytearray) else None
             if whole is None:
                 whole = bytearray(int(np.prod(self.shape)) * self.dtype.itemsize)
                 try:

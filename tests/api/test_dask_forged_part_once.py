@@ -77,3 +77,27 @@ def test_the_kept_decodes_are_bounded(cci: Any, s3: Any, small_blocks: int, monk
     assert body_gets(s3, first, size) == 2
     assert len(fallbacks(caplog)) == 1
     assert gzip_blocks.WHOLE.get((cci.store.describe(first), info.etag)) is None
+
+
+@pytest.mark.parametrize("compression", ["Zstd", "LZ4"])
+def test_slices_of_a_part_readable_only_whole_decode_it_once(cci: Any, s3: Any, compression: str) -> None:
+    """A part of a codec without blocks is read whole for a slice; its next slices are served from that
+    decode (kept in ``gzip_blocks.WHOLE``), and what a slice returns is the caller's own copy."""
+    gzip_blocks.WHOLE.clear()
+    arr = np.random.default_rng(23).integers(0, 9, (16000, 100)).astype("<f8")  # two parts of 6.4 MB
+    cci.upload_dask_array("zo", arr, axis=0, buffersize=arr.nbytes // 2)
+    part_keys = sorted(k for k in cci.glob("zo/*") if not k.endswith("metadata.json") and cci.store.head(k).size > 100)
+    for key in part_keys:  # the same parts, stored with a codec without blocks
+        cci.upload_raw_array(key, cci.download_raw_array(key), compression=compression)
+    first = part_keys[0]
+    size = cci.store.head(first).size
+    lazy = cci.download_dask_array("zo")
+    s3.clear_log()
+    picks = [5, slice(10, 20), (slice(100, 110), slice(3, 9)), 7999]
+    for pick in picks:
+        got = lazy[pick].compute()
+        assert np.array_equal(got, arr[pick]), pick
+    assert body_gets(s3, first, size) == 1  # one whole read of the part for its four slices
+    mine = lazy[5:7].compute()
+    mine[0, 0] = -1.0  # the caller's own copy: the kept part is not changed
+    assert np.array_equal(lazy[5:7].compute(), arr[5:7])

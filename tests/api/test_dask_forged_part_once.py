@@ -1,10 +1,11 @@
-"""A dask part whose block index is forged is decoded whole once, not once per slice.
+"""Slices of a dask part that must be decoded whole decode it once, not once per slice.
 
 ``download_dask_array`` slices read a gzip part of ours by block (``dask_parts.PartSlices`` over
 ``gzip_blocks.GzipRows``); a block failing its index sends the part to the serial whole decode. That
 fallback is made once per part version for the dask array's lifetime (the part's ``GzipRows`` is kept
 by its source, the decode in the process's bounded ``gzip_blocks.WHOLE``), so several slices of the
-forged part cost one GET of its body and one log line. GETs are counted in the local server's log."""
+forged part cost one GET of its body and one log line. A part of a codec without blocks (Zstd, LZ4)
+is read whole for a slice and kept the same way. GETs are counted in the local server's log."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ multipart upload (the library's streaming writer, ``ObjectStore.put_chunks``, in
 index sent last as the first part: ``encoders``) on a thread of its own, fed through a short queue:
 a WRITE waits while the parts before it are being sent, so a file holds at most ``parts_per_file``
 parts (the first one, held back by ``put_chunks``; the one being filled; one queued; those being
-sent), each WRITE copied once into the part being filled, in buffers reused part after part (``parts``).
+sent), each WRITE copied once into the part being filled, in buffers reused part after part and file
+after file (``parts``, the mount's pool: ``memory.WriteMemory.part_buffers``).
 
 Commit: FLUSH completes the upload and returns the store's answer (CompleteMultipartUpload or the
 PUT carries data and metadata together: a partly written file is never visible). A ``.npy`` with
@@ -80,10 +81,10 @@ class Upload:
 
     def __init__(self, store: ObjectStore, key: str, metadata: Mapping[str, str], size_hint: int | None,
                  part_size: int, in_flight: int, condition: WriteCondition | None = None,
-                 head: Callable[[], bytes] | None = None):
+                 head: Callable[[], bytes] | None = None, buffers: PartBuffers | None = None):
         self.key = key
         self._chunks: queue.Queue[Buffer | None] = queue.Queue(maxsize=QUEUED_PARTS)
-        self._parts = PartFiller(PartBuffers(part_size, in_flight + PARTS_NOT_IN_FLIGHT))
+        self._parts = PartFiller(buffers or PartBuffers(part_size, in_flight + PARTS_NOT_IN_FLIGHT))
         self._giving_up = False
         self._done = threading.Event()
         self.info: ObjectInfo | None = None
@@ -135,7 +136,6 @@ class Upload:
             del rest
         self._put(None)
         self._done.wait()
-        self._parts.buffers.clear()  # the file keeps its Upload: its buffers go now, not with the file
         if self.info is None:
             raise self.failure()
         return self.info
@@ -148,7 +148,6 @@ class Upload:
             with contextlib.suppress(queue.Full):
                 self._chunks.put_nowait(None)  # wakes the puller, which then raises ``Incomplete``
             self._done.wait(POLL)
-        self._parts.buffers.clear()
 
     def failure(self) -> OSError:
         error = self.error
@@ -297,8 +296,9 @@ class StreamingFile:
         expected = self.expected_size
         hint = None if expected is None else expected - self.header_length
         sending = max(1, self.settings.parts_per_file - PARTS_NOT_IN_FLIGHT)
+        buffers = self.memory.part_buffers(self.part_size, sending + PARTS_NOT_IN_FLIGHT)
         self._upload = Upload(self.store, self.key, self._metadata(), hint, self.part_size, sending,
-                              self.target.condition(self.key), head=self._body_head())
+                              self.target.condition(self.key), head=self._body_head(), buffers=buffers)
         body = memoryview(self._held)[self.header_length:]
         try:
             self._send(self._upload, self._body(body))

@@ -53,8 +53,13 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+#: the work tree's library and daemon, not whatever the venv's install points at (an editable install
+#: made from another clone would measure that clone's library against this tree's daemon)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), ROOT]
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
 import bench_mount as bm  # noqa: E402  (the read benchmark's helpers: server log, mounts, RSS)
+import bench_reads  # noqa: E402  (py-spy on the daemon: CCFS_BENCH_PYSPY)
 
 PART = 16 * 2**20  # the library's part size, and the one every tool is set to where it can be
 COLS = 1024  # float64 -> 8 KiB rows
@@ -74,6 +79,28 @@ def put_class(entries: list[dict[str, Any]], key: str) -> dict[str, int]:
     return {"put_class": len(puts), "copies": len(copies), "strays": len(writes) - len(puts),
             "refused": sum(1 for e in puts if not 200 <= int(e["status"]) < 300),
             "uploaded": sum(int(e.get("bytes_received") or 0) for e in puts if not e.get("copy_source"))}
+
+
+def timeline(entries: list[dict[str, Any]], key: str, start: float, end: float) -> dict[str, float]:
+    """Where a write's time went, from the server's log (wall-clock ``started_at``/``ended_at`` of each
+    request to ``key``; ``start``/``end``: the write's call and return): seconds until the first
+    UploadPart (or PUT) reached the server, mean parts in flight while any was, seconds from the last
+    part's answer to the CompleteMultipartUpload's arrival, the Complete's own seconds, and from its
+    answer to the call's return. ``{}`` for an old server without times."""
+    path = f"/{bm.BUCKET}/{urllib.parse.quote(key)}"
+    mine = [e for e in entries if e.get("started_at") and urllib.parse.unquote(e["path"]) == urllib.parse.unquote(path)]
+    parts = [e for e in mine if e["method"] == "PUT" and not e.get("copy_source")]
+    completes = [e for e in mine if e["method"] == "POST" and "uploadId" in e["query"]]
+    if not parts:
+        return {}
+    first, last = min(e["started_at"] for e in parts), max(e["ended_at"] for e in parts)
+    busy = sum(e["ended_at"] - e["started_at"] for e in parts)
+    out = {"first_part": first - start, "in_flight": busy / max(last - first, 1e-9), "parts_span": last - first}
+    if completes:
+        done = completes[-1]
+        out.update(to_complete=done["started_at"] - last, complete=done["ended_at"] - done["started_at"],
+                   after=end - done["ended_at"])
+    return out
 
 
 class StagedSampler:
@@ -215,7 +242,7 @@ def measured(tool: Tool, endpoint: str, client, key: str, action: Callable[[], o
     bm.server_log(endpoint, clear=True)
     sampler = StagedSampler(tool.pid, tool.staging)
     tool_cpu, server_cpu = tool_cpu_seconds(tool), bm.cpu_seconds(bm.SERVER_PID)
-    start = time.perf_counter()
+    start, wall = time.perf_counter(), time.time()
     action()
     closed = time.perf_counter() - start
     if tool.late:
@@ -224,7 +251,9 @@ def measured(tool: Tool, endpoint: str, client, key: str, action: Callable[[], o
     cpu = {"tool_cpu": tool_cpu_seconds(tool) - tool_cpu, "server_cpu": bm.cpu_seconds(bm.SERVER_PID) - server_cpu}
     staged = sampler.stop()
     time.sleep(0.5)  # the server logs a request once answered: let the last ones land
-    return {"s": closed, "stored_s": stored, "staged": staged, **cpu, **put_class(bm.server_log(endpoint), key)}
+    entries = bm.server_log(endpoint)
+    return {"s": closed, "stored_s": stored, "staged": staged, **cpu, **put_class(entries, key),
+            **timeline(entries, key, wall, wall + stored)}
 
 
 def tool_cpu_seconds(tool: Tool) -> float:
@@ -235,7 +264,8 @@ def tool_cpu_seconds(tool: Tool) -> float:
     return times.user + times.system
 
 
-def write_rounds(tools: list[Tool], endpoint: str, array: np.ndarray, rounds: int) -> dict[str, list[dict[str, Any]]]:
+def write_rounds(tools: list[Tool], endpoint: str, array: np.ndarray, rounds: int,
+                 network: str = "") -> dict[str, list[dict[str, Any]]]:
     """``np.save`` (or the library call) of ``array`` by every tool, ``rounds`` times, alternating."""
     from boto3.s3.transfer import TransferConfig
 
@@ -260,7 +290,8 @@ def write_rounds(tools: list[Tool], endpoint: str, array: np.ndarray, rounds: in
                 os.makedirs(os.path.join(tool.mnt, "w"), exist_ok=True)
                 act = functools.partial(np.save, os.path.join(tool.mnt, name), array)
             try:
-                run = measured(tool, endpoint, client, key, act)
+                with bench_reads.profiled(tool.pid, f"np-save-{network}", r == 0 and tool.name == "ccfs --rw"):
+                    run = measured(tool, endpoint, client, key, act)
                 run["rss"] = bm.peak_rss_mib(tool.pid)  # nan for the library calls (no daemon)
                 runs[tool.name].append(run)
             except Exception as exc:  # one tool failing must not hide the others
@@ -360,10 +391,10 @@ def measure_network(args: argparse.Namespace, shaping: list[str], array: np.ndar
                     tools.append(stack.enter_context(peer_mount(peer, endpoint)))
                 except Exception as exc:
                     print(f"{peer}: mount failed ({exc})", flush=True)
-            runs = write_rounds(tools, endpoint, array, args.rounds)
+            runs = write_rounds(tools, endpoint, array, args.rounds, "remote" if shaping else "loopback")
             mm: dict[str, dict[str, object]] = {}
             for tool in tools:
-                if tool.mnt is not None:
+                if tool.mnt is not None and not args.no_memmap:
                     print(f"  memmap rows: {tool.name}", flush=True)
                     mm[tool.name] = memmap_rows(tool, endpoint, args.memmap_mib, args.update_mib)
                     if tool.pid is not None:
@@ -397,6 +428,13 @@ def report(label: str, runs: dict[str, list[dict[str, Any]]], mm: dict[str, dict
               + (f"  (at mount {tool.rss_at_start:.0f})" if tool.pid else "")
               + (f"  [refused {med(r, 'refused'):.0f}]" if med(r, "refused") else "")
               + (f"  [{med(r, 'strays'):.0f} PUT-class to other keys meanwhile]" if med(r, "strays") else ""))
+    print("  timeline (medians; from the server's log): first part at s | mean parts in flight | last part "
+          "-> Complete s | Complete s | Complete -> return s")
+    for tool in tools:
+        r = [x for x in runs[tool.name] if "first_part" in x]
+        if r:
+            print(f"  {tool.name:<22}{med(r, 'first_part'):>7.2f}{med(r, 'in_flight'):>7.1f}"
+                  f"{med(r, 'to_complete'):>8.2f}{med(r, 'complete'):>8.2f}{med(r, 'after'):>8.2f}")
     cc, lib = runs.get("ccfs --rw", []), runs.get("upload_raw_array", [])
     if cc and lib:
         pairs = [a["s"] / b["s"] for a, b in zip(cc, lib)]
@@ -435,6 +473,7 @@ def main() -> None:
     parser.add_argument("--gib1", action="store_true", help="1 GiB instead of --mib (the issue's figure)")
     parser.add_argument("--memmap-mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-memmap", action="store_true", help="only the np.save rows (no open_memmap, r+)")
     parser.add_argument("--peers", default="s3fs,rclone")
     parser.add_argument("--networks", default="loopback,remote")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="remote-like: first-byte delay")

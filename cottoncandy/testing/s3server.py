@@ -336,6 +336,10 @@ class LoggedRequest:
     bytes_received: int = 0
     #: ``x-amz-copy-source`` of a server-side copy (CopyObject, UploadPartCopy), else None
     copy_source: str | None = None
+    #: wall-clock seconds (``time.time()``) the request reached the server and its entry was logged
+    #: (its answer complete): a benchmark's timeline of what was in flight when
+    started_at: float = 0.0
+    ended_at: float = 0.0
 
 
 class _RequestLog:
@@ -382,6 +386,7 @@ class _RequestLog:
 
         sent = 0
         logged = False
+        started_at = time.time()
 
         def record() -> None:
             nonlocal logged
@@ -390,7 +395,7 @@ class _RequestLog:
                 entry = LoggedRequest(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
                                       environ.get("QUERY_STRING", ""), status_holder[0] if status_holder else 0,
                                       sent, environ.get("HTTP_RANGE"), _received(environ),
-                                      environ.get("HTTP_X_AMZ_COPY_SOURCE"))
+                                      environ.get("HTTP_X_AMZ_COPY_SOURCE"), started_at, time.time())
                 with self.lock:
                     self.entries.append(entry)
 

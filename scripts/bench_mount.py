@@ -471,6 +471,12 @@ def populate(endpoint: str, rows: int, arrays: int, big_folder: int) -> None:
 
 
 def main() -> None:
+    if "--writes" in sys.argv[1:]:  # the write rows (scripts/bench_writes.py), with its own options
+        sys.argv.remove("--writes")
+        import bench_writes
+
+        bench_writes.main()
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--arrays", type=int, default=2000)

@@ -12,7 +12,11 @@ Rows (medians of ``--rounds``):
   the middle (seconds: the FUSE WRITE), and the last close (seconds: the commit, which encodes the
   array again); body bytes GET by each, and the daemon's peak RSS (``VmHWM``) over the run.
 
-    python scripts/bench_continued.py [--before DIR] [--rounds 5] [--mib 64]
+* ``r+ gzip row``: one row in the middle of a ``--rplus-mib`` MiB gzip array the library stored (32-bit
+  values in int64: a body of ~0.63 of the array), changed through an ``r+`` memory map and flushed:
+  seconds, MB fetched and sent, parts copied by the server.
+
+    python scripts/bench_continued.py [--before DIR] [--rounds 5] [--mib 64] [--rplus-mib 256]
 """
 
 from __future__ import annotations
@@ -99,11 +103,40 @@ def array(server: S3ServerChild, mnt: Path, name: str, data: bytes, middle: int)
             "total s": write + commit}
 
 
+def rplus_row(server: S3ServerChild, mnt: Path, key: str, values: np.ndarray) -> dict[str, float]:
+    """One row in the middle of a gzip array the library stored, changed through an ``r+`` memory map
+    and flushed (stored before the mount: ``upload``): the flush's seconds, bytes fetched and sent,
+    parts copied by the server."""
+    store = S3Account(Settings(endpoint_url=server.endpoint_url)).store(BUCKET)
+    header = os.stat(mnt / f"{key}.npy").st_size - values.nbytes
+    mapped = np.memmap(mnt / f"{key}.npy", dtype=values.dtype, mode="r+", offset=header, shape=values.shape)
+    server.clear_log()
+    started = time.perf_counter()
+    mapped[len(values) // 2] = -1
+    mapped.flush()
+    seconds = time.perf_counter() - started
+    del mapped
+    log = server.requests()
+    parts = [r for r in log if r.method == "PUT" and "partNumber" in r.query]
+    return {"flush s": seconds, "GET MB": sum(r.bytes_sent for r in of_key(server, key, "GET")) / 1e6,
+            "sent MB": sum(r.bytes_received for r in log if r.method == "PUT" and not r.copy_source) / 1e6,
+            "copied parts": sum(1 for r in parts if r.copy_source), "body MB": store.head(key).size / 1e6}
+
+
+def upload(server: S3ServerChild, keys: list[str], values: np.ndarray) -> None:
+    from cottoncandy.arrays.raw import write_raw_array
+
+    store = S3Account(Settings(endpoint_url=server.endpoint_url)).store(BUCKET)
+    for key in keys:
+        write_raw_array(store, key, values, compression="gzip")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, help="another tree whose daemon runs beside this one's")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mib", type=int, default=64)
+    parser.add_argument("--rplus-mib", type=int, default=256, help="the gzip array of the r+ row")
     args = parser.parse_args()
     trees = {"after": ROOT, **({"before": args.before.resolve()} if args.before else {})}
     values = (np.arange(args.mib * MiB // 8, dtype="<i8") % 1000).reshape(-1, 512)
@@ -115,15 +148,22 @@ def main() -> None:
         S3Account(Settings(endpoint_url=server.endpoint_url)).create_bucket(BUCKET)
         results: dict[str, dict[str, list[float]]] = {}
         rows = (("loop", ()), ("gzip array", ("--write-compression", "gzip")),
-                ("zlib array", ("--write-compression", "zlib")))
+                ("zlib array", ("--write-compression", "zlib")), ("r+ gzip row", ()))
+        big = np.random.default_rng(1).integers(0, 2**32, size=(args.rplus_mib * MiB // 4096, 512)).astype("<i8")
         for row, extra in rows:
             for name in trees:
                 results[f"{row} {name}"] = {}
+            if row == "r+ gzip row":  # before the mounts: they list the bucket once
+                upload(server, [f"{name}-rp{i}" for name in trees for i in range(args.rounds)], big)
             with contextmanager_all(trees, server.endpoint_url, extra) as mounts:
                 for i in range(args.rounds):
                     for name, (mnt, _) in mounts.items():
-                        got = loop(server, mnt, f"{name}-l{i}.txt") if row == "loop" else \
-                            array(server, mnt, f"{name}-{row[0]}{i}.npy", data, middle)
+                        if row == "loop":
+                            got = loop(server, mnt, f"{name}-l{i}.txt")
+                        elif row == "r+ gzip row":
+                            got = rplus_row(server, mnt, f"{name}-rp{i}", big)
+                        else:
+                            got = array(server, mnt, f"{name}-{row[0]}{i}.npy", data, middle)
                         for k, v in got.items():
                             results[f"{row} {name}"].setdefault(k, []).append(v)
                 for name, (_, pid) in mounts.items():
@@ -131,7 +171,7 @@ def main() -> None:
     for row, figures in results.items():
         print(f"{row:18s} " + "  ".join(f"{k} {statistics.median(v):.3f}" for k, v in figures.items()))
     for row, key in (("loop", "seconds"), ("gzip array", "write s"), ("gzip array", "total s"),
-                     ("zlib array", "write s"), ("zlib array", "total s")):
+                     ("zlib array", "write s"), ("zlib array", "total s"), ("r+ gzip row", "flush s")):
         if f"{row} before" in results:
             after, before = (statistics.median(results[f"{row} {n}"][key]) for n in ("after", "before"))
             print(f"{row}: after/before {key} = {after / before:.3f}x")

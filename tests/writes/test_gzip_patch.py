@@ -82,7 +82,9 @@ def test_one_changed_row_deflates_one_block_and_copies_the_rest(store: ObjectSto
     # a second commit over the new version: reuses its blocks the same way
     expected[0, 0] = 7
     staged.write(h, expected[0, :1].tobytes())
-    commit(staged, "p", "p.npy")
+    with caplog.at_level(logging.INFO, logger="cottoncandy.writes"):
+        commit(staged, "p", "p.npy")
+    assert len(deflated(caplog)) == 2 and "1 of 10 blocks deflated again" in deflated(caplog)[1]
     check_body(store, "p", expected)
     staged.discard()
 

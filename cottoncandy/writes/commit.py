@@ -17,7 +17,9 @@ What is stored (the reverse naming rule's two outcomes, keys given by the caller
   ``--write-compression``, as a streamed ``np.save`` of the name gets). An encoded body is made by the
   streamed writer's own encoder (``encoders.encoder_for``: gzip in the library's indexed row-aligned
   blocks) from the staged bytes in the header's order (a Fortran-order array stays Fortran-order:
-  its metadata says so), a few MiB at a time, under the commit's condition;
+  its metadata says so), a few MiB at a time, under the commit's condition; a gzip array of the
+  library's blocks whose rewrite keeps its header and size first tries ``gzip_patch`` (only the
+  changed blocks deflated again, the others' compressed bytes kept);
 * a ``.npy`` file with fewer data bytes than its header promises is ``Incomplete``: not stored;
 * anything else is stored byte for byte as ``bytes_key``.
 

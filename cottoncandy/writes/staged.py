@@ -25,7 +25,8 @@ Invariants (under ``lock``):
   What a commit fetched is kept in the sparse file (charged to the budget; when the budget is
   full it is only sent), so the next commit of the same file does not fetch it again: a loop of
   commands appending to one descriptor fetches the start of the file once, not once per command.
-  A compressed body is encoded again whole at commit (``writes.commit``).
+  A compressed body is encoded again at commit (``writes.commit``; a gzip body of the library's
+  blocks keeps its unchanged blocks: ``writes.gzip_patch``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Base:
 
     @property
     def compressed(self) -> bool:
-        """Whether the body is encoded (decoded to be read, encoded again whole to be stored)."""
+        """Whether the body is encoded (decoded to be read, encoded again to be stored)."""
         return self.spec is not None and self.spec.compression is not None
 
 

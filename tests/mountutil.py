@@ -73,6 +73,13 @@ def uploads(endpoint_url: str) -> list[dict[str, object]]:
         client.close()
 
 
+#: options of a mount whose GETs are counted read by read: a file's version, once confirmed, stays
+#: trusted for the whole test (``--attr-ttl``), so a count holds what the reads fetched and never the
+#: GET with which a read or open more than ``--attr-ttl`` (1 s by default) after the last confirmation
+#: asks for the version again: on a loaded machine, or after ``read_ahead_settled``, such gaps happen
+VERSION_KEPT = ("--attr-ttl", "3600")
+
+
 def read_ahead_settled(s3, cache: Path | None = None, quiet: float = 1.0, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     """Wait (at most ``timeout`` seconds) until a mount's reads are over: the server's request log
     unchanged for ``quiet`` seconds and, with ``cache`` (a ``--cache-dir``), its block files too, none

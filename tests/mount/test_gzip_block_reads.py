@@ -15,7 +15,7 @@ import pytest
 
 from cottoncandy.formats import pgzip
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse, read_ahead_settled
+from tests.mountutil import VERSION_KEPT, mounted, needs_fuse, read_ahead_settled
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 KEY = "gzb/big"
@@ -54,7 +54,7 @@ def test_a_row_and_a_slice_fetch_only_their_blocks(cci, s3, tmp_path: Path) -> N
     body = cci.store.get_range(KEY, 0, info.size)  # before: the same body without its index
     cci.store.put("gzb/plain", body, {k: v for k, v in info.metadata.items() if k != pgzip.INDEX_KEY})
     s3.clear_log()
-    with mounted(BUCKET, tmp_path, *endpoint(cci)) as m:
+    with mounted(BUCKET, tmp_path, *endpoint(cci), *VERSION_KEPT) as m:
         plain, plain_ms = timed(lambda: np.array(np.load(m / "gzb/plain.npy", mmap_mode="r")[0]))
         assert np.array_equal(plain, array[0])
         read_ahead_settled(s3)  # each count holds its reads' fetches ahead, and only theirs

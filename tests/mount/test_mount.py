@@ -340,7 +340,8 @@ def test_a_replaced_object_never_mixes_versions_in_the_page_cache(cci, s3, tmp_p
         assert np.array_equal(np.load(m / f"{key}.npy", mmap_mode="r"), v2)
         s3.clear_log()
         assert np.array_equal(np.load(m / f"{key}.npy"), v2)  # an unchanged version keeps its cached pages
-        assert [r for r in s3.requests() if r.method == "GET"] == []
+        # no GET of the object; a LIST may come (past --metadata-ttl on a loaded machine): it confirms the version
+        assert [r for r in s3.requests() if r.method == "GET" and r.path == f"/{BUCKET}/{key}"] == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

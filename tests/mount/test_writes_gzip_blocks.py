@@ -18,7 +18,7 @@ import pytest
 
 from cottoncandy.formats import pgzip
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse
+from tests.mountutil import VERSION_KEPT, mounted, needs_fuse, read_ahead_settled
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 SHAPE = (6000, 1024)  # 47 MiB of float64: 12 blocks of 4 MiB (whole rows)
@@ -57,14 +57,16 @@ def test_np_save_with_gzip_is_read_by_blocks(cci, s3, tmp_path: Path) -> None:  
     assert all(block.crc is not None for block in index.blocks)
     largest = max(block.end - block.start for block in index.blocks)
     row_bytes, header = array[0].nbytes, npy_header_size(array)
-    with mounted(BUCKET, tmp_path, *endpoint) as m:
+    with mounted(BUCKET, tmp_path, *endpoint, *VERSION_KEPT) as m:
         s3.clear_log()  # pread, not np.load: a read at offset 0 starts the mount's sequential read-ahead
         fd = os.open(m / "w/big.npy", os.O_RDONLY)
         try:  # (c) one row: the lookup (metadata, index, first bytes), then its block, at most two
             assert os.pread(fd, row_bytes, header + 3500 * row_bytes) == array[3500].tobytes()
+            read_ahead_settled(s3)  # the kernel's read-ahead READs after the row: in this count, not the next
             row = gets(s3, "w/big")
             s3.clear_log()
             assert os.pread(fd, 10 * row_bytes, header + 4700 * row_bytes) == array[4700:4710].tobytes()
+            read_ahead_settled(s3)
             rows = gets(s3, "w/big")
         finally:
             os.close(fd)

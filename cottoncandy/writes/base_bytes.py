@@ -257,15 +257,16 @@ class GzipBlocks:
         self.store, self.info, self.spec, self.fallback = store, info, spec, whole
         self.name = store.describe(info.key)
         self._index: pgzip.Index | None = None
+        self._starts: list[int] = []
         self._looked = False
         self._broken = False
 
     def _blocks(self) -> list[pgzip.Block] | None:
         """The checked index's blocks, looked up once (one ranged GET of the header); ``None``: none usable."""
-        if not self._looked:
-            self._looked = True
+        if not self._looked:  # a store error propagates, and the next call asks again
             self._index = block_index(self.store, self.info, self.spec.nbytes)
             self._starts = [] if self._index is None else [b.out_start for b in self._index.blocks]
+            self._looked = True
         return None if self._index is None or self._broken else self._index.blocks
 
     @property

@@ -272,3 +272,25 @@ def test_a_body_without_blocks_needs_room_to_be_staged(tmp_path: Path) -> None:
     assert caught.value.errno == errno.ENOSPC and "z.npy" in str(caught.value)
     assert store.head("z").etag == before
     staged.discard()
+
+
+def test_a_failed_look_at_the_index_is_asked_again(tmp_path: Path, small_blocks: int) -> None:
+    """A store error while reading the gzip index fails that read only; the next read looks again and
+    still decodes by block (not the whole body for the rest of the file's life)."""
+    array = rows()
+    staged, counting, base = staged_over(MemoryStore(), "x", array, "gzip", tmp_path)
+    inner = counting.get_range
+    failures = [OSError(5, "reset")]
+
+    def flaky(key: str, start: int, end: int, if_match: str | None = None) -> bytes:
+        if failures:
+            raise failures.pop()
+        return inner(key, start, end, if_match)
+
+    counting.get_range = flaky  # type: ignore[method-assign]
+    h = len(base.header)
+    with pytest.raises(OSError):
+        staged.read(8, h + 5 * BLOCK)
+    assert staged.read(8, h + 5 * BLOCK) == array.reshape(-1)[5 * BLOCK // 8].tobytes()
+    assert "whole" not in [kind for kind, _ in counting.calls]
+    staged.discard()

@@ -22,7 +22,7 @@ import pytest
 from cottoncandy.arrays.gzip_blocks import block_index
 from cottoncandy.formats.keys import INDEX_KEY
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse, rw, uploads
+from tests.mountutil import VERSION_KEPT, mounted, needs_fuse, rw, uploads
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 MiB = 2**20
@@ -55,7 +55,7 @@ def test_writing_on_a_compressed_array_decodes_only_what_is_needed(cci, s3, tmp_
     h = len(data) - array.nbytes
     expected = array.copy()
     with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, "--write-compression", codec,
-                                       cache_dir=tmp_path / "cache")) as m:
+                                       cache_dir=tmp_path / "cache"), *VERSION_KEPT) as m:
         fd = write_then_commit(m, "c.npy", data)
         try:
             stored = cci.store.head("c")
@@ -89,7 +89,7 @@ def test_writing_on_a_compressed_array_decodes_only_what_is_needed(cci, s3, tmp_
 
 
 def test_ten_commands_appending_to_one_descriptor_fetch_the_start_once(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url)) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url), *VERSION_KEPT) as m:
         s3.clear_log()
         subprocess.run(["bash", "-c", f"for i in $(seq 10); do /bin/echo line $i; done > {m / 'log.txt'}"],
                        check=True, capture_output=True, timeout=120)
@@ -106,7 +106,7 @@ def test_bytes_stored_at_a_flush_then_completed_as_npy_get_the_mounts_codec(cci,
     array = np.arange(4000, dtype="<f8").reshape(40, 100)
     data = npy(array)
     (tmp_path / "rest").write_bytes(data[6:])
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, "--write-compression", "gzip")) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, "--write-compression", "gzip"), *VERSION_KEPT) as m:
         script = f"{{ /usr/bin/printf '\\x93NUMPY'; /bin/cat {tmp_path / 'rest'}; }} > {m / 'n.npy'}"
         subprocess.run(["bash", "-c", script], check=True, capture_output=True, timeout=120)
     assert (cci.store.head("n").metadata or {})["compression"] == "gzip"
@@ -123,7 +123,7 @@ def test_r_plus_of_a_compressed_array_decodes_what_is_read(cci, s3, tmp_path: Pa
     array = np.random.default_rng(7).integers(0, 2**12, size=(6144, 512)).astype("<i8")  # 24 MiB, 4 KiB rows
     cci.upload_raw_array("r", array, compression=codec)
     stored = cci.store.head("r")
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache"), *VERSION_KEPT) as m:
         header = os.stat(m / "r.npy").st_size - array.nbytes
         s3.clear_log()
         mapped = np.memmap(m / "r.npy", dtype="<i8", mode="r+", offset=header, shape=array.shape)
@@ -152,7 +152,7 @@ def test_r_plus_row_of_a_large_gzip_array_deflates_one_block(cci, s3, tmp_path: 
     array = np.random.default_rng(9).integers(0, 2**32, size=(10240, 512)).astype("<i8")  # 40 MiB
     cci.upload_raw_array("big", array, compression="gzip")
     stored = cci.store.head("big")
-    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
+    with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache"), *VERSION_KEPT) as m:
         header = os.stat(m / "big.npy").st_size - array.nbytes
         mapped = np.memmap(m / "big.npy", dtype="<i8", mode="r+", offset=header, shape=array.shape)
         s3.clear_log()

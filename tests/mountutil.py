@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,6 +71,21 @@ def uploads(endpoint_url: str) -> list[dict[str, object]]:
         return list(client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
     finally:
         client.close()
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> bool:
+    """Whether ``condition()`` holds within ``seconds`` (polled; an ``OSError`` or ``KeyError`` it raises
+    counts as not yet): a test waits for the state it describes, e.g. a commit at a RELEASE the kernel
+    sends after ``close()`` returned, however loaded the machine, instead of sleeping a guess. Give a
+    bound far above the usual wait: it is only reached when the state never comes."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(OSError, KeyError):
+            if condition():
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 #: options of a mount whose GETs are counted read by read: a file's version, once confirmed, stays

@@ -33,8 +33,8 @@ from cottoncandy.config import Settings
 from cottoncandy.storage.s3 import S3Account
 from cottoncandy.testing.faultproxy import FaultRule
 from tests.conftest import BUCKET
-from tests.mount.test_writes_stream import npy_bytes, rw, uploads
-from tests.mountutil import ccfs, mounted, needs_fuse
+from tests.mount.test_writes_stream import npy_bytes
+from tests.mountutil import ccfs, mounted, needs_fuse, rw, uploads, within
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 
@@ -47,17 +47,6 @@ def no_uploads_left(endpoint_url: str, within: float = 40.0) -> list[dict[str, o
     while (left := uploads(endpoint_url)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return left
-
-
-def within(seconds: float, condition: Callable[[], bool]) -> bool:
-    """Whether ``condition()`` holds within ``seconds`` (polled): a test waits for the state it
-    describes, however loaded the machine, instead of sleeping a guess."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def logged(mountpoint: Path, text: str) -> Callable[[], bool]:

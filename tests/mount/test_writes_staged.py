@@ -5,7 +5,6 @@ h5py and rsync: ``test_writes_tools.py``; more faults on staged files: ``test_wr
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
@@ -18,7 +17,7 @@ import pytest
 
 from cottoncandy.testing.faultproxy import FaultRule
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse, rw, uploads
+from tests.mountutil import mounted, needs_fuse, rw, uploads, within
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 MiB = 2**20
@@ -70,11 +69,8 @@ def test_pandas_append(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-
     with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
         pandas.DataFrame({"a": [3], "b": [4]}).to_csv(m / "t.csv", mode="a", header=False, index=False)
         # stored at the last release (a staged file's close reports nothing: FLUSH is no commit point)
-        for _ in range(100):
-            with contextlib.suppress(OSError):  # replaced between the library's HEAD and its GET
-                if cci.download_object("t.csv") == b"a,b\n1,2\n3,4\n":
-                    break
-            time.sleep(0.05)
+        # (an OSError: replaced between the library's HEAD and its GET)
+        assert within(30, lambda: cci.download_object("t.csv") == b"a,b\n1,2\n3,4\n")
         assert pandas.read_csv(m / "t.csv")["a"].tolist() == [1, 3]
     assert cci.download_object("t.csv") == b"a,b\n1,2\n3,4\n"
 
@@ -98,11 +94,7 @@ def test_refused_complete_is_fsync_eio(cci, fault_proxy, tmp_path: Path) -> None
         del array  # the last release (sent by the kernel a moment after munmap) tries again, and stores it
         expected = rows.copy()
         expected[10] = -1.0
-        for _ in range(200):
-            with contextlib.suppress(OSError):
-                if cci.download_raw_array("f")[10, 0] == -1.0:
-                    break
-            time.sleep(0.05)
+        within(30, lambda: cci.download_raw_array("f")[10, 0] == -1.0)
     np.testing.assert_array_equal(cci.download_raw_array("f"), expected)
     assert uploads(fault_proxy.endpoint_url) == []
 
@@ -120,10 +112,6 @@ def test_append_and_overwrite_in_place_with_shell_tools(cci, tmp_path: Path) -> 
             f.seek(10)
             f.write(b"middle")
         for key, want in (("log.txt", b"one\ntwo\n"), ("blob.bin", bytes(10) + b"middle" + bytes(84))):
-            for _ in range(100):
-                with contextlib.suppress(OSError):
-                    if cci.download_object(key) == want:
-                        break
-                time.sleep(0.05)
+            within(30, lambda: cci.download_object(key) == want)  # noqa: B023 - used at once, in this iteration
             assert cci.download_object(key) == want
         assert os.stat(m / "blob.bin").st_size == 100

@@ -17,7 +17,7 @@ import pytest
 
 from cottoncandy.testing.faultproxy import FaultRule
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse, rw, uploads
+from tests.mountutil import mounted, needs_fuse, rw, uploads, within
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 
@@ -122,10 +122,8 @@ def test_other_local_mounts_and_the_library_see_it_at_once(cci, tmp_path: Path) 
         with mounted(BUCKET, tmp_path, *rw(url)) as writer:
             np.save(writer / "seen" / "second.npy", array)
             assert sorted(os.listdir(writer / "seen")) == ["first.npy", "second.npy"]  # this mount: at once
-            for _ in range(100):  # the other mount: told within a moment (an announcement, then one HEAD)
-                if "second.npy" in os.listdir(reader / "seen"):
-                    break
-                time.sleep(0.05)
+            # the other mount: told within a moment (an announcement, then one HEAD)
+            within(30, lambda: "second.npy" in os.listdir(reader / "seen"))
             assert sorted(os.listdir(reader / "seen")) == ["first.npy", "second.npy"]
             assert np.array_equal(np.load(reader / "seen" / "second.npy"), array)
     assert sorted(cci.glob("seen/*")) == ["seen/first", "seen/second"]

@@ -5,35 +5,22 @@ and no temporary name of rsync's (``.NAME.XXXXXX``) is left in the bucket."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse, rw, uploads
+from tests.mountutil import mounted, needs_fuse, rw, uploads, within
 
 pytestmark = [needs_fuse, pytest.mark.fuse]
 needs_rsync = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed "
                                  "(scripts/provision.sh with CCFS_TEST_TOOLS=1)")
-
-
-def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Wait for a last release's commit (the kernel sends RELEASE after ``close()`` returned)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, KeyError):
-            if check():
-                return
-        time.sleep(0.05)
-    assert check()
 
 
 def stored(cci, key: str) -> bytes:  # type: ignore[no-untyped-def]
@@ -54,7 +41,7 @@ def test_h5py_create_then_append(cci, tmp_path: Path) -> None:  # type: ignore[n
             d = f.create_dataset("x", data=first, maxshape=(None, 10), chunks=(50, 10))
             d.attrs["units"] = "volts"
             f.attrs["subject"] = "S01"
-        eventually(lambda: stored(cci, "run.h5")[:8] == b"\x89HDF\r\n\x1a\n")
+        assert within(30, lambda: stored(cci, "run.h5")[:8] == b"\x89HDF\r\n\x1a\n")
         with h5py.File(m / "run.h5", "a") as f:
             d = f["x"]
             d.resize((400, 10))
@@ -75,7 +62,7 @@ def test_h5py_create_then_append(cci, tmp_path: Path) -> None:  # type: ignore[n
             with h5py.File(io.BytesIO(stored(cci, "run.h5")), "r") as f:
                 return "labels" in f and check(f)
 
-        eventually(in_the_bucket)
+        assert within(30, in_the_bucket)
         with h5py.File(m / "run.h5", "r") as f:  # through the mount, as stored
             check(f)
         assert os.listdir(m) == ["run.h5"]
@@ -128,7 +115,7 @@ def test_rsync_a_tree_then_one_change(cci, tmp_path: Path, inplace: bool) -> Non
     flags = ["--inplace"] if inplace else []
     with mounted(BUCKET, tmp_path, *rw(cci.settings.endpoint_url, cache_dir=tmp_path / "cache")) as m:
         rsync(*flags, f"{source}/", f"{m}/tree/")
-        eventually(lambda: stored(cci, "tree/sub/deep/blob.bin") == files["sub/deep/blob.bin"])
+        assert within(30, lambda: stored(cci, "tree/sub/deep/blob.bin") == files["sub/deep/blob.bin"])
         check_bucket(cci, "tree", files, array)
         # one file changed in its middle: rsync's delta pass reads the stored file through the mount
         blob = bytearray(files["sub/deep/blob.bin"])
@@ -137,7 +124,7 @@ def test_rsync_a_tree_then_one_change(cci, tmp_path: Path, inplace: bool) -> Non
         os.utime(source / "sub" / "deep" / "blob.bin", (time.time() + 10, time.time() + 10))
         files["sub/deep/blob.bin"] = bytes(blob)
         rsync(*flags, "--no-whole-file", f"{source}/", f"{m}/tree/")
-        eventually(lambda: stored(cci, "tree/sub/deep/blob.bin") == bytes(blob))
+        assert within(30, lambda: stored(cci, "tree/sub/deep/blob.bin") == bytes(blob))
         check_bucket(cci, "tree", files, array)
         for name, data in files.items():  # and through the mount
             assert (m / "tree" / name).read_bytes() == data, name

@@ -9,7 +9,6 @@ import errno
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np

@@ -9,7 +9,6 @@ import io
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np

@@ -186,6 +186,8 @@ def warns_about(pattern: str) -> Iterator[list[warnings.WarningMessage]]:
 #: stalled fault proxies never compete with each other (under heavy load they then still see the other workers'
 #: CPU use). Every worker has its own S3 server (the session fixture), so request counts and resets are per
 #: worker whatever the grouping.
+#: why a real-mount test is skipped (``mountutil.needs_fuse``); ``real_mount`` knows such tests by it
+FUSE_ABSENT = "/dev/fuse is absent: real-mount tests need FUSE"
 SERIAL_GROUPS = {"faults": "real-io", "mount": "real-io"}
 
 
@@ -198,3 +200,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if folder in SERIAL_GROUPS:
             item.add_marker(pytest.mark.xdist_group(SERIAL_GROUPS[folder]))
+        elif real_mount(item) and item.get_closest_marker("xdist_group") is None:  # a mount in another folder
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUPS["mount"]))
+
+
+def real_mount(item: pytest.Item) -> bool:
+    """Whether a test runs a real mount: marked ``fuse``, or skipped without /dev/fuse (``mountutil.needs_fuse``)."""
+    return item.get_closest_marker("fuse") is not None or any(
+        mark.kwargs.get("reason") == FUSE_ABSENT for mark in item.iter_markers("skipif"))

@@ -15,10 +15,10 @@ import pytest
 
 from cottoncandy.config import Settings
 from cottoncandy.storage.s3 import S3Account
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, FUSE_ABSENT
 
 HAVE_FUSE = os.path.exists("/dev/fuse")
-needs_fuse = pytest.mark.skipif(not HAVE_FUSE, reason="/dev/fuse is absent: real-mount tests need FUSE")
+needs_fuse = pytest.mark.skipif(not HAVE_FUSE, reason=FUSE_ABSENT)
 
 
 def ccfs(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

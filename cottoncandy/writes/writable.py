@@ -48,6 +48,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 
+from .. import waits
 from ..namespace.facade import Namespace
 from ..namespace.nodes import FileNode, FolderNode
 from ..storage.base import ObjectInfo, ObjectStore
@@ -93,6 +94,11 @@ def said_once() -> Iterator[None]:
         yield
     except Refused as exc:
         raise AlreadySaid(exc.errno, exc.strerror) from exc
+
+
+def _touches(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder``, lies in it, or holds it."""
+    return path == folder or path.startswith(folder + "/") or folder.startswith(path + "/") or not path or not folder
 
 
 def plain_rewrite(flags: int, node: FileNode) -> bool:
@@ -157,6 +163,9 @@ class StoreWriter:
         self.memory = WriteMemory(settings.memory, settings.memory_wait)
         self._files: dict[str, OpenFile] = {}
         self._lock = threading.RLock()  # open takes it, then _handle again (a second open of a file)
+        #: folder renames under way with files open inside (``rename``): (old folder, new folder, thread)
+        self._moving: list[tuple[str, str, int]] = []
+        self._moves_done = threading.Condition(self._lock)
         #: paths whose commit at the last release was refused, and the refusal (``release_refusal``)
         self._release_refusals: dict[str, OSError] = {}
         self.names = TreeChanges(store, namespace, settings, retarget=self.retarget, folder_moved=self._folder_moved)
@@ -171,8 +180,23 @@ class StoreWriter:
     def _stream(self, target: Target) -> StreamingFile:
         return StreamingFile(self.store, target, self.settings, self.memory)
 
-    def _handle(self, path: str, make: Callable[[], FileKind]) -> FileHandle:
+    @contextlib.contextmanager
+    def _unmoved(self, *paths: str) -> Iterator[None]:
+        """The writer's lock, taken once no other thread's folder rename touches ``paths`` (one of them in
+        the folder or its new name, or holding it). Why: such a rename holds its open files' locks across
+        its copies without the writer's lock, then takes the writer's lock to publish the files' new
+        names (``rename``); whoever would wait for one of those files' locks, or change which files are
+        open there, while holding the writer's lock waits here instead, holding nothing. Every other
+        path goes on at once: one folder's copies never stall the rest of the mount."""
+        me = threading.get_ident()
         with self._lock:
+            while any(owner != me and any(_touches(path, folder) for path in paths for folder in (old, new))
+                      for old, new, owner in self._moving):
+                waits.wait(self._moves_done)
+            yield
+
+    def _handle(self, path: str, make: Callable[[], FileKind]) -> FileHandle:
+        with self._unmoved(path):
             file = self._files.get(path)
             if file is None or file.closing is not None:  # a file being stored by its last release: a new one
                 file = self._files[path] = OpenFile(path, make())
@@ -278,7 +302,7 @@ class StoreWriter:
 
     def release(self, handle: WriteHandle) -> None:
         file = opened(handle)
-        with self._lock:
+        with self._unmoved(file.path):
             file.handles -= 1
             last = file.handles <= 0
             if last and self.staging is not None:  # a short .npy stays, staged, for its reopen (open_memmap)
@@ -336,22 +360,39 @@ class StoreWriter:
             self.names.unlink(path)
 
     def rename(self, old: str, new: str) -> None:
-        """``TreeChanges.rename``; the files open for writing under a folder being renamed take no
-        commit until it is done (their locks held), so each is copied once and then follows it."""
-        inside = old.strip("/") + "/"
-        with contextlib.ExitStack() as held:
-            with self._lock:
-                files = [file for path, file in sorted(self._files.items()) if path.startswith(inside)]
+        """``TreeChanges.rename``. The files open for writing under a folder being renamed take no
+        commit until it is done (their locks held), so each is copied once and then follows it.
+
+        Lock order, so that one folder's copies never hold up the rest of the mount: the files open
+        under the folder are decided under the writer's lock, and the rename is registered there
+        (``_moving``: opens, last releases and renames touching either folder wait for it, see
+        ``_unmoved``); their locks are then taken and the copies and deletes made without the
+        writer's lock; ``_folder_moved`` takes it again to publish the files' new names."""
+        old, new = old.strip("/"), new.strip("/")
+        inside = old + "/"
+        with self._unmoved(old, new):
+            files = [file for path, file in sorted(self._files.items()) if path.startswith(inside)]
+            move = (old, new, threading.get_ident())
             if files:
-                held.enter_context(self._lock)
-                for file in files:
+                self._moving.append(move)
+        if not files:
+            with said_once():
+                self.names.rename(old, new)
+            return
+        try:
+            with contextlib.ExitStack() as held:
+                for file in files:  # a commit under way ends first; none starts until the rename is done
                     held.enter_context(file.lock)
                 for file in files:  # each follows the folder's copy of its version: it must still be there
                     version = moves.shown_version(file.kind)
                     if version is not None:
                         self._still_there(version)
-            with said_once():
-                self.names.rename(old, new)
+                with said_once():
+                    self.names.rename(old, new)
+        finally:
+            with self._lock:
+                self._moving.remove(move)
+                self._moves_done.notify_all()
 
     def mkdir(self, path: str) -> None:
         self.names.mkdir(path)
@@ -376,7 +417,7 @@ class StoreWriter:
         leaves the file where it was."""
         old, new = old.strip("/"), new.strip("/")
         self._settled(old)  # a file its last release is storing is a stored object by the time it is renamed
-        with self._lock:  # the file is claimed under its new name; its move runs without the writer's lock
+        with self._unmoved(old, new):  # the file is claimed under its new name; its move runs without the writer's lock
             file = self._files.get(old)
             if file is None:
                 return False
@@ -472,22 +513,29 @@ class StoreWriter:
 
     def _folder_moved(self, old: str, new: str, copies: dict[str, str]) -> None:
         """``TreeChanges``' hook after the folder ``old`` was renamed ``new`` (each old key -> its copy):
-        the files open under it follow (their locks held by ``rename``); a stored version is the copy."""
+        the files open under it follow (their locks held by ``rename``, which keeps any other file from
+        opening there meanwhile); a stored version is the copy. The copies' HEADs are asked without the
+        writer's lock; the new names are published under it."""
         inside = old + "/"
         with self._lock:
-            for path, file in sorted(self._files.items()):
-                if not path.startswith(inside):
-                    continue
+            files = [(path, file) for path, file in sorted(self._files.items()) if path.startswith(inside)]
+        moved: dict[str, ObjectInfo | None] = {}
+        for path, file in files:
+            version = moves.shown_version(file.kind)
+            copy = copies.get(version.key) if version is not None else None
+            moved[path] = self.store.head(copy) if copy is not None else None
+        with self._lock:
+            for path, file in files:
                 kind, moved_path = file.kind, new + "/" + path[len(inside):]
+                if self._files.get(path) is not file:
+                    continue
                 if moved_path in self._files:
                     log.warning("%s: open for writing under the renamed folder %s, but %s is open for writing "
                                 "too: it stays under its old name", path, old, moved_path)
                     continue
                 bytes_key, array_key = self.namespace.written(moved_path)
-                version = moves.shown_version(kind)
-                copy = copies.get(version.key) if version is not None else None
-                moved = self.store.head(copy) if copy is not None else None
-                moves.rebase(kind, moves.retargeted(kind, moved_path, bytes_key, array_key, moved), moved)
+                info = moved[path]
+                moves.rebase(kind, moves.retargeted(kind, moved_path, bytes_key, array_key, info), info)
                 file.path = moved_path
                 self._files[moved_path] = self._files.pop(path)
 

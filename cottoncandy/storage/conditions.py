@@ -115,7 +115,8 @@ class ConditionalSupport:
     #: on a server-side copy's destination (CopyObject: a rename through the mount)
     copy_create: bool = True
     copy_overwrite: bool = True
-    #: on deleting a rename's old name only while it is at the version copied (DeleteObject's If-Match)
+    #: on deleting a rename's old name only while it is at the version copied (each entry's ETag in
+    #: DeleteObjects, else DeleteObject's If-Match)
     delete_if_match: bool = True
 
     @property
@@ -128,7 +129,7 @@ class ConditionalSupport:
                  "complete_create": "If-None-Match on CompleteMultipartUpload",
                  "complete_overwrite": "If-Match on CompleteMultipartUpload",
                  "copy_create": "If-None-Match on CopyObject", "copy_overwrite": "If-Match on CopyObject",
-                 "delete_if_match": "If-Match on DeleteObject (a rename's delete of the old name)"}
+                 "delete_if_match": "the ETag condition on a delete (a rename's delete of the old name)"}
         return [text for field, text in names.items() if not getattr(self, field)]
 
 
@@ -140,7 +141,7 @@ NO_SUPPORT = ConditionalSupport(False, False, False, False, False, False, False)
 
 #: how a probe asks one conditional write of the store: (kind, key, condition) -> whether it was refused;
 #: kind is "put" (one PutObject), "complete" (a one-part multipart upload), "copy" (a server-side copy
-#: of ``key`` onto itself, its metadata replaced) or "delete" (a DeleteObject with the condition's If-Match)
+#: of ``key`` onto itself, its metadata replaced) or "delete" (``delete_versions`` at the If-Match's ETag)
 ProbeWrite = Callable[[str, str, WriteCondition | None], bool]
 
 

@@ -111,6 +111,9 @@ READ_TIMEOUT = 10
 #: connection alive meanwhile, a server sending nothing (moto joining 1 GiB under load) outlasts
 #: ``READ_TIMEOUT``. Still a bound: an attempt silent this long is abandoned, botocore's attempts counted
 JOINING_READ_TIMEOUT = 300.0
+#: error codes of a DeleteObjects refused whole for an entry's ``ETag`` field (an endpoint without
+#: per-object conditions): deletes are then one ``DeleteObject`` with ``If-Match`` per key
+ETAG_FIELD_REFUSED = frozenset({"MalformedXML", "InvalidArgument", "InvalidRequest", "NotImplemented", "400", "501"})
 READ_CHUNK = 2**20
 
 
@@ -543,6 +546,8 @@ class S3Store(ObjectStore):
         self._conditions: ConditionalSupport | None = None
         #: where the multipart uploads this store starts are written down (``record_uploads``)
         self._journal: UploadJournal | None = None
+        #: whether DeleteObjects takes per-object ETag conditions (until the endpoint refuses the field)
+        self._batched_conditions = True
 
     def __repr__(self) -> str:
         endpoint = without_userinfo(self.settings.endpoint_url) if self.settings.endpoint_url else "AWS S3"
@@ -1338,12 +1343,55 @@ class S3Store(ObjectStore):
             raise stale from exc
 
     def delete_versions(self, versions: Mapping[str, str | None]) -> list[str]:
-        """One ``DeleteObject`` with ``If-Match`` per key given an ETag (412: left, another version is
-        there; 404: already gone), the others in one batch."""
+        """Each key given an ETag deleted only at that version: ``DeleteObjects`` of up to 1,000 keys,
+        each entry carrying its ``ETag`` (S3's per-object condition; a ``PreconditionFailed`` entry is
+        left, another version is there; ``NoSuchKey``: already gone), so a folder rename of N objects
+        is one request, not N. An endpoint that refuses the ``ETag`` field itself is asked one
+        ``DeleteObject`` with ``If-Match`` per key, ``threads`` at once (``_delete_each``). Whether an
+        endpoint honours the condition is what the mount-time probe asks (``conditions.probe``, through
+        this method). Keys without an ETag go in plain batches."""
+        pinned = [(key, etag) for key, etag in versions.items() if etag is not None]
+        left: list[str] = []
+        for start in range(0, len(pinned), 1000):
+            batch = pinned[start:start + 1000]
+            if self._batched_conditions:
+                try:
+                    left += self._delete_batch_if_match(batch)
+                    continue
+                except OSError as exc:
+                    code = error_code(exc.__cause__) if exc.__cause__ is not None else ""
+                    if code not in ETAG_FIELD_REFUSED:
+                        raise
+                    log.info("%s: the endpoint refuses ETag conditions in DeleteObjects (%s); deleting one "
+                             "key at a time with If-Match", self.describe(), code)
+                    self._batched_conditions = False
+            left += self._delete_each(batch)
+        plain = [key for key, etag in versions.items() if etag is None]
+        if plain:
+            self.delete_many(plain)
+        self.changed([key for key in versions if key not in left])
+        return left
+
+    def _delete_batch_if_match(self, batch: list[tuple[str, str]]) -> list[str]:
+        """One ``DeleteObjects`` whose entries carry their ``ETag``: the keys left for their condition."""
+        request = {"Objects": [{"Key": key, "ETag": etag} for key, etag in batch], "Quiet": True}
+        resp = self._call(lambda: self.client.delete_objects(Bucket=self.bucket, Delete=request), batch[0][0],
+                          "delete")
         left = []
-        for key, etag in versions.items():
-            if etag is None:
-                continue
+        for error in resp.get("Errors") or []:
+            code = str(error.get("Code"))
+            if code in conditions.REFUSED_CODES:
+                left.append(str(error.get("Key")))
+            elif code != "NoSuchKey":
+                raise OSError(errno.EIO, f"could not delete {self.describe(error.get('Key'))}: {code} "
+                                         f"({len(resp.get('Errors') or [])} of {len(batch)} refused)")
+        return left
+
+    def _delete_each(self, batch: list[tuple[str, str]]) -> list[str]:
+        """One ``DeleteObject`` with ``If-Match`` per key, ``threads`` at once: the keys left for their
+        condition (412); a 404 is already gone."""
+
+        def one(key: str, etag: str) -> bool:
             try:
                 self._delete_if_match(key, etag)
             except FileNotFoundError:
@@ -1352,12 +1400,13 @@ class S3Store(ObjectStore):
                 code = error_code(exc.__cause__) if exc.__cause__ is not None else ""
                 if exc.errno != errno.ESTALE and code not in conditions.REFUSED_CODES:
                     raise
-                left.append(key)
-        plain = [key for key, etag in versions.items() if etag is None]
-        if plain:
-            self.delete_many(plain)
-        self.changed([key for key in versions if key not in left])
-        return left
+                return True
+            return False
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.settings.threads, len(batch))),
+                                thread_name_prefix="cc-delete") as pool:
+            refused = list(pool.map(lambda pair: one(*pair), batch))
+        return [key for (key, _), was in zip(batch, refused) if was]
 
     def _delete_if_match(self, key: str, etag: str) -> None:
         self._call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag), key, "delete")

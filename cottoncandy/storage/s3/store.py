@@ -1395,7 +1395,7 @@ class S3Store(ObjectStore):
             try:
                 self._delete_if_match(key, etag)
             except FileNotFoundError:
-                continue
+                return False
             except OSError as exc:
                 code = error_code(exc.__cause__) if exc.__cause__ is not None else ""
                 if exc.errno != errno.ESTALE and code not in conditions.REFUSED_CODES:

@@ -18,7 +18,7 @@ import pytest
 from cottoncandy.cache.seek_index import FILENAME
 from cottoncandy.formats import zran
 from tests.conftest import BUCKET
-from tests.mountutil import mounted, needs_fuse, read_ahead_settled
+from tests.mountutil import VERSION_KEPT, mounted, needs_fuse, read_ahead_settled
 
 pytestmark = [needs_fuse, pytest.mark.fuse,
               pytest.mark.skipif(not zran.available(), reason="libz cannot be loaded here")]
@@ -64,7 +64,7 @@ def test_after_one_full_read_a_row_costs_one_stretch(cci, s3, tmp_path: Path) ->
     assert before[1] >= body_size  # the whole body, once
     assert (cache / "metadata" / FILENAME).is_file()
     s3.clear_log()
-    with mounted(BUCKET, tmp_path, *args(cci, cache)) as m:
+    with mounted(BUCKET, tmp_path, *args(cci, cache), *VERSION_KEPT) as m:  # counted: no revalidation in them
         values, after_s = row(m, 2000)
         assert np.array_equal(values, array[2000])
         read_ahead_settled(s3, cache)  # the stretch fetched ahead after the header's READ: in this count

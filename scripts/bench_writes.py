@@ -67,7 +67,7 @@ UPDATE_ROWS = 1000
 MB = 10**6
 
 
-def put_class(entries: list[dict[str, Any]], key: str) -> dict[str, int]:
+def put_class(entries: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """PUT-class requests to ``key`` (PUT, POST: CreateMultipartUpload, UploadPart, Complete,
     PutObject), the server-side copies and the refused (non-2xx) among them, the request body bytes
     they carried, and PUT-class requests to other keys meanwhile (``strays``: a peer's late upload
@@ -76,7 +76,9 @@ def put_class(entries: list[dict[str, Any]], key: str) -> dict[str, int]:
     path = f"/{bm.BUCKET}/{urllib.parse.quote(key)}"
     puts = [e for e in writes if urllib.parse.unquote(e["path"]) in (path, urllib.parse.unquote(path))]
     copies = [e for e in puts if e.get("copy_source")]
+    others = sorted({urllib.parse.unquote(e["path"]) for e in writes if e not in puts})
     return {"put_class": len(puts), "copies": len(copies), "strays": len(writes) - len(puts),
+            "stray_keys": ", ".join(others),
             "refused": sum(1 for e in puts if not 200 <= int(e["status"]) < 300),
             "uploaded": sum(int(e.get("bytes_received") or 0) for e in puts if not e.get("copy_source"))}
 
@@ -337,10 +339,14 @@ def memmap_rows(tool: Tool, endpoint: str, memmap_mib: int, update_mib: int) -> 
         if tool.array_keys:
             cc.get_interface(bm.BUCKET, endpoint_url=endpoint, verbose=False).upload_raw_array(key, base,
                                                                                               compression=False)
-        else:
+        else:  # in 16 MiB parts: one PUT of 1 GiB is over the local server's request size (413)
+            from boto3.s3.transfer import TransferConfig
+
             buf = io.BytesIO()
             np.save(buf, base)
-            client.put_object(Bucket=bm.BUCKET, Key=key, Body=buf.getvalue())
+            buf.seek(0)
+            client.upload_fileobj(buf, bm.BUCKET, key,
+                                  Config=TransferConfig(multipart_threshold=PART, multipart_chunksize=PART))
         old = client.head_object(Bucket=bm.BUCKET, Key=key)["ETag"]
     except Exception as exc:  # the array to update could not be stored (a 1 GiB Complete outlasting the
         out["r+"] = f"not available: storing the array to update failed: {type(exc).__name__}: {exc}"  # timeout)
@@ -427,7 +433,9 @@ def report(label: str, runs: dict[str, list[dict[str, Any]]], mm: dict[str, dict
               f"{rss:>14.0f}{med(r, 'tool_cpu'):>12.2f}{med(r, 'server_cpu'):>14.2f}"
               + (f"  (at mount {tool.rss_at_start:.0f})" if tool.pid else "")
               + (f"  [refused {med(r, 'refused'):.0f}]" if med(r, "refused") else "")
-              + (f"  [{med(r, 'strays'):.0f} PUT-class to other keys meanwhile]" if med(r, "strays") else ""))
+              + (f"  [{med(r, 'strays'):.0f} PUT-class to other keys meanwhile: "
+                 f"{'; '.join(sorted({x['stray_keys'] for x in r if x.get('stray_keys')}))}]"
+                 if med(r, "strays") else ""))
     print("  timeline (medians; from the server's log): first part at s | mean parts in flight | last part "
           "-> Complete s | Complete s | Complete -> return s")
     for tool in tools:

@@ -56,6 +56,7 @@ from . import moves, recovery
 from .continued import ContinuedFile, continued
 from .kinds import FileKind, Staging, Target
 from .memory import WriteMemory
+from .replaced import drop_replaced, replaced_version
 from .seam import Lookup, WriteHandle
 from .settings import WriteSettings
 from .streaming import StreamingFile
@@ -331,6 +332,7 @@ class StoreWriter:
     def _commit(self, file: OpenFile, point: str) -> None:
         with file.lock:
             kind = file.kind
+            replaced = replaced_version(kind)  # the version this commit replaces (one object per path)
             try:
                 info = kind.flush() if point == "flush" else kind.fsync() if point == "fsync" else kind.release()
                 if info is not None and info.key != kind.key:  # renamed while its upload was under way
@@ -343,6 +345,7 @@ class StoreWriter:
                 raise error from exc
         if info is not None:
             self._stored(info)
+            drop_replaced(self.store, self.namespace, kind, replaced, info)  # stored under the path's other key
             self.names.folders.landed(file.path)  # a folder made here is in the store now
 
     def _stored(self, info: ObjectInfo) -> None:

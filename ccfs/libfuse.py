@@ -63,7 +63,15 @@ class Fuse(fuse.FUSE):
         self._thread_state = threading.local()
         self._passes: dict[int, Any] = {}  # directory handle -> the entries of its pass (DirectoryEntries)
         self._passes_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
+        #: READs answered and the largest size the kernel asked for (logged at unmount: the READ
+        #: size ``--read-ahead`` gave, which decides the FUSE round trips per MiB of a sequential read)
+        self.reads = 0
+        self.largest_read = 0
+        try:
+            super().__init__(*args, **kwargs)  # mounts and serves until unmounted
+        finally:
+            if self.reads:
+                log.info("READs served: %d, the largest %d KiB", self.reads, self.largest_read >> 10)
 
     def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         """Every callback, on one of libfuse's threads.
@@ -139,6 +147,9 @@ class Fuse(fuse.FUSE):
         path of the kernel's read-ahead. The reply is copied once, from the cached blocks straight
         into libfuse's buffer (a reply spanning two blocks, or the header and a block, was first
         joined into a new ``bytes``: a second copy and a 128 KiB allocation)."""
+        self.reads += 1  # a race between threads may lose a count: a statistic, not a promise
+        if size > self.largest_read:
+            self.largest_read = size
         decoded = None if path is None else path.decode(self.encoding, self.errors)
         pieces = self.operations.read_pieces(decoded, size, offset, fip.contents.fh)
         return fill(ctypes.addressof(buf.contents), pieces)

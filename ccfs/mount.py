@@ -222,11 +222,20 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
             operations.on_destroy = loop_ended
             threading.Thread(target=stop_when_told, args=(watch, filesystem, request.mountpoint, finished),
                              name="ccfs-stop", daemon=True).start()
-        threading.Thread(target=raise_readahead, args=(request.mountpoint, readahead_kib), daemon=True).start()
         if listener is not None:
             threading.Thread(target=listen_for_changes, args=(listener, request.mountpoint), daemon=True).start()
-        if on_ready is not None:
-            on_ready()
+
+        def announce() -> None:  # the mount is ready once its READ size is set: the first read gets it
+            try:
+                raise_readahead(request.mountpoint, readahead_kib)
+            except OSError as exc:  # best effort: the mount serves with the kernel's default
+                log.info("kernel read-ahead left at its default: %s", exc)
+            finally:
+                if on_ready is not None:
+                    on_ready()
+
+        # on a thread: the knob is found through a stat of the mountpoint, which this callback blocks
+        threading.Thread(target=announce, name="ccfs-ready", daemon=True).start()
 
     operations = Operations(filesystem, request.options.metadata_ttl, on_ready=ready,
                             attr_ttl=request.options.attr_ttl, sync_reads=request.options.interruptible_reads)

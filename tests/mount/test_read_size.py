@@ -1,0 +1,38 @@
+"""The kernel READ size the daemon sees: ``--read-ahead`` (default 128 KiB) is set before ``ccfs mount``
+returns, so the first read of a fresh mount is asked in READs of that size (the daemon logs the largest
+READ it served at unmount). Needs root to raise the knob above the kernel's default."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import BUCKET
+from tests.mountutil import mounted, needs_fuse
+
+pytestmark = [needs_fuse, pytest.mark.fuse]
+
+
+def largest_read_kib(log: Path) -> int:
+    (line,) = [line for line in log.read_text().splitlines() if "READs served" in line]
+    found = re.search(r"the largest (\d+) KiB", line)
+    assert found is not None, line
+    return int(found.group(1))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may set a mount's read-ahead")
+@pytest.mark.parametrize(("options", "kib"), [((), 128), (("--read-ahead", "1M"), 1024)], ids=["default", "1M"])
+def test_a_fresh_mounts_first_read_uses_the_read_ahead(cci, tmp_path: Path, options: tuple[str, ...],  # type: ignore[no-untyped-def]
+                                                       kib: int) -> None:
+    data = np.arange(2**20, dtype=np.float32)  # 4 MiB: many READs of either size
+    cci.upload_raw_array("rs/a", data, compression=False)
+    with mounted(BUCKET, tmp_path, "--endpoint-url", cci.settings.endpoint_url, *options) as m:
+        with open(m / "rs/a.npy", "rb") as fh:
+            while fh.read(8 * 2**20):
+                pass
+        mountpoint = m
+    assert largest_read_kib(tmp_path / f"{mountpoint.name}.log") == kib

@@ -91,11 +91,11 @@ class StagedKind:
 
     def _condition(self) -> WriteCondition | None:
         """The commit's condition (issue 26 item 5): ``If-Match`` of the version the staged file
-        started from, or last stored, where it is stored under that key; else ``If-None-Match``.
-        ``Incomplete`` as ``commit`` would raise it."""
+        started from, or last stored, else the one it was opened over (a stream taken over: no base),
+        where it is stored under that key; else ``If-None-Match``. ``Incomplete`` as ``commit`` would raise it."""
         key = layout_of(self.staged, self.target.array_key, self.target.bytes_key, self.compression).key
         base = self.staged.base
-        return replace(self.target, seen=base.info if base is not None else None).condition(key)
+        return replace(self.target, seen=base.info if base is not None else self.target.seen).condition(key)
 
     def flush(self) -> ObjectInfo | None:
         return None  # see the module: mmap pages may still follow a close

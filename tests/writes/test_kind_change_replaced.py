@@ -4,6 +4,7 @@ removed at its ETag, and kept (one log line, the close still succeeds) when anot
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -96,4 +97,23 @@ def test_a_replaced_version_changed_elsewhere_is_kept_and_the_close_succeeds(
     assert store.get("n") == elsewhere[128:]
     kept = [r.getMessage() for r in caplog.records if "kept" in r.getMessage()]
     assert len(kept) == 1 and "bkt/n.npy" in kept[0] and "bkt/n was kept" in kept[0], kept
+    ours.close()
+
+
+def test_an_overwrite_taken_over_from_its_stream_is_conditional_on_the_version_opened(tmp_path: Path) -> None:
+    """``O_TRUNC`` over a stored file, then a write out of order: the staged file that takes the stream
+    over has no base, and overwrites the version opened (If-Match), not a new name (was EEXIST)."""
+    store = MemoryStore("bkt")
+    store.put("x.txt", b"old contents")
+    ours = writer(store, tmp_path)
+    handle = ours.open("x.txt", os.O_WRONLY | os.O_TRUNC, ours.namespace.lookup)
+    ours.write(handle, 0, b"abc")
+    ours.write(handle, 10, b"def")  # out of order: staged
+    ours.fsync(handle, False)
+    assert store.get("x.txt") == b"abc" + bytes(7) + b"def"
+    store.put("x.txt", b"theirs")
+    ours.write(handle, 3, b"g")
+    with pytest.raises(OSError) as err:
+        ours.fsync(handle, False)
+    assert err.value.errno == errno.ESTALE and store.get("x.txt") == b"theirs"
     ours.close()

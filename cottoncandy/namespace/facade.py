@@ -12,8 +12,12 @@ tests and tools that need one of them.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+
+from cachetools import LRUCache
 
 from ..storage.base import ObjectInfo, ObjectStore
 from . import tree
@@ -25,6 +29,8 @@ from .streams import FolderStream
 
 #: a folder named by more keys than this in one change message is LISTed again, not HEADed key by key
 MANY_CHANGES = 32
+#: keys whose last mend by this mount is remembered, so a HEAD answer older than it is not applied
+MENDS_REMEMBERED = 10_000
 
 
 class Namespace:
@@ -46,6 +52,11 @@ class Namespace:
                                      on_listed=self.attributes.listed)
         self.resolver = Resolver(store, self.listings, self.attributes, self._pool, folders_ahead=folders_ahead,
                                  heads_ahead=heads_ahead, max_nodes=max_heads, ttl=ttl)
+        # when each key was last mended by this mount's own writes (``stored``/``removed``), in one
+        # sequence: a change message's HEAD asked before such a mend answers about an older state
+        self._mend_sequence = itertools.count(1)
+        self._mended_at: LRUCache[str, int] = LRUCache(maxsize=MENDS_REMEMBERED)
+        self._mend_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -107,6 +118,7 @@ class Namespace:
                 self.attributes.clear()
                 continue
             for key, name in entries:
+                asked_at = self._mend_mark()
                 try:
                     info = self.store.head_if_exists(key)
                 except OSError:  # no answer: what is cached about that folder is asked again
@@ -115,8 +127,14 @@ class Namespace:
                     self.attributes.clear()
                     break
                 asked += 1
-                self._learned(folder, name, key, info)
+                with self._mend_lock:  # this mount's own write of the key since the HEAD was asked is newer
+                    if self._mended_at.get(key, 0) < asked_at:
+                        self._learned(folder, name, key, info)
         return asked
+
+    def _mend_mark(self) -> int:
+        """A point in the mend sequence: mends after it have a larger number."""
+        return next(self._mend_sequence)
 
     # --- single-key changes made by this mount ------------------------------------------------
     def written(self, path: str) -> tuple[str, str | None]:
@@ -137,6 +155,11 @@ class Namespace:
         self._mend(key, None)
 
     def _mend(self, key: str, info: ObjectInfo | None) -> None:
+        with self._mend_lock:  # one order for own mends and change answers (see ``changed``)
+            self._mended_at[key] = next(self._mend_sequence)
+            self._mend_locked(key, info)
+
+    def _mend_locked(self, key: str, info: ObjectInfo | None) -> None:
         prefix = self.listings.prefix
         relative = key[len(prefix):] if key.startswith(prefix) else ""
         folder, _, name = relative.rpartition("/")

@@ -162,3 +162,33 @@ def test_a_new_listener_takes_the_address_its_exiting_predecessor_gives_back() -
         assert gone.start(device)  # given back at once: no wait
     finally:
         gone.stop()
+
+
+def test_a_head_answer_older_than_the_mounts_own_write_is_not_applied(store: MemoryStore) -> None:
+    """The mount is told of its own writes too: a change message's HEAD asked before the mount
+    stored (or removed) the key answers about an older state, and must not undo what ``stored``
+    /``removed`` just mended (a removed name came back, or a new one vanished)."""
+    ns = Namespace(store, ttl=600, folders_ahead=0)
+    assert names(ns, "d") == ["a.npy", "deep"]
+    asked, answer = threading.Event(), threading.Event()
+    head = store.head_if_exists
+
+    def slow_head(key: str):  # type: ignore[no-untyped-def]
+        found = head(key)  # the state before the write below
+        asked.set()
+        answer.wait(10)
+        return found
+
+    store.head_if_exists = slow_head  # type: ignore[method-assign]
+    told = threading.Thread(target=ns.changed, args=(["d/b"],))
+    told.start()
+    assert asked.wait(10)
+    info = write_raw_array(store, "d/b", np.arange(4.0))  # the mount's own write, mended at once
+    ns.stored("d/b", store.head("d/b") if info is None else info)
+    answer.set()
+    told.join(10)
+    assert names(ns, "d") == ["a.npy", "b.npy", "deep"]  # the older "missing" answer was not applied
+    store.head_if_exists = head  # type: ignore[method-assign]
+    store.delete("d/b")
+    ns.changed(["d/b"])  # a later message is applied as before
+    assert names(ns, "d") == ["a.npy", "deep"]

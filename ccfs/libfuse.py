@@ -59,14 +59,16 @@ class Fuse(fuse.FUSE):
     of entries given with offset 0. One listing serves all the replies of one pass over a folder.
     """
 
+    #: READs answered and the largest size the kernel asked for (logged at unmount: the READ size
+    #: ``--read-ahead`` gave, which decides the FUSE round trips per MiB of a sequential read); class
+    #: defaults, so an instance made without ``__init__`` (the adapter tests) counts too
+    reads = 0
+    largest_read = 0
+
     def __init__(self, *args: Any, **kwargs: Any):
         self._thread_state = threading.local()
         self._passes: dict[int, Any] = {}  # directory handle -> the entries of its pass (DirectoryEntries)
         self._passes_lock = threading.Lock()
-        #: READs answered and the largest size the kernel asked for (logged at unmount: the READ
-        #: size ``--read-ahead`` gave, which decides the FUSE round trips per MiB of a sequential read)
-        self.reads = 0
-        self.largest_read = 0
         try:
             super().__init__(*args, **kwargs)  # mounts and serves until unmounted
         finally:

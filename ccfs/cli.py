@@ -13,7 +13,7 @@ from click.core import ParameterSource
 from . import clickoptions, mountoptions
 from .commands import COMMANDS
 from .flags import cli_flag
-from .mount import MountError, MountRequest, mount, unmount
+from .mount import MountError, MountRequest, fuse_max_read, mount, unmount
 from .mountoptions import mount_options
 from .refs_cli import refs_command
 from .target import parse_target
@@ -40,7 +40,7 @@ FUSE_OPTIONS = frozenset({
 #: FUSE options ccfs sets itself, and what to use instead
 FUSE_SET_BY_CCFS = {
     "fsname": "ccfs sets it (ccfs:TARGET)", "subtype": "ccfs sets it (ccfs)",
-    "ro": "ccfs mounts are always read-only", "rw": "ccfs mounts are always read-only",
+    "ro": "ccfs mounts are read-only unless given --rw", "rw": "use --rw",
     "uid": "use --uid", "gid": "use --gid", "umask": "use --umask",
 }
 
@@ -56,6 +56,10 @@ def check_fuse_options(options: Sequence[str]) -> None:
         if name not in FUSE_OPTIONS:
             known = ", ".join(sorted(FUSE_OPTIONS))
             raise click.BadParameter(f"{item}: not a FUSE option ccfs knows (known: {known})", param_hint="-o")
+        try:
+            fuse_max_read({name: item.partition("=")[2]} if name == "max_read" else {})
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="-o") from None
 
 
 def called_by_mount_fuse(argv: list[str], commands: Mapping[str, click.Command]) -> bool:

@@ -155,6 +155,25 @@ def setup_logging(request: MountRequest, foreground: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+#: ``-o max_read=N``: the largest READ a mount may be asked to cap its READs at, and the smallest
+MAX_READ_RANGE = (4096, 2**20)
+
+
+def fuse_max_read(fuse_options: dict[str, object]) -> int:
+    """The READ size ``-o max_read=N`` asks for (0: not given). libfuse 3 passes it to the kernel at
+    mount, and then refuses to serve unless the filesystem's ``init`` asks for the same size, so the
+    value is read once here and handed to both. ``ValueError`` naming the option if it is not a whole
+    number of bytes within ``MAX_READ_RANGE``."""
+    given = fuse_options.get("max_read")
+    if given is None:
+        return 0
+    low, high = MAX_READ_RANGE
+    text = str(given)
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"max_read={given}: not a READ size in bytes from {low} to {high}")
+    return int(text)
+
+
 def raise_readahead(mountpoint: str, kib: int, timeout: float = 10.0) -> None:
     """Let the kernel send READs of up to ``kib`` KiB (FUSE's default read-ahead caps them at 128 KiB).
 
@@ -237,8 +256,6 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
         # on a thread: the knob is found through a stat of the mountpoint, which this callback blocks
         threading.Thread(target=announce, name="ccfs-ready", daemon=True).start()
 
-    operations = Operations(filesystem, request.options.metadata_ttl, on_ready=ready,
-                            attr_ttl=request.options.attr_ttl, sync_reads=request.options.interruptible_reads)
     extra: dict[str, object] = {}
     for option in request.fuse_options:
         for item in option.split(","):
@@ -246,6 +263,9 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
                 continue
             name, _, value = item.partition("=")
             extra[name] = value if value else True
+    operations = Operations(filesystem, request.options.metadata_ttl, on_ready=ready,
+                            attr_ttl=request.options.attr_ttl, sync_reads=request.options.interruptible_reads,
+                            max_read=fuse_max_read(extra))
     if request.options.uid is not None or request.options.gid is not None or request.options.umask:
         extra.setdefault("default_permissions", True)  # the kernel enforces the modes shown
     if request.options.rw:  # what writes need of libfuse (big WRITEs), said once if it is missing

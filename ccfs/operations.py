@@ -66,8 +66,10 @@ class Operations(fuse.Operations):
     use_ns = True
 
     def __init__(self, filesystem: CcFilesystem, ttl: float, on_ready: Callable[[], None] | None = None,
-                 attr_ttl: float | None = None, sync_reads: bool = False):
+                 attr_ttl: float | None = None, sync_reads: bool = False, max_read: int = 0):
         self.fs = filesystem
+        #: ``-o max_read``: libfuse 3 refuses to serve unless ``init`` asks for the same READ size
+        self.max_read = max_read
         self.sync_reads = sync_reads
         self.ttl = ttl
         self.attr_ttl = ttl if attr_ttl is None else attr_ttl
@@ -80,6 +82,8 @@ class Operations(fuse.Operations):
     def init_with_config(self, conn_info: Any, config_3: Any) -> None:
         if conn_info is not None:
             conn_info.max_readahead = max(conn_info.max_readahead, 2**20)
+            if self.max_read and hasattr(conn_info, "max_read"):  # libfuse 3's conn_info carries it
+                conn_info.max_read = self.max_read
             # O_DIRECT READs as requests their reader waits for: sent in the background, a reader
             # could not be freed even by SIGKILL until the fetch ended; now a signal sends INTERRUPT
             conn_info.want &= ~FUSE_CAP_ASYNC_DIO

@@ -34,7 +34,9 @@ USAGE = "usage: mount.fuse.ccfs SOURCE MOUNTPOINT [-o OPTION[=VALUE],...]"
     (["--cache-size", "\u0665\u0661\u0662M"], "is not a size"),
     (["-o", "fsname=mine"], "-o: fsname=mine: ccfs sets it"),
     (["-o", "subtype=x"], "-o: subtype=x: ccfs sets it"),
-    (["-o", "allow_other,ro"], "-o: ro: ccfs mounts are always read-only"),
+    (["-o", "allow_other,ro"], "-o: ro: ccfs mounts are read-only unless given --rw"),
+    (["-o", "max_read=12x"], "-o: max_read=12x: not a READ size in bytes from 4096 to 1048576"),
+    (["-o", "max_read=1"], "-o: max_read=1: not a READ size in bytes from 4096 to 1048576"),
     (["-o", "uid=0"], "-o: uid=0: use --uid"),
     (["-o", "no_such_fuse_option"], "-o: no_such_fuse_option: not a FUSE option ccfs knows"),
 ])

@@ -36,3 +36,16 @@ def test_a_fresh_mounts_first_read_uses_the_read_ahead(cci, tmp_path: Path, opti
                 pass
         mountpoint = m
     assert largest_read_kib(tmp_path / f"{mountpoint.name}.log") == kib
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may set a mount's read-ahead")
+def test_max_read_caps_the_read_size_and_the_mount_serves(cci, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``-o max_read=N`` reaches the kernel and the daemon's ``init`` alike: libfuse 3 refused to serve
+    (the daemon exited at once) when only the kernel was told."""
+    data = np.arange(2**20, dtype=np.float32)
+    cci.upload_raw_array("rs/m", data, compression=False)
+    with mounted(BUCKET, tmp_path, "--endpoint-url", cci.settings.endpoint_url, "--read-ahead", "1M",
+                 "-o", "max_read=65536") as m:
+        assert np.array_equal(np.load(m / "rs/m.npy"), data)
+        mountpoint = m
+    assert largest_read_kib(tmp_path / f"{mountpoint.name}.log") == 64

@@ -448,6 +448,7 @@ class CcFilesystem:
         options = self.options
         tuning = StreamTuning(run_size=options.prefetch_run, max_window=options.max_prefetch,
                               block_size=options.block_size, connections=options.fetch_threads,
+                              min_run=options.prefetch_run,
                               initial_window=options.first_prefetch) if options.adaptive_prefetch else None
         reader = ObjectReader(self.blocks, self.pool, range_fetch, (info.key, info.etag), body_size,
                               block_size=options.block_size,

@@ -67,11 +67,15 @@ def wait_interruptibly(future: Future[T], interrupted: Callable[[], bool]) -> T:
 SURE_STREAK = 4 * 2**20
 #: a stream read from the object's first byte without a gap (READs out of order aside) for this many
 #: READs is a whole-file read (cat, cp, np.load without mmap): it gets the whole window at once.
-#: Doubling from the first block cost 4 GETs one after another (~200 ms at 20 ms to the first byte)
-#: before the window was in flight. Not fewer: np.load(mmap_mode='r') reads its header from byte 0
-#: with one small read(), and the kernel's read-ahead for it sends 3 READs of 128 KiB from byte 0
-#: (measured, Linux 6.18); a 64 MiB window for each open of a memmap was the cost of a threshold of 2
-START_READS = 6
+#: Doubling from the first block cost GETs one after another (~25 ms each at 20 ms to the first byte)
+#: before the window was in flight. The least that is not a memmap's open: np.load(mmap_mode='r')
+#: reads its header from byte 0 with one small read(), and the kernel's read-ahead for it sends 3 READs
+#: from byte 0 (128 KiB each, measured, Linux 6.18; fewer, larger ones with a larger --read-ahead), so
+#: a 4th READ from byte 0 is a reader going on. Measured against 6 (medians of paired rounds, 256 MiB):
+#: cold read at 20 ms, 0.85 -> 0.92 of 8 x 8 MiB GETs from a new process; np.load on loopback, 2.06x ->
+#: 1.77x download_raw_array; a memmap's open still fetches 0.75 MiB. A threshold of 2 cost a window
+#: (64 MiB and more) for each open of a memmap
+START_READS = 4
 #: a reader that waited this long (seconds) for a read-ahead that then failed takes the failure as its own
 LONG_WAIT = 4.0
 

@@ -8,7 +8,10 @@ so cottoncandy registers this one (:func:`register`, done when references are op
 ``cottoncandy.refs``). A reader without cottoncandy cannot decode such chunks, which is why portable
 references (``ccfs refs``) keep one gzip chunk per array unless asked for blocks.
 
-Config: ``{"id": ID, "size": S, "last": L}``, plus ``"crcs": [...]`` for a version 2 index: every
+Config: ``{"id": ID, "size": S, "last": L}``, plus ``"crcs": [...]`` for a version 2 index and
+``"object"``, the object the chunks come from (named in every error: a codec is not told which array
+or chunk it decodes, and a reader using the references without ``cottoncandy.refs``, which names the
+block itself, would otherwise see an error naming neither). Every
 chunk inflates to exactly ``S`` bytes but the array's last, which inflates to ``L`` and is padded to
 ``S`` (zarr stores edge chunks full size). Decoding never makes more than ``S`` bytes, whatever the
 chunk's bytes say, and a chunk must end as the writer ends a block (a full-flush marker, or the final
@@ -34,12 +37,14 @@ from .pgzip import SYNC_MARKER
 ID = record(GZIP).zarr_block or ""
 
 
-def config(size: int, last: int, crcs: list[int] | None = None) -> dict[str, Any]:
+def config(size: int, last: int, crcs: list[int] | None = None, source: str | None = None) -> dict[str, Any]:
     """The ``.zarray`` compressor of an array whose chunks are blocks of ``size`` decoded bytes (and,
-    when known, of these CRC-32s)."""
+    when known, of these CRC-32s), read from the object ``source`` (as errors name it)."""
     out: dict[str, Any] = {"id": ID, "size": int(size), "last": int(last)}
     if crcs is not None:
         out["crcs"] = [int(c) for c in crcs]
+    if source is not None:
+        out["object"] = str(source)
     return out
 
 
@@ -53,11 +58,15 @@ def _codec_class() -> type:
 
         codec_id = ID
 
-        def __init__(self, size: int, last: int | None = None, crcs: list[int] | None = None):
+        def __init__(self, size: int, last: int | None = None, crcs: list[int] | None = None,
+                     object: str | None = None):  # noqa: A002 - the config's key
             self.size = int(size)
             self.last = self.size if last is None else int(last)
+            self.source = None if object is None else str(object)
+            #: what every error starts with: the codec and, when the config names it, the object
+            self.label = ID if self.source is None else f"{ID} block of {self.source}"
             if not 0 < self.last <= self.size:
-                raise ValueError(f"{ID}: last block of {self.last} bytes, blocks of {self.size}")
+                raise ValueError(f"{self.label}: last block of {self.last} bytes, blocks of {self.size}")
             listed = None if crcs is None else [int(c) for c in crcs]
             self.crcs = listed
             self._crc_set = None if listed is None else frozenset(listed)
@@ -73,20 +82,20 @@ def _codec_class() -> type:
             try:
                 produced = inflater.decompress(data, self.size + 1)
             except zlib.error as exc:
-                raise ValueError(f"{ID}: damaged block ({exc})") from exc
+                raise ValueError(f"{self.label}: damaged ({exc})") from exc
             ended = inflater.eof or data[-len(SYNC_MARKER):] == SYNC_MARKER  # as the writer ends blocks
             if len(produced) not in (self.size, self.last) or inflater.unconsumed_tail or not ended:
-                raise ValueError(f"{ID}: block inflates to {len(produced)} bytes, not {self.size} "
+                raise ValueError(f"{self.label}: inflates to {len(produced)} bytes, not {self.size} "
                                  f"(or {self.last} for the last)")
             if self._crc_set is not None and (crc := zlib.crc32(produced)) not in self._crc_set:
-                raise ValueError(f"{ID}: block inflates to CRC-32 {crc:08x}, which no block of this array has "
+                raise ValueError(f"{self.label}: inflates to CRC-32 {crc:08x}, which no block of this array has "
                                  "(damaged)")
             chunk = np.zeros(self.size, dtype="u1")
             chunk[: len(produced)] = np.frombuffer(produced, dtype="u1")
             return ndarray_copy(chunk, out)
 
         def get_config(self) -> dict[str, Any]:
-            return config(self.size, self.last, self.crcs)
+            return config(self.size, self.last, self.crcs, self.source)
 
     return GzipBlock
 

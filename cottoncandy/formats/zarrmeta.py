@@ -122,10 +122,11 @@ def plan_body(spec: ArraySpec, body_size: int, body_offset: int = 0,
 
 
 def plan_blocks(spec: ArraySpec, blocks: Sequence[tuple[int, int]], block_size: int,
-                crcs: Sequence[int] | None = None) -> ChunkPlan | None:
+                crcs: Sequence[int] | None = None, source: str | None = None) -> ChunkPlan | None:
     """One chunk per block of an indexed gzip body (``blocks``: each block's compressed bytes
     ``[start, end)``, every block but the last ``block_size`` decoded bytes; ``crcs``: their CRC-32s
-    when the index gives them), decoded by ``formats.zarr_blocks``' codec; ``None`` when blocks do not
+    when the index gives them; ``source``: the object, as the codec's errors name it), decoded by
+    ``formats.zarr_blocks``' codec; ``None`` when blocks do not
     hold whole rows of a C-order array (then the body is one chunk, :func:`plan_body`)."""
     row = spec.row_bytes
     if spec.fortran or not row or block_size % row or len(blocks) < 2:
@@ -135,7 +136,7 @@ def plan_blocks(spec: ArraySpec, blocks: Sequence[tuple[int, int]], block_size: 
     ranges = tuple(ChunkRange(chunk_key([i] + [0] * (len(spec.shape) - 1)), start, end - start)
                    for i, (start, end) in enumerate(blocks))
     return ChunkPlan((rows, *grid_chunks(spec.shape[1:])), "C",
-                     zarr_blocks.config(block_size, last, None if crcs is None else list(crcs)), ranges)
+                     zarr_blocks.config(block_size, last, None if crcs is None else list(crcs), source), ranges)
 
 
 def zarray(shape: Sequence[int], dtype: np.dtype, plan: ChunkPlan) -> dict[str, Any]:

@@ -209,7 +209,8 @@ class _Builder:
             return None
         blocks = index.blocks
         plan = zarrmeta.plan_blocks(spec, [(b.start, b.end) for b in blocks], blocks[0].out_end - blocks[0].out_start,
-                                    None if blocks[0].crc is None else [b.crc or 0 for b in blocks])
+                                    None if blocks[0].crc is None else [b.crc or 0 for b in blocks],
+                                    self.store.describe(info.key))
         if plan is None:
             return None
         try:

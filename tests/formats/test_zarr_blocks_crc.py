@@ -40,3 +40,19 @@ def test_the_crcs_round_trip_through_the_config() -> None:
     config = zarr_blocks.config(SIZE, 10, [1, 2**32 - 1])
     assert numcodecs.get_codec(dict(config)).get_config() == config
     assert "crcs" not in zarr_blocks.config(SIZE, 10)  # version 1 indexes: as before
+
+
+def test_errors_name_the_object_the_config_names() -> None:
+    import numcodecs
+
+    zarr_blocks.register()
+    data = bytes(range(256)) * (SIZE // 256)
+    config = zarr_blocks.config(SIZE, SIZE, [deflate.crc32(data)], "s3://bucket/sub/x")
+    codec = numcodecs.get_codec(dict(config))
+    assert codec.get_config() == config
+    damaged = bytearray(data)
+    damaged[7] ^= 1
+    with pytest.raises(ValueError, match="block of s3://bucket/sub/x: inflates to CRC-32"):
+        codec.decode(block(bytes(damaged), False))
+    with pytest.raises(ValueError, match="block of s3://bucket/sub/x: inflates to 100 bytes"):
+        codec.decode(block(data[:100], True))

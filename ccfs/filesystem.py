@@ -31,7 +31,7 @@ from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
 from cottoncandy.cache.identity import object_identity
 from cottoncandy.cache.inflated import BlockTable, Indexes
-from cottoncandy.cache.prefetch import ObjectReader, RangeFetch, joined
+from cottoncandy.cache.prefetch import START_BYTES, ObjectReader, RangeFetch, joined
 from cottoncandy.cache.seek_index import beside_metadata
 from cottoncandy.cache.stretches import StretchReader
 from cottoncandy.cache.tuning import StreamTuning
@@ -455,7 +455,8 @@ class CcFilesystem:
                               max_window=options.max_prefetch if tuning else options.first_prefetch,
                               run_size=options.prefetch_run, origin=origin, budget=self.budget,
                               interrupted=self._read_given_up if self.interrupted is not None else None,
-                              demand=self.demand, tuning=tuning, progressive=range_fetch is fetch)
+                              demand=self.demand, tuning=tuning, progressive=range_fetch is fetch,
+                              start_bytes=START_BYTES if stretches is None else 0)
         if first is not None:
             reader.seed(first)
         return Handle(node, reader, None)

@@ -176,3 +176,19 @@ def test_idle_buffers_go_before_cached_blocks() -> None:
     assert pool.idle == 1  # one idle buffer freed: just what the budget needed
     assert all(cache.get(("k", i)) is not None for i in range(12))  # and no block was evicted for them
     assert not budget.over()
+
+
+def test_a_stream_from_byte_0_fetches_its_first_blocks_at_once() -> None:
+    """The first READ at byte 0 plans the rest of the first ``START_BYTES`` as one run (the reader
+    fetches the first block itself); a first READ elsewhere plans nothing."""
+    from cottoncandy.cache.prefetch import START_BYTES
+
+    r = make_reader(lambda start, end: DATA[start:end])
+    r.start_bytes = START_BYTES
+    (runs,) = planned_runs(r, [(0, READ)])
+    want = min(-(-START_BYTES // BLOCK), READ // BLOCK + r.run_blocks)  # at most a run
+    assert runs == [(READ // BLOCK, want - READ // BLOCK, runs[0][2])] and want > READ // BLOCK
+    elsewhere = make_reader(lambda start, end: DATA[start:end])
+    elsewhere.start_bytes = START_BYTES
+    assert planned_runs(elsewhere, [(4 * BLOCK, READ)]) == [[]]
+    assert planned_runs(make_reader(lambda start, end: DATA[start:end]), [(0, READ)]) == [[]]  # not asked

@@ -107,7 +107,9 @@ def test_np_load_mmap_needs_one_request_once_the_folder_is_known(cci, s3, tmp_pa
 
 
 def test_the_version_the_first_get_saw_is_pinned(cci, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    old = np.zeros(2**16)  # 512 KiB: the first block comes with the lookup, the rest later with If-Match
+    # 2 MiB: the first block comes with the lookup, the rest later with If-Match (a read from byte 0
+    # fetches the first ``START_BYTES`` at once: the read that must fail lies beyond them)
+    old = np.zeros(2**18)
     cci.upload_raw_array("rt/v", old, compression=False)
     with mounted(BUCKET, tmp_path, *endpoint(cci), *ATTR_TTL, expect_errors=True) as m:
         os.listdir(m / "rt")
@@ -115,11 +117,11 @@ def test_the_version_the_first_get_saw_is_pinned(cci, s3, tmp_path: Path) -> Non
         fd = os.open(m / "rt/v.npy", os.O_RDONLY)
         try:
             assert os.pread(fd, 8, 200) == bytes(8)
-            cci.upload_raw_array("rt/v", np.ones(2**16), compression=False)  # same size, new ETag
+            cci.upload_raw_array("rt/v", np.ones(2**18), compression=False)  # same size, new ETag
             with pytest.raises(OSError) as caught:
-                os.pread(fd, 8, 400_000)
+                os.pread(fd, 8, 1_600_000)
             assert caught.value.errno == errno.ESTALE
         finally:
             os.close(fd)
         age_metadata()
-        assert np.array_equal(np.load(m / "rt/v.npy"), np.ones(2**16))  # a new open sees the new version
+        assert np.array_equal(np.load(m / "rt/v.npy"), np.ones(2**18))  # a new open sees the new version

@@ -76,13 +76,14 @@ SURE_STREAK = 4 * 2**20
 #: 1.77x download_raw_array; a memmap's open still fetches 0.75 MiB. A threshold of 2 cost a window
 #: (64 MiB and more) for each open of a memmap
 START_READS = 4
-#: a stream of a raw object that starts at its byte 0 fetches its first this-many bytes at once (the blocks
-#: after the first in one background GET, beside the first block's own): about what a memmap's open
-#: fetched there anyway (0.75-1 MiB, in GETs one after the other as its header read's 3 READs doubled
-#: the window), and what a whole-file read needs before its 4th READ opens the window (``START_READS``).
-#: Measured (256 MiB, 20 ms to the first byte, 7 paired rounds): cold read 0.90 -> 0.94 of 8 x 8 MiB
-#: GETs from a new process; a memmap's open: 3 GETs -> 2, about 1 MiB either way
-START_BYTES = 768 * 1024
+#: a stream of a raw object that starts at its byte 0 fetches its first this-many bytes at once (the
+#: blocks after the first in one background GET, beside the first block's own): what a memmap's open
+#: fetched there anyway (3 blocks of 256 KiB with the header's offset, in GETs one after the other as
+#: its header read's 3 READs doubled the window), and what a whole-file read needs before its 4th READ
+#: opens the window (``START_READS``). Measured (256 MiB, 20 ms to the first byte, 7 paired rounds):
+#: cold read 0.90 -> 0.94 of 8 x 8 MiB GETs from a new process (with 768 KiB; 512 KiB covers the same
+#: READs, and a memmap's open fetched 1 MiB with 768)
+START_BYTES = 512 * 1024
 #: a reader that waited this long (seconds) for a read-ahead that then failed takes the failure as its own
 LONG_WAIT = 4.0
 

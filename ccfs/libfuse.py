@@ -281,6 +281,23 @@ def session_watch() -> SessionWatch | None:
     return SessionWatch(exited, session) if session else None
 
 
+#: the most worker threads libfuse 3's loop runs (its own default, named here so the idle limit matches it)
+MAX_THREADS = 10
+
+
+def thread_options() -> dict[str, object]:
+    """The FUSE options every mount adds for libfuse 3's worker threads.
+
+    libfuse 3.14.0 printed "fuse: Ignoring invalid max threads value 4294967295 > max (100000)." on
+    stderr at every mount (a ``--foreground`` mount's terminal): its unset ``max_idle_threads`` is
+    UINT_MAX, which its own range check refuses (3.14.1 stopped saying so). Given as ``max_threads``,
+    no idle worker is ever ended, as when unset: the same loop, without the line. libfuse 2 has
+    neither option."""
+    if int(getattr(fuse, "fuse_version_major", 3)) < 3:
+        return {}
+    return {"max_threads": MAX_THREADS, "max_idle_threads": MAX_THREADS}
+
+
 def write_options() -> dict[str, object]:
     """The FUSE options a ``--rw`` mount adds. libfuse 3 negotiates WRITEs of up to 1 MiB by itself;
     libfuse 2 sends 4 KiB WRITEs (77 MB/s measured, against 300-850 MB/s) unless told ``big_writes``,

@@ -209,7 +209,7 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
 
     from .control import sighup_refresh
     from .filesystem import CcFilesystem
-    from .libfuse import fuse_class, interrupted_check, session_watch, write_options
+    from .libfuse import fuse_class, interrupted_check, session_watch, thread_options, write_options
     from .operations import Operations
 
     tune_malloc()  # before any thread: RSS follows the budget (``cottoncandy.cache.allocator``)
@@ -268,6 +268,7 @@ def serve(request: MountRequest, on_ready: Callable[[], object] | None = None) -
                             max_read=fuse_max_read(extra))
     if request.options.uid is not None or request.options.gid is not None or request.options.umask:
         extra.setdefault("default_permissions", True)  # the kernel enforces the modes shown
+    extra.update(thread_options())
     if request.options.rw:  # what writes need of libfuse (big WRITEs), said once if it is missing
         extra.update(write_options())
     log.info("mounting %s on %s", request.target, request.mountpoint)

@@ -15,7 +15,7 @@ was asked again through boto3, so anything but 0 means the figures carry extra r
     python scripts/bench_mount.py [--gib 1] [--arrays 2000] [--rows 100] [--big-folder 100000]
                                   [--networks loopback,remote] [--latency-ms 20] [--mbps 100] [--auth]
     python scripts/bench_mount.py --compressed [--compressed-mib 64] [--rounds 3]   # compressed arrays only
-    python scripts/bench_mount.py --reads --gib 0.25 [--rounds 3] [--read-aheads 512K,1M]   # the read path only
+    python scripts/bench_mount.py --reads --gib 0.25 [--rounds 3] [--read-aheads 512K,1M,1M/128K]   # the read path only
 
 ``--auth``: the server checks every request's SigV4 signature (``s3server --auth``); the refusals line
 then shows whether the fast path's requests were all accepted.
@@ -497,7 +497,8 @@ def main() -> None:
     parser.add_argument("--reads", action="store_true",
                         help="only the read path's rows against their bounds (scripts/bench_reads.py; use --gib 0.25)")
     parser.add_argument("--read-aheads", default="",
-                        help="--reads: also measure these --read-ahead settings in each round (e.g. 512K,1M)")
+                        help="--reads: also measure these --read-ahead settings in each round (e.g. 512K,1M; "
+                             "1M/128K: read-ahead 1M made of 128 KiB READs, -o max_read)")
     args = parser.parse_args()
     if args.reads:
         import bench_reads

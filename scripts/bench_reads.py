@@ -55,6 +55,25 @@ def profiled(pid: int | None, name: str, enabled: bool) -> Iterator[None]:
         print(f"  profile: {out}", flush=True)
 
 
+def mount_options(read_ahead: str) -> tuple[str, ...]:
+    """The ccfs options of one ``--read-aheads`` entry: ``SIZE`` (``--read-ahead SIZE``) or
+    ``SIZE/READ`` (the same, with the kernel's READs capped at READ bytes by ``-o max_read``: a
+    deep read-ahead made of small READs); ``""``: the mount's defaults."""
+    if not read_ahead:
+        return ()
+    size, _, read = read_ahead.partition("/")
+    options: tuple[str, ...] = ("--read-ahead", size)
+    if read:
+        options += ("-o", f"max_read={parse_size(read)}")
+    return options
+
+
+def parse_size(text: str) -> int:
+    """``128K``, ``1M`` or a number of bytes."""
+    units = {"K": 2**10, "M": 2**20}
+    return int(text[:-1]) * units[text[-1].upper()] if text[-1:].upper() in units else int(text)
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -88,7 +107,7 @@ def measure(endpoint: str, rows: int, rounds: int, sample: list[int],
         first = round_ == 0
         for ra in read_aheads:
             suffix = "" if not ra else f" ra={ra}"
-            options = ("--read-ahead", ra) if ra else ()
+            options = mount_options(ra)
 
             def add(key: str, value: float) -> None:
                 r.setdefault(key + suffix, []).append(value)  # noqa: B023 - called in this iteration

@@ -23,8 +23,9 @@ from __future__ import annotations
 import errno
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as wait_for_futures
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -52,6 +53,13 @@ def install(check: Check | None) -> Check | None:
 
 def restore(previous: Check | None) -> None:
     _local.check = previous
+
+
+def current() -> Check | None:
+    """This thread's check (``None``: its waits are not given up), to install on the threads
+    that do this thread's work, so they give up when it would."""
+    found: Check | None = getattr(_local, "check", None)
+    return found
 
 
 @contextmanager
@@ -94,6 +102,16 @@ def done(future: Future[T]) -> None:
             return
         except FutureTimeout:
             continue
+
+
+def first_settled(pending: set[Future[T]]) -> tuple[set[Future[T]], set[Future[T]]]:
+    """``concurrent.futures.wait(pending, return_when=FIRST_COMPLETED)``: (settled, still pending),
+    in slices that look at the check when this thread's waits may be given up."""
+    while True:
+        check()
+        finished, rest = wait_for_futures(pending, timeout=SLICE if active() else None, return_when=FIRST_COMPLETED)
+        if finished:
+            return finished, rest
 
 
 def wait(condition: threading.Condition, timeout: float | None = None) -> None:

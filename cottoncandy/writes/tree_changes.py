@@ -22,7 +22,8 @@ What each does (docs/SEMANTICS.md, "Writes"):
   array, which no server-side copy makes, so ``mv`` (and ``shutil.move``) copy it through the mount --
   decoded as read, streamed as written, with progress and interruptible -- and then remove the old
   name, instead of one ``rename`` call decoding and uploading a whole array while it blocks.
-- **rename of a folder**: every object under it copied, then the old keys deleted, when there are at
+- **rename of a folder**: every object under it copied (server-side, ``RENAME_COPIES_AT_ONCE`` at once),
+  then the old keys deleted, when there are at
   most ``rename_folder_limit`` of them (``WriteSettings``); beyond that ``EXDEV`` and one log line, before anything is
   copied, so ``mv`` falls back to copying file by file (visibly). A copy that fails removes the
   copies made and leaves every old key: nothing is half renamed. Files open for writing under it
@@ -50,8 +51,10 @@ import errno
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
+from .. import waits
 from ..formats.dask import MANIFEST, parse_manifest
 from ..formats.keys import user_metadata
 from ..formats.npy import NPY_HEADER_LIMIT, parse_npy_header
@@ -66,6 +69,8 @@ from .settings import WriteSettings
 
 log = logging.getLogger("cottoncandy.writes")
 
+#: server-side copies one folder rename keeps in flight (at most the store's ``concurrency``)
+RENAME_COPIES_AT_ONCE = 8
 #: the biggest ``metadata.json`` read to decide whether a folder is an array (manifests are small)
 MAX_MANIFEST_PEEK = 1 << 20
 
@@ -104,6 +109,14 @@ def copied_ranges(info: ObjectInfo, start: int) -> list[Piece]:
         return [b""]
     return [CopiedRange(info.key, a, min(info.size, a + MAX_COPY_PIECE), info.etag)
             for a in range(start, info.size, MAX_COPY_PIECE)]
+
+
+def lost_race_in(future: Future[None]) -> bool:
+    """Whether the copy ``future`` (settled) failed because another writer's object was at its new name."""
+    if future.cancelled():
+        return False
+    exc = future.exception()
+    return exc is not None and lost_race(exc)
 
 
 def _no_retarget(old: str, new: str) -> bool:
@@ -342,18 +355,8 @@ class TreeChanges:
                 log.warning("%s: renaming a folder of more than %d objects is refused (EXDEV: mv copies it "
                             "file by file; --rename-folder-limit raises the limit)", old, limit)
                 raise Refused(errno.EXDEV, f"{old} holds more than {limit} objects (--rename-folder-limit)")
-        copied: list[str] = []
-        condition = self._condition(None)  # the new folder is not shown: each copy is a new name
-        try:
-            for key in keys:
-                dst = prefix + key[len(node.prefix):]
-                copied.append(dst)  # (a copy whose answer was lost may be there: removed if the rename fails)
-                self._copy(key, dst, condition, versions[key])
-        except BaseException as exc:
-            if lost_race(exc):  # another writer's object at dst: never removed here
-                copied.pop()
-            delete_after_failure(self.store, copied, exc, "copies")
-            raise
+        copied = [prefix + key[len(node.prefix):] for key in keys]
+        self._copy_all(dict(zip(keys, copied)), self._condition(None), versions)  # each copy is a new name
         what = f"renaming the folder {old} to {new}"
         left = self._delete_old(dict(zip(keys, copied)), versions, what)
         self.folder_moved(old, new, dict(zip(keys, copied)))
@@ -362,6 +365,51 @@ class TreeChanges:
         self.folders.move(old, new)
         self._refuse_stale(left, what)
         log.info("%s -> %s: %d object(s) copied server-side and their old keys deleted", old, new, len(keys))
+
+    def _copy_all(self, copies: dict[str, str], condition: WriteCondition | None,
+                  versions: dict[str, str | None]) -> None:
+        """Each old key copied to its new key (``copies``), pinned to the version listed, up to
+        ``RENAME_COPIES_AT_ONCE`` at once: a copy is a HEAD and a CopyObject, two round trips, so one
+        after another a 200-object folder took 400 of them.
+
+        All or nothing: the first failure starts no further copy, lets those under way settle, then
+        deletes every copy started -- a copy whose answer was lost may have landed -- except where
+        another writer's object stood (``lost_race``: theirs, never removed here), and is raised; the
+        old keys are untouched. The pool's threads give up when the caller's would (its ``waits``
+        check: a FUSE request interrupted, the mount stopping)."""
+        caller = waits.current()
+        workers = max(1, min(RENAME_COPIES_AT_ONCE, self.store.concurrency, len(copies)))
+
+        def one(src: str, dst: str) -> None:
+            with waits.giving_up(caller):
+                self._copy(src, dst, condition, versions[src])
+
+        started: dict[Future[None], str] = {}
+        pending: set[Future[None]] = set()
+        failure: BaseException | None = None
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cc-rename")
+        try:
+            for src, dst in copies.items():
+                while len(pending) >= workers and failure is None:
+                    finished, pending = waits.first_settled(pending)
+                    failure = next((f.exception() for f in finished if f.exception() is not None), None)
+                if failure is not None:
+                    break
+                future = pool.submit(one, src, dst)
+                started[future] = dst
+                pending.add(future)
+            while pending and failure is None:
+                finished, pending = waits.first_settled(pending)
+                failure = next((f.exception() for f in finished if f.exception() is not None), None)
+        except BaseException as exc:  # the caller gave up (waits.GaveUp), or was interrupted
+            failure = exc
+        finally:
+            pool.shutdown(wait=True)  # copies under way settle (their own waits give up with the caller's)
+        if failure is None:
+            return
+        theirs = {dst for future, dst in started.items() if lost_race_in(future)}
+        delete_after_failure(self.store, [dst for dst in started.values() if dst not in theirs], failure, "copies")
+        raise failure
 
     def _delete_old(self, copies: dict[str, str], versions: dict[str, str | None], what: str) -> list[str]:
         """The old keys of a rename (``copies``: each old key -> its copy), once their copies exist: exact

@@ -26,35 +26,34 @@ from cottoncandy.writes.tree_changes import TreeChanges
 
 
 class WritesBeforeCopy(WrapperStore):
-    """The other writer: stores ``theirs`` at the copy's source just before the first copy is sent
-    (after the mount listed or looked the source up), as a racing writer would."""
+    """The other writer: stores ``theirs`` at ``key`` just before that key's copy is sent (after the
+    mount listed or looked it up), as a racing writer would. A folder's copies run several at once:
+    the race is tied to one key, not to whichever copy starts first."""
 
-    def __init__(self, inner: ObjectStore, theirs: bytes) -> None:
+    def __init__(self, inner: ObjectStore, theirs: bytes, key: str) -> None:
         super().__init__(inner)
-        self.theirs: bytes | None = theirs
+        self.theirs, self.key = theirs, key
 
     def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None,
              source_etag: str | None = None) -> None:
-        if self.theirs is not None:
+        if src == self.key:
             self.inner.put(src, self.theirs)
-            self.theirs = None
         self.inner.copy(src, dst, condition=condition, source_etag=source_etag)
 
 
 class WritesAfterCopy(WrapperStore):
-    """The other writer: stores ``theirs`` at the copy's source just after the first copy landed,
-    before the rename deletes the old name."""
+    """The other writer: stores ``theirs`` at ``key`` just after that key's copy landed, before the
+    rename deletes the old name."""
 
-    def __init__(self, inner: ObjectStore, theirs: bytes) -> None:
+    def __init__(self, inner: ObjectStore, theirs: bytes, key: str) -> None:
         super().__init__(inner)
-        self.theirs: bytes | None = theirs
+        self.theirs, self.key = theirs, key
 
     def copy(self, src: str, dst: str, *, condition: WriteCondition | None = None,
              source_etag: str | None = None) -> None:
         self.inner.copy(src, dst, condition=condition, source_etag=source_etag)
-        if self.theirs is not None:
+        if src == self.key:
             self.inner.put(src, self.theirs)
-            self.theirs = None
 
 
 @pytest.fixture(params=["memory", "local", "s3"])
@@ -72,7 +71,7 @@ def changes(store: ObjectStore) -> tuple[TreeChanges, Namespace]:
 
 def test_a_file_replaced_after_it_was_shown_is_not_renamed(store: ObjectStore) -> None:
     store.put("a.txt", b"mine")
-    racing = WritesBeforeCopy(store, b"theirs")
+    racing = WritesBeforeCopy(store, b"theirs", "a.txt")
     tree, ns = changes(racing)
     assert isinstance(ns.lookup("a.txt"), FileNode)  # the version the mount shows: 'mine'
     with pytest.raises(OSError) as caught:
@@ -84,7 +83,7 @@ def test_a_file_replaced_after_it_was_shown_is_not_renamed(store: ObjectStore) -
 def test_a_folder_member_replaced_after_the_listing_stops_the_rename(store: ObjectStore) -> None:
     for name in ("f/1", "f/2"):
         store.put(name, name.encode())
-    racing = WritesBeforeCopy(store, b"theirs")  # f/1, the first copied, is replaced after the listing
+    racing = WritesBeforeCopy(store, b"theirs", "f/1")  # replaced after the listing
     tree, ns = changes(racing)
     ns.children("", ahead=False)
     with pytest.raises(OSError) as caught:
@@ -111,7 +110,7 @@ def test_the_s3_store_pins_the_copy_source(s3_store) -> None:  # type: ignore[no
 
 def test_a_file_replaced_after_its_copy_keeps_both_names(store: ObjectStore) -> None:
     store.put("a.txt", b"mine")
-    tree, ns = changes(WritesAfterCopy(store, b"theirs"))
+    tree, ns = changes(WritesAfterCopy(store, b"theirs", "a.txt"))
     ns.lookup("a.txt")
     with pytest.raises(OSError) as caught:
         tree.rename("a.txt", "b.txt")
@@ -122,7 +121,7 @@ def test_a_file_replaced_after_its_copy_keeps_both_names(store: ObjectStore) -> 
 def test_a_folder_member_replaced_after_its_copy_is_kept(store: ObjectStore) -> None:
     for name in ("f/1", "f/2"):
         store.put(name, name.encode())
-    tree, ns = changes(WritesAfterCopy(store, b"theirs"))
+    tree, ns = changes(WritesAfterCopy(store, b"theirs", "f/1"))
     ns.children("", ahead=False)
     with pytest.raises(OSError) as caught:
         tree.rename("f", "g")

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -1050,7 +1050,7 @@ class S3Store(ObjectStore):
                     pending.add(pool.submit(send, number, [view]))
                     del view  # the future holds the part until it is sent
                     if len(pending) >= in_flight:
-                        finished, pending = _first_settled(pending)
+                        finished, pending = waits.first_settled(pending)
                         for fut in finished:
                             fut.result()
                 for fut in pending:
@@ -1544,15 +1544,6 @@ def _parts_pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor]:
         raise
     finally:
         pool.shutdown(wait=not given_up, cancel_futures=given_up)
-
-
-def _first_settled(pending: set[Future[T]]) -> tuple[set[Future[T]], set[Future[T]]]:
-    """``wait(pending, FIRST_COMPLETED)``, in slices when this thread's waits may be given up."""
-    while True:
-        waits.check()
-        finished, rest = wait(pending, timeout=waits.SLICE if waits.active() else None, return_when=FIRST_COMPLETED)
-        if finished:
-            return finished, rest
 
 
 def multipart_etag(part_etags: Iterable[str]) -> str:

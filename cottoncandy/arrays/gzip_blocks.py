@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 #: blocks being fetched and inflated at once (each holds a compressed block and its decoded copy)
 READ_WORKERS = 4
-#: largest block the parallel reader accepts (ours are 4 MiB; larger ones come from a forged index)
-MAX_READ_BLOCK = 64 * 2**20
+#: largest block the parallel reader accepts (declared with the format: ``pgzip.MAX_READ_BLOCK``)
+MAX_READ_BLOCK = pgzip.MAX_READ_BLOCK
 #: bytes of whole decodes kept in the process for readers of parts of arrays: ``GzipRows`` readers that
 #: fell back (a body whose index failed) and dask parts sliced but readable only whole
 #: (``dask_parts.PartSlices``); the least recently used is let go past this, and a decode of more is

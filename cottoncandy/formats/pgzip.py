@@ -97,6 +97,10 @@ HEADER_FIXED = 10 + 2 + 4 + _FIXED.size
 TRAILER = 8
 #: how every block but the last ends: the empty stored block a full flush writes
 SYNC_MARKER = b"\x00\x00\xff\xff"
+#: largest block a reader accepts (the writer makes 4 MiB ones, larger only past :data:`MAX_BLOCKS` blocks
+#: of them): an index or a codec config asking for more is forged, and is refused before anything of
+#: that size is allocated or fetched
+MAX_READ_BLOCK = 64 * 2**20
 
 
 class BlockIndexError(ValueError):

@@ -13,7 +13,8 @@ Config: ``{"id": ID, "size": S, "last": L}``, plus ``"crcs": [...]`` for a versi
 or chunk it decodes, and a reader using the references without ``cottoncandy.refs``, which names the
 block itself, would otherwise see an error naming neither). Every
 chunk inflates to exactly ``S`` bytes but the array's last, which inflates to ``L`` and is padded to
-``S`` (zarr stores edge chunks full size). Decoding never makes more than ``S`` bytes, whatever the
+``S`` (zarr stores edge chunks full size); ``S`` is at most ``pgzip.MAX_READ_BLOCK`` (a config asking
+for more is refused before a chunk is allocated). Decoding never makes more than ``S`` bytes, whatever the
 chunk's bytes say, and a chunk must end as the writer ends a block (a full-flush marker, or the final
 block): a block cut in the wrong place by a forged index fails (``ValueError``) instead of giving wrong
 values. With ``crcs``, a chunk must also inflate to one of the array's block CRC-32s (a codec is not
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .codecs import GZIP, record
-from .pgzip import SYNC_MARKER
+from .pgzip import MAX_READ_BLOCK, SYNC_MARKER
 
 #: the numcodecs id (declared in the codec table: ``Codec.zarr_block`` of gzip)
 ID = record(GZIP).zarr_block or ""
@@ -65,6 +66,8 @@ def _codec_class() -> type:
             self.source = None if object is None else str(object)
             #: what every error starts with: the codec and, when the config names it, the object
             self.label = ID if self.source is None else f"{ID} block of {self.source}"
+            if not 0 < self.size <= MAX_READ_BLOCK:  # before ``decode`` allocates a chunk of ``size``
+                raise ValueError(f"{self.label}: blocks of {self.size} bytes (a block is 1 to {MAX_READ_BLOCK})")
             if not 0 < self.last <= self.size:
                 raise ValueError(f"{self.label}: last block of {self.last} bytes, blocks of {self.size}")
             listed = None if crcs is None else [int(c) for c in crcs]

@@ -165,8 +165,10 @@ def create_private_file(path: str | os.PathLike[str], truncate: bool = True) -> 
 
 def open_private_file(path: str | os.PathLike[str]) -> int:
     """A descriptor of the existing file ``path`` for reading, never through a link; ``OSError`` unless
-    it is a regular file of the current user (or root) that others cannot write."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    it is a regular file of the current user (or root) that others cannot write. ``O_NONBLOCK``: a named
+    pipe (or a device) at that name is refused after the open returns, not waited on for a writer that
+    never comes (regular files ignore the flag)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         _check_file(fd, path)
     except BaseException:

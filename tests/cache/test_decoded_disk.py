@@ -89,3 +89,30 @@ def test_decoded_blocks_share_the_folder_limit(tmp_path: Path) -> None:
     store.flush()
     assert store.usage <= limit and store.evicted >= 4
     store.close()
+
+
+def test_a_fifo_in_place_of_a_block_file_fails_only_itself_without_a_wait(tmp_path: Path) -> None:
+    """A named pipe at a block's name (made by the folder's user by mistake, or left by a tool) is not a
+    regular file: the read must not open it and wait for a writer that never comes (every wait has a
+    bound); it is discarded and its block decoded again."""
+    import threading
+
+    store, decoder = DiskBlockStore(tmp_path, 2**20), Decoder()
+    fetcher(store, decoder)(0, 2 * BLOCK)
+    store.flush()
+    path = store.path(block_name(IDENT, "e1", BLOCK, 2 * BLOCK, DECODED))
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    decoder.asked.clear()
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(bytes(fetcher(store, decoder)(0, 2 * BLOCK))), daemon=True)
+    reader.start()
+    reader.join(10)
+    stuck = reader.is_alive()
+    if stuck:  # let the stuck open return, so the thread ends
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        reader.join(10)
+    assert not stuck, "reading the block waited on a named pipe"
+    assert got == [DECODED_BYTES[: 2 * BLOCK]] and decoder.asked == [(BLOCK, 2 * BLOCK)] and store.corrupt == 1
+    store.close()

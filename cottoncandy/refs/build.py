@@ -21,8 +21,10 @@ through ``formats.dask.parse_manifest`` and every part against it. A compressed 
 exactly the array's bytes before a reader is pointed at it (``_Builder.check_body_sizes``: zarr's
 codecs decode a chunk whole, so a body claimed as 5 values that inflates to 1 GiB cost each reader
 2.2 GB): no larger than the array can compress to, and the size each format declares (gzip's ISIZE
-trailer, one ranged GET; LZ4's and zstd's headers; the xz index) equal to the array's; small gzip
-bodies and zlib/bz2 bodies (which declare nothing) are decoded into nothing, bounded. Names zarr
+trailer, one ranged GET; LZ4's and zstd's headers; the xz index) equal to the array's; gzip bodies
+referenced as one chunk (ISIZE is only the last member's size, mod 2**32) and zlib/bz2 bodies (which
+declare nothing) are decoded into nothing, bounded; gzip blocks referenced one per chunk are not (the
+block codec makes at most a block). Names zarr
 cannot hold (a backslash, which zarr reads as a separator, so one such key made ``open_dataset`` of
 the whole folder fail; names that are not UTF-8; in portable references, ``?versionId=``, which
 s3fs cuts from the key) are left out the same way. When a whole prefix is read, an object
@@ -172,8 +174,9 @@ class _Builder:
         """A raw array object (its HEAD in ``info``) as the array ``path``."""
         name = self.store.describe(info.key)
         spec = spec_for_body(info.metadata, info.size, name)
-        self.check_body_sizes(info, spec)
-        plan = self.block_plan(info, spec) or zarrmeta.plan_body(spec, info.size, 0, self.chunk_bytes)
+        blocks = self.block_plan(info, spec)  # its index checked against the body (check_index)
+        self.check_body_sizes(info, spec, whole=blocks is None)
+        plan = blocks or zarrmeta.plan_body(spec, info.size, 0, self.chunk_bytes)
         extra = user_metadata(info.metadata)  # the keys describing the body are not attributes
         self.add_array(path, spec, plan, info, extra)
 
@@ -223,14 +226,18 @@ class _Builder:
             b.start: (i, b.end, i == len(blocks) - 1) for i, b in enumerate(blocks)}
         return plan
 
-    def check_body_sizes(self, info: ObjectInfo, spec: ArraySpec) -> None:
+    def check_body_sizes(self, info: ObjectInfo, spec: ArraySpec, whole: bool = True) -> None:
         """``ValueError`` unless a compressed body decodes to the array's size, checked before any
         reader pays for it: numcodecs (so zarr) decodes a chunk whole into a fresh buffer, and LZ4 and
-        zstd allocate what their header says.
+        zstd allocate what their header says. ``whole``: the body is referenced as one chunk (False: as
+        gzip blocks, each inflated by ``formats.zarr_blocks``' codec, which makes at most a block).
 
         * any codec: the body is no larger than the array can compress to (``codecs.max_body_size``);
         * gzip: ISIZE, the decoded size mod 2**32 in the body's last 4 bytes (one ranged GET), matches;
-          a body of at most :data:`WHOLE_CHECK` bytes comes whole in that GET and is decoded instead;
+          a body of at most :data:`WHOLE_CHECK` bytes comes whole in that GET and is decoded instead; a
+          larger one read as one chunk is then streamed through the bounded decoder too (ISIZE is the
+          last member's, mod 2**32: a 260 KB body of two members with a right ISIZE inflated to 257 MiB
+          for a 1 MiB array);
         * LZ4, zstd: the size in their first bytes; lzma: the sizes in the xz index, and the body is
           one xz stream (``lzma`` decodes streams that follow it too);
         * zlib, bz2, which declare no size: the body streams through a bounded decoder into nothing.
@@ -238,14 +245,14 @@ class _Builder:
         if spec.compression is None:
             return
         try:
-            declared = self._declared_size(info, spec, codecs.record(spec.compression))
+            declared = self._declared_size(info, spec, codecs.record(spec.compression), whole)
         except codecs.CorruptBodyError as exc:
             raise ValueError(f"{self.store.describe(info.key)}: {exc}") from None
         if declared is not None and declared != spec.nbytes:
             raise ValueError(f"{self.store.describe(info.key)}: {spec.compression} body declares {declared} "
                              f"decoded bytes, the array needs {spec.nbytes}")
 
-    def _declared_size(self, info: ObjectInfo, spec: ArraySpec, codec: codecs.Codec) -> int | None:
+    def _declared_size(self, info: ObjectInfo, spec: ArraySpec, codec: codecs.Codec, whole: bool) -> int | None:
         """What the body says it decodes to (``None``: decoded here, checked by the decoder)."""
         if info.size > codecs.max_body_size(spec.nbytes):
             raise codecs.CorruptBodyError(
@@ -272,11 +279,14 @@ class _Builder:
             if isize != spec.nbytes % 2**32:
                 raise codecs.CorruptBodyError(f"{codec.id} body's trailer (ISIZE) says {isize} decoded bytes "
                                               f"(mod 2**32), the array needs {spec.nbytes}")
-            return None
-        if codec.size_at == "isize":
+            if not whole:
+                return None  # each chunk is a block, inflated by a codec that makes at most a block
+        elif codec.size_at == "isize":
             codecs.decode_into(get(0, info.size), codec.id, codecs.Discard(spec.nbytes))
             return None
-        with self.store.open_read(info.key, if_match=info.etag) as stream:  # zlib, bz2: size_at "none"
+        # zlib, bz2 (size_at "none"), and gzip read as one chunk: ISIZE is the last member's size mod
+        # 2**32, so a member before it (or 2**32 more bytes) can hide anything; streamed into nothing
+        with self.store.open_read(info.key, if_match=info.etag) as stream:
             codecs.decode_stream_into(iter(lambda: stream.read(STREAM_PIECE), b""), codec.id,
                                       codecs.Discard(spec.nbytes))
         return None

@@ -218,6 +218,24 @@ def test_ccfs_refs_names_each_body_left_out_in_one_line(s3, cci) -> None:  # typ
         assert sum(line.startswith(f"left out s3://{BUCKET}/{key}:") and words in line for line in lines) == 1
 
 
+def test_a_large_gzip_body_hiding_a_member_behind_a_right_trailer_is_refused(cci) -> None:  # type: ignore[no-untyped-def]
+    """A gzip body larger than ``WHOLE_CHECK`` whose last member's trailer (ISIZE) is the array's size but
+    whose first member inflates to 256 MiB: ISIZE describes the last member only (and only mod 2**32), so
+    it cannot bound what zarr's codec makes of the one chunk; the body is decoded into nothing, bounded,
+    before a reader is pointed at it. The array's own gzip body (ours, one chunk) still references."""
+    import gzip
+
+    arr = np.zeros(2**17)
+    hidden = gzip.compress(bytes(256 * 2**20), 9) + gzip.compress(arr.tobytes(), 9)
+    assert len(hidden) > 64 * 2**10  # past the small bodies decoded whole from their one GET
+    cci.store.put("hidden/x", hidden, {**F8, "shape": str(arr.size), "compression": "gzip"})
+    with pytest.raises(ValueError, match=r"hidden/x: gzip body decodes to more than the 1048576 bytes"):
+        ccrefs.build_refs(cci.store, "hidden/x")
+    good = np.random.default_rng(0).integers(0, 9, (2**16, 4)).astype(np.float64)
+    cci.upload_raw_array("hidden/good", good)
+    assert np.array_equal(ccrefs.open_dataset(cci, "hidden/good")["good"].values, good)
+
+
 @pytest.mark.parametrize("name", ["back\\slash", "sub\\folder/x", "s3:\\x"])
 def test_a_name_zarr_cannot_hold_is_left_out_and_the_folder_opens(cci, name: str) -> None:  # type: ignore[no-untyped-def]
     """Issue 24: one key ``back\\slash`` made ``open_dataset`` of the whole folder fail (zarr reads a

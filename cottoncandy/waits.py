@@ -9,11 +9,11 @@ libfuse's loop can end).
 
 The thread serving a request installs a check (``install``/``restore``, or ``giving_up``) that
 returns the errno to give up with, or ``None``. The waits of the core go through this module:
-``done`` (another thread's call, a future), ``wait`` (a condition) and ``offload`` (work that would
-block this thread, a LIST, runs on a helper thread; the request may go, the work goes on and its
-result serves the next caller). They wait in slices of ``SLICE`` seconds and ask the check between
-them, raising ``GaveUp``. A thread without a check (the library, the daemon's own workers) waits as
-before, and pays nothing.
+``done`` (another thread's call, a future), ``wait`` (a condition), ``happened`` (an event) and
+``offload`` (work that would block this thread, a LIST, runs on a helper thread; the request may go,
+the work goes on and its result serves the next caller). They wait in slices of ``SLICE`` seconds and
+ask the check between them, raising ``GaveUp``. A thread without a check (the library, the daemon's own
+workers) waits as before, and pays nothing.
 
 A leaf: imports nothing of the project (``singleflight`` waits through it).
 """
@@ -123,6 +123,16 @@ def wait(condition: threading.Condition, timeout: float | None = None) -> None:
     check()
     condition.wait(SLICE if timeout is None else min(timeout, SLICE))
     check()
+
+
+def happened(event: threading.Event) -> None:
+    """``event.wait()``, in slices that look at the check when this thread's waits may be given up."""
+    if not active():
+        event.wait()
+        return
+    check()
+    while not event.wait(SLICE):
+        check()
 
 
 def offload(call: Callable[[], T], name: str = "cc-offload") -> T:

@@ -83,7 +83,9 @@ class Writer(Protocol):
     def rmdir(self, path: str) -> None: ...
 
     def pending(self, path: str) -> WriteHandle | None:
-        """A file open for writing at ``path`` (``stat`` shows it, not the store's answer), or ``None``."""
+        """A file open for writing at ``path`` (``stat`` shows it, not the store's answer), or ``None``;
+        a file whose last release is storing it is waited for first (then ``release_refusal`` has its
+        refusal)."""
         ...
 
     def release_refusal(self, path: str) -> OSError | None:

@@ -207,14 +207,15 @@ class StoreWriter:
     def _settled(self, path: str) -> OpenFile | None:
         """The open file at ``path`` to join, or ``None``; a file whose last release is storing it is
         waited for first (a RELEASE is sent in the background: ``dd`` has exited and the next command
-        opens the file while its store is under way), so the open sees the version stored."""
+        opens the file while its store is under way), so the open sees the version stored. The wait
+        is given up as the request says (``waits``: an interrupted ``stat``, the mount stopping)."""
         while True:
             with self._lock:
                 file = self._files.get(path)
                 if file is None or file.closing is None:
                     return file
                 closing = file.closing
-            closing.wait()
+            waits.happened(closing)
 
     def create(self, path: str, flags: int) -> FileHandle:
         path = path.strip("/")

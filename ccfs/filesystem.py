@@ -25,7 +25,7 @@ from cottoncandy.arrays.gzip_points import OpenFetches, decode_recording, point_
 from cottoncandy.cache.blocks import BlockCache
 from cottoncandy.cache.budget import MemoryBudget
 from cottoncandy.cache.buffers import BufferPool
-from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache
+from cottoncandy.cache.decoded import DecodedArray, DecodedArrayCache, decoded_version
 from cottoncandy.cache.disk import DecodedOnDisk, DiskBackedFetch, KeptDecoded, kept_head
 from cottoncandy.cache.first_blocks import FirstBlocks, ProbingStore
 from cottoncandy.cache.folder import CacheFolder
@@ -413,6 +413,7 @@ class CcFilesystem:
     def _make_handle(self, node: FileNode) -> Handle:
         info, spec = node.info, node.spec
         first = self.first_blocks.take(info.key, info.etag)  # fetched by the lookup, with the metadata
+        version = info.etag  # what names the bytes this handle reads: the body's, or one decode of it
         # decoded bytes by range: stretches of a 0.4.0 gzip array through its seek points (``gzip_points``),
         # or the blocks of an array a former mount decoded whole and kept (``disk.KeptDecoded``)
         stretches: RangeFetch | None = None
@@ -420,7 +421,8 @@ class CcFilesystem:
             inflating = self._inflating_reader(info, spec, first)  # our gzip bodies: block by block
             if inflating is not None:
                 return Handle(node, inflating, None)
-            held = self.decoded.held((info.key, info.etag))  # decoded already: no seek_point read needed
+            version = decoded_version(info.etag, spec.compression, spec.nbytes)
+            held = self.decoded.held((info.key, version))  # decoded already: no seek_point read needed
             stretches = self._seek_point_fetch(info, spec) if held is None else None
             kept = self._kept_decoded(node) if held is None and stretches is None else None
             if kept is not None and kept.kept():  # decoded whole by a former mount: its blocks are on disk
@@ -443,7 +445,7 @@ class CcFilesystem:
         origin = len(node.header) % self.options.block_size
         range_fetch: RangeFetch = fetch
         if stretches is not None:  # decoded bytes by range (kept on disk too)
-            range_fetch = self._decoded_on_disk(info, stretches, self.options.block_size, origin)
+            range_fetch = self._decoded_on_disk(info, version, stretches, self.options.block_size, origin)
         elif self.disk is not None:  # blocks on disk first; only the missing stretches are fetched
             range_fetch = DiskBackedFetch(self.disk, object_identity(self.store, info.key), info.etag,
                                           lambda start, buffer: self._fill(info, start, buffer), self.buffers.take,
@@ -453,7 +455,7 @@ class CcFilesystem:
                               block_size=options.block_size, connections=options.fetch_threads,
                               min_run=options.prefetch_run,
                               initial_window=options.first_prefetch) if options.adaptive_prefetch else None
-        reader = ObjectReader(self.blocks, self.pool, range_fetch, (info.key, info.etag), body_size,
+        reader = ObjectReader(self.blocks, self.pool, range_fetch, (info.key, version), body_size,
                               block_size=options.block_size,
                               max_window=options.max_prefetch if tuning else options.first_prefetch,
                               run_size=options.prefetch_run, origin=origin, budget=self.budget,
@@ -470,13 +472,15 @@ class CcFilesystem:
         body whose decode records seek points (later opens read it by stretches, kept on disk too)."""
         if self.disk is None or node.spec is None or records_points(node.info, node.spec, self.seek_points):
             return None
-        return KeptDecoded(self.disk, object_identity(self.store, node.info.key), node.info.etag, node.spec.nbytes,
+        version = decoded_version(node.info.etag, node.spec.compression or "", node.spec.nbytes)
+        return KeptDecoded(self.disk, object_identity(self.store, node.info.key), version, node.spec.nbytes,
                            self.options.block_size, len(node.header) % self.options.block_size)
 
     def _decoded(self, info: ObjectInfo, spec: ArraySpec) -> DecodedArray:
         """The whole decoded array (decoded once per version); a 0.4.0 gzip body's decode also keeps
         its seek points for later opens (``gzip_points.decode_recording``)."""
-        return self.decoded.get((info.key, info.etag), spec.nbytes, lambda out: decode_recording(
+        version = decoded_version(info.etag, spec.compression or "", spec.nbytes)
+        return self.decoded.get((info.key, version), spec.nbytes, lambda out: decode_recording(
             self.store, info, spec, out, self.seek_points, object_identity(self.store, info.key)))
 
     def _seek_point_fetch(self, info: ObjectInfo, spec: ArraySpec) -> StretchReader | None:
@@ -502,7 +506,8 @@ class CcFilesystem:
         """
         if spec.compression is None or not codecs.record(spec.compression).blocks:
             return None
-        index = self.gzip_indexes.get((info.key, info.etag), lambda: gzip_blocks.block_index(
+        version = decoded_version(info.etag, spec.compression, spec.nbytes)
+        index = self.gzip_indexes.get((info.key, version), lambda: gzip_blocks.block_index(
             self.store, info, spec.nbytes, first if first is not None else self._kept_gzip_head(info, spec)))
         if index is None:
             return None
@@ -520,8 +525,8 @@ class CcFilesystem:
         fetch = StretchReader(table, body, lambda start, end: self._decoded(info, spec).read(start, end - start),
                               bad, allocate=self.buffers.take, first=first, budget=self.budget)
         block, options = table.span, self.options
-        return ObjectReader(self.blocks, self.pool, self._decoded_on_disk(info, fetch, block, 0), (info.key, info.etag),
-                            spec.nbytes, block_size=block,
+        return ObjectReader(self.blocks, self.pool, self._decoded_on_disk(info, version, fetch, block, 0),
+                            (info.key, version), spec.nbytes, block_size=block,
                             max_window=max(block, options.first_prefetch),
                             run_size=max(1, options.prefetch_run // block) * block, budget=self.budget,
                             interrupted=self._read_given_up if self.interrupted is not None else None,
@@ -539,13 +544,14 @@ class CcFilesystem:
         return kept_head(self.disk, object_identity(self.store, info.key), info.etag,
                          lambda start, buffer: self._fill(info, start, buffer), size)
 
-    def _decoded_on_disk(self, info: ObjectInfo, fetch: RangeFetch, block_size: int, origin: int) -> RangeFetch:
+    def _decoded_on_disk(self, info: ObjectInfo, version: str, fetch: RangeFetch, block_size: int,
+                         origin: int) -> RangeFetch:
         """``fetch`` (decoded bytes of a compressed array, block by block) with its blocks kept in the
         ``--cache-dir`` block tier, so a remount reads them back instead of inflating them again
         (``disk.DecodedOnDisk``); ``fetch`` itself without a cache folder."""
         if self.disk is None:
             return fetch
-        return DecodedOnDisk(self.disk, object_identity(self.store, info.key), info.etag, fetch, self.buffers.take,
+        return DecodedOnDisk(self.disk, object_identity(self.store, info.key), version, fetch, self.buffers.take,
                              block_size, origin)
 
     def _fill(self, info: ObjectInfo, start: int, buffer: memoryview) -> None:

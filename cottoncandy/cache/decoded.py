@@ -1,4 +1,4 @@
-"""Compressed arrays, decoded once per (key, ETag) into a bounded cache.
+"""Compressed arrays, decoded once per (key, ETag, codec, size: :func:`decoded_version`) into a bounded cache.
 
 A compressed body cannot be read by range, so the first read of a compressed array decodes it
 whole -- unless it is a gzip body with our block index or one whose seek points are kept
@@ -61,6 +61,19 @@ from cachetools import LRUCache
 from ..singleflight import SingleFlight
 
 Decoder = Callable[[memoryview], None]
+
+
+def decoded_version(etag: str, compression: str, nbytes: int) -> str:
+    """What names one decode of a version of an object (in place of its ETag in every cache of decoded
+    bytes: this one, the block cache, ``--cache-dir``'s decoded blocks, the block indexes): the ETag,
+    the codec and the decoded size.
+
+    Why not the ETag alone: it pins the body, not the metadata saying how to decode it, and a body
+    stored again with other metadata keeps its ETag (S3's ETag of a one-part object is its MD5). A
+    decode kept under the former metadata then answered for metadata the body does not fit (half the
+    rows: the mount served the old rows after a remount where ``download_raw_array`` raised), and the
+    raw view of the same ETag (compression removed) could be served the decoded blocks."""
+    return f"{etag}\0decoded\0{compression.strip().lower()}\0{int(nbytes)}"
 #: working memory of one decode at most, besides its output: an indexed gzip body inflates
 #: ``READ_WORKERS`` (4) blocks at once, each a compressed block and its output of up to 4 MiB
 DECODE_WORK = 32 * 2**20

@@ -530,8 +530,9 @@ class DecodedOnDisk:
     blocks are kept as raw ones are: same folder, same ``limit`` and LRU, same checks on reading
     (private files opened without following links, exact length, XXH3 digest: a replaced, linked or
     short file fails only itself and is decoded again from the store), named by (object identity,
-    ETag, decoded range, :data:`DECODED`). ``block_size``/``origin`` are the reader's, so each reader
-    block is one file.
+    version, decoded range, :data:`DECODED`), the version being the ETag with the codec and decoded
+    size (``decoded.decoded_version``: a body stored again with other metadata keeps its ETag).
+    ``block_size``/``origin`` are the reader's, so each reader block is one file.
     """
 
     def __init__(self, store: DiskBlockStore, identity: str, etag: str,

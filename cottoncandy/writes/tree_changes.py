@@ -229,10 +229,21 @@ class TreeChanges:
         if not self.settings.allow_delete:
             raise self._refuse_delete(path, "removing a file")
         self._member_of_array(path, "removing")
-        self.store.delete(node.key)  # exactly the key shown
+        self._delete_shown(node)
         self.tree.removed(node.key)
         if parent_of(path):
             self.folders.add(parent_of(path))  # rm of its last file leaves the folder, as on a disk
+
+    def _delete_shown(self, node: FileNode) -> None:
+        """``rm`` deletes exactly the key shown, and only at the version shown (``If-Match``, as a rename's
+        delete of its old name): another writer's newer version stored since is kept and the ``rm`` is
+        ``ESTALE``; ``--last-writer-wins`` deletes whatever is there. The path shows theirs once its
+        attributes are asked again (``--attr-ttl``), not at once: the kernel retries an ``ESTALE`` unlink
+        once, and that retry must meet the version refused, not delete theirs."""
+        version = None if self.settings.last_writer_wins else node.info.etag or None
+        if self.store.delete_versions({node.key: version}):
+            raise OSError(errno.ESTALE, f"{self.store.describe(node.key)} was replaced by another writer since "
+                                        "this mount showed it: not removed, their version is kept")
 
     # --- rename --------------------------------------------------------------------------------
     def rename(self, old: str, new: str) -> None:

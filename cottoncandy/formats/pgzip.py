@@ -486,9 +486,32 @@ def parse_index(head: bytes, block_size: int, count: int, nbytes: int, body_size
     return Index(blocks, pos)
 
 
+#: an empty final deflate block (fixed codes, end of block at once): what zlib writes to finish an empty stream
+EMPTY_FINAL_BLOCK = b"\x03\x00"
+
+
+def ends_at_block_boundary(inflater: deflate.Inflater) -> bool:
+    """Whether ``inflater``, given all of a block's bytes, stopped where a new deflate block may start,
+    byte-aligned, as after the writer's full flush. It is fed an empty final block, which ends the
+    stream there at once with no output; inside a block those two bytes would be data or codes.
+
+    Why: a block's last 4 bytes may only look like the flush marker -- the text of a stored block that
+    runs on past the index's cut. Inflated alone from that cut, the next block can then be any other
+    stream hidden in that text, with its own CRC-32 in a forged index, while ``gzip -d``, 0.4.0 and
+    ``download_raw_array`` read the text. Such a block is refused here when it is read. The block after
+    the cut, read alone, cannot tell: it is a valid stream (a limit of any random access into one deflate
+    stream by an index from outside; README, *Compressed arrays*). The inflater is spent."""
+    try:
+        extra = inflater.decompress(EMPTY_FINAL_BLOCK, 1)
+    except deflate.ERRORS:
+        return False
+    return not extra and inflater.eof and not inflater.unused_data
+
+
 def inflate_block_into(data: bytes | memoryview, out: memoryview | Sink, last: bool) -> int:
     """Inflate one block into ``out`` (exactly filled; a memoryview, or a sink taking ``out[:] = bytes``);
-    its CRC-32. ``ValueError`` if it does not fit."""
+    its CRC-32. ``ValueError`` if it does not fit, or does not end where the writer ends a block (the
+    full flush, at a block boundary: ``ends_at_block_boundary``; the final block for the ``last``)."""
     if not last and bytes(data[-4:]) != SYNC_MARKER:
         raise ValueError("deflate block does not end with a full flush")
     inflater = deflate.inflater()
@@ -506,6 +529,9 @@ def inflate_block_into(data: bytes | memoryview, out: memoryview | Sink, last: b
         raise ValueError(f"damaged deflate block ({exc})") from exc
     if len(produced) != len(out) or inflater.unconsumed_tail or inflater.unused_data or ended != last:
         raise ValueError(f"deflate block does not decode to its {len(out)} bytes")
+    if not last and not ends_at_block_boundary(inflater):
+        raise ValueError("deflate block does not end at a block boundary (its last bytes only look like a "
+                         "full flush: the index cuts the body where no block ends)")
     out[:] = produced
     return deflate.crc32(produced)
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .codecs import GZIP, record
-from .pgzip import MAX_READ_BLOCK, SYNC_MARKER
+from .pgzip import MAX_READ_BLOCK, SYNC_MARKER, ends_at_block_boundary
 
 #: the numcodecs id (declared in the codec table: ``Codec.zarr_block`` of gzip)
 ID = record(GZIP).zarr_block or ""
@@ -86,8 +86,10 @@ def _codec_class() -> type:
                 produced = inflater.decompress(data, self.size + 1)
             except zlib.error as exc:
                 raise ValueError(f"{self.label}: damaged ({exc})") from exc
-            ended = inflater.eof or data[-len(SYNC_MARKER):] == SYNC_MARKER  # as the writer ends blocks
-            if len(produced) not in (self.size, self.last) or inflater.unconsumed_tail or not ended:
+            whole = len(produced) in (self.size, self.last) and not inflater.unconsumed_tail
+            # as the writer ends blocks: the final block, or a full flush at a real block boundary
+            ended = inflater.eof or (data[-len(SYNC_MARKER):] == SYNC_MARKER and ends_at_block_boundary(inflater))
+            if not whole or not ended:
                 raise ValueError(f"{self.label}: inflates to {len(produced)} bytes, not {self.size} "
                                  f"(or {self.last} for the last)")
             if self._crc_set is not None and (crc := zlib.crc32(produced)) not in self._crc_set:

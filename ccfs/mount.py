@@ -141,7 +141,8 @@ def setup_logging(request: MountRequest, foreground: bool) -> None:
     if request.log_file:
         Path(request.log_file).parent.mkdir(parents=True, exist_ok=True)
         private_file(request.log_file)
-        handlers.append(logging.FileHandler(request.log_file))
+        # a path that is not UTF-8 (the kernel's bytes) is logged escaped, not lost with its line
+        handlers.append(logging.FileHandler(request.log_file, encoding="utf-8", errors="backslashreplace"))
     elif foreground:
         handlers.append(logging.StreamHandler(sys.stderr))
     if not handlers:

@@ -12,6 +12,7 @@ tests and tools that need one of them.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import threading
 from collections.abc import Iterable
@@ -73,7 +74,10 @@ class Namespace:
 
     # --- paths -------------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
-        """The node at ``path``; ``FileNotFoundError`` naming it when there is none."""
+        """The node at ``path``; ``FileNotFoundError`` naming it when there is none (a path that is
+        not UTF-8 names no key: no request is sent for it)."""
+        if tree.key_bytes(path) is None:
+            raise FileNotFoundError(errno.ENOENT, f"{tree.shown_path(path)}: not UTF-8, no object has that name")
         return self.resolver.lookup(path)
 
     def children(self, path: str, ahead: bool = True) -> dict[str, Node]:
@@ -139,9 +143,12 @@ class Namespace:
     # --- single-key changes made by this mount ------------------------------------------------
     def written(self, path: str) -> tuple[str, str | None]:
         """The keys a new file written at ``path`` may become: its bytes' own key, and the raw
-        array's if its bytes are a plain ``.npy`` (``tree.written``, the reverse naming rule)."""
+        array's if its bytes are a plain ``.npy`` (``tree.written``, the reverse naming rule). A path
+        whose key S3 cannot hold is refused here, the one place new names are made into keys
+        (``tree.check_storable``: ``EILSEQ``, ``ENAMETOOLONG``)."""
         folder, _, name = path.strip("/").rpartition("/")
         base = self.listings.prefix + (folder + "/" if folder else "")
+        tree.check_storable(path, base + name)  # EILSEQ, ENAMETOOLONG: refused before anything is taken
         array = tree.written(name)
         return base + name, None if array is None else base + array
 

@@ -16,6 +16,7 @@ declared here, beside the forward one, so the two cannot drift.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -102,6 +103,38 @@ def candidates(name: str) -> list[str]:
         out.append(name[: -len(NPY)])
     out.append(name + NPY)  # its presence decides whether a bare-named array is shown bare
     return out
+
+
+#: the longest key S3 stores, in bytes of UTF-8
+MAX_KEY_BYTES = 1024
+
+
+def shown_path(path: str) -> str:
+    """``path`` as a log line or message can hold it: bytes that were not UTF-8 as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def key_bytes(key: str) -> int | None:
+    """How many bytes ``key`` takes as UTF-8 (what S3 limits), or ``None`` when it is not UTF-8 at all:
+    a name the kernel passed as bytes that are not UTF-8 (decoded with ``surrogateescape``)."""
+    if key.isascii():
+        return len(key)
+    try:
+        return len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
+def check_storable(path: str, key: str) -> None:
+    """Raise the error a program should get for making ``path`` when its ``key`` cannot be an S3 key:
+    ``EILSEQ`` for a name that is not UTF-8, ``ENAMETOOLONG`` past ``MAX_KEY_BYTES``; the message names
+    the path (escaped) and what is wrong. Nothing has been sent or taken when it is raised."""
+    size = key_bytes(key)
+    if size is None:
+        raise OSError(errno.EILSEQ, f"{shown_path(path)}: the name is not UTF-8, so no S3 key can hold it")
+    if size > MAX_KEY_BYTES:
+        raise OSError(errno.ENAMETOOLONG, f"{shown_path(path)}: its key would be {size} bytes; S3 keys hold at "
+                                          f"most {MAX_KEY_BYTES}")
 
 
 def written(name: str) -> str | None:

@@ -183,6 +183,7 @@ class TreeChanges:
     # --- mkdir / rmdir -------------------------------------------------------------------------
     def mkdir(self, path: str) -> None:
         path = path.strip("/")
+        self.tree.written(path)  # a name whose key S3 cannot hold is refused now, not at its first file
         if self._shown(path) is not None or path in self.folders:
             raise FileExistsError(errno.EEXIST, f"{path} exists")
         if not self._is_folder(parent_of(path)):
@@ -250,6 +251,7 @@ class TreeChanges:
         old, new = old.strip("/"), new.strip("/")
         if old == new:
             return
+        self.tree.written(new)  # a name whose key S3 cannot hold is refused before anything is copied
         if not self._is_folder(parent_of(new)):
             raise FileNotFoundError(errno.ENOENT, f"{parent_of(new)}: no such folder")
         if old in self.folders and self._shown(old) is None:

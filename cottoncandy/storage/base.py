@@ -144,6 +144,8 @@ Piece = Buffer | CopiedRange
 SPOOL_IN_MEMORY = 8 * 2**20
 #: the smallest piece of a ``compose`` but the last (S3's smallest multipart part)
 MIN_COMPOSE_PIECE = 5 * 2**20
+#: the largest object S3 stores (5 TiB): a file a mount is asked to grow past it is ``EFBIG`` at once
+MAX_OBJECT_SIZE = 5 * 2**40
 
 
 class PrefixedStream:

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator
 from .. import waits
 from ..namespace.facade import Namespace
 from ..namespace.nodes import FileNode, FolderNode
-from ..storage.base import ObjectInfo, ObjectStore
+from ..storage.base import MAX_OBJECT_SIZE, ObjectInfo, ObjectStore
 from . import moves, recovery
 from .continued import ContinuedFile, continued
 from .kinds import FileKind, Staging, Target
@@ -254,6 +254,7 @@ class StoreWriter:
     def write(self, handle: WriteHandle, offset: int, data: bytes) -> int:
         file = opened(handle)
         with file.lock:
+            self._storable_size(file, offset + len(data), f"a write of {len(data)} bytes at {offset}")
             if not file.kind.accepts(offset, len(data)):
                 self._switch(file, f"a write at {offset} (the file has {file.kind.size} bytes)")
             try:
@@ -272,9 +273,18 @@ class StoreWriter:
         with file.lock:
             if length == file.kind.size:
                 return
+            self._storable_size(file, length, "a truncate")
             if not file.kind.can_truncate(length):
                 self._switch(file, f"a truncate to {length} bytes (the file has {file.kind.size})")
             file.kind.truncate(length)
+
+    def _storable_size(self, file: OpenFile, size: int, what: str) -> None:
+        """``EFBIG`` naming the file when ``what`` would make it larger than S3 stores, before any byte
+        is taken: a sparse staged file holds such a hole for nothing, and its commit would send
+        terabytes of zeros (in parts of hundreds of MiB, several at once) to be refused at the end."""
+        if size > MAX_OBJECT_SIZE:
+            raise OSError(errno.EFBIG, f"{self.store.describe(file.kind.key)}: {what} would make the file "
+                                       f"{size} bytes; S3 objects hold at most 5 TiB")
 
     def _switch(self, file: OpenFile, what: str) -> None:
         """The file's kind refused a request: the staged kind takes the file over, or EOPNOTSUPP. A

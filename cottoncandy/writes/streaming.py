@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from ..formats.npy import MAGIC, NPY_HEADER_LIMIT, parse_npy_header
 from ..formats.raw import ArraySpec, metadata_from_spec
-from ..storage.base import Buffer, ObjectInfo, ObjectStore
+from ..storage.base import MAX_OBJECT_SIZE, Buffer, ObjectInfo, ObjectStore
 from ..storage.conditions import WriteCondition
 from .encoders import BodyEncoder, encoder_for
 from .kinds import Target
@@ -282,9 +282,24 @@ class StreamingFile:
         self._held += data
         self._size += len(data)
         self._decide()
+        self._refuse_unstorable()
         if self.decided and self._size - self.header_length >= self.part_size:
             self._start()
         return len(data)
+
+    def _refuse_unstorable(self) -> None:
+        """A raw array whose header promises more than S3 stores (5 TiB) can never be stored: the file
+        fails now (``EFBIG``, every later request too), before its bytes are held or sent. (An array to
+        be compressed may still fit: its body's size is not known.)"""
+        expected = self.expected_size
+        if expected is None or self.spec is None or self.spec.compression is not None \
+                or expected - self.header_length <= MAX_OBJECT_SIZE:
+            return
+        self.failure = OSError(errno.EFBIG, f"{self.store.describe(self.key)}: its .npy header promises "
+                                            f"{expected - self.header_length} bytes of data; S3 objects hold at "
+                                            "most 5 TiB")
+        self.abort()
+        raise self.failure
 
     def _start(self) -> None:
         """From one part on: the upload starts, with what is held as its first chunk."""

@@ -97,6 +97,10 @@ COPY_PART_SIZE = 512 * 2**20
 #: 2.12 -> 1.67 s remote-like (20 ms, 100 MB/s per connection)
 STREAM_PART = MIN_PART
 STREAM_IN_FLIGHT = 4
+#: the most a streamed part is allocated ahead of its bytes (``_cut_parts``; it doubles as they come):
+#: a size hint is a promise (a ``.npy`` header written through a mount), and parts grown to fit a
+#: large hint into S3's 10,000 were allocated whole before a byte of them arrived
+PART_AHEAD = 16 * 2**20
 #: seconds a writer whose CompleteMultipartUpload answer was lost waits for the object to appear once
 #: the server no longer knows the upload (its lost attempt may still be joining the parts), looking
 #: every COMPLETING_POLL seconds
@@ -1612,8 +1616,10 @@ def _cut_parts(chunks: Iterable[Buffer], size: int, expected: int | None = None)
     (no copy). Each other part is filled in place; it is allocated at its full size,
     except while the stream is expected (``expected`` bytes, a hint) to be shorter: then at the
     hint, doubled if the stream is longer (zero-filling 8 MiB per tiny body cost more than its upload).
+    With a hint, the first part is allocated at most ``PART_AHEAD`` ahead of its bytes: a hint of
+    terabytes (parts of 512 MiB) that is never met costs what arrives, not a whole part.
     """
-    start = size if expected is None else max(1, min(size, expected))
+    start = size if expected is None else max(1, min(size, expected, PART_AHEAD))
     part, filled = bytearray(start), 0
     for chunk in chunks:
         if filled == 0 and isinstance(chunk, WholePart) and len(chunk) == size:

@@ -24,7 +24,7 @@ from ..storage.base import ObjectInfo, ObjectStore
 from . import tree
 from .attributes import AttributeCache, Shelf
 from .listings import ListingCache, nameable
-from .nodes import Node
+from .nodes import FileNode, Node
 from .resolver import Resolver
 from .streams import FolderStream
 
@@ -151,6 +151,20 @@ class Namespace:
         tree.check_storable(path, base + name)  # EILSEQ, ENAMETOOLONG: refused before anything is taken
         array = tree.written(name)
         return base + name, None if array is None else base + array
+
+    def check_untaken(self, path: str) -> None:
+        """``FileExistsError`` (EEXIST) when the key a new file at ``path`` would be stored as holds a
+        raw array shown under another name: ``x`` is the key of the array shown as ``x.npy``, so a
+        file created or renamed to ``x`` would replace an array the program never named (a condition
+        cannot tell: nothing is shown at ``x``; some stores ignore it, ``--last-writer-wins`` has none)."""
+        bytes_key, _ = self.written(path)
+        try:
+            shown = self.lookup(path.strip("/") + tree.NPY)
+        except FileNotFoundError:
+            return
+        if isinstance(shown, FileNode) and shown.key == bytes_key:
+            raise FileExistsError(errno.EEXIST, f"{path.strip('/')}: its key {bytes_key} holds the array shown as "
+                                                f"{shown.path}; rename or remove that first")
 
     def stored(self, key: str, info: ObjectInfo) -> None:
         """This mount just stored ``key`` as ``info`` (the store's answer to the PUT or the

@@ -95,6 +95,8 @@ class Tree(Protocol):
 
     def written(self, path: str) -> tuple[str, str | None]: ...
 
+    def check_untaken(self, path: str) -> None: ...
+
     def stored(self, key: str, info: ObjectInfo) -> None: ...
 
     def removed(self, key: str) -> None: ...
@@ -259,6 +261,8 @@ class TreeChanges:
                 raise FileExistsError(errno.EEXIST, f"{new} exists")
             self.folders.move(old, new)
             return
+        if not self._is_folder(old):  # a file's new key x may hold the array shown as x.npy
+            self.tree.check_untaken(new)
         if self.retarget(old, new):  # being written: stored under the new name when it is stored
             self.folders.landed(new)
             return

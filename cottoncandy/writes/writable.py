@@ -220,6 +220,7 @@ class StoreWriter:
     def create(self, path: str, flags: int) -> FileHandle:
         path = path.strip("/")
         bytes_key, array_key = self.namespace.written(path)
+        self.namespace.check_untaken(path)  # x: the key of the array shown as x.npy
         target = Target(path, bytes_key, array_key, conditional=not self.settings.last_writer_wins)
         return self._handle(path, lambda: self._stream(target))
 

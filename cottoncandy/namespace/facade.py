@@ -153,18 +153,24 @@ class Namespace:
         return base + name, None if array is None else base + array
 
     def check_untaken(self, path: str) -> None:
-        """``FileExistsError`` (EEXIST) when the key a new file at ``path`` would be stored as holds a
-        raw array shown under another name: ``x`` is the key of the array shown as ``x.npy``, so a
-        file created or renamed to ``x`` would replace an array the program never named (a condition
-        cannot tell: nothing is shown at ``x``; some stores ignore it, ``--last-writer-wins`` has none)."""
-        bytes_key, _ = self.written(path)
-        try:
-            shown = self.lookup(path.strip("/") + tree.NPY)
-        except FileNotFoundError:
-            return
-        if isinstance(shown, FileNode) and shown.key == bytes_key:
-            raise FileExistsError(errno.EEXIST, f"{path.strip('/')}: its key {bytes_key} holds the array shown as "
-                                                f"{shown.path}; rename or remove that first")
+        """``FileExistsError`` (EEXIST) when a key a new file at ``path`` may be stored as holds a file
+        shown under another name: ``x`` is the key of the raw array shown as ``x.npy``, and ``x.npy``
+        holding a plain array is stored as ``x``, the key of a file shown as ``x``. Either would replace
+        a file the program never named (a condition cannot tell: nothing is shown at ``path``; some
+        stores ignore it, ``--last-writer-wins`` has none). One lookup (two for a ``.npy`` name)."""
+        name = path.strip("/")
+        bytes_key, array_key = self.written(name)
+        others = [(name + tree.NPY, bytes_key)]
+        if array_key is not None:
+            others.append((name[: -len(tree.NPY)], array_key))
+        for other, key in others:
+            try:
+                shown = self.lookup(other)
+            except FileNotFoundError:
+                continue
+            if isinstance(shown, FileNode) and shown.key == key:
+                raise FileExistsError(errno.EEXIST, f"{name}: its key {key} holds the file shown as {shown.path}; "
+                                                    "rename or remove that first")
 
     def stored(self, key: str, info: ObjectInfo) -> None:
         """This mount just stored ``key`` as ``info`` (the store's answer to the PUT or the

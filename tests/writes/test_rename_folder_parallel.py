@@ -1,19 +1,18 @@
 """A folder rename copies its objects several at once (``TreeChanges._copy_all``), all or nothing:
 one copy failing, or the caller giving up (a FUSE request interrupted), leaves the old keys and no
-copy. Memory, local and the local S3 server, each wrapped to hold or fail chosen copies."""
+copy. Memory, local and the local S3 server (``store``: tests/writes/conftest.py), each wrapped to
+hold or fail chosen copies."""
 
 from __future__ import annotations
 
 import errno
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from cottoncandy import waits
 from cottoncandy.namespace.facade import Namespace
-from cottoncandy.storage import LocalStore, MemoryStore
 from cottoncandy.storage.base import ObjectStore
 from cottoncandy.storage.conditions import WriteCondition
 from cottoncandy.storage.wrapper import WrapperStore
@@ -21,14 +20,6 @@ from cottoncandy.writes.settings import WriteSettings
 from cottoncandy.writes.tree_changes import TreeChanges
 
 MEMBERS = [f"f/{i:02d}" for i in range(20)]
-
-
-@pytest.fixture(params=["memory", "local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    if request.param == "s3":
-        s3: ObjectStore = request.getfixturevalue("s3_store")
-        return s3
-    return MemoryStore("bkt") if request.param == "memory" else LocalStore(tmp_path / "bkt")
 
 
 class HeldCopies(WrapperStore):

@@ -20,19 +20,12 @@ from cottoncandy.arrays.chunked import download_dask_array, upload_dask_array
 from cottoncandy.arrays.raw import read_raw_array, write_raw_array
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode
-from cottoncandy.storage import LocalStore, MemoryStore
+from cottoncandy.storage import MemoryStore
 from cottoncandy.storage.base import ObjectStore
 from cottoncandy.writes.settings import WriteSettings
 from cottoncandy.writes.tree_changes import TreeChanges
 
 MiB = 2**20
-
-
-@pytest.fixture(params=["memory", "local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    if request.param == "s3":
-        return request.getfixturevalue("s3_store")
-    return MemoryStore("bkt") if request.param == "memory" else LocalStore(tmp_path / "bkt")
 
 
 def changes(store: ObjectStore) -> tuple[TreeChanges, Namespace]:

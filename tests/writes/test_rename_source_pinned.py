@@ -10,14 +10,12 @@ written at the old key after the copy is not deleted with it (``ObjectStore.dele
 from __future__ import annotations
 
 import errno
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode
-from cottoncandy.storage import LocalStore, MemoryStore
 from cottoncandy.storage.base import ObjectStore
 from cottoncandy.storage.conditions import WriteCondition
 from cottoncandy.storage.wrapper import WrapperStore
@@ -54,14 +52,6 @@ class WritesAfterCopy(WrapperStore):
         self.inner.copy(src, dst, condition=condition, source_etag=source_etag)
         if src == self.key:
             self.inner.put(src, self.theirs)
-
-
-@pytest.fixture(params=["memory", "local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    if request.param == "s3":
-        s3: ObjectStore = request.getfixturevalue("s3_store")
-        return s3
-    return MemoryStore("bkt") if request.param == "memory" else LocalStore(tmp_path / "bkt")
 
 
 def changes(store: ObjectStore) -> tuple[TreeChanges, Namespace]:

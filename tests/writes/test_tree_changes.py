@@ -4,7 +4,6 @@ memory and local stores and the S3 server, through the namespace the mount uses.
 from __future__ import annotations
 
 import errno
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,17 +13,9 @@ from cottoncandy.arrays.chunked import download_dask_array, upload_dask_array
 from cottoncandy.arrays.raw import read_raw_array, write_raw_array
 from cottoncandy.namespace.facade import Namespace
 from cottoncandy.namespace.nodes import FileNode, FolderNode
-from cottoncandy.storage import LocalStore, MemoryStore
 from cottoncandy.storage.base import ObjectStore
 from cottoncandy.writes.settings import WriteSettings
 from cottoncandy.writes.tree_changes import TreeChanges
-
-
-@pytest.fixture(params=["memory", "local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    if request.param == "s3":
-        return request.getfixturevalue("s3_store")
-    return MemoryStore("bkt") if request.param == "memory" else LocalStore(tmp_path / "bkt")
 
 
 def changes(store: ObjectStore, **settings: Any) -> tuple[TreeChanges, Namespace]:

@@ -269,8 +269,8 @@ class StoreWriter:
 
     def truncate(self, path: str, length: int, handle: WriteHandle | None) -> None:
         file = opened(handle) if handle is not None else self._files.get(path.strip("/"))
-        if file is None:
-            raise self._unsupported(path, f"truncating a file not open for writing to {length} bytes")
+        if file is None:  # named by its path: which key a path not open stands for is not looked up here
+            raise self._unsupported(path.strip("/"), f"truncating a file not open for writing to {length} bytes")
         with file.lock:
             if length == file.kind.size:
                 return

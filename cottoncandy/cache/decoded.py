@@ -74,6 +74,8 @@ def decoded_version(etag: str, compression: str, nbytes: int) -> str:
     rows: the mount served the old rows after a remount where ``download_raw_array`` raised), and the
     raw view of the same ETag (compression removed) could be served the decoded blocks."""
     return f"{etag}\0decoded\0{compression.strip().lower()}\0{int(nbytes)}"
+
+
 #: working memory of one decode at most, besides its output: an indexed gzip body inflates
 #: ``READ_WORKERS`` (4) blocks at once, each a compressed block and its output of up to 4 MiB
 DECODE_WORK = 32 * 2**20
